@@ -1,0 +1,108 @@
+# flowc: the flow language compiler and its runtime, libflowrt.
+#
+#   make            build/flowc and build/libflowrt.a
+#   make demo       build, compile examples/crm_hygiene.flow, run it offline (--mock)
+#   make test       every test, also under ASan/UBSan; ends with "N passed, N failed"
+#   make bench      the figures in bench/
+#   make install PREFIX=/usr/local
+#
+# Both demo and test first install the Debian packages they need (make deps).
+
+PREFIX   ?= /usr/local
+CC       ?= cc
+BUILD    ?= build
+WARN     := -Wall -Wextra -Wshadow -Wundef -Wmissing-prototypes -Wstrict-prototypes \
+            -Wno-unused-parameter
+CFLAGS   ?= -O2 -g
+SAN      ?=
+ALL_CFLAGS = -std=gnu11 $(CFLAGS) $(SAN) $(WARN) -D_GNU_SOURCE -pthread
+LDLIBS   := -ljansson -lcurl -lsqlite3 -lpthread -lm
+
+COMPILER_SRC := $(sort $(wildcard compiler/*.c))
+RUNTIME_SRC  := $(sort $(wildcard runtime/*.c))
+COMPILER_OBJ := $(COMPILER_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/flow.tab.o $(BUILD)/gen/lex.yy.o
+RUNTIME_OBJ  := $(RUNTIME_SRC:%.c=$(BUILD)/%.o)
+TOOLS        := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(wildcard tests/tools/*.c))
+
+# Debian packages the build and the tests need, and a header or binary that
+# shows each is there.
+DEB_PKGS := gcc make flex bison pkg-config libjansson-dev libcurl4-openssl-dev \
+            libsqlite3-dev sqlite3 clang
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: all deps demo test test-quick bench install clean asan
+all: $(BUILD)/flowc $(BUILD)/libflowrt.a $(TOOLS)
+
+deps:
+	@missing=""; \
+	for p in $(DEB_PKGS); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+$(BUILD)/gen/flow.tab.c $(BUILD)/gen/flow.tab.h: grammar/flow.y
+	@mkdir -p $(BUILD)/gen
+	bison -Wall -Werror --defines=$(BUILD)/gen/flow.tab.h -o $(BUILD)/gen/flow.tab.c $<
+
+$(BUILD)/gen/lex.yy.c $(BUILD)/gen/lex.yy.h: grammar/flow.l
+	@mkdir -p $(BUILD)/gen
+	flex --header-file=$(BUILD)/gen/lex.yy.h -o $(BUILD)/gen/lex.yy.c $<
+
+# The generated parser and lexer are compiled without the prototype warnings
+# their skeletons trip.
+$(BUILD)/gen/%.o: $(BUILD)/gen/%.c $(BUILD)/gen/flow.tab.h $(BUILD)/gen/lex.yy.h compiler/flowc.h
+	$(CC) -std=gnu11 $(CFLAGS) $(SAN) -Wall -Wno-unused-function -Wno-sign-compare \
+	  -D_GNU_SOURCE -Icompiler -Igrammar -I$(BUILD)/gen -c -o $@ $<
+
+$(BUILD)/compiler/%.o: compiler/%.c compiler/flowc.h $(BUILD)/gen/flow.tab.h $(BUILD)/gen/lex.yy.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Icompiler -Igrammar -I$(BUILD)/gen -c -o $@ $<
+
+$(BUILD)/runtime/%.o: runtime/%.c runtime/flowrt.h $(wildcard runtime/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -fPIC -Iruntime -c -o $@ $<
+
+$(BUILD)/flowc: $(COMPILER_OBJ)
+	$(CC) $(CFLAGS) $(SAN) -o $@ $^ -lm
+
+$(BUILD)/libflowrt.a: $(RUNTIME_OBJ)
+	rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/tools/%: tests/tools/%.c $(wildcard tests/tools/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LDLIBS)
+
+# The same compiler and runtime under AddressSanitizer and UBSan, for the tests.
+asan:
+	$(MAKE) --no-print-directory BUILD=build/asan CFLAGS="-O1 -g -fno-omit-frame-pointer" \
+	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" \
+	  build/asan/flowc build/asan/libflowrt.a
+
+demo: deps all
+	@sh tests/demo.sh
+
+test: deps all asan
+	@sh tests/run
+
+test-quick: all
+	@FLOWC_NO_ASAN=1 sh tests/run
+
+bench: deps all
+	@sh bench/run
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include \
+	  $(DESTDIR)$(PREFIX)/share/flowc/stdlib $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 755 $(BUILD)/flowc $(DESTDIR)$(PREFIX)/bin/flowc
+	install -m 644 $(BUILD)/libflowrt.a $(DESTDIR)$(PREFIX)/lib/libflowrt.a
+	install -m 644 runtime/flowrt.h $(DESTDIR)$(PREFIX)/include/flowrt.h
+	install -m 644 stdlib/*.flow $(DESTDIR)$(PREFIX)/share/flowc/stdlib/
+	install -m 644 doc/flowc.1 $(DESTDIR)$(PREFIX)/share/man/man1/flowc.1
+
+clean:
+	rm -rf $(BUILD)

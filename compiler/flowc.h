@@ -1,0 +1,388 @@
+/*
+ * flowc.h: the compiler's one internal header, a section per .c file.
+ *
+ * The pipeline is: source files (src.c) -> tokens (grammar/flow.l) -> AST
+ * (grammar/flow.y building nodes with ast.c) -> resolved and typed AST
+ * (sema.c) -> C (cg.c) and JSON Schema (schema.c).  Every node and token
+ * carries a Span; line and column are computed from the source's line map
+ * only when a diagnostic is printed.  All compiler memory comes from one
+ * arena per compilation and is never freed piecemeal.
+ */
+#ifndef FLOWC_H
+#define FLOWC_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define FLOWC_VERSION "0.1.0"
+
+/* ---- arena.c: one arena per compilation ---------------------------------- */
+
+void *arena_alloc(size_t n);                     /* zeroed, never NULL (aborts on OOM) */
+char *arena_strdup(const char *s);
+char *arena_strndup(const char *s, size_t n);
+char *arena_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void arena_free_all(void);
+
+/* A growable array of pointers, arena-backed. */
+typedef struct Vec {
+    void **items;                                /* the elements */
+    int len;                                     /* how many are used */
+    int cap;                                     /* how many fit */
+} Vec;
+
+void vec_push(Vec *v, void *item);
+
+/* ---- src.c: source files and their line maps ----------------------------- */
+
+typedef struct Source {
+    const char *path;                            /* as given on the command line or import */
+    const char *text;                            /* whole file, NUL-terminated */
+    size_t len;                                  /* bytes in text */
+    uint32_t *line_starts;                       /* byte offset of each line's start */
+    int nlines;                                  /* entries in line_starts */
+} Source;
+
+/* A half-open byte range [lo, hi) in one source file. */
+typedef struct Span {
+    int file;                                    /* index into the source table, -1 for none */
+    uint32_t lo;                                 /* first byte */
+    uint32_t hi;                                 /* one past the last byte */
+} Span;
+
+extern const Span no_span;
+
+int src_load(const char *path);                  /* index of the source, -1 (errno set) on failure */
+int src_add(const char *path, const char *text, size_t len); /* from memory (tests, stdin) */
+Source *src_get(int file);
+int src_count(void);
+void src_linecol(Span sp, int *line, int *col);  /* 1-based; col counts bytes */
+Span span_join(Span a, Span b);                  /* from a.lo to b.hi */
+
+/* ---- diag.c: diagnostics in the GCC format ------------------------------- */
+
+typedef enum DiagFormat { DIAG_TEXT, DIAG_JSON } DiagFormat;
+
+void diag_init(DiagFormat fmt, bool colour);     /* colour only when asked (a TTY) */
+void diag_error(Span sp, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void diag_warning(Span sp, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A note at a location (usually a declaration), attached to the last error. */
+void diag_note(Span sp, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A help line without location (the fix), attached to the last error. */
+void diag_help(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int diag_error_count(void);
+void diag_flush(void);                           /* prints (JSON: the array) what is buffered */
+/* "did you mean": the closest of candidates to name, or NULL if none is close. */
+const char *diag_closest(const char *name, const char *const *candidates, int n);
+
+/* ---- ast.c: the syntax tree ---------------------------------------------- */
+
+/* Type expressions, as written. */
+typedef enum TypeExprKind {
+    TE_NAME,                                     /* string, int, float, bool, Schema, Enum */
+    TE_LIST,                                     /* list<elem> */
+    TE_OPT,                                      /* elem? */
+} TypeExprKind;
+
+typedef struct TypeExpr TypeExpr;
+struct TypeExpr {
+    TypeExprKind kind;
+    Span span;
+    const char *name;                            /* TE_NAME */
+    TypeExpr *elem;                              /* TE_LIST, TE_OPT */
+};
+
+typedef struct Node Node;
+typedef struct Decl Decl;
+typedef struct Type Type;
+
+/* `key: value` in a settings block (model, agent, budget, for options, stage options). */
+typedef struct Setting {
+    Span span;                                   /* the whole setting */
+    Span key_span;
+    const char *key;
+    Node *value;                                 /* an expression; often a literal or name */
+} Setting;
+
+typedef enum ConstraintKind { CONS_NONE, CONS_RANGE, CONS_LEN } ConstraintKind;
+
+/* `in lo..hi` or `len lo..hi` after a field's type. */
+typedef struct Constraint {
+    ConstraintKind kind;
+    Span span;
+    Node *lo;                                    /* N_INT or N_FLOAT literal (maybe negated) */
+    Node *hi;
+} Constraint;
+
+/* A schema field or a parameter (agent or workflow). */
+typedef struct Field {
+    Span span;                                   /* the name */
+    const char *name;
+    TypeExpr *texpr;
+    Constraint cons;                             /* schema fields only */
+    Node *deflt;                                 /* workflow parameters only, may be NULL */
+    const char *doc;                             /* `///` lines joined by '\n', or NULL */
+    Type *type;                                  /* sema: resolved */
+} Field;
+
+typedef enum DeclKind {
+    D_IMPORT, D_SCHEMA, D_ENUM, D_MODEL, D_AGENT, D_WORKFLOW,
+} DeclKind;
+
+struct Decl {
+    DeclKind kind;
+    Span span;                                   /* the whole declaration */
+    Span name_span;
+    const char *name;                            /* D_IMPORT: the path string */
+    const char *doc;                             /* `///` doc comment, or NULL */
+    int file;                                    /* source it came from */
+    Vec fields;                                  /* Field*: schema fields, agent/workflow params */
+    Vec values;                                  /* Field*: enum values (name + span + doc) */
+    Vec settings;                                /* Setting*: model and agent settings */
+    TypeExpr *ret;                               /* agent and workflow return type */
+    Node *body;                                  /* workflow body (N_BLOCK) */
+    Type *type;                                  /* sema: the schema or enum type; return type */
+    Type *ret_type;                              /* sema: agent/workflow return */
+    void *sema;                                  /* sema: private data (resolved settings) */
+};
+
+typedef enum NodeKind {
+    /* literals */
+    N_INT, N_FLOAT, N_STRING, N_BOOL, N_NULL, N_DURATION,
+    /* expressions */
+    N_NAME,                                      /* a variable, parameter, enum value, model... */
+    N_FIELD,                                     /* lhs.name */
+    N_CALL,                                      /* name<targs>(args) using model */
+    N_LIST,                                      /* [a, b] */
+    N_RECORD,                                    /* Schema { f: e, ... } */
+    N_BINARY,                                    /* lhs op rhs, op in BinOp */
+    N_UNARY,                                     /* op operand */
+    N_BLOCK,                                     /* { stmts }: value of the last expression */
+    N_IF,                                        /* if cond then else */
+    N_MATCH,                                     /* match subject { arms } */
+    N_FOR,                                       /* [parallel] for var in iter (opts) where cond body */
+    N_PIPELINE,                                  /* pipeline for var in iter (opts) { stages } */
+    N_STAGE,                                     /* stage name (opts) body */
+    N_PARBLOCK,                                  /* parallel { stmts } */
+    N_LOOP,                                      /* loop max N body else els */
+    /* statements (also expressions of type void or never) */
+    N_LET,                                       /* let name = value */
+    N_ASSIGN,                                    /* name = value */
+    N_PHASE,                                     /* phase name body */
+    N_BUDGET,                                    /* budget { settings } */
+    N_RETURN,                                    /* return value */
+    N_BREAK, N_SKIP,
+    N_ERROR,                                     /* placeholder after a syntax error */
+} NodeKind;
+
+typedef enum BinOp {
+    OP_ADD, OP_SUB, OP_MUL, OP_DIV,
+    OP_EQ, OP_NE, OP_LT, OP_LE, OP_GT, OP_GE,
+    OP_AND, OP_OR, OP_COALESCE,                  /* ?? */
+} BinOp;
+
+typedef enum UnOp { OP_NOT, OP_NEG } UnOp;
+
+/* One piece of a string literal: literal text, or a {{ expression }}. */
+typedef struct StrPart {
+    const char *text;                            /* literal text (escapes decoded), or NULL */
+    size_t len;                                  /* bytes of text */
+    Node *expr;                                  /* the interpolated expression, or NULL */
+} StrPart;
+
+/* One arm of a match: `a, b => e` or `_ => e`. */
+typedef struct MatchArm {
+    Span span;
+    Vec pats;                                    /* Node* N_NAME, one per case; empty for `_` */
+    bool wildcard;                               /* `_` */
+    Node *body;
+} MatchArm;
+
+/* `name: expr` inside a record literal. */
+typedef struct FieldInit {
+    Span span;                                   /* the name */
+    const char *name;
+    Node *value;
+} FieldInit;
+
+struct Node {
+    NodeKind kind;
+    Span span;
+    Type *type;                                  /* sema: the expression's type */
+
+    /* literals */
+    int64_t ival;                                /* N_INT; N_BOOL (0/1); N_DURATION (milliseconds) */
+    double fval;                                 /* N_FLOAT */
+    Vec parts;                                   /* N_STRING: StrPart*; one part if no {{ }} */
+    bool triple;                                 /* N_STRING written with """ */
+
+    /* names */
+    const char *name;                            /* N_NAME, N_FIELD (the field), N_CALL (callee),
+                                                    N_LET, N_ASSIGN, N_PHASE, N_STAGE,
+                                                    N_RECORD (schema), N_FOR/N_PIPELINE (var) */
+    Span name_span;
+
+    /* operators and sub-expressions */
+    int op;                                      /* BinOp or UnOp */
+    Node *lhs;                                   /* N_BINARY, N_FIELD (the record) */
+    Node *rhs;                                   /* N_BINARY */
+    Node *operand;                               /* N_UNARY */
+
+    /* calls */
+    Vec args;                                    /* N_CALL arguments, N_LIST elements */
+    Vec targs;                                   /* N_CALL: TypeExpr* (read_jsonl<T>) */
+    const char *using_model;                     /* N_CALL: `using name`, or NULL */
+    Span using_span;
+
+    /* records */
+    Vec inits;                                   /* N_RECORD: FieldInit* */
+
+    /* blocks, control flow */
+    Vec stmts;                                   /* N_BLOCK, N_PARBLOCK: Node*; N_PIPELINE: stages */
+    Node *cond;                                  /* N_IF, N_FOR (where), N_LOOP (max) */
+    Node *then;                                  /* N_IF */
+    Node *els;                                   /* N_IF, N_LOOP (else), may be NULL */
+    Node *body;                                  /* N_FOR, N_STAGE, N_LOOP, N_PHASE */
+    Node *iter;                                  /* N_FOR, N_PIPELINE: the list */
+    Node *value;                                 /* N_LET, N_ASSIGN, N_RETURN (may be NULL) */
+    Vec arms;                                    /* N_MATCH: MatchArm* ; subject in lhs */
+    Vec opts;                                    /* Setting*: N_FOR, N_PIPELINE, N_STAGE, N_BUDGET */
+    bool parallel;                               /* N_FOR: `parallel for` */
+
+    /* sema results */
+    void *sym;                                   /* N_NAME, N_LET, N_ASSIGN, N_FOR var: the Sym */
+    Decl *decl;                                  /* N_CALL: the agent; N_RECORD: the schema;
+                                                    N_NAME of an enum value: the enum */
+    int builtin;                                 /* N_CALL: Builtin, 0 if an agent */
+    int site;                                    /* N_CALL to an agent: stable call-site id */
+    void *cg;                                    /* codegen private data */
+};
+
+typedef struct Program {
+    Vec decls;                                   /* Decl*, in source order, imports expanded */
+    Vec files;                                   /* int: source indexes */
+} Program;
+
+Node *ast_node(NodeKind kind, Span sp);
+Decl *ast_decl(DeclKind kind, Span sp);
+TypeExpr *ast_type(TypeExprKind kind, Span sp);
+const char *ast_node_kind_name(NodeKind k);
+const char *ast_binop_name(int op);              /* "+", "==", "??", "and", ... */
+void ast_dump(FILE *out, Program *p);            /* --dump-ast */
+
+/* ---- parse (grammar/flow.y + flow.l) --------------------------------------- */
+
+/* Parses one source file and appends its declarations to p.  Syntax errors go
+ * to diag_error; the parser recovers and keeps going.  Returns false if any
+ * syntax error was found.  Imports are appended as D_IMPORT decls; the driver
+ * resolves them. */
+bool parse_file(Program *p, int file);
+
+/* ---- types.c: the semantic types ------------------------------------------ */
+
+typedef enum TypeKind {
+    TY_ERROR,                                    /* after an error: compatible with all */
+    TY_VOID,                                     /* a statement */
+    TY_NEVER,                                    /* skip, fail, return, escalate, break */
+    TY_NULL,                                     /* the literal null */
+    TY_STRING, TY_INT, TY_FLOAT, TY_BOOL,
+    TY_DURATION,                                 /* 30s: settings only */
+    TY_OPT,                                      /* elem? */
+    TY_LIST,                                     /* list<elem>; elem NULL for [] */
+    TY_SCHEMA,                                   /* decl: the schema */
+    TY_ENUM,                                     /* decl: the enum */
+    TY_MODEL,                                    /* a model name (using, model:) */
+} TypeKind;
+
+struct Type {
+    TypeKind kind;
+    Type *elem;                                  /* TY_OPT, TY_LIST */
+    Decl *decl;                                  /* TY_SCHEMA, TY_ENUM */
+};
+
+extern Type *ty_error, *ty_void, *ty_never, *ty_null, *ty_string, *ty_int,
+    *ty_float, *ty_bool, *ty_duration, *ty_model;
+
+void ty_init(void);
+Type *ty_list(Type *elem);
+Type *ty_opt(Type *elem);                        /* ty_opt(T?) == T? */
+Type *ty_decl(Decl *d);                          /* schema or enum type */
+bool ty_equal(Type *a, Type *b);
+bool ty_assignable(Type *to, Type *from);        /* int -> float, T -> T?, null -> T?, never -> any */
+const char *ty_str(Type *t);                     /* "list<Lead>", "string?" */
+
+/* ---- sema.c: names and types ---------------------------------------------- */
+
+typedef enum Builtin {
+    B_NONE, B_READ_JSONL, B_WRITE_JSONL, B_LEN, B_ENV, B_APPROVE, B_ESCALATE, B_FAIL,
+} Builtin;
+
+typedef enum SymKind { SYM_VAR, SYM_PARAM, SYM_ITEM, SYM_STAGE } SymKind;
+
+/* A local name: workflow parameter, let binding, loop variable, stage value. */
+typedef struct Sym {
+    SymKind kind;
+    const char *name;
+    Span span;                                   /* where it is declared */
+    Type *type;
+    bool assigned;                               /* target of an assignment somewhere */
+    int depth;                                   /* closure depth of its declaration */
+    int id;                                      /* unique per program (for C names) */
+} Sym;
+
+/* Resolved settings of a model declaration (Decl.sema). */
+typedef struct ModelInfo {
+    const char *provider;                        /* "anthropic", "openai", "mock" */
+    const char *api_name;                        /* name: "claude-haiku-4-5" */
+    double usd_in, usd_out;                      /* per million tokens */
+    const char *base_url;                        /* or NULL */
+    const char *api_key_env;                     /* or NULL: the provider's default */
+} ModelInfo;
+
+/* Resolved settings of an agent declaration (Decl.sema). */
+typedef struct AgentInfo {
+    Decl *model;                                 /* the model declaration */
+    Node *prompt;                                /* N_STRING */
+    Node *system;                                /* N_STRING or NULL */
+    double temperature;                          /* -1 if not set */
+    int64_t max_tokens;                          /* 0: default 1024 */
+    int64_t retries;                             /* default 2 */
+    int64_t timeout_ms;                          /* default 60000 */
+} AgentInfo;
+
+/* Type-checks the whole program.  Reports every error; returns false if any. */
+bool sema_check(Program *p);
+void sema_dump_types(FILE *out, Program *p);     /* --dump-types */
+Decl *sema_workflow(Program *p);                 /* the workflow to build, or NULL */
+
+/* ---- schema.c: JSON Schema per schema and provider ----------------------- */
+
+typedef enum SchemaDialect { SD_PLAIN, SD_ANTHROPIC, SD_OPENAI_STRICT } SchemaDialect;
+
+/* The JSON Schema of a type as a JSON text (arena). */
+char *schema_json(Type *t, SchemaDialect dialect);
+
+/* ---- cg.c: C generation --------------------------------------------------- */
+
+/* Writes the C translation of the checked program (workflow w) to out. */
+bool cg_program(FILE *out, Program *p, Decl *w);
+
+/* ---- build.c: `flowc build` ----------------------------------------------- */
+
+/* flowc build FILE -o OUT [--emit-c FILE] [--emit-schemas DIR]: exit status. */
+int cmd_build(int argc, char **argv);
+
+/* ---- main.c: the driver --------------------------------------------------- */
+
+/* Where stdlib modules live: the build tree's stdlib/ or PREFIX/share/flowc/stdlib. */
+const char *flowc_stdlib_dir(void);
+/* Directory of the flowc executable (for finding the runtime). */
+const char *flowc_exe_dir(void);
+/* Parses files and their imports, then type-checks.  Diagnostics are printed;
+ * returns false if there was any error. */
+bool flowc_load(Program *p, char *const *files, int nfiles);
+
+#endif

@@ -1,0 +1,322 @@
+/*
+ * flowrt.h: the public interface of libflowrt, the runtime that every binary
+ * compiled by flowc links against.  Generated code includes only this header.
+ *
+ * Values are jansson json_t.  The compiler has already checked every type, so
+ * generated code does not test kinds; the runtime validates only what crosses
+ * a boundary (input records, agent answers, flags).
+ *
+ * Ownership, stated once:
+ *   - Every json_t* a fr_* function returns is BORROWED.  It stays alive until
+ *     the context's pool is released past it (fr_release) or the context ends.
+ *     Generated code therefore never calls json_decref on a temporary.
+ *   - fr_keep(cx, v) takes a NEW reference v into the pool and returns it
+ *     borrowed.  fr_list_push and fr_record_set take their own reference.
+ *   - A variable that is assigned after its declaration owns its reference
+ *     (fr_assign) and is dropped with fr_drop when its scope ends.
+ *   - A function that can fail returns NULL (or false) and sets cx->sig; the
+ *     caller propagates it.  No fr_* function exits the process except
+ *     fr_main.
+ *
+ * Threads: a fr_ctx belongs to one thread.  The runtime gives each parallel
+ * item, pipeline stage call and parallel-block statement a child context;
+ * captured outer values are only read while the child runs.
+ */
+#ifndef FLOWRT_H
+#define FLOWRT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define FLOWRT_VERSION "0.1.0"
+
+/* ---- types: descriptors generated per schema, enum and used type --------- */
+
+typedef enum fr_kind {
+    FR_STRING, FR_INT, FR_FLOAT, FR_BOOL,
+    FR_OPTIONAL,                   /* elem, or null/absent */
+    FR_LIST,                       /* elem */
+    FR_RECORD,                     /* schema */
+    FR_ENUM,                       /* enm */
+} fr_kind;
+
+typedef struct fr_type fr_type;
+typedef struct fr_schema fr_schema;
+
+typedef struct fr_enum {
+    const char *name;              /* the enum's name in the .flow */
+    const char *doc;               /* doc comment or NULL */
+    int nvalues;                   /* number of values */
+    const char *const *values;     /* the values, in declaration order */
+} fr_enum;
+
+struct fr_type {
+    fr_kind kind;                  /* what this is */
+    const fr_type *elem;           /* FR_OPTIONAL, FR_LIST: the element type */
+    const fr_schema *schema;       /* FR_RECORD */
+    const fr_enum *enm;            /* FR_ENUM */
+};
+
+/* Constraints of one schema field. */
+typedef struct fr_field {
+    const char *name;              /* field name, the JSON key */
+    const fr_type *type;           /* its type; FR_OPTIONAL when written T? */
+    bool has_range;                /* `in min..max` (int, float) */
+    double min, max;               /* the range, inclusive */
+    bool has_len;                  /* `len min..max` (string: bytes, list: items) */
+    int64_t min_len, max_len;      /* the length range, inclusive */
+    const char *doc;               /* doc comment or NULL */
+} fr_field;
+
+struct fr_schema {
+    const char *name;              /* the schema's name in the .flow */
+    const char *doc;               /* doc comment or NULL */
+    int nfields;                   /* number of fields */
+    const fr_field *fields;        /* the fields, in declaration order */
+};
+
+extern const fr_type fr_type_string, fr_type_int, fr_type_float, fr_type_bool;
+
+/* ---- errors and control signals ------------------------------------------ */
+
+typedef enum fr_sig {
+    FR_OK = 0,
+    FR_SIG_SKIP,                   /* `skip`: drop the current item */
+    FR_SIG_ESCALATE,               /* `escalate`: item queued for a person, then dropped */
+    FR_SIG_BREAK,                  /* `break` (generated code handles it locally) */
+    FR_SIG_FAIL,                   /* `fail("why")` or a runtime error: cx->err says why */
+    FR_SIG_BUDGET,                 /* a budget stops the work */
+    FR_SIG_HALT,                   /* another item's error stopped an on_error: halt fan-out */
+    FR_SIG_WAIT,                   /* waiting for approval: exit 3 */
+    FR_SIG_USAGE,                  /* bad input data (a JSONL line): exit 2 */
+} fr_sig;
+
+typedef struct fr_run fr_run;      /* the whole run: opaque, shared by all contexts */
+typedef struct fr_ctx fr_ctx;
+
+struct fr_ctx {
+    fr_run *run;                   /* the run this context belongs to */
+    fr_ctx *parent;                /* the context that started this one, or NULL */
+    int phase;                     /* index of the current phase, -1 before the first */
+    fr_sig sig;                    /* why the last call returned NULL/false */
+    char *err;                     /* message for FR_SIG_FAIL/USAGE (malloc'd) */
+    const char *err_where;         /* "file.flow:12:5" of the failing construct, or NULL */
+    char path[128];                /* item path, "3" or "3.1": part of journal keys */
+    size_t path_len;               /* bytes used in path */
+    uint32_t seq;                  /* calls made in this item (journal key) */
+    json_t **pool;                 /* values kept alive for this context */
+    size_t npool, cap;             /* used and allocated slots of pool */
+    json_t *item;                  /* the current item (escalate's default), borrowed */
+};
+
+/* Sets cx->sig = FR_SIG_FAIL with a formatted message; returns NULL. */
+void *fr_fail(fr_ctx *cx, const char *where, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void *fr_skip(fr_ctx *cx);
+/* Queues item for a person with a reason, then acts as skip. */
+void *fr_escalate(fr_ctx *cx, json_t *item, const char *why, const char *where);
+void fr_sig_clear(fr_ctx *cx);
+
+/* ---- the value pool ------------------------------------------------------ */
+
+json_t *fr_keep(fr_ctx *cx, json_t *v);      /* takes a new reference; returns it borrowed */
+size_t fr_mark(fr_ctx *cx);                  /* the pool's current height */
+void fr_release(fr_ctx *cx, size_t mark);    /* drops what was kept since mark */
+/* Releases to mark but keeps v alive (kept again above mark): a block's value. */
+json_t *fr_escape(fr_ctx *cx, size_t mark, json_t *v);
+void fr_assign(json_t **slot, json_t *v);    /* owned variable: decref old, incref v */
+void fr_drop(json_t **slot);                 /* decref and clear an owned variable */
+
+/* ---- values -------------------------------------------------------------- */
+
+json_t *fr_int(fr_ctx *cx, int64_t i);
+json_t *fr_float(fr_ctx *cx, double d);
+json_t *fr_str(fr_ctx *cx, const char *s);           /* copies s */
+json_t *fr_strn(fr_ctx *cx, const char *s, size_t n);
+json_t *fr_bool(bool b);                             /* singleton, no pool */
+json_t *fr_null(void);                               /* singleton, no pool */
+json_t *fr_list(fr_ctx *cx);                         /* new empty list */
+void fr_list_push(json_t *list, json_t *v);          /* takes its own reference */
+json_t *fr_record(fr_ctx *cx);                       /* new empty record */
+void fr_record_set(json_t *rec, const char *field, json_t *v); /* own ref; null v is omitted */
+json_t *fr_get(json_t *rec, const char *field);      /* borrowed; null if absent */
+size_t fr_count(json_t *list);                       /* list length (C) */
+json_t *fr_at(json_t *list, size_t i);               /* borrowed element */
+json_t *fr_len(fr_ctx *cx, json_t *v);               /* len(): list items or string bytes */
+
+bool fr_truthy(json_t *v);                           /* a bool value to C */
+bool fr_is_null(json_t *v);
+bool fr_equal(json_t *a, json_t *b);                 /* == (ints and floats compare by value) */
+int fr_compare(json_t *a, json_t *b);                /* <0, 0, >0 for numbers or strings */
+json_t *fr_add(fr_ctx *cx, json_t *a, json_t *b);    /* numbers, or string concatenation */
+json_t *fr_sub(fr_ctx *cx, json_t *a, json_t *b);
+json_t *fr_mul(fr_ctx *cx, json_t *a, json_t *b);
+json_t *fr_div(fr_ctx *cx, json_t *a, json_t *b, const char *where); /* NULL on division by zero */
+json_t *fr_neg(fr_ctx *cx, json_t *a);
+int fr_enum_index(const fr_enum *e, json_t *v);      /* for match: index of v's value, -1 */
+
+/* ---- text: prompt rendering ---------------------------------------------- */
+
+typedef struct fr_buf {
+    char *s;                       /* NUL-terminated contents (malloc'd) */
+    size_t len;                    /* bytes used, without the NUL */
+    size_t cap;                    /* bytes allocated */
+} fr_buf;
+
+void fr_buf_put(fr_buf *b, const char *s, size_t n);
+void fr_buf_puts(fr_buf *b, const char *s);
+/* {{ v }}: a string as its text, anything else as compact JSON (keys in schema order). */
+void fr_buf_value(fr_buf *b, json_t *v);
+void fr_buf_free(fr_buf *b);
+
+/* ---- models and agents --------------------------------------------------- */
+
+typedef struct fr_model {
+    const char *name;              /* the model declaration's name */
+    const char *provider;          /* "anthropic", "openai" or "mock" */
+    const char *api_name;          /* the provider's model name */
+    double usd_per_mtok_in;        /* price per million input tokens */
+    double usd_per_mtok_out;       /* price per million output tokens */
+    const char *base_url;          /* NULL: from the environment, else the provider's */
+    const char *api_key_env;       /* NULL: ANTHROPIC_API_KEY / OPENAI_API_KEY */
+} fr_model;
+
+typedef struct fr_agent fr_agent;
+
+/* Renders one call's system and prompt from its arguments (generated). */
+typedef bool (*fr_render_fn)(fr_ctx *cx, json_t *const *args, fr_buf *system, fr_buf *prompt);
+
+struct fr_agent {
+    const char *name;              /* the agent's name */
+    const char *doc;               /* doc comment or NULL */
+    const fr_model *model;         /* its model */
+    const fr_type *output;         /* the answer's type (a record, usually) */
+    const char *schema_anthropic;  /* JSON Schema text for the forced tool's input_schema */
+    const char *schema_openai;     /* strict-mode JSON Schema text for response_format */
+    double temperature;            /* < 0: the provider's default */
+    int max_tokens;                /* answer cap */
+    int retries;                   /* attempts after the first */
+    int timeout_ms;                /* per attempt */
+    fr_render_fn render;           /* builds system and prompt */
+    int nparams;                   /* number of parameters */
+    const char *const *param_names;/* their names */
+};
+
+/* Calls agent a (with model `using` if not NULL) at call site `site` with
+ * args.  Handles journal, budget, retries, validation, tracing.  Returns the
+ * validated answer, borrowed, or NULL with cx->sig set. */
+json_t *fr_call(fr_ctx *cx, const fr_agent *a, int site, const fr_model *using,
+                json_t *const *args, const char *where);
+
+/* ---- budgets, phases, the program ---------------------------------------- */
+
+/* A hard cap; a field < 0 means no cap. */
+typedef struct fr_budget {
+    double usd;                    /* dollars */
+    int64_t tokens;                /* input + output tokens */
+    int64_t time_ms;               /* wall time */
+} fr_budget;
+
+#define FR_NO_BUDGET { -1, -1, -1 }
+
+typedef struct fr_phase {
+    const char *name;              /* the phase's name */
+    fr_budget budget;              /* its own cap, inside the workflow's */
+} fr_phase;
+
+bool fr_phase_begin(fr_ctx *cx, int phase);  /* false (sig set) if a budget is spent */
+void fr_phase_end(fr_ctx *cx, int phase);
+
+/* A workflow parameter: becomes --kebab-case. */
+typedef struct fr_param {
+    const char *name;              /* snake_case name */
+    const fr_type *type;           /* string, int, float, bool, or optional of one */
+    const char *deflt;             /* default as JSON text, NULL when required */
+    const char *doc;               /* doc comment or NULL */
+} fr_param;
+
+typedef json_t *(*fr_main_fn)(fr_ctx *cx, json_t *const *args);
+
+typedef struct fr_program {
+    const char *name;              /* the workflow's name */
+    const char *doc;               /* its doc comment, or NULL */
+    const char *source_file;       /* the .flow it was built from */
+    const char *source_hash;       /* hash of the sources: resume refuses a changed program */
+    int nparams;                   /* number of parameters */
+    const fr_param *params;        /* the parameters */
+    const fr_type *ret;            /* the return type, NULL for none */
+    int nphases;                   /* number of phases */
+    const fr_phase *phases;        /* the phases, in order */
+    fr_budget budget;              /* the workflow's own cap */
+    int nmodels;                   /* models the workflow can call */
+    const fr_model *const *models; /* they are checked for API keys before work starts */
+    int nagents;                   /* agents it declares */
+    const fr_agent *const *agents; /* (for the summary and --help) */
+    fr_main_fn main;               /* the workflow body */
+} fr_program;
+
+/* Parses the command line, runs the workflow, prints the result and summary,
+ * and returns the process exit status (0 done, 1 failed, 2 usage or input,
+ * 3 waiting for approval, 4 stopped by a budget). */
+int fr_main(const fr_program *prog, int argc, char **argv);
+
+/* ---- fan-out ------------------------------------------------------------- */
+
+typedef enum fr_on_error { FR_ON_ERROR_HALT, FR_ON_ERROR_SKIP } fr_on_error;
+
+typedef struct fr_par_opts {
+    int concurrency;               /* items in flight at most (also capped by --concurrency) */
+    fr_on_error on_error;          /* what a failed item does */
+    const char *where;             /* "file.flow:line:col" of the construct */
+} fr_par_opts;
+
+/* One item of a for body: the item's value, or NULL with sig (SKIP drops it). */
+typedef json_t *(*fr_body_fn)(fr_ctx *cx, json_t *item, size_t index, void *env);
+
+/* parallel for: the body's values in input order, skipped items left out. */
+json_t *fr_parallel_for(fr_ctx *cx, json_t *list, const fr_par_opts *opts,
+                        fr_body_fn body, void *env);
+
+/* One stage of a pipeline; prev[k] is the value of stage k < this one. */
+typedef json_t *(*fr_stage_fn)(fr_ctx *cx, json_t *item, json_t *const *prev,
+                               size_t index, void *env);
+
+typedef struct fr_stage {
+    const char *name;              /* the stage's name */
+    int concurrency;               /* workers of this stage */
+    fr_stage_fn fn;                /* its body */
+} fr_stage;
+
+/* pipeline for: items stream stage to stage; the last stage's values, in order. */
+json_t *fr_pipeline(fr_ctx *cx, json_t *list, const fr_par_opts *opts, int nstages,
+                    const fr_stage *stages, void *env);
+
+/* parallel { }: runs the statements at once; false if any failed (sig set). */
+typedef bool (*fr_task_fn)(fr_ctx *cx, void *env);
+bool fr_parallel_block(fr_ctx *cx, int ntasks, const fr_task_fn *tasks, void *env);
+
+/* Item paths for sequential loops (journal keys, escalations). */
+void fr_item_enter(fr_ctx *cx, size_t index, size_t *saved);
+void fr_item_leave(fr_ctx *cx, size_t saved);
+
+/* ---- builtins ------------------------------------------------------------ */
+
+json_t *fr_read_jsonl(fr_ctx *cx, json_t *path, const fr_type *elem, const char *where);
+bool fr_write_jsonl(fr_ctx *cx, json_t *list, json_t *path, const fr_type *elem,
+                    const char *where);
+json_t *fr_env(fr_ctx *cx, json_t *name);            /* string or null */
+/* approve(xs, title): the approved items, or NULL with FR_SIG_WAIT. */
+json_t *fr_approve(fr_ctx *cx, json_t *list, json_t *title, int site, const char *where);
+
+/* ---- validation ---------------------------------------------------------- */
+
+/* Checks v against t (types, required fields, enums, ranges, lengths, no
+ * unknown fields).  On failure writes a message naming the path
+ * ("tags[2]: expected string, got 7") into err and returns false. */
+bool fr_validate(json_t *v, const fr_type *t, fr_buf *err);
+/* Serializes v as compact JSON with record keys in schema order (malloc'd). */
+char *fr_to_json(json_t *v, const fr_type *t);
+
+#endif
