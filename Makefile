@@ -73,9 +73,11 @@ $(BUILD)/libflowrt.a: $(RUNTIME_OBJ)
 	rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/tools/%: tests/tools/%.c $(wildcard tests/tools/*.h)
+# Test tools (the fake LLM server, fuzz drivers, runtime self-tests) link
+# against the runtime.
+$(BUILD)/tools/%: tests/tools/%.c $(wildcard tests/tools/*.h) $(BUILD)/libflowrt.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -Iruntime -o $@ $< $(BUILD)/libflowrt.a $(LDLIBS)
 
 # The same compiler and runtime under AddressSanitizer and UBSan, for the tests.
 asan:
