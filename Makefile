@@ -28,6 +28,7 @@ TOOLS        := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(wildcard tests/too
 # shows each is there.
 DEB_PKGS := gcc make flex bison pkg-config libjansson-dev libcurl4-openssl-dev \
             libsqlite3-dev sqlite3 clang
+BENCH_PKGS := time wrk
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all deps demo test test-quick bench install clean asan
@@ -35,7 +36,7 @@ all: $(BUILD)/flowc $(BUILD)/libflowrt.a $(TOOLS)
 
 deps:
 	@missing=""; \
-	for p in $(DEB_PKGS); do \
+	for p in $(DEB_PKGS) $(EXTRA_PKGS); do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -94,7 +95,8 @@ test: deps all asan
 test-quick: all
 	@FLOWC_NO_ASAN=1 sh tests/run
 
-bench: deps all
+bench: all
+	@$(MAKE) --no-print-directory deps EXTRA_PKGS="$(BENCH_PKGS)"
 	@sh bench/run
 
 install: all
