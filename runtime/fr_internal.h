@@ -189,4 +189,113 @@ bool fr_review_reset(fr_run *run);               /* truncate a previous run's fi
 void fr_review_close(fr_run *run);
 char *fr_review_path(const fr_program *prog);    /* "<workflow>.review.jsonl" (malloc'd) */
 
+/* ---- fr_journal.c: the run journal (SQLite) -------------------------------
+ * One journal file holds many runs.  A handle is bound to one run by
+ * fr_journal_begin or fr_journal_resume; the subcommands (runs, review,
+ * approve) use an unbound handle.  Every function is thread-safe.  Writes
+ * that must be durable before the caller goes on (a reservation before its
+ * request, a result before it is used) are group-committed: each waits for
+ * the transaction holding it to be synced (synchronous=FULL, WAL). */
+
+typedef struct fr_journal fr_journal;
+
+#define FR_RUN_ID_MAX 32           /* bytes of a run id, with its NUL */
+#define FR_JKEY_MAX 256            /* bytes of a call key, with its NUL */
+
+/* One agent call as the journal keys and records it. */
+typedef struct fr_jcall {
+    const char *agent;             /* the agent's name */
+    int site;                      /* the call site, numbered by the compiler */
+    const char *item;              /* the item path ("" at the top level) */
+    uint32_t seq;                  /* calls made before this one in the item */
+    int phase;                     /* the phase index, -1 before the first */
+    const char *model;             /* the model's provider name */
+    char key[FR_JKEY_MAX];         /* agent/site/item/seq/input hash: set by fr_journal_key */
+    char input_hash[65];           /* SHA-256 of system, NUL, prompt (hex) */
+    const char *output;            /* the validated answer as compact JSON, NULL if it failed */
+    int64_t tokens_in;             /* input tokens of all attempts */
+    int64_t tokens_out;            /* output tokens of all attempts */
+    double usd;                    /* what all attempts cost */
+    int attempts;                  /* attempts made */
+    int64_t latency_ms;            /* wall time of the whole call */
+} fr_jcall;
+
+/* SHA-256 of n bytes as 64 hex digits and a NUL. */
+void fr_sha256_hex(const void *data, size_t n, char out[65]);
+/* ".flow/<workflow>.db" (malloc'd). */
+char *fr_journal_default_path(const char *workflow);
+/* Opens or creates the journal (making parent directories); NULL with err. */
+fr_journal *fr_journal_open(const char *path, fr_buf *err);
+void fr_journal_close(fr_journal *j);
+const char *fr_journal_run_id(const fr_journal *j);   /* "" when unbound */
+
+/* Starts a new run of workflow; args is a JSON object of the parameters. */
+bool fr_journal_begin(fr_journal *j, const char *workflow, const char *source_hash,
+                      const char *args, fr_buf *err);
+/* Binds j to run_id (NULL: the workflow's last unfinished run) for --resume.
+ * Refuses a changed source hash or changed args (err names what changed)
+ * unless force; loads the run's finished calls for fr_journal_lookup. */
+bool fr_journal_resume(fr_journal *j, const char *workflow, const char *run_id,
+                       const char *source_hash, const char *args, bool force,
+                       fr_buf *err);
+/* What the bound run spent before this process (phase -1: the whole run),
+ * counting reservations of calls that were in flight when it stopped. */
+bool fr_journal_prior_spend(fr_journal *j, int phase, double *usd, int64_t *tokens);
+/* Records how the run ended: "done", "failed", "waiting", "budget". */
+bool fr_journal_end(fr_journal *j, const char *status, double usd, int64_t tokens);
+
+/* Fills c->key and c->input_hash from c's fields and the rendered input. */
+void fr_journal_key(fr_jcall *c, const char *system, const char *prompt);
+/* The journaled answer of c->key (a new reference), or NULL: never journaled. */
+json_t *fr_journal_lookup(fr_journal *j, const fr_jcall *c);
+/* Durably notes that c is about to be requested with a worst case of usd and
+ * tokens, so a crash mid-request still counts it; returns once synced. */
+bool fr_journal_reserve(fr_journal *j, const fr_jcall *c, double usd, int64_t tokens);
+/* Durably records a finished call (output NULL: failed after all attempts),
+ * settling its reservation; returns once synced. */
+bool fr_journal_record(fr_journal *j, const fr_jcall *c);
+
+/* approve(): queues the n items at (site, item path) that are not queued yet
+ * and reads their decisions: 1 approved, 0 rejected, -1 waiting. */
+bool fr_journal_approvals(fr_journal *j, int site, const char *item, const char *title,
+                          size_t n, char *const *items, int *decisions, fr_buf *err);
+/* escalate(): queues one item with its reason (once per where and item path). */
+bool fr_journal_escalate(fr_journal *j, const char *where, const char *item,
+                         const char *item_json, const char *why);
+
+/* `BINARY runs|review|approve ...`: runs the subcommand and returns the exit
+ * status, or -1 when argv[1] is not one of them. */
+int fr_journal_command(const fr_program *prog, int argc, char **argv);
+
+/* ---- fr_trace.c: --trace FILE, one JSON line per phase and per call ------- */
+
+typedef struct fr_trace fr_trace;
+
+/* One agent call as the trace reports it. */
+typedef struct fr_tcall {
+    const char *agent;             /* the agent's name */
+    const char *provider;          /* gen_ai.provider.name */
+    const char *model;             /* gen_ai.request.model */
+    int phase;                     /* the phase index (its span is the parent), -1 none */
+    const char *item;              /* the item path */
+    int attempts;                  /* attempts made (0: answered from the journal) */
+    int64_t tokens_in;             /* gen_ai.usage.input_tokens */
+    int64_t tokens_out;            /* gen_ai.usage.output_tokens */
+    double usd;                    /* cost */
+    int64_t start_us;              /* wall clock start, microseconds since the epoch */
+    int64_t latency_ms;            /* wall time of the call */
+    const char *finish_reason;     /* gen_ai.response.finish_reasons[0], or NULL */
+    const char *error_type;        /* error.type, NULL on success */
+    bool cached;                   /* answered from the journal */
+} fr_tcall;
+
+/* Opens (appends to) path; the trace id derives from run_id. */
+fr_trace *fr_trace_open(const char *path, const char *run_id, const fr_program *prog,
+                        fr_buf *err);
+void fr_trace_close(fr_trace *t);
+void fr_trace_phase_begin(fr_trace *t, int phase);
+/* Writes the phase's line; status is "ok" or an error type. */
+void fr_trace_phase_end(fr_trace *t, int phase, const char *status);
+void fr_trace_call(fr_trace *t, const fr_tcall *c);
+
 #endif
