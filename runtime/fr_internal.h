@@ -28,6 +28,26 @@ void fr_free(void *p);
 /* Tests: make the n-th allocation from now on fail (0: never). */
 void fr_alloc_fail_after(long n);
 
+/* ---- fr_value.c: helpers the rest of the runtime shares ------------------- */
+
+/* Sets cx->sig = FR_SIG_USAGE (bad input data, exit 2) with a message. */
+void *fr_usage(fr_ctx *cx, const char *where, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* An allocation failed: FR_SIG_FAIL "out of memory" unless a signal is set. */
+void *fr_oom(fr_ctx *cx);
+/* Drops every value of cx's pool and frees the pool itself (context end). */
+void fr_pool_free(fr_ctx *cx);
+/* A copy of v (new reference) shaped by t: record keys in schema order,
+ * null optionals left out, integers in float places made reals.  Use it on
+ * every validated value that crosses a boundary.  NULL when out of memory. */
+json_t *fr_normalize(json_t *v, const fr_type *t);
+/* An fr_buf that ran out of memory keeps what it had (s stays a valid
+ * string), ignores further writes, and says so here. */
+bool fr_buf_failed(const fr_buf *b);
+void fr_buf_printf(fr_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+bool fr_utf8_valid(const char *s, size_t n);
+size_t fr_utf8_count(const char *s, size_t n);   /* code points of valid UTF-8 */
+
 /* ---- the provider seam ---------------------------------------------------- */
 
 /* One attempt of one agent call, as the provider sees it. */
