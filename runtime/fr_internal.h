@@ -82,6 +82,8 @@ typedef struct fr_response {
     int64_t output_tokens;
     int64_t cache_read_tokens;
     int64_t cache_write_tokens;
+    bool repaired;                 /* the answer's JSON had to be repaired (fences, text
+                                      around it, trailing commas): for the summary */
 } fr_response;
 
 void fr_response_free(fr_response *r);
@@ -107,6 +109,37 @@ typedef struct fr_http fr_http;
 fr_http *fr_http_new(const fr_program *prog, bool mock_all, fr_buf *err);
 void fr_http_free(fr_http *h);
 void fr_http_call(fr_http *h, const fr_request *req, fr_response *resp);
+
+/* fr_http.c internals shared with the wire formats (fr_anthropic.c,
+ * fr_openai.c): each builds a request body and parses a 200 answer. */
+
+/* Wraps a non-object answer schema as {"answer": S} (both providers need an
+ * object at the top); sets *wrapped.  Returns a new reference or NULL. */
+json_t *fr_http_schema(const char *text, bool *wrapped);
+/* The forced tool / response_format name: the output schema's, else "answer". */
+const char *fr_http_schema_name(const fr_agent *a);
+/* "Your previous answer was invalid: <feedback>. Answer again ..." (malloc'd). */
+char *fr_http_feedback_text(const fr_request *req, const char *how);
+/* Takes the answer out of {"answer": ...} when the schema was wrapped. */
+json_t *fr_http_unwrap(json_t *answer, bool wrapped);
+void fr_http_set_error(fr_response *r, fr_outcome o, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* fr_anthropic.c: POST {base}/v1/messages, a forced tool call. */
+json_t *fr_anthropic_body(const fr_request *req, bool *wrapped);
+void fr_anthropic_parse(json_t *body, bool wrapped, fr_response *resp);
+
+/* fr_openai.c: POST {base}/chat/completions, response_format json_schema strict. */
+json_t *fr_openai_body(const fr_request *req, bool *wrapped);
+void fr_openai_parse(json_t *body, bool wrapped, fr_response *resp);
+
+/* ---- fr_repair.c: JSON out of a model's text ------------------------------ */
+
+/* Parses text as a JSON object or array, repairing what is safe to repair:
+ * ```json fences, prose around the outermost {...} or [...], trailing commas
+ * before } or ].  Sets *repaired when any repair was needed.  Returns a new
+ * reference, or NULL with a short reason in err (never the whole text). */
+json_t *fr_repair_json(const char *text, bool *repaired, fr_buf *err);
 
 /* ---- fr_run.c, fr_call.c, fr_budget.c, fr_par.c, fr_review.c: the run ----- */
 

@@ -1,0 +1,128 @@
+/*
+ * fr_repair.c: gets the JSON out of what a model wrote.
+ *
+ * Models asked for JSON still wrap it in ```json fences, put a sentence
+ * before or after it, or leave a trailing comma.  Those three are safe to
+ * repair because the value itself is not guessed at: the text is cut down to
+ * the outermost {...} or [...] (found by matching brackets outside strings)
+ * and commas directly before a closing bracket are dropped.  Anything else
+ * (a missing brace, a truncated answer, single quotes) is left to fail, so
+ * the model is asked again with the parse error.
+ */
+#include "fr_internal.h"
+
+#include <string.h>
+
+/* The inside of the first ```lang ... ``` fence, or the whole text. */
+static void strip_fence(const char *text, size_t *start, size_t *end)
+{
+    const char *open = strstr(text, "```");
+    if (!open)
+        return;
+    const char *body = strchr(open + 3, '\n');
+    if (!body)
+        return;
+    body++;
+    const char *close = strstr(body, "```");
+    *start = (size_t)(body - text);
+    *end = close ? (size_t)(close - text) : strlen(text);
+}
+
+/* Index just past the bracket that closes the one at s[i], or 0 if none. */
+static size_t match_bracket(const char *s, size_t i, size_t end)
+{
+    int depth = 0;
+    bool in_str = false;
+    for (; i < end; i++) {
+        char c = s[i];
+        if (in_str) {
+            if (c == '\\' && i + 1 < end)
+                i++;
+            else if (c == '"')
+                in_str = false;
+        } else if (c == '"') {
+            in_str = true;
+        } else if (c == '{' || c == '[') {
+            depth++;
+        } else if ((c == '}' || c == ']') && --depth == 0) {
+            return i + 1;
+        }
+    }
+    return 0;
+}
+
+/* Copies s[start, end) into out without commas that only precede } or ]. */
+static size_t drop_trailing_commas(const char *s, size_t start, size_t end, char *out)
+{
+    size_t n = 0;
+    bool in_str = false;
+    for (size_t i = start; i < end; i++) {
+        char c = s[i];
+        if (in_str) {
+            if (c == '\\' && i + 1 < end) {
+                out[n++] = c;
+                c = s[++i];
+            } else if (c == '"') {
+                in_str = false;
+            }
+        } else if (c == '"') {
+            in_str = true;
+        } else if (c == ',') {
+            size_t j = i + 1;
+            while (j < end && strchr(" \t\r\n", s[j]))
+                j++;
+            if (j < end && (s[j] == '}' || s[j] == ']'))
+                continue;
+        }
+        out[n++] = c;
+    }
+    out[n] = '\0';
+    return n;
+}
+
+/* Repairs and parses; the caller has seen the plain parse fail. */
+static json_t *repair(const char *text, fr_buf *err)
+{
+    size_t start = 0, end = strlen(text);
+    strip_fence(text, &start, &end);
+    while (start < end && text[start] != '{' && text[start] != '[')
+        start++;
+    if (start == end) {
+        fr_buf_puts(err, "the answer holds no JSON object");
+        return NULL;
+    }
+    size_t close = match_bracket(text, start, end);
+    if (!close) {
+        fr_buf_puts(err, "the answer's JSON is incomplete (unbalanced brackets)");
+        return NULL;
+    }
+    char *clean = fr_malloc(close - start + 1);
+    if (!clean) {
+        fr_buf_puts(err, "out of memory");
+        return NULL;
+    }
+    size_t n = drop_trailing_commas(text, start, close, clean);
+    json_error_t je;
+    json_t *v = json_loadb(clean, n, 0, &je);
+    fr_free(clean);
+    if (!v) {
+        fr_buf_puts(err, "the answer is not valid JSON: ");
+        fr_buf_puts(err, je.text);
+    }
+    return v;
+}
+
+json_t *fr_repair_json(const char *text, bool *repaired, fr_buf *err)
+{
+    *repaired = false;
+    if (!text) {
+        fr_buf_puts(err, "the answer is empty");
+        return NULL;
+    }
+    json_t *v = json_loads(text, 0, NULL);
+    if (v)
+        return v;
+    v = repair(text, err);
+    *repaired = v != NULL;
+    return v;
+}
