@@ -1,0 +1,1244 @@
+/*
+ * fr_journal.c: the run journal, one SQLite file with many runs, so a run
+ * killed at any moment can be resumed without paying twice for a call.
+ *
+ * Tables: runs (one row per run: workflow, source hash, args, times, status),
+ * calls (one row per agent call of a run, keyed by agent/site/item/seq/input
+ * hash: the validated output, usage, cost, attempts, latency, and the
+ * worst-case reservation of a request in flight), approvals (the queue that
+ * approve() and escalate() fill and `BINARY approve` decides).
+ *
+ * Durability: a result must be on disk before the workflow uses it, and a
+ * reservation before its request leaves, so that a resumed run answers the
+ * one from the journal and counts the other against its budgets.  The file
+ * is in WAL mode with synchronous=FULL (the WAL is synced at each commit;
+ * NORMAL would survive a killed process but not a lost machine).  Many
+ * calls finish at once on many threads, so writes are group-committed: a
+ * writer queues its row on its own stack and waits; whoever finds the
+ * connection free becomes the leader, commits everything queued in one
+ * transaction (one sync) and wakes the others.  The connection is used by
+ * one thread at a time (the `busy` token below), never shared concurrently.
+ *
+ * Lookups never touch SQLite: on resume the run's finished calls are loaded
+ * into a hash map once; a fresh run has none.
+ */
+#include "fr_internal.h"
+
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SCHEMA_VERSION 1           /* PRAGMA user_version of the current schema */
+
+/* ---- SHA-256 (FIPS 180-4) ------------------------------------------------ */
+
+typedef struct sha256 {
+    uint32_t h[8];                 /* the chaining state */
+    uint8_t block[64];             /* the partial block */
+    size_t fill;                   /* bytes in block */
+    uint64_t total;                /* bytes hashed */
+} sha256;
+
+static const uint32_t sha_k[64] = {
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
+    0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
+    0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
+    0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
+    0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
+    0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
+    0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
+    0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
+    0xc67178f2,
+};
+
+static uint32_t ror(uint32_t x, int n)
+{
+    return (x >> n) | (x << (32 - n));
+}
+
+/* One 64-byte block into the state. */
+static void sha_block(sha256 *s, const uint8_t *p)
+{
+    uint32_t w[64], v[8];
+    for (int i = 0; i < 16; i++)
+        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
+               (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
+    for (int i = 16; i < 64; i++) {
+        uint32_t s0 = ror(w[i - 15], 7) ^ ror(w[i - 15], 18) ^ (w[i - 15] >> 3);
+        uint32_t s1 = ror(w[i - 2], 17) ^ ror(w[i - 2], 19) ^ (w[i - 2] >> 10);
+        w[i] = w[i - 16] + s0 + w[i - 7] + s1;
+    }
+    memcpy(v, s->h, sizeof v);
+    for (int i = 0; i < 64; i++) {
+        uint32_t t1 = v[7] + (ror(v[4], 6) ^ ror(v[4], 11) ^ ror(v[4], 25)) +
+                      ((v[4] & v[5]) ^ (~v[4] & v[6])) + sha_k[i] + w[i];
+        uint32_t t2 = (ror(v[0], 2) ^ ror(v[0], 13) ^ ror(v[0], 22)) +
+                      ((v[0] & v[1]) ^ (v[0] & v[2]) ^ (v[1] & v[2]));
+        memmove(v + 1, v, 7 * sizeof v[0]);
+        v[4] += t1;
+        v[0] = t1 + t2;
+    }
+    for (int i = 0; i < 8; i++)
+        s->h[i] += v[i];
+}
+
+static void sha_init(sha256 *s)
+{
+    static const uint32_t h0[8] = { 0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                                    0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19 };
+    memcpy(s->h, h0, sizeof h0);
+    s->fill = 0;
+    s->total = 0;
+}
+
+static void sha_update(sha256 *s, const void *data, size_t n)
+{
+    const uint8_t *p = data;
+    s->total += n;
+    while (n > 0) {
+        size_t k = 64 - s->fill < n ? 64 - s->fill : n;
+        memcpy(s->block + s->fill, p, k);
+        s->fill += k, p += k, n -= k;
+        if (s->fill == 64) {
+            sha_block(s, s->block);
+            s->fill = 0;
+        }
+    }
+}
+
+static void sha_final_hex(sha256 *s, char out[65])
+{
+    uint64_t bits = s->total * 8;
+    uint8_t pad = 0x80, zero = 0, len[8];
+    sha_update(s, &pad, 1);
+    while (s->fill != 56)
+        sha_update(s, &zero, 1);
+    for (int i = 0; i < 8; i++)
+        len[i] = (uint8_t)(bits >> (56 - 8 * i));
+    sha_update(s, len, 8);
+    for (int i = 0; i < 8; i++)
+        snprintf(out + 8 * i, 9, "%08x", s->h[i]);
+}
+
+void fr_sha256_hex(const void *data, size_t n, char out[65])
+{
+    sha256 s;
+    sha_init(&s);
+    sha_update(&s, data, n);
+    sha_final_hex(&s, out);
+}
+
+/* ---- the answer map: call key -> journaled output, for resume ------------ */
+
+typedef struct jentry {
+    char *key;                     /* the call key (malloc'd), NULL for an empty slot */
+    char *output;                  /* its output JSON text (malloc'd) */
+} jentry;
+
+typedef struct jmap {
+    jentry *slots;                 /* open addressing, linear probing */
+    size_t cap;                    /* a power of two, or 0 */
+    size_t n;                      /* entries used */
+} jmap;
+
+static uint64_t str_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 1099511628211ull;
+    return h;
+}
+
+static jentry *map_slot(jmap *m, const char *key)
+{
+    size_t i = (size_t)str_hash(key) & (m->cap - 1);
+    while (m->slots[i].key && strcmp(m->slots[i].key, key) != 0)
+        i = (i + 1) & (m->cap - 1);
+    return &m->slots[i];
+}
+
+static bool map_grow(jmap *m)
+{
+    jmap big = { fr_calloc(m->cap ? m->cap * 2 : 64, sizeof(jentry)),
+                 m->cap ? m->cap * 2 : 64, m->n };
+    if (!big.slots)
+        return false;
+    for (size_t i = 0; i < m->cap; i++)
+        if (m->slots[i].key)
+            *map_slot(&big, m->slots[i].key) = m->slots[i];
+    fr_free(m->slots);
+    *m = big;
+    return true;
+}
+
+/* Takes ownership of key and output. */
+static bool map_put(jmap *m, char *key, char *output)
+{
+    if ((m->n + 1) * 2 > m->cap && !map_grow(m))
+        return false;
+    jentry *e = map_slot(m, key);
+    if (e->key) {
+        fr_free(e->key);
+        fr_free(e->output);
+    } else {
+        m->n++;
+    }
+    e->key = key;
+    e->output = output;
+    return true;
+}
+
+static const char *map_get(jmap *m, const char *key)
+{
+    if (m->n == 0)
+        return NULL;
+    jentry *e = map_slot(m, key);
+    return e->key ? e->output : NULL;
+}
+
+static void map_free(jmap *m)
+{
+    for (size_t i = 0; i < m->cap; i++) {
+        fr_free(m->slots[i].key);
+        fr_free(m->slots[i].output);
+    }
+    fr_free(m->slots);
+    memset(m, 0, sizeof *m);
+}
+
+/* ---- the handle ---------------------------------------------------------- */
+
+enum { OP_RESERVE, OP_RECORD };
+
+/* One queued write; it lives on the stack of the thread waiting for it. */
+typedef struct jop {
+    struct jop *next;              /* the next queued write */
+    int kind;                      /* OP_RESERVE or OP_RECORD */
+    const fr_jcall *call;          /* the call */
+    double usd;                    /* OP_RESERVE: worst-case dollars */
+    int64_t tokens;                /* OP_RESERVE: worst-case tokens */
+    bool done;                     /* committed (or failed): the waiter may go on */
+    bool ok;                       /* it is durable */
+} jop;
+
+struct fr_journal {
+    sqlite3 *db;                   /* the one connection */
+    char *path;                    /* the file */
+    pthread_mutex_t mu;            /* guards everything below */
+    pthread_cond_t cv;             /* busy cleared or a batch committed */
+    bool busy;                     /* a thread is using db */
+    jop *head;                     /* writes queued for the next batch */
+    jop **tail;                    /* where the next queued write goes */
+    sqlite3_stmt *st_reserve;      /* prepared once, used by the leader */
+    sqlite3_stmt *st_record;       /* prepared once, used by the leader */
+    char run_id[FR_RUN_ID_MAX];    /* the bound run, "" if none */
+    jmap answers;                  /* the bound run's finished calls (resume) */
+    int64_t batches;               /* transactions committed by the group commit */
+    int64_t rows;                  /* rows written by the group commit */
+};
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void db_error(fr_journal *j, fr_buf *err, const char *what)
+{
+    if (!err)
+        return;
+    fr_buf_puts(err, "journal ");
+    fr_buf_puts(err, j->path);
+    fr_buf_puts(err, ": ");
+    fr_buf_puts(err, what);
+    fr_buf_puts(err, ": ");
+    fr_buf_puts(err, sqlite3_errmsg(j->db));
+}
+
+/* Waits until the connection is free and takes it. */
+static void db_acquire(fr_journal *j)
+{
+    pthread_mutex_lock(&j->mu);
+    while (j->busy)
+        pthread_cond_wait(&j->cv, &j->mu);
+    j->busy = true;
+    pthread_mutex_unlock(&j->mu);
+}
+
+static void db_release(fr_journal *j)
+{
+    pthread_mutex_lock(&j->mu);
+    j->busy = false;
+    pthread_cond_broadcast(&j->cv);
+    pthread_mutex_unlock(&j->mu);
+}
+
+static bool db_exec(fr_journal *j, const char *sql, fr_buf *err)
+{
+    if (sqlite3_exec(j->db, sql, NULL, NULL, NULL) == SQLITE_OK)
+        return true;
+    db_error(j, err, sql);
+    return false;
+}
+
+/* ---- opening: directories, pragmas, schema ------------------------------- */
+
+char *fr_journal_default_path(const char *workflow)
+{
+    size_t n = strlen(workflow) + sizeof ".flow/" + sizeof ".db";
+    char *p = fr_malloc(n);
+    if (p)
+        snprintf(p, n, ".flow/%s.db", workflow);
+    return p;
+}
+
+/* mkdir -p of the directory part of path. */
+static bool make_parents(const char *path, fr_buf *err)
+{
+    char *dir = fr_strdup(path);
+    if (!dir)
+        return false;
+    for (char *p = dir + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
+            fr_buf_puts(err, "cannot create directory ");
+            fr_buf_puts(err, dir);
+            fr_buf_puts(err, ": ");
+            fr_buf_puts(err, strerror(errno));
+            fr_free(dir);
+            return false;
+        }
+        *p = '/';
+    }
+    fr_free(dir);
+    return true;
+}
+
+static const char schema_v1[] =
+    "CREATE TABLE runs("
+    " id TEXT PRIMARY KEY, workflow TEXT NOT NULL, source_hash TEXT NOT NULL,"
+    " args TEXT NOT NULL, started_ms INTEGER NOT NULL, ended_ms INTEGER,"
+    " status TEXT NOT NULL, usd REAL NOT NULL DEFAULT 0,"
+    " tokens INTEGER NOT NULL DEFAULT 0, resumes INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX runs_by_workflow ON runs(workflow, started_ms);"
+    "CREATE TABLE calls("
+    " run_id TEXT NOT NULL, key TEXT NOT NULL, agent TEXT NOT NULL,"
+    " site INTEGER NOT NULL, item TEXT NOT NULL, seq INTEGER NOT NULL,"
+    " phase INTEGER NOT NULL, model TEXT, input_hash TEXT NOT NULL,"
+    " output TEXT, status TEXT NOT NULL,"
+    " tokens_in INTEGER NOT NULL DEFAULT 0, tokens_out INTEGER NOT NULL DEFAULT 0,"
+    " usd REAL NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0,"
+    " latency_ms INTEGER NOT NULL DEFAULT 0, finished_ms INTEGER,"
+    " held_usd REAL NOT NULL DEFAULT 0, held_tokens INTEGER NOT NULL DEFAULT 0,"
+    " lost_usd REAL NOT NULL DEFAULT 0, lost_tokens INTEGER NOT NULL DEFAULT 0,"
+    " PRIMARY KEY(run_id, key)) WITHOUT ROWID;"
+    "CREATE TABLE approvals("
+    " run_id TEXT NOT NULL, n INTEGER NOT NULL, origin TEXT NOT NULL,"
+    " item TEXT NOT NULL, idx INTEGER NOT NULL, kind TEXT NOT NULL,"
+    " title TEXT NOT NULL, item_json TEXT NOT NULL, created_ms INTEGER NOT NULL,"
+    " decision TEXT, decided_by TEXT, decided_ms INTEGER,"
+    " PRIMARY KEY(run_id, n), UNIQUE(run_id, origin, item, idx));"
+    "PRAGMA user_version = 1;";
+
+/* The schema, created in a fresh file; an unknown version is refused. */
+static bool ensure_schema(fr_journal *j, fr_buf *err)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(j->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK) {
+        db_error(j, err, "reading the schema version");
+        return false;
+    }
+    int v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+    sqlite3_finalize(st);
+    if (v == SCHEMA_VERSION)
+        return true;
+    if (v != 0) {
+        fr_buf_puts(err, "journal ");
+        fr_buf_puts(err, j->path);
+        fr_buf_puts(err, ": unknown schema version (written by a newer flowc?)");
+        return false;
+    }
+    return db_exec(j, "BEGIN IMMEDIATE", err) &&
+           (db_exec(j, schema_v1, err) || (db_exec(j, "ROLLBACK", NULL), false)) &&
+           db_exec(j, "COMMIT", err);
+}
+
+static const char sql_reserve[] =
+    "INSERT INTO calls(run_id, key, agent, site, item, seq, phase, model, input_hash,"
+    " status, held_usd, held_tokens) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,'held',?10,?11)"
+    " ON CONFLICT(run_id, key) DO UPDATE SET"
+    " lost_usd = lost_usd + held_usd, lost_tokens = lost_tokens + held_tokens,"
+    " held_usd = excluded.held_usd, held_tokens = excluded.held_tokens";
+
+static const char sql_record[] =
+    "INSERT INTO calls(run_id, key, agent, site, item, seq, phase, model, input_hash,"
+    " output, status, tokens_in, tokens_out, usd, attempts, latency_ms, finished_ms)"
+    " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)"
+    " ON CONFLICT(run_id, key) DO UPDATE SET"
+    " output = excluded.output, status = excluded.status,"
+    " tokens_in = tokens_in + excluded.tokens_in,"
+    " tokens_out = tokens_out + excluded.tokens_out, usd = usd + excluded.usd,"
+    " attempts = attempts + excluded.attempts, latency_ms = excluded.latency_ms,"
+    " finished_ms = excluded.finished_ms, held_usd = 0, held_tokens = 0";
+
+static bool open_db(fr_journal *j, fr_buf *err)
+{
+    if (sqlite3_open_v2(j->path, &j->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                        SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+        db_error(j, err, "cannot open");
+        return false;
+    }
+    sqlite3_busy_timeout(j->db, 10000);
+    return db_exec(j, "PRAGMA journal_mode=WAL", err) &&
+           db_exec(j, "PRAGMA synchronous=FULL", err) &&
+           db_exec(j, "PRAGMA foreign_keys=OFF", err) && ensure_schema(j, err) &&
+           sqlite3_prepare_v3(j->db, sql_reserve, -1, SQLITE_PREPARE_PERSISTENT,
+                              &j->st_reserve, NULL) == SQLITE_OK &&
+           sqlite3_prepare_v3(j->db, sql_record, -1, SQLITE_PREPARE_PERSISTENT,
+                              &j->st_record, NULL) == SQLITE_OK;
+}
+
+fr_journal *fr_journal_open(const char *path, fr_buf *err)
+{
+    fr_journal *j = fr_calloc(1, sizeof *j);
+    if (!j || !(j->path = fr_strdup(path))) {
+        fr_buf_puts(err, "out of memory");
+        fr_free(j);
+        return NULL;
+    }
+    pthread_mutex_init(&j->mu, NULL);
+    pthread_cond_init(&j->cv, NULL);
+    j->tail = &j->head;
+    if (!make_parents(path, err) || !open_db(j, err)) {
+        if (j->db && err && err->len == 0)
+            db_error(j, err, "cannot prepare");
+        fr_journal_close(j);
+        return NULL;
+    }
+    return j;
+}
+
+void fr_journal_close(fr_journal *j)
+{
+    if (!j)
+        return;
+    sqlite3_finalize(j->st_reserve);
+    sqlite3_finalize(j->st_record);
+    sqlite3_close(j->db);
+    map_free(&j->answers);
+    pthread_mutex_destroy(&j->mu);
+    pthread_cond_destroy(&j->cv);
+    fr_free(j->path);
+    fr_free(j);
+}
+
+const char *fr_journal_run_id(const fr_journal *j)
+{
+    return j ? j->run_id : "";
+}
+
+/* ---- runs ---------------------------------------------------------------- */
+
+/* "20261121-014501-3fa2": sortable by start, unique with its random tail. */
+static void new_run_id(char id[FR_RUN_ID_MAX])
+{
+    struct timespec ts;
+    struct tm tm;
+    unsigned r;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    sqlite3_randomness(sizeof r, &r);
+    size_t n = strftime(id, FR_RUN_ID_MAX, "%Y%m%d-%H%M%S-", &tm);
+    snprintf(id + n, FR_RUN_ID_MAX - n, "%04x", r & 0xffff);
+}
+
+static bool insert_run(fr_journal *j, const char *workflow, const char *source_hash,
+                       const char *args, fr_buf *err)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(j->db, "INSERT INTO runs(id, workflow, source_hash, args,"
+                           " started_ms, status) VALUES(?1,?2,?3,?4,?5,'running')",
+                           -1, &st, NULL) != SQLITE_OK) {
+        db_error(j, err, "starting a run");
+        return false;
+    }
+    int rc = SQLITE_CONSTRAINT;
+    for (int tries = 0; rc == SQLITE_CONSTRAINT && tries < 8; tries++) {
+        new_run_id(j->run_id);
+        sqlite3_reset(st);
+        sqlite3_bind_text(st, 1, j->run_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, workflow, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, source_hash, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, args, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 5, wall_ms());
+        rc = sqlite3_step(st);
+    }
+    if (rc != SQLITE_DONE) {
+        db_error(j, err, "starting a run");
+        j->run_id[0] = '\0';
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE;
+}
+
+bool fr_journal_begin(fr_journal *j, const char *workflow, const char *source_hash,
+                      const char *args, fr_buf *err)
+{
+    db_acquire(j);
+    bool ok = insert_run(j, workflow, source_hash, args, err);
+    db_release(j);
+    return ok;
+}
+
+/* The stored row of the run to resume. */
+typedef struct jrun {
+    char id[FR_RUN_ID_MAX];        /* its id */
+    char *source_hash;             /* the program it was started with (malloc'd) */
+    char *args;                    /* its arguments, a JSON object (malloc'd) */
+    char *status;                  /* its status (malloc'd) */
+} jrun;
+
+static void jrun_free(jrun *r)
+{
+    fr_free(r->source_hash);
+    fr_free(r->args);
+    fr_free(r->status);
+}
+
+/* Finds run_id of workflow, or its latest run that is not done. */
+static bool find_run(fr_journal *j, const char *workflow, const char *run_id, jrun *r,
+                     fr_buf *err)
+{
+    sqlite3_stmt *st;
+    const char *sql = run_id
+        ? "SELECT id, source_hash, args, status FROM runs WHERE id = ?2 AND workflow = ?1"
+        : "SELECT id, source_hash, args, status FROM runs WHERE workflow = ?1"
+          " AND status <> 'done' ORDER BY started_ms DESC, rowid DESC LIMIT 1";
+    if (sqlite3_prepare_v2(j->db, sql, -1, &st, NULL) != SQLITE_OK) {
+        db_error(j, err, "finding the run");
+        return false;
+    }
+    sqlite3_bind_text(st, 1, workflow, -1, SQLITE_STATIC);
+    if (run_id)
+        sqlite3_bind_text(st, 2, run_id, -1, SQLITE_STATIC);
+    bool found = sqlite3_step(st) == SQLITE_ROW;
+    if (found) {
+        snprintf(r->id, sizeof r->id, "%s", (const char *)sqlite3_column_text(st, 0));
+        r->source_hash = fr_strdup((const char *)sqlite3_column_text(st, 1));
+        r->args = fr_strdup((const char *)sqlite3_column_text(st, 2));
+        r->status = fr_strdup((const char *)sqlite3_column_text(st, 3));
+    } else if (run_id) {
+        fr_buf_puts(err, "no run '");
+        fr_buf_puts(err, run_id);
+        fr_buf_puts(err, "' of this workflow in the journal ");
+        fr_buf_puts(err, j->path);
+    } else {
+        fr_buf_puts(err, "no unfinished run of this workflow in the journal ");
+        fr_buf_puts(err, j->path);
+    }
+    sqlite3_finalize(st);
+    return found && r->source_hash && r->args && r->status;
+}
+
+static void put_kebab(fr_buf *b, const char *name)
+{
+    fr_buf_puts(b, "--");
+    for (; *name; name++)
+        fr_buf_put(b, *name == '_' ? "-" : name, 1);
+}
+
+static void put_json(fr_buf *b, json_t *v)
+{
+    if (!v) {
+        fr_buf_puts(b, "unset");
+        return;
+    }
+    char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    fr_buf_puts(b, s ? s : "?");
+    fr_free(s);
+}
+
+/* Names each argument that differs between the old and new JSON objects. */
+static void diff_args(const char *old_text, const char *new_text, fr_buf *err)
+{
+    json_t *o = json_loads(old_text, 0, NULL), *n = json_loads(new_text, 0, NULL);
+    const char *k;
+    json_t *v;
+    int said = 0;
+    json_object_foreach(n, k, v) {
+        if (json_equal(v, json_object_get(o, k)))
+            continue;
+        fr_buf_puts(err, said++ ? ", " : "");
+        put_kebab(err, k);
+        fr_buf_puts(err, " was ");
+        put_json(err, json_object_get(o, k));
+        fr_buf_puts(err, ", now ");
+        put_json(err, v);
+    }
+    json_object_foreach(o, k, v) {
+        if (json_object_get(n, k))
+            continue;
+        fr_buf_puts(err, said++ ? ", " : "");
+        put_kebab(err, k);
+        fr_buf_puts(err, " was ");
+        put_json(err, v);
+        fr_buf_puts(err, ", now unset");
+    }
+    if (!said)
+        fr_buf_puts(err, "the arguments differ");
+    json_decref(o);
+    json_decref(n);
+}
+
+/* Resume refuses a changed program or changed arguments unless forced. */
+static bool check_same(const jrun *r, const char *source_hash, const char *args,
+                       bool force, fr_buf *err)
+{
+    bool same_src = strcmp(r->source_hash, source_hash) == 0;
+    json_t *a = json_loads(r->args, 0, NULL), *b = json_loads(args, 0, NULL);
+    bool same_args = a && b ? json_equal(a, b) : strcmp(r->args, args) == 0;
+    json_decref(a);
+    json_decref(b);
+    if (force || (same_src && same_args))
+        return true;
+    fr_buf_puts(err, "cannot resume run ");
+    fr_buf_puts(err, r->id);
+    if (!same_src) {
+        fr_buf_puts(err, ": the workflow changed since it started (source hash ");
+        fr_buf_put(err, r->source_hash, strlen(r->source_hash) < 12 ? strlen(r->source_hash) : 12);
+        fr_buf_puts(err, " then, ");
+        fr_buf_put(err, source_hash, strlen(source_hash) < 12 ? strlen(source_hash) : 12);
+        fr_buf_puts(err, " now)");
+    }
+    if (!same_args) {
+        fr_buf_puts(err, same_src ? ": the arguments changed (" : "; the arguments changed (");
+        diff_args(r->args, args, err);
+        fr_buf_puts(err, ")");
+    }
+    fr_buf_puts(err, "; use --force to resume it anyway");
+    return false;
+}
+
+/* Loads the finished calls of the bound run into the answer map. */
+static bool load_answers(fr_journal *j, fr_buf *err)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(j->db, "SELECT key, output FROM calls WHERE run_id = ?1"
+                           " AND status = 'ok'", -1, &st, NULL) != SQLITE_OK) {
+        db_error(j, err, "loading the run's calls");
+        return false;
+    }
+    sqlite3_bind_text(st, 1, j->run_id, -1, SQLITE_STATIC);
+    bool ok = true;
+    while (ok && sqlite3_step(st) == SQLITE_ROW) {
+        char *k = fr_strdup((const char *)sqlite3_column_text(st, 0));
+        char *o = fr_strdup((const char *)sqlite3_column_text(st, 1));
+        ok = k && o && map_put(&j->answers, k, o);
+        if (!ok) {
+            fr_free(k);
+            fr_free(o);
+            fr_buf_puts(err, "out of memory loading the journal");
+        }
+    }
+    sqlite3_finalize(st);
+    return ok;
+}
+
+static bool mark_resumed(fr_journal *j, fr_buf *err)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(j->db, "UPDATE runs SET status = 'running', ended_ms = NULL,"
+                           " resumes = resumes + 1 WHERE id = ?1", -1, &st, NULL) != SQLITE_OK) {
+        db_error(j, err, "resuming the run");
+        return false;
+    }
+    sqlite3_bind_text(st, 1, j->run_id, -1, SQLITE_STATIC);
+    bool ok = sqlite3_step(st) == SQLITE_DONE;
+    if (!ok)
+        db_error(j, err, "resuming the run");
+    sqlite3_finalize(st);
+    return ok;
+}
+
+static bool resume_locked(fr_journal *j, const char *workflow, const char *run_id,
+                          const char *source_hash, const char *args, bool force,
+                          fr_buf *err)
+{
+    jrun r = { "", NULL, NULL, NULL };
+    bool ok = find_run(j, workflow, run_id, &r, err);
+    if (ok && strcmp(r.status, "done") == 0) {
+        fr_buf_puts(err, "run ");
+        fr_buf_puts(err, r.id);
+        fr_buf_puts(err, " already finished; there is nothing to resume");
+        ok = false;
+    }
+    ok = ok && check_same(&r, source_hash, args, force, err);
+    if (ok) {
+        snprintf(j->run_id, sizeof j->run_id, "%s", r.id);
+        ok = load_answers(j, err) && mark_resumed(j, err);
+    }
+    if (!ok)
+        j->run_id[0] = '\0';
+    jrun_free(&r);
+    return ok;
+}
+
+bool fr_journal_resume(fr_journal *j, const char *workflow, const char *run_id,
+                       const char *source_hash, const char *args, bool force,
+                       fr_buf *err)
+{
+    db_acquire(j);
+    bool ok = resume_locked(j, workflow, run_id, source_hash, args, force, err);
+    db_release(j);
+    return ok;
+}
+
+bool fr_journal_prior_spend(fr_journal *j, int phase, double *usd, int64_t *tokens)
+{
+    sqlite3_stmt *st;
+    *usd = 0;
+    *tokens = 0;
+    db_acquire(j);
+    bool ok = sqlite3_prepare_v2(j->db,
+        "SELECT total(usd + held_usd + lost_usd),"
+        " total(tokens_in + tokens_out + held_tokens + lost_tokens)"
+        " FROM calls WHERE run_id = ?1 AND (?2 < 0 OR phase = ?2)", -1, &st, NULL) == SQLITE_OK;
+    if (ok) {
+        sqlite3_bind_text(st, 1, j->run_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 2, phase);
+        ok = sqlite3_step(st) == SQLITE_ROW;
+        if (ok) {
+            *usd = sqlite3_column_double(st, 0);
+            *tokens = (int64_t)sqlite3_column_double(st, 1);
+        }
+        sqlite3_finalize(st);
+    }
+    db_release(j);
+    return ok;
+}
+
+bool fr_journal_end(fr_journal *j, const char *status, double usd, int64_t tokens)
+{
+    sqlite3_stmt *st;
+    db_acquire(j);
+    bool ok = sqlite3_prepare_v2(j->db, "UPDATE runs SET status = ?2, ended_ms = ?3,"
+                                 " usd = ?4, tokens = ?5 WHERE id = ?1", -1, &st,
+                                 NULL) == SQLITE_OK;
+    if (ok) {
+        sqlite3_bind_text(st, 1, j->run_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, wall_ms());
+        sqlite3_bind_double(st, 4, usd);
+        sqlite3_bind_int64(st, 5, tokens);
+        ok = sqlite3_step(st) == SQLITE_DONE;
+        sqlite3_finalize(st);
+    }
+    db_release(j);
+    return ok;
+}
+
+/* ---- calls: keys, lookups, the group commit ------------------------------ */
+
+void fr_journal_key(fr_jcall *c, const char *system, const char *prompt)
+{
+    sha256 s;
+    sha_init(&s);
+    sha_update(&s, system ? system : "", system ? strlen(system) + 1 : 1);
+    sha_update(&s, prompt, strlen(prompt));
+    sha_final_hex(&s, c->input_hash);
+    snprintf(c->key, sizeof c->key, "%s/%d/%s/%u/%.16s", c->agent, c->site,
+             c->item && *c->item ? c->item : "-", c->seq, c->input_hash);
+}
+
+json_t *fr_journal_lookup(fr_journal *j, const fr_jcall *c)
+{
+    if (!j || j->answers.n == 0)
+        return NULL;
+    pthread_mutex_lock(&j->mu);
+    const char *out = map_get(&j->answers, c->key);
+    json_t *v = out ? json_loads(out, JSON_DECODE_ANY, NULL) : NULL;
+    pthread_mutex_unlock(&j->mu);
+    return v;
+}
+
+static void bind_call(sqlite3_stmt *st, const char *run_id, const fr_jcall *c)
+{
+    sqlite3_bind_text(st, 1, run_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, c->key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, c->agent, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 4, c->site);
+    sqlite3_bind_text(st, 5, c->item ? c->item : "", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 6, c->seq);
+    sqlite3_bind_int(st, 7, c->phase);
+    sqlite3_bind_text(st, 8, c->model, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 9, c->input_hash, -1, SQLITE_STATIC);
+}
+
+static bool write_op(fr_journal *j, const jop *op)
+{
+    const fr_jcall *c = op->call;
+    sqlite3_stmt *st = op->kind == OP_RESERVE ? j->st_reserve : j->st_record;
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    bind_call(st, j->run_id, c);
+    if (op->kind == OP_RESERVE) {
+        sqlite3_bind_double(st, 10, op->usd);
+        sqlite3_bind_int64(st, 11, op->tokens);
+    } else {
+        sqlite3_bind_text(st, 10, c->output, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 11, c->output ? "ok" : "failed", -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 12, c->tokens_in);
+        sqlite3_bind_int64(st, 13, c->tokens_out);
+        sqlite3_bind_double(st, 14, c->usd);
+        sqlite3_bind_int(st, 15, c->attempts);
+        sqlite3_bind_int64(st, 16, c->latency_ms);
+        sqlite3_bind_int64(st, 17, wall_ms());
+    }
+    bool ok = sqlite3_step(st) == SQLITE_DONE;
+    sqlite3_reset(st);
+    return ok;
+}
+
+/* One transaction for the whole batch; false if it did not commit. */
+static bool commit_batch(fr_journal *j, jop *batch)
+{
+    bool ok = sqlite3_exec(j->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK;
+    for (jop *op = batch; ok && op; op = op->next)
+        ok = write_op(j, op);
+    if (ok)
+        ok = sqlite3_exec(j->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;
+    if (!ok)
+        sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
+    return ok;
+}
+
+/* The leader's part, called and returning with j->mu held and busy set. */
+static void lead_batches(fr_journal *j, jop *mine)
+{
+    while (!mine->done && j->head) {
+        jop *batch = j->head;
+        j->head = NULL;
+        j->tail = &j->head;
+        pthread_mutex_unlock(&j->mu);
+        bool ok = commit_batch(j, batch);
+        pthread_mutex_lock(&j->mu);
+        j->batches++;
+        for (jop *op = batch, *next; op; op = next) {
+            next = op->next;
+            j->rows++;
+            op->ok = ok;
+            op->done = true;
+        }
+        pthread_cond_broadcast(&j->cv);
+    }
+}
+
+/* Queues op and returns once it is committed by this thread or a leader. */
+static bool submit(fr_journal *j, jop *op)
+{
+    pthread_mutex_lock(&j->mu);
+    *j->tail = op;
+    j->tail = &op->next;
+    while (!op->done) {
+        if (!j->busy) {
+            j->busy = true;
+            lead_batches(j, op);
+            j->busy = false;
+            pthread_cond_broadcast(&j->cv);
+        } else {
+            pthread_cond_wait(&j->cv, &j->mu);
+        }
+    }
+    pthread_mutex_unlock(&j->mu);
+    return op->ok;
+}
+
+bool fr_journal_reserve(fr_journal *j, const fr_jcall *c, double usd, int64_t tokens)
+{
+    jop op = { NULL, OP_RESERVE, c, usd, tokens, false, false };
+    return !j || !j->run_id[0] || submit(j, &op);
+}
+
+bool fr_journal_record(fr_journal *j, const fr_jcall *c)
+{
+    jop op = { NULL, OP_RECORD, c, 0, 0, false, false };
+    return !j || !j->run_id[0] || submit(j, &op);
+}
+
+/* ---- the approval queue -------------------------------------------------- */
+
+static const char sql_queue[] =
+    "INSERT INTO approvals(run_id, n, origin, item, idx, kind, title, item_json, created_ms)"
+    " SELECT ?1, coalesce(max(n), 0) + 1, ?2, ?3, ?4, ?5, ?6, ?7, ?8"
+    " FROM approvals WHERE run_id = ?1"
+    " ON CONFLICT(run_id, origin, item, idx) DO UPDATE SET"
+    " decision = CASE WHEN item_json = excluded.item_json THEN decision END,"
+    " item_json = excluded.item_json, title = excluded.title";
+
+/* Queues one item (an item already queued keeps its decision if unchanged). */
+static bool queue_item(fr_journal *j, sqlite3_stmt *st, const char *origin,
+                       const char *item, int idx, const char *kind, const char *title,
+                       const char *json)
+{
+    sqlite3_reset(st);
+    sqlite3_bind_text(st, 1, j->run_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, origin, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, item ? item : "", -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 4, idx);
+    sqlite3_bind_text(st, 5, kind, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, title, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 7, json, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 8, wall_ms());
+    return sqlite3_step(st) == SQLITE_DONE;
+}
+
+static int decision_of(const unsigned char *d)
+{
+    if (!d)
+        return -1;
+    return strcmp((const char *)d, "approved") == 0 ? 1 : 0;
+}
+
+static bool read_decisions(fr_journal *j, const char *origin, const char *item, size_t n,
+                           int *decisions)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(j->db, "SELECT idx, decision FROM approvals WHERE run_id = ?1"
+                           " AND origin = ?2 AND item = ?3", -1, &st, NULL) != SQLITE_OK)
+        return false;
+    sqlite3_bind_text(st, 1, j->run_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, origin, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, item ? item : "", -1, SQLITE_STATIC);
+    for (size_t i = 0; i < n; i++)
+        decisions[i] = -1;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        int64_t idx = sqlite3_column_int64(st, 0);
+        if (idx >= 0 && (size_t)idx < n)
+            decisions[idx] = decision_of(sqlite3_column_text(st, 1));
+    }
+    sqlite3_finalize(st);
+    return true;
+}
+
+static bool approvals_locked(fr_journal *j, const char *origin, const char *item,
+                             const char *title, size_t n, char *const *items,
+                             int *decisions, fr_buf *err)
+{
+    sqlite3_stmt *st;
+    if (!db_exec(j, "BEGIN IMMEDIATE", err))
+        return false;
+    bool ok = sqlite3_prepare_v2(j->db, sql_queue, -1, &st, NULL) == SQLITE_OK;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = queue_item(j, st, origin, item, (int)i, "approve", title, items[i]);
+    sqlite3_finalize(st);
+    ok = ok && read_decisions(j, origin, item, n, decisions);
+    if (!ok) {
+        db_error(j, err, "queueing items for approval");
+        db_exec(j, "ROLLBACK", NULL);
+        return false;
+    }
+    return db_exec(j, "COMMIT", err);
+}
+
+bool fr_journal_approvals(fr_journal *j, int site, const char *item, const char *title,
+                          size_t n, char *const *items, int *decisions, fr_buf *err)
+{
+    char origin[32];
+    snprintf(origin, sizeof origin, "approve:%d", site);
+    db_acquire(j);
+    bool ok = approvals_locked(j, origin, item, title, n, items, decisions, err);
+    db_release(j);
+    return ok;
+}
+
+bool fr_journal_escalate(fr_journal *j, const char *where, const char *item,
+                         const char *item_json, const char *why)
+{
+    char origin[256];
+    sqlite3_stmt *st;
+    if (!j || !j->run_id[0])
+        return false;
+    snprintf(origin, sizeof origin, "escalate:%s", where ? where : "");
+    db_acquire(j);
+    bool ok = sqlite3_prepare_v2(j->db, sql_queue, -1, &st, NULL) == SQLITE_OK;
+    if (ok) {
+        ok = queue_item(j, st, origin, item, 0, "escalate", why ? why : "", item_json);
+        sqlite3_finalize(st);
+    }
+    db_release(j);
+    return ok;
+}
+
+/* ---- subcommands: runs, review, approve ---------------------------------- */
+
+static void put_time(FILE *out, int64_t ms)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    char s[32];
+    gmtime_r(&t, &tm);
+    strftime(s, sizeof s, "%Y-%m-%d %H:%M:%S", &tm);
+    fputs(s, out);
+}
+
+static const char *col_text(sqlite3_stmt *st, int i)
+{
+    const unsigned char *s = sqlite3_column_text(st, i);
+    return s ? (const char *)s : "";
+}
+
+/* runs -> one line per run: id, status, start, duration, spend, calls. */
+static int cmd_runs(fr_journal *j, const char *workflow)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(j->db,
+        "SELECT r.id, r.status, r.started_ms, r.ended_ms, r.resumes,"
+        " (SELECT total(usd + held_usd + lost_usd) FROM calls c WHERE c.run_id = r.id),"
+        " (SELECT total(tokens_in + tokens_out) FROM calls c WHERE c.run_id = r.id),"
+        " (SELECT count(*) FROM calls c WHERE c.run_id = r.id AND c.status = 'ok'),"
+        " (SELECT count(*) FROM approvals a WHERE a.run_id = r.id AND a.decision IS NULL)"
+        " FROM runs r WHERE r.workflow = ?1 ORDER BY r.started_ms, r.rowid",
+        -1, &st, NULL) != SQLITE_OK) {
+        fprintf(stderr, "error: journal %s: %s\n", j->path, sqlite3_errmsg(j->db));
+        return 1;
+    }
+    sqlite3_bind_text(st, 1, workflow, -1, SQLITE_STATIC);
+    printf("%-22s %-8s %-19s %9s %10s %10s %6s %7s\n", "RUN", "STATUS", "STARTED (UTC)",
+           "DURATION", "USD", "TOKENS", "CALLS", "PENDING");
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        printf("%-22s %-8s ", col_text(st, 0), col_text(st, 1));
+        put_time(stdout, sqlite3_column_int64(st, 2));
+        if (sqlite3_column_type(st, 3) == SQLITE_NULL)
+            printf(" %9s", "-");
+        else
+            printf(" %8.1fs", (double)(sqlite3_column_int64(st, 3) -
+                                       sqlite3_column_int64(st, 2)) / 1000.0);
+        printf(" %10.4f %10lld %6lld %7lld\n", sqlite3_column_double(st, 5),
+               (long long)sqlite3_column_double(st, 6),
+               (long long)sqlite3_column_int64(st, 7), (long long)sqlite3_column_int64(st, 8));
+    }
+    sqlite3_finalize(st);
+    return 0;
+}
+
+/* review -> each run with undecided items, and the items, numbered. */
+static int cmd_review(fr_journal *j, const char *workflow)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(j->db,
+        "SELECT a.run_id, a.n, a.kind, a.title, a.item_json, a.item, r.status"
+        " FROM approvals a JOIN runs r ON r.id = a.run_id"
+        " WHERE r.workflow = ?1 AND a.decision IS NULL ORDER BY r.started_ms, a.run_id, a.n",
+        -1, &st, NULL) != SQLITE_OK) {
+        fprintf(stderr, "error: journal %s: %s\n", j->path, sqlite3_errmsg(j->db));
+        return 1;
+    }
+    sqlite3_bind_text(st, 1, workflow, -1, SQLITE_STATIC);
+    char last[FR_RUN_ID_MAX] = "";
+    int items = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        if (strcmp(last, col_text(st, 0)) != 0) {
+            snprintf(last, sizeof last, "%s", col_text(st, 0));
+            printf("run %s (%s)\n", last, col_text(st, 6));
+        }
+        printf("  [%lld] %s: %s\n      %s\n", (long long)sqlite3_column_int64(st, 1),
+               strcmp(col_text(st, 2), "approve") == 0 ? "approve" : "escalated",
+               col_text(st, 3), col_text(st, 4));
+        items++;
+    }
+    sqlite3_finalize(st);
+    if (items == 0)
+        printf("nothing waiting for review\n");
+    else
+        printf("%d item%s waiting; decide with: %s approve RUN_ID --all | --item N | --reject N\n",
+               items, items == 1 ? "" : "s", workflow);
+    return 0;
+}
+
+/* The decisions asked on the command line. */
+typedef struct jdecide {
+    bool all;                      /* --all: approve every undecided item */
+    int64_t *ns;                   /* the item numbers */
+    int *approve;                  /* 1 --item, 0 --reject, per number */
+    int count;                     /* numbers given */
+    const char *by;                /* --by, else $USER */
+} jdecide;
+
+static bool set_decision(fr_journal *j, const char *run_id, int64_t n, bool ok,
+                         const char *by)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(j->db, "UPDATE approvals SET decision = ?3, decided_by = ?4,"
+                           " decided_ms = ?5 WHERE run_id = ?1 AND (n = ?2 OR"
+                           " (?2 < 0 AND decision IS NULL))", -1, &st, NULL) != SQLITE_OK)
+        return false;
+    sqlite3_bind_text(st, 1, run_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, n);
+    sqlite3_bind_text(st, 3, ok ? "approved" : "rejected", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, by, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, wall_ms());
+    bool done = sqlite3_step(st) == SQLITE_DONE && (n < 0 || sqlite3_changes(j->db) == 1);
+    sqlite3_finalize(st);
+    if (!done && n >= 0)
+        fprintf(stderr, "error: run %s has no item %lld (see: review)\n", run_id, (long long)n);
+    return done;
+}
+
+static void count_waiting(fr_journal *j, const char *run_id)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(j->db, "SELECT count(*) FILTER (WHERE decision = 'approved'),"
+                           " count(*) FILTER (WHERE decision = 'rejected'),"
+                           " count(*) FILTER (WHERE decision IS NULL)"
+                           " FROM approvals WHERE run_id = ?1", -1, &st, NULL) != SQLITE_OK)
+        return;
+    sqlite3_bind_text(st, 1, run_id, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        printf("run %s: %lld approved, %lld rejected, %lld waiting\n", run_id,
+               (long long)sqlite3_column_int64(st, 0), (long long)sqlite3_column_int64(st, 1),
+               (long long)sqlite3_column_int64(st, 2));
+    sqlite3_finalize(st);
+}
+
+static bool run_exists(fr_journal *j, const char *workflow, const char *run_id)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(j->db, "SELECT 1 FROM runs WHERE id = ?1 AND workflow = ?2",
+                           -1, &st, NULL) != SQLITE_OK)
+        return false;
+    sqlite3_bind_text(st, 1, run_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, workflow, -1, SQLITE_STATIC);
+    bool found = sqlite3_step(st) == SQLITE_ROW;
+    sqlite3_finalize(st);
+    return found;
+}
+
+/* approve RUN_ID -> the decisions, in one transaction. */
+static int cmd_approve(fr_journal *j, const char *workflow, const char *run_id,
+                       const jdecide *d)
+{
+    if (!run_exists(j, workflow, run_id)) {
+        fprintf(stderr, "error: no run '%s' of %s in the journal %s\n", run_id, workflow,
+                j->path);
+        return 2;
+    }
+    if (!db_exec(j, "BEGIN IMMEDIATE", NULL))
+        return 1;
+    bool ok = true;
+    for (int i = 0; ok && i < d->count; i++)
+        ok = set_decision(j, run_id, d->ns[i], d->approve[i], d->by);
+    if (ok && d->all)
+        ok = set_decision(j, run_id, -1, true, d->by);
+    if (!ok) {
+        db_exec(j, "ROLLBACK", NULL);
+        return 2;
+    }
+    if (!db_exec(j, "COMMIT", NULL))
+        return 1;
+    count_waiting(j, run_id);
+    return 0;
+}
+
+static int usage(const char *prog)
+{
+    fprintf(stderr, "usage: %s runs [--journal PATH]\n"
+                    "       %s review [--journal PATH]\n"
+                    "       %s approve RUN_ID [--all | --item N ... | --reject N ...]"
+                    " [--by NAME] [--journal PATH]\n", prog, prog, prog);
+    return 2;
+}
+
+static bool parse_number(const char *s, int64_t *n)
+{
+    char *end;
+    if (!s)
+        return false;
+    long long v = strtoll(s, &end, 10);
+    *n = v;
+    return *s && !*end && v > 0;
+}
+
+/* Parses the flags after the subcommand (and RUN_ID); false on a bad one. */
+static bool parse_flags(int argc, char **argv, const char **journal, jdecide *d, bool decide)
+{
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--journal") == 0 && i + 1 < argc) {
+            *journal = argv[++i];
+        } else if (decide && strcmp(a, "--all") == 0) {
+            d->all = true;
+        } else if (decide && strcmp(a, "--by") == 0 && i + 1 < argc) {
+            d->by = argv[++i];
+        } else if (decide && (strcmp(a, "--item") == 0 || strcmp(a, "--reject") == 0)) {
+            if (!parse_number(i + 1 < argc ? argv[i + 1] : NULL, &d->ns[d->count])) {
+                fprintf(stderr, "error: %s needs an item number (see: review)\n", a);
+                return false;
+            }
+            d->approve[d->count++] = a[2] == 'i';
+            i++;
+        } else {
+            fprintf(stderr, "error: unknown argument '%s'\n", a);
+            return false;
+        }
+    }
+    if (decide && !d->all && d->count == 0) {
+        fprintf(stderr, "error: approve needs --all, --item N or --reject N\n");
+        return false;
+    }
+    return true;
+}
+
+static int run_command(const fr_program *prog, const char *cmd, int argc, char **argv,
+                       const char *self)
+{
+    bool decide = strcmp(cmd, "approve") == 0;
+    const char *run_id = NULL, *journal = NULL;
+    jdecide d = { false, NULL, NULL, 0, getenv("USER") ? getenv("USER") : "unknown" };
+    if (decide) {
+        if (argc < 1 || argv[0][0] == '-')
+            return usage(self);
+        run_id = argv[0];
+        argc--, argv++;
+    }
+    d.ns = fr_calloc((size_t)argc + 1, sizeof *d.ns);
+    d.approve = fr_calloc((size_t)argc + 1, sizeof *d.approve);
+    int rc = 2;
+    if (d.ns && d.approve && parse_flags(argc, argv, &journal, &d, decide)) {
+        char *path = journal ? fr_strdup(journal) : fr_journal_default_path(prog->name);
+        fr_buf err = { 0 };
+        fr_journal *j = path ? fr_journal_open(path, &err) : NULL;
+        if (!j) {
+            fprintf(stderr, "error: %s\n", err.s ? err.s : "out of memory");
+            rc = 1;
+        } else {
+            rc = decide ? cmd_approve(j, prog->name, run_id, &d)
+                 : strcmp(cmd, "runs") == 0 ? cmd_runs(j, prog->name)
+                                            : cmd_review(j, prog->name);
+        }
+        fr_journal_close(j);
+        fr_buf_free(&err);
+        fr_free(path);
+    }
+    fr_free(d.ns);
+    fr_free(d.approve);
+    return rc;
+}
+
+int fr_journal_command(const fr_program *prog, int argc, char **argv)
+{
+    if (argc < 2)
+        return -1;
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "runs") != 0 && strcmp(cmd, "review") != 0 && strcmp(cmd, "approve") != 0)
+        return -1;
+    return run_command(prog, cmd, argc - 2, argv + 2, argv[0]);
+}
