@@ -1,0 +1,193 @@
+/*
+ * fr_io.c: the builtins that touch the outside world: read_jsonl<T>(path),
+ * write_jsonl(xs, path) and env(name).
+ *
+ * read_jsonl streams the file a line at a time (getline), so a large file
+ * costs one line of buffer besides the values.  Each non-blank line is
+ * parsed, validated against T and normalized (keys in schema order, ints in
+ * float places made reals).  The first bad line stops the read with a usage
+ * error (exit 2) that names the file, the line and the field:
+ *
+ *   leads.jsonl:17: email: expected string, got number
+ *   leads.jsonl:9: invalid JSON: unexpected newline at column 14
+ *
+ * write_jsonl writes a temporary file beside the target and renames it over
+ * the target, so a reader never sees half a file, and a failed write leaves
+ * the old file alone.  Relative paths are relative to the working directory.
+ */
+#include "fr_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ---- read_jsonl ---------------------------------------------------------- */
+
+typedef struct jsonl_in {
+    const char *path;              /* the file's name as the workflow gave it */
+    const fr_type *elem;           /* what each line must be */
+    long lineno;                   /* the line being read, from 1 */
+    json_t *out;                   /* the values so far */
+} jsonl_in;
+
+static bool is_blank(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n')
+            return false;
+    return true;
+}
+
+/* One line: parse, validate, normalize, append; false with cx->sig set. */
+static bool read_line(fr_ctx *cx, jsonl_in *in, const char *line, size_t n,
+                      const char *where)
+{
+    json_error_t je;
+    json_t *v = json_loadb(line, n, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &je);
+    if (!v && json_error_code(&je) == json_error_out_of_memory)
+        return fr_oom(cx);
+    if (!v)
+        return fr_usage(cx, where, "%s:%ld: invalid JSON: %s at column %d", in->path,
+                        in->lineno, je.text, je.column);
+    fr_buf err = { 0 };
+    if (!fr_validate(v, in->elem, &err)) {
+        json_decref(v);
+        if (fr_buf_failed(&err) || !err.s)
+            fr_oom(cx);
+        else
+            fr_usage(cx, where, "%s:%ld: %s", in->path, in->lineno, err.s);
+        fr_buf_free(&err);
+        return false;
+    }
+    fr_buf_free(&err);
+    json_t *norm = fr_normalize(v, in->elem);
+    json_decref(v);
+    if (!norm || json_array_append_new(in->out, norm))
+        return fr_oom(cx);
+    return true;
+}
+
+/* Every line of f into in->out. */
+static bool read_lines(fr_ctx *cx, jsonl_in *in, FILE *f, const char *where)
+{
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    bool ok = true;
+    while (ok && (n = getline(&line, &cap, f)) != -1) {
+        const char *s = line;
+        in->lineno++;
+        if (in->lineno == 1 && n >= 3 && memcmp(s, "\xef\xbb\xbf", 3) == 0) {
+            s += 3;                /* a UTF-8 byte order mark */
+            n -= 3;
+        }
+        if (!is_blank(s, (size_t)n))
+            ok = read_line(cx, in, s, (size_t)n, where);
+    }
+    if (ok && ferror(f))
+        ok = fr_usage(cx, where, "cannot read '%s': %s", in->path, strerror(errno));
+    free(line);
+    return ok;
+}
+
+json_t *fr_read_jsonl(fr_ctx *cx, json_t *path, const fr_type *elem, const char *where)
+{
+    jsonl_in in = { .path = json_string_value(path), .elem = elem };
+    if (!in.path)
+        return fr_usage(cx, where, "read_jsonl: the path is not a string");
+    FILE *f = fopen(in.path, "re");
+    if (!f)
+        return fr_usage(cx, where, "cannot open '%s': %s", in.path, strerror(errno));
+    in.out = json_array();
+    bool ok = in.out && read_lines(cx, &in, f, where);
+    if (!in.out)
+        fr_oom(cx);
+    fclose(f);
+    if (!ok) {
+        json_decref(in.out);
+        return NULL;
+    }
+    return fr_keep(cx, in.out);
+}
+
+/* ---- write_jsonl --------------------------------------------------------- */
+
+static atomic_ulong tmp_counter;   /* makes temporary names unique in the process */
+
+/* Writes each item of list as one line; false with errno set. */
+static bool write_items(FILE *f, json_t *list, const fr_type *elem, bool *oom)
+{
+    for (size_t i = 0; i < json_array_size(list); i++) {
+        char *s = fr_to_json(json_array_get(list, i), elem);
+        if (!s) {
+            *oom = true;
+            return false;
+        }
+        bool ok = fputs(s, f) != EOF && putc('\n', f) != EOF;
+        fr_free(s);
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+/* Fills the temporary file and closes it; false with errno or *oom set. */
+static bool write_tmp(int fd, json_t *list, const fr_type *elem, bool *oom)
+{
+    FILE *f = fdopen(fd, "w");
+    if (!f) {
+        close(fd);
+        return false;
+    }
+    bool ok = write_items(f, list, elem, oom) && fflush(f) == 0 && fsync(fd) == 0;
+    int saved = errno;
+    if (fclose(f) != 0 && ok)
+        return false;
+    errno = saved;
+    return ok;
+}
+
+bool fr_write_jsonl(fr_ctx *cx, json_t *list, json_t *path, const fr_type *elem,
+                    const char *where)
+{
+    const char *p = json_string_value(path);
+    if (!p)
+        return fr_fail(cx, where, "write_jsonl: the path is not a string");
+    size_t cap = strlen(p) + 64;
+    char *tmp = fr_malloc(cap);
+    if (!tmp)
+        return fr_oom(cx);
+    snprintf(tmp, cap, "%s.tmp.%ld.%lu", p, (long)getpid(),
+             atomic_fetch_add(&tmp_counter, 1));
+    bool oom = false;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    bool ok = fd >= 0 && write_tmp(fd, list, elem, &oom) && rename(tmp, p) == 0;
+    if (!ok) {
+        int saved = errno;
+        if (fd >= 0)
+            unlink(tmp);
+        if (oom)
+            fr_oom(cx);
+        else
+            fr_fail(cx, where, "cannot write '%s': %s", p, strerror(saved));
+    }
+    fr_free(tmp);
+    return ok;
+}
+
+/* ---- env ----------------------------------------------------------------- */
+
+json_t *fr_env(fr_ctx *cx, json_t *name)
+{
+    const char *n = json_string_value(name);
+    const char *v = n ? getenv(n) : NULL;
+    if (!v)
+        return fr_null();
+    if (!fr_utf8_valid(v, strlen(v)))
+        return fr_fail(cx, NULL, "environment variable '%s' is not valid UTF-8", n);
+    return fr_str(cx, v);
+}
