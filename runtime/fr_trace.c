@@ -1,0 +1,235 @@
+/*
+ * fr_trace.c: --trace FILE, one JSON line per phase and per agent call,
+ * named after OpenTelemetry's GenAI semantic conventions so a collector (or
+ * jq) can read it without a mapping.
+ *
+ * A run is one trace: its id is derived from the run id, so a resumed run's
+ * lines join the trace it started.  Each phase is a span, written when the
+ * phase ends; each agent call is a span whose parent is its phase's span.
+ * Lines are built whole with jansson and written with one write(2) under a
+ * mutex onto an O_APPEND descriptor, so lines from many threads never mix.
+ */
+#include "fr_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+/* One phase's span while it runs. */
+typedef struct tphase {
+    char span_id[17];              /* 16 hex digits, "" before the phase began */
+    int64_t start_us;              /* wall clock start */
+} tphase;
+
+struct fr_trace {
+    int fd;                        /* the file, O_APPEND */
+    pthread_mutex_t mu;            /* one line at a time */
+    char run_id[FR_RUN_ID_MAX];    /* the run */
+    char trace_id[33];             /* 32 hex digits, from the run id */
+    const fr_program *prog;        /* phase names */
+    tphase *phases;                /* [prog->nphases] */
+    atomic_uint_fast64_t next;     /* span id counter, mixed */
+    uint64_t seed;                 /* per process, so a resume's ids differ */
+};
+
+static int64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* splitmix64: distinct counters give well-spread ids. */
+static uint64_t mix(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+static void new_span_id(fr_trace *t, char out[17])
+{
+    uint64_t id = mix(t->seed + atomic_fetch_add(&t->next, 1));
+    snprintf(out, 17, "%016llx", (unsigned long long)(id ? id : 1));
+}
+
+fr_trace *fr_trace_open(const char *path, const char *run_id, const fr_program *prog,
+                        fr_buf *err)
+{
+    char hash[65];
+    fr_trace *t = fr_calloc(1, sizeof *t);
+    tphase *ph = fr_calloc((size_t)(prog->nphases > 0 ? prog->nphases : 1), sizeof *ph);
+    if (!t || !ph) {
+        fr_buf_puts(err, "out of memory");
+        fr_free(t);
+        fr_free(ph);
+        return NULL;
+    }
+    t->fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
+    if (t->fd < 0) {
+        fr_buf_puts(err, "cannot open trace file ");
+        fr_buf_puts(err, path);
+        fr_buf_puts(err, ": ");
+        fr_buf_puts(err, strerror(errno));
+        fr_free(t);
+        fr_free(ph);
+        return NULL;
+    }
+    pthread_mutex_init(&t->mu, NULL);
+    snprintf(t->run_id, sizeof t->run_id, "%s", run_id);
+    fr_sha256_hex(run_id, strlen(run_id), hash);
+    memcpy(t->trace_id, hash, 32);
+    t->trace_id[32] = '\0';
+    t->prog = prog;
+    t->phases = ph;
+    t->seed = mix((uint64_t)now_us() ^ ((uint64_t)getpid() << 32));
+    return t;
+}
+
+void fr_trace_close(fr_trace *t)
+{
+    if (!t)
+        return;
+    close(t->fd);
+    pthread_mutex_destroy(&t->mu);
+    fr_free(t->phases);
+    fr_free(t);
+}
+
+static void set_str(json_t *o, const char *k, const char *v)
+{
+    json_object_set_new(o, k, v ? json_string(v) : json_null());
+}
+
+static void set_int(json_t *o, const char *k, int64_t v)
+{
+    json_object_set_new(o, k, json_integer(v));
+}
+
+/* "2026-11-21T01:45:03.123456Z" */
+static void set_time(json_t *o, const char *k, int64_t us)
+{
+    time_t s = (time_t)(us / 1000000);
+    struct tm tm;
+    char buf[40];
+    gmtime_r(&s, &tm);
+    size_t n = strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + n, sizeof buf - n, ".%06dZ", (int)(us % 1000000));
+    set_str(o, k, buf);
+}
+
+/* The fields every line starts with. */
+static json_t *line_head(fr_trace *t, const char *kind, const char *span_id,
+                         const char *parent)
+{
+    json_t *o = json_object();
+    set_str(o, "type", kind);
+    set_str(o, "run_id", t->run_id);
+    set_str(o, "trace_id", t->trace_id);
+    set_str(o, "span_id", span_id);
+    set_str(o, "parent_span_id", parent && *parent ? parent : NULL);
+    return o;
+}
+
+/* Writes o as one line and drops it. */
+static void emit(fr_trace *t, json_t *o)
+{
+    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    if (!s)
+        return;
+    size_t n = strlen(s);
+    s[n] = '\n';                   /* replaces the NUL: written by length */
+    pthread_mutex_lock(&t->mu);
+    for (size_t off = 0; off < n + 1;) {
+        ssize_t w = write(t->fd, s + off, n + 1 - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
+    pthread_mutex_unlock(&t->mu);
+    fr_free(s);
+}
+
+static const char *phase_name(fr_trace *t, int phase)
+{
+    return phase >= 0 && phase < t->prog->nphases ? t->prog->phases[phase].name : NULL;
+}
+
+void fr_trace_phase_begin(fr_trace *t, int phase)
+{
+    if (!t || phase < 0 || phase >= t->prog->nphases)
+        return;
+    pthread_mutex_lock(&t->mu);
+    new_span_id(t, t->phases[phase].span_id);
+    t->phases[phase].start_us = now_us();
+    pthread_mutex_unlock(&t->mu);
+}
+
+void fr_trace_phase_end(fr_trace *t, int phase, const char *status)
+{
+    if (!t || phase < 0 || phase >= t->prog->nphases || !t->phases[phase].span_id[0])
+        return;
+    tphase *p = &t->phases[phase];
+    int64_t end = now_us();
+    json_t *o = line_head(t, "phase", p->span_id, NULL);
+    char name[128];
+    snprintf(name, sizeof name, "phase %s", phase_name(t, phase));
+    set_str(o, "name", name);
+    set_str(o, "phase", phase_name(t, phase));
+    set_time(o, "start_time", p->start_us);
+    set_time(o, "end_time", end);
+    set_int(o, "latency_ms", (end - p->start_us) / 1000);
+    set_str(o, "status", status && strcmp(status, "ok") != 0 ? "error" : "ok");
+    set_str(o, "error.type", status && strcmp(status, "ok") != 0 ? status : NULL);
+    emit(t, o);
+}
+
+/* The OpenTelemetry GenAI attributes of one call. */
+static void genai_attrs(json_t *o, const fr_tcall *c)
+{
+    set_str(o, "gen_ai.operation.name", "chat");
+    set_str(o, "gen_ai.provider.name", c->provider);
+    set_str(o, "gen_ai.request.model", c->model);
+    set_int(o, "gen_ai.usage.input_tokens", c->tokens_in);
+    set_int(o, "gen_ai.usage.output_tokens", c->tokens_out);
+    json_t *fr = json_array();
+    if (c->finish_reason)
+        json_array_append_new(fr, json_string(c->finish_reason));
+    json_object_set_new(o, "gen_ai.response.finish_reasons", fr);
+    set_str(o, "error.type", c->error_type);
+}
+
+void fr_trace_call(fr_trace *t, const fr_tcall *c)
+{
+    if (!t)
+        return;
+    char span[17], parent[17] = "", name[160];
+    new_span_id(t, span);
+    if (c->phase >= 0 && c->phase < t->prog->nphases) {
+        pthread_mutex_lock(&t->mu);
+        memcpy(parent, t->phases[c->phase].span_id, sizeof parent);
+        pthread_mutex_unlock(&t->mu);
+    }
+    json_t *o = line_head(t, "call", span, parent);
+    snprintf(name, sizeof name, "chat %s", c->model ? c->model : "");
+    set_str(o, "name", name);
+    set_time(o, "start_time", c->start_us);
+    set_time(o, "end_time", c->start_us + c->latency_ms * 1000);
+    genai_attrs(o, c);
+    set_str(o, "agent", c->agent);
+    set_str(o, "phase", phase_name(t, c->phase));
+    set_str(o, "item", c->item ? c->item : "");
+    set_int(o, "attempt", c->attempts);
+    json_object_set_new(o, "cost_usd", json_real(c->usd));
+    set_int(o, "latency_ms", c->latency_ms);
+    json_object_set_new(o, "cached", json_boolean(c->cached));
+    emit(t, o);
+}
