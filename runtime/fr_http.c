@@ -1,35 +1,751 @@
 /*
- * fr_http.c: the HTTP side of the provider seam (placeholder).
+ * fr_http.c: the HTTP side of the provider seam, shared by both wire formats.
  *
- * This first version only defines the seam so the rest of the runtime links;
- * the real client (shared curl connection cache, per-endpoint limiter, key
- * checks) replaces it.
+ * fr_http_new resolves, per model, an endpoint: the request URL (the model's
+ * base_url, else ANTHROPIC_BASE_URL / OPENAI_BASE_URL, else the provider's),
+ * the API key variable and its value.  A missing key fails there, before any
+ * work, naming the variable; only an OpenAI-compatible server on the local
+ * machine (localhost, 127.x, ::1: Ollama, vLLM, llama.cpp) may go without one,
+ * and then no Authorization header is sent.
+ *
+ * One attempt is one blocking curl_easy_perform on the calling worker thread.
+ * Connections are reused across all workers through a LIFO pool of easy
+ * handles (each keeps its connection alive); DNS answers and TLS sessions
+ * are shared through a CURLSH.  (Sharing the connection cache itself through
+ * CURLSH is not safe across threads in libcurl, so handles travel instead.)
+ *
+ * Endpoints sharing a base URL and key variable share a rate limiter: it
+ * paces sends at `rate` per second once a 429 has been seen, holds every
+ * worker for a 429's retry-after (a shared pause), halves the rate on a 429
+ * (once per round: a 429 for a request sent before the last cut is not
+ * counted again) and recovers on each success, so a fan-out backs off as a
+ * whole instead of each worker hammering the server on its own.
+ *
+ * No message built here contains a key: the provider's own error text is
+ * scrubbed of it as well.
  */
 #include "fr_internal.h"
 
+#include <curl/curl.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#define MAX_BODY (32u << 20)       /* a provider answer larger than this is refused */
+#define MIN_RATE 0.5               /* the limiter never paces slower (req/s) */
+#define CUT_FACTOR 0.5             /* multiplicative decrease on a 429 */
+#define GAIN_MIN 0.5               /* increase per success at least (req/s) ... */
+#define GAIN_FRAC 0.03             /* ... or this share of the rate: back in about a second */
+#define FORGET_NS (30 * 1000000000LL) /* no 429 for this long: limit dropped */
+
+/* ---- the shared rate limiter of one endpoint ----------------------------- */
+
+typedef struct limiter {
+    pthread_mutex_t mu;            /* guards the fields below */
+    double rate;                   /* allowed requests per second, 0: no limit */
+    int64_t next_ns;               /* the next free send slot (monotonic ns) */
+    int64_t pause_ns;              /* nobody sends before this (retry-after) */
+    int64_t cut_ns;                /* when the rate was last cut */
+    uint64_t gen;                  /* bumped by cuts and pauses: slots taken before are void */
+    int64_t win_ns;                /* start of the current one-second window */
+    int win_ok;                    /* successes in the current window */
+    int last_ok;                   /* successes in the previous window */
+} limiter;
+
+typedef struct endpoint {
+    const fr_model *model;         /* the model this entry was made for */
+    const char *provider;          /* "anthropic" or "openai" */
+    char *url;                     /* the full request URL */
+    char *key_env;                 /* the key's variable name */
+    char *key;                     /* the key, or NULL when a local server needs none */
+    limiter *lim;                  /* shared by endpoints with the same url and key_env */
+    bool owns_lim;                 /* this entry frees lim */
+    struct endpoint *next;         /* the next endpoint */
+} endpoint;
 
 struct fr_http {
-    int unused;                    /* placeholder until the real client lands */
+    CURLSH *share;                 /* DNS cache and TLS sessions of all handles */
+    pthread_mutex_t share_mu[CURL_LOCK_DATA_LAST]; /* one lock per shared kind */
+    pthread_mutex_t pool_mu;       /* guards pool */
+    CURL **pool;                   /* idle easy handles, each with its live connection */
+    size_t npool, cap;             /* used and allocated slots of pool */
+    pthread_mutex_t ep_mu;         /* guards eps */
+    endpoint *eps;                 /* every endpoint resolved so far */
 };
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void sleep_until(int64_t ns)
+{
+    struct timespec ts = { ns / 1000000000LL, ns % 1000000000LL };
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+        ;
+}
+
+/* Waits for a send slot; returns the send time. */
+static int64_t lim_acquire(limiter *l)
+{
+    for (;;) {
+        pthread_mutex_lock(&l->mu);
+        int64_t now = mono_ns(), t = now > l->pause_ns ? now : l->pause_ns;
+        if (l->rate > 0) {
+            if (l->next_ns > t)
+                t = l->next_ns;
+            l->next_ns = t + (int64_t)(1e9 / l->rate);
+        }
+        uint64_t gen = l->gen;
+        pthread_mutex_unlock(&l->mu);
+        if (t <= now)
+            return now;
+        sleep_until(t);
+        pthread_mutex_lock(&l->mu);
+        bool valid = l->gen == gen;
+        pthread_mutex_unlock(&l->mu);
+        if (valid)
+            return mono_ns();
+    }
+}
+
+/* Successes per second lately, for the first cut. */
+static double lim_observed(const limiter *l, int64_t now)
+{
+    double secs = (double)(now - l->win_ns) / 1e9;
+    double cur = secs > 0.05 ? l->win_ok / (secs < 1 ? 1 : secs) : 0;
+    return cur > l->last_ok ? cur : l->last_ok;
+}
+
+static void lim_count_ok(limiter *l, int64_t now)
+{
+    if (now - l->win_ns >= 1000000000LL) {
+        l->last_ok = now - l->win_ns < 2000000000LL ? l->win_ok : 0;
+        l->win_ok = 0;
+        l->win_ns = now;
+    }
+    l->win_ok++;
+}
+
+/* A 429 (or 529): a shared pause for retry_after_ms, and a cut of the rate
+ * unless this request went out before the last cut. */
+static void lim_slow_down(limiter *l, int64_t sent_ns, int retry_after_ms)
+{
+    pthread_mutex_lock(&l->mu);
+    int64_t now = mono_ns();
+    if (retry_after_ms > 0 && now + retry_after_ms * 1000000LL > l->pause_ns) {
+        l->pause_ns = now + retry_after_ms * 1000000LL;
+        l->next_ns = l->pause_ns;
+        l->gen++;
+    }
+    if (sent_ns >= l->cut_ns) {
+        double base = l->rate > 0 ? l->rate : lim_observed(l, now);
+        l->rate = base * CUT_FACTOR > MIN_RATE ? base * CUT_FACTOR : MIN_RATE;
+        l->cut_ns = now;
+        if (l->next_ns < now)
+            l->next_ns = now;
+        l->gen++;
+    }
+    pthread_mutex_unlock(&l->mu);
+}
+
+/* The server took a request: count it and let the rate recover. */
+static void lim_success(limiter *l)
+{
+    pthread_mutex_lock(&l->mu);
+    int64_t now = mono_ns();
+    lim_count_ok(l, now);
+    if (l->rate > 0) {
+        l->rate += l->rate * GAIN_FRAC > GAIN_MIN ? l->rate * GAIN_FRAC : GAIN_MIN;
+        if (now - l->cut_ns > FORGET_NS)
+            l->rate = 0;
+    }
+    pthread_mutex_unlock(&l->mu);
+}
+
+static limiter *lim_new(void)
+{
+    limiter *l = fr_calloc(1, sizeof *l);
+    if (!l)
+        return NULL;
+    pthread_mutex_init(&l->mu, NULL);
+    l->win_ns = mono_ns();
+    return l;
+}
+
+static void lim_free(limiter *l)
+{
+    if (!l)
+        return;
+    pthread_mutex_destroy(&l->mu);
+    fr_free(l);
+}
+
+/* ---- messages ------------------------------------------------------------ */
+
+void fr_http_set_error(fr_response *r, fr_outcome o, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    r->outcome = o;
+    fr_free(r->error);
+    r->error = fr_strdup(msg);
+}
+
+/* Replaces every occurrence of key in *s by "***" (in place or reallocated). */
+static void scrub(char **s, const char *key)
+{
+    if (!*s || !key || strlen(key) < 4)
+        return;
+    size_t kl = strlen(key);
+    char *p = *s;
+    while ((p = strstr(p, key))) {
+        memcpy(p, "***", 3);
+        memmove(p + 3, p + kl, strlen(p + kl) + 1);
+        p += 3;
+    }
+}
+
+/* ---- endpoints: URL, key, limiter per model ------------------------------ */
+
+static bool is_local_url(const char *url)
+{
+    const char *h = strstr(url, "://");
+    h = h ? h + 3 : url;
+    static const char *const local[] = { "localhost", "127.", "[::1]", "0.0.0.0" };
+    for (size_t i = 0; i < sizeof local / sizeof local[0]; i++)
+        if (strncmp(h, local[i], strlen(local[i])) == 0)
+            return true;
+    return false;
+}
+
+static char *join_url(const char *base, const char *path)
+{
+    size_t bl = strlen(base);
+    while (bl > 0 && base[bl - 1] == '/')
+        bl--;
+    char *u = fr_malloc(bl + strlen(path) + 1);
+    if (u) {
+        memcpy(u, base, bl);
+        strcpy(u + bl, path);
+    }
+    return u;
+}
+
+static void ep_free(endpoint *e)
+{
+    fr_free(e->url);
+    fr_free(e->key_env);
+    fr_free(e->key);
+    if (e->owns_lim)
+        lim_free(e->lim);
+    fr_free(e);
+}
+
+/* The limiter of an endpoint with the same URL and key variable, if any. */
+static limiter *lim_shared(fr_http *h, const endpoint *e)
+{
+    for (endpoint *o = h->eps; o; o = o->next)
+        if (strcmp(o->url, e->url) == 0 && strcmp(o->key_env, e->key_env) == 0)
+            return o->lim;
+    return NULL;
+}
+
+/* Fills e's URL and key from the model and the environment; false with err. */
+static bool ep_resolve(endpoint *e, const fr_model *m, fr_buf *err)
+{
+    bool anth = strcmp(m->provider, "anthropic") == 0;
+    if (!anth && strcmp(m->provider, "openai") != 0) {
+        fr_buf_printf(err, "model '%s': unknown provider '%s'", m->name, m->provider);
+        return false;
+    }
+    e->provider = anth ? "anthropic" : "openai";
+    const char *base = m->base_url;
+    if (!base || !*base)
+        base = getenv(anth ? "ANTHROPIC_BASE_URL" : "OPENAI_BASE_URL");
+    if (!base || !*base)
+        base = anth ? "https://api.anthropic.com" : "https://api.openai.com/v1";
+    e->url = join_url(base, anth ? "/v1/messages" : "/chat/completions");
+    const char *var = m->api_key_env ? m->api_key_env
+                                     : anth ? "ANTHROPIC_API_KEY" : "OPENAI_API_KEY";
+    e->key_env = fr_strdup(var);
+    const char *key = getenv(var);
+    if (key && *key)
+        e->key = fr_strdup(key);
+    if (!e->url || !e->key_env || (key && *key && !e->key)) {
+        fr_buf_puts(err, "out of memory");
+        return false;
+    }
+    if (!e->key && (anth || !is_local_url(e->url))) {
+        fr_buf_printf(err, "model '%s' (%s) needs an API key: %s is not set",
+                      m->name, e->provider, var);
+        return false;
+    }
+    return true;
+}
+
+/* Resolves model m and adds it to h's endpoints; h->ep_mu is held. */
+static endpoint *ep_add(fr_http *h, const fr_model *m, fr_buf *err)
+{
+    endpoint *e = fr_calloc(1, sizeof *e);
+    if (!e) {
+        fr_buf_puts(err, "out of memory");
+        return NULL;
+    }
+    e->model = m;
+    if (!ep_resolve(e, m, err)) {
+        ep_free(e);
+        return NULL;
+    }
+    e->lim = lim_shared(h, e);
+    if (!e->lim) {
+        e->lim = lim_new();
+        e->owns_lim = true;
+    }
+    if (!e->lim) {
+        fr_buf_puts(err, "out of memory");
+        ep_free(e);
+        return NULL;
+    }
+    e->next = h->eps;
+    h->eps = e;
+    return e;
+}
+
+/* The endpoint of model m, resolving it on first use. */
+static endpoint *ep_find(fr_http *h, const fr_model *m, fr_buf *err)
+{
+    pthread_mutex_lock(&h->ep_mu);
+    endpoint *e = h->eps;
+    while (e && e->model != m)
+        e = e->next;
+    if (!e)
+        e = ep_add(h, m, err);
+    pthread_mutex_unlock(&h->ep_mu);
+    return e;
+}
+
+/* ---- setup --------------------------------------------------------------- */
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_rc;
+
+static void curl_init(void)
+{
+    curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static void share_lock(CURL *c, curl_lock_data d, curl_lock_access a, void *p)
+{
+    fr_http *h = p;
+    pthread_mutex_lock(&h->share_mu[d < CURL_LOCK_DATA_LAST ? d : 0]);
+}
+
+static void share_unlock(CURL *c, curl_lock_data d, void *p)
+{
+    fr_http *h = p;
+    pthread_mutex_unlock(&h->share_mu[d < CURL_LOCK_DATA_LAST ? d : 0]);
+}
+
+static bool share_init(fr_http *h)
+{
+    for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+        pthread_mutex_init(&h->share_mu[i], NULL);
+    h->share = curl_share_init();
+    if (!h->share)
+        return false;
+    curl_share_setopt(h->share, CURLSHOPT_LOCKFUNC, share_lock);
+    curl_share_setopt(h->share, CURLSHOPT_UNLOCKFUNC, share_unlock);
+    curl_share_setopt(h->share, CURLSHOPT_USERDATA, h);
+    curl_share_setopt(h->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+    curl_share_setopt(h->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+    return true;
+}
 
 fr_http *fr_http_new(const fr_program *prog, bool mock_all, fr_buf *err)
 {
-    fr_http *h = calloc(1, sizeof *h);
-    if (!h)
+    pthread_once(&curl_once, curl_init);
+    if (curl_init_rc != CURLE_OK) {
+        fr_buf_printf(err, "cannot start libcurl: %s", curl_easy_strerror(curl_init_rc));
+        return NULL;
+    }
+    fr_http *h = fr_calloc(1, sizeof *h);
+    if (!h) {
         fr_buf_puts(err, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&h->pool_mu, NULL);
+    pthread_mutex_init(&h->ep_mu, NULL);
+    if (!share_init(h)) {
+        fr_buf_puts(err, "cannot start libcurl's shared cache");
+        fr_http_free(h);
+        return NULL;
+    }
+    for (int i = 0; !mock_all && prog && i < prog->nmodels; i++) {
+        const fr_model *m = prog->models[i];
+        if (strcmp(m->provider, "mock") == 0 || ep_find(h, m, err))
+            continue;
+        fr_http_free(h);
+        return NULL;
+    }
     return h;
 }
 
 void fr_http_free(fr_http *h)
 {
-    free(h);
+    if (!h)
+        return;
+    for (size_t i = 0; i < h->npool; i++)
+        curl_easy_cleanup(h->pool[i]);
+    fr_free(h->pool);
+    if (h->share)
+        curl_share_cleanup(h->share);
+    while (h->eps) {
+        endpoint *e = h->eps;
+        h->eps = e->next;
+        ep_free(e);
+    }
+    for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+        pthread_mutex_destroy(&h->share_mu[i]);
+    pthread_mutex_destroy(&h->pool_mu);
+    pthread_mutex_destroy(&h->ep_mu);
+    fr_free(h);
+}
+
+/* ---- the handle pool ----------------------------------------------------- */
+
+static CURL *pool_get(fr_http *h)
+{
+    CURL *c = NULL;
+    pthread_mutex_lock(&h->pool_mu);
+    if (h->npool > 0)
+        c = h->pool[--h->npool];
+    pthread_mutex_unlock(&h->pool_mu);
+    if (!c && (c = curl_easy_init()))
+        curl_easy_setopt(c, CURLOPT_SHARE, h->share);
+    return c;
+}
+
+static void pool_put(fr_http *h, CURL *c)
+{
+    pthread_mutex_lock(&h->pool_mu);
+    if (h->npool == h->cap) {
+        size_t cap = h->cap ? h->cap * 2 : 16;
+        CURL **p = fr_realloc(h->pool, cap * sizeof *p);
+        if (p)
+            h->pool = p, h->cap = cap;
+    }
+    if (h->npool < h->cap) {
+        h->pool[h->npool++] = c;
+        c = NULL;
+    }
+    pthread_mutex_unlock(&h->pool_mu);
+    if (c)
+        curl_easy_cleanup(c);
+}
+
+/* ---- one exchange -------------------------------------------------------- */
+
+typedef struct xfer {
+    char *body;                    /* the answer's bytes (fr_malloc'd) */
+    size_t len, cap;               /* used and allocated */
+    bool too_big;                  /* the answer passed MAX_BODY */
+    int retry_after_ms;            /* from retry-after(-ms), -1 if none */
+    bool have_ms;                  /* retry-after-ms seen: it wins over retry-after */
+} xfer;
+
+static size_t on_body(char *p, size_t size, size_t n, void *ud)
+{
+    xfer *x = ud;
+    size_t k = size * n;
+    if (x->len + k + 1 > MAX_BODY) {
+        x->too_big = true;
+        return 0;
+    }
+    if (x->len + k + 1 > x->cap) {
+        size_t cap = x->cap ? x->cap : 4096;
+        while (cap < x->len + k + 1)
+            cap *= 2;
+        char *b = fr_realloc(x->body, cap);
+        if (!b)
+            return 0;
+        x->body = b, x->cap = cap;
+    }
+    memcpy(x->body + x->len, p, k);
+    x->len += k;
+    x->body[x->len] = '\0';
+    return k;
+}
+
+/* retry-after: seconds (maybe fractional) or an HTTP date; -1 if neither. */
+static int parse_retry_after(const char *v, bool in_ms)
+{
+    char *end;
+    double d = strtod(v, &end);
+    if (end != v) {
+        double ms = in_ms ? d : d * 1000;
+        return ms < 0 ? 0 : ms > 3600000 ? 3600000 : (int)ms;
+    }
+    if (in_ms)
+        return -1;
+    time_t t = curl_getdate(v, NULL);
+    if (t < 0)
+        return -1;
+    double ms = difftime(t, time(NULL)) * 1000;
+    return ms < 0 ? 0 : ms > 3600000 ? 3600000 : (int)ms;
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *ud)
+{
+    xfer *x = ud;
+    size_t k = size * n;
+    char line[256];
+    size_t l = k < sizeof line - 1 ? k : sizeof line - 1;
+    memcpy(line, p, l);
+    line[l] = '\0';
+    if (strncmp(line, "HTTP/", 5) == 0) {
+        x->retry_after_ms = -1;
+        x->have_ms = false;
+    } else if (strncasecmp(line, "retry-after-ms:", 15) == 0) {
+        int ms = parse_retry_after(line + 15 + strspn(line + 15, " \t"), true);
+        if (ms >= 0)
+            x->retry_after_ms = ms, x->have_ms = true;
+    } else if (strncasecmp(line, "retry-after:", 12) == 0 && !x->have_ms) {
+        x->retry_after_ms = parse_retry_after(line + 12 + strspn(line + 12, " \t"), false);
+    }
+    return k;
+}
+
+static struct curl_slist *headers_for(const endpoint *e)
+{
+    char hdr[1024];
+    struct curl_slist *l = curl_slist_append(NULL, "Content-Type: application/json");
+    l = l ? curl_slist_append(l, "Expect:") : NULL;
+    if (l && strcmp(e->provider, "anthropic") == 0) {
+        l = curl_slist_append(l, "anthropic-version: 2023-06-01");
+        snprintf(hdr, sizeof hdr, "x-api-key: %s", e->key ? e->key : "");
+        l = l ? curl_slist_append(l, hdr) : NULL;
+    } else if (l && e->key) {
+        snprintf(hdr, sizeof hdr, "Authorization: Bearer %s", e->key);
+        l = curl_slist_append(l, hdr);
+    }
+    memset(hdr, 0, sizeof hdr);
+    return l;
+}
+
+static void set_options(CURL *c, const endpoint *e, const char *body, struct curl_slist *hd,
+                        xfer *x, int timeout_ms, char *errbuf)
+{
+    curl_easy_setopt(c, CURLOPT_URL, e->url);
+    curl_easy_setopt(c, CURLOPT_POST, 1L);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hd);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, x);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, x);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)(timeout_ms > 0 ? timeout_ms : 0));
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
+                     (long)(timeout_ms > 0 && timeout_ms < 10000 ? timeout_ms : 10000));
+    curl_easy_setopt(c, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "flowc/" FLOWRT_VERSION);
+}
+
+/* Network-level failures worth another attempt. */
+static bool curl_transient(CURLcode rc)
+{
+    switch (rc) {
+    case CURLE_COULDNT_RESOLVE_HOST: case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_CONNECT: case CURLE_OPERATION_TIMEDOUT:
+    case CURLE_SEND_ERROR: case CURLE_RECV_ERROR: case CURLE_GOT_NOTHING:
+    case CURLE_PARTIAL_FILE: case CURLE_HTTP2: case CURLE_HTTP2_STREAM:
+    case CURLE_SSL_CONNECT_ERROR: case CURLE_WEIRD_SERVER_REPLY:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* The provider's own words from an error body: error.message, or error. */
+static const char *error_message(json_t *body)
+{
+    json_t *e = json_object_get(body, "error");
+    if (json_is_string(e))
+        return json_string_value(e);
+    const char *m = json_string_value(json_object_get(e, "message"));
+    if (!m)
+        m = json_string_value(json_object_get(body, "message"));
+    return m;
+}
+
+/* An HTTP status other than 200 as an outcome. */
+static void map_status(const endpoint *e, long status, const xfer *x, fr_response *r)
+{
+    json_t *body = x->body ? json_loadb(x->body, x->len, 0, NULL) : NULL;
+    const char *msg = body ? error_message(body) : NULL;
+    bool transient = status == 408 || status == 409 || status == 429 || status >= 500;
+    fr_http_set_error(r, transient ? FR_TRANSIENT : FR_FATAL, "HTTP %ld from %s: %s",
+                      status, e->provider, msg ? msg : "(no message)");
+    r->retry_after_ms = x->retry_after_ms;
+    json_decref(body);
+}
+
+/* A 200: the wire format's parse. */
+static void take_answer(const endpoint *e, const xfer *x, bool wrapped, fr_response *r)
+{
+    json_error_t je;
+    json_t *body = x->body ? json_loadb(x->body, x->len, 0, &je) : NULL;
+    if (!body) {
+        fr_http_set_error(r, FR_TRANSIENT, "unreadable answer from %s: %s", e->provider,
+                          x->body ? je.text : "empty body");
+        return;
+    }
+    if (strcmp(e->provider, "anthropic") == 0)
+        fr_anthropic_parse(body, wrapped, r);
+    else
+        fr_openai_parse(body, wrapped, r);
+    json_decref(body);
+}
+
+/* The exchange itself; the outcome for anything but a 200. */
+static void exchange(fr_http *h, const endpoint *e, const char *body, int timeout_ms,
+                     xfer *x, long *status, fr_response *r)
+{
+    char errbuf[CURL_ERROR_SIZE] = "";
+    struct curl_slist *hd = headers_for(e);
+    CURL *c = hd ? pool_get(h) : NULL;
+    if (!c) {
+        curl_slist_free_all(hd);
+        fr_http_set_error(r, FR_TRANSIENT, "out of memory");
+        return;
+    }
+    set_options(c, e, body, hd, x, timeout_ms, errbuf);
+    CURLcode rc = curl_easy_perform(c);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, NULL);
+    curl_slist_free_all(hd);
+    pool_put(h, c);
+    if (rc == CURLE_OK)
+        return;
+    *status = 0;
+    const char *why = errbuf[0] ? errbuf : curl_easy_strerror(rc);
+    if (x->too_big)
+        fr_http_set_error(r, FR_TRANSIENT, "answer from %s larger than %u bytes",
+                          e->provider, MAX_BODY);
+    else if (rc == CURLE_OPERATION_TIMEDOUT)
+        fr_http_set_error(r, FR_TRANSIENT, "no answer from %s within %d ms", e->provider,
+                          timeout_ms);
+    else
+        fr_http_set_error(r, curl_transient(rc) ? FR_TRANSIENT : FR_FATAL,
+                          "request to %s failed: %s", e->provider, why);
+}
+
+static char *request_body(const endpoint *e, const fr_request *req, bool *wrapped)
+{
+    json_t *b = strcmp(e->provider, "anthropic") == 0 ? fr_anthropic_body(req, wrapped)
+                                                     : fr_openai_body(req, wrapped);
+    char *s = b ? json_dumps(b, JSON_COMPACT) : NULL;
+    json_decref(b);
+    return s;
 }
 
 void fr_http_call(fr_http *h, const fr_request *req, fr_response *resp)
 {
-    resp->outcome = FR_FATAL;
-    resp->error = strdup("HTTP providers are not built yet");
+    memset(resp, 0, sizeof *resp);
     resp->retry_after_ms = -1;
+    fr_buf err = { 0 };
+    endpoint *e = h ? ep_find(h, req->model, &err) : NULL;
+    if (!e) {
+        fr_http_set_error(resp, FR_FATAL, "%s", err.s ? err.s : "HTTP providers not set up");
+        fr_buf_free(&err);
+        return;
+    }
+    bool wrapped = false;
+    char *body = request_body(e, req, &wrapped);
+    if (!body) {
+        fr_http_set_error(resp, FR_FATAL, "agent '%s': cannot build the %s request "
+                          "(is its JSON Schema valid?)", req->agent->name, e->provider);
+        return;
+    }
+    xfer x = { .retry_after_ms = -1 };
+    long status = 0;
+    int64_t sent = lim_acquire(e->lim);
+    exchange(h, e, body, req->timeout_ms, &x, &status, resp);
+    fr_free(body);
+    resp->http_status = (int)status;
+    if (status == 429 || status == 529)
+        lim_slow_down(e->lim, sent, x.retry_after_ms);
+    else if (status > 0)
+        lim_success(e->lim);
+    if (status == 200)
+        take_answer(e, &x, wrapped, resp);
+    else if (status > 0)
+        map_status(e, status, &x, resp);
+    fr_free(x.body);
+    scrub(&resp->error, e->key);
+    scrub(&resp->raw, e->key);
+}
+
+/* ---- helpers for the wire formats ---------------------------------------- */
+
+json_t *fr_http_schema(const char *text, bool *wrapped)
+{
+    *wrapped = false;
+    json_t *s = text ? json_loads(text, 0, NULL) : NULL;
+    const char *type = json_string_value(json_object_get(s, "type"));
+    if (!s || (type && strcmp(type, "object") == 0))
+        return s;
+    json_t *w = json_pack("{s:s, s:{s:O}, s:[s], s:b}", "type", "object", "properties",
+                          "answer", s, "required", "answer", "additionalProperties", 0);
+    const char *defs[] = { "$defs", "definitions" };
+    for (int i = 0; w && i < 2; i++) {
+        json_t *d = json_object_get(s, defs[i]);
+        if (d) {
+            json_object_set(w, defs[i], d);
+            json_object_del(s, defs[i]);
+        }
+    }
+    json_decref(s);
+    *wrapped = w != NULL;
+    return w;
+}
+
+const char *fr_http_schema_name(const fr_agent *a)
+{
+    const fr_type *t = a->output;
+    if (t && t->kind == FR_RECORD && t->schema && t->schema->name)
+        return t->schema->name;
+    return "answer";
+}
+
+char *fr_http_feedback_text(const fr_request *req, const char *how)
+{
+    fr_buf b = { 0 };
+    fr_buf_printf(&b, "Your previous answer was invalid: %s. Answer again with %s only.",
+                  req->feedback ? req->feedback : "it could not be used", how);
+    return b.s;
+}
+
+json_t *fr_http_unwrap(json_t *answer, bool wrapped)
+{
+    json_t *inner = wrapped && json_is_object(answer) ? json_object_get(answer, "answer")
+                                                      : NULL;
+    json_t *v = json_incref(inner ? inner : answer);
+    json_decref(answer);
+    return v;
 }

@@ -1,0 +1,117 @@
+/*
+ * fr_openai.c: the OpenAI chat completions wire format, as OpenAI, Ollama,
+ * vLLM and llama.cpp's server speak it.
+ *
+ * Structured output is response_format json_schema in strict mode with the
+ * agent's strict-dialect schema.  The answer is choices[0].message.content,
+ * a string: it goes through fr_repair_json, since local servers do not
+ * always honour the format.  A refusal (message.refusal) and an answer cut
+ * off (finish_reason "length") are bad answers, retried with feedback.
+ * input_tokens excludes cached prompt tokens, as Anthropic's does, so
+ * input + cache_read is the whole prompt.  max_tokens (not
+ * max_completion_tokens) is sent because every compatible server reads it.
+ */
+#include "fr_internal.h"
+
+#include <string.h>
+
+static json_t *text_msg(const char *role, const char *text)
+{
+    return json_pack("{s:s, s:s}", "role", role, "content", text);
+}
+
+/* messages -> [system] user prompt [assistant previous answer, user feedback] */
+static json_t *messages(const fr_request *req)
+{
+    json_t *m = json_array();
+    size_t want = 1;
+    if (req->system && *req->system)
+        json_array_append_new(m, text_msg("system", req->system)), want++;
+    char *fb = req->feedback ? fr_http_feedback_text(req, "the JSON object") : NULL;
+    bool prev = req->prev_answer && *req->prev_answer && fb;
+    if (fb && !prev) {
+        fr_buf p = { 0 };
+        fr_buf_printf(&p, "%s\n\n%s", req->prompt, fb);
+        json_array_append_new(m, text_msg("user", p.s ? p.s : req->prompt));
+        fr_buf_free(&p);
+    } else {
+        json_array_append_new(m, text_msg("user", req->prompt));
+    }
+    if (prev) {
+        json_array_append_new(m, text_msg("assistant", req->prev_answer));
+        json_array_append_new(m, text_msg("user", fb));
+        want += 2;
+    }
+    fr_free(fb);
+    if (json_array_size(m) != want) {
+        json_decref(m);
+        return NULL;
+    }
+    return m;
+}
+
+json_t *fr_openai_body(const fr_request *req, bool *wrapped)
+{
+    const fr_agent *a = req->agent;
+    json_t *schema = fr_http_schema(a->schema_openai, wrapped);
+    json_t *msgs = schema ? messages(req) : NULL;
+    if (!msgs) {
+        json_decref(schema);
+        return NULL;
+    }
+    json_t *b = json_pack("{s:s, s:o, s:{s:s, s:{s:s, s:b, s:o}}}",
+                          "model", req->model->api_name,
+                          "messages", msgs,
+                          "response_format", "type", "json_schema",
+                          "json_schema", "name", fr_http_schema_name(a),
+                          "strict", 1, "schema", schema);
+    if (b && a->max_tokens > 0)
+        json_object_set_new(b, "max_tokens", json_integer(a->max_tokens));
+    if (b && a->temperature >= 0)
+        json_object_set_new(b, "temperature", json_real(a->temperature));
+    return b;
+}
+
+static void usage(json_t *u, fr_response *r)
+{
+    int64_t cached = json_integer_value(
+        json_object_get(json_object_get(u, "prompt_tokens_details"), "cached_tokens"));
+    r->input_tokens = json_integer_value(json_object_get(u, "prompt_tokens")) - cached;
+    r->output_tokens = json_integer_value(json_object_get(u, "completion_tokens"));
+    r->cache_read_tokens = cached;
+}
+
+void fr_openai_parse(json_t *body, bool wrapped, fr_response *r)
+{
+    usage(json_object_get(body, "usage"), r);
+    json_t *choice = json_array_get(json_object_get(body, "choices"), 0);
+    json_t *msg = json_object_get(choice, "message");
+    const char *finish = json_string_value(json_object_get(choice, "finish_reason"));
+    r->finish_reason = finish ? fr_strdup(finish) : NULL;
+    const char *refusal = json_string_value(json_object_get(msg, "refusal"));
+    const char *content = json_string_value(json_object_get(msg, "content"));
+    r->raw = content ? fr_strdup(content) : NULL;
+    if (refusal && *refusal) {
+        fr_http_set_error(r, FR_BAD_ANSWER, "the model refused to answer: %.200s", refusal);
+        return;
+    }
+    if (finish && strcmp(finish, "length") == 0) {
+        fr_http_set_error(r, FR_BAD_ANSWER, "answer cut off at max_tokens");
+        return;
+    }
+    if (!content) {
+        fr_http_set_error(r, FR_BAD_ANSWER, "the answer has no content");
+        return;
+    }
+    fr_buf err = { 0 };
+    bool repaired = false;
+    json_t *v = fr_repair_json(content, &repaired, &err);
+    if (v) {
+        r->outcome = FR_ANSWER;
+        r->output = fr_http_unwrap(v, wrapped);
+        r->repaired = repaired;
+    } else {
+        fr_http_set_error(r, FR_BAD_ANSWER, "%s", err.s ? err.s : "the answer is not JSON");
+    }
+    fr_buf_free(&err);
+}
