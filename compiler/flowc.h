@@ -61,6 +61,7 @@ Source *src_get(int file);
 int src_count(void);
 void src_linecol(Span sp, int *line, int *col);  /* 1-based; col counts bytes */
 Span span_join(Span a, Span b);                  /* from a.lo to b.hi */
+void src_reset(void);                            /* forget all sources (fuzz harness, with arena_free_all) */
 
 /* ---- diag.c: diagnostics in the GCC format ------------------------------- */
 
@@ -77,6 +78,7 @@ int diag_error_count(void);
 void diag_flush(void);                           /* prints (JSON: the array) what is buffered */
 /* "did you mean": the closest of candidates to name, or NULL if none is close. */
 const char *diag_closest(const char *name, const char *const *candidates, int n);
+void diag_reset(void);                           /* drop buffered diagnostics and the count (fuzz harness) */
 
 /* ---- ast.c: the syntax tree ---------------------------------------------- */
 
