@@ -562,7 +562,7 @@ static void put_json(fr_buf *b, json_t *v)
         fr_buf_puts(b, "unset");
         return;
     }
-    char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
     fr_buf_puts(b, s ? s : "?");
     fr_free(s);
 }

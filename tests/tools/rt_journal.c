@@ -1,0 +1,385 @@
+/*
+ * rt_journal.c: self-test of the run journal and the trace writer, linked
+ * against libflowrt and driven by tests/sh/journal_unit.sh.
+ *
+ * usage: rt_journal DIR   (a scratch directory; the journal goes in DIR/a/b/)
+ *
+ * Each check prints "ok - what" or "not ok - what: detail"; the exit status
+ * is the number of failed checks (0: all passed).
+ */
+#include "fr_internal.h"
+
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int failures;
+static char dir[512];
+
+static void check(bool ok, const char *what, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void check(bool ok, const char *what, const char *fmt, ...)
+{
+    if (ok) {
+        printf("ok - %s\n", what);
+        return;
+    }
+    va_list ap;
+    printf("not ok - %s: ", what);
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    printf("\n");
+    failures++;
+}
+
+static const fr_phase phases[2] = { { "load", FR_NO_BUDGET }, { "enrich", FR_NO_BUDGET } };
+static const fr_program prog = { .name = "wf", .source_file = "wf.flow",
+                                 .source_hash = "aaaa", .nphases = 2, .phases = phases };
+
+static char *jpath(void)
+{
+    static char p[600];
+    snprintf(p, sizeof p, "%s/a/b/wf.db", dir);
+    return p;
+}
+
+/* sha256: the FIPS 180-4 examples. */
+static void test_sha(void)
+{
+    char h[65];
+    fr_sha256_hex("abc", 3, h);
+    check(strcmp(h, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad") == 0,
+          "sha256 of abc", "%s", h);
+    const char *two = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+    fr_sha256_hex(two, strlen(two), h);
+    check(strcmp(h, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1") == 0,
+          "sha256 of the two-block example", "%s", h);
+    fr_sha256_hex("", 0, h);
+    check(strcmp(h, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855") == 0,
+          "sha256 of nothing", "%s", h);
+}
+
+enum { NTHREADS = 8, PER_THREAD = 250 };
+
+typedef struct worker {
+    fr_journal *j;                 /* shared journal */
+    int id;                        /* thread number */
+    int failed;                    /* records that did not commit */
+} worker;
+
+static void fill_call(fr_jcall *c, char *item, size_t cap, int t, int i)
+{
+    memset(c, 0, sizeof *c);
+    snprintf(item, cap, "%d.%d", t, i);
+    c->agent = "enrich";
+    c->site = 1;
+    c->item = item;
+    c->seq = 0;
+    c->phase = 1;
+    c->model = "mock-model";
+}
+
+static void *work(void *arg)
+{
+    worker *w = arg;
+    for (int i = 0; i < PER_THREAD; i++) {
+        fr_jcall c;
+        char item[32], prompt[64], out[64];
+        fill_call(&c, item, sizeof item, w->id, i);
+        snprintf(prompt, sizeof prompt, "prompt %d %d", w->id, i);
+        fr_journal_key(&c, "sys", prompt);
+        w->failed += !fr_journal_reserve(w->j, &c, 0.01, 100);
+        snprintf(out, sizeof out, "{\"t\":%d,\"i\":%d}", w->id, i);
+        c.output = out;
+        c.tokens_in = 10;
+        c.tokens_out = 5;
+        c.usd = 0.001;
+        c.attempts = 1;
+        w->failed += !fr_journal_record(w->j, &c);
+    }
+    return NULL;
+}
+
+/* Many threads record at once; every record commits. */
+static void test_concurrent_records(void)
+{
+    fr_buf err = { 0 };
+    fr_journal *j = fr_journal_open(jpath(), &err);
+    check(j != NULL, "open creates the directories and the file", "%s", err.s);
+    if (!j)
+        exit(1);
+    check(fr_journal_begin(j, "wf", "aaaa", "{\"min_intent\":0.5,\"file\":\"x\"}", &err),
+          "begin a run", "%s", err.s);
+    check(strlen(fr_journal_run_id(j)) == 20, "run id has its form", "%s",
+          fr_journal_run_id(j));
+    pthread_t t[NTHREADS];
+    worker w[NTHREADS];
+    for (int i = 0; i < NTHREADS; i++) {
+        w[i] = (worker){ j, i, 0 };
+        pthread_create(&t[i], NULL, work, &w[i]);
+    }
+    int failed = 0;
+    for (int i = 0; i < NTHREADS; i++) {
+        pthread_join(t[i], NULL);
+        failed += w[i].failed;
+    }
+    check(failed == 0, "concurrent reserve/record all commit", "%d failed", failed);
+    /* one reservation left in flight, as a kill would leave it */
+    fr_jcall c;
+    char item[32];
+    fill_call(&c, item, sizeof item, 99, 0);
+    fr_journal_key(&c, "sys", "in flight");
+    fr_journal_reserve(j, &c, 0.5, 1000);
+    fr_journal_close(j);
+    fr_buf_free(&err);
+}
+
+/* Resume: refusals first, then the answers and the prior spend. */
+static void test_resume(void)
+{
+    fr_buf err = { 0 };
+    fr_journal *j = fr_journal_open(jpath(), &err);
+    bool ok = fr_journal_resume(j, "wf", NULL, "bbbb", "{\"min_intent\":0.5,\"file\":\"x\"}",
+                                false, &err);
+    check(!ok && strstr(err.s, "the workflow changed") && strstr(err.s, "--force"),
+          "resume refuses a changed source", "%s", err.s);
+    err.len = 0;
+    ok = fr_journal_resume(j, "wf", NULL, "aaaa", "{\"min_intent\":0.7,\"file\":\"x\"}",
+                           false, &err);
+    check(!ok && strstr(err.s, "--min-intent was 0.5, now 0.7"),
+          "resume refuses changed args and names them", "%s", err.s);
+    err.len = 0;
+    ok = fr_journal_resume(j, "wf", "nope", "aaaa", "{}", false, &err);
+    check(!ok && strstr(err.s, "no run 'nope'"), "resume of an unknown run id", "%s", err.s);
+    err.len = 0;
+    ok = fr_journal_resume(j, "wf", NULL, "aaaa", "{\"file\":\"x\",\"min_intent\":0.5}",
+                           false, &err);
+    check(ok, "resume with the same source and args (key order ignored)", "%s", err.s);
+
+    int hits = 0, right = 0;
+    for (int t = 0; t < NTHREADS; t++)
+        for (int i = 0; i < PER_THREAD; i++) {
+            fr_jcall c;
+            char item[32], prompt[64];
+            fill_call(&c, item, sizeof item, t, i);
+            snprintf(prompt, sizeof prompt, "prompt %d %d", t, i);
+            fr_journal_key(&c, "sys", prompt);
+            json_t *v = fr_journal_lookup(j, &c);
+            hits += v != NULL;
+            right += v && json_integer_value(json_object_get(v, "t")) == t &&
+                     json_integer_value(json_object_get(v, "i")) == i;
+            json_decref(v);
+        }
+    check(hits == NTHREADS * PER_THREAD && right == hits, "every recorded call is answered",
+          "%d hits, %d right", hits, right);
+    fr_jcall c;
+    char item[32];
+    fill_call(&c, item, sizeof item, 0, 0);
+    fr_journal_key(&c, "sys", "prompt 0 0 changed");
+    json_t *miss = fr_journal_lookup(j, &c);
+    check(miss == NULL, "a changed input misses", "hit");
+    json_decref(miss);
+    fill_call(&c, item, sizeof item, 99, 0);
+    fr_journal_key(&c, "sys", "in flight");
+    check(fr_journal_lookup(j, &c) == NULL, "a reserved call is not an answer", "hit");
+
+    double usd;
+    int64_t tok;
+    fr_journal_prior_spend(j, -1, &usd, &tok);
+    double want = NTHREADS * PER_THREAD * 0.001 + 0.5;
+    check(usd > want - 1e-6 && usd < want + 1e-6 && tok == NTHREADS * PER_THREAD * 15 + 1000,
+          "prior spend counts results and the reservation in flight", "%f usd %lld tokens",
+          usd, (long long)tok);
+    fr_journal_prior_spend(j, 0, &usd, &tok);
+    check(usd == 0 && tok == 0, "prior spend of a phase without calls", "%f", usd);
+
+    /* the call in flight is made again: its old hold stays counted (lost) */
+    fr_journal_reserve(j, &c, 0.5, 1000);
+    c.output = "{}";
+    c.usd = 0.25;
+    c.tokens_in = 300;
+    fr_journal_record(j, &c);
+    fr_journal_prior_spend(j, -1, &usd, &tok);
+    want = NTHREADS * PER_THREAD * 0.001 + 0.5 + 0.25;
+    check(usd > want - 1e-6 && usd < want + 1e-6, "a crashed request's hold stays spent",
+          "%f", usd);
+    fr_journal_close(j);
+    fr_buf_free(&err);
+}
+
+static int command(const char *a, const char *b, const char *c, const char *d)
+{
+    const char *in[4] = { a, b, c, d };
+    char *argv[8] = { "wf" };
+    int n = 1;
+    for (int i = 0; i < 4 && in[i]; i++)
+        argv[n++] = (char *)in[i];
+    argv[n++] = "--journal";
+    argv[n++] = jpath();
+    fflush(stdout);
+    return fr_journal_command(&prog, n, argv);
+}
+
+/* approve(): pending, decided by the command, read back. */
+static void test_approvals(void)
+{
+    fr_buf err = { 0 };
+    fr_journal *j = fr_journal_open(jpath(), &err);
+    fr_journal_resume(j, "wf", NULL, "aaaa", "{\"min_intent\":0.5,\"file\":\"x\"}", false,
+                      &err);
+    char run[FR_RUN_ID_MAX];
+    snprintf(run, sizeof run, "%s", fr_journal_run_id(j));
+    char *items[3] = { "{\"id\":\"a\"}", "{\"id\":\"b\"}", "{\"id\":\"c\"}" };
+    int d[3];
+    bool ok = fr_journal_approvals(j, 7, "", "send these?", 3, items, d, &err);
+    check(ok && d[0] == -1 && d[1] == -1 && d[2] == -1, "approve queues items as waiting",
+          "%s", err.s);
+    ok = fr_journal_escalate(j, "wf.flow:3:5", "4", "{\"id\":\"z\"}", "looks odd") &&
+         fr_journal_escalate(j, "wf.flow:3:5", "4", "{\"id\":\"z\"}", "looks odd");
+    check(ok, "escalate queues (twice is once)", "failed");
+    check(command("review", NULL, NULL, NULL) == 0, "review runs", "bad status");
+    check(command("approve", run, "--item", "1") == 0, "approve --item 1", "bad status");
+    check(command("approve", run, "--reject", "2") == 0, "approve --reject 2", "bad status");
+    check(command("approve", run, "--item", "99") == 2, "approve of a missing item fails",
+          "bad status");
+    check(command("approve", "nope", "--all", NULL) == 2, "approve of a missing run fails",
+          "bad status");
+    check(command("approve", run, NULL, NULL) == 2, "approve needs a decision", "bad status");
+    ok = fr_journal_approvals(j, 7, "", "send these?", 3, items, d, &err);
+    check(ok && d[0] == 1 && d[1] == 0 && d[2] == -1, "decisions read back",
+          "%d %d %d", d[0], d[1], d[2]);
+    check(command("approve", run, "--all", NULL) == 0, "approve --all", "bad status");
+    ok = fr_journal_approvals(j, 7, "", "send these?", 3, items, d, &err);
+    check(ok && d[0] == 1 && d[1] == 0 && d[2] == 1, "--all decides only the waiting ones",
+          "%d %d %d", d[0], d[1], d[2]);
+    items[2] = "{\"id\":\"c2\"}";
+    fr_journal_approvals(j, 7, "", "send these?", 3, items, d, &err);
+    check(d[2] == -1, "a changed item waits again", "%d", d[2]);
+    check(fr_journal_end(j, "done", 1.0, 100), "end the run", "failed");
+    fr_journal_close(j);
+
+    j = fr_journal_open(jpath(), &err);
+    err.len = 0;
+    ok = fr_journal_resume(j, "wf", run, "aaaa", "{\"min_intent\":0.5,\"file\":\"x\"}",
+                           false, &err);
+    check(!ok && strstr(err.s, "already finished"), "a finished run is not resumed", "%s",
+          err.s);
+    err.len = 0;
+    ok = fr_journal_resume(j, "wf", NULL, "aaaa", "{}", false, &err);
+    check(!ok && strstr(err.s, "no unfinished run"), "no unfinished run left", "%s", err.s);
+    check(command("runs", NULL, NULL, NULL) == 0, "runs lists", "bad status");
+    fr_journal_close(j);
+    fr_buf_free(&err);
+}
+
+static void test_integrity(void)
+{
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    sqlite3_open(jpath(), &db);
+    sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL);
+    bool ok = sqlite3_step(st) == SQLITE_ROW &&
+              strcmp((const char *)sqlite3_column_text(st, 0), "ok") == 0;
+    check(ok, "integrity_check", "%s", ok ? "" : (const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
+/* The trace: every line parses and has the GenAI names. */
+static void test_trace(void)
+{
+    char path[600];
+    fr_buf err = { 0 };
+    snprintf(path, sizeof path, "%s/trace.jsonl", dir);
+    fr_trace *t = fr_trace_open(path, "20261121-000000-abcd", &prog, &err);
+    check(t != NULL, "trace opens", "%s", err.s);
+    if (!t)
+        return;
+    fr_trace_phase_begin(t, 1);
+    fr_tcall c = { "enrich", "anthropic", "claude-haiku-4-5", 1, "3", 2, 120, 40, 0.0003,
+                   1000000, 52, "tool_use", NULL, false };
+    fr_trace_call(t, &c);
+    c.error_type = "timeout";
+    c.finish_reason = NULL;
+    fr_trace_call(t, &c);
+    fr_trace_phase_end(t, 1, "ok");
+    fr_trace_close(t);
+
+    FILE *f = fopen(path, "r");
+    char line[4096];
+    int n = 0, good = 0;
+    const char *phase_span = NULL;
+    json_t *lines[3] = { 0 };
+    while (f && fgets(line, sizeof line, f) && n < 3)
+        lines[n++] = json_loads(line, 0, NULL);
+    if (f)
+        fclose(f);
+    phase_span = lines[2] ? json_string_value(json_object_get(lines[2], "span_id")) : NULL;
+    for (int i = 0; i < 2; i++) {
+        json_t *o = lines[i];
+        good += o && phase_span &&
+                strcmp(json_string_value(json_object_get(o, "gen_ai.operation.name")), "chat") == 0 &&
+                json_object_get(o, "gen_ai.provider.name") &&
+                json_object_get(o, "gen_ai.request.model") &&
+                json_integer_value(json_object_get(o, "gen_ai.usage.input_tokens")) == 120 &&
+                json_integer_value(json_object_get(o, "gen_ai.usage.output_tokens")) == 40 &&
+                json_is_array(json_object_get(o, "gen_ai.response.finish_reasons")) &&
+                json_object_get(o, "error.type") &&
+                strcmp(json_string_value(json_object_get(o, "parent_span_id")), phase_span) == 0 &&
+                json_object_get(o, "agent") && json_object_get(o, "item") &&
+                json_object_get(o, "attempt") && json_object_get(o, "cost_usd") &&
+                json_object_get(o, "latency_ms") && json_object_get(o, "run_id");
+    }
+    check(n == 3 && good == 2, "trace lines carry the GenAI names and their phase's span",
+          "%d lines, %d good", n, good);
+    check(lines[1] && strcmp(json_string_value(json_object_get(lines[1], "error.type")),
+                             "timeout") == 0, "trace error.type", "missing");
+    check(lines[2] && strcmp(json_string_value(json_object_get(lines[2], "type")), "phase") == 0 &&
+          strcmp(json_string_value(json_object_get(lines[2], "phase")), "enrich") == 0,
+          "trace phase line", "missing");
+    for (int i = 0; i < 3; i++)
+        json_decref(lines[i]);
+    fr_buf_free(&err);
+}
+
+/* Every allocation failure in open/begin is an error, never a crash. */
+static void test_oom(void)
+{
+    char path[600];
+    int errors = 0;
+    snprintf(path, sizeof path, "%s/oom.db", dir);
+    for (long n = 1; n < 40; n++) {
+        fr_buf err = { 0 };
+        fr_alloc_fail_after(n);
+        fr_journal *j = fr_journal_open(path, &err);
+        if (j && !fr_journal_begin(j, "wf", "aaaa", "{}", &err))
+            errors++;
+        fr_alloc_fail_after(0);
+        errors += j == NULL;
+        fr_journal_close(j);
+        fr_buf_free(&err);
+    }
+    check(errors > 0, "allocation failures in open come back as errors", "%d", errors);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: rt_journal DIR\n");
+        return 2;
+    }
+    snprintf(dir, sizeof dir, "%s", argv[1]);
+    test_sha();
+    test_concurrent_records();
+    test_resume();
+    test_approvals();
+    test_integrity();
+    test_trace();
+    test_oom();
+    printf("%d failed\n", failures);
+    return failures;
+}
