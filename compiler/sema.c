@@ -1,0 +1,2252 @@
+/*
+ * sema.c: name resolution and type checking of a parsed program.
+ *
+ * Top-level names (schema, enum, model, agent, workflow; imports included)
+ * live in one hash map.  Declarations are checked in dependency order:
+ * schemas and enums, then models, then agents, then the workflow.  Local
+ * names live in a second hash map from name to a stack of bindings; a scope
+ * is a mark in an undo log, so entering and leaving a block costs only what
+ * the block declared and every lookup is O(1) however large the file.
+ *
+ * Expressions are checked by one recursive walk, check_expr(), which sets
+ * Node.type on every expression and returns it.  `used` says whether the
+ * value is consumed: an `if` whose branches disagree is an error only then.
+ * After an error the type is TY_ERROR, which is compatible with everything,
+ * so one mistake gives one diagnostic and the walk keeps going.
+ *
+ * Contracts with code generation (also stated in flowc.h):
+ *   - Narrowing: inside `if x != null` (and the else of `== null`, the right
+ *     of `and`, a `where`, and the rest of a block after `if x == null
+ *     { skip }`) the N_NAME or N_FIELD has the inner type T while its Sym or
+ *     schema field stays T?; the generated code reads the value as is.
+ *   - Sym.depth: workflow body 0; a parallel for body, each pipeline stage
+ *     and each statement of a parallel block is one deeper.  The item
+ *     variable of a parallel for or pipeline has the body's depth; a `let`
+ *     written directly in a parallel block keeps the enclosing depth (it is
+ *     stored outside the block).  Agent parameters (seen by templates) are
+ *     SYM_PARAM syms at depth 0; workflow parameters too.
+ *   - Phase bodies and parallel block statements share the enclosing scope.
+ *   - Node.site numbers agent calls 1, 2, ... in source order.
+ */
+#include "flowc.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- a string-keyed hash map, arena-backed ------------------------------- */
+
+typedef struct MapEnt {
+    const char *key;                             /* NULL: empty slot */
+    void *val;                                   /* what the key maps to */
+} MapEnt;
+
+typedef struct Map {
+    MapEnt *ents;                                /* open addressing, linear probing */
+    int cap;                                     /* a power of two */
+    int len;                                     /* used slots */
+} Map;
+
+static uint32_t hash_str(const char *s)
+{
+    uint32_t h = 2166136261u;
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 16777619u;
+    return h;
+}
+
+static MapEnt *map_find(Map *m, const char *key)
+{
+    if (!m->cap)
+        return NULL;
+    for (uint32_t i = hash_str(key) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+        if (!m->ents[i].key)
+            return &m->ents[i];
+        if (strcmp(m->ents[i].key, key) == 0)
+            return &m->ents[i];
+    }
+}
+
+static void map_grow(Map *m)
+{
+    Map n = { arena_alloc(sizeof(MapEnt) * (m->cap ? m->cap * 2 : 64)),
+              m->cap ? m->cap * 2 : 64, 0 };
+    for (int i = 0; i < m->cap; i++) {
+        if (m->ents[i].key) {
+            MapEnt *e = map_find(&n, m->ents[i].key);
+            *e = m->ents[i];
+            n.len++;
+        }
+    }
+    *m = n;
+}
+
+static void *map_get(Map *m, const char *key)
+{
+    MapEnt *e = map_find(m, key);
+    return e && e->key ? e->val : NULL;
+}
+
+static void map_put(Map *m, const char *key, void *val)
+{
+    if ((m->len + 1) * 3 >= m->cap * 2)
+        map_grow(m);
+    MapEnt *e = map_find(m, key);
+    if (!e->key) {
+        e->key = key;
+        m->len++;
+    }
+    e->val = val;
+}
+
+/* ---- state of one check --------------------------------------------------- */
+
+/* A name bound in a scope; shadow is what it hides. */
+typedef struct Binding {
+    Sym *sym;                                    /* the local */
+    struct Binding *shadow;                      /* the binding it hides, or NULL */
+    int level;                                   /* scope nesting level */
+} Binding;
+
+/* A narrowed path: sym, or sym.a.b, known not to be null. */
+typedef struct Fact {
+    Sym *sym;                                    /* the root variable */
+    const char *path;                            /* "" or ".a.b" */
+} Fact;
+
+/* The pipeline being checked: its stages and which one is current. */
+typedef struct Pipe {
+    struct Pipe *prev;                           /* enclosing pipeline */
+    Node *node;                                  /* the N_PIPELINE */
+    int cur;                                     /* index of the stage being checked */
+} Pipe;
+
+/* The parallel block being checked. */
+typedef struct Par {
+    struct Par *prev;                            /* enclosing parallel block */
+    int first_id;                                /* first Sym id made in the block */
+    int cur_start;                               /* first Sym id of the current statement */
+    Node *cur;                                   /* the current statement */
+} Par;
+
+/* What encloses the code being checked, innermost last. */
+typedef enum Frame { FR_ITEM, FR_ITEM_PAR, FR_LOOP, FR_PAR } Frame;
+
+/* Where a block sits: decides what may appear in it. */
+typedef enum BlockRole { BLK_PLAIN, BLK_WORKFLOW, BLK_PHASE } BlockRole;
+
+static struct {
+    Program *prog;                               /* what is checked */
+    Map decls;                                   /* name -> Decl* */
+    Map locals;                                  /* name -> Binding* (innermost) */
+    Vec log;                                     /* Binding*, in bind order: scope undo log */
+    int level;                                   /* scope nesting level */
+    int next_sym;                                /* last Sym id given */
+    int next_site;                               /* last call-site id given */
+    int depth;                                   /* closure depth */
+    Vec frames;                                  /* Frame, cast to pointers */
+    Vec facts;                                   /* Fact*: narrowings in force */
+    Pipe *pipe;                                  /* innermost pipeline */
+    Par *par;                                    /* innermost parallel block */
+    Decl *workflow;                              /* the first workflow */
+    Decl *cur_wf;                                /* the workflow being checked */
+    Decl *cur_agent;                             /* the agent whose templates are checked */
+    bool in_template;                            /* inside {{ }} */
+    Node *wf_budget;                             /* the workflow's budget statement */
+    Node *cur_phase;                             /* the phase being checked */
+    Map phases;                                  /* phase name -> N_PHASE */
+    Vec dumps;                                   /* Sym*, for --dump-types */
+} S;
+
+static Type *check_expr(Node *n, bool used);
+static Type *check_block(Node *b, bool used, bool new_scope, BlockRole role);
+
+/* ---- small helpers --------------------------------------------------------- */
+
+static Span nspan(Node *n)
+{
+    return n->name_span.hi > n->name_span.lo ? n->name_span : n->span;
+}
+
+/* The first few bytes of a span, for spans that cover a whole construct. */
+static Span head_span(Span sp, uint32_t len)
+{
+    if (sp.hi - sp.lo > len)
+        sp.hi = sp.lo + len;
+    return sp;
+}
+
+/* The source text of an expression if short, quoted, else "this value". */
+static const char *what(Node *e)
+{
+    Source *src = e->span.file >= 0 ? src_get(e->span.file) : NULL;
+    size_t n = e->span.hi - e->span.lo;
+    if (!src || n == 0 || n > 40 || e->span.hi > src->len)
+        return "this value";
+    const char *p = src->text + e->span.lo;
+    if (memchr(p, '\n', n))
+        return "this value";
+    return arena_printf("'%.*s'", (int)n, p);
+}
+
+static const char *kind_name(DeclKind k)
+{
+    switch (k) {
+    case D_SCHEMA: return "a schema";
+    case D_ENUM: return "an enum";
+    case D_MODEL: return "a model";
+    case D_AGENT: return "an agent";
+    case D_WORKFLOW: return "a workflow";
+    default: return "an import";
+    }
+}
+
+static void note_decl(Decl *d)
+{
+    diag_note(d->name_span, "'%s' declared here", d->name);
+}
+
+static void help_closest(const char *name, Vec *cands)
+{
+    const char *c = diag_closest(name, (const char *const *)cands->items, cands->len);
+    if (c)
+        diag_help("did you mean '%s'?", c);
+}
+
+/* "did you mean" over the top-level names of the kinds in mask (1 << DeclKind). */
+static void help_closest_decl(const char *name, unsigned mask, const char *const *extra)
+{
+    Vec c = {0};
+    for (int i = 0; i < S.prog->decls.len; i++) {
+        Decl *d = S.prog->decls.items[i];
+        if (d->kind != D_IMPORT && (mask & (1u << d->kind)))
+            vec_push(&c, (void *)d->name);
+    }
+    for (; extra && *extra; extra++)
+        vec_push(&c, (void *)*extra);
+    help_closest(name, &c);
+}
+
+static Decl *lookup_decl(const char *name)
+{
+    return map_get(&S.decls, name);
+}
+
+/* The help for an optional used where its value is needed. */
+static void help_optional(Node *e)
+{
+    const char *w = what(e);
+    if (w[0] == '\'')
+        diag_help("use '?\?' to give a default, or check %.*s != null' first",
+                  (int)strlen(w) - 1, w);
+    else
+        diag_help("use '?\?' to give a default, or check it is not null first");
+}
+
+/* Error for an optional where a value is needed ("... cannot be iterated"). */
+static void optional_misuse(Node *e, Type *t, const char *use)
+{
+    diag_error(e->span, "%s may be null (%s), so it cannot be %s", what(e), ty_str(t), use);
+    help_optional(e);
+}
+
+/* A number literal, maybe negated: its value and whether it is an int. */
+static bool lit_num(Node *n, double *v, bool *is_int)
+{
+    if (!n)
+        return false;
+    if (n->kind == N_UNARY && n->op == OP_NEG && lit_num(n->operand, v, is_int)) {
+        *v = -*v;
+        return true;
+    }
+    if (n->kind == N_INT) {
+        *v = (double)n->ival;
+        *is_int = true;
+        return true;
+    }
+    if (n->kind == N_FLOAT) {
+        *v = n->fval;
+        *is_int = false;
+        return true;
+    }
+    return false;
+}
+
+static const char *fmt_num(double v)
+{
+    return arena_printf("%g", v);
+}
+
+static const char *fmt_ms(int64_t ms)
+{
+    if (ms % 3600000 == 0)
+        return arena_printf("%lldh", (long long)(ms / 3600000));
+    if (ms % 60000 == 0)
+        return arena_printf("%lldm", (long long)(ms / 60000));
+    if (ms % 1000 == 0)
+        return arena_printf("%llds", (long long)(ms / 1000));
+    return arena_printf("%lldms", (long long)ms);
+}
+
+/* A string literal without {{ }}: its text, else NULL. */
+static const char *plain_string(Node *n)
+{
+    if (!n || n->kind != N_STRING)
+        return NULL;
+    size_t len = 0;
+    for (int i = 0; i < n->parts.len; i++) {
+        StrPart *p = n->parts.items[i];
+        if (p->expr)
+            return NULL;
+        len += p->len;
+    }
+    char *s = arena_alloc(len + 1), *q = s;
+    for (int i = 0; i < n->parts.len; i++) {
+        StrPart *p = n->parts.items[i];
+        memcpy(q, p->text, p->len);
+        q += p->len;
+    }
+    return s;
+}
+
+/* ---- frames ---------------------------------------------------------------- */
+
+static void frame_push(Frame f)
+{
+    vec_push(&S.frames, (void *)(intptr_t)f);
+}
+
+static void frame_pop(void)
+{
+    S.frames.len--;
+}
+
+static Frame frame_at(int i)
+{
+    return (Frame)(intptr_t)S.frames.items[i];
+}
+
+static bool in_item_body(void)
+{
+    for (int i = S.frames.len - 1; i >= 0; i--)
+        if (frame_at(i) == FR_ITEM || frame_at(i) == FR_ITEM_PAR)
+            return true;
+    return false;
+}
+
+/* ---- local scopes ---------------------------------------------------------- */
+
+static int scope_push(void)
+{
+    S.level++;
+    return S.log.len;
+}
+
+static void scope_pop(int mark)
+{
+    while (S.log.len > mark) {
+        Binding *b = S.log.items[--S.log.len];
+        map_put(&S.locals, b->sym->name, b->shadow);
+    }
+    S.level--;
+}
+
+static Binding *scope_top(const char *name)
+{
+    return map_get(&S.locals, name);
+}
+
+static Sym *scope_find(const char *name)
+{
+    Binding *b = scope_top(name);
+    return b ? b->sym : NULL;
+}
+
+static Sym *sym_new(SymKind k, const char *name, Span sp, Type *t)
+{
+    Sym *s = arena_alloc(sizeof *s);
+    s->kind = k;
+    s->name = name;
+    s->span = sp;
+    s->type = t;
+    s->depth = S.depth;
+    s->id = ++S.next_sym;
+    return s;
+}
+
+/* Binds a new local; a second binding of a name in one scope is an error. */
+static Sym *scope_bind(SymKind k, const char *name, Span sp, Type *t)
+{
+    Sym *s = sym_new(k, name, sp, t);
+    Binding *old = scope_top(name);
+    if (old && old->level == S.level) {
+        diag_error(sp, "'%s' is already declared in this scope", name);
+        diag_note(old->sym->span, "'%s' declared here", name);
+        diag_help("pick another name, or assign it with '%s = ...'", name);
+    }
+    Binding *b = arena_alloc(sizeof *b);
+    b->sym = s;
+    b->shadow = old;
+    b->level = S.level;
+    map_put(&S.locals, name, b);
+    vec_push(&S.log, b);
+    return s;
+}
+
+static void dump_add(Sym *s)
+{
+    vec_push(&S.dumps, s);
+}
+
+/* "did you mean" over the locals in scope. */
+static void help_closest_local(const char *name)
+{
+    Vec c = {0};
+    for (int i = 0; i < S.log.len; i++) {
+        Binding *b = S.log.items[i];
+        vec_push(&c, (void *)b->sym->name);
+    }
+    help_closest(name, &c);
+}
+
+/* ---- narrowing ------------------------------------------------------------- */
+
+/* The path of a name or field chain: root sym and ".a.b"; NULL if none. */
+static const char *expr_path(Node *n, Sym **root)
+{
+    if (n->kind == N_NAME && n->sym) {
+        *root = n->sym;
+        return "";
+    }
+    if (n->kind == N_FIELD && !n->decl) {
+        const char *p = expr_path(n->lhs, root);
+        return p ? arena_printf("%s.%s", p, n->name) : NULL;
+    }
+    return NULL;
+}
+
+static bool fact_holds(Sym *s, const char *path)
+{
+    for (int i = S.facts.len - 1; i >= 0; i--) {
+        Fact *f = S.facts.items[i];
+        if (f->sym == s && strcmp(f->path, path) == 0)
+            return true;
+    }
+    return false;
+}
+
+static void fact_add(Node *e)
+{
+    Sym *root = NULL;
+    const char *p = expr_path(e, &root);
+    if (!p)
+        return;
+    Fact *f = arena_alloc(sizeof *f);
+    f->sym = root;
+    f->path = p;
+    vec_push(&S.facts, f);
+}
+
+/* The facts a checked condition establishes when it is true (or false). */
+static void facts_of(Node *c, bool when)
+{
+    if (c->kind == N_UNARY && c->op == OP_NOT) {
+        facts_of(c->operand, !when);
+        return;
+    }
+    if (c->kind != N_BINARY)
+        return;
+    if ((c->op == OP_AND && when) || (c->op == OP_OR && !when)) {
+        facts_of(c->lhs, when);
+        facts_of(c->rhs, when);
+        return;
+    }
+    if ((c->op == OP_NE && when) || (c->op == OP_EQ && !when)) {
+        if (c->rhs->kind == N_NULL)
+            fact_add(c->lhs);
+        else if (c->lhs->kind == N_NULL)
+            fact_add(c->rhs);
+    }
+}
+
+/* An assignment of a maybe-null value ends the narrowings of that variable. */
+static void facts_kill(Sym *s)
+{
+    for (int i = 0; i < S.facts.len; i++) {
+        Fact *f = S.facts.items[i];
+        if (f->sym == s)
+            f->sym = NULL;
+    }
+}
+
+/* ---- joins ----------------------------------------------------------------- */
+
+/* The type of a value that is a or b (if branches, match arms, list
+ * elements); NULL if they do not join. */
+static Type *join(Type *a, Type *b)
+{
+    if (a->kind == TY_ERROR || b->kind == TY_ERROR)
+        return ty_error;
+    if (a->kind == TY_NEVER)
+        return b;
+    if (b->kind == TY_NEVER || ty_equal(a, b))
+        return a;
+    if ((a->kind == TY_INT && b->kind == TY_FLOAT) || (a->kind == TY_FLOAT && b->kind == TY_INT))
+        return ty_float;
+    if (a->kind == TY_VOID || b->kind == TY_VOID)
+        return NULL;
+    if (a->kind == TY_NULL)
+        return ty_opt(b);
+    if (b->kind == TY_NULL)
+        return ty_opt(a);
+    if (a->kind == TY_OPT || b->kind == TY_OPT) {
+        Type *j = join(a->kind == TY_OPT ? a->elem : a, b->kind == TY_OPT ? b->elem : b);
+        return j ? ty_opt(j) : NULL;
+    }
+    if (a->kind == TY_LIST && b->kind == TY_LIST) {
+        if (!a->elem)
+            return b;
+        if (!b->elem)
+            return a;
+        Type *j = join(a->elem, b->elem);
+        return j ? ty_list(j) : NULL;
+    }
+    return NULL;
+}
+
+/* ---- type expressions ------------------------------------------------------ */
+
+static const char *const prim_names[] = { "string", "int", "float", "bool", NULL };
+
+/* type -> string | int | float | bool | Schema | Enum | list<type> | type? */
+static Type *resolve_type(TypeExpr *te)
+{
+    if (!te)
+        return ty_error;
+    if (te->kind == TE_LIST)
+        return ty_list(resolve_type(te->elem));
+    if (te->kind == TE_OPT)
+        return ty_opt(resolve_type(te->elem));
+    if (strcmp(te->name, "string") == 0) return ty_string;
+    if (strcmp(te->name, "int") == 0) return ty_int;
+    if (strcmp(te->name, "float") == 0) return ty_float;
+    if (strcmp(te->name, "bool") == 0) return ty_bool;
+    Decl *d = lookup_decl(te->name);
+    if (d && (d->kind == D_SCHEMA || d->kind == D_ENUM))
+        return ty_decl(d);
+    if (d) {
+        diag_error(te->span, "'%s' is %s, not a type", te->name, kind_name(d->kind));
+        note_decl(d);
+    } else {
+        diag_error(te->span, "unknown type '%s'", te->name);
+        help_closest_decl(te->name, 1u << D_SCHEMA | 1u << D_ENUM, prim_names);
+    }
+    return ty_error;
+}
+
+/* ---- settings -------------------------------------------------------------- */
+
+/* Reports unknown and repeated keys of a settings list; `what` names the
+ * owner ("model 'haiku'"). */
+static void settings_keys(Vec *settings, const char *const *keys, const char *what_)
+{
+    for (int i = 0; i < settings->len; i++) {
+        Setting *s = settings->items[i];
+        bool known = false;
+        for (const char *const *k = keys; *k; k++)
+            known |= strcmp(*k, s->key) == 0;
+        if (!known) {
+            Vec c = {0};
+            for (const char *const *k = keys; *k; k++)
+                vec_push(&c, (void *)*k);
+            diag_error(s->key_span, "unknown setting '%s' in %s", s->key, what_);
+            const char *m = diag_closest(s->key, (const char *const *)c.items, c.len);
+            if (m)
+                diag_help("did you mean '%s'?", m);
+            else {
+                const char *all = "";
+                for (const char *const *k = keys; *k; k++)
+                    all = arena_printf("%s%s'%s'", all, *all ? ", " : "", *k);
+                diag_help("the settings are %s", all);
+            }
+            continue;
+        }
+        for (int j = 0; j < i; j++) {
+            Setting *t = settings->items[j];
+            if (strcmp(t->key, s->key) == 0) {
+                diag_error(s->key_span, "setting '%s' is given twice", s->key);
+                diag_note(t->key_span, "first given here");
+                break;
+            }
+        }
+    }
+}
+
+static Setting *setting_get(Vec *settings, const char *key)
+{
+    for (int i = 0; i < settings->len; i++) {
+        Setting *s = settings->items[i];
+        if (strcmp(s->key, key) == 0)
+            return s;
+    }
+    return NULL;
+}
+
+/* A number setting in [lo, hi] (lo excluded if lo_open); int if need_int. */
+static bool setting_num(Setting *s, double lo, double hi, bool lo_open, bool need_int, double *out)
+{
+    double v;
+    bool is_int;
+    if (!lit_num(s->value, &v, &is_int) || (need_int && !is_int)) {
+        diag_error(s->value->span, "%s must be %s, got %s", s->key,
+                   need_int ? "a whole number" : "a number", what(s->value));
+        return false;
+    }
+    s->value->type = is_int ? ty_int : ty_float;
+    if (v < lo || v > hi || (lo_open && v <= lo)) {
+        if (lo_open && isinf(hi))
+            diag_error(s->value->span, "%s must be greater than %s, got %s", s->key,
+                       fmt_num(lo), fmt_num(v));
+        else if (isinf(hi))
+            diag_error(s->value->span, "%s must be at least %s, got %s", s->key,
+                       fmt_num(lo), fmt_num(v));
+        else
+            diag_error(s->value->span, "%s must be between %s and %s, got %s", s->key,
+                       fmt_num(lo), fmt_num(hi), fmt_num(v));
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+static bool setting_duration(Setting *s, int64_t lo, int64_t hi, int64_t *out)
+{
+    if (s->value->kind != N_DURATION) {
+        diag_error(s->value->span, "%s must be a duration such as 30s, 5m or 1h, got %s",
+                   s->key, what(s->value));
+        return false;
+    }
+    s->value->type = ty_duration;
+    int64_t v = s->value->ival;
+    if (v < lo || v > hi) {
+        if (hi == INT64_MAX)
+            diag_error(s->value->span, "%s must be greater than 0, got %s", s->key, fmt_ms(v));
+        else
+            diag_error(s->value->span, "%s must be between %s and %s, got %s", s->key,
+                       fmt_ms(lo), fmt_ms(hi), fmt_ms(v));
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+static const char *setting_string(Setting *s)
+{
+    const char *v = plain_string(s->value);
+    if (!v)
+        diag_error(s->value->span, "%s must be a string literal%s, got %s", s->key,
+                   s->value->kind == N_STRING ? " without {{ }}" : "", what(s->value));
+    else
+        s->value->type = ty_string;
+    return v;
+}
+
+/* A bare name out of a fixed set (provider: anthropic, on_error: skip). */
+static const char *setting_word(Setting *s, const char *const *words)
+{
+    const char *w = s->value->kind == N_NAME ? s->value->name
+                    : s->value->kind == N_SKIP ? "skip" : NULL;
+    const char *all = "";
+    for (const char *const *k = words; *k; k++) {
+        if (w && strcmp(*k, w) == 0)
+            return *k;
+        all = arena_printf("%s%s%s", all, *all ? ", " : "", *k);
+    }
+    diag_error(s->value->span, "%s must be one of %s, got %s", s->key, all, what(s->value));
+    if (w) {
+        Vec c = {0};
+        for (const char *const *k = words; *k; k++)
+            vec_push(&c, (void *)*k);
+        help_closest(w, &c);
+    }
+    return NULL;
+}
+
+/* ---- schemas and enums ----------------------------------------------------- */
+
+static Field *field_find(Vec *fields, const char *name)
+{
+    for (int i = 0; i < fields->len; i++) {
+        Field *f = fields->items[i];
+        if (strcmp(f->name, name) == 0)
+            return f;
+    }
+    return NULL;
+}
+
+static void help_closest_field(Vec *fields, const char *name)
+{
+    Vec c = {0};
+    for (int i = 0; i < fields->len; i++)
+        vec_push(&c, (void *)((Field *)fields->items[i])->name);
+    help_closest(name, &c);
+}
+
+/* Fields or enum values named twice. */
+static void check_dup_fields(Vec *fields, const char *what_)
+{
+    for (int i = 1; i < fields->len; i++) {
+        Field *f = fields->items[i];
+        for (int j = 0; j < i; j++) {
+            Field *g = fields->items[j];
+            if (strcmp(f->name, g->name) == 0) {
+                diag_error(f->span, "duplicate %s '%s'", what_, f->name);
+                diag_note(g->span, "'%s' first declared here", g->name);
+                break;
+            }
+        }
+    }
+}
+
+static const char *cons_text(Constraint *c)
+{
+    double lo = 0, hi = 0;
+    bool i1, i2;
+    lit_num(c->lo, &lo, &i1);
+    lit_num(c->hi, &hi, &i2);
+    return arena_printf("%s %s..%s", c->kind == CONS_RANGE ? "in" : "len", fmt_num(lo), fmt_num(hi));
+}
+
+/* constraint -> 'in' num '..' num (int, float) | 'len' int '..' int (string, list) */
+static void check_constraint(Field *f)
+{
+    Constraint *c = &f->cons;
+    if (c->kind == CONS_NONE || f->type->kind == TY_ERROR)
+        return;
+    Type *base = f->type->kind == TY_OPT ? f->type->elem : f->type;
+    bool fits = c->kind == CONS_RANGE ? base->kind == TY_INT || base->kind == TY_FLOAT
+                                      : base->kind == TY_STRING || base->kind == TY_LIST;
+    if (!fits) {
+        diag_error(c->span, "constraint '%s' does not fit field '%s' of type %s", cons_text(c),
+                   f->name, ty_str(f->type));
+        diag_help("'in lo..hi' applies to int and float, 'len lo..hi' to string and list");
+        return;
+    }
+    double lo, hi;
+    bool ilo = false, ihi = false;
+    if (!lit_num(c->lo, &lo, &ilo) || !lit_num(c->hi, &hi, &ihi))
+        return;                                  /* the parser reported it */
+    if ((c->kind == CONS_LEN || base->kind == TY_INT) && (!ilo || !ihi)) {
+        diag_error(c->span, "constraint '%s' on field '%s' needs whole-number bounds",
+                   cons_text(c), f->name);
+        return;
+    }
+    if (c->kind == CONS_LEN && lo < 0)
+        diag_error(c->span, "a length cannot be negative, got %s", fmt_num(lo));
+    else if (lo > hi)
+        diag_error(c->span, "constraint '%s' on field '%s' is empty: %s is greater than %s",
+                   cons_text(c), f->name, fmt_num(lo), fmt_num(hi));
+}
+
+/* schema -> 'schema' Name '{' (name ':' type constraint?)* '}' */
+static void check_schema(Decl *d)
+{
+    ty_decl(d);
+    check_dup_fields(&d->fields, "field");
+    for (int i = 0; i < d->fields.len; i++) {
+        Field *f = d->fields.items[i];
+        f->type = resolve_type(f->texpr);
+        check_constraint(f);
+    }
+}
+
+/* enum -> 'enum' Name '{' value (',' value)* '}' */
+static void check_enum(Decl *d)
+{
+    ty_decl(d);
+    check_dup_fields(&d->values, "enum value");
+}
+
+static int enum_index(Decl *e, const char *name)
+{
+    for (int i = 0; i < e->values.len; i++)
+        if (strcmp(((Field *)e->values.items[i])->name, name) == 0)
+            return i;
+    return -1;
+}
+
+static void unknown_enum_value(Decl *e, const char *name, Span sp)
+{
+    diag_error(sp, "enum '%s' has no value '%s'", e->name, name);
+    help_closest_field(&e->values, name);
+    note_decl(e);
+}
+
+/* ---- models ---------------------------------------------------------------- */
+
+static const char *const model_keys[] = {
+    "provider", "name", "usd_per_mtok_in", "usd_per_mtok_out", "base_url", "api_key_env", NULL,
+};
+static const char *const providers[] = { "anthropic", "openai", "mock", NULL };
+
+/* model -> 'model' name '{' setting* '}' */
+static void check_model(Decl *d)
+{
+    ModelInfo *mi = arena_alloc(sizeof *mi);
+    d->sema = mi;
+    const char *owner = arena_printf("model '%s'", d->name);
+    settings_keys(&d->settings, model_keys, owner);
+    Setting *s;
+    if ((s = setting_get(&d->settings, "provider")))
+        mi->provider = setting_word(s, providers);
+    else {
+        diag_error(d->name_span, "model '%s' has no provider", d->name);
+        diag_help("add 'provider: anthropic', 'provider: openai' or 'provider: mock'");
+    }
+    if ((s = setting_get(&d->settings, "name")))
+        mi->api_name = setting_string(s);
+    else if (s = setting_get(&d->settings, "provider"), s && mi->provider &&
+             strcmp(mi->provider, "mock") != 0) {
+        diag_error(d->name_span, "model '%s' has no name", d->name);
+        diag_help("add the provider's model name, e.g. 'name: \"claude-haiku-4-5\"'");
+    }
+    if ((s = setting_get(&d->settings, "usd_per_mtok_in")))
+        setting_num(s, 0, INFINITY, false, false, &mi->usd_in);
+    if ((s = setting_get(&d->settings, "usd_per_mtok_out")))
+        setting_num(s, 0, INFINITY, false, false, &mi->usd_out);
+    if ((s = setting_get(&d->settings, "base_url")))
+        mi->base_url = setting_string(s);
+    if ((s = setting_get(&d->settings, "api_key_env")))
+        mi->api_key_env = setting_string(s);
+}
+
+/* ---- agents ---------------------------------------------------------------- */
+
+static const char *const agent_keys[] = {
+    "model", "prompt", "system", "temperature", "max_tokens", "retries", "timeout", NULL,
+};
+
+/* A name that must be a declared model (`model: m`, `using m`). */
+static Decl *resolve_model(const char *name, Span sp)
+{
+    Decl *d = lookup_decl(name);
+    if (d && d->kind == D_MODEL)
+        return d;
+    if (d) {
+        diag_error(sp, "'%s' is %s, not a model", name, kind_name(d->kind));
+        note_decl(d);
+    } else {
+        diag_error(sp, "unknown model '%s'", name);
+        help_closest_decl(name, 1u << D_MODEL, NULL);
+        if (!S.prog->decls.len || !lookup_decl("claude_haiku"))
+            diag_help("declare it with 'model %s { ... }', or 'import \"models\"' for the common ones",
+                      name);
+    }
+    return NULL;
+}
+
+/* A template string (prompt, system) of an agent: only its parameters. */
+static void check_template(Node *str)
+{
+    check_expr(str, true);
+}
+
+static void agent_prompt(Decl *d, AgentInfo *ai)
+{
+    Setting *s = setting_get(&d->settings, "prompt");
+    if (!s) {
+        diag_error(d->name_span, "agent '%s' has no prompt", d->name);
+        diag_help("add 'prompt: \"...\"' with {{ }} for its parameters");
+    } else if (s->value->kind != N_STRING)
+        diag_error(s->value->span, "prompt must be a string, got %s", what(s->value));
+    else {
+        ai->prompt = s->value;
+        check_template(s->value);
+    }
+    if (!(s = setting_get(&d->settings, "system")))
+        return;
+    if (s->value->kind != N_STRING)
+        diag_error(s->value->span, "system must be a string, got %s", what(s->value));
+    else {
+        ai->system = s->value;
+        check_template(s->value);
+    }
+}
+
+static void agent_numbers(Decl *d, AgentInfo *ai)
+{
+    Setting *s;
+    double v;
+    if ((s = setting_get(&d->settings, "temperature")))
+        setting_num(s, 0, 2, false, false, &ai->temperature);
+    if ((s = setting_get(&d->settings, "max_tokens")) && setting_num(s, 1, 1000000, false, true, &v))
+        ai->max_tokens = (int64_t)v;
+    if ((s = setting_get(&d->settings, "retries")) && setting_num(s, 0, 10, false, true, &v))
+        ai->retries = (int64_t)v;
+    if ((s = setting_get(&d->settings, "timeout")))
+        setting_duration(s, 1000, 3600000, &ai->timeout_ms);
+}
+
+static void agent_model(Decl *d, AgentInfo *ai)
+{
+    Setting *s = setting_get(&d->settings, "model");
+    if (!s) {
+        diag_error(d->name_span, "agent '%s' has no model", d->name);
+        diag_help("add 'model: claude_haiku' (with 'import \"models\"') or a model you declare");
+    } else if (s->value->kind != N_NAME)
+        diag_error(s->value->span, "model must be the name of a model, got %s", what(s->value));
+    else if ((ai->model = resolve_model(s->value->name, s->value->span)))
+        s->value->type = ty_model;
+}
+
+/* agent -> 'agent' name '(' params ')' '->' type '{' setting* '}' */
+static void check_agent(Decl *d)
+{
+    AgentInfo *ai = arena_alloc(sizeof *ai);
+    ai->temperature = -1;
+    ai->max_tokens = 1024;
+    ai->retries = 2;
+    ai->timeout_ms = 60000;
+    d->sema = ai;
+    check_dup_fields(&d->fields, "parameter");
+    for (int i = 0; i < d->fields.len; i++) {
+        Field *f = d->fields.items[i];
+        f->type = resolve_type(f->texpr);
+    }
+    d->ret_type = d->ret ? resolve_type(d->ret) : ty_error;
+    if (!d->ret)
+        diag_error(d->name_span, "agent '%s' has no return type", d->name);
+    settings_keys(&d->settings, agent_keys, arena_printf("agent '%s'", d->name));
+    agent_model(d, ai);
+    agent_numbers(d, ai);
+    int mark = scope_push();
+    for (int i = 0; i < d->fields.len; i++) {
+        Field *f = d->fields.items[i];
+        if (!scope_find(f->name))
+            scope_bind(SYM_PARAM, f->name, f->span, f->type);
+    }
+    S.cur_agent = d;
+    agent_prompt(d, ai);
+    S.cur_agent = NULL;
+    scope_pop(mark);
+}
+
+/* ---- names, fields, literals ----------------------------------------------- */
+
+/* A name not in scope that is a later stage of the pipeline being checked. */
+static bool later_stage(Node *n)
+{
+    for (Pipe *p = S.pipe; p; p = p->prev) {
+        Node *cur = p->node->stmts.items[p->cur];
+        for (int i = p->cur; i < p->node->stmts.len; i++) {
+            Node *st = p->node->stmts.items[i];
+            if (strcmp(st->name, n->name) != 0)
+                continue;
+            if (i == p->cur)
+                diag_error(n->span, "stage '%s' uses its own value", cur->name);
+            else
+                diag_error(n->span, "stage '%s' uses '%s', a later stage", cur->name, n->name);
+            diag_note(nspan(st), "'%s' declared here", st->name);
+            diag_help("a stage sees only the item and the stages before it");
+            return true;
+        }
+    }
+    return false;
+}
+
+/* A name bound by another statement of the same parallel block. */
+static void par_dependency(Node *n, Sym *s)
+{
+    for (Par *p = S.par; p; p = p->prev) {
+        if (s->id < p->first_id || s->id >= p->cur_start)
+            continue;
+        const char *user = p->cur->kind == N_LET ? arena_printf("'%s'", p->cur->name)
+                                                 : "this statement";
+        diag_error(n->span, "statements in 'parallel { }' run at once; %s uses '%s'", user,
+                   s->name);
+        diag_note(s->span, "'%s' declared here", s->name);
+        diag_help("move it after the 'parallel { }' block");
+        return;
+    }
+}
+
+static void unknown_name(Node *n)
+{
+    Decl *d = lookup_decl(n->name);
+    if (d && !S.cur_agent) {
+        diag_error(n->span, "'%s' is %s, not a value", n->name, kind_name(d->kind));
+        if (d->kind == D_ENUM && d->values.len)
+            diag_help("write a value of it, e.g. '%s.%s'", d->name,
+                      ((Field *)d->values.items[0])->name);
+        note_decl(d);
+    } else if (S.cur_agent) {
+        diag_error(n->span, "unknown name '%s' in a template of agent '%s'", n->name,
+                   S.cur_agent->name);
+        help_closest_field(&S.cur_agent->fields, n->name);
+        diag_help("agent prompts see only their own parameters; pass '%s' as a parameter",
+                  n->name);
+    } else {
+        diag_error(n->span, "unknown variable '%s'", n->name);
+        help_closest_local(n->name);
+    }
+}
+
+/* name -> a local, parameter, item or stage value */
+static Type *check_name(Node *n)
+{
+    Sym *s = scope_find(n->name);
+    if (!s) {
+        if (!later_stage(n))
+            unknown_name(n);
+        return ty_error;
+    }
+    par_dependency(n, s);
+    n->sym = s;
+    if (s->type->kind == TY_OPT && fact_holds(s, ""))
+        return s->type->elem;
+    return s->type;
+}
+
+/* field -> Enum '.' value */
+static Type *check_enum_value(Node *n, Decl *e)
+{
+    n->decl = e;
+    n->lhs->decl = e;
+    n->lhs->type = ty_decl(e);
+    if (enum_index(e, n->name) < 0) {
+        unknown_enum_value(e, n->name, nspan(n));
+        return ty_error;
+    }
+    return ty_decl(e);
+}
+
+/* field -> expr '.' name */
+static Type *check_field(Node *n)
+{
+    Node *l = n->lhs;
+    if (l->kind == N_NAME && !scope_find(l->name)) {
+        Decl *d = lookup_decl(l->name);
+        if (d && d->kind == D_ENUM)
+            return check_enum_value(n, d);
+    }
+    Type *lt = check_expr(l, true);
+    if (lt->kind == TY_ERROR)
+        return ty_error;
+    if (lt->kind == TY_OPT && lt->elem->kind == TY_SCHEMA) {
+        optional_misuse(l, lt, arena_printf("used for '.%s'", n->name));
+        return ty_error;
+    }
+    if (lt->kind != TY_SCHEMA) {
+        diag_error(nspan(n), "%s is %s %s, not a record, so it has no field '%s'", what(l),
+                   lt->kind == TY_ENUM || lt->kind == TY_INT ? "an" : "a", ty_str(lt), n->name);
+        return ty_error;
+    }
+    Decl *sd = lt->decl;
+    Field *f = field_find(&sd->fields, n->name);
+    if (!f) {
+        diag_error(nspan(n), "schema '%s' has no field '%s'", sd->name, n->name);
+        help_closest_field(&sd->fields, n->name);
+        note_decl(sd);
+        return ty_error;
+    }
+    if (f->type->kind == TY_OPT && S.facts.len) {
+        Sym *root = NULL;
+        const char *p = expr_path(n, &root);
+        if (p && fact_holds(root, p))
+            return f->type->elem;
+    }
+    return f->type;
+}
+
+/* string -> '"' (text | '{{' expr '}}')* '"' */
+static Type *check_string(Node *n)
+{
+    bool was = S.in_template;
+    S.in_template = true;
+    for (int i = 0; i < n->parts.len; i++) {
+        StrPart *p = n->parts.items[i];
+        if (!p->expr)
+            continue;
+        Type *t = check_expr(p->expr, true);
+        if (t->kind == TY_VOID)
+            diag_error(p->expr->span, "%s has no value to put in the text", what(p->expr));
+    }
+    S.in_template = was;
+    return ty_string;
+}
+
+/* list -> '[' (expr (',' expr)*)? ']' */
+static Type *check_list(Node *n)
+{
+    Type *acc = NULL;
+    for (int i = 0; i < n->args.len; i++) {
+        Node *e = n->args.items[i];
+        Type *t = check_expr(e, true);
+        if (t->kind == TY_VOID) {
+            diag_error(e->span, "%s has no value to put in a list", what(e));
+            t = ty_error;
+        }
+        Type *j = acc ? join(acc, t) : t;
+        if (!j) {
+            diag_error(e->span, "list element has type %s, but the elements before it are %s",
+                       ty_str(t), ty_str(acc));
+            j = ty_error;
+        }
+        acc = j;
+    }
+    if (acc && acc->kind == TY_ERROR)
+        return ty_error;
+    return ty_list(acc && acc->kind != TY_NEVER ? acc : NULL);
+}
+
+/* A literal value against a field's constraint (7 for `int in 1..5`). */
+static void check_literal_constraint(Field *f, Node *v)
+{
+    Constraint *c = &f->cons;
+    double x, lo, hi;
+    bool i0, i1, i2;
+    if (c->kind == CONS_NONE || !lit_num(c->lo, &lo, &i1) || !lit_num(c->hi, &hi, &i2))
+        return;
+    if (c->kind == CONS_RANGE) {
+        if (lit_num(v, &x, &i0) && (x < lo || x > hi))
+            diag_error(v->span, "field '%s' must be between %s and %s, got %s", f->name,
+                       fmt_num(lo), fmt_num(hi), fmt_num(x));
+        return;
+    }
+    const char *s = plain_string(v);
+    double len = s ? (double)strlen(s) : v->kind == N_LIST ? v->args.len : -1;
+    if (len >= 0 && (len < lo || len > hi))
+        diag_error(v->span, "field '%s' must have a length between %s and %s, got %s", f->name,
+                   fmt_num(lo), fmt_num(hi), fmt_num(len));
+}
+
+static void record_init(Node *n, Decl *d, int i)
+{
+    FieldInit *fi = n->inits.items[i];
+    Field *f = field_find(&d->fields, fi->name);
+    Type *t = check_expr(fi->value, true);
+    if (!f) {
+        diag_error(fi->span, "schema '%s' has no field '%s'", d->name, fi->name);
+        help_closest_field(&d->fields, fi->name);
+        note_decl(d);
+        return;
+    }
+    for (int j = 0; j < i; j++) {
+        FieldInit *g = n->inits.items[j];
+        if (strcmp(g->name, fi->name) == 0) {
+            diag_error(fi->span, "field '%s' is given twice", fi->name);
+            diag_note(g->span, "first given here");
+            return;
+        }
+    }
+    if (!ty_assignable(f->type, t)) {
+        diag_error(fi->value->span, "field '%s' of %s expects %s, got %s", f->name, d->name,
+                   ty_str(f->type), ty_str(t));
+        if (t->kind == TY_OPT && ty_assignable(f->type, t->elem))
+            help_optional(fi->value);
+        return;
+    }
+    check_literal_constraint(f, fi->value);
+}
+
+static void record_missing(Node *n, Decl *d)
+{
+    const char *missing = "";
+    int count = 0;
+    for (int i = 0; i < d->fields.len; i++) {
+        Field *f = d->fields.items[i];
+        if (f->type && f->type->kind == TY_OPT)
+            continue;
+        bool given = false;
+        for (int j = 0; j < n->inits.len && !given; j++)
+            given = strcmp(((FieldInit *)n->inits.items[j])->name, f->name) == 0;
+        if (!given) {
+            missing = arena_printf("%s%s'%s'", missing, count ? ", " : "", f->name);
+            count++;
+        }
+    }
+    if (!count)
+        return;
+    diag_error(nspan(n), "record '%s' is missing field%s %s", d->name, count > 1 ? "s" : "",
+               missing);
+    note_decl(d);
+}
+
+/* record -> Schema '{' (name ':' expr)* '}' */
+static Type *check_record(Node *n)
+{
+    Decl *d = lookup_decl(n->name);
+    if (!d || d->kind != D_SCHEMA) {
+        if (d) {
+            diag_error(nspan(n), "'%s' is %s, not a schema", n->name, kind_name(d->kind));
+            note_decl(d);
+        } else {
+            diag_error(nspan(n), "unknown schema '%s'", n->name);
+            help_closest_decl(n->name, 1u << D_SCHEMA, NULL);
+        }
+        for (int i = 0; i < n->inits.len; i++)
+            check_expr(((FieldInit *)n->inits.items[i])->value, true);
+        return ty_error;
+    }
+    n->decl = d;
+    for (int i = 0; i < n->inits.len; i++)
+        record_init(n, d, i);
+    record_missing(n, d);
+    return ty_decl(d);
+}
+
+/* ---- calls ----------------------------------------------------------------- */
+
+static const char *const builtin_names[] = {
+    "", "read_jsonl", "write_jsonl", "len", "env", "approve", "escalate", "fail", NULL,
+};
+static const int builtin_arity[] = { 0, 1, 2, 1, 1, 2, 2, 1 };
+static const char *const builtin_sig[] = {
+    "", "read_jsonl<Schema>(path: string) -> list<Schema>",
+    "write_jsonl(xs: list<T>, path: string)", "len(xs: list<T> | string) -> int",
+    "env(name: string) -> string?", "approve(xs: list<T>, title: string) -> list<T>",
+    "escalate(item, why: string)", "fail(why: string)",
+};
+
+static Builtin builtin_find(const char *name)
+{
+    for (int b = 1; builtin_names[b]; b++)
+        if (strcmp(builtin_names[b], name) == 0)
+            return (Builtin)b;
+    return B_NONE;
+}
+
+static void check_using(Node *n)
+{
+    if (!n->using_model)
+        return;
+    if (n->builtin) {
+        diag_error(n->using_span, "'using' applies to agent calls, not to '%s'", n->name);
+        return;
+    }
+    resolve_model(n->using_model, n->using_span);
+}
+
+/* An argument of a builtin against the type it needs. */
+static void builtin_arg(Node *n, int i, Type *want, const char *param)
+{
+    if (i >= n->args.len)
+        return;
+    Node *a = n->args.items[i];
+    if (ty_assignable(want, a->type))
+        return;
+    diag_error(a->span, "'%s' expects %s for '%s', got %s", n->name, ty_str(want), param,
+               ty_str(a->type));
+    if (a->type->kind == TY_OPT && ty_assignable(want, a->type->elem))
+        help_optional(a);
+}
+
+/* A list argument of a builtin: its type, or NULL after an error. */
+static Type *builtin_list(Node *n, int i, const char *param)
+{
+    if (i >= n->args.len)
+        return NULL;
+    Node *a = n->args.items[i];
+    Type *t = a->type;
+    if (t->kind == TY_LIST || t->kind == TY_ERROR || t->kind == TY_NEVER)
+        return t;
+    if (t->kind == TY_OPT && t->elem->kind == TY_LIST)
+        optional_misuse(a, t, arena_printf("passed to '%s'", n->name));
+    else
+        diag_error(a->span, "'%s' expects a list for '%s', got %s", n->name, param, ty_str(t));
+    return NULL;
+}
+
+/* read_jsonl<Schema>(path) */
+static Type *builtin_read_jsonl(Node *n)
+{
+    builtin_arg(n, 0, ty_string, "path");
+    if (n->targs.len != 1) {
+        diag_error(nspan(n), "'read_jsonl' needs one schema type argument, got %d", n->targs.len);
+        diag_help("write 'read_jsonl<Lead>(path)'");
+        return ty_error;
+    }
+    TypeExpr *te = n->targs.items[0];
+    Type *t = resolve_type(te);
+    if (t->kind != TY_SCHEMA && t->kind != TY_ERROR) {
+        diag_error(te->span, "'read_jsonl' reads records: its type argument must be a schema, got %s",
+                   ty_str(t));
+        return ty_error;
+    }
+    return t->kind == TY_ERROR ? ty_error : ty_list(t);
+}
+
+/* escalate(item, why): only where there is an item to hand over. */
+static Type *builtin_escalate(Node *n)
+{
+    builtin_arg(n, 1, ty_string, "why");
+    if (n->args.len && ((Node *)n->args.items[0])->type->kind == TY_VOID)
+        diag_error(((Node *)n->args.items[0])->span, "'escalate' needs an item, got no value");
+    if (!in_item_body()) {
+        diag_error(nspan(n), "'escalate' outside a loop body");
+        diag_help("'escalate' hands the current item of a 'for', 'parallel for' or 'pipeline' "
+                  "to a person");
+    }
+    return ty_never;
+}
+
+static Type *builtin_result(Node *n, Builtin b)
+{
+    Type *t;
+    switch (b) {
+    case B_READ_JSONL:
+        return builtin_read_jsonl(n);
+    case B_WRITE_JSONL:
+        builtin_list(n, 0, "xs");
+        builtin_arg(n, 1, ty_string, "path");
+        return ty_void;
+    case B_LEN:
+        if (n->args.len && ((Node *)n->args.items[0])->type->kind == TY_STRING)
+            return ty_int;
+        builtin_list(n, 0, "xs");
+        return ty_int;
+    case B_ENV:
+        builtin_arg(n, 0, ty_string, "name");
+        return ty_opt(ty_string);
+    case B_APPROVE:
+        t = builtin_list(n, 0, "xs");
+        builtin_arg(n, 1, ty_string, "title");
+        return t ? t : ty_error;
+    case B_ESCALATE:
+        return builtin_escalate(n);
+    case B_FAIL:
+        builtin_arg(n, 0, ty_string, "why");
+        return ty_never;
+    default:
+        return ty_error;
+    }
+}
+
+/* call -> builtin ('<' type '>')? '(' args ')' */
+static Type *check_builtin(Node *n, Builtin b)
+{
+    n->builtin = b;
+    for (int i = 0; i < n->args.len; i++)
+        check_expr(n->args.items[i], true);
+    check_using(n);
+    if (b != B_READ_JSONL && n->targs.len)
+        diag_error(nspan(n), "'%s' takes no type arguments", n->name);
+    if (n->args.len != builtin_arity[b]) {
+        diag_error(nspan(n), "'%s' expects %d argument%s, got %d", n->name, builtin_arity[b],
+                   builtin_arity[b] == 1 ? "" : "s", n->args.len);
+        diag_help("%s", builtin_sig[b]);
+    }
+    return builtin_result(n, b);
+}
+
+/* call -> agent '(' args ')' ('using' model)? */
+static Type *check_agent_call(Node *n, Decl *d)
+{
+    n->decl = d;
+    n->site = ++S.next_site;
+    if (S.in_template) {
+        diag_error(nspan(n), "a template cannot call agent '%s'", n->name);
+        diag_help("call it in the workflow with 'let', then interpolate the result");
+    }
+    if (n->targs.len)
+        diag_error(nspan(n), "agent '%s' takes no type arguments", n->name);
+    if (n->args.len != d->fields.len) {
+        diag_error(nspan(n), "agent '%s' expects %d argument%s, got %d", n->name, d->fields.len,
+                   d->fields.len == 1 ? "" : "s", n->args.len);
+        note_decl(d);
+    }
+    for (int i = 0; i < n->args.len; i++) {
+        Node *a = n->args.items[i];
+        Type *t = check_expr(a, true);
+        if (i >= d->fields.len)
+            continue;
+        Field *p = d->fields.items[i];
+        if (ty_assignable(p->type, t))
+            continue;
+        diag_error(a->span, "agent '%s' expects %s for parameter '%s', got %s", n->name,
+                   ty_str(p->type), p->name, ty_str(t));
+        if (t->kind == TY_OPT && ty_assignable(p->type, t->elem))
+            help_optional(a);
+        note_decl(d);
+    }
+    check_using(n);
+    return d->ret_type ? d->ret_type : ty_error;
+}
+
+/* call -> name '(' args ')' */
+static Type *check_call(Node *n)
+{
+    Decl *d = lookup_decl(n->name);
+    if (d && d->kind == D_AGENT)
+        return check_agent_call(n, d);
+    Builtin b = builtin_find(n->name);
+    if (b)
+        return check_builtin(n, b);
+    if (d) {
+        diag_error(nspan(n), "'%s' is %s, not an agent or a function", n->name,
+                   kind_name(d->kind));
+        if (d->kind == D_SCHEMA)
+            diag_help("a record is written '%s { field: value, ... }'", n->name);
+        note_decl(d);
+    } else {
+        diag_error(nspan(n), "unknown agent or function '%s'", n->name);
+        help_closest_decl(n->name, 1u << D_AGENT, builtin_names + 1);
+    }
+    for (int i = 0; i < n->args.len; i++)
+        check_expr(n->args.items[i], true);
+    return ty_error;
+}
+
+/* ---- operators ------------------------------------------------------------- */
+
+static bool is_num(Type *t)
+{
+    return t->kind == TY_INT || t->kind == TY_FLOAT;
+}
+
+/* A bool operand (of if, where, and, or, not). */
+static void want_bool(Node *e, Type *t, const char *use)
+{
+    if (t->kind == TY_BOOL || t->kind == TY_ERROR || t->kind == TY_NEVER)
+        return;
+    if (t->kind == TY_OPT && t->elem->kind == TY_BOOL)
+        optional_misuse(e, t, use);
+    else
+        diag_error(e->span, "%s must be bool, got %s", what(e), ty_str(t));
+}
+
+static Type *check_arith(Node *n, Type *lt, Type *rt)
+{
+    const char *op = ast_binop_name(n->op);
+    if (lt->kind == TY_ERROR || rt->kind == TY_ERROR)
+        return ty_error;
+    if (lt->kind == TY_OPT || rt->kind == TY_OPT) {
+        Node *e = lt->kind == TY_OPT ? n->lhs : n->rhs;
+        optional_misuse(e, e->type, arena_printf("used with '%s'", op));
+        return ty_error;
+    }
+    if (is_num(lt) && is_num(rt))
+        return lt->kind == TY_INT && rt->kind == TY_INT ? ty_int : ty_float;
+    if (n->op == OP_ADD && lt->kind == TY_STRING && rt->kind == TY_STRING)
+        return ty_string;
+    diag_error(n->span, "cannot apply '%s' to %s and %s", op, ty_str(lt), ty_str(rt));
+    if (n->op == OP_ADD && (lt->kind == TY_STRING || rt->kind == TY_STRING))
+        diag_help("to build text from other values, use a template: \"{{ a }}{{ b }}\"");
+    return ty_error;
+}
+
+/* == and != against null: only an optional can be null. */
+static Type *check_null_cmp(Node *n, Node *other, Type *t)
+{
+    if (t->kind == TY_OPT || t->kind == TY_ERROR)
+        return ty_bool;
+    if (t->kind == TY_NULL)
+        diag_error(n->span, "comparing null with null");
+    else
+        diag_error(other->span, "%s is not optional (%s), so it is never null", what(other),
+                   ty_str(t));
+    return ty_bool;
+}
+
+static bool comparable(Type *a, Type *b, bool ordered)
+{
+    if (is_num(a) && is_num(b))
+        return true;
+    if (a->kind != b->kind)
+        return false;
+    if (a->kind == TY_STRING)
+        return true;
+    if (ordered)
+        return false;
+    if (a->kind == TY_BOOL)
+        return true;
+    return a->kind == TY_ENUM && a->decl == b->decl;
+}
+
+static Type *check_compare(Node *n, Type *lt, Type *rt)
+{
+    bool ordered = n->op != OP_EQ && n->op != OP_NE;
+    if (!ordered && n->rhs->kind == N_NULL)
+        return check_null_cmp(n, n->lhs, lt);
+    if (!ordered && n->lhs->kind == N_NULL)
+        return check_null_cmp(n, n->rhs, rt);
+    if (lt->kind == TY_ERROR || rt->kind == TY_ERROR)
+        return ty_bool;
+    if (ordered && (lt->kind == TY_OPT || rt->kind == TY_OPT)) {
+        Node *e = lt->kind == TY_OPT ? n->lhs : n->rhs;
+        optional_misuse(e, e->type, arena_printf("compared with '%s'", ast_binop_name(n->op)));
+        return ty_bool;
+    }
+    Type *a = lt->kind == TY_OPT ? lt->elem : lt, *b = rt->kind == TY_OPT ? rt->elem : rt;
+    if (comparable(a, b, ordered))
+        return ty_bool;
+    if (a->kind == b->kind && (a->kind == TY_SCHEMA || a->kind == TY_LIST))
+        diag_error(n->span, "cannot compare %s with '%s'", a->kind == TY_LIST ? "lists" : "records",
+                   ast_binop_name(n->op));
+    else if (ordered && a->kind == b->kind && a->kind != TY_ENUM)
+        diag_error(n->span, "'%s' compares numbers or strings, got %s", ast_binop_name(n->op),
+                   ty_str(a));
+    else
+        diag_error(n->span, "cannot compare %s with %s", ty_str(lt), ty_str(rt));
+    return ty_bool;
+}
+
+/* coalesce -> expr "??" expr: the left must be optional */
+static Type *check_coalesce(Node *n)
+{
+    Type *lt = check_expr(n->lhs, true);
+    Type *rt = check_expr(n->rhs, true);
+    if (lt->kind == TY_ERROR)
+        return ty_error;
+    if (lt->kind != TY_OPT) {
+        diag_error(n->lhs->span, "left side of '?\?' is not optional (%s)", ty_str(lt));
+        diag_help("remove '?\? ...': %s always has a value", what(n->lhs));
+        return lt;
+    }
+    Type *inner = lt->elem;
+    if (!ty_assignable(lt, rt)) {
+        diag_error(n->rhs->span, "right side of '?\?' must be %s, got %s", ty_str(inner),
+                   ty_str(rt));
+        return inner;
+    }
+    if (rt->kind == TY_OPT || rt->kind == TY_NULL)
+        return lt;
+    return inner->kind == TY_INT && rt->kind == TY_FLOAT ? ty_float : inner;
+}
+
+/* and/or: the right side sees what the left establishes */
+static Type *check_logic(Node *n)
+{
+    Type *lt = check_expr(n->lhs, true);
+    want_bool(n->lhs, lt, arena_printf("used with '%s'", ast_binop_name(n->op)));
+    int mark = S.facts.len;
+    facts_of(n->lhs, n->op == OP_AND);
+    Type *rt = check_expr(n->rhs, true);
+    S.facts.len = mark;
+    want_bool(n->rhs, rt, arena_printf("used with '%s'", ast_binop_name(n->op)));
+    return ty_bool;
+}
+
+/* binary -> expr op expr */
+static Type *check_binary(Node *n)
+{
+    if (n->op == OP_AND || n->op == OP_OR)
+        return check_logic(n);
+    if (n->op == OP_COALESCE)
+        return check_coalesce(n);
+    Type *lt = check_expr(n->lhs, true);
+    Type *rt = check_expr(n->rhs, true);
+    if (n->op <= OP_DIV)
+        return check_arith(n, lt, rt);
+    return check_compare(n, lt, rt);
+}
+
+/* unary -> 'not' expr | '-' expr */
+static Type *check_unary(Node *n)
+{
+    Type *t = check_expr(n->operand, true);
+    if (n->op == OP_NOT) {
+        want_bool(n->operand, t, "used with 'not'");
+        return ty_bool;
+    }
+    if (t->kind == TY_ERROR || is_num(t))
+        return t;
+    if (t->kind == TY_OPT && is_num(t->elem))
+        optional_misuse(n->operand, t, "negated");
+    else
+        diag_error(n->operand->span, "cannot negate %s", ty_str(t));
+    return ty_error;
+}
+
+/* ---- control flow ---------------------------------------------------------- */
+
+/* if -> 'if' expr block ('else' (block | if))? */
+static Type *check_if(Node *n, bool used)
+{
+    Type *ct = check_expr(n->cond, true);
+    want_bool(n->cond, ct, "used as a condition");
+    int mark = S.facts.len;
+    facts_of(n->cond, true);
+    Type *tt = check_expr(n->then, used && n->els);
+    S.facts.len = mark;
+    if (!n->els)
+        return ty_void;
+    facts_of(n->cond, false);
+    Type *et = check_expr(n->els, used);
+    S.facts.len = mark;
+    Type *j = join(tt, et);
+    if (j)
+        return j;
+    if (!used)
+        return ty_void;
+    diag_error(head_span(n->els->span, 1), "'if' and 'else' have different types: %s and %s",
+               ty_str(tt), ty_str(et));
+    return ty_error;
+}
+
+static void match_arm_cases(MatchArm *arm, Decl *e, Type *et, Node **seen)
+{
+    for (int i = 0; i < arm->pats.len; i++) {
+        Node *p = arm->pats.items[i];
+        if (!e)
+            continue;
+        int k = enum_index(e, p->name);
+        if (k < 0) {
+            unknown_enum_value(e, p->name, p->span);
+            continue;
+        }
+        p->decl = e;
+        p->type = et;
+        if (seen[k]) {
+            diag_error(p->span, "case '%s' is handled twice", p->name);
+            diag_note(seen[k]->span, "first handled here");
+        } else
+            seen[k] = p;
+    }
+}
+
+static void match_missing(Node *n, Decl *e, Node **seen)
+{
+    const char *missing = "";
+    for (int i = 0; i < e->values.len; i++)
+        if (!seen[i])
+            missing = arena_printf("%s%s'%s'", missing, *missing ? ", " : "",
+                                   ((Field *)e->values.items[i])->name);
+    if (!*missing)
+        return;
+    diag_error(head_span(n->span, 5), "match does not handle %s", missing);
+    note_decl(e);
+    diag_help("add the missing cases, or '_ => ...' for all the others");
+}
+
+/* match -> 'match' expr '{' (cases '=>' expr | '_' '=>' expr)* '}' */
+static Type *check_match(Node *n, bool used)
+{
+    Type *st = check_expr(n->lhs, true);
+    Decl *e = NULL;
+    if (st->kind == TY_ENUM)
+        e = st->decl;
+    else if (st->kind == TY_OPT && st->elem->kind == TY_ENUM)
+        optional_misuse(n->lhs, st, "matched");
+    else if (st->kind != TY_ERROR)
+        diag_error(n->lhs->span, "'match' needs an enum value, got %s", ty_str(st));
+    Node **seen = e ? arena_alloc(sizeof(Node *) * (e->values.len + 1)) : NULL;
+    MatchArm *wild = NULL;
+    Type *acc = NULL;
+    bool bad = false;
+    for (int i = 0; i < n->arms.len; i++) {
+        MatchArm *arm = n->arms.items[i];
+        if (arm->wildcard && wild) {
+            diag_error(arm->span, "a second '_' arm");
+            diag_note(wild->span, "first '_' arm here");
+        }
+        if (arm->wildcard && !wild)
+            wild = arm;
+        match_arm_cases(arm, e, st, seen);
+        Type *t = check_expr(arm->body, used);
+        Type *j = acc ? join(acc, t) : t;
+        if (!j && used && !bad) {
+            diag_error(arm->body->span, "match arms have different types: %s and %s",
+                       ty_str(acc), ty_str(t));
+            bad = true;
+        }
+        acc = j ? j : ty_void;
+    }
+    if (e && !wild)
+        match_missing(n, e, seen);
+    if (bad)
+        return ty_error;
+    return acc ? acc : ty_void;
+}
+
+/* The element type of the list a loop walks. */
+static Type *iter_elem(Node *e, Type *t)
+{
+    if (t->kind == TY_LIST)
+        return t->elem ? t->elem : ty_error;
+    if (t->kind == TY_OPT && t->elem->kind == TY_LIST)
+        optional_misuse(e, t, "iterated");
+    else if (t->kind != TY_ERROR)
+        diag_error(e->span, "a loop needs a list, got %s", ty_str(t));
+    return ty_error;
+}
+
+static const char *const for_keys[] = { "concurrency", "on_error", NULL };
+static const char *const stage_keys[] = { "concurrency", NULL };
+static const char *const on_error_words[] = { "skip", "halt", NULL };
+
+/* Options of parallel for, pipeline and stage. */
+static void check_opts(Vec *opts, const char *const *keys, const char *owner)
+{
+    settings_keys(opts, keys, owner);
+    Setting *s;
+    double v;
+    if ((s = setting_get(opts, "concurrency")))
+        setting_num(s, 1, 100000, false, true, &v);
+    if (keys != stage_keys && (s = setting_get(opts, "on_error")))
+        setting_word(s, on_error_words);
+}
+
+static Type *loop_value(Type *bt)
+{
+    if (bt->kind == TY_ERROR)
+        return ty_error;
+    if (bt->kind == TY_VOID || bt->kind == TY_NEVER)
+        return ty_void;
+    return ty_list(bt);
+}
+
+/* for -> 'parallel'? 'for' name 'in' expr options? ('where' expr)? block */
+static Type *check_for(Node *n, bool used)
+{
+    Type *elem = iter_elem(n->iter, check_expr(n->iter, true));
+    if (n->parallel)
+        check_opts(&n->opts, for_keys, "'parallel for'");
+    for (int i = 0; !n->parallel && i < n->opts.len; i++) {
+        Setting *s = n->opts.items[i];
+        diag_error(s->key_span, "unknown option '%s' for a plain 'for'", s->key);
+        diag_help("options apply to 'parallel for' and 'pipeline for'");
+    }
+    int mark = scope_push(), fmark = S.facts.len;
+    S.depth += n->parallel;
+    frame_push(n->parallel ? FR_ITEM_PAR : FR_ITEM);
+    n->sym = scope_bind(SYM_ITEM, n->name, nspan(n), elem);
+    dump_add(n->sym);
+    if (n->cond) {
+        want_bool(n->cond, check_expr(n->cond, true), "used as a condition");
+        facts_of(n->cond, true);
+    }
+    Type *bt = check_expr(n->body, used);
+    frame_pop();
+    S.depth -= n->parallel;
+    S.facts.len = fmark;
+    scope_pop(mark);
+    return loop_value(bt);
+}
+
+/* stage -> 'stage' name options? block */
+static void check_stage(Node *st, int idx)
+{
+    Node *pipe = S.pipe->node;
+    check_opts(&st->opts, stage_keys, arena_printf("stage '%s'", st->name));
+    int mark = scope_push();
+    Type *t = check_expr(st->body, true);
+    scope_pop(mark);
+    st->type = t;
+    for (int i = 0; i < idx; i++) {
+        Node *o = pipe->stmts.items[i];
+        if (strcmp(o->name, st->name) == 0) {
+            diag_error(nspan(st), "duplicate stage '%s'", st->name);
+            diag_note(nspan(o), "first declared here");
+            return;
+        }
+    }
+    st->sym = scope_bind(SYM_STAGE, st->name, nspan(st), t);
+    dump_add(st->sym);
+}
+
+/* pipeline -> 'pipeline' 'for' name 'in' expr options? '{' stage+ '}' */
+static Type *check_pipeline(Node *n, bool used)
+{
+    Type *elem = iter_elem(n->iter, check_expr(n->iter, true));
+    check_opts(&n->opts, for_keys, "'pipeline for'");
+    Pipe p = { S.pipe, n, 0 };
+    S.pipe = &p;
+    int mark = scope_push();
+    S.depth++;
+    frame_push(FR_ITEM_PAR);
+    n->sym = scope_bind(SYM_ITEM, n->name, nspan(n), elem);
+    dump_add(n->sym);
+    Type *last = ty_void;
+    for (p.cur = 0; p.cur < n->stmts.len; p.cur++) {
+        Node *st = n->stmts.items[p.cur];
+        check_stage(st, p.cur);
+        last = st->type ? st->type : ty_error;
+    }
+    if (!n->stmts.len)
+        diag_error(head_span(n->span, 8), "a pipeline needs at least one stage");
+    frame_pop();
+    S.depth--;
+    scope_pop(mark);
+    S.pipe = p.prev;
+    return loop_value(last);
+}
+
+/* parblock -> 'parallel' '{' stmt* '}': statements at once, in the outer scope */
+static Type *check_parblock(Node *n)
+{
+    Par p = { S.par, S.next_sym + 1, 0, NULL };
+    S.par = &p;
+    for (int i = 0; i < n->stmts.len; i++) {
+        p.cur = n->stmts.items[i];
+        p.cur_start = S.next_sym + 1;
+        S.depth++;
+        frame_push(FR_PAR);
+        check_expr(p.cur, false);
+        frame_pop();
+        S.depth--;
+    }
+    S.par = p.prev;
+    return ty_void;
+}
+
+/* loop -> 'loop' 'max' int block ('else' block)? */
+static Type *check_loop(Node *n)
+{
+    if (n->cond && (n->cond->kind != N_INT || n->cond->ival < 1))
+        diag_error(n->cond->span, "'loop max' needs a whole number of at least 1, got %s",
+                   what(n->cond));
+    if (n->cond)
+        n->cond->type = ty_int;
+    frame_push(FR_LOOP);
+    check_expr(n->body, false);
+    frame_pop();
+    if (n->els)
+        check_expr(n->els, false);
+    return ty_void;
+}
+
+/* break -> 'break': the innermost loop-like construct must be `loop` */
+static Type *check_break(Node *n)
+{
+    for (int i = S.frames.len - 1; i >= 0; i--) {
+        if (frame_at(i) == FR_LOOP)
+            return ty_never;
+        diag_error(n->span, "'break' inside a %s body cannot leave the enclosing 'loop'",
+                   frame_at(i) == FR_PAR ? "'parallel { }'" : "'for'");
+        diag_help("'skip' drops the current item; 'break' leaves a 'loop max N'");
+        return ty_never;
+    }
+    diag_error(n->span, "'break' outside a loop");
+    diag_help("'break' leaves a 'loop max N { ... }'");
+    return ty_never;
+}
+
+static Type *check_skip(Node *n)
+{
+    if (!in_item_body()) {
+        diag_error(n->span, "'skip' outside a loop body");
+        diag_help("'skip' drops the current item of a 'for', 'parallel for' or 'pipeline'");
+    }
+    return ty_never;
+}
+
+/* return -> 'return' expr? */
+static Type *check_return(Node *n)
+{
+    Type *t = n->value ? check_expr(n->value, true) : ty_void;
+    for (int i = 0; i < S.frames.len; i++) {
+        if (frame_at(i) == FR_ITEM_PAR || frame_at(i) == FR_PAR) {
+            diag_error(head_span(n->span, 6), "'return' inside a %s, which runs on other workers",
+                       frame_at(i) == FR_PAR ? "'parallel { }' block" : "parallel loop or pipeline");
+            diag_help("return after it, from the values it collects");
+            return ty_never;
+        }
+    }
+    Decl *w = S.cur_wf;
+    if (!w)
+        return ty_never;
+    if (!w->ret_type && n->value) {
+        diag_error(n->value->span, "workflow '%s' has no return type, but this returns %s",
+                   w->name, ty_str(t));
+        diag_help("declare one: 'workflow %s(...) -> %s'", w->name, ty_str(t));
+    } else if (w->ret_type && !n->value) {
+        diag_error(n->span, "workflow '%s' must return %s", w->name, ty_str(w->ret_type));
+    } else if (w->ret_type && !ty_assignable(w->ret_type, t)) {
+        diag_error(n->value->span, "workflow '%s' returns %s, got %s", w->name,
+                   ty_str(w->ret_type), ty_str(t));
+        if (t->kind == TY_OPT && ty_assignable(w->ret_type, t->elem))
+            help_optional(n->value);
+        note_decl(w);
+    }
+    return ty_never;
+}
+
+/* ---- statements ------------------------------------------------------------ */
+
+/* let -> 'let' name '=' expr */
+static Type *check_let(Node *n)
+{
+    Type *t = check_expr(n->value, true);
+    if (t->kind == TY_VOID) {
+        diag_error(n->value->span, "%s has no value to bind to '%s'", what(n->value), n->name);
+        t = ty_error;
+    } else if (t->kind == TY_NULL || (t->kind == TY_LIST && !t->elem)) {
+        diag_error(n->value->span, "cannot infer the type of '%s' from %s", n->name,
+                   what(n->value));
+        diag_help("bind it from a value whose type is known");
+        t = ty_error;
+    }
+    n->sym = scope_bind(SYM_VAR, n->name, nspan(n), t);
+    if (S.par && S.par->cur == n)
+        ((Sym *)n->sym)->depth = S.depth - 1;
+    dump_add(n->sym);
+    return ty_void;
+}
+
+/* assign -> name '=' expr */
+static Type *check_assign(Node *n)
+{
+    Type *t = check_expr(n->value, true);
+    Sym *s = scope_find(n->name);
+    if (!s) {
+        diag_error(nspan(n), "unknown variable '%s'", n->name);
+        help_closest_local(n->name);
+        diag_help("declare it with 'let %s = ...'", n->name);
+        return ty_void;
+    }
+    n->sym = s;
+    s->assigned = true;
+    if (!ty_assignable(s->type, t)) {
+        diag_error(n->value->span, "cannot assign %s to '%s' of type %s", ty_str(t), n->name,
+                   ty_str(s->type));
+        if (t->kind == TY_OPT && ty_assignable(s->type, t->elem))
+            help_optional(n->value);
+        diag_note(s->span, "'%s' declared here", s->name);
+    }
+    if (s->depth < S.depth) {
+        diag_error(nspan(n), "'%s' is declared outside this parallel code; assigning it here "
+                   "is a data race", n->name);
+        diag_note(s->span, "'%s' declared here", s->name);
+        diag_help("give each item a value and combine the results after the loop");
+    }
+    if (t->kind == TY_OPT || t->kind == TY_NULL)
+        facts_kill(s);
+    return ty_void;
+}
+
+/* budget -> 'budget' '{' (usd | tokens | time) ':' value ... '}' */
+static const char *const budget_keys[] = { "usd", "tokens", "time", NULL };
+
+static void budget_values(Node *n, double v[3])
+{
+    Setting *s;
+    int64_t ms;
+    v[0] = v[1] = v[2] = -1;
+    if ((s = setting_get(&n->opts, "usd")))
+        setting_num(s, 0, INFINITY, true, false, &v[0]);
+    if ((s = setting_get(&n->opts, "tokens")))
+        setting_num(s, 0, INFINITY, true, true, &v[1]);
+    if ((s = setting_get(&n->opts, "time")) && setting_duration(s, 1, INT64_MAX, &ms))
+        v[2] = (double)ms;
+}
+
+static void budget_vs_workflow(Node *n, double v[3])
+{
+    double w[3];
+    if (!S.wf_budget)
+        return;
+    /* values of the workflow budget were checked already; read them quietly */
+    for (int k = 0; k < 3; k++) {
+        Setting *ws = setting_get(&S.wf_budget->opts, budget_keys[k]);
+        Setting *ps = setting_get(&n->opts, budget_keys[k]);
+        bool is_int;
+        w[k] = -1;
+        if (!ws || !ps || v[k] < 0)
+            continue;
+        if (k == 2 && ws->value->kind == N_DURATION)
+            w[k] = (double)ws->value->ival;
+        else if (k < 2)
+            lit_num(ws->value, &w[k], &is_int);
+        if (w[k] <= 0 || v[k] <= w[k])
+            continue;
+        const char *pv = k == 2 ? fmt_ms((int64_t)v[k]) : fmt_num(v[k]);
+        const char *wv = k == 2 ? fmt_ms((int64_t)w[k]) : fmt_num(w[k]);
+        diag_error(ps->value->span, "phase '%s' budget %s %s exceeds the workflow's %s",
+                   S.cur_phase ? S.cur_phase->name : "?", budget_keys[k], pv, wv);
+        diag_note(ws->value->span, "the workflow's %s budget is set here", budget_keys[k]);
+    }
+}
+
+static Type *check_budget(Node *n, BlockRole role, int idx)
+{
+    if (idx != 0 || role == BLK_PLAIN) {
+        diag_error(head_span(n->span, 6), "'budget' must be the first statement of a workflow "
+                   "or a phase");
+    }
+    settings_keys(&n->opts, budget_keys, "'budget'");
+    double v[3];
+    budget_values(n, v);
+    if (role == BLK_WORKFLOW && idx == 0)
+        S.wf_budget = n;
+    else if (role == BLK_PHASE && idx == 0)
+        budget_vs_workflow(n, v);
+    return ty_void;
+}
+
+/* phase -> 'phase' name block: only at the workflow's top level */
+static Type *check_phase(Node *n, BlockRole role)
+{
+    if (role != BLK_WORKFLOW)
+        diag_error(nspan(n), "phase '%s' must be at the top level of the workflow", n->name);
+    Node *first = map_get(&S.phases, n->name);
+    if (first) {
+        diag_error(nspan(n), "duplicate phase '%s'", n->name);
+        diag_note(nspan(first), "first declared here");
+    } else
+        map_put(&S.phases, n->name, n);
+    Node *was = S.cur_phase;
+    S.cur_phase = n;
+    Type *t = check_block(n->body, false, false, BLK_PHASE);
+    S.cur_phase = was;
+    return t->kind == TY_NEVER ? ty_never : ty_void;
+}
+
+/* One statement of a block; `used` for the last one of a used block. */
+static Type *check_stmt(Node *s, bool used, BlockRole role, int idx)
+{
+    Type *t;
+    if (s->kind == N_PHASE)
+        t = check_phase(s, role);
+    else if (s->kind == N_BUDGET)
+        t = check_budget(s, role, idx);
+    else
+        return check_expr(s, used);
+    s->type = t;
+    return t;
+}
+
+/* block -> '{' stmt* '}': its value is the last statement's */
+static Type *check_block(Node *b, bool used, bool new_scope, BlockRole role)
+{
+    if (b->kind != N_BLOCK)
+        return check_expr(b, used);
+    int mark = new_scope ? scope_push() : 0, fmark = S.facts.len;
+    Type *t = ty_void;
+    bool never = false;
+    for (int i = 0; i < b->stmts.len; i++) {
+        Node *s = b->stmts.items[i];
+        t = check_stmt(s, used && i == b->stmts.len - 1, role, i);
+        never |= t->kind == TY_NEVER;
+        if (s->kind == N_IF && !s->els && s->then->type && s->then->type->kind == TY_NEVER)
+            facts_of(s->cond, false);
+    }
+    S.facts.len = fmark;
+    if (new_scope)
+        scope_pop(mark);
+    b->type = never ? ty_never : t;
+    return b->type;
+}
+
+/* ---- the expression walk --------------------------------------------------- */
+
+static Type *check_expr_kind(Node *n, bool used)
+{
+    switch (n->kind) {
+    case N_INT: return ty_int;
+    case N_FLOAT: return ty_float;
+    case N_BOOL: return ty_bool;
+    case N_NULL: return ty_null;
+    case N_DURATION:
+        diag_error(n->span, "a duration is only allowed in settings (timeout, budget time)");
+        return ty_error;
+    case N_STRING: return check_string(n);
+    case N_NAME: return check_name(n);
+    case N_FIELD: return check_field(n);
+    case N_CALL: return check_call(n);
+    case N_LIST: return check_list(n);
+    case N_RECORD: return check_record(n);
+    case N_BINARY: return check_binary(n);
+    case N_UNARY: return check_unary(n);
+    case N_BLOCK: return check_block(n, used, true, BLK_PLAIN);
+    case N_IF: return check_if(n, used);
+    case N_MATCH: return check_match(n, used);
+    case N_FOR: return check_for(n, used);
+    case N_PIPELINE: return check_pipeline(n, used);
+    case N_PARBLOCK: return check_parblock(n);
+    case N_LOOP: return check_loop(n);
+    case N_LET: return check_let(n);
+    case N_ASSIGN: return check_assign(n);
+    case N_PHASE: return check_phase(n, BLK_PLAIN);
+    case N_BUDGET: return check_budget(n, BLK_PLAIN, 1);
+    case N_RETURN: return check_return(n);
+    case N_BREAK: return check_break(n);
+    case N_SKIP: return check_skip(n);
+    case N_STAGE:
+    case N_ERROR:
+    default: return ty_error;
+    }
+}
+
+static Type *check_expr(Node *n, bool used)
+{
+    if (!n)
+        return ty_error;
+    Type *t = check_expr_kind(n, used);
+    n->type = t ? t : ty_error;
+    return n->type;
+}
+
+/* ---- workflows ------------------------------------------------------------- */
+
+static bool flag_type(Type *t)
+{
+    Type *b = t->kind == TY_OPT ? t->elem : t;
+    return b->kind == TY_STRING || b->kind == TY_INT || b->kind == TY_FLOAT ||
+           b->kind == TY_BOOL || b->kind == TY_ERROR;
+}
+
+/* A default must be a literal of the parameter's type. */
+static void check_default(Field *f)
+{
+    Node *v = f->deflt;
+    Type *b = f->type->kind == TY_OPT ? f->type->elem : f->type;
+    double x;
+    bool is_int = false, ok;
+    if (v->kind == N_NULL)
+        ok = f->type->kind == TY_OPT;
+    else if (b->kind == TY_STRING)
+        ok = plain_string(v) != NULL;
+    else if (b->kind == TY_BOOL)
+        ok = v->kind == N_BOOL;
+    else if (b->kind == TY_INT || b->kind == TY_FLOAT)
+        ok = lit_num(v, &x, &is_int) && (is_int || b->kind == TY_FLOAT);
+    else
+        ok = true;
+    if (!ok)
+        diag_error(v->span, "default of '%s' must be %s literal of type %s, got %s", f->name,
+                   b->kind == TY_INT ? "an" : "a", ty_str(f->type), what(v));
+    v->type = v->kind == N_NULL ? ty_null : b;
+}
+
+static void workflow_params(Decl *d)
+{
+    check_dup_fields(&d->fields, "parameter");
+    for (int i = 0; i < d->fields.len; i++) {
+        Field *f = d->fields.items[i];
+        f->type = resolve_type(f->texpr);
+        if (!flag_type(f->type)) {
+            diag_error(f->texpr->span, "workflow parameter '%s' has type %s, but parameters are "
+                       "command-line flags", f->name, ty_str(f->type));
+            diag_help("use string, int, float or bool (or an optional of one); read records "
+                      "with read_jsonl<T>(path)");
+        } else if (f->deflt)
+            check_default(f);
+        if (!scope_find(f->name))
+            dump_add(scope_bind(SYM_PARAM, f->name, f->span, f->type));
+    }
+}
+
+/* The closing brace of a block, for "can end without returning". */
+static Span closing_brace(Node *b)
+{
+    Span sp = b->span;
+    if (sp.hi > sp.lo)
+        sp.lo = sp.hi - 1;
+    return sp;
+}
+
+/* workflow -> 'workflow' name '(' params ')' ('->' type)? block */
+static void check_workflow(Decl *d)
+{
+    S.cur_wf = d;
+    S.wf_budget = NULL;
+    S.phases = (Map){0};
+    d->ret_type = d->ret ? resolve_type(d->ret) : NULL;
+    if (d->ret_type)
+        d->type = d->ret_type;
+    int mark = scope_push();
+    workflow_params(d);
+    Type *t = d->body ? check_block(d->body, false, false, BLK_WORKFLOW) : ty_error;
+    if (d->ret_type && t->kind != TY_NEVER && t->kind != TY_ERROR && d->body) {
+        diag_error(closing_brace(d->body), "workflow '%s' can end without returning %s",
+                   d->name, ty_str(d->ret_type));
+        diag_note(d->name_span, "'%s' declared here with return type %s", d->name,
+                  ty_str(d->ret_type));
+        diag_help("end every path with 'return ...', 'fail(...)' or both");
+    }
+    scope_pop(mark);
+    S.cur_wf = NULL;
+}
+
+/* ---- the program ----------------------------------------------------------- */
+
+/* Top-level names: one namespace for the file and its imports. */
+static void register_decls(Program *p)
+{
+    for (int i = 0; i < p->decls.len; i++) {
+        Decl *d = p->decls.items[i];
+        if (d->kind == D_IMPORT || !d->name)
+            continue;
+        Decl *first = lookup_decl(d->name);
+        if (first) {
+            diag_error(d->name_span, "'%s' is already declared", d->name);
+            diag_note(first->name_span, "'%s' first declared here", first->name);
+            continue;
+        }
+        map_put(&S.decls, d->name, d);
+        if (d->kind != D_WORKFLOW)
+            continue;
+        if (!S.workflow)
+            S.workflow = d;
+        else {
+            diag_error(d->name_span, "a program has one workflow, and '%s' is a second",
+                       d->name);
+            diag_note(S.workflow->name_span, "'%s' declared here", S.workflow->name);
+        }
+    }
+}
+
+static void check_decls_of(Program *p, DeclKind k)
+{
+    for (int i = 0; i < p->decls.len; i++) {
+        Decl *d = p->decls.items[i];
+        if (d->kind != k)
+            continue;
+        switch (k) {
+        case D_SCHEMA: check_schema(d); break;
+        case D_ENUM: check_enum(d); break;
+        case D_MODEL: check_model(d); break;
+        case D_AGENT: check_agent(d); break;
+        case D_WORKFLOW: check_workflow(d); break;
+        default: break;
+        }
+    }
+}
+
+bool sema_check(Program *p)
+{
+    int before = diag_error_count();
+    if (!ty_error)
+        ty_init();
+    memset(&S, 0, sizeof S);
+    S.prog = p;
+    register_decls(p);
+    for (int i = 0; i < p->decls.len; i++) {      /* make enum types before fields use them */
+        Decl *d = p->decls.items[i];
+        if (d->kind == D_SCHEMA || d->kind == D_ENUM)
+            ty_decl(d);
+    }
+    check_decls_of(p, D_ENUM);
+    check_decls_of(p, D_SCHEMA);
+    check_decls_of(p, D_MODEL);
+    check_decls_of(p, D_AGENT);
+    check_decls_of(p, D_WORKFLOW);
+    return diag_error_count() == before;
+}
+
+Decl *sema_workflow(Program *p)
+{
+    for (int i = 0; i < p->decls.len; i++) {
+        Decl *d = p->decls.items[i];
+        if (d->kind == D_WORKFLOW)
+            return d;
+    }
+    return NULL;
+}
+
+static const char *const sym_kind_names[] = { "let", "param", "item", "stage" };
+
+void sema_dump_types(FILE *out, Program *p)
+{
+    (void)p;
+    for (int i = 0; i < S.dumps.len; i++) {
+        Sym *s = S.dumps.items[i];
+        int line = 0, col = 0;
+        if (s->span.file >= 0)
+            src_linecol(s->span, &line, &col);
+        fprintf(out, "%d:%d: %s %s: %s\n", line, col, sym_kind_names[s->kind], s->name,
+                ty_str(s->type));
+    }
+}
