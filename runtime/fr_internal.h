@@ -27,6 +27,9 @@ char *fr_strdup(const char *s);
 void fr_free(void *p);
 /* Tests: make the n-th allocation from now on fail (0: never). */
 void fr_alloc_fail_after(long n);
+/* Tests: allocations left before the armed failure; 0 once it happened (or
+ * when disarmed), so a test can tell whether its operation hit it. */
+long fr_alloc_countdown(void);
 
 /* ---- fr_value.c: helpers the rest of the runtime shares ------------------- */
 
@@ -201,6 +204,7 @@ struct fr_run {
     fr_stop stop;                  /* which budget stopped the run */
     json_t *partial;               /* finished items of the fan-out a budget stopped */
     size_t partial_total;          /* that fan-out's item count */
+    size_t partial_done;           /* its items processed (finished or dropped) */
     int partial_phase;             /* the phase it ran in */
     int cur_phase;                 /* the root's current phase, for progress */
     size_t prog_done;              /* top-level fan-out: items done (atomic) */

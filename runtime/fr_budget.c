@@ -1,0 +1,232 @@
+/*
+ * fr_budget.c: the run's ledger of hard caps (usd, tokens, time) for the
+ * workflow and for each phase, and the per-phase counters of the summary.
+ *
+ * A call never spends what it has not first reserved.  Before each attempt
+ * fr_call holds the attempt's worst case (input estimate plus max_tokens, at
+ * the model's price) against the workflow's budget and the current phase's,
+ * both checked and held under the one run mutex, so however many attempts
+ * run at once, settled + held never passes a cap.  When the attempt returns,
+ * the hold is replaced by the usage the provider reported.  Time caps are
+ * deadlines: no attempt starts after one, and an attempt's timeout is cut to
+ * the time left.  A cap < 0 is no cap.
+ */
+#include "fr_internal.h"
+
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
+
+int64_t fr_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void spend_init(fr_spend *s, const fr_budget *b, int64_t from_ms)
+{
+    memset(s, 0, sizeof *s);
+    s->deadline_ms = b->time_ms >= 0 ? from_ms + b->time_ms : -1;
+}
+
+bool fr_budget_init(fr_run *run)
+{
+    const fr_program *p = run->prog;
+    run->start_ms = fr_now_ms();
+    spend_init(&run->wf, &p->budget, run->start_ms);
+    run->ph = fr_calloc((size_t)p->nphases + 1, sizeof *run->ph);
+    run->stats = fr_calloc((size_t)p->nphases + 1, sizeof *run->stats);
+    if (!run->ph || !run->stats)
+        return false;
+    for (int i = 0; i < p->nphases; i++)
+        run->ph[i].deadline_ms = -1;
+    return true;
+}
+
+void fr_budget_free(fr_run *run)
+{
+    fr_free(run->ph);
+    fr_free(run->stats);
+    run->ph = NULL;
+    run->stats = NULL;
+}
+
+fr_stats *fr_stats_of(fr_run *run, int phase)
+{
+    if (phase < 0 || phase >= run->prog->nphases)
+        return &run->stats[0];
+    return &run->stats[phase + 1];
+}
+
+static const char *phase_name(fr_run *run, int phase)
+{
+    return phase >= 0 ? run->prog->phases[phase].name : "";
+}
+
+/* Records the first budget that stopped work (run->mu held). */
+static void note_stop(fr_run *run, int phase, const char *what, double spent,
+                      double cap, double need)
+{
+    if (run->stop.hit)
+        return;
+    run->stop = (fr_stop){ true, phase, what, spent, cap, need };
+}
+
+/* Sets cx's signal to FR_SIG_BUDGET with a short message; returns NULL. */
+static void *budget_sig(fr_ctx *cx, int phase, const char *what)
+{
+    if (phase >= 0)
+        fr_fail(cx, NULL, "phase '%s' %s budget spent", phase_name(cx->run, phase), what);
+    else
+        fr_fail(cx, NULL, "workflow %s budget spent", what);
+    cx->sig = FR_SIG_BUDGET;
+    return NULL;
+}
+
+/* fits: settled + held + the new hold stays within each cap of b.  On no,
+ * *what names the cap and spent/cap/need say by how much. */
+static bool fits(const fr_spend *s, const fr_budget *b, double usd, int64_t tok,
+                 const char **what, double out[3])
+{
+    if (b->usd >= 0 && s->usd_spent + s->usd_held + usd > b->usd) {
+        *what = "usd";
+        out[0] = s->usd_spent + s->usd_held, out[1] = b->usd, out[2] = usd;
+        return false;
+    }
+    if (b->tokens >= 0 && s->tok_spent + s->tok_held + tok > b->tokens) {
+        *what = "tokens";
+        out[0] = (double)(s->tok_spent + s->tok_held), out[1] = (double)b->tokens;
+        out[2] = (double)tok;
+        return false;
+    }
+    return true;
+}
+
+static double price(const fr_model *m, int64_t in, int64_t out)
+{
+    return ((double)in * m->usd_per_mtok_in + (double)out * m->usd_per_mtok_out) / 1e6;
+}
+
+bool fr_budget_reserve(fr_ctx *cx, const fr_model *m, int64_t in_tokens,
+                       int64_t out_tokens, fr_resv *r)
+{
+    fr_run *run = cx->run;
+    const fr_program *p = run->prog;
+    int phase = cx->phase >= 0 && cx->phase < p->nphases ? cx->phase : -1;
+    double usd = price(m, in_tokens, out_tokens), v[3];
+    int64_t tok = in_tokens + out_tokens;
+    const char *what = NULL;
+    int stop_at = -2;
+
+    pthread_mutex_lock(&run->mu);
+    if (!fits(&run->wf, &p->budget, usd, tok, &what, v))
+        stop_at = -1;
+    else if (phase >= 0 && !fits(&run->ph[phase], &p->phases[phase].budget, usd, tok, &what, v))
+        stop_at = phase;
+    if (stop_at != -2) {
+        note_stop(run, stop_at, what, v[0], v[1], v[2]);
+    } else {
+        run->wf.usd_held += usd, run->wf.tok_held += tok;
+        if (phase >= 0)
+            run->ph[phase].usd_held += usd, run->ph[phase].tok_held += tok;
+    }
+    pthread_mutex_unlock(&run->mu);
+    if (stop_at != -2)
+        return budget_sig(cx, stop_at, what) != NULL;
+    *r = (fr_resv){ phase, usd, tok };
+    return true;
+}
+
+static void settle_one(fr_spend *s, const fr_resv *r, double usd, int64_t tok)
+{
+    s->usd_held -= r->usd, s->tok_held -= r->tokens;
+    s->usd_spent += usd, s->tok_spent += tok;
+}
+
+void fr_budget_settle(fr_run *run, const fr_resv *r, const fr_model *m,
+                      int64_t in_tokens, int64_t out_tokens)
+{
+    double usd = price(m, in_tokens, out_tokens);
+    int64_t tok = in_tokens + out_tokens;
+    pthread_mutex_lock(&run->mu);
+    settle_one(&run->wf, r, usd, tok);
+    if (r->phase >= 0)
+        settle_one(&run->ph[r->phase], r, usd, tok);
+    fr_stats *st = fr_stats_of(run, r->phase);
+    st->tokens_in += in_tokens, st->tokens_out += out_tokens, st->usd += usd;
+    pthread_mutex_unlock(&run->mu);
+}
+
+/* The deadline nearest now of the workflow's and cx's phase's, and whose. */
+static int64_t nearest_deadline(fr_ctx *cx, int *whose)
+{
+    fr_run *run = cx->run;
+    int64_t d = run->wf.deadline_ms;
+    *whose = -1;
+    if (cx->phase >= 0 && cx->phase < run->prog->nphases) {
+        int64_t pd = run->ph[cx->phase].deadline_ms;
+        if (pd >= 0 && (d < 0 || pd < d))
+            d = pd, *whose = cx->phase;
+    }
+    return d;
+}
+
+int64_t fr_budget_time_left(fr_ctx *cx)
+{
+    int whose;
+    int64_t d = nearest_deadline(cx, &whose);
+    return d < 0 ? INT64_MAX : d - fr_now_ms();
+}
+
+void *fr_budget_time_stop(fr_ctx *cx)
+{
+    fr_run *run = cx->run;
+    int whose;
+    nearest_deadline(cx, &whose);
+    const fr_budget *b = whose >= 0 ? &run->prog->phases[whose].budget : &run->prog->budget;
+    int64_t since = whose >= 0 ? fr_stats_of(run, whose)->start_ms : run->start_ms;
+    pthread_mutex_lock(&run->mu);
+    note_stop(run, whose, "time", (double)(fr_now_ms() - since), (double)b->time_ms, 0);
+    pthread_mutex_unlock(&run->mu);
+    return budget_sig(cx, whose, "time");
+}
+
+/* phase_begin: a phase starts its clock and its time cap; it cannot start
+ * once the workflow's budget is spent. */
+bool fr_phase_begin(fr_ctx *cx, int phase)
+{
+    fr_run *run = cx->run;
+    const fr_program *p = run->prog;
+    cx->phase = phase;
+    if (!cx->parent)
+        run->cur_phase = phase;
+    int64_t now = fr_now_ms();
+    pthread_mutex_lock(&run->mu);
+    fr_stats_of(run, phase)->start_ms = now;
+    if (phase >= 0 && phase < p->nphases)
+        spend_init(&run->ph[phase], &p->phases[phase].budget, now);
+    const char *what = NULL;
+    if (p->budget.usd >= 0 && run->wf.usd_spent >= p->budget.usd)
+        what = "usd";
+    else if (p->budget.tokens >= 0 && run->wf.tok_spent >= p->budget.tokens)
+        what = "tokens";
+    if (what)
+        note_stop(run, -1, what, what[0] == 'u' ? run->wf.usd_spent : (double)run->wf.tok_spent,
+                  what[0] == 'u' ? p->budget.usd : (double)p->budget.tokens, 0);
+    pthread_mutex_unlock(&run->mu);
+    if (what)
+        return budget_sig(cx, -1, what) != NULL;
+    if (run->wf.deadline_ms >= 0 && now >= run->wf.deadline_ms)
+        return fr_budget_time_stop(cx) != NULL;
+    return true;
+}
+
+void fr_phase_end(fr_ctx *cx, int phase)
+{
+    fr_run *run = cx->run;
+    pthread_mutex_lock(&run->mu);
+    fr_stats *st = fr_stats_of(run, phase);
+    st->wall_ms = fr_now_ms() - st->start_ms;
+    pthread_mutex_unlock(&run->mu);
+}

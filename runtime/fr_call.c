@@ -1,0 +1,248 @@
+/*
+ * fr_call.c: one agent call, from rendered prompt to validated answer.
+ *
+ * A call renders its system and prompt, then makes up to 1 + retries
+ * attempts.  Each attempt first checks the time left and reserves its worst
+ * case on the budgets (fr_budget.c), takes one of the run's call slots
+ * (--concurrency), asks the provider (the mock or HTTP), gives the slot back
+ * and settles the reservation on the reported usage.  What came back decides
+ * the next step:
+ *   FR_ANSWER that validates     -> done
+ *   FR_ANSWER that does not,
+ *   FR_BAD_ANSWER                -> retry, telling the model what was wrong
+ *   FR_TRANSIENT                 -> retry after backoff with full jitter
+ *   FR_FATAL                     -> fail now
+ * The answer is kept in the caller's pool and returned borrowed.
+ */
+#include "fr_internal.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define BACKOFF_CAP_MS 30000
+/* Tokens a request costs beyond its text: the provider's own framing (an
+ * Anthropic forced tool call alone adds some 350), so reservations hold
+ * enough however the provider counts. */
+#define REQUEST_OVERHEAD_TOKENS 400
+
+/* One call's state across its attempts. */
+typedef struct call {
+    fr_ctx *cx;                    /* the calling context */
+    const fr_agent *agent;         /* who is called */
+    const fr_model *model;         /* with which model */
+    const char *where;             /* the call site, for messages */
+    fr_buf system, prompt;         /* rendered */
+    size_t schema_bytes;           /* the output schema's size, for the input estimate */
+    char *feedback;                /* what was wrong with the last answer (malloc'd) */
+    char *prev_answer;             /* the last answer's raw text (malloc'd) */
+    char *last_error;              /* the last attempt's problem (malloc'd) */
+    int attempts;                  /* made so far */
+} call;
+
+void fr_provider_call(fr_run *run, const fr_request *req, fr_response *resp)
+{
+    memset(resp, 0, sizeof *resp);
+    resp->retry_after_ms = -1;
+    if (run->mock_all || strcmp(req->model->provider, "mock") == 0)
+        fr_mock_call(&run->mock, req, resp);
+    else
+        fr_http_call(run->http, req, resp);
+}
+
+/* ---- call slots: --concurrency caps attempts in flight ------------------- */
+
+static void slot_take(fr_run *run)
+{
+    pthread_mutex_lock(&run->mu);
+    while (run->concurrency > 0 && run->inflight >= run->concurrency)
+        pthread_cond_wait(&run->slot_cv, &run->mu);
+    run->inflight++;
+    pthread_mutex_unlock(&run->mu);
+}
+
+static void slot_give(fr_run *run)
+{
+    pthread_mutex_lock(&run->mu);
+    run->inflight--;
+    pthread_mutex_unlock(&run->mu);
+    if (run->concurrency > 0)
+        pthread_cond_signal(&run->slot_cv);
+}
+
+/* ---- backoff ------------------------------------------------------------- */
+
+static uint64_t rand_next(void)
+{
+    static __thread uint64_t s;
+    if (!s)
+        s = ((uint64_t)(uintptr_t)&s * 0x9E3779B97F4A7C15u) ^ (uint64_t)fr_now_ms() ^ 1u;
+    s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+    return s;
+}
+
+static void sleep_ms(int64_t ms)
+{
+    if (ms <= 0)
+        return;
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+}
+
+/* Full jitter: a uniform delay in [0, min(cap, base * 2^attempt)], at least
+ * what the server asked for, never past the time left. */
+static void backoff(fr_ctx *cx, int attempt, int retry_after_ms)
+{
+    int64_t ceil_ms = cx->run->retry_base_ms;
+    for (int i = 0; i < attempt && ceil_ms < BACKOFF_CAP_MS; i++)
+        ceil_ms *= 2;
+    if (ceil_ms > BACKOFF_CAP_MS)
+        ceil_ms = BACKOFF_CAP_MS;
+    int64_t d = ceil_ms > 0 ? (int64_t)(rand_next() % (uint64_t)(ceil_ms + 1)) : 0;
+    if (retry_after_ms > d)
+        d = retry_after_ms;
+    int64_t left = fr_budget_time_left(cx);
+    sleep_ms(d < left ? d : left);
+}
+
+/* ---- one attempt --------------------------------------------------------- */
+
+static void set_str(char **slot, const char *s)
+{
+    fr_free(*slot);
+    *slot = s ? fr_strdup(s) : NULL;
+}
+
+/* ceil(bytes / 3) + overhead: a conservative token count for the input. */
+static int64_t input_estimate(const call *c)
+{
+    size_t bytes = c->system.len + c->prompt.len + c->schema_bytes;
+    if (c->feedback)
+        bytes += strlen(c->feedback);
+    if (c->prev_answer)
+        bytes += strlen(c->prev_answer);
+    return (int64_t)((bytes + 2) / 3) + REQUEST_OVERHEAD_TOKENS;
+}
+
+static void count(fr_run *run, int phase, int64_t calls, int64_t retries, int64_t failures)
+{
+    pthread_mutex_lock(&run->mu);
+    fr_stats *st = fr_stats_of(run, phase);
+    st->calls += calls, st->retries += retries, st->failures += failures;
+    pthread_mutex_unlock(&run->mu);
+}
+
+/* An answer: validated, or turned into feedback for the next attempt. */
+static json_t *take_answer(call *c, fr_response *r)
+{
+    fr_buf err = { 0 };
+    if (fr_validate(r->output, c->agent->output, &err)) {
+        fr_buf_free(&err);
+        /* [journal hook] after validation, record durably before use */
+        return fr_keep(c->cx, fr_normalize(r->output, c->agent->output));
+    }
+    set_str(&c->feedback, err.s ? err.s : "the answer does not match the schema");
+    set_str(&c->last_error, c->feedback);
+    char *raw = r->raw ? NULL : json_dumps(r->output, JSON_COMPACT | JSON_ENCODE_ANY);
+    set_str(&c->prev_answer, r->raw ? r->raw : raw);
+    free(raw);
+    fr_buf_free(&err);
+    return NULL;
+}
+
+/* Why no further attempt may be made. */
+enum { GO_ON, STOP_FATAL, STOP_BUDGET };
+
+/* Makes attempt number c->attempts; returns the answer, or NULL with *stop
+ * saying whether another attempt may follow. */
+static json_t *attempt(call *c, int *stop)
+{
+    fr_ctx *cx = c->cx;
+    fr_run *run = cx->run;
+    int64_t left = fr_budget_time_left(cx);
+    fr_resv resv;
+    *stop = STOP_BUDGET;
+    if (left <= 0)
+        return fr_budget_time_stop(cx);
+    if (!fr_budget_reserve(cx, c->model, input_estimate(c), c->agent->max_tokens, &resv))
+        return NULL;
+    int timeout = c->agent->timeout_ms > 0 ? c->agent->timeout_ms : 600000;
+    fr_request req = {
+        c->agent, c->model, c->system.s ? c->system.s : "", c->prompt.s ? c->prompt.s : "",
+        c->feedback, c->prev_answer, c->attempts, left < timeout ? (int)left : timeout,
+    };
+    fr_response r;
+    slot_take(run);
+    fr_provider_call(run, &req, &r);
+    slot_give(run);
+    fr_budget_settle(run, &resv, c->model, r.input_tokens, r.output_tokens);
+    /* [journal hook] per call/phase trace line: attempt, outcome, usage, latency */
+    c->attempts++;
+    *stop = GO_ON;
+    json_t *v = NULL;
+    switch (r.outcome) {
+    case FR_ANSWER:
+        v = take_answer(c, &r);
+        break;
+    case FR_BAD_ANSWER:
+        set_str(&c->last_error, r.error ? r.error : "unusable answer");
+        set_str(&c->feedback, c->last_error);
+        set_str(&c->prev_answer, r.raw);
+        break;
+    case FR_TRANSIENT:
+        set_str(&c->last_error, r.error ? r.error : "transient error");
+        if (c->attempts <= c->agent->retries)
+            backoff(cx, c->attempts - 1, r.retry_after_ms);
+        break;
+    case FR_FATAL:
+        set_str(&c->last_error, r.error ? r.error : "fatal error");
+        *stop = STOP_FATAL;
+        break;
+    }
+    fr_response_free(&r);
+    return v;
+}
+
+static void call_free(call *c)
+{
+    fr_buf_free(&c->system);
+    fr_buf_free(&c->prompt);
+    fr_free(c->feedback);
+    fr_free(c->prev_answer);
+    fr_free(c->last_error);
+}
+
+static size_t schema_bytes(const fr_agent *a, const fr_model *m)
+{
+    const char *s = strcmp(m->provider, "openai") == 0 ? a->schema_openai : a->schema_anthropic;
+    return s ? strlen(s) : 0;
+}
+
+json_t *fr_call(fr_ctx *cx, const fr_agent *a, int site, const fr_model *using,
+                json_t *const *args, const char *where)
+{
+    call c = { .cx = cx, .agent = a, .model = using ? using : a->model, .where = where };
+    if (!a->render(cx, args, &c.system, &c.prompt)) {
+        call_free(&c);
+        return NULL;
+    }
+    c.schema_bytes = schema_bytes(a, c.model);
+    cx->seq++;
+    /* [journal hook] before any request, ask the journal: a journaled answer
+     * for (agent, site, cx->path, cx->seq, hash of system+prompt) is kept in
+     * cx's pool and returned here without a request or a reservation. */
+    json_t *v = NULL;
+    int stop = GO_ON;
+    while (!v && stop == GO_ON && c.attempts <= a->retries)
+        v = attempt(&c, &stop);
+    if (c.attempts > 0)
+        count(cx->run, cx->phase, 1, c.attempts - 1, v || stop == STOP_BUDGET ? 0 : 1);
+    if (!v && stop != STOP_BUDGET)
+        fr_fail(cx, where, "agent '%s' (model %s): %s after %d attempt%s", a->name,
+                c.model->name, c.last_error ? c.last_error : "no answer", c.attempts,
+                c.attempts == 1 ? "" : "s");
+    call_free(&c);
+    return v;
+}

@@ -1,0 +1,560 @@
+/*
+ * fr_par.c: fan-out.  parallel for, pipeline for, parallel { }, and the item
+ * paths that key journal entries and escalations.
+ *
+ * No thread is created per item.  A parallel for starts min(concurrency,
+ * items) workers (the caller is one of them); each loops taking the next
+ * index from an atomic counter, so never more than `concurrency` items are in
+ * flight.  Each worker owns one child context, reset per item: its path is
+ * the parent's path plus "." and the index, its pool is released once the
+ * item's value has been taken (a reference moved into the item's result
+ * slot).  Results are collected in input order after the join.
+ *
+ * A pipeline starts each stage's own workers; items stream through queues
+ * between stages, so item 1 can be in the last stage while item 50 is in the
+ * first.  An item has its own context from its first stage to its last, and
+ * its earlier stages' values (prev[]) live in that context's pool.  Items
+ * admitted but not finished are bounded, so a fast first stage cannot pile
+ * up the whole input in front of a slow one.
+ *
+ * A failed item is dropped with a warning under on_error: skip; under halt,
+ * or when a budget or an approval stops it, no new item starts, the ones in
+ * flight finish, and the fan-out returns NULL with the first item's signal.
+ * A budget stop also leaves the finished items in run->partial for fr_main.
+ */
+#include "fr_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define STACK_SIZE (4u << 20)
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define STACK_SIZE (4u << 20)
+#endif
+#endif
+#ifndef STACK_SIZE
+#define STACK_SIZE (512u << 10)
+#endif
+
+#define DEFAULT_CONCURRENCY 16
+
+/* ---- child contexts and threads ------------------------------------------ */
+
+void fr_ctx_init_child(fr_ctx *parent, fr_ctx *c)
+{
+    memset(c, 0, sizeof *c);
+    c->run = parent->run;
+    c->parent = parent;
+    c->phase = parent->phase;
+    memcpy(c->path, parent->path, parent->path_len + 1);
+    c->path_len = parent->path_len;
+    c->item = parent->item;
+}
+
+/* Appends ".index" (or "index" at the top) to a path of len bytes. */
+static size_t path_append(char *path, size_t len, size_t index)
+{
+    int n = snprintf(path + len, 128 - len, "%s%zu", len ? "." : "", index);
+    if (n < 0 || (size_t)n >= 128 - len)
+        return 127;
+    return len + (size_t)n;
+}
+
+void fr_ctx_set_item(fr_ctx *c, fr_ctx *parent, size_t index)
+{
+    memcpy(c->path, parent->path, parent->path_len);
+    c->path_len = path_append(c->path, parent->path_len, index);
+    c->seq = 0;
+}
+
+void fr_ctx_fini(fr_ctx *c)
+{
+    fr_pool_free(c);
+    fr_sig_clear(c);
+}
+
+bool fr_thread_start(pthread_t *t, void *(*fn)(void *), void *arg)
+{
+    pthread_attr_t at;
+    pthread_attr_init(&at);
+    pthread_attr_setstacksize(&at, STACK_SIZE);
+    int rc = pthread_create(t, &at, fn, arg);
+    pthread_attr_destroy(&at);
+    return rc == 0;
+}
+
+void fr_item_enter(fr_ctx *cx, size_t index, size_t *saved)
+{
+    *saved = cx->path_len;
+    cx->path_len = path_append(cx->path, cx->path_len, index);
+}
+
+void fr_item_leave(fr_ctx *cx, size_t saved)
+{
+    cx->path_len = saved;
+    cx->path[saved] = '\0';
+}
+
+/* ---- what a fan-out shares: the first stop, the results ------------------ */
+
+typedef struct fan {
+    fr_ctx *parent;                /* the context that fanned out */
+    const fr_par_opts *opts;       /* concurrency, on_error, where */
+    size_t n;                      /* items */
+    json_t **slots;                /* each item's value (a reference), NULL if dropped */
+    bool top;                      /* the root's fan-out: it drives the progress line */
+    size_t done;                   /* atomic: items processed (finished or dropped) */
+    int stop;                      /* atomic: take no new item */
+    pthread_mutex_t mu;            /* guards the fields below */
+    fr_sig sig;                    /* the stopping item's signal, FR_OK if none */
+    char *msg;                     /* its message (fr_malloc'd) */
+    const char *where;             /* its err_where */
+    char path[128];                /* its path */
+} fan;
+
+static int limit_workers(fr_ctx *cx, int conc, size_t n)
+{
+    if (conc <= 0)
+        conc = DEFAULT_CONCURRENCY;
+    if (cx->run->concurrency > 0 && conc > cx->run->concurrency)
+        conc = cx->run->concurrency;
+    if ((size_t)conc > n)
+        conc = (int)n;
+    return conc < 1 ? 1 : conc;
+}
+
+static bool fan_init(fan *f, fr_ctx *parent, const fr_par_opts *opts, size_t n)
+{
+    memset(f, 0, sizeof *f);
+    f->parent = parent, f->opts = opts, f->n = n;
+    f->top = parent->parent == NULL;
+    f->slots = fr_calloc(n ? n : 1, sizeof *f->slots);
+    pthread_mutex_init(&f->mu, NULL);
+    if (f->top) {
+        __atomic_store_n(&parent->run->prog_done, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&parent->run->prog_total, n, __ATOMIC_RELAXED);
+    }
+    return f->slots != NULL;
+}
+
+static bool fan_stopped(fan *f)
+{
+    return __atomic_load_n(&f->stop, __ATOMIC_ACQUIRE) != 0;
+}
+
+static void item_done(fan *f)
+{
+    __atomic_add_fetch(&f->done, 1, __ATOMIC_RELAXED);
+    if (f->top)
+        __atomic_add_fetch(&f->parent->run->prog_done, 1, __ATOMIC_RELAXED);
+}
+
+/* An item came back without a value: drop it (true), warning when it
+ * failed, or stop the fan-out (false: the item is not done). */
+static bool item_failed(fan *f, fr_ctx *c)
+{
+    fr_sig s = c->sig;
+    if (s == FR_SIG_SKIP || s == FR_SIG_ESCALATE || s == FR_OK)
+        return true;
+    const char *why = c->err ? c->err : "failed";
+    if ((s == FR_SIG_FAIL || s == FR_SIG_USAGE || s == FR_SIG_HALT)
+        && f->opts->on_error == FR_ON_ERROR_SKIP) {
+        fr_run *run = c->run;
+        fprintf(stderr, "warning: item %s skipped: %s%s%s\n", c->path,
+                c->err_where ? c->err_where : "", c->err_where ? ": " : "", why);
+        pthread_mutex_lock(&run->mu);
+        fr_stats_of(run, c->phase)->items_failed++;
+        pthread_mutex_unlock(&run->mu);
+        return true;
+    }
+    pthread_mutex_lock(&f->mu);
+    if (f->sig == FR_OK) {
+        f->sig = s;
+        f->msg = fr_strdup(why);
+        f->where = c->err_where;
+        memcpy(f->path, c->path, sizeof f->path);
+    }
+    pthread_mutex_unlock(&f->mu);
+    __atomic_store_n(&f->stop, 1, __ATOMIC_RELEASE);
+    return false;
+}
+
+/* The finished items in input order, as a new list; the slots are emptied. */
+static json_t *collect(fan *f)
+{
+    json_t *out = json_array();
+    for (size_t i = 0; i < f->n; i++) {
+        if (f->slots[i])
+            json_array_append_new(out, f->slots[i]);
+        f->slots[i] = NULL;
+    }
+    return out;
+}
+
+/* Ends a fan-out: its values (borrowed from the parent's pool), or NULL with
+ * the stopping item's signal on the parent. */
+static json_t *fan_finish(fan *f)
+{
+    fr_ctx *cx = f->parent;
+    json_t *out = collect(f);
+    json_t *ret = NULL;
+    if (f->sig == FR_OK) {
+        ret = fr_keep(cx, out);
+    } else if (f->sig == FR_SIG_BUDGET) {
+        fr_run *run = cx->run;
+        pthread_mutex_lock(&run->mu);
+        json_decref(run->partial);
+        run->partial = out;
+        run->partial_total = f->n;
+        run->partial_done = f->done;
+        run->partial_phase = cx->phase;
+        pthread_mutex_unlock(&run->mu);
+        fr_fail(cx, f->where, "%s", f->msg ? f->msg : "budget spent");
+        cx->sig = FR_SIG_BUDGET;
+    } else {
+        json_decref(out);
+        fr_fail(cx, f->where ? f->where : f->opts->where, "item %s: %s", f->path,
+                f->msg ? f->msg : "failed");
+        cx->sig = f->sig == FR_SIG_HALT ? FR_SIG_FAIL : f->sig;
+    }
+    fr_free(f->msg);
+    fr_free(f->slots);
+    pthread_mutex_destroy(&f->mu);
+    return ret;
+}
+
+/* ---- parallel for -------------------------------------------------------- */
+
+/* One parallel for: the fan plus its body. */
+typedef struct pfor {
+    fan f;                         /* shared state */
+    json_t *list;                  /* the items */
+    fr_body_fn body;               /* the loop body */
+    void *env;                     /* its captured variables */
+    size_t next;                   /* atomic: the next index to take */
+} pfor;
+
+static void *pfor_worker(void *arg)
+{
+    pfor *p = arg;
+    fr_ctx c;
+    fr_ctx_init_child(p->f.parent, &c);
+    while (!fan_stopped(&p->f)) {
+        size_t i = __atomic_fetch_add(&p->next, 1, __ATOMIC_RELAXED);
+        if (i >= p->f.n)
+            break;
+        fr_ctx_set_item(&c, p->f.parent, i);
+        c.item = json_array_get(p->list, i);
+        c.sig = FR_OK;
+        json_t *v = p->body(&c, c.item, i, p->env);
+        if (v)
+            p->f.slots[i] = json_incref(v);
+        if (v || item_failed(&p->f, &c))
+            item_done(&p->f);
+        fr_release(&c, 0);
+        fr_sig_clear(&c);
+    }
+    fr_ctx_fini(&c);
+    return NULL;
+}
+
+/* parallel for x in xs (concurrency: N, on_error: skip|halt) { body } */
+json_t *fr_parallel_for(fr_ctx *cx, json_t *list, const fr_par_opts *opts,
+                        fr_body_fn body, void *env)
+{
+    pfor p = { .list = list, .body = body, .env = env };
+    size_t n = json_array_size(list);
+    if (!fan_init(&p.f, cx, opts, n))
+        return fr_fail(cx, opts->where, "out of memory");
+    int nw = limit_workers(cx, opts->concurrency, n);
+    pthread_t *t = fr_calloc((size_t)nw, sizeof *t);
+    int started = 0;
+    while (t && started < nw - 1 && fr_thread_start(&t[started], pfor_worker, &p))
+        started++;
+    if (n)
+        pfor_worker(&p);
+    for (int i = 0; i < started; i++)
+        pthread_join(t[i], NULL);
+    fr_free(t);
+    return fan_finish(&p.f);
+}
+
+/* ---- pipeline ------------------------------------------------------------ */
+
+/* One item on its way through the stages. */
+typedef struct pitem {
+    struct pitem *next;            /* queue link */
+    size_t index;                  /* its input position */
+    fr_ctx cx;                     /* its context: prev[] values live in its pool */
+    json_t *prev[];                /* the values of the stages it has passed */
+} pitem;
+
+/* A queue of items waiting for one stage. */
+typedef struct pqueue {
+    pitem *head, *tail;            /* FIFO */
+    pthread_cond_t cv;             /* an item arrived, or the queue closed */
+    int alive;                     /* workers of this stage still running */
+} pqueue;
+
+/* One pipeline: the fan plus stages, queues and admission. */
+typedef struct pline {
+    fan f;                         /* shared state */
+    json_t *list;                  /* the items */
+    int nstages;                   /* stages */
+    const fr_stage *stages;        /* their bodies */
+    void *env;                     /* captured variables */
+    pthread_mutex_t mu;            /* guards queues and admission */
+    pqueue *q;                     /* q[k]: items waiting for stage k (q[0]: admission) */
+    size_t next;                   /* the next index to admit */
+    size_t live;                   /* items admitted and not finished */
+    size_t max_live;               /* admission bound */
+} pline;
+
+/* A stage worker's argument. */
+typedef struct pworker {
+    pline *p;                       /* its pipeline */
+    int k;                         /* its stage */
+} pworker;
+
+static pitem *pitem_new(pline *p, size_t index)
+{
+    pitem *it = fr_calloc(1, sizeof *it + (size_t)p->nstages * sizeof(json_t *));
+    if (!it)
+        return NULL;
+    it->index = index;
+    fr_ctx_init_child(p->f.parent, &it->cx);
+    fr_ctx_set_item(&it->cx, p->f.parent, index);
+    it->cx.item = json_array_get(p->list, index);
+    return it;
+}
+
+static void pitem_free(pitem *it)
+{
+    fr_ctx_fini(&it->cx);
+    fr_free(it);
+}
+
+/* Waits (p->mu held) for an item for stage k: NULL when there is none to come. */
+static pitem *take(pline *p, int k)
+{
+    pqueue *q = &p->q[k];
+    if (k == 0) {
+        while (!fan_stopped(&p->f) && p->next < p->f.n && p->live >= p->max_live)
+            pthread_cond_wait(&q->cv, &p->mu);
+        if (fan_stopped(&p->f) || p->next >= p->f.n)
+            return NULL;
+        p->live++;
+        return pitem_new(p, p->next++);
+    }
+    while (!fan_stopped(&p->f) && !q->head && p->q[k - 1].alive > 0)
+        pthread_cond_wait(&q->cv, &p->mu);
+    pitem *it = fan_stopped(&p->f) ? NULL : q->head;
+    if (it && !(q->head = it->next))
+        q->tail = NULL;
+    return it;
+}
+
+static void push(pqueue *q, pitem *it)
+{
+    it->next = NULL;
+    if (q->tail)
+        q->tail->next = it;
+    else
+        q->head = it;
+    q->tail = it;
+    pthread_cond_signal(&q->cv);
+}
+
+/* An item leaves the pipeline (p->mu held): admission may go on. */
+static void leave(pline *p, pitem *it, bool done)
+{
+    p->live--;
+    pthread_cond_signal(&p->q[0].cv);
+    if (done)
+        item_done(&p->f);
+    pitem_free(it);
+}
+
+static void wake_all(pline *p)
+{
+    for (int k = 0; k < p->nstages; k++)
+        pthread_cond_broadcast(&p->q[k].cv);
+}
+
+/* Runs stage k on it; the value moves it on, or it leaves. (p->mu held on
+ * return, not during the stage.) */
+static void run_stage(pline *p, int k, pitem *it)
+{
+    fr_ctx *c = &it->cx;
+    c->sig = FR_OK;
+    json_t *v = p->stages[k].fn(c, c->item, it->prev, it->index, p->env);
+    bool done = v || item_failed(&p->f, c);
+    pthread_mutex_lock(&p->mu);
+    if (v && k + 1 < p->nstages) {
+        it->prev[k] = v;
+        push(&p->q[k + 1], it);
+        return;
+    }
+    if (v)
+        p->f.slots[it->index] = json_incref(v);
+    leave(p, it, done);
+    if (fan_stopped(&p->f))
+        wake_all(p);
+}
+
+static void *stage_worker(void *arg)
+{
+    pworker *w = arg;
+    pline *p = w->p;
+    pthread_mutex_lock(&p->mu);
+    pitem *it;
+    while ((it = take(p, w->k)) != NULL) {
+        pthread_mutex_unlock(&p->mu);
+        run_stage(p, w->k, it);
+    }
+    if (--p->q[w->k].alive == 0 && w->k + 1 < p->nstages)
+        pthread_cond_broadcast(&p->q[w->k + 1].cv);
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+static void pipe_drain(pline *p)
+{
+    for (int k = 0; k < p->nstages; k++) {
+        pitem *it = p->q[k].head;
+        while (it) {
+            pitem *nx = it->next;
+            pitem_free(it);
+            it = nx;
+        }
+        pthread_cond_destroy(&p->q[k].cv);
+    }
+}
+
+/* Starts each stage's workers; returns how many threads started. */
+static int pipe_start(pline *p, pworker *w, pthread_t *t)
+{
+    int nt = 0;
+    for (int k = 0; k < p->nstages; k++) {
+        int nw = limit_workers(p->f.parent, p->stages[k].concurrency > 0
+                               ? p->stages[k].concurrency : p->f.opts->concurrency, p->f.n);
+        w[k] = (pworker){ p, k };
+        p->max_live += 2 * (size_t)nw;
+        for (int i = 0; i < nw; i++) {
+            pthread_mutex_lock(&p->mu);
+            bool ok = fr_thread_start(&t[nt], stage_worker, &w[k]);
+            if (ok)
+                p->q[k].alive++, nt++;
+            pthread_mutex_unlock(&p->mu);
+            if (!ok)
+                break;
+        }
+        if (p->q[k].alive == 0) {      /* a stage without workers: nothing can finish */
+            pthread_mutex_lock(&p->f.mu);
+            if (p->f.sig == FR_OK) {
+                p->f.sig = FR_SIG_FAIL;
+                p->f.msg = fr_strdup("cannot start the pipeline's workers");
+            }
+            pthread_mutex_unlock(&p->f.mu);
+            __atomic_store_n(&p->f.stop, 1, __ATOMIC_RELEASE);
+            pthread_mutex_lock(&p->mu);
+            wake_all(p);
+            pthread_mutex_unlock(&p->mu);
+            break;
+        }
+    }
+    return nt;
+}
+
+/* pipeline for x in xs (...) { stage a (concurrency: N) { } ... } */
+json_t *fr_pipeline(fr_ctx *cx, json_t *list, const fr_par_opts *opts, int nstages,
+                    const fr_stage *stages, void *env)
+{
+    pline p = { .list = list, .nstages = nstages, .stages = stages, .env = env };
+    size_t n = json_array_size(list);
+    if (!fan_init(&p.f, cx, opts, n))
+        return fr_fail(cx, opts->where, "out of memory");
+    size_t nthreads = 0;
+    for (int k = 0; k < nstages; k++)
+        nthreads += (size_t)limit_workers(cx, stages[k].concurrency > 0
+                                          ? stages[k].concurrency : opts->concurrency, n);
+    p.q = fr_calloc((size_t)nstages, sizeof *p.q);
+    pworker *w = fr_calloc((size_t)nstages, sizeof *w);
+    pthread_t *t = fr_calloc(nthreads, sizeof *t);
+    pthread_mutex_init(&p.mu, NULL);
+    int nt = 0;
+    if (p.q && w && t && n) {
+        for (int k = 0; k < nstages; k++)
+            pthread_cond_init(&p.q[k].cv, NULL);
+        nt = pipe_start(&p, w, t);
+        for (int i = 0; i < nt; i++)
+            pthread_join(t[i], NULL);
+        pipe_drain(&p);
+    }
+    pthread_mutex_destroy(&p.mu);
+    fr_free(p.q), fr_free(w), fr_free(t);
+    return fan_finish(&p.f);
+}
+
+/* ---- parallel { } -------------------------------------------------------- */
+
+/* One statement of a parallel block. */
+typedef struct ptask {
+    fr_ctx cx;                     /* its child context */
+    fr_task_fn fn;                 /* the statement */
+    void *env;                     /* the block's variables */
+    bool ok;                       /* it succeeded */
+    pthread_t t;                   /* its thread */
+    bool started;                  /* the thread started */
+} ptask;
+
+static void *task_main(void *arg)
+{
+    ptask *pt = arg;
+    pt->ok = pt->fn(&pt->cx, pt->env);
+    return NULL;
+}
+
+/* Moves a child's pool into the parent's, and its failure if it is the first. */
+static void task_merge(fr_ctx *cx, ptask *pt, bool *failed)
+{
+    for (size_t i = 0; i < pt->cx.npool; i++)
+        fr_keep(cx, pt->cx.pool[i]);
+    pt->cx.npool = 0;
+    if (!pt->ok && !*failed) {
+        *failed = true;
+        fr_sig_clear(cx);
+        cx->sig = pt->cx.sig;
+        cx->err = pt->cx.err;
+        cx->err_where = pt->cx.err_where;
+        pt->cx.err = NULL;
+    }
+    fr_ctx_fini(&pt->cx);
+}
+
+/* parallel { let a = f(x)  let b = g(x) } */
+bool fr_parallel_block(fr_ctx *cx, int ntasks, const fr_task_fn *tasks, void *env)
+{
+    ptask *pt = fr_calloc((size_t)(ntasks > 0 ? ntasks : 1), sizeof *pt);
+    if (!pt)
+        return fr_fail(cx, NULL, "out of memory") != NULL;
+    for (int i = 0; i < ntasks; i++) {
+        fr_ctx_init_child(cx, &pt[i].cx);
+        pt[i].cx.seq = cx->seq + ((uint32_t)i << 20);  /* distinct journal keys per task */
+        pt[i].fn = tasks[i], pt[i].env = env;
+        if (i + 1 < ntasks)
+            pt[i].started = fr_thread_start(&pt[i].t, task_main, &pt[i]);
+        if (!pt[i].started)
+            task_main(&pt[i]);
+    }
+    bool failed = false;
+    for (int i = 0; i < ntasks; i++) {
+        if (pt[i].started)
+            pthread_join(pt[i].t, NULL);
+        task_merge(cx, &pt[i], &failed);
+    }
+    fr_free(pt);
+    return !failed;
+}

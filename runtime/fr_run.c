@@ -1,0 +1,769 @@
+/*
+ * fr_run.c: fr_main, the life of one run of a compiled workflow.
+ *
+ *   command line -> providers (API keys) -> the workflow body in a root
+ *   context -> the value on stdout -> the summary on stderr -> exit status
+ *
+ * Each workflow parameter is a flag (snake_case as --kebab-case, typed,
+ * required unless it has a default or is optional); the runtime's own flags
+ * follow in one table.  The value goes to stdout as JSON (a list as JSON
+ * Lines).  What stopped a run picks the exit status: 1 failed, 2 bad usage or
+ * input, 3 waiting for approval, 4 a budget.  A budget stop also writes the
+ * finished items of the interrupted fan-out to <workflow>.partial.jsonl.
+ * While it runs, a ticker thread redraws a progress line on stderr when that
+ * is a terminal.  Nothing heavy happens before the first call.
+ */
+#include "fr_internal.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DEFAULT_RETRY_BASE_MS 500
+
+/* ---- the command line ---------------------------------------------------- */
+
+/* What the command line asked for. */
+typedef struct opts {
+    bool help;                     /* --help */
+    bool version;                  /* --version */
+    bool mock;                     /* --mock */
+    bool quiet;                    /* --quiet */
+    fr_mock_opts mock_opts;        /* --mock-latency, --mock-fail-rate */
+    int concurrency;               /* --concurrency, 0: no cap */
+    int retry_base_ms;             /* --retry-base-ms */
+    json_t **args;                 /* one value per parameter (owned), NULL until given */
+} opts;
+
+/* One of the runtime's own flags. */
+typedef struct rt_flag {
+    const char *name;              /* without the dashes */
+    const char *arg;               /* the value's name, NULL for a switch */
+    const char *help;              /* one line */
+} rt_flag;
+
+static const rt_flag rt_flags[] = {
+    { "mock", NULL, "answer every model with the offline mock provider" },
+    { "mock-latency", "MS", "the mock's latency per attempt, in milliseconds (default 0)" },
+    { "mock-fail-rate", "P", "probability in 0..1 that a mock attempt fails transiently" },
+    { "concurrency", "N", "agent calls in flight at most, across the whole run" },
+    { "retry-base-ms", "N", "retry backoff base: attempt k waits a random 0..base*2^k ms,"
+      " at most 30 s (default 500)" },
+    { "quiet", NULL, "no progress line and no run summary" },
+    /* the journal's flags (--journal PATH, --resume [RUN_ID], --trace FILE) go here */
+    { "help", NULL, "show this help" },
+    { "version", NULL, "show the version" },
+};
+#define N_RT_FLAGS (sizeof rt_flags / sizeof rt_flags[0])
+
+static const fr_type *base_type(const fr_type *t)
+{
+    return t->kind == FR_OPTIONAL ? t->elem : t;
+}
+
+static const char *type_word(const fr_type *t)
+{
+    switch (base_type(t)->kind) {
+    case FR_INT: return "INT";
+    case FR_FLOAT: return "FLOAT";
+    case FR_BOOL: return "";
+    default: return "STRING";
+    }
+}
+
+/* The --kebab-case spelling of a snake_case name, in buf. */
+static const char *kebab(const char *name, char *buf, size_t cap)
+{
+    size_t i = 0;
+    for (; name[i] && i + 1 < cap; i++)
+        buf[i] = name[i] == '_' ? '-' : name[i];
+    buf[i] = '\0';
+    return buf;
+}
+
+static int usage_error(const char *fmt, const char *a, const char *b)
+{
+    fprintf(stderr, "error: ");
+    fprintf(stderr, fmt, a, b);
+    fprintf(stderr, "\n");
+    return 2;
+}
+
+/* Edit distance of a and b, for "did you mean". */
+static size_t distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b), row[64];
+    if (la >= 63 || lb >= 63)
+        return 99;
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j], best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+static void consider(const char *given, const char *cand, const char **best, size_t *bd)
+{
+    size_t d = distance(given, cand);
+    if (d < *bd)
+        *bd = d, *best = cand;
+}
+
+/* unknown flag: exit 2, naming the nearest flag there is */
+static int unknown_flag(const fr_program *p, const char *given)
+{
+    char names[64][64];
+    const char *best = NULL;
+    size_t bd = strlen(given) / 3 + 2;
+    for (int i = 0; i < p->nparams && i < 64; i++)
+        consider(given, kebab(p->params[i].name, names[i], sizeof names[i]), &best, &bd);
+    for (size_t i = 0; i < N_RT_FLAGS; i++)
+        consider(given, rt_flags[i].name, &best, &bd);
+    fprintf(stderr, "error: unknown flag --%s\n", given);
+    if (best)
+        fprintf(stderr, "help: did you mean --%s?\n", best);
+    else
+        fprintf(stderr, "help: see --help\n");
+    return 2;
+}
+
+/* int flag: a whole decimal number, nothing after it */
+static bool parse_int(const char *s, long long *out)
+{
+    char *end;
+    errno = 0;
+    *out = strtoll(s, &end, 10);
+    return *s && !*end && errno == 0;
+}
+
+/* float flag: a finite decimal number, nothing after it */
+static bool parse_float(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    *out = strtod(s, &end);
+    return *s && !*end && errno == 0 && isfinite(*out);
+}
+
+/* A parameter's value from its text; NULL after printing why not. */
+static json_t *param_value(const char *flag, const fr_type *t, const char *s)
+{
+    long long i;
+    double d;
+    switch (base_type(t)->kind) {
+    case FR_INT:
+        if (parse_int(s, &i))
+            return json_integer(i);
+        usage_error("--%s: expected an integer, got '%s'", flag, s);
+        return NULL;
+    case FR_FLOAT:
+        if (parse_float(s, &d))
+            return json_real(d);
+        usage_error("--%s: expected a number, got '%s'", flag, s);
+        return NULL;
+    case FR_BOOL:
+        if (strcmp(s, "true") == 0 || strcmp(s, "false") == 0)
+            return json_boolean(s[0] == 't');
+        usage_error("--%s: expected true or false, got '%s'", flag, s);
+        return NULL;
+    default: {
+        json_t *v = json_string(s);
+        if (!v)
+            usage_error("--%s: the value is not valid UTF-8%s", flag, "");
+        return v;
+    }
+    }
+}
+
+/* Finds the parameter named by flag (or --no-flag for a bool); -1 if none. */
+static int find_param(const fr_program *p, const char *flag, bool *negated)
+{
+    char buf[128];
+    *negated = false;
+    for (int i = 0; i < p->nparams; i++) {
+        kebab(p->params[i].name, buf, sizeof buf);
+        if (strcmp(flag, buf) == 0)
+            return i;
+        if (base_type(p->params[i].type)->kind == FR_BOOL && strncmp(flag, "no-", 3) == 0
+            && strcmp(flag + 3, buf) == 0) {
+            *negated = true;
+            return i;
+        }
+    }
+    return -1;
+}
+
+/* Argument parsing state: where we are in argv. */
+typedef struct argp {
+    int argc;                      /* argv's length */
+    char **argv;                   /* the arguments */
+    int i;                         /* the current one */
+    const char *flag;              /* the current flag's name, without dashes or =value */
+    const char *value;             /* its =value, or NULL */
+} argp;
+
+/* A flag's value: after '=', else the next argument; NULL after an error. */
+static const char *flag_value(argp *a)
+{
+    if (a->value)
+        return a->value;
+    if (a->i + 1 < a->argc)
+        return a->argv[++a->i];
+    usage_error("--%s needs a value%s", a->flag, "");
+    return NULL;
+}
+
+static int set_param(const fr_program *p, opts *o, argp *a, int k, bool negated)
+{
+    const fr_type *t = p->params[k].type;
+    json_t *v;
+    if (base_type(t)->kind == FR_BOOL && (!a->value || negated)) {
+        if (a->value)
+            return usage_error("--%s takes no value%s", a->flag, "");
+        v = json_boolean(!negated);
+    } else {
+        const char *s = flag_value(a);
+        if (!s || !(v = param_value(a->flag, t, s)))
+            return 2;
+    }
+    json_decref(o->args[k]);
+    o->args[k] = v;
+    return 0;
+}
+
+/* A whole number flag of the runtime, >= lo. */
+static int rt_int(argp *a, int lo, int *out)
+{
+    const char *s = flag_value(a);
+    long long v;
+    if (!s)
+        return 2;
+    if (!parse_int(s, &v) || v < lo || v > 1000000000)
+        return usage_error("--%s: expected a whole number, got '%s'", a->flag, s);
+    *out = (int)v;
+    return 0;
+}
+
+static int set_rt_flag(const fr_program *p, opts *o, argp *a)
+{
+    const char *f = a->flag;
+    bool sw = strcmp(f, "mock") == 0 || strcmp(f, "quiet") == 0 || strcmp(f, "help") == 0
+              || strcmp(f, "version") == 0;
+    if (sw && a->value)
+        return usage_error("--%s takes no value%s", f, "");
+    if (strcmp(f, "mock") == 0)
+        o->mock = true;
+    else if (strcmp(f, "quiet") == 0)
+        o->quiet = true;
+    else if (strcmp(f, "help") == 0)
+        o->help = true;
+    else if (strcmp(f, "version") == 0)
+        o->version = true;
+    else if (strcmp(f, "mock-latency") == 0)
+        return rt_int(a, 0, &o->mock_opts.latency_ms);
+    else if (strcmp(f, "concurrency") == 0)
+        return rt_int(a, 1, &o->concurrency);
+    else if (strcmp(f, "retry-base-ms") == 0)
+        return rt_int(a, 0, &o->retry_base_ms);
+    else if (strcmp(f, "mock-fail-rate") == 0) {
+        const char *s = flag_value(a);
+        if (!s)
+            return 2;
+        if (!parse_float(s, &o->mock_opts.fail_rate) || o->mock_opts.fail_rate < 0
+            || o->mock_opts.fail_rate > 1)
+            return usage_error("--%s: expected a probability in 0..1, got '%s'", f, s);
+    } else
+        return unknown_flag(p, f);
+    return 0;
+}
+
+/* One --flag[=value] argument. */
+static int parse_flag(const fr_program *p, opts *o, argp *a, char *name)
+{
+    char *eq = strchr(name, '=');
+    if (eq)
+        *eq = '\0';
+    a->flag = name;
+    a->value = eq ? eq + 1 : NULL;
+    bool negated;
+    int k = find_param(p, name, &negated);
+    int st = k >= 0 ? set_param(p, o, a, k, negated) : set_rt_flag(p, o, a);
+    if (eq)
+        *eq = '=';
+    return st;
+}
+
+/* required flags: every parameter without a default and not optional */
+static int fill_defaults(const fr_program *p, opts *o)
+{
+    int st = 0;
+    char buf[128];
+    for (int k = 0; k < p->nparams; k++) {
+        const fr_param *pa = &p->params[k];
+        if (o->args[k])
+            continue;
+        if (pa->deflt)
+            o->args[k] = json_loads(pa->deflt, JSON_DECODE_ANY, NULL);
+        else if (pa->type->kind == FR_OPTIONAL)
+            o->args[k] = json_null();
+        else
+            st = usage_error("missing required flag --%s%s",
+                             kebab(pa->name, buf, sizeof buf), "");
+        if (!o->args[k] && st == 0)
+            st = usage_error("bad default for --%s: %s", kebab(pa->name, buf, sizeof buf),
+                             pa->deflt);
+    }
+    return st;
+}
+
+/* Returns -1 to go on, else the exit status. */
+static int parse_args(const fr_program *p, int argc, char **argv, opts *o)
+{
+    argp a = { argc, argv, 1, NULL, NULL };
+    for (; a.i < argc; a.i++) {
+        char *s = argv[a.i];
+        int st = 0;
+        if (strcmp(s, "-h") == 0)
+            o->help = true;
+        else if (strncmp(s, "--", 2) != 0 || s[2] == '\0')
+            st = usage_error("unexpected argument '%s'%s", s, "");
+        else
+            st = parse_flag(p, o, &a, s + 2);
+        if (st)
+            return st;
+    }
+    if (o->help || o->version)
+        return -1;
+    return fill_defaults(p, o) ? 2 : -1;
+}
+
+/* ---- --help and --version ------------------------------------------------ */
+
+/* Writes text, its later lines indented by ind spaces. */
+static void put_indented(const char *text, int ind)
+{
+    for (const char *s = text; *s; s++) {
+        fputc(*s, stdout);
+        if (*s == '\n' && s[1])
+            printf("%*s", ind, "");
+    }
+}
+
+static void help_param(const fr_param *pa)
+{
+    char buf[128], left[300];
+    kebab(pa->name, buf, sizeof buf);
+    if (base_type(pa->type)->kind == FR_BOOL)
+        snprintf(left, sizeof left, "--%s, --no-%s", buf, buf);
+    else
+        snprintf(left, sizeof left, "--%s %s", buf, type_word(pa->type));
+    printf("  %-28s ", left);
+    if (pa->doc)
+        put_indented(pa->doc, 31), printf(" ");
+    if (pa->deflt)
+        printf("(default %s)\n", pa->deflt);
+    else if (pa->type->kind == FR_OPTIONAL)
+        printf("(optional)\n");
+    else
+        printf("(required)\n");
+}
+
+static void print_help(const fr_program *p, const char *argv0)
+{
+    printf("%s", p->name);
+    if (p->doc)
+        printf(": "), put_indented(p->doc, 2);
+    printf("\n\nusage: %s [flags]\n", argv0);
+    if (p->nparams)
+        printf("\nworkflow flags:\n");
+    for (int i = 0; i < p->nparams; i++)
+        help_param(&p->params[i]);
+    printf("\nruntime flags:\n");
+    for (size_t i = 0; i < N_RT_FLAGS; i++) {
+        char left[64];
+        snprintf(left, sizeof left, "--%s%s%s", rt_flags[i].name, rt_flags[i].arg ? " " : "",
+                 rt_flags[i].arg ? rt_flags[i].arg : "");
+        printf("  %-28s %s\n", left, rt_flags[i].help);
+    }
+    printf("\nThe result goes to stdout as JSON (a list as JSON Lines), the run summary to"
+           " stderr.\nexit status: 0 done, 1 failed, 2 bad usage or input, 3 waiting for"
+           " approval,\n4 stopped by a budget\n");
+}
+
+/* ---- the progress line --------------------------------------------------- */
+
+/* The ticker thread that redraws the progress line. */
+typedef struct ticker {
+    fr_run *run;                   /* what it shows */
+    pthread_t t;                   /* the thread */
+    pthread_mutex_t mu;            /* guards stop */
+    pthread_cond_t cv;             /* wakes it to stop */
+    bool stop;                     /* end now */
+    bool on;                       /* the thread runs */
+} ticker;
+
+static void draw(fr_run *run)
+{
+    const fr_program *p = run->prog;
+    size_t done = __atomic_load_n(&run->prog_done, __ATOMIC_RELAXED);
+    size_t total = __atomic_load_n(&run->prog_total, __ATOMIC_RELAXED);
+    pthread_mutex_lock(&run->mu);
+    int inflight = run->inflight;
+    double usd = run->wf.usd_spent;
+    int ph = run->cur_phase;
+    pthread_mutex_unlock(&run->mu);
+    fprintf(stderr, "\r[%s] %zu/%zu items  %d in flight  $%.2f\033[K",
+            ph >= 0 && ph < p->nphases ? p->phases[ph].name : p->name, done, total,
+            inflight, usd);
+    fflush(stderr);
+}
+
+static void *tick_main(void *arg)
+{
+    ticker *tk = arg;
+    pthread_mutex_lock(&tk->mu);
+    while (!tk->stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 200 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L)
+            ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+        pthread_cond_timedwait(&tk->cv, &tk->mu, &ts);
+        if (!tk->stop)
+            draw(tk->run);
+    }
+    pthread_mutex_unlock(&tk->mu);
+    return NULL;
+}
+
+static void ticker_start(ticker *tk, fr_run *run)
+{
+    memset(tk, 0, sizeof *tk);
+    tk->run = run;
+    if (run->quiet || !isatty(STDERR_FILENO))
+        return;
+    pthread_mutex_init(&tk->mu, NULL);
+    pthread_cond_init(&tk->cv, NULL);
+    tk->on = fr_thread_start(&tk->t, tick_main, tk);
+}
+
+static void ticker_stop(ticker *tk)
+{
+    if (!tk->on)
+        return;
+    pthread_mutex_lock(&tk->mu);
+    tk->stop = true;
+    pthread_cond_signal(&tk->cv);
+    pthread_mutex_unlock(&tk->mu);
+    pthread_join(tk->t, NULL);
+    fprintf(stderr, "\r\033[K");
+    pthread_mutex_destroy(&tk->mu);
+    pthread_cond_destroy(&tk->cv);
+}
+
+/* ---- the summary --------------------------------------------------------- */
+
+static void summary_row(const char *name, const fr_stats *s, int64_t wall_ms, bool ran)
+{
+    fprintf(stderr, "  %-16s %7lld %7lld %7lld %11lld %11lld  $%9.4f ", name,
+            (long long)s->calls, (long long)s->retries, (long long)s->failures,
+            (long long)s->tokens_in, (long long)s->tokens_out, s->usd);
+    if (ran)
+        fprintf(stderr, "%8.2fs\n", (double)wall_ms / 1000.0);
+    else
+        fprintf(stderr, "  not run\n");
+}
+
+static void add_stats(fr_stats *t, const fr_stats *s)
+{
+    t->calls += s->calls, t->retries += s->retries, t->failures += s->failures;
+    t->items_failed += s->items_failed;
+    t->tokens_in += s->tokens_in, t->tokens_out += s->tokens_out, t->usd += s->usd;
+}
+
+static void print_summary(fr_run *run)
+{
+    const fr_program *p = run->prog;
+    int64_t now = fr_now_ms();
+    fr_stats tot = { 0 };
+    fprintf(stderr, "run summary:\n  %-16s %7s %7s %7s %11s %11s  %10s %9s\n", "phase",
+            "calls", "retries", "failed", "tokens in", "tokens out", "usd", "time");
+    if (run->stats[0].calls || run->stats[0].items_failed)
+        summary_row("(no phase)", &run->stats[0], 0, false);
+    add_stats(&tot, &run->stats[0]);
+    for (int i = 0; i < p->nphases; i++) {
+        const fr_stats *s = &run->stats[i + 1];
+        int64_t wall = s->wall_ms ? s->wall_ms : s->start_ms ? now - s->start_ms : 0;
+        summary_row(p->phases[i].name, s, wall, s->start_ms != 0);
+        add_stats(&tot, s);
+    }
+    summary_row("total", &tot, now - run->start_ms, true);
+    if (tot.items_failed)
+        fprintf(stderr, "%lld item%s skipped after errors (on_error: skip)\n",
+                (long long)tot.items_failed, tot.items_failed == 1 ? "" : "s");
+    if (run->escalated) {
+        char *path = fr_review_path(p);
+        fprintf(stderr, "%lld item%s escalated for review: see %s\n",
+                (long long)run->escalated, run->escalated == 1 ? "" : "s", path ? path : "");
+        fr_free(path);
+    }
+}
+
+/* ---- the result ---------------------------------------------------------- */
+
+static bool put_json_line(FILE *f, json_t *v, const fr_type *t)
+{
+    char *s = fr_to_json(v, t);
+    if (!s)
+        return false;
+    fputs(s, f);
+    fputc('\n', f);
+    fr_free(s);
+    return true;
+}
+
+/* The returned value on stdout: a list as JSON Lines, else one line. */
+static int print_value(const fr_program *p, json_t *v)
+{
+    bool ok = true;
+    if (!p->ret || !v)
+        return 0;
+    if (p->ret->kind == FR_LIST && json_is_array(v)) {
+        for (size_t i = 0; ok && i < json_array_size(v); i++)
+            ok = put_json_line(stdout, json_array_get(v, i), p->ret->elem);
+    } else {
+        ok = put_json_line(stdout, v, p->ret);
+    }
+    if (fflush(stdout) != 0 || !ok) {
+        fprintf(stderr, "error: cannot write the result: %s\n", strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
+/* Writes run->partial to <workflow>.partial.jsonl; returns the path (malloc'd). */
+static char *write_partial(fr_run *run)
+{
+    size_t n = strlen(run->prog->name) + sizeof ".partial.jsonl";
+    char *path = fr_malloc(n);
+    if (!path)
+        return NULL;
+    snprintf(path, n, "%s.partial.jsonl", run->prog->name);
+    FILE *f = fopen(path, "w");
+    bool ok = f != NULL;
+    for (size_t i = 0; ok && i < json_array_size(run->partial); i++)
+        ok = put_json_line(f, json_array_get(run->partial, i), NULL);
+    if (f && fclose(f) != 0)
+        ok = false;
+    if (!ok) {
+        fprintf(stderr, "error: cannot write %s: %s\n", path, strerror(errno));
+        fr_free(path);
+        return NULL;
+    }
+    return path;
+}
+
+static const char *budget_owner(fr_run *run, char *buf, size_t cap)
+{
+    if (run->stop.phase < 0)
+        return "the workflow's";
+    snprintf(buf, cap, "phase '%s'", run->prog->phases[run->stop.phase].name);
+    return buf;
+}
+
+/* "spent $2.9960 of $3.0000 (the next call needed up to $0.0062)" */
+static void budget_amounts(const fr_stop *s)
+{
+    if (strcmp(s->what, "usd") == 0)
+        fprintf(stderr, "spent $%.4f of $%.4f (the next call needed up to $%.4f)", s->spent,
+                s->cap, s->need);
+    else if (strcmp(s->what, "tokens") == 0)
+        fprintf(stderr, "spent %.0f of %.0f tokens (the next call needed up to %.0f)",
+                s->spent, s->cap, s->need);
+    else
+        fprintf(stderr, "%.1f s of %.1f s elapsed", s->spent / 1000, s->cap / 1000);
+}
+
+/* What a budget stop left undone: the phase it hit and the ones after it. */
+static void budget_undone(fr_run *run)
+{
+    const fr_program *p = run->prog;
+    int ph = run->cur_phase;
+    fprintf(stderr, "left undone:");
+    if (ph >= 0 && ph < p->nphases)
+        fprintf(stderr, " phase '%s'", p->phases[ph].name);
+    if (run->partial)
+        fprintf(stderr, " (%zu of %zu items not done)", run->partial_total - run->partial_done,
+                run->partial_total);
+    for (int i = ph + 1; i < p->nphases; i++)
+        fprintf(stderr, "%s '%s'", i == ph + 1 ? "; not run: phase" : ",", p->phases[i].name);
+    fprintf(stderr, "\n");
+}
+
+/* budget stop: which budget, spent vs cap, what is undone, what finished */
+static int budget_stopped(fr_run *run)
+{
+    char buf[160];
+    if (run->stop.hit) {
+        fprintf(stderr, "error: stopped by %s %s budget: ", budget_owner(run, buf, sizeof buf),
+                run->stop.what);
+        budget_amounts(&run->stop);
+        fprintf(stderr, "\n");
+    } else {
+        fprintf(stderr, "error: stopped by a budget\n");
+    }
+    budget_undone(run);
+    for (int i = 0; i < run->cur_phase && i < run->prog->nphases; i++)
+        fprintf(stderr, "%s '%s'", i == 0 ? "finished: phase" : ",", run->prog->phases[i].name);
+    if (run->cur_phase > 0)
+        fprintf(stderr, "\n");
+    if (run->partial) {
+        char *path = write_partial(run);
+        if (path)
+            fprintf(stderr, "finished: %zu items of the interrupted fan-out, written to %s\n",
+                    json_array_size(run->partial), path);
+        fr_free(path);
+    }
+    return 4;
+}
+
+static void print_error(fr_ctx *cx)
+{
+    fprintf(stderr, "error: %s%s%s\n", cx->err_where ? cx->err_where : "",
+            cx->err_where ? ": " : "", cx->err ? cx->err : "failed");
+}
+
+/* Exit status from how the body ended. */
+static int finish(fr_run *run, fr_ctx *root, json_t *v)
+{
+    switch (v ? FR_OK : root->sig) {
+    case FR_OK:
+        return print_value(run->prog, v);
+    case FR_SIG_BUDGET:
+        return budget_stopped(run);
+    case FR_SIG_USAGE:
+        print_error(root);
+        return 2;
+    case FR_SIG_WAIT:
+        fprintf(stderr, "waiting for approval%s%s\n", root->err ? ": " : "",
+                root->err ? root->err : "");
+        return 3;
+    case FR_SIG_SKIP:
+    case FR_SIG_ESCALATE:
+    case FR_SIG_BREAK:
+        if (!root->err)
+            fr_fail(root, NULL, "skip, escalate or break outside of an item");
+        print_error(root);
+        return 1;
+    default:
+        print_error(root);
+        return 1;
+    }
+}
+
+/* ---- the run ------------------------------------------------------------- */
+
+static bool run_init(fr_run *run, const fr_program *p, const opts *o, fr_http *h)
+{
+    memset(run, 0, sizeof *run);
+    run->prog = p;
+    pthread_mutex_init(&run->mu, NULL);
+    pthread_cond_init(&run->slot_cv, NULL);
+    pthread_mutex_init(&run->review_mu, NULL);
+    run->mock_all = o->mock;
+    run->mock = o->mock_opts;
+    run->concurrency = o->concurrency;
+    run->retry_base_ms = o->retry_base_ms;
+    run->quiet = o->quiet;
+    run->http = h;
+    run->cur_phase = -1;
+    run->partial_phase = -1;
+    if (!fr_review_reset(run))
+        fprintf(stderr, "warning: cannot truncate the previous review file\n");
+    return fr_budget_init(run);
+}
+
+static void run_free(fr_run *run)
+{
+    json_decref(run->partial);
+    fr_review_close(run);
+    fr_budget_free(run);
+    fr_http_free(run->http);
+    pthread_mutex_destroy(&run->mu);
+    pthread_cond_destroy(&run->slot_cv);
+    pthread_mutex_destroy(&run->review_mu);
+}
+
+/* Runs the body in a root context; returns the exit status. */
+static int run_body(fr_run *run, opts *o)
+{
+    const fr_program *p = run->prog;
+    fr_ctx root = { .run = run, .phase = -1 };
+    /* [journal hook] open the journal (--journal, default .flow/<workflow>.db),
+     * begin the run or resume one (--resume), count its prior spend, and at the
+     * end record its status ("done", "failed", "waiting", "budget"). */
+    ticker tk;
+    ticker_start(&tk, run);
+    json_t *v = p->main(&root, o->args);
+    ticker_stop(&tk);
+    int st = finish(run, &root, v);
+    if (!run->quiet)
+        print_summary(run);
+    fr_pool_free(&root);
+    fr_sig_clear(&root);
+    return st;
+}
+
+static void opts_free(const fr_program *p, opts *o)
+{
+    for (int k = 0; o->args && k < p->nparams; k++)
+        json_decref(o->args[k]);
+    fr_free(o->args);
+}
+
+int fr_main(const fr_program *prog, int argc, char **argv)
+{
+    opts o = { .retry_base_ms = DEFAULT_RETRY_BASE_MS };
+    o.args = fr_calloc((size_t)prog->nparams + 1, sizeof *o.args);
+    int st = o.args ? parse_args(prog, argc, argv, &o) : 2;
+    if (st < 0 && o.help)
+        print_help(prog, argc > 0 ? argv[0] : prog->name), st = 0;
+    else if (st < 0 && o.version)
+        printf("%s (flowc runtime %s)\n", prog->name, FLOWRT_VERSION), st = 0;
+    if (st >= 0) {
+        opts_free(prog, &o);
+        return st;
+    }
+    fr_buf err = { 0 };
+    fr_http *h = fr_http_new(prog, o.mock, &err);
+    if (!h) {
+        fprintf(stderr, "error: %s\n", err.s ? err.s : "cannot set up the providers");
+        fr_buf_free(&err), opts_free(prog, &o);
+        return 2;
+    }
+    fr_buf_free(&err);
+    fr_run run;
+    if (!run_init(&run, prog, &o, h)) {
+        fprintf(stderr, "error: out of memory\n");
+        st = 1;
+    } else {
+        st = run_body(&run, &o);
+    }
+    run_free(&run);
+    opts_free(prog, &o);
+    return st;
+}
