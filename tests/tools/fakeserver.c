@@ -1,0 +1,834 @@
+/*
+ * fakeserver.c: the project's own fake LLM server, for tests and benches.
+ *
+ * It listens on 127.0.0.1 only and speaks both wire formats:
+ *   POST /v1/messages          Anthropic: the answer is a tool_use block
+ *   POST /v1/chat/completions  OpenAI-compatible: the answer is message.content
+ *   POST /chat/completions     (the same, for a base URL without /v1)
+ * The answer is synthesized from the request's own schema (the forced tool's
+ * input_schema, or response_format's json_schema): every property present,
+ * enums take their first value, numbers and lengths respect the minimum /
+ * maximum / minItems ... keywords or, in OpenAI strict mode where those are
+ * not allowed, the "Must be between A and B." sentences of the description.
+ * So any example runs against it.
+ *
+ *   fakeserver [--port N] [--port-file F] [--script F] [--key K] [--rate N]
+ *              [--latency MS] [--log F]
+ *
+ * --port 0 (the default) takes a free port and prints it on stdout (and into
+ * --port-file, written whole by a rename).  --key K: a request whose
+ * x-api-key or Bearer token is not K gets a 401 with an error body.
+ * --rate N: N requests per second with a burst of N (GCRA); beyond, a 429
+ * with retry-after (whole seconds, rounded up) and retry-after-ms.
+ * --latency MS: every answer waits MS first.  --log F: one JSON line per
+ * request: n, path, model, feedback (the request carries a retry's feedback
+ * turn), auth (the key matched; the key itself is never written), status,
+ * action.
+ *
+ * The script (--script F) says what request number n gets; one rule a line,
+ * the first rule that matches wins, no rule means ok:
+ *   WHEN ACTION [ARG]      WHEN: a number, a range 2-4, or *
+ *   1 429 retry-after=1    any status, with optional retry-after(-ms)=V
+ *   2 500                  (the body is the provider's error JSON)
+ *   3 slow 2000            answer after 2000 ms
+ *   4 hang                 never answer (the client times out)
+ *   5 drop                 close the connection without an answer
+ *   * ok                   a valid answer
+ * and the bad answers: fenced (```json ... ```), chatty (prose around the
+ * JSON), trailing-comma, notjson, invalid-missing-field, invalid-type,
+ * invalid-enum, out-of-range, refusal, truncate (cut off at max_tokens).
+ * Blank lines and lines starting with # are ignored.
+ *
+ * One thread per connection, keep-alive, so it sustains high request rates.
+ */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_HEAD (64 * 1024)       /* request line and headers at most */
+#define MAX_BODY (64 << 20)        /* request body at most */
+#define MAX_RULES 256              /* script rules at most */
+
+typedef struct rule {
+    long lo, hi;                   /* request numbers matched, inclusive (hi -1: all) */
+    char action[48];               /* ok, a status code, slow, hang, drop, fenced, ... */
+    long arg;                      /* slow: milliseconds */
+    long retry_after;              /* seconds for retry-after, -1 none */
+    long retry_after_ms;           /* for retry-after-ms, -1 none */
+} rule;
+
+static struct {
+    const char *key;               /* --key: the expected API key, or NULL */
+    double rate;                   /* --rate: requests per second, 0 none */
+    long latency_ms;               /* --latency */
+    FILE *log;                     /* --log, or NULL */
+    pthread_mutex_t log_mu;        /* guards log */
+    rule rules[MAX_RULES];         /* --script */
+    int nrules;                    /* rules used */
+    atomic_long count;             /* requests so far */
+    pthread_mutex_t rate_mu;       /* guards tat */
+    double tat;                    /* GCRA: theoretical arrival time (s, monotonic) */
+} S = { .log_mu = PTHREAD_MUTEX_INITIALIZER, .rate_mu = PTHREAD_MUTEX_INITIALIZER };
+
+/* One parsed request. */
+typedef struct req {
+    char path[256];                /* the request path */
+    char method[16];               /* the method */
+    char api_key[256];             /* x-api-key */
+    char bearer[256];              /* Authorization: Bearer ... */
+    long content_length;           /* -1 if none */
+    bool close;                    /* Connection: close */
+    bool expect;                   /* Expect: 100-continue */
+    char *body;                    /* the body (malloc'd, NUL-terminated) */
+} req;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+    while (ms > 0 && nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+/* ---- the script ----------------------------------------------------------- */
+
+/* WHEN ACTION [ARG...] -> rule; false if the line is malformed. */
+static bool parse_rule(char *line, rule *r)
+{
+    char when[64], action[48], rest[256] = "";
+    int n = sscanf(line, "%63s %47s %255[^\n]", when, action, rest);
+    if (n < 2)
+        return false;
+    r->lo = 1, r->hi = -1;
+    if (strcmp(when, "*") != 0) {
+        char *dash = strchr(when, '-');
+        r->lo = atol(when);
+        r->hi = dash ? atol(dash + 1) : r->lo;
+        if (r->lo < 1 || r->hi < r->lo)
+            return false;
+    }
+    snprintf(r->action, sizeof r->action, "%s", action);
+    r->arg = atol(rest);
+    r->retry_after = r->retry_after_ms = -1;
+    char *p;
+    if ((p = strstr(rest, "retry-after=")))
+        r->retry_after = atol(p + 12);
+    if ((p = strstr(rest, "retry-after-ms=")))
+        r->retry_after_ms = atol(p + 15);
+    return true;
+}
+
+static bool load_script(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "fakeserver: cannot open %s\n", path);
+        return false;
+    }
+    char line[512];
+    int lineno = 0;
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        char *p = line + strspn(line, " \t");
+        if (*p == '#' || *p == '\n' || *p == '\0')
+            continue;
+        if (S.nrules == MAX_RULES || !parse_rule(p, &S.rules[S.nrules])) {
+            fprintf(stderr, "fakeserver: %s:%d: bad rule\n", path, lineno);
+            fclose(f);
+            return false;
+        }
+        S.nrules++;
+    }
+    fclose(f);
+    return true;
+}
+
+static const rule *rule_for(long n)
+{
+    static const rule ok = { 1, -1, "ok", 0, -1, -1 };
+    for (int i = 0; i < S.nrules; i++)
+        if (n >= S.rules[i].lo && (S.rules[i].hi < 0 || n <= S.rules[i].hi))
+            return &S.rules[i];
+    return &ok;
+}
+
+/* ---- the rate limit (GCRA, burst = rate) ---------------------------------- */
+
+/* 0 if the request may pass, else seconds until it would. */
+static double rate_check(void)
+{
+    if (S.rate <= 0)
+        return 0;
+    double T = 1 / S.rate, tau = (S.rate - 1) * T, t = now_s(), wait = 0;
+    pthread_mutex_lock(&S.rate_mu);
+    double tat = S.tat > t ? S.tat : t;
+    if (tat - t > tau + 1e-9)
+        wait = tat - tau - t;
+    else
+        S.tat = tat + T;
+    pthread_mutex_unlock(&S.rate_mu);
+    return wait;
+}
+
+/* ---- synthesizing an answer from a JSON Schema ---------------------------- */
+
+typedef struct bounds {
+    bool has_lo, has_hi;           /* which bounds are known */
+    double lo, hi;                 /* the bounds */
+} bounds;
+
+/* Bounds from keywords, else from the description's sentences. */
+static bounds bounds_of(json_t *s, const char *kmin, const char *kmax)
+{
+    bounds b = { 0 };
+    json_t *lo = json_object_get(s, kmin), *hi = json_object_get(s, kmax);
+    if (json_is_number(lo))
+        b.has_lo = true, b.lo = json_number_value(lo);
+    if (json_is_number(hi))
+        b.has_hi = true, b.hi = json_number_value(hi);
+    const char *d = json_string_value(json_object_get(s, "description"));
+    const char *p;
+    if (b.has_lo || b.has_hi || !d)
+        return b;
+    if ((p = strstr(d, "etween ")) && sscanf(p, "etween %lf and %lf", &b.lo, &b.hi) == 2)
+        b.has_lo = b.has_hi = true;
+    else if ((p = strstr(d, "Exactly ")) && sscanf(p, "Exactly %lf", &b.lo) == 1)
+        b.has_lo = b.has_hi = true, b.hi = b.lo;
+    else if ((p = strstr(d, "At most ")) && sscanf(p, "At most %lf", &b.hi) == 1)
+        b.has_hi = true;
+    return b;
+}
+
+/* The first type named that is not "null". */
+static const char *type_of(json_t *s)
+{
+    json_t *t = json_object_get(s, "type");
+    if (json_is_string(t))
+        return json_string_value(t);
+    size_t i;
+    json_t *v;
+    json_array_foreach(t, i, v)
+        if (strcmp(json_string_value(v) ? json_string_value(v) : "null", "null") != 0)
+            return json_string_value(v);
+    if (json_object_get(s, "properties"))
+        return "object";
+    return "null";
+}
+
+static json_t *synth(json_t *s, json_t *root, int depth);
+
+/* "#/$defs/X" -> the schema it names. */
+static json_t *resolve_ref(const char *ref, json_t *root)
+{
+    if (strncmp(ref, "#/", 2) != 0)
+        return NULL;
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", ref + 2);
+    json_t *cur = root;
+    for (char *save = NULL, *seg = strtok_r(buf, "/", &save); seg && cur;
+         seg = strtok_r(NULL, "/", &save))
+        cur = json_object_get(cur, seg);
+    return cur;
+}
+
+static json_t *synth_string(json_t *s)
+{
+    bounds b = bounds_of(s, "minLength", "maxLength");
+    char buf[4096] = "fake";
+    size_t n = 4;
+    if (b.has_lo && b.lo > n)
+        n = b.lo < sizeof buf - 1 ? (size_t)b.lo : sizeof buf - 1;
+    if (b.has_hi && b.hi < n)
+        n = b.hi > 0 ? (size_t)b.hi : 0;
+    for (size_t i = 4; i < n; i++)
+        buf[i] = 'x';
+    buf[n] = '\0';
+    return json_string(buf);
+}
+
+static json_t *synth_number(json_t *s, bool integer)
+{
+    bounds b = bounds_of(s, "minimum", "maximum");
+    double v = integer ? 1 : 0.5;
+    if (b.has_lo && b.has_hi)
+        v = integer ? b.lo : (b.lo + b.hi) / 2;
+    else if (b.has_lo)
+        v = b.lo;
+    else if (b.has_hi && b.hi < v)
+        v = b.hi;
+    return integer ? json_integer((json_int_t)ceil(v)) : json_real(v);
+}
+
+static json_t *synth_array(json_t *s, json_t *root, int depth)
+{
+    bounds b = bounds_of(s, "minItems", "maxItems");
+    long n = b.has_lo && b.lo > 1 ? (long)b.lo : 1;
+    if (b.has_hi && b.hi < n)
+        n = (long)b.hi;
+    json_t *a = json_array();
+    for (long i = 0; i < n && i < 1000; i++)
+        json_array_append_new(a, synth(json_object_get(s, "items"), root, depth + 1));
+    return a;
+}
+
+static json_t *synth_object(json_t *s, json_t *root, int depth)
+{
+    json_t *o = json_object();
+    const char *k;
+    json_t *p;
+    json_object_foreach(json_object_get(s, "properties"), k, p)
+        json_object_set_new(o, k, synth(p, root, depth + 1));
+    return o;
+}
+
+static json_t *synth(json_t *s, json_t *root, int depth)
+{
+    if (!s || depth > 32)
+        return json_null();
+    const char *ref = json_string_value(json_object_get(s, "$ref"));
+    if (ref)
+        return synth(resolve_ref(ref, root), root, depth + 1);
+    json_t *any = json_object_get(s, "anyOf");
+    if (!any)
+        any = json_object_get(s, "oneOf");
+    if (json_is_array(any)) {
+        size_t i;
+        json_t *alt;
+        json_array_foreach(any, i, alt)
+            if (strcmp(type_of(alt), "null") != 0 || json_object_get(alt, "$ref"))
+                return synth(alt, root, depth + 1);
+        return json_null();
+    }
+    if (json_object_get(s, "const"))
+        return json_deep_copy(json_object_get(s, "const"));
+    json_t *e = json_array_get(json_object_get(s, "enum"), 0);
+    if (e)
+        return json_deep_copy(e);
+    const char *t = type_of(s);
+    if (strcmp(t, "object") == 0)
+        return synth_object(s, root, depth);
+    if (strcmp(t, "array") == 0)
+        return synth_array(s, root, depth);
+    if (strcmp(t, "string") == 0)
+        return synth_string(s);
+    if (strcmp(t, "integer") == 0 || strcmp(t, "number") == 0)
+        return synth_number(s, t[0] == 'i');
+    if (strcmp(t, "boolean") == 0)
+        return json_true();
+    return json_null();
+}
+
+/* ---- spoiling an answer for the invalid-* actions ------------------------- */
+
+/* The first property of schema s (an object) matching want, or NULL. */
+static const char *find_prop(json_t *s, json_t *root, const char *want)
+{
+    const char *k;
+    json_t *p;
+    json_object_foreach(json_object_get(s, "properties"), k, p) {
+        json_t *r = json_object_get(p, "$ref") ? resolve_ref(
+            json_string_value(json_object_get(p, "$ref")), root) : p;
+        if (!want)
+            return k;
+        if (strcmp(want, "enum") == 0 && json_object_get(r, "enum"))
+            return k;
+        if (strcmp(want, "range") == 0 && strchr("in", type_of(r)[0])) {
+            bounds b = bounds_of(r, "minimum", "maximum");
+            if (b.has_hi)
+                return k;
+        }
+    }
+    return NULL;
+}
+
+static void spoil(const char *action, json_t *v, json_t *s, json_t *root)
+{
+    const char *k = NULL;
+    if (strcmp(action, "invalid-enum") == 0 && (k = find_prop(s, root, "enum")))
+        json_object_set_new(v, k, json_string("not_a_value"));
+    else if (strcmp(action, "out-of-range") == 0 && (k = find_prop(s, root, "range")))
+        json_object_set_new(v, k, json_integer(1000000));
+    else if (strcmp(action, "invalid-type") == 0 && (k = find_prop(s, root, NULL)))
+        json_object_set_new(v, k, json_is_string(json_object_get(v, k))
+                            ? json_integer(7) : json_string("seven"));
+    else if ((k = find_prop(s, root, NULL)))
+        json_object_del(v, k);
+}
+
+/* ---- the two wire formats -------------------------------------------------- */
+
+/* The text a bad-format action wraps the JSON in (malloc'd), or NULL. */
+static char *answer_text(const char *action, const char *json)
+{
+    char *out = NULL;
+    if (strcmp(action, "fenced") == 0) {
+        if (asprintf(&out, "```json\n%s\n```", json) < 0)
+            return NULL;
+    } else if (strcmp(action, "chatty") == 0) {
+        if (asprintf(&out, "Sure! Here is the JSON you asked for:\n%s\nLet me know if "
+                     "you need anything else.", json) < 0)
+            return NULL;
+    } else if (strcmp(action, "trailing-comma") == 0) {
+        size_t n = strlen(json);
+        if (n >= 2 && json[n - 1] == '}' && json[n - 2] != '{' &&
+            asprintf(&out, "%.*s,}", (int)(n - 1), json) < 0)
+            return NULL;
+        if (!out)
+            out = strdup(json);
+    } else if (strcmp(action, "notjson") == 0) {
+        out = strdup("I am sorry, I cannot produce JSON today.");
+    } else if (strcmp(action, "truncate") == 0) {
+        out = strndup(json, strlen(json) / 2);
+    }
+    return out;
+}
+
+static json_t *anthropic_answer(const char *action, json_t *request, json_t *value)
+{
+    json_t *tools = json_object_get(request, "tools");
+    const char *name = json_string_value(
+        json_object_get(json_object_get(request, "tool_choice"), "name"));
+    if (!name)
+        name = json_string_value(json_object_get(json_array_get(tools, 0), "name"));
+    char *json = json_dumps(value, JSON_COMPACT);
+    char *text = answer_text(action, json);
+    const char *stop = "tool_use";
+    json_t *content;
+    if (strcmp(action, "refusal") == 0) {
+        stop = "refusal";
+        content = json_pack("[{s:s, s:s}]", "type", "text", "text", "I can't help with that.");
+    } else if (strcmp(action, "truncate") == 0) {
+        stop = "max_tokens";
+        content = json_pack("[{s:s, s:s, s:s, s:{}}]", "type", "tool_use", "id", "toolu_1",
+                            "name", name ? name : "answer", "input");
+    } else if (text) {
+        stop = "end_turn";
+        content = json_pack("[{s:s, s:s}]", "type", "text", "text", text);
+    } else {
+        content = json_pack("[{s:s, s:s, s:s, s:O}]", "type", "tool_use", "id", "toolu_1",
+                            "name", name ? name : "answer", "input", value);
+    }
+    free(json);
+    free(text);
+    return json_pack("{s:s, s:s, s:s, s:O?, s:o, s:s, s:n, s:{s:i, s:i, s:i, s:i}}",
+                     "id", "msg_fake", "type", "message", "role", "assistant",
+                     "model", json_object_get(request, "model"), "content", content,
+                     "stop_reason", stop, "stop_sequence",
+                     "usage", "input_tokens", 100, "output_tokens", 20,
+                     "cache_read_input_tokens", 30, "cache_creation_input_tokens", 5);
+}
+
+static json_t *openai_answer(const char *action, json_t *request, json_t *value)
+{
+    char *json = json_dumps(value, JSON_COMPACT);
+    char *text = answer_text(action, json);
+    const char *finish = strcmp(action, "truncate") == 0 ? "length" : "stop";
+    json_t *msg;
+    if (strcmp(action, "refusal") == 0)
+        msg = json_pack("{s:s, s:n, s:s}", "role", "assistant", "content", "refusal",
+                        "I can't help with that.");
+    else
+        msg = json_pack("{s:s, s:s, s:n}", "role", "assistant", "content", text ? text : json,
+                        "refusal");
+    free(json);
+    free(text);
+    return json_pack("{s:s, s:s, s:i, s:O?, s:[{s:i, s:o, s:s}], "
+                     "s:{s:i, s:i, s:i, s:{s:i}}}",
+                     "id", "chatcmpl-fake", "object", "chat.completion", "created", 0,
+                     "model", json_object_get(request, "model"),
+                     "choices", "index", 0, "message", msg, "finish_reason", finish,
+                     "usage", "prompt_tokens", 130, "completion_tokens", 20,
+                     "total_tokens", 150, "prompt_tokens_details", "cached_tokens", 30);
+}
+
+/* The schema the request asks for, or NULL. */
+static json_t *schema_of(json_t *request, bool anthropic)
+{
+    if (anthropic)
+        return json_object_get(json_array_get(json_object_get(request, "tools"), 0),
+                               "input_schema");
+    return json_object_get(json_object_get(json_object_get(request, "response_format"),
+                                           "json_schema"), "schema");
+}
+
+/* ---- HTTP ------------------------------------------------------------------ */
+
+static bool send_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return false;
+        p += k, n -= (size_t)k;
+    }
+    return true;
+}
+
+static const char *reason(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 404: return "Not Found";
+    case 429: return "Too Many Requests";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    default: return "Status";
+    }
+}
+
+static bool respond(int fd, int status, const char *extra, json_t *body)
+{
+    char *b = json_dumps(body, JSON_COMPACT);
+    char head[512];
+    int n = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %zu\r\n%s\r\n", status, reason(status),
+                     b ? strlen(b) : 0, extra ? extra : "");
+    bool ok = send_all(fd, head, (size_t)n) && (!b || send_all(fd, b, strlen(b)));
+    free(b);
+    return ok;
+}
+
+static json_t *error_body(bool anthropic, int status, const char *msg)
+{
+    const char *type = status == 401 ? "authentication_error" : status == 429
+                       ? "rate_limit_error" : status >= 500 ? "api_error" : "invalid_request_error";
+    if (anthropic)
+        return json_pack("{s:s, s:{s:s, s:s}}", "type", "error", "error", "type", type,
+                         "message", msg);
+    return json_pack("{s:{s:s, s:s}}", "error", "message", msg, "type", type);
+}
+
+static void log_request(long n, const req *r, json_t *request, bool auth, int status,
+                        const char *action)
+{
+    if (!S.log)
+        return;
+    json_t *l = json_pack("{s:i, s:s, s:O?, s:b, s:b, s:i, s:s}", "n", (json_int_t)n,
+                          "path", r->path, "model", json_object_get(request, "model"),
+                          "feedback", strstr(r->body, "previous answer was invalid") != NULL,
+                          "auth", auth, "status", status, "action", action);
+    char *s = json_dumps(l, JSON_COMPACT);
+    pthread_mutex_lock(&S.log_mu);
+    fprintf(S.log, "%s\n", s);
+    fflush(S.log);
+    pthread_mutex_unlock(&S.log_mu);
+    free(s);
+    json_decref(l);
+}
+
+/* Waits until the client closes the connection (a hang). */
+static void hang(int fd)
+{
+    char buf[4096];
+    for (;;) {
+        struct pollfd p = { fd, POLLIN, 0 };
+        if (poll(&p, 1, 1000) < 0 && errno != EINTR)
+            return;
+        if (p.revents && recv(fd, buf, sizeof buf, 0) <= 0)
+            return;
+    }
+}
+
+static bool auth_ok(const req *r, bool anthropic)
+{
+    if (!S.key)
+        return true;
+    return strcmp(anthropic ? r->api_key : r->bearer, S.key) == 0;
+}
+
+/* A status action: the error, with retry-after headers if asked. */
+static bool respond_status(int fd, const rule *ru, bool anthropic, int status)
+{
+    char extra[128] = "", msg[64];
+    size_t n = 0;
+    if (ru->retry_after >= 0)
+        n += (size_t)snprintf(extra, sizeof extra, "retry-after: %ld\r\n", ru->retry_after);
+    if (ru->retry_after_ms >= 0)
+        snprintf(extra + n, sizeof extra - n, "retry-after-ms: %ld\r\n", ru->retry_after_ms);
+    snprintf(msg, sizeof msg, "scripted failure %d", status);
+    json_t *b = error_body(anthropic, status, msg);
+    bool ok = respond(fd, status, extra, b);
+    json_decref(b);
+    return ok;
+}
+
+/* Answers one request; false when the connection must close. */
+static bool handle(int fd, req *r)
+{
+    long n = atomic_fetch_add(&S.count, 1) + 1;
+    bool anthropic = strcmp(r->path, "/v1/messages") == 0;
+    bool openai = strcmp(r->path, "/v1/chat/completions") == 0 ||
+                  strcmp(r->path, "/chat/completions") == 0;
+    json_t *request = json_loads(r->body, 0, NULL);
+    bool auth = auth_ok(r, anthropic);
+    const rule *ru = rule_for(n);
+    const char *action = ru->action;
+    int status = 200;
+    double wait;
+    bool keep = true;
+    json_t *out = NULL;
+    char extra[128] = "";
+    if (!anthropic && !openai) {
+        status = 404, action = "not-found";
+        out = error_body(false, 404, "no such endpoint");
+    } else if (!auth) {
+        status = 401, action = "wrong-key";
+        out = error_body(anthropic, 401, anthropic ? "invalid x-api-key"
+                                                   : "Incorrect API key provided");
+    } else if (!request) {
+        status = 400, action = "bad-json";
+        out = error_body(anthropic, 400, "the body is not JSON");
+    } else if ((wait = rate_check()) > 0) {
+        status = 429, action = "rate-limited";
+        snprintf(extra, sizeof extra, "retry-after: %ld\r\nretry-after-ms: %ld\r\n",
+                 (long)ceil(wait), (long)ceil(wait * 1000));
+        out = error_body(anthropic, 429, "rate limit exceeded");
+    } else if (isdigit((unsigned char)action[0])) {
+        status = atoi(action);
+    }
+    log_request(n, r, request, auth, strcmp(action, "drop") == 0 ? 0 : status, action);
+    if (S.latency_ms > 0)
+        sleep_ms(S.latency_ms);
+    if (out) {
+        keep = respond(fd, status, extra, out);
+    } else if (status != 200) {
+        keep = respond_status(fd, ru, anthropic, status);
+    } else if (strcmp(action, "drop") == 0) {
+        keep = false;
+    } else if (strcmp(action, "hang") == 0) {
+        hang(fd);
+        keep = false;
+    } else {
+        if (strcmp(action, "slow") == 0)
+            sleep_ms(ru->arg);
+        json_t *schema = schema_of(request, anthropic);
+        json_t *value = synth(schema, schema, 0);
+        if (strncmp(action, "invalid-", 8) == 0 || strcmp(action, "out-of-range") == 0)
+            spoil(action, value, schema, schema);
+        out = anthropic ? anthropic_answer(action, request, value)
+                        : openai_answer(action, request, value);
+        json_decref(value);
+        keep = respond(fd, 200, NULL, out);
+    }
+    json_decref(out);
+    json_decref(request);
+    return keep && !r->close;
+}
+
+/* Copies header value v (after "Name:") into dst, trimmed. */
+static void header_value(const char *v, char *dst, size_t cap)
+{
+    v += strspn(v, " \t");
+    size_t n = strcspn(v, "\r\n");
+    while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+        n--;
+    snprintf(dst, cap, "%.*s", (int)n, v);
+}
+
+static void parse_headers(char *head, req *r)
+{
+    sscanf(head, "%15s %255s", r->method, r->path);
+    char tmp[64];
+    for (char *l = strstr(head, "\r\n"); l && l[2] != '\r'; l = strstr(l + 2, "\r\n")) {
+        char *h = l + 2;
+        if (strncasecmp(h, "content-length:", 15) == 0)
+            r->content_length = atol(h + 15);
+        else if (strncasecmp(h, "x-api-key:", 10) == 0)
+            header_value(h + 10, r->api_key, sizeof r->api_key);
+        else if (strncasecmp(h, "authorization:", 14) == 0) {
+            header_value(h + 14, r->bearer, sizeof r->bearer);
+            if (strncmp(r->bearer, "Bearer ", 7) == 0)
+                memmove(r->bearer, r->bearer + 7, strlen(r->bearer + 7) + 1);
+        } else if (strncasecmp(h, "connection:", 11) == 0) {
+            header_value(h + 11, tmp, sizeof tmp);
+            r->close = strcasecmp(tmp, "close") == 0;
+        } else if (strncasecmp(h, "expect:", 7) == 0) {
+            r->expect = true;
+        }
+    }
+}
+
+typedef struct conn {
+    int fd;                        /* the socket */
+    char *buf;                     /* bytes read and not yet used */
+    size_t len, cap;               /* used and allocated */
+} conn;
+
+/* Reads more into c->buf; false on EOF or error. */
+static bool fill(conn *c)
+{
+    if (c->cap - c->len < 65536) {
+        size_t cap = c->cap ? c->cap * 2 : 131072;
+        char *b = realloc(c->buf, cap);
+        if (!b)
+            return false;
+        c->buf = b, c->cap = cap;
+    }
+    ssize_t k;
+    do
+        k = recv(c->fd, c->buf + c->len, c->cap - c->len - 1, 0);
+    while (k < 0 && errno == EINTR);
+    if (k <= 0)
+        return false;
+    c->len += (size_t)k;
+    c->buf[c->len] = '\0';
+    return true;
+}
+
+/* Reads one request into r; false when the connection is done. */
+static bool read_request(conn *c, req *r)
+{
+    char *end;
+    while (!(end = c->len ? strstr(c->buf, "\r\n\r\n") : NULL)) {
+        if (c->len > MAX_HEAD || !fill(c))
+            return false;
+    }
+    size_t head = (size_t)(end - c->buf) + 4;
+    end[2] = '\0';
+    memset(r, 0, sizeof *r);
+    r->content_length = -1;
+    parse_headers(c->buf, r);
+    if (r->content_length < 0 || r->content_length > MAX_BODY)
+        r->content_length = 0;
+    if (r->expect && !send_all(c->fd, "HTTP/1.1 100 Continue\r\n\r\n", 25))
+        return false;
+    size_t need = head + (size_t)r->content_length;
+    while (c->len < need)
+        if (!fill(c))
+            return false;
+    r->body = strndup(c->buf + head, (size_t)r->content_length);
+    memmove(c->buf, c->buf + need, c->len - need);
+    c->len -= need;
+    c->buf[c->len] = '\0';
+    return r->body != NULL;
+}
+
+static void *conn_main(void *arg)
+{
+    conn c = { (int)(intptr_t)arg, NULL, 0, 0 };
+    int one = 1;
+    setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    req r;
+    while (read_request(&c, &r)) {
+        bool keep = handle(c.fd, &r);
+        free(r.body);
+        if (!keep)
+            break;
+    }
+    close(c.fd);
+    free(c.buf);
+    return NULL;
+}
+
+/* ---- main ------------------------------------------------------------------ */
+
+static int listen_on(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) < 0 || listen(fd, 4096) < 0) {
+        perror("fakeserver: listen");
+        return -1;
+    }
+    return fd;
+}
+
+static int bound_port(int fd)
+{
+    struct sockaddr_in a;
+    socklen_t n = sizeof a;
+    getsockname(fd, (struct sockaddr *)&a, &n);
+    return ntohs(a.sin_port);
+}
+
+static bool write_port_file(const char *path, int port)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return false;
+    fprintf(f, "%d\n", port);
+    return fclose(f) == 0 && rename(tmp, path) == 0;
+}
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: fakeserver [--port N] [--port-file F] [--script F] [--key K]\n"
+                    "                  [--rate N] [--latency MS] [--log F]\n");
+    exit(2);
+}
+
+int main(int argc, char **argv)
+{
+    int port = 0;
+    const char *port_file = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!v)
+            usage();
+        i++;
+        if (strcmp(a, "--port") == 0) port = atoi(v);
+        else if (strcmp(a, "--port-file") == 0) port_file = v;
+        else if (strcmp(a, "--script") == 0) { if (!load_script(v)) return 2; }
+        else if (strcmp(a, "--key") == 0) S.key = v;
+        else if (strcmp(a, "--rate") == 0) S.rate = atof(v);
+        else if (strcmp(a, "--latency") == 0) S.latency_ms = atol(v);
+        else if (strcmp(a, "--log") == 0) {
+            if (!(S.log = fopen(v, "w"))) { perror(v); return 2; }
+        } else usage();
+    }
+    signal(SIGPIPE, SIG_IGN);
+    int fd = listen_on(port);
+    if (fd < 0)
+        return 1;
+    port = bound_port(fd);
+    printf("%d\n", port);
+    fflush(stdout);
+    if (port_file && !write_port_file(port_file, port)) {
+        perror(port_file);
+        return 1;
+    }
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 256 * 1024);
+    for (;;) {
+        int c = accept(fd, NULL, NULL);
+        if (c < 0) {
+            if (errno != EINTR)
+                sleep_ms(10);
+            continue;
+        }
+        pthread_t t;
+        if (pthread_create(&t, &attr, conn_main, (void *)(intptr_t)c) != 0)
+            close(c);
+    }
+}
