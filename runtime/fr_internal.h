@@ -305,8 +305,10 @@ bool fr_journal_end(fr_journal *j, const char *status, double usd, int64_t token
 void fr_journal_key(fr_jcall *c, const char *system, const char *prompt);
 /* The journaled answer of c->key (a new reference), or NULL: never journaled. */
 json_t *fr_journal_lookup(fr_journal *j, const fr_jcall *c);
-/* Durably notes that c is about to be requested with a worst case of usd and
- * tokens, so a crash mid-request still counts it; returns once synced. */
+/* Durably notes that c is about to be requested: usd and tokens are what
+ * its earlier attempts spent plus this attempt's worst case, so a crash
+ * mid-request still counts them (a hold left by a crashed process stays
+ * counted when the call is made again); returns once synced. */
 bool fr_journal_reserve(fr_journal *j, const fr_jcall *c, double usd, int64_t tokens);
 /* Durably records a finished call (output NULL: failed after all attempts),
  * settling its reservation; returns once synced. */
@@ -323,6 +325,65 @@ bool fr_journal_escalate(fr_journal *j, const char *where, const char *item,
 /* `BINARY runs|review|approve ...`: runs the subcommand and returns the exit
  * status, or -1 when argv[1] is not one of them. */
 int fr_journal_command(const fr_program *prog, int argc, char **argv);
+
+/* The run's side (fr_run.c, fr_budget.c, fr_call.c, fr_review.c call these).
+ * run->journal points at the run's journal state; all of them do nothing
+ * without one (--no-journal and no --trace). */
+
+/* The journal's flags, as the command line gave them. */
+typedef struct fr_jopts {
+    const char *journal;           /* --journal PATH, NULL: .flow/<workflow>.db */
+    bool no_journal;               /* --no-journal */
+    bool resume;                   /* --resume */
+    const char *resume_id;         /* --resume RUN_ID, NULL: the last unfinished run */
+    bool force;                    /* --force: resume a changed program or arguments */
+    const char *trace;             /* --trace FILE */
+} fr_jopts;
+
+/* One of the journal's flags (flag without dashes, eq its =value or NULL;
+ * may take argv[*i + 1]): 0 taken, 2 bad usage (said why), -1 not ours. */
+int fr_jopts_flag(fr_jopts *o, const char *flag, const char *eq, int argc, char **argv,
+                  int *i);
+/* Opens the journal and trace, begins or resumes the run, loads its prior
+ * spend into the budgets: -1 to go on, else the exit status (said why). */
+int fr_journal_run_start(fr_run *run, const fr_jopts *o, json_t *const *args);
+/* Records the run's end from its exit status, closes journal and trace. */
+void fr_journal_run_end(fr_run *run, int status);
+/* A line for the summary: resumed run, answers from the journal. */
+void fr_journal_summary(fr_run *run);
+/* Phase hooks: the phase's prior spend (run->mu held), its trace span. */
+void fr_journal_phase_spend(fr_run *run, int phase);
+void fr_journal_phase_begin(fr_ctx *cx, int phase);
+void fr_journal_phase_end(fr_ctx *cx, int phase);
+
+/* The journal's part of one agent call, kept in fr_call's call state. */
+typedef struct fr_jhook {
+    fr_jcall jc;                   /* key, and the totals of all attempts */
+    const fr_model *model;         /* the model called */
+    int64_t start_us;              /* wall clock at the call's start */
+    int64_t start_ms;              /* monotonic, for its latency */
+    bool cached;                   /* answered from the journal */
+    char *output;                  /* the recorded answer's JSON (malloc'd) */
+    char finish[32];               /* the last attempt's finish reason, or "" */
+    char error_type[32];           /* the last attempt's error type, or "" */
+} fr_jhook;
+
+/* Before any request: the journaled answer, kept in cx's pool, or NULL. */
+json_t *fr_journal_call_begin(fr_jhook *h, fr_ctx *cx, const fr_agent *a, int site,
+                              const fr_model *m, const char *system, const char *prompt);
+/* Before each attempt's request, after fr_budget_reserve held r. */
+void fr_journal_call_hold(fr_jhook *h, fr_ctx *cx, const fr_resv *r);
+/* After each attempt: its usage, finish reason and outcome. */
+void fr_journal_call_attempt(fr_jhook *h, const fr_response *r);
+/* A validated answer, durably recorded before it is used. */
+void fr_journal_call_record(fr_jhook *h, fr_ctx *cx, json_t *v, const fr_type *t);
+/* The call's end: records a failure's spend, writes the trace line, frees h. */
+void fr_journal_call_end(fr_jhook *h, fr_ctx *cx, json_t *v);
+
+/* approve() and escalate() through the journal's queue. */
+json_t *fr_journal_approve(fr_ctx *cx, json_t *list, json_t *title, int site,
+                           const char *where);
+void fr_journal_escalated(fr_ctx *cx, json_t *item, const char *why, const char *where);
 
 /* ---- fr_trace.c: --trace FILE, one JSON line per phase and per call ------- */
 
