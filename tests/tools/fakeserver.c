@@ -21,14 +21,16 @@
  * --rate N: N requests per second with a burst of N (GCRA); beyond, a 429
  * with retry-after (whole seconds, rounded up) and retry-after-ms.
  * --latency MS: every answer waits MS first.  --log F: one JSON line per
- * request: n, path, model, feedback (the request carries a retry's feedback
- * turn), auth (the key matched; the key itself is never written), status,
- * action.
+ * request: n, conn (the connection's number), path, model, feedback (the
+ * request carries a retry's feedback turn), auth (the key matched; the key
+ * itself is never written), status, action.
  *
  * The script (--script F) says what request number n gets; one rule a line,
  * the first rule that matches wins, no rule means ok:
  *   WHEN ACTION [ARG]      WHEN: a number, a range 2-4, or *
- *   1 429 retry-after=1    any status, with optional retry-after(-ms)=V
+ *   1 429 retry-after=1    any status, with optional retry-after(-ms)=V or
+ *                          retry-after-date=S (an HTTP date S seconds ahead);
+ *   1 401-leak-key         a 401 whose message quotes the key it was sent
  *   2 500                  (the body is the provider's error JSON)
  *   3 slow 2000            answer after 2000 ms
  *   4 hang                 never answer (the client times out)
@@ -70,6 +72,7 @@ typedef struct rule {
     long arg;                      /* slow: milliseconds */
     long retry_after;              /* seconds for retry-after, -1 none */
     long retry_after_ms;           /* for retry-after-ms, -1 none */
+    long retry_after_date;         /* retry-after as an HTTP date this many s ahead, -1 none */
 } rule;
 
 static struct {
@@ -81,6 +84,7 @@ static struct {
     rule rules[MAX_RULES];         /* --script */
     int nrules;                    /* rules used */
     atomic_long count;             /* requests so far */
+    atomic_long conns;             /* connections so far */
     pthread_mutex_t rate_mu;       /* guards tat */
     double tat;                    /* GCRA: theoretical arrival time (s, monotonic) */
 } S = { .log_mu = PTHREAD_MUTEX_INITIALIZER, .rate_mu = PTHREAD_MUTEX_INITIALIZER };
@@ -95,6 +99,7 @@ typedef struct req {
     bool close;                    /* Connection: close */
     bool expect;                   /* Expect: 100-continue */
     char *body;                    /* the body (malloc'd, NUL-terminated) */
+    long conn;                     /* which connection it came on (1, 2, ...) */
 } req;
 
 static double now_s(void)
@@ -130,12 +135,14 @@ static bool parse_rule(char *line, rule *r)
     }
     snprintf(r->action, sizeof r->action, "%s", action);
     r->arg = atol(rest);
-    r->retry_after = r->retry_after_ms = -1;
+    r->retry_after = r->retry_after_ms = r->retry_after_date = -1;
     char *p;
     if ((p = strstr(rest, "retry-after=")))
         r->retry_after = atol(p + 12);
     if ((p = strstr(rest, "retry-after-ms=")))
         r->retry_after_ms = atol(p + 15);
+    if ((p = strstr(rest, "retry-after-date=")))
+        r->retry_after_date = atol(p + 17);
     return true;
 }
 
@@ -166,7 +173,7 @@ static bool load_script(const char *path)
 
 static const rule *rule_for(long n)
 {
-    static const rule ok = { 1, -1, "ok", 0, -1, -1 };
+    static const rule ok = { 1, -1, "ok", 0, -1, -1, -1 };
     for (int i = 0; i < S.nrules; i++)
         if (n >= S.rules[i].lo && (S.rules[i].hi < 0 || n <= S.rules[i].hi))
             return &S.rules[i];
@@ -528,7 +535,8 @@ static void log_request(long n, const req *r, json_t *request, bool auth, int st
 {
     if (!S.log)
         return;
-    json_t *l = json_pack("{s:i, s:s, s:O?, s:b, s:b, s:i, s:s}", "n", (json_int_t)n,
+    json_t *l = json_pack("{s:i, s:i, s:s, s:O?, s:b, s:b, s:i, s:s}", "n", (json_int_t)n,
+                          "conn", (json_int_t)r->conn,
                           "path", r->path, "model", json_object_get(request, "model"),
                           "feedback", strstr(r->body, "previous answer was invalid") != NULL,
                           "auth", auth, "status", status, "action", action);
@@ -562,15 +570,26 @@ static bool auth_ok(const req *r, bool anthropic)
 }
 
 /* A status action: the error, with retry-after headers if asked. */
-static bool respond_status(int fd, const rule *ru, bool anthropic, int status)
+static bool respond_status(int fd, const rule *ru, bool anthropic, int status,
+                           const char *key)
 {
-    char extra[128] = "", msg[64];
+    char extra[256] = "", msg[320];
     size_t n = 0;
     if (ru->retry_after >= 0)
         n += (size_t)snprintf(extra, sizeof extra, "retry-after: %ld\r\n", ru->retry_after);
     if (ru->retry_after_ms >= 0)
-        snprintf(extra + n, sizeof extra - n, "retry-after-ms: %ld\r\n", ru->retry_after_ms);
-    snprintf(msg, sizeof msg, "scripted failure %d", status);
+        n += (size_t)snprintf(extra + n, sizeof extra - n, "retry-after-ms: %ld\r\n",
+                              ru->retry_after_ms);
+    if (ru->retry_after_date >= 0) {
+        time_t t = time(NULL) + ru->retry_after_date;
+        struct tm tm;
+        n += strftime(extra + n, sizeof extra - n, "retry-after: %a, %d %b %Y %H:%M:%S GMT\r\n",
+                      gmtime_r(&t, &tm));
+    }
+    if (strstr(ru->action, "-leak-key"))
+        snprintf(msg, sizeof msg, "Incorrect API key provided: %s", key);
+    else
+        snprintf(msg, sizeof msg, "scripted failure %d", status);
     json_t *b = error_body(anthropic, status, msg);
     bool ok = respond(fd, status, extra, b);
     json_decref(b);
@@ -617,7 +636,7 @@ static bool handle(int fd, req *r)
     if (out) {
         keep = respond(fd, status, extra, out);
     } else if (status != 200) {
-        keep = respond_status(fd, ru, anthropic, status);
+        keep = respond_status(fd, ru, anthropic, status, anthropic ? r->api_key : r->bearer);
     } else if (strcmp(action, "drop") == 0) {
         keep = false;
     } else if (strcmp(action, "hang") == 0) {
@@ -731,10 +750,12 @@ static bool read_request(conn *c, req *r)
 static void *conn_main(void *arg)
 {
     conn c = { (int)(intptr_t)arg, NULL, 0, 0 };
+    long id = atomic_fetch_add(&S.conns, 1) + 1;
     int one = 1;
     setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     req r;
     while (read_request(&c, &r)) {
+        r.conn = id;
         bool keep = handle(c.fd, &r);
         free(r.body);
         if (!keep)

@@ -1,0 +1,272 @@
+/*
+ * rt_http.c: a hand-written client of libflowrt's HTTP providers, for the
+ * provider tests and benches; it does not depend on the code generator.
+ *
+ * It describes one agent by hand (the Lead schema below, or with --list a
+ * list<string> answer), sets up fr_http_new like a compiled binary would,
+ * and makes --calls calls from --concurrency threads.  Each call is a small
+ * copy of fr_call's attempt loop: validate with fr_validate, retry bad
+ * answers with the feedback, back off on transient errors (at least the
+ * server's retry-after), stop on fatal ones.
+ *
+ *   rt_http --provider anthropic|openai [--model NAME] [--base-url URL]
+ *           [--key-env VAR] [--calls N] [--concurrency C] [--retries R]
+ *           [--timeout-ms MS] [--list] [--quiet]
+ *
+ * Output: a line per attempt ("attempt 0.1: transient status=429 ...") and
+ * per call ("call 0: ok attempts=2 repaired=0 in=100 ..."), then a summary
+ * line "calls=N ok=N failed=N attempts=N repaired=N elapsed_ms=T rate=R".
+ * --quiet prints the summary only.  Exit status 0 when every call succeeded,
+ * 1 when any failed, 2 when set-up failed.
+ */
+#include "fr_internal.h"
+
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const char *const seniority_values[] = { "ic", "manager", "vp" };
+static const fr_enum seniority = { "Seniority", NULL, 3, seniority_values };
+static const fr_type t_seniority = { FR_ENUM, NULL, NULL, &seniority };
+static const fr_type t_tags = { FR_LIST, &fr_type_string, NULL, NULL };
+static const fr_type t_note = { FR_OPTIONAL, &fr_type_string, NULL, NULL };
+static const fr_field lead_fields[] = {
+    { "id", &fr_type_string, false, 0, 0, false, 0, 0, NULL },
+    { "score", &fr_type_float, true, 0, 1, false, 0, 0, "How likely." },
+    { "seniority", &t_seniority, false, 0, 0, false, 0, 0, NULL },
+    { "tags", &t_tags, false, 0, 0, true, 0, 5, NULL },
+    { "note", &t_note, false, 0, 0, false, 0, 0, NULL },
+};
+static const fr_schema lead = { "Lead", "A lead.", 5, lead_fields };
+static const fr_type t_lead = { FR_RECORD, NULL, &lead, NULL };
+static const fr_type t_names = { FR_LIST, &fr_type_string, NULL, NULL };
+
+static const char lead_anthropic[] =
+    "{\"type\":\"object\",\"description\":\"A lead.\",\"properties\":{"
+    "\"id\":{\"type\":\"string\"},"
+    "\"score\":{\"description\":\"How likely. Must be between 0 and 1.\",\"type\":\"number\","
+    "\"minimum\":0,\"maximum\":1},"
+    "\"seniority\":{\"type\":\"string\",\"enum\":[\"ic\",\"manager\",\"vp\"]},"
+    "\"tags\":{\"description\":\"At most 5 items.\",\"type\":\"array\","
+    "\"items\":{\"type\":\"string\"},\"minItems\":0,\"maxItems\":5},"
+    "\"note\":{\"type\":\"string\"}},"
+    "\"required\":[\"id\",\"score\",\"seniority\",\"tags\"],\"additionalProperties\":false}";
+static const char lead_openai[] =
+    "{\"type\":\"object\",\"description\":\"A lead.\",\"properties\":{"
+    "\"id\":{\"type\":\"string\"},"
+    "\"score\":{\"description\":\"How likely. Must be between 0 and 1.\",\"type\":\"number\"},"
+    "\"seniority\":{\"type\":\"string\",\"enum\":[\"ic\",\"manager\",\"vp\"]},"
+    "\"tags\":{\"description\":\"At most 5 items.\",\"type\":\"array\","
+    "\"items\":{\"type\":\"string\"}},"
+    "\"note\":{\"type\":[\"string\",\"null\"]}},"
+    "\"required\":[\"id\",\"score\",\"seniority\",\"tags\",\"note\"],"
+    "\"additionalProperties\":false}";
+static const char names_schema[] = "{\"type\":\"array\",\"items\":{\"type\":\"string\"}}";
+
+static struct {
+    fr_model model;                /* the one model */
+    fr_agent agent;                /* the one agent */
+    fr_http *http;                 /* the providers */
+    int calls, concurrency;        /* --calls, --concurrency */
+    bool quiet;                    /* --quiet */
+    atomic_int next;               /* the next call to make */
+    atomic_int ok, failed;         /* calls that ended so */
+    atomic_int attempts, repaired; /* over all calls */
+    pthread_mutex_t out_mu;        /* one line at a time */
+} G = { .out_mu = PTHREAD_MUTEX_INITIALIZER };
+
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void say(const char *fmt, ...)
+{
+    if (G.quiet)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    pthread_mutex_lock(&G.out_mu);
+    vprintf(fmt, ap);
+    fflush(stdout);
+    pthread_mutex_unlock(&G.out_mu);
+    va_end(ap);
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+    while (ms > 0 && nanosleep(&ts, &ts) != 0)
+        ;
+}
+
+static const char *outcome_name(fr_outcome o)
+{
+    static const char *const n[] = { "answer", "transient", "bad-answer", "fatal" };
+    return n[o];
+}
+
+static void set_str(char **slot, const char *s)
+{
+    fr_free(*slot);
+    *slot = s ? fr_strdup(s) : NULL;
+}
+
+/* The state of one call across its attempts. */
+typedef struct call {
+    int index;                     /* which call */
+    char prompt[64];               /* its prompt */
+    char *feedback;                /* for the next attempt */
+    char *prev;                    /* the previous raw answer */
+    char *error;                   /* the last problem */
+} call;
+
+/* One attempt; true when the call is over (answered or fatal). */
+static bool attempt(call *c, int k, bool *ok)
+{
+    fr_request req = { &G.agent, &G.model, "You are a test.", c->prompt, c->feedback,
+                       c->prev, k, G.agent.timeout_ms };
+    fr_response r;
+    fr_http_call(G.http, &req, &r);
+    atomic_fetch_add(&G.attempts, 1);
+    say("attempt %d.%d: %s status=%d retry_after_ms=%d error=%s\n", c->index, k,
+        outcome_name(r.outcome), r.http_status, r.retry_after_ms, r.error ? r.error : "-");
+    bool done = false;
+    fr_buf err = { 0 };
+    if (r.outcome == FR_ANSWER && fr_validate(r.output, G.agent.output, &err)) {
+        char *js = json_dumps(r.output, JSON_COMPACT | JSON_ENCODE_ANY);
+        say("call %d: ok attempts=%d repaired=%d in=%lld out=%lld cache_read=%lld "
+            "cache_write=%lld finish=%s answer=%s\n", c->index, k + 1, r.repaired,
+            (long long)r.input_tokens, (long long)r.output_tokens,
+            (long long)r.cache_read_tokens, (long long)r.cache_write_tokens,
+            r.finish_reason ? r.finish_reason : "-", js);
+        fr_free(js);
+        atomic_fetch_add(&G.repaired, r.repaired);
+        done = *ok = true;
+    } else if (r.outcome == FR_ANSWER || r.outcome == FR_BAD_ANSWER) {
+        const char *why = r.outcome == FR_ANSWER ? err.s : r.error;
+        say("attempt %d.%d: feedback: %s\n", c->index, k, why ? why : "-");
+        set_str(&c->feedback, why);
+        set_str(&c->error, why);
+        set_str(&c->prev, r.raw);
+    } else if (r.outcome == FR_TRANSIENT) {
+        set_str(&c->error, r.error);
+        long backoff = (50L << (k < 6 ? k : 6)) / 2 + rand() % 25;
+        sleep_ms(r.retry_after_ms > backoff ? r.retry_after_ms : backoff);
+    } else {
+        set_str(&c->error, r.error);
+        done = true;
+    }
+    fr_buf_free(&err);
+    fr_response_free(&r);
+    return done;
+}
+
+static void one_call(int index)
+{
+    call c = { index, "", NULL, NULL, NULL };
+    snprintf(c.prompt, sizeof c.prompt, "Lead number %d.", index);
+    bool ok = false;
+    int k = 0;
+    while (k <= G.agent.retries && !attempt(&c, k, &ok))
+        k++;
+    if (ok) {
+        atomic_fetch_add(&G.ok, 1);
+    } else {
+        atomic_fetch_add(&G.failed, 1);
+        say("call %d: failed attempts=%d: %s\n", index, k > G.agent.retries ? k : k + 1,
+            c.error ? c.error : "-");
+    }
+    fr_free(c.feedback);
+    fr_free(c.prev);
+    fr_free(c.error);
+}
+
+static void *worker(void *arg)
+{
+    int i;
+    while ((i = atomic_fetch_add(&G.next, 1)) < G.calls)
+        one_call(i);
+    return NULL;
+}
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: rt_http --provider anthropic|openai [--model NAME] "
+                    "[--base-url URL] [--key-env VAR]\n"
+                    "               [--calls N] [--concurrency C] [--retries R] "
+                    "[--timeout-ms MS] [--list] [--quiet]\n");
+    exit(2);
+}
+
+static void parse_args(int argc, char **argv)
+{
+    G.model = (fr_model){ "m", "anthropic", "fake-model", 1, 5, NULL, NULL };
+    G.agent = (fr_agent){ "enrich", "Enriches a lead.", &G.model, &t_lead, lead_anthropic,
+                          lead_openai, 0.2, 800, 3, 5000, NULL, 0, NULL };
+    G.calls = G.concurrency = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--quiet") == 0) { G.quiet = true; continue; }
+        if (strcmp(a, "--list") == 0) {
+            G.agent.output = &t_names;
+            G.agent.schema_anthropic = G.agent.schema_openai = names_schema;
+            continue;
+        }
+        if (!v)
+            usage();
+        i++;
+        if (strcmp(a, "--provider") == 0) G.model.provider = v;
+        else if (strcmp(a, "--model") == 0) G.model.api_name = v;
+        else if (strcmp(a, "--base-url") == 0) G.model.base_url = v;
+        else if (strcmp(a, "--key-env") == 0) G.model.api_key_env = v;
+        else if (strcmp(a, "--calls") == 0) G.calls = atoi(v);
+        else if (strcmp(a, "--concurrency") == 0) G.concurrency = atoi(v);
+        else if (strcmp(a, "--retries") == 0) G.agent.retries = atoi(v);
+        else if (strcmp(a, "--timeout-ms") == 0) G.agent.timeout_ms = atoi(v);
+        else usage();
+    }
+    if (G.concurrency < 1 || G.concurrency > 4096 || G.calls < 0)
+        usage();
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int main(int argc, char **argv)
+{
+    parse_args(argc, argv);
+    const fr_model *models[] = { &G.model };
+    const fr_agent *agents[] = { &G.agent };
+    fr_program prog = { .name = "rt_http", .nmodels = 1, .models = models,
+                        .nagents = 1, .agents = agents, .budget = FR_NO_BUDGET };
+    fr_buf err = { 0 };
+    G.http = fr_http_new(&prog, false, &err);
+    if (!G.http) {
+        fprintf(stderr, "rt_http: %s\n", err.s ? err.s : "set-up failed");
+        fr_buf_free(&err);
+        return 2;
+    }
+    pthread_t *t = calloc((size_t)G.concurrency, sizeof *t);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 512 * 1024);
+    int64_t t0 = now_ms();
+    for (int i = 0; i < G.concurrency; i++)
+        if (pthread_create(&t[i], &attr, worker, NULL) != 0) {
+            fprintf(stderr, "rt_http: cannot start thread %d\n", i);
+            return 2;
+        }
+    for (int i = 0; i < G.concurrency; i++)
+        pthread_join(t[i], NULL);
+    int64_t ms = now_ms() - t0;
+    printf("calls=%d ok=%d failed=%d attempts=%d repaired=%d elapsed_ms=%lld rate=%.1f\n",
+           G.calls, G.ok, G.failed, G.attempts, G.repaired, (long long)ms,
+           ms > 0 ? G.calls * 1000.0 / (double)ms : 0.0);
+    free(t);
+    fr_http_free(G.http);
+    return G.failed ? 1 : 0;
+}
