@@ -6,7 +6,10 @@
  * fr_call holds the attempt's worst case (input estimate plus max_tokens, at
  * the model's price) against the workflow's budget and the current phase's,
  * both checked and held under the one run mutex, so however many attempts
- * run at once, settled + held never passes a cap.  When the attempt returns,
+ * run at once, settled + held never passes a cap.  An attempt that does not
+ * fit while others hold reservations waits for them to settle (they usually
+ * cost less than they hold); with nothing held, it is refused: the budget
+ * stops the work.  When the attempt returns,
  * the hold is replaced by the usage the provider reported.  Time caps are
  * deadlines: no attempt starts after one, and an attempt's timeout is cut to
  * the time left.  A cap < 0 is no cap.
@@ -108,6 +111,20 @@ static double price(const fr_model *m, int64_t in, int64_t out)
     return ((double)in * m->usd_per_mtok_in + (double)out * m->usd_per_mtok_out) / 1e6;
 }
 
+static void hold(fr_spend *s, double usd, int64_t tok)
+{
+    s->usd_held += usd, s->tok_held += tok;
+    s->holds++;
+}
+
+static void settle_one(fr_spend *s, const fr_resv *r, double usd, int64_t tok)
+{
+    s->usd_held -= r->usd, s->tok_held -= r->tokens;
+    if (--s->holds == 0)
+        s->usd_held = 0, s->tok_held = 0;     /* no rounding left behind */
+    s->usd_spent += usd, s->tok_spent += tok;
+}
+
 bool fr_budget_reserve(fr_ctx *cx, const fr_model *m, int64_t in_tokens,
                        int64_t out_tokens, fr_resv *r)
 {
@@ -120,28 +137,31 @@ bool fr_budget_reserve(fr_ctx *cx, const fr_model *m, int64_t in_tokens,
     int stop_at = -2;
 
     pthread_mutex_lock(&run->mu);
-    if (!fits(&run->wf, &p->budget, usd, tok, &what, v))
-        stop_at = -1;
-    else if (phase >= 0 && !fits(&run->ph[phase], &p->phases[phase].budget, usd, tok, &what, v))
-        stop_at = phase;
+    for (;;) {
+        fr_spend *s = NULL;
+        if (!fits(&run->wf, &p->budget, usd, tok, &what, v))
+            stop_at = -1, s = &run->wf;
+        else if (phase >= 0 && !fits(&run->ph[phase], &p->phases[phase].budget, usd, tok,
+                                     &what, v))
+            stop_at = phase, s = &run->ph[phase];
+        if (!s || s->holds == 0)
+            break;
+        /* others' holds may settle for less than they hold: wait and see */
+        stop_at = -2;
+        pthread_cond_wait(&run->budget_cv, &run->mu);
+    }
     if (stop_at != -2) {
         note_stop(run, stop_at, what, v[0], v[1], v[2]);
     } else {
-        run->wf.usd_held += usd, run->wf.tok_held += tok;
+        hold(&run->wf, usd, tok);
         if (phase >= 0)
-            run->ph[phase].usd_held += usd, run->ph[phase].tok_held += tok;
+            hold(&run->ph[phase], usd, tok);
     }
     pthread_mutex_unlock(&run->mu);
     if (stop_at != -2)
         return budget_sig(cx, stop_at, what) != NULL;
     *r = (fr_resv){ phase, usd, tok };
     return true;
-}
-
-static void settle_one(fr_spend *s, const fr_resv *r, double usd, int64_t tok)
-{
-    s->usd_held -= r->usd, s->tok_held -= r->tokens;
-    s->usd_spent += usd, s->tok_spent += tok;
 }
 
 void fr_budget_settle(fr_run *run, const fr_resv *r, const fr_model *m,
@@ -155,6 +175,7 @@ void fr_budget_settle(fr_run *run, const fr_resv *r, const fr_model *m,
         settle_one(&run->ph[r->phase], r, usd, tok);
     fr_stats *st = fr_stats_of(run, r->phase);
     st->tokens_in += in_tokens, st->tokens_out += out_tokens, st->usd += usd;
+    pthread_cond_broadcast(&run->budget_cv);
     pthread_mutex_unlock(&run->mu);
 }
 
@@ -228,5 +249,6 @@ void fr_phase_end(fr_ctx *cx, int phase)
     pthread_mutex_lock(&run->mu);
     fr_stats *st = fr_stats_of(run, phase);
     st->wall_ms = fr_now_ms() - st->start_ms;
+    st->ended = true;
     pthread_mutex_unlock(&run->mu);
 }

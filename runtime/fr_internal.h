@@ -160,6 +160,7 @@ typedef struct fr_stats {
 } fr_stats;
 
 /* Spent and held against one budget (the workflow's or a phase's). */
+    bool ended;                    /* fr_phase_end was called */
 typedef struct fr_spend {
     double usd_spent;              /* settled dollars */
     double usd_held;               /* dollars reserved by attempts in flight */
@@ -168,6 +169,7 @@ typedef struct fr_spend {
     int64_t deadline_ms;           /* monotonic deadline of its time cap, -1 for none */
 } fr_spend;
 
+    int holds;                     /* reservations outstanding */
 /* One attempt's hold on the budgets, until it is settled. */
 typedef struct fr_resv {
     int phase;                     /* the phase charged besides the workflow, -1 for none */
@@ -192,6 +194,7 @@ struct fr_run {
     bool mock_all;                 /* --mock: every model answered by fr_mock_call */
     fr_mock_opts mock;             /* --mock-latency, --mock-fail-rate */
     int concurrency;               /* --concurrency: attempts in flight at most, 0 no cap */
+    pthread_cond_t budget_cv;      /* signalled when a reservation is settled */
     int retry_base_ms;             /* --retry-base-ms: backoff base */
     bool quiet;                    /* --quiet: no summary, no progress */
     fr_http *http;                 /* the providers' shared state */

@@ -479,9 +479,11 @@ static void ticker_stop(ticker *tk)
 
 static void summary_row(const char *name, const fr_stats *s, int64_t wall_ms, bool ran)
 {
-    fprintf(stderr, "  %-16s %7lld %7lld %7lld %11lld %11lld  $%9.4f ", name,
+    char usd[32];
+    snprintf(usd, sizeof usd, "$%.4f", s->usd);
+    fprintf(stderr, "  %-16s %7lld %7lld %7lld %11lld %11lld %10s ", name,
             (long long)s->calls, (long long)s->retries, (long long)s->failures,
-            (long long)s->tokens_in, (long long)s->tokens_out, s->usd);
+            (long long)s->tokens_in, (long long)s->tokens_out, usd);
     if (ran)
         fprintf(stderr, "%8.2fs\n", (double)wall_ms / 1000.0);
     else
@@ -627,9 +629,11 @@ static int budget_stopped(fr_run *run)
         fprintf(stderr, "error: stopped by a budget\n");
     }
     budget_undone(run);
-    for (int i = 0; i < run->cur_phase && i < run->prog->nphases; i++)
-        fprintf(stderr, "%s '%s'", i == 0 ? "finished: phase" : ",", run->prog->phases[i].name);
-    if (run->cur_phase > 0)
+    int nfin = 0;
+    for (int i = 0; i < run->prog->nphases; i++)
+        if (run->stats[i + 1].ended)
+            fprintf(stderr, "%s '%s'", nfin++ ? "," : "finished: phase", run->prog->phases[i].name);
+    if (nfin)
         fprintf(stderr, "\n");
     if (run->partial) {
         char *path = write_partial(run);
@@ -683,6 +687,7 @@ static bool run_init(fr_run *run, const fr_program *p, const opts *o, fr_http *h
     run->prog = p;
     pthread_mutex_init(&run->mu, NULL);
     pthread_cond_init(&run->slot_cv, NULL);
+    pthread_cond_init(&run->budget_cv, NULL);
     pthread_mutex_init(&run->review_mu, NULL);
     run->mock_all = o->mock;
     run->mock = o->mock_opts;
@@ -705,6 +710,7 @@ static void run_free(fr_run *run)
     fr_http_free(run->http);
     pthread_mutex_destroy(&run->mu);
     pthread_cond_destroy(&run->slot_cv);
+    pthread_cond_destroy(&run->budget_cv);
     pthread_mutex_destroy(&run->review_mu);
 }
 
