@@ -1,0 +1,140 @@
+#!/bin/sh
+# rt_exec.sh: the runtime's execution, through tests/tools/rt_exec.c (a
+# workflow written by hand against flowrt.h).  Each scenario checks from the
+# inside what it can (in-flight maxima, the budget ledger after every call,
+# order, item paths); here we check the outside: exit status, stdout,
+# stderr, the review and partial files.  Under the ASan flavour (FLOWC is
+# build/asan/flowc) the ASan build of the tool runs.
+case "$FLOWC" in
+    */build/asan/flowc) tool="$TOP/build/asan/tools/rt_exec" ;;
+    *) tool="$TOP/build/tools/rt_exec" ;;
+esac
+[ -x "$tool" ] || { echo "no $tool (make all, make asan)"; exit 77; }
+
+bad=0
+no() { echo "FAIL: $*"; bad=1; }
+
+# run EXPECTED_STATUS ARGS...: runs the tool, stdout to out, stderr to err
+run() {
+    want=$1; shift
+    "$tool" "$@" >out 2>err
+    st=$?
+    [ "$st" = "$want" ] || { no "rt_exec $*: exit $st, expected $want"; sed 's/^/    /' err | head -20; }
+}
+has() { grep -qF -- "$1" "${2:-err}" || no "'$1' missing from ${2:-err}"; }
+lines() { n=$(wc -l <"$2"); [ "$n" = "$1" ] || no "$2 has $n lines, expected $1"; }
+# the idx fields of out, one a line
+idx() { sed 's/.*"idx":\([0-9]*\).*/\1/' out; }
+
+# parallel for: all items, in input order, the body's in-flight max under the cap
+run 0 --scenario for --items 200 --conc 8 --mock --mock-latency 1
+lines 200 out
+[ "$(idx | tr '\n' ' ')" = "$(seq 0 199 | tr '\n' ' ')" ] || no "parallel for: not in input order"
+has "run summary:"
+has "work                 200"
+
+# --concurrency caps every fan-out (checked inside: gauge <= 3)
+run 0 --scenario for --items 50 --conc 20 --concurrency 3 --mock --mock-latency 1 --quiet
+lines 50 out
+[ -s err ] && no "--quiet still wrote to stderr"
+
+# on_error: skip; skip; escalate (i % 7 == 2 goes to the review file)
+run 0 --scenario skip --items 60 --conc 6 --mock
+has "warning: item 17 skipped: rt_exec.flow:20:9: bad item 17"
+has "1 item skipped after errors"
+esc=$(awk 'BEGIN { for (i = 0; i < 60; i++) if (i != 17 && i % 5 != 1 && i % 7 == 2) n++; print n }')
+kept=$(awk 'BEGIN { for (i = 0; i < 60; i++) if (i != 17 && i % 5 != 1 && i % 7 != 2) n++; print n }')
+lines "$kept" out
+lines "$esc" rt_exec.review.jsonl
+has "$esc items escalated for review: see rt_exec.review.jsonl"
+has '"why":"looks odd","where":"rt_exec.flow:21:9","phase":"work","path":"2"}' rt_exec.review.jsonl
+has '{"item":2,' rt_exec.review.jsonl
+
+# a new run truncates the previous run's review file
+run 0 --scenario for --items 5 --mock --quiet
+[ -s rt_exec.review.jsonl ] && no "review file not truncated at run start"
+
+# on_error: halt: exit 1 naming the item
+run 1 --scenario halt --items 60 --conc 4 --mock
+has "error: rt_exec.flow:20:9: item 17: bad item 17"
+
+# nested fan-outs: paths "i.j", order kept
+run 0 --scenario nested --items 10 --conc 3 --mock --mock-latency 1
+lines 50 out
+has '{"idx":903,"path":"9.3",' out
+
+# pipeline: streams (checked inside), per-stage caps, stage b skips i % 4 == 3
+run 0 --scenario pipeline --items 80 --mock --mock-latency 2
+lines 60 out
+[ "$(idx | tr '\n' ' ')" = "$(seq 0 79 | awk '$1 % 4 != 3' | tr '\n' ' ')" ] || no "pipeline: order"
+
+# parallel block: the three tasks wait for each other, so they ran at once
+run 0 --scenario block --mock --mock-latency 1
+has "work                   3"
+
+# sequential loop item paths
+run 0 --scenario seq --items 12 --mock
+has '{"idx":11,"path":"11",' out
+
+# budget: phase 'capped' has $0.02; the ledger is checked after every call
+run 4 --scenario budget --items 400 --conc 16 --mock --mock-latency 2
+has "error: stopped by phase 'capped' usd budget: spent \$0.0"
+has "of \$0.0200 (the next call needed up to \$0.0"
+has "left undone: phase 'capped' ("
+has "not run: phase 'timed', 'after'"
+fin=$(sed -n 's/^finished: \([0-9]*\) items of the interrupted fan-out, written to rt_exec.partial.jsonl$/\1/p' err)
+[ -n "$fin" ] || no "budget: no 'finished: N items' line"
+[ -n "$fin" ] && lines "$fin" rt_exec.partial.jsonl
+usd=$(sed -n 's/^  capped .*\$\([0-9.]*\) .*/\1/p' err)
+awk -v u="$usd" 'BEGIN { exit !(u > 0 && u <= 0.02) }' || no "phase 'capped' spent '$usd' of \$0.02"
+
+# time budget: phase 'timed' has 300 ms; sequential calls of 20 ms each
+run 4 --scenario timed --items 1000 --mock --mock-latency 20
+has "error: stopped by phase 'timed' time budget"
+
+# retries: a third of the attempts fail; every item still succeeds
+run 0 --scenario retry --items 100 --conc 8 --mock --mock-fail-rate 0.3 --retry-base-ms 1
+lines 100 out
+r=$(sed -n 's/^  work  *[0-9]*  *\([0-9]*\) .*/\1/p' err)
+[ "${r:-0}" -gt 0 ] || no "retry: no retries counted"
+
+# failed calls: every attempt fails
+run 1 --scenario for --items 3 --conc 1 --mock --mock-fail-rate 1 --retry-base-ms 0
+has "agent 'rate' (model cheap): mock failure (503) after 6 attempts"
+
+# approve() before the journal
+run 1 --scenario approve --mock --quiet
+has "approve() needs the run journal"
+
+# the command line
+run 2 --items 3 --mock
+has "error: missing required flag --scenario"
+run 2 --scenaro for --mock
+has "error: unknown flag --scenaro"
+has "help: did you mean --scenario?"
+run 2 --scenario for --items 3x
+has "error: --items: expected an integer, got '3x'"
+run 2 --scenario for --ratio=abc
+has "error: --ratio: expected a number, got 'abc'"
+run 2 --scenario for --items
+has "error: --items needs a value"
+run 2 --scenario for --loud=maybe
+has "error: --loud: expected true or false, got 'maybe'"
+run 2 --scenario for stray
+has "error: unexpected argument 'stray'"
+run 0 --scenario flags --ratio=0.25 --loud --label x --quiet
+has "ratio=0.25 loud=true label=x"
+run 0 --scenario=flags --loud=true --no-loud --quiet
+has "ratio=0.5 loud=false label=null"
+run 0 --help
+has "The runtime's execution self-test." out
+has "--scenario STRING" out
+has "which test to run (required)" out
+has "--items INT" out
+has "(default 100)" out
+has "--loud, --no-loud" out
+has "--retry-base-ms N" out
+run 0 --version
+has "rt_exec (flowc runtime " out
+
+exit $bad
