@@ -30,6 +30,9 @@ void fr_alloc_fail_after(long n);
 /* Tests: allocations left before the armed failure; 0 once it happened (or
  * when disarmed), so a test can tell whether its operation hit it. */
 long fr_alloc_countdown(void);
+/* json_loadb with the hook held off: jansson's parser cannot survive a failed
+ * allocation (it corrupts its token buffer), so parse JSON text through this. */
+json_t *fr_json_loadb(const char *s, size_t n, size_t flags, json_error_t *err);
 
 /* ---- fr_value.c: helpers the rest of the runtime shares ------------------- */
 
@@ -157,19 +160,19 @@ typedef struct fr_stats {
     double usd;                    /* the actual usage, priced */
     int64_t start_ms;              /* when the phase began (monotonic), 0 if it never did */
     int64_t wall_ms;               /* its wall time, once it ended */
+    bool ended;                    /* fr_phase_end was called */
 } fr_stats;
 
 /* Spent and held against one budget (the workflow's or a phase's). */
-    bool ended;                    /* fr_phase_end was called */
 typedef struct fr_spend {
     double usd_spent;              /* settled dollars */
     double usd_held;               /* dollars reserved by attempts in flight */
     int64_t tok_spent;             /* settled tokens */
     int64_t tok_held;              /* tokens reserved by attempts in flight */
+    int holds;                     /* reservations outstanding */
     int64_t deadline_ms;           /* monotonic deadline of its time cap, -1 for none */
 } fr_spend;
 
-    int holds;                     /* reservations outstanding */
 /* One attempt's hold on the budgets, until it is settled. */
 typedef struct fr_resv {
     int phase;                     /* the phase charged besides the workflow, -1 for none */
@@ -191,10 +194,10 @@ struct fr_run {
     const fr_program *prog;        /* the workflow being run */
     pthread_mutex_t mu;            /* guards the ledger, stats, stop, slots and partial */
     pthread_cond_t slot_cv;        /* signalled when a call slot frees */
+    pthread_cond_t budget_cv;      /* signalled when a reservation is settled */
     bool mock_all;                 /* --mock: every model answered by fr_mock_call */
     fr_mock_opts mock;             /* --mock-latency, --mock-fail-rate */
     int concurrency;               /* --concurrency: attempts in flight at most, 0 no cap */
-    pthread_cond_t budget_cv;      /* signalled when a reservation is settled */
     int retry_base_ms;             /* --retry-base-ms: backoff base */
     bool quiet;                    /* --quiet: no summary, no progress */
     fr_http *http;                 /* the providers' shared state */

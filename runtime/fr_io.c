@@ -47,7 +47,7 @@ static bool read_line(fr_ctx *cx, jsonl_in *in, const char *line, size_t n,
                       const char *where)
 {
     json_error_t je;
-    json_t *v = json_loadb(line, n, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &je);
+    json_t *v = fr_json_loadb(line, n, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &je);
     if (!v && json_error_code(&je) == json_error_out_of_memory)
         return fr_oom(cx);
     if (!v)
@@ -85,6 +85,8 @@ static bool read_lines(fr_ctx *cx, jsonl_in *in, FILE *f, const char *where)
             s += 3;                /* a UTF-8 byte order mark */
             n -= 3;
         }
+        while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r'))
+            n--;
         if (!is_blank(s, (size_t)n))
             ok = read_line(cx, in, s, (size_t)n, where);
     }

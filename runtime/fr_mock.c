@@ -207,13 +207,12 @@ static json_t *gen(rng *r, const fr_type *t, const fr_field *f, const char *name
 
 /* ---- bad answers --------------------------------------------------------- */
 
-static double bad_rate = -1;       /* FLOWRT_MOCK_BAD_RATE, read once */
-static pthread_once_t bad_once = PTHREAD_ONCE_INIT;
-
-static void read_bad_rate(void)
+/* FLOWRT_MOCK_BAD_RATE: the share of attempts answered with a value that
+ * fails validation (read per call, so a test can change it). */
+static double bad_rate(void)
 {
     const char *s = getenv("FLOWRT_MOCK_BAD_RATE");
-    bad_rate = s ? strtod(s, NULL) : 0;
+    return s ? strtod(s, NULL) : 0;
 }
 
 /* A value no value of type t can be. */
@@ -276,8 +275,8 @@ static void answer(const fr_request *req, uint64_t seed, fr_response *resp)
     rng r = { seed };
     const fr_type *t = req->agent->output;
     json_t *v = gen(&r, t, NULL, req->agent->name, 0);
-    pthread_once(&bad_once, read_bad_rate);
-    if (v && bad_rate > 0 && attempt_draw(seed, req->attempt, "bad") < bad_rate)
+    double bad = bad_rate();
+    if (v && bad > 0 && attempt_draw(seed, req->attempt, "bad") < bad)
         v = spoil(v, t);
     resp->output = v;
     resp->raw = v ? fr_to_json(v, t) : NULL;
