@@ -1,0 +1,1912 @@
+/*
+ * cg.c: C generation.  The checked workflow becomes one C file that calls
+ * libflowrt (flowrt.h) and nothing else.
+ *
+ * Two passes over the workflow body:
+ *   1. the prepass (pre_*) numbers phases, finds budgets, the agents and
+ *      models called, and decides where every local lives.  Each closure
+ *      (parallel for body, pipeline stage, parallel-block statement) is its
+ *      own C function (an Fn); a local read from a nested closure is
+ *      "captured" and lives in its owner's frame struct, which closures
+ *      reach through a chain of `up` pointers.
+ *   2. generation (gen_*) writes each function into its own memory buffer.
+ *      Every expression evaluates into a borrowed `json_t *` temporary (or a
+ *      variable); calls that can fail are followed by `if (!t) goto FAIL;`
+ *      where FAIL is `out` (the function's exit), an inline for's `drop_N`
+ *      (skip handling) or a loop's `lfail_N`.  A function's prologue is
+ *      written after its body, so that only the parameters, locals and
+ *      labels the body uses are declared: the C compiles without warnings.
+ * Type descriptors are created on first use and written, with the schemas
+ * and enums they need, ahead of all code.
+ */
+#include "flowc.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* approve() needs the run journal (issue 5); until it lands, build rejects it. */
+static const bool cg_journal_ready = false;
+
+typedef enum FnKind { FN_MAIN, FN_BODY, FN_STAGE, FN_TASK, FN_RENDER } FnKind;
+typedef enum InitKind { INIT_NONE, INIT_ARG, INIT_ITEM, INIT_PREV } InitKind;
+
+typedef struct Fn Fn;
+
+/* Where one flow name lives in C. */
+typedef struct SymInfo {
+    Sym *sym;                                    /* the name */
+    Fn *owner;                                   /* the function whose local it is */
+    const char *cname;                           /* C name: v_leads */
+    bool read;                                   /* read or assigned somewhere */
+    bool captured;                               /* used by a nested closure: in the frame */
+    bool owned;                                  /* assigned later: fr_assign / fr_drop */
+    InitKind init;                               /* set on entry from a parameter */
+    int init_index;                              /* INIT_ARG, INIT_PREV: which one */
+} SymInfo;
+
+/* One generated C function. */
+struct Fn {
+    FnKind kind;                                 /* what it is */
+    Fn *parent;                                  /* the enclosing function, NULL for wf_main */
+    const char *name;                            /* its C name */
+    bool has_closures;                           /* creates closures: needs a frame */
+    Vec locals;                                  /* SymInfo*: its locals */
+    Vec overrides;                               /* SymInfo*: pipeline names bound in a stage */
+    Vec cnames;                                  /* const char*: C names taken */
+    FILE *f;                                     /* body being written */
+    char *buf;                                   /* the memory stream's buffer */
+    size_t len;                                  /* its length */
+    int indent;                                  /* current indentation level */
+    bool used_out;                               /* `goto out` was written */
+};
+
+/* A type descriptor the C needs. */
+typedef struct TypeEntry {
+    Type *t;                                     /* the type */
+    const char *cname;                           /* Lead_type, t_list_Lead */
+} TypeEntry;
+
+/* Where generation is, inside one function. */
+typedef struct Gen {
+    Fn *fn;                                      /* the function being written */
+    const char *fail;                            /* label a failure jumps to; NULL: return false */
+    bool *fail_used;                             /* set when fail is jumped to */
+    int loop;                                    /* innermost `loop` id, 0 if none */
+    bool loop_direct;                            /* no inline for between here and that loop */
+    bool *brk_used;                              /* set when brk_<loop> is jumped to */
+    Decl *agent;                                 /* rendering this agent's prompt, or NULL */
+} Gen;
+
+/* The state of one cg_program call. */
+static struct {
+    Program *p;                                  /* the program */
+    Decl *w;                                     /* the workflow */
+    Fn *main;                                    /* wf_main */
+    int tmp;                                     /* temporaries, numbered across the file */
+    int label;                                   /* loops and closures, numbered */
+    Vec fns;                                     /* Fn*: every function, for the frames */
+    Vec phases;                                  /* Node*: N_PHASE in order */
+    Vec phase_budgets;                           /* Node*: each phase's N_BUDGET or NULL */
+    Node *wf_budget;                             /* the workflow's N_BUDGET or NULL */
+    Vec agents;                                  /* Decl*: agents called */
+    Vec models;                                  /* Decl*: models that can be called */
+    Vec types;                                   /* TypeEntry*: descriptors used */
+    Vec enums;                                   /* Decl*: enum descriptors used */
+    SymInfo **tab;                               /* Sym* -> SymInfo, open addressing */
+    size_t tabcap;                               /* slots in tab */
+    size_t tablen;                               /* used slots */
+    FILE *closures;                              /* closure functions and their tables */
+    char *closures_buf;                          /* its buffer */
+    size_t closures_len;                         /* its length */
+    bool ok;                                     /* no error reported */
+} cg;
+
+static const char *gen_expr(Gen *g, Node *n);
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static char *vfmt(const char *fmt, va_list ap)
+{
+    char *s = NULL;
+    if (vasprintf(&s, fmt, ap) < 0)
+        abort();
+    char *r = arena_strdup(s);
+    free(s);
+    return r;
+}
+
+static char *fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *fmt(const char *f, ...)
+{
+    va_list ap;
+    va_start(ap, f);
+    char *r = vfmt(f, ap);
+    va_end(ap);
+    return r;
+}
+
+/* One line of the current function's body, indented. */
+static void emit(Gen *g, const char *f, ...) __attribute__((format(printf, 2, 3)));
+static void emit(Gen *g, const char *f, ...)
+{
+    va_list ap;
+    va_start(ap, f);
+    char *line = vfmt(f, ap);
+    va_end(ap);
+    int ind = g->fn->indent;
+    if (line[0] && line[strlen(line) - 1] == ':' && !strchr(line, ' '))
+        ind--;                                   /* labels sit half a step out */
+    fprintf(g->fn->f, "%*s%s\n", ind * 4, "", line);
+}
+
+static const char *new_tmp(void)
+{
+    return fmt("t%d", ++cg.tmp);
+}
+
+/* A C string literal of s[0..n), escaped; no line breaks. */
+static void put_c_chars(FILE *f, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        switch (c) {
+        case '"': fputs("\\\"", f); break;
+        case '\\': fputs("\\\\", f); break;
+        case '\n': fputs("\\n", f); break;
+        case '\t': fputs("\\t", f); break;
+        case '\r': fputs("\\r", f); break;
+        case '?':                               /* never a trigraph */
+            fputs(i > 0 && s[i - 1] == '?' ? "\\?" : "?", f);
+            break;
+        default:
+            if (c < 0x20 || c == 0x7f)
+                fprintf(f, "\\%03o", c);
+            else
+                fputc(c, f);
+        }
+    }
+}
+
+static const char *c_lit_n(const char *s, size_t n)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    fputc('"', f);
+    put_c_chars(f, s, n);
+    fputc('"', f);
+    fclose(f);
+    char *r = arena_strdup(buf);
+    free(buf);
+    return r;
+}
+
+/* "text" or NULL */
+static const char *c_lit(const char *s)
+{
+    return s ? c_lit_n(s, strlen(s)) : "NULL";
+}
+
+/* A long text as adjacent literals, one per line of text (wrapped at about 72
+ * columns), continuation lines indented by ind spaces. */
+static const char *c_lit_wrapped(const char *s, size_t n, int ind)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    size_t start = 0, col = 0;
+    bool first = true;
+    for (size_t i = 0; i <= n; i++) {
+        bool brk = i == n || (i > start && s[i - 1] == '\n') ||
+                   (col >= 72 && (s[i - 1] == ',' || s[i - 1] == ' '));
+        if (brk && i > start) {
+            if (!first)
+                fprintf(f, "\n%*s", ind, "");
+            first = false;
+            fputc('"', f);
+            put_c_chars(f, s + start, i - start);
+            fputc('"', f);
+            start = i;
+            col = 0;
+        }
+        col++;
+    }
+    if (first)
+        fputs("\"\"", f);
+    fclose(f);
+    char *r = arena_strdup(buf);
+    free(buf);
+    return r;
+}
+
+/* "file.flow:12:5" for a construct. */
+static const char *where_of(Span sp)
+{
+    int line = 0, col = 0;
+    Source *s = sp.file >= 0 ? src_get(sp.file) : NULL;
+    if (!s)
+        return "NULL";
+    src_linecol(sp, &line, &col);
+    return c_lit(fmt("%s:%d:%d", s->path, line, col));
+}
+
+/* A double as a C (and JSON) literal that reads back exactly. */
+static const char *c_double(double d)
+{
+    char b[64];
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(b, sizeof b, "%.*g", prec, d);
+        if (strtod(b, NULL) == d)
+            break;
+    }
+    if (!strpbrk(b, ".eEn"))
+        strcat(b, ".0");
+    return arena_strdup(b);
+}
+
+/* Does code use identifier id outside string and character literals? */
+static bool c_uses(const char *code, const char *id)
+{
+    size_t n = strlen(id);
+    for (const char *p = code; *p; p++) {
+        if (*p == '"' || *p == '\'') {
+            char q = *p++;
+            while (*p && *p != q) {
+                if (*p == '\\' && p[1])
+                    p++;
+                p++;
+            }
+            if (!*p)
+                return false;
+            continue;
+        }
+        bool start = p == code || !(p[-1] == '_' || (p[-1] >= 'a' && p[-1] <= 'z') ||
+                                    (p[-1] >= 'A' && p[-1] <= 'Z') ||
+                                    (p[-1] >= '0' && p[-1] <= '9'));
+        if (start && strncmp(p, id, n) == 0) {
+            char c = p[n];
+            if (!(c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                  (c >= '0' && c <= '9')))
+                return true;
+        }
+    }
+    return false;
+}
+
+static bool is_value_type(Type *t)
+{
+    return t && t->kind != TY_VOID && t->kind != TY_NEVER && t->kind != TY_ERROR;
+}
+
+static Decl *find_decl(DeclKind kind, const char *name)
+{
+    for (int i = 0; i < cg.p->decls.len; i++) {
+        Decl *d = cg.p->decls.items[i];
+        if (d->kind == kind && d->name && name && strcmp(d->name, name) == 0)
+            return d;
+    }
+    return NULL;
+}
+
+static void vec_add_unique(Vec *v, void *item)
+{
+    for (int i = 0; i < v->len; i++)
+        if (v->items[i] == item)
+            return;
+    vec_push(v, item);
+}
+
+/* ---- types -------------------------------------------------------------- */
+
+/* The part of a descriptor's name that spells the type: list_Lead, opt_string. */
+static const char *type_key(Type *t)
+{
+    if (!t)
+        return "string";
+    switch (t->kind) {
+    case TY_STRING: return "string";
+    case TY_INT: case TY_DURATION: return "int";
+    case TY_FLOAT: return "float";
+    case TY_BOOL: return "bool";
+    case TY_OPT: return fmt("opt_%s", type_key(t->elem));
+    case TY_LIST: return fmt("list_%s", type_key(t->elem));
+    case TY_SCHEMA: case TY_ENUM: return t->decl->name;
+    default: return "string";
+    }
+}
+
+static void enum_use(Decl *d)
+{
+    vec_add_unique(&cg.enums, d);
+}
+
+/* "&Lead_type": the descriptor of t, created on first use. */
+static const char *type_ref(Type *t)
+{
+    if (!t || t->kind == TY_NULL || t->kind == TY_ERROR)
+        return "&fr_type_string";
+    switch (t->kind) {
+    case TY_STRING: return "&fr_type_string";
+    case TY_INT: case TY_DURATION: return "&fr_type_int";
+    case TY_FLOAT: return "&fr_type_float";
+    case TY_BOOL: return "&fr_type_bool";
+    default: break;
+    }
+    const char *name = t->kind == TY_SCHEMA || t->kind == TY_ENUM
+                       ? fmt("%s_type", t->decl->name) : fmt("t_%s", type_key(t));
+    for (int i = 0; i < cg.types.len; i++) {
+        TypeEntry *e = cg.types.items[i];
+        if (strcmp(e->cname, name) == 0)
+            return fmt("&%s", name);
+    }
+    TypeEntry *e = arena_alloc(sizeof *e);
+    e->t = t;
+    e->cname = name;
+    vec_push(&cg.types, e);
+    if (t->kind == TY_OPT || t->kind == TY_LIST)
+        type_ref(t->elem);
+    if (t->kind == TY_ENUM)
+        enum_use(t->decl);
+    if (t->kind == TY_SCHEMA)
+        for (int i = 0; i < t->decl->fields.len; i++)
+            type_ref(((Field *)t->decl->fields.items[i])->type);
+    return fmt("&%s", name);
+}
+
+/* A constraint bound as a number. */
+static double bound_value(Node *n)
+{
+    if (n && n->kind == N_UNARY && n->op == OP_NEG)
+        return -bound_value(n->operand);
+    if (n && n->kind == N_INT)
+        return (double)n->ival;
+    return n && n->kind == N_FLOAT ? n->fval : 0;
+}
+
+/* enum E -> E_values[] and E_enum */
+static void write_enum(FILE *f, Decl *d)
+{
+    fprintf(f, "static const char *const %s_values[] = {", d->name);
+    for (int i = 0; i < d->values.len; i++)
+        fprintf(f, "%s%s", i ? ", " : " ", c_lit(((Field *)d->values.items[i])->name));
+    fprintf(f, " };\nstatic const fr_enum %s_enum = { %s, %s, %d, %s_values };\n\n", d->name,
+            c_lit(d->name), c_lit(d->doc), d->values.len, d->name);
+}
+
+/* schema S -> S_fields[] and S_schema */
+static void write_schema(FILE *f, Decl *d)
+{
+    if (d->fields.len) {
+        fprintf(f, "static const fr_field %s_fields[] = {\n", d->name);
+        for (int i = 0; i < d->fields.len; i++) {
+            Field *fl = d->fields.items[i];
+            Constraint *c = &fl->cons;
+            bool rng = c->kind == CONS_RANGE, len = c->kind == CONS_LEN;
+            fprintf(f, "    { %s, %s, %s, %s, %s, %s, %" PRId64 ", %" PRId64 ", %s },\n",
+                    c_lit(fl->name), type_ref(fl->type), rng ? "true" : "false",
+                    c_double(rng ? bound_value(c->lo) : 0), c_double(rng ? bound_value(c->hi) : 0),
+                    len ? "true" : "false", len ? (int64_t)bound_value(c->lo) : 0,
+                    len ? (int64_t)bound_value(c->hi) : 0, c_lit(fl->doc));
+        }
+        fprintf(f, "};\n");
+    }
+    fprintf(f, "static const fr_schema %s_schema = { %s, %s, %d, %s };\n\n", d->name,
+            c_lit(d->name), c_lit(d->doc), d->fields.len,
+            d->fields.len ? fmt("%s_fields", d->name) : "NULL");
+}
+
+/* The fr_type definition of one entry. */
+static void write_type(FILE *f, TypeEntry *e)
+{
+    Type *t = e->t;
+    switch (t->kind) {
+    case TY_OPT:
+    case TY_LIST:
+        fprintf(f, "static const fr_type %s = { %s, %s, NULL, NULL };\n", e->cname,
+                t->kind == TY_OPT ? "FR_OPTIONAL" : "FR_LIST", type_ref(t->elem));
+        break;
+    case TY_SCHEMA:
+        fprintf(f, "static const fr_type %s = { FR_RECORD, NULL, &%s_schema, NULL };\n",
+                e->cname, t->decl->name);
+        break;
+    case TY_ENUM:
+        fprintf(f, "static const fr_type %s = { FR_ENUM, NULL, NULL, &%s_enum };\n", e->cname,
+                t->decl->name);
+        break;
+    default:
+        break;
+    }
+}
+
+/* Every descriptor used: enums, forward declarations, schemas, types. */
+static void write_types(FILE *f)
+{
+    if (cg.enums.len)
+        fprintf(f, "/* ---- enums ---- */\n\n");
+    for (int i = 0; i < cg.enums.len; i++)
+        write_enum(f, cg.enums.items[i]);
+    if (!cg.types.len)
+        return;
+    fprintf(f, "/* ---- types: one descriptor per schema and per type used ---- */\n\n");
+    for (int i = 0; i < cg.types.len; i++)
+        fprintf(f, "static const fr_type %s;\n", ((TypeEntry *)cg.types.items[i])->cname);
+    fputc('\n', f);
+    for (int i = 0; i < cg.types.len; i++) {
+        TypeEntry *e = cg.types.items[i];
+        if (e->t->kind == TY_SCHEMA)
+            write_schema(f, e->t->decl);
+    }
+    for (int i = 0; i < cg.types.len; i++)
+        write_type(f, cg.types.items[i]);
+    fputc('\n', f);
+}
+
+/* ---- symbols ------------------------------------------------------------ */
+
+static size_t sym_hash(Sym *s, size_t cap)
+{
+    uintptr_t x = (uintptr_t)s;
+    x ^= x >> 17;
+    x *= 0x9e3779b97f4a7c15u;
+    return (size_t)(x >> 7) & (cap - 1);
+}
+
+static void tab_put(SymInfo *si)
+{
+    if ((cg.tablen + 1) * 2 > cg.tabcap) {
+        SymInfo **old = cg.tab;
+        size_t oldcap = cg.tabcap;
+        cg.tabcap = oldcap ? oldcap * 2 : 256;
+        cg.tab = arena_alloc(cg.tabcap * sizeof *cg.tab);
+        cg.tablen = 0;
+        for (size_t i = 0; i < oldcap; i++)
+            if (old[i])
+                tab_put(old[i]);
+    }
+    size_t h = sym_hash(si->sym, cg.tabcap);
+    while (cg.tab[h] && cg.tab[h]->sym != si->sym)
+        h = (h + 1) & (cg.tabcap - 1);
+    if (!cg.tab[h])
+        cg.tablen++;
+    cg.tab[h] = si;
+}
+
+static SymInfo *tab_get(Sym *s)
+{
+    if (!cg.tabcap)
+        return NULL;
+    size_t h = sym_hash(s, cg.tabcap);
+    while (cg.tab[h] && cg.tab[h]->sym != s)
+        h = (h + 1) & (cg.tabcap - 1);
+    return cg.tab[h];
+}
+
+/* A C name for a flow name, unique within fn: v_lead, else v_lead_<id>. */
+static const char *unique_cname(Fn *fn, Sym *s)
+{
+    const char *name = fmt("v_%s", s->name);
+    for (int i = 0; i < fn->cnames.len; i++)
+        if (strcmp(fn->cnames.items[i], name) == 0) {
+            name = fmt("v_%s_%d", s->name, s->id);
+            break;
+        }
+    vec_push(&fn->cnames, (void *)name);
+    return name;
+}
+
+/* A local of fn; override: bound only inside fn and its closures (a stage). */
+static SymInfo *declare(Fn *fn, Sym *s, InitKind init, int idx, bool override)
+{
+    SymInfo *si = arena_alloc(sizeof *si);
+    si->sym = s;
+    si->owner = fn;
+    si->cname = unique_cname(fn, s);
+    si->owned = s->assigned;
+    si->init = init;
+    si->init_index = idx;
+    vec_push(&fn->locals, si);
+    if (override)
+        vec_push(&fn->overrides, si);
+    else
+        tab_put(si);
+    return si;
+}
+
+/* The SymInfo a name means inside fn: stage bindings first, then the table. */
+static SymInfo *lookup(Fn *fn, Sym *s)
+{
+    for (Fn *f = fn; f; f = f->parent)
+        for (int i = 0; i < f->overrides.len; i++) {
+            SymInfo *si = f->overrides.items[i];
+            if (si->sym == s)
+                return si;
+        }
+    if (s->kind == SYM_STAGE)                    /* stage names matched by name */
+        for (Fn *f = fn; f; f = f->parent)
+            for (int i = 0; i < f->overrides.len; i++) {
+                SymInfo *si = f->overrides.items[i];
+                if (si->sym->kind == SYM_STAGE && strcmp(si->sym->name, s->name) == 0)
+                    return si;
+            }
+    return tab_get(s);
+}
+
+static int param_index(Decl *d, const char *name)
+{
+    for (int i = 0; i < d->fields.len; i++)
+        if (strcmp(((Field *)d->fields.items[i])->name, name) == 0)
+            return i;
+    return -1;
+}
+
+/* A name is used from fn: it is read, and captured if fn is not its owner. */
+static void use_sym(Fn *fn, Sym *s)
+{
+    if (!s)
+        return;
+    SymInfo *si = lookup(fn, s);
+    if (!si && s->kind == SYM_PARAM)
+        si = declare(cg.main, s, INIT_ARG, param_index(cg.w, s->name), false);
+    if (!si)
+        si = declare(fn, s, INIT_NONE, 0, false);
+    si->read = true;
+    if (si->owner != fn)
+        si->captured = true;
+}
+
+/* The C lvalue of a variable, seen from fn. */
+static const char *var_ref(Fn *fn, SymInfo *si)
+{
+    if (!si->captured)
+        return si->cname;
+    if (si->owner == fn)
+        return fmt("fr.%s", si->cname);
+    const char *path = "up->";
+    for (Fn *f = fn->parent; f && f != si->owner; f = f->parent)
+        path = fmt("%sup->", path);
+    return fmt("%s%s", path, si->cname);
+}
+
+/* ---- the prepass -------------------------------------------------------- */
+
+/* The prepass's position. */
+typedef struct Pre {
+    Fn *fn;                                      /* the function code lands in */
+    int phase;                                   /* current phase index, -1 outside */
+} Pre;
+
+static void pre(Pre *pc, Node *n);
+
+static Fn *new_fn(FnKind kind, Fn *parent, const char *name)
+{
+    Fn *fn = arena_alloc(sizeof *fn);
+    fn->kind = kind;
+    fn->parent = parent;
+    fn->name = name;
+    if (parent)
+        parent->has_closures = true;
+    vec_push(&cg.fns, fn);
+    return fn;
+}
+
+static void pre_vec(Pre *pc, Vec *v)
+{
+    for (int i = 0; i < v->len; i++)
+        pre(pc, v->items[i]);
+}
+
+/* call -> agent(args) [using m] | builtin(args) */
+static void pre_call(Pre *pc, Node *n)
+{
+    pre_vec(pc, &n->args);
+    if (n->builtin == B_APPROVE && !cg_journal_ready) {
+        diag_error(n->span, "approve() needs the run journal, which this flowc does not have yet");
+        cg.ok = false;
+    }
+    if (n->builtin != B_NONE || !n->decl || n->decl->kind != D_AGENT)
+        return;
+    vec_add_unique(&cg.agents, n->decl);
+    AgentInfo *ai = n->decl->sema;
+    if (ai && ai->model)
+        vec_add_unique(&cg.models, ai->model);
+    if (n->using_model) {
+        Decl *m = find_decl(D_MODEL, n->using_model);
+        if (m)
+            vec_add_unique(&cg.models, m);
+    }
+}
+
+/* for -> [parallel] for x in xs where c { body } */
+static void pre_for(Pre *pc, Node *n)
+{
+    pre(pc, n->iter);
+    Pre in = *pc;
+    if (n->parallel) {
+        in.fn = new_fn(FN_BODY, pc->fn, fmt("body_%d", ++cg.label));
+        n->cg = in.fn;
+        if (n->sym)
+            declare(in.fn, n->sym, INIT_ITEM, 0, false);
+    } else if (n->sym) {
+        declare(pc->fn, n->sym, INIT_NONE, 0, false);
+    }
+    if (n->cond)
+        pre(&in, n->cond);
+    pre(&in, n->body);
+}
+
+/* pipeline -> pipeline for x in xs (opts) { stage a { } stage b { } } */
+static void pre_pipeline(Pre *pc, Node *n)
+{
+    pre(pc, n->iter);
+    int id = ++cg.label;
+    n->cg = (void *)(intptr_t)id;
+    for (int k = 0; k < n->stmts.len; k++) {
+        Node *st = n->stmts.items[k];
+        Pre in = *pc;
+        in.fn = new_fn(FN_STAGE, pc->fn, fmt("stage_%d_%s", id, st->name));
+        st->cg = in.fn;
+        if (n->sym)
+            declare(in.fn, n->sym, INIT_ITEM, 0, true);
+        for (int j = 0; j < k; j++) {
+            Node *prev = n->stmts.items[j];
+            if (prev->sym)
+                declare(in.fn, prev->sym, INIT_PREV, j, true);
+        }
+        pre(&in, st->body);
+    }
+}
+
+/* parblock -> parallel { stmt... }: a task per statement, bindings in the frame */
+static void pre_parblock(Pre *pc, Node *n)
+{
+    int id = ++cg.label;
+    n->cg = (void *)(intptr_t)id;
+    for (int k = 0; k < n->stmts.len; k++) {
+        Node *st = n->stmts.items[k];
+        Pre in = *pc;
+        in.fn = new_fn(FN_TASK, pc->fn, fmt("task_%d_%d", id, k));
+        if (st->kind == N_LET) {
+            st->cg = in.fn;
+            if (st->sym) {
+                SymInfo *si = declare(pc->fn, st->sym, INIT_NONE, 0, false);
+                si->captured = true;
+                si->read = true;
+            }
+            pre(&in, st->value);
+        } else {
+            st->cg = in.fn;
+            pre(&in, st);
+        }
+    }
+}
+
+static void pre(Pre *pc, Node *n)
+{
+    if (!n)
+        return;
+    switch (n->kind) {
+    case N_STRING:
+        for (int i = 0; i < n->parts.len; i++)
+            pre(pc, ((StrPart *)n->parts.items[i])->expr);
+        break;
+    case N_NAME:
+        use_sym(pc->fn, n->sym);
+        break;
+    case N_FIELD: pre(pc, n->lhs); break;
+    case N_CALL: pre_call(pc, n); break;
+    case N_LIST: pre_vec(pc, &n->args); break;
+    case N_RECORD:
+        for (int i = 0; i < n->inits.len; i++)
+            pre(pc, ((FieldInit *)n->inits.items[i])->value);
+        break;
+    case N_BINARY: pre(pc, n->lhs); pre(pc, n->rhs); break;
+    case N_UNARY: pre(pc, n->operand); break;
+    case N_BLOCK: pre_vec(pc, &n->stmts); break;
+    case N_IF: pre(pc, n->cond); pre(pc, n->then); pre(pc, n->els); break;
+    case N_MATCH:
+        pre(pc, n->lhs);
+        for (int i = 0; i < n->arms.len; i++)
+            pre(pc, ((MatchArm *)n->arms.items[i])->body);
+        break;
+    case N_FOR: pre_for(pc, n); break;
+    case N_PIPELINE: pre_pipeline(pc, n); break;
+    case N_PARBLOCK: pre_parblock(pc, n); break;
+    case N_LOOP: pre(pc, n->cond); pre(pc, n->body); pre(pc, n->els); break;
+    case N_LET:
+        if (n->sym)
+            declare(pc->fn, n->sym, INIT_NONE, 0, false);
+        pre(pc, n->value);
+        break;
+    case N_ASSIGN:
+        use_sym(pc->fn, n->sym);
+        pre(pc, n->value);
+        break;
+    case N_PHASE: {
+        Pre in = *pc;
+        in.phase = cg.phases.len;
+        int *idx = arena_alloc(sizeof *idx);
+        *idx = cg.phases.len;
+        n->cg = idx;
+        vec_push(&cg.phases, n);
+        vec_push(&cg.phase_budgets, NULL);
+        pre(&in, n->body);
+        break;
+    }
+    case N_BUDGET:
+        if (pc->phase < 0)
+            cg.wf_budget = n;
+        else
+            cg.phase_budgets.items[pc->phase] = n;
+        break;
+    case N_RETURN:
+        if (pc->fn->kind != FN_MAIN) {
+            diag_error(n->span, "'return' inside a parallel body is not supported; "
+                       "use the body's value");
+            cg.ok = false;
+        }
+        pre(pc, n->value);
+        break;
+    default:
+        break;
+    }
+}
+
+/* ---- expressions -------------------------------------------------------- */
+
+/* The statement that propagates a failure from here. */
+static const char *fail_stmt(Gen *g)
+{
+    if (!g->fail)
+        return "return false;";
+    if (g->fail_used)
+        *g->fail_used = true;
+    return fmt("goto %s;", g->fail);
+}
+
+/* if (!t) <propagate>; */
+static void check(Gen *g, const char *t)
+{
+    emit(g, "if (!%s)", t);
+    g->fn->indent++;
+    emit(g, "%s", fail_stmt(g));
+    g->fn->indent--;
+}
+
+/* json_t *tN = rhs; */
+static const char *tmp_of(Gen *g, const char *rhs)
+{
+    const char *t = new_tmp();
+    emit(g, "json_t *%s = %s;", t, rhs);
+    return t;
+}
+
+/* The value of n, or fr_null() when it has none. */
+static const char *value_of(Gen *g, Node *n)
+{
+    const char *v = gen_expr(g, n);
+    return v ? v : "fr_null()";
+}
+
+static const char *gen_int(int64_t v)
+{
+    if (v > INT32_MAX || v < INT32_MIN)
+        return fmt("fr_int(cx, INT64_C(%" PRId64 "))", v);
+    return fmt("fr_int(cx, %" PRId64 ")", v);
+}
+
+/* string -> "text" | "text {{ e }} text": fr_str, or a buffer for templates */
+static const char *gen_string(Gen *g, Node *n)
+{
+    bool templ = false;
+    for (int i = 0; i < n->parts.len; i++)
+        templ |= ((StrPart *)n->parts.items[i])->expr != NULL;
+    if (!templ) {
+        StrPart *sp = n->parts.len ? n->parts.items[0] : NULL;
+        if (n->parts.len <= 1)
+            return tmp_of(g, fmt("fr_str(cx, %s)", sp ? c_lit_n(sp->text, sp->len) : "\"\""));
+    }
+    const char **vals = arena_alloc(sizeof *vals * (size_t)(n->parts.len + 1));
+    for (int i = 0; i < n->parts.len; i++) {
+        StrPart *sp = n->parts.items[i];
+        if (sp->expr)
+            vals[i] = value_of(g, sp->expr);
+    }
+    const char *t = new_tmp();
+    emit(g, "json_t *%s;", t);
+    emit(g, "{");
+    g->fn->indent++;
+    emit(g, "fr_buf b = { NULL, 0, 0 };");
+    for (int i = 0; i < n->parts.len; i++) {
+        StrPart *sp = n->parts.items[i];
+        if (sp->expr)
+            emit(g, "fr_buf_value(&b, %s);", vals[i]);
+        else if (sp->len)
+            emit(g, "fr_buf_put(&b, %s, %zu);", c_lit_n(sp->text, sp->len), sp->len);
+    }
+    emit(g, "%s = fr_strn(cx, b.s ? b.s : \"\", b.len);", t);
+    emit(g, "fr_buf_free(&b);");
+    g->fn->indent--;
+    emit(g, "}");
+    return t;
+}
+
+/* Is n a name of an enum type (the left side of Enum.value)? */
+static Decl *enum_name(Node *n)
+{
+    if (n->kind != N_NAME || n->sym)
+        return NULL;
+    if (n->decl && n->decl->kind == D_ENUM)
+        return n->decl;
+    Decl *d = find_decl(D_ENUM, n->name);
+    return d;
+}
+
+/* name -> a variable, a parameter, an agent parameter (render) or an enum value */
+static const char *gen_name(Gen *g, Node *n)
+{
+    if (g->agent) {
+        int i = param_index(g->agent, n->name);
+        if (i >= 0)
+            return fmt("args[%d]", i);
+    }
+    if (n->sym) {
+        SymInfo *si = lookup(g->fn, n->sym);
+        if (si)
+            return var_ref(g->fn, si);
+    }
+    if (n->type && n->type->kind == TY_ENUM)
+        return tmp_of(g, fmt("fr_str(cx, %s)", c_lit(n->name)));
+    return "fr_null()";
+}
+
+/* field -> e.name (or Enum.value) */
+static const char *gen_field(Gen *g, Node *n)
+{
+    if (enum_name(n->lhs))
+        return tmp_of(g, fmt("fr_str(cx, %s)", c_lit(n->name)));
+    const char *rec = value_of(g, n->lhs);
+    return tmp_of(g, fmt("fr_get(%s, %s)", rec, c_lit(n->name)));
+}
+
+/* The `using` model of a call, or NULL. */
+static const char *using_ref(Node *n)
+{
+    if (!n->using_model)
+        return "NULL";
+    return fmt("&model_%s", n->using_model);
+}
+
+/* builtin -> read_jsonl<T>(p) | write_jsonl(xs, p) | len(x) | env(n) | approve | escalate | fail */
+static const char *gen_builtin(Gen *g, Node *n, const char **a)
+{
+    const char *where = where_of(n->span);
+    const char *t;
+    switch (n->builtin) {
+    case B_READ_JSONL: {
+        Type *lt = n->type && n->type->kind == TY_LIST ? n->type->elem : NULL;
+        t = tmp_of(g, fmt("fr_read_jsonl(cx, %s, %s, %s)", a[0], type_ref(lt), where));
+        check(g, t);
+        return t;
+    }
+    case B_WRITE_JSONL: {
+        Node *xs = n->args.items[0];
+        Type *lt = xs->type && xs->type->kind == TY_LIST ? xs->type->elem : NULL;
+        emit(g, "if (!fr_write_jsonl(cx, %s, %s, %s, %s))", a[0], a[1], type_ref(lt), where);
+        g->fn->indent++;
+        emit(g, "%s", fail_stmt(g));
+        g->fn->indent--;
+        return NULL;
+    }
+    case B_LEN: return tmp_of(g, fmt("fr_len(cx, %s)", a[0]));
+    case B_ENV: return tmp_of(g, fmt("fr_env(cx, %s)", a[0]));
+    case B_APPROVE:
+        t = tmp_of(g, fmt("fr_approve(cx, %s, %s, %d, %s)", a[0], n->args.len > 1 ? a[1] : "fr_null()",
+                          n->site, where));
+        check(g, t);
+        return t;
+    case B_ESCALATE:
+        emit(g, "fr_escalate(cx, %s, json_string_value(%s), %s);",
+             n->args.len > 1 ? a[0] : "cx->item", n->args.len > 1 ? a[1] : a[0], where);
+        emit(g, "%s", fail_stmt(g));
+        return NULL;
+    case B_FAIL:
+        emit(g, "fr_fail(cx, %s, \"%%s\", json_string_value(%s));", where,
+             n->args.len ? a[0] : "fr_null()");
+        emit(g, "%s", fail_stmt(g));
+        return NULL;
+    default:
+        return "fr_null()";
+    }
+}
+
+/* call -> agent(args) [using m] | builtin(args) */
+static const char *gen_call(Gen *g, Node *n)
+{
+    const char **a = arena_alloc(sizeof *a * (size_t)(n->args.len + 1));
+    for (int i = 0; i < n->args.len; i++)
+        a[i] = value_of(g, n->args.items[i]);
+    if (n->builtin != B_NONE)
+        return gen_builtin(g, n, a);
+    char *call = fmt("agent_%s(cx, %d, %s", n->name, n->site, using_ref(n));
+    for (int i = 0; i < n->args.len; i++)
+        call = fmt("%s, %s", call, a[i]);
+    call = fmt("%s, %s)", call, where_of(n->span));
+    const char *t = tmp_of(g, call);
+    check(g, t);
+    return t;
+}
+
+/* list -> [a, b, ...] */
+static const char *gen_list(Gen *g, Node *n)
+{
+    const char **a = arena_alloc(sizeof *a * (size_t)(n->args.len + 1));
+    for (int i = 0; i < n->args.len; i++)
+        a[i] = value_of(g, n->args.items[i]);
+    const char *t = tmp_of(g, "fr_list(cx)");
+    for (int i = 0; i < n->args.len; i++)
+        emit(g, "fr_list_push(%s, %s);", t, a[i]);
+    return t;
+}
+
+/* record -> Schema { f: e, ... } */
+static const char *gen_record(Gen *g, Node *n)
+{
+    const char **a = arena_alloc(sizeof *a * (size_t)(n->inits.len + 1));
+    for (int i = 0; i < n->inits.len; i++)
+        a[i] = value_of(g, ((FieldInit *)n->inits.items[i])->value);
+    const char *t = tmp_of(g, "fr_record(cx)");
+    for (int i = 0; i < n->inits.len; i++)
+        emit(g, "fr_record_set(%s, %s, %s);", t, c_lit(((FieldInit *)n->inits.items[i])->name),
+             a[i]);
+    return t;
+}
+
+/* a and b, a or b, a ?? b: b only evaluated when needed */
+static const char *gen_short(Gen *g, Node *n)
+{
+    const char *l = value_of(g, n->lhs);
+    const char *t = tmp_of(g, l);
+    const char *test = n->op == OP_AND ? fmt("fr_truthy(%s)", t)
+                       : n->op == OP_OR ? fmt("!fr_truthy(%s)", t) : fmt("fr_is_null(%s)", t);
+    emit(g, "if (%s) {", test);
+    g->fn->indent++;
+    const char *r = value_of(g, n->rhs);
+    emit(g, "%s = %s;", t, r);
+    g->fn->indent--;
+    emit(g, "}");
+    return t;
+}
+
+/* binary -> a op b */
+static const char *gen_binary(Gen *g, Node *n)
+{
+    if (n->op == OP_AND || n->op == OP_OR || n->op == OP_COALESCE)
+        return gen_short(g, n);
+    const char *l = value_of(g, n->lhs);
+    const char *r = value_of(g, n->rhs);
+    static const char *const cmp[] = { [OP_LT] = "<", [OP_LE] = "<=", [OP_GT] = ">",
+                                       [OP_GE] = ">=" };
+    switch (n->op) {
+    case OP_ADD: return tmp_of(g, fmt("fr_add(cx, %s, %s)", l, r));
+    case OP_SUB: return tmp_of(g, fmt("fr_sub(cx, %s, %s)", l, r));
+    case OP_MUL: return tmp_of(g, fmt("fr_mul(cx, %s, %s)", l, r));
+    case OP_DIV: {
+        const char *t = tmp_of(g, fmt("fr_div(cx, %s, %s, %s)", l, r, where_of(n->span)));
+        check(g, t);
+        return t;
+    }
+    case OP_EQ: return tmp_of(g, fmt("fr_bool(fr_equal(%s, %s))", l, r));
+    case OP_NE: return tmp_of(g, fmt("fr_bool(!fr_equal(%s, %s))", l, r));
+    default: return tmp_of(g, fmt("fr_bool(fr_compare(%s, %s) %s 0)", l, r, cmp[n->op]));
+    }
+}
+
+static const char *gen_unary(Gen *g, Node *n)
+{
+    const char *v = value_of(g, n->operand);
+    if (n->op == OP_NOT)
+        return tmp_of(g, fmt("fr_bool(!fr_truthy(%s))", v));
+    return tmp_of(g, fmt("fr_neg(cx, %s)", v));
+}
+
+/* Evaluates a branch (a block) inside the braces already opened; stores its
+ * value in res if res is not NULL. */
+static void gen_branch(Gen *g, Node *body, const char *res)
+{
+    g->fn->indent++;
+    const char *v = gen_expr(g, body);
+    if (res && v)
+        emit(g, "%s = %s;", res, v);
+    g->fn->indent--;
+}
+
+/* if -> if c { } else { } */
+static const char *gen_if(Gen *g, Node *n)
+{
+    const char *c = value_of(g, n->cond);
+    const char *res = NULL;
+    if (is_value_type(n->type) && n->els) {
+        res = new_tmp();
+        emit(g, "json_t *%s = fr_null();", res);
+    }
+    emit(g, "if (fr_truthy(%s)) {", c);
+    gen_branch(g, n->then, res);
+    if (n->els) {
+        emit(g, "} else {");
+        gen_branch(g, n->els, res);
+    }
+    emit(g, "}");
+    return res;
+}
+
+static int enum_value_index(Decl *e, const char *name)
+{
+    for (int i = 0; e && i < e->values.len; i++)
+        if (strcmp(((Field *)e->values.items[i])->name, name) == 0)
+            return i;
+    return -1;
+}
+
+/* match -> match e { a, b => e ... _ => e }: a switch on the value's index */
+static const char *gen_match(Gen *g, Node *n)
+{
+    const char *subj = value_of(g, n->lhs);
+    Type *st = n->lhs->type;
+    if (st && st->kind == TY_OPT)
+        st = st->elem;
+    Decl *e = st && st->kind == TY_ENUM ? st->decl : NULL;
+    if (!e)
+        return "fr_null()";
+    enum_use(e);
+    const char *res = NULL;
+    if (is_value_type(n->type)) {
+        res = new_tmp();
+        emit(g, "json_t *%s = fr_null();", res);
+    }
+    bool wild = false;
+    emit(g, "switch (fr_enum_index(&%s_enum, %s)) {", e->name, subj);
+    for (int i = 0; i < n->arms.len; i++) {
+        MatchArm *arm = n->arms.items[i];
+        if (arm->wildcard) {
+            wild = true;
+            emit(g, "default: {");
+        }
+        for (int k = 0; k < arm->pats.len; k++) {
+            Node *pat = arm->pats.items[k];
+            emit(g, "case %d: /* %s */%s", enum_value_index(e, pat->name), pat->name,
+                 k == arm->pats.len - 1 && !arm->wildcard ? " {" : "");
+        }
+        gen_branch(g, arm->body, res);
+        emit(g, "    break;");
+        emit(g, "}");
+    }
+    if (!wild) {
+        emit(g, "default:");
+        g->fn->indent++;
+        emit(g, "fr_fail(cx, %s, \"no case of '%s' matches\");", where_of(n->span), e->name);
+        emit(g, "%s", fail_stmt(g));
+        g->fn->indent--;
+    }
+    emit(g, "}");
+    return res;
+}
+
+/* The integer value of an option (concurrency: 8), or dflt. */
+static int64_t opt_int(Vec *opts, const char *key, int64_t dflt)
+{
+    for (int i = 0; i < opts->len; i++) {
+        Setting *s = opts->items[i];
+        if (strcmp(s->key, key) == 0 && s->value && s->value->kind == N_INT)
+            return s->value->ival;
+    }
+    return dflt;
+}
+
+/* FR_ON_ERROR_SKIP or FR_ON_ERROR_HALT from `on_error: skip|halt`. */
+static const char *opt_on_error(Vec *opts)
+{
+    for (int i = 0; i < opts->len; i++) {
+        Setting *s = opts->items[i];
+        if (strcmp(s->key, "on_error") == 0 && s->value && s->value->name &&
+            strcmp(s->value->name, "skip") == 0)
+            return "FR_ON_ERROR_SKIP";
+    }
+    return "FR_ON_ERROR_HALT";
+}
+
+/* for x in xs where c { e }: an inline loop; skip and escalate drop the item */
+static const char *gen_inline_for(Gen *g, Node *n)
+{
+    const char *xs = value_of(g, n->iter);
+    int id = ++cg.label;
+    bool push = is_value_type(n->body->type);
+    const char *res = tmp_of(g, "fr_list(cx)");
+    SymInfo *si = n->sym ? lookup(g->fn, n->sym) : NULL;
+    emit(g, "for (size_t i_%d = 0, n_%d = fr_count(%s); i_%d < n_%d; i_%d++) {", id, id, xs,
+         id, id, id);
+    g->fn->indent++;
+    emit(g, "size_t mark_%d = fr_mark(cx), saved_%d;", id, id);
+    emit(g, "fr_item_enter(cx, i_%d, &saved_%d);", id, id);
+    if (si && si->read)
+        emit(g, "%s = fr_at(%s, i_%d);", var_ref(g->fn, si), xs, id);
+    bool drop_used = false;
+    Gen in = *g;
+    in.fail = fmt("drop_%d", id);
+    in.fail_used = &drop_used;
+    in.loop_direct = false;
+    if (n->cond) {
+        const char *c = value_of(&in, n->cond);
+        emit(g, "if (!fr_truthy(%s))", c);
+        emit(g, "    goto drop_%d;", id);
+        drop_used = true;
+    }
+    const char *v = gen_expr(&in, n->body);
+    if (push && v)
+        emit(g, "fr_list_push(%s, %s);", res, v);
+    else if (v && v[0] == 't')
+        emit(g, "(void)%s;", v);
+    if (drop_used)
+        emit(g, "drop_%d:", id);
+    emit(g, "fr_item_leave(cx, saved_%d);", id);
+    emit(g, "fr_release(cx, mark_%d);", id);
+    if (drop_used) {
+        emit(g, "if (cx->sig == FR_SIG_SKIP || cx->sig == FR_SIG_ESCALATE)");
+        emit(g, "    fr_sig_clear(cx);");
+        emit(g, "else if (cx->sig != FR_OK)");
+        emit(g, "    %s", fail_stmt(g));
+    }
+    g->fn->indent--;
+    emit(g, "}");
+    return res;
+}
+
+/* The env argument for closures created in fn: its frame, or NULL. */
+static bool fn_has_frame(Fn *fn);
+
+static const char *env_arg(Gen *g)
+{
+    return fn_has_frame(g->fn) ? "&fr" : "NULL";
+}
+
+static void gen_closure(Fn *fn, Node *body, Node *where);
+
+/* parallel for x in xs (concurrency: N, on_error: e) where c { e } */
+static const char *gen_parallel_for(Gen *g, Node *n)
+{
+    const char *xs = value_of(g, n->iter);
+    Fn *body = n->cg;
+    gen_closure(body, n->body, n->cond);
+    const char *t = tmp_of(g, fmt("fr_parallel_for(cx, %s, &(fr_par_opts){ %" PRId64 ", %s, %s }, "
+                                  "%s, %s)", xs, opt_int(&n->opts, "concurrency", 16),
+                                  opt_on_error(&n->opts), where_of(n->span), body->name,
+                                  env_arg(g)));
+    check(g, t);
+    return t;
+}
+
+/* pipeline for x in xs (opts) { stage a (concurrency: N) { e } ... } */
+static const char *gen_pipeline(Gen *g, Node *n)
+{
+    const char *xs = value_of(g, n->iter);
+    int id = (int)(intptr_t)n->cg;
+    int64_t conc = opt_int(&n->opts, "concurrency", 16);
+    for (int k = 0; k < n->stmts.len; k++) {
+        Node *st = n->stmts.items[k];
+        gen_closure(st->cg, st->body, NULL);
+    }
+    fprintf(cg.closures, "static const fr_stage stages_%d[] = {\n", id);
+    for (int k = 0; k < n->stmts.len; k++) {
+        Node *st = n->stmts.items[k];
+        fprintf(cg.closures, "    { %s, %" PRId64 ", %s },\n", c_lit(st->name),
+                opt_int(&st->opts, "concurrency", conc), ((Fn *)st->cg)->name);
+    }
+    fprintf(cg.closures, "};\n\n");
+    const char *t = tmp_of(g, fmt("fr_pipeline(cx, %s, &(fr_par_opts){ %" PRId64 ", %s, %s }, "
+                                  "%d, stages_%d, %s)", xs, conc, opt_on_error(&n->opts),
+                                  where_of(n->span), n->stmts.len, id, env_arg(g)));
+    check(g, t);
+    return t;
+}
+
+/* parallel { stmt ... }: each statement a task; bindings land in the frame */
+static const char *gen_parblock(Gen *g, Node *n)
+{
+    int id = (int)(intptr_t)n->cg;
+    for (int k = 0; k < n->stmts.len; k++) {
+        Node *st = n->stmts.items[k];
+        gen_closure(st->cg, st, NULL);
+    }
+    fprintf(cg.closures, "static const fr_task_fn tasks_%d[] = {", id);
+    for (int k = 0; k < n->stmts.len; k++)
+        fprintf(cg.closures, "%s%s", k ? ", " : " ", ((Fn *)((Node *)n->stmts.items[k])->cg)->name);
+    fprintf(cg.closures, " };\n\n");
+    emit(g, "if (!fr_parallel_block(cx, %d, tasks_%d, %s))", n->stmts.len, id, env_arg(g));
+    g->fn->indent++;
+    emit(g, "%s", fail_stmt(g));
+    g->fn->indent--;
+    return NULL;
+}
+
+/* loop max N { ... break ... } else { ... } */
+static const char *gen_loop(Gen *g, Node *n)
+{
+    int id = ++cg.label;
+    const char *max = n->cond && n->cond->kind == N_INT ? fmt("%" PRId64, n->cond->ival) : NULL;
+    if (!max) {
+        const char *m = value_of(g, n->cond);
+        max = fmt("json_integer_value(%s)", m);
+    }
+    emit(g, "int64_t i_%d;", id);
+    emit(g, "for (i_%d = 0; i_%d < %s; i_%d++) {", id, id, max, id);
+    g->fn->indent++;
+    emit(g, "size_t mark_%d = fr_mark(cx);", id);
+    bool brk = false, lfail = false;
+    Gen in = *g;
+    in.loop = id;
+    in.loop_direct = true;
+    in.brk_used = &brk;
+    in.fail = fmt("lfail_%d", id);
+    in.fail_used = &lfail;
+    const char *v = gen_expr(&in, n->body);
+    if (v && v[0] == 't')
+        emit(g, "(void)%s;", v);
+    emit(g, "fr_release(cx, mark_%d);", id);
+    if (brk || lfail)
+        emit(g, "continue;");
+    if (brk) {
+        emit(g, "brk_%d:", id);
+        emit(g, "fr_release(cx, mark_%d);", id);
+        emit(g, "break;");
+    }
+    if (lfail) {
+        emit(g, "lfail_%d:", id);
+        emit(g, "fr_release(cx, mark_%d);", id);
+        emit(g, "if (cx->sig != FR_SIG_BREAK)");
+        emit(g, "    %s", fail_stmt(g));
+        emit(g, "fr_sig_clear(cx);");
+        emit(g, "break;");
+    }
+    g->fn->indent--;
+    emit(g, "}");
+    if (n->els) {
+        emit(g, "if (i_%d == %s) {", id, max);
+        gen_branch(g, n->els, NULL);
+        emit(g, "}");
+    }
+    return NULL;
+}
+
+/* break: straight to the loop's exit, or through the inline fors between */
+static const char *gen_break(Gen *g)
+{
+    if (!g->loop)
+        return NULL;
+    if (g->loop_direct) {
+        *g->brk_used = true;
+        emit(g, "goto brk_%d;", g->loop);
+    } else {
+        emit(g, "cx->sig = FR_SIG_BREAK;");
+        emit(g, "%s", fail_stmt(g));
+    }
+    return NULL;
+}
+
+/* let x = e | x = e */
+static const char *gen_bind(Gen *g, Node *n)
+{
+    SymInfo *si = n->sym ? lookup(g->fn, n->sym) : NULL;
+    const char *v = value_of(g, n->value);
+    if (!si || !si->read) {
+        if (v[0] == 't')
+            emit(g, "(void)%s;", v);
+        return NULL;
+    }
+    if (si->owned)
+        emit(g, "fr_assign(&%s, %s);", var_ref(g->fn, si), v);
+    else
+        emit(g, "%s = %s;", var_ref(g->fn, si), v);
+    return NULL;
+}
+
+/* phase name { ... } */
+static const char *gen_phase(Gen *g, Node *n)
+{
+    int idx = *(int *)n->cg;
+    emit(g, "/* phase %s */", n->name);
+    emit(g, "if (!fr_phase_begin(cx, %d))", idx);
+    emit(g, "    %s", fail_stmt(g));
+    const char *v = gen_expr(g, n->body);
+    if (v && v[0] == 't')
+        emit(g, "(void)%s;", v);
+    emit(g, "fr_phase_end(cx, %d);", idx);
+    return NULL;
+}
+
+/* return e: the workflow's result, owned */
+static const char *gen_return(Gen *g, Node *n)
+{
+    const char *v = n->value ? value_of(g, n->value) : "fr_null()";
+    emit(g, "result = json_incref(%s);", v);
+    g->fn->used_out = true;
+    emit(g, "goto out;");
+    return NULL;
+}
+
+/* block -> { stmt ... }: the value of its last expression */
+static const char *gen_block(Gen *g, Node *n)
+{
+    const char *v = NULL;
+    for (int i = 0; i < n->stmts.len; i++) {
+        if (v && v[0] == 't')
+            emit(g, "(void)%s;", v);
+        v = gen_expr(g, n->stmts.items[i]);
+    }
+    return v;
+}
+
+static const char *gen_expr(Gen *g, Node *n)
+{
+    if (!n)
+        return NULL;
+    switch (n->kind) {
+    case N_INT: return tmp_of(g, gen_int(n->ival));
+    case N_DURATION: return tmp_of(g, gen_int(n->ival));
+    case N_FLOAT: return tmp_of(g, fmt("fr_float(cx, %s)", c_double(n->fval)));
+    case N_STRING: return gen_string(g, n);
+    case N_BOOL: return n->ival ? "fr_bool(true)" : "fr_bool(false)";
+    case N_NULL: return "fr_null()";
+    case N_NAME: return gen_name(g, n);
+    case N_FIELD: return gen_field(g, n);
+    case N_CALL: return gen_call(g, n);
+    case N_LIST: return gen_list(g, n);
+    case N_RECORD: return gen_record(g, n);
+    case N_BINARY: return gen_binary(g, n);
+    case N_UNARY: return gen_unary(g, n);
+    case N_BLOCK: return gen_block(g, n);
+    case N_IF: return gen_if(g, n);
+    case N_MATCH: return gen_match(g, n);
+    case N_FOR: return n->parallel ? gen_parallel_for(g, n) : gen_inline_for(g, n);
+    case N_PIPELINE: return gen_pipeline(g, n);
+    case N_PARBLOCK: return gen_parblock(g, n);
+    case N_LOOP: return gen_loop(g, n);
+    case N_LET: case N_ASSIGN: return gen_bind(g, n);
+    case N_PHASE: return gen_phase(g, n);
+    case N_RETURN: return gen_return(g, n);
+    case N_BREAK: return gen_break(g);
+    case N_SKIP:
+        emit(g, "fr_skip(cx);");
+        emit(g, "%s", fail_stmt(g));
+        return NULL;
+    default:
+        return NULL;
+    }
+}
+
+/* ---- functions ---------------------------------------------------------- */
+
+static bool fn_has_frame(Fn *fn)
+{
+    if (!fn->has_closures)
+        return false;
+    if (fn->kind != FN_MAIN)
+        return true;
+    for (int i = 0; i < fn->locals.len; i++)
+        if (((SymInfo *)fn->locals.items[i])->captured)
+            return true;
+    return false;
+}
+
+static const char *frame_name(Fn *fn)
+{
+    return fmt("frame_%s", fn->name);
+}
+
+/* struct frame_F { struct frame_P *up; json_t *v_x; ... }; */
+static void write_frame(FILE *f, Fn *fn)
+{
+    fprintf(f, "struct %s {\n", frame_name(fn));
+    if (fn->kind != FN_MAIN)
+        fprintf(f, "    struct %s *up;\n", frame_name(fn->parent));
+    for (int i = 0; i < fn->locals.len; i++) {
+        SymInfo *si = fn->locals.items[i];
+        if (si->captured)
+            fprintf(f, "    json_t *%s;%*s/* %s */\n", si->cname,
+                    (int)(si->cname[0] && strlen(si->cname) < 24 ? 24 - strlen(si->cname) : 1),
+                    "", si->sym->name);
+    }
+    fprintf(f, "};\n\n");
+}
+
+static void fn_open(Fn *fn)
+{
+    fn->f = open_memstream(&fn->buf, &fn->len);
+    fn->indent = 1;
+}
+
+static void fn_close(Fn *fn)
+{
+    fclose(fn->f);
+    fn->f = NULL;
+}
+
+/* The initial value of a local from the function's parameters. */
+static const char *init_of(SymInfo *si)
+{
+    switch (si->init) {
+    case INIT_ARG: return fmt("args[%d]", si->init_index);
+    case INIT_ITEM: return "item";
+    case INIT_PREV: return fmt("prev[%d]", si->init_index);
+    default: return "NULL";
+    }
+}
+
+/* The prologue: env, frame, locals that the body uses. */
+static char *prologue(Fn *fn, const char *body, const char *result_decl)
+{
+    char *s = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&s, &n);
+    bool frame = fn_has_frame(fn);
+    if (fn->kind != FN_MAIN && fn->kind != FN_RENDER && (frame || c_uses(body, "up")))
+        fprintf(f, "    struct %s *up = env;\n", frame_name(fn->parent));
+    if (frame && fn->kind != FN_MAIN) {
+        fprintf(f, "    struct %s fr = { .up = up };\n", frame_name(fn));
+    } else if (frame) {
+        for (int i = 0; i < fn->locals.len; i++) {
+            SymInfo *si = fn->locals.items[i];
+            if (si->captured) {
+                fprintf(f, "    struct %s fr = { .%s = NULL };\n", frame_name(fn), si->cname);
+                break;
+            }
+        }
+    }
+    if (result_decl)
+        fprintf(f, "    %s\n", result_decl);
+    for (int i = 0; i < fn->locals.len; i++) {
+        SymInfo *si = fn->locals.items[i];
+        if (si->captured && si->init != INIT_NONE)
+            fprintf(f, "    fr.%s = %s;\n", si->cname, init_of(si));
+        else if (!si->captured && c_uses(body, si->cname))
+            fprintf(f, "    json_t *%s = %s;\n", si->cname, init_of(si));
+    }
+    fclose(f);
+    char *r = arena_strdup(s);
+    free(s);
+    return r;
+}
+
+/* (void)p; for each parameter neither the prologue nor the body uses */
+static void void_unused(FILE *f, const char *pro, const char *body, const char *const *names,
+                        int n)
+{
+    for (int i = 0; i < n; i++)
+        if (!c_uses(pro, names[i]) && !c_uses(body, names[i]))
+            fprintf(f, "    (void)%s;\n", names[i]);
+}
+
+/* out: fr_drop(&v) for owned locals; */
+static void write_drops(FILE *f, Fn *fn, const char *body)
+{
+    for (int i = 0; i < fn->locals.len; i++) {
+        SymInfo *si = fn->locals.items[i];
+        if (!si->owned)
+            continue;
+        if (si->captured)
+            fprintf(f, "    fr_drop(&fr.%s);\n", si->cname);
+        else if (c_uses(body, si->cname))
+            fprintf(f, "    fr_drop(&%s);\n", si->cname);
+    }
+}
+
+static bool fn_has_owned(Fn *fn)
+{
+    for (int i = 0; i < fn->locals.len; i++)
+        if (((SymInfo *)fn->locals.items[i])->owned)
+            return true;
+    return false;
+}
+
+/* A closure: a parallel for body (where: its filter), a stage, or a task. */
+static void gen_closure(Fn *fn, Node *body, Node *where)
+{
+    fn_open(fn);
+    Gen g = { fn, "out", &fn->used_out, 0, false, NULL, NULL };
+    if (where) {
+        const char *c = value_of(&g, where);
+        emit(&g, "if (!fr_truthy(%s)) {", c);
+        emit(&g, "    fr_skip(cx);");
+        emit(&g, "    goto out;");
+        emit(&g, "}");
+        fn->used_out = true;
+    }
+    bool task = fn->kind == FN_TASK;
+    if (task && body->kind == N_LET) {
+        SymInfo *si = body->sym ? lookup(fn, body->sym) : NULL;
+        const char *v = value_of(&g, body->value);
+        if (si && si->owned)
+            emit(&g, "fr_assign(&%s, %s);", var_ref(fn, si), v);
+        else if (si)
+            emit(&g, "%s = %s;", var_ref(fn, si), v);
+        emit(&g, "ok = true;");
+    } else if (task) {
+        const char *v = gen_expr(&g, body);
+        if (v && v[0] == 't')
+            emit(&g, "(void)%s;", v);
+        emit(&g, "ok = true;");
+    } else {
+        const char *v = value_of(&g, body);
+        if (fn_has_owned(fn))
+            emit(&g, "result = fr_keep(cx, json_incref(%s));", v);
+        else
+            emit(&g, "result = %s;", v);
+    }
+    fn_close(fn);
+
+    FILE *f = cg.closures;
+    const char *pro = prologue(fn, fn->buf, task ? "bool ok = false;" : "json_t *result = NULL;");
+    if (fn->kind == FN_BODY) {
+        fprintf(f, "static json_t *%s(fr_ctx *cx, json_t *item, size_t index, void *env)\n{\n",
+                fn->name);
+        static const char *const names[] = { "item", "index", "env" };
+        fputs(pro, f);
+        void_unused(f, pro, fn->buf, names, 3);
+    } else if (fn->kind == FN_STAGE) {
+        fprintf(f, "static json_t *%s(fr_ctx *cx, json_t *item, json_t *const *prev, size_t index,"
+                "\n%*svoid *env)\n{\n", fn->name, (int)strlen(fn->name) + 16, "");
+        static const char *const names[] = { "item", "prev", "index", "env" };
+        fputs(pro, f);
+        void_unused(f, pro, fn->buf, names, 4);
+    } else {
+        fprintf(f, "static bool %s(fr_ctx *cx, void *env)\n{\n", fn->name);
+        static const char *const names[] = { "env" };
+        fputs(pro, f);
+        void_unused(f, pro, fn->buf, names, 1);
+    }
+    fputs(fn->buf, f);
+    if (fn->used_out)
+        fputs("out:\n", f);
+    write_drops(f, fn, fn->buf);
+    fprintf(f, "    return %s;\n}\n\n", task ? "ok" : "result");
+    free(fn->buf);
+}
+
+/* static json_t *wf_main(fr_ctx *cx, json_t *const *args) */
+static char *gen_main(void)
+{
+    Fn *fn = cg.main;
+    fn_open(fn);
+    Gen g = { fn, "out", &fn->used_out, 0, false, NULL, NULL };
+    const char *v = gen_expr(&g, cg.w->body);
+    if (!is_value_type(cg.w->ret_type) || !v)
+        v = "fr_null()";
+    emit(&g, "result = json_incref(%s);", v);
+    fn_close(fn);
+
+    char *s = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&s, &n);
+    const char *pro = prologue(fn, fn->buf, "json_t *result = NULL;");
+    fprintf(f, "/* workflow %s */\nstatic json_t *wf_main(fr_ctx *cx, json_t *const *args)\n{\n",
+            cg.w->name);
+    fputs(pro, f);
+    static const char *const names[] = { "args" };
+    void_unused(f, pro, fn->buf, names, 1);
+    fputs(fn->buf, f);
+    if (fn->used_out)
+        fputs("out:\n", f);
+    write_drops(f, fn, fn->buf);
+    fputs("    return result;\n}\n\n", f);
+    free(fn->buf);
+    fclose(f);
+    char *r = arena_strdup(s);
+    free(s);
+    return r;
+}
+
+/* ---- models and agents -------------------------------------------------- */
+
+static void write_model(FILE *f, Decl *d)
+{
+    ModelInfo *mi = d->sema;
+    if (!mi)
+        return;
+    fprintf(f, "static const fr_model model_%s = {\n", d->name);
+    fprintf(f, "    .name = %s,\n    .provider = %s,\n    .api_name = %s,\n", c_lit(d->name),
+            c_lit(mi->provider), c_lit(mi->api_name));
+    fprintf(f, "    .usd_per_mtok_in = %s,\n    .usd_per_mtok_out = %s,\n", c_double(mi->usd_in),
+            c_double(mi->usd_out));
+    fprintf(f, "    .base_url = %s,\n    .api_key_env = %s,\n};\n\n", c_lit(mi->base_url),
+            c_lit(mi->api_key_env));
+}
+
+/* The statements that append one template (system or prompt) to buffer buf. */
+static void gen_template(Gen *g, Node *s, const char *buf)
+{
+    if (!s)
+        return;
+    for (int i = 0; i < s->parts.len; i++) {
+        StrPart *sp = s->parts.items[i];
+        if (sp->expr) {
+            const char *v = value_of(g, sp->expr);
+            emit(g, "fr_buf_value(%s, %s);", buf, v);
+        } else if (sp->len) {
+            int ind = 4 * g->fn->indent + (int)strlen(buf) + 12;
+            emit(g, "fr_buf_put(%s, %s, %zu);", buf, c_lit_wrapped(sp->text, sp->len, ind),
+                 sp->len);
+        }
+    }
+}
+
+/* static bool A_render(cx, args, system, prompt) */
+static void write_render(FILE *f, Decl *a, AgentInfo *ai)
+{
+    Fn *fn = new_fn(FN_RENDER, NULL, fmt("%s_render", a->name));
+    fn_open(fn);
+    Gen g = { fn, NULL, NULL, 0, false, NULL, a };
+    gen_template(&g, ai->system, "system");
+    gen_template(&g, ai->prompt, "prompt");
+    fn_close(fn);
+    fprintf(f, "static bool %s(fr_ctx *cx, json_t *const *args, fr_buf *system, fr_buf *prompt)"
+            "\n{\n", fn->name);
+    static const char *const names[] = { "cx", "args", "system", "prompt" };
+    void_unused(f, "", fn->buf, names, 4);
+    fputs(fn->buf, f);
+    fputs("    return true;\n}\n\n", f);
+    free(fn->buf);
+}
+
+/* The descriptor A_agent. */
+static void write_agent_desc(FILE *f, Decl *a, AgentInfo *ai)
+{
+    if (a->fields.len) {
+        fprintf(f, "static const char *const %s_params[] = {", a->name);
+        for (int i = 0; i < a->fields.len; i++)
+            fprintf(f, "%s%s", i ? ", " : " ", c_lit(((Field *)a->fields.items[i])->name));
+        fprintf(f, " };\n");
+    }
+    const char *sa = schema_json(a->ret_type, SD_ANTHROPIC);
+    const char *so = schema_json(a->ret_type, SD_OPENAI_STRICT);
+    fprintf(f, "static const fr_agent %s_agent = {\n", a->name);
+    fprintf(f, "    .name = %s,\n    .doc = %s,\n    .model = &model_%s,\n    .output = %s,\n",
+            c_lit(a->name), c_lit(a->doc), ai->model ? ai->model->name : "none",
+            type_ref(a->ret_type));
+    fprintf(f, "    .schema_anthropic =\n        %s,\n", c_lit_wrapped(sa, strlen(sa), 8));
+    fprintf(f, "    .schema_openai =\n        %s,\n", c_lit_wrapped(so, strlen(so), 8));
+    fprintf(f, "    .temperature = %s,\n    .max_tokens = %" PRId64 ",\n", c_double(ai->temperature),
+            ai->max_tokens > 0 ? ai->max_tokens : 1024);
+    fprintf(f, "    .retries = %" PRId64 ",\n    .timeout_ms = %" PRId64 ",\n", ai->retries,
+            ai->timeout_ms > 0 ? ai->timeout_ms : 60000);
+    fprintf(f, "    .render = %s_render,\n    .nparams = %d,\n    .param_names = %s,\n};\n\n",
+            a->name, a->fields.len, a->fields.len ? fmt("%s_params", a->name) : "NULL");
+}
+
+/* The typed wrapper agent_A(cx, site, using, params..., where). */
+static void write_agent_call(FILE *f, Decl *a)
+{
+    fprintf(f, "static json_t *agent_%s(fr_ctx *cx, int site, const fr_model *using", a->name);
+    for (int i = 0; i < a->fields.len; i++)
+        fprintf(f, ", json_t *p_%s", ((Field *)a->fields.items[i])->name);
+    fprintf(f, ",\n%*sconst char *where)\n{\n", (int)strlen(a->name) + 22, "");
+    if (a->fields.len) {
+        fprintf(f, "    json_t *args[] = {");
+        for (int i = 0; i < a->fields.len; i++)
+            fprintf(f, "%sp_%s", i ? ", " : " ", ((Field *)a->fields.items[i])->name);
+        fprintf(f, " };\n");
+    }
+    fprintf(f, "    return fr_call(cx, &%s_agent, site, using, %s, where);\n}\n\n", a->name,
+            a->fields.len ? "args" : "NULL");
+}
+
+static void write_agents(FILE *f)
+{
+    for (int i = 0; i < cg.agents.len; i++) {
+        Decl *a = cg.agents.items[i];
+        AgentInfo *ai = a->sema;
+        if (!ai)
+            continue;
+        fprintf(f, "/* ---- agent %s ---- */\n\n", a->name);
+        write_render(f, a, ai);
+        write_agent_desc(f, a, ai);
+        write_agent_call(f, a);
+    }
+}
+
+/* ---- the program -------------------------------------------------------- */
+
+/* A budget's settings as an fr_budget initializer. */
+static const char *budget_init(Node *b)
+{
+    if (!b)
+        return "FR_NO_BUDGET";
+    const char *usd = "-1", *tokens = "-1", *time = "-1";
+    for (int i = 0; i < b->opts.len; i++) {
+        Setting *s = b->opts.items[i];
+        Node *v = s->value;
+        if (!v)
+            continue;
+        double d = v->kind == N_FLOAT ? v->fval : (double)v->ival;
+        if (strcmp(s->key, "usd") == 0)
+            usd = c_double(d);
+        else if (strcmp(s->key, "tokens") == 0)
+            tokens = fmt("%" PRId64, v->ival);
+        else if (strcmp(s->key, "time") == 0)
+            time = fmt("%" PRId64, v->ival);
+    }
+    return fmt("{ %s, %s, %s }", usd, tokens, time);
+}
+
+/* A parameter's default as JSON text (C-escaped), or NULL. */
+static const char *default_json(Field *p)
+{
+    Node *d = p->deflt;
+    if (!d)
+        return "NULL";
+    bool neg = false;
+    if (d->kind == N_UNARY && d->op == OP_NEG) {
+        neg = true;
+        d = d->operand;
+    }
+    Type *t = p->type && p->type->kind == TY_OPT ? p->type->elem : p->type;
+    switch (d->kind) {
+    case N_INT:
+        if (t && t->kind == TY_FLOAT)
+            return c_lit(fmt("%s%" PRId64 ".0", neg ? "-" : "", d->ival));
+        return c_lit(fmt("%s%" PRId64, neg ? "-" : "", d->ival));
+    case N_FLOAT: return c_lit(fmt("%s%s", neg ? "-" : "", c_double(d->fval)));
+    case N_BOOL: return d->ival ? "\"true\"" : "\"false\"";
+    case N_NULL: return "\"null\"";
+    case N_DURATION: return c_lit(fmt("%" PRId64, d->ival));
+    case N_STRING: {
+        StrPart *sp = d->parts.len ? d->parts.items[0] : NULL;
+        char *buf = NULL;
+        size_t n = 0;
+        FILE *f = open_memstream(&buf, &n);
+        fputc('"', f);
+        for (size_t i = 0; sp && i < sp->len; i++) {
+            unsigned char c = (unsigned char)sp->text[i];
+            if (c == '"' || c == '\\')
+                fprintf(f, "\\%c", c);
+            else if (c < 0x20)
+                fprintf(f, "\\u%04x", c);
+            else
+                fputc(c, f);
+        }
+        fputc('"', f);
+        fclose(f);
+        const char *r = c_lit(buf);
+        free(buf);
+        return r;
+    }
+    default:
+        diag_error(d->span, "a parameter's default must be a literal");
+        cg.ok = false;
+        return "NULL";
+    }
+}
+
+/* 64-bit FNV-1a of every source text, as 16 hex digits. */
+static const char *source_hash(void)
+{
+    uint64_t h = 0xcbf29ce484222325u;
+    for (int i = 0; i < cg.p->files.len; i++) {
+        Source *s = src_get((int)(intptr_t)cg.p->files.items[i]);
+        for (size_t k = 0; s && k < s->len; k++) {
+            h ^= (unsigned char)s->text[k];
+            h *= 0x100000001b3u;
+        }
+    }
+    return fmt("%016" PRIx64, h);
+}
+
+/* phases[], params[], models[], agents[], program, main() */
+static void write_program(FILE *f)
+{
+    Decl *w = cg.w;
+    if (cg.phases.len) {
+        fprintf(f, "static const fr_phase phases[] = {\n");
+        for (int i = 0; i < cg.phases.len; i++)
+            fprintf(f, "    { %s, %s },\n", c_lit(((Node *)cg.phases.items[i])->name),
+                    budget_init(cg.phase_budgets.items[i]));
+        fprintf(f, "};\n\n");
+    }
+    if (w->fields.len) {
+        fprintf(f, "static const fr_param params[] = {\n");
+        for (int i = 0; i < w->fields.len; i++) {
+            Field *p = w->fields.items[i];
+            fprintf(f, "    { %s, %s, %s, %s },\n", c_lit(p->name), type_ref(p->type),
+                    default_json(p), c_lit(p->doc));
+        }
+        fprintf(f, "};\n\n");
+    }
+    if (cg.models.len) {
+        fprintf(f, "static const fr_model *const models[] = {");
+        for (int i = 0; i < cg.models.len; i++)
+            fprintf(f, "%s&model_%s", i ? ", " : " ", ((Decl *)cg.models.items[i])->name);
+        fprintf(f, " };\n");
+    }
+    if (cg.agents.len) {
+        fprintf(f, "static const fr_agent *const agents[] = {");
+        for (int i = 0; i < cg.agents.len; i++)
+            fprintf(f, "%s&%s_agent", i ? ", " : " ", ((Decl *)cg.agents.items[i])->name);
+        fprintf(f, " };\n\n");
+    }
+    Source *src = src_get(w->file);
+    fprintf(f, "static const fr_program program = {\n");
+    fprintf(f, "    .name = %s,\n    .doc = %s,\n", c_lit(w->name), c_lit(w->doc));
+    fprintf(f, "    .source_file = %s,\n    .source_hash = \"%s\",\n", c_lit(src ? src->path : NULL),
+            source_hash());
+    fprintf(f, "    .nparams = %d,\n    .params = %s,\n", w->fields.len,
+            w->fields.len ? "params" : "NULL");
+    fprintf(f, "    .ret = %s,\n", is_value_type(w->ret_type) ? type_ref(w->ret_type) : "NULL");
+    fprintf(f, "    .nphases = %d,\n    .phases = %s,\n", cg.phases.len,
+            cg.phases.len ? "phases" : "NULL");
+    fprintf(f, "    .budget = %s,\n", budget_init(cg.wf_budget));
+    fprintf(f, "    .nmodels = %d,\n    .models = %s,\n", cg.models.len,
+            cg.models.len ? "models" : "NULL");
+    fprintf(f, "    .nagents = %d,\n    .agents = %s,\n", cg.agents.len,
+            cg.agents.len ? "agents" : "NULL");
+    fprintf(f, "    .main = wf_main,\n};\n\n");
+    fprintf(f, "int main(int argc, char **argv)\n{\n    return fr_main(&program, argc, argv);\n}\n");
+}
+
+/* Everything but the type tables, in memory, so that types come first. */
+static char *gen_sections(void)
+{
+    char *s = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&s, &n);
+    char *main_text = gen_main();
+
+    if (cg.models.len)
+        fprintf(f, "/* ---- models (API keys come from the environment only) ---- */\n\n");
+    for (int i = 0; i < cg.models.len; i++)
+        write_model(f, cg.models.items[i]);
+    write_agents(f);
+    bool frames = false;
+    for (int i = 0; i < cg.fns.len; i++)
+        frames |= fn_has_frame(cg.fns.items[i]);
+    if (frames)
+        fprintf(f, "/* ---- frames: locals that closures read ---- */\n\n");
+    for (int i = 0; i < cg.fns.len; i++)
+        if (fn_has_frame(cg.fns.items[i]))
+            write_frame(f, cg.fns.items[i]);
+    fclose(cg.closures);
+    if (cg.closures_len)
+        fprintf(f, "/* ---- closures: parallel bodies, stages, tasks ---- */\n\n%s",
+                cg.closures_buf);
+    free(cg.closures_buf);
+    fputs(main_text, f);
+    write_program(f);
+    fclose(f);
+    char *r = arena_strdup(s);
+    free(s);
+    return r;
+}
+
+bool cg_program(FILE *out, Program *p, Decl *w)
+{
+    memset(&cg, 0, sizeof cg);
+    cg.p = p;
+    cg.w = w;
+    cg.ok = true;
+    cg.main = new_fn(FN_MAIN, NULL, "wf_main");
+    cg.closures = open_memstream(&cg.closures_buf, &cg.closures_len);
+    Pre pc = { cg.main, -1 };
+    pre(&pc, w->body);
+    if (!cg.ok) {
+        fclose(cg.closures);
+        free(cg.closures_buf);
+        return false;
+    }
+    char *body = gen_sections();
+    Source *src = src_get(w->file);
+    fprintf(out, "/*\n * Generated by flowc %s from %s: workflow %s.\n * Do not edit; edit the "
+            ".flow and rebuild.\n */\n#include <flowrt.h>\n\n", FLOWC_VERSION,
+            src ? src->path : "?", w->name);
+    write_types(out);
+    fputs(body, out);
+    return cg.ok && !ferror(out);
+}
