@@ -280,6 +280,8 @@ static const char *fmt_num(double v)
 
 static const char *fmt_ms(int64_t ms)
 {
+    if (ms == 0)
+        return "0s";
     if (ms % 3600000 == 0)
         return arena_printf("%lldh", (long long)(ms / 3600000));
     if (ms % 60000 == 0)
@@ -1038,8 +1040,9 @@ static Type *check_field(Node *n)
         return ty_error;
     }
     if (lt->kind != TY_SCHEMA) {
+        const char *ts = ty_str(lt);
         diag_error(nspan(n), "%s is %s %s, not a record, so it has no field '%s'", what(l),
-                   lt->kind == TY_ENUM || lt->kind == TY_INT ? "an" : "a", ty_str(lt), n->name);
+                   strchr("aeiouAEIOU", ts[0]) ? "an" : "a", ts, n->name);
         return ty_error;
     }
     Decl *sd = lt->decl;
@@ -1304,6 +1307,12 @@ static Type *builtin_result(Node *n, Builtin b)
     case B_LEN:
         if (n->args.len && ((Node *)n->args.items[0])->type->kind == TY_STRING)
             return ty_int;
+        if (n->args.len && (t = ((Node *)n->args.items[0])->type)->kind != TY_LIST &&
+            t->kind != TY_OPT && t->kind != TY_ERROR && t->kind != TY_NEVER) {
+            diag_error(((Node *)n->args.items[0])->span, "'len' expects a list or a string, got %s",
+                       ty_str(t));
+            return ty_int;
+        }
         builtin_list(n, 0, "xs");
         return ty_int;
     case B_ENV:
@@ -1898,6 +1907,11 @@ static Type *check_assign(Node *n)
     }
     n->sym = s;
     s->assigned = true;
+    if (s->kind == SYM_STAGE) {
+        diag_error(nspan(n), "cannot assign to stage value '%s'", n->name);
+        diag_note(s->span, "'%s' declared here", s->name);
+        return ty_void;
+    }
     if (!ty_assignable(s->type, t)) {
         diag_error(n->value->span, "cannot assign %s to '%s' of type %s", ty_str(t), n->name,
                    ty_str(s->type));
