@@ -222,11 +222,13 @@ bool fr_phase_begin(fr_ctx *cx, int phase)
     cx->phase = phase;
     if (!cx->parent)
         run->cur_phase = phase;
+    fr_journal_phase_begin(cx, phase);
     int64_t now = fr_now_ms();
     pthread_mutex_lock(&run->mu);
     fr_stats_of(run, phase)->start_ms = now;
     if (phase >= 0 && phase < p->nphases)
         spend_init(&run->ph[phase], &p->phases[phase].budget, now);
+    fr_journal_phase_spend(run, phase);
     const char *what = NULL;
     if (p->budget.usd >= 0 && run->wf.usd_spent >= p->budget.usd)
         what = "usd";
@@ -251,4 +253,5 @@ void fr_phase_end(fr_ctx *cx, int phase)
     st->wall_ms = fr_now_ms() - st->start_ms;
     st->ended = true;
     pthread_mutex_unlock(&run->mu);
+    fr_journal_phase_end(cx, phase);
 }

@@ -39,6 +39,7 @@ typedef struct call {
     char *prev_answer;             /* the last answer's raw text (malloc'd) */
     char *last_error;              /* the last attempt's problem (malloc'd) */
     int attempts;                  /* made so far */
+    fr_jhook jh;                   /* the journal's and the trace's part of the call */
 } call;
 
 void fr_provider_call(fr_run *run, const fr_request *req, fr_response *resp)
@@ -141,7 +142,9 @@ static json_t *take_answer(call *c, fr_response *r)
     if (fr_validate(r->output, c->agent->output, &err)) {
         fr_buf_free(&err);
         /* [journal hook] after validation, record durably before use */
-        return fr_keep(c->cx, fr_normalize(r->output, c->agent->output));
+        json_t *v = fr_keep(c->cx, fr_normalize(r->output, c->agent->output));
+        fr_journal_call_record(&c->jh, c->cx, v, c->agent->output);
+        return v;
     }
     set_str(&c->feedback, err.s ? err.s : "the answer does not match the schema");
     set_str(&c->last_error, c->feedback);
@@ -168,6 +171,7 @@ static json_t *attempt(call *c, int *stop)
         return fr_budget_time_stop(cx);
     if (!fr_budget_reserve(cx, c->model, input_estimate(c), c->agent->max_tokens, &resv))
         return NULL;
+    fr_journal_call_hold(&c->jh, cx, &resv);
     int timeout = c->agent->timeout_ms > 0 ? c->agent->timeout_ms : 600000;
     fr_request req = {
         c->agent, c->model, c->system.s ? c->system.s : "", c->prompt.s ? c->prompt.s : "",
@@ -179,6 +183,7 @@ static json_t *attempt(call *c, int *stop)
     slot_give(run);
     fr_budget_settle(run, &resv, c->model, r.input_tokens, r.output_tokens);
     /* [journal hook] per call/phase trace line: attempt, outcome, usage, latency */
+    fr_journal_call_attempt(&c->jh, &r);
     c->attempts++;
     *stop = GO_ON;
     json_t *v = NULL;
@@ -233,7 +238,7 @@ json_t *fr_call(fr_ctx *cx, const fr_agent *a, int site, const fr_model *using,
     /* [journal hook] before any request, ask the journal: a journaled answer
      * for (agent, site, cx->path, cx->seq, hash of system+prompt) is kept in
      * cx's pool and returned here without a request or a reservation. */
-    json_t *v = NULL;
+    json_t *v = fr_journal_call_begin(&c.jh, cx, a, site, c.model, c.system.s, c.prompt.s);
     int stop = GO_ON;
     while (!v && stop == GO_ON && c.attempts <= a->retries)
         v = attempt(&c, &stop);
@@ -243,6 +248,7 @@ json_t *fr_call(fr_ctx *cx, const fr_agent *a, int site, const fr_model *using,
         fr_fail(cx, where, "agent '%s' (model %s): %s after %d attempt%s", a->name,
                 c.model->name, c.last_error ? c.last_error : "no answer", c.attempts,
                 c.attempts == 1 ? "" : "s");
+    fr_journal_call_end(&c.jh, cx, v);
     call_free(&c);
     return v;
 }

@@ -3,8 +3,8 @@
  * {item, why, where, phase, path} to <workflow>.review.jsonl in the working
  * directory, counts it and then acts as skip; the run summary points at the
  * file.  A previous run's file is truncated when a run starts; the file is
- * created on the first escalation.  approve() needs the run journal (issue
- * 5); until it lands it fails clearly.
+ * created on the first escalation; the item also lands in the journal's
+ * review queue.  approve() is the journal's (fr_journal_approve).
  */
 #include "fr_internal.h"
 
@@ -73,6 +73,8 @@ void *fr_escalate(fr_ctx *cx, json_t *item, const char *why, const char *where)
     pthread_mutex_unlock(&run->review_mu);
     free(line);
     /* [journal hook] escalated items also land in the journal's review queue */
+    if (ok)
+        fr_journal_escalated(cx, item, why, where);
     if (!ok)
         return fr_fail(cx, where, "cannot write the review file: %s", strerror(e));
     return fr_skip(cx);
@@ -81,5 +83,5 @@ void *fr_escalate(fr_ctx *cx, json_t *item, const char *why, const char *where)
 /* approve(xs, "title"): needs the journal to pause and resume the run. */
 json_t *fr_approve(fr_ctx *cx, json_t *list, json_t *title, int site, const char *where)
 {
-    return fr_fail(cx, where, "approve() needs the run journal");
+    return fr_journal_approve(cx, list, title, site, where);
 }

@@ -35,6 +35,7 @@ typedef struct opts {
     fr_mock_opts mock_opts;        /* --mock-latency, --mock-fail-rate */
     int concurrency;               /* --concurrency, 0: no cap */
     int retry_base_ms;             /* --retry-base-ms */
+    fr_jopts jo;                   /* --journal, --no-journal, --resume, --force, --trace */
     json_t **args;                 /* one value per parameter (owned), NULL until given */
 } opts;
 
@@ -54,6 +55,11 @@ static const rt_flag rt_flags[] = {
       " at most 30 s (default 500)" },
     { "quiet", NULL, "no progress line and no run summary" },
     /* the journal's flags (--journal PATH, --resume [RUN_ID], --trace FILE) go here */
+    { "journal", "PATH", "the run journal (SQLite; default .flow/<workflow>.db)" },
+    { "no-journal", NULL, "do not journal this run (it cannot be resumed)" },
+    { "resume", "[RUN_ID]", "finish a journaled run (default: the last unfinished one)" },
+    { "force", NULL, "resume even if the workflow or its arguments changed" },
+    { "trace", "FILE", "append one JSON line per phase and per agent call to FILE" },
     { "help", NULL, "show this help" },
     { "version", NULL, "show the version" },
 };
@@ -286,8 +292,10 @@ static int set_rt_flag(const fr_program *p, opts *o, argp *a)
         if (!parse_float(s, &o->mock_opts.fail_rate) || o->mock_opts.fail_rate < 0
             || o->mock_opts.fail_rate > 1)
             return usage_error("--%s: expected a probability in 0..1, got '%s'", f, s);
-    } else
-        return unknown_flag(p, f);
+    } else {
+        int st = fr_jopts_flag(&o->jo, f, a->value, a->argc, a->argv, &a->i);
+        return st >= 0 ? st : unknown_flag(p, f);
+    }
     return 0;
 }
 
@@ -722,13 +730,19 @@ static int run_body(fr_run *run, opts *o)
     /* [journal hook] open the journal (--journal, default .flow/<workflow>.db),
      * begin the run or resume one (--resume), count its prior spend, and at the
      * end record its status ("done", "failed", "waiting", "budget"). */
+    int jst = fr_journal_run_start(run, &o->jo, o->args);
+    if (jst >= 0) {
+        fr_journal_run_end(run, jst);
+        return jst;
+    }
     ticker tk;
     ticker_start(&tk, run);
     json_t *v = p->main(&root, o->args);
     ticker_stop(&tk);
     int st = finish(run, &root, v);
     if (!run->quiet)
-        print_summary(run);
+        print_summary(run), fr_journal_summary(run);
+    fr_journal_run_end(run, st);
     fr_pool_free(&root);
     fr_sig_clear(&root);
     return st;
@@ -743,6 +757,9 @@ static void opts_free(const fr_program *p, opts *o)
 
 int fr_main(const fr_program *prog, int argc, char **argv)
 {
+    int sub = fr_journal_command(prog, argc, argv);    /* runs, review, approve */
+    if (sub >= 0)
+        return sub;
     opts o = { .retry_base_ms = DEFAULT_RETRY_BASE_MS };
     o.args = fr_calloc((size_t)prog->nparams + 1, sizeof *o.args);
     int st = o.args ? parse_args(prog, argc, argv, &o) : 2;
