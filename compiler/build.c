@@ -1,0 +1,345 @@
+/*
+ * build.c: `flowc build FILE -o OUT [--emit-c FILE.c] [--emit-schemas DIR] [--keep-c]`.
+ *
+ * Loads and checks the file, writes the workflow's C (cg.c) to a temporary
+ * file (or the --emit-c path, or OUT.c with --keep-c), then runs the system C
+ * compiler on it and links libflowrt.  The runtime is found next to the
+ * flowc executable: the build tree (build/flowc beside build/libflowrt.a,
+ * the header in runtime/) or an installed prefix (bin/flowc, lib/libflowrt.a,
+ * include/flowrt.h).  FLOWC_RUNTIME_DIR overrides the search, FLOWC_CC the
+ * compiler and FLOWC_CFLAGS adds flags (the tests add sanitizers).
+ *
+ * Exit status: 0 built, 1 errors in the .flow (or the C compiler failed:
+ * an internal error, shown with the compiler's output), 2 bad usage.
+ */
+#include "flowc.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* The command line of one `flowc build`. */
+typedef struct BuildOpts {
+    char *file;                                  /* the .flow to build */
+    const char *out;                             /* -o: the executable, or NULL */
+    const char *emit_c;                          /* --emit-c: where the C goes, or NULL */
+    const char *schemas;                         /* --emit-schemas: a directory, or NULL */
+    bool keep_c;                                 /* --keep-c: keep the C as OUT.c */
+} BuildOpts;
+
+/* Where the runtime is. */
+typedef struct Runtime {
+    const char *lib;                             /* path of libflowrt.a */
+    const char *inc;                             /* directory holding flowrt.h */
+} Runtime;
+
+static const char usage_text[] =
+    "usage: flowc build FILE -o OUT [--emit-c FILE.c] [--emit-schemas DIR] [--keep-c]\n"
+    "  -o OUT              the executable to write\n"
+    "  --emit-c FILE.c     write the generated C there (without -o: only write the C)\n"
+    "  --emit-schemas DIR  write DIR/<Schema>.<anthropic|openai>.json for every schema an\n"
+    "                      agent returns\n"
+    "  --keep-c            keep the generated C as OUT.c\n"
+    "environment: FLOWC_CC (the C compiler, default cc), FLOWC_CFLAGS (extra flags),\n"
+    "             FLOWC_RUNTIME_DIR (where libflowrt.a and flowrt.h are)\n";
+
+static int usage_error(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "flowc build: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n%s", usage_text);
+    return 2;
+}
+
+/* build-args -> FILE (-o OUT | --emit-c F | --emit-schemas D | --keep-c)* */
+static int parse_args(int argc, char **argv, BuildOpts *o)
+{
+    int i = argc > 0 && strcmp(argv[0], "build") == 0 ? 1 : 0;
+    for (; i < argc; i++) {
+        const char *a = argv[i];
+        const char **slot = strcmp(a, "-o") == 0 ? &o->out
+                            : strcmp(a, "--emit-c") == 0 ? &o->emit_c
+                            : strcmp(a, "--emit-schemas") == 0 ? &o->schemas : NULL;
+        if (slot) {
+            if (i + 1 >= argc)
+                return usage_error("'%s' needs an argument", a);
+            *slot = argv[++i];
+        } else if (strcmp(a, "--keep-c") == 0) {
+            o->keep_c = true;
+        } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            fputs(usage_text, stdout);
+            return 0;
+        } else if (a[0] == '-' && a[1]) {
+            return usage_error("unknown option '%s'", a);
+        } else if (o->file) {
+            return usage_error("one .flow file at a time ('%s' is a second)", a);
+        } else {
+            o->file = argv[i];
+        }
+    }
+    if (!o->file)
+        return usage_error("%s", "no input file");
+    if (!o->out && !o->emit_c && !o->schemas)
+        return usage_error("%s", "nothing to do: give -o OUT, --emit-c FILE.c or --emit-schemas DIR");
+    if (o->keep_c && !o->out)
+        return usage_error("%s", "--keep-c needs -o OUT");
+    return -1;
+}
+
+static bool is_file(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* A runtime at lib with its header in one of the include candidates. */
+static bool try_runtime(Runtime *rt, const char *lib, const char *const *incs, int n)
+{
+    if (!is_file(lib))
+        return false;
+    for (int i = 0; i < n; i++)
+        if (is_file(arena_printf("%s/flowrt.h", incs[i]))) {
+            rt->lib = lib;
+            rt->inc = incs[i];
+            return true;
+        }
+    return false;
+}
+
+/* FLOWC_RUNTIME_DIR, else the build tree, else the installed prefix. */
+static bool find_runtime(Runtime *rt)
+{
+    const char *d = getenv("FLOWC_RUNTIME_DIR");
+    if (d && *d) {
+        const char *incs[] = { d, arena_printf("%s/include", d), arena_printf("%s/runtime", d),
+                               arena_printf("%s/../runtime", d) };
+        return try_runtime(rt, arena_printf("%s/libflowrt.a", d), incs, 4) ||
+               try_runtime(rt, arena_printf("%s/lib/libflowrt.a", d), incs, 4);
+    }
+    const char *e = flowc_exe_dir();
+    const char *tree[] = { arena_printf("%s/../runtime", e), arena_printf("%s/../../runtime", e) };
+    const char *inst[] = { arena_printf("%s/../include", e) };
+    return try_runtime(rt, arena_printf("%s/libflowrt.a", e), tree, 2) ||
+           try_runtime(rt, arena_printf("%s/../lib/libflowrt.a", e), inst, 1);
+}
+
+/* Appends the words of s (split on blanks) to v. */
+static void push_words(Vec *v, const char *s)
+{
+    while (s && *s) {
+        while (*s == ' ' || *s == '\t')
+            s++;
+        size_t n = strcspn(s, " \t");
+        if (n)
+            vec_push(v, arena_strndup(s, n));
+        s += n;
+    }
+}
+
+/* Runs argv with stdout and stderr collected into *output; the exit status,
+ * or -1 if it could not run. */
+static int run_collect(char **argv, char **output)
+{
+    int fds[2];
+    if (pipe(fds) < 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        dup2(fds[1], 1);
+        dup2(fds[1], 2);
+        close(fds[0]);
+        close(fds[1]);
+        execvp(argv[0], argv);
+        fprintf(stderr, "cannot run %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    close(fds[1]);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&buf, &len);
+    char chunk[4096];
+    ssize_t n;
+    while ((n = read(fds[0], chunk, sizeof chunk)) > 0 || (n < 0 && errno == EINTR))
+        if (n > 0)
+            fwrite(chunk, 1, (size_t)n, m);
+    close(fds[0]);
+    fclose(m);
+    *output = arena_strdup(buf ? buf : "");
+    free(buf);
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR)
+            return -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* cc -std=gnu11 -O2 $FLOWC_CFLAGS -I<inc> -o OUT C <lib> -ljansson ... */
+static int compile_c(const char *cpath, const char *out, Runtime *rt)
+{
+    Vec v = { 0 };
+    const char *cc = getenv("FLOWC_CC");
+    push_words(&v, cc && *cc ? cc : "cc");
+    push_words(&v, "-std=gnu11 -O2 -pthread");
+    push_words(&v, getenv("FLOWC_CFLAGS"));
+    vec_push(&v, arena_printf("-I%s", rt->inc));
+    vec_push(&v, "-o");
+    vec_push(&v, (void *)out);
+    vec_push(&v, (void *)cpath);
+    vec_push(&v, (void *)rt->lib);
+    push_words(&v, "-ljansson -lcurl -lsqlite3 -lpthread -lm");
+    vec_push(&v, NULL);
+    char *output = NULL;
+    int st = run_collect((char **)v.items, &output);
+    if (st != 0) {
+        fprintf(stderr, "flowc: internal error: the C compiler failed on the generated code "
+                "(%s %d); the C is kept in %s\n%s", st < 0 ? "could not run it," : "status",
+                st, cpath, output ? output : "");
+        return 1;
+    }
+    if (output && *output)
+        fputs(output, stderr);
+    return 0;
+}
+
+/* Writes JSON text indented by two spaces per level (strings left alone). */
+static void write_pretty(FILE *f, const char *s)
+{
+    int depth = 0;
+    bool in_str = false;
+    for (const char *p = s; *p; p++) {
+        char c = *p;
+        if (in_str) {
+            fputc(c, f);
+            if (c == '\\' && p[1])
+                fputc(*++p, f);
+            else if (c == '"')
+                in_str = false;
+            continue;
+        }
+        if (c == '"') {
+            in_str = true;
+            fputc(c, f);
+        } else if ((c == '{' || c == '[') && (p[1] == '}' || p[1] == ']')) {
+            fputc(c, f);
+            fputc(*++p, f);
+        } else if (c == '{' || c == '[') {
+            fprintf(f, "%c\n%*s", c, ++depth * 2, "");
+        } else if (c == '}' || c == ']') {
+            fprintf(f, "\n%*s%c", --depth * 2, "", c);
+        } else if (c == ',') {
+            fprintf(f, ",\n%*s", depth * 2, "");
+        } else if (c == ':') {
+            fputs(": ", f);
+        } else {
+            fputc(c, f);
+        }
+    }
+    fputc('\n', f);
+}
+
+static bool write_schema_file(const char *dir, Type *t, const char *dialect, SchemaDialect d)
+{
+    const char *path = arena_printf("%s/%s.%s.json", dir, t->decl->name, dialect);
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "flowc: cannot write %s: %s\n", path, strerror(errno));
+        return false;
+    }
+    write_pretty(f, schema_json(t, d));
+    return fclose(f) == 0;
+}
+
+/* --emit-schemas DIR: each schema an agent returns, in both provider dialects. */
+static bool emit_schemas(Program *p, const char *dir)
+{
+    if (mkdir(dir, 0777) < 0 && errno != EEXIST) {
+        fprintf(stderr, "flowc: cannot create %s: %s\n", dir, strerror(errno));
+        return false;
+    }
+    Vec done = { 0 };
+    for (int i = 0; i < p->decls.len; i++) {
+        Decl *d = p->decls.items[i];
+        Type *t = d->kind == D_AGENT ? d->ret_type : NULL;
+        while (t && (t->kind == TY_LIST || t->kind == TY_OPT))
+            t = t->elem;
+        if (!t || t->kind != TY_SCHEMA)
+            continue;
+        bool seen = false;
+        for (int k = 0; k < done.len; k++)
+            seen |= done.items[k] == t->decl;
+        if (seen)
+            continue;
+        vec_push(&done, t->decl);
+        if (!write_schema_file(dir, t, "anthropic", SD_ANTHROPIC) ||
+            !write_schema_file(dir, t, "openai", SD_OPENAI_STRICT))
+            return false;
+    }
+    return true;
+}
+
+/* Writes the C to path, or to a new temporary file (path set). */
+static bool write_c(Program *p, Decl *w, const char **path)
+{
+    FILE *f;
+    if (*path) {
+        f = fopen(*path, "w");
+    } else {
+        const char *tmp = getenv("TMPDIR");
+        char *tpl = arena_printf("%s/flowc-XXXXXX.c", tmp && *tmp ? tmp : "/tmp");
+        int fd = mkstemps(tpl, 2);
+        f = fd < 0 ? NULL : fdopen(fd, "w");
+        *path = tpl;
+    }
+    if (!f) {
+        fprintf(stderr, "flowc: cannot write %s: %s\n", *path, strerror(errno));
+        return false;
+    }
+    bool ok = cg_program(f, p, w);
+    ok &= fclose(f) == 0;
+    diag_flush();
+    return ok;
+}
+
+int cmd_build(int argc, char **argv)
+{
+    BuildOpts o = { 0 };
+    int st = parse_args(argc, argv, &o);
+    if (st >= 0)
+        return st;
+    Program p = { 0 };
+    if (!flowc_load(&p, &o.file, 1))
+        return 1;
+    Decl *w = sema_workflow(&p);
+    if (!w) {
+        fprintf(stderr, "%s: error: no workflow to build\n", o.file);
+        return 1;
+    }
+    if (o.schemas && !emit_schemas(&p, o.schemas))
+        return 1;
+    if (!o.out && !o.emit_c)
+        return 0;
+    Runtime rt = { 0 };
+    if (o.out && !find_runtime(&rt)) {
+        fprintf(stderr, "flowc: cannot find the runtime (libflowrt.a and flowrt.h) from %s; "
+                "set FLOWC_RUNTIME_DIR\n", flowc_exe_dir());
+        return 1;
+    }
+    const char *cpath = o.emit_c ? o.emit_c : o.keep_c ? arena_printf("%s.c", o.out) : NULL;
+    bool temp = !cpath;
+    if (!write_c(&p, w, &cpath)) {
+        if (temp)
+            unlink(cpath);
+        return 1;
+    }
+    if (!o.out)
+        return 0;
+    st = compile_c(cpath, o.out, &rt);
+    if (temp && st == 0)
+        unlink(cpath);
+    return st;
+}
