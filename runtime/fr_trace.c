@@ -231,5 +231,6 @@ void fr_trace_call(fr_trace *t, const fr_tcall *c)
     json_object_set_new(o, "cost_usd", json_real(c->usd));
     set_int(o, "latency_ms", c->latency_ms);
     json_object_set_new(o, "cached", json_boolean(c->cached));
+    set_str(o, "call_key", c->key);
     emit(t, o);
 }

@@ -6,7 +6,7 @@
 tool="$TOP/build/tools/rt_journal"
 [ -x "$tool" ] || { echo "no $tool (make all)"; exit 77; }
 mkdir -p scratch
-"$tool" scratch >out 2>err
+"$tool" selftest scratch >out 2>err
 st=$?
 cat out err
 grep -q '^0 failed$' out || exit 1

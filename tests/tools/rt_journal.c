@@ -2,10 +2,26 @@
  * rt_journal.c: self-test of the run journal and the trace writer, linked
  * against libflowrt and driven by tests/sh/journal_unit.sh.
  *
- * usage: rt_journal DIR   (a scratch directory; the journal goes in DIR/a/b/)
+ * usage: rt_journal selftest DIR   (a scratch directory; the journal goes in
+ *                                   DIR/a/b/)
+ *        rt_journal [flags]         a workflow binary, as flowc would build it
  *
  * Each check prints "ok - what" or "not ok - what: detail"; the exit status
  * is the number of failed checks (0: all passed).
+ *
+ * The workflow (for tests/sh/journal_*.sh and bench/journal.sh), written by
+ * hand against flowrt.h the way generated code uses it:
+ *
+ *   workflow jwf(n: int = 20, conc: int = 8, gate: bool = false,
+ *                real: bool = false) -> list<Row> {
+ *     budget { usd: $JWF_BUDGET_USD }        // no cap when unset
+ *     phase load { let xs = [In { id: i, name: "item-i" } for i in 0..n] }
+ *     phase rate { let rs = parallel for x in xs (concurrency: conc) {
+ *                    let a = rate(x) [using real_model if real]
+ *                    Row { id: x.id, word: a.word, score: a.score } } }
+ *     phase gate { if gate { rs = approve(rs, "ship these?") } }
+ *     return rs
+ *   }
  */
 #include "fr_internal.h"
 
@@ -301,7 +317,7 @@ static void test_trace(void)
         return;
     fr_trace_phase_begin(t, 1);
     fr_tcall c = { "enrich", "anthropic", "claude-haiku-4-5", 1, "3", 2, 120, 40, 0.0003,
-                   1000000, 52, "tool_use", NULL, false };
+                   1000000, 52, "tool_use", NULL, false, "k1" };
     fr_trace_call(t, &c);
     c.error_type = "timeout";
     c.finish_reason = NULL;
@@ -366,13 +382,132 @@ static void test_oom(void)
     check(errors > 0, "allocation failures in open come back as errors", "%d", errors);
 }
 
+/* ---- the workflow -------------------------------------------------------- */
+
+
+static const fr_field out_fields[] = {
+    { "word", &fr_type_string, false, 0, 0, true, 1, 20, NULL },
+    { "score", &fr_type_int, true, 0, 10, false, 0, 0, NULL },
+};
+static const fr_schema out_schema = { "Out", NULL, 2, out_fields };
+static const fr_type out_type = { FR_RECORD, NULL, &out_schema, NULL };
+
+static const fr_field row_fields[] = {
+    { "id", &fr_type_int, false, 0, 0, false, 0, 0, NULL },
+    { "word", &fr_type_string, false, 0, 0, false, 0, 0, NULL },
+    { "score", &fr_type_int, false, 0, 0, false, 0, 0, NULL },
+};
+static const fr_schema row_schema = { "Row", NULL, 3, row_fields };
+static const fr_type row_type = { FR_RECORD, NULL, &row_schema, NULL };
+static const fr_type rows_type = { FR_LIST, &row_type, NULL, NULL };
+
+static const fr_model mock_model = { "cheap", "mock", "mock-1", 1.0, 5.0, NULL, NULL };
+static const fr_model real_model = { "fake", "openai", "gpt-fake", 1.0, 5.0, NULL, NULL };
+static const fr_model *const models[] = { &mock_model };
+
+static bool rate_render(fr_ctx *cx, json_t *const *args, fr_buf *system, fr_buf *prompt)
+{
+    fr_buf_puts(system, "You rate things.");
+    fr_buf_puts(prompt, "Rate this: ");
+    fr_buf_value(prompt, args[0]);
+    return true;
+}
+
+static const char out_schema_json[] =
+    "{\"type\":\"object\",\"properties\":{\"word\":{\"type\":\"string\",\"minLength\":1,"
+    "\"maxLength\":20},\"score\":{\"type\":\"integer\",\"minimum\":0,\"maximum\":10}},"
+    "\"required\":[\"word\",\"score\"],\"additionalProperties\":false}";
+static const char *const rate_params[] = { "x" };
+static const fr_agent rate_agent = {
+    "rate", NULL, &mock_model, &out_type, out_schema_json, out_schema_json,
+    -1, 100, 3, 5000, rate_render, 1, rate_params,
+};
+static const fr_agent *const agents[] = { &rate_agent };
+
+static const fr_param wf_params[] = {
+    { "n", &fr_type_int, "20", "items" },
+    { "conc", &fr_type_int, "8", "items in flight" },
+    { "gate", &fr_type_bool, "false", "ask for approval" },
+    { "real", &fr_type_bool, "false", "use the openai model (the fake server)" },
+};
+static const fr_phase wf_phases[] = {
+    { "load", FR_NO_BUDGET }, { "rate", FR_NO_BUDGET }, { "gate", FR_NO_BUDGET },
+};
+
+/* One item of the parallel for: rate(x), then a Row. */
+static json_t *rate_item(fr_ctx *cx, json_t *x, size_t index, void *env)
+{
+    bool real = *(bool *)env;
+    json_t *args[1] = { x };
+    json_t *a = fr_call(cx, &rate_agent, 1, real ? &real_model : NULL, args, "jwf.flow:9:20");
+    if (!a)
+        return NULL;
+    json_t *row = fr_record(cx);
+    fr_record_set(row, "id", fr_get(x, "id"));
+    fr_record_set(row, "word", fr_get(a, "word"));
+    fr_record_set(row, "score", fr_get(a, "score"));
+    return row;
+}
+
+static json_t *load_items(fr_ctx *cx, int64_t n)
+{
+    json_t *xs = fr_list(cx);
+    char name[32];
+    for (int64_t i = 0; i < n; i++) {
+        json_t *x = fr_record(cx);
+        snprintf(name, sizeof name, "item-%lld", (long long)i);
+        fr_record_set(x, "id", fr_int(cx, i));
+        fr_record_set(x, "name", fr_str(cx, name));
+        fr_list_push(xs, x);
+    }
+    return xs;
+}
+
+static json_t *wf_main(fr_ctx *cx, json_t *const *args)
+{
+    bool real = fr_truthy(args[3]);
+    if (!fr_phase_begin(cx, 0))
+        return NULL;
+    json_t *xs = load_items(cx, json_integer_value(args[0]));
+    fr_phase_end(cx, 0);
+    if (!fr_phase_begin(cx, 1))
+        return NULL;
+    fr_par_opts po = { (int)json_integer_value(args[1]), FR_ON_ERROR_HALT, "jwf.flow:8:14" };
+    json_t *rs = fr_parallel_for(cx, xs, &po, rate_item, &real);
+    fr_phase_end(cx, 1);
+    if (!rs || !fr_phase_begin(cx, 2))
+        return NULL;
+    if (fr_truthy(args[2]))
+        rs = fr_approve(cx, rs, fr_str(cx, "ship these?"), 2, "jwf.flow:12:22");
+    fr_phase_end(cx, 2);
+    return rs;
+}
+
+static int workflow_main(int argc, char **argv)
+{
+    static fr_program wf = {
+        .name = "jwf", .source_file = "jwf.flow", .source_hash = "jwf-1",
+        .nparams = 4, .params = wf_params, .ret = &rows_type, .nphases = 3,
+        .phases = wf_phases, .budget = FR_NO_BUDGET, .nmodels = 1, .models = models,
+        .nagents = 1, .agents = agents, .main = wf_main,
+    };
+    const char *cap = getenv("JWF_BUDGET_USD");
+    if (cap)
+        wf.budget.usd = atof(cap);
+    if (getenv("JWF_SOURCE_HASH"))
+        wf.source_hash = getenv("JWF_SOURCE_HASH");
+    return fr_main(&wf, argc, argv);
+}
+
 int main(int argc, char **argv)
 {
-    if (argc != 2) {
-        fprintf(stderr, "usage: rt_journal DIR\n");
+    if (argc < 2 || strcmp(argv[1], "selftest") != 0)
+        return workflow_main(argc, argv);
+    if (argc != 3) {
+        fprintf(stderr, "usage: rt_journal selftest DIR\n");
         return 2;
     }
-    snprintf(dir, sizeof dir, "%s", argv[1]);
+    snprintf(dir, sizeof dir, "%s", argv[2]);
     test_sha();
     test_concurrent_records();
     test_resume();
