@@ -285,7 +285,7 @@ static void answer(const fr_request *req, uint64_t seed, fr_response *resp)
         out_of_memory(resp);
         return;
     }
-    size_t in = strlen(req->system ? req->system : "") + strlen(req->prompt);
+    size_t in = strlen(req->system ? req->system : "") + strlen(req->prompt ? req->prompt : "");
     resp->outcome = FR_ANSWER;
     resp->input_tokens = (int64_t)((in + 3) / 4) + 50;
     resp->output_tokens = (int64_t)((strlen(resp->raw) + 3) / 4);

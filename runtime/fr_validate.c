@@ -104,7 +104,7 @@ static bool mismatch(vwalk *w, json_t *v, const fr_type *t)
     if (t->kind == FR_INT && json_is_real(v)) {
         char got[40];
         fmt_num(got, sizeof got, json_real_value(v));
-        return fail(w, "expected int, got %s", got);
+        return fail(w, "expected int, got %s%s", got, strpbrk(got, ".en") ? "" : ".0");
     }
     return fail(w, "expected %s, got %s", want, json_kind(v));
 }

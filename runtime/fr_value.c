@@ -613,6 +613,19 @@ static void put_real(fr_buf *b, double d)
     fr_buf_puts(b, s);
 }
 
+/* Decimal digits without printf: most output is ints. */
+static void put_int(fr_buf *b, json_int_t i)
+{
+    char s[24], *p = s + sizeof s;
+    unsigned long long u = i < 0 ? 0ULL - (unsigned long long)i : (unsigned long long)i;
+    do
+        *--p = (char)('0' + u % 10);
+    while (u /= 10);
+    if (i < 0)
+        *--p = '-';
+    fr_buf_put(b, p, (size_t)(s + sizeof s - p));
+}
+
 static const fr_type *unwrap(const fr_type *t)
 {
     while (t && t->kind == FR_OPTIONAL)
@@ -706,9 +719,7 @@ static void put_value(fr_buf *b, json_t *v, const fr_type *t)
     case JSON_STRING:
         put_string(b, json_string_value(v), json_string_length(v));
         break;
-    case JSON_INTEGER:
-        fr_buf_printf(b, "%lld", (long long)json_integer_value(v));
-        break;
+    case JSON_INTEGER: put_int(b, json_integer_value(v)); break;
     case JSON_REAL: put_real(b, json_real_value(v)); break;
     case JSON_TRUE: fr_buf_put(b, "true", 4); break;
     case JSON_FALSE: fr_buf_put(b, "false", 5); break;

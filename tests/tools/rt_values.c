@@ -291,6 +291,9 @@ static void test_to_json(fr_ctx *cx)
     expect_json(fr_float(cx, 1.0 / 3), NULL, "0.3333333333333333");
     expect_json(fr_float(cx, 0.1 + 0.2), NULL, "0.30000000000000004");
     expect_json(fr_int(cx, -42), NULL, "-42");
+    expect_json(fr_int(cx, 0), NULL, "0");
+    expect_json(fr_int(cx, INT64_MIN), NULL, "-9223372036854775808");
+    expect_json(fr_int(cx, INT64_MAX), NULL, "9223372036854775807");
     expect_json(fr_null(), NULL, "null");
     expect_json(fr_keep(cx, parse("\"a\\u0000b\"")), NULL, "\"a\\u0000b\"");
     for (int i = 0; i < 2000; i++) {
@@ -390,7 +393,7 @@ static void test_validate(void)
     expect_invalid("{" GOOD_ENRICHED "\"intent_score\":0,\"tags\":[],\"employees\":2.5,"
                    "\"active\":true}", &t_enriched, "employees: expected int, got 2.5");
     expect_invalid("{" GOOD_ENRICHED "\"intent_score\":0,\"tags\":[],\"employees\":1.0,"
-                   "\"active\":true}", &t_enriched, "employees: expected int, got 1");
+                   "\"active\":true}", &t_enriched, "employees: expected int, got 1.0");
     expect_invalid("{" GOOD_ENRICHED "\"intent_score\":0,\"tags\":[],\"employees\":9,"
                    "\"active\":true}", &t_enriched, "employees: 9 is out of range 1..5");
     expect_invalid("{" GOOD_ENRICHED "\"intent_score\":\"high\",\"tags\":[],\"active\":true}",
