@@ -411,6 +411,7 @@ typedef struct fr_tcall {
     const char *finish_reason;     /* gen_ai.response.finish_reasons[0], or NULL */
     const char *error_type;        /* error.type, NULL on success */
     bool cached;                   /* answered from the journal */
+    const char *key;               /* the journal's call key, or NULL */
 } fr_tcall;
 
 /* Opens (appends to) path; the trace id derives from run_id. */
