@@ -423,6 +423,8 @@ static void test_validate(void)
                    &t_account, "contacts: 1 item, at least 2");
     expect_invalid("{\"name\":\"a\",\"contacts\":\"none\",\"score\":1}", &t_account,
                    "contacts: expected list<Lead>, got string");
+    expect_invalid("{\"nmae\":\"a\",\"contacts\":[],\"score\":1}", &t_account,
+                   "unknown field 'nmae' (did you mean 'name'?)");
     expect_valid("null", &t_opt_int);
     expect_invalid("\"x\"", &t_opt_int, "expected int, got string");
     fr_buf err = { 0 };
@@ -512,6 +514,33 @@ static void test_big_jsonl(fr_ctx *cx, const char *tmp)
     fr_sig_clear(cx);
     unlink(path);
     unlink(out);
+}
+
+/* read_jsonl<string>: lines that are not records. */
+static void test_scalar_jsonl(fr_ctx *cx, const char *tmp)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/rt_strings.jsonl", tmp);
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        CHECK(f != NULL, "cannot create %s", path);
+        return;
+    }
+    fputs("\"a\"\n\"b\"", f);                 /* no newline at the end */
+    fclose(f);
+    json_t *xs = fr_read_jsonl(cx, fr_str(cx, path), &fr_type_string, NULL);
+    CHECK(xs && fr_count(xs) == 2 && streq(json_string_value(fr_at(xs, 1)), "b"),
+          "read_jsonl<string>: %s", orz(cx->err));
+    f = fopen(path, "a");
+    fputs("\n5\n", f);
+    fclose(f);
+    xs = fr_read_jsonl(cx, fr_str(cx, path), &fr_type_string, NULL);
+    char want[600];
+    snprintf(want, sizeof want, "%s:3: expected string, got number", path);
+    CHECK(!xs && cx->sig == FR_SIG_USAGE && streq(cx->err, want), "read_jsonl<string>: %s",
+          orz(cx->err));
+    fr_sig_clear(cx);
+    unlink(path);
 }
 
 static void test_write_jsonl(fr_ctx *cx, const char *tmp)
@@ -829,6 +858,7 @@ int main(int argc, char **argv)
     test_validate();
     test_read_jsonl(&cx);
     test_big_jsonl(&cx, tmp);
+    test_scalar_jsonl(&cx, tmp);
     test_write_jsonl(&cx, tmp);
     test_env(&cx);
     test_mock_answers();
