@@ -13,6 +13,7 @@
 #include "fr_internal.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -817,6 +818,34 @@ static bool op_values(fr_ctx *cx, void *arg)
     return s && l && v && cx->sig == FR_OK && cx->npool == 207;
 }
 
+/* Eight threads allocate at once: the armed failure happens exactly once. */
+static void *alloc_worker(void *arg)
+{
+    long *nulls = arg;
+    for (int i = 0; i < 20000; i++) {
+        void *p = i % 2 ? fr_malloc(16) : fr_calloc(2, 8);
+        *nulls += p == NULL;
+        fr_free(p);
+    }
+    return NULL;
+}
+
+static void test_alloc_threads(void)
+{
+    pthread_t t[8];
+    long nulls[8] = { 0 }, total = 0;
+    fr_alloc_fail_after(100000);
+    for (int i = 0; i < 8; i++)
+        pthread_create(&t[i], NULL, alloc_worker, &nulls[i]);
+    for (int i = 0; i < 8; i++) {
+        pthread_join(t[i], NULL);
+        total += nulls[i];
+    }
+    CHECK(total == 1 && fr_alloc_countdown() == 0, "threads: %ld failures, countdown %ld", total,
+          fr_alloc_countdown());
+    fr_alloc_fail_after(0);
+}
+
 static void test_oom(void)
 {
     json_t *acct = parse("{\"name\":\"acme\",\"contacts\":[{\"email\":\"e\",\"id\":\"1\","
@@ -865,6 +894,7 @@ int main(int argc, char **argv)
     test_mock_determinism();
     test_mock_failures();
     test_oom();
+    test_alloc_threads();
     fr_sig_clear(&cx);
     fr_pool_free(&cx);
     printf("rt_values: %d checks, %d failed\n", nchecks, nfailed);
