@@ -102,8 +102,10 @@ r=$(sed -n 's/^  work  *[0-9]*  *\([0-9]*\) .*/\1/p' err)
 run 1 --scenario for --items 3 --conc 1 --mock --mock-fail-rate 1 --retry-base-ms 0
 has "agent 'rate' (model cheap): mock failure (503) after 6 attempts"
 
-# approve() before the journal
-run 1 --scenario approve --mock --quiet
+# approve(): the run waits (exit 3); without a journal it cannot
+run 3 --scenario approve --mock --quiet
+has "waiting for approval: 2 items of 'ok?'"
+run 1 --scenario approve --mock --quiet --no-journal
 has "approve() needs the run journal"
 
 # the command line

@@ -399,7 +399,7 @@ static const fr_model *const models[] = { &mock_model, &pricey_model };
 
 static const fr_program program = {
     "rt_exec", "The runtime's execution self-test.", "rt_exec.flow", "0",
-    6, params, &rows_type, 4, phases, { 1.0, 2000000, -1 }, 2, models, 1, agents, rt_main,
+    6, params, &rows_type, 4, phases, { 1000.0, -1, -1 }, 2, models, 1, agents, rt_main,
 };
 
 int main(int argc, char **argv)
