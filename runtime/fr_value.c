@@ -110,10 +110,12 @@ static bool pool_grow(fr_ctx *cx)
     return true;
 }
 
-/* jansson's null, true and false have a refcount of (size_t)-1. */
-static bool is_singleton(const json_t *v)
+/* jansson's null, true and false have a refcount of (size_t)-1.  Other
+ * threads may be changing v's count (jansson uses atomics), so load it
+ * atomically too. */
+static bool is_singleton(json_t *v)
 {
-    return v->refcount == (size_t)-1;
+    return __atomic_load_n(&v->refcount, __ATOMIC_RELAXED) == (size_t)-1;
 }
 
 json_t *fr_keep(fr_ctx *cx, json_t *v)
