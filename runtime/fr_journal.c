@@ -659,15 +659,20 @@ static bool load_answers(fr_journal *j, fr_buf *err)
     return ok;
 }
 
-static bool mark_resumed(fr_journal *j, fr_buf *err)
+/* Running again; a forced resume adopts the new program and arguments. */
+static bool mark_resumed(fr_journal *j, const char *source_hash, const char *args,
+                         fr_buf *err)
 {
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(j->db, "UPDATE runs SET status = 'running', ended_ms = NULL,"
-                           " resumes = resumes + 1 WHERE id = ?1", -1, &st, NULL) != SQLITE_OK) {
+                           " resumes = resumes + 1, source_hash = ?2, args = ?3"
+                           " WHERE id = ?1", -1, &st, NULL) != SQLITE_OK) {
         db_error(j, err, "resuming the run");
         return false;
     }
     sqlite3_bind_text(st, 1, j->run_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, source_hash, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, args, -1, SQLITE_STATIC);
     bool ok = sqlite3_step(st) == SQLITE_DONE;
     if (!ok)
         db_error(j, err, "resuming the run");
@@ -690,7 +695,7 @@ static bool resume_locked(fr_journal *j, const char *workflow, const char *run_i
     ok = ok && check_same(&r, source_hash, args, force, err);
     if (ok) {
         snprintf(j->run_id, sizeof j->run_id, "%s", r.id);
-        ok = load_answers(j, err) && mark_resumed(j, err);
+        ok = load_answers(j, err) && mark_resumed(j, source_hash, args, err);
     }
     if (!ok)
         j->run_id[0] = '\0';

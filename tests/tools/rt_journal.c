@@ -13,10 +13,11 @@
  * hand against flowrt.h the way generated code uses it:
  *
  *   workflow jwf(n: int = 20, conc: int = 8, gate: bool = false,
- *                real: bool = false) -> list<Row> {
+ *                real: bool = false, esc: int = 0) -> list<Row> {
  *     budget { usd: $JWF_BUDGET_USD }        // no cap when unset
  *     phase load { let xs = [In { id: i, name: "item-i" } for i in 0..n] }
  *     phase rate { let rs = parallel for x in xs (concurrency: conc) {
+ *                    if esc > 0 and x.id % esc == 0 { escalate(x, "needs a look") }
  *                    let a = rate(x) [using real_model if real]
  *                    Row { id: x.id, word: a.word, score: a.score } } }
  *     phase gate { if gate { rs = approve(rs, "ship these?") } }
@@ -429,16 +430,26 @@ static const fr_param wf_params[] = {
     { "conc", &fr_type_int, "8", "items in flight" },
     { "gate", &fr_type_bool, "false", "ask for approval" },
     { "real", &fr_type_bool, "false", "use the openai model (the fake server)" },
+    { "esc", &fr_type_int, "0", "escalate the items whose id is a multiple of esc (> 0)" },
 };
 static const fr_phase wf_phases[] = {
     { "load", FR_NO_BUDGET }, { "rate", FR_NO_BUDGET }, { "gate", FR_NO_BUDGET },
 };
 
-/* One item of the parallel for: rate(x), then a Row. */
+/* The workflow's flags the items need. */
+typedef struct wf_env {
+    bool real;                     /* --real */
+    int64_t esc;                   /* --esc */
+} wf_env;
+
+/* One item of the parallel for: escalate, or rate(x) and a Row. */
 static json_t *rate_item(fr_ctx *cx, json_t *x, size_t index, void *env)
 {
-    bool real = *(bool *)env;
+    const wf_env *e = env;
+    bool real = e->real;
     json_t *args[1] = { x };
+    if (e->esc > 0 && json_integer_value(fr_get(x, "id")) % e->esc == 0)
+        return fr_escalate(cx, x, "needs a look", "jwf.flow:9:9");
     json_t *a = fr_call(cx, &rate_agent, 1, real ? &real_model : NULL, args, "jwf.flow:9:20");
     if (!a)
         return NULL;
@@ -465,7 +476,7 @@ static json_t *load_items(fr_ctx *cx, int64_t n)
 
 static json_t *wf_main(fr_ctx *cx, json_t *const *args)
 {
-    bool real = fr_truthy(args[3]);
+    wf_env env = { fr_truthy(args[3]), json_integer_value(args[4]) };
     if (!fr_phase_begin(cx, 0))
         return NULL;
     json_t *xs = load_items(cx, json_integer_value(args[0]));
@@ -473,7 +484,7 @@ static json_t *wf_main(fr_ctx *cx, json_t *const *args)
     if (!fr_phase_begin(cx, 1))
         return NULL;
     fr_par_opts po = { (int)json_integer_value(args[1]), FR_ON_ERROR_HALT, "jwf.flow:8:14" };
-    json_t *rs = fr_parallel_for(cx, xs, &po, rate_item, &real);
+    json_t *rs = fr_parallel_for(cx, xs, &po, rate_item, &env);
     fr_phase_end(cx, 1);
     if (!rs || !fr_phase_begin(cx, 2))
         return NULL;
@@ -487,7 +498,7 @@ static int workflow_main(int argc, char **argv)
 {
     static fr_program wf = {
         .name = "jwf", .source_file = "jwf.flow", .source_hash = "jwf-1",
-        .nparams = 4, .params = wf_params, .ret = &rows_type, .nphases = 3,
+        .nparams = 5, .params = wf_params, .ret = &rows_type, .nphases = 3,
         .phases = wf_phases, .budget = FR_NO_BUDGET, .nmodels = 1, .models = models,
         .nagents = 1, .agents = agents, .main = wf_main,
     };

@@ -1,0 +1,45 @@
+#!/bin/sh
+# journal_refuse.sh: resuming with a changed workflow (source hash) or
+# changed arguments is refused with exit 2 and a message naming what
+# changed; --force resumes anyway; a finished, unknown or unjournaled run is
+# not resumed; the trace of a resumed run keeps its trace id.
+B="$TOP/build/tools/rt_journal"
+[ -x "$B" ] || { echo "no $B (make all)"; exit 77; }
+fail() { echo "FAIL: $*"; exit 1; }
+
+"$B" --mock --n 5 --gate --journal j.db --trace t.jsonl >/dev/null 2>err
+[ $? -eq 3 ] || fail "first run: $(cat err)"
+run=$(sqlite3 j.db "SELECT id FROM runs")
+
+"$B" --mock --n 6 --gate --journal j.db --resume >/dev/null 2>err
+[ $? -eq 2 ] || fail "changed args were not refused: $(cat err)"
+grep -q "cannot resume run $run: the arguments changed (--n was 5, now 6); use --force" err ||
+    fail "message: $(cat err)"
+
+JWF_SOURCE_HASH=jwf-2 "$B" --mock --n 5 --gate --journal j.db --resume >/dev/null 2>err
+[ $? -eq 2 ] || fail "a changed workflow was not refused: $(cat err)"
+grep -q "the workflow changed since it started (source hash jwf-1 then, jwf-2 now)" err ||
+    fail "message: $(cat err)"
+
+"$B" --mock --n 5 --gate --journal j.db --resume nosuchrun >/dev/null 2>err
+[ $? -eq 2 ] || fail "an unknown run id was resumed"
+grep -q "no run 'nosuchrun'" err || fail "message: $(cat err)"
+
+"$B" --mock --n 5 --gate --no-journal --resume >/dev/null 2>err
+[ $? -eq 2 ] || fail "--no-journal --resume was accepted"
+
+# forced: the five journaled calls are answered, the sixth is made
+"$B" --mock --n 6 --gate --journal j.db --resume "$run" --force --trace t.jsonl >/dev/null 2>err
+[ $? -eq 3 ] || fail "forced resume: $(cat err)"
+grep -q "5 calls answered from the journal" err || fail "forced resume paid again: $(cat err)"
+[ "$(jq -r .trace_id t.jsonl | sort -u | wc -l)" -eq 1 ] || fail "a resumed run changed its trace id"
+[ "$(jq -r .run_id t.jsonl | sort -u)" = "$run" ] || fail "trace run ids: $(jq -r .run_id t.jsonl | sort -u)"
+
+# the forced resume adopted --n 6: no --force needed from now on
+"$B" approve "$run" --all --journal j.db >/dev/null || fail "approve"
+"$B" --mock --n 6 --gate --journal j.db --resume >out 2>err || fail "final: $(cat err)"
+[ "$(wc -l <out)" -eq 6 ] || fail "output: $(cat out)"
+"$B" --mock --n 6 --gate --journal j.db --resume "$run" >/dev/null 2>err
+[ $? -eq 2 ] || fail "a finished run was resumed"
+grep -q "already finished" err || fail "message: $(cat err)"
+echo ok
