@@ -544,6 +544,50 @@ static void test_scalar_jsonl(fr_ctx *cx, const char *tmp)
     unlink(path);
 }
 
+/* Mutated lines (bytes flipped, cut short, junk inserted): each read gives
+ * a valid record or a usage error that names the file and line. */
+static void test_jsonl_mutations(fr_ctx *cx, const char *tmp)
+{
+    static const char seed[] = "{\"id\":\"7\",\"email\":\"a\\u00e9@x.io\",\"job_title\":null}";
+    static const char junk[] = "{}[]\",:\\ nul0.5e-\xc3\xa9\xff\x01";
+    char path[512], prefix[600], line[256];
+    snprintf(path, sizeof path, "%s/rt_mut.jsonl", tmp);
+    snprintf(prefix, sizeof prefix, "%s:1: ", path);
+    uint64_t r = 88172645463325252ULL;
+    int good = 0;
+    for (int i = 0; i < 3000; i++) {
+        size_t n = strlen(seed);
+        memcpy(line, seed, n + 1);
+        for (int k = 0; k < 1 + i % 3 && n > 0; k++) {
+            r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+            size_t at = r % n;
+            if (r % 5 == 0)
+                n = at;
+            else
+                line[at] = junk[(r >> 20) % (sizeof junk - 1)];
+        }
+        line[n] = '\0';
+        FILE *f = fopen(path, "w");
+        if (!f)
+            break;
+        fprintf(f, "%s\n", line);
+        fclose(f);
+        json_t *xs = fr_read_jsonl(cx, fr_str(cx, path), &t_lead, NULL);
+        if (xs) {
+            good++;
+            CHECK(fr_count(xs) <= 1 && (fr_count(xs) == 0 ||
+                  fr_validate(fr_at(xs, 0), &t_lead, NULL)), "mutant read as %s", line);
+        } else {
+            CHECK(cx->sig == FR_SIG_USAGE && cx->err &&
+                  strncmp(cx->err, prefix, strlen(prefix)) == 0,
+                  "mutant %s: sig %d %s", line, cx->sig, orz(cx->err));
+        }
+        fr_sig_clear(cx);
+    }
+    CHECK(good > 0 && good < 3000, "mutants read: %d of 3000", good);
+    unlink(path);
+}
+
 static void test_write_jsonl(fr_ctx *cx, const char *tmp)
 {
     char path[512];
@@ -888,6 +932,7 @@ int main(int argc, char **argv)
     test_read_jsonl(&cx);
     test_big_jsonl(&cx, tmp);
     test_scalar_jsonl(&cx, tmp);
+    test_jsonl_mutations(&cx, tmp);
     test_write_jsonl(&cx, tmp);
     test_env(&cx);
     test_mock_answers();
