@@ -9,7 +9,7 @@
  * error (exit 2) that names the file, the line and the field:
  *
  *   leads.jsonl:17: email: expected string, got number
- *   leads.jsonl:9: invalid JSON: unexpected newline at column 14
+ *   leads.jsonl:9: invalid JSON: '}' expected near end of file at column 26
  *
  * write_jsonl writes a temporary file beside the target and renames it over
  * the target, so a reader never sees half a file, and a failed write leaves
