@@ -81,12 +81,31 @@ run 4 --scenario budget --items 400 --conc 16 --mock --mock-latency 2
 has "error: stopped by phase 'capped' usd budget: spent \$0.0"
 has "of \$0.0200 (the next call needed up to \$0.0"
 has "left undone: phase 'capped' ("
-has "not run: phase 'timed', 'after'"
+has "not run: phase 'timed', 'tokcap', 'after'"
 fin=$(sed -n 's/^finished: \([0-9]*\) items of the interrupted fan-out, written to rt_exec.partial.jsonl$/\1/p' err)
 [ -n "$fin" ] || no "budget: no 'finished: N items' line"
 [ -n "$fin" ] && lines "$fin" rt_exec.partial.jsonl
 usd=$(sed -n 's/^  capped .*\$\([0-9.]*\) .*/\1/p' err)
 awk -v u="$usd" 'BEGIN { exit !(u > 0 && u <= 0.02) }' || no "phase 'capped' spent '$usd' of \$0.02"
+
+# a budget stops a pipeline and a nested fan-out too; the outer items finished
+# are what is written
+run 4 --scenario pipebudget --items 400 --mock --mock-latency 1
+has "error: stopped by phase 'capped' usd budget"
+fin=$(sed -n 's/^finished: \([0-9]*\) items of the interrupted fan-out, written to rt_exec.partial.jsonl$/\1/p' err)
+[ -n "$fin" ] && lines "$fin" rt_exec.partial.jsonl
+run 4 --scenario nestbudget --items 100 --conc 4 --mock --mock-latency 1
+has "left undone: phase 'capped' ("
+has "of 100 items not done)"
+grep -q '^\[{"idx":0,"path":"0.0",' rt_exec.partial.jsonl || no "nested budget: outer items not in the partial file"
+
+# token budget: phase 'tokcap' has 20000 tokens
+run 4 --scenario tokens --items 1000 --conc 16 --mock
+has "error: stopped by phase 'tokcap' tokens budget: spent "
+has " of 20000 tokens (the next call needed up to "
+tok=$(sed -n 's/^  tokcap  *[0-9]*  *[0-9]*  *[0-9]*  *\([0-9]*\)  *\([0-9]*\) .*/\1 \2/p' err)
+awk -v t="$tok" 'BEGIN { split(t, a, " "); exit !(a[1] + a[2] > 0 && a[1] + a[2] <= 20000) }' ||
+    no "phase 'tokcap' spent '$tok' tokens of 20000"
 
 # time budget: phase 'timed' has 300 ms; sequential calls of 20 ms each
 run 4 --scenario timed --items 1000 --mock --mock-latency 20
@@ -97,6 +116,12 @@ run 0 --scenario retry --items 100 --conc 8 --mock --mock-fail-rate 0.3 --retry-
 lines 100 out
 r=$(sed -n 's/^  work  *[0-9]*  *\([0-9]*\) .*/\1/p' err)
 [ "${r:-0}" -gt 0 ] || no "retry: no retries counted"
+
+# answers that fail validation are retried with the error told to the model
+FLOWRT_MOCK_BAD_RATE=0.4 run 0 --scenario retry --items 100 --conc 8 --mock
+lines 100 out
+r=$(sed -n 's/^  work  *[0-9]*  *\([0-9]*\) .*/\1/p' err)
+[ "${r:-0}" -gt 0 ] || no "bad answers: no retries counted"
 
 # failed calls: every attempt fails
 run 1 --scenario for --items 3 --conc 1 --mock --mock-fail-rate 1 --retry-base-ms 0

@@ -61,12 +61,13 @@ static fr_agent rate_agent = {
 
 /* ---- the program's phases and parameters ---------------------------------- */
 
-enum { PH_WORK, PH_CAPPED, PH_TIMED, PH_AFTER };
+enum { PH_WORK, PH_CAPPED, PH_TIMED, PH_TOKCAP, PH_AFTER };
 
 static const fr_phase phases[] = {
     { "work", FR_NO_BUDGET },
     { "capped", { 0.02, -1, -1 } },
     { "timed", { -1, -1, 300 } },
+    { "tokcap", { -1, 20000, -1 } },
     { "after", FR_NO_BUDGET },
 };
 
@@ -114,6 +115,8 @@ static bool ledger_ok(fr_ctx *cx)
     for (int i = 0; i < p->nphases; i++) {
         const fr_budget *b = &p->phases[i].budget;
         if (b->usd >= 0 && run->ph[i].usd_spent + run->ph[i].usd_held > b->usd + 1e-12)
+            ok = false;
+        if (b->tokens >= 0 && run->ph[i].tok_spent + run->ph[i].tok_held > b->tokens)
             ok = false;
         if (run->ph[i].usd_held < -1e-9 || run->ph[i].tok_held < 0)
             ok = false;
@@ -329,13 +332,16 @@ static json_t *run_seq(fr_ctx *cx, env *e, int64_t n)
 /* Runs the named scenario inside phase ph. */
 static json_t *scenario(fr_ctx *cx, const char *s, env *e, int64_t n)
 {
-    if (strcmp(s, "for") == 0 || strcmp(s, "budget") == 0 || strcmp(s, "retry") == 0)
+    if (strcmp(s, "for") == 0 || strcmp(s, "budget") == 0 || strcmp(s, "retry") == 0
+        || strcmp(s, "tokens") == 0)
         return run_for(cx, e, n, FR_ON_ERROR_HALT, for_body);
+    if (strcmp(s, "pipebudget") == 0)
+        return run_pipeline(cx, e, n);
     if (strcmp(s, "skip") == 0)
         return run_for(cx, e, n, FR_ON_ERROR_SKIP, skip_body);
     if (strcmp(s, "halt") == 0)
         return run_for(cx, e, n, FR_ON_ERROR_HALT, skip_body);
-    if (strcmp(s, "nested") == 0) {
+    if (strcmp(s, "nested") == 0 || strcmp(s, "nestbudget") == 0) {
         fr_par_opts o = { e->conc, FR_ON_ERROR_HALT, "rt_exec.flow:29:3" };
         json_t *outer = fr_parallel_for(cx, numbers(cx, 0, n), &o, outer_body, e);
         json_t *flat = outer ? fr_list(cx) : NULL;
@@ -356,8 +362,11 @@ static json_t *scenario(fr_ctx *cx, const char *s, env *e, int64_t n)
 
 static int phase_of(const char *s)
 {
-    if (strcmp(s, "budget") == 0)
+    if (strcmp(s, "budget") == 0 || strcmp(s, "pipebudget") == 0
+        || strcmp(s, "nestbudget") == 0)
         return PH_CAPPED;
+    if (strcmp(s, "tokens") == 0)
+        return PH_TOKCAP;
     if (strcmp(s, "timed") == 0)
         return PH_TIMED;
     return PH_WORK;
@@ -399,7 +408,7 @@ static const fr_model *const models[] = { &mock_model, &pricey_model };
 
 static const fr_program program = {
     "rt_exec", "The runtime's execution self-test.", "rt_exec.flow", "0",
-    6, params, &rows_type, 4, phases, { 1000.0, -1, -1 }, 2, models, 1, agents, rt_main,
+    6, params, &rows_type, 5, phases, { 1000.0, -1, -1 }, 2, models, 1, agents, rt_main,
 };
 
 int main(int argc, char **argv)
