@@ -39,11 +39,23 @@ static DiagFormat format;                        /* text or JSON */
 static bool colour;                              /* ANSI colours in text output */
 static Vec diags;                                /* Diag*: buffered, in report order */
 static int nerrors;                              /* errors reported since the reset */
+static int json_printed;                         /* JSON: objects written so far */
+
+/* JSON: every flush of the run adds to one array, closed at exit. */
+static void json_close(void)
+{
+    fputs(json_printed ? "\n]\n" : "[]\n", stderr);
+}
 
 void diag_init(DiagFormat fmt, bool use_colour)
 {
     format = fmt;
     colour = use_colour;
+    static bool registered;
+    if (fmt == DIAG_JSON && !registered) {
+        registered = true;
+        atexit(json_close);
+    }
 }
 
 /* Drops buffered diagnostics and the error count (their memory is the arena's). */
@@ -264,12 +276,10 @@ static void print_json(FILE *out, Diag *d)
 void diag_flush(void)
 {
     if (format == DIAG_JSON) {
-        fputc('[', stderr);
         for (int i = 0; i < diags.len; i++) {
-            fputs(i ? ",\n" : "\n", stderr);
+            fputs(json_printed++ ? ",\n" : "[\n", stderr);
             print_json(stderr, diags.items[i]);
         }
-        fputs(diags.len ? "\n]\n" : "]\n", stderr);
     } else {
         for (int i = 0; i < diags.len; i++)
             print_text(stderr, diags.items[i]);

@@ -83,9 +83,11 @@ typedef struct LexState {
     int depth_before;                            /* nframes before the last token */
     int last;                                    /* the last token returned */
     uint32_t last_hi;                            /* where the last real token ended */
+    uint32_t prev_hi;                            /* ... and the one before it */
     const char *last_text;                       /* its text (identifiers, keywords) */
     char *doc;                                   /* pending `///` lines, or NULL */
     int indent;                                  /* triple-quoted string: indentation to strip */
+    int targs;                                   /* inside read_jsonl<...>: '<' nesting + 1 */
     Span str_open;                               /* the open string's opening quote */
     bool skipping;                               /* error recovery: dropping tokens */
     int skip_level;                              /* ... up to this frame's line end or close */
@@ -980,13 +982,25 @@ static const char *sym_name(yysymbol_kind_t k)
 }
 
 /* What the parser found, for "unexpected X". */
-static const char *found_name(LexState *S, yysymbol_kind_t la)
+static const char *found_name(LexState *S, yysymbol_kind_t la, Span loc)
 {
+    int n = (int)(loc.hi - loc.lo);
+    const char *t = S->text + loc.lo;
     if (la == YYSYMBOL_IDENT)
         return arena_printf("identifier '%s'", S->last_text ? S->last_text : "");
-    if (la == YYSYMBOL_INT || la == YYSYMBOL_FLOAT)
-        return "number";
+    if ((la == YYSYMBOL_INT || la == YYSYMBOL_FLOAT) && n < 40)
+        return arena_printf("number %.*s", n, t);
+    if (la == YYSYMBOL_DURATION && n < 40)
+        return arena_printf("duration %.*s", n, t);
     return sym_name(la);
+}
+
+/* Is the lookahead on a later line than the token before it? */
+static bool on_next_line(LexState *S, Span loc)
+{
+    if (loc.lo > S->len || S->prev_hi > loc.lo)
+        return false;
+    return memchr(S->text + S->prev_hi, '\n', loc.lo - S->prev_hi) != NULL;
 }
 
 static bool expects(const yysymbol_kind_t *exp, int n, yysymbol_kind_t k)
@@ -1084,7 +1098,7 @@ static void hints(LexState *S, const yysymbol_kind_t *exp, int n, yysymbol_kind_
         diag_help("'let' takes no type: the value's type is inferred");
     else if (expects(exp, n, YYSYMBOL_ARROW) && !expects(exp, n, YYTRANSLATE('{')))
         diag_help("an agent's return type follows '->': 'agent NAME(PARAMS) -> TYPE { ... }'");
-    else if (is_keyword(la) && expects(exp, n, YYSYMBOL_IDENT))
+    else if (is_keyword(la) && expects(exp, n, YYSYMBOL_IDENT) && !expects(exp, n, YYSYMBOL_INT))
         diag_help("'%s' is a keyword; choose another name", S->last_text);
     else if (la == YYSYMBOL_IDENT && expects(exp, n, YYSYMBOL_WORKFLOW) && is_word(S, fn_words))
         diag_help("an LLM call is declared with 'agent NAME(PARAMS) -> TYPE { ... }', "
@@ -1124,11 +1138,16 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner)
     if (f) {
         int line, col;
         src_linecol(f->at, &line, &col);
-        diag_error(loc, "unexpected %s, expected %s to close %s at %d:%d", found_name(S, la),
+        diag_error(loc, "unexpected %s, expected %s to close %s at %d:%d", found_name(S, la, loc),
                    sym_name(closer_sym(f->kind)), opener_text(f->kind), line, col);
         diag_note(f->at, "%s opened here", opener_text(f->kind));
+    } else if (la != YYSYMBOL_YYEOF && !expects(exp, n, YYSYMBOL_NEWLINE) && on_next_line(S, loc)) {
+        /* `let x =` and the rest on the next line: the line ended too early */
+        Span end = { loc.file, S->prev_hi, S->prev_hi };
+        diag_error(end, "unexpected end of line%s", expected_list(exp, n));
+        return 0;                                /* the next line is left to parse */
     } else {
-        diag_error(loc, "unexpected %s%s", found_name(S, la), expected_list(exp, n));
+        diag_error(loc, "unexpected %s%s", found_name(S, la, loc), expected_list(exp, n));
     }
     hints(S, exp, n, la);
     begin_skip(S, la);
