@@ -65,7 +65,7 @@ typedef struct fr_field {
     const fr_type *type;           /* its type; FR_OPTIONAL when written T? */
     bool has_range;                /* `in min..max` (int, float) */
     double min, max;               /* the range, inclusive */
-    bool has_len;                  /* `len min..max` (string: bytes, list: items) */
+    bool has_len;                  /* `len min..max` (string: characters, list: items) */
     int64_t min_len, max_len;      /* the length range, inclusive */
     const char *doc;               /* doc comment or NULL */
 } fr_field;
