@@ -207,15 +207,16 @@ static void note_decl(Decl *d)
     diag_note(d->name_span, "'%s' declared here", d->name);
 }
 
-static void help_closest(const char *name, Vec *cands)
+static bool help_closest(const char *name, Vec *cands)
 {
     const char *c = diag_closest(name, (const char *const *)cands->items, cands->len);
     if (c)
         diag_help("did you mean '%s'?", c);
+    return c != NULL;
 }
 
 /* "did you mean" over the top-level names of the kinds in mask (1 << DeclKind). */
-static void help_closest_decl(const char *name, unsigned mask, const char *const *extra)
+static bool help_closest_decl(const char *name, unsigned mask, const char *const *extra)
 {
     Vec c = {0};
     for (int i = 0; i < S.prog->decls.len; i++) {
@@ -225,7 +226,7 @@ static void help_closest_decl(const char *name, unsigned mask, const char *const
     }
     for (; extra && *extra; extra++)
         vec_push(&c, (void *)*extra);
-    help_closest(name, &c);
+    return help_closest(name, &c);
 }
 
 static Decl *lookup_decl(const char *name)
@@ -275,7 +276,7 @@ static bool lit_num(Node *n, double *v, bool *is_int)
 
 static const char *fmt_num(double v)
 {
-    return arena_printf("%g", v);
+    return arena_printf("%.15g", v);
 }
 
 static const char *fmt_ms(int64_t ms)
@@ -549,40 +550,35 @@ static Type *resolve_type(TypeExpr *te)
 
 /* ---- settings -------------------------------------------------------------- */
 
-/* Reports unknown and repeated keys of a settings list; `what` names the
- * owner ("model 'haiku'"). */
-static void settings_keys(Vec *settings, const char *const *keys, const char *what_)
+/* Whether setting i of a list is known and given once; reports it if not.
+ * `owner` names the list ("model 'haiku'"). */
+static bool setting_ok(Vec *settings, int i, const char *const *keys, const char *owner)
 {
-    for (int i = 0; i < settings->len; i++) {
-        Setting *s = settings->items[i];
-        bool known = false;
-        for (const char *const *k = keys; *k; k++)
-            known |= strcmp(*k, s->key) == 0;
-        if (!known) {
-            Vec c = {0};
-            for (const char *const *k = keys; *k; k++)
-                vec_push(&c, (void *)*k);
-            diag_error(s->key_span, "unknown setting '%s' in %s", s->key, what_);
-            const char *m = diag_closest(s->key, (const char *const *)c.items, c.len);
-            if (m)
-                diag_help("did you mean '%s'?", m);
-            else {
-                const char *all = "";
-                for (const char *const *k = keys; *k; k++)
-                    all = arena_printf("%s%s'%s'", all, *all ? ", " : "", *k);
-                diag_help("the settings are %s", all);
-            }
-            continue;
-        }
-        for (int j = 0; j < i; j++) {
-            Setting *t = settings->items[j];
-            if (strcmp(t->key, s->key) == 0) {
-                diag_error(s->key_span, "setting '%s' is given twice", s->key);
-                diag_note(t->key_span, "first given here");
-                break;
-            }
+    Setting *s = settings->items[i];
+    Vec c = {0};
+    const char *all = "";
+    for (const char *const *k = keys; *k; k++) {
+        vec_push(&c, (void *)*k);
+        all = arena_printf("%s%s'%s'", all, *all ? ", " : "", *k);
+    }
+    bool known = false;
+    for (const char *const *k = keys; *k; k++)
+        known |= strcmp(*k, s->key) == 0;
+    if (!known) {
+        diag_error(s->key_span, "unknown setting '%s' in %s", s->key, owner);
+        if (!help_closest(s->key, &c))
+            diag_help("the settings are %s", all);
+        return false;
+    }
+    for (int j = 0; j < i; j++) {
+        Setting *t = settings->items[j];
+        if (strcmp(t->key, s->key) == 0) {
+            diag_error(s->key_span, "setting '%s' is given twice", s->key);
+            diag_note(t->key_span, "first given here");
+            return false;
         }
     }
+    return true;
 }
 
 static Setting *setting_get(Vec *settings, const char *key)
@@ -792,35 +788,41 @@ static const char *const model_keys[] = {
 };
 static const char *const providers[] = { "anthropic", "openai", "mock", NULL };
 
+static void model_setting(Setting *s, ModelInfo *mi)
+{
+    if (strcmp(s->key, "provider") == 0)
+        mi->provider = setting_word(s, providers);
+    else if (strcmp(s->key, "name") == 0)
+        mi->api_name = setting_string(s);
+    else if (strcmp(s->key, "usd_per_mtok_in") == 0)
+        setting_num(s, 0, INFINITY, false, false, &mi->usd_in);
+    else if (strcmp(s->key, "usd_per_mtok_out") == 0)
+        setting_num(s, 0, INFINITY, false, false, &mi->usd_out);
+    else if (strcmp(s->key, "base_url") == 0)
+        mi->base_url = setting_string(s);
+    else if (strcmp(s->key, "api_key_env") == 0)
+        mi->api_key_env = setting_string(s);
+}
+
 /* model -> 'model' name '{' setting* '}' */
 static void check_model(Decl *d)
 {
     ModelInfo *mi = arena_alloc(sizeof *mi);
     d->sema = mi;
-    const char *owner = arena_printf("model '%s'", d->name);
-    settings_keys(&d->settings, model_keys, owner);
-    Setting *s;
-    if ((s = setting_get(&d->settings, "provider")))
-        mi->provider = setting_word(s, providers);
-    else {
+    Setting *ps = setting_get(&d->settings, "provider");
+    const char *pv = ps && ps->value->kind == N_NAME ? ps->value->name : NULL;
+    if (!ps) {
         diag_error(d->name_span, "model '%s' has no provider", d->name);
         diag_help("add 'provider: anthropic', 'provider: openai' or 'provider: mock'");
-    }
-    if ((s = setting_get(&d->settings, "name")))
-        mi->api_name = setting_string(s);
-    else if (s = setting_get(&d->settings, "provider"), s && mi->provider &&
-             strcmp(mi->provider, "mock") != 0) {
+    } else if (!setting_get(&d->settings, "name") && pv &&
+               (strcmp(pv, "anthropic") == 0 || strcmp(pv, "openai") == 0)) {
         diag_error(d->name_span, "model '%s' has no name", d->name);
         diag_help("add the provider's model name, e.g. 'name: \"claude-haiku-4-5\"'");
     }
-    if ((s = setting_get(&d->settings, "usd_per_mtok_in")))
-        setting_num(s, 0, INFINITY, false, false, &mi->usd_in);
-    if ((s = setting_get(&d->settings, "usd_per_mtok_out")))
-        setting_num(s, 0, INFINITY, false, false, &mi->usd_out);
-    if ((s = setting_get(&d->settings, "base_url")))
-        mi->base_url = setting_string(s);
-    if ((s = setting_get(&d->settings, "api_key_env")))
-        mi->api_key_env = setting_string(s);
+    const char *owner = arena_printf("model '%s'", d->name);
+    for (int i = 0; i < d->settings.len; i++)
+        if (setting_ok(&d->settings, i, model_keys, owner))
+            model_setting(d->settings.items[i], mi);
 }
 
 /* ---- agents ---------------------------------------------------------------- */
@@ -840,66 +842,61 @@ static Decl *resolve_model(const char *name, Span sp)
         note_decl(d);
     } else {
         diag_error(sp, "unknown model '%s'", name);
-        help_closest_decl(name, 1u << D_MODEL, NULL);
-        if (!S.prog->decls.len || !lookup_decl("claude_haiku"))
+        if (!help_closest_decl(name, 1u << D_MODEL, NULL))
             diag_help("declare it with 'model %s { ... }', or 'import \"models\"' for the common ones",
                       name);
     }
     return NULL;
 }
 
-/* A template string (prompt, system) of an agent: only its parameters. */
-static void check_template(Node *str)
+/* prompt, system: template strings that see only the agent's parameters */
+static Node *agent_text(Setting *s)
 {
-    check_expr(str, true);
-}
-
-static void agent_prompt(Decl *d, AgentInfo *ai)
-{
-    Setting *s = setting_get(&d->settings, "prompt");
-    if (!s) {
-        diag_error(d->name_span, "agent '%s' has no prompt", d->name);
-        diag_help("add 'prompt: \"...\"' with {{ }} for its parameters");
-    } else if (s->value->kind != N_STRING)
-        diag_error(s->value->span, "prompt must be a string, got %s", what(s->value));
-    else {
-        ai->prompt = s->value;
-        check_template(s->value);
+    if (s->value->kind != N_STRING) {
+        diag_error(s->value->span, "%s must be a string, got %s", s->key, what(s->value));
+        return NULL;
     }
-    if (!(s = setting_get(&d->settings, "system")))
-        return;
-    if (s->value->kind != N_STRING)
-        diag_error(s->value->span, "system must be a string, got %s", what(s->value));
-    else {
-        ai->system = s->value;
-        check_template(s->value);
-    }
+    check_expr(s->value, true);
+    return s->value;
 }
 
-static void agent_numbers(Decl *d, AgentInfo *ai)
+static void agent_model(Setting *s, AgentInfo *ai)
 {
-    Setting *s;
-    double v;
-    if ((s = setting_get(&d->settings, "temperature")))
-        setting_num(s, 0, 2, false, false, &ai->temperature);
-    if ((s = setting_get(&d->settings, "max_tokens")) && setting_num(s, 1, 1000000, false, true, &v))
-        ai->max_tokens = (int64_t)v;
-    if ((s = setting_get(&d->settings, "retries")) && setting_num(s, 0, 10, false, true, &v))
-        ai->retries = (int64_t)v;
-    if ((s = setting_get(&d->settings, "timeout")))
-        setting_duration(s, 1000, 3600000, &ai->timeout_ms);
-}
-
-static void agent_model(Decl *d, AgentInfo *ai)
-{
-    Setting *s = setting_get(&d->settings, "model");
-    if (!s) {
-        diag_error(d->name_span, "agent '%s' has no model", d->name);
-        diag_help("add 'model: claude_haiku' (with 'import \"models\"') or a model you declare");
-    } else if (s->value->kind != N_NAME)
+    if (s->value->kind != N_NAME)
         diag_error(s->value->span, "model must be the name of a model, got %s", what(s->value));
     else if ((ai->model = resolve_model(s->value->name, s->value->span)))
         s->value->type = ty_model;
+}
+
+static void agent_setting(Setting *s, AgentInfo *ai)
+{
+    double v;
+    if (strcmp(s->key, "model") == 0)
+        agent_model(s, ai);
+    else if (strcmp(s->key, "prompt") == 0)
+        ai->prompt = agent_text(s);
+    else if (strcmp(s->key, "system") == 0)
+        ai->system = agent_text(s);
+    else if (strcmp(s->key, "temperature") == 0)
+        setting_num(s, 0, 2, false, false, &ai->temperature);
+    else if (strcmp(s->key, "max_tokens") == 0 && setting_num(s, 1, 1000000, false, true, &v))
+        ai->max_tokens = (int64_t)v;
+    else if (strcmp(s->key, "retries") == 0 && setting_num(s, 0, 10, false, true, &v))
+        ai->retries = (int64_t)v;
+    else if (strcmp(s->key, "timeout") == 0)
+        setting_duration(s, 1000, 3600000, &ai->timeout_ms);
+}
+
+static void agent_required(Decl *d)
+{
+    if (!setting_get(&d->settings, "model")) {
+        diag_error(d->name_span, "agent '%s' has no model", d->name);
+        diag_help("add 'model: claude_haiku' (with 'import \"models\"') or a model you declare");
+    }
+    if (!setting_get(&d->settings, "prompt")) {
+        diag_error(d->name_span, "agent '%s' has no prompt", d->name);
+        diag_help("add 'prompt: \"...\"' with {{ }} for its parameters");
+    }
 }
 
 /* agent -> 'agent' name '(' params ')' '->' type '{' setting* '}' */
@@ -919,9 +916,7 @@ static void check_agent(Decl *d)
     d->ret_type = d->ret ? resolve_type(d->ret) : ty_error;
     if (!d->ret)
         diag_error(d->name_span, "agent '%s' has no return type", d->name);
-    settings_keys(&d->settings, agent_keys, arena_printf("agent '%s'", d->name));
-    agent_model(d, ai);
-    agent_numbers(d, ai);
+    agent_required(d);
     int mark = scope_push();
     for (int i = 0; i < d->fields.len; i++) {
         Field *f = d->fields.items[i];
@@ -929,7 +924,10 @@ static void check_agent(Decl *d)
             scope_bind(SYM_PARAM, f->name, f->span, f->type);
     }
     S.cur_agent = d;
-    agent_prompt(d, ai);
+    const char *owner = arena_printf("agent '%s'", d->name);
+    for (int i = 0; i < d->settings.len; i++)
+        if (setting_ok(&d->settings, i, agent_keys, owner))
+            agent_setting(d->settings.items[i], ai);
     S.cur_agent = NULL;
     scope_pop(mark);
 }
@@ -973,6 +971,17 @@ static void par_dependency(Node *n, Sym *s)
     }
 }
 
+/* An enum that has a value of this name (for "write 'Enum.value'"). */
+static Decl *enum_with_value(const char *name)
+{
+    for (int i = 0; i < S.prog->decls.len; i++) {
+        Decl *d = S.prog->decls.items[i];
+        if (d->kind == D_ENUM && enum_index(d, name) >= 0)
+            return d;
+    }
+    return NULL;
+}
+
 static void unknown_name(Node *n)
 {
     Decl *d = lookup_decl(n->name);
@@ -990,7 +999,11 @@ static void unknown_name(Node *n)
                   n->name);
     } else {
         diag_error(n->span, "unknown variable '%s'", n->name);
-        help_closest_local(n->name);
+        Decl *e = enum_with_value(n->name);
+        if (e)
+            diag_help("for the value of enum '%s', write '%s.%s'", e->name, e->name, n->name);
+        else
+            help_closest_local(n->name);
     }
 }
 
@@ -1594,8 +1607,9 @@ static Type *check_if(Node *n, bool used)
     return ty_error;
 }
 
-static void match_arm_cases(MatchArm *arm, Decl *e, Type *et, Node **seen)
+static bool match_arm_cases(MatchArm *arm, Decl *e, Type *et, Node **seen)
 {
+    bool ok = true;
     for (int i = 0; i < arm->pats.len; i++) {
         Node *p = arm->pats.items[i];
         if (!e)
@@ -1603,6 +1617,7 @@ static void match_arm_cases(MatchArm *arm, Decl *e, Type *et, Node **seen)
         int k = enum_index(e, p->name);
         if (k < 0) {
             unknown_enum_value(e, p->name, p->span);
+            ok = false;
             continue;
         }
         p->decl = e;
@@ -1613,6 +1628,7 @@ static void match_arm_cases(MatchArm *arm, Decl *e, Type *et, Node **seen)
         } else
             seen[k] = p;
     }
+    return ok;
 }
 
 static void match_missing(Node *n, Decl *e, Node **seen)
@@ -1643,7 +1659,7 @@ static Type *check_match(Node *n, bool used)
     Node **seen = e ? arena_alloc(sizeof(Node *) * (e->values.len + 1)) : NULL;
     MatchArm *wild = NULL;
     Type *acc = NULL;
-    bool bad = false;
+    bool bad = false, cases_ok = true;
     for (int i = 0; i < n->arms.len; i++) {
         MatchArm *arm = n->arms.items[i];
         if (arm->wildcard && wild) {
@@ -1652,7 +1668,7 @@ static Type *check_match(Node *n, bool used)
         }
         if (arm->wildcard && !wild)
             wild = arm;
-        match_arm_cases(arm, e, st, seen);
+        cases_ok &= match_arm_cases(arm, e, st, seen);
         Type *t = check_expr(arm->body, used);
         Type *j = acc ? join(acc, t) : t;
         if (!j && used && !bad) {
@@ -1662,7 +1678,7 @@ static Type *check_match(Node *n, bool used)
         }
         acc = j ? j : ty_void;
     }
-    if (e && !wild)
+    if (e && !wild && cases_ok)                  /* a misspelled case already said it */
         match_missing(n, e, seen);
     if (bad)
         return ty_error;
@@ -1688,13 +1704,16 @@ static const char *const on_error_words[] = { "skip", "halt", NULL };
 /* Options of parallel for, pipeline and stage. */
 static void check_opts(Vec *opts, const char *const *keys, const char *owner)
 {
-    settings_keys(opts, keys, owner);
-    Setting *s;
     double v;
-    if ((s = setting_get(opts, "concurrency")))
-        setting_num(s, 1, 100000, false, true, &v);
-    if (keys != stage_keys && (s = setting_get(opts, "on_error")))
-        setting_word(s, on_error_words);
+    for (int i = 0; i < opts->len; i++) {
+        Setting *s = opts->items[i];
+        if (!setting_ok(opts, i, keys, owner))
+            continue;
+        if (strcmp(s->key, "concurrency") == 0)
+            setting_num(s, 1, 100000, false, true, &v);
+        else
+            setting_word(s, on_error_words);
+    }
 }
 
 static Type *loop_value(Type *bt)
@@ -1935,15 +1954,19 @@ static const char *const budget_keys[] = { "usd", "tokens", "time", NULL };
 
 static void budget_values(Node *n, double v[3])
 {
-    Setting *s;
     int64_t ms;
     v[0] = v[1] = v[2] = -1;
-    if ((s = setting_get(&n->opts, "usd")))
-        setting_num(s, 0, INFINITY, true, false, &v[0]);
-    if ((s = setting_get(&n->opts, "tokens")))
-        setting_num(s, 0, INFINITY, true, true, &v[1]);
-    if ((s = setting_get(&n->opts, "time")) && setting_duration(s, 1, INT64_MAX, &ms))
-        v[2] = (double)ms;
+    for (int i = 0; i < n->opts.len; i++) {
+        Setting *s = n->opts.items[i];
+        if (!setting_ok(&n->opts, i, budget_keys, "'budget'"))
+            continue;
+        if (strcmp(s->key, "usd") == 0)
+            setting_num(s, 0, INFINITY, true, false, &v[0]);
+        else if (strcmp(s->key, "tokens") == 0)
+            setting_num(s, 0, INFINITY, true, true, &v[1]);
+        else if (setting_duration(s, 1, INT64_MAX, &ms))
+            v[2] = (double)ms;
+    }
 }
 
 static void budget_vs_workflow(Node *n, double v[3])
@@ -1979,7 +2002,6 @@ static Type *check_budget(Node *n, BlockRole role, int idx)
         diag_error(head_span(n->span, 6), "'budget' must be the first statement of a workflow "
                    "or a phase");
     }
-    settings_keys(&n->opts, budget_keys, "'budget'");
     double v[3];
     budget_values(n, v);
     if (role == BLK_WORKFLOW && idx == 0)
@@ -2119,8 +2141,8 @@ static void check_default(Field *f)
     else
         ok = true;
     if (!ok)
-        diag_error(v->span, "default of '%s' must be %s literal of type %s, got %s", f->name,
-                   b->kind == TY_INT ? "an" : "a", ty_str(f->type), what(v));
+        diag_error(v->span, "default of '%s' must be a literal of type %s, got %s", f->name,
+                   ty_str(f->type), what(v));
     v->type = v->kind == N_NULL ? ty_null : b;
 }
 
@@ -2185,8 +2207,11 @@ static void register_decls(Program *p)
             continue;
         Decl *first = lookup_decl(d->name);
         if (first) {
-            diag_error(d->name_span, "'%s' is already declared", d->name);
-            diag_note(first->name_span, "'%s' first declared here", first->name);
+            bool imported = d->file > first->file;   /* imports load after their importer */
+            Decl *at = imported ? first : d, *other = imported ? d : first;
+            diag_error(at->name_span, "'%s' is already declared", d->name);
+            diag_note(other->name_span, "'%s' %s declared here", d->name,
+                      imported ? "also" : "first");
             continue;
         }
         map_put(&S.decls, d->name, d);
