@@ -433,35 +433,47 @@ static void pipe_drain(pline *p)
     }
 }
 
+static int stage_workers(pline *p, int k)
+{
+    return limit_workers(p->f.parent, p->stages[k].concurrency > 0
+                         ? p->stages[k].concurrency : p->f.opts->concurrency, p->f.n);
+}
+
+/* A stage without workers: nothing can finish, so the pipeline stops. */
+static void no_workers(pline *p)
+{
+    pthread_mutex_lock(&p->f.mu);
+    if (p->f.sig == FR_OK) {
+        p->f.sig = FR_SIG_FAIL;
+        p->f.msg = fr_strdup("cannot start the pipeline's workers");
+    }
+    pthread_mutex_unlock(&p->f.mu);
+    __atomic_store_n(&p->f.stop, 1, __ATOMIC_RELEASE);
+    pthread_mutex_lock(&p->mu);
+    wake_all(p);
+    pthread_mutex_unlock(&p->mu);
+}
+
 /* Starts each stage's workers; returns how many threads started. */
 static int pipe_start(pline *p, pworker *w, pthread_t *t)
 {
     int nt = 0;
+    for (int k = 0; k < p->nstages; k++)
+        p->max_live += 2 * (size_t)stage_workers(p, k);
     for (int k = 0; k < p->nstages; k++) {
-        int nw = limit_workers(p->f.parent, p->stages[k].concurrency > 0
-                               ? p->stages[k].concurrency : p->f.opts->concurrency, p->f.n);
+        int nw = stage_workers(p, k), started = 0;
         w[k] = (pworker){ p, k };
-        p->max_live += 2 * (size_t)nw;
         for (int i = 0; i < nw; i++) {
             pthread_mutex_lock(&p->mu);
             bool ok = fr_thread_start(&t[nt], stage_worker, &w[k]);
             if (ok)
-                p->q[k].alive++, nt++;
+                p->q[k].alive++, nt++, started++;
             pthread_mutex_unlock(&p->mu);
             if (!ok)
                 break;
         }
-        if (p->q[k].alive == 0) {      /* a stage without workers: nothing can finish */
-            pthread_mutex_lock(&p->f.mu);
-            if (p->f.sig == FR_OK) {
-                p->f.sig = FR_SIG_FAIL;
-                p->f.msg = fr_strdup("cannot start the pipeline's workers");
-            }
-            pthread_mutex_unlock(&p->f.mu);
-            __atomic_store_n(&p->f.stop, 1, __ATOMIC_RELEASE);
-            pthread_mutex_lock(&p->mu);
-            wake_all(p);
-            pthread_mutex_unlock(&p->mu);
+        if (started == 0) {
+            no_workers(p);
             break;
         }
     }
@@ -478,8 +490,7 @@ json_t *fr_pipeline(fr_ctx *cx, json_t *list, const fr_par_opts *opts, int nstag
         return fr_fail(cx, opts->where, "out of memory");
     size_t nthreads = 0;
     for (int k = 0; k < nstages; k++)
-        nthreads += (size_t)limit_workers(cx, stages[k].concurrency > 0
-                                          ? stages[k].concurrency : opts->concurrency, n);
+        nthreads += (size_t)stage_workers(&p, k);
     p.q = fr_calloc((size_t)nstages, sizeof *p.q);
     pworker *w = fr_calloc((size_t)nstages, sizeof *w);
     pthread_t *t = fr_calloc(nthreads, sizeof *t);
