@@ -206,7 +206,23 @@ static int compile_c(const char *cpath, const char *out, Runtime *rt)
     return 0;
 }
 
-/* Writes JSON text indented by two spaces per level (strings left alone). */
+/* Does the array at p hold only strings without commas and other scalars? */
+static bool flat_array(const char *p)
+{
+    bool in_str = false;
+    for (p++; *p; p++) {
+        if (*p == '\\' || (!in_str && (*p == '{' || *p == '[')) || (in_str && *p == ','))
+            return false;
+        if (*p == '"')
+            in_str = !in_str;
+        else if (!in_str && *p == ']')
+            return true;
+    }
+    return false;
+}
+
+/* Writes JSON text indented by two spaces per level (strings left alone),
+ * arrays of scalars on one line. */
 static void write_pretty(FILE *f, const char *s)
 {
     int depth = 0;
@@ -224,6 +240,10 @@ static void write_pretty(FILE *f, const char *s)
         if (c == '"') {
             in_str = true;
             fputc(c, f);
+        } else if (c == '[' && flat_array(p)) {
+            for (; *p != ']'; p++)
+                fputs(*p == ',' ? ", " : (char[2]){ *p, 0 }, f);
+            fputc(']', f);
         } else if ((c == '{' || c == '[') && (p[1] == '}' || p[1] == ']')) {
             fputc(c, f);
             fputc(*++p, f);

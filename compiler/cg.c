@@ -78,6 +78,7 @@ typedef struct Gen {
     bool loop_direct;                            /* no inline for between here and that loop */
     bool *brk_used;                              /* set when brk_<loop> is jumped to */
     Decl *agent;                                 /* rendering this agent's prompt, or NULL */
+    int phase;                                   /* the phase being run, -1 outside */
 } Gen;
 
 /* The state of one cg_program call. */
@@ -212,7 +213,7 @@ static const char *c_lit_wrapped(const char *s, size_t n, int ind)
             start = i;
             col = 0;
         }
-        col++;
+        col += s[i] == '"' || s[i] == '\\' ? 2 : 1;
     }
     if (first)
         fputs("\"\"", f);
@@ -1110,11 +1111,21 @@ static const char *opt_on_error(Vec *opts)
 {
     for (int i = 0; i < opts->len; i++) {
         Setting *s = opts->items[i];
-        if (strcmp(s->key, "on_error") == 0 && s->value && s->value->name &&
-            strcmp(s->value->name, "skip") == 0)
+        if (strcmp(s->key, "on_error") == 0 && s->value &&
+            (s->value->kind == N_SKIP ||
+             (s->value->kind == N_NAME && strcmp(s->value->name, "skip") == 0)))
             return "FR_ON_ERROR_SKIP";
     }
     return "FR_ON_ERROR_HALT";
+}
+
+/* const fr_par_opts opts_N = { concurrency, on_error, where }; */
+static const char *par_opts(Gen *g, Node *n, int64_t conc)
+{
+    const char *name = fmt("opts_%d", ++cg.label);
+    emit(g, "const fr_par_opts %s = { %" PRId64 ", %s, %s };", name, conc, opt_on_error(&n->opts),
+         where_of(n->span));
+    return name;
 }
 
 /* for x in xs where c { e }: an inline loop; skip and escalate drop the item */
@@ -1179,9 +1190,8 @@ static const char *gen_parallel_for(Gen *g, Node *n)
     const char *xs = value_of(g, n->iter);
     Fn *body = n->cg;
     gen_closure(body, n->body, n->cond);
-    const char *t = tmp_of(g, fmt("fr_parallel_for(cx, %s, &(fr_par_opts){ %" PRId64 ", %s, %s }, "
-                                  "%s, %s)", xs, opt_int(&n->opts, "concurrency", 16),
-                                  opt_on_error(&n->opts), where_of(n->span), body->name,
+    const char *opts = par_opts(g, n, opt_int(&n->opts, "concurrency", 16));
+    const char *t = tmp_of(g, fmt("fr_parallel_for(cx, %s, &%s, %s, %s)", xs, opts, body->name,
                                   env_arg(g)));
     check(g, t);
     return t;
@@ -1204,9 +1214,9 @@ static const char *gen_pipeline(Gen *g, Node *n)
                 opt_int(&st->opts, "concurrency", conc), ((Fn *)st->cg)->name);
     }
     fprintf(cg.closures, "};\n\n");
-    const char *t = tmp_of(g, fmt("fr_pipeline(cx, %s, &(fr_par_opts){ %" PRId64 ", %s, %s }, "
-                                  "%d, stages_%d, %s)", xs, conc, opt_on_error(&n->opts),
-                                  where_of(n->span), n->stmts.len, id, env_arg(g)));
+    const char *opts = par_opts(g, n, conc);
+    const char *t = tmp_of(g, fmt("fr_pipeline(cx, %s, &%s, %d, stages_%d, %s)", xs, opts,
+                                  n->stmts.len, id, env_arg(g)));
     check(g, t);
     return t;
 }
@@ -1318,18 +1328,22 @@ static const char *gen_phase(Gen *g, Node *n)
     emit(g, "/* phase %s */", n->name);
     emit(g, "if (!fr_phase_begin(cx, %d))", idx);
     emit(g, "    %s", fail_stmt(g));
-    const char *v = gen_expr(g, n->body);
+    Gen in = *g;
+    in.phase = idx;
+    const char *v = gen_expr(&in, n->body);
     if (v && v[0] == 't')
         emit(g, "(void)%s;", v);
     emit(g, "fr_phase_end(cx, %d);", idx);
     return NULL;
 }
 
-/* return e: the workflow's result, owned */
+/* return e: the workflow's result, kept in the root pool past the drops at out */
 static const char *gen_return(Gen *g, Node *n)
 {
     const char *v = n->value ? value_of(g, n->value) : "fr_null()";
-    emit(g, "result = json_incref(%s);", v);
+    emit(g, "result = fr_keep(cx, json_incref(%s));", v);
+    if (g->phase >= 0)
+        emit(g, "fr_phase_end(cx, %d);", g->phase);
     g->fn->used_out = true;
     emit(g, "goto out;");
     return NULL;
@@ -1513,7 +1527,7 @@ static bool fn_has_owned(Fn *fn)
 static void gen_closure(Fn *fn, Node *body, Node *where)
 {
     fn_open(fn);
-    Gen g = { fn, "out", &fn->used_out, 0, false, NULL, NULL };
+    Gen g = { fn, "out", &fn->used_out, 0, false, NULL, NULL, -1 };
     if (where) {
         const char *c = value_of(&g, where);
         emit(&g, "if (!fr_truthy(%s)) {", c);
@@ -1578,11 +1592,12 @@ static char *gen_main(void)
 {
     Fn *fn = cg.main;
     fn_open(fn);
-    Gen g = { fn, "out", &fn->used_out, 0, false, NULL, NULL };
+    Gen g = { fn, "out", &fn->used_out, 0, false, NULL, NULL, -1 };
     const char *v = gen_expr(&g, cg.w->body);
     if (!is_value_type(cg.w->ret_type) || !v)
         v = "fr_null()";
-    emit(&g, "result = json_incref(%s);", v);
+    if (!cg.w->body || !cg.w->body->type || cg.w->body->type->kind != TY_NEVER)
+        emit(&g, "result = fr_keep(cx, json_incref(%s));", v);
     fn_close(fn);
 
     char *s = NULL;
@@ -1645,7 +1660,7 @@ static void write_render(FILE *f, Decl *a, AgentInfo *ai)
 {
     Fn *fn = new_fn(FN_RENDER, NULL, fmt("%s_render", a->name));
     fn_open(fn);
-    Gen g = { fn, NULL, NULL, 0, false, NULL, a };
+    Gen g = { fn, NULL, NULL, 0, false, NULL, a, -1 };
     gen_template(&g, ai->system, "system");
     gen_template(&g, ai->prompt, "prompt");
     fn_close(fn);
@@ -1686,10 +1701,18 @@ static void write_agent_desc(FILE *f, Decl *a, AgentInfo *ai)
 /* The typed wrapper agent_A(cx, site, using, params..., where). */
 static void write_agent_call(FILE *f, Decl *a)
 {
-    fprintf(f, "static json_t *agent_%s(fr_ctx *cx, int site, const fr_model *using", a->name);
-    for (int i = 0; i < a->fields.len; i++)
-        fprintf(f, ", json_t *p_%s", ((Field *)a->fields.items[i])->name);
-    fprintf(f, ",\n%*sconst char *where)\n{\n", (int)strlen(a->name) + 22, "");
+    int ind = (int)strlen(a->name) + 22;
+    int col = fprintf(f, "static json_t *agent_%s(fr_ctx *cx, int site, const fr_model *using",
+                      a->name);
+    for (int i = 0; i < a->fields.len; i++) {
+        const char *p = fmt(" json_t *p_%s,", ((Field *)a->fields.items[i])->name);
+        fputc(',', f);
+        col++;
+        if (col + (int)strlen(p) > 96)
+            col = fprintf(f, "\n%*s", ind - 1, "") - 1;
+        col += fprintf(f, "%.*s", (int)strlen(p) - 1, p);
+    }
+    fprintf(f, ",\n%*sconst char *where)\n{\n", ind, "");
     if (a->fields.len) {
         fprintf(f, "    json_t *args[] = {");
         for (int i = 0; i < a->fields.len; i++)
