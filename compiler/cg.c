@@ -1253,30 +1253,19 @@ static const char *gen_loop(Gen *g, Node *n)
     emit(g, "for (i_%d = 0; i_%d < %s; i_%d++) {", id, id, max, id);
     g->fn->indent++;
     emit(g, "size_t mark_%d = fr_mark(cx);", id);
-    bool brk = false, lfail = false;
+    bool brk = false;
     Gen in = *g;
     in.loop = id;
     in.loop_direct = true;
     in.brk_used = &brk;
-    in.fail = fmt("lfail_%d", id);
-    in.fail_used = &lfail;
     const char *v = gen_expr(&in, n->body);
     if (v && v[0] == 't')
         emit(g, "(void)%s;", v);
     emit(g, "fr_release(cx, mark_%d);", id);
-    if (brk || lfail)
-        emit(g, "continue;");
     if (brk) {
+        emit(g, "continue;");
         emit(g, "brk_%d:", id);
         emit(g, "fr_release(cx, mark_%d);", id);
-        emit(g, "break;");
-    }
-    if (lfail) {
-        emit(g, "lfail_%d:", id);
-        emit(g, "fr_release(cx, mark_%d);", id);
-        emit(g, "if (cx->sig != FR_SIG_BREAK)");
-        emit(g, "    %s", fail_stmt(g));
-        emit(g, "fr_sig_clear(cx);");
         emit(g, "break;");
     }
     g->fn->indent--;
@@ -1289,7 +1278,8 @@ static const char *gen_loop(Gen *g, Node *n)
     return NULL;
 }
 
-/* break: straight to the loop's exit, or through the inline fors between */
+/* break: straight to the loop's exit (sema allows no `for` in between; if
+ * one were, the signal would travel through its drop label to the caller) */
 static const char *gen_break(Gen *g)
 {
     if (!g->loop)
@@ -1333,7 +1323,8 @@ static const char *gen_phase(Gen *g, Node *n)
     const char *v = gen_expr(&in, n->body);
     if (v && v[0] == 't')
         emit(g, "(void)%s;", v);
-    emit(g, "fr_phase_end(cx, %d);", idx);
+    if (!n->body->type || n->body->type->kind != TY_NEVER)
+        emit(g, "fr_phase_end(cx, %d);", idx);
     return NULL;
 }
 
@@ -1814,8 +1805,9 @@ static const char *default_json(Field *p)
 static const char *source_hash(void)
 {
     uint64_t h = 0xcbf29ce484222325u;
-    for (int i = 0; i < cg.p->files.len; i++) {
-        Source *s = src_get((int)(intptr_t)cg.p->files.items[i]);
+    int n = cg.p->files.len ? cg.p->files.len : src_count();
+    for (int i = 0; i < n; i++) {
+        Source *s = src_get(cg.p->files.len ? (int)(intptr_t)cg.p->files.items[i] : i);
         for (size_t k = 0; s && k < s->len; k++) {
             h ^= (unsigned char)s->text[k];
             h *= 0x100000001b3u;
