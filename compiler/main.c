@@ -151,7 +151,7 @@ static bool load_imports(Program *p, int file, int first, int last)
         if (!path) {
             diag_error(d->name_span, "cannot find module '%s'", d->name);
             diag_help("an import is a path relative to this file ('.flow' optional) "
-                      "or a module of the standard library in %s", flowc_stdlib_dir());
+                      "or a module of the standard library (see FLOWC_STDLIB)");
             ok = false;
             continue;
         }

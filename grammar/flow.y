@@ -241,7 +241,7 @@ static void add_decl(yyscan_t scanner, Decl *d);
 /* program -> { decl } */
 program
     : %empty
-    | program decl                  { add_decl(scanner, $2); }
+    | program decl                  { add_decl(scanner, $2); yyerrok; }
     | program error
     ;
 
@@ -274,7 +274,7 @@ schema
 fields
     : %empty                        { memset(&$$, 0, sizeof $$); }
     | fields field                  { $$ = $1; vec_push(&$$, $2); }
-    | fields sep                    { $$ = $1; }
+    | fields sep                    { $$ = $1; yyerrok; }
     | fields error                  { $$ = $1; }
     ;
 
@@ -319,7 +319,7 @@ enum
 values
     : %empty                        { memset(&$$, 0, sizeof $$); }
     | values IDENT                  { $$ = $1; vec_push(&$$, mk_field($2, @2, NULL)); }
-    | values sep                    { $$ = $1; }
+    | values sep                    { $$ = $1; yyerrok; }
     | values error                  { $$ = $1; }
     ;
 
@@ -334,7 +334,7 @@ model
 settings
     : %empty                        { memset(&$$, 0, sizeof $$); }
     | settings setting              { $$ = $1; vec_push(&$$, $2); }
-    | settings sep                  { $$ = $1; }
+    | settings sep                  { $$ = $1; yyerrok; }
     | settings error                { $$ = $1; }
     ;
 
@@ -422,7 +422,7 @@ block
 stmts
     : %empty                        { memset(&$$, 0, sizeof $$); }
     | stmts stmt                    { $$ = $1; vec_push(&$$, $2); }
-    | stmts NEWLINE                 { $$ = $1; }
+    | stmts NEWLINE                 { $$ = $1; yyerrok; }
     | stmts error                   { $$ = $1; }
     ;
 
@@ -617,7 +617,7 @@ arglist
 inits
     : %empty                        { memset(&$$, 0, sizeof $$); }
     | inits init                    { $$ = $1; vec_push(&$$, $2); }
-    | inits sep                     { $$ = $1; }
+    | inits sep                     { $$ = $1; yyerrok; }
     | inits error                   { $$ = $1; }
     ;
 
@@ -656,7 +656,7 @@ match_expr
 arms
     : %empty                        { memset(&$$, 0, sizeof $$); }
     | arms arm                      { $$ = $1; vec_push(&$$, $2); }
-    | arms sep                      { $$ = $1; }
+    | arms sep                      { $$ = $1; yyerrok; }
     | arms error                    { $$ = $1; }
     ;
 
@@ -709,7 +709,7 @@ pipeline_expr
 stages
     : %empty                        { memset(&$$, 0, sizeof $$); }
     | stages stage                  { $$ = $1; vec_push(&$$, $2); }
-    | stages NEWLINE                { $$ = $1; }
+    | stages NEWLINE                { $$ = $1; yyerrok; }
     | stages error                  { $$ = $1; }
     ;
 
@@ -995,10 +995,12 @@ static const char *found_name(LexState *S, yysymbol_kind_t la, Span loc)
     return sym_name(la);
 }
 
-/* Is the lookahead on a later line than the token before it? */
+/* Is the lookahead on a later line than the token before it, inside a
+ * block (where a line could have ended the statement)? */
 static bool on_next_line(LexState *S, Span loc)
 {
-    if (loc.lo > S->len || S->prev_hi > loc.lo)
+    if (loc.lo > S->len || S->prev_hi > loc.lo || S->depth_before <= 0
+        || S->depth_before > S->nframes || S->frames[S->depth_before - 1].kind != '{')
         return false;
     return memchr(S->text + S->prev_hi, '\n', loc.lo - S->prev_hi) != NULL;
 }
@@ -1070,6 +1072,8 @@ static LexFrame *unclosed(LexState *S, const yysymbol_kind_t *exp, int n,
     LexFrame *f = &S->frames[S->depth_before - 1];
     if (!expects(exp, n, closer_sym(f->kind)) || la == closer_sym(f->kind))
         return NULL;
+    if (f->kind == '{' && la != YYSYMBOL_YYEOF && !is_decl_keyword(la))
+        return NULL;                             /* a '}' is more likely missing elsewhere */
     int l1, c1, l2, c2;
     src_linecol(f->at, &l1, &c1);
     src_linecol(loc, &l2, &c2);
@@ -1103,6 +1107,10 @@ static void hints(LexState *S, const yysymbol_kind_t *exp, int n, yysymbol_kind_
     else if (la == YYSYMBOL_IDENT && expects(exp, n, YYSYMBOL_WORKFLOW) && is_word(S, fn_words))
         diag_help("an LLM call is declared with 'agent NAME(PARAMS) -> TYPE { ... }', "
                   "the program with 'workflow NAME(PARAMS) { ... }'");
+    else if (la == YYSYMBOL_FATARROW)
+        diag_help("each arm is written 'case => value', the value on the same line");
+    else if (la == YYSYMBOL_ELSE)
+        diag_help("'else' follows the '}' of an 'if' or a 'loop max'");
     else if (la == YYSYMBOL_IDENT && expects(exp, n, YYSYMBOL_WORKFLOW) && is_word(S, rec_words))
         diag_help("a record type is declared with 'schema NAME { field: TYPE ... }'");
 }
