@@ -218,6 +218,7 @@ struct fr_run {
     pthread_mutex_t review_mu;     /* guards the review file */
     FILE *review;                  /* <workflow>.review.jsonl once opened */
     int64_t escalated;             /* items escalated */
+    bool progress;                 /* a progress line is on stderr: clear it before a line */
 };
 
 /* fr_budget.c */

@@ -162,7 +162,8 @@ static bool item_failed(fan *f, fr_ctx *c)
     if ((s == FR_SIG_FAIL || s == FR_SIG_USAGE || s == FR_SIG_HALT)
         && f->opts->on_error == FR_ON_ERROR_SKIP) {
         fr_run *run = c->run;
-        fprintf(stderr, "warning: item %s skipped: %s%s%s\n", c->path,
+        fprintf(stderr, "%swarning: item %s skipped: %s%s%s\n",
+                run->progress ? "\r\033[K" : "", c->path,
                 c->err_where ? c->err_where : "", c->err_where ? ": " : "", why);
         pthread_mutex_lock(&run->mu);
         fr_stats_of(run, c->phase)->items_failed++;

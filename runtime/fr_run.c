@@ -467,6 +467,7 @@ static void ticker_start(ticker *tk, fr_run *run)
     pthread_mutex_init(&tk->mu, NULL);
     pthread_cond_init(&tk->cv, NULL);
     tk->on = fr_thread_start(&tk->t, tick_main, tk);
+    run->progress = tk->on;
 }
 
 static void ticker_stop(ticker *tk)
@@ -478,6 +479,7 @@ static void ticker_stop(ticker *tk)
     pthread_cond_signal(&tk->cv);
     pthread_mutex_unlock(&tk->mu);
     pthread_join(tk->t, NULL);
+    tk->run->progress = false;
     fprintf(stderr, "\r\033[K");
     pthread_mutex_destroy(&tk->mu);
     pthread_cond_destroy(&tk->cv);
