@@ -14,12 +14,14 @@
  * are shared through a CURLSH.  (Sharing the connection cache itself through
  * CURLSH is not safe across threads in libcurl, so handles travel instead.)
  *
- * Endpoints sharing a base URL and key variable share a rate limiter: it
- * paces sends at `rate` per second once a 429 has been seen, holds every
- * worker for a 429's retry-after (a shared pause), halves the rate on a 429
- * (once per round: a 429 for a request sent before the last cut is not
- * counted again) and recovers on each success, so a fan-out backs off as a
- * whole instead of each worker hammering the server on its own.
+ * Endpoints sharing a base URL and key variable share a rate limiter (AIMD):
+ * no pacing until the first 429; then the rate starts at half the successes
+ * per second seen lately, every 429 holds all workers for its retry-after (a
+ * shared pause) and halves the rate (once per round: a 429 for a request
+ * sent before the last cut does not cut again), and each success adds
+ * GAIN_PER_OK, so a fan-out backs off as a whole instead of each worker
+ * hammering the server on its own, and is back at the server's rate within
+ * a second or two.  529 (overloaded) is treated like 429.
  *
  * No message built here contains a key: the provider's own error text is
  * scrubbed of it as well.
@@ -38,19 +40,23 @@
 #define MAX_BODY (32u << 20)       /* a provider answer larger than this is refused */
 #define MIN_RATE 0.5               /* the limiter never paces slower (req/s) */
 #define CUT_FACTOR 0.5             /* multiplicative decrease on a 429 */
-#define GAIN_MIN 0.5               /* increase per success at least (req/s) ... */
-#define GAIN_FRAC 0.03             /* ... or this share of the rate: back in about a second */
+#define GAIN_PER_OK 0.5            /* additive increase per success (req/s): at rate r the
+                                      rate grows by r/2 per second, so a halved rate is back
+                                      in about 1.4 s */
+#define CAP_FACTOR 2.0             /* the rate never exceeds this many times the successes
+                                      per second lately (it would not bind anyway) */
 #define FORGET_NS (30 * 1000000000LL) /* no 429 for this long: limit dropped */
 
 /* ---- the shared rate limiter of one endpoint ----------------------------- */
 
 typedef struct limiter {
     pthread_mutex_t mu;            /* guards the fields below */
+    pthread_cond_t cv;             /* waiters for a send slot */
+    bool sleeper;                  /* one waiter sleeps until the next slot; the rest wait on cv */
     double rate;                   /* allowed requests per second, 0: no limit */
-    int64_t next_ns;               /* the next free send slot (monotonic ns) */
+    int64_t next_ns;               /* the next send slot (monotonic ns) */
     int64_t pause_ns;              /* nobody sends before this (retry-after) */
     int64_t cut_ns;                /* when the rate was last cut */
-    uint64_t gen;                  /* bumped by cuts and pauses: slots taken before are void */
     int64_t win_ns;                /* start of the current one-second window */
     int win_ok;                    /* successes in the current window */
     int last_ok;                   /* successes in the previous window */
@@ -84,42 +90,49 @@ static int64_t mono_ns(void)
     return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-static void sleep_until(int64_t ns)
+/* The earliest time the next request may go. */
+static int64_t lim_slot(const limiter *l)
 {
-    struct timespec ts = { ns / 1000000000LL, ns % 1000000000LL };
-    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
-        ;
+    int64_t t = l->pause_ns;
+    if (l->rate > 0 && l->next_ns > t)
+        t = l->next_ns;
+    return t;
 }
 
-/* Waits for a send slot; returns the send time. */
+/* Waits for a send slot; returns the send time.  Slots are not reserved
+ * ahead (a rate that changes meanwhile applies at once): one waiter sleeps
+ * until the next slot and takes it, then wakes one other to sleep for the
+ * following one, so a thousand waiters cost one wake-up per request. */
 static int64_t lim_acquire(limiter *l)
 {
+    pthread_mutex_lock(&l->mu);
     for (;;) {
-        pthread_mutex_lock(&l->mu);
-        int64_t now = mono_ns(), t = now > l->pause_ns ? now : l->pause_ns;
-        if (l->rate > 0) {
-            if (l->next_ns > t)
-                t = l->next_ns;
-            l->next_ns = t + (int64_t)(1e9 / l->rate);
-        }
-        uint64_t gen = l->gen;
-        pthread_mutex_unlock(&l->mu);
-        if (t <= now)
+        int64_t now = mono_ns(), t = lim_slot(l);
+        if (now >= t) {
+            if (l->rate > 0) {
+                int64_t iv = (int64_t)(1e9 / l->rate);
+                l->next_ns = (l->next_ns > now - iv ? l->next_ns : now) + iv;
+            }
+            pthread_cond_signal(&l->cv);
+            pthread_mutex_unlock(&l->mu);
             return now;
-        sleep_until(t);
-        pthread_mutex_lock(&l->mu);
-        bool valid = l->gen == gen;
-        pthread_mutex_unlock(&l->mu);
-        if (valid)
-            return mono_ns();
+        }
+        if (l->sleeper) {
+            pthread_cond_wait(&l->cv, &l->mu);
+            continue;
+        }
+        l->sleeper = true;
+        struct timespec ts = { t / 1000000000LL, t % 1000000000LL };
+        pthread_cond_timedwait(&l->cv, &l->mu, &ts);
+        l->sleeper = false;
     }
 }
 
-/* Successes per second lately, for the first cut. */
+/* Successes per second lately. */
 static double lim_observed(const limiter *l, int64_t now)
 {
     double secs = (double)(now - l->win_ns) / 1e9;
-    double cur = secs > 0.05 ? l->win_ok / (secs < 1 ? 1 : secs) : 0;
+    double cur = l->win_ok / (secs < 1 ? 1 : secs);
     return cur > l->last_ok ? cur : l->last_ok;
 }
 
@@ -134,23 +147,17 @@ static void lim_count_ok(limiter *l, int64_t now)
 }
 
 /* A 429 (or 529): a shared pause for retry_after_ms, and a cut of the rate
- * unless this request went out before the last cut. */
+ * unless this request went out before the last cut (one cut per round). */
 static void lim_slow_down(limiter *l, int64_t sent_ns, int retry_after_ms)
 {
     pthread_mutex_lock(&l->mu);
     int64_t now = mono_ns();
-    if (retry_after_ms > 0 && now + retry_after_ms * 1000000LL > l->pause_ns) {
+    if (retry_after_ms > 0 && now + retry_after_ms * 1000000LL > l->pause_ns)
         l->pause_ns = now + retry_after_ms * 1000000LL;
-        l->next_ns = l->pause_ns;
-        l->gen++;
-    }
     if (sent_ns >= l->cut_ns) {
         double base = l->rate > 0 ? l->rate : lim_observed(l, now);
         l->rate = base * CUT_FACTOR > MIN_RATE ? base * CUT_FACTOR : MIN_RATE;
         l->cut_ns = now;
-        if (l->next_ns < now)
-            l->next_ns = now;
-        l->gen++;
     }
     pthread_mutex_unlock(&l->mu);
 }
@@ -162,7 +169,10 @@ static void lim_success(limiter *l)
     int64_t now = mono_ns();
     lim_count_ok(l, now);
     if (l->rate > 0) {
-        l->rate += l->rate * GAIN_FRAC > GAIN_MIN ? l->rate * GAIN_FRAC : GAIN_MIN;
+        double cap = CAP_FACTOR * lim_observed(l, now);
+        l->rate += GAIN_PER_OK;
+        if (l->rate > cap && cap > MIN_RATE)
+            l->rate = cap;
         if (now - l->cut_ns > FORGET_NS)
             l->rate = 0;
     }
@@ -174,6 +184,11 @@ static limiter *lim_new(void)
     limiter *l = fr_calloc(1, sizeof *l);
     if (!l)
         return NULL;
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&l->cv, &ca);
+    pthread_condattr_destroy(&ca);
     pthread_mutex_init(&l->mu, NULL);
     l->win_ns = mono_ns();
     return l;
@@ -184,6 +199,7 @@ static void lim_free(limiter *l)
     if (!l)
         return;
     pthread_mutex_destroy(&l->mu);
+    pthread_cond_destroy(&l->cv);
     fr_free(l);
 }
 

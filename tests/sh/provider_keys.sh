@@ -1,0 +1,28 @@
+# API keys come only from the environment: a missing key fails before any
+# request, naming the variable; a model's own key variable is honoured; an
+# OpenAI-compatible server on this machine (Ollama, vLLM) may go without.
+. "$TOP/tests/fake/lib.sh"
+
+start_server --key "$KEY"
+unset ANTHROPIC_API_KEY OPENAI_API_KEY
+$RT --provider anthropic >out 2>err; st=$?
+[ $st = 2 ] || die "missing key: exit $st, expected 2"
+has "model 'm' (anthropic) needs an API key: ANTHROPIC_API_KEY is not set" err
+$RT --provider anthropic --key-env MY_TEAM_KEY >out 2>err && die "missing MY_TEAM_KEY accepted"
+has "MY_TEAM_KEY is not set" err
+$RT --provider openai --base-url https://api.openai.invalid/v1 >out 2>err &&
+    die "a remote openai server without a key was accepted"
+has "OPENAI_API_KEY is not set" err
+want_requests 0
+
+# a key under the model's own variable
+MY_TEAM_KEY=$KEY $RT --provider anthropic --key-env MY_TEAM_KEY >out 2>err ||
+    die "MY_TEAM_KEY not used: $(cat out err)"
+has "call 0: ok attempts=1" out
+
+# a local OpenAI-compatible server without a key: no Authorization header
+start_server
+$RT --provider openai >out 2>err || die "local openai without a key: $(cat out err)"
+has "call 0: ok attempts=1" out
+want_requests 1
+finish
