@@ -1,0 +1,16 @@
+# A rate-limited fan-out slows down as a whole: 64 workers against a server
+# allowing 50 requests per second finish every call, and the shared limiter
+# keeps the 429s few (each worker on its own would collect hundreds).
+. "$TOP/tests/fake/lib.sh"
+
+for p in anthropic openai; do
+    start_server --rate 50 --key "$KEY"
+    $RT --provider $p --calls 200 --concurrency 64 --retries 3 --quiet >out 2>err ||
+        die "$p: calls failed: $(cat out err)"
+    has "calls=200 ok=200 failed=0" out
+    want_requests 200 '"status":200'
+    limited=$(requests '"status":429')
+    [ "$limited" -gt 0 ] || die "$p: the server never limited: the test proves nothing"
+    [ "$limited" -lt 80 ] || die "$p: $limited requests were rate-limited"
+done
+finish
