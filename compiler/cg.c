@@ -61,6 +61,8 @@ struct Fn {
     size_t len;                                  /* its length */
     int indent;                                  /* current indentation level */
     bool used_out;                               /* `goto out` was written */
+    const char **ids;                            /* identifiers the body uses (hash set) */
+    size_t idcap;                                /* slots in ids, a power of two */
 };
 
 /* A type descriptor the C needs. */
@@ -275,6 +277,76 @@ static bool c_uses(const char *code, const char *id)
         }
     }
     return false;
+}
+
+static bool ident_char(char c)
+{
+    return c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+static size_t id_hash(const char *s, size_t n)
+{
+    size_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 16777619u;
+    return h;
+}
+
+/* The slot of identifier s[0..n) in fn's set: where it is, or the empty one. */
+static const char **id_slot(Fn *fn, const char *s, size_t n)
+{
+    size_t i = id_hash(s, n) & (fn->idcap - 1);
+    while (fn->ids[i] && !(strncmp(fn->ids[i], s, n) == 0 && fn->ids[i][n] == '\0'))
+        i = (i + 1) & (fn->idcap - 1);
+    return &fn->ids[i];
+}
+
+/* Adds identifier s[0..n) to fn's set, growing it at half full. */
+static void id_add(Fn *fn, const char *s, size_t n, size_t *count)
+{
+    if (*id_slot(fn, s, n))
+        return;
+    if ((*count + 1) * 2 > fn->idcap) {
+        const char **old = fn->ids;
+        size_t oldcap = fn->idcap;
+        fn->idcap *= 2;
+        fn->ids = arena_alloc(fn->idcap * sizeof *fn->ids);
+        for (size_t i = 0; i < oldcap; i++)
+            if (old[i])
+                *id_slot(fn, old[i], strlen(old[i])) = old[i];
+    }
+    *id_slot(fn, s, n) = arena_strndup(s, n);
+    ++*count;
+}
+
+/* Collects the identifiers of fn's body (outside literals) into a set, so
+ * that the prologue asks "is v_x used" in O(1) however long the body. */
+static void collect_ids(Fn *fn)
+{
+    size_t count = 0;
+    fn->idcap = 64;
+    fn->ids = arena_alloc(fn->idcap * sizeof *fn->ids);
+    for (const char *p = fn->buf; *p; p++) {
+        if (*p == '"' || *p == '\'') {
+            char q = *p++;
+            while (*p && *p != q)
+                p += *p == '\\' && p[1] ? 2 : 1;
+            if (!*p)
+                break;
+        } else if (ident_char(*p) && !(*p >= '0' && *p <= '9')) {
+            size_t n = 1;
+            while (ident_char(p[n]))
+                n++;
+            id_add(fn, p, n, &count);
+            p += n - 1;
+        }
+    }
+}
+
+/* Does fn's body use identifier id? */
+static bool body_uses(Fn *fn, const char *id)
+{
+    return *id_slot(fn, id, strlen(id)) != NULL;
 }
 
 static bool is_value_type(Type *t)
@@ -1435,6 +1507,7 @@ static void fn_close(Fn *fn)
 {
     fclose(fn->f);
     fn->f = NULL;
+    collect_ids(fn);
 }
 
 /* The initial value of a local from the function's parameters. */
@@ -1449,13 +1522,13 @@ static const char *init_of(SymInfo *si)
 }
 
 /* The prologue: env, frame, locals that the body uses. */
-static char *prologue(Fn *fn, const char *body, const char *result_decl)
+static char *prologue(Fn *fn, const char *result_decl)
 {
     char *s = NULL;
     size_t n = 0;
     FILE *f = open_memstream(&s, &n);
     bool frame = fn_has_frame(fn);
-    if (fn->kind != FN_MAIN && fn->kind != FN_RENDER && (frame || c_uses(body, "up")))
+    if (fn->kind != FN_MAIN && fn->kind != FN_RENDER && (frame || body_uses(fn, "up")))
         fprintf(f, "    struct %s *up = env;\n", frame_name(fn->parent));
     if (frame && fn->kind != FN_MAIN) {
         fprintf(f, "    struct %s fr = { .up = up };\n", frame_name(fn));
@@ -1474,7 +1547,7 @@ static char *prologue(Fn *fn, const char *body, const char *result_decl)
         SymInfo *si = fn->locals.items[i];
         if (si->captured && si->init != INIT_NONE)
             fprintf(f, "    fr.%s = %s;\n", si->cname, init_of(si));
-        else if (!si->captured && c_uses(body, si->cname))
+        else if (!si->captured && body_uses(fn, si->cname))
             fprintf(f, "    json_t *%s = %s;\n", si->cname, init_of(si));
     }
     fclose(f);
@@ -1484,16 +1557,15 @@ static char *prologue(Fn *fn, const char *body, const char *result_decl)
 }
 
 /* (void)p; for each parameter neither the prologue nor the body uses */
-static void void_unused(FILE *f, const char *pro, const char *body, const char *const *names,
-                        int n)
+static void void_unused(FILE *f, const char *pro, Fn *fn, const char *const *names, int n)
 {
     for (int i = 0; i < n; i++)
-        if (!c_uses(pro, names[i]) && !c_uses(body, names[i]))
+        if (!c_uses(pro, names[i]) && !body_uses(fn, names[i]))
             fprintf(f, "    (void)%s;\n", names[i]);
 }
 
 /* out: fr_drop(&v) for owned locals; */
-static void write_drops(FILE *f, Fn *fn, const char *body)
+static void write_drops(FILE *f, Fn *fn)
 {
     for (int i = 0; i < fn->locals.len; i++) {
         SymInfo *si = fn->locals.items[i];
@@ -1501,7 +1573,7 @@ static void write_drops(FILE *f, Fn *fn, const char *body)
             continue;
         if (si->captured)
             fprintf(f, "    fr_drop(&fr.%s);\n", si->cname);
-        else if (c_uses(body, si->cname))
+        else if (body_uses(fn, si->cname))
             fprintf(f, "    fr_drop(&%s);\n", si->cname);
     }
 }
@@ -1551,29 +1623,29 @@ static void gen_closure(Fn *fn, Node *body, Node *where)
     fn_close(fn);
 
     FILE *f = cg.closures;
-    const char *pro = prologue(fn, fn->buf, task ? "bool ok = false;" : "json_t *result = NULL;");
+    const char *pro = prologue(fn, task ? "bool ok = false;" : "json_t *result = NULL;");
     if (fn->kind == FN_BODY) {
         fprintf(f, "static json_t *%s(fr_ctx *cx, json_t *item, size_t index, void *env)\n{\n",
                 fn->name);
         static const char *const names[] = { "item", "index", "env" };
         fputs(pro, f);
-        void_unused(f, pro, fn->buf, names, 3);
+        void_unused(f, pro, fn, names, 3);
     } else if (fn->kind == FN_STAGE) {
         fprintf(f, "static json_t *%s(fr_ctx *cx, json_t *item, json_t *const *prev, size_t index,"
                 "\n%*svoid *env)\n{\n", fn->name, (int)strlen(fn->name) + 16, "");
         static const char *const names[] = { "item", "prev", "index", "env" };
         fputs(pro, f);
-        void_unused(f, pro, fn->buf, names, 4);
+        void_unused(f, pro, fn, names, 4);
     } else {
         fprintf(f, "static bool %s(fr_ctx *cx, void *env)\n{\n", fn->name);
         static const char *const names[] = { "env" };
         fputs(pro, f);
-        void_unused(f, pro, fn->buf, names, 1);
+        void_unused(f, pro, fn, names, 1);
     }
     fputs(fn->buf, f);
     if (fn->used_out)
         fputs("out:\n", f);
-    write_drops(f, fn, fn->buf);
+    write_drops(f, fn);
     fprintf(f, "    return %s;\n}\n\n", task ? "ok" : "result");
     free(fn->buf);
 }
@@ -1594,16 +1666,16 @@ static char *gen_main(void)
     char *s = NULL;
     size_t n = 0;
     FILE *f = open_memstream(&s, &n);
-    const char *pro = prologue(fn, fn->buf, "json_t *result = NULL;");
+    const char *pro = prologue(fn, "json_t *result = NULL;");
     fprintf(f, "/* workflow %s */\nstatic json_t *wf_main(fr_ctx *cx, json_t *const *args)\n{\n",
             cg.w->name);
     fputs(pro, f);
     static const char *const names[] = { "args" };
-    void_unused(f, pro, fn->buf, names, 1);
+    void_unused(f, pro, fn, names, 1);
     fputs(fn->buf, f);
     if (fn->used_out)
         fputs("out:\n", f);
-    write_drops(f, fn, fn->buf);
+    write_drops(f, fn);
     fputs("    return result;\n}\n\n", f);
     free(fn->buf);
     fclose(f);
@@ -1658,7 +1730,7 @@ static void write_render(FILE *f, Decl *a, AgentInfo *ai)
     fprintf(f, "static bool %s(fr_ctx *cx, json_t *const *args, fr_buf *system, fr_buf *prompt)"
             "\n{\n", fn->name);
     static const char *const names[] = { "cx", "args", "system", "prompt" };
-    void_unused(f, "", fn->buf, names, 4);
+    void_unused(f, "", fn, names, 4);
     fputs(fn->buf, f);
     fputs("    return true;\n}\n\n", f);
     free(fn->buf);
