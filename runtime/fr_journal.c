@@ -10,9 +10,11 @@
  *
  * Durability: a result must be on disk before the workflow uses it, and a
  * reservation before its request leaves, so that a resumed run answers the
- * one from the journal and counts the other against its budgets.  The file
- * is in WAL mode with synchronous=FULL (the WAL is synced at each commit;
- * NORMAL would survive a killed process but not a lost machine).  Many
+ * one from the journal and counts the other against its budgets (holds are
+ * journaled only when a usd or token cap exists: they protect caps).  The
+ * file is in WAL mode with synchronous=FULL (the WAL is synced at each
+ * commit; NORMAL, FLOWRT_JOURNAL_SYNC=normal, survives a killed process but
+ * not a lost machine).  Many
  * calls finish at once on many threads, so writes are group-committed: a
  * writer queues its row on its own stack and waits; whoever finds the
  * connection free becomes the leader, commits everything queued in one
@@ -25,11 +27,14 @@
 #include "fr_internal.h"
 
 #include <errno.h>
+#include <linux/futex.h>
 #include <sqlite3.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -215,23 +220,42 @@ static void map_free(jmap *m)
 /* ---- the handle ---------------------------------------------------------- */
 
 enum { OP_RESERVE, OP_RECORD };
+enum { OP_WAIT, OP_DONE, OP_LEAD };
 
-/* One queued write; it lives on the stack of the thread waiting for it. */
+/* One queued write; it lives on the stack of the thread waiting for it.
+ * Its waiter sleeps on state (a futex), so a leader wakes exactly the
+ * writers it committed, without the run of wake-ups a shared condition
+ * variable and mutex would cause with a hundred calls finishing at once. */
 typedef struct jop {
     struct jop *next;              /* the next queued write */
     int kind;                      /* OP_RESERVE or OP_RECORD */
     const fr_jcall *call;          /* the call */
     double usd;                    /* OP_RESERVE: worst-case dollars */
     int64_t tokens;                /* OP_RESERVE: worst-case tokens */
-    bool done;                     /* committed (or failed): the waiter may go on */
-    bool ok;                       /* it is durable */
+    bool ok;                       /* it is durable (read once state is OP_DONE) */
+    atomic_int state;              /* OP_WAIT, OP_DONE, or OP_LEAD: lead the next batch */
 } jop;
+
+static void futex_wait(atomic_int *f, int val)
+{
+    syscall(SYS_futex, (int *)f, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
+}
+
+/* Sets *f and wakes its waiter.  The waiter may already be gone (it saw the
+ * value without sleeping): a wake on a stale address is harmless, a waiter
+ * always rechecks its value. */
+static void futex_set(atomic_int *f, int val)
+{
+    atomic_store(f, val);
+    syscall(SYS_futex, (int *)f, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
 
 struct fr_journal {
     sqlite3 *db;                   /* the one connection */
     char *path;                    /* the file */
     pthread_mutex_t mu;            /* guards everything below */
-    pthread_cond_t cv;             /* busy cleared or a batch committed */
+    pthread_cond_t cv;             /* busy cleared, for db_acquire's waiters */
+    int acquiring;                 /* threads waiting in db_acquire */
     bool busy;                     /* a thread is using db */
     jop *head;                     /* writes queued for the next batch */
     jop **tail;                    /* where the next queued write goes */
@@ -267,17 +291,31 @@ static void db_error(fr_journal *j, fr_buf *err, const char *what)
 static void db_acquire(fr_journal *j)
 {
     pthread_mutex_lock(&j->mu);
+    j->acquiring++;
     while (j->busy)
         pthread_cond_wait(&j->cv, &j->mu);
+    j->acquiring--;
     j->busy = true;
     pthread_mutex_unlock(&j->mu);
+}
+
+/* Frees the connection (j->mu held) and wakes one who wants it: the first
+ * queued write, which then leads the next batch, or a db_acquire.  Waking
+ * one thread, not all, matters with a hundred calls waiting. */
+static void hand_off(fr_journal *j)
+{
+    int wait = OP_WAIT;
+    j->busy = false;
+    if (j->head && atomic_compare_exchange_strong(&j->head->state, &wait, OP_LEAD))
+        futex_set(&j->head->state, OP_LEAD);
+    if (j->acquiring)
+        pthread_cond_broadcast(&j->cv);
 }
 
 static void db_release(fr_journal *j)
 {
     pthread_mutex_lock(&j->mu);
-    j->busy = false;
-    pthread_cond_broadcast(&j->cv);
+    hand_off(j);
     pthread_mutex_unlock(&j->mu);
 }
 
@@ -403,8 +441,10 @@ static bool open_db(fr_journal *j, fr_buf *err)
         return false;
     }
     sqlite3_busy_timeout(j->db, 10000);
+    const char *sync = getenv("FLOWRT_JOURNAL_SYNC");
+    bool normal = sync && strcmp(sync, "normal") == 0;
     return db_exec(j, "PRAGMA journal_mode=WAL", err) &&
-           db_exec(j, "PRAGMA synchronous=FULL", err) &&
+           db_exec(j, normal ? "PRAGMA synchronous=NORMAL" : "PRAGMA synchronous=FULL", err) &&
            db_exec(j, "PRAGMA foreign_keys=OFF", err) && ensure_schema(j, err) &&
            sqlite3_prepare_v3(j->db, sql_reserve, -1, SQLITE_PREPARE_PERSISTENT,
                               &j->st_reserve, NULL) == SQLITE_OK &&
@@ -833,42 +873,51 @@ static bool commit_batch(fr_journal *j, jop *batch)
     return ok;
 }
 
-/* The leader's part, called and returning with j->mu held and busy set. */
+/* The leader's part, called and returning with j->mu held and busy set:
+ * commits what is queued, batch after batch, until its own write is in. */
 static void lead_batches(fr_journal *j, jop *mine)
 {
-    while (!mine->done && j->head) {
+    while (atomic_load(&mine->state) != OP_DONE && j->head) {
         jop *batch = j->head;
         j->head = NULL;
         j->tail = &j->head;
+        j->batches++;
         pthread_mutex_unlock(&j->mu);
         bool ok = commit_batch(j, batch);
-        pthread_mutex_lock(&j->mu);
-        j->batches++;
-        for (jop *op = batch, *next; op; op = next) {
-            next = op->next;
-            j->rows++;
+        int64_t n = 0;
+        for (jop *op = batch, *next; op; op = next, n++) {
+            next = op->next;                 /* op's waiter may return at once */
             op->ok = ok;
-            op->done = true;
+            futex_set(&op->state, OP_DONE);
         }
-        pthread_cond_broadcast(&j->cv);
+        pthread_mutex_lock(&j->mu);
+        j->rows += n;
     }
 }
 
 /* Queues op and returns once it is committed by this thread or a leader. */
 static bool submit(fr_journal *j, jop *op)
 {
+    atomic_init(&op->state, OP_WAIT);
     pthread_mutex_lock(&j->mu);
     *j->tail = op;
     j->tail = &op->next;
-    while (!op->done) {
+    for (;;) {
         if (!j->busy) {
             j->busy = true;
             lead_batches(j, op);
-            j->busy = false;
-            pthread_cond_broadcast(&j->cv);
-        } else {
-            pthread_cond_wait(&j->cv, &j->mu);
+            hand_off(j);
         }
+        if (atomic_load(&op->state) == OP_DONE)
+            break;
+        int lead = OP_LEAD;
+        atomic_compare_exchange_strong(&op->state, &lead, OP_WAIT);
+        pthread_mutex_unlock(&j->mu);
+        while (atomic_load(&op->state) == OP_WAIT)
+            futex_wait(&op->state, OP_WAIT);
+        if (atomic_load(&op->state) == OP_DONE)
+            return op->ok;
+        pthread_mutex_lock(&j->mu);          /* OP_LEAD: the connection is free */
     }
     pthread_mutex_unlock(&j->mu);
     return op->ok;
@@ -876,13 +925,13 @@ static bool submit(fr_journal *j, jop *op)
 
 bool fr_journal_reserve(fr_journal *j, const fr_jcall *c, double usd, int64_t tokens)
 {
-    jop op = { NULL, OP_RESERVE, c, usd, tokens, false, false };
+    jop op = { .kind = OP_RESERVE, .call = c, .usd = usd, .tokens = tokens };
     return !j || !j->run_id[0] || submit(j, &op);
 }
 
 bool fr_journal_record(fr_journal *j, const fr_jcall *c)
 {
-    jop op = { NULL, OP_RECORD, c, 0, 0, false, false };
+    jop op = { .kind = OP_RECORD, .call = c };
     return !j || !j->run_id[0] || submit(j, &op);
 }
 
@@ -1266,6 +1315,7 @@ typedef struct jstate {
     int64_t prior_tokens;          /* the same in tokens */
     double *ph_usd;                /* [nphases] prior dollars per phase */
     int64_t *ph_tokens;            /* [nphases] prior tokens per phase */
+    bool holds;                    /* a usd or token cap exists: journal each request's hold */
     int64_t cached;                /* calls answered from the journal (atomic) */
     int warned;                    /* a journal write failed and was said (atomic) */
 } jstate;
@@ -1374,6 +1424,16 @@ static int open_trace(jstate *s, fr_run *run, const char *path)
     return s->trace ? -1 : 2;
 }
 
+/* Holds protect caps across a crash; without a usd or token cap a request
+ * need not wait for its hold to be synced. */
+static bool has_cap(const fr_program *p)
+{
+    bool cap = p->budget.usd >= 0 || p->budget.tokens >= 0;
+    for (int i = 0; i < p->nphases; i++)
+        cap = cap || p->phases[i].budget.usd >= 0 || p->phases[i].budget.tokens >= 0;
+    return cap;
+}
+
 int fr_journal_run_start(fr_run *run, const fr_jopts *o, json_t *const *args)
 {
     jstate *s = fr_calloc(1, sizeof *s);
@@ -1382,6 +1442,7 @@ int fr_journal_run_start(fr_run *run, const fr_jopts *o, json_t *const *args)
         return 1;
     }
     run->journal = s;
+    s->holds = has_cap(run->prog);
     if (o->no_journal && o->resume) {
         fprintf(stderr, "error: --resume needs the journal; drop --no-journal\n");
         return 2;
@@ -1507,7 +1568,7 @@ json_t *fr_journal_call_begin(fr_jhook *h, fr_ctx *cx, const fr_agent *a, int si
 void fr_journal_call_hold(fr_jhook *h, fr_ctx *cx, const fr_resv *r)
 {
     jstate *s = cx->run->journal;
-    if (!s || !s->j)
+    if (!s || !s->j || !s->holds)
         return;
     int64_t tok = h->jc.tokens_in + h->jc.tokens_out + r->tokens;
     if (!fr_journal_reserve(s->j, &h->jc, h->jc.usd + r->usd, tok))
