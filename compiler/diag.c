@@ -173,7 +173,12 @@ static void print_snippet(FILE *out, Span sp)
         end++;
     uint32_t lo = start + (uint32_t)c - 1;
     uint32_t hi = sp.hi > end ? end : sp.hi;
-    fprintf(out, "%5d | %.*s\n", line, (int)(end - start), s->text + start);
+    fprintf(out, "%5d | ", line);
+    for (uint32_t i = start; i < end; i++) {      /* control bytes would garble the terminal */
+        unsigned char b = (unsigned char)s->text[i];
+        fputc(b < 0x20 && b != '\t' ? ' ' : b, out);
+    }
+    fputc('\n', out);
     fputs("      | ", out);
     for (uint32_t i = start; i < lo; i++)
         fputc(s->text[i] == '\t' ? '\t' : ' ', out);

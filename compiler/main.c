@@ -182,8 +182,9 @@ static bool load_file(Program *p, const char *path, Span from)
     vec_push(&loaded, l);
     vec_push(&p->files, (void *)(intptr_t)file);
     int first = p->decls.len;
-    bool ok = parse_file(p, file);
-    return load_imports(p, file, first, p->decls.len) && ok;
+    if (!parse_file(p, file))
+        return false;                            /* its imports may be what the error garbled */
+    return load_imports(p, file, first, p->decls.len);
 }
 
 bool flowc_load(Program *p, char *const *files, int nfiles)
