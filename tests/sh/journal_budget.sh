@@ -14,8 +14,8 @@ command -v jq >/dev/null || { echo "no jq"; exit 77; }
 KILLS=${JOURNAL_KILLS:-12}
 SEED=${JOURNAL_SEED:-$(date +%s%N | cut -c10-18)}
 echo "seed $SEED"
-N=300
-CAP=0.09
+N=600
+CAP=0.16
 fail() { echo "FAIL: $*"; kill "$spid" 2>/dev/null; exit 1; }
 
 start_server() {
