@@ -259,7 +259,7 @@ static void dump_field(FILE *out, const char *what, Field *f, int depth)
     dump_opt(out, "default", f->deflt, depth + 1);
 }
 
-static void dump_decl(FILE *out, Decl *d)
+static void dump_decl(FILE *out, Decl *d, int main_file)
 {
     static const char *const kinds[] = { "import", "schema", "enum", "model", "agent", "workflow" };
     fprintf(out, "%s %s", kinds[d->kind], d->name ? d->name : "?");
@@ -268,6 +268,8 @@ static void dump_decl(FILE *out, Decl *d)
         put_type(out, d->ret);
     }
     put_span(out, d->span);
+    if (d->file != main_file && src_get(d->file))
+        fprintf(out, " in %s", src_get(d->file)->path);
     if (d->doc) {
         fputs(" doc=", out);
         put_quoted(out, d->doc, strlen(d->doc));
@@ -281,8 +283,10 @@ static void dump_decl(FILE *out, Decl *d)
     dump_node(out, d->body, 1);
 }
 
+/* Declarations of imported files say which file their spans are in. */
 void ast_dump(FILE *out, Program *p)
 {
+    int main_file = p->files.len ? (int)(intptr_t)p->files.items[0] : 0;
     for (int i = 0; i < p->decls.len; i++)
-        dump_decl(out, p->decls.items[i]);
+        dump_decl(out, p->decls.items[i], main_file);
 }

@@ -119,15 +119,15 @@ static int find_loaded(const char *real)
 static const char *resolve_import(const char *from, const char *name)
 {
     const char *slash = strrchr(from, '/');
-    const char *dir = slash ? arena_strndup(from, (size_t)(slash - from)) : ".";
+    const char *dir = slash ? arena_strndup(from, (size_t)(slash - from) + 1) : "";
     const char *cands[4];
     int n = 0;
     if (name[0] == '/') {
         cands[n++] = name;
         cands[n++] = arena_printf("%s.flow", name);
     } else {
-        cands[n++] = arena_printf("%s/%s.flow", dir, name);
-        cands[n++] = arena_printf("%s/%s", dir, name);
+        cands[n++] = arena_printf("%s%s.flow", dir, name);     /* dir is "" or ends in '/' */
+        cands[n++] = arena_printf("%s%s", dir, name);
         cands[n++] = arena_printf("%s/%s.flow", flowc_stdlib_dir(), name);
         cands[n++] = arena_printf("%s/%s", flowc_stdlib_dir(), name);
     }
