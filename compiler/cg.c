@@ -140,8 +140,9 @@ static void emit(Gen *g, const char *f, ...)
     char *line = vfmt(f, ap);
     va_end(ap);
     int ind = g->fn->indent;
-    if (line[0] && line[strlen(line) - 1] == ':' && !strchr(line, ' '))
-        ind--;                                   /* labels sit half a step out */
+    if (line[0] && line[strlen(line) - 1] == ':' && !strchr(line, ' ') &&
+        strcmp(line, "default:") != 0)
+        ind--;                                   /* labels sit one step out */
     fprintf(g->fn->f, "%*s%s\n", ind * 4, "", line);
 }
 
@@ -1153,7 +1154,8 @@ static const char *gen_match(Gen *g, Node *n)
                  k == arm->pats.len - 1 && !arm->wildcard ? " {" : "");
         }
         gen_branch(g, arm->body, res);
-        emit(g, "    break;");
+        if (!arm->body->type || arm->body->type->kind != TY_NEVER)
+            emit(g, "    break;");
         emit(g, "}");
     }
     if (!wild) {
