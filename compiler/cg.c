@@ -1629,20 +1629,20 @@ static void gen_closure(Fn *fn, Node *body, Node *where)
     if (fn->kind == FN_BODY) {
         fprintf(f, "static json_t *%s(fr_ctx *cx, json_t *item, size_t index, void *env)\n{\n",
                 fn->name);
-        static const char *const names[] = { "item", "index", "env" };
+        static const char *const names[] = { "cx", "item", "index", "env" };
         fputs(pro, f);
-        void_unused(f, pro, fn, names, 3);
+        void_unused(f, pro, fn, names, 4);
     } else if (fn->kind == FN_STAGE) {
         fprintf(f, "static json_t *%s(fr_ctx *cx, json_t *item, json_t *const *prev, size_t index,"
                 "\n%*svoid *env)\n{\n", fn->name, (int)strlen(fn->name) + 16, "");
-        static const char *const names[] = { "item", "prev", "index", "env" };
+        static const char *const names[] = { "cx", "item", "prev", "index", "env" };
         fputs(pro, f);
-        void_unused(f, pro, fn, names, 4);
+        void_unused(f, pro, fn, names, 5);
     } else {
         fprintf(f, "static bool %s(fr_ctx *cx, void *env)\n{\n", fn->name);
-        static const char *const names[] = { "env" };
+        static const char *const names[] = { "cx", "env" };
         fputs(pro, f);
-        void_unused(f, pro, fn, names, 1);
+        void_unused(f, pro, fn, names, 2);
     }
     fputs(fn->buf, f);
     if (fn->used_out)
@@ -1672,8 +1672,8 @@ static char *gen_main(void)
     fprintf(f, "/* workflow %s */\nstatic json_t *wf_main(fr_ctx *cx, json_t *const *args)\n{\n",
             cg.w->name);
     fputs(pro, f);
-    static const char *const names[] = { "args" };
-    void_unused(f, pro, fn, names, 1);
+    static const char *const names[] = { "cx", "args" };
+    void_unused(f, pro, fn, names, 2);
     fputs(fn->buf, f);
     if (fn->used_out)
         fputs("out:\n", f);
