@@ -616,7 +616,8 @@ static void put_json(fr_buf *b, json_t *v)
 /* Names each argument that differs between the old and new JSON objects. */
 static void diff_args(const char *old_text, const char *new_text, fr_buf *err)
 {
-    json_t *o = json_loads(old_text, 0, NULL), *n = json_loads(new_text, 0, NULL);
+    json_t *o = fr_json_loadb(old_text, strlen(old_text), 0, NULL);
+    json_t *n = fr_json_loadb(new_text, strlen(new_text), 0, NULL);
     const char *k;
     json_t *v;
     int said = 0;
@@ -650,7 +651,8 @@ static bool check_same(const jrun *r, const char *source_hash, const char *args,
                        bool force, fr_buf *err)
 {
     bool same_src = strcmp(r->source_hash, source_hash) == 0;
-    json_t *a = json_loads(r->args, 0, NULL), *b = json_loads(args, 0, NULL);
+    json_t *a = fr_json_loadb(r->args, strlen(r->args), 0, NULL);
+    json_t *b = fr_json_loadb(args, strlen(args), 0, NULL);
     bool same_args = a && b ? json_equal(a, b) : strcmp(r->args, args) == 0;
     json_decref(a);
     json_decref(b);
@@ -816,7 +818,7 @@ json_t *fr_journal_lookup(fr_journal *j, const fr_jcall *c)
         return NULL;
     pthread_mutex_lock(&j->mu);
     const char *out = map_get(&j->answers, c->key);
-    json_t *v = out ? json_loads(out, JSON_DECODE_ANY, NULL) : NULL;
+    json_t *v = out ? fr_json_loadb(out, strlen(out), JSON_DECODE_ANY, NULL) : NULL;
     pthread_mutex_unlock(&j->mu);
     return v;
 }
@@ -1041,6 +1043,10 @@ bool fr_journal_escalate(fr_journal *j, const char *where, const char *item,
 
 /* ---- subcommands: runs, review, approve ---------------------------------- */
 
+/* The binary's name as it was run, for the commands a message suggests;
+ * set by fr_journal_command, which fr_main calls before anything else. */
+static const char *self_name;
+
 static void put_time(FILE *out, int64_t ms)
 {
     time_t t = (time_t)(ms / 1000);
@@ -1121,7 +1127,7 @@ static int cmd_review(fr_journal *j, const char *workflow)
         printf("nothing waiting for review\n");
     else
         printf("%d item%s waiting; decide with: %s approve RUN_ID --all | --item N | --reject N\n",
-               items, items == 1 ? "" : "s", workflow);
+               items, items == 1 ? "" : "s", self_name ? self_name : workflow);
     return 0;
 }
 
@@ -1296,6 +1302,7 @@ static int run_command(const fr_program *prog, const char *cmd, int argc, char *
 
 int fr_journal_command(const fr_program *prog, int argc, char **argv)
 {
+    self_name = argc > 0 ? argv[0] : NULL;
     if (argc < 2)
         return -1;
     const char *cmd = argv[1];
@@ -1661,10 +1668,10 @@ static json_t *decided(fr_ctx *cx, json_t *list, const int *d, const char *title
         waiting += d[i] < 0;
     if (waiting) {
         const char *id = fr_journal_run_id(((jstate *)cx->run->journal)->j);
+        const char *self = self_name ? self_name : cx->run->prog->name;
         fr_fail(cx, where, "%zu item%s of '%s' wait%s for a decision (run %s): see `%s review`,"
                 " decide with `%s approve %s ...`, then run again with --resume", waiting,
-                waiting == 1 ? "" : "s", title, waiting == 1 ? "s" : "", id,
-                cx->run->prog->name, cx->run->prog->name, id);
+                waiting == 1 ? "" : "s", title, waiting == 1 ? "s" : "", id, self, self, id);
         cx->sig = FR_SIG_WAIT;
         return NULL;
     }
