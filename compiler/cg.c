@@ -12,10 +12,11 @@
  *   2. generation (gen_*) writes each function into its own memory buffer.
  *      Every expression evaluates into a borrowed `json_t *` temporary (or a
  *      variable); calls that can fail are followed by `if (!t) goto FAIL;`
- *      where FAIL is `out` (the function's exit), an inline for's `drop_N`
- *      (skip handling) or a loop's `lfail_N`.  A function's prologue is
- *      written after its body, so that only the parameters, locals and
- *      labels the body uses are declared: the C compiles without warnings.
+ *      where FAIL is `out` (the function's exit) or an inline for's
+ *      `drop_N` (skip handling); `break` jumps to its loop's `brk_N`.  A
+ *      function's prologue is written after its body, so that only the
+ *      parameters, locals and labels the body uses are declared: the C
+ *      compiles without warnings.
  * Type descriptors are created on first use and written, with the schemas
  * and enums they need, ahead of all code.
  */
