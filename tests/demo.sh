@@ -41,18 +41,25 @@ if ! "$FLOWC" build examples/crm_hygiene.flow -o "$OUT/crm_hygiene" >"$OUT/build
 fi
 cat "$OUT/build.log"
 
-say "$OUT/crm_hygiene --help"
-"$OUT/crm_hygiene" --help
+# The binary runs inside build/demo so that what a run leaves behind (the
+# journal in .flow/, the review file of escalated leads) stays out of the
+# source tree; the flags point it back at the sample data.
+cd "$OUT" || exit 2
 
-say "$OUT/crm_hygiene --mock    (offline: every model answered by the mock)"
-echo "-- stdout: the verified leads, one JSON object per line"
-"$OUT/crm_hygiene" --mock --out-file "$OUT/crm_enriched.jsonl" 2>"$OUT/summary.txt"
+say "./crm_hygiene --help"
+./crm_hygiene --help
+
+say "./crm_hygiene --mock --leads-file ../../examples/data/leads.jsonl --out-file crm_enriched.jsonl"
+echo "(offline: every model is answered by the mock provider; no key, no cost)"
+echo "-- stdout: the verified leads above --min-intent, one JSON object per line"
+./crm_hygiene --mock --leads-file ../../examples/data/leads.jsonl \
+    --out-file crm_enriched.jsonl 2>summary.txt
 st=$?
 echo "-- stderr: the run summary"
-cat "$OUT/summary.txt"
+cat summary.txt
 echo
 case $st in
-    0) echo "demo: done (exit 0); the leads written back are in $OUT/crm_enriched.jsonl" ;;
+    0) echo "demo: done (exit 0); the leads to write back are in $OUT/crm_enriched.jsonl" ;;
     3) echo "demo: the run waits for approval (exit 3)" ;;
     4) echo "demo: a budget stopped the run (exit 4)" ;;
     *) echo "demo: the run failed (exit $st)" ;;
