@@ -103,7 +103,7 @@ static json_t *repair(const char *text, fr_buf *err)
     }
     size_t n = drop_trailing_commas(text, start, close, clean);
     json_error_t je;
-    json_t *v = json_loadb(clean, n, 0, &je);
+    json_t *v = fr_json_loadb(clean, n, 0, &je);
     fr_free(clean);
     if (!v) {
         fr_buf_puts(err, "the answer is not valid JSON: ");
@@ -119,7 +119,7 @@ json_t *fr_repair_json(const char *text, bool *repaired, fr_buf *err)
         fr_buf_puts(err, "the answer is empty");
         return NULL;
     }
-    json_t *v = json_loads(text, 0, NULL);
+    json_t *v = fr_json_loadb(text, strlen(text), 0, NULL);
     if (v)
         return v;
     v = repair(text, err);
