@@ -76,7 +76,8 @@ static void usage(json_t *u, fr_response *r)
 {
     int64_t cached = json_integer_value(
         json_object_get(json_object_get(u, "prompt_tokens_details"), "cached_tokens"));
-    r->input_tokens = json_integer_value(json_object_get(u, "prompt_tokens")) - cached;
+    int64_t prompt = json_integer_value(json_object_get(u, "prompt_tokens"));
+    r->input_tokens = cached > 0 && cached <= prompt ? prompt - cached : prompt;
     r->output_tokens = json_integer_value(json_object_get(u, "completion_tokens"));
     r->cache_read_tokens = cached;
 }
