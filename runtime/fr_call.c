@@ -135,14 +135,22 @@ static void count(fr_run *run, int phase, int64_t calls, int64_t retries, int64_
     pthread_mutex_unlock(&run->mu);
 }
 
+/* Why no further attempt may be made. */
+enum { GO_ON, STOP_FATAL, STOP_BUDGET };
+
 /* An answer: validated, or turned into feedback for the next attempt. */
-static json_t *take_answer(call *c, fr_response *r)
+static json_t *take_answer(call *c, fr_response *r, int *stop)
 {
     fr_buf err = { 0 };
     if (fr_validate(r->output, c->agent->output, &err)) {
         fr_buf_free(&err);
         /* [journal hook] after validation, record durably before use */
         json_t *v = fr_keep(c->cx, fr_normalize(r->output, c->agent->output));
+        if (!v) {
+            set_str(&c->last_error, "out of memory");
+            *stop = STOP_FATAL;
+            return NULL;
+        }
         fr_journal_call_record(&c->jh, c->cx, v, c->agent->output);
         return v;
     }
@@ -150,13 +158,10 @@ static json_t *take_answer(call *c, fr_response *r)
     set_str(&c->last_error, c->feedback);
     char *raw = r->raw ? NULL : json_dumps(r->output, JSON_COMPACT | JSON_ENCODE_ANY);
     set_str(&c->prev_answer, r->raw ? r->raw : raw);
-    free(raw);
+    fr_free(raw);
     fr_buf_free(&err);
     return NULL;
 }
-
-/* Why no further attempt may be made. */
-enum { GO_ON, STOP_FATAL, STOP_BUDGET };
 
 /* Makes attempt number c->attempts; returns the answer, or NULL with *stop
  * saying whether another attempt may follow. */
@@ -189,7 +194,7 @@ static json_t *attempt(call *c, int *stop)
     json_t *v = NULL;
     switch (r.outcome) {
     case FR_ANSWER:
-        v = take_answer(c, &r);
+        v = take_answer(c, &r, stop);
         break;
     case FR_BAD_ANSWER:
         set_str(&c->last_error, r.error ? r.error : "unusable answer");

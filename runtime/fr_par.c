@@ -182,16 +182,32 @@ static bool item_failed(fan *f, fr_ctx *c)
     return false;
 }
 
-/* The finished items in input order, as a new list; the slots are emptied. */
+/* Out of memory mid-fan-out: the fan-out fails and takes no new item. */
+static void fan_oom(fan *f)
+{
+    pthread_mutex_lock(&f->mu);
+    if (f->sig == FR_OK) {
+        f->sig = FR_SIG_FAIL;
+        f->msg = fr_strdup("out of memory");
+    }
+    pthread_mutex_unlock(&f->mu);
+    __atomic_store_n(&f->stop, 1, __ATOMIC_RELEASE);
+}
+
+/* The finished items in input order, as a new list (NULL when out of
+ * memory); the slots are emptied. */
 static json_t *collect(fan *f)
 {
     json_t *out = json_array();
+    bool ok = out != NULL;
     for (size_t i = 0; i < f->n; i++) {
-        if (f->slots[i])
-            json_array_append_new(out, f->slots[i]);
+        if (f->slots[i] && json_array_append_new(out, f->slots[i]) != 0)
+            ok = false;                 /* jansson dropped the value */
         f->slots[i] = NULL;
     }
-    return out;
+    if (!ok)
+        json_decref(out);
+    return ok ? out : NULL;
 }
 
 /* Ends a fan-out: its values (borrowed from the parent's pool), or NULL with
@@ -337,6 +353,12 @@ static void pitem_free(pitem *it)
     fr_free(it);
 }
 
+static void wake_all(pline *p)
+{
+    for (int k = 0; k < p->nstages; k++)
+        pthread_cond_broadcast(&p->q[k].cv);
+}
+
 /* Waits (p->mu held) for an item for stage k: NULL when there is none to come. */
 static pitem *take(pline *p, int k)
 {
@@ -346,8 +368,12 @@ static pitem *take(pline *p, int k)
             pthread_cond_wait(&q->cv, &p->mu);
         if (fan_stopped(&p->f) || p->next >= p->f.n)
             return NULL;
-        p->live++;
-        return pitem_new(p, p->next++);
+        pitem *it = pitem_new(p, p->next++);
+        if (it)
+            p->live++;
+        else
+            fan_oom(&p->f), wake_all(p);
+        return it;
     }
     while (!fan_stopped(&p->f) && !q->head && p->q[k - 1].alive > 0)
         pthread_cond_wait(&q->cv, &p->mu);
@@ -376,12 +402,6 @@ static void leave(pline *p, pitem *it, bool done)
     if (done)
         item_done(&p->f);
     pitem_free(it);
-}
-
-static void wake_all(pline *p)
-{
-    for (int k = 0; k < p->nstages; k++)
-        pthread_cond_broadcast(&p->q[k].cv);
 }
 
 /* Runs stage k on it; the value moves it on, or it leaves. (p->mu held on
@@ -443,13 +463,7 @@ static int stage_workers(pline *p, int k)
 /* A stage without workers: nothing can finish, so the pipeline stops. */
 static void no_workers(pline *p)
 {
-    pthread_mutex_lock(&p->f.mu);
-    if (p->f.sig == FR_OK) {
-        p->f.sig = FR_SIG_FAIL;
-        p->f.msg = fr_strdup("cannot start the pipeline's workers");
-    }
-    pthread_mutex_unlock(&p->f.mu);
-    __atomic_store_n(&p->f.stop, 1, __ATOMIC_RELEASE);
+    fan_oom(&p->f);
     pthread_mutex_lock(&p->mu);
     wake_all(p);
     pthread_mutex_unlock(&p->mu);
@@ -504,6 +518,8 @@ json_t *fr_pipeline(fr_ctx *cx, json_t *list, const fr_par_opts *opts, int nstag
         for (int i = 0; i < nt; i++)
             pthread_join(t[i], NULL);
         pipe_drain(&p);
+    } else if (n) {
+        fan_oom(&p.f);
     }
     pthread_mutex_destroy(&p.mu);
     fr_free(p.q), fr_free(w), fr_free(t);

@@ -133,6 +133,11 @@ has "waiting for approval: 2 items of 'ok?'"
 run 1 --scenario approve --mock --quiet --no-journal
 has "approve() needs the run journal"
 
+# out of memory: the n-th allocation fails inside each kind of fan-out; each
+# finishes whole or fails with a message (and, under ASan, leaks nothing)
+run 0 --scenario oom --items 300 --mock --no-journal --quiet
+has "oom: 300 rounds, "
+
 # the command line
 run 2 --items 3 --mock
 has "error: missing required flag --scenario"

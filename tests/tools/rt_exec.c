@@ -292,11 +292,12 @@ static json_t *run_for(fr_ctx *cx, env *e, int64_t n, fr_on_error oe, fr_body_fn
     return check_order(cx, rows, "parallel for");
 }
 
-static json_t *run_pipeline(fr_ctx *cx, env *e, int64_t n)
+static json_t *run_pipeline(fr_ctx *cx, env *e, json_t *xs)
 {
+    size_t n = fr_count(xs);
     static const fr_stage st[] = { { "a", 4, stage_a }, { "b", 2, stage_b }, { "c", 3, stage_c } };
     fr_par_opts o = { e->conc, FR_ON_ERROR_HALT, "rt_exec.flow:40:3" };
-    json_t *rows = fr_pipeline(cx, numbers(cx, 0, n), &o, 3, st, e);
+    json_t *rows = fr_pipeline(cx, xs, &o, 3, st, e);
     for (int k = 0; k < 3; k++)
         rows = check_gauge(cx, rows, &e->stage[k], cap_of(cx, st[k].concurrency), st[k].name);
     if (rows && n >= 50 && !e->seen_overlap)
@@ -329,6 +330,51 @@ static json_t *run_seq(fr_ctx *cx, env *e, int64_t n)
     return cx->path_len == 0 ? rows : fr_fail(cx, NULL, "path not restored");
 }
 
+/* One fan-out of each kind with the n-th allocation failing: each either
+ * finishes whole or fails with a message; never a crash, a leak (ASan) or a
+ * short result that claims success.  Returns false with why in cx. */
+static bool oom_round(fr_ctx *cx, env *e, long n, int *hit)
+{
+    static const fr_task_fn tasks[] = { task, task, task };
+    size_t mark = fr_mark(cx);
+    json_t *xs = numbers(cx, 0, 12);
+    for (int kind = 0; kind < 3; kind++) {
+        json_t *v;
+        size_t want = kind == 0 ? 12 : 9;
+        memset(e, 0, sizeof *e);
+        e->conc = 3, e->fail_at = -1;
+        fr_alloc_fail_after(n);
+        if (kind == 0)
+            v = fr_parallel_for(cx, xs, &(fr_par_opts){ 3, FR_ON_ERROR_HALT, "oom" }, for_body, e);
+        else if (kind == 1)
+            v = run_pipeline(cx, e, xs);
+        else
+            v = fr_parallel_block(cx, 3, tasks, e) ? fr_list(cx) : NULL, want = 0;
+        *hit += fr_alloc_countdown() == 0;
+        fr_alloc_fail_after(0);
+        if (v && fr_count(v) != want)
+            return fr_fail(cx, NULL, "oom %ld kind %d: %zu results, expected %zu", n, kind,
+                           fr_count(v), want) != NULL;
+        if (!v && (cx->sig != FR_SIG_FAIL || !cx->err))
+            return fr_fail(cx, NULL, "oom %ld kind %d: no value and no error", n, kind) != NULL;
+        fr_sig_clear(cx);
+    }
+    fr_release(cx, mark);
+    return true;
+}
+
+static json_t *run_oom(fr_ctx *cx, env *e, int64_t rounds)
+{
+    int hit = 0;
+    for (long n = 1; n <= rounds; n++)
+        if (!oom_round(cx, e, n, &hit))
+            return NULL;
+    if (hit == 0)
+        return fr_fail(cx, NULL, "oom: no allocation failed");
+    fprintf(stderr, "oom: %lld rounds, %d with a failed allocation\n", (long long)rounds, hit);
+    return fr_list(cx);
+}
+
 /* Runs the named scenario inside phase ph. */
 static json_t *scenario(fr_ctx *cx, const char *s, env *e, int64_t n)
 {
@@ -336,7 +382,7 @@ static json_t *scenario(fr_ctx *cx, const char *s, env *e, int64_t n)
         || strcmp(s, "tokens") == 0)
         return run_for(cx, e, n, FR_ON_ERROR_HALT, for_body);
     if (strcmp(s, "pipebudget") == 0)
-        return run_pipeline(cx, e, n);
+        return run_pipeline(cx, e, numbers(cx, 0, n));
     if (strcmp(s, "skip") == 0)
         return run_for(cx, e, n, FR_ON_ERROR_SKIP, skip_body);
     if (strcmp(s, "halt") == 0)
@@ -350,11 +396,13 @@ static json_t *scenario(fr_ctx *cx, const char *s, env *e, int64_t n)
         return flat;
     }
     if (strcmp(s, "pipeline") == 0)
-        return run_pipeline(cx, e, n);
+        return run_pipeline(cx, e, numbers(cx, 0, n));
     if (strcmp(s, "block") == 0)
         return run_block(cx, e);
     if (strcmp(s, "seq") == 0 || strcmp(s, "timed") == 0)
         return run_seq(cx, e, n);
+    if (strcmp(s, "oom") == 0)
+        return run_oom(cx, e, n);
     if (strcmp(s, "approve") == 0)
         return fr_approve(cx, numbers(cx, 0, 2), fr_str(cx, "ok?"), 1, "rt_exec.flow:50:3");
     return fr_fail(cx, NULL, "unknown scenario '%s'", s);
