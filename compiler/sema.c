@@ -1116,6 +1116,15 @@ static Type *check_list(Node *n)
     return ty_list(acc && acc->kind != TY_NEVER ? acc : NULL);
 }
 
+/* Characters (code points) of UTF-8 text, as the runtime counts a length. */
+static size_t utf8_len(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += ((uint8_t)*s & 0xC0) != 0x80;
+    return n;
+}
+
 /* A literal value against a field's constraint (7 for `int in 1..5`). */
 static void check_literal_constraint(Field *f, Node *v)
 {
@@ -1131,7 +1140,7 @@ static void check_literal_constraint(Field *f, Node *v)
         return;
     }
     const char *s = plain_string(v);
-    double len = s ? (double)strlen(s) : v->kind == N_LIST ? v->args.len : -1;
+    double len = s ? (double)utf8_len(s) : v->kind == N_LIST ? v->args.len : -1;
     if (len >= 0 && (len < lo || len > hi))
         diag_error(v->span, "field '%s' must have a length between %s and %s, got %s", f->name,
                    fmt_num(lo), fmt_num(hi), fmt_num(len));
