@@ -1488,6 +1488,8 @@ void fr_journal_run_end(fr_run *run, int status)
         pthread_mutex_unlock(&run->mu);
         fr_journal_end(s->j, status_word(status), usd, tok);
     }
+    fr_trace_end_open(s->trace, status == 0 ? "ok" : status == 3 ? "waiting"
+                      : status == 4 ? "budget" : "error");
     fr_journal_close(s->j);
     fr_trace_close(s->trace);
     fr_free(s->ph_usd);
@@ -1532,7 +1534,8 @@ void fr_journal_phase_end(fr_ctx *cx, int phase)
     jstate *s = cx->run->journal;
     if (s)
         fr_trace_phase_end(s->trace, phase, cx->sig == FR_OK ? "ok"
-                           : cx->sig == FR_SIG_BUDGET ? "budget" : "error");
+                           : cx->sig == FR_SIG_BUDGET ? "budget"
+                           : cx->sig == FR_SIG_WAIT ? "waiting" : "error");
 }
 
 /* A failed journal write is said once; the run goes on (a resume would

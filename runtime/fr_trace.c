@@ -23,6 +23,7 @@
 typedef struct tphase {
     char span_id[17];              /* 16 hex digits, "" before the phase began */
     int64_t start_us;              /* wall clock start */
+    bool open;                     /* begun, its line not written yet */
 } tphase;
 
 struct fr_trace {
@@ -170,14 +171,28 @@ void fr_trace_phase_begin(fr_trace *t, int phase)
     pthread_mutex_lock(&t->mu);
     new_span_id(t, t->phases[phase].span_id);
     t->phases[phase].start_us = now_us();
+    t->phases[phase].open = true;
     pthread_mutex_unlock(&t->mu);
+}
+
+/* "ok" and "waiting" are not errors; anything else is the error's type. */
+static bool is_error(const char *status)
+{
+    return strcmp(status, "ok") != 0 && strcmp(status, "waiting") != 0;
 }
 
 void fr_trace_phase_end(fr_trace *t, int phase, const char *status)
 {
-    if (!t || phase < 0 || phase >= t->prog->nphases || !t->phases[phase].span_id[0])
+    if (!t || phase < 0 || phase >= t->prog->nphases)
         return;
     tphase *p = &t->phases[phase];
+    pthread_mutex_lock(&t->mu);
+    bool open = p->open;
+    p->open = false;
+    pthread_mutex_unlock(&t->mu);
+    if (!open)
+        return;
+    status = status ? status : "ok";
     int64_t end = now_us();
     json_t *o = line_head(t, "phase", p->span_id, NULL);
     char name[128];
@@ -187,9 +202,15 @@ void fr_trace_phase_end(fr_trace *t, int phase, const char *status)
     set_time(o, "start_time", p->start_us);
     set_time(o, "end_time", end);
     set_int(o, "latency_ms", (end - p->start_us) / 1000);
-    set_str(o, "status", status && strcmp(status, "ok") != 0 ? "error" : "ok");
-    set_str(o, "error.type", status && strcmp(status, "ok") != 0 ? status : NULL);
+    set_str(o, "status", is_error(status) ? "error" : status);
+    set_str(o, "error.type", is_error(status) ? status : NULL);
     emit(t, o);
+}
+
+void fr_trace_end_open(fr_trace *t, const char *status)
+{
+    for (int i = 0; t && i < t->prog->nphases; i++)
+        fr_trace_phase_end(t, i, status);
 }
 
 /* The OpenTelemetry GenAI attributes of one call. */

@@ -5,7 +5,13 @@
 # items still undecided waits again (3); once all are decided the resume
 # outputs exactly the approved items, pays for no call again, and the run
 # shows as done in `runs`.
-B="$TOP/build/tools/rt_journal"
+# under the ASan flavour (FLOWC is build/asan/flowc) the ASan build of the
+# tool runs when there is one
+case "$FLOWC" in
+    */build/asan/flowc) B="$TOP/build/asan/tools/rt_journal" ;;
+    *) B="$TOP/build/tools/rt_journal" ;;
+esac
+[ -x "$B" ] || B="$TOP/build/tools/rt_journal"
 [ -x "$B" ] || { echo "no $B (make all)"; exit 77; }
 FLAGS="--mock --n 8 --esc 4 --gate --journal j.db"
 fail() { echo "FAIL: $*"; exit 1; }

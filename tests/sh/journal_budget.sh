@@ -7,7 +7,13 @@
 # requests in flight when a process died); no journaled call is requested
 # again (from the trace); the journal stays sound.  A run that finishes has
 # the uninterrupted run's output; one the budget stops exits 4.
-B="$TOP/build/tools/rt_journal"
+# under the ASan flavour (FLOWC is build/asan/flowc) the ASan build of the
+# tool runs when there is one
+case "$FLOWC" in
+    */build/asan/flowc) B="$TOP/build/asan/tools/rt_journal" ;;
+    *) B="$TOP/build/tools/rt_journal" ;;
+esac
+[ -x "$B" ] || B="$TOP/build/tools/rt_journal"
 S="$TOP/build/tools/fakeserver"
 [ -x "$B" ] && [ -x "$S" ] || { echo "no $B or $S (make all)"; exit 77; }
 command -v jq >/dev/null || { echo "no jq"; exit 77; }

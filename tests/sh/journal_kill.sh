@@ -8,7 +8,13 @@
 # The workflow is rt_journal's (400 items, 8 at once, mock latency 30 ms: 1.5 s of work).
 # JOURNAL_KILLS sets the number of kills (default 16); the seed of the
 # random moments is printed so a failure can be replayed (JOURNAL_SEED).
-B="$TOP/build/tools/rt_journal"
+# under the ASan flavour (FLOWC is build/asan/flowc) the ASan build of the
+# tool runs when there is one
+case "$FLOWC" in
+    */build/asan/flowc) B="$TOP/build/asan/tools/rt_journal" ;;
+    *) B="$TOP/build/tools/rt_journal" ;;
+esac
+[ -x "$B" ] || B="$TOP/build/tools/rt_journal"
 [ -x "$B" ] || { echo "no $B (make all)"; exit 77; }
 command -v jq >/dev/null || { echo "no jq"; exit 77; }
 KILLS=${JOURNAL_KILLS:-16}

@@ -3,7 +3,13 @@
 # changed arguments is refused with exit 2 and a message naming what
 # changed; --force resumes anyway; a finished, unknown or unjournaled run is
 # not resumed; the trace of a resumed run keeps its trace id.
-B="$TOP/build/tools/rt_journal"
+# under the ASan flavour (FLOWC is build/asan/flowc) the ASan build of the
+# tool runs when there is one
+case "$FLOWC" in
+    */build/asan/flowc) B="$TOP/build/asan/tools/rt_journal" ;;
+    *) B="$TOP/build/tools/rt_journal" ;;
+esac
+[ -x "$B" ] || B="$TOP/build/tools/rt_journal"
 [ -x "$B" ] || { echo "no $B (make all)"; exit 77; }
 fail() { echo "FAIL: $*"; exit 1; }
 
