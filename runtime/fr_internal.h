@@ -420,8 +420,10 @@ fr_trace *fr_trace_open(const char *path, const char *run_id, const fr_program *
                         fr_buf *err);
 void fr_trace_close(fr_trace *t);
 void fr_trace_phase_begin(fr_trace *t, int phase);
-/* Writes the phase's line; status is "ok" or an error type. */
+/* Writes the phase's line once; status is "ok", "waiting" or an error type. */
 void fr_trace_phase_end(fr_trace *t, int phase, const char *status);
+/* Ends the phases still open when the run stops (a wait, a budget, an error). */
+void fr_trace_end_open(fr_trace *t, const char *status);
 void fr_trace_call(fr_trace *t, const fr_tcall *c);
 
 #endif
