@@ -545,12 +545,28 @@ static void *task_main(void *arg)
     return NULL;
 }
 
-/* Moves a child's pool into the parent's, and its failure if it is the first. */
-static void task_merge(fr_ctx *cx, ptask *pt, bool *failed)
+/* Makes room in cx's pool for need values in all, so merging cannot fail
+ * half way (a value dropped there may be one the block's variables hold). */
+static bool pool_room(fr_ctx *cx, size_t need)
 {
-    for (size_t i = 0; i < pt->cx.npool; i++)
-        fr_keep(cx, pt->cx.pool[i]);
-    pt->cx.npool = 0;
+    if (need <= cx->cap)
+        return true;
+    json_t **p = fr_realloc(cx->pool, need * sizeof *p);
+    if (!p)
+        return false;
+    cx->pool = p;
+    cx->cap = need;
+    return true;
+}
+
+/* Moves a child's pool into the parent's (when there is room), and its
+ * failure if it is the first. */
+static void task_merge(fr_ctx *cx, ptask *pt, bool room, bool *failed)
+{
+    for (size_t i = 0; room && i < pt->cx.npool; i++)
+        cx->pool[cx->npool++] = pt->cx.pool[i];
+    if (room)
+        pt->cx.npool = 0;
     if (!pt->ok && !*failed) {
         *failed = true;
         fr_sig_clear(cx);
@@ -577,12 +593,17 @@ bool fr_parallel_block(fr_ctx *cx, int ntasks, const fr_task_fn *tasks, void *en
         if (!pt[i].started)
             task_main(&pt[i]);
     }
-    bool failed = false;
+    size_t need = cx->npool;
     for (int i = 0; i < ntasks; i++) {
         if (pt[i].started)
             pthread_join(pt[i].t, NULL);
-        task_merge(cx, &pt[i], &failed);
+        need += pt[i].cx.npool;
     }
+    bool room = pool_room(cx, need), failed = false;
+    for (int i = 0; i < ntasks; i++)
+        task_merge(cx, &pt[i], room, &failed);
+    if (!room && !failed)
+        failed = true, fr_oom(cx);
     fr_free(pt);
     return !failed;
 }

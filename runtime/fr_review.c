@@ -71,7 +71,7 @@ void *fr_escalate(fr_ctx *cx, json_t *item, const char *why, const char *where)
     if (ok)
         run->escalated++;
     pthread_mutex_unlock(&run->review_mu);
-    free(line);
+    fr_free(line);
     /* [journal hook] escalated items also land in the journal's review queue */
     if (ok)
         fr_journal_escalated(cx, item, why, where);
