@@ -56,20 +56,27 @@ void fr_provider_call(fr_run *run, const fr_request *req, fr_response *resp)
 
 static void slot_take(fr_run *run)
 {
+    if (run->concurrency <= 0) {           /* no cap: only count, for the progress line */
+        __atomic_add_fetch(&run->inflight, 1, __ATOMIC_RELAXED);
+        return;
+    }
     pthread_mutex_lock(&run->mu);
-    while (run->concurrency > 0 && run->inflight >= run->concurrency)
+    while (__atomic_load_n(&run->inflight, __ATOMIC_RELAXED) >= run->concurrency)
         pthread_cond_wait(&run->slot_cv, &run->mu);
-    run->inflight++;
+    __atomic_add_fetch(&run->inflight, 1, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&run->mu);
 }
 
 static void slot_give(fr_run *run)
 {
+    if (run->concurrency <= 0) {
+        __atomic_sub_fetch(&run->inflight, 1, __ATOMIC_RELAXED);
+        return;
+    }
     pthread_mutex_lock(&run->mu);
-    run->inflight--;
+    __atomic_sub_fetch(&run->inflight, 1, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&run->mu);
-    if (run->concurrency > 0)
-        pthread_cond_signal(&run->slot_cv);
+    pthread_cond_signal(&run->slot_cv);
 }
 
 /* ---- backoff ------------------------------------------------------------- */

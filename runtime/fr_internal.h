@@ -202,7 +202,7 @@ struct fr_run {
     bool quiet;                    /* --quiet: no summary, no progress */
     fr_http *http;                 /* the providers' shared state */
     void *journal;                 /* the run journal (fr_journal.c), NULL when none */
-    int inflight;                  /* attempts in flight now */
+    int inflight;                  /* attempts in flight now (atomic) */
     int64_t start_ms;              /* run start (monotonic) */
     fr_spend wf;                   /* the workflow's budget */
     fr_spend *ph;                  /* each phase's budget [prog->nphases] */

@@ -429,8 +429,8 @@ static void draw(fr_run *run)
     const fr_program *p = run->prog;
     size_t done = __atomic_load_n(&run->prog_done, __ATOMIC_RELAXED);
     size_t total = __atomic_load_n(&run->prog_total, __ATOMIC_RELAXED);
+    int inflight = __atomic_load_n(&run->inflight, __ATOMIC_RELAXED);
     pthread_mutex_lock(&run->mu);
-    int inflight = run->inflight;
     double usd = run->wf.usd_spent;
     int ph = run->cur_phase;
     pthread_mutex_unlock(&run->mu);
