@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #define SCHEMA_VERSION 1           /* PRAGMA user_version of the current schema */
+#define LEAD_EXTRA 4               /* batches a leader commits for others after its own */
 
 /* ---- SHA-256 (FIPS 180-4) ------------------------------------------------ */
 
@@ -876,10 +877,13 @@ static bool commit_batch(fr_journal *j, jop *batch)
 }
 
 /* The leader's part, called and returning with j->mu held and busy set:
- * commits what is queued, batch after batch, until its own write is in. */
+ * commits what is queued, batch after batch, until its own write is in and
+ * then a few batches more while writes keep coming (handing the connection
+ * over costs a wake-up; a bound keeps the leader's own call from waiting). */
 static void lead_batches(fr_journal *j, jop *mine)
 {
-    while (atomic_load(&mine->state) != OP_DONE && j->head) {
+    int extra = 0;
+    while (j->head && (atomic_load(&mine->state) != OP_DONE || extra++ < LEAD_EXTRA)) {
         jop *batch = j->head;
         j->head = NULL;
         j->tail = &j->head;
