@@ -172,25 +172,44 @@ static json_t *take_answer(call *c, fr_response *r, int *stop)
 
 /* Makes attempt number c->attempts; returns the answer, or NULL with *stop
  * saying whether another attempt may follow. */
+/* Before an attempt: time left, the budgets' hold, a call slot.  Waiting for
+ * the hold or the slot takes time, so the deadline is checked again after.
+ * False (FR_SIG_BUDGET set) when the attempt may not start. */
+static bool start_attempt(call *c, fr_resv *resv, int *timeout)
+{
+    fr_ctx *cx = c->cx;
+    if (fr_budget_time_left(cx) <= 0)
+        return fr_budget_time_stop(cx) != NULL;
+    if (!fr_budget_reserve(cx, c->model, input_estimate(c), c->agent->max_tokens, resv))
+        return false;
+    fr_journal_call_hold(&c->jh, cx, resv);
+    slot_take(cx->run);
+    int64_t left = fr_budget_time_left(cx);
+    if (left <= 0) {
+        slot_give(cx->run);
+        fr_budget_settle(cx->run, resv, c->model, 0, 0);
+        return fr_budget_time_stop(cx) != NULL;
+    }
+    *timeout = c->agent->timeout_ms > 0 ? c->agent->timeout_ms : 600000;
+    if (left < *timeout)
+        *timeout = (int)left;
+    return true;
+}
+
 static json_t *attempt(call *c, int *stop)
 {
     fr_ctx *cx = c->cx;
     fr_run *run = cx->run;
-    int64_t left = fr_budget_time_left(cx);
     fr_resv resv;
+    int timeout = 0;
     *stop = STOP_BUDGET;
-    if (left <= 0)
-        return fr_budget_time_stop(cx);
-    if (!fr_budget_reserve(cx, c->model, input_estimate(c), c->agent->max_tokens, &resv))
+    if (!start_attempt(c, &resv, &timeout))
         return NULL;
-    fr_journal_call_hold(&c->jh, cx, &resv);
-    int timeout = c->agent->timeout_ms > 0 ? c->agent->timeout_ms : 600000;
     fr_request req = {
         c->agent, c->model, c->system.s ? c->system.s : "", c->prompt.s ? c->prompt.s : "",
-        c->feedback, c->prev_answer, c->attempts, left < timeout ? (int)left : timeout,
+        c->feedback, c->prev_answer, c->attempts, timeout,
     };
     fr_response r;
-    slot_take(run);
     fr_provider_call(run, &req, &r);
     slot_give(run);
     fr_budget_settle(run, &resv, c->model, r.input_tokens, r.output_tokens);
