@@ -271,6 +271,8 @@ schema
     }
     ;
 
+/* fields -> { field | sep }   (each list below: items with or without separators;
+ *            after a syntax error, `error` resumes at the next separator) */
 fields
     : %empty                        { memset(&$$, 0, sizeof $$); }
     | fields field                  { $$ = $1; vec_push(&$$, $2); }
@@ -290,6 +292,7 @@ field
 
 fname: IDENT | MAX | LEN | MODEL ;
 
+/* constraint -> [ 'in' range | 'len' range ] */
 constraint
     : %empty %prec LOW              { memset(&$$, 0, sizeof $$); }
     | IN range                      { $$ = $2; $$.kind = CONS_RANGE; $$.span = @$; }
@@ -301,6 +304,7 @@ range
     : bound DOTDOT bound            { memset(&$$, 0, sizeof $$); $$.lo = $1; $$.hi = $3; }
     ;
 
+/* bound -> [ '-' ] ( INT | FLOAT ) */
 bound
     : INT                           { $$ = ast_node(N_INT, @$); $$->ival = $1; }
     | FLOAT                         { $$ = ast_node(N_FLOAT, @$); $$->fval = $1; }
@@ -316,6 +320,7 @@ enum
     }
     ;
 
+/* values -> { NAME | sep } */
 values
     : %empty                        { memset(&$$, 0, sizeof $$); }
     | values IDENT                  { $$ = $1; vec_push(&$$, mk_field($2, @2, NULL)); }
@@ -331,6 +336,7 @@ model
     }
     ;
 
+/* settings -> { setting | sep } */
 settings
     : %empty                        { memset(&$$, 0, sizeof $$); }
     | settings setting              { $$ = $1; vec_push(&$$, $2); }
@@ -371,11 +377,13 @@ workflow
     }
     ;
 
+/* ret -> [ '->' type ] */
 ret
     : %empty                        { $$ = NULL; }
     | ARROW type                    { $$ = $2; }
     ;
 
+/* params -> [ param { ',' param } [ ',' ] ] */
 params
     : %empty                        { memset(&$$, 0, sizeof $$); }
     | plist
@@ -419,6 +427,7 @@ block
     : '{' stmts '}'                 { $$ = ast_node(N_BLOCK, @$); $$->stmts = $2; }
     ;
 
+/* stmts -> { stmt | NEWLINE } */
 stmts
     : %empty                        { memset(&$$, 0, sizeof $$); }
     | stmts stmt                    { $$ = $1; vec_push(&$$, $2); }
@@ -426,6 +435,8 @@ stmts
     | stmts error                   { $$ = $1; }
     ;
 
+/* stmt -> 'let' NAME '=' expr | NAME '=' expr | 'return' [ expr ] | 'phase' NAME block
+ *       | 'budget' '{' settings '}' | expr */
 stmt
     : LET IDENT '=' expr %prec LOW {
         $$ = ast_node(N_LET, @$);
@@ -447,6 +458,7 @@ stmt
 
 /* ---- expressions ------------------------------------------------------------ */
 
+/* expr -> expr BINOP expr | ('not' | '-') expr | postfix   (precedence above) */
 expr
     : expr COALESCE expr            { $$ = mk_binary(OP_COALESCE, $1, $3, @$); }
     | expr OR expr                  { $$ = mk_binary(OP_OR, $1, $3, @$); }
@@ -507,6 +519,7 @@ postfix
     }
     ;
 
+/* hpostfix -> atom { '.' NAME | '(' args ')' | 'using' NAME } */
 hpostfix
     : atom
     | hpostfix '.' IDENT {
@@ -525,6 +538,8 @@ hpostfix
     }
     ;
 
+/* primary -> atom | NAME '{' inits '}' | block | if | match | for | pipeline
+ *          | parallel | loop | 'break' | 'skip' */
 primary
     : atom
     | IDENT '{' inits '}' {
@@ -542,6 +557,8 @@ primary
     | SKIP                          { $$ = ast_node(N_SKIP, @$); }
     ;
 
+/* atom -> NAME | literal | '(' expr ')' | '[' [ expr { ',' expr } [ ',' ] ] ']'
+ *       | NAME '<' type { ',' type } '>' '(' args ')' | 'len' '(' args ')' */
 atom
     : IDENT %prec LOW               { $$ = mk_name($1, @$); }
     | literal
@@ -556,6 +573,7 @@ atom
     | LEN '(' args ')'              { Tok t = $1; t.s = "len"; $$ = mk_call(mk_name(t, @1), &$3, @$, false); }
     ;
 
+/* literal -> INT | FLOAT | DURATION | 'true' | 'false' | 'null' | string */
 literal
     : INT                           { $$ = ast_node(N_INT, @$); $$->ival = $1; }
     | FLOAT                         { $$ = ast_node(N_FLOAT, @$); $$->fval = $1; }
@@ -571,6 +589,7 @@ string
     : STR_BEGIN parts STR_END       { $$ = mk_string(&$2, $1 != 0, @$); }
     ;
 
+/* parts -> { STR_TEXT | '{{' expr '}}' } */
 parts
     : %empty                        { memset(&$$, 0, sizeof $$); }
     | parts STR_TEXT {
@@ -598,6 +617,7 @@ targs
     | targs ',' type                { $$ = $1; vec_push(&$$, $3); }
     ;
 
+/* args -> [ arg { ',' arg } [ ',' ] ],  arg -> expr | NAME ':' expr */
 args
     : %empty                        { memset(&$$, 0, sizeof $$); }
     | arglist
@@ -614,6 +634,7 @@ arglist
     | arglist ',' IDENT ':' expr    { $$ = $1; vec_push(&$$.named, mk_setting($3, @3, $5, span_join(@3, @5))); }
     ;
 
+/* inits -> { init | sep } */
 inits
     : %empty                        { memset(&$$, 0, sizeof $$); }
     | inits init                    { $$ = $1; vec_push(&$$, $2); }
@@ -653,6 +674,7 @@ match_expr
     }
     ;
 
+/* arms -> { arm | sep } */
 arms
     : %empty                        { memset(&$$, 0, sizeof $$); }
     | arms arm                      { $$ = $1; vec_push(&$$, $2); }
@@ -706,6 +728,7 @@ pipeline_expr
     }
     ;
 
+/* stages -> { stage | NEWLINE } */
 stages
     : %empty                        { memset(&$$, 0, sizeof $$); }
     | stages stage                  { $$ = $1; vec_push(&$$, $2); }
