@@ -410,7 +410,7 @@ type
         $$->name = $1.s;
         if (strcmp($1.s, "list") != 0) {
             diag_error(@1, "unknown generic type '%s'", $1.s);
-            diag_help("the one generic type is 'list<T>'");
+            diag_help("the one generic type is 'list<T>'; an optional is written 'T?'");
             lex_error_span(STATE, @1);
         }
     }
@@ -1132,6 +1132,8 @@ static void hints(LexState *S, const yysymbol_kind_t *exp, int n, yysymbol_kind_
                   "the program with 'workflow NAME(PARAMS) { ... }'");
     else if (la == YYSYMBOL_FATARROW)
         diag_help("each arm is written 'case => value', the value on the same line");
+    else if (la == YYTRANSLATE('[') && expects(exp, n, YYSYMBOL_IDENT) && !expects(exp, n, YYSYMBOL_INT))
+        diag_help("a list type is written 'list<T>'");
     else if (la == YYSYMBOL_ELSE)
         diag_help("'else' follows the '}' of an 'if' or a 'loop max'");
     else if (la == YYSYMBOL_IDENT && expects(exp, n, YYSYMBOL_WORKFLOW) && is_word(S, rec_words))
