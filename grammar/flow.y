@@ -110,6 +110,7 @@ void lex_error_span(LexState *S, Span sp);
 #include "lex.yy.h"
 
 #include <string.h>
+#include <strings.h>
 
 /* @$ of a rule: from its first symbol's start to its last's end; empty at
  * the end of the previous symbol for an empty rule. */
@@ -410,7 +411,11 @@ type
         $$->name = $1.s;
         if (strcmp($1.s, "list") != 0) {
             diag_error(@1, "unknown generic type '%s'", $1.s);
-            diag_help("the one generic type is 'list<T>'; an optional is written 'T?'");
+            if (strcasecmp($1.s, "optional") == 0 || strcmp($1.s, "Option") == 0
+                || strcmp($1.s, "Maybe") == 0 || strcmp($1.s, "Nullable") == 0)
+                diag_help("an optional type is written 'T?'");
+            else
+                diag_help("the one generic type is 'list<T>'");
             lex_error_span(STATE, @1);
         }
     }
