@@ -62,6 +62,18 @@ static void fmt_num(char *s, size_t n, double d)
     }
 }
 
+/* Bytes of s to quote, at most max, never cutting a UTF-8 character: the
+ * message goes back to the model inside a JSON string. */
+static int quote_len(const char *s, int max)
+{
+    int n = 0;
+    while (n < max && s[n])
+        n++;
+    while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+        n--;
+    return n;
+}
+
 /* What a JSON value is, in the words of a type mismatch message. */
 static const char *json_kind(json_t *v)
 {
@@ -238,7 +250,8 @@ static bool check_enum(vwalk *w, json_t *v, const fr_type *t)
                          t->enm->values[i]);
         used += k > 0 ? (size_t)k : 0;
     }
-    return fail(w, "'%.200s' is not one of %s", json_string_value(v), list);
+    const char *got = json_string_value(v);
+    return fail(w, "'%.*s' is not one of %s", quote_len(got, 200), got, list);
 }
 
 /* list<T>: a JSON array whose items are all T */
@@ -280,8 +293,9 @@ static bool check_record(vwalk *w, json_t *v, const fr_type *t)
             continue;
         const char *near = closest_field(sc, k);
         if (near)
-            return fail(w, "unknown field '%.100s' (did you mean '%s'?)", k, near);
-        return fail(w, "unknown field '%.100s'", k);
+            return fail(w, "unknown field '%.*s' (did you mean '%s'?)", quote_len(k, 100), k,
+                        near);
+        return fail(w, "unknown field '%.*s'", quote_len(k, 100), k);
     }
     for (int i = 0; i < sc->nfields; i++) {
         const fr_field *f = &sc->fields[i];
