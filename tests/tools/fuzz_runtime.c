@@ -57,6 +57,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#ifdef FLOWC_LIBFUZZER
+#pragma GCC diagnostic ignored "-Wunused-function"   /* main's helpers */
+#endif
+
 #define FUZZ_MAX_INPUT (64 * 1024)      /* mutated inputs are cut to this size */
 #define ALARM_S 10                 /* seconds one input may take */
 #define MAX_REPORTS 10             /* failures printed in full */
@@ -197,6 +201,7 @@ typedef struct stats {
     long jsonl_oom;                /* reads made under a failed allocation */
     long outcome[4];               /* provider parses per fr_outcome */
     long failures;                 /* invariants broken */
+    long open;                     /* breaks of a known open bug (see open_bug) */
 } stats;
 
 static struct {
@@ -390,6 +395,41 @@ static void close_last_input(void)
     }
 }
 
+/* Bugs found, reported, not yet fixed: their breaks are printed once and
+ * counted, but do not fail the run.  Remove a line once its bug is fixed. */
+static const char *const open_bugs[][2] = {
+    /* fr_anthropic.c, fr_openai.c: "refused to answer: %.200s" can cut a
+     * character, and the next attempt's request then cannot be built. */
+    { "the model refused to answer: ", "refusal-cut" },
+    /* jansson's error text (repair's reason) can end inside a character. */
+    { "the answer is not valid JSON: ", "jansson-error-cut" },
+    { "no tool call in the answer (the answer is not valid JSON: ", "jansson-error-cut" },
+};
+
+/* The open bug a message that is not UTF-8 belongs to, or NULL. */
+static const char *open_bug_of(const char *msg)
+{
+    for (size_t i = 0; msg && i < sizeof open_bugs / sizeof open_bugs[0]; i++)
+        if (strncmp(msg, open_bugs[i][0], strlen(open_bugs[i][0])) == 0)
+            return open_bugs[i][1];
+    return NULL;
+}
+
+/* A message going back to the model must be UTF-8; what says otherwise. */
+static void check_utf8(const char *msg, const char *what)
+{
+    if (!msg || fr_utf8_valid(msg, strlen(msg)))
+        return;
+    const char *id = open_bug_of(msg);
+    if (!id) {
+        bad("%s is not UTF-8 (it goes back to the model in JSON): %.300s", what, msg);
+        return;
+    }
+    if (G.st.open++ == 0)
+        fprintf(stderr, "fuzz_runtime: open bug %s (not failing the run): %s: %.300s\n", id,
+                what, msg);
+}
+
 /* A sanitizer's report or a signal: say which input did it. */
 static void on_death(void)
 {
@@ -476,8 +516,33 @@ static void check_round_trip(json_t *v, const fr_type *t)
     fr_free(s1);
 }
 
-/* v against one type: the verdict, its message, and the round trip. */
-static void check_against(json_t *v, const fr_type *t)
+/* The next attempt after a bad answer, as fr_call makes it: the problem
+ * and the previous answer go back to the model inside the request's JSON,
+ * so both wire formats must be able to build it. */
+static void check_retry(const char *feedback, const char *prev)
+{
+    static const fr_model m = { "m", "anthropic", "model-x", 1, 1, NULL, NULL };
+    static const fr_agent a = {
+        .name = "fuzz", .model = &m, .output = &t_lead, .temperature = -1,
+        .schema_anthropic = "{\"type\":\"object\"}", .schema_openai = "{\"type\":\"object\"}",
+        .max_tokens = 100,
+    };
+    fr_request req = { &a, &m, "system", "prompt", feedback, prev, 1, 1000 };
+    if (!fr_utf8_valid(feedback, strlen(feedback)) && open_bug_of(feedback))
+        return;                    /* check_utf8 has counted it */
+    for (int openai = 0; openai < 2; openai++) {
+        bool wrapped;
+        json_t *b = openai ? fr_openai_body(&req, &wrapped) : fr_anthropic_body(&req, &wrapped);
+        if (!b)
+            bad("the retry cannot be built (%s), with feedback: %.300s",
+                openai ? "openai" : "anthropic", feedback);
+        json_decref(b);
+    }
+}
+
+/* v against one type: the verdict, its message, and the round trip; raw
+ * (may be NULL) is the answer's text, for the retry a failure makes. */
+static void check_against(json_t *v, const fr_type *t, const char *raw)
 {
     fr_buf err = { 0 };
     bool ok = fr_validate(v, t, &err);
@@ -489,19 +554,23 @@ static void check_against(json_t *v, const fr_type *t)
         bad("fr_validate said no without a message");
     if (!ok && err.len > 1400)
         bad("fr_validate's message is %zu bytes", err.len);
+    if (!ok)
+        check_utf8(err.s, "fr_validate's message");
     if (ok) {
         G.st.valid++;
         check_round_trip(v, t);
     } else {
         G.st.invalid++;
+        if (raw && err.s)
+            check_retry(err.s, raw);
     }
     fr_buf_free(&err);
 }
 
-static void check_value(json_t *v)
+static void check_value(json_t *v, const char *raw)
 {
     for (size_t i = 0; i < NANSWER_TYPES; i++)
-        check_against(v, answer_types[i]);
+        check_against(v, answer_types[i], raw);
 }
 
 /* ---- target: a model's answer text --------------------------------------- */
@@ -539,6 +608,8 @@ static void run_answer(const char *text, json_t *want, rng *r)
             bad("repair's reason is %zu bytes (it must not quote the answer)", err.len);
         else if (repaired)
             bad("repair gave up but says it repaired");
+        else if (fr_utf8_valid(text, strlen(text)))
+            check_utf8(err.s, "repair's reason");
         if (want)
             bad("repair lost a value wrapped in prose and fences: %s", err.s);
     } else {
@@ -551,7 +622,7 @@ static void run_answer(const char *text, json_t *want, rng *r)
         json_decref(plain);
         if (want && !json_equal(v, want))
             bad("repair gave a different value than the one wrapped");
-        check_value(v);
+        check_value(v, fr_utf8_valid(text, strlen(text)) ? text : NULL);
     }
     if (r && chance(r, 5))
         answer_oom(text, v, 1 + (long)below(r, OOM_ANSWER));
@@ -704,6 +775,9 @@ static void check_response(json_t *body, bool anthropic, bool wrapped, const fr_
         bad("a 200's parse gave outcome %d", r->outcome);
     if (r->error && strlen(r->error) > 1100)
         bad("an error message of %zu bytes", strlen(r->error));
+    check_utf8(r->error, "a response's error");
+    if (r->raw && !fr_utf8_valid(r->raw, strlen(r->raw)))
+        bad("a raw answer that is not UTF-8: %.200s", r->raw);
     if ((finish == NULL) != (r->finish_reason == NULL) ||
         (finish && strcmp(finish, r->finish_reason) != 0))
         bad("finish reason %s, the body says %s", r->finish_reason ? r->finish_reason : "none",
@@ -726,8 +800,13 @@ static void parse_body(json_t *body, bool anthropic)
         check_response(body, anthropic, wrapped, &r);
         if ((unsigned)r.outcome < 4)
             G.st.outcome[r.outcome]++;
-        if (r.outcome == FR_ANSWER && r.output)
-            check_value(r.output);
+        if (r.outcome == FR_ANSWER && r.output) {
+            char *dumped = r.raw ? NULL : json_dumps(r.output, JSON_COMPACT | JSON_ENCODE_ANY);
+            check_value(r.output, r.raw ? r.raw : dumped);
+            free(dumped);
+        } else if (r.outcome == FR_BAD_ANSWER && r.error) {
+            check_retry(r.error, r.raw);
+        }
         fr_response_free(&r);
     }
     char *after = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
@@ -992,7 +1071,25 @@ static void slot_set(const slot *s, json_t *v)
         json_array_set_new(s->parent, s->index, v);
 }
 
-/* A string of the dictionary, without its quotes if it has them. */
+/* Letters or multibyte characters, short or past the lengths messages
+ * quote (%.100s, %.200s) so a cut can fall inside a character. */
+static json_t *long_string(rng *r)
+{
+    static const char *const units[] = { "a", "\xc3\xa9", "\xe6\x97\xa5", "\xf0\x9f\x98\x80" };
+    const char *unit = units[below(r, 4)];
+    size_t k = strlen(unit), n = chance(r, 40) ? 1 + below(r, 80) : 30 + below(r, 300);
+    bytes b = { 0 };
+    b_set(&b, "", 0);
+    if (chance(r, 50))
+        b_insert(&b, 0, "x", below(r, 2));
+    for (size_t i = 0; i < n; i++)
+        b_insert(&b, b.n, unit, k);
+    json_t *v = json_stringn(b.p, b.n);
+    b_free(&b);
+    return v;
+}
+
+/* A string of the dictionary, or a long one. */
 static json_t *random_string(rng *r)
 {
     static const char *const strs[] = {
@@ -1000,15 +1097,8 @@ static json_t *random_string(rng *r)
         "boss", "bug", "USD", "\xe5\x86\x86", "EUR ", "x@y.io", "{", "}]", "```", "```json\n{}\n```",
         "line\nbreak", "quote\"d", "back\\slash", "tab\t", "\x7f", "null", "12345",
     };
-    if (chance(r, 10)) {
-        size_t n = chance(r, 50) ? 1 + below(r, 80) : 190 + below(r, 330);
-        char *s = malloc(n);
-        for (size_t i = 0; i < n; i++)
-            s[i] = (char)('a' + below(r, 26));
-        json_t *v = json_stringn(s, n);
-        free(s);
-        return v;
-    }
+    if (chance(r, 12))
+        return long_string(r);
     return json_string(strs[below(r, sizeof strs / sizeof strs[0])]);
 }
 
@@ -1125,7 +1215,11 @@ static void mutate_node(json_t *root, rng *r)
             json_array_insert_new(s->parent, s->index, json_deep_copy(v));
         break;
     case 5:
-        if (s->key)
+        if (s->key && chance(r, 50)) {
+            json_t *k = long_string(r);
+            json_object_set_new(s->parent, json_string_value(k), random_scalar(r));
+            json_decref(k);
+        } else if (s->key)
             json_object_set_new(s->parent, "unexpected", random_scalar(r));
         else
             json_array_append_new(s->parent, random_subtree(r));
@@ -1626,7 +1720,7 @@ static void summary(size_t replayed, long iters)
     printf("fuzz_runtime: read_jsonl %ld lists, %ld usage errors, %ld under a failed "
            "allocation; provider answers %ld, bad answers %ld\n", s->jsonl_ok, s->jsonl_usage,
            s->jsonl_oom, s->outcome[FR_ANSWER], s->outcome[FR_BAD_ANSWER]);
-    printf("fuzz_runtime: %ld failures\n", s->failures);
+    printf("fuzz_runtime: %ld failures, %ld breaks of open bugs\n", s->failures, s->open);
 }
 
 #ifdef FLOWC_LIBFUZZER
@@ -1646,7 +1740,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *s = malloc(size);
     memcpy(s, data + 1, size - 1);
     s[size - 1] = '\0';
-    run_input((target)(data[0] % NTARGETS), s, size - 1, NULL, NULL);
+    rng r = { hash_bytes(s, size - 1) };
+    run_input((target)(data[0] % NTARGETS), s, size - 1, NULL, &r);
     free(s);
     return 0;
 }
