@@ -415,19 +415,36 @@ static const char *open_bug_of(const char *msg)
     return NULL;
 }
 
+/* A break of open bug id: counted, and printed the first time. */
+__attribute__((format(printf, 2, 3)))
+static void open_bug(const char *id, const char *fmt, ...)
+{
+    static const char *seen[16];
+    size_t i = 0;
+    G.st.open++;
+    while (i < 16 && seen[i] && strcmp(seen[i], id) != 0)
+        i++;
+    if (i == 16 || seen[i])
+        return;
+    seen[i] = id;
+    fprintf(stderr, "fuzz_runtime: open bug %s (not failing the run): ", id);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
 /* A message going back to the model must be UTF-8; what says otherwise. */
 static void check_utf8(const char *msg, const char *what)
 {
     if (!msg || fr_utf8_valid(msg, strlen(msg)))
         return;
     const char *id = open_bug_of(msg);
-    if (!id) {
+    if (id)
+        open_bug(id, "%s: %.300s", what, msg);
+    else
         bad("%s is not UTF-8 (it goes back to the model in JSON): %.300s", what, msg);
-        return;
-    }
-    if (G.st.open++ == 0)
-        fprintf(stderr, "fuzz_runtime: open bug %s (not failing the run): %s: %.300s\n", id,
-                what, msg);
 }
 
 /* A sanitizer's report or a signal: say which input did it. */
@@ -785,6 +802,14 @@ static void check_response(json_t *body, bool anthropic, bool wrapped, const fr_
     if (r->outcome == FR_ANSWER && r->output && !wrapped && !json_is_object(r->output) &&
         !json_is_array(r->output))
         bad("an unwrapped answer that is neither object nor array");
+    /* Open: usage is taken from the wire as it is.  fr_budget_settle adds
+     * in + out (int64 overflow) and a negative count lowers the spend. */
+    int64_t use[] = { r->input_tokens, r->output_tokens, r->cache_read_tokens,
+                      r->cache_write_tokens };
+    for (size_t i = 0; i < 4; i++)
+        if (use[i] < 0 || use[i] > ((int64_t)1 << 50))
+            open_bug("usage-unchecked", "a token count of %lld reaches the budget",
+                     (long long)use[i]);
 }
 
 /* One body through one wire format's parse, wrapped and not. */
@@ -792,12 +817,18 @@ static void parse_body(json_t *body, bool anthropic)
 {
     parse_fn parse = anthropic ? fr_anthropic_parse : fr_openai_parse;
     char *before = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
+    json_t *plain = NULL;          /* the answer parsed as not wrapped */
     for (int wrapped = 0; wrapped < 2; wrapped++) {
         fr_response r;
         memset(&r, 0, sizeof r);
         r.retry_after_ms = -1;
         parse(body, wrapped, &r);
         check_response(body, anthropic, wrapped, &r);
+        if (!wrapped && r.outcome == FR_ANSWER)
+            plain = json_incref(r.output);
+        json_t *inner = json_object_get(plain, "answer");
+        if (wrapped && plain && !json_equal(r.output, inner ? inner : plain))
+            bad("the wrapped answer is not the plain answer's 'answer'");
         if ((unsigned)r.outcome < 4)
             G.st.outcome[r.outcome]++;
         if (r.outcome == FR_ANSWER && r.output) {
@@ -809,6 +840,7 @@ static void parse_body(json_t *body, bool anthropic)
         }
         fr_response_free(&r);
     }
+    json_decref(plain);
     char *after = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
     if (!before || !after || strcmp(before, after) != 0)
         bad("the parse changed the body");
