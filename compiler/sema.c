@@ -144,6 +144,7 @@ static struct {
     int level;                                   /* scope nesting level */
     int next_sym;                                /* last Sym id given */
     int next_site;                               /* last call-site id given */
+    int breaks;                                  /* `break`s seen in the current loop */
     int depth;                                   /* closure depth */
     Vec frames;                                  /* Frame, cast to pointers */
     Vec facts;                                   /* Fact*: narrowings in force */
@@ -759,6 +760,40 @@ static void check_schema(Decl *d)
     }
 }
 
+/* Whether schema d is reached from type t through required fields; seen
+ * holds the schemas already walked from this root. */
+static bool schema_reaches(Type *t, Decl *d, Map *seen)
+{
+    if (t->kind != TY_SCHEMA)
+        return false;
+    if (t->decl == d)
+        return true;
+    if (map_get(seen, t->decl->name))
+        return false;
+    map_put(seen, t->decl->name, t->decl);
+    for (int i = 0; i < t->decl->fields.len; i++) {
+        Field *f = t->decl->fields.items[i];
+        if (f->type && schema_reaches(f->type, d, seen))
+            return true;
+    }
+    return false;
+}
+
+/* A record that must contain itself can never be written down. */
+static void check_schema_cycle(Decl *d)
+{
+    for (int i = 0; i < d->fields.len; i++) {
+        Field *f = d->fields.items[i];
+        Map seen = {0};
+        if (f->type && schema_reaches(f->type, d, &seen)) {
+            diag_error(f->texpr->span, "schema '%s' contains itself through field '%s'",
+                       d->name, f->name);
+            diag_help("make the field optional ('%s?') or a list", ty_str(f->type));
+            return;
+        }
+    }
+}
+
 /* enum -> 'enum' Name '{' value (',' value)* '}' */
 static void check_enum(Decl *d)
 {
@@ -1358,6 +1393,8 @@ static Type *builtin_result(Node *n, Builtin b)
 static Type *check_builtin(Node *n, Builtin b)
 {
     n->builtin = b;
+    if (S.in_template && b != B_LEN && b != B_ENV)
+        diag_error(nspan(n), "a template cannot call '%s'", n->name);
     for (int i = 0; i < n->args.len; i++)
         check_expr(n->args.items[i], true);
     check_using(n);
@@ -1495,6 +1532,14 @@ static bool comparable(Type *a, Type *b, bool ordered)
     return a->kind == TY_ENUM && a->decl == b->decl;
 }
 
+/* `c.intent == "spam"`: say how to write the enum value. */
+static void help_enum_literal(Type *et, Node *other)
+{
+    const char *text = plain_string(other);
+    if (et->kind == TY_ENUM && text && enum_index(et->decl, text) >= 0)
+        diag_help("write the enum value as '%s.%s'", et->decl->name, text);
+}
+
 static Type *check_compare(Node *n, Type *lt, Type *rt)
 {
     bool ordered = n->op != OP_EQ && n->op != OP_NE;
@@ -1518,8 +1563,10 @@ static Type *check_compare(Node *n, Type *lt, Type *rt)
     else if (ordered && a->kind == b->kind && a->kind != TY_ENUM)
         diag_error(n->span, "'%s' compares numbers or strings, got %s", ast_binop_name(n->op),
                    ty_str(a));
-    else
+    else {
         diag_error(n->span, "cannot compare %s with %s", ty_str(lt), ty_str(rt));
+        help_enum_literal(a->kind == TY_ENUM ? a : b, a->kind == TY_ENUM ? n->rhs : n->lhs);
+    }
     return ty_bool;
 }
 
@@ -1836,22 +1883,28 @@ static Type *check_loop(Node *n)
                    what(n->cond));
     if (n->cond)
         n->cond->type = ty_int;
+    int outer = S.breaks;
+    S.breaks = 0;
     frame_push(FR_LOOP);
     check_expr(n->body, false);
     frame_pop();
-    if (n->els)
-        check_expr(n->els, false);
-    return ty_void;
+    bool broke = S.breaks > 0;
+    S.breaks = outer;
+    Type *et = n->els ? check_expr(n->els, false) : ty_void;
+    /* with no break, the loop ends only through its else */
+    return !broke && et->kind == TY_NEVER ? ty_never : ty_void;
 }
 
 /* break -> 'break': the innermost loop-like construct must be `loop` */
 static Type *check_break(Node *n)
 {
     for (int i = S.frames.len - 1; i >= 0; i--) {
-        if (frame_at(i) == FR_LOOP)
+        if (frame_at(i) == FR_LOOP) {
+            S.breaks++;
             return ty_never;
-        diag_error(n->span, "'break' inside a %s body cannot leave the enclosing 'loop'",
-                   frame_at(i) == FR_PAR ? "'parallel { }'" : "'for'");
+        }
+        diag_error(n->span, "'break' inside a %s cannot leave the enclosing 'loop'",
+                   frame_at(i) == FR_PAR ? "'parallel { }' block" : "'for' body");
         diag_help("'skip' drops the current item; 'break' leaves a 'loop max N'");
         return ty_never;
     }
@@ -2268,6 +2321,9 @@ bool sema_check(Program *p)
     }
     check_decls_of(p, D_ENUM);
     check_decls_of(p, D_SCHEMA);
+    for (int i = 0; i < p->decls.len; i++)
+        if (((Decl *)p->decls.items[i])->kind == D_SCHEMA)
+            check_schema_cycle(p->decls.items[i]);
     check_decls_of(p, D_MODEL);
     check_decls_of(p, D_AGENT);
     check_decls_of(p, D_WORKFLOW);
