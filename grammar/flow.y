@@ -37,6 +37,7 @@
 %define api.prefix {flowy}
 %define api.location.type {Span}
 %define parse.error custom
+%define parse.lac full
 %locations
 %expect 0
 %param {yyscan_t scanner}
@@ -389,6 +390,7 @@ params
     : %empty                        { memset(&$$, 0, sizeof $$); }
     | plist
     | plist ','
+    | error                         { memset(&$$, 0, sizeof $$); }
     ;
 
 plist
@@ -979,6 +981,7 @@ static bool is_operator(yysymbol_kind_t k)
     switch (k) {
     case YYSYMBOL_COALESCE: case YYSYMBOL_OR: case YYSYMBOL_AND: case YYSYMBOL_EQ:
     case YYSYMBOL_NE: case YYSYMBOL_LE: case YYSYMBOL_GE: case YYSYMBOL_USING:
+    case YYSYMBOL_TLT:
         return true;
     default:
         return k == YYTRANSLATE('<') || k == YYTRANSLATE('>') || k == YYTRANSLATE('+')
@@ -1066,6 +1069,13 @@ static const char *expected_list(const yysymbol_kind_t *exp, int n)
             continue;
         names[m++] = sym_name(k);
     }
+    if (m > 4) {                                 /* too many: keep the punctuation */
+        int k = 0;
+        for (int i = 0; i < m; i++)
+            if (names[i][0] == '\'' && strchr(",)]}:", names[i][1]))
+                names[k++] = names[i];
+        m = k;
+    }
     if (m == 0 || m > 4)
         return "";
     const char *s = arena_printf(", expected %s", names[0]);
@@ -1145,19 +1155,17 @@ static void hints(LexState *S, const yysymbol_kind_t *exp, int n, yysymbol_kind_
         diag_help("a record type is declared with 'schema NAME { field: TYPE ... }'");
 }
 
-/* Where error recovery resumes: the innermost block's (or {{ }}'s) frame
- * among those open before the lookahead; -1 for the top level. */
+/* Where error recovery resumes: the end of the line in the innermost
+ * bracket open before the lookahead, or that bracket's closer (-1: the
+ * next declaration). */
 static void begin_skip(LexState *S, yysymbol_kind_t la)
 {
     if (la == YYSYMBOL_YYEOF || la == YYSYMBOL_NEWLINE || la == YYTRANSLATE('}')
-        || la == YYSYMBOL_INTERP_END || (is_decl_keyword(la) && S->nframes == 0))
-        return;
-    int level = S->depth_before < S->nframes ? S->depth_before : S->nframes;
-    level--;
-    while (level >= 0 && S->frames[level].kind != '{' && S->frames[level].kind != 'I')
-        level--;
+        || la == YYTRANSLATE(')') || la == YYTRANSLATE(']') || la == YYSYMBOL_INTERP_END
+        || (is_decl_keyword(la) && S->nframes == 0))
+        return;                                  /* the lookahead is where to resume */
     S->skipping = true;
-    S->skip_level = level;
+    S->skip_level = S->depth_before - 1;
 }
 
 static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner)
