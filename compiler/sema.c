@@ -949,6 +949,7 @@ static void check_agent(Decl *d)
         f->type = resolve_type(f->texpr);
     }
     d->ret_type = d->ret ? resolve_type(d->ret) : ty_error;
+    d->type = d->ret_type;
     if (!d->ret)
         diag_error(d->name_span, "agent '%s' has no return type", d->name);
     agent_required(d);
