@@ -14,7 +14,7 @@
  * After an error the type is TY_ERROR, which is compatible with everything,
  * so one mistake gives one diagnostic and the walk keeps going.
  *
- * Contracts with code generation (also stated in flowc.h):
+ * Contracts with code generation:
  *   - Narrowing: inside `if x != null` (and the else of `== null`, the right
  *     of `and`, a `where`, and the rest of a block after `if x == null
  *     { skip }`) the N_NAME or N_FIELD has the inner type T while its Sym or
@@ -692,19 +692,19 @@ static void help_closest_field(Vec *fields, const char *name)
     help_closest(name, &c);
 }
 
-/* Fields or enum values named twice. */
+/* Fields, parameters or enum values named twice. */
 static void check_dup_fields(Vec *fields, const char *what_)
 {
-    for (int i = 1; i < fields->len; i++) {
+    Map seen = {0};
+    for (int i = 0; i < fields->len; i++) {
         Field *f = fields->items[i];
-        for (int j = 0; j < i; j++) {
-            Field *g = fields->items[j];
-            if (strcmp(f->name, g->name) == 0) {
-                diag_error(f->span, "duplicate %s '%s'", what_, f->name);
-                diag_note(g->span, "'%s' first declared here", g->name);
-                break;
-            }
+        Field *g = map_get(&seen, f->name);
+        if (!g) {
+            map_put(&seen, f->name, f);
+            continue;
         }
+        diag_error(f->span, "duplicate %s '%s'", what_, f->name);
+        diag_note(g->span, "'%s' first declared here", g->name);
     }
 }
 
@@ -714,7 +714,8 @@ static const char *cons_text(Constraint *c)
     bool i1, i2;
     lit_num(c->lo, &lo, &i1);
     lit_num(c->hi, &hi, &i2);
-    return arena_printf("%s %s..%s", c->kind == CONS_RANGE ? "in" : "len", fmt_num(lo), fmt_num(hi));
+    return arena_printf("%s %s..%s", c->kind == CONS_RANGE ? "in" : "len", fmt_num(lo),
+                        fmt_num(hi));
 }
 
 /* constraint -> 'in' num '..' num (int, float) | 'len' int '..' int (string, list) */
@@ -878,8 +879,8 @@ static Decl *resolve_model(const char *name, Span sp)
     } else {
         diag_error(sp, "unknown model '%s'", name);
         if (!help_closest_decl(name, 1u << D_MODEL, NULL))
-            diag_help("declare it with 'model %s { ... }', or 'import \"models\"' for the common ones",
-                      name);
+            diag_help("declare it with 'model %s { ... }', or 'import \"models\"' for the "
+                      "common ones", name);
     }
     return NULL;
 }
@@ -1331,8 +1332,8 @@ static Type *builtin_read_jsonl(Node *n)
     TypeExpr *te = n->targs.items[0];
     Type *t = resolve_type(te);
     if (t->kind != TY_SCHEMA && t->kind != TY_ERROR) {
-        diag_error(te->span, "'read_jsonl' reads records: its type argument must be a schema, got %s",
-                   ty_str(t));
+        diag_error(te->span, "'read_jsonl' reads records: its type argument must be a schema, "
+                   "got %s", ty_str(t));
         return ty_error;
     }
     return t->kind == TY_ERROR ? ty_error : ty_list(t);
@@ -1929,8 +1930,10 @@ static Type *check_return(Node *n)
     Type *t = n->value ? check_expr(n->value, true) : ty_void;
     for (int i = 0; i < S.frames.len; i++) {
         if (frame_at(i) == FR_ITEM_PAR || frame_at(i) == FR_PAR) {
+            const char *where = frame_at(i) == FR_PAR ? "'parallel { }' block"
+                                                      : "parallel loop or pipeline";
             diag_error(head_span(n->span, 6), "'return' inside a %s, which runs on other workers",
-                       frame_at(i) == FR_PAR ? "'parallel { }' block" : "parallel loop or pipeline");
+                       where);
             diag_help("return after it, from the values it collects");
             return ty_never;
         }
