@@ -552,21 +552,25 @@ static Type *resolve_type(TypeExpr *te)
 /* ---- settings -------------------------------------------------------------- */
 
 /* Whether setting i of a list is known and given once; reports it if not.
- * `owner` names the list ("model 'haiku'"). */
-static bool setting_ok(Vec *settings, int i, const char *const *keys, const char *owner)
+ * The list belongs to `kind` ("agent", "'budget'"), named `name` or NULL. */
+static bool setting_ok(Vec *settings, int i, const char *const *keys, const char *kind,
+                       const char *name)
 {
     Setting *s = settings->items[i];
-    Vec c = {0};
-    const char *all = "";
-    for (const char *const *k = keys; *k; k++) {
-        vec_push(&c, (void *)*k);
-        all = arena_printf("%s%s'%s'", all, *all ? ", " : "", *k);
-    }
     bool known = false;
     for (const char *const *k = keys; *k; k++)
         known |= strcmp(*k, s->key) == 0;
     if (!known) {
-        diag_error(s->key_span, "unknown setting '%s' in %s", s->key, owner);
+        Vec c = {0};
+        const char *all = "";
+        for (const char *const *k = keys; *k; k++) {
+            vec_push(&c, (void *)*k);
+            all = arena_printf("%s%s'%s'", all, *all ? ", " : "", *k);
+        }
+        if (name)
+            diag_error(s->key_span, "unknown setting '%s' in %s '%s'", s->key, kind, name);
+        else
+            diag_error(s->key_span, "unknown setting '%s' in %s", s->key, kind);
         if (!help_closest(s->key, &c))
             diag_help("the settings are %s", all);
         return false;
@@ -855,9 +859,8 @@ static void check_model(Decl *d)
         diag_error(d->name_span, "model '%s' has no name", d->name);
         diag_help("add the provider's model name, e.g. 'name: \"claude-haiku-4-5\"'");
     }
-    const char *owner = arena_printf("model '%s'", d->name);
     for (int i = 0; i < d->settings.len; i++)
-        if (setting_ok(&d->settings, i, model_keys, owner))
+        if (setting_ok(&d->settings, i, model_keys, "model", d->name))
             model_setting(d->settings.items[i], mi);
 }
 
@@ -961,9 +964,8 @@ static void check_agent(Decl *d)
             scope_bind(SYM_PARAM, f->name, f->span, f->type);
     }
     S.cur_agent = d;
-    const char *owner = arena_printf("agent '%s'", d->name);
     for (int i = 0; i < d->settings.len; i++)
-        if (setting_ok(&d->settings, i, agent_keys, owner))
+        if (setting_ok(&d->settings, i, agent_keys, "agent", d->name))
             agent_setting(d->settings.items[i], ai);
     S.cur_agent = NULL;
     scope_pop(mark);
@@ -1475,13 +1477,14 @@ static bool is_num(Type *t)
     return t->kind == TY_INT || t->kind == TY_FLOAT;
 }
 
-/* A bool operand (of if, where, and, or, not). */
-static void want_bool(Node *e, Type *t, const char *use)
+/* A bool operand (of if, where, and, or, not); op names the operator, or
+ * is NULL for a condition. */
+static void want_bool(Node *e, Type *t, const char *op)
 {
     if (t->kind == TY_BOOL || t->kind == TY_ERROR || t->kind == TY_NEVER)
         return;
     if (t->kind == TY_OPT && t->elem->kind == TY_BOOL)
-        optional_misuse(e, t, use);
+        optional_misuse(e, t, op ? arena_printf("used with '%s'", op) : "used as a condition");
     else
         diag_error(e->span, "%s must be bool, got %s", what(e), ty_str(t));
 }
@@ -1599,12 +1602,12 @@ static Type *check_coalesce(Node *n)
 static Type *check_logic(Node *n)
 {
     Type *lt = check_expr(n->lhs, true);
-    want_bool(n->lhs, lt, arena_printf("used with '%s'", ast_binop_name(n->op)));
+    want_bool(n->lhs, lt, ast_binop_name(n->op));
     int mark = S.facts.len;
     facts_of(n->lhs, n->op == OP_AND);
     Type *rt = check_expr(n->rhs, true);
     S.facts.len = mark;
-    want_bool(n->rhs, rt, arena_printf("used with '%s'", ast_binop_name(n->op)));
+    want_bool(n->rhs, rt, ast_binop_name(n->op));
     return ty_bool;
 }
 
@@ -1627,7 +1630,7 @@ static Type *check_unary(Node *n)
 {
     Type *t = check_expr(n->operand, true);
     if (n->op == OP_NOT) {
-        want_bool(n->operand, t, "used with 'not'");
+        want_bool(n->operand, t, "not");
         return ty_bool;
     }
     if (t->kind == TY_ERROR || is_num(t))
@@ -1645,7 +1648,7 @@ static Type *check_unary(Node *n)
 static Type *check_if(Node *n, bool used)
 {
     Type *ct = check_expr(n->cond, true);
-    want_bool(n->cond, ct, "used as a condition");
+    want_bool(n->cond, ct, NULL);
     int mark = S.facts.len;
     facts_of(n->cond, true);
     Type *tt = check_expr(n->then, used && n->els);
@@ -1760,12 +1763,12 @@ static const char *const stage_keys[] = { "concurrency", NULL };
 static const char *const on_error_words[] = { "skip", "halt", NULL };
 
 /* Options of parallel for, pipeline and stage. */
-static void check_opts(Vec *opts, const char *const *keys, const char *owner)
+static void check_opts(Vec *opts, const char *const *keys, const char *kind, const char *name)
 {
     double v;
     for (int i = 0; i < opts->len; i++) {
         Setting *s = opts->items[i];
-        if (!setting_ok(opts, i, keys, owner))
+        if (!setting_ok(opts, i, keys, kind, name))
             continue;
         if (strcmp(s->key, "concurrency") == 0)
             setting_num(s, 1, 100000, false, true, &v);
@@ -1788,7 +1791,7 @@ static Type *check_for(Node *n, bool used)
 {
     Type *elem = iter_elem(n->iter, check_expr(n->iter, true));
     if (n->parallel)
-        check_opts(&n->opts, for_keys, "'parallel for'");
+        check_opts(&n->opts, for_keys, "'parallel for'", NULL);
     for (int i = 0; !n->parallel && i < n->opts.len; i++) {
         Setting *s = n->opts.items[i];
         diag_error(s->key_span, "unknown option '%s' for a plain 'for'", s->key);
@@ -1800,7 +1803,7 @@ static Type *check_for(Node *n, bool used)
     n->sym = scope_bind(SYM_ITEM, n->name, nspan(n), elem);
     dump_add(n->sym);
     if (n->cond) {
-        want_bool(n->cond, check_expr(n->cond, true), "used as a condition");
+        want_bool(n->cond, check_expr(n->cond, true), NULL);
         facts_of(n->cond, true);
     }
     Type *bt = check_expr(n->body, used);
@@ -1815,7 +1818,7 @@ static Type *check_for(Node *n, bool used)
 static void check_stage(Node *st, int idx)
 {
     Node *pipe = S.pipe->node;
-    check_opts(&st->opts, stage_keys, arena_printf("stage '%s'", st->name));
+    check_opts(&st->opts, stage_keys, "stage", st->name);
     int mark = scope_push();
     Type *t = check_expr(st->body, true);
     scope_pop(mark);
@@ -1836,7 +1839,7 @@ static void check_stage(Node *st, int idx)
 static Type *check_pipeline(Node *n, bool used)
 {
     Type *elem = iter_elem(n->iter, check_expr(n->iter, true));
-    check_opts(&n->opts, for_keys, "'pipeline for'");
+    check_opts(&n->opts, for_keys, "'pipeline for'", NULL);
     Pipe p = { S.pipe, n, 0 };
     S.pipe = &p;
     int mark = scope_push();
@@ -2024,7 +2027,7 @@ static void budget_values(Node *n, double v[3])
     v[0] = v[1] = v[2] = -1;
     for (int i = 0; i < n->opts.len; i++) {
         Setting *s = n->opts.items[i];
-        if (!setting_ok(&n->opts, i, budget_keys, "'budget'"))
+        if (!setting_ok(&n->opts, i, budget_keys, "'budget'", NULL))
             continue;
         if (strcmp(s->key, "usd") == 0)
             setting_num(s, 0, INFINITY, true, false, &v[0]);
