@@ -83,6 +83,7 @@ typedef struct LexState {
     int capframes;                               /* entries allocated in frames */
     int depth_before;                            /* nframes before the last token */
     int last;                                    /* the last token returned */
+    int prev;                                    /* the one returned before it */
     uint32_t last_hi;                            /* where the last real token ended */
     uint32_t prev_hi;                            /* ... and the one before it */
     const char *last_text;                       /* its text (identifiers, keywords) */
@@ -1044,8 +1045,9 @@ static bool expects(const yysymbol_kind_t *exp, int n, yysymbol_kind_t k)
     return false;
 }
 
-/* "expected A, B or C" over the useful expected tokens, or "" if too many. */
-static const char *expected_list(const yysymbol_kind_t *exp, int n)
+/* "expected A, B or C" over the useful expected tokens, or "" if too many.
+ * A name right after ':', '->' or '<' is a type. */
+static const char *expected_list(LexState *S, const yysymbol_kind_t *exp, int n)
 {
     const char *names[8];
     int m = 0, ndecl = 0;
@@ -1067,6 +1069,11 @@ static const char *expected_list(const yysymbol_kind_t *exp, int n)
             continue;
         if (k == YYSYMBOL_NEWLINE && m > 0)
             continue;
+        if (k == YYSYMBOL_IDENT && n == 1 && (S->prev == ':' || S->prev == ARROW
+                                              || S->prev == '<' || S->prev == TLT)) {
+            names[m++] = "type";
+            continue;
+        }
         names[m++] = sym_name(k);
     }
     if (m > 4) {                                 /* too many: keep the punctuation */
@@ -1190,10 +1197,10 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner)
     } else if (la != YYSYMBOL_YYEOF && !expects(exp, n, YYSYMBOL_NEWLINE) && on_next_line(S, loc)) {
         /* `let x =` and the rest on the next line: the line ended too early */
         Span end = { loc.file, S->prev_hi, S->prev_hi };
-        diag_error(end, "unexpected end of line%s", expected_list(exp, n));
+        diag_error(end, "unexpected end of line%s", expected_list(S, exp, n));
         return 0;                                /* the next line is left to parse */
     } else {
-        diag_error(loc, "unexpected %s%s", found_name(S, la, loc), expected_list(exp, n));
+        diag_error(loc, "unexpected %s%s", found_name(S, la, loc), expected_list(S, exp, n));
     }
     hints(S, exp, n, la);
     begin_skip(S, la);
