@@ -5,7 +5,9 @@
 #     token cap only results wait for a sync; with a cap (JWF_BUDGET_USD) each
 #     request also waits for its hold; and the same with synchronous=NORMAL.
 #     The variants run interleaved, 7 rounds; best and median are shown (the
-#     best is the least disturbed by other load on the machine).
+#     best is the least disturbed by other load on the machine).  The last
+#     variant puts the journal on tmpfs: the same code with syncs that cost
+#     nothing, which shows how much of the overhead is the disk's sync.
 #   - 10,000 items at concurrency 100, mock latency 0: the cost per call when
 #     nothing hides it
 #   - the journal's size per 10,000 calls (after the run; WAL checkpointed)
@@ -40,13 +42,23 @@ row() { # label, variant, [baseline variant]
 }
 
 echo "== journal (mock provider, SQLite WAL, synchronous=FULL, group commit)"
+# what one sync costs on the disk that holds bench/out, right now
+s=$(now_us); dd if=/dev/zero of=$out/sync bs=4k count=200 oflag=dsync 2>/dev/null; e=$(now_us)
+printf '%-56s %6.3f ms per 4 KiB write\n' "the disk's sync latency (dd oflag=dsync, 200 writes)" \
+    "$(awk -v t=$((e - s)) 'BEGIN { print t / 200 / 1000 }')"
+rm -f $out/sync
 F="--mock --n 1000 --conc 100 --mock-latency 50 --quiet"
+shm=/dev/shm/flowc-bench-$$.db
 i=0
 while [ $i -lt $ROUNDS ]; do
     timed off $B $F --no-journal
     timed on $B $F --journal $out/j.db
     JWF_BUDGET_USD=1000 timed cap $B $F --journal $out/j.db
     FLOWRT_JOURNAL_SYNC=normal JWF_BUDGET_USD=1000 timed normal $B $F --journal $out/j.db
+    if [ -d /dev/shm ]; then
+        rm -f $shm*
+        JWF_BUDGET_USD=1000 timed shm $B $F --journal $shm
+    fi
     i=$((i + 1))
 done
 echo "1,000 items, concurrency 100, mock latency 50 ms (ideal 0.500 s), best of $ROUNDS:"
@@ -54,6 +66,8 @@ row "  no journal" off
 row "  journaled, no usd/token cap (results synced)" on off
 row "  journaled, usd cap (holds synced too)" cap off
 row "  journaled, usd cap, synchronous=NORMAL" normal off
+[ -s $out/shm ] && row "  journaled, usd cap, FULL, journal on tmpfs (/dev/shm)" shm off
+rm -f $shm*
 
 F="--mock --n 10000 --conc 100 --quiet"
 for i in 1 2 3; do
