@@ -1397,10 +1397,13 @@ static Type *builtin_result(Node *n, Builtin b)
 static Type *check_builtin(Node *n, Builtin b)
 {
     n->builtin = b;
-    if (S.in_template && b != B_LEN && b != B_ENV)
-        diag_error(nspan(n), "a template cannot call '%s'", n->name);
     for (int i = 0; i < n->args.len; i++)
         check_expr(n->args.items[i], true);
+    if (S.in_template && b != B_LEN && b != B_ENV) {
+        diag_error(nspan(n), "a template cannot call '%s'", n->name);
+        diag_help("templates interpolate values; call it as a statement of the workflow");
+        return ty_error;
+    }
     check_using(n);
     if (b != B_READ_JSONL && n->targs.len)
         diag_error(nspan(n), "'%s' takes no type arguments", n->name);
@@ -1998,6 +2001,7 @@ static Type *check_assign(Node *n)
     if (s->kind == SYM_STAGE) {
         diag_error(nspan(n), "cannot assign to stage value '%s'", n->name);
         diag_note(s->span, "'%s' declared here", s->name);
+        diag_help("bind a new value with 'let' instead");
         return ty_void;
     }
     if (!ty_assignable(s->type, t)) {
