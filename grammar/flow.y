@@ -956,9 +956,15 @@ void lex_error_span(LexState *S, Span sp)
         S->failed = true;
 }
 
+/* Bison's own errors; the one it has is running out of parser stack. */
 static void flowyerror(Span *loc, yyscan_t scanner, const char *msg)
 {
-    diag_error(*loc, "%s", msg);
+    if (strcmp(msg, "memory exhausted") == 0) {
+        diag_error(*loc, "nested too deeply for the parser");
+        diag_help("give the inner parts names with 'let'");
+    } else {
+        diag_error(*loc, "%s", msg);
+    }
     STATE->failed = true;
 }
 
