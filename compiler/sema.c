@@ -178,16 +178,16 @@ static Span head_span(Span sp, uint32_t len)
     return sp;
 }
 
-/* The source text of an expression if short, quoted, else "this value". */
+/* The source text of an expression if short, quoted, else "this expression". */
 static const char *what(Node *e)
 {
     Source *src = e->span.file >= 0 ? src_get(e->span.file) : NULL;
     size_t n = e->span.hi - e->span.lo;
     if (!src || n == 0 || n > 40 || e->span.hi > src->len)
-        return "this value";
+        return "this expression";
     const char *p = src->text + e->span.lo;
     if (memchr(p, '\n', n))
-        return "this value";
+        return "this expression";
     return arena_printf("'%.*s'", (int)n, p);
 }
 
@@ -1965,12 +1965,32 @@ static Type *check_return(Node *n)
 
 /* ---- statements ------------------------------------------------------------ */
 
+/* Why a construct has no value, when the reason is common. */
+static void help_no_value(Node *v)
+{
+    Node *last = v;
+    while (last->kind == N_FOR || last->kind == N_BLOCK) {
+        Node *b = last->kind == N_FOR ? last->body : NULL;
+        if (last->kind == N_BLOCK)
+            b = last->stmts.len ? last->stmts.items[last->stmts.len - 1] : NULL;
+        if (!b)
+            return;
+        last = b;
+    }
+    if (last->kind == N_IF && !last->els)
+        diag_help("an 'if' without 'else' has no value; add 'else { ... }' (or 'else { skip }' "
+                  "in a loop), or filter with 'where'");
+    else if (last->kind == N_LET || last->kind == N_ASSIGN)
+        diag_help("a block's value is its last expression, and this one ends with a statement");
+}
+
 /* let -> 'let' name '=' expr */
 static Type *check_let(Node *n)
 {
     Type *t = check_expr(n->value, true);
     if (t->kind == TY_VOID) {
         diag_error(n->value->span, "%s has no value to bind to '%s'", what(n->value), n->name);
+        help_no_value(n->value);
         t = ty_error;
     } else if (t->kind == TY_NULL || (t->kind == TY_LIST && !t->elem)) {
         diag_error(n->value->span, "cannot infer the type of '%s' from %s", n->name,
