@@ -140,7 +140,7 @@ static void emit(Gen *g, const char *f, ...)
     va_start(ap, f);
     char *line = vfmt(f, ap);
     va_end(ap);
-    int ind = g->fn->indent;
+    int ind = line[0] ? g->fn->indent : 0;
     if (line[0] && line[strlen(line) - 1] == ':' && !strchr(line, ' ') &&
         strcmp(line, "default:") != 0)
         ind--;                                   /* labels sit one step out */
@@ -1390,6 +1390,8 @@ static const char *gen_bind(Gen *g, Node *n)
 static const char *gen_phase(Gen *g, Node *n)
 {
     int idx = *(int *)n->cg;
+    if (idx > 0)
+        emit(g, "%s", "");
     emit(g, "/* phase %s */", n->name);
     emit(g, "if (!fr_phase_begin(cx, %d))", idx);
     emit(g, "    %s", fail_stmt(g));
