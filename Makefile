@@ -85,7 +85,8 @@ asan:
 	$(MAKE) --no-print-directory BUILD=build/asan CFLAGS="-O1 -g -fno-omit-frame-pointer" \
 	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" \
 	  build/asan/flowc build/asan/libflowrt.a build/asan/tools/rt_values build/asan/tools/rt_exec \
-	  build/asan/tools/rt_http build/asan/tools/fakeserver build/asan/tools/fuzz_runtime
+	  build/asan/tools/rt_http build/asan/tools/fakeserver build/asan/tools/fuzz_runtime \
+	  build/asan/tools/rt_journal
 
 demo: deps all
 	@sh tests/demo.sh
