@@ -159,21 +159,20 @@ static const char *json_type_name(Type *t)
     }
 }
 
-/* enum -> {"type":"string","enum":[...]} (nullable: the type and the values take null) */
-static void put_enum(SchemaOut *o, Type *t, Field *fld, bool nullable)
+/* enum -> {"type":"string","enum":[...]} */
+static void put_enum(SchemaOut *o, Type *t, Field *fld)
 {
     Decl *d = t->decl;
     fputc('{', o->f);
     put_description(o, fld ? fld->doc : d->doc, NULL, NULL);
-    fputs(nullable ? "\"type\":[\"string\",\"null\"],\"enum\":[" : "\"type\":\"string\",\"enum\":[",
-          o->f);
+    fputs("\"type\":\"string\",\"enum\":[", o->f);
     for (int i = 0; i < d->values.len; i++) {
         Field *v = d->values.items[i];
         if (i)
             fputc(',', o->f);
         put_str(o->f, v->name);
     }
-    fputs(nullable ? ",null]}" : "]}", o->f);
+    fputs("]}", o->f);
 }
 
 /* Is this field required in the dialect? */
@@ -241,20 +240,22 @@ static void put_plain(SchemaOut *o, Type *t, Field *fld, bool nullable)
     fputc('}', o->f);
 }
 
-/* T? in strict mode: ["T","null"] for primitives and lists, anyOf for records */
+/* T? in strict mode: ["T","null"] for primitives and lists, anyOf for records
+ * and enums */
 static void put_optional(SchemaOut *o, Type *inner, Field *fld)
 {
     if (o->d != SD_OPENAI_STRICT && fld) {
         put_type(o, inner, fld);                 /* optional = not required */
         return;
     }
-    if (inner->kind == TY_ENUM) {
-        put_enum(o, inner, fld, true);
-    } else if (inner->kind == TY_SCHEMA) {
+    if (inner->kind == TY_ENUM || inner->kind == TY_SCHEMA) {
         fputc('{', o->f);
         put_description(o, fld ? fld->doc : NULL, NULL, NULL);
         fputs("\"anyOf\":[", o->f);
-        put_record(o, inner, NULL);
+        if (inner->kind == TY_ENUM)
+            put_enum(o, inner, NULL);
+        else
+            put_record(o, inner, NULL);
         fputs(",{\"type\":\"null\"}]}", o->f);
     } else {
         put_plain(o, inner, fld, true);
@@ -267,7 +268,7 @@ static void put_type(SchemaOut *o, Type *t, Field *fld)
     switch (t->kind) {
     case TY_OPT: put_optional(o, t->elem, fld); break;
     case TY_SCHEMA: put_record(o, t, fld); break;
-    case TY_ENUM: put_enum(o, t, fld, false); break;
+    case TY_ENUM: put_enum(o, t, fld); break;
     default: put_plain(o, t, fld, false); break;
     }
 }

@@ -50,8 +50,9 @@ for d in anthropic openai; do [ -s schemas/Card.$d.json ] || no "no schemas/Card
 # strict mode: every property required, optionals nullable, no range keywords
 grep -qF '"required": ["name", "tone", "company", "score", "tags"]' schemas/Card.openai.json ||
     no "openai: not every property is required"
-grep -qF '"type": ["string", "null"]' schemas/Card.openai.json || no "openai: tone not nullable"
-grep -qF '"anyOf": [' schemas/Card.openai.json || no "openai: company not anyOf [record, null]"
+grep -qF '"type": ["integer", "null"]' schemas/Card.openai.json || no "openai: company.size not nullable"
+[ "$(grep -cF '"anyOf": [' schemas/Card.openai.json)" -eq 2 ] ||
+    no "openai: tone and company not anyOf [enum or record, null]"
 grep -qE 'minimum|maximum|minLength|maxLength|minItems|maxItems' schemas/Card.openai.json &&
     no "openai: strict mode keywords left in"
 grep -qF '"description": "Full name. Between 1 and 80 characters."' schemas/Card.openai.json ||
