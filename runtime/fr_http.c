@@ -21,7 +21,9 @@
  * sent before the last cut does not cut again), and each success adds
  * GAIN_PER_OK, so a fan-out backs off as a whole instead of each worker
  * hammering the server on its own, and is back at the server's rate within
- * a second or two.  529 (overloaded) is treated like 429.
+ * a second or two.  Before any success the first cut starts from the sends
+ * per second instead.  Another status with a retry-after (503, 529) pauses
+ * everyone without cutting the rate: overload is not a rate limit.
  *
  * No message built here contains a key: the provider's own error text is
  * scrubbed of it as well.
@@ -58,8 +60,8 @@ typedef struct limiter {
     int64_t pause_ns;              /* nobody sends before this (retry-after) */
     int64_t cut_ns;                /* when the rate was last cut */
     int64_t win_ns;                /* start of the current one-second window */
-    int win_ok;                    /* successes in the current window */
-    int last_ok;                   /* successes in the previous window */
+    int win_ok, win_sent;          /* successes and sends in the current window */
+    int last_ok, last_sent;        /* the same in the previous window */
 } limiter;
 
 typedef struct endpoint {
@@ -99,6 +101,18 @@ static int64_t lim_slot(const limiter *l)
     return t;
 }
 
+/* Starts a new one-second counting window when the current one is over. */
+static void lim_window(limiter *l, int64_t now)
+{
+    if (now - l->win_ns < 1000000000LL)
+        return;
+    bool recent = now - l->win_ns < 2000000000LL;
+    l->last_ok = recent ? l->win_ok : 0;
+    l->last_sent = recent ? l->win_sent : 0;
+    l->win_ok = l->win_sent = 0;
+    l->win_ns = now;
+}
+
 /* Waits for a send slot; returns the send time.  Slots are not reserved
  * ahead (a rate that changes meanwhile applies at once): one waiter sleeps
  * until the next slot and takes it, then wakes one other to sleep for the
@@ -113,6 +127,8 @@ static int64_t lim_acquire(limiter *l)
                 int64_t iv = (int64_t)(1e9 / l->rate);
                 l->next_ns = (l->next_ns > now - iv ? l->next_ns : now) + iv;
             }
+            lim_window(l, now);
+            l->win_sent++;
             pthread_cond_signal(&l->cv);
             pthread_mutex_unlock(&l->mu);
             return now;
@@ -128,34 +144,39 @@ static int64_t lim_acquire(limiter *l)
     }
 }
 
-/* Successes per second lately. */
-static double lim_observed(const limiter *l, int64_t now)
+/* Events per second lately: cur in the current window, last in the one before. */
+static double lim_per_sec(const limiter *l, int64_t now, int cur, int last)
 {
     double secs = (double)(now - l->win_ns) / 1e9;
-    double cur = l->win_ok / (secs < 1 ? 1 : secs);
-    return cur > l->last_ok ? cur : l->last_ok;
+    double r = cur / (secs < 1 ? 1 : secs);
+    return r > last ? r : last;
 }
 
-static void lim_count_ok(limiter *l, int64_t now)
+static double lim_observed(const limiter *l, int64_t now)
 {
-    if (now - l->win_ns >= 1000000000LL) {
-        l->last_ok = now - l->win_ns < 2000000000LL ? l->win_ok : 0;
-        l->win_ok = 0;
-        l->win_ns = now;
-    }
-    l->win_ok++;
+    return lim_per_sec(l, now, l->win_ok, l->last_ok);
 }
 
-/* A 429 (or 529): a shared pause for retry_after_ms, and a cut of the rate
- * unless this request went out before the last cut (one cut per round). */
-static void lim_slow_down(limiter *l, int64_t sent_ns, int retry_after_ms)
+/* A retry-after from any status: nobody sends until it has passed. */
+static void lim_pause(limiter *l, int retry_after_ms)
+{
+    pthread_mutex_lock(&l->mu);
+    int64_t until = mono_ns() + retry_after_ms * 1000000LL;
+    if (retry_after_ms > 0 && until > l->pause_ns)
+        l->pause_ns = until;
+    pthread_mutex_unlock(&l->mu);
+}
+
+/* A 429: a cut of the rate unless this request went out before the last
+ * cut (one cut per round).  The pause is lim_pause's. */
+static void lim_slow_down(limiter *l, int64_t sent_ns)
 {
     pthread_mutex_lock(&l->mu);
     int64_t now = mono_ns();
-    if (retry_after_ms > 0 && now + retry_after_ms * 1000000LL > l->pause_ns)
-        l->pause_ns = now + retry_after_ms * 1000000LL;
     if (sent_ns >= l->cut_ns) {
-        double base = l->rate > 0 ? l->rate : lim_observed(l, now);
+        double ok = lim_observed(l, now);
+        double base = l->rate > 0 ? l->rate : ok >= 1 ? ok
+                      : lim_per_sec(l, now, l->win_sent, l->last_sent);
         l->rate = base * CUT_FACTOR > MIN_RATE ? base * CUT_FACTOR : MIN_RATE;
         l->cut_ns = now;
     }
@@ -167,7 +188,8 @@ static void lim_success(limiter *l)
 {
     pthread_mutex_lock(&l->mu);
     int64_t now = mono_ns();
-    lim_count_ok(l, now);
+    lim_window(l, now);
+    l->win_ok++;
     if (l->rate > 0) {
         double cap = CAP_FACTOR * lim_observed(l, now);
         l->rate += GAIN_PER_OK;
@@ -704,9 +726,11 @@ void fr_http_call(fr_http *h, const fr_request *req, fr_response *resp)
     exchange(h, e, body, req->timeout_ms, &x, &status, resp);
     fr_free(body);
     resp->http_status = (int)status;
-    if (status == 429 || status == 529)
-        lim_slow_down(e->lim, sent, x.retry_after_ms);
-    else if (status > 0)
+    if (x.retry_after_ms > 0)
+        lim_pause(e->lim, x.retry_after_ms);
+    if (status == 429)
+        lim_slow_down(e->lim, sent);
+    else if (status > 0 && status < 500)
         lim_success(e->lim);
     if (status == 200)
         take_answer(e, &x, wrapped, resp);

@@ -31,10 +31,10 @@ start_server() {
     rm -f port log
     "$TOOLS/fakeserver" --port-file port --log log "$@" >/dev/null 2>server.err &
     SERVER=$!
-    i=0
+    _i=0
     while [ ! -s port ]; do
-        i=$((i + 1))
-        [ $i -lt 200 ] || die "fake server did not start: $(cat server.err)"
+        _i=$((_i + 1))
+        [ $_i -lt 200 ] || die "fake server did not start: $(cat server.err)"
         sleep 0.05
     done
     PORT=$(cat port)
@@ -63,8 +63,8 @@ requests() { grep -cF -- "${1:-\"n\"}" log; }
 
 # want_requests N [PATTERN]
 want_requests() {
-    n=$(requests "$2")
-    [ "$n" = "$1" ] || die "expected $1 requests ${2:+matching $2 }in the log, got $n: $(cat log)"
+    _got=$(requests "$2")
+    [ "$_got" = "$1" ] || die "expected $1 requests ${2:+matching $2 }in the log, got $_got: $(cat log)"
 }
 
 # No output, error or log holds the key.

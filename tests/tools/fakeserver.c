@@ -27,7 +27,10 @@
  *
  * The script (--script F) says what request number n gets; one rule a line,
  * the first rule that matches wins, no rule means ok:
- *   WHEN ACTION [ARG]      WHEN: a number, a range 2-4, or *
+ *   WHEN ACTION [ARG]      WHEN: a number, a range 2-4, *, or `first`: a
+ *                          request whose prompt (first user message, less
+ *                          any retry feedback) was not seen before, so
+ *                          `first 500` fails every call's first attempt
  *   1 429 retry-after=1    any status, with optional retry-after(-ms)=V or
  *                          retry-after-date=S (an HTTP date S seconds ahead);
  *   1 401-leak-key         a 401 whose message quotes the key it was sent
@@ -68,6 +71,7 @@
 
 typedef struct rule {
     long lo, hi;                   /* request numbers matched, inclusive (hi -1: all) */
+    bool first;                    /* matches only a prompt's first request */
     char action[48];               /* ok, a status code, slow, hang, drop, fenced, ... */
     long arg;                      /* slow: milliseconds */
     long retry_after;              /* seconds for retry-after, -1 none */
@@ -126,7 +130,8 @@ static bool parse_rule(char *line, rule *r)
     if (n < 2)
         return false;
     r->lo = 1, r->hi = -1;
-    if (strcmp(when, "*") != 0) {
+    r->first = strcmp(when, "first") == 0;
+    if (strcmp(when, "*") != 0 && !r->first) {
         char *dash = strchr(when, '-');
         r->lo = atol(when);
         r->hi = dash ? atol(dash + 1) : r->lo;
@@ -171,13 +176,76 @@ static bool load_script(const char *path)
     return true;
 }
 
-static const rule *rule_for(long n)
+static const rule *rule_for(long n, bool fresh)
 {
-    static const rule ok = { 1, -1, "ok", 0, -1, -1, -1 };
-    for (int i = 0; i < S.nrules; i++)
-        if (n >= S.rules[i].lo && (S.rules[i].hi < 0 || n <= S.rules[i].hi))
-            return &S.rules[i];
+    static const rule ok = { 1, -1, false, "ok", 0, -1, -1, -1 };
+    for (int i = 0; i < S.nrules; i++) {
+        const rule *r = &S.rules[i];
+        if (r->first ? fresh : n >= r->lo && (r->hi < 0 || n <= r->hi))
+            return r;
+    }
     return &ok;
+}
+
+/* ---- prompts seen, for `first` ------------------------------------------- */
+
+static struct {
+    pthread_mutex_t mu;            /* guards the set */
+    uint64_t *slots;               /* open addressing, 0 = empty */
+    size_t cap, n;                 /* slots allocated and used */
+} seen = { PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0 };
+
+static void seen_put(uint64_t h)
+{
+    size_t i = h & (seen.cap - 1);
+    while (seen.slots[i] && seen.slots[i] != h)
+        i = (i + 1) & (seen.cap - 1);
+    seen.n += !seen.slots[i];
+    seen.slots[i] = h;
+}
+
+/* Adds h to the set; true if it was not there. */
+static bool seen_add(uint64_t h)
+{
+    h |= 1;
+    pthread_mutex_lock(&seen.mu);
+    if (2 * (seen.n + 1) > seen.cap) {
+        uint64_t *old = seen.slots;
+        size_t oldcap = seen.cap;
+        seen.cap = seen.cap ? seen.cap * 2 : 1024;
+        seen.slots = calloc(seen.cap, sizeof *seen.slots);
+        seen.n = 0;
+        for (size_t i = 0; i < oldcap; i++)
+            if (old[i])
+                seen_put(old[i]);
+        free(old);
+    }
+    size_t before = seen.n;
+    seen_put(h);
+    bool fresh = seen.n != before;
+    pthread_mutex_unlock(&seen.mu);
+    return fresh;
+}
+
+/* The first user message's text, less retry feedback: FNV-1a. */
+static bool prompt_is_fresh(json_t *request)
+{
+    size_t i;
+    json_t *m;
+    const char *text = "";
+    json_array_foreach(json_object_get(request, "messages"), i, m) {
+        const char *role = json_string_value(json_object_get(m, "role"));
+        if (role && strcmp(role, "user") == 0) {
+            text = json_string_value(json_object_get(m, "content"));
+            break;
+        }
+    }
+    const char *end = text ? strstr(text, "\n\nYour previous answer was invalid") : NULL;
+    size_t n = text ? (end ? (size_t)(end - text) : strlen(text)) : 0;
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t k = 0; k < n; k++)
+        h = (h ^ (unsigned char)text[k]) * 1099511628211ULL;
+    return seen_add(h);
 }
 
 /* ---- the rate limit (GCRA, burst = rate) ---------------------------------- */
@@ -605,7 +673,7 @@ static bool handle(int fd, req *r)
                   strcmp(r->path, "/chat/completions") == 0;
     json_t *request = json_loads(r->body, 0, NULL);
     bool auth = auth_ok(r, anthropic);
-    const rule *ru = rule_for(n);
+    const rule *ru = rule_for(n, request && prompt_is_fresh(request));
     const char *action = ru->action;
     int status = 200;
     double wait;
