@@ -113,6 +113,7 @@ typedef struct Binding {
 typedef struct Fact {
     Sym *sym;                                    /* the root variable */
     const char *path;                            /* "" or ".a.b" */
+    int loops;                                   /* loops around where it was made */
 } Fact;
 
 /* The pipeline being checked: its stages and which one is current. */
@@ -145,6 +146,7 @@ static struct {
     int next_sym;                                /* last Sym id given */
     int next_site;                               /* last call-site id given */
     int breaks;                                  /* `break`s seen in the current loop */
+    int loops;                                   /* loop bodies around the code checked */
     int depth;                                   /* closure depth */
     Vec frames;                                  /* Frame, cast to pointers */
     Vec facts;                                   /* Fact*: narrowings in force */
@@ -449,6 +451,7 @@ static void fact_add(Node *e)
     Fact *f = arena_alloc(sizeof *f);
     f->sym = root;
     f->path = p;
+    f->loops = S.loops;
     vec_push(&S.facts, f);
 }
 
@@ -474,13 +477,24 @@ static void facts_of(Node *c, bool when)
     }
 }
 
-/* An assignment of a maybe-null value ends the narrowings of that variable. */
-static void facts_kill(Sym *s)
+/* An assignment of a maybe-null value ends the narrowings of that variable.
+ * Inside a loop it cannot end one made outside: the next round would read
+ * the new value as checked. */
+static void facts_kill(Sym *s, Node *at)
 {
+    bool told = false;
     for (int i = 0; i < S.facts.len; i++) {
         Fact *f = S.facts.items[i];
-        if (f->sym == s)
-            f->sym = NULL;
+        if (f->sym != s)
+            continue;
+        if (f->loops < S.loops && !told) {
+            diag_error(at->span, "'%s' was checked for null outside this loop; assigning a "
+                       "value that may be null here undoes the check for the next round",
+                       s->name);
+            diag_help("give a default with '?\?', or check it again inside the loop");
+            told = true;
+        }
+        f->sym = NULL;
     }
 }
 
@@ -1802,6 +1816,7 @@ static Type *check_for(Node *n, bool used)
     }
     int mark = scope_push(), fmark = S.facts.len;
     S.depth += n->parallel;
+    S.loops++;
     frame_push(n->parallel ? FR_ITEM_PAR : FR_ITEM);
     n->sym = scope_bind(SYM_ITEM, n->name, nspan(n), elem);
     dump_add(n->sym);
@@ -1811,6 +1826,7 @@ static Type *check_for(Node *n, bool used)
     }
     Type *bt = check_expr(n->body, used);
     frame_pop();
+    S.loops--;
     S.depth -= n->parallel;
     S.facts.len = fmark;
     scope_pop(mark);
@@ -1847,6 +1863,7 @@ static Type *check_pipeline(Node *n, bool used)
     S.pipe = &p;
     int mark = scope_push();
     S.depth++;
+    S.loops++;
     frame_push(FR_ITEM_PAR);
     n->sym = scope_bind(SYM_ITEM, n->name, nspan(n), elem);
     dump_add(n->sym);
@@ -1859,6 +1876,7 @@ static Type *check_pipeline(Node *n, bool used)
     if (!n->stmts.len)
         diag_error(head_span(n->span, 8), "a pipeline needs at least one stage");
     frame_pop();
+    S.loops--;
     S.depth--;
     scope_pop(mark);
     S.pipe = p.prev;
@@ -1894,7 +1912,9 @@ static Type *check_loop(Node *n)
     int outer = S.breaks;
     S.breaks = 0;
     frame_push(FR_LOOP);
+    S.loops++;
     check_expr(n->body, false);
+    S.loops--;
     frame_pop();
     bool broke = S.breaks > 0;
     S.breaks = outer;
@@ -2038,7 +2058,7 @@ static Type *check_assign(Node *n)
         diag_help("give each item a value and combine the results after the loop");
     }
     if (t->kind == TY_OPT || t->kind == TY_NULL)
-        facts_kill(s);
+        facts_kill(s, n->value);
     return ty_void;
 }
 
