@@ -477,19 +477,19 @@ static void facts_of(Node *c, bool when)
     }
 }
 
-/* An assignment of a maybe-null value ends the narrowings of that variable.
- * Inside a loop it cannot end one made outside: the next round would read
- * the new value as checked. */
-static void facts_kill(Sym *s, Node *at)
+/* An assignment ends the narrowings of the variable's fields, and of the
+ * variable itself if the new value may be null.  Inside a loop it cannot
+ * end one made outside: the next round would read the new value as checked. */
+static void facts_kill(Sym *s, Node *at, bool may_be_null)
 {
     bool told = false;
     for (int i = 0; i < S.facts.len; i++) {
         Fact *f = S.facts.items[i];
-        if (f->sym != s)
+        if (f->sym != s || (!f->path[0] && !may_be_null))
             continue;
         if (f->loops < S.loops && !told) {
-            diag_error(at->span, "'%s' was checked for null outside this loop; assigning a "
-                       "value that may be null here undoes the check for the next round",
+            diag_error(at->span, "'%s%s' was checked for null outside this loop; assigning "
+                       "'%s' here undoes the check for the next round", s->name, f->path,
                        s->name);
             diag_help("give a default with '?\?', or check it again inside the loop");
             told = true;
@@ -2057,8 +2057,7 @@ static Type *check_assign(Node *n)
         diag_note(s->span, "'%s' declared here", s->name);
         diag_help("give each item a value and combine the results after the loop");
     }
-    if (t->kind == TY_OPT || t->kind == TY_NULL)
-        facts_kill(s, n->value);
+    facts_kill(s, n->value, t->kind == TY_OPT || t->kind == TY_NULL);
     return ty_void;
 }
 
