@@ -165,10 +165,11 @@ static int run_collect(char **argv, char **output)
     char chunk[4096];
     ssize_t n;
     while ((n = read(fds[0], chunk, sizeof chunk)) > 0 || (n < 0 && errno == EINTR))
-        if (n > 0)
+        if (n > 0 && m)
             fwrite(chunk, 1, (size_t)n, m);
     close(fds[0]);
-    fclose(m);
+    if (m)
+        fclose(m);
     *output = arena_strdup(buf ? buf : "");
     free(buf);
     int st;
