@@ -8,11 +8,15 @@
  * always honour the format.  A refusal (message.refusal) and an answer cut
  * off (finish_reason "length") are bad answers, retried with feedback.
  * input_tokens excludes cached prompt tokens, as Anthropic's does, so
- * input + cache_read is the whole prompt.  max_tokens (not
- * max_completion_tokens) is sent because every compatible server reads it.
+ * input + cache_read is the whole prompt.  OpenAI itself gets
+ * max_completion_tokens (its reasoning models refuse max_tokens); other
+ * servers get max_tokens, which every compatible server reads.  Reasoning
+ * models (gpt-5*, o1, o3, o4-mini, ...) take no temperature but their
+ * default, so none is sent to them.
  */
 #include "fr_internal.h"
 
+#include <ctype.h>
 #include <string.h>
 
 static json_t *text_msg(const char *role, const char *text)
@@ -50,7 +54,13 @@ static json_t *messages(const fr_request *req)
     return m;
 }
 
-json_t *fr_openai_body(const fr_request *req, bool *wrapped)
+/* gpt-5*, o1, o3, o4-mini...: models that accept only the default temperature. */
+static bool reasoning_model(const char *name)
+{
+    return strncmp(name, "gpt-5", 5) == 0 || (name[0] == 'o' && isdigit((unsigned char)name[1]));
+}
+
+json_t *fr_openai_body(const fr_request *req, const char *url, bool *wrapped)
 {
     const fr_agent *a = req->agent;
     json_t *schema = fr_http_schema(a->schema_openai, wrapped);
@@ -65,9 +75,11 @@ json_t *fr_openai_body(const fr_request *req, bool *wrapped)
                           "response_format", "type", "json_schema",
                           "json_schema", "name", fr_http_schema_name(a),
                           "strict", 1, "schema", schema);
+    bool official = strstr(url, "://api.openai.com") != NULL;
     if (b && a->max_tokens > 0)
-        json_object_set_new(b, "max_tokens", json_integer(a->max_tokens));
-    if (b && a->temperature >= 0)
+        json_object_set_new(b, official ? "max_completion_tokens" : "max_tokens",
+                            json_integer(a->max_tokens));
+    if (b && a->temperature >= 0 && !reasoning_model(req->model->api_name))
         json_object_set_new(b, "temperature", json_real(a->temperature));
     return b;
 }

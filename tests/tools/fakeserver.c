@@ -13,7 +13,7 @@
  * So any example runs against it.
  *
  *   fakeserver [--port N] [--port-file F] [--script F] [--key K] [--rate N]
- *              [--latency MS] [--log F]
+ *              [--latency MS] [--log F] [--dump DIR]
  *
  * --port 0 (the default) takes a free port and prints it on stdout (and into
  * --port-file, written whole by a rename).  --key K: a request whose
@@ -23,7 +23,8 @@
  * --latency MS: every answer waits MS first.  --log F: one JSON line per
  * request: n, conn (the connection's number), path, model, feedback (the
  * request carries a retry's feedback turn), auth (the key matched; the key
- * itself is never written), status, action.
+ * itself is never written), status, action, version (anthropic-version).
+ * --dump DIR (with --log): request n's body goes to DIR/n.json.
  *
  * The script (--script F) says what request number n gets; one rule a line,
  * the first rule that matches wins, no rule means ok:
@@ -84,6 +85,7 @@ static struct {
     double rate;                   /* --rate: requests per second, 0 none */
     long latency_ms;               /* --latency */
     FILE *log;                     /* --log, or NULL */
+    const char *dump;              /* --dump: a directory for each request's body, or NULL */
     pthread_mutex_t log_mu;        /* guards log */
     rule rules[MAX_RULES];         /* --script */
     int nrules;                    /* rules used */
@@ -98,6 +100,7 @@ typedef struct req {
     char path[256];                /* the request path */
     char method[16];               /* the method */
     char api_key[256];             /* x-api-key */
+    char version[64];              /* anthropic-version */
     char bearer[256];              /* Authorization: Bearer ... */
     long content_length;           /* -1 if none */
     bool close;                    /* Connection: close */
@@ -603,11 +606,21 @@ static void log_request(long n, const req *r, json_t *request, bool auth, int st
 {
     if (!S.log)
         return;
-    json_t *l = json_pack("{s:i, s:i, s:s, s:O?, s:b, s:b, s:i, s:s}", "n", (json_int_t)n,
+    json_t *l = json_pack("{s:i, s:i, s:s, s:O?, s:b, s:b, s:i, s:s, s:s}", "n", (json_int_t)n,
                           "conn", (json_int_t)r->conn,
                           "path", r->path, "model", json_object_get(request, "model"),
                           "feedback", strstr(r->body, "previous answer was invalid") != NULL,
-                          "auth", auth, "status", status, "action", action);
+                          "auth", auth, "status", status, "action", action,
+                          "version", r->version);
+    if (S.dump) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%ld.json", S.dump, n);
+        FILE *f = fopen(path, "w");
+        if (f) {
+            fputs(r->body, f);
+            fclose(f);
+        }
+    }
     char *s = json_dumps(l, JSON_COMPACT);
     pthread_mutex_lock(&S.log_mu);
     fprintf(S.log, "%s\n", s);
@@ -745,6 +758,8 @@ static void parse_headers(char *head, req *r)
         char *h = l + 2;
         if (strncasecmp(h, "content-length:", 15) == 0)
             r->content_length = atol(h + 15);
+        else if (strncasecmp(h, "anthropic-version:", 18) == 0)
+            header_value(h + 18, r->version, sizeof r->version);
         else if (strncasecmp(h, "x-api-key:", 10) == 0)
             header_value(h + 10, r->api_key, sizeof r->api_key);
         else if (strncasecmp(h, "authorization:", 14) == 0) {
@@ -871,7 +886,7 @@ static bool write_port_file(const char *path, int port)
 static void usage(void)
 {
     fprintf(stderr, "usage: fakeserver [--port N] [--port-file F] [--script F] [--key K]\n"
-                    "                  [--rate N] [--latency MS] [--log F]\n");
+                    "                  [--rate N] [--latency MS] [--log F] [--dump DIR]\n");
     exit(2);
 }
 
@@ -890,6 +905,7 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--key") == 0) S.key = v;
         else if (strcmp(a, "--rate") == 0) S.rate = atof(v);
         else if (strcmp(a, "--latency") == 0) S.latency_ms = atol(v);
+        else if (strcmp(a, "--dump") == 0) S.dump = v;
         else if (strcmp(a, "--log") == 0) {
             if (!(S.log = fopen(v, "w"))) { perror(v); return 2; }
         } else usage();
