@@ -696,7 +696,7 @@ static void exchange(fr_http *h, const endpoint *e, const char *body, int timeou
 static char *request_body(const endpoint *e, const fr_request *req, bool *wrapped)
 {
     json_t *b = strcmp(e->provider, "anthropic") == 0 ? fr_anthropic_body(req, wrapped)
-                                                     : fr_openai_body(req, e->url, wrapped);
+                                                     : fr_openai_body_at(req, e->url, wrapped);
     char *s = b ? json_dumps(b, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
     json_decref(b);
     return s;

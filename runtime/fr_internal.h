@@ -136,8 +136,10 @@ json_t *fr_anthropic_body(const fr_request *req, bool *wrapped);
 void fr_anthropic_parse(json_t *body, bool wrapped, fr_response *resp);
 
 /* fr_openai.c: POST {base}/chat/completions, response_format json_schema strict.
- * url tells OpenAI itself (max_completion_tokens) from compatible servers. */
-json_t *fr_openai_body(const fr_request *req, const char *url, bool *wrapped);
+ * fr_openai_body_at's url tells OpenAI itself (max_completion_tokens) from
+ * compatible servers; fr_openai_body is the body for a compatible server. */
+json_t *fr_openai_body(const fr_request *req, bool *wrapped);
+json_t *fr_openai_body_at(const fr_request *req, const char *url, bool *wrapped);
 void fr_openai_parse(json_t *body, bool wrapped, fr_response *resp);
 
 /* ---- fr_repair.c: JSON out of a model's text ------------------------------ */

@@ -60,7 +60,12 @@ static bool reasoning_model(const char *name)
     return strncmp(name, "gpt-5", 5) == 0 || (name[0] == 'o' && isdigit((unsigned char)name[1]));
 }
 
-json_t *fr_openai_body(const fr_request *req, const char *url, bool *wrapped)
+json_t *fr_openai_body(const fr_request *req, bool *wrapped)
+{
+    return fr_openai_body_at(req, "", wrapped);
+}
+
+json_t *fr_openai_body_at(const fr_request *req, const char *url, bool *wrapped)
 {
     const fr_agent *a = req->agent;
     json_t *schema = fr_http_schema(a->schema_openai, wrapped);
