@@ -27,12 +27,14 @@
 #include "fr_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/futex.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -263,6 +265,7 @@ struct fr_journal {
     sqlite3_stmt *st_reserve;      /* prepared once, used by the leader */
     sqlite3_stmt *st_record;       /* prepared once, used by the leader */
     char run_id[FR_RUN_ID_MAX];    /* the bound run, "" if none */
+    int lock_fd;                   /* the bound run's lock file, held while it runs, or -1 */
     jmap answers;                  /* the bound run's finished calls (resume) */
     int64_t owner;                 /* this process's random id: whose holds are whose */
     int64_t batches;               /* transactions committed by the group commit */
@@ -464,6 +467,7 @@ fr_journal *fr_journal_open(const char *path, fr_buf *err)
     pthread_mutex_init(&j->mu, NULL);
     pthread_cond_init(&j->cv, NULL);
     j->tail = &j->head;
+    j->lock_fd = -1;
     sqlite3_randomness(sizeof j->owner, &j->owner);
     if (!make_parents(path, err) || !open_db(j, err)) {
         if (j->db && err && err->len == 0)
@@ -481,6 +485,8 @@ void fr_journal_close(fr_journal *j)
     sqlite3_finalize(j->st_reserve);
     sqlite3_finalize(j->st_record);
     sqlite3_close(j->db);
+    if (j->lock_fd >= 0)
+        close(j->lock_fd);
     map_free(&j->answers);
     pthread_mutex_destroy(&j->mu);
     pthread_cond_destroy(&j->cv);
@@ -494,6 +500,51 @@ const char *fr_journal_run_id(const fr_journal *j)
 }
 
 /* ---- runs ---------------------------------------------------------------- */
+
+/* A run is held by the process that runs it through an flock on
+ * "<journal>-<run id>.lock": the kernel drops it when the process dies, so
+ * a killed run is free to resume at once and two processes never run the
+ * same run.  The path, malloc'd. */
+static char *lock_path(const fr_journal *j, const char *run_id)
+{
+    size_t n = strlen(j->path) + strlen(run_id) + sizeof "-.lock";
+    char *p = fr_malloc(n);
+    if (p)
+        snprintf(p, n, "%s-%s.lock", j->path, run_id);
+    return p;
+}
+
+/* Takes the run's lock for this process, or says who has it. */
+static bool lock_run(fr_journal *j, const char *run_id, fr_buf *err)
+{
+    char *path = lock_path(j, run_id);
+    int fd = path ? open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666) : -1;
+    fr_free(path);
+    if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0) {
+        j->lock_fd = fd;
+        return true;
+    }
+    bool busy = fd >= 0 && errno == EWOULDBLOCK;
+    fr_buf_puts(err, "run ");
+    fr_buf_puts(err, run_id);
+    fr_buf_puts(err, busy ? " is running in another process" : ": cannot lock it");
+    if (fd >= 0)
+        close(fd);
+    return false;
+}
+
+/* Whether a process holds run_id now (its lock is taken). */
+static bool run_is_live(const fr_journal *j, const char *run_id)
+{
+    char *path = lock_path(j, run_id);
+    int fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+    fr_free(path);
+    if (fd < 0)
+        return false;
+    bool live = flock(fd, LOCK_SH | LOCK_NB) != 0;
+    close(fd);
+    return live;
+}
 
 /* "20261121-014501-3fa2": sortable by start, unique with its random tail. */
 static void new_run_id(char id[FR_RUN_ID_MAX])
@@ -541,7 +592,7 @@ bool fr_journal_begin(fr_journal *j, const char *workflow, const char *source_ha
                       const char *args, fr_buf *err)
 {
     db_acquire(j);
-    bool ok = insert_run(j, workflow, source_hash, args, err);
+    bool ok = insert_run(j, workflow, source_hash, args, err) && lock_run(j, j->run_id, err);
     db_release(j);
     return ok;
 }
@@ -735,7 +786,7 @@ static bool resume_locked(fr_journal *j, const char *workflow, const char *run_i
         fr_buf_puts(err, " already finished; there is nothing to resume");
         ok = false;
     }
-    ok = ok && check_same(&r, source_hash, args, force, err);
+    ok = ok && check_same(&r, source_hash, args, force, err) && lock_run(j, r.id, err);
     if (ok) {
         snprintf(j->run_id, sizeof j->run_id, "%s", r.id);
         ok = load_answers(j, err) && mark_resumed(j, source_hash, args, err);
@@ -783,6 +834,10 @@ bool fr_journal_prior_spend(fr_journal *j, int phase, double *usd, int64_t *toke
 bool fr_journal_end(fr_journal *j, const char *status, double usd, int64_t tokens)
 {
     sqlite3_stmt *st;
+    char *lock = strcmp(status, "done") == 0 ? lock_path(j, j->run_id) : NULL;
+    if (lock)
+        unlink(lock);                        /* a finished run is never resumed */
+    fr_free(lock);
     db_acquire(j);
     bool ok = sqlite3_prepare_v2(j->db, "UPDATE runs SET status = ?2, ended_ms = ?3,"
                                  " usd = ?4, tokens = ?5 WHERE id = ?1", -1, &st,
@@ -1086,7 +1141,10 @@ static int cmd_runs(fr_journal *j, const char *workflow)
     printf("%-22s %-8s %-19s %9s %10s %10s %6s %7s\n", "RUN", "STATUS", "STARTED (UTC)",
            "DURATION", "USD", "TOKENS", "CALLS", "PENDING");
     while (sqlite3_step(st) == SQLITE_ROW) {
-        printf("%-22s %-8s ", col_text(st, 0), col_text(st, 1));
+        const char *status = col_text(st, 1);
+        if (strcmp(status, "running") == 0 && !run_is_live(j, col_text(st, 0)))
+            status = "stopped";              /* its process died: resume it */
+        printf("%-22s %-8s ", col_text(st, 0), status);
         put_time(stdout, sqlite3_column_int64(st, 2));
         if (sqlite3_column_type(st, 3) == SQLITE_NULL)
             printf(" %9s", "-");
@@ -1286,8 +1344,13 @@ static int run_command(const fr_program *prog, const char *cmd, int argc, char *
     if (d.ns && d.approve && parse_flags(argc, argv, &journal, &d, decide)) {
         char *path = journal ? fr_strdup(journal) : fr_journal_default_path(prog->name);
         fr_buf err = { 0 };
-        fr_journal *j = path ? fr_journal_open(path, &err) : NULL;
-        if (!j) {
+        bool exists = path && access(path, F_OK) == 0;
+        fr_journal *j = exists ? fr_journal_open(path, &err) : NULL;
+        if (path && !exists) {
+            fprintf(decide ? stderr : stdout, "%sno journal at %s: no run journaled here yet\n",
+                    decide ? "error: " : "", path);
+            rc = decide ? 2 : 0;
+        } else if (!j) {
             fprintf(stderr, "error: %s\n", err.s ? err.s : "out of memory");
             rc = 1;
         } else {

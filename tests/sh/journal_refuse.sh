@@ -2,7 +2,8 @@
 # journal_refuse.sh: resuming with a changed workflow (source hash) or
 # changed arguments is refused with exit 2 and a message naming what
 # changed; --force resumes anyway; a finished, unknown or unjournaled run is
-# not resumed; the trace of a resumed run keeps its trace id.
+# not resumed, nor a run another process is running; the trace of a resumed
+# run keeps its trace id.
 # under the ASan flavour (FLOWC is build/asan/flowc) the ASan build of the
 # tool runs when there is one
 case "$FLOWC" in
@@ -48,4 +49,24 @@ grep -q "5 calls answered from the journal" err || fail "forced resume paid agai
 "$B" --mock --n 6 --gate --journal j.db --resume "$run" >/dev/null 2>err
 [ $? -eq 2 ] || fail "a finished run was resumed"
 grep -q "already finished" err || fail "message: $(cat err)"
+# a run another process is running is not resumed; once that process is
+# killed, `runs` shows the run stopped and it resumes
+"$B" --mock --n 2000 --conc 2 --mock-latency 20 --quiet --journal k.db >/dev/null 2>&1 &
+pid=$!
+i=0
+while [ "$(sqlite3 k.db 'SELECT count(*) FROM calls' 2>/dev/null || echo 0)" -lt 2 ] && [ $i -lt 100 ]; do
+    sleep 0.05; i=$((i + 1))
+done
+"$B" --mock --n 2000 --conc 2 --mock-latency 20 --quiet --journal k.db --resume >/dev/null 2>err
+st=$?
+"$B" runs --journal k.db >runs1
+kill -9 $pid 2>/dev/null
+wait $pid 2>/dev/null
+[ $st -eq 2 ] || fail "a live run was resumed (exit $st)"
+grep -q "is running in another process" err || fail "message: $(cat err)"
+grep -q " running " runs1 || fail "runs while it runs: $(cat runs1)"
+"$B" runs --journal k.db | grep -q " stopped " || fail "runs after the kill: $("$B" runs --journal k.db)"
+"$B" --mock --n 20 --quiet --journal none.db runs >/dev/null 2>&1
+"$B" runs --journal none.db | grep -q "no journal at none.db" || fail "runs without a journal"
+[ ! -e none.db ] || fail "runs created a journal"
 echo ok
