@@ -70,7 +70,7 @@ json_t *fr_anthropic_body(const fr_request *req, bool *wrapped)
 
 static int64_t usage_of(json_t *u, const char *k)
 {
-    return json_integer_value(json_object_get(u, k));
+    return fr_http_tokens(json_object_get(u, k));
 }
 
 /* The text blocks of content, joined. */

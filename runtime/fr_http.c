@@ -234,9 +234,17 @@ void fr_http_set_error(fr_response *r, fr_outcome o, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    fr_repair_utf8(msg);
     r->outcome = o;
     fr_free(r->error);
     r->error = fr_strdup(msg);
+}
+
+int64_t fr_http_tokens(json_t *v)
+{
+    json_int_t n = json_integer_value(v);
+    const json_int_t cap = (json_int_t)1 << 40;
+    return n < 0 ? 0 : n > cap ? cap : n;
 }
 
 /* Replaces every occurrence of key in *s by "***" (in place or reallocated). */

@@ -128,8 +128,11 @@ const char *fr_http_schema_name(const fr_agent *a);
 char *fr_http_feedback_text(const fr_request *req, const char *how);
 /* Takes the answer out of {"answer": ...} when the schema was wrapped. */
 json_t *fr_http_unwrap(json_t *answer, bool wrapped);
+/* Sets the outcome and the error (made valid UTF-8: it goes back to the model). */
 void fr_http_set_error(fr_response *r, fr_outcome o, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* A usage count from the wire: an integer in 0..2^40, else 0 or the cap. */
+int64_t fr_http_tokens(json_t *v);
 
 /* fr_anthropic.c: POST {base}/v1/messages, a forced tool call. */
 json_t *fr_anthropic_body(const fr_request *req, bool *wrapped);
@@ -149,6 +152,9 @@ void fr_openai_parse(json_t *body, bool wrapped, fr_response *resp);
  * before } or ].  Sets *repaired when any repair was needed.  Returns a new
  * reference, or NULL with a short reason in err (never the whole text). */
 json_t *fr_repair_json(const char *text, bool *repaired, fr_buf *err);
+/* Replaces each byte of s that is not part of valid UTF-8 by '?' (a message
+ * cut inside a character, jansson's "near '...'" excerpt). */
+void fr_repair_utf8(char *s);
 
 /* ---- fr_run.c, fr_call.c, fr_budget.c, fr_par.c, fr_review.c: the run ----- */
 

@@ -91,12 +91,12 @@ json_t *fr_openai_body_at(const fr_request *req, const char *url, bool *wrapped)
 
 static void usage(json_t *u, fr_response *r)
 {
-    int64_t cached = json_integer_value(
+    int64_t cached = fr_http_tokens(
         json_object_get(json_object_get(u, "prompt_tokens_details"), "cached_tokens"));
-    int64_t prompt = json_integer_value(json_object_get(u, "prompt_tokens"));
-    r->input_tokens = cached > 0 && cached <= prompt ? prompt - cached : prompt;
-    r->output_tokens = json_integer_value(json_object_get(u, "completion_tokens"));
-    r->cache_read_tokens = cached;
+    int64_t prompt = fr_http_tokens(json_object_get(u, "prompt_tokens"));
+    r->input_tokens = cached <= prompt ? prompt - cached : 0;
+    r->output_tokens = fr_http_tokens(json_object_get(u, "completion_tokens"));
+    r->cache_read_tokens = cached <= prompt ? cached : prompt;
 }
 
 void fr_openai_parse(json_t *body, bool wrapped, fr_response *r)

@@ -106,6 +106,7 @@ static json_t *repair(const char *text, fr_buf *err)
     json_t *v = fr_json_loadb(clean, n, 0, &je);
     fr_free(clean);
     if (!v) {
+        fr_repair_utf8(je.text);
         fr_buf_puts(err, "the answer is not valid JSON: ");
         fr_buf_puts(err, je.text);
     }
@@ -125,4 +126,34 @@ json_t *fr_repair_json(const char *text, bool *repaired, fr_buf *err)
     v = repair(text, err);
     *repaired = v != NULL;
     return v;
+}
+
+/* Length of the valid UTF-8 sequence at p (at most n bytes), 0 if invalid. */
+static size_t utf8_seq(const unsigned char *p, size_t n)
+{
+    size_t len = p[0] < 0x80 ? 1 : p[0] >= 0xC2 && p[0] <= 0xDF ? 2
+                 : p[0] >= 0xE0 && p[0] <= 0xEF ? 3 : p[0] >= 0xF0 && p[0] <= 0xF4 ? 4 : 0;
+    if (len == 0 || len > n)
+        return 0;
+    for (size_t i = 1; i < len; i++)
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+    if ((p[0] == 0xE0 && p[1] < 0xA0) || (p[0] == 0xED && p[1] > 0x9F) ||
+        (p[0] == 0xF0 && p[1] < 0x90) || (p[0] == 0xF4 && p[1] > 0x8F))
+        return 0;                  /* overlong, surrogate, past U+10FFFF */
+    return len;
+}
+
+void fr_repair_utf8(char *s)
+{
+    unsigned char *p = (unsigned char *)s;
+    size_t n = s ? strlen(s) : 0;
+    for (size_t i = 0; i < n;) {
+        size_t k = utf8_seq(p + i, n - i);
+        if (k == 0) {
+            p[i++] = '?';
+            continue;
+        }
+        i += k;
+    }
 }
