@@ -1793,7 +1793,7 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *tmp = argc > 2 && argv[2][0] != '-' ? argv[2] : "/tmp";
-    long iters = 30000;
+    long iters = 20000;
     uint64_t seedval = 20261121;
     int first_file = argc;
     for (int i = argc > 2 && argv[2][0] != '-' ? 3 : 2; i < argc; i++) {
