@@ -262,6 +262,8 @@ struct fr_journal {
     bool busy;                     /* a thread is using db */
     jop *head;                     /* writes queued for the next batch */
     jop **tail;                    /* where the next queued write goes */
+    sqlite3_stmt *st_begin;        /* BEGIN IMMEDIATE, prepared once */
+    sqlite3_stmt *st_commit;       /* COMMIT, prepared once */
     sqlite3_stmt *st_reserve;      /* prepared once, used by the leader */
     sqlite3_stmt *st_record;       /* prepared once, used by the leader */
     char run_id[FR_RUN_ID_MAX];    /* the bound run, "" if none */
@@ -450,6 +452,10 @@ static bool open_db(fr_journal *j, fr_buf *err)
     return db_exec(j, "PRAGMA journal_mode=WAL", err) &&
            db_exec(j, normal ? "PRAGMA synchronous=NORMAL" : "PRAGMA synchronous=FULL", err) &&
            db_exec(j, "PRAGMA foreign_keys=OFF", err) && ensure_schema(j, err) &&
+           sqlite3_prepare_v3(j->db, "BEGIN IMMEDIATE", -1, SQLITE_PREPARE_PERSISTENT,
+                              &j->st_begin, NULL) == SQLITE_OK &&
+           sqlite3_prepare_v3(j->db, "COMMIT", -1, SQLITE_PREPARE_PERSISTENT,
+                              &j->st_commit, NULL) == SQLITE_OK &&
            sqlite3_prepare_v3(j->db, sql_reserve, -1, SQLITE_PREPARE_PERSISTENT,
                               &j->st_reserve, NULL) == SQLITE_OK &&
            sqlite3_prepare_v3(j->db, sql_record, -1, SQLITE_PREPARE_PERSISTENT,
@@ -482,6 +488,8 @@ void fr_journal_close(fr_journal *j)
 {
     if (!j)
         return;
+    sqlite3_finalize(j->st_begin);
+    sqlite3_finalize(j->st_commit);
     sqlite3_finalize(j->st_reserve);
     sqlite3_finalize(j->st_record);
     sqlite3_close(j->db);
@@ -919,14 +927,21 @@ static bool write_op(fr_journal *j, const jop *op)
 }
 
 /* One transaction for the whole batch; false if it did not commit. */
+static bool step_once(sqlite3_stmt *st)
+{
+    bool ok = sqlite3_step(st) == SQLITE_DONE;
+    sqlite3_reset(st);
+    return ok;
+}
+
 static bool commit_batch(fr_journal *j, jop *batch)
 {
-    bool ok = sqlite3_exec(j->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK;
+    bool ok = step_once(j->st_begin);
     for (jop *op = batch; ok && op; op = op->next)
         ok = write_op(j, op);
     if (ok)
-        ok = sqlite3_exec(j->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;
-    if (!ok)
+        ok = step_once(j->st_commit);
+    if (!ok && !sqlite3_get_autocommit(j->db))
         sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
     return ok;
 }
