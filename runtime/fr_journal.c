@@ -14,12 +14,14 @@
  * journaled only when a usd or token cap exists: they protect caps).  The
  * file is in WAL mode with synchronous=FULL (the WAL is synced at each
  * commit; NORMAL, FLOWRT_JOURNAL_SYNC=normal, survives a killed process but
- * not a lost machine).  Many
- * calls finish at once on many threads, so writes are group-committed: a
- * writer queues its row on its own stack and waits; whoever finds the
- * connection free becomes the leader, commits everything queued in one
- * transaction (one sync) and wakes the others.  The connection is used by
- * one thread at a time (the `busy` token below), never shared concurrently.
+ * not a lost machine).  Many calls finish at once on many threads, so writes
+ * are group-committed: a writer queues its row on its own stack and waits;
+ * whoever finds the connection free becomes the leader, commits everything
+ * queued in one transaction (one sync) and wakes the others.  The connection
+ * is used by one thread at a time (the `busy` token below).
+ *
+ * A run is held by the process running it (an flock that dies with it), so
+ * two processes never run one run and a killed one resumes at once.
  *
  * Lookups never touch SQLite: on resume the run's finished calls are loaded
  * into a hash map once; a fresh run has none.
