@@ -1,8 +1,9 @@
 /*
  * diag.c: diagnostics in the GCC format (or one JSON array for tools).
  *
- * Errors and warnings are buffered in the order they are reported, each with
- * the notes and help lines that follow it, and printed by diag_flush():
+ * Errors and warnings are buffered, each with the notes and help lines that
+ * follow it, and printed by diag_flush() in source order (the checker finds
+ * them declaration kind by declaration kind, readers want them top down):
  *
  *   file:line:col: error: message
  *      41 |     the source line
@@ -278,8 +279,28 @@ static void print_json(FILE *out, Diag *d)
     fputs("]}", out);
 }
 
+/* Source order: by file, then position.  Stable, so diagnostics at one spot
+ * keep the order they were reported in; notes stay with their error. */
+static void sort_by_position(void)
+{
+    for (int i = 1; i < diags.len; i++) {
+        Diag *d = diags.items[i];
+        int j = i;
+        while (j > 0) {
+            Diag *p = diags.items[j - 1];
+            if (p->span.file < d->span.file ||
+                (p->span.file == d->span.file && p->span.lo <= d->span.lo))
+                break;
+            diags.items[j] = p;
+            j--;
+        }
+        diags.items[j] = d;
+    }
+}
+
 void diag_flush(void)
 {
+    sort_by_position();
     if (format == DIAG_JSON) {
         for (int i = 0; i < diags.len; i++) {
             fputs(json_printed++ ? ",\n" : "[\n", stderr);
