@@ -144,7 +144,7 @@ void fr_record_set(json_t *rec, const char *field, json_t *v); /* own ref; null 
 json_t *fr_get(json_t *rec, const char *field);      /* borrowed; null if absent */
 size_t fr_count(json_t *list);                       /* list length (C) */
 json_t *fr_at(json_t *list, size_t i);               /* borrowed element */
-json_t *fr_len(fr_ctx *cx, json_t *v);               /* len(): list items or string bytes */
+json_t *fr_len(fr_ctx *cx, json_t *v);               /* len(): list items or string characters */
 
 bool fr_truthy(json_t *v);                           /* a bool value to C */
 bool fr_is_null(json_t *v);

@@ -256,8 +256,8 @@ json_t *fr_len(fr_ctx *cx, json_t *v)
 {
     if (json_is_array(v))
         return fr_int(cx, (int64_t)json_array_size(v));
-    if (json_is_string(v))
-        return fr_int(cx, (int64_t)json_string_length(v));
+    if (json_is_string(v))   /* characters, as the `len` constraint counts them */
+        return fr_int(cx, (int64_t)fr_utf8_count(json_string_value(v), json_string_length(v)));
     if (json_is_object(v))
         return fr_int(cx, (int64_t)json_object_size(v));
     return fr_int(cx, 0);
