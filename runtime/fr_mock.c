@@ -269,6 +269,21 @@ static void out_of_memory(fr_response *resp)
     resp->error = fr_strdup("out of memory");
 }
 
+/* As a real provider does when an answer needs more than max_tokens: the
+ * answer stops there, is billed at the cap and is not usable. */
+static void cut_off(fr_response *resp, int cap)
+{
+    json_decref(resp->output);
+    resp->output = NULL;
+    fr_free(resp->finish_reason);
+    resp->finish_reason = fr_strdup("max_tokens");
+    resp->output_tokens = cap;
+    resp->outcome = FR_BAD_ANSWER;
+    char msg[96];
+    snprintf(msg, sizeof msg, "answer cut off at max_tokens (%d)", cap);
+    resp->error = fr_strdup(msg);
+}
+
 /* Fills resp with the answer for seed, its raw text and usage. */
 static void answer(const fr_request *req, uint64_t seed, fr_response *resp)
 {
@@ -289,6 +304,9 @@ static void answer(const fr_request *req, uint64_t seed, fr_response *resp)
     resp->outcome = FR_ANSWER;
     resp->input_tokens = (int64_t)((in + 3) / 4) + 50;
     resp->output_tokens = (int64_t)((strlen(resp->raw) + 3) / 4);
+    int cap = req->agent->max_tokens;
+    if (cap > 0 && resp->output_tokens > cap)
+        cut_off(resp, cap);
 }
 
 void fr_mock_call(const fr_mock_opts *o, const fr_request *req, fr_response *resp)
