@@ -49,9 +49,11 @@
  * every later run.  UBSan dies without a callback, so the input being run
  * is always in SAVE/fuzz_runtime-last-input.  A bug found and reported but
  * not yet fixed is an "open bug" (open_bugs[], open_bug()): printed once and
- * counted, it does not fail the run.  Built with -DFLOWC_LIBFUZZER and clang
- * -fsanitize=fuzzer the same checks run from LLVMFuzzerTestOneInput (the
- * first byte picks the target).
+ * counted, it does not fail the run.  Built with -DFLOWC_LIBFUZZER the same
+ * checks run from LLVMFuzzerTestOneInput (the first byte picks the target):
+ *   clang -fsanitize=fuzzer,address,undefined -DFLOWC_LIBFUZZER -D_GNU_SOURCE
+ *     -Iruntime tests/tools/fuzz_runtime.c runtime/*.c -ljansson -lcurl
+ *     -lsqlite3 -lpthread -lm
  */
 #include "fr_internal.h"
 
