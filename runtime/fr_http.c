@@ -40,7 +40,8 @@
 #include <time.h>
 
 #define MAX_BODY (32u << 20)       /* a provider answer larger than this is refused */
-#define MIN_RATE 0.5               /* the limiter never paces slower (req/s) */
+#define MIN_RATE 2.0               /* the limiter never paces slower (req/s): a lone
+                                      caller waits out retry-after anyway */
 #define CUT_FACTOR 0.5             /* multiplicative decrease on a 429 */
 #define GAIN_PER_OK 0.5            /* additive increase per success (req/s): at rate r the
                                       rate grows by r/2 per second, so a halved rate is back
