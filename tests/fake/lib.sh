@@ -20,6 +20,9 @@ fi
 RT=$TOOLS/rt_http
 KEY="sk-flowc-test-$$-do-not-print"
 unset ANTHROPIC_API_KEY OPENAI_API_KEY ANTHROPIC_BASE_URL OPENAI_BASE_URL
+# a proxy from the environment must not catch the fake server's traffic
+unset http_proxy https_proxy HTTPS_PROXY all_proxy ALL_PROXY
+export no_proxy=127.0.0.1,localhost NO_PROXY=127.0.0.1,localhost
 SERVER=
 
 die() { echo "FAIL: $*"; exit 1; }

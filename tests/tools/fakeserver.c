@@ -23,7 +23,9 @@
  * --latency MS: every answer waits MS first.  --log F: one JSON line per
  * request: n, conn (the connection's number), path, model, feedback (the
  * request carries a retry's feedback turn), auth (the key matched; the key
- * itself is never written), status, action, version (anthropic-version).
+ * itself is never written), status, action, version (anthropic-version),
+ * proxied (the request named an absolute URL: it was sent to us as an HTTP
+ * proxy, so http_proxy=http://127.0.0.1:PORT tests proxy support).
  * --dump DIR (with --log): request n's body goes to DIR/n.json.
  *
  * The script (--script F) says what request number n gets; one rule a line,
@@ -107,6 +109,7 @@ typedef struct req {
     bool expect;                   /* Expect: 100-continue */
     char *body;                    /* the body (malloc'd, NUL-terminated) */
     long conn;                     /* which connection it came on (1, 2, ...) */
+    bool proxied;                  /* absolute-form target: it came as a proxy request */
 } req;
 
 static double now_s(void)
@@ -606,12 +609,12 @@ static void log_request(long n, const req *r, json_t *request, bool auth, int st
 {
     if (!S.log)
         return;
-    json_t *l = json_pack("{s:i, s:i, s:s, s:O?, s:b, s:b, s:i, s:s, s:s}", "n", (json_int_t)n,
+    json_t *l = json_pack("{s:i, s:i, s:s, s:O?, s:b, s:b, s:i, s:s, s:s, s:b}", "n", (json_int_t)n,
                           "conn", (json_int_t)r->conn,
                           "path", r->path, "model", json_object_get(request, "model"),
                           "feedback", strstr(r->body, "previous answer was invalid") != NULL,
                           "auth", auth, "status", status, "action", action,
-                          "version", r->version);
+                          "version", r->version, "proxied", r->proxied);
     if (S.dump) {
         char path[4096];
         snprintf(path, sizeof path, "%s/%ld.json", S.dump, n);
@@ -753,6 +756,11 @@ static void header_value(const char *v, char *dst, size_t cap)
 static void parse_headers(char *head, req *r)
 {
     sscanf(head, "%15s %255s", r->method, r->path);
+    char *slash = strstr(r->path, "://") ? strchr(strstr(r->path, "://") + 3, '/') : NULL;
+    if (slash) {                   /* "POST http://host/v1/messages": we are the proxy */
+        memmove(r->path, slash, strlen(slash) + 1);
+        r->proxied = true;
+    }
     char tmp[64];
     for (char *l = strstr(head, "\r\n"); l && l[2] != '\r'; l = strstr(l + 2, "\r\n")) {
         char *h = l + 2;
