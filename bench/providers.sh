@@ -19,7 +19,8 @@ for b in $T/fakeserver $T/rt_http; do
 done
 command -v wrk >/dev/null || echo "(wrk is not installed: make bench installs it)"
 export ANTHROPIC_API_KEY=bench-key-not-secret
-unset OPENAI_API_KEY ANTHROPIC_BASE_URL OPENAI_BASE_URL
+unset OPENAI_API_KEY ANTHROPIC_BASE_URL OPENAI_BASE_URL http_proxy https_proxy HTTPS_PROXY all_proxy ALL_PROXY
+export no_proxy=127.0.0.1,localhost NO_PROXY=127.0.0.1,localhost
 SERVER=
 
 start_server() { # fakeserver args; sets PORT and ANTHROPIC_BASE_URL

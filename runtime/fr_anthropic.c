@@ -43,28 +43,40 @@ static json_t *messages(const fr_request *req)
     return m;
 }
 
-json_t *fr_anthropic_body(const fr_request *req, bool *wrapped)
+json_t *fr_anthropic_head(const fr_request *req)
 {
     const fr_agent *a = req->agent;
-    json_t *schema = fr_http_schema(a->schema_anthropic, wrapped);
-    json_t *msgs = schema ? messages(req) : NULL;
-    if (!msgs) {
-        json_decref(schema);
-        return NULL;
-    }
-    const char *name = fr_http_schema_name(a);
-    json_t *b = json_pack("{s:s, s:i, s:o, s:[{s:s, s:s, s:o}], s:{s:s, s:s}}",
-                          "model", req->model->api_name,
-                          "max_tokens", a->max_tokens > 0 ? a->max_tokens : 1024,
-                          "messages", msgs,
-                          "tools", "name", name,
-                          "description", a->doc ? a->doc : "Record the answer.",
-                          "input_schema", schema,
-                          "tool_choice", "type", "tool", "name", name);
+    json_t *msgs = messages(req);
+    json_t *b = msgs ? json_pack("{s:s, s:i, s:o}", "model", req->model->api_name,
+                                 "max_tokens", a->max_tokens > 0 ? a->max_tokens : 1024,
+                                 "messages", msgs) : NULL;
     if (b && req->system && *req->system)
         json_object_set_new(b, "system", json_string(req->system));
     if (b && a->temperature >= 0)
         json_object_set_new(b, "temperature", json_real(a->temperature));
+    return b;
+}
+
+json_t *fr_anthropic_tools(const fr_agent *a, bool *wrapped)
+{
+    json_t *schema = fr_http_schema(a->schema_anthropic, wrapped);
+    const char *name = fr_http_schema_name(a);
+    return schema ? json_pack("{s:[{s:s, s:s, s:o}], s:{s:s, s:s}}",
+                              "tools", "name", name,
+                              "description", a->doc ? a->doc : "Record the answer.",
+                              "input_schema", schema,
+                              "tool_choice", "type", "tool", "name", name) : NULL;
+}
+
+json_t *fr_anthropic_body(const fr_request *req, bool *wrapped)
+{
+    json_t *tools = fr_anthropic_tools(req->agent, wrapped);
+    json_t *b = tools ? fr_anthropic_head(req) : NULL;
+    if (b && json_object_update(b, tools) != 0) {
+        json_decref(b);
+        b = NULL;
+    }
+    json_decref(tools);
     return b;
 }
 

@@ -76,6 +76,15 @@ typedef struct endpoint {
     struct endpoint *next;         /* the next endpoint */
 } endpoint;
 
+/* The schema part of one agent's requests to one provider, as text. */
+typedef struct schema_part {
+    const fr_agent *agent;         /* whose */
+    bool anthropic;                /* tools + tool_choice, else response_format */
+    char *text;                    /* the members, without the object's braces */
+    bool wrapped;                  /* the schema was wrapped as {"answer": ...} */
+    struct schema_part *next;      /* the next part */
+} schema_part;
+
 struct fr_http {
     CURLSH *share;                 /* DNS cache and TLS sessions of all handles */
     pthread_mutex_t share_mu[CURL_LOCK_DATA_LAST]; /* one lock per shared kind */
@@ -84,6 +93,7 @@ struct fr_http {
     size_t npool, cap;             /* used and allocated slots of pool */
     pthread_mutex_t ep_mu;         /* guards eps */
     endpoint *eps;                 /* every endpoint resolved so far */
+    schema_part *parts;            /* schema parts made so far (guarded by ep_mu) */
 };
 
 static int64_t mono_ns(void)
@@ -461,6 +471,12 @@ void fr_http_free(fr_http *h)
         h->eps = e->next;
         ep_free(e);
     }
+    while (h->parts) {
+        schema_part *p = h->parts;
+        h->parts = p->next;
+        fr_free(p->text);
+        fr_free(p);
+    }
     for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
         pthread_mutex_destroy(&h->share_mu[i]);
     pthread_mutex_destroy(&h->pool_mu);
@@ -702,12 +718,52 @@ static void exchange(fr_http *h, const endpoint *e, const char *body, int timeou
                           "request to %s failed: %s", e->provider, why);
 }
 
-static char *request_body(const endpoint *e, const fr_request *req, bool *wrapped)
+/* The agent's schema part of the body as text, without its braces: made
+ * once per agent and provider (parsing and dumping the schema on every call
+ * was a sixth of a call's CPU). */
+static const schema_part *schema_part_of(fr_http *h, const fr_agent *a, bool anthropic)
 {
-    json_t *b = strcmp(e->provider, "anthropic") == 0 ? fr_anthropic_body(req, wrapped)
-                                                     : fr_openai_body_at(req, e->url, wrapped);
-    char *s = b ? json_dumps(b, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
+    pthread_mutex_lock(&h->ep_mu);
+    schema_part *p = h->parts;
+    while (p && (p->agent != a || p->anthropic != anthropic))
+        p = p->next;
+    if (!p && (p = fr_calloc(1, sizeof *p))) {
+        p->agent = a, p->anthropic = anthropic;
+        json_t *j = anthropic ? fr_anthropic_tools(a, &p->wrapped)
+                              : fr_openai_format(a, &p->wrapped);
+        char *t = j ? json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
+        json_decref(j);
+        p->text = t ? fr_strdup(t + 1) : NULL;          /* past '{' */
+        if (p->text)
+            p->text[strlen(p->text) - 1] = '\0';         /* and without '}' */
+        fr_free(t);
+        p->next = h->parts;
+        h->parts = p;
+    }
+    pthread_mutex_unlock(&h->ep_mu);
+    return p && p->text ? p : NULL;
+}
+
+/* The head's text with the schema part spliced in before its last brace. */
+static char *request_body(fr_http *h, const endpoint *e, const fr_request *req, bool *wrapped)
+{
+    bool anthropic = strcmp(e->provider, "anthropic") == 0;
+    const schema_part *part = schema_part_of(h, req->agent, anthropic);
+    json_t *b = !part ? NULL : anthropic ? fr_anthropic_head(req) : fr_openai_head(req, e->url);
+    char *head = b ? json_dumps(b, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
     json_decref(b);
+    if (!head)
+        return NULL;
+    size_t hl = strlen(head), pl = strlen(part->text);
+    char *s = fr_malloc(hl + pl + 2);
+    if (s) {
+        memcpy(s, head, hl - 1);
+        s[hl - 1] = ',';
+        memcpy(s + hl, part->text, pl);
+        strcpy(s + hl + pl, "}");
+    }
+    fr_free(head);
+    *wrapped = part->wrapped;
     return s;
 }
 
@@ -723,7 +779,7 @@ void fr_http_call(fr_http *h, const fr_request *req, fr_response *resp)
         return;
     }
     bool wrapped = false;
-    char *body = request_body(e, req, &wrapped);
+    char *body = request_body(h, e, req, &wrapped);
     if (!body) {
         fr_http_set_error(resp, FR_FATAL, "agent '%s': cannot build the %s request "
                           "(is its JSON Schema valid?)", req->agent->name, e->provider);

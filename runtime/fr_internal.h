@@ -134,8 +134,12 @@ void fr_http_set_error(fr_response *r, fr_outcome o, const char *fmt, ...)
 /* A usage count from the wire: an integer in 0..2^40, else 0 or the cap. */
 int64_t fr_http_tokens(json_t *v);
 
-/* fr_anthropic.c: POST {base}/v1/messages, a forced tool call. */
+/* fr_anthropic.c: POST {base}/v1/messages, a forced tool call.  The body is
+ * the head (model, messages, system, ...) and the tools part, which depends
+ * only on the agent: fr_http.c keeps its text per agent and splices it. */
 json_t *fr_anthropic_body(const fr_request *req, bool *wrapped);
+json_t *fr_anthropic_head(const fr_request *req);
+json_t *fr_anthropic_tools(const fr_agent *a, bool *wrapped);  /* {"tools", "tool_choice"} */
 void fr_anthropic_parse(json_t *body, bool wrapped, fr_response *resp);
 
 /* fr_openai.c: POST {base}/chat/completions, response_format json_schema strict.
@@ -143,6 +147,8 @@ void fr_anthropic_parse(json_t *body, bool wrapped, fr_response *resp);
  * compatible servers; fr_openai_body is the body for a compatible server. */
 json_t *fr_openai_body(const fr_request *req, bool *wrapped);
 json_t *fr_openai_body_at(const fr_request *req, const char *url, bool *wrapped);
+json_t *fr_openai_head(const fr_request *req, const char *url);
+json_t *fr_openai_format(const fr_agent *a, bool *wrapped);   /* {"response_format"} */
 void fr_openai_parse(json_t *body, bool wrapped, fr_response *resp);
 
 /* ---- fr_repair.c: JSON out of a model's text ------------------------------ */

@@ -65,27 +65,39 @@ json_t *fr_openai_body(const fr_request *req, bool *wrapped)
     return fr_openai_body_at(req, "", wrapped);
 }
 
-json_t *fr_openai_body_at(const fr_request *req, const char *url, bool *wrapped)
+json_t *fr_openai_head(const fr_request *req, const char *url)
 {
     const fr_agent *a = req->agent;
-    json_t *schema = fr_http_schema(a->schema_openai, wrapped);
-    json_t *msgs = schema ? messages(req) : NULL;
-    if (!msgs) {
-        json_decref(schema);
-        return NULL;
-    }
-    json_t *b = json_pack("{s:s, s:o, s:{s:s, s:{s:s, s:b, s:o}}}",
-                          "model", req->model->api_name,
-                          "messages", msgs,
-                          "response_format", "type", "json_schema",
-                          "json_schema", "name", fr_http_schema_name(a),
-                          "strict", 1, "schema", schema);
+    json_t *msgs = messages(req);
+    json_t *b = msgs ? json_pack("{s:s, s:o}", "model", req->model->api_name,
+                                 "messages", msgs) : NULL;
     bool official = strstr(url, "://api.openai.com") != NULL;
     if (b && a->max_tokens > 0)
         json_object_set_new(b, official ? "max_completion_tokens" : "max_tokens",
                             json_integer(a->max_tokens));
     if (b && a->temperature >= 0 && !reasoning_model(req->model->api_name))
         json_object_set_new(b, "temperature", json_real(a->temperature));
+    return b;
+}
+
+json_t *fr_openai_format(const fr_agent *a, bool *wrapped)
+{
+    json_t *schema = fr_http_schema(a->schema_openai, wrapped);
+    return schema ? json_pack("{s:{s:s, s:{s:s, s:b, s:o}}}",
+                              "response_format", "type", "json_schema",
+                              "json_schema", "name", fr_http_schema_name(a),
+                              "strict", 1, "schema", schema) : NULL;
+}
+
+json_t *fr_openai_body_at(const fr_request *req, const char *url, bool *wrapped)
+{
+    json_t *format = fr_openai_format(req->agent, wrapped);
+    json_t *b = format ? fr_openai_head(req, url) : NULL;
+    if (b && json_object_update(b, format) != 0) {
+        json_decref(b);
+        b = NULL;
+    }
+    json_decref(format);
     return b;
 }
 
