@@ -25,14 +25,18 @@
  * per second instead.  Another status with a retry-after (503, 529) pauses
  * everyone without cutting the rate: overload is not a rate limit.
  *
+ * A request body is the wire format's head (model, messages, system, ...)
+ * with the agent's schema part (tools / response_format) spliced in as text,
+ * made once per agent.  Outcomes: connection errors, timeouts, 408, 409,
+ * 429 and 5xx are FR_TRANSIENT with retry-after(-ms) passed on; other
+ * statuses are FR_FATAL with "HTTP 401 from anthropic: <provider's message>".
+ *
  * No message built here contains a key: the provider's own error text is
  * scrubbed of it as well.
  */
 #include "fr_internal.h"
 
 #include <curl/curl.h>
-#include <ctype.h>
-#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
