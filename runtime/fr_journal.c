@@ -657,9 +657,11 @@ static bool find_run(fr_journal *j, const char *workflow, const char *run_id, jr
     return found && r->source_hash && r->args && r->status;
 }
 
+/* A parameter as its flag; a runtime flag kept with them is one already. */
 static void put_kebab(fr_buf *b, const char *name)
 {
-    fr_buf_puts(b, "--");
+    if (strncmp(name, "--", 2) != 0)
+        fr_buf_puts(b, "--");
     for (; *name; name++)
         fr_buf_put(b, *name == '_' ? "-" : name, 1);
 }
@@ -1451,11 +1453,15 @@ int fr_jopts_flag(fr_jopts *o, const char *flag, const char *eq, int argc, char 
 }
 
 /* The run's arguments as one JSON object, keys sorted (malloc'd). */
-static char *args_text(const fr_program *p, json_t *const *args)
+/* --mock is kept with them: a resume must not mix the mock's answers with a
+ * real model's (or the other way round). */
+static char *args_text(const fr_program *p, json_t *const *args, bool mock)
 {
     json_t *o = json_object();
     for (int k = 0; k < p->nparams; k++)
         json_object_set(o, p->params[k].name, args[k] ? args[k] : json_null());
+    if (mock)
+        json_object_set_new(o, "--mock", json_true());
     char *s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(17));
     json_decref(o);
     return s;
@@ -1475,11 +1481,12 @@ static bool load_prior(jstate *s, const fr_program *p)
 }
 
 /* Begins or resumes the run in the journal: -1 to go on, else the status. */
-static int open_run(jstate *s, const fr_program *p, const fr_jopts *o, json_t *const *args)
+static int open_run(jstate *s, const fr_run *run, const fr_jopts *o, json_t *const *args)
 {
+    const fr_program *p = run->prog;
     fr_buf err = { 0 };
     char *path = o->journal ? fr_strdup(o->journal) : fr_journal_default_path(p->name);
-    char *a = args_text(p, args);
+    char *a = args_text(p, args, run->mock_all);
     const char *src = p->source_hash ? p->source_hash : "";
     int st = -1;
     if (!path || !a || !(s->j = fr_journal_open(path, &err)))
@@ -1538,7 +1545,7 @@ int fr_journal_run_start(fr_run *run, const fr_jopts *o, json_t *const *args)
         fprintf(stderr, "error: --resume needs the journal; drop --no-journal\n");
         return 2;
     }
-    int st = o->no_journal ? -1 : open_run(s, run->prog, o, args);
+    int st = o->no_journal ? -1 : open_run(s, run, o, args);
     if (st < 0 && o->trace)
         st = open_trace(s, run, o->trace);
     if (st < 0 && s->resumed) {

@@ -1,7 +1,8 @@
 #!/bin/sh
 # journal_refuse.sh: resuming with a changed workflow (source hash) or
 # changed arguments is refused with exit 2 and a message naming what
-# changed; --force resumes anyway; a finished, unknown or unjournaled run is
+# changed (--mock counts: a resume never mixes mock and real answers);
+# --force resumes anyway; a finished, unknown or unjournaled run is
 # not resumed, nor a run another process is running; the trace of a resumed
 # run keeps its trace id.
 # under the ASan flavour (FLOWC is build/asan/flowc) the ASan build of the
@@ -22,6 +23,10 @@ run=$(sqlite3 j.db "SELECT id FROM runs")
 [ $? -eq 2 ] || fail "changed args were not refused: $(cat err)"
 grep -q "cannot resume run $run: the arguments changed (--n was 5, now 6); use --force" err ||
     fail "message: $(cat err)"
+
+"$B" --n 5 --gate --journal j.db --resume >/dev/null 2>err
+[ $? -eq 2 ] || fail "a --mock run was resumed without --mock: $(cat err)"
+grep -q -- "--mock was true, now unset" err || fail "message: $(cat err)"
 
 JWF_SOURCE_HASH=jwf-2 "$B" --mock --n 5 --gate --journal j.db --resume >/dev/null 2>err
 [ $? -eq 2 ] || fail "a changed workflow was not refused: $(cat err)"
