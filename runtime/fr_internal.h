@@ -320,6 +320,9 @@ bool fr_journal_resume(fr_journal *j, const char *workflow, const char *run_id,
 /* What the bound run spent before this process (phase -1: the whole run),
  * counting reservations of calls that were in flight when it stopped. */
 bool fr_journal_prior_spend(fr_journal *j, int phase, double *usd, int64_t *tokens);
+/* The time processes spent running the bound run before this one (its time
+ * budget counts it; waiting for a person does not). */
+int64_t fr_journal_prior_active_ms(const fr_journal *j);
 /* Records how the run ended: "done", "failed", "waiting", "budget". */
 bool fr_journal_end(fr_journal *j, const char *status, double usd, int64_t tokens);
 

@@ -42,7 +42,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SCHEMA_VERSION 1           /* PRAGMA user_version of the current schema */
+#define SCHEMA_VERSION 2           /* PRAGMA user_version of the current schema */
 #define LEAD_EXTRA 4               /* batches a leader commits for others after its own */
 
 /* ---- SHA-256 (FIPS 180-4) ------------------------------------------------ */
@@ -266,10 +266,13 @@ struct fr_journal {
     jop **tail;                    /* where the next queued write goes */
     sqlite3_stmt *st_begin;        /* BEGIN IMMEDIATE, prepared once */
     sqlite3_stmt *st_commit;       /* COMMIT, prepared once */
+    sqlite3_stmt *st_active;       /* the bound run's active time, with each batch */
     sqlite3_stmt *st_reserve;      /* prepared once, used by the leader */
     sqlite3_stmt *st_record;       /* prepared once, used by the leader */
     char run_id[FR_RUN_ID_MAX];    /* the bound run, "" if none */
     int lock_fd;                   /* the bound run's lock file, held while it runs, or -1 */
+    int64_t active_base;           /* the bound run's active time before this process */
+    int64_t bound_ms;              /* when this process bound it (monotonic) */
     jmap answers;                  /* the bound run's finished calls (resume) */
     int64_t owner;                 /* this process's random id: whose holds are whose */
     int64_t batches;               /* transactions committed by the group commit */
@@ -281,6 +284,17 @@ static int64_t wall_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t fr_journal_prior_active_ms(const fr_journal *j)
+{
+    return j ? j->active_base : 0;
+}
+
+/* The bound run's active time so far: before this process, and in it. */
+static int64_t active_ms(const fr_journal *j)
+{
+    return j->active_base + (fr_now_ms() - j->bound_ms);
 }
 
 static void db_error(fr_journal *j, fr_buf *err, const char *what)
@@ -397,27 +411,50 @@ static const char schema_v1[] =
     " PRIMARY KEY(run_id, n), UNIQUE(run_id, origin, item, idx));"
     "PRAGMA user_version = 1;";
 
-/* The schema, created in a fresh file; an unknown version is refused. */
-static bool ensure_schema(fr_journal *j, fr_buf *err)
+/* v2: the time processes spent running a run, for its time budget on resume. */
+static const char schema_v2[] =
+    "ALTER TABLE runs ADD COLUMN active_ms INTEGER NOT NULL DEFAULT 0;"
+    "PRAGMA user_version = 2;";
+
+static int schema_version(fr_journal *j)
 {
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(j->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK) {
-        db_error(j, err, "reading the schema version");
-        return false;
-    }
+    if (sqlite3_prepare_v2(j->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+        return -1;
     int v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
     sqlite3_finalize(st);
-    if (v == SCHEMA_VERSION)
+    return v;
+}
+
+/* Brings an older schema up to date, inside the caller's transaction. */
+static bool migrate(fr_journal *j, int v, fr_buf *err)
+{
+    return (v >= 1 || db_exec(j, schema_v1, err)) && (v >= 2 || db_exec(j, schema_v2, err));
+}
+
+/* The schema, created in a fresh file; an unknown version is refused. */
+/* The schema, created in a fresh file or migrated from an older version
+ * (the version is read again under the write lock: another process may
+ * have just done it); a newer version is refused. */
+static bool ensure_schema(fr_journal *j, fr_buf *err)
+{
+    if (schema_version(j) == SCHEMA_VERSION)
         return true;
-    if (v != 0) {
+    if (!db_exec(j, "BEGIN IMMEDIATE", err))
+        return false;
+    int v = schema_version(j);
+    bool ok = v >= 0 && v <= SCHEMA_VERSION;
+    if (!ok) {
         fr_buf_puts(err, "journal ");
         fr_buf_puts(err, j->path);
         fr_buf_puts(err, ": unknown schema version (written by a newer flowc?)");
+    }
+    ok = ok && migrate(j, v, err);
+    if (!ok) {
+        db_exec(j, "ROLLBACK", NULL);
         return false;
     }
-    return db_exec(j, "BEGIN IMMEDIATE", err) &&
-           (db_exec(j, schema_v1, err) || (db_exec(j, "ROLLBACK", NULL), false)) &&
-           db_exec(j, "COMMIT", err);
+    return db_exec(j, "COMMIT", err);
 }
 
 static const char sql_reserve[] =
@@ -458,6 +495,8 @@ static bool open_db(fr_journal *j, fr_buf *err)
                               &j->st_begin, NULL) == SQLITE_OK &&
            sqlite3_prepare_v3(j->db, "COMMIT", -1, SQLITE_PREPARE_PERSISTENT,
                               &j->st_commit, NULL) == SQLITE_OK &&
+           sqlite3_prepare_v3(j->db, "UPDATE runs SET active_ms = ?2 WHERE id = ?1", -1,
+                              SQLITE_PREPARE_PERSISTENT, &j->st_active, NULL) == SQLITE_OK &&
            sqlite3_prepare_v3(j->db, sql_reserve, -1, SQLITE_PREPARE_PERSISTENT,
                               &j->st_reserve, NULL) == SQLITE_OK &&
            sqlite3_prepare_v3(j->db, sql_record, -1, SQLITE_PREPARE_PERSISTENT,
@@ -492,6 +531,7 @@ void fr_journal_close(fr_journal *j)
         return;
     sqlite3_finalize(j->st_begin);
     sqlite3_finalize(j->st_commit);
+    sqlite3_finalize(j->st_active);
     sqlite3_finalize(j->st_reserve);
     sqlite3_finalize(j->st_record);
     sqlite3_close(j->db);
@@ -603,6 +643,8 @@ bool fr_journal_begin(fr_journal *j, const char *workflow, const char *source_ha
 {
     db_acquire(j);
     bool ok = insert_run(j, workflow, source_hash, args, err) && lock_run(j, j->run_id, err);
+    j->active_base = 0;
+    j->bound_ms = fr_now_ms();
     db_release(j);
     return ok;
 }
@@ -613,6 +655,7 @@ typedef struct jrun {
     char *source_hash;             /* the program it was started with (malloc'd) */
     char *args;                    /* its arguments, a JSON object (malloc'd) */
     char *status;                  /* its status (malloc'd) */
+    int64_t active_ms;             /* the time processes spent running it */
 } jrun;
 
 static void jrun_free(jrun *r)
@@ -628,8 +671,9 @@ static bool find_run(fr_journal *j, const char *workflow, const char *run_id, jr
 {
     sqlite3_stmt *st;
     const char *sql = run_id
-        ? "SELECT id, source_hash, args, status FROM runs WHERE id = ?2 AND workflow = ?1"
-        : "SELECT id, source_hash, args, status FROM runs WHERE workflow = ?1"
+        ? "SELECT id, source_hash, args, status, active_ms FROM runs"
+          " WHERE id = ?2 AND workflow = ?1"
+        : "SELECT id, source_hash, args, status, active_ms FROM runs WHERE workflow = ?1"
           " AND status <> 'done' ORDER BY started_ms DESC, rowid DESC LIMIT 1";
     if (sqlite3_prepare_v2(j->db, sql, -1, &st, NULL) != SQLITE_OK) {
         db_error(j, err, "finding the run");
@@ -644,6 +688,7 @@ static bool find_run(fr_journal *j, const char *workflow, const char *run_id, jr
         r->source_hash = fr_strdup((const char *)sqlite3_column_text(st, 1));
         r->args = fr_strdup((const char *)sqlite3_column_text(st, 2));
         r->status = fr_strdup((const char *)sqlite3_column_text(st, 3));
+        r->active_ms = sqlite3_column_int64(st, 4);
     } else if (run_id) {
         fr_buf_puts(err, "no run '");
         fr_buf_puts(err, run_id);
@@ -790,7 +835,7 @@ static bool resume_locked(fr_journal *j, const char *workflow, const char *run_i
                           const char *source_hash, const char *args, bool force,
                           fr_buf *err)
 {
-    jrun r = { "", NULL, NULL, NULL };
+    jrun r = { "", NULL, NULL, NULL, 0 };
     bool ok = find_run(j, workflow, run_id, &r, err);
     if (ok && strcmp(r.status, "done") == 0) {
         fr_buf_puts(err, "run ");
@@ -801,6 +846,8 @@ static bool resume_locked(fr_journal *j, const char *workflow, const char *run_i
     ok = ok && check_same(&r, source_hash, args, force, err) && lock_run(j, r.id, err);
     if (ok) {
         snprintf(j->run_id, sizeof j->run_id, "%s", r.id);
+        j->active_base = r.active_ms;
+        j->bound_ms = fr_now_ms();
         ok = load_answers(j, err) && mark_resumed(j, source_hash, args, err);
     }
     if (!ok)
@@ -852,14 +899,15 @@ bool fr_journal_end(fr_journal *j, const char *status, double usd, int64_t token
     fr_free(lock);
     db_acquire(j);
     bool ok = sqlite3_prepare_v2(j->db, "UPDATE runs SET status = ?2, ended_ms = ?3,"
-                                 " usd = ?4, tokens = ?5 WHERE id = ?1", -1, &st,
-                                 NULL) == SQLITE_OK;
+                                 " usd = ?4, tokens = ?5, active_ms = ?6 WHERE id = ?1", -1,
+                                 &st, NULL) == SQLITE_OK;
     if (ok) {
         sqlite3_bind_text(st, 1, j->run_id, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 3, wall_ms());
         sqlite3_bind_double(st, 4, usd);
         sqlite3_bind_int64(st, 5, tokens);
+        sqlite3_bind_int64(st, 6, active_ms(j));
         ok = sqlite3_step(st) == SQLITE_DONE;
         sqlite3_finalize(st);
     }
@@ -943,6 +991,11 @@ static bool commit_batch(fr_journal *j, jop *batch)
     bool ok = step_once(j->st_begin);
     for (jop *op = batch; ok && op; op = op->next)
         ok = write_op(j, op);
+    if (ok) {
+        sqlite3_bind_text(j->st_active, 1, j->run_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(j->st_active, 2, active_ms(j));
+        ok = step_once(j->st_active);
+    }
     if (ok)
         ok = step_once(j->st_commit);
     if (!ok && !sqlite3_get_autocommit(j->db))
@@ -1146,7 +1199,7 @@ static int cmd_runs(fr_journal *j, const char *workflow)
 {
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(j->db,
-        "SELECT r.id, r.status, r.started_ms, r.ended_ms, r.resumes,"
+        "SELECT r.id, r.status, r.started_ms, r.active_ms, r.resumes,"
         " (SELECT total(usd + held_usd + lost_usd) FROM calls c WHERE c.run_id = r.id),"
         " (SELECT total(tokens_in + tokens_out) FROM calls c WHERE c.run_id = r.id),"
         " (SELECT count(*) FROM calls c WHERE c.run_id = r.id AND c.status = 'ok'),"
@@ -1165,11 +1218,7 @@ static int cmd_runs(fr_journal *j, const char *workflow)
             status = "stopped";              /* its process died: resume it */
         printf("%-22s %-8s ", col_text(st, 0), status);
         put_time(stdout, sqlite3_column_int64(st, 2));
-        if (sqlite3_column_type(st, 3) == SQLITE_NULL)
-            printf(" %9s", "-");
-        else
-            printf(" %8.1fs", (double)(sqlite3_column_int64(st, 3) -
-                                       sqlite3_column_int64(st, 2)) / 1000.0);
+        printf(" %8.1fs", (double)sqlite3_column_int64(st, 3) / 1000.0);
         printf(" %10.4f %10lld %6lld %7lld\n", sqlite3_column_double(st, 5),
                (long long)sqlite3_column_double(st, 6),
                (long long)sqlite3_column_int64(st, 7), (long long)sqlite3_column_int64(st, 8));
@@ -1552,6 +1601,8 @@ int fr_journal_run_start(fr_run *run, const fr_jopts *o, json_t *const *args)
         pthread_mutex_lock(&run->mu);
         run->wf.usd_spent += s->prior_usd;
         run->wf.tok_spent += s->prior_tokens;
+        if (run->wf.deadline_ms >= 0)        /* the time cap counts earlier processes */
+            run->wf.deadline_ms -= fr_journal_prior_active_ms(s->j);
         pthread_mutex_unlock(&run->mu);
     }
     return st;
@@ -1597,9 +1648,10 @@ void fr_journal_summary(fr_run *run)
     const char *id = fr_journal_run_id(s->j);
     int64_t cached = __atomic_load_n(&s->cached, __ATOMIC_RELAXED);
     if (s->resumed)
-        fprintf(stderr, "resumed run %s: $%.4f and %lld tokens spent before, %lld call%s"
+        fprintf(stderr, "resumed run %s: $%.4f, %lld tokens and %.1f s spent before, %lld call%s"
                 " answered from the journal (cached)\n", id, s->prior_usd,
-                (long long)s->prior_tokens, (long long)cached, cached == 1 ? "" : "s");
+                (long long)s->prior_tokens, (double)fr_journal_prior_active_ms(s->j) / 1000,
+                (long long)cached, cached == 1 ? "" : "s");
     else
         fprintf(stderr, "run %s journaled in %s\n", id, s->j->path);
 }

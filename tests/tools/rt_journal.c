@@ -14,7 +14,7 @@
  *
  *   workflow jwf(n: int = 20, conc: int = 8, gate: bool = false,
  *                real: bool = false, esc: int = 0) -> list<Row> {
- *     budget { usd: $JWF_BUDGET_USD }        // no cap when unset
+ *     budget { usd: $JWF_BUDGET_USD, time: $JWF_BUDGET_TIME_MS ms }  // none when unset
  *     phase load { let xs = [In { id: i, name: "item-i" } for i in 0..n] }
  *     phase rate { let rs = parallel for x in xs (concurrency: conc) {
  *                    if esc > 0 and x.id % esc == 0 { escalate(x, "needs a look") }
@@ -306,6 +306,62 @@ static void test_integrity(void)
     sqlite3_close(db);
 }
 
+/* A journal as version 1 of the schema wrote it (the fixture for migration). */
+static const char schema_v1[] =
+    "CREATE TABLE runs("
+    " id TEXT PRIMARY KEY, workflow TEXT NOT NULL, source_hash TEXT NOT NULL,"
+    " args TEXT NOT NULL, started_ms INTEGER NOT NULL, ended_ms INTEGER,"
+    " status TEXT NOT NULL, usd REAL NOT NULL DEFAULT 0,"
+    " tokens INTEGER NOT NULL DEFAULT 0, resumes INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX runs_by_workflow ON runs(workflow, started_ms);"
+    "CREATE TABLE calls("
+    " run_id TEXT NOT NULL, key TEXT NOT NULL, agent TEXT NOT NULL,"
+    " site INTEGER NOT NULL, item TEXT NOT NULL, seq INTEGER NOT NULL,"
+    " phase INTEGER NOT NULL, model TEXT, input_hash TEXT NOT NULL,"
+    " output TEXT, status TEXT NOT NULL,"
+    " tokens_in INTEGER NOT NULL DEFAULT 0, tokens_out INTEGER NOT NULL DEFAULT 0,"
+    " usd REAL NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0,"
+    " latency_ms INTEGER NOT NULL DEFAULT 0, finished_ms INTEGER,"
+    " held_usd REAL NOT NULL DEFAULT 0, held_tokens INTEGER NOT NULL DEFAULT 0,"
+    " lost_usd REAL NOT NULL DEFAULT 0, lost_tokens INTEGER NOT NULL DEFAULT 0,"
+    " owner INTEGER NOT NULL DEFAULT 0,"
+    " PRIMARY KEY(run_id, key)) WITHOUT ROWID;"
+    "CREATE TABLE approvals("
+    " run_id TEXT NOT NULL, n INTEGER NOT NULL, origin TEXT NOT NULL,"
+    " item TEXT NOT NULL, idx INTEGER NOT NULL, kind TEXT NOT NULL,"
+    " title TEXT NOT NULL, item_json TEXT NOT NULL, created_ms INTEGER NOT NULL,"
+    " decision TEXT, decided_by TEXT, decided_ms INTEGER,"
+    " PRIMARY KEY(run_id, n), UNIQUE(run_id, origin, item, idx));"
+    "PRAGMA user_version = 1;";
+
+/* An old journal is migrated when opened, and its runs still resume. */
+static void test_migrate(void)
+{
+    char path[600];
+    sqlite3 *db;
+    snprintf(path, sizeof path, "%s/v1.db", dir);
+    sqlite3_open(path, &db);
+    sqlite3_exec(db, schema_v1, NULL, NULL, NULL);
+    sqlite3_exec(db, "INSERT INTO runs(id, workflow, source_hash, args, started_ms, status)"
+                 " VALUES('old-run', 'wf', 'aaaa', '{}', 0, 'running')", NULL, NULL, NULL);
+    sqlite3_close(db);
+    fr_buf err = { 0 };
+    fr_journal *j = fr_journal_open(path, &err);
+    bool ok = j && fr_journal_resume(j, "wf", NULL, "aaaa", "{}", false, &err);
+    check(ok && strcmp(fr_journal_run_id(j), "old-run") == 0 &&
+          fr_journal_prior_active_ms(j) == 0, "a version 1 journal is migrated and resumes",
+          "%s", err.s ? err.s : "");
+    fr_journal_close(j);
+    sqlite3_open(path, &db);
+    sqlite3_stmt *st;
+    sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL);
+    int v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    check(v == 2, "migrated to version 2", "version %d", v);
+    fr_buf_free(&err);
+}
+
 /* The trace: every line parses and has the GenAI names. */
 static void test_trace(void)
 {
@@ -505,6 +561,8 @@ static int workflow_main(int argc, char **argv)
     const char *cap = getenv("JWF_BUDGET_USD");
     if (cap)
         wf.budget.usd = atof(cap);
+    if ((cap = getenv("JWF_BUDGET_TIME_MS")))
+        wf.budget.time_ms = atoll(cap);
     if (getenv("JWF_SOURCE_HASH"))
         wf.source_hash = getenv("JWF_SOURCE_HASH");
     return fr_main(&wf, argc, argv);
@@ -524,6 +582,7 @@ int main(int argc, char **argv)
     test_resume();
     test_approvals();
     test_integrity();
+    test_migrate();
     test_trace();
     test_oom();
     printf("%d failed\n", failures);
