@@ -395,7 +395,8 @@ static void test_trace(void)
     for (int i = 0; i < 2; i++) {
         json_t *o = lines[i];
         good += o && phase_span &&
-                strcmp(json_string_value(json_object_get(o, "gen_ai.operation.name")), "chat") == 0 &&
+                strcmp(json_string_value(json_object_get(o, "gen_ai.operation.name")),
+                       "chat") == 0 &&
                 json_object_get(o, "gen_ai.provider.name") &&
                 json_object_get(o, "gen_ai.request.model") &&
                 json_integer_value(json_object_get(o, "gen_ai.usage.input_tokens")) == 120 &&
