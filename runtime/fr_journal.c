@@ -1776,8 +1776,7 @@ static void trace_call(jstate *s, fr_jhook *h, fr_ctx *cx, json_t *v)
     fr_tcall t = {
         h->jc.agent, cx->run->mock_all ? "mock" : h->model->provider, h->model->api_name,
         cx->phase, cx->path, h->jc.attempts, h->jc.tokens_in, h->jc.tokens_out, h->jc.usd,
-        h->start_us,
-        fr_now_ms() - h->start_ms, h->finish[0] ? h->finish : NULL,
+        h->start_us, fr_now_ms() - h->start_ms, h->finish[0] ? h->finish : NULL,
         v ? NULL : h->error_type, h->cached, h->jc.key[0] ? h->jc.key : NULL,
     };
     fr_trace_call(s->trace, &t);
