@@ -432,6 +432,28 @@ static bool share_init(fr_http *h)
     return true;
 }
 
+/* Resolves every model of prog; false with every problem in err, one per
+ * line, a variable named once even when several models need it. */
+static bool check_models(fr_http *h, const fr_program *prog, fr_buf *err)
+{
+    bool ok = true;
+    for (int i = 0; i < prog->nmodels; i++) {
+        const fr_model *m = prog->models[i];
+        fr_buf one = { 0 };
+        if (strcmp(m->provider, "mock") == 0 || ep_find(h, m, &one))
+            continue;
+        const char *var = strstr(one.s ? one.s : "", ": ");
+        if (!var || !err->s || !strstr(err->s, var)) {
+            if (!ok)
+                fr_buf_puts(err, "\n");
+            fr_buf_puts(err, one.s ? one.s : "out of memory");
+        }
+        ok = false;
+        fr_buf_free(&one);
+    }
+    return ok;
+}
+
 fr_http *fr_http_new(const fr_program *prog, bool mock_all, fr_buf *err)
 {
     pthread_once(&curl_once, curl_init);
@@ -451,10 +473,7 @@ fr_http *fr_http_new(const fr_program *prog, bool mock_all, fr_buf *err)
         fr_http_free(h);
         return NULL;
     }
-    for (int i = 0; !mock_all && prog && i < prog->nmodels; i++) {
-        const fr_model *m = prog->models[i];
-        if (strcmp(m->provider, "mock") == 0 || ep_find(h, m, err))
-            continue;
+    if (!mock_all && prog && !check_models(h, prog, err)) {
         fr_http_free(h);
         return NULL;
     }

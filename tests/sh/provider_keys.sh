@@ -15,6 +15,21 @@ $RT --provider openai --base-url https://api.openai.invalid/v1 >out 2>err &&
 has "OPENAI_API_KEY is not set" err
 want_requests 0
 
+# a compiled workflow names every missing variable once, before any request
+FLOWC=${FLOWC:-$TOP/build/flowc}
+for ex in router crm_hygiene; do
+    "$FLOWC" build "$TOP/examples/$ex.flow" -o ./$ex >build.err 2>&1 || die "$ex: $(cat build.err)"
+done
+# (OPENAI_BASE_URL at the fake server is local: that model would need no key)
+env -u OPENAI_BASE_URL ./router --journal ./r.db >out 2>err; st=$?
+[ $st = 2 ] || die "router without keys: exit $st"
+has "OPENAI_API_KEY is not set" err
+has "ANTHROPIC_API_KEY is not set" err
+./crm_hygiene --journal ./c.db >out 2>err; st=$?
+[ $st = 2 ] || die "crm_hygiene without keys: exit $st"
+[ "$(grep -c ANTHROPIC_API_KEY err)" = 1 ] || die "ANTHROPIC_API_KEY not named exactly once: $(cat err)"
+want_requests 0
+
 # a key under the model's own variable
 MY_TEAM_KEY=$KEY $RT --provider anthropic --key-env MY_TEAM_KEY >out 2>err ||
     die "MY_TEAM_KEY not used: $(cat out err)"
