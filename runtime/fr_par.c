@@ -18,9 +18,12 @@
  * up the whole input in front of a slow one.
  *
  * A failed item is dropped with a warning under on_error: skip; under halt,
- * or when a budget or an approval stops it, no new item starts, the ones in
- * flight finish, and the fan-out returns NULL with the first item's signal.
- * A budget stop also leaves the finished items in run->partial for fr_main.
+ * or when a budget stops it, no new item starts, the ones in flight finish,
+ * and the fan-out returns NULL with the first item's signal.  A budget stop
+ * also leaves the finished items in run->partial for fr_main.  An item that
+ * waits for approval stops nothing: every item runs and queues its own
+ * approvals, so one round of decisions and one --resume finish the run; the
+ * fan-out then returns NULL with FR_SIG_WAIT (unless something stopped it).
  */
 #include "fr_internal.h"
 
@@ -112,6 +115,10 @@ typedef struct fan {
     char *msg;                     /* its message (fr_malloc'd) */
     const char *where;             /* its err_where */
     char path[128];                /* its path */
+    size_t waits;                  /* items waiting for approval */
+    char *wait_msg;                /* the first waiting item's message (fr_malloc'd) */
+    const char *wait_where;        /* its err_where */
+    char wait_path[128];           /* its path */
 } fan;
 
 static int limit_workers(fr_ctx *cx, int conc, size_t n)
@@ -151,13 +158,30 @@ static void item_done(fan *f)
         __atomic_add_fetch(&f->parent->run->prog_done, 1, __ATOMIC_RELAXED);
 }
 
+/* An item waits for approval: note it and go on with the others. */
+static void item_waits(fan *f, fr_ctx *c)
+{
+    pthread_mutex_lock(&f->mu);
+    if (f->waits++ == 0) {
+        f->wait_msg = fr_strdup(c->err ? c->err : "waiting for approval");
+        f->wait_where = c->err_where;
+        memcpy(f->wait_path, c->path, sizeof f->wait_path);
+    }
+    pthread_mutex_unlock(&f->mu);
+}
+
 /* An item came back without a value: drop it (true), warning when it
- * failed, or stop the fan-out (false: the item is not done). */
+ * failed, note it when it waits, or stop the fan-out (false: the item is not
+ * done). */
 static bool item_failed(fan *f, fr_ctx *c)
 {
     fr_sig s = c->sig;
     if (s == FR_SIG_SKIP || s == FR_SIG_ESCALATE || s == FR_OK)
         return true;
+    if (s == FR_SIG_WAIT) {
+        item_waits(f, c);
+        return true;
+    }
     const char *why = c->err ? c->err : "failed";
     if ((s == FR_SIG_FAIL || s == FR_SIG_USAGE || s == FR_SIG_HALT)
         && f->opts->on_error == FR_ON_ERROR_SKIP) {
@@ -210,14 +234,31 @@ static json_t *collect(fan *f)
     return ok ? out : NULL;
 }
 
+/* The fan-out's items waited for approval: NULL with FR_SIG_WAIT on the
+ * parent, saying how many and the first one's message. */
+static void fan_waits(fan *f)
+{
+    fr_ctx *cx = f->parent;
+    const char *msg = f->wait_msg ? f->wait_msg : "waiting for approval";
+    if (f->waits == 1)
+        fr_fail(cx, f->wait_where, "item %s: %s", f->wait_path, msg);
+    else
+        fr_fail(cx, f->wait_where, "%zu items wait; the first, item %s: %s", f->waits,
+                f->wait_path, msg);
+    cx->sig = FR_SIG_WAIT;
+}
+
 /* Ends a fan-out: its values (borrowed from the parent's pool), or NULL with
- * the stopping item's signal on the parent. */
+ * the stopping item's signal on the parent (a stop outranks a wait). */
 static json_t *fan_finish(fan *f)
 {
     fr_ctx *cx = f->parent;
     json_t *out = collect(f);
     json_t *ret = NULL;
-    if (f->sig == FR_OK) {
+    if (f->sig == FR_OK && f->waits) {
+        json_decref(out);
+        fan_waits(f);
+    } else if (f->sig == FR_OK) {
         ret = fr_keep(cx, out);
     } else if (f->sig == FR_SIG_BUDGET) {
         fr_run *run = cx->run;
@@ -237,6 +278,7 @@ static json_t *fan_finish(fan *f)
         cx->sig = f->sig == FR_SIG_HALT ? FR_SIG_FAIL : f->sig;
     }
     fr_free(f->msg);
+    fr_free(f->wait_msg);
     fr_free(f->slots);
     pthread_mutex_destroy(&f->mu);
     return ret;
