@@ -200,15 +200,18 @@ int64_t fr_budget_time_left(fr_ctx *cx)
     return d < 0 ? INT64_MAX : d - fr_now_ms();
 }
 
+/* The time spent is what the cap counts: the deadline is the cap after the
+ * clock's start, moved earlier by the time earlier processes of a resumed
+ * run spent, so cap - (deadline - now) counts those too. */
 void *fr_budget_time_stop(fr_ctx *cx)
 {
     fr_run *run = cx->run;
     int whose;
-    nearest_deadline(cx, &whose);
+    int64_t deadline = nearest_deadline(cx, &whose);
     const fr_budget *b = whose >= 0 ? &run->prog->phases[whose].budget : &run->prog->budget;
-    int64_t since = whose >= 0 ? fr_stats_of(run, whose)->start_ms : run->start_ms;
+    double spent = (double)(b->time_ms - (deadline - fr_now_ms()));
     pthread_mutex_lock(&run->mu);
-    note_stop(run, whose, "time", (double)(fr_now_ms() - since), (double)b->time_ms, 0);
+    note_stop(run, whose, "time", spent, (double)b->time_ms, 0);
     pthread_mutex_unlock(&run->mu);
     return budget_sig(cx, whose, "time");
 }
