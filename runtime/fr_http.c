@@ -757,14 +757,18 @@ static const schema_part *schema_part_of(fr_http *h, const fr_agent *a, bool ant
         char *t = j ? json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
         json_decref(j);
         p->text = t ? fr_strdup(t + 1) : NULL;          /* past '{' */
-        if (p->text)
-            p->text[strlen(p->text) - 1] = '\0';         /* and without '}' */
         fr_free(t);
-        p->next = h->parts;
-        h->parts = p;
+        if (p->text) {
+            p->text[strlen(p->text) - 1] = '\0';         /* and without '}' */
+            p->next = h->parts;
+            h->parts = p;
+        } else {                   /* a bad schema or no memory: not kept */
+            fr_free(p);
+            p = NULL;
+        }
     }
     pthread_mutex_unlock(&h->ep_mu);
-    return p && p->text ? p : NULL;
+    return p;
 }
 
 /* The head's text with the schema part spliced in before its last brace. */
