@@ -248,6 +248,9 @@ bool fr_phase_begin(fr_ctx *cx, int phase)
     return true;
 }
 
+/* phase_end: the phase's clock stops, and what follows it outside any phase
+ * is no longer charged to it (its budget, its summary row, a budget stop's
+ * "interrupted" line). */
 void fr_phase_end(fr_ctx *cx, int phase)
 {
     fr_run *run = cx->run;
@@ -255,6 +258,10 @@ void fr_phase_end(fr_ctx *cx, int phase)
     fr_stats *st = fr_stats_of(run, phase);
     st->wall_ms = fr_now_ms() - st->start_ms;
     st->ended = true;
+    if (!cx->parent && run->cur_phase == phase)
+        run->cur_phase = -1;
     pthread_mutex_unlock(&run->mu);
     fr_journal_phase_end(cx, phase);
+    if (cx->phase == phase)
+        cx->phase = -1;
 }

@@ -494,7 +494,9 @@ static void summary_row(const char *name, const fr_stats *s, int64_t wall_ms, bo
     fprintf(stderr, "  %-16s %7lld %7lld %7lld %11lld %11lld %10s ", name,
             (long long)s->calls, (long long)s->retries, (long long)s->failures,
             (long long)s->tokens_in, (long long)s->tokens_out, usd);
-    if (ran)
+    if (ran && wall_ms < 0)
+        fprintf(stderr, "%9s\n", "-");      /* (no phase): its time is spread out */
+    else if (ran)
         fprintf(stderr, "%8.2fs\n", (double)wall_ms / 1000.0);
     else
         fprintf(stderr, "  not run\n");
@@ -515,7 +517,7 @@ static void print_summary(fr_run *run)
     fprintf(stderr, "run summary:\n  %-16s %7s %7s %7s %11s %11s  %10s %9s\n", "phase",
             "calls", "retries", "failed", "tokens in", "tokens out", "usd", "time");
     if (run->stats[0].calls || run->stats[0].items_failed)
-        summary_row("(no phase)", &run->stats[0], 0, false);
+        summary_row("(no phase)", &run->stats[0], -1, true);
     add_stats(&tot, &run->stats[0]);
     for (int i = 0; i < p->nphases; i++) {
         const fr_stats *s = &run->stats[i + 1];
@@ -610,23 +612,60 @@ static void budget_amounts(const fr_stop *s)
         fprintf(stderr, "%.1f s of %.1f s elapsed", s->spent / 1000, s->cap / 1000);
 }
 
-/* What a budget stop left undone: the phase it hit and the ones after it. */
-static void budget_undone(fr_run *run)
+/* "phase 'x'", or where the root was when no phase was running. */
+static void put_place(fr_run *run, int ph)
 {
     const fr_program *p = run->prog;
-    int ph = run->cur_phase;
-    fprintf(stderr, "left undone:");
-    if (ph >= 0 && ph < p->nphases)
-        fprintf(stderr, " phase '%s'", p->phases[ph].name);
-    if (run->partial)
-        fprintf(stderr, " (%zu of %zu items not done)", run->partial_total - run->partial_done,
-                run->partial_total);
-    for (int i = ph + 1; i < p->nphases; i++)
-        fprintf(stderr, "%s '%s'", i == ph + 1 ? "; not run: phase" : ",", p->phases[i].name);
+    int last = -1;
+    if (ph >= 0 && ph < p->nphases) {
+        fprintf(stderr, "phase '%s'", p->phases[ph].name);
+        return;
+    }
+    for (int i = 0; i < p->nphases; i++)
+        if (run->stats[i + 1].ended)
+            last = i;
+    if (last >= 0)
+        fprintf(stderr, "the workflow's body after phase '%s'", p->phases[last].name);
+    else
+        fprintf(stderr, "the workflow's body%s", p->nphases ? " before its first phase" : "");
+}
+
+/* interrupted: where the root was, and how far its fan-out got */
+static void budget_interrupted(fr_run *run)
+{
+    fprintf(stderr, "interrupted: ");
+    put_place(run, run->cur_phase);
+    if (run->partial) {
+        size_t fin = json_array_size(run->partial), done = run->partial_done;
+        size_t total = run->partial_total;
+        fprintf(stderr, ": %zu of its fan-out's %zu items finished", fin, total);
+        if (done > fin)
+            fprintf(stderr, ", %zu dropped without a value", done - fin);
+        fprintf(stderr, ", %zu left undone", total - done);
+    }
     fprintf(stderr, "\n");
 }
 
-/* budget stop: which budget, spent vs cap, what is undone, what finished */
+/* finished: the phases that ended; not run: the ones that never began */
+static void budget_phases(fr_run *run)
+{
+    const fr_program *p = run->prog;
+    int nfin = 0, nnot = 0;
+    for (int i = 0; i < p->nphases; i++)
+        if (run->stats[i + 1].ended && i != run->cur_phase)
+            fprintf(stderr, "%s '%s'", nfin++ ? "," : "finished: phase", p->phases[i].name);
+    if (nfin)
+        fprintf(stderr, "\n");
+    for (int i = 0; i < p->nphases; i++)
+        if (!run->stats[i + 1].start_ms && i != run->cur_phase)
+            fprintf(stderr, "%s '%s'", nnot++ ? "," : "not run: phase", p->phases[i].name);
+    if (nnot)
+        fprintf(stderr, "\n");
+}
+
+/* budget stop: which budget and its cap; what it interrupted, how many items
+ * of the interrupted fan-out finished and where they went; the phases that
+ * finished and the ones that never ran */
 static int budget_stopped(fr_run *run)
 {
     char buf[160];
@@ -638,13 +677,7 @@ static int budget_stopped(fr_run *run)
     } else {
         fprintf(stderr, "error: stopped by a budget\n");
     }
-    budget_undone(run);
-    int nfin = 0;
-    for (int i = 0; i < run->prog->nphases; i++)
-        if (run->stats[i + 1].ended)
-            fprintf(stderr, "%s '%s'", nfin++ ? "," : "finished: phase", run->prog->phases[i].name);
-    if (nfin)
-        fprintf(stderr, "\n");
+    budget_interrupted(run);
     if (run->partial) {
         char *path = write_partial(run);
         if (path)
@@ -652,6 +685,7 @@ static int budget_stopped(fr_run *run)
                     json_array_size(run->partial), path);
         fr_free(path);
     }
+    budget_phases(run);
     return 4;
 }
 

@@ -80,11 +80,15 @@ has '{"idx":11,"path":"11",' out
 run 4 --scenario budget --items 400 --conc 16 --mock --mock-latency 2
 has "error: stopped by phase 'capped' usd budget: spent \$0.0"
 has "of \$0.0200 (the next call needed up to \$0.0"
-has "left undone: phase 'capped' ("
-has "not run: phase 'timed', 'tokcap', 'after'"
+has "not run: phase 'work', 'timed', 'tokcap', 'after'"
+# the interrupted phase is not among the finished ones; its counts add up
+grep -q "^finished: phase" err && no "budget: a phase listed as finished: $(grep '^finished: phase' err)"
+cnt=$(sed -n "s/^interrupted: phase 'capped': \([0-9]*\) of its fan-out's 400 items finished, \([0-9]*\) left undone$/\1 \2/p" err)
+[ -n "$cnt" ] || no "budget: no exact 'interrupted:' line"
 fin=$(sed -n 's/^finished: \([0-9]*\) items of the interrupted fan-out, written to rt_exec.partial.jsonl$/\1/p' err)
 [ -n "$fin" ] || no "budget: no 'finished: N items' line"
 [ -n "$fin" ] && lines "$fin" rt_exec.partial.jsonl
+[ -n "$cnt" ] && [ "$cnt" != "$fin $((400 - ${fin:-0}))" ] && no "budget: interrupted '$cnt', finished '$fin'"
 usd=$(sed -n 's/^  capped .*\$\([0-9.]*\) .*/\1/p' err)
 awk -v u="$usd" 'BEGIN { exit !(u > 0 && u <= 0.02) }' || no "phase 'capped' spent '$usd' of \$0.02"
 
@@ -94,9 +98,13 @@ run 4 --scenario pipebudget --items 400 --mock --mock-latency 1
 has "error: stopped by phase 'capped' usd budget"
 fin=$(sed -n 's/^finished: \([0-9]*\) items of the interrupted fan-out, written to rt_exec.partial.jsonl$/\1/p' err)
 [ -n "$fin" ] && lines "$fin" rt_exec.partial.jsonl
+# stage b drops every fourth item: finished + dropped + undone = all
+cnt=$(sed -n "s/^interrupted: phase 'capped': \([0-9]*\) of its fan-out's 400 items finished, \([0-9]*\) dropped without a value, \([0-9]*\) left undone$/\1 \2 \3/p" err)
+echo "$cnt" | awk -v f="$fin" 'NF == 3 && $1 == f && $1 + $2 + $3 == 400 { ok = 1 } END { exit !ok }' ||
+    no "pipeline budget: interrupted '$cnt', finished '$fin'"
 run 4 --scenario nestbudget --items 100 --conc 4 --mock --mock-latency 1
-has "left undone: phase 'capped' ("
-has "of 100 items not done)"
+has "interrupted: phase 'capped': "
+has " of its fan-out's 100 items finished, "
 grep -q '^\[{"idx":0,"path":"0.0",' rt_exec.partial.jsonl || no "nested budget: outer items not in the partial file"
 
 # token budget: phase 'tokcap' has 20000 tokens
