@@ -142,6 +142,14 @@ static void count(fr_run *run, int phase, int64_t calls, int64_t retries, int64_
     pthread_mutex_unlock(&run->mu);
 }
 
+/* A call the journal answered: the summary's "cached" column. */
+static void count_cached(fr_run *run, int phase)
+{
+    pthread_mutex_lock(&run->mu);
+    fr_stats_of(run, phase)->cached++;
+    pthread_mutex_unlock(&run->mu);
+}
+
 /* Why no further attempt may be made. */
 enum { GO_ON, STOP_FATAL, STOP_BUDGET };
 
@@ -270,6 +278,8 @@ json_t *fr_call(fr_ctx *cx, const fr_agent *a, int site, const fr_model *using,
      * for (agent, site, cx->path, cx->seq, hash of system+prompt) is kept in
      * cx's pool and returned here without a request or a reservation. */
     json_t *v = fr_journal_call_begin(&c.jh, cx, a, site, c.model, c.system.s, c.prompt.s);
+    if (v)
+        count_cached(cx->run, cx->phase);
     int stop = GO_ON;
     while (!v && stop == GO_ON && c.attempts <= a->retries)
         v = attempt(&c, &stop);

@@ -131,6 +131,8 @@ json_t *fr_http_unwrap(json_t *answer, bool wrapped);
 /* Sets the outcome and the error (made valid UTF-8: it goes back to the model). */
 void fr_http_set_error(fr_response *r, fr_outcome o, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Takes b's text (fr_free it), or NULL when b ran out of memory. */
+char *fr_http_buf_take(fr_buf *b);
 /* A usage count from the wire: an integer in 0..2^40, else 0 or the cap. */
 int64_t fr_http_tokens(json_t *v);
 
@@ -170,6 +172,7 @@ typedef struct fr_stats {
     int64_t retries;               /* attempts after a call's first */
     int64_t failures;              /* calls that failed after all their attempts */
     int64_t items_failed;          /* fan-out items dropped by on_error: skip */
+    int64_t cached;                /* agent calls answered from the journal (no attempt) */
     int64_t tokens_in;             /* input tokens, as the provider reported */
     int64_t tokens_out;            /* output tokens, as the provider reported */
     double usd;                    /* the actual usage, priced */

@@ -491,9 +491,9 @@ static void summary_row(const char *name, const fr_stats *s, int64_t wall_ms, bo
 {
     char usd[32];
     snprintf(usd, sizeof usd, "$%.4f", s->usd);
-    fprintf(stderr, "  %-16s %7lld %7lld %7lld %11lld %11lld %10s ", name,
-            (long long)s->calls, (long long)s->retries, (long long)s->failures,
-            (long long)s->tokens_in, (long long)s->tokens_out, usd);
+    fprintf(stderr, "  %-16s %7lld %7lld %7lld %7lld %11lld %11lld %10s ", name,
+            (long long)s->calls, (long long)s->cached, (long long)s->retries,
+            (long long)s->failures, (long long)s->tokens_in, (long long)s->tokens_out, usd);
     if (ran && wall_ms < 0)
         fprintf(stderr, "%9s\n", "-");      /* (no phase): its time is spread out */
     else if (ran)
@@ -505,6 +505,7 @@ static void summary_row(const char *name, const fr_stats *s, int64_t wall_ms, bo
 static void add_stats(fr_stats *t, const fr_stats *s)
 {
     t->calls += s->calls, t->retries += s->retries, t->failures += s->failures;
+    t->cached += s->cached;
     t->items_failed += s->items_failed;
     t->tokens_in += s->tokens_in, t->tokens_out += s->tokens_out, t->usd += s->usd;
 }
@@ -514,9 +515,9 @@ static void print_summary(fr_run *run)
     const fr_program *p = run->prog;
     int64_t now = fr_now_ms();
     fr_stats tot = { 0 };
-    fprintf(stderr, "run summary:\n  %-16s %7s %7s %7s %11s %11s  %10s %9s\n", "phase",
-            "calls", "retries", "failed", "tokens in", "tokens out", "usd", "time");
-    if (run->stats[0].calls || run->stats[0].items_failed)
+    fprintf(stderr, "run summary:\n  %-16s %7s %7s %7s %7s %11s %11s %10s %9s\n", "phase",
+            "calls", "cached", "retries", "failed", "tokens in", "tokens out", "usd", "time");
+    if (run->stats[0].calls || run->stats[0].cached || run->stats[0].items_failed)
         summary_row("(no phase)", &run->stats[0], -1, true);
     add_stats(&tot, &run->stats[0]);
     for (int i = 0; i < p->nphases; i++) {
