@@ -3,7 +3,8 @@
  * killed at any moment can be resumed without paying twice for a call.
  *
  * Tables: runs (one row per run: workflow, source hash, args, times, status),
- * calls (one row per agent call of a run, keyed by agent/site/item/seq/input
+ * phase_time (the time processes spent in each phase of a run, so a phase's
+ * time cap carries over a resume as the workflow's does), calls (one row per agent call of a run, keyed by agent/site/item/seq/input
  * hash: the validated output, usage, cost, attempts, latency, and the
  * worst-case reservation of a request in flight), approvals (the queue that
  * approve() and escalate() fill and `BINARY approve` decides).
@@ -42,7 +43,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SCHEMA_VERSION 2           /* PRAGMA user_version of the current schema */
+#define SCHEMA_VERSION 3           /* PRAGMA user_version of the current schema */
 #define LEAD_EXTRA 4               /* batches a leader commits for others after its own */
 
 /* ---- SHA-256 (FIPS 180-4) ------------------------------------------------ */
@@ -269,6 +270,10 @@ struct fr_journal {
     sqlite3_stmt *st_active;       /* the bound run's active time, with each batch */
     sqlite3_stmt *st_reserve;      /* prepared once, used by the leader */
     sqlite3_stmt *st_record;       /* prepared once, used by the leader */
+    sqlite3_stmt *st_phase;        /* upserts a phase's active time */
+    int ph_cur;                    /* the root's current phase, timed with each batch, or -1 */
+    int64_t ph_base;               /* its active time before this process */
+    int64_t ph_start_ms;           /* when this process began it (monotonic) */
     char run_id[FR_RUN_ID_MAX];    /* the bound run, "" if none */
     int lock_fd;                   /* the bound run's lock file, held while it runs, or -1 */
     int64_t active_base;           /* the bound run's active time before this process */
@@ -416,6 +421,16 @@ static const char schema_v2[] =
     "ALTER TABLE runs ADD COLUMN active_ms INTEGER NOT NULL DEFAULT 0;"
     "PRAGMA user_version = 2;";
 
+/* v3: the time processes spent in each phase, for phase time caps on resume. */
+static const char schema_v3[] =
+    "CREATE TABLE phase_time(run_id TEXT NOT NULL, phase INTEGER NOT NULL,"
+    " active_ms INTEGER NOT NULL, PRIMARY KEY(run_id, phase)) WITHOUT ROWID;"
+    "PRAGMA user_version = 3;";
+
+static const char sql_phase[] =
+    "INSERT INTO phase_time(run_id, phase, active_ms) VALUES(?1, ?2, ?3)"
+    " ON CONFLICT(run_id, phase) DO UPDATE SET active_ms = excluded.active_ms";
+
 static int schema_version(fr_journal *j)
 {
     sqlite3_stmt *st;
@@ -429,7 +444,8 @@ static int schema_version(fr_journal *j)
 /* Brings an older schema up to date, inside the caller's transaction. */
 static bool migrate(fr_journal *j, int v, fr_buf *err)
 {
-    return (v >= 1 || db_exec(j, schema_v1, err)) && (v >= 2 || db_exec(j, schema_v2, err));
+    return (v >= 1 || db_exec(j, schema_v1, err)) && (v >= 2 || db_exec(j, schema_v2, err)) &&
+           (v >= 3 || db_exec(j, schema_v3, err));
 }
 
 /* The schema, created in a fresh file; an unknown version is refused. */
@@ -497,6 +513,8 @@ static bool open_db(fr_journal *j, fr_buf *err)
                               &j->st_commit, NULL) == SQLITE_OK &&
            sqlite3_prepare_v3(j->db, "UPDATE runs SET active_ms = ?2 WHERE id = ?1", -1,
                               SQLITE_PREPARE_PERSISTENT, &j->st_active, NULL) == SQLITE_OK &&
+           sqlite3_prepare_v3(j->db, sql_phase, -1, SQLITE_PREPARE_PERSISTENT, &j->st_phase,
+                              NULL) == SQLITE_OK &&
            sqlite3_prepare_v3(j->db, sql_reserve, -1, SQLITE_PREPARE_PERSISTENT,
                               &j->st_reserve, NULL) == SQLITE_OK &&
            sqlite3_prepare_v3(j->db, sql_record, -1, SQLITE_PREPARE_PERSISTENT,
@@ -515,6 +533,7 @@ fr_journal *fr_journal_open(const char *path, fr_buf *err)
     pthread_cond_init(&j->cv, NULL);
     j->tail = &j->head;
     j->lock_fd = -1;
+    j->ph_cur = -1;
     sqlite3_randomness(sizeof j->owner, &j->owner);
     if (!make_parents(path, err) || !open_db(j, err)) {
         if (j->db && err && err->len == 0)
@@ -532,6 +551,7 @@ void fr_journal_close(fr_journal *j)
     sqlite3_finalize(j->st_begin);
     sqlite3_finalize(j->st_commit);
     sqlite3_finalize(j->st_active);
+    sqlite3_finalize(j->st_phase);
     sqlite3_finalize(j->st_reserve);
     sqlite3_finalize(j->st_record);
     sqlite3_close(j->db);
@@ -986,6 +1006,22 @@ static bool step_once(sqlite3_stmt *st)
     return ok;
 }
 
+/* Writes the current phase's active time (none: true); the caller holds the
+ * connection.  The phase clock is read under j->mu: the root sets it. */
+static bool phase_step(fr_journal *j)
+{
+    pthread_mutex_lock(&j->mu);
+    int ph = j->ph_cur;
+    int64_t ms = j->ph_base + (fr_now_ms() - j->ph_start_ms);
+    pthread_mutex_unlock(&j->mu);
+    if (ph < 0)
+        return true;
+    sqlite3_bind_text(j->st_phase, 1, j->run_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(j->st_phase, 2, ph);
+    sqlite3_bind_int64(j->st_phase, 3, ms);
+    return step_once(j->st_phase);
+}
+
 static bool commit_batch(fr_journal *j, jop *batch)
 {
     bool ok = step_once(j->st_begin);
@@ -996,6 +1032,8 @@ static bool commit_batch(fr_journal *j, jop *batch)
         sqlite3_bind_int64(j->st_active, 2, active_ms(j));
         ok = step_once(j->st_active);
     }
+    if (ok)
+        ok = phase_step(j);
     if (ok)
         ok = step_once(j->st_commit);
     if (!ok && !sqlite3_get_autocommit(j->db))
@@ -1457,10 +1495,13 @@ typedef struct jstate {
     int64_t prior_tokens;          /* the same in tokens */
     double *ph_usd;                /* [nphases] prior dollars per phase */
     int64_t *ph_tokens;            /* [nphases] prior tokens per phase */
+    int64_t *ph_active;            /* [nphases] prior active time per phase (ms) */
     bool holds;                    /* a usd or token cap exists: journal each request's hold */
     int64_t cached;                /* calls answered from the journal (atomic) */
     int warned;                    /* a journal write failed and was said (atomic) */
 } jstate;
+
+static void write_failed(jstate *s);
 
 /* A flag's value: its =value, else the next argument; NULL after an error. */
 static const char *jflag_value(const char *flag, const char *eq, int argc, char **argv,
@@ -1516,16 +1557,69 @@ static char *args_text(const fr_program *p, json_t *const *args, bool mock)
     return s;
 }
 
-/* The spend of the run before this process, per phase too. */
+/* The time processes spent in phase of the bound run (0: none recorded). */
+static bool prior_phase_ms(fr_journal *j, int phase, int64_t *ms)
+{
+    sqlite3_stmt *st;
+    *ms = 0;
+    db_acquire(j);
+    bool ok = sqlite3_prepare_v2(j->db, "SELECT active_ms FROM phase_time"
+                                 " WHERE run_id = ?1 AND phase = ?2", -1, &st,
+                                 NULL) == SQLITE_OK;
+    if (ok) {
+        sqlite3_bind_text(st, 1, j->run_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 2, phase);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+            *ms = sqlite3_column_int64(st, 0);
+        ok = rc == SQLITE_ROW || rc == SQLITE_DONE;
+        sqlite3_finalize(st);
+    }
+    db_release(j);
+    return ok;
+}
+
+/* The root begins phase: each batch from now on records its active time,
+ * counting base, what earlier processes spent in it. */
+static void phase_clock(fr_journal *j, int phase, int64_t base)
+{
+    pthread_mutex_lock(&j->mu);
+    j->ph_cur = phase;
+    j->ph_base = base;
+    j->ph_start_ms = fr_now_ms();
+    pthread_mutex_unlock(&j->mu);
+}
+
+/* The root's phase ended or the run stops: its active time, written now. */
+static bool phase_clock_stop(fr_journal *j)
+{
+    pthread_mutex_lock(&j->mu);
+    bool timing = j->ph_cur >= 0;
+    pthread_mutex_unlock(&j->mu);
+    if (!timing)
+        return true;
+    db_acquire(j);
+    bool ok = phase_step(j);
+    db_release(j);
+    pthread_mutex_lock(&j->mu);
+    j->ph_cur = -1;
+    pthread_mutex_unlock(&j->mu);
+    return ok;
+}
+
+/* The spend of the run before this process, per phase too, and the time it
+ * spent in each phase. */
 static bool load_prior(jstate *s, const fr_program *p)
 {
     s->ph_usd = fr_calloc((size_t)p->nphases + 1, sizeof *s->ph_usd);
     s->ph_tokens = fr_calloc((size_t)p->nphases + 1, sizeof *s->ph_tokens);
-    if (!s->ph_usd || !s->ph_tokens)
+    s->ph_active = fr_calloc((size_t)p->nphases + 1, sizeof *s->ph_active);
+    if (!s->ph_usd || !s->ph_tokens || !s->ph_active)
         return false;
     bool ok = fr_journal_prior_spend(s->j, -1, &s->prior_usd, &s->prior_tokens);
     for (int i = 0; ok && s->resumed && i < p->nphases; i++)
-        ok = fr_journal_prior_spend(s->j, i, &s->ph_usd[i], &s->ph_tokens[i]);
+        ok = fr_journal_prior_spend(s->j, i, &s->ph_usd[i], &s->ph_tokens[i]) &&
+             prior_phase_ms(s->j, i, &s->ph_active[i]);
     return ok;
 }
 
@@ -1628,6 +1722,7 @@ void fr_journal_run_end(fr_run *run, int status)
         double usd = run->wf.usd_spent;
         int64_t tok = run->wf.tok_spent;
         pthread_mutex_unlock(&run->mu);
+        phase_clock_stop(s->j);            /* the interrupted phase's time */
         fr_journal_end(s->j, status_word(status), usd, tok);
     }
     fr_trace_end_open(s->trace, status == 0 ? "ok" : status == 3 ? "waiting"
@@ -1636,6 +1731,7 @@ void fr_journal_run_end(fr_run *run, int status)
     fr_trace_close(s->trace);
     fr_free(s->ph_usd);
     fr_free(s->ph_tokens);
+    fr_free(s->ph_active);
     fr_free(s);
     run->journal = NULL;
 }
@@ -1663,6 +1759,8 @@ void fr_journal_phase_spend(fr_run *run, int phase)
         return;
     run->ph[phase].usd_spent += s->ph_usd[phase];
     run->ph[phase].tok_spent += s->ph_tokens[phase];
+    if (run->ph[phase].deadline_ms >= 0)    /* its time cap counts earlier processes */
+        run->ph[phase].deadline_ms -= s->ph_active[phase];
 }
 
 void fr_journal_phase_begin(fr_ctx *cx, int phase)
@@ -1670,11 +1768,15 @@ void fr_journal_phase_begin(fr_ctx *cx, int phase)
     jstate *s = cx->run->journal;
     if (s)
         fr_trace_phase_begin(s->trace, phase);
+    if (s && s->j && !cx->parent && phase >= 0 && phase < cx->run->prog->nphases)
+        phase_clock(s->j, phase, s->resumed ? s->ph_active[phase] : 0);
 }
 
 void fr_journal_phase_end(fr_ctx *cx, int phase)
 {
     jstate *s = cx->run->journal;
+    if (s && s->j && !cx->parent && !phase_clock_stop(s->j))
+        write_failed(s);
     if (s)
         fr_trace_phase_end(s->trace, phase, cx->sig == FR_OK ? "ok"
                            : cx->sig == FR_SIG_BUDGET ? "budget"
