@@ -26,7 +26,7 @@ static json_t *messages(const fr_request *req)
     if (fb && !prev) {
         fr_buf p = { 0 };
         fr_buf_printf(&p, "%s\n\n%s", req->prompt, fb);
-        json_array_append_new(m, text_msg("user", p.s ? p.s : req->prompt));
+        json_array_append_new(m, text_msg("user", fr_buf_failed(&p) || !p.s ? req->prompt : p.s));
         fr_buf_free(&p);
     } else {
         json_array_append_new(m, text_msg("user", req->prompt));
@@ -96,7 +96,7 @@ static char *text_of(json_t *content)
         if (t)
             fr_buf_puts(&b, t);
     }
-    return b.s;
+    return fr_http_buf_take(&b);
 }
 
 /* No tool call: take an object from the text if there is one. */

@@ -255,6 +255,15 @@ void fr_http_set_error(fr_response *r, fr_outcome o, const char *fmt, ...)
     r->error = fr_strdup(msg);
 }
 
+char *fr_http_buf_take(fr_buf *b)
+{
+    if (fr_buf_failed(b)) {
+        fr_buf_free(b);
+        return NULL;
+    }
+    return b->s;
+}
+
 int64_t fr_http_tokens(json_t *v)
 {
     json_int_t n = json_integer_value(v);
@@ -741,9 +750,21 @@ static void exchange(fr_http *h, const endpoint *e, const char *body, int timeou
                           "request to %s failed: %s", e->provider, why);
 }
 
+/* The agent's schema part as text: {"tools": ...} or {"response_format": ...}. */
+static char *schema_part_text(const fr_agent *a, bool anthropic, bool *wrapped)
+{
+    json_t *j = anthropic ? fr_anthropic_tools(a, wrapped) : fr_openai_format(a, wrapped);
+    char *t = j ? json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
+    json_decref(j);
+    return t;
+}
+
 /* The agent's schema part of the body as text, without its braces: made
  * once per agent and provider (parsing and dumping the schema on every call
- * was a sixth of a call's CPU). */
+ * was a sixth of a call's CPU).  It is made twice and kept only when both
+ * agree: jansson drops a character instead of failing when an allocation
+ * fails in some places (object keys in dump.c, the lexer), and a part kept
+ * corrupt would spoil every later request. */
 static const schema_part *schema_part_of(fr_http *h, const fr_agent *a, bool anthropic)
 {
     pthread_mutex_lock(&h->ep_mu);
@@ -752,12 +773,11 @@ static const schema_part *schema_part_of(fr_http *h, const fr_agent *a, bool ant
         p = p->next;
     if (!p && (p = fr_calloc(1, sizeof *p))) {
         p->agent = a, p->anthropic = anthropic;
-        json_t *j = anthropic ? fr_anthropic_tools(a, &p->wrapped)
-                              : fr_openai_format(a, &p->wrapped);
-        char *t = j ? json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
-        json_decref(j);
-        p->text = t ? fr_strdup(t + 1) : NULL;          /* past '{' */
-        fr_free(t);
+        char *t1 = schema_part_text(a, anthropic, &p->wrapped);
+        char *t2 = t1 ? schema_part_text(a, anthropic, &p->wrapped) : NULL;
+        p->text = t2 && strcmp(t1, t2) == 0 ? fr_strdup(t1 + 1) : NULL;  /* past '{' */
+        fr_free(t1);
+        fr_free(t2);
         if (p->text) {
             p->text[strlen(p->text) - 1] = '\0';         /* and without '}' */
             p->next = h->parts;
@@ -808,8 +828,15 @@ void fr_http_call(fr_http *h, const fr_request *req, fr_response *resp)
     bool wrapped = false;
     char *body = request_body(h, e, req, &wrapped);
     if (!body) {
-        fr_http_set_error(resp, FR_FATAL, "agent '%s': cannot build the %s request "
-                          "(is its JSON Schema valid?)", req->agent->name, e->provider);
+        const char *text = strcmp(e->provider, "anthropic") == 0 ? req->agent->schema_anthropic
+                                                               : req->agent->schema_openai;
+        json_t *schema = text ? json_loads(text, 0, NULL) : NULL;
+        if (schema)
+            fr_http_set_error(resp, FR_TRANSIENT, "out of memory building the request");
+        else
+            fr_http_set_error(resp, FR_FATAL, "agent '%s': its JSON Schema for %s is not "
+                              "valid JSON", req->agent->name, e->provider);
+        json_decref(schema);
         return;
     }
     xfer x = { .retry_after_ms = -1 };
@@ -870,7 +897,7 @@ char *fr_http_feedback_text(const fr_request *req, const char *how)
     fr_buf b = { 0 };
     fr_buf_printf(&b, "Your previous answer was invalid: %s. Answer again with %s only.",
                   req->feedback ? req->feedback : "it could not be used", how);
-    return b.s;
+    return fr_http_buf_take(&b);
 }
 
 json_t *fr_http_unwrap(json_t *answer, bool wrapped)

@@ -53,10 +53,10 @@ for fault in "500" "529 retry-after-ms=20" "503" "drop" "invalid-missing-field" 
         *) want_requests "$faults" '"feedback":true' ;;
     esac
 done
-# a server allowing 10 requests per second: rate-limited, nothing lost
-start_server --key "$KEY" --rate 10
+# a server allowing 20 requests per second: rate-limited, nothing lost
+start_server --key "$KEY" --rate 20
 run_example $n ./$n
-[ $st = 0 ] || [ $st = 3 ] || die "$n at 10 requests/s: exit $st: $(tail -20 $n.err)"
+[ $st = 0 ] || [ $st = 3 ] || die "$n at 20 requests/s: exit $st: $(tail -20 $n.err)"
 hasnt "skipped" $n.err
 [ "$(requests '"status":429')" -gt 0 ] || die "the server never rate-limited: proves nothing"
 # fenced and chatty answers are repaired, not retried

@@ -11,8 +11,12 @@
  *
  *   rt_http --provider anthropic|openai [--model NAME] [--base-url URL]
  *           [--key-env VAR] [--calls N] [--concurrency C] [--retries R]
- *           [--timeout-ms MS] [--list] [--quiet]
+ *           [--timeout-ms MS] [--list] [--quiet] [--oom N]
  *
+ * --oom N makes N single attempts instead, attempt i with its (i % 400 + 1)-th
+ * allocation failing (fr_alloc_fail_after), and checks each outcome is
+ * whole: an answer with a value, or an error with a message.  ASan does the
+ * rest (leaks, double frees).
  * Output: a line per attempt ("attempt 0.1: transient status=429 ...") and
  * per call ("call 0: ok attempts=2 repaired=0 in=100 ..."), then a summary
  * line "calls=N ok=N failed=N attempts=N repaired=N elapsed_ms=T rate=R".
@@ -72,6 +76,7 @@ static struct {
     fr_http *http;                 /* the providers */
     int calls, concurrency;        /* --calls, --concurrency */
     bool quiet;                    /* --quiet */
+    int oom;                       /* --oom: attempts under a failing allocation */
     atomic_int next;               /* the next call to make */
     atomic_int ok, failed;         /* calls that ended so */
     atomic_int attempts, repaired; /* over all calls */
@@ -223,6 +228,7 @@ static void parse_args(int argc, char **argv)
         else if (strcmp(a, "--concurrency") == 0) G.concurrency = atoi(v);
         else if (strcmp(a, "--retries") == 0) G.agent.retries = atoi(v);
         else if (strcmp(a, "--timeout-ms") == 0) G.agent.timeout_ms = atoi(v);
+        else if (strcmp(a, "--oom") == 0) G.oom = atoi(v);
         else usage();
     }
     if (G.concurrency < 1 || G.concurrency > 4096 || G.calls < 0)
@@ -234,6 +240,35 @@ static int64_t now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The OOM loop: attempt i fails its (i % 400 + 1)-th allocation.  The first
+ * round mostly fails the agent's schema part (built until it succeeds), the
+ * next ones every step of a call.  Returns the exit status. */
+static int oom_loop(void)
+{
+    int answers = 0, errors = 0, broken = 0;
+    for (int i = 0; i < G.oom; i++) {
+        int k = i % 400 + 1;       /* 400 > any attempt's allocations: every one fails in turn */
+        fr_request req = { &G.agent, &G.model, "You are a test.", "Lead number 1.",
+                           k % 2 ? "seniority: 'x' is not one of ic, manager, vp" : NULL,
+                           k % 2 ? "{\"id\":\"a\"}" : NULL, k % 2, G.agent.timeout_ms };
+        fr_response r;
+        fr_alloc_fail_after(k);
+        fr_http_call(G.http, &req, &r);
+        fr_alloc_fail_after(0);
+        if (r.outcome == FR_ANSWER && r.output)
+            answers++;
+        else if (r.outcome != FR_ANSWER && r.error)
+            errors++, say("oom %d: %s %s\n", i, outcome_name(r.outcome), r.error);
+        else
+            broken++, printf("oom %d: outcome %s without %s\n", i, outcome_name(r.outcome),
+                             r.outcome == FR_ANSWER ? "a value" : "an error");
+        fr_response_free(&r);
+    }
+    printf("oom: %d attempts, %d answers, %d errors, %d broken\n", G.oom, answers, errors,
+           broken);
+    return broken ? 1 : 0;
 }
 
 int main(int argc, char **argv)
@@ -249,6 +284,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "rt_http: %s\n", err.s ? err.s : "set-up failed");
         fr_buf_free(&err);
         return 2;
+    }
+    if (G.oom > 0) {
+        int st = oom_loop();
+        fr_http_free(G.http);
+        return st;
     }
     pthread_t *t = calloc((size_t)G.concurrency, sizeof *t);
     pthread_attr_t attr;
