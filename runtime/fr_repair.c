@@ -13,6 +13,8 @@
 
 #include <string.h>
 
+#define MAX_TRIES 8                /* brackets tried as the start of the JSON */
+
 /* The inside of the first ```lang ... ``` fence, or the whole text. */
 static void strip_fence(const char *text, size_t *start, size_t *end)
 {
@@ -80,25 +82,16 @@ static size_t drop_trailing_commas(const char *s, size_t start, size_t end, char
     return n;
 }
 
-/* Repairs and parses; the caller has seen the plain parse fail. */
-static json_t *repair(const char *text, fr_buf *err)
+/* Parses text[start, close) without trailing commas; NULL with err filled
+ * (and *oom set when memory ran out: no other candidate may be tried then,
+ * or a failed allocation would turn into another value). */
+static json_t *parse_span(const char *text, size_t start, size_t close, fr_buf *err,
+                          bool *oom)
 {
-    size_t start = 0, end = strlen(text);
-    strip_fence(text, &start, &end);
-    while (start < end && text[start] != '{' && text[start] != '[')
-        start++;
-    if (start == end) {
-        fr_buf_puts(err, "the answer holds no JSON object");
-        return NULL;
-    }
-    size_t close = match_bracket(text, start, end);
-    if (!close) {
-        fr_buf_puts(err, "the answer's JSON is incomplete (unbalanced brackets)");
-        return NULL;
-    }
     char *clean = fr_malloc(close - start + 1);
     if (!clean) {
         fr_buf_puts(err, "out of memory");
+        *oom = true;
         return NULL;
     }
     size_t n = drop_trailing_commas(text, start, close, clean);
@@ -110,6 +103,40 @@ static json_t *repair(const char *text, fr_buf *err)
         fr_buf_puts(err, "the answer is not valid JSON: ");
         fr_buf_puts(err, je.text);
     }
+    return v;
+}
+
+/* Repairs and parses; the caller has seen the plain parse fail.  Tries the
+ * first MAX_TRIES brackets in turn, so prose with a brace of its own ("the
+ * {lead} record: {...}") does not hide the object; the first's problem is
+ * the one reported. */
+static json_t *repair(const char *text, fr_buf *err)
+{
+    size_t start = 0, end = strlen(text);
+    fr_buf first = { 0 };          /* the first candidate's problem */
+    json_t *v = NULL;
+    bool oom = false;
+    strip_fence(text, &start, &end);
+    for (int tries = 0; !v && !oom && tries < MAX_TRIES; tries++, start++) {
+        while (start < end && text[start] != '{' && text[start] != '[')
+            start++;
+        if (start == end)
+            break;
+        size_t close = match_bracket(text, start, end);
+        fr_buf why = { 0 };
+        if (!close)
+            fr_buf_puts(&why, "the answer's JSON is incomplete (unbalanced brackets)");
+        else
+            v = parse_span(text, start, close, &why, &oom);
+        if ((tries == 0 || oom) && !v) {
+            first.len = 0;
+            fr_buf_puts(&first, why.s ? why.s : "the answer is not valid JSON");
+        }
+        fr_buf_free(&why);
+    }
+    if (!v)
+        fr_buf_puts(err, first.s && first.len ? first.s : "the answer holds no JSON object");
+    fr_buf_free(&first);
     return v;
 }
 
