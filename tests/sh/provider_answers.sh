@@ -4,7 +4,7 @@
 . "$TOP/tests/fake/lib.sh"
 
 for p in anthropic openai; do
-    for a in fenced chatty trailing-comma; do
+    for a in fenced chatty chatty-braces trailing-comma; do
         script "* $a"
         start_server --script script --key "$KEY"
         $RT --provider $p >out 2>err || die "$p $a: $(cat out err)"

@@ -43,8 +43,9 @@
  *   5 drop                 close the connection without an answer
  *   * ok                   a valid answer
  * and the bad answers: fenced (```json ... ```), chatty (prose around the
- * JSON), trailing-comma, notjson, invalid-missing-field, invalid-type,
- * invalid-enum, out-of-range, refusal, truncate (cut off at max_tokens).
+ * JSON), chatty-braces (prose with braces of its own first), trailing-comma,
+ * notjson, invalid-missing-field, invalid-type, invalid-enum, out-of-range,
+ * refusal, truncate (cut off at max_tokens).
  * Blank lines and lines starting with # are ignored.
  *
  * One thread per connection, keep-alive, so it sustains high request rates.
@@ -469,6 +470,9 @@ static char *answer_text(const char *action, const char *json)
     } else if (strcmp(action, "chatty") == 0) {
         if (asprintf(&out, "Sure! Here is the JSON you asked for:\n%s\nLet me know if "
                      "you need anything else.", json) < 0)
+            return NULL;
+    } else if (strcmp(action, "chatty-braces") == 0) {
+        if (asprintf(&out, "Here is the {lead} as [JSON]: %s", json) < 0)
             return NULL;
     } else if (strcmp(action, "trailing-comma") == 0) {
         size_t n = strlen(json);
