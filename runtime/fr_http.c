@@ -29,7 +29,8 @@
  * with the agent's schema part (tools / response_format) spliced in as text,
  * made once per agent.  Outcomes: connection errors, timeouts, 408, 409,
  * 429 and 5xx are FR_TRANSIENT with retry-after(-ms) passed on; other
- * statuses are FR_FATAL with "HTTP 401 from anthropic: <provider's message>".
+ * statuses are FR_FATAL with "HTTP 401 from anthropic: <provider's message>";
+ * an x-should-retry header, when the provider sends one, decides instead.
  *
  * No message built here contains a key: the provider's own error text is
  * scrubbed of it as well.
@@ -556,6 +557,7 @@ typedef struct xfer {
     bool too_big;                  /* the answer passed MAX_BODY */
     int retry_after_ms;            /* from retry-after(-ms), -1 if none */
     bool have_ms;                  /* retry-after-ms seen: it wins over retry-after */
+    int should_retry;              /* x-should-retry: 1 true, 0 false, -1 absent */
 } xfer;
 
 static size_t on_body(char *p, size_t size, size_t n, void *ud)
@@ -610,6 +612,11 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
     if (strncmp(line, "HTTP/", 5) == 0) {
         x->retry_after_ms = -1;
         x->have_ms = false;
+        x->should_retry = -1;
+    } else if (strncasecmp(line, "x-should-retry:", 15) == 0) {
+        const char *v = line + 15 + strspn(line + 15, " \t");
+        x->should_retry = strncasecmp(v, "true", 4) == 0 ? 1 : strncasecmp(v, "false", 5) == 0
+                          ? 0 : -1;
     } else if (strncasecmp(line, "retry-after-ms:", 15) == 0) {
         int ms = parse_retry_after(line + 15 + strspn(line + 15, " \t"), true);
         if (ms >= 0)
@@ -693,6 +700,8 @@ static void map_status(const endpoint *e, long status, const xfer *x, fr_respons
     json_t *body = x->body ? fr_json_loadb(x->body, x->len, 0, NULL) : NULL;
     const char *msg = body ? error_message(body) : NULL;
     bool transient = status == 408 || status == 409 || status == 429 || status >= 500;
+    if (x->should_retry >= 0)      /* the provider's own word (Anthropic, OpenAI send it) */
+        transient = x->should_retry;
     fr_http_set_error(r, transient ? FR_TRANSIENT : FR_FATAL, "HTTP %ld from %s: %s",
                       status, e->provider, msg ? msg : "(no message)");
     r->retry_after_ms = x->retry_after_ms;
@@ -857,7 +866,7 @@ void fr_http_call(fr_http *h, const fr_request *req, fr_response *resp)
         json_decref(schema);
         return;
     }
-    xfer x = { .retry_after_ms = -1 };
+    xfer x = { .retry_after_ms = -1, .should_retry = -1 };
     long status = 0;
     int64_t sent = lim_acquire(e->lim);
     exchange(h, e, body, req->timeout_ms, &x, &status, resp);

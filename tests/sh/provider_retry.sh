@@ -1,6 +1,6 @@
 # Transient failures are retried, and retry-after / retry-after-ms (seconds,
 # milliseconds, HTTP date) reach the caller: 429, 500, 529, 408, 409, 503,
-# both wire formats.
+# both wire formats; the provider's x-should-retry header overrides.
 . "$TOP/tests/fake/lib.sh"
 
 for p in anthropic openai; do
@@ -26,6 +26,14 @@ for p in anthropic openai; do
     grep -Eq "attempt 0.1: transient status=429 retry_after_ms=(1[0-9]{3}|2000) " out ||
         die "$p: HTTP-date retry-after not parsed: $(cat out)"
     has "call 0: ok attempts=3" out
+
+    # x-should-retry decides over the status
+    script "1 400 should-retry=true" "2 503 should-retry=false" "* ok"
+    start_server --script script --key "$KEY"
+    $RT --provider $p --retries 3 >out 2>err && die "$p: should-retry=false was retried"
+    has "attempt 0.0: transient status=400" out
+    has "call 0: failed attempts=2: HTTP 503 from $p" out
+    want_requests 2
 
     # out of retries: the call fails with the last error
     script "* 500"

@@ -36,6 +36,7 @@
  *                          `first 500` fails every call's first attempt
  *   1 429 retry-after=1    any status, with optional retry-after(-ms)=V or
  *                          retry-after-date=S (an HTTP date S seconds ahead);
+ *                          should-retry=true|false (an x-should-retry header);
  *   1 401-leak-key         a 401 whose message quotes the key it was sent
  *   2 500                  (the body is the provider's error JSON)
  *   3 slow 2000            answer after 2000 ms
@@ -81,6 +82,7 @@ typedef struct rule {
     long retry_after;              /* seconds for retry-after, -1 none */
     long retry_after_ms;           /* for retry-after-ms, -1 none */
     long retry_after_date;         /* retry-after as an HTTP date this many s ahead, -1 none */
+    int should_retry;              /* x-should-retry: 1 true, 0 false, -1 not sent */
 } rule;
 
 static struct {
@@ -155,6 +157,9 @@ static bool parse_rule(char *line, rule *r)
         r->retry_after_ms = atol(p + 15);
     if ((p = strstr(rest, "retry-after-date=")))
         r->retry_after_date = atol(p + 17);
+    r->should_retry = -1;
+    if ((p = strstr(rest, "should-retry=")))
+        r->should_retry = strncmp(p + 13, "true", 4) == 0;
     return true;
 }
 
@@ -185,7 +190,7 @@ static bool load_script(const char *path)
 
 static const rule *rule_for(long n, bool fresh)
 {
-    static const rule ok = { 1, -1, false, "ok", 0, -1, -1, -1 };
+    static const rule ok = { 1, -1, false, "ok", 0, -1, -1, -1, -1 };
     for (int i = 0; i < S.nrules; i++) {
         const rule *r = &S.rules[i];
         if (r->first ? fresh : n >= r->lo && (r->hi < 0 || n <= r->hi))
@@ -674,6 +679,9 @@ static bool respond_status(int fd, const rule *ru, bool anthropic, int status,
         n += strftime(extra + n, sizeof extra - n, "retry-after: %a, %d %b %Y %H:%M:%S GMT\r\n",
                       gmtime_r(&t, &tm));
     }
+    if (ru->should_retry >= 0)
+        n += (size_t)snprintf(extra + n, sizeof extra - n, "x-should-retry: %s\r\n",
+                              ru->should_retry ? "true" : "false");
     if (strstr(ru->action, "-leak-key"))
         snprintf(msg, sizeof msg, "Incorrect API key provided: %s", key);
     else
