@@ -113,6 +113,7 @@ static void from_text(json_t *content, bool wrapped, fr_response *r)
     } else {
         fr_http_set_error(r, FR_BAD_ANSWER, "no tool call in the answer (%s)",
                           err.s ? err.s : "no text either");
+        r->bad = FR_BAD_UNPARSABLE;
     }
     fr_buf_free(&err);
 }
@@ -139,16 +140,19 @@ void fr_anthropic_parse(json_t *body, bool wrapped, fr_response *r)
         if (!r->raw)
             r->raw = text_of(content);
         fr_http_set_error(r, FR_BAD_ANSWER, "answer cut off at max_tokens");
+        r->bad = FR_BAD_CUT_OFF;
     } else if (stop && strcmp(stop, "refusal") == 0) {
         if (!r->raw)
             r->raw = text_of(content);
         fr_http_set_error(r, FR_BAD_ANSWER, "the model refused to answer: %.200s",
                           r->raw ? r->raw : "");
+        r->bad = FR_BAD_REFUSAL;
     } else if (json_is_object(input)) {
         r->outcome = FR_ANSWER;
         r->output = fr_http_unwrap(json_incref(input), wrapped);
     } else if (input) {
         fr_http_set_error(r, FR_BAD_ANSWER, "the tool call's input is not an object");
+        r->bad = FR_BAD_UNPARSABLE;
     } else {
         from_text(content, wrapped, r);
     }

@@ -75,6 +75,15 @@ typedef enum fr_outcome {
     FR_FATAL,                      /* do not retry: 400/401/403/404/413, missing key */
 } fr_outcome;
 
+/* What was wrong with an FR_BAD_ANSWER, for the summary (FR_BAD_NONE: not
+ * said; fr_call then goes by finish_reason). */
+typedef enum fr_bad_kind {
+    FR_BAD_NONE,                   /* not a bad answer, or the provider did not say */
+    FR_BAD_UNPARSABLE,             /* no JSON could be taken out of the answer */
+    FR_BAD_REFUSAL,                /* the model refused */
+    FR_BAD_CUT_OFF,                /* the answer was cut off at max_tokens */
+} fr_bad_kind;
+
 typedef struct fr_response {
     fr_outcome outcome;            /* what happened */
     json_t *output;                /* FR_ANSWER: the answer (owned by the response) */
@@ -90,6 +99,7 @@ typedef struct fr_response {
     int64_t cache_write_tokens;
     bool repaired;                 /* the answer's JSON had to be repaired (fences, text
                                       around it, trailing commas): for the summary */
+    fr_bad_kind bad;               /* FR_BAD_ANSWER: what was wrong, for the summary */
 } fr_response;
 
 void fr_response_free(fr_response *r);
@@ -176,6 +186,13 @@ typedef struct fr_stats {
     int64_t tokens_in;             /* input tokens, as the provider reported */
     int64_t tokens_out;            /* output tokens, as the provider reported */
     double usd;                    /* the actual usage, priced */
+    int64_t repaired;              /* attempts whose answer's JSON was repaired */
+    int64_t invalid;               /* attempts whose answer failed validation */
+    int64_t refused;               /* attempts the model refused */
+    int64_t cut_off;               /* attempts cut off at max_tokens */
+    int64_t unparsable;            /* attempts with no JSON to take out of the answer */
+    int64_t transient;             /* attempts that failed transiently (network, 5xx, 429...) */
+    int64_t rate_limited;          /* of those, HTTP 429 */
     int64_t start_ms;              /* when the phase began (monotonic), 0 if it never did */
     int64_t wall_ms;               /* its wall time, once it ended */
     bool ended;                    /* fr_phase_end was called */

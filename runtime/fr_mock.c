@@ -279,6 +279,7 @@ static void cut_off(fr_response *resp, int cap)
     resp->finish_reason = fr_strdup("max_tokens");
     resp->output_tokens = cap;
     resp->outcome = FR_BAD_ANSWER;
+    resp->bad = FR_BAD_CUT_OFF;
     char msg[96];
     snprintf(msg, sizeof msg, "answer cut off at max_tokens (%d)", cap);
     resp->error = fr_strdup(msg);

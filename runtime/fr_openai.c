@@ -123,14 +123,17 @@ void fr_openai_parse(json_t *body, bool wrapped, fr_response *r)
     r->raw = content ? fr_strdup(content) : NULL;
     if (refusal && *refusal) {
         fr_http_set_error(r, FR_BAD_ANSWER, "the model refused to answer: %.200s", refusal);
+        r->bad = FR_BAD_REFUSAL;
         return;
     }
     if (finish && strcmp(finish, "length") == 0) {
         fr_http_set_error(r, FR_BAD_ANSWER, "answer cut off at max_tokens");
+        r->bad = FR_BAD_CUT_OFF;
         return;
     }
     if (!content) {
         fr_http_set_error(r, FR_BAD_ANSWER, "the answer has no content");
+        r->bad = FR_BAD_UNPARSABLE;
         return;
     }
     fr_buf err = { 0 };
@@ -142,6 +145,7 @@ void fr_openai_parse(json_t *body, bool wrapped, fr_response *r)
         r->repaired = repaired;
     } else {
         fr_http_set_error(r, FR_BAD_ANSWER, "%s", err.s ? err.s : "the answer is not JSON");
+        r->bad = FR_BAD_UNPARSABLE;
     }
     fr_buf_free(&err);
 }
