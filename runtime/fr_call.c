@@ -12,6 +12,9 @@
  *   FR_BAD_ANSWER                -> retry, telling the model what was wrong
  *   FR_TRANSIENT                 -> retry after backoff with full jitter
  *   FR_FATAL                     -> fail now
+ * Each attempt is also counted by what went wrong with it, or what had to be
+ * repaired, for the run summary (tally, below): per attempt, whether or not
+ * another attempt followed.
  * The answer is kept in the caller's pool and returned borrowed.
  */
 #include "fr_internal.h"
@@ -39,6 +42,7 @@ typedef struct call {
     char *prev_answer;             /* the last answer's raw text (malloc'd) */
     char *last_error;              /* the last attempt's problem (malloc'd) */
     int attempts;                  /* made so far */
+    fr_stats tally;                /* the attempts' repairs and problems, for the summary */
     fr_jhook jh;                   /* the journal's and the trace's part of the call */
 } call;
 
@@ -134,12 +138,57 @@ static int64_t input_estimate(const call *c)
     return (int64_t)((bytes + 2) / 3) + REQUEST_OVERHEAD_TOKENS;
 }
 
-static void count(fr_run *run, int phase, int64_t calls, int64_t retries, int64_t failures)
+/* A finished call's counts, with its attempts' tally, into its phase's stats. */
+static void count(fr_run *run, int phase, int64_t calls, int64_t retries, int64_t failures,
+                  const fr_stats *t)
 {
     pthread_mutex_lock(&run->mu);
     fr_stats *st = fr_stats_of(run, phase);
     st->calls += calls, st->retries += retries, st->failures += failures;
+    st->repaired += t->repaired, st->invalid += t->invalid, st->refused += t->refused;
+    st->cut_off += t->cut_off, st->unparsable += t->unparsable;
+    st->transient += t->transient, st->rate_limited += t->rate_limited;
     pthread_mutex_unlock(&run->mu);
+}
+
+/* The kind of a bad answer: as the provider said, else by its finish reason
+ * (Anthropic's stop_reason, OpenAI's finish_reason), else unparsable. */
+static fr_bad_kind bad_kind(const fr_response *r)
+{
+    if (r->bad != FR_BAD_NONE)
+        return r->bad;
+    const char *f = r->finish_reason ? r->finish_reason : "";
+    if (strcmp(f, "max_tokens") == 0 || strcmp(f, "length") == 0)
+        return FR_BAD_CUT_OFF;
+    if (strcmp(f, "refusal") == 0 || strcmp(f, "content_filter") == 0)
+        return FR_BAD_REFUSAL;
+    return FR_BAD_UNPARSABLE;
+}
+
+/* Counts one attempt's repair or problem in t; valid says whether an
+ * FR_ANSWER passed validation. */
+static void tally(fr_stats *t, const fr_response *r, bool valid)
+{
+    switch (r->outcome) {
+    case FR_ANSWER:
+        t->repaired += r->repaired;
+        t->invalid += !valid;
+        break;
+    case FR_BAD_ANSWER:
+        switch (bad_kind(r)) {
+        case FR_BAD_REFUSAL: t->refused++; break;
+        case FR_BAD_CUT_OFF: t->cut_off++; break;
+        case FR_BAD_NONE:
+        case FR_BAD_UNPARSABLE: t->unparsable++; break;
+        }
+        break;
+    case FR_TRANSIENT:
+        t->transient++;
+        t->rate_limited += r->http_status == 429;
+        break;
+    case FR_FATAL:
+        break;
+    }
 }
 
 /* A call the journal answered: the summary's "cached" column. */
@@ -245,6 +294,8 @@ static json_t *attempt(call *c, int *stop)
         *stop = STOP_FATAL;
         break;
     }
+    /* an answer that ran out of memory after validating is not invalid */
+    tally(&c->tally, &r, v || *stop == STOP_FATAL);
     fr_response_free(&r);
     return v;
 }
@@ -284,7 +335,8 @@ json_t *fr_call(fr_ctx *cx, const fr_agent *a, int site, const fr_model *using,
     while (!v && stop == GO_ON && c.attempts <= a->retries)
         v = attempt(&c, &stop);
     if (c.attempts > 0)
-        count(cx->run, cx->phase, 1, c.attempts - 1, v || stop == STOP_BUDGET ? 0 : 1);
+        count(cx->run, cx->phase, 1, c.attempts - 1, v || stop == STOP_BUDGET ? 0 : 1,
+              &c.tally);
     if (!v && stop != STOP_BUDGET)
         fr_fail(cx, where, "agent '%s' (model %s): %s after %d attempt%s", a->name,
                 c.model->name, c.last_error ? c.last_error : "no answer", c.attempts,

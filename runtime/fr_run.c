@@ -508,6 +508,42 @@ static void add_stats(fr_stats *t, const fr_stats *s)
     t->cached += s->cached;
     t->items_failed += s->items_failed;
     t->tokens_in += s->tokens_in, t->tokens_out += s->tokens_out, t->usd += s->usd;
+    t->repaired += s->repaired, t->invalid += s->invalid, t->refused += s->refused;
+    t->cut_off += s->cut_off, t->unparsable += s->unparsable;
+    t->transient += s->transient, t->rate_limited += s->rate_limited;
+}
+
+/* Attempts repaired or gone wrong: the second table's counts. */
+static int64_t trouble(const fr_stats *s)
+{
+    return s->repaired + s->invalid + s->refused + s->cut_off + s->unparsable + s->transient;
+}
+
+/* The second table: per phase that had any, what the attempts' answers
+ * needed (repair) or what went wrong with them; every attempt counts,
+ * whether or not a retry followed.  Left out when nothing happened. */
+static void trouble_row(const char *name, const fr_stats *s)
+{
+    fprintf(stderr, "  %-16s %8lld %8lld %8lld %8lld %10lld %9lld %6lld\n", name,
+            (long long)s->repaired, (long long)s->invalid, (long long)s->refused,
+            (long long)s->cut_off, (long long)s->unparsable, (long long)s->transient,
+            (long long)s->rate_limited);
+}
+
+static void print_trouble(fr_run *run, const fr_stats *tot)
+{
+    const fr_program *p = run->prog;
+    if (!trouble(tot))
+        return;
+    fprintf(stderr, "repairs and problems, per attempt:\n  %-16s %8s %8s %8s %8s %10s %9s %6s\n",
+            "phase", "repaired", "invalid", "refused", "cut off", "unparsable", "transient",
+            "429");
+    if (trouble(&run->stats[0]))
+        trouble_row("(no phase)", &run->stats[0]);
+    for (int i = 0; i < p->nphases; i++)
+        if (trouble(&run->stats[i + 1]))
+            trouble_row(p->phases[i].name, &run->stats[i + 1]);
+    trouble_row("total", tot);
 }
 
 static void print_summary(fr_run *run)
@@ -527,6 +563,7 @@ static void print_summary(fr_run *run)
         add_stats(&tot, s);
     }
     summary_row("total", &tot, now - run->start_ms, true);
+    print_trouble(run, &tot);
     if (tot.items_failed)
         fprintf(stderr, "%lld item%s skipped after errors (on_error: skip)\n",
                 (long long)tot.items_failed, tot.items_failed == 1 ? "" : "s");
