@@ -111,7 +111,7 @@ grep -q '^\[{"idx":0,"path":"0.0",' rt_exec.partial.jsonl || no "nested budget: 
 run 4 --scenario tokens --items 1000 --conc 16 --mock
 has "error: stopped by phase 'tokcap' tokens budget: spent "
 has " of 20000 tokens (the next call needed up to "
-tok=$(sed -n 's/^  tokcap  *[0-9]*  *[0-9]*  *[0-9]*  *[0-9]*  *\([0-9]*\)  *\([0-9]*\) .*/\1 \2/p' err)
+tok=$(sed -n 's/^  tokcap  *[0-9]*  *[0-9]*  *[0-9]*  *[0-9]*  *\([0-9]*\)  *\([0-9]*\) .*/\1 \2/p' err | head -1)
 awk -v t="$tok" 'BEGIN { split(t, a, " "); exit !(a[1] + a[2] > 0 && a[1] + a[2] <= 20000) }' ||
     no "phase 'tokcap' spent '$tok' tokens of 20000"
 
@@ -122,14 +122,17 @@ has "error: stopped by phase 'timed' time budget"
 # retries: a third of the attempts fail; every item still succeeds
 run 0 --scenario retry --items 100 --conc 8 --mock --mock-fail-rate 0.3 --retry-base-ms 1
 lines 100 out
-r=$(sed -n 's/^  work  *[0-9]*  *[0-9]*  *\([0-9]*\) .*/\1/p' err)
+r=$(sed -n 's/^  work  *[0-9]*  *[0-9]*  *\([0-9]*\) .*/\1/p' err | head -1)
 [ "${r:-0}" -gt 0 ] || no "retry: no retries counted"
 
 # answers that fail validation are retried with the error told to the model
 FLOWRT_MOCK_BAD_RATE=0.4 run 0 --scenario retry --items 100 --conc 8 --mock
 lines 100 out
-r=$(sed -n 's/^  work  *[0-9]*  *[0-9]*  *\([0-9]*\) .*/\1/p' err)
+r=$(sed -n 's/^  work  *[0-9]*  *[0-9]*  *\([0-9]*\) .*/\1/p' err | head -1)
 [ "${r:-0}" -gt 0 ] || no "bad answers: no retries counted"
+# ... and each one is counted as invalid in the summary's second table
+inv=$(sed -n '/^repairs and problems/,$s/^  work  *[0-9]*  *\([0-9]*\) .*/\1/p' err)
+[ "${inv:-0}" = "$r" ] || no "bad answers: $r retries but '$inv' counted invalid"
 
 # failed calls: every attempt fails
 run 1 --scenario for --items 3 --conc 1 --mock --mock-fail-rate 1 --retry-base-ms 0
