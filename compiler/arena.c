@@ -101,3 +101,13 @@ void vec_push(Vec *v, void *item)
     }
     v->items[v->len++] = item;
 }
+
+FILE *arena_memstream(char **buf, size_t *len)
+{
+    FILE *f = open_memstream(buf, len);
+    if (!f) {
+        fputs("flowc: out of memory\n", stderr);
+        abort();
+    }
+    return f;
+}

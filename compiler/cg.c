@@ -112,17 +112,6 @@ static const char *gen_expr(Gen *g, Node *n);
 
 /* ---- small helpers ------------------------------------------------------ */
 
-/* A memory stream; like the arena, gives up only when memory is gone. */
-static FILE *mem_open(char **buf, size_t *len)
-{
-    FILE *f = open_memstream(buf, len);
-    if (!f) {
-        fputs("flowc: out of memory\n", stderr);
-        abort();
-    }
-    return f;
-}
-
 static char *vfmt(const char *fmt, va_list ap)
 {
     char *s = NULL;
@@ -190,7 +179,7 @@ static const char *c_lit_n(const char *s, size_t n)
 {
     char *buf = NULL;
     size_t len = 0;
-    FILE *f = mem_open(&buf, &len);
+    FILE *f = arena_memstream(&buf, &len);
     fputc('"', f);
     put_c_chars(f, s, n);
     fputc('"', f);
@@ -212,7 +201,7 @@ static const char *c_lit_wrapped(const char *s, size_t n, int ind)
 {
     char *buf = NULL;
     size_t len = 0;
-    FILE *f = mem_open(&buf, &len);
+    FILE *f = arena_memstream(&buf, &len);
     size_t start = 0, col = 0;
     bool first = true;
     for (size_t i = 0; i <= n; i++) {
@@ -1515,7 +1504,7 @@ static void write_frame(FILE *f, Fn *fn)
 
 static void fn_open(Fn *fn)
 {
-    fn->f = mem_open(&fn->buf, &fn->len);
+    fn->f = arena_memstream(&fn->buf, &fn->len);
     fn->indent = 1;
 }
 
@@ -1542,7 +1531,7 @@ static char *prologue(Fn *fn, const char *result_decl)
 {
     char *s = NULL;
     size_t n = 0;
-    FILE *f = mem_open(&s, &n);
+    FILE *f = arena_memstream(&s, &n);
     bool frame = fn_has_frame(fn);
     if (fn->kind != FN_MAIN && fn->kind != FN_RENDER && (frame || body_uses(fn, "up")))
         fprintf(f, "    struct %s *up = env;\n", frame_name(fn->parent));
@@ -1681,7 +1670,7 @@ static char *gen_main(void)
 
     char *s = NULL;
     size_t n = 0;
-    FILE *f = mem_open(&s, &n);
+    FILE *f = arena_memstream(&s, &n);
     const char *pro = prologue(fn, "json_t *result = NULL;");
     fprintf(f, "/* workflow %s */\nstatic json_t *wf_main(fr_ctx *cx, json_t *const *args)\n{\n",
             cg.w->name);
@@ -1865,7 +1854,7 @@ static const char *default_json(Field *p)
         StrPart *sp = d->parts.len ? d->parts.items[0] : NULL;
         char *buf = NULL;
         size_t n = 0;
-        FILE *f = mem_open(&buf, &n);
+        FILE *f = arena_memstream(&buf, &n);
         fputc('"', f);
         for (size_t i = 0; sp && i < sp->len; i++) {
             unsigned char c = (unsigned char)sp->text[i];
@@ -1960,7 +1949,7 @@ static char *gen_sections(void)
 {
     char *s = NULL;
     size_t n = 0;
-    FILE *f = mem_open(&s, &n);
+    FILE *f = arena_memstream(&s, &n);
     char *main_text = gen_main();
 
     if (cg.models.len)
@@ -1996,7 +1985,7 @@ bool cg_program(FILE *out, Program *p, Decl *w)
     cg.w = w;
     cg.ok = true;
     cg.main = new_fn(FN_MAIN, NULL, "wf_main");
-    cg.closures = mem_open(&cg.closures_buf, &cg.closures_len);
+    cg.closures = arena_memstream(&cg.closures_buf, &cg.closures_len);
     Pre pc = { cg.main, -1 };
     pre(&pc, w->body);
     if (!cg.ok) {

@@ -26,6 +26,9 @@ char *arena_strdup(const char *s);
 char *arena_strndup(const char *s, size_t n);
 char *arena_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void arena_free_all(void);
+/* open_memstream(3) that, like the arena, gives up only when memory is gone;
+ * the caller fcloses it and frees *buf. */
+FILE *arena_memstream(char **buf, size_t *len);
 
 /* A growable array of pointers, arena-backed. */
 typedef struct Vec {

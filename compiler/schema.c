@@ -30,17 +30,6 @@ typedef struct SchemaOut {
 
 static void put_type(SchemaOut *o, Type *t, Field *fld);
 
-/* A memory stream; like the arena, gives up only when memory is gone. */
-static FILE *mem_open(char **buf, size_t *len)
-{
-    FILE *f = open_memstream(buf, len);
-    if (!f) {
-        fputs("flowc: out of memory\n", stderr);
-        abort();
-    }
-    return f;
-}
-
 /* A JSON string literal, escaped. */
 static void put_str(FILE *f, const char *s)
 {
@@ -89,7 +78,7 @@ static char *constraint_text(Field *fld, Type *t)
 {
     char *s = NULL;
     size_t n = 0;
-    FILE *f = mem_open(&s, &n);
+    FILE *f = arena_memstream(&s, &n);
     bool is_int;
     Constraint *c = &fld->cons;
     double lo = c->kind != CONS_NONE ? bound_value(c->lo, &is_int) : 0;
@@ -288,7 +277,7 @@ char *schema_json(Type *t, SchemaDialect dialect)
 {
     char *s = NULL;
     size_t n = 0;
-    SchemaOut o = { mem_open(&s, &n), dialect, 0 };
+    SchemaOut o = { arena_memstream(&s, &n), dialect, 0 };
     put_type(&o, t, NULL);
     fclose(o.f);
     char *r = arena_strndup(s, n);
