@@ -54,6 +54,12 @@ void fr_buf_printf(fr_buf *b, const char *fmt, ...) __attribute__((format(printf
 bool fr_utf8_valid(const char *s, size_t n);
 size_t fr_utf8_count(const char *s, size_t n);   /* code points of valid UTF-8 */
 
+/* ---- fr_validate.c --------------------------------------------------------- */
+
+/* Edit distance of a and b (insertions, deletions, substitutions), or a large
+ * number for names over 64 bytes: the "did you mean" of fields and flags. */
+size_t fr_edit_distance(const char *a, const char *b);
+
 /* ---- the provider seam ---------------------------------------------------- */
 
 /* One attempt of one agent call, as the provider sees it. */

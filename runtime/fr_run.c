@@ -98,33 +98,9 @@ static int usage_error(const char *fmt, const char *a, const char *b)
     return 2;
 }
 
-/* Edit distance of a and b, for "did you mean". */
-static size_t distance(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b), row[64];
-    if (la >= 63 || lb >= 63)
-        return 99;
-    for (size_t j = 0; j <= lb; j++)
-        row[j] = j;
-    for (size_t i = 1; i <= la; i++) {
-        size_t diag = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= lb; j++) {
-            size_t up = row[j], best = diag + (a[i - 1] != b[j - 1]);
-            if (up + 1 < best)
-                best = up + 1;
-            if (row[j - 1] + 1 < best)
-                best = row[j - 1] + 1;
-            row[j] = best;
-            diag = up;
-        }
-    }
-    return row[lb];
-}
-
 static void consider(const char *given, const char *cand, const char **best, size_t *bd)
 {
-    size_t d = distance(given, cand);
+    size_t d = fr_edit_distance(given, cand);
     if (d < *bd)
         *bd = d, *best = cand;
 }

@@ -144,8 +144,7 @@ static void path_pop(vwalk *w, size_t old)
 
 /* ---- did you mean -------------------------------------------------------- */
 
-/* Edit distance of a and b, or a large number for long names. */
-static size_t edit_distance(const char *a, const char *b)
+size_t fr_edit_distance(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);
     size_t row[65];
@@ -178,7 +177,7 @@ static const char *closest_field(const fr_schema *sc, const char *key)
     if (best_d > 3)
         best_d = 3;
     for (int i = 0; i < sc->nfields; i++) {
-        size_t d = edit_distance(key, sc->fields[i].name);
+        size_t d = fr_edit_distance(key, sc->fields[i].name);
         if (d <= best_d) {
             best = sc->fields[i].name;
             best_d = d;
