@@ -919,12 +919,40 @@ const char *fr_http_schema_name(const fr_agent *a)
     return "answer";
 }
 
-char *fr_http_feedback_text(const fr_request *req, const char *how)
+static char *feedback_text(const fr_request *req, const char *how)
 {
     fr_buf b = { 0 };
     fr_buf_printf(&b, "Your previous answer was invalid: %s. Answer again with %s only.",
                   req->feedback ? req->feedback : "it could not be used", how);
     return fr_http_buf_take(&b);
+}
+
+static bool add_turn(json_t *msgs, const char *role, const char *text)
+{
+    return json_array_append_new(msgs, json_pack("{s:s, s:s}", "role", role, "content", text))
+           == 0;
+}
+
+bool fr_http_turns(json_t *msgs, const fr_request *req, const char *how)
+{
+    size_t want = json_array_size(msgs) + 1;
+    char *fb = req->feedback ? feedback_text(req, how) : NULL;
+    bool prev = req->prev_answer && *req->prev_answer && fb;
+    if (fb && !prev) {                    /* no answer to show: the problem goes with the prompt */
+        fr_buf p = { 0 };
+        fr_buf_printf(&p, "%s\n\n%s", req->prompt, fb);
+        add_turn(msgs, "user", fr_buf_failed(&p) || !p.s ? req->prompt : p.s);
+        fr_buf_free(&p);
+    } else {
+        add_turn(msgs, "user", req->prompt);
+    }
+    if (prev) {
+        add_turn(msgs, "assistant", req->prev_answer);
+        add_turn(msgs, "user", fb);
+        want += 2;
+    }
+    fr_free(fb);
+    return json_array_size(msgs) == want;
 }
 
 json_t *fr_http_unwrap(json_t *answer, bool wrapped)

@@ -140,8 +140,12 @@ void fr_http_call(fr_http *h, const fr_request *req, fr_response *resp);
 json_t *fr_http_schema(const char *text, bool *wrapped);
 /* The forced tool / response_format name: the output schema's, else "answer". */
 const char *fr_http_schema_name(const fr_agent *a);
-/* "Your previous answer was invalid: <feedback>. Answer again ..." (malloc'd). */
-char *fr_http_feedback_text(const fr_request *req, const char *how);
+/* Appends one attempt's turns to msgs: the user prompt and, on a retry, the
+ * previous answer as the assistant's turn and "Your previous answer was
+ * invalid: <feedback>. Answer again with <how> only." as a new user turn (with
+ * no previous answer to show, that text follows the prompt).  false when out
+ * of memory. */
+bool fr_http_turns(json_t *msgs, const fr_request *req, const char *how);
 /* Takes the answer out of {"answer": ...} when the schema was wrapped. */
 json_t *fr_http_unwrap(json_t *answer, bool wrapped);
 /* Sets the outcome and the error (made valid UTF-8: it goes back to the model). */

@@ -19,35 +19,17 @@
 #include <ctype.h>
 #include <string.h>
 
-static json_t *text_msg(const char *role, const char *text)
-{
-    return json_pack("{s:s, s:s}", "role", role, "content", text);
-}
-
 /* messages -> [system] user prompt [assistant previous answer, user feedback] */
 static json_t *messages(const fr_request *req)
 {
     json_t *m = json_array();
-    size_t want = 1;
-    if (req->system && *req->system)
-        json_array_append_new(m, text_msg("system", req->system)), want++;
-    char *fb = req->feedback ? fr_http_feedback_text(req, "the JSON object") : NULL;
-    bool prev = req->prev_answer && *req->prev_answer && fb;
-    if (fb && !prev) {
-        fr_buf p = { 0 };
-        fr_buf_printf(&p, "%s\n\n%s", req->prompt, fb);
-        json_array_append_new(m, text_msg("user", fr_buf_failed(&p) || !p.s ? req->prompt : p.s));
-        fr_buf_free(&p);
-    } else {
-        json_array_append_new(m, text_msg("user", req->prompt));
-    }
-    if (prev) {
-        json_array_append_new(m, text_msg("assistant", req->prev_answer));
-        json_array_append_new(m, text_msg("user", fb));
-        want += 2;
-    }
-    fr_free(fb);
-    if (json_array_size(m) != want) {
+    bool ok = m != NULL;
+    if (ok && req->system && *req->system)
+        ok = json_array_append_new(m, json_pack("{s:s, s:s}", "role", "system",
+                                                "content", req->system)) == 0;
+    if (ok)
+        ok = fr_http_turns(m, req, "the JSON object");
+    if (!ok) {
         json_decref(m);
         return NULL;
     }
