@@ -31,6 +31,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/futex.h>
 #include <sqlite3.h>
 #include <stdarg.h>
@@ -226,35 +227,43 @@ static void map_free(jmap *m)
 /* ---- the handle ---------------------------------------------------------- */
 
 enum { OP_RESERVE, OP_RECORD };
-enum { OP_WAIT, OP_DONE, OP_LEAD };
 
 /* One queued write; it lives on the stack of the thread waiting for it.
- * Its waiter sleeps on state (a futex), so a leader wakes exactly the
- * writers it committed, without the run of wake-ups a shared condition
- * variable and mutex would cause with a hundred calls finishing at once. */
+ * Batches are numbered: every write queued while batch g-1 is taken and
+ * committing goes into batch g (a leader takes the whole queue at once).
+ * Waiters sleep on one futex word, j->seq, each with the bit of its batch
+ * (g % 32) in the futex bitset, so that one wake-up call wakes exactly the
+ * writers of a committed batch (not those of the next, already queued), and
+ * handing the connection over wakes one writer of the queued batch. */
 typedef struct jop {
     struct jop *next;              /* the next queued write */
     int kind;                      /* OP_RESERVE or OP_RECORD */
     const fr_jcall *call;          /* the call */
     double usd;                    /* OP_RESERVE: worst-case dollars */
     int64_t tokens;                /* OP_RESERVE: worst-case tokens */
-    bool ok;                       /* it is durable (read once state is OP_DONE) */
-    atomic_int state;              /* OP_WAIT, OP_DONE, or OP_LEAD: lead the next batch */
+    unsigned gen;                  /* its batch's number */
+    bool ok;                       /* it is durable (read once its batch is done) */
 } jop;
 
-static void futex_wait(atomic_int *f, int val)
+static unsigned gen_bit(unsigned gen)
 {
-    syscall(SYS_futex, (int *)f, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
+    return 1u << (gen % 32);
 }
 
-/* Sets *f and wakes its waiter.  The waiter may already be gone (it saw the
- * value without sleeping): a wake on a stale address is harmless, a waiter
- * always rechecks its value. */
-static void futex_set(atomic_int *f, int val)
+/* Sleeps while *f is val, for a wake-up of one of the bits. */
+static void futex_wait(atomic_uint *f, unsigned val, unsigned bits)
 {
-    atomic_store(f, val);
-    syscall(SYS_futex, (int *)f, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+    syscall(SYS_futex, (unsigned *)f, FUTEX_WAIT_BITSET_PRIVATE, val, NULL, NULL, bits);
 }
+
+/* Changes *f (so that no waiter sleeps on its old value) and wakes up to n
+ * of its waiters that wait for one of bits. */
+static void futex_bump(atomic_uint *f, int n, unsigned bits)
+{
+    atomic_fetch_add(f, 1);
+    syscall(SYS_futex, (unsigned *)f, FUTEX_WAKE_BITSET_PRIVATE, n, NULL, NULL, bits);
+}
+
 
 struct fr_journal {
     sqlite3 *db;                   /* the one connection */
@@ -265,6 +274,9 @@ struct fr_journal {
     bool busy;                     /* a thread is using db */
     jop *head;                     /* writes queued for the next batch */
     jop **tail;                    /* where the next queued write goes */
+    unsigned taken;                /* the number of the last batch taken */
+    atomic_uint done;              /* the number of the last batch done */
+    atomic_uint seq;               /* the waiters' futex word: bumped by each wake-up */
     sqlite3_stmt *st_begin;        /* BEGIN IMMEDIATE, prepared once */
     sqlite3_stmt *st_commit;       /* COMMIT, prepared once */
     sqlite3_stmt *st_active;       /* the bound run's active time, with each batch */
@@ -274,6 +286,9 @@ struct fr_journal {
     int ph_cur;                    /* the root's current phase, timed with each batch, or -1 */
     int64_t ph_base;               /* its active time before this process */
     int64_t ph_start_ms;           /* when this process began it (monotonic) */
+    int ph_said;                   /* the phase whose time the last batch committed, or -1 */
+    int64_t ph_said_ms;            /* that time: a batch skips it while unchanged */
+    int64_t active_said;           /* the active time the last batch committed, or -1 */
     char run_id[FR_RUN_ID_MAX];    /* the bound run, "" if none */
     int lock_fd;                   /* the bound run's lock file, held while it runs, or -1 */
     int64_t active_base;           /* the bound run's active time before this process */
@@ -326,15 +341,14 @@ static void db_acquire(fr_journal *j)
     pthread_mutex_unlock(&j->mu);
 }
 
-/* Frees the connection (j->mu held) and wakes one who wants it: the first
- * queued write, which then leads the next batch, or a db_acquire.  Waking
- * one thread, not all, matters with a hundred calls waiting. */
+/* Frees the connection (j->mu held) and wakes one who wants it: a writer
+ * of the queued batch, which then leads it, or a db_acquire.  Waking one
+ * thread, not all, matters with a hundred calls waiting. */
 static void hand_off(fr_journal *j)
 {
-    int wait = OP_WAIT;
     j->busy = false;
-    if (j->head && atomic_compare_exchange_strong(&j->head->state, &wait, OP_LEAD))
-        futex_set(&j->head->state, OP_LEAD);
+    if (j->head)
+        futex_bump(&j->seq, 1, gen_bit(j->taken + 1));
     if (j->acquiring)
         pthread_cond_broadcast(&j->cv);
 }
@@ -534,6 +548,8 @@ fr_journal *fr_journal_open(const char *path, fr_buf *err)
     j->tail = &j->head;
     j->lock_fd = -1;
     j->ph_cur = -1;
+    j->ph_said = -1;
+    j->active_said = -1;
     sqlite3_randomness(sizeof j->owner, &j->owner);
     if (!make_parents(path, err) || !open_db(j, err)) {
         if (j->db && err && err->len == 0)
@@ -1006,61 +1022,82 @@ static bool step_once(sqlite3_stmt *st)
     return ok;
 }
 
-/* Writes the current phase's active time (none: true); the caller holds the
- * connection.  The phase clock is read under j->mu: the root sets it. */
-static bool phase_step(fr_journal *j)
+/* Writes the current phase's active time as *ph and *ms (none: true, *ph
+ * -1); the caller holds the connection.  A batch skips a time its
+ * predecessor committed (same phase, same millisecond): nothing is lost, and
+ * most batches then write no page but their calls'.  The phase clock is read
+ * under j->mu: the root sets it. */
+static bool phase_step(fr_journal *j, bool batch, int *ph, int64_t *ms)
 {
     pthread_mutex_lock(&j->mu);
-    int ph = j->ph_cur;
-    int64_t ms = j->ph_base + (fr_now_ms() - j->ph_start_ms);
+    *ph = j->ph_cur;
+    *ms = j->ph_base + (fr_now_ms() - j->ph_start_ms);
     pthread_mutex_unlock(&j->mu);
-    if (ph < 0)
+    if (*ph < 0 || (batch && *ph == j->ph_said && *ms == j->ph_said_ms))
         return true;
     sqlite3_bind_text(j->st_phase, 1, j->run_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int(j->st_phase, 2, ph);
-    sqlite3_bind_int64(j->st_phase, 3, ms);
+    sqlite3_bind_int(j->st_phase, 2, *ph);
+    sqlite3_bind_int64(j->st_phase, 3, *ms);
     return step_once(j->st_phase);
+}
+
+/* The bound run's active time, unless the last batch committed it. */
+static bool active_step(fr_journal *j, int64_t ms)
+{
+    if (ms == j->active_said)
+        return true;
+    sqlite3_bind_text(j->st_active, 1, j->run_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(j->st_active, 2, ms);
+    return step_once(j->st_active);
 }
 
 static bool commit_batch(fr_journal *j, jop *batch)
 {
+    int ph;
+    int64_t ph_ms, active = active_ms(j);
     bool ok = step_once(j->st_begin);
     for (jop *op = batch; ok && op; op = op->next)
         ok = write_op(j, op);
-    if (ok) {
-        sqlite3_bind_text(j->st_active, 1, j->run_id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(j->st_active, 2, active_ms(j));
-        ok = step_once(j->st_active);
-    }
-    if (ok)
-        ok = phase_step(j);
-    if (ok)
-        ok = step_once(j->st_commit);
+    ok = ok && active_step(j, active) && phase_step(j, true, &ph, &ph_ms) &&
+         step_once(j->st_commit);
     if (!ok && !sqlite3_get_autocommit(j->db))
         sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
+    if (ok) {
+        j->active_said = active;
+        j->ph_said = ph;
+        j->ph_said_ms = ph_ms;
+    }
     return ok;
+}
+
+/* op's batch is committed (or failed: op->ok says which). */
+static bool op_done(fr_journal *j, const jop *op)
+{
+    return (int)(atomic_load(&j->done) - op->gen) >= 0;
 }
 
 /* The leader's part, called and returning with j->mu held and busy set:
  * commits what is queued, batch after batch, until its own write is in and
  * then a few batches more while writes keep coming (handing the connection
- * over costs a wake-up; a bound keeps the leader's own call from waiting). */
+ * over costs a wake-up; a bound keeps the leader's own call from waiting).
+ * A batch's writers are woken with one call, not one each: fewer system
+ * calls while the connection waits, and fewer preempted threads. */
 static void lead_batches(fr_journal *j, jop *mine)
 {
     int extra = 0;
-    while (j->head && (atomic_load(&mine->state) != OP_DONE || extra++ < LEAD_EXTRA)) {
+    while (j->head && (!op_done(j, mine) || extra++ < LEAD_EXTRA)) {
         jop *batch = j->head;
+        unsigned gen = ++j->taken;
         j->head = NULL;
         j->tail = &j->head;
         j->batches++;
         pthread_mutex_unlock(&j->mu);
         bool ok = commit_batch(j, batch);
         int64_t n = 0;
-        for (jop *op = batch, *next; op; op = next, n++) {
-            next = op->next;                 /* op's waiter may return at once */
+        for (jop *op = batch; op; op = op->next, n++)
             op->ok = ok;
-            futex_set(&op->state, OP_DONE);
-        }
+        atomic_store(&j->done, gen);         /* the ops' waiters may return at once */
+        futex_bump(&j->seq, INT_MAX, gen_bit(gen));
         pthread_mutex_lock(&j->mu);
         j->rows += n;
     }
@@ -1069,8 +1106,9 @@ static void lead_batches(fr_journal *j, jop *mine)
 /* Queues op and returns once it is committed by this thread or a leader. */
 static bool submit(fr_journal *j, jop *op)
 {
-    atomic_init(&op->state, OP_WAIT);
     pthread_mutex_lock(&j->mu);
+    op->next = NULL;
+    op->gen = j->taken + 1;
     *j->tail = op;
     j->tail = &op->next;
     for (;;) {
@@ -1079,16 +1117,16 @@ static bool submit(fr_journal *j, jop *op)
             lead_batches(j, op);
             hand_off(j);
         }
-        if (atomic_load(&op->state) == OP_DONE)
+        /* seq before done: a leader sets done, then bumps seq (without
+         * j->mu), so a wake-up is never missed; hand_off bumps it under j->mu */
+        unsigned seq = atomic_load(&j->seq);
+        if (op_done(j, op))
             break;
-        int lead = OP_LEAD;
-        atomic_compare_exchange_strong(&op->state, &lead, OP_WAIT);
         pthread_mutex_unlock(&j->mu);
-        while (atomic_load(&op->state) == OP_WAIT)
-            futex_wait(&op->state, OP_WAIT);
-        if (atomic_load(&op->state) == OP_DONE)
+        futex_wait(&j->seq, seq, gen_bit(op->gen));
+        if (op_done(j, op))
             return op->ok;
-        pthread_mutex_lock(&j->mu);          /* OP_LEAD: the connection is free */
+        pthread_mutex_lock(&j->mu);          /* woken to lead, or spuriously */
     }
     pthread_mutex_unlock(&j->mu);
     return op->ok;
@@ -1598,8 +1636,10 @@ static bool phase_clock_stop(fr_journal *j)
     pthread_mutex_unlock(&j->mu);
     if (!timing)
         return true;
+    int ph;
+    int64_t ms;
     db_acquire(j);
-    bool ok = phase_step(j);
+    bool ok = phase_step(j, false, &ph, &ms);
     db_release(j);
     pthread_mutex_lock(&j->mu);
     j->ph_cur = -1;
