@@ -647,10 +647,17 @@ static const char *var_ref(Fn *fn, SymInfo *si)
 
 /* ---- the prepass -------------------------------------------------------- */
 
+/* The sequential for loops around a point of the prepass, innermost first. */
+typedef struct ForLink {
+    Node *loop;                                  /* an N_FOR without `parallel` */
+    struct ForLink *up;                          /* the one around it, or NULL */
+} ForLink;
+
 /* The prepass's position. */
 typedef struct Pre {
     Fn *fn;                                      /* the function code lands in */
     int phase;                                   /* current phase index, -1 outside */
+    ForLink *fors;                               /* enclosing sequential loops */
 } Pre;
 
 static void pre(Pre *pc, Node *n);
@@ -681,6 +688,9 @@ static void pre_call(Pre *pc, Node *n)
         diag_error(n->span, "approve() needs the run journal, which this flowc does not have yet");
         cg.ok = false;
     }
+    if (n->builtin == B_APPROVE)                 /* every loop around it keeps going */
+        for (ForLink *l = pc->fors; l; l = l->up)
+            l->loop->can_wait = true;
     if (n->builtin != B_NONE || !n->decl || n->decl->kind != D_AGENT)
         return;
     vec_add_unique(&cg.agents, n->decl);
@@ -707,6 +717,9 @@ static void pre_for(Pre *pc, Node *n)
     } else if (n->sym) {
         declare(pc->fn, n->sym, INIT_NONE, 0, false);
     }
+    ForLink link = { n, pc->fors };
+    if (!n->parallel)
+        in.fors = &link;
     if (n->cond)
         pre(&in, n->cond);
     pre(&in, n->body);
@@ -1211,6 +1224,10 @@ static const char *gen_inline_for(Gen *g, Node *n)
     bool push = is_value_type(n->body->type);
     const char *res = tmp_of(g, "fr_list(cx)");
     SymInfo *si = n->sym ? lookup(g->fn, n->sym) : NULL;
+    if (n->can_wait) {                           /* every item queues its approval first */
+        emit(g, "size_t waits_%d = 0;", id);
+        emit(g, "json_t *wait_msg_%d = NULL;", id);
+    }
     emit(g, "for (size_t i_%d = 0, n_%d = fr_count(%s); i_%d < n_%d; i_%d++) {", id, id, xs,
          id, id, id);
     g->fn->indent++;
@@ -1241,11 +1258,20 @@ static const char *gen_inline_for(Gen *g, Node *n)
     if (drop_used) {
         emit(g, "if (cx->sig == FR_SIG_SKIP || cx->sig == FR_SIG_ESCALATE)");
         emit(g, "    fr_sig_clear(cx);");
+        if (n->can_wait) {
+            emit(g, "else if (cx->sig == FR_SIG_WAIT)");
+            emit(g, "    fr_item_waits(cx, i_%d, &waits_%d, &wait_msg_%d);", id, id, id);
+        }
         emit(g, "else if (cx->sig != FR_OK)");
         emit(g, "    %s", fail_stmt(g));
     }
     g->fn->indent--;
     emit(g, "}");
+    if (n->can_wait) {
+        emit(g, "if (!fr_loop_waited(cx, waits_%d, wait_msg_%d, %s))", id, id,
+             where_of(n->span));
+        emit(g, "    %s", fail_stmt(g));
+    }
     return res;
 }
 
@@ -1986,7 +2012,7 @@ bool cg_program(FILE *out, Program *p, Decl *w)
     cg.ok = true;
     cg.main = new_fn(FN_MAIN, NULL, "wf_main");
     cg.closures = arena_memstream(&cg.closures_buf, &cg.closures_len);
-    Pre pc = { cg.main, -1 };
+    Pre pc = { cg.main, -1, NULL };
     pre(&pc, w->body);
     if (!cg.ok) {
         fclose(cg.closures);

@@ -264,6 +264,8 @@ struct Node {
     int builtin;                                 /* N_CALL: Builtin, 0 if an agent */
     int site;                                    /* N_CALL to an agent: stable call-site id */
     void *cg;                                    /* codegen private data */
+    bool can_wait;                               /* cg: N_FOR (sequential): an item's body
+                                                    can wait for approval */
 };
 
 typedef struct Program {

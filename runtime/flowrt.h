@@ -301,6 +301,14 @@ bool fr_parallel_block(fr_ctx *cx, int ntasks, const fr_task_fn *tasks, void *en
 void fr_item_enter(fr_ctx *cx, size_t index, size_t *saved);
 void fr_item_leave(fr_ctx *cx, size_t saved);
 
+/* A sequential loop's item waits for approval: the loop goes on, so every
+ * item queues its approval before the run stops.  Counts item `index` in
+ * *waits, keeps the first one's "item N: why" in *first (borrowed from the
+ * pool), clears the signal.  After the loop, fr_loop_waited is false with FR_SIG_WAIT if any
+ * item waited. */
+void fr_item_waits(fr_ctx *cx, size_t index, size_t *waits, json_t **first);
+bool fr_loop_waited(fr_ctx *cx, size_t waits, json_t *first, const char *where);
+
 /* ---- builtins ------------------------------------------------------------ */
 
 json_t *fr_read_jsonl(fr_ctx *cx, json_t *path, const fr_type *elem, const char *where);

@@ -649,3 +649,31 @@ bool fr_parallel_block(fr_ctx *cx, int ntasks, const fr_task_fn *tasks, void *en
     fr_free(pt);
     return !failed;
 }
+
+/* ---- sequential loops whose items wait for approval ----------------------- */
+
+void fr_item_waits(fr_ctx *cx, size_t index, size_t *waits, json_t **first)
+{
+    if ((*waits)++ == 0) {
+        fr_buf b = { 0 };
+        fr_buf_printf(&b, "item %.*s%s%zu: %s", (int)cx->path_len, cx->path,
+                      cx->path_len ? "." : "", index, cx->err ? cx->err : "waiting for approval");
+        if (!fr_buf_failed(&b) && b.s)
+            *first = fr_str(cx, b.s);
+        fr_buf_free(&b);
+    }
+    fr_sig_clear(cx);
+}
+
+bool fr_loop_waited(fr_ctx *cx, size_t waits, json_t *first, const char *where)
+{
+    if (waits == 0)
+        return true;
+    const char *msg = first ? json_string_value(first) : "items wait for approval";
+    if (waits == 1)
+        fr_fail(cx, where, "%s", msg);
+    else
+        fr_fail(cx, where, "%zu items wait; the first, %s", waits, msg);
+    cx->sig = FR_SIG_WAIT;
+    return false;
+}

@@ -1,6 +1,6 @@
 #!/bin/sh
-# approve_fanout.sh: approve() inside a parallel for and inside a pipeline
-# stage, in a compiled workflow.  One waiting item must not stop the
+# approve_fanout.sh: approve() inside a parallel for, inside a pipeline
+# stage and inside a plain (sequential) for, in a compiled workflow.  One waiting item must not stop the
 # fan-out: the first run makes every item's agent call and queues every
 # item's approval before it exits 3, so one `approve --all` and one --resume
 # finish the run, paying for no call again.
@@ -14,8 +14,17 @@ schema Badge { person_id: string  title: string len 1..40  level: int in 1..5 }
 model m { provider: mock }
 agent badge(p: Person) -> Badge { model: m  max_tokens: 200  prompt: "Badge for {{ p }}" }
 
-workflow gate(people: string, piped: bool = false) -> list<string> {
+workflow gate(people: string, piped: bool = false, seq: bool = false) -> list<string> {
   let rows = read_jsonl<Person>(people)
+  if seq {
+    let names = for p in rows {
+      let b = badge(p)
+      let ok = approve([p], "list {{ p.name }}?")
+      if len(ok) == 0 { skip }
+      p.name + "!"
+    }
+    return names
+  }
   if piped {
     let out = pipeline for p in rows {
       stage make (concurrency: 2) { badge(p) }
@@ -61,4 +70,5 @@ check() {
 }
 check "" '"Ada" "Bob" "Cy" "Di" "Ed" '
 check "--piped" '"p1" "p2" "p3" "p4" "p5" '
+check "--seq" '"Ada!" "Bob!" "Cy!" "Di!" "Ed!" '
 echo ok
