@@ -1,5 +1,6 @@
 /*
- * build.c: `flowc build FILE -o OUT [--emit-c FILE.c] [--emit-schemas DIR] [--keep-c]`.
+ * build.c: `flowc build FILE [-o OUT] [--emit-c FILE.c] [--emit-schemas DIR] [--keep-c]`
+ * (at least one of the first three).
  *
  * Loads and checks the file, writes the workflow's C (cg.c) to a temporary
  * file (or the --emit-c path, or OUT.c with --keep-c), then runs the system C
@@ -37,7 +38,8 @@ typedef struct Runtime {
 } Runtime;
 
 static const char usage_text[] =
-    "usage: flowc build FILE -o OUT [--emit-c FILE.c] [--emit-schemas DIR] [--keep-c]\n"
+    "usage: flowc build FILE [-o OUT] [--emit-c FILE.c] [--emit-schemas DIR] [--keep-c]\n"
+    "  (at least one of -o, --emit-c and --emit-schemas)\n"
     "  -o OUT              the executable to write\n"
     "  --emit-c FILE.c     write the generated C there (without -o: only write the C)\n"
     "  --emit-schemas DIR  write DIR/<Schema>.<anthropic|openai>.json for every schema an\n"

@@ -22,7 +22,7 @@
 
 static const char usage[] =
     "usage: flowc check [--dump-ast] [--dump-types] FILE...\n"
-    "       flowc build FILE -o OUT [--emit-c FILE.c] [--emit-schemas DIR]\n"
+    "       flowc build FILE [-o OUT] [--emit-c FILE.c] [--emit-schemas DIR] [--keep-c]\n"
     "\n"
     "commands:\n"
     "  check     type-check .flow files (exit 0 clean, 1 on any error)\n"

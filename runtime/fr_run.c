@@ -51,8 +51,8 @@ static const rt_flag rt_flags[] = {
     { "mock-latency", "MS", "the mock's latency per attempt, in milliseconds (default 0)" },
     { "mock-fail-rate", "P", "probability in 0..1 that a mock attempt fails transiently" },
     { "concurrency", "N", "agent calls in flight at most, across the whole run" },
-    { "retry-base-ms", "N", "retry backoff base: attempt k waits a random 0..base*2^k ms,"
-      " at most 30 s (default 500)" },
+    { "retry-base-ms", "N", "retry backoff base: the k-th retry (k from 0) waits a random"
+      " 0..base*2^k ms, at most 30 s (default 500)" },
     { "quiet", NULL, "no progress line and no run summary" },
     /* the journal's flags (--journal PATH, --resume [RUN_ID], --trace FILE) go here */
     { "journal", "PATH", "the run journal (SQLite; default .flow/<workflow>.db)" },
@@ -823,8 +823,11 @@ int fr_main(const fr_program *prog, int argc, char **argv)
     }
     fr_buf err = { 0 };
     fr_http *h = fr_http_new(prog, o.mock, &err);
-    if (!h) {
-        fprintf(stderr, "error: %s\n", err.s ? err.s : "cannot set up the providers");
+    if (!h) {                              /* one "error:" line per problem (missing keys) */
+        const char *m = err.s ? err.s : "cannot set up the providers";
+        for (const char *nl; (nl = strchr(m, '\n')) != NULL; m = nl + 1)
+            fprintf(stderr, "error: %.*s\n", (int)(nl - m), m);
+        fprintf(stderr, "error: %s\n", m);
         fr_buf_free(&err), opts_free(prog, &o);
         return 2;
     }

@@ -25,6 +25,8 @@ env -u OPENAI_BASE_URL ./router --journal ./r.db >out 2>err; st=$?
 [ $st = 2 ] || die "router without keys: exit $st"
 has "OPENAI_API_KEY is not set" err
 has "ANTHROPIC_API_KEY is not set" err
+# one error line per missing key, each one an "error:" line for tools
+[ "$(grep -c '^error: model .* needs an API key' err)" = 2 ] || die "router: not one error line per key: $(cat err)"
 ./crm_hygiene --journal ./c.db >out 2>err; st=$?
 [ $st = 2 ] || die "crm_hygiene without keys: exit $st"
 [ "$(grep -c ANTHROPIC_API_KEY err)" = 1 ] || die "ANTHROPIC_API_KEY not named exactly once: $(cat err)"
