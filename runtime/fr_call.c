@@ -5,7 +5,10 @@
  * attempts.  Each attempt first checks the time left and reserves its worst
  * case on the budgets (fr_budget.c), takes one of the run's call slots
  * (--concurrency), asks the provider (the mock or HTTP), gives the slot back
- * and settles the reservation on the reported usage.  What came back decides
+ * and settles the reservation on the reported usage, only once the journal
+ * counts that usage instead of the hold (the answer's record, or a settle),
+ * so that a crash never leaves on disk more than the ledger allowed.  The
+ * backoff before a retry comes after the settle.  What came back decides
  * the next step:
  *   FR_ANSWER that validates     -> done
  *   FR_ANSWER that does not,
@@ -244,6 +247,7 @@ static bool start_attempt(call *c, fr_resv *resv, int *timeout)
     int64_t left = fr_budget_time_left(cx);
     if (left <= 0) {
         slot_give(cx->run);
+        fr_journal_call_settle(&c->jh, cx);
         fr_budget_settle(cx->run, resv, c->model, 0, 0);
         return fr_budget_time_stop(cx) != NULL;
     }
@@ -269,7 +273,6 @@ static json_t *attempt(call *c, int *stop)
     fr_response r;
     fr_provider_call(run, &req, &r);
     slot_give(run);
-    fr_budget_settle(run, &resv, c->model, r.input_tokens, r.output_tokens);
     /* [journal hook] per call/phase trace line: attempt, outcome, usage, latency */
     fr_journal_call_attempt(&c->jh, &r);
     c->attempts++;
@@ -286,14 +289,18 @@ static json_t *attempt(call *c, int *stop)
         break;
     case FR_TRANSIENT:
         set_str(&c->last_error, r.error ? r.error : "transient error");
-        if (c->attempts <= c->agent->retries)
-            backoff(cx, c->attempts - 1, r.retry_after_ms);
         break;
     case FR_FATAL:
         set_str(&c->last_error, r.error ? r.error : "fatal error");
         *stop = STOP_FATAL;
         break;
     }
+    /* a recorded answer already replaced the hold on disk */
+    if (!v)
+        fr_journal_call_settle(&c->jh, cx);
+    fr_budget_settle(run, &resv, c->model, r.input_tokens, r.output_tokens);
+    if (r.outcome == FR_TRANSIENT && c->attempts <= c->agent->retries)
+        backoff(cx, c->attempts - 1, r.retry_after_ms);
     /* an answer that ran out of memory after validating is not invalid */
     tally(&c->tally, &r, v || *stop == STOP_FATAL);
     fr_response_free(&r);

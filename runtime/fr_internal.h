@@ -430,6 +430,9 @@ json_t *fr_journal_call_begin(fr_jhook *h, fr_ctx *cx, const fr_agent *a, int si
 void fr_journal_call_hold(fr_jhook *h, fr_ctx *cx, const fr_resv *r);
 /* After each attempt: its usage, finish reason and outcome. */
 void fr_journal_call_attempt(fr_jhook *h, const fr_response *r);
+/* An attempt whose answer is not recorded: its hold is durably replaced by
+ * its usage before the ledger lets another request use the difference. */
+void fr_journal_call_settle(fr_jhook *h, fr_ctx *cx);
 /* A validated answer, durably recorded before it is used. */
 void fr_journal_call_record(fr_jhook *h, fr_ctx *cx, json_t *v, const fr_type *t);
 /* The call's end: records a failure's spend, writes the trace line, frees h. */

@@ -12,7 +12,10 @@
  * Durability: a result must be on disk before the workflow uses it, and a
  * reservation before its request leaves, so that a resumed run answers the
  * one from the journal and counts the other against its budgets (holds are
- * journaled only when a usd or token cap exists: they protect caps).  The
+ * journaled only when a usd or token cap exists: they protect caps); and an
+ * attempt's usage must replace its hold on disk (its record, or
+ * fr_journal_call_settle) before the ledger frees the difference for other
+ * requests, or a crash in between counts both the hold and theirs.  The
  * file is in WAL mode with synchronous=FULL (the WAL is synced at each
  * commit; NORMAL, FLOWRT_JOURNAL_SYNC=normal, survives a killed process but
  * not a lost machine).  Many calls finish at once on many threads, so writes
@@ -1867,6 +1870,17 @@ void fr_journal_call_hold(fr_jhook *h, fr_ctx *cx, const fr_resv *r)
         return;
     int64_t tok = h->jc.tokens_in + h->jc.tokens_out + r->tokens;
     if (!fr_journal_reserve(s->j, &h->jc, h->jc.usd + r->usd, tok))
+        write_failed(s);
+}
+
+/* The hold becomes what the call's attempts spent, so a crash before its
+ * record counts that, not the hold the ledger is about to release. */
+void fr_journal_call_settle(fr_jhook *h, fr_ctx *cx)
+{
+    jstate *s = cx->run->journal;
+    if (!s || !s->j || !s->holds)
+        return;
+    if (!fr_journal_reserve(s->j, &h->jc, h->jc.usd, h->jc.tokens_in + h->jc.tokens_out))
         write_failed(s);
 }
 
