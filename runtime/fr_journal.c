@@ -1320,23 +1320,29 @@ static int cmd_review(fr_journal *j, const char *workflow)
     }
     sqlite3_bind_text(st, 1, workflow, -1, SQLITE_STATIC);
     char last[FR_RUN_ID_MAX] = "";
-    int items = 0;
+    int approvals = 0, escalations = 0;
     while (sqlite3_step(st) == SQLITE_ROW) {
         if (strcmp(last, col_text(st, 0)) != 0) {
             snprintf(last, sizeof last, "%s", col_text(st, 0));
             printf("run %s (%s)\n", last, col_text(st, 6));
         }
+        bool approve = strcmp(col_text(st, 2), "approve") == 0;
         printf("  [%lld] %s: %s\n      %s\n", (long long)sqlite3_column_int64(st, 1),
-               strcmp(col_text(st, 2), "approve") == 0 ? "approve" : "escalated",
-               col_text(st, 3), col_text(st, 4));
-        items++;
+               approve ? "approve" : "escalated", col_text(st, 3), col_text(st, 4));
+        approve ? approvals++ : escalations++;
     }
     sqlite3_finalize(st);
-    if (items == 0)
+    const char *self = self_name ? self_name : workflow;
+    if (approvals + escalations == 0)
         printf("nothing waiting for review\n");
-    else
-        printf("%d item%s waiting; decide with: %s approve RUN_ID --all | --item N | --reject N\n",
-               items, items == 1 ? "" : "s", self_name ? self_name : workflow);
+    if (approvals)
+        printf("%d item%s wait%s for a decision before --resume: %s approve RUN_ID --all |"
+               " --item N | --reject N\n", approvals, approvals == 1 ? "" : "s",
+               approvals == 1 ? "s" : "", self);
+    if (escalations)
+        printf("%d escalated item%s for a person (the run does not wait for them); mark them"
+               " handled with: %s approve RUN_ID --item N (or --all)\n", escalations,
+               escalations == 1 ? "" : "s", self);
     return 0;
 }
 
@@ -1353,9 +1359,11 @@ static bool set_decision(fr_journal *j, const char *run_id, int64_t n, bool ok,
                          const char *by)
 {
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(j->db, "UPDATE approvals SET decision = ?3, decided_by = ?4,"
-                           " decided_ms = ?5 WHERE run_id = ?1 AND (n = ?2 OR"
-                           " (?2 < 0 AND decision IS NULL))", -1, &st, NULL) != SQLITE_OK)
+    /* an escalation is not approved or rejected: a person handled it */
+    if (sqlite3_prepare_v2(j->db, "UPDATE approvals SET decided_by = ?4, decided_ms = ?5,"
+                           " decision = CASE kind WHEN 'approve' THEN ?3 ELSE 'handled' END"
+                           " WHERE run_id = ?1 AND (n = ?2 OR (?2 < 0 AND decision IS NULL))",
+                           -1, &st, NULL) != SQLITE_OK)
         return false;
     sqlite3_bind_text(st, 1, run_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, n);
@@ -1374,14 +1382,21 @@ static void count_waiting(fr_journal *j, const char *run_id)
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(j->db, "SELECT count(*) FILTER (WHERE decision = 'approved'),"
                            " count(*) FILTER (WHERE decision = 'rejected'),"
-                           " count(*) FILTER (WHERE decision IS NULL)"
+                           " count(*) FILTER (WHERE kind = 'approve' AND decision IS NULL),"
+                           " count(*) FILTER (WHERE kind <> 'approve' AND decision IS NOT NULL),"
+                           " count(*) FILTER (WHERE kind <> 'approve' AND decision IS NULL)"
                            " FROM approvals WHERE run_id = ?1", -1, &st, NULL) != SQLITE_OK)
         return;
     sqlite3_bind_text(st, 1, run_id, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) == SQLITE_ROW)
-        printf("run %s: %lld approved, %lld rejected, %lld waiting\n", run_id,
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        printf("run %s: %lld approved, %lld rejected, %lld waiting", run_id,
                (long long)sqlite3_column_int64(st, 0), (long long)sqlite3_column_int64(st, 1),
                (long long)sqlite3_column_int64(st, 2));
+        if (sqlite3_column_int64(st, 3) + sqlite3_column_int64(st, 4) > 0)
+            printf("; escalations: %lld handled, %lld open",
+                   (long long)sqlite3_column_int64(st, 3), (long long)sqlite3_column_int64(st, 4));
+        printf("\n");
+    }
     sqlite3_finalize(st);
 }
 

@@ -29,10 +29,14 @@ run=$(sqlite3 j.db "SELECT id FROM runs")
 grep -q "^run $run (waiting)" review || fail "review lacks the run: $(cat review)"
 [ "$(grep -c '^  \[[0-9]*\] approve: ship these?' review)" -eq 6 ] || fail "review items: $(cat review)"
 [ "$(grep -c '^  \[[0-9]*\] escalated: needs a look' review)" -eq 2 ] || fail "review escalations: $(cat review)"
+grep -q "^6 items wait for a decision before --resume" review || fail "review's approval count: $(cat review)"
+grep -q "^2 escalated items for a person (the run does not wait for them)" review ||
+    fail "review's escalation count: $(cat review)"
 
 "$B" approve "$run" --item "$(num 2)" --item "$(num 5)" --reject "$(num 1)" --by alice --journal j.db >ap1 ||
     fail "approve failed"
-grep -q "2 approved, 1 rejected, 5 waiting" ap1 || fail "approve said: $(cat ap1)"
+grep -q "2 approved, 1 rejected, 3 waiting; escalations: 0 handled, 2 open" ap1 ||
+    fail "approve said: $(cat ap1)"
 "$B" approve "$run" --item 99 --journal j.db 2>ap2 && fail "approving a missing item worked"
 grep -q "has no item 99" ap2 || fail "missing item message: $(cat ap2)"
 "$B" approve nosuchrun --all --journal j.db 2>ap3 && fail "approving a missing run worked"
@@ -55,6 +59,9 @@ who=$(sqlite3 j.db "SELECT group_concat(json_extract(item_json, '\$.id') || ':' 
 [ "$(sqlite3 j.db "SELECT count(*) FROM approvals WHERE kind = 'approve' AND decided_ms IS NULL")" -eq 0 ] ||
     fail "decisions without a time"
 "$B" runs --journal j.db | grep -q "^$run *done" || fail "runs: $("$B" runs --journal j.db)"
-"$B" approve "$run" --all --by carol --journal j.db >/dev/null || fail "approving the escalations failed"
+"$B" approve "$run" --all --by carol --journal j.db >ap4 || fail "handling the escalations failed"
+grep -q "escalations: 2 handled, 0 open" ap4 || fail "handling the escalations said: $(cat ap4)"
+[ "$(sqlite3 j.db "SELECT group_concat(DISTINCT decision) FROM approvals WHERE kind <> 'approve'")" = handled ] ||
+    fail "an escalation was recorded as approved or rejected"
 "$B" review --journal j.db | grep -q "nothing waiting" || fail "review not empty"
 echo ok
