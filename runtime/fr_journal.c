@@ -1282,7 +1282,8 @@ static int cmd_runs(fr_journal *j, const char *workflow)
         " (SELECT total(usd + held_usd + lost_usd) FROM calls c WHERE c.run_id = r.id),"
         " (SELECT total(tokens_in + tokens_out) FROM calls c WHERE c.run_id = r.id),"
         " (SELECT count(*) FROM calls c WHERE c.run_id = r.id AND c.status = 'ok'),"
-        " (SELECT count(*) FROM approvals a WHERE a.run_id = r.id AND a.decision IS NULL)"
+        " (SELECT count(*) FROM approvals a WHERE a.run_id = r.id AND a.kind = 'approve'"
+        " AND a.decision IS NULL)"
         " FROM runs r WHERE r.workflow = ?1 ORDER BY r.started_ms, r.rowid",
         -1, &st, NULL) != SQLITE_OK) {
         fprintf(stderr, "error: journal %s: %s\n", j->path, sqlite3_errmsg(j->db));

@@ -30,6 +30,7 @@ grep -q "^run $run (waiting)" review || fail "review lacks the run: $(cat review
 [ "$(grep -c '^  \[[0-9]*\] approve: ship these?' review)" -eq 6 ] || fail "review items: $(cat review)"
 [ "$(grep -c '^  \[[0-9]*\] escalated: needs a look' review)" -eq 2 ] || fail "review escalations: $(cat review)"
 grep -q "^6 items wait for a decision before --resume" review || fail "review's approval count: $(cat review)"
+"$B" runs --journal j.db | grep -q "^$run .* 6\$" || fail "runs' PENDING is not the 6 approvals: $("$B" runs --journal j.db)"
 grep -q "^2 escalated items for a person (the run does not wait for them)" review ||
     fail "review's escalation count: $(cat review)"
 
