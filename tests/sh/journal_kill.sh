@@ -51,6 +51,11 @@ while read -r t; do
     st=$?
     [ -f kill.db ] && integrity kill.db
     if [ $st -eq 0 ]; then done=1; break; fi
+    # killed after the run was marked done (an ASan exit is slow): its output
+    # was flushed before that, so the run is over, as a user would find it
+    if [ -f kill.db ] && [ "$(sqlite3 kill.db "SELECT count(*) FROM runs WHERE status = 'done'")" -gt 0 ]; then
+        done=1; break
+    fi
     [ $st -eq 137 ] || fail "run exited $st: $(cat run.err)"
 done <moments
 echo "$kills kills"
