@@ -1881,17 +1881,7 @@ static const char *default_json(Field *p)
         char *buf = NULL;
         size_t n = 0;
         FILE *f = arena_memstream(&buf, &n);
-        fputc('"', f);
-        for (size_t i = 0; sp && i < sp->len; i++) {
-            unsigned char c = (unsigned char)sp->text[i];
-            if (c == '"' || c == '\\')
-                fprintf(f, "\\%c", c);
-            else if (c < 0x20)
-                fprintf(f, "\\u%04x", c);
-            else
-                fputc(c, f);
-        }
-        fputc('"', f);
+        json_put_str(f, sp ? sp->text : "", sp ? sp->len : 0);
         fclose(f);
         const char *r = c_lit(buf);
         free(buf);

@@ -209,10 +209,10 @@ static void print_text(FILE *out, Diag *d)
 
 /* ---- JSON output ---------------------------------------------------------- */
 
-static void json_str(FILE *out, const char *s)
+void json_put_str(FILE *out, const char *s, size_t n)
 {
     fputc('"', out);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    for (const unsigned char *p = (const unsigned char *)s, *end = p + n; p < end; p++) {
         switch (*p) {
         case '"': fputs("\\\"", out); break;
         case '\\': fputs("\\\\", out); break;
@@ -227,6 +227,11 @@ static void json_str(FILE *out, const char *s)
         }
     }
     fputc('"', out);
+}
+
+static void json_str(FILE *out, const char *s)
+{
+    json_put_str(out, s, strlen(s));
 }
 
 /* "file", "line", "column" of sp's start (null file and zeros without one). */

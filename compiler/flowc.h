@@ -78,6 +78,9 @@ void diag_note(Span sp, const char *fmt, ...) __attribute__((format(printf, 2, 3
 /* A help line without location (the fix), attached to the last error. */
 void diag_help(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int diag_error_count(void);
+/* Writes s[0..n) as a JSON string literal, quotes included (also for
+ * schema.c and cg.c: the compiler's one JSON string writer). */
+void json_put_str(FILE *out, const char *s, size_t n);
 void diag_flush(void);                           /* prints (JSON: the array) what is buffered */
 /* "did you mean": the closest of candidates to name, or NULL if none is close. */
 const char *diag_closest(const char *name, const char *const *candidates, int n);
