@@ -385,7 +385,7 @@ bool cg_program(FILE *out, Program *p, Decl *w);
 /* flowc build FILE -o OUT [--emit-c FILE] [--emit-schemas DIR]: exit status. */
 int cmd_build(int argc, char **argv);
 
-/* ---- main.c: the driver --------------------------------------------------- */
+/* ---- load.c: finding and loading files ------------------------------------ */
 
 /* Where stdlib modules live: the build tree's stdlib/ or PREFIX/share/flowc/stdlib. */
 const char *flowc_stdlib_dir(void);

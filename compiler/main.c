@@ -5,19 +5,13 @@
  *   flowc build ...         build.c's cmd_build
  *
  * Global options (--color=, --diagnostics-format=) may stand anywhere and are
- * taken out before the command sees its arguments.  flowc_load() is the
- * front end as one call: it reads a file, parses it, loads each import once
- * (a path relative to the importing file, `.flow` optional, else a stdlib
- * module), and type-checks the whole only if everything parsed, so a syntax
- * error is never followed by type errors that it caused.
+ * taken out before the command sees its arguments.  Loading files is
+ * load.c's flowc_load().
  */
 #include "flowc.h"
 
-#include <errno.h>
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 static const char usage[] =
@@ -37,168 +31,6 @@ static const char usage[] =
     "  --version                           the version\n"
     "\n"
     "environment: FLOWC_STDLIB (stdlib directory), NO_COLOR\n";
-
-/* ---- where things are ------------------------------------------------------- */
-
-static bool is_dir(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-static bool is_file(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-const char *flowc_exe_dir(void)
-{
-    static char dir[PATH_MAX];
-    if (dir[0])
-        return dir;
-    ssize_t n = readlink("/proc/self/exe", dir, sizeof dir - 1);
-    if (n <= 0) {
-        strcpy(dir, ".");
-        return dir;
-    }
-    dir[n] = '\0';
-    char *slash = strrchr(dir, '/');
-    if (slash && slash != dir)
-        *slash = '\0';
-    else if (slash)
-        slash[1] = '\0';
-    return dir;
-}
-
-/* FLOWC_STDLIB, else the build tree's stdlib/ (from build/ or build/asan/),
- * else PREFIX/share/flowc/stdlib beside PREFIX/bin. */
-const char *flowc_stdlib_dir(void)
-{
-    static char dir[PATH_MAX];
-    const char *env = getenv("FLOWC_STDLIB");
-    if (env && *env)
-        return env;
-    if (dir[0])
-        return dir;
-    static const char *const tries[] = { "/../stdlib", "/../../stdlib", "/../share/flowc/stdlib" };
-    for (size_t i = 0; i < sizeof tries / sizeof tries[0]; i++) {
-        snprintf(dir, sizeof dir, "%s%s", flowc_exe_dir(), tries[i]);
-        if (is_dir(dir)) {
-            char real[PATH_MAX];
-            if (realpath(dir, real))
-                snprintf(dir, sizeof dir, "%s", real);
-            return dir;
-        }
-    }
-    snprintf(dir, sizeof dir, "%s/../share/flowc/stdlib", flowc_exe_dir());
-    return dir;
-}
-
-/* ---- loading ------------------------------------------------------------------- */
-
-typedef struct Loaded {
-    const char *real;                            /* realpath of the file */
-    int file;                                    /* its source index */
-} Loaded;
-
-static Vec loaded;                               /* Loaded*: files of this flowc_load */
-
-static int find_loaded(const char *real)
-{
-    for (int i = 0; i < loaded.len; i++) {
-        Loaded *l = loaded.items[i];
-        if (strcmp(l->real, real) == 0)
-            return l->file;
-    }
-    return -1;
-}
-
-/* The file an import names: beside the importing file, then in the stdlib;
- * with and without ".flow".  NULL if none exists. */
-static const char *resolve_import(const char *from, const char *name)
-{
-    const char *slash = strrchr(from, '/');
-    const char *dir = slash ? arena_strndup(from, (size_t)(slash - from) + 1) : "";
-    const char *cands[4];
-    int n = 0;
-    if (name[0] == '/') {
-        cands[n++] = name;
-        cands[n++] = arena_printf("%s.flow", name);
-    } else {
-        cands[n++] = arena_printf("%s%s.flow", dir, name);     /* dir is "" or ends in '/' */
-        cands[n++] = arena_printf("%s%s", dir, name);
-        cands[n++] = arena_printf("%s/%s.flow", flowc_stdlib_dir(), name);
-        cands[n++] = arena_printf("%s/%s", flowc_stdlib_dir(), name);
-    }
-    for (int i = 0; i < n; i++)
-        if (is_file(cands[i]))
-            return cands[i];
-    return NULL;
-}
-
-static bool load_file(Program *p, const char *path, Span from);
-
-/* Loads the imports among decls [first, last) of one file. */
-static bool load_imports(Program *p, int file, int first, int last)
-{
-    bool ok = true;
-    for (int i = first; i < last; i++) {
-        Decl *d = p->decls.items[i];
-        if (d->kind != D_IMPORT || !d->name || !*d->name)
-            continue;
-        const char *path = resolve_import(src_get(file)->path, d->name);
-        if (!path) {
-            diag_error(d->name_span, "cannot find module '%s'", d->name);
-            diag_help("an import is a path relative to this file ('.flow' optional) "
-                      "or a module of the standard library (see FLOWC_STDLIB)");
-            ok = false;
-            continue;
-        }
-        ok &= load_file(p, path, d->name_span);
-    }
-    return ok;
-}
-
-/* Reads and parses one file (once), then its imports. */
-static bool load_file(Program *p, const char *path, Span from)
-{
-    char real[PATH_MAX];
-    if (!realpath(path, real) || !is_file(real)) {
-        int err = errno;
-        diag_error(from, "cannot read '%s': %s", path, is_dir(path) ? "is a directory" : strerror(err));
-        return false;
-    }
-    if (find_loaded(real) >= 0)
-        return true;
-    int file = src_load(path);
-    if (file < 0) {
-        diag_error(from, "cannot read '%s': %s", path, strerror(errno));
-        return false;
-    }
-    Loaded *l = arena_alloc(sizeof *l);
-    l->real = arena_strdup(real);
-    l->file = file;
-    vec_push(&loaded, l);
-    vec_push(&p->files, (void *)(intptr_t)file);
-    int first = p->decls.len;
-    if (!parse_file(p, file))
-        return false;                            /* its imports may be what the error garbled */
-    return load_imports(p, file, first, p->decls.len);
-}
-
-bool flowc_load(Program *p, char *const *files, int nfiles)
-{
-    memset(&loaded, 0, sizeof loaded);
-    bool ok = true;
-    for (int i = 0; i < nfiles; i++)
-        ok &= load_file(p, files[i], no_span);
-    if (ok && diag_error_count() == 0)
-        ok = sema_check(p);
-    ok = ok && diag_error_count() == 0;
-    diag_flush();
-    return ok;
-}
 
 /* ---- commands ------------------------------------------------------------------ */
 
