@@ -45,11 +45,11 @@ deps:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-$(BUILD)/gen/flow.tab.c $(BUILD)/gen/flow.tab.h: grammar/flow.y
+$(BUILD)/gen/flow.tab.c $(BUILD)/gen/flow.tab.h &: grammar/flow.y
 	@mkdir -p $(BUILD)/gen
 	bison -Wall -Werror --defines=$(BUILD)/gen/flow.tab.h -o $(BUILD)/gen/flow.tab.c $<
 
-$(BUILD)/gen/lex.yy.c $(BUILD)/gen/lex.yy.h: grammar/flow.l
+$(BUILD)/gen/lex.yy.c $(BUILD)/gen/lex.yy.h &: grammar/flow.l
 	@mkdir -p $(BUILD)/gen
 	flex --header-file=$(BUILD)/gen/lex.yy.h -o $(BUILD)/gen/lex.yy.c $<
 

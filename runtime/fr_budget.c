@@ -20,13 +20,6 @@
 #include <string.h>
 #include <time.h>
 
-int64_t fr_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void spend_init(fr_spend *s, const fr_budget *b, int64_t from_ms)
 {
     memset(s, 0, sizeof *s);
@@ -216,22 +209,25 @@ void *fr_budget_time_stop(fr_ctx *cx)
     return budget_sig(cx, whose, "time");
 }
 
-/* phase_begin: a phase starts its clock and its time cap; it cannot start
- * once the workflow's budget is spent. */
-bool fr_phase_begin(fr_ctx *cx, int phase)
+/* A phase opens its budget: its time cap starts now, what earlier processes
+ * of a resumed run spent in it counts (prior_*), and it cannot start once the
+ * workflow's budget is spent. */
+bool fr_budget_phase_open(fr_ctx *cx, int phase, double prior_usd, int64_t prior_tokens,
+                          int64_t prior_active_ms)
 {
     fr_run *run = cx->run;
     const fr_program *p = run->prog;
-    cx->phase = phase;
-    if (!cx->parent)
-        run->cur_phase = phase;
-    fr_journal_phase_begin(cx, phase);
     int64_t now = fr_now_ms();
     pthread_mutex_lock(&run->mu);
     fr_stats_of(run, phase)->start_ms = now;
-    if (phase >= 0 && phase < p->nphases)
-        spend_init(&run->ph[phase], &p->phases[phase].budget, now);
-    fr_journal_phase_spend(run, phase);
+    if (phase >= 0 && phase < p->nphases) {
+        fr_spend *s = &run->ph[phase];
+        spend_init(s, &p->phases[phase].budget, now);
+        s->usd_spent += prior_usd;
+        s->tok_spent += prior_tokens;
+        if (s->deadline_ms >= 0)       /* its time cap counts earlier processes */
+            s->deadline_ms -= prior_active_ms;
+    }
     const char *what = NULL;
     if (p->budget.usd >= 0 && run->wf.usd_spent >= p->budget.usd)
         what = "usd";
@@ -246,22 +242,4 @@ bool fr_phase_begin(fr_ctx *cx, int phase)
     if (run->wf.deadline_ms >= 0 && now >= run->wf.deadline_ms)
         return fr_budget_time_stop(cx) != NULL;
     return true;
-}
-
-/* phase_end: the phase's clock stops, and what follows it outside any phase
- * is no longer charged to it (its budget, its summary row, a budget stop's
- * "interrupted" line). */
-void fr_phase_end(fr_ctx *cx, int phase)
-{
-    fr_run *run = cx->run;
-    pthread_mutex_lock(&run->mu);
-    fr_stats *st = fr_stats_of(run, phase);
-    st->wall_ms = fr_now_ms() - st->start_ms;
-    st->ended = true;
-    if (!cx->parent && run->cur_phase == phase)
-        run->cur_phase = -1;
-    pthread_mutex_unlock(&run->mu);
-    fr_journal_phase_end(cx, phase);
-    if (cx->phase == phase)
-        cx->phase = -1;
 }

@@ -36,6 +36,8 @@ json_t *fr_json_loadb(const char *s, size_t n, size_t flags, json_error_t *err);
 
 /* ---- fr_value.c: helpers the rest of the runtime shares ------------------- */
 
+int64_t fr_now_ms(void);                       /* monotonic milliseconds */
+int64_t fr_wall_ms(void);                      /* milliseconds since the epoch */
 /* Sets cx->sig = FR_SIG_USAGE (bad input data, exit 2) with a message. */
 void *fr_usage(fr_ctx *cx, const char *where, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -59,6 +61,21 @@ size_t fr_utf8_count(const char *s, size_t n);   /* code points of valid UTF-8 *
 /* Edit distance of a and b (insertions, deletions, substitutions), or a large
  * number for names over 64 bytes: the "did you mean" of fields and flags. */
 size_t fr_edit_distance(const char *a, const char *b);
+
+/* ---- fr_sha256.c: SHA-256 (FIPS 180-4) ------------------------------------ */
+
+typedef struct fr_sha256 {
+    uint32_t h[8];                 /* the chaining state */
+    uint8_t block[64];             /* the partial block */
+    size_t fill;                   /* bytes in block */
+    uint64_t total;                /* bytes hashed */
+} fr_sha256;
+
+void fr_sha256_init(fr_sha256 *s);
+void fr_sha256_update(fr_sha256 *s, const void *data, size_t n);
+void fr_sha256_final_hex(fr_sha256 *s, char out[65]);   /* 64 hex digits and a NUL */
+/* SHA-256 of n bytes as 64 hex digits and a NUL. */
+void fr_sha256_hex(const void *data, size_t n, char out[65]);
 
 /* ---- the provider seam ---------------------------------------------------- */
 
@@ -121,6 +138,21 @@ typedef struct fr_mock_opts {
 /* A deterministic answer synthesized from the agent's output type, seeded
  * from the rendered prompt; simulated usage. */
 void fr_mock_call(const fr_mock_opts *o, const fr_request *req, fr_response *resp);
+
+/* ---- fr_limit.c: the shared rate limiter of one endpoint ------------------ */
+
+typedef struct fr_limiter fr_limiter;
+
+fr_limiter *fr_limit_new(void);                /* NULL when out of memory */
+void fr_limit_free(fr_limiter *l);
+/* Waits for a send slot; returns the send time (monotonic ns). */
+int64_t fr_limit_acquire(fr_limiter *l);
+/* A retry-after from any status: nobody sends until it has passed. */
+void fr_limit_pause(fr_limiter *l, int retry_after_ms);
+/* A 429 for a request sent at sent_ns: the rate is cut (once per round). */
+void fr_limit_slow_down(fr_limiter *l, int64_t sent_ns);
+/* The server took a request: count it and let the rate recover. */
+void fr_limit_success(fr_limiter *l);
 
 /* ---- fr_http.c: real providers (anthropic, openai) ------------------------ */
 
@@ -267,7 +299,6 @@ struct fr_run {
 };
 
 /* fr_budget.c */
-int64_t fr_now_ms(void);                       /* monotonic milliseconds */
 bool fr_budget_init(fr_run *run);              /* ledger and stats for run->prog */
 void fr_budget_free(fr_run *run);
 fr_stats *fr_stats_of(fr_run *run, int phase); /* phase -1: before the first */
@@ -278,6 +309,11 @@ bool fr_budget_reserve(fr_ctx *cx, const fr_model *m, int64_t in_tokens,
 /* Replaces the hold r by the actual usage, priced at m. */
 void fr_budget_settle(fr_run *run, const fr_resv *r, const fr_model *m,
                       int64_t in_tokens, int64_t out_tokens);
+/* A phase opens its budget (fr_phase_begin): its time cap starts now, what
+ * earlier processes of a resumed run spent in it counts; false (sig set)
+ * when the workflow's budget is already spent. */
+bool fr_budget_phase_open(fr_ctx *cx, int phase, double prior_usd, int64_t prior_tokens,
+                          int64_t prior_active_ms);
 /* Milliseconds left before cx's nearest deadline, INT64_MAX for none. */
 int64_t fr_budget_time_left(fr_ctx *cx);
 /* Sets FR_SIG_BUDGET for the deadline that has passed; returns NULL. */
@@ -329,14 +365,13 @@ typedef struct fr_jcall {
     int64_t latency_ms;            /* wall time of the whole call */
 } fr_jcall;
 
-/* SHA-256 of n bytes as 64 hex digits and a NUL. */
-void fr_sha256_hex(const void *data, size_t n, char out[65]);
 /* ".flow/<workflow>.db" (malloc'd). */
 char *fr_journal_default_path(const char *workflow);
 /* Opens or creates the journal (making parent directories); NULL with err. */
 fr_journal *fr_journal_open(const char *path, fr_buf *err);
 void fr_journal_close(fr_journal *j);
 const char *fr_journal_run_id(const fr_journal *j);   /* "" when unbound */
+void fr_journal_new_run_id(char id[FR_RUN_ID_MAX]);  /* a fresh run id: time and random */
 
 /* Starts a new run of workflow; args is a JSON object of the parameters. */
 bool fr_journal_begin(fr_journal *j, const char *workflow, const char *source_hash,
@@ -377,13 +412,34 @@ bool fr_journal_approvals(fr_journal *j, int site, const char *item, const char 
 bool fr_journal_escalate(fr_journal *j, const char *where, const char *item,
                          const char *item_json, const char *why);
 
+/* The phase clock of the bound run: the time earlier processes spent in
+ * phase; the root begins a phase (each batch from now on records its active
+ * time, counting base); the phase ends (its time written now). */
+bool fr_journal_phase_ms(fr_journal *j, int phase, int64_t *ms);
+void fr_journal_phase_clock(fr_journal *j, int phase, int64_t base);
+bool fr_journal_phase_clock_stop(fr_journal *j);
+
+/* For the subcommands (fr_runs.c: an unbound handle, one thread) and messages. */
+typedef struct sqlite3 sqlite3;
+sqlite3 *fr_journal_db(fr_journal *j);
+const char *fr_journal_path(const fr_journal *j);
+const char *fr_journal_errmsg(fr_journal *j);          /* the last SQLite error */
+bool fr_journal_exec(fr_journal *j, const char *sql);  /* one statement, no rows */
+bool fr_journal_run_live(const fr_journal *j, const char *run_id); /* a process holds it */
+
+/* ---- fr_runs.c: the journal's subcommands ---------------------------------- */
+
 /* `BINARY runs|review|approve ...`: runs the subcommand and returns the exit
  * status, or -1 when argv[1] is not one of them. */
 int fr_journal_command(const fr_program *prog, int argc, char **argv);
+/* The binary's name as it was run (argv[0], once fr_journal_command saw it),
+ * else the workflow's, for the commands a message suggests. */
+const char *fr_self_name(const fr_program *prog);
 
-/* The run's side (fr_run.c, fr_budget.c, fr_call.c, fr_review.c call these).
- * run->journal points at the run's journal state; all of them do nothing
- * without one (--no-journal and no --trace). */
+/* ---- fr_jrun.c: the run's side of the journal and trace -------------------
+ * fr_run.c, fr_call.c and fr_review.c call these; run->journal points at the
+ * run's journal state; all of them do nothing without one (--no-journal and
+ * no --trace). */
 
 /* The journal's flags, as the command line gave them. */
 typedef struct fr_jopts {
@@ -406,8 +462,10 @@ int fr_journal_run_start(fr_run *run, const fr_jopts *o, json_t *const *args);
 void fr_journal_run_end(fr_run *run, int status);
 /* A line for the summary: resumed run, answers from the journal. */
 void fr_journal_summary(fr_run *run);
-/* Phase hooks: the phase's prior spend (run->mu held), its trace span. */
-void fr_journal_phase_spend(fr_run *run, int phase);
+/* Phase hooks: what earlier processes spent in the phase (dollars, tokens,
+ * active ms; 0 for a fresh run), its clock and trace span. */
+void fr_journal_phase_prior(const fr_run *run, int phase, double *usd, int64_t *tokens,
+                            int64_t *active_ms);
 void fr_journal_phase_begin(fr_ctx *cx, int phase);
 void fr_journal_phase_end(fr_ctx *cx, int phase);
 

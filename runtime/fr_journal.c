@@ -50,105 +50,6 @@
 #define SCHEMA_VERSION 3           /* PRAGMA user_version of the current schema */
 #define LEAD_EXTRA 4               /* batches a leader commits for others after its own */
 
-/* ---- SHA-256 (FIPS 180-4) ------------------------------------------------ */
-
-typedef struct sha256 {
-    uint32_t h[8];                 /* the chaining state */
-    uint8_t block[64];             /* the partial block */
-    size_t fill;                   /* bytes in block */
-    uint64_t total;                /* bytes hashed */
-} sha256;
-
-static const uint32_t sha_k[64] = {
-    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
-    0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
-    0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
-    0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
-    0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
-    0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
-    0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
-    0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
-    0xc67178f2,
-};
-
-static uint32_t ror(uint32_t x, int n)
-{
-    return (x >> n) | (x << (32 - n));
-}
-
-/* One 64-byte block into the state. */
-static void sha_block(sha256 *s, const uint8_t *p)
-{
-    uint32_t w[64], v[8];
-    for (int i = 0; i < 16; i++)
-        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
-               (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
-    for (int i = 16; i < 64; i++) {
-        uint32_t s0 = ror(w[i - 15], 7) ^ ror(w[i - 15], 18) ^ (w[i - 15] >> 3);
-        uint32_t s1 = ror(w[i - 2], 17) ^ ror(w[i - 2], 19) ^ (w[i - 2] >> 10);
-        w[i] = w[i - 16] + s0 + w[i - 7] + s1;
-    }
-    memcpy(v, s->h, sizeof v);
-    for (int i = 0; i < 64; i++) {
-        uint32_t t1 = v[7] + (ror(v[4], 6) ^ ror(v[4], 11) ^ ror(v[4], 25)) +
-                      ((v[4] & v[5]) ^ (~v[4] & v[6])) + sha_k[i] + w[i];
-        uint32_t t2 = (ror(v[0], 2) ^ ror(v[0], 13) ^ ror(v[0], 22)) +
-                      ((v[0] & v[1]) ^ (v[0] & v[2]) ^ (v[1] & v[2]));
-        memmove(v + 1, v, 7 * sizeof v[0]);
-        v[4] += t1;
-        v[0] = t1 + t2;
-    }
-    for (int i = 0; i < 8; i++)
-        s->h[i] += v[i];
-}
-
-static void sha_init(sha256 *s)
-{
-    static const uint32_t h0[8] = { 0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
-                                    0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19 };
-    memcpy(s->h, h0, sizeof h0);
-    s->fill = 0;
-    s->total = 0;
-}
-
-static void sha_update(sha256 *s, const void *data, size_t n)
-{
-    const uint8_t *p = data;
-    s->total += n;
-    while (n > 0) {
-        size_t k = 64 - s->fill < n ? 64 - s->fill : n;
-        memcpy(s->block + s->fill, p, k);
-        s->fill += k, p += k, n -= k;
-        if (s->fill == 64) {
-            sha_block(s, s->block);
-            s->fill = 0;
-        }
-    }
-}
-
-static void sha_final_hex(sha256 *s, char out[65])
-{
-    uint64_t bits = s->total * 8;
-    uint8_t pad = 0x80, zero = 0, len[8];
-    sha_update(s, &pad, 1);
-    while (s->fill != 56)
-        sha_update(s, &zero, 1);
-    for (int i = 0; i < 8; i++)
-        len[i] = (uint8_t)(bits >> (56 - 8 * i));
-    sha_update(s, len, 8);
-    for (int i = 0; i < 8; i++)
-        snprintf(out + 8 * i, 9, "%08x", s->h[i]);
-}
-
-void fr_sha256_hex(const void *data, size_t n, char out[65])
-{
-    sha256 s;
-    sha_init(&s);
-    sha_update(&s, data, n);
-    sha_final_hex(&s, out);
-}
-
 /* ---- the answer map: call key -> journaled output, for resume ------------ */
 
 typedef struct jentry {
@@ -302,12 +203,6 @@ struct fr_journal {
     int64_t rows;                  /* rows written by the group commit */
 };
 
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 int64_t fr_journal_prior_active_ms(const fr_journal *j)
 {
@@ -636,7 +531,7 @@ static bool run_is_live(const fr_journal *j, const char *run_id)
 }
 
 /* "20261121-014501-3fa2": sortable by start, unique with its random tail. */
-static void new_run_id(char id[FR_RUN_ID_MAX])
+void fr_journal_new_run_id(char id[FR_RUN_ID_MAX])
 {
     struct timespec ts;
     struct tm tm;
@@ -660,13 +555,13 @@ static bool insert_run(fr_journal *j, const char *workflow, const char *source_h
     }
     int rc = SQLITE_CONSTRAINT;
     for (int tries = 0; rc == SQLITE_CONSTRAINT && tries < 8; tries++) {
-        new_run_id(j->run_id);
+        fr_journal_new_run_id(j->run_id);
         sqlite3_reset(st);
         sqlite3_bind_text(st, 1, j->run_id, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, workflow, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 3, source_hash, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 4, args, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 5, wall_ms());
+        sqlite3_bind_int64(st, 5, fr_wall_ms());
         rc = sqlite3_step(st);
     }
     if (rc != SQLITE_DONE) {
@@ -943,7 +838,7 @@ bool fr_journal_end(fr_journal *j, const char *status, double usd, int64_t token
     if (ok) {
         sqlite3_bind_text(st, 1, j->run_id, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, wall_ms());
+        sqlite3_bind_int64(st, 3, fr_wall_ms());
         sqlite3_bind_double(st, 4, usd);
         sqlite3_bind_int64(st, 5, tokens);
         sqlite3_bind_int64(st, 6, active_ms(j));
@@ -958,11 +853,11 @@ bool fr_journal_end(fr_journal *j, const char *status, double usd, int64_t token
 
 void fr_journal_key(fr_jcall *c, const char *system, const char *prompt)
 {
-    sha256 s;
-    sha_init(&s);
-    sha_update(&s, system ? system : "", system ? strlen(system) + 1 : 1);
-    sha_update(&s, prompt, strlen(prompt));
-    sha_final_hex(&s, c->input_hash);
+    fr_sha256 s;
+    fr_sha256_init(&s);
+    fr_sha256_update(&s, system ? system : "", system ? strlen(system) + 1 : 1);
+    fr_sha256_update(&s, prompt, strlen(prompt));
+    fr_sha256_final_hex(&s, c->input_hash);
     snprintf(c->key, sizeof c->key, "%s/%d/%s/%u/%.16s", c->agent, c->site,
              c->item && *c->item ? c->item : "-", c->seq, c->input_hash);
 }
@@ -1010,7 +905,7 @@ static bool write_op(fr_journal *j, const jop *op)
         sqlite3_bind_double(st, 14, c->usd);
         sqlite3_bind_int(st, 15, c->attempts);
         sqlite3_bind_int64(st, 16, c->latency_ms);
-        sqlite3_bind_int64(st, 17, wall_ms());
+        sqlite3_bind_int64(st, 17, fr_wall_ms());
     }
     bool ok = sqlite3_step(st) == SQLITE_DONE;
     sqlite3_reset(st);
@@ -1170,7 +1065,7 @@ static bool queue_item(fr_journal *j, sqlite3_stmt *st, const char *origin,
     sqlite3_bind_text(st, 5, kind, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 6, title, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 7, json, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 8, wall_ms());
+    sqlite3_bind_int64(st, 8, fr_wall_ms());
     return sqlite3_step(st) == SQLITE_DONE;
 }
 
@@ -1253,369 +1148,8 @@ bool fr_journal_escalate(fr_journal *j, const char *where, const char *item,
 
 /* ---- subcommands: runs, review, approve ---------------------------------- */
 
-/* The binary's name as it was run, for the commands a message suggests;
- * set by fr_journal_command, which fr_main calls before anything else. */
-static const char *self_name;
-
-static void put_time(FILE *out, int64_t ms)
-{
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    char s[32];
-    gmtime_r(&t, &tm);
-    strftime(s, sizeof s, "%Y-%m-%d %H:%M:%S", &tm);
-    fputs(s, out);
-}
-
-static const char *col_text(sqlite3_stmt *st, int i)
-{
-    const unsigned char *s = sqlite3_column_text(st, i);
-    return s ? (const char *)s : "";
-}
-
-/* runs -> one line per run: id, status, start, duration, spend, calls. */
-static int cmd_runs(fr_journal *j, const char *workflow)
-{
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(j->db,
-        "SELECT r.id, r.status, r.started_ms, r.active_ms, r.resumes,"
-        " (SELECT total(usd + held_usd + lost_usd) FROM calls c WHERE c.run_id = r.id),"
-        " (SELECT total(tokens_in + tokens_out) FROM calls c WHERE c.run_id = r.id),"
-        " (SELECT count(*) FROM calls c WHERE c.run_id = r.id AND c.status = 'ok'),"
-        " (SELECT count(*) FROM approvals a WHERE a.run_id = r.id AND a.kind = 'approve'"
-        " AND a.decision IS NULL)"
-        " FROM runs r WHERE r.workflow = ?1 ORDER BY r.started_ms, r.rowid",
-        -1, &st, NULL) != SQLITE_OK) {
-        fprintf(stderr, "error: journal %s: %s\n", j->path, sqlite3_errmsg(j->db));
-        return 1;
-    }
-    sqlite3_bind_text(st, 1, workflow, -1, SQLITE_STATIC);
-    printf("%-22s %-8s %-19s %9s %10s %10s %6s %7s\n", "RUN", "STATUS", "STARTED (UTC)",
-           "DURATION", "USD", "TOKENS", "CALLS", "PENDING");
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        const char *status = col_text(st, 1);
-        if (strcmp(status, "running") == 0 && !run_is_live(j, col_text(st, 0)))
-            status = "stopped";              /* its process died: resume it */
-        printf("%-22s %-8s ", col_text(st, 0), status);
-        put_time(stdout, sqlite3_column_int64(st, 2));
-        printf(" %8.1fs", (double)sqlite3_column_int64(st, 3) / 1000.0);
-        printf(" %10.4f %10lld %6lld %7lld\n", sqlite3_column_double(st, 5),
-               (long long)sqlite3_column_double(st, 6),
-               (long long)sqlite3_column_int64(st, 7), (long long)sqlite3_column_int64(st, 8));
-    }
-    sqlite3_finalize(st);
-    return 0;
-}
-
-/* review -> each run with undecided items, and the items, numbered. */
-static int cmd_review(fr_journal *j, const char *workflow)
-{
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(j->db,
-        "SELECT a.run_id, a.n, a.kind, a.title, a.item_json, a.item, r.status"
-        " FROM approvals a JOIN runs r ON r.id = a.run_id"
-        " WHERE r.workflow = ?1 AND a.decision IS NULL ORDER BY r.started_ms, a.run_id, a.n",
-        -1, &st, NULL) != SQLITE_OK) {
-        fprintf(stderr, "error: journal %s: %s\n", j->path, sqlite3_errmsg(j->db));
-        return 1;
-    }
-    sqlite3_bind_text(st, 1, workflow, -1, SQLITE_STATIC);
-    char last[FR_RUN_ID_MAX] = "";
-    int approvals = 0, escalations = 0;
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        if (strcmp(last, col_text(st, 0)) != 0) {
-            snprintf(last, sizeof last, "%s", col_text(st, 0));
-            printf("run %s (%s)\n", last, col_text(st, 6));
-        }
-        bool approve = strcmp(col_text(st, 2), "approve") == 0;
-        printf("  [%lld] %s: %s\n      %s\n", (long long)sqlite3_column_int64(st, 1),
-               approve ? "approve" : "escalated", col_text(st, 3), col_text(st, 4));
-        approve ? approvals++ : escalations++;
-    }
-    sqlite3_finalize(st);
-    const char *self = self_name ? self_name : workflow;
-    if (approvals + escalations == 0)
-        printf("nothing waiting for review\n");
-    if (approvals)
-        printf("%d item%s wait%s for a decision before --resume: %s approve RUN_ID --all |"
-               " --item N | --reject N\n", approvals, approvals == 1 ? "" : "s",
-               approvals == 1 ? "s" : "", self);
-    if (escalations)
-        printf("%d escalated item%s for a person (the run does not wait for them); mark them"
-               " handled with: %s approve RUN_ID --item N (or --all)\n", escalations,
-               escalations == 1 ? "" : "s", self);
-    return 0;
-}
-
-/* The decisions asked on the command line. */
-typedef struct jdecide {
-    bool all;                      /* --all: approve every undecided item */
-    int64_t *ns;                   /* the item numbers */
-    int *approve;                  /* 1 --item, 0 --reject, per number */
-    int count;                     /* numbers given */
-    const char *by;                /* --by, else $USER */
-} jdecide;
-
-static bool set_decision(fr_journal *j, const char *run_id, int64_t n, bool ok,
-                         const char *by)
-{
-    sqlite3_stmt *st;
-    /* an escalation is not approved or rejected: a person handled it */
-    if (sqlite3_prepare_v2(j->db, "UPDATE approvals SET decided_by = ?4, decided_ms = ?5,"
-                           " decision = CASE kind WHEN 'approve' THEN ?3 ELSE 'handled' END"
-                           " WHERE run_id = ?1 AND (n = ?2 OR (?2 < 0 AND decision IS NULL))",
-                           -1, &st, NULL) != SQLITE_OK)
-        return false;
-    sqlite3_bind_text(st, 1, run_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, n);
-    sqlite3_bind_text(st, 3, ok ? "approved" : "rejected", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, by, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 5, wall_ms());
-    bool done = sqlite3_step(st) == SQLITE_DONE && (n < 0 || sqlite3_changes(j->db) == 1);
-    sqlite3_finalize(st);
-    if (!done && n >= 0)
-        fprintf(stderr, "error: run %s has no item %lld (see: review)\n", run_id, (long long)n);
-    return done;
-}
-
-static void count_waiting(fr_journal *j, const char *run_id)
-{
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(j->db, "SELECT count(*) FILTER (WHERE decision = 'approved'),"
-                           " count(*) FILTER (WHERE decision = 'rejected'),"
-                           " count(*) FILTER (WHERE kind = 'approve' AND decision IS NULL),"
-                           " count(*) FILTER (WHERE kind <> 'approve' AND decision IS NOT NULL),"
-                           " count(*) FILTER (WHERE kind <> 'approve' AND decision IS NULL)"
-                           " FROM approvals WHERE run_id = ?1", -1, &st, NULL) != SQLITE_OK)
-        return;
-    sqlite3_bind_text(st, 1, run_id, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        printf("run %s: %lld approved, %lld rejected, %lld waiting", run_id,
-               (long long)sqlite3_column_int64(st, 0), (long long)sqlite3_column_int64(st, 1),
-               (long long)sqlite3_column_int64(st, 2));
-        if (sqlite3_column_int64(st, 3) + sqlite3_column_int64(st, 4) > 0)
-            printf("; escalations: %lld handled, %lld open",
-                   (long long)sqlite3_column_int64(st, 3), (long long)sqlite3_column_int64(st, 4));
-        printf("\n");
-    }
-    sqlite3_finalize(st);
-}
-
-static bool run_exists(fr_journal *j, const char *workflow, const char *run_id)
-{
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(j->db, "SELECT 1 FROM runs WHERE id = ?1 AND workflow = ?2",
-                           -1, &st, NULL) != SQLITE_OK)
-        return false;
-    sqlite3_bind_text(st, 1, run_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, workflow, -1, SQLITE_STATIC);
-    bool found = sqlite3_step(st) == SQLITE_ROW;
-    sqlite3_finalize(st);
-    return found;
-}
-
-/* approve RUN_ID -> the decisions, in one transaction. */
-static int cmd_approve(fr_journal *j, const char *workflow, const char *run_id,
-                       const jdecide *d)
-{
-    if (!run_exists(j, workflow, run_id)) {
-        fprintf(stderr, "error: no run '%s' of %s in the journal %s\n", run_id, workflow,
-                j->path);
-        return 2;
-    }
-    if (!db_exec(j, "BEGIN IMMEDIATE", NULL))
-        return 1;
-    bool ok = true;
-    for (int i = 0; ok && i < d->count; i++)
-        ok = set_decision(j, run_id, d->ns[i], d->approve[i], d->by);
-    if (ok && d->all)
-        ok = set_decision(j, run_id, -1, true, d->by);
-    if (!ok) {
-        db_exec(j, "ROLLBACK", NULL);
-        return 2;
-    }
-    if (!db_exec(j, "COMMIT", NULL))
-        return 1;
-    count_waiting(j, run_id);
-    return 0;
-}
-
-static int usage(const char *prog)
-{
-    fprintf(stderr, "usage: %s runs [--journal PATH]\n"
-                    "       %s review [--journal PATH]\n"
-                    "       %s approve RUN_ID [--all | --item N ... | --reject N ...]"
-                    " [--by NAME] [--journal PATH]\n", prog, prog, prog);
-    return 2;
-}
-
-static bool parse_number(const char *s, int64_t *n)
-{
-    char *end;
-    if (!s)
-        return false;
-    long long v = strtoll(s, &end, 10);
-    *n = v;
-    return *s && !*end && v > 0;
-}
-
-/* Parses the flags after the subcommand (and RUN_ID); false on a bad one. */
-static bool parse_flags(int argc, char **argv, const char **journal, jdecide *d, bool decide)
-{
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "--journal") == 0 && i + 1 < argc) {
-            *journal = argv[++i];
-        } else if (decide && strcmp(a, "--all") == 0) {
-            d->all = true;
-        } else if (decide && strcmp(a, "--by") == 0 && i + 1 < argc) {
-            d->by = argv[++i];
-        } else if (decide && (strcmp(a, "--item") == 0 || strcmp(a, "--reject") == 0)) {
-            if (!parse_number(i + 1 < argc ? argv[i + 1] : NULL, &d->ns[d->count])) {
-                fprintf(stderr, "error: %s needs an item number (see: review)\n", a);
-                return false;
-            }
-            d->approve[d->count++] = a[2] == 'i';
-            i++;
-        } else {
-            fprintf(stderr, "error: unknown argument '%s'\n", a);
-            return false;
-        }
-    }
-    if (decide && !d->all && d->count == 0) {
-        fprintf(stderr, "error: approve needs --all, --item N or --reject N\n");
-        return false;
-    }
-    return true;
-}
-
-static int run_command(const fr_program *prog, const char *cmd, int argc, char **argv,
-                       const char *self)
-{
-    bool decide = strcmp(cmd, "approve") == 0;
-    const char *run_id = NULL, *journal = NULL;
-    jdecide d = { false, NULL, NULL, 0, getenv("USER") ? getenv("USER") : "unknown" };
-    if (decide) {
-        if (argc < 1 || argv[0][0] == '-')
-            return usage(self);
-        run_id = argv[0];
-        argc--, argv++;
-    }
-    d.ns = fr_calloc((size_t)argc + 1, sizeof *d.ns);
-    d.approve = fr_calloc((size_t)argc + 1, sizeof *d.approve);
-    int rc = 2;
-    if (d.ns && d.approve && parse_flags(argc, argv, &journal, &d, decide)) {
-        char *path = journal ? fr_strdup(journal) : fr_journal_default_path(prog->name);
-        fr_buf err = { 0 };
-        bool exists = path && access(path, F_OK) == 0;
-        fr_journal *j = exists ? fr_journal_open(path, &err) : NULL;
-        if (path && !exists) {
-            fprintf(decide ? stderr : stdout, "%sno journal at %s: no run journaled here yet\n",
-                    decide ? "error: " : "", path);
-            rc = decide ? 2 : 0;
-        } else if (!j) {
-            fprintf(stderr, "error: %s\n", err.s ? err.s : "out of memory");
-            rc = 1;
-        } else {
-            rc = decide ? cmd_approve(j, prog->name, run_id, &d)
-                 : strcmp(cmd, "runs") == 0 ? cmd_runs(j, prog->name)
-                                            : cmd_review(j, prog->name);
-        }
-        fr_journal_close(j);
-        fr_buf_free(&err);
-        fr_free(path);
-    }
-    fr_free(d.ns);
-    fr_free(d.approve);
-    return rc;
-}
-
-int fr_journal_command(const fr_program *prog, int argc, char **argv)
-{
-    self_name = argc > 0 ? argv[0] : NULL;
-    if (argc < 2)
-        return -1;
-    const char *cmd = argv[1];
-    if (strcmp(cmd, "runs") != 0 && strcmp(cmd, "review") != 0 && strcmp(cmd, "approve") != 0)
-        return -1;
-    return run_command(prog, cmd, argc - 2, argv + 2, argv[0]);
-}
-
-/* ---- the run's side: flags, start and end, phases, calls, approvals ------ */
-
-/* What run->journal points at. */
-typedef struct jstate {
-    fr_journal *j;                 /* the journal, NULL with --no-journal */
-    fr_trace *trace;               /* --trace, or NULL */
-    bool resumed;                  /* this process resumed the run */
-    double prior_usd;              /* what the run spent before this process */
-    int64_t prior_tokens;          /* the same in tokens */
-    double *ph_usd;                /* [nphases] prior dollars per phase */
-    int64_t *ph_tokens;            /* [nphases] prior tokens per phase */
-    int64_t *ph_active;            /* [nphases] prior active time per phase (ms) */
-    bool holds;                    /* a usd or token cap exists: journal each request's hold */
-    int64_t cached;                /* calls answered from the journal (atomic) */
-    int warned;                    /* a journal write failed and was said (atomic) */
-} jstate;
-
-static void write_failed(jstate *s);
-
-/* A flag's value: its =value, else the next argument; NULL after an error. */
-static const char *jflag_value(const char *flag, const char *eq, int argc, char **argv,
-                               int *i)
-{
-    if (eq)
-        return eq;
-    if (*i + 1 < argc)
-        return argv[++*i];
-    fprintf(stderr, "error: --%s needs a value\n", flag);
-    return NULL;
-}
-
-int fr_jopts_flag(fr_jopts *o, const char *flag, const char *eq, int argc, char **argv,
-                  int *i)
-{
-    bool sw = strcmp(flag, "no-journal") == 0 || strcmp(flag, "force") == 0;
-    if (sw && eq) {
-        fprintf(stderr, "error: --%s takes no value\n", flag);
-        return 2;
-    }
-    if (strcmp(flag, "no-journal") == 0)
-        o->no_journal = true;
-    else if (strcmp(flag, "force") == 0)
-        o->force = true;
-    else if (strcmp(flag, "resume") == 0) {
-        o->resume = true;
-        if (eq)
-            o->resume_id = eq;
-        else if (*i + 1 < argc && argv[*i + 1][0] != '-')
-            o->resume_id = argv[++*i];
-    } else if (strcmp(flag, "journal") == 0)
-        return (o->journal = jflag_value(flag, eq, argc, argv, i)) ? 0 : 2;
-    else if (strcmp(flag, "trace") == 0)
-        return (o->trace = jflag_value(flag, eq, argc, argv, i)) ? 0 : 2;
-    else
-        return -1;
-    return 0;
-}
-
-/* The run's arguments as one JSON object, keys sorted (malloc'd). */
-/* --mock is kept with them: a resume must not mix the mock's answers with a
- * real model's (or the other way round). */
-static char *args_text(const fr_program *p, json_t *const *args, bool mock)
-{
-    json_t *o = json_object();
-    for (int k = 0; k < p->nparams; k++)
-        json_object_set(o, p->params[k].name, args[k] ? args[k] : json_null());
-    if (mock)
-        json_object_set_new(o, "--mock", json_true());
-    char *s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(17));
-    json_decref(o);
-    return s;
-}
-
 /* The time processes spent in phase of the bound run (0: none recorded). */
-static bool prior_phase_ms(fr_journal *j, int phase, int64_t *ms)
+bool fr_journal_phase_ms(fr_journal *j, int phase, int64_t *ms)
 {
     sqlite3_stmt *st;
     *ms = 0;
@@ -1638,7 +1172,7 @@ static bool prior_phase_ms(fr_journal *j, int phase, int64_t *ms)
 
 /* The root begins phase: each batch from now on records its active time,
  * counting base, what earlier processes spent in it. */
-static void phase_clock(fr_journal *j, int phase, int64_t base)
+void fr_journal_phase_clock(fr_journal *j, int phase, int64_t base)
 {
     pthread_mutex_lock(&j->mu);
     j->ph_cur = phase;
@@ -1648,7 +1182,7 @@ static void phase_clock(fr_journal *j, int phase, int64_t base)
 }
 
 /* The root's phase ended or the run stops: its active time, written now. */
-static bool phase_clock_stop(fr_journal *j)
+bool fr_journal_phase_clock_stop(fr_journal *j)
 {
     pthread_mutex_lock(&j->mu);
     bool timing = j->ph_cur >= 0;
@@ -1666,373 +1200,29 @@ static bool phase_clock_stop(fr_journal *j)
     return ok;
 }
 
-/* The spend of the run before this process, per phase too, and the time it
- * spent in each phase. */
-static bool load_prior(jstate *s, const fr_program *p)
+/* ---- for the subcommands and the run side -------------------------------- */
+
+sqlite3 *fr_journal_db(fr_journal *j)
 {
-    s->ph_usd = fr_calloc((size_t)p->nphases + 1, sizeof *s->ph_usd);
-    s->ph_tokens = fr_calloc((size_t)p->nphases + 1, sizeof *s->ph_tokens);
-    s->ph_active = fr_calloc((size_t)p->nphases + 1, sizeof *s->ph_active);
-    if (!s->ph_usd || !s->ph_tokens || !s->ph_active)
-        return false;
-    bool ok = fr_journal_prior_spend(s->j, -1, &s->prior_usd, &s->prior_tokens);
-    for (int i = 0; ok && s->resumed && i < p->nphases; i++)
-        ok = fr_journal_prior_spend(s->j, i, &s->ph_usd[i], &s->ph_tokens[i]) &&
-             prior_phase_ms(s->j, i, &s->ph_active[i]);
-    return ok;
+    return j->db;
 }
 
-/* Begins or resumes the run in the journal: -1 to go on, else the status. */
-static int open_run(jstate *s, const fr_run *run, const fr_jopts *o, json_t *const *args)
+const char *fr_journal_path(const fr_journal *j)
 {
-    const fr_program *p = run->prog;
-    fr_buf err = { 0 };
-    char *path = o->journal ? fr_strdup(o->journal) : fr_journal_default_path(p->name);
-    char *a = args_text(p, args, run->mock_all);
-    const char *src = p->source_hash ? p->source_hash : "";
-    int st = -1;
-    if (!path || !a || !(s->j = fr_journal_open(path, &err)))
-        st = 1;
-    else if (o->resume)
-        st = fr_journal_resume(s->j, p->name, o->resume_id, src, a, o->force, &err) ? -1 : 2;
-    else
-        st = fr_journal_begin(s->j, p->name, src, a, &err) ? -1 : 1;
-    s->resumed = o->resume && st < 0;
-    if (st < 0 && !load_prior(s, p))
-        st = 1;
-    if (st >= 0)
-        fprintf(stderr, "error: %s\n", err.s ? err.s : "out of memory");
-    fr_buf_free(&err);
-    fr_free(path);
-    fr_free(a);
-    return st;
+    return j->path;
 }
 
-/* --trace FILE under the run's id (a fresh one without a journal). */
-static int open_trace(jstate *s, fr_run *run, const char *path)
+const char *fr_journal_errmsg(fr_journal *j)
 {
-    char id[FR_RUN_ID_MAX];
-    fr_buf err = { 0 };
-    if (s->j)
-        snprintf(id, sizeof id, "%s", fr_journal_run_id(s->j));
-    else
-        new_run_id(id);
-    s->trace = fr_trace_open(path, id, run->prog, &err);
-    if (!s->trace)
-        fprintf(stderr, "error: %s\n", err.s ? err.s : "out of memory");
-    fr_buf_free(&err);
-    return s->trace ? -1 : 2;
+    return sqlite3_errmsg(j->db);
 }
 
-/* Holds protect caps across a crash; without a usd or token cap a request
- * need not wait for its hold to be synced. */
-static bool has_cap(const fr_program *p)
+bool fr_journal_exec(fr_journal *j, const char *sql)
 {
-    bool cap = p->budget.usd >= 0 || p->budget.tokens >= 0;
-    for (int i = 0; i < p->nphases; i++)
-        cap = cap || p->phases[i].budget.usd >= 0 || p->phases[i].budget.tokens >= 0;
-    return cap;
+    return db_exec(j, sql, NULL);
 }
 
-int fr_journal_run_start(fr_run *run, const fr_jopts *o, json_t *const *args)
+bool fr_journal_run_live(const fr_journal *j, const char *run_id)
 {
-    jstate *s = fr_calloc(1, sizeof *s);
-    if (!s) {
-        fprintf(stderr, "error: out of memory\n");
-        return 1;
-    }
-    run->journal = s;
-    s->holds = has_cap(run->prog);
-    if (o->no_journal && o->resume) {
-        fprintf(stderr, "error: --resume needs the journal; drop --no-journal\n");
-        return 2;
-    }
-    int st = o->no_journal ? -1 : open_run(s, run, o, args);
-    if (st < 0 && o->trace)
-        st = open_trace(s, run, o->trace);
-    if (st < 0 && s->resumed) {
-        pthread_mutex_lock(&run->mu);
-        run->wf.usd_spent += s->prior_usd;
-        run->wf.tok_spent += s->prior_tokens;
-        if (run->wf.deadline_ms >= 0)        /* the time cap counts earlier processes */
-            run->wf.deadline_ms -= fr_journal_prior_active_ms(s->j);
-        pthread_mutex_unlock(&run->mu);
-    }
-    return st;
-}
-
-static const char *status_word(int status)
-{
-    switch (status) {
-    case 0: return "done";
-    case 3: return "waiting";
-    case 4: return "budget";
-    default: return "failed";
-    }
-}
-
-void fr_journal_run_end(fr_run *run, int status)
-{
-    jstate *s = run->journal;
-    if (!s)
-        return;
-    if (s->j && fr_journal_run_id(s->j)[0]) {
-        pthread_mutex_lock(&run->mu);
-        double usd = run->wf.usd_spent;
-        int64_t tok = run->wf.tok_spent;
-        pthread_mutex_unlock(&run->mu);
-        phase_clock_stop(s->j);            /* the interrupted phase's time */
-        fr_journal_end(s->j, status_word(status), usd, tok);
-    }
-    fr_trace_end_open(s->trace, status == 0 ? "ok" : status == 3 ? "waiting"
-                      : status == 4 ? "budget" : "error");
-    fr_journal_close(s->j);
-    fr_trace_close(s->trace);
-    fr_free(s->ph_usd);
-    fr_free(s->ph_tokens);
-    fr_free(s->ph_active);
-    fr_free(s);
-    run->journal = NULL;
-}
-
-void fr_journal_summary(fr_run *run)
-{
-    jstate *s = run->journal;
-    if (!s || !s->j)
-        return;
-    const char *id = fr_journal_run_id(s->j);
-    int64_t cached = __atomic_load_n(&s->cached, __ATOMIC_RELAXED);
-    if (s->resumed)
-        fprintf(stderr, "resumed run %s: $%.4f, %lld tokens and %.1f s spent before, %lld call%s"
-                " answered from the journal (cached)\n", id, s->prior_usd,
-                (long long)s->prior_tokens, (double)fr_journal_prior_active_ms(s->j) / 1000,
-                (long long)cached, cached == 1 ? "" : "s");
-    else
-        fprintf(stderr, "run %s journaled in %s\n", id, s->j->path);
-}
-
-void fr_journal_phase_spend(fr_run *run, int phase)
-{
-    jstate *s = run->journal;
-    if (!s || !s->resumed || phase < 0 || phase >= run->prog->nphases)
-        return;
-    run->ph[phase].usd_spent += s->ph_usd[phase];
-    run->ph[phase].tok_spent += s->ph_tokens[phase];
-    if (run->ph[phase].deadline_ms >= 0)    /* its time cap counts earlier processes */
-        run->ph[phase].deadline_ms -= s->ph_active[phase];
-}
-
-void fr_journal_phase_begin(fr_ctx *cx, int phase)
-{
-    jstate *s = cx->run->journal;
-    if (s)
-        fr_trace_phase_begin(s->trace, phase);
-    if (s && s->j && !cx->parent && phase >= 0 && phase < cx->run->prog->nphases)
-        phase_clock(s->j, phase, s->resumed ? s->ph_active[phase] : 0);
-}
-
-void fr_journal_phase_end(fr_ctx *cx, int phase)
-{
-    jstate *s = cx->run->journal;
-    if (s && s->j && !cx->parent && !phase_clock_stop(s->j))
-        write_failed(s);
-    if (s)
-        fr_trace_phase_end(s->trace, phase, cx->sig == FR_OK ? "ok"
-                           : cx->sig == FR_SIG_BUDGET ? "budget"
-                           : cx->sig == FR_SIG_WAIT ? "waiting" : "error");
-}
-
-/* A failed journal write is said once; the run goes on (a resume would
- * then pay for that call again, nothing worse). */
-static void write_failed(jstate *s)
-{
-    if (__atomic_exchange_n(&s->warned, 1, __ATOMIC_RELAXED) == 0)
-        fprintf(stderr, "warning: journal %s: a write failed: %s\n", s->j->path,
-                sqlite3_errmsg(s->j->db));
-}
-
-static int64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-json_t *fr_journal_call_begin(fr_jhook *h, fr_ctx *cx, const fr_agent *a, int site,
-                              const fr_model *m, const char *system, const char *prompt)
-{
-    jstate *s = cx->run->journal;
-    memset(h, 0, sizeof *h);
-    h->jc = (fr_jcall){ .agent = a->name, .site = site, .item = cx->path, .seq = cx->seq,
-                        .phase = cx->phase, .model = m->api_name };
-    h->model = m;
-    h->start_us = now_us();
-    h->start_ms = fr_now_ms();
-    if (!s || !s->j)
-        return NULL;
-    fr_journal_key(&h->jc, system, prompt ? prompt : "");
-    json_t *v = fr_journal_lookup(s->j, &h->jc);
-    if (!v)
-        return NULL;
-    h->cached = true;
-    __atomic_add_fetch(&s->cached, 1, __ATOMIC_RELAXED);
-    return fr_keep(cx, v);
-}
-
-void fr_journal_call_hold(fr_jhook *h, fr_ctx *cx, const fr_resv *r)
-{
-    jstate *s = cx->run->journal;
-    if (!s || !s->j || !s->holds)
-        return;
-    int64_t tok = h->jc.tokens_in + h->jc.tokens_out + r->tokens;
-    if (!fr_journal_reserve(s->j, &h->jc, h->jc.usd + r->usd, tok))
-        write_failed(s);
-}
-
-/* The hold becomes what the call's attempts spent, so a crash before its
- * record counts that, not the hold the ledger is about to release. */
-void fr_journal_call_settle(fr_jhook *h, fr_ctx *cx)
-{
-    jstate *s = cx->run->journal;
-    if (!s || !s->j || !s->holds)
-        return;
-    if (!fr_journal_reserve(s->j, &h->jc, h->jc.usd, h->jc.tokens_in + h->jc.tokens_out))
-        write_failed(s);
-}
-
-/* error.type of an attempt that gave no usable answer. */
-static void error_type(fr_jhook *h, const fr_response *r)
-{
-    const char *kind = r->outcome == FR_BAD_ANSWER ? "bad_answer"
-                       : r->outcome == FR_FATAL ? "fatal"
-                       : r->outcome == FR_TRANSIENT ? "transient" : "invalid_answer";
-    if (r->http_status && r->outcome != FR_ANSWER)
-        snprintf(h->error_type, sizeof h->error_type, "%d", r->http_status);
-    else if (r->outcome == FR_TRANSIENT && r->error && strstr(r->error, "timed out"))
-        snprintf(h->error_type, sizeof h->error_type, "timeout");
-    else
-        snprintf(h->error_type, sizeof h->error_type, "%s", kind);
-}
-
-void fr_journal_call_attempt(fr_jhook *h, const fr_response *r)
-{
-    const fr_model *m = h->model;
-    h->jc.attempts++;
-    h->jc.tokens_in += r->input_tokens;
-    h->jc.tokens_out += r->output_tokens;
-    h->jc.usd += ((double)r->input_tokens * m->usd_per_mtok_in +
-                  (double)r->output_tokens * m->usd_per_mtok_out) / 1e6;
-    snprintf(h->finish, sizeof h->finish, "%s", r->finish_reason ? r->finish_reason : "");
-    error_type(h, r);
-}
-
-void fr_journal_call_record(fr_jhook *h, fr_ctx *cx, json_t *v, const fr_type *t)
-{
-    jstate *s = cx->run->journal;
-    h->error_type[0] = '\0';
-    if (!s || !s->j || !v)
-        return;
-    fr_free(h->output);
-    h->output = fr_to_json(v, t);
-    h->jc.output = h->output;
-    h->jc.latency_ms = fr_now_ms() - h->start_ms;
-    if (!h->output || !fr_journal_record(s->j, &h->jc))
-        write_failed(s);
-}
-
-static void trace_call(jstate *s, fr_jhook *h, fr_ctx *cx, json_t *v)
-{
-    if (!v && !h->error_type[0])
-        snprintf(h->error_type, sizeof h->error_type, "%s",
-                 cx->sig == FR_SIG_BUDGET ? "budget" : "error");
-    fr_tcall t = {
-        h->jc.agent, cx->run->mock_all ? "mock" : h->model->provider, h->model->api_name,
-        cx->phase, cx->path, h->jc.attempts, h->jc.tokens_in, h->jc.tokens_out, h->jc.usd,
-        h->start_us, fr_now_ms() - h->start_ms, h->finish[0] ? h->finish : NULL,
-        v ? NULL : h->error_type, h->cached, h->jc.key[0] ? h->jc.key : NULL,
-    };
-    fr_trace_call(s->trace, &t);
-}
-
-void fr_journal_call_end(fr_jhook *h, fr_ctx *cx, json_t *v)
-{
-    jstate *s = cx->run->journal;
-    if (s && s->j && !v && h->jc.attempts > 0) {
-        h->jc.output = NULL;
-        h->jc.latency_ms = fr_now_ms() - h->start_ms;
-        if (!fr_journal_record(s->j, &h->jc))
-            write_failed(s);
-    }
-    if (s && s->trace)
-        trace_call(s, h, cx, v);
-    fr_free(h->output);
-    h->output = NULL;
-}
-
-/* ---- approve() and escalate() -------------------------------------------- */
-
-static char *item_text(json_t *v)
-{
-    return json_dumps(v ? v : json_null(), JSON_COMPACT | JSON_ENCODE_ANY |
-                      JSON_REAL_PRECISION(17));
-}
-
-/* The approved items in order, or NULL with FR_SIG_WAIT while any waits. */
-static json_t *decided(fr_ctx *cx, json_t *list, const int *d, const char *title,
-                       const char *where)
-{
-    size_t n = json_array_size(list), waiting = 0;
-    for (size_t i = 0; i < n; i++)
-        waiting += d[i] < 0;
-    if (waiting) {
-        const char *id = fr_journal_run_id(((jstate *)cx->run->journal)->j);
-        const char *self = self_name ? self_name : cx->run->prog->name;
-        fr_fail(cx, where, "%zu item%s of '%s' wait%s for a decision (run %s): see `%s review`,"
-                " decide with `%s approve %s ...`, then run again with --resume", waiting,
-                waiting == 1 ? "" : "s", title, waiting == 1 ? "s" : "", id, self, self, id);
-        cx->sig = FR_SIG_WAIT;
-        return NULL;
-    }
-    json_t *out = fr_list(cx);
-    for (size_t i = 0; out && i < n; i++)
-        if (d[i] == 1)
-            fr_list_push(out, json_array_get(list, i));
-    return out;
-}
-
-json_t *fr_journal_approve(fr_ctx *cx, json_t *list, json_t *title, int site,
-                           const char *where)
-{
-    jstate *s = cx->run->journal;
-    const char *t = json_string_value(title) ? json_string_value(title) : "";
-    if (!s || !s->j)
-        return fr_fail(cx, where, "approve() needs the run journal: run without --no-journal");
-    size_t n = json_array_size(list);
-    char **items = fr_calloc(n + 1, sizeof *items);
-    int *d = fr_calloc(n + 1, sizeof *d);
-    bool ok = items && d;
-    for (size_t i = 0; ok && i < n; i++)
-        ok = (items[i] = item_text(json_array_get(list, i))) != NULL;
-    fr_buf err = { 0 };
-    if (ok && !fr_journal_approvals(s->j, site, cx->path, t, n, items, d, &err))
-        ok = fr_fail(cx, where, "approve(): %s", err.s ? err.s : "journal error") != NULL;
-    json_t *v = ok ? decided(cx, list, d, t, where)
-                   : cx->sig ? NULL : fr_fail(cx, where, "out of memory");
-    for (size_t i = 0; items && i < n; i++)
-        fr_free(items[i]);
-    fr_free(items);
-    fr_free(d);
-    fr_buf_free(&err);
-    return v;
-}
-
-void fr_journal_escalated(fr_ctx *cx, json_t *item, const char *why, const char *where)
-{
-    jstate *s = cx->run->journal;
-    if (!s || !s->j)
-        return;
-    char *text = item_text(item ? item : cx->item);
-    if (!text || !fr_journal_escalate(s->j, where, cx->path, text, why))
-        write_failed(s);
-    fr_free(text);
+    return run_is_live(j, run_id);
 }

@@ -843,3 +843,38 @@ int fr_main(const fr_program *prog, int argc, char **argv)
     opts_free(prog, &o);
     return st;
 }
+
+/* ---- phases ------------------------------------------------------------- */
+
+/* phase_begin: a phase starts its clock, its trace span and its budget; it
+ * cannot start once the workflow's budget is spent. */
+bool fr_phase_begin(fr_ctx *cx, int phase)
+{
+    fr_run *run = cx->run;
+    cx->phase = phase;
+    if (!cx->parent)
+        run->cur_phase = phase;
+    fr_journal_phase_begin(cx, phase);
+    double usd;
+    int64_t tokens, active_ms;
+    fr_journal_phase_prior(run, phase, &usd, &tokens, &active_ms);
+    return fr_budget_phase_open(cx, phase, usd, tokens, active_ms);
+}
+
+/* phase_end: the phase's clock stops, and what follows it outside any phase
+ * is no longer charged to it (its budget, its summary row, a budget stop's
+ * "interrupted" line). */
+void fr_phase_end(fr_ctx *cx, int phase)
+{
+    fr_run *run = cx->run;
+    pthread_mutex_lock(&run->mu);
+    fr_stats *st = fr_stats_of(run, phase);
+    st->wall_ms = fr_now_ms() - st->start_ms;
+    st->ended = true;
+    if (!cx->parent && run->cur_phase == phase)
+        run->cur_phase = -1;
+    pthread_mutex_unlock(&run->mu);
+    fr_journal_phase_end(cx, phase);
+    if (cx->phase == phase)
+        cx->phase = -1;
+}

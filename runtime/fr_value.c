@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 const fr_type fr_type_string = { FR_STRING, NULL, NULL, NULL };
 const fr_type fr_type_int = { FR_INT, NULL, NULL, NULL };
@@ -851,4 +852,20 @@ size_t fr_utf8_count(const char *s, size_t n)
     for (size_t i = 0; i < n; i++)
         count += ((unsigned char)s[i] & 0xc0) != 0x80;
     return count;
+}
+
+/* ---- clocks ------------------------------------------------------------- */
+
+int64_t fr_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t fr_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }

@@ -1,0 +1,459 @@
+/*
+ * fr_jrun.c: the run's side of the journal and the trace.
+ *
+ * fr_run.c, fr_call.c and fr_review.c call these hooks; run->journal points
+ * at a jstate holding the journal (fr_journal.c, NULL with --no-journal) and
+ * the trace (fr_trace.c, NULL without --trace).  They parse the journal's
+ * flags, begin or resume the run, load what earlier processes spent into the
+ * budgets, time the phases, key and record every agent call (its hold before
+ * each request, its usage after), and route approve() and escalate() through
+ * the journal's queue.  Without a journal or a trace every hook does nothing.
+ */
+#include "fr_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* What run->journal points at. */
+typedef struct jstate {
+    fr_journal *j;                 /* the journal, NULL with --no-journal */
+    fr_trace *trace;               /* --trace, or NULL */
+    bool resumed;                  /* this process resumed the run */
+    double prior_usd;              /* what the run spent before this process */
+    int64_t prior_tokens;          /* the same in tokens */
+    double *ph_usd;                /* [nphases] prior dollars per phase */
+    int64_t *ph_tokens;            /* [nphases] prior tokens per phase */
+    int64_t *ph_active;            /* [nphases] prior active time per phase (ms) */
+    bool holds;                    /* a usd or token cap exists: journal each request's hold */
+    int64_t cached;                /* calls answered from the journal (atomic) */
+    int warned;                    /* a journal write failed and was said (atomic) */
+} jstate;
+
+static void write_failed(jstate *s);
+
+/* A flag's value: its =value, else the next argument; NULL after an error. */
+static const char *jflag_value(const char *flag, const char *eq, int argc, char **argv,
+                               int *i)
+{
+    if (eq)
+        return eq;
+    if (*i + 1 < argc)
+        return argv[++*i];
+    fprintf(stderr, "error: --%s needs a value\n", flag);
+    return NULL;
+}
+
+int fr_jopts_flag(fr_jopts *o, const char *flag, const char *eq, int argc, char **argv,
+                  int *i)
+{
+    bool sw = strcmp(flag, "no-journal") == 0 || strcmp(flag, "force") == 0;
+    if (sw && eq) {
+        fprintf(stderr, "error: --%s takes no value\n", flag);
+        return 2;
+    }
+    if (strcmp(flag, "no-journal") == 0)
+        o->no_journal = true;
+    else if (strcmp(flag, "force") == 0)
+        o->force = true;
+    else if (strcmp(flag, "resume") == 0) {
+        o->resume = true;
+        if (eq)
+            o->resume_id = eq;
+        else if (*i + 1 < argc && argv[*i + 1][0] != '-')
+            o->resume_id = argv[++*i];
+    } else if (strcmp(flag, "journal") == 0)
+        return (o->journal = jflag_value(flag, eq, argc, argv, i)) ? 0 : 2;
+    else if (strcmp(flag, "trace") == 0)
+        return (o->trace = jflag_value(flag, eq, argc, argv, i)) ? 0 : 2;
+    else
+        return -1;
+    return 0;
+}
+
+/* The run's arguments as one JSON object, keys sorted (malloc'd). */
+/* --mock is kept with them: a resume must not mix the mock's answers with a
+ * real model's (or the other way round). */
+static char *args_text(const fr_program *p, json_t *const *args, bool mock)
+{
+    json_t *o = json_object();
+    for (int k = 0; k < p->nparams; k++)
+        json_object_set(o, p->params[k].name, args[k] ? args[k] : json_null());
+    if (mock)
+        json_object_set_new(o, "--mock", json_true());
+    char *s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(17));
+    json_decref(o);
+    return s;
+}
+
+/* The spend of the run before this process, per phase too, and the time it
+ * spent in each phase. */
+static bool load_prior(jstate *s, const fr_program *p)
+{
+    s->ph_usd = fr_calloc((size_t)p->nphases + 1, sizeof *s->ph_usd);
+    s->ph_tokens = fr_calloc((size_t)p->nphases + 1, sizeof *s->ph_tokens);
+    s->ph_active = fr_calloc((size_t)p->nphases + 1, sizeof *s->ph_active);
+    if (!s->ph_usd || !s->ph_tokens || !s->ph_active)
+        return false;
+    bool ok = fr_journal_prior_spend(s->j, -1, &s->prior_usd, &s->prior_tokens);
+    for (int i = 0; ok && s->resumed && i < p->nphases; i++)
+        ok = fr_journal_prior_spend(s->j, i, &s->ph_usd[i], &s->ph_tokens[i]) &&
+             fr_journal_phase_ms(s->j, i, &s->ph_active[i]);
+    return ok;
+}
+
+/* Begins or resumes the run in the journal: -1 to go on, else the status. */
+static int open_run(jstate *s, const fr_run *run, const fr_jopts *o, json_t *const *args)
+{
+    const fr_program *p = run->prog;
+    fr_buf err = { 0 };
+    char *path = o->journal ? fr_strdup(o->journal) : fr_journal_default_path(p->name);
+    char *a = args_text(p, args, run->mock_all);
+    const char *src = p->source_hash ? p->source_hash : "";
+    int st = -1;
+    if (!path || !a || !(s->j = fr_journal_open(path, &err)))
+        st = 1;
+    else if (o->resume)
+        st = fr_journal_resume(s->j, p->name, o->resume_id, src, a, o->force, &err) ? -1 : 2;
+    else
+        st = fr_journal_begin(s->j, p->name, src, a, &err) ? -1 : 1;
+    s->resumed = o->resume && st < 0;
+    if (st < 0 && !load_prior(s, p))
+        st = 1;
+    if (st >= 0)
+        fprintf(stderr, "error: %s\n", err.s ? err.s : "out of memory");
+    fr_buf_free(&err);
+    fr_free(path);
+    fr_free(a);
+    return st;
+}
+
+/* --trace FILE under the run's id (a fresh one without a journal). */
+static int open_trace(jstate *s, fr_run *run, const char *path)
+{
+    char id[FR_RUN_ID_MAX];
+    fr_buf err = { 0 };
+    if (s->j)
+        snprintf(id, sizeof id, "%s", fr_journal_run_id(s->j));
+    else
+        fr_journal_new_run_id(id);
+    s->trace = fr_trace_open(path, id, run->prog, &err);
+    if (!s->trace)
+        fprintf(stderr, "error: %s\n", err.s ? err.s : "out of memory");
+    fr_buf_free(&err);
+    return s->trace ? -1 : 2;
+}
+
+/* Holds protect caps across a crash; without a usd or token cap a request
+ * need not wait for its hold to be synced. */
+static bool has_cap(const fr_program *p)
+{
+    bool cap = p->budget.usd >= 0 || p->budget.tokens >= 0;
+    for (int i = 0; i < p->nphases; i++)
+        cap = cap || p->phases[i].budget.usd >= 0 || p->phases[i].budget.tokens >= 0;
+    return cap;
+}
+
+int fr_journal_run_start(fr_run *run, const fr_jopts *o, json_t *const *args)
+{
+    jstate *s = fr_calloc(1, sizeof *s);
+    if (!s) {
+        fprintf(stderr, "error: out of memory\n");
+        return 1;
+    }
+    run->journal = s;
+    s->holds = has_cap(run->prog);
+    if (o->no_journal && o->resume) {
+        fprintf(stderr, "error: --resume needs the journal; drop --no-journal\n");
+        return 2;
+    }
+    int st = o->no_journal ? -1 : open_run(s, run, o, args);
+    if (st < 0 && o->trace)
+        st = open_trace(s, run, o->trace);
+    if (st < 0 && s->resumed) {
+        pthread_mutex_lock(&run->mu);
+        run->wf.usd_spent += s->prior_usd;
+        run->wf.tok_spent += s->prior_tokens;
+        if (run->wf.deadline_ms >= 0)        /* the time cap counts earlier processes */
+            run->wf.deadline_ms -= fr_journal_prior_active_ms(s->j);
+        pthread_mutex_unlock(&run->mu);
+    }
+    return st;
+}
+
+static const char *status_word(int status)
+{
+    switch (status) {
+    case 0: return "done";
+    case 3: return "waiting";
+    case 4: return "budget";
+    default: return "failed";
+    }
+}
+
+void fr_journal_run_end(fr_run *run, int status)
+{
+    jstate *s = run->journal;
+    if (!s)
+        return;
+    if (s->j && fr_journal_run_id(s->j)[0]) {
+        pthread_mutex_lock(&run->mu);
+        double usd = run->wf.usd_spent;
+        int64_t tok = run->wf.tok_spent;
+        pthread_mutex_unlock(&run->mu);
+        fr_journal_phase_clock_stop(s->j);            /* the interrupted phase's time */
+        fr_journal_end(s->j, status_word(status), usd, tok);
+    }
+    fr_trace_end_open(s->trace, status == 0 ? "ok" : status == 3 ? "waiting"
+                      : status == 4 ? "budget" : "error");
+    fr_journal_close(s->j);
+    fr_trace_close(s->trace);
+    fr_free(s->ph_usd);
+    fr_free(s->ph_tokens);
+    fr_free(s->ph_active);
+    fr_free(s);
+    run->journal = NULL;
+}
+
+void fr_journal_summary(fr_run *run)
+{
+    jstate *s = run->journal;
+    if (!s || !s->j)
+        return;
+    const char *id = fr_journal_run_id(s->j);
+    int64_t cached = __atomic_load_n(&s->cached, __ATOMIC_RELAXED);
+    if (s->resumed)
+        fprintf(stderr, "resumed run %s: $%.4f, %lld tokens and %.1f s spent before, %lld call%s"
+                " answered from the journal (cached)\n", id, s->prior_usd,
+                (long long)s->prior_tokens, (double)fr_journal_prior_active_ms(s->j) / 1000,
+                (long long)cached, cached == 1 ? "" : "s");
+    else
+        fprintf(stderr, "run %s journaled in %s\n", id, fr_journal_path(s->j));
+}
+
+void fr_journal_phase_prior(const fr_run *run, int phase, double *usd, int64_t *tokens,
+                            int64_t *active_ms)
+{
+    const jstate *s = run->journal;
+    *usd = 0, *tokens = 0, *active_ms = 0;
+    if (!s || !s->resumed || phase < 0 || phase >= run->prog->nphases)
+        return;
+    *usd = s->ph_usd[phase];
+    *tokens = s->ph_tokens[phase];
+    *active_ms = s->ph_active[phase];
+}
+
+void fr_journal_phase_begin(fr_ctx *cx, int phase)
+{
+    jstate *s = cx->run->journal;
+    if (s)
+        fr_trace_phase_begin(s->trace, phase);
+    if (s && s->j && !cx->parent && phase >= 0 && phase < cx->run->prog->nphases)
+        fr_journal_phase_clock(s->j, phase, s->resumed ? s->ph_active[phase] : 0);
+}
+
+void fr_journal_phase_end(fr_ctx *cx, int phase)
+{
+    jstate *s = cx->run->journal;
+    if (s && s->j && !cx->parent && !fr_journal_phase_clock_stop(s->j))
+        write_failed(s);
+    if (s)
+        fr_trace_phase_end(s->trace, phase, cx->sig == FR_OK ? "ok"
+                           : cx->sig == FR_SIG_BUDGET ? "budget"
+                           : cx->sig == FR_SIG_WAIT ? "waiting" : "error");
+}
+
+/* A failed journal write is said once; the run goes on (a resume would
+ * then pay for that call again, nothing worse). */
+static void write_failed(jstate *s)
+{
+    if (__atomic_exchange_n(&s->warned, 1, __ATOMIC_RELAXED) == 0)
+        fprintf(stderr, "warning: journal %s: a write failed: %s\n", fr_journal_path(s->j),
+                fr_journal_errmsg(s->j));
+}
+
+static int64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+json_t *fr_journal_call_begin(fr_jhook *h, fr_ctx *cx, const fr_agent *a, int site,
+                              const fr_model *m, const char *system, const char *prompt)
+{
+    jstate *s = cx->run->journal;
+    memset(h, 0, sizeof *h);
+    h->jc = (fr_jcall){ .agent = a->name, .site = site, .item = cx->path, .seq = cx->seq,
+                        .phase = cx->phase, .model = m->api_name };
+    h->model = m;
+    h->start_us = now_us();
+    h->start_ms = fr_now_ms();
+    if (!s || !s->j)
+        return NULL;
+    fr_journal_key(&h->jc, system, prompt ? prompt : "");
+    json_t *v = fr_journal_lookup(s->j, &h->jc);
+    if (!v)
+        return NULL;
+    h->cached = true;
+    __atomic_add_fetch(&s->cached, 1, __ATOMIC_RELAXED);
+    return fr_keep(cx, v);
+}
+
+void fr_journal_call_hold(fr_jhook *h, fr_ctx *cx, const fr_resv *r)
+{
+    jstate *s = cx->run->journal;
+    if (!s || !s->j || !s->holds)
+        return;
+    int64_t tok = h->jc.tokens_in + h->jc.tokens_out + r->tokens;
+    if (!fr_journal_reserve(s->j, &h->jc, h->jc.usd + r->usd, tok))
+        write_failed(s);
+}
+
+/* The hold becomes what the call's attempts spent, so a crash before its
+ * record counts that, not the hold the ledger is about to release. */
+void fr_journal_call_settle(fr_jhook *h, fr_ctx *cx)
+{
+    jstate *s = cx->run->journal;
+    if (!s || !s->j || !s->holds)
+        return;
+    if (!fr_journal_reserve(s->j, &h->jc, h->jc.usd, h->jc.tokens_in + h->jc.tokens_out))
+        write_failed(s);
+}
+
+/* error.type of an attempt that gave no usable answer. */
+static void error_type(fr_jhook *h, const fr_response *r)
+{
+    const char *kind = r->outcome == FR_BAD_ANSWER ? "bad_answer"
+                       : r->outcome == FR_FATAL ? "fatal"
+                       : r->outcome == FR_TRANSIENT ? "transient" : "invalid_answer";
+    if (r->http_status && r->outcome != FR_ANSWER)
+        snprintf(h->error_type, sizeof h->error_type, "%d", r->http_status);
+    else if (r->outcome == FR_TRANSIENT && r->error && strstr(r->error, "timed out"))
+        snprintf(h->error_type, sizeof h->error_type, "timeout");
+    else
+        snprintf(h->error_type, sizeof h->error_type, "%s", kind);
+}
+
+void fr_journal_call_attempt(fr_jhook *h, const fr_response *r)
+{
+    const fr_model *m = h->model;
+    h->jc.attempts++;
+    h->jc.tokens_in += r->input_tokens;
+    h->jc.tokens_out += r->output_tokens;
+    h->jc.usd += ((double)r->input_tokens * m->usd_per_mtok_in +
+                  (double)r->output_tokens * m->usd_per_mtok_out) / 1e6;
+    snprintf(h->finish, sizeof h->finish, "%s", r->finish_reason ? r->finish_reason : "");
+    error_type(h, r);
+}
+
+void fr_journal_call_record(fr_jhook *h, fr_ctx *cx, json_t *v, const fr_type *t)
+{
+    jstate *s = cx->run->journal;
+    h->error_type[0] = '\0';
+    if (!s || !s->j || !v)
+        return;
+    fr_free(h->output);
+    h->output = fr_to_json(v, t);
+    h->jc.output = h->output;
+    h->jc.latency_ms = fr_now_ms() - h->start_ms;
+    if (!h->output || !fr_journal_record(s->j, &h->jc))
+        write_failed(s);
+}
+
+static void trace_call(jstate *s, fr_jhook *h, fr_ctx *cx, json_t *v)
+{
+    if (!v && !h->error_type[0])
+        snprintf(h->error_type, sizeof h->error_type, "%s",
+                 cx->sig == FR_SIG_BUDGET ? "budget" : "error");
+    fr_tcall t = {
+        h->jc.agent, cx->run->mock_all ? "mock" : h->model->provider, h->model->api_name,
+        cx->phase, cx->path, h->jc.attempts, h->jc.tokens_in, h->jc.tokens_out, h->jc.usd,
+        h->start_us, fr_now_ms() - h->start_ms, h->finish[0] ? h->finish : NULL,
+        v ? NULL : h->error_type, h->cached, h->jc.key[0] ? h->jc.key : NULL,
+    };
+    fr_trace_call(s->trace, &t);
+}
+
+void fr_journal_call_end(fr_jhook *h, fr_ctx *cx, json_t *v)
+{
+    jstate *s = cx->run->journal;
+    if (s && s->j && !v && h->jc.attempts > 0) {
+        h->jc.output = NULL;
+        h->jc.latency_ms = fr_now_ms() - h->start_ms;
+        if (!fr_journal_record(s->j, &h->jc))
+            write_failed(s);
+    }
+    if (s && s->trace)
+        trace_call(s, h, cx, v);
+    fr_free(h->output);
+    h->output = NULL;
+}
+
+/* ---- approve() and escalate() -------------------------------------------- */
+
+static char *item_text(json_t *v)
+{
+    return json_dumps(v ? v : json_null(), JSON_COMPACT | JSON_ENCODE_ANY |
+                      JSON_REAL_PRECISION(17));
+}
+
+/* The approved items in order, or NULL with FR_SIG_WAIT while any waits. */
+static json_t *decided(fr_ctx *cx, json_t *list, const int *d, const char *title,
+                       const char *where)
+{
+    size_t n = json_array_size(list), waiting = 0;
+    for (size_t i = 0; i < n; i++)
+        waiting += d[i] < 0;
+    if (waiting) {
+        const char *id = fr_journal_run_id(((jstate *)cx->run->journal)->j);
+        const char *self = fr_self_name(cx->run->prog);
+        fr_fail(cx, where, "%zu item%s of '%s' wait%s for a decision (run %s): see `%s review`,"
+                " decide with `%s approve %s ...`, then run again with --resume", waiting,
+                waiting == 1 ? "" : "s", title, waiting == 1 ? "s" : "", id, self, self, id);
+        cx->sig = FR_SIG_WAIT;
+        return NULL;
+    }
+    json_t *out = fr_list(cx);
+    for (size_t i = 0; out && i < n; i++)
+        if (d[i] == 1)
+            fr_list_push(out, json_array_get(list, i));
+    return out;
+}
+
+json_t *fr_journal_approve(fr_ctx *cx, json_t *list, json_t *title, int site,
+                           const char *where)
+{
+    jstate *s = cx->run->journal;
+    const char *t = json_string_value(title) ? json_string_value(title) : "";
+    if (!s || !s->j)
+        return fr_fail(cx, where, "approve() needs the run journal: run without --no-journal");
+    size_t n = json_array_size(list);
+    char **items = fr_calloc(n + 1, sizeof *items);
+    int *d = fr_calloc(n + 1, sizeof *d);
+    bool ok = items && d;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = (items[i] = item_text(json_array_get(list, i))) != NULL;
+    fr_buf err = { 0 };
+    if (ok && !fr_journal_approvals(s->j, site, cx->path, t, n, items, d, &err))
+        ok = fr_fail(cx, where, "approve(): %s", err.s ? err.s : "journal error") != NULL;
+    json_t *v = ok ? decided(cx, list, d, t, where)
+                   : cx->sig ? NULL : fr_fail(cx, where, "out of memory");
+    for (size_t i = 0; items && i < n; i++)
+        fr_free(items[i]);
+    fr_free(items);
+    fr_free(d);
+    fr_buf_free(&err);
+    return v;
+}
+
+void fr_journal_escalated(fr_ctx *cx, json_t *item, const char *why, const char *where)
+{
+    jstate *s = cx->run->journal;
+    if (!s || !s->j)
+        return;
+    char *text = item_text(item ? item : cx->item);
+    if (!text || !fr_journal_escalate(s->j, where, cx->path, text, why))
+        write_failed(s);
+    fr_free(text);
+}

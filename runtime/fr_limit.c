@@ -1,0 +1,184 @@
+/*
+ * fr_limit.c: the shared rate limiter of one endpoint.
+ *
+ * Endpoints sharing a base URL and key variable share one limiter (AIMD):
+ * no pacing until the first 429; then the rate starts at half the successes
+ * per second seen lately, every 429 holds all workers for its retry-after (a
+ * shared pause) and halves the rate (once per round: a 429 for a request
+ * sent before the last cut does not cut again), and each success adds
+ * GAIN_PER_OK, so a fan-out backs off as a whole instead of each worker
+ * hammering the server on its own, and is back at the server's rate within
+ * a second or two.  Before any success the first cut starts from the sends
+ * per second instead.  Another status with a retry-after (503, 529) pauses
+ * everyone without cutting the rate: overload is not a rate limit.
+ *
+ * It knows nothing of HTTP: fr_http.c asks it for a send slot before each
+ * request and tells it what came back (a success, a 429, a retry-after).
+ */
+#include "fr_internal.h"
+
+#include <stdlib.h>
+#include <time.h>
+
+#define MIN_RATE 2.0               /* the limiter never paces slower (req/s): a lone
+                                      caller waits out retry-after anyway */
+#define CUT_FACTOR 0.5             /* multiplicative decrease on a 429 */
+#define GAIN_PER_OK 0.5            /* additive increase per success (req/s): at rate r the
+                                      rate grows by r/2 per second, so a halved rate is back
+                                      in about 1.4 s */
+#define CAP_FACTOR 2.0             /* the rate never exceeds this many times the successes
+                                      per second lately (it would not bind anyway) */
+#define FORGET_NS (30 * 1000000000LL) /* no 429 for this long: limit dropped */
+
+struct fr_limiter {
+    pthread_mutex_t mu;            /* guards the fields below */
+    pthread_cond_t cv;             /* waiters for a send slot */
+    bool sleeper;                  /* one waiter sleeps until the next slot; the rest wait on cv */
+    double rate;                   /* allowed requests per second, 0: no limit */
+    int64_t next_ns;               /* the next send slot (monotonic ns) */
+    int64_t pause_ns;              /* nobody sends before this (retry-after) */
+    int64_t cut_ns;                /* when the rate was last cut */
+    int64_t win_ns;                /* start of the current one-second window */
+    int win_ok, win_sent;          /* successes and sends in the current window */
+    int last_ok, last_sent;        /* the same in the previous window */
+};
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* The earliest time the next request may go. */
+static int64_t lim_slot(const fr_limiter *l)
+{
+    int64_t t = l->pause_ns;
+    if (l->rate > 0 && l->next_ns > t)
+        t = l->next_ns;
+    return t;
+}
+
+/* Starts a new one-second counting window when the current one is over. */
+static void lim_window(fr_limiter *l, int64_t now)
+{
+    if (now - l->win_ns < 1000000000LL)
+        return;
+    bool recent = now - l->win_ns < 2000000000LL;
+    l->last_ok = recent ? l->win_ok : 0;
+    l->last_sent = recent ? l->win_sent : 0;
+    l->win_ok = l->win_sent = 0;
+    l->win_ns = now;
+}
+
+/* Waits for a send slot; returns the send time.  Slots are not reserved
+ * ahead (a rate that changes meanwhile applies at once): one waiter sleeps
+ * until the next slot and takes it, then wakes one other to sleep for the
+ * following one, so a thousand waiters cost one wake-up per request. */
+int64_t fr_limit_acquire(fr_limiter *l)
+{
+    pthread_mutex_lock(&l->mu);
+    for (;;) {
+        int64_t now = mono_ns(), t = lim_slot(l);
+        if (now >= t) {
+            if (l->rate > 0) {
+                int64_t iv = (int64_t)(1e9 / l->rate);
+                l->next_ns = (l->next_ns > now - iv ? l->next_ns : now) + iv;
+            }
+            lim_window(l, now);
+            l->win_sent++;
+            pthread_cond_signal(&l->cv);
+            pthread_mutex_unlock(&l->mu);
+            return now;
+        }
+        if (l->sleeper) {
+            pthread_cond_wait(&l->cv, &l->mu);
+            continue;
+        }
+        l->sleeper = true;
+        struct timespec ts = { t / 1000000000LL, t % 1000000000LL };
+        pthread_cond_timedwait(&l->cv, &l->mu, &ts);
+        l->sleeper = false;
+    }
+}
+
+/* Events per second lately: cur in the current window, last in the one before. */
+static double lim_per_sec(const fr_limiter *l, int64_t now, int cur, int last)
+{
+    double secs = (double)(now - l->win_ns) / 1e9;
+    double r = cur / (secs < 1 ? 1 : secs);
+    return r > last ? r : last;
+}
+
+static double lim_observed(const fr_limiter *l, int64_t now)
+{
+    return lim_per_sec(l, now, l->win_ok, l->last_ok);
+}
+
+/* A retry-after from any status: nobody sends until it has passed. */
+void fr_limit_pause(fr_limiter *l, int retry_after_ms)
+{
+    pthread_mutex_lock(&l->mu);
+    int64_t until = mono_ns() + retry_after_ms * 1000000LL;
+    if (retry_after_ms > 0 && until > l->pause_ns)
+        l->pause_ns = until;
+    pthread_mutex_unlock(&l->mu);
+}
+
+/* A 429: a cut of the rate unless this request went out before the last
+ * cut (one cut per round).  The pause is lim_pause's. */
+void fr_limit_slow_down(fr_limiter *l, int64_t sent_ns)
+{
+    pthread_mutex_lock(&l->mu);
+    int64_t now = mono_ns();
+    if (sent_ns >= l->cut_ns) {
+        double ok = lim_observed(l, now);
+        double base = l->rate > 0 ? l->rate : ok >= 1 ? ok
+                      : lim_per_sec(l, now, l->win_sent, l->last_sent);
+        l->rate = base * CUT_FACTOR > MIN_RATE ? base * CUT_FACTOR : MIN_RATE;
+        l->cut_ns = now;
+    }
+    pthread_mutex_unlock(&l->mu);
+}
+
+/* The server took a request: count it and let the rate recover. */
+void fr_limit_success(fr_limiter *l)
+{
+    pthread_mutex_lock(&l->mu);
+    int64_t now = mono_ns();
+    lim_window(l, now);
+    l->win_ok++;
+    if (l->rate > 0) {
+        double cap = CAP_FACTOR * lim_observed(l, now);
+        l->rate += GAIN_PER_OK;
+        if (l->rate > cap && cap > MIN_RATE)
+            l->rate = cap;
+        if (now - l->cut_ns > FORGET_NS)
+            l->rate = 0;
+    }
+    pthread_mutex_unlock(&l->mu);
+}
+
+fr_limiter *fr_limit_new(void)
+{
+    fr_limiter *l = fr_calloc(1, sizeof *l);
+    if (!l)
+        return NULL;
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&l->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&l->mu, NULL);
+    l->win_ns = mono_ns();
+    return l;
+}
+
+void fr_limit_free(fr_limiter *l)
+{
+    if (!l)
+        return;
+    pthread_mutex_destroy(&l->mu);
+    pthread_cond_destroy(&l->cv);
+    fr_free(l);
+}

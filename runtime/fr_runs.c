@@ -1,0 +1,310 @@
+/*
+ * fr_runs.c: the journal's subcommands of every binary.
+ *
+ *   BINARY runs [--journal PATH]                 one line per run of this workflow
+ *   BINARY review [--journal PATH]               the items waiting for a person
+ *   BINARY approve RUN_ID --all|--item N|--reject N [--by NAME] [--journal PATH]
+ *
+ * They read and write the journal file (fr_journal.c) through an unbound
+ * handle, one thread, with SQL of their own.
+ */
+#include "fr_internal.h"
+
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* The binary's name as it was run, for the commands a message suggests;
+ * set by fr_journal_command, which fr_main calls before anything else. */
+static const char *self_name;
+
+const char *fr_self_name(const fr_program *prog)
+{
+    return self_name ? self_name : prog->name;
+}
+
+static void put_time(FILE *out, int64_t ms)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    char s[32];
+    gmtime_r(&t, &tm);
+    strftime(s, sizeof s, "%Y-%m-%d %H:%M:%S", &tm);
+    fputs(s, out);
+}
+
+static const char *col_text(sqlite3_stmt *st, int i)
+{
+    const unsigned char *s = sqlite3_column_text(st, i);
+    return s ? (const char *)s : "";
+}
+
+/* runs -> one line per run: id, status, start, duration, spend, calls. */
+static int cmd_runs(fr_journal *j, const char *workflow)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(fr_journal_db(j),
+        "SELECT r.id, r.status, r.started_ms, r.active_ms, r.resumes,"
+        " (SELECT total(usd + held_usd + lost_usd) FROM calls c WHERE c.run_id = r.id),"
+        " (SELECT total(tokens_in + tokens_out) FROM calls c WHERE c.run_id = r.id),"
+        " (SELECT count(*) FROM calls c WHERE c.run_id = r.id AND c.status = 'ok'),"
+        " (SELECT count(*) FROM approvals a WHERE a.run_id = r.id AND a.kind = 'approve'"
+        " AND a.decision IS NULL)"
+        " FROM runs r WHERE r.workflow = ?1 ORDER BY r.started_ms, r.rowid",
+        -1, &st, NULL) != SQLITE_OK) {
+        fprintf(stderr, "error: journal %s: %s\n", fr_journal_path(j), fr_journal_errmsg(j));
+        return 1;
+    }
+    sqlite3_bind_text(st, 1, workflow, -1, SQLITE_STATIC);
+    printf("%-22s %-8s %-19s %9s %10s %10s %6s %7s\n", "RUN", "STATUS", "STARTED (UTC)",
+           "DURATION", "USD", "TOKENS", "CALLS", "PENDING");
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *status = col_text(st, 1);
+        if (strcmp(status, "running") == 0 && !fr_journal_run_live(j, col_text(st, 0)))
+            status = "stopped";              /* its process died: resume it */
+        printf("%-22s %-8s ", col_text(st, 0), status);
+        put_time(stdout, sqlite3_column_int64(st, 2));
+        printf(" %8.1fs", (double)sqlite3_column_int64(st, 3) / 1000.0);
+        printf(" %10.4f %10lld %6lld %7lld\n", sqlite3_column_double(st, 5),
+               (long long)sqlite3_column_double(st, 6),
+               (long long)sqlite3_column_int64(st, 7), (long long)sqlite3_column_int64(st, 8));
+    }
+    sqlite3_finalize(st);
+    return 0;
+}
+
+/* review -> each run with undecided items, and the items, numbered. */
+static int cmd_review(fr_journal *j, const char *workflow)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(fr_journal_db(j),
+        "SELECT a.run_id, a.n, a.kind, a.title, a.item_json, a.item, r.status"
+        " FROM approvals a JOIN runs r ON r.id = a.run_id"
+        " WHERE r.workflow = ?1 AND a.decision IS NULL ORDER BY r.started_ms, a.run_id, a.n",
+        -1, &st, NULL) != SQLITE_OK) {
+        fprintf(stderr, "error: journal %s: %s\n", fr_journal_path(j), fr_journal_errmsg(j));
+        return 1;
+    }
+    sqlite3_bind_text(st, 1, workflow, -1, SQLITE_STATIC);
+    char last[FR_RUN_ID_MAX] = "";
+    int approvals = 0, escalations = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        if (strcmp(last, col_text(st, 0)) != 0) {
+            snprintf(last, sizeof last, "%s", col_text(st, 0));
+            printf("run %s (%s)\n", last, col_text(st, 6));
+        }
+        bool approve = strcmp(col_text(st, 2), "approve") == 0;
+        printf("  [%lld] %s: %s\n      %s\n", (long long)sqlite3_column_int64(st, 1),
+               approve ? "approve" : "escalated", col_text(st, 3), col_text(st, 4));
+        approve ? approvals++ : escalations++;
+    }
+    sqlite3_finalize(st);
+    const char *self = self_name ? self_name : workflow;
+    if (approvals + escalations == 0)
+        printf("nothing waiting for review\n");
+    if (approvals)
+        printf("%d item%s wait%s for a decision before --resume: %s approve RUN_ID --all |"
+               " --item N | --reject N\n", approvals, approvals == 1 ? "" : "s",
+               approvals == 1 ? "s" : "", self);
+    if (escalations)
+        printf("%d escalated item%s for a person (the run does not wait for them); mark them"
+               " handled with: %s approve RUN_ID --item N (or --all)\n", escalations,
+               escalations == 1 ? "" : "s", self);
+    return 0;
+}
+
+/* The decisions asked on the command line. */
+typedef struct jdecide {
+    bool all;                      /* --all: approve every undecided item */
+    int64_t *ns;                   /* the item numbers */
+    int *approve;                  /* 1 --item, 0 --reject, per number */
+    int count;                     /* numbers given */
+    const char *by;                /* --by, else $USER */
+} jdecide;
+
+static bool set_decision(fr_journal *j, const char *run_id, int64_t n, bool ok,
+                         const char *by)
+{
+    sqlite3_stmt *st;
+    /* an escalation is not approved or rejected: a person handled it */
+    if (sqlite3_prepare_v2(fr_journal_db(j), "UPDATE approvals SET decided_by = ?4, decided_ms = ?5,"
+                           " decision = CASE kind WHEN 'approve' THEN ?3 ELSE 'handled' END"
+                           " WHERE run_id = ?1 AND (n = ?2 OR (?2 < 0 AND decision IS NULL))",
+                           -1, &st, NULL) != SQLITE_OK)
+        return false;
+    sqlite3_bind_text(st, 1, run_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, n);
+    sqlite3_bind_text(st, 3, ok ? "approved" : "rejected", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, by, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, fr_wall_ms());
+    bool done = sqlite3_step(st) == SQLITE_DONE && (n < 0 || sqlite3_changes(fr_journal_db(j)) == 1);
+    sqlite3_finalize(st);
+    if (!done && n >= 0)
+        fprintf(stderr, "error: run %s has no item %lld (see: review)\n", run_id, (long long)n);
+    return done;
+}
+
+static void count_waiting(fr_journal *j, const char *run_id)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(fr_journal_db(j), "SELECT count(*) FILTER (WHERE decision = 'approved'),"
+                           " count(*) FILTER (WHERE decision = 'rejected'),"
+                           " count(*) FILTER (WHERE kind = 'approve' AND decision IS NULL),"
+                           " count(*) FILTER (WHERE kind <> 'approve' AND decision IS NOT NULL),"
+                           " count(*) FILTER (WHERE kind <> 'approve' AND decision IS NULL)"
+                           " FROM approvals WHERE run_id = ?1", -1, &st, NULL) != SQLITE_OK)
+        return;
+    sqlite3_bind_text(st, 1, run_id, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        printf("run %s: %lld approved, %lld rejected, %lld waiting", run_id,
+               (long long)sqlite3_column_int64(st, 0), (long long)sqlite3_column_int64(st, 1),
+               (long long)sqlite3_column_int64(st, 2));
+        if (sqlite3_column_int64(st, 3) + sqlite3_column_int64(st, 4) > 0)
+            printf("; escalations: %lld handled, %lld open",
+                   (long long)sqlite3_column_int64(st, 3), (long long)sqlite3_column_int64(st, 4));
+        printf("\n");
+    }
+    sqlite3_finalize(st);
+}
+
+static bool run_exists(fr_journal *j, const char *workflow, const char *run_id)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(fr_journal_db(j), "SELECT 1 FROM runs WHERE id = ?1 AND workflow = ?2",
+                           -1, &st, NULL) != SQLITE_OK)
+        return false;
+    sqlite3_bind_text(st, 1, run_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, workflow, -1, SQLITE_STATIC);
+    bool found = sqlite3_step(st) == SQLITE_ROW;
+    sqlite3_finalize(st);
+    return found;
+}
+
+/* approve RUN_ID -> the decisions, in one transaction. */
+static int cmd_approve(fr_journal *j, const char *workflow, const char *run_id,
+                       const jdecide *d)
+{
+    if (!run_exists(j, workflow, run_id)) {
+        fprintf(stderr, "error: no run '%s' of %s in the journal %s\n", run_id, workflow,
+                fr_journal_path(j));
+        return 2;
+    }
+    if (!fr_journal_exec(j, "BEGIN IMMEDIATE"))
+        return 1;
+    bool ok = true;
+    for (int i = 0; ok && i < d->count; i++)
+        ok = set_decision(j, run_id, d->ns[i], d->approve[i], d->by);
+    if (ok && d->all)
+        ok = set_decision(j, run_id, -1, true, d->by);
+    if (!ok) {
+        fr_journal_exec(j, "ROLLBACK");
+        return 2;
+    }
+    if (!fr_journal_exec(j, "COMMIT"))
+        return 1;
+    count_waiting(j, run_id);
+    return 0;
+}
+
+static int usage(const char *prog)
+{
+    fprintf(stderr, "usage: %s runs [--journal PATH]\n"
+                    "       %s review [--journal PATH]\n"
+                    "       %s approve RUN_ID [--all | --item N ... | --reject N ...]"
+                    " [--by NAME] [--journal PATH]\n", prog, prog, prog);
+    return 2;
+}
+
+static bool parse_number(const char *s, int64_t *n)
+{
+    char *end;
+    if (!s)
+        return false;
+    long long v = strtoll(s, &end, 10);
+    *n = v;
+    return *s && !*end && v > 0;
+}
+
+/* Parses the flags after the subcommand (and RUN_ID); false on a bad one. */
+static bool parse_flags(int argc, char **argv, const char **journal, jdecide *d, bool decide)
+{
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--journal") == 0 && i + 1 < argc) {
+            *journal = argv[++i];
+        } else if (decide && strcmp(a, "--all") == 0) {
+            d->all = true;
+        } else if (decide && strcmp(a, "--by") == 0 && i + 1 < argc) {
+            d->by = argv[++i];
+        } else if (decide && (strcmp(a, "--item") == 0 || strcmp(a, "--reject") == 0)) {
+            if (!parse_number(i + 1 < argc ? argv[i + 1] : NULL, &d->ns[d->count])) {
+                fprintf(stderr, "error: %s needs an item number (see: review)\n", a);
+                return false;
+            }
+            d->approve[d->count++] = a[2] == 'i';
+            i++;
+        } else {
+            fprintf(stderr, "error: unknown argument '%s'\n", a);
+            return false;
+        }
+    }
+    if (decide && !d->all && d->count == 0) {
+        fprintf(stderr, "error: approve needs --all, --item N or --reject N\n");
+        return false;
+    }
+    return true;
+}
+
+static int run_command(const fr_program *prog, const char *cmd, int argc, char **argv,
+                       const char *self)
+{
+    bool decide = strcmp(cmd, "approve") == 0;
+    const char *run_id = NULL, *journal = NULL;
+    jdecide d = { false, NULL, NULL, 0, getenv("USER") ? getenv("USER") : "unknown" };
+    if (decide) {
+        if (argc < 1 || argv[0][0] == '-')
+            return usage(self);
+        run_id = argv[0];
+        argc--, argv++;
+    }
+    d.ns = fr_calloc((size_t)argc + 1, sizeof *d.ns);
+    d.approve = fr_calloc((size_t)argc + 1, sizeof *d.approve);
+    int rc = 2;
+    if (d.ns && d.approve && parse_flags(argc, argv, &journal, &d, decide)) {
+        char *path = journal ? fr_strdup(journal) : fr_journal_default_path(prog->name);
+        fr_buf err = { 0 };
+        bool exists = path && access(path, F_OK) == 0;
+        fr_journal *j = exists ? fr_journal_open(path, &err) : NULL;
+        if (path && !exists) {
+            fprintf(decide ? stderr : stdout, "%sno journal at %s: no run journaled here yet\n",
+                    decide ? "error: " : "", path);
+            rc = decide ? 2 : 0;
+        } else if (!j) {
+            fprintf(stderr, "error: %s\n", err.s ? err.s : "out of memory");
+            rc = 1;
+        } else {
+            rc = decide ? cmd_approve(j, prog->name, run_id, &d)
+                 : strcmp(cmd, "runs") == 0 ? cmd_runs(j, prog->name)
+                                            : cmd_review(j, prog->name);
+        }
+        fr_journal_close(j);
+        fr_buf_free(&err);
+        fr_free(path);
+    }
+    fr_free(d.ns);
+    fr_free(d.approve);
+    return rc;
+}
+
+int fr_journal_command(const fr_program *prog, int argc, char **argv)
+{
+    self_name = argc > 0 ? argv[0] : NULL;
+    if (argc < 2)
+        return -1;
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "runs") != 0 && strcmp(cmd, "review") != 0 && strcmp(cmd, "approve") != 0)
+        return -1;
+    return run_command(prog, cmd, argc - 2, argv + 2, argv[0]);
+}
