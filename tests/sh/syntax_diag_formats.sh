@@ -23,7 +23,7 @@ printf 'schema S { a: int }\n' >good.flow
 # JSON: one array over two files, in report order, notes and help kept
 cat >want.json <<'JSON'
 [
-{"file":"bad.flow","line":3,"column":17,"end_line":3,"end_column":18,"severity":"error","message":"unknown escape sequence '\\q'","notes":[],"help":["the escapes are \\\" \\\\ \\n \\t \\r \\{ \\} \\0; write '\\\\' for a backslash"]},
+{"file":"bad.flow","line":3,"column":17,"end_line":3,"end_column":18,"severity":"error","message":"unknown escape sequence '\\q'","notes":[],"help":["the escapes are \\\" \\\\ \\n \\t \\r \\{ \\}; write '\\\\' for a backslash"]},
 {"file":"bad.flow","line":5,"column":1,"end_line":5,"end_column":5,"severity":"error","message":"unexpected 'agent', expected '}' to close '{' at 2:11","notes":[{"file":"bad.flow","line":2,"column":11,"message":"'{' opened here"}],"help":[]}
 ]
 JSON
