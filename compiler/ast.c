@@ -261,7 +261,8 @@ static void dump_field(FILE *out, const char *what, Field *f, int depth)
 
 static void dump_decl(FILE *out, Decl *d, int main_file)
 {
-    static const char *const kinds[] = { "import", "schema", "enum", "model", "agent", "workflow" };
+    static const char *const kinds[] = { "import", "schema", "enum", "model", "agent", "workflow",
+                                         "http" };
     fprintf(out, "%s %s", kinds[d->kind], d->name ? d->name : "?");
     if (d->ret) {
         fputs(" -> ", out);

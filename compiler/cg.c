@@ -96,6 +96,7 @@ static struct {
     Vec phase_budgets;                           /* Node*: each phase's N_BUDGET or NULL */
     Node *wf_budget;                             /* the workflow's N_BUDGET or NULL */
     Vec agents;                                  /* Decl*: agents called */
+    Vec ops;                                     /* Decl*: http operations called */
     Vec models;                                  /* Decl*: models that can be called */
     Vec types;                                   /* TypeEntry*: descriptors used */
     Vec enums;                                   /* Decl*: enum descriptors used */
@@ -691,6 +692,8 @@ static void pre_call(Pre *pc, Node *n)
     if (n->builtin == B_APPROVE)                 /* every loop around it keeps going */
         for (ForLink *l = pc->fors; l; l = l->up)
             l->loop->can_wait = true;
+    if (n->builtin == B_NONE && n->decl && n->decl->kind == D_HTTP)
+        vec_add_unique(&cg.ops, n->decl);
     if (n->builtin != B_NONE || !n->decl || n->decl->kind != D_AGENT)
         return;
     vec_add_unique(&cg.agents, n->decl);
@@ -953,6 +956,8 @@ static const char *gen_name(Gen *g, Node *n)
 /* field -> e.name (or Enum.value) */
 static const char *gen_field(Gen *g, Node *n)
 {
+    if (n->builtin == B_ENV)                     /* env.NAME in an http header: a secret */
+        return tmp_of(g, fmt("fr_secret(cx, %s)", c_lit(n->name)));
     if (enum_name(n->lhs))
         return tmp_of(g, fmt("fr_str(cx, %s)", c_lit(n->name)));
     const char *rec = value_of(g, n->lhs);
@@ -989,7 +994,12 @@ static const char *gen_builtin(Gen *g, Node *n, const char **a)
         return NULL;
     }
     case B_LEN: return tmp_of(g, fmt("fr_len(cx, %s)", a[0]));
-    case B_ENV: return tmp_of(g, fmt("fr_env(cx, %s)", a[0]));
+    case B_ENV:
+        if (g->agent && g->agent->kind == D_HTTP) {   /* env("NAME") in a header: a secret */
+            StrPart *sp = ((Node *)n->args.items[0])->parts.items[0];
+            return tmp_of(g, fmt("fr_secret(cx, %s)", c_lit_n(sp->text, sp->len)));
+        }
+        return tmp_of(g, fmt("fr_env(cx, %s)", a[0]));
     case B_APPROVE:
         t = tmp_of(g, fmt("fr_approve(cx, %s, %s, %d, %s)", a[0], n->args.len > 1 ? a[1] : "fr_null()",
                           n->site, where));
@@ -1018,7 +1028,8 @@ static const char *gen_call(Gen *g, Node *n)
         a[i] = value_of(g, n->args.items[i]);
     if (n->builtin != B_NONE)
         return gen_builtin(g, n, a);
-    char *call = fmt("agent_%s(cx, %d, %s", n->name, n->site, using_ref(n));
+    char *call = n->decl && n->decl->kind == D_HTTP ? fmt("http_%s(cx, %d", n->name, n->site)
+                 : fmt("agent_%s(cx, %d, %s", n->name, n->site, using_ref(n));
     for (int i = 0; i < n->args.len; i++)
         call = fmt("%s, %s", call, a[i]);
     call = fmt("%s, %s)", call, where_of(n->span));
@@ -1831,6 +1842,118 @@ static void write_agents(FILE *f)
     }
 }
 
+/* ---- http operations ----------------------------------------------------- */
+
+/* The statements that append template s to buffer buf; in a URL every
+ * interpolation but one that opens it (the base) is percent-encoded. */
+static void gen_op_template(Gen *g, Node *s, const char *buf, bool url)
+{
+    for (int i = 0; i < s->parts.len; i++) {
+        StrPart *sp = s->parts.items[i];
+        if (sp->expr) {
+            const char *v = value_of(g, sp->expr);
+            emit(g, "fr_buf_%s(%s, %s);", url && i > 0 ? "url_value" : "value", buf, v);
+        } else if (sp->len) {
+            emit(g, "fr_buf_put(%s, %s, %zu);", buf, c_lit_n(sp->text, sp->len), sp->len);
+        }
+    }
+}
+
+/* static bool OP_render(cx, args, rq) */
+static void write_op_render(FILE *f, Decl *d, HttpInfo *hi)
+{
+    Fn *fn = new_fn(FN_RENDER, NULL, fmt("%s_render", d->name));
+    fn_open(fn);
+    Gen g = { fn, NULL, NULL, 0, false, NULL, d, -1 };
+    if (hi->url)
+        gen_op_template(&g, hi->url, "&rq->url", true);
+    for (int i = 0; i < hi->headers.len; i++) {
+        gen_op_template(&g, hi->headers.items[i], "&rq->headers", false);
+        emit(&g, "fr_buf_put(&rq->headers, \"\\n\", 1);");
+    }
+    if (hi->body)
+        emit(&g, "rq->body = %s;", value_of(&g, hi->body));
+    fn_close(fn);
+    fprintf(f, "static bool %s(fr_ctx *cx, json_t *const *args, fr_oprequest *rq)\n{\n",
+            fn->name);
+    static const char *const names[] = { "cx", "args", "rq" };
+    void_unused(f, "", fn, names, 3);
+    fputs(fn->buf, f);
+    fputs("    return true;\n}\n\n", f);
+    free(fn->buf);
+}
+
+static const char *const paging_names[] = {
+    "FR_PAGE_NONE", "FR_PAGE_CURSOR", "FR_PAGE_NEXT_URL", "FR_PAGE_LINK",
+};
+
+/* The descriptor OP_op. */
+static void write_op_desc(FILE *f, Decl *d, HttpInfo *hi)
+{
+    if (d->fields.len) {
+        fprintf(f, "static const char *const %s_params[] = {", d->name);
+        for (int i = 0; i < d->fields.len; i++)
+            fprintf(f, "%s%s", i ? ", " : " ", c_lit(((Field *)d->fields.items[i])->name));
+        fprintf(f, " };\n");
+    }
+    if (hi->secrets.len) {
+        fprintf(f, "static const char *const %s_secrets[] = {", d->name);
+        for (int i = 0; i < hi->secrets.len; i++)
+            fprintf(f, "%s%s", i ? ", " : " ", c_lit(hi->secrets.items[i]));
+        fprintf(f, " };\n");
+    }
+    fprintf(f, "static const fr_op %s_op = {\n", d->name);
+    fprintf(f, "    .name = %s,\n    .doc = %s,\n    .method = %s,\n", c_lit(d->name),
+            c_lit(d->doc), c_lit(hi->method));
+    fprintf(f, "    .write = %s,\n    .approval = %s,\n", hi->write ? "true" : "false",
+            hi->approval ? "true" : "false");
+    fprintf(f, "    .output = %s,\n", is_value_type(d->ret_type) ? type_ref(d->ret_type) : "NULL");
+    fprintf(f, "    .body_type = %s,\n", hi->body && is_value_type(hi->body->type)
+            ? type_ref(hi->body->type) : "NULL");
+    fprintf(f, "    .retries = %" PRId64 ",\n    .timeout_ms = %" PRId64 ",\n    .rps = %s,\n",
+            hi->retries, hi->timeout_ms, c_double(hi->rps));
+    fprintf(f, "    .paging = %s,\n    .page_field = %s,\n    .page_param = %s,\n",
+            paging_names[hi->paging], c_lit(hi->page_field), c_lit(hi->page_param));
+    fprintf(f, "    .items = %s,\n    .max_pages = %" PRId64 ",\n", c_lit(hi->items),
+            hi->max_pages);
+    fprintf(f, "    .render = %s_render,\n    .nparams = %d,\n    .param_names = %s,\n",
+            d->name, d->fields.len, d->fields.len ? fmt("%s_params", d->name) : "NULL");
+    fprintf(f, "    .nsecrets = %d,\n    .secrets = %s,\n};\n\n", hi->secrets.len,
+            hi->secrets.len ? fmt("%s_secrets", d->name) : "NULL");
+}
+
+/* The typed wrapper http_OP(cx, site, params..., where). */
+static void write_op_call(FILE *f, Decl *d)
+{
+    fprintf(f, "static json_t *http_%s(fr_ctx *cx, int site", d->name);
+    for (int i = 0; i < d->fields.len; i++)
+        fprintf(f, ", json_t *p_%s", ((Field *)d->fields.items[i])->name);
+    fprintf(f, ", const char *where)\n{\n");
+    if (d->fields.len) {
+        fprintf(f, "    json_t *args[] = {");
+        for (int i = 0; i < d->fields.len; i++)
+            fprintf(f, "%sp_%s", i ? ", " : " ", ((Field *)d->fields.items[i])->name);
+        fprintf(f, " };\n");
+    }
+    fprintf(f, "    return fr_op_call(cx, &%s_op, site, %s, where);\n}\n\n", d->name,
+            d->fields.len ? "args" : "NULL");
+}
+
+static void write_ops(FILE *f)
+{
+    for (int i = 0; i < cg.ops.len; i++) {
+        Decl *d = cg.ops.items[i];
+        HttpInfo *hi = d->sema;
+        if (!hi)
+            continue;
+        fprintf(f, "/* ---- http %s (secrets come from the environment only) ---- */\n\n",
+                d->name);
+        write_op_render(f, d, hi);
+        write_op_desc(f, d, hi);
+        write_op_call(f, d);
+    }
+}
+
 /* ---- the program -------------------------------------------------------- */
 
 /* A budget's settings as an fr_budget initializer. */
@@ -1941,6 +2064,12 @@ static void write_program(FILE *f)
             fprintf(f, "%s&%s_agent", i ? ", " : " ", ((Decl *)cg.agents.items[i])->name);
         fprintf(f, " };\n\n");
     }
+    if (cg.ops.len) {
+        fprintf(f, "static const fr_op *const ops[] = {");
+        for (int i = 0; i < cg.ops.len; i++)
+            fprintf(f, "%s&%s_op", i ? ", " : " ", ((Decl *)cg.ops.items[i])->name);
+        fprintf(f, " };\n\n");
+    }
     Source *src = src_get(w->file);
     fprintf(f, "static const fr_program program = {\n");
     fprintf(f, "    .name = %s,\n    .doc = %s,\n", c_lit(w->name), c_lit(w->doc));
@@ -1956,7 +2085,8 @@ static void write_program(FILE *f)
             cg.models.len ? "models" : "NULL");
     fprintf(f, "    .nagents = %d,\n    .agents = %s,\n", cg.agents.len,
             cg.agents.len ? "agents" : "NULL");
-    fprintf(f, "    .main = wf_main,\n};\n\n");
+    fprintf(f, "    .main = wf_main,\n");
+    fprintf(f, "    .nops = %d,\n    .ops = %s,\n};\n\n", cg.ops.len, cg.ops.len ? "ops" : "NULL");
     fprintf(f, "int main(int argc, char **argv)\n{\n    return fr_main(&program, argc, argv);\n}\n");
 }
 
@@ -1973,6 +2103,7 @@ static char *gen_sections(void)
     for (int i = 0; i < cg.models.len; i++)
         write_model(f, cg.models.items[i]);
     write_agents(f);
+    write_ops(f);
     bool frames = false;
     for (int i = 0; i < cg.fns.len; i++)
         frames |= fn_has_frame(cg.fns.items[i]);

@@ -138,6 +138,7 @@ typedef struct Field {
 
 typedef enum DeclKind {
     D_IMPORT, D_SCHEMA, D_ENUM, D_MODEL, D_AGENT, D_WORKFLOW,
+    D_HTTP,                                      /* http NAME(params) -> T { settings } */
 } DeclKind;
 
 struct Decl {
@@ -149,8 +150,8 @@ struct Decl {
     int file;                                    /* source it came from */
     Vec fields;                                  /* Field*: schema fields, agent/workflow params */
     Vec values;                                  /* Field*: enum values (name + span + doc) */
-    Vec settings;                                /* Setting*: model and agent settings */
-    TypeExpr *ret;                               /* agent and workflow return type */
+    Vec settings;                                /* Setting*: model, agent and http settings */
+    TypeExpr *ret;                               /* agent, http and workflow return type */
     Node *body;                                  /* workflow body (N_BLOCK) */
     Type *type;                                  /* sema: the schema or enum type; return type */
     Type *ret_type;                              /* sema: agent/workflow return */
@@ -264,8 +265,10 @@ struct Node {
     void *sym;                                   /* N_NAME, N_LET, N_ASSIGN, N_FOR var: the Sym */
     Decl *decl;                                  /* N_CALL: the agent; N_RECORD: the schema;
                                                     N_NAME of an enum value: the enum */
-    int builtin;                                 /* N_CALL: Builtin, 0 if an agent */
-    int site;                                    /* N_CALL to an agent: stable call-site id */
+    int builtin;                                 /* N_CALL: Builtin, 0 if an agent;
+                                                    N_FIELD `env.NAME` in an http header: B_ENV */
+    int site;                                    /* N_CALL to an agent or http operation:
+                                                    stable call-site id */
     void *cg;                                    /* codegen private data */
     bool can_wait;                               /* cg: N_FOR (sequential): an item's body
                                                     can wait for approval */
@@ -341,6 +344,9 @@ typedef struct Sym {
     bool assigned;                               /* target of an assignment somewhere */
     int depth;                                   /* closure depth of its declaration */
     int id;                                      /* unique per program (for C names) */
+    Node *taint;                                 /* approval.c: why its value may not have
+                                                    passed through approve(), or NULL */
+    Node *taint_via;                             /* approval.c: the binding that gave it */
 } Sym;
 
 /* Resolved settings of a model declaration (Decl.sema). */
@@ -363,10 +369,44 @@ typedef struct AgentInfo {
     int64_t timeout_ms;                          /* default 60000 */
 } AgentInfo;
 
+/* Paging of an http read (HttpInfo.paging). */
+typedef enum PagingKind {
+    PAGE_NONE,
+    PAGE_CURSOR,                                 /* cursor(field: "paging.next.after", param: "after") */
+    PAGE_NEXT_URL,                               /* next_url(field: "next") */
+    PAGE_LINK,                                   /* link: RFC 8288 Link header, rel="next" */
+} PagingKind;
+
+/* Resolved settings of an http operation (Decl.sema). */
+typedef struct HttpInfo {
+    const char *method;                          /* "GET", "POST", "PUT", "PATCH", "DELETE" */
+    bool write;                                  /* sends an Idempotency-Key, held by --dry-run */
+    Node *url;                                   /* N_STRING template */
+    Vec headers;                                 /* Node*: N_STRING templates "Name: value" */
+    Node *body;                                  /* an expression of the parameters, or NULL */
+    int64_t retries;                             /* default 3 */
+    int64_t timeout_ms;                          /* default 30000 */
+    double rps;                                  /* requests per second to its host, 0: none */
+    bool approval;                               /* approval: required */
+    PagingKind paging;                           /* how a read pages */
+    const char *page_field;                      /* cursor or next URL: its path in the body */
+    const char *page_param;                      /* cursor: the query parameter it goes in */
+    const char *items;                           /* items: path of a page's items, or NULL */
+    int64_t max_pages;                           /* default 1000 */
+    Vec secrets;                                 /* const char*: env variables its headers read */
+} HttpInfo;
+
 /* Type-checks the whole program.  Reports every error; returns false if any. */
 bool sema_check(Program *p);
 void sema_dump_types(FILE *out, Program *p);     /* --dump-types */
 Decl *sema_workflow(Program *p);                 /* the workflow to build, or NULL */
+
+/* ---- approval.c: writes that need approval get approved values ------------ */
+
+/* Reports every call of an http operation marked `approval: required` that
+ * can receive a value that has not passed through approve() (sema_check
+ * runs it once the program type-checks). */
+void approval_check(Program *p);
 
 /* ---- schema.c: JSON Schema per schema and provider ----------------------- */
 

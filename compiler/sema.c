@@ -30,10 +30,12 @@
  */
 #include "flowc.h"
 
+#include <ctype.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* ---- a string-keyed hash map, arena-backed ------------------------------- */
 
@@ -154,7 +156,9 @@ static struct {
     Par *par;                                    /* innermost parallel block */
     Decl *workflow;                              /* the first workflow */
     Decl *cur_wf;                                /* the workflow being checked */
-    Decl *cur_agent;                             /* the agent whose templates are checked */
+    Decl *cur_agent;                             /* the agent or http operation whose
+                                                    templates are checked */
+    const char *http_part;                       /* "url", "header" or "body" being checked */
     bool in_template;                            /* inside {{ }} */
     Node *wf_budget;                             /* the workflow's budget statement */
     Node *cur_phase;                             /* the phase being checked */
@@ -201,6 +205,7 @@ static const char *kind_name(DeclKind k)
     case D_MODEL: return "a model";
     case D_AGENT: return "an agent";
     case D_WORKFLOW: return "a workflow";
+    case D_HTTP: return "an http operation";
     default: return "an import";
     }
 }
@@ -985,6 +990,249 @@ static void check_agent(Decl *d)
     scope_pop(mark);
 }
 
+/* ---- http operations --------------------------------------------------------- */
+
+static const char *const http_keys[] = {
+    "method", "url", "headers", "body", "write", "retries", "timeout", "rps", "approval",
+    "paging", "next", "cursor_param", "items", "max_pages", NULL,
+};
+static const char *const http_methods[] = { "GET", "POST", "PUT", "PATCH", "DELETE", NULL };
+static const char *const approval_words[] = { "required", "none", NULL };
+
+/* env.NAME or env("NAME") in an http operation: a secret, allowed only in
+ * headers (which every log masks); the binary needs it set to start. */
+static Type *http_secret(Node *at, const char *name)
+{
+    HttpInfo *hi = S.cur_agent->sema;
+    if (strcmp(S.http_part, "header") != 0) {
+        diag_error(at->span, "'env.%s' is a secret and cannot go in the %s of http operation "
+                   "'%s'", name, S.http_part, S.cur_agent->name);
+        diag_help("secrets go only in headers, which traces, the journal, errors and --dry-run "
+                  "mask; a %s is logged as it is", S.http_part);
+        return ty_error;
+    }
+    for (int i = 0; i < hi->secrets.len; i++)
+        if (strcmp(hi->secrets.items[i], name) == 0)
+            return ty_string;
+    vec_push(&hi->secrets, (void *)name);
+    return ty_string;
+}
+
+/* A template of the operation (url, a header): its parameters and, in a
+ * header, env.NAME. */
+static void http_template(Node *v, const char *part)
+{
+    S.http_part = part;
+    check_expr(v, true);
+}
+
+/* url: "https://host/path/{{ p }}": the scheme written out, or the whole
+ * base as the first interpolation (a parameter holding "https://host"). */
+static Node *http_url(Setting *s)
+{
+    if (s->value->kind != N_STRING) {
+        diag_error(s->value->span, "url must be a string, got %s", what(s->value));
+        return NULL;
+    }
+    http_template(s->value, "url");
+    StrPart *p = s->value->parts.items[0];
+    if (!p->expr && strncmp(p->text, "https://", 8) != 0 && strncmp(p->text, "http://", 7) != 0) {
+        diag_error(s->value->span, "url must start with 'https://' or 'http://'");
+        diag_help("write the whole URL, or start it with a parameter that holds the base: "
+                  "\"{{ base }}/v3/contacts\"");
+    }
+    return s->value;
+}
+
+/* headers: ["Name: value {{ p }}", ...] */
+static void http_headers(Setting *s, HttpInfo *hi)
+{
+    if (s->value->kind != N_LIST) {
+        diag_error(s->value->span, "headers must be a list of \"Name: value\" strings, got %s",
+                   what(s->value));
+        return;
+    }
+    s->value->type = ty_list(ty_string);
+    for (int i = 0; i < s->value->args.len; i++) {
+        Node *h = s->value->args.items[i];
+        if (h->kind != N_STRING) {
+            diag_error(h->span, "a header must be a \"Name: value\" string, got %s", what(h));
+            continue;
+        }
+        http_template(h, "header");
+        StrPart *p = h->parts.items[0];
+        size_t k = 0;
+        while (!p->expr && k < p->len && (isalnum((unsigned char)p->text[k]) || p->text[k] == '-'))
+            k++;
+        if (p->expr || k == 0 || k >= p->len || p->text[k] != ':') {
+            diag_error(h->span, "a header must start with its name and ':', as in "
+                       "\"Authorization: Bearer {{ env.TOKEN }}\"");
+            continue;
+        }
+        if (k == 15 && strncasecmp(p->text, "Idempotency-Key", 15) == 0) {
+            diag_error(h->span, "the runtime sets 'Idempotency-Key' on every write");
+            diag_help("it is derived from the run and the call, so a resumed run resends "
+                      "the same key; drop this header");
+            continue;
+        }
+        vec_push(&hi->headers, h);
+    }
+}
+
+static const char *const paging_words[] = { "cursor", "next_url", "link", NULL };
+
+/* paging: cursor | next_url | link, with next: and cursor_param: */
+static void http_paging(Decl *d, HttpInfo *hi)
+{
+    Setting *ps = setting_get(&d->settings, "paging");
+    Setting *ns = setting_get(&d->settings, "next");
+    Setting *cs = setting_get(&d->settings, "cursor_param");
+    const char *w = ps ? setting_word(ps, paging_words) : NULL;
+    hi->paging = !w ? PAGE_NONE : w[0] == 'c' ? PAGE_CURSOR : w[0] == 'n' ? PAGE_NEXT_URL
+                 : PAGE_LINK;
+    hi->page_field = ns ? setting_string(ns) : NULL;
+    hi->page_param = cs ? setting_string(cs) : NULL;
+    if (ns && hi->paging != PAGE_CURSOR && hi->paging != PAGE_NEXT_URL && w)
+        diag_error(ns->key_span, "next applies to paging: cursor and paging: next_url");
+    if (cs && hi->paging != PAGE_CURSOR && w)
+        diag_error(cs->key_span, "cursor_param applies to paging: cursor");
+    if (!ps && (ns || cs))
+        diag_error((ns ? ns : cs)->key_span, "%s without paging", ns ? "next" : "cursor_param");
+    if ((hi->paging == PAGE_CURSOR || hi->paging == PAGE_NEXT_URL) && !ns) {
+        diag_error(ps->key_span, "paging: %s needs next: the path of the next page's %s in "
+                   "the answer", w, hi->paging == PAGE_CURSOR ? "cursor" : "URL");
+        diag_help("for HubSpot's CRM API: next: \"paging.next.after\"");
+    }
+    if (hi->paging == PAGE_CURSOR && !cs) {
+        diag_error(ps->key_span, "paging: cursor needs cursor_param: the query parameter that "
+                   "takes the cursor");
+        diag_help("for HubSpot's CRM API: cursor_param: \"after\"");
+    }
+}
+
+static bool http_bool(Setting *s)
+{
+    if (s->value->kind != N_BOOL) {
+        diag_error(s->value->span, "%s must be true or false, got %s", s->key, what(s->value));
+        return false;
+    }
+    s->value->type = ty_bool;
+    return s->value->ival != 0;
+}
+
+static void http_setting(Setting *s, HttpInfo *hi, Decl *d)
+{
+    double v;
+    const char *w;
+    if (strcmp(s->key, "method") == 0 && (w = setting_word(s, http_methods)))
+        hi->method = w, hi->write = strcmp(w, "GET") != 0;
+    else if (strcmp(s->key, "url") == 0)
+        hi->url = http_url(s);
+    else if (strcmp(s->key, "headers") == 0)
+        http_headers(s, hi);
+    else if (strcmp(s->key, "body") == 0) {
+        bool was = S.in_template;
+        S.in_template = true;                    /* no calls but len() */
+        S.http_part = "body";
+        Type *t = check_expr(s->value, true);
+        S.in_template = was;
+        if (t->kind == TY_VOID || t->kind == TY_NEVER || t->kind == TY_NULL) {
+            diag_error(s->value->span, "body must be a value of the parameters, got %s",
+                       what(s->value));
+            return;
+        }
+        hi->body = s->value;
+    } else if (strcmp(s->key, "retries") == 0 && setting_num(s, 0, 10, false, true, &v))
+        hi->retries = (int64_t)v;
+    else if (strcmp(s->key, "timeout") == 0)
+        setting_duration(s, 1000, 3600000, &hi->timeout_ms);
+    else if (strcmp(s->key, "rps") == 0)
+        setting_num(s, 0, INFINITY, true, false, &hi->rps);
+    else if (strcmp(s->key, "max_pages") == 0 && setting_num(s, 1, 1000000, false, true, &v))
+        hi->max_pages = (int64_t)v;
+    else if (strcmp(s->key, "approval") == 0 && (w = setting_word(s, approval_words)))
+        hi->approval = strcmp(w, "required") == 0;
+    else if (strcmp(s->key, "items") == 0)
+        hi->items = setting_string(s);
+}
+
+/* What the settings say together: a method and a url; a body only where
+ * the method sends one; paging only on a read returning a list; write
+ * given explicitly only to mark a POST that reads (a search). */
+static void http_consistent(Decl *d, HttpInfo *hi)
+{
+    Setting *ws = setting_get(&d->settings, "write");
+    if (ws && hi->method) {
+        bool w = http_bool(ws);
+        if (w != hi->write && strcmp(hi->method, "POST") != 0) {
+            diag_error(ws->value->span, "write: %s contradicts method %s", w ? "true" : "false",
+                       hi->method);
+            diag_help("only a POST may be marked 'write: false' (a search that changes nothing)");
+        }
+        hi->write = w;
+    }
+    if (!setting_get(&d->settings, "method")) {
+        diag_error(d->name_span, "http operation '%s' has no method", d->name);
+        diag_help("add 'method: GET' (or POST, PUT, PATCH, DELETE)");
+    }
+    if (!setting_get(&d->settings, "url")) {
+        diag_error(d->name_span, "http operation '%s' has no url", d->name);
+        diag_help("add 'url: \"https://api.example.com/v3/objects/{{ id }}\"'");
+    }
+    Setting *bs = setting_get(&d->settings, "body");
+    if (bs && hi->method && strcmp(hi->method, "GET") == 0)
+        diag_error(bs->key_span, "a GET request has no body");
+    Setting *ps = setting_get(&d->settings, "paging");
+    if (ps && hi->write) {
+        diag_error(ps->key_span, "only a read pages, and '%s' is a write", d->name);
+        diag_help("a POST that only reads (a search) says 'write: false'");
+    }
+    if (ps && d->ret_type->kind != TY_LIST && d->ret_type->kind != TY_ERROR) {
+        diag_error(d->ret ? d->ret->span : d->name_span, "a paged read returns a list of its "
+                   "pages' items, so its return type must be list<T>, got %s",
+                   ty_str(d->ret_type));
+    }
+    Setting *as = setting_get(&d->settings, "approval");
+    if (as && hi->approval && !hi->write)
+        diag_error(as->key_span, "approval applies to writes, and '%s' is a read", d->name);
+}
+
+/* http -> 'http' name '(' params ')' ['->' type] '{' setting* '}' */
+static void check_http(Decl *d)
+{
+    HttpInfo *hi = arena_alloc(sizeof *hi);
+    hi->retries = 3;
+    hi->timeout_ms = 30000;
+    hi->max_pages = 1000;
+    d->sema = hi;
+    check_dup_fields(&d->fields, "parameter");
+    for (int i = 0; i < d->fields.len; i++) {
+        Field *f = d->fields.items[i];
+        f->type = resolve_type(f->texpr);
+    }
+    d->ret_type = d->ret ? resolve_type(d->ret) : ty_void;
+    d->type = d->ret_type;
+    int mark = scope_push();
+    for (int i = 0; i < d->fields.len; i++) {
+        Field *f = d->fields.items[i];
+        if (!scope_find(f->name))
+            scope_bind(SYM_PARAM, f->name, f->span, f->type);
+    }
+    S.cur_agent = d;
+    for (int i = 0; i < d->settings.len; i++) {
+        Setting *s = d->settings.items[i];
+        if (setting_ok(&d->settings, i, http_keys, "http operation", d->name)
+            && strcmp(s->key, "write") != 0 && strcmp(s->key, "paging") != 0
+            && strcmp(s->key, "next") != 0 && strcmp(s->key, "cursor_param") != 0)
+            http_setting(s, hi, d);
+    }
+    S.cur_agent = NULL;
+    S.http_part = NULL;
+    scope_pop(mark);
+    http_paging(d, hi);
+    http_consistent(d, hi);
+}
+
 /* ---- names, fields, literals ----------------------------------------------- */
 
 /* A name not in scope that is a later stage of the pipeline being checked. */
@@ -1044,6 +1292,12 @@ static void unknown_name(Node *n)
             diag_help("write a value of it, e.g. '%s.%s'", d->name,
                       ((Field *)d->values.items[0])->name);
         note_decl(d);
+    } else if (S.cur_agent && S.cur_agent->kind == D_HTTP) {
+        diag_error(n->span, "unknown name '%s' in the %s of http operation '%s'", n->name,
+                   S.http_part, S.cur_agent->name);
+        help_closest_field(&S.cur_agent->fields, n->name);
+        diag_help("an http operation sees only its own parameters (and env.NAME in its "
+                  "headers); pass '%s' as a parameter", n->name);
     } else if (S.cur_agent) {
         diag_error(n->span, "unknown name '%s' in a template of agent '%s'", n->name,
                    S.cur_agent->name);
@@ -1093,6 +1347,11 @@ static Type *check_enum_value(Node *n, Decl *e)
 static Type *check_field(Node *n)
 {
     Node *l = n->lhs;
+    if (S.cur_agent && S.cur_agent->kind == D_HTTP && l->kind == N_NAME
+        && strcmp(l->name, "env") == 0 && !scope_find("env")) {
+        n->builtin = B_ENV;                      /* env.NAME: a secret of the environment */
+        return http_secret(n, n->name);
+    }
     if (l->kind == N_NAME && !scope_find(l->name)) {
         Decl *d = lookup_decl(l->name);
         if (d && d->kind == D_ENUM)
@@ -1419,6 +1678,14 @@ static Type *check_builtin(Node *n, Builtin b)
         return ty_error;
     }
     check_using(n);
+    if (b == B_ENV && S.cur_agent && S.cur_agent->kind == D_HTTP && n->args.len == 1) {
+        const char *name = plain_string(n->args.items[0]);
+        if (name)
+            return http_secret(n, name);
+        diag_error(((Node *)n->args.items[0])->span, "env() in an http operation needs the "
+                   "variable's name as a string literal");
+        return ty_error;
+    }
     if (b != B_READ_JSONL && n->targs.len)
         diag_error(nspan(n), "'%s' takes no type arguments", n->name);
     if (n->args.len != builtin_arity[b]) {
@@ -1463,12 +1730,50 @@ static Type *check_agent_call(Node *n, Decl *d)
     return d->ret_type ? d->ret_type : ty_error;
 }
 
+/* call -> http '(' args ')': a typed request, checked like an agent call */
+static Type *check_http_call(Node *n, Decl *d)
+{
+    n->decl = d;
+    n->site = ++S.next_site;
+    if (S.in_template) {
+        diag_error(nspan(n), "a template cannot call http operation '%s'", n->name);
+        diag_help("call it in the workflow with 'let', then interpolate the result");
+    }
+    if (n->targs.len)
+        diag_error(nspan(n), "http operation '%s' takes no type arguments", n->name);
+    if (n->using_model)
+        diag_error(n->using_span, "'using' applies to agent calls, not to http operation '%s'",
+                   n->name);
+    if (n->args.len != d->fields.len) {
+        diag_error(nspan(n), "http operation '%s' expects %d argument%s, got %d", n->name,
+                   d->fields.len, d->fields.len == 1 ? "" : "s", n->args.len);
+        note_decl(d);
+    }
+    for (int i = 0; i < n->args.len; i++) {
+        Node *a = n->args.items[i];
+        Type *t = check_expr(a, true);
+        if (i >= d->fields.len)
+            continue;
+        Field *p = d->fields.items[i];
+        if (ty_assignable(p->type, t))
+            continue;
+        diag_error(a->span, "http operation '%s' expects %s for parameter '%s', got %s",
+                   n->name, ty_str(p->type), p->name, ty_str(t));
+        if (t->kind == TY_OPT && ty_assignable(p->type, t->elem))
+            help_optional(a);
+        note_decl(d);
+    }
+    return d->ret_type ? d->ret_type : ty_error;
+}
+
 /* call -> name '(' args ')' */
 static Type *check_call(Node *n)
 {
     Decl *d = lookup_decl(n->name);
     if (d && d->kind == D_AGENT)
         return check_agent_call(n, d);
+    if (d && d->kind == D_HTTP)
+        return check_http_call(n, d);
     Builtin b = builtin_find(n->name);
     if (b)
         return check_builtin(n, b);
@@ -1480,7 +1785,7 @@ static Type *check_call(Node *n)
         note_decl(d);
     } else {
         diag_error(nspan(n), "unknown agent or function '%s'", n->name);
-        help_closest_decl(n->name, 1u << D_AGENT, builtin_names + 1);
+        help_closest_decl(n->name, 1u << D_AGENT | 1u << D_HTTP, builtin_names + 1);
     }
     for (int i = 0; i < n->args.len; i++)
         check_expr(n->args.items[i], true);
@@ -2350,6 +2655,7 @@ static void check_decls_of(Program *p, DeclKind k)
         case D_ENUM: check_enum(d); break;
         case D_MODEL: check_model(d); break;
         case D_AGENT: check_agent(d); break;
+        case D_HTTP: check_http(d); break;
         case D_WORKFLOW: check_workflow(d); break;
         default: break;
         }
@@ -2376,7 +2682,10 @@ bool sema_check(Program *p)
             check_schema_cycle(p->decls.items[i]);
     check_decls_of(p, D_MODEL);
     check_decls_of(p, D_AGENT);
+    check_decls_of(p, D_HTTP);
     check_decls_of(p, D_WORKFLOW);
+    if (diag_error_count() == before)           /* writes that need approval get it */
+        approval_check(p);
     return diag_error_count() == before;
 }
 

@@ -212,8 +212,9 @@ static void add_decl(yyscan_t scanner, Decl *d);
 %token <tok> OR "'or'"
 %token <tok> NOT "'not'"
 %token <tok> LEN "'len'"
+%token <tok> HTTP "'http'"
 
-%type <decl> decl import schema enum model agent workflow
+%type <decl> decl import schema enum model agent workflow http
 %type <vec> fields values settings params plist stmts arms pats inits targs stages
 %type <vec> exprlist parts paren_settings
 %type <field> field param
@@ -248,7 +249,7 @@ program
     | program error
     ;
 
-decl: import | schema | enum | model | agent | workflow ;
+decl: import | schema | enum | model | agent | workflow | http ;
 
 /* import -> 'import' string */
 import
@@ -364,6 +365,25 @@ agent
             Field *f = $4.items[i];
             if (f->deflt) {
                 diag_error(f->deflt->span, "agent parameters cannot have default values");
+                diag_help("only workflow parameters (the binary's flags) have defaults");
+                lex_error_span(STATE, f->deflt->span);
+            }
+        }
+    }
+    ;
+
+/* http -> 'http' NAME '(' params ')' [ '->' type ] '{' { setting } '}'
+ * ('http' is a word of its own only at the top level, so it stays a
+ * valid name everywhere else) */
+http
+    : HTTP IDENT '(' params ')' ret '{' settings '}' {
+        $$ = ast_decl(D_HTTP, @$);
+        $$->name = $2.s; $$->name_span = @2; $$->doc = $1.doc;
+        $$->fields = $4; $$->ret = $6; $$->settings = $8;
+        for (int i = 0; i < $4.len; i++) {
+            Field *f = $4.items[i];
+            if (f->deflt) {
+                diag_error(f->deflt->span, "http operation parameters cannot have default values");
                 diag_help("only workflow parameters (the binary's flags) have defaults");
                 lex_error_span(STATE, f->deflt->span);
             }
@@ -1000,7 +1020,8 @@ static bool is_operator(yysymbol_kind_t k)
 static bool is_decl_keyword(yysymbol_kind_t k)
 {
     return k == YYSYMBOL_IMPORT || k == YYSYMBOL_SCHEMA || k == YYSYMBOL_ENUM
-        || k == YYSYMBOL_MODEL || k == YYSYMBOL_AGENT || k == YYSYMBOL_WORKFLOW;
+        || k == YYSYMBOL_MODEL || k == YYSYMBOL_AGENT || k == YYSYMBOL_WORKFLOW
+        || k == YYSYMBOL_HTTP;
 }
 
 static bool is_keyword(yysymbol_kind_t k)
