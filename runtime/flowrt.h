@@ -210,6 +210,64 @@ struct fr_agent {
 json_t *fr_call(fr_ctx *cx, const fr_agent *a, int site, const fr_model *using,
                 json_t *const *args, const char *where);
 
+/* ---- http operations ----------------------------------------------------- */
+
+/* How a read pages (the operation's `paging:`). */
+typedef enum fr_paging {
+    FR_PAGE_NONE,                  /* one request */
+    FR_PAGE_CURSOR,                /* the cursor at page_field goes in query parameter page_param */
+    FR_PAGE_NEXT_URL,              /* the next page's URL is at page_field */
+    FR_PAGE_LINK,                  /* the next page's URL is the Link header's rel="next" */
+} fr_paging;
+
+/* One call's request as its render function fills it from the arguments.
+ * A secret (env.NAME in a header) is written as a marker (fr_secret), never
+ * as its value: the runtime puts the value in only as the request leaves,
+ * and masks it everywhere else. */
+typedef struct fr_oprequest {
+    fr_buf url;                    /* the URL; interpolated values percent-encoded */
+    fr_buf headers;                /* "Name: value" lines, each ended by '\n' */
+    json_t *body;                  /* the body's value (borrowed), NULL for none */
+} fr_oprequest;
+
+typedef bool (*fr_op_render_fn)(fr_ctx *cx, json_t *const *args, fr_oprequest *rq);
+
+/* An http operation: a typed request with a typed answer.  Callable by
+ * anything that has its typed arguments (a workflow, an agent's tool loop)
+ * through fr_op_call. */
+typedef struct fr_op {
+    const char *name;              /* the operation's name */
+    const char *doc;               /* doc comment or NULL */
+    const char *method;            /* "GET", "POST", "PUT", "PATCH" or "DELETE" */
+    bool write;                    /* changes the server: Idempotency-Key, held by --dry-run */
+    bool approval;                 /* declared `approval: required` (proved at compile time) */
+    const fr_type *output;         /* the answer's type, NULL for none */
+    const fr_type *body_type;      /* the body's type, NULL for no body */
+    int retries;                   /* attempts after the first, per page */
+    int timeout_ms;                /* per attempt */
+    double rps;                    /* requests per second to its host at most, 0: no cap */
+    fr_paging paging;              /* how a read pages */
+    const char *page_field;        /* cursor or next URL: its dotted path in the answer */
+    const char *page_param;        /* cursor: the query parameter that takes it */
+    const char *items;             /* dotted path of a page's items, NULL: the whole answer */
+    int max_pages;                 /* a paged read fails past this many pages */
+    fr_op_render_fn render;        /* builds the request */
+    int nparams;                   /* number of parameters */
+    const char *const *param_names;/* their names */
+    int nsecrets;                  /* environment variables its headers read */
+    const char *const *secrets;    /* their names: checked set before any work starts */
+} fr_op;
+
+/* Calls op at call site `site` with args: journal, --dry-run, --mock,
+ * concurrency, limiter, retries, paging, validation, tracing.  Returns the
+ * validated answer, borrowed, or NULL with cx->sig set. */
+json_t *fr_op_call(fr_ctx *cx, const fr_op *op, int site, json_t *const *args,
+                   const char *where);
+/* {{ v }} in a URL: as fr_buf_value, percent-encoded (RFC 3986 unreserved kept). */
+void fr_buf_url_value(fr_buf *b, json_t *v);
+/* The marker of secret env.NAME in a header (a string value, borrowed). */
+json_t *fr_secret(fr_ctx *cx, const char *env);
+
 /* ---- budgets, phases, the program ---------------------------------------- */
 
 /* A hard cap; a field < 0 means no cap. */
@@ -255,6 +313,8 @@ typedef struct fr_program {
     int nagents;                   /* agents it declares */
     const fr_agent *const *agents; /* (for the summary and --help) */
     fr_main_fn main;               /* the workflow body */
+    int nops;                      /* http operations it can call */
+    const fr_op *const *ops;       /* their secrets are checked before work starts */
 } fr_program;
 
 /* Parses the command line, runs the workflow, prints the result and summary,

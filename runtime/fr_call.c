@@ -61,7 +61,7 @@ void fr_provider_call(fr_run *run, const fr_request *req, fr_response *resp)
 
 /* ---- call slots: --concurrency caps attempts in flight ------------------- */
 
-static void slot_take(fr_run *run)
+void fr_slot_take(fr_run *run)
 {
     if (run->concurrency <= 0) {           /* no cap: only count, for the progress line */
         __atomic_add_fetch(&run->inflight, 1, __ATOMIC_RELAXED);
@@ -74,7 +74,7 @@ static void slot_take(fr_run *run)
     pthread_mutex_unlock(&run->mu);
 }
 
-static void slot_give(fr_run *run)
+void fr_slot_give(fr_run *run)
 {
     if (run->concurrency <= 0) {
         __atomic_sub_fetch(&run->inflight, 1, __ATOMIC_RELAXED);
@@ -108,7 +108,7 @@ static void sleep_ms(int64_t ms)
 
 /* Full jitter: a uniform delay in [0, min(cap, base * 2^attempt)], at least
  * what the server asked for, never past the time left. */
-static void backoff(fr_ctx *cx, int attempt, int retry_after_ms)
+void fr_backoff(fr_ctx *cx, int attempt, int retry_after_ms)
 {
     int64_t ceil_ms = cx->run->retry_base_ms;
     for (int i = 0; i < attempt && ceil_ms < BACKOFF_CAP_MS; i++)
@@ -243,10 +243,10 @@ static bool start_attempt(call *c, fr_resv *resv, int *timeout)
     if (!fr_budget_reserve(cx, c->model, input_estimate(c), c->agent->max_tokens, resv))
         return false;
     fr_journal_call_hold(&c->jh, cx, resv);
-    slot_take(cx->run);
+    fr_slot_take(cx->run);
     int64_t left = fr_budget_time_left(cx);
     if (left <= 0) {
-        slot_give(cx->run);
+        fr_slot_give(cx->run);
         fr_journal_call_settle(&c->jh, cx);
         fr_budget_settle(cx->run, resv, c->model, 0, 0);
         return fr_budget_time_stop(cx) != NULL;
@@ -272,7 +272,7 @@ static json_t *attempt(call *c, int *stop)
     };
     fr_response r;
     fr_provider_call(run, &req, &r);
-    slot_give(run);
+    fr_slot_give(run);
     /* [journal hook] per call/phase trace line: attempt, outcome, usage, latency */
     fr_journal_call_attempt(&c->jh, &r);
     c->attempts++;
@@ -300,7 +300,7 @@ static json_t *attempt(call *c, int *stop)
         fr_journal_call_settle(&c->jh, cx);
     fr_budget_settle(run, &resv, c->model, r.input_tokens, r.output_tokens);
     if (r.outcome == FR_TRANSIENT && c->attempts <= c->agent->retries)
-        backoff(cx, c->attempts - 1, r.retry_after_ms);
+        fr_backoff(cx, c->attempts - 1, r.retry_after_ms);
     /* an answer that ran out of memory after validating is not invalid */
     tally(&c->tally, &r, v || *stop == STOP_FATAL);
     fr_response_free(&r);

@@ -59,7 +59,15 @@ typedef struct schema_part {
     struct schema_part *next;      /* the next part */
 } schema_part;
 
+/* The limiter of one host of the http operations (scheme://host:port). */
+typedef struct host_lim {
+    char *origin;                  /* "https://api.example.com" */
+    fr_limiter *lim;               /* its limiter */
+    struct host_lim *next;         /* the next host */
+} host_lim;
+
 struct fr_http {
+    host_lim *hosts;               /* the operations' hosts (guarded by ep_mu) */
     CURLSH *share;                 /* DNS cache and TLS sessions of all handles */
     pthread_mutex_t share_mu[CURL_LOCK_DATA_LAST]; /* one lock per shared kind */
     pthread_mutex_t pool_mu;       /* guards pool */
@@ -101,8 +109,7 @@ int64_t fr_http_tokens(json_t *v)
     return n < 0 ? 0 : n > cap ? cap : n;
 }
 
-/* Replaces every occurrence of key in *s by "***" (in place or reallocated). */
-static void scrub(char **s, const char *key)
+void fr_http_scrub(char **s, const char *key)
 {
     if (!*s || !key || strlen(key) < 4)
         return;
@@ -332,6 +339,13 @@ void fr_http_free(fr_http *h)
         endpoint *e = h->eps;
         h->eps = e->next;
         ep_free(e);
+    }
+    while (h->hosts) {
+        host_lim *l = h->hosts;
+        h->hosts = l->next;
+        fr_limit_free(l->lim);
+        fr_free(l->origin);
+        fr_free(l);
     }
     while (h->parts) {
         schema_part *p = h->parts;
@@ -712,8 +726,8 @@ void fr_http_call(fr_http *h, const fr_request *req, fr_response *resp)
     else if (status > 0)
         map_status(e, status, &x, resp);
     fr_free(x.body);
-    scrub(&resp->error, e->key);
-    scrub(&resp->raw, e->key);
+    fr_http_scrub(&resp->error, e->key);
+    fr_http_scrub(&resp->raw, e->key);
 }
 
 /* ---- helpers for the wire formats ---------------------------------------- */
@@ -791,4 +805,215 @@ json_t *fr_http_unwrap(json_t *answer, bool wrapped)
     json_t *v = json_incref(inner ? inner : answer);
     json_decref(answer);
     return v;
+}
+
+/* ---- http operations: one exchange on the shared transport ---------------- */
+
+/* The origin of url ("https://host:port"), as a length into url. */
+static size_t origin_len(const char *url)
+{
+    const char *h = strstr(url, "://");
+    if (!h)
+        return 0;
+    h += 3;
+    return (size_t)(h - url) + strcspn(h, "/?#");
+}
+
+fr_limiter *fr_http_host_limiter(fr_http *h, const char *url, double rps)
+{
+    size_t n = origin_len(url);
+    pthread_mutex_lock(&h->ep_mu);
+    host_lim *l = h->hosts;
+    while (l && (strlen(l->origin) != n || strncasecmp(l->origin, url, n) != 0))
+        l = l->next;
+    if (!l && (l = fr_calloc(1, sizeof *l))) {
+        l->origin = fr_malloc(n + 1);
+        l->lim = fr_limit_new();
+        if (!l->origin || !l->lim) {
+            fr_free(l->origin);
+            fr_limit_free(l->lim);
+            fr_free(l);
+            l = NULL;
+        } else {
+            memcpy(l->origin, url, n);
+            l->origin[n] = '\0';
+            l->next = h->hosts;
+            h->hosts = l;
+        }
+    }
+    pthread_mutex_unlock(&h->ep_mu);
+    if (l && rps > 0)
+        fr_limit_cap(l->lim, rps);
+    return l ? l->lim : NULL;
+}
+
+/* What an operation's exchange gathers besides the body. */
+typedef struct opx {
+    xfer x;                        /* the body, retry-after (shared with the providers) */
+    char *link_next;               /* Link: rel="next" */
+} opx;
+
+/* The rel="next" target of one Link header value (RFC 8288), or NULL:
+ * link-values are `<URI> *( ";" param )` separated by commas; rel holds
+ * space-separated relation types, compared case-insensitively. */
+static char *link_next(const char *v, size_t n)
+{
+    const char *p = v, *end = v + n;
+    while (p < end) {
+        const char *lt = memchr(p, '<', (size_t)(end - p));
+        const char *gt = lt ? memchr(lt, '>', (size_t)(end - lt)) : NULL;
+        if (!gt)
+            return NULL;
+        const char *q = gt + 1, *stop = q;
+        while (stop < end && *stop != ',' && *stop != '<')
+            stop++;
+        for (const char *r = q; r + 3 < stop; r++) {
+            if (strncasecmp(r, "rel", 3) != 0)
+                continue;
+            const char *e = r + 3;
+            while (e < stop && (*e == ' ' || *e == '\t'))
+                e++;
+            if (e >= stop || *e != '=')
+                continue;
+            e++;
+            while (e < stop && (*e == ' ' || *e == '"'))
+                e++;
+            for (;;) {                   /* each relation type in the value */
+                size_t k = 0;
+                while (e + k < stop && e[k] != ' ' && e[k] != '"' && e[k] != ';' && e[k] != ',')
+                    k++;
+                if (k == 4 && strncasecmp(e, "next", 4) == 0) {
+                    char *u = fr_malloc((size_t)(gt - lt));
+                    if (u) {
+                        memcpy(u, lt + 1, (size_t)(gt - lt - 1));
+                        u[gt - lt - 1] = '\0';
+                    }
+                    return u;
+                }
+                if (e + k >= stop || e[k] != ' ')
+                    break;
+                e += k + 1;
+            }
+        }
+        p = stop;
+        if (p < end && *p == ',')
+            p++;
+    }
+    return NULL;
+}
+
+static size_t on_op_header(char *p, size_t size, size_t n, void *ud)
+{
+    opx *o = ud;
+    size_t k = size * n;
+    if (k > 5 && strncmp(p, "HTTP/", 5) == 0) {
+        fr_free(o->link_next);
+        o->link_next = NULL;
+    } else if (k > 5 && strncasecmp(p, "link:", 5) == 0 && !o->link_next) {
+        size_t l = k;
+        while (l > 5 && (p[l - 1] == '\r' || p[l - 1] == '\n'))
+            l--;
+        o->link_next = link_next(p + 5, l - 5);
+    }
+    return on_header(p, size, n, &o->x);
+}
+
+void fr_xres_free(fr_xres *res)
+{
+    fr_free(res->body);
+    fr_free(res->link_next);
+    fr_free(res->error);
+    memset(res, 0, sizeof *res);
+}
+
+static void xres_error(fr_xres *res, bool transient, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void xres_error(fr_xres *res, bool transient, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fr_repair_utf8(msg);
+    res->status = 0;
+    res->transient = transient;
+    fr_free(res->error);
+    res->error = fr_strdup(msg);
+}
+
+void fr_http_exchange(fr_http *h, const fr_xreq *rq, fr_xres *res)
+{
+    memset(res, 0, sizeof *res);
+    res->retry_after_ms = -1;
+    struct curl_slist *hd = curl_slist_append(NULL, "Expect:");
+    for (int i = 0; hd && i < rq->nheaders; i++) {
+        struct curl_slist *n = curl_slist_append(hd, rq->headers[i]);
+        if (!n) {
+            curl_slist_free_all(hd);
+            hd = NULL;
+        }
+        hd = n;
+    }
+    CURL *c = hd ? pool_get(h) : NULL;
+    if (!c) {
+        curl_slist_free_all(hd);
+        xres_error(res, true, "out of memory");
+        return;
+    }
+    char errbuf[CURL_ERROR_SIZE] = "";
+    opx o = { .x = { .retry_after_ms = -1, .should_retry = -1 } };
+    curl_easy_setopt(c, CURLOPT_URL, rq->url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, rq->method);
+    if (rq->body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, rq->body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(rq->body));
+    } else {
+        curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, rq->method);
+        if (strcmp(rq->method, "GET") != 0)
+            curl_easy_setopt(c, CURLOPT_NOBODY, 0L);
+    }
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hd);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &o.x);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_op_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &o);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)(rq->timeout_ms > 0 ? rq->timeout_ms : 0));
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
+                     (long)(rq->timeout_ms > 0 && rq->timeout_ms < 10000 ? rq->timeout_ms : 10000));
+    curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "flowc/" FLOWRT_VERSION);
+    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+    CURLcode rc = curl_easy_perform(c);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &res->status);
+    /* the handle goes back to the pool as the providers' handles do: reset
+     * what this exchange set that a provider's would not */
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, NULL);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, NULL);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, NULL);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, -1L);
+    curl_easy_setopt(c, CURLOPT_HTTPGET, 0L);
+    curl_slist_free_all(hd);
+    pool_put(h, c);
+    res->body = o.x.body;
+    res->len = o.x.len;
+    res->retry_after_ms = o.x.retry_after_ms;
+    res->link_next = o.link_next;
+    if (rc == CURLE_OK)
+        return;
+    const char *why = errbuf[0] ? errbuf : curl_easy_strerror(rc);
+    if (o.x.too_big)
+        xres_error(res, true, "answer larger than %u bytes", MAX_BODY);
+    else if (rc == CURLE_WRITE_ERROR || rc == CURLE_OUT_OF_MEMORY)
+        xres_error(res, true, "out of memory reading the answer");
+    else if (rc == CURLE_OPERATION_TIMEDOUT)
+        xres_error(res, true, "no answer within %d ms", rq->timeout_ms);
+    else
+        xres_error(res, curl_transient(rc), "request failed: %s", why);
 }

@@ -138,6 +138,10 @@ typedef struct fr_mock_opts {
 /* A deterministic answer synthesized from the agent's output type, seeded
  * from the rendered prompt; simulated usage. */
 void fr_mock_call(const fr_mock_opts *o, const fr_request *req, fr_response *resp);
+/* A value of type t synthesized the same way, seeded by seed (a new
+ * reference; NULL when out of memory): the mock's answer to an http
+ * operation. */
+json_t *fr_mock_value(const fr_type *t, const char *seed);
 
 /* ---- fr_limit.c: the shared rate limiter of one endpoint ------------------ */
 
@@ -153,6 +157,9 @@ void fr_limit_pause(fr_limiter *l, int retry_after_ms);
 void fr_limit_slow_down(fr_limiter *l, int64_t sent_ns);
 /* The server took a request: count it and let the rate recover. */
 void fr_limit_success(fr_limiter *l);
+/* Never more than rps requests a second, whatever else happens (an http
+ * operation's `rps:`; the lowest cap given wins). */
+void fr_limit_cap(fr_limiter *l, double rps);
 
 /* ---- fr_http.c: real providers (anthropic, openai) ------------------------ */
 
@@ -163,6 +170,35 @@ typedef struct fr_http fr_http;
 fr_http *fr_http_new(const fr_program *prog, bool mock_all, fr_buf *err);
 void fr_http_free(fr_http *h);
 void fr_http_call(fr_http *h, const fr_request *req, fr_response *resp);
+
+/* One exchange of an http operation over the shared transport (the same
+ * handles, connection cache and DNS/TLS sharing as the providers'). */
+typedef struct fr_xreq {
+    const char *method;            /* "GET", "POST", ... */
+    const char *url;               /* the full URL */
+    const char *const *headers;    /* "Name: value" lines, secrets filled in */
+    int nheaders;                  /* how many */
+    const char *body;              /* the request body, or NULL */
+    int timeout_ms;                /* for this attempt */
+} fr_xreq;
+
+typedef struct fr_xres {
+    long status;                   /* the HTTP status, 0 when no answer came */
+    char *body;                    /* the answer's bytes (fr_malloc'd, NUL-ended) or NULL */
+    size_t len;                    /* bytes in body */
+    int retry_after_ms;            /* retry-after(-ms), -1 if none */
+    char *link_next;               /* the Link header's rel="next" URL (fr_malloc'd) or NULL */
+    char *error;                   /* no answer: why (fr_malloc'd) */
+    bool transient;                /* no answer: worth another attempt */
+} fr_xres;
+
+void fr_http_exchange(fr_http *h, const fr_xreq *rq, fr_xres *res);
+void fr_xres_free(fr_xres *res);
+/* The limiter of url's scheme, host and port (made on first use), capped
+ * at rps when rps > 0; NULL when out of memory. */
+fr_limiter *fr_http_host_limiter(fr_http *h, const char *url, double rps);
+/* Replaces every occurrence of secret in *s by "***" (keys, operation secrets). */
+void fr_http_scrub(char **s, const char *secret);
 
 /* fr_http.c internals shared with the wire formats (fr_anthropic.c,
  * fr_openai.c): each builds a request body and parses a 200 answer. */
@@ -235,6 +271,14 @@ typedef struct fr_stats {
     int64_t unparsable;            /* attempts with no JSON to take out of the answer */
     int64_t transient;             /* attempts that failed transiently (network, 5xx, 429...) */
     int64_t rate_limited;          /* of those, HTTP 429 */
+    int64_t http_calls;            /* http operation calls that made a request */
+    int64_t http_cached;           /* ... answered from the journal */
+    int64_t http_retries;          /* their attempts after a page's first */
+    int64_t http_failures;         /* calls that failed */
+    int64_t http_unknown;          /* writes resent whose outcome a crash left unknown */
+    int64_t http_dry;              /* writes held back by --dry-run */
+    int64_t http_pages;            /* pages read */
+    int64_t http_ms;               /* the calls' wall time, added up */
     int64_t start_ms;              /* when the phase began (monotonic), 0 if it never did */
     int64_t wall_ms;               /* its wall time, once it ended */
     bool ended;                    /* fr_phase_end was called */
@@ -296,6 +340,10 @@ struct fr_run {
     FILE *review;                  /* <workflow>.review.jsonl once opened */
     int64_t escalated;             /* items escalated */
     bool progress;                 /* a progress line is on stderr: clear it before a line */
+    bool dry_run;                  /* --dry-run: writes are written down, not sent */
+    FILE *dry;                     /* <workflow>.dry-run.jsonl once opened (under review_mu) */
+    int64_t dry_writes;            /* requests written to it */
+    char run_tag[32];              /* the run id without a journal (idempotency keys) */
 };
 
 /* fr_budget.c */
@@ -328,6 +376,19 @@ bool fr_thread_start(pthread_t *t, void *(*fn)(void *), void *arg);
 /* fr_call.c */
 /* One attempt through the provider: the mock or HTTP. */
 void fr_provider_call(fr_run *run, const fr_request *req, fr_response *resp);
+/* A call slot (--concurrency) for one attempt, and giving it back. */
+void fr_slot_take(fr_run *run);
+void fr_slot_give(fr_run *run);
+/* Waits before retry number attempt (from 0): full jitter, at least
+ * retry_after_ms, never past the time left. */
+void fr_backoff(fr_ctx *cx, int attempt, int retry_after_ms);
+
+/* fr_op.c */
+/* Every secret the program's http operations read is set (skipped under
+ * --mock, which sends nothing); false with one line per missing variable. */
+bool fr_op_secrets_check(const fr_program *prog, bool mock, fr_buf *err);
+/* Closes the --dry-run file; its path for the summary (malloc'd) or NULL. */
+char *fr_op_dry_close(fr_run *run);
 
 /* fr_review.c */
 bool fr_review_reset(fr_run *run);               /* truncate a previous run's file */
@@ -400,6 +461,8 @@ json_t *fr_journal_lookup(fr_journal *j, const fr_jcall *c);
  * mid-request still counts them (a hold left by a crashed process stays
  * counted when the call is made again); returns once synced. */
 bool fr_journal_reserve(fr_journal *j, const fr_jcall *c, double usd, int64_t tokens);
+/* A call a process left in flight (held, never recorded) when it stopped. */
+bool fr_journal_was_in_flight(fr_journal *j, const fr_jcall *c);
 /* Durably records a finished call (output NULL: failed after all attempts),
  * settling its reservation; returns once synced. */
 bool fr_journal_record(fr_journal *j, const fr_jcall *c);
@@ -496,6 +559,19 @@ void fr_journal_call_record(fr_jhook *h, fr_ctx *cx, json_t *v, const fr_type *t
 /* The call's end: records a failure's spend, writes the trace line, frees h. */
 void fr_journal_call_end(fr_jhook *h, fr_ctx *cx, json_t *v);
 
+/* The journal's part of an http operation call (h->model stays NULL):
+ * begin gives the journaled answer or NULL, and says whether a process left
+ * the call in flight; hold durably marks a write in flight before it is
+ * sent; the answer is recorded with fr_journal_call_record; end records a
+ * failure and writes the trace line. */
+json_t *fr_journal_op_begin(fr_jhook *h, fr_ctx *cx, const fr_op *op, int site,
+                            const char *request, bool *in_flight);
+void fr_journal_op_hold(fr_jhook *h, fr_ctx *cx);
+struct fr_top;
+void fr_journal_op_end(fr_jhook *h, fr_ctx *cx, json_t *v, struct fr_top *t);
+/* The run's id (the journal's, else this process's): idempotency keys. */
+const char *fr_journal_run_tag(fr_run *run);
+
 /* approve() and escalate() through the journal's queue. */
 json_t *fr_journal_approve(fr_ctx *cx, json_t *list, json_t *title, int site,
                            const char *where);
@@ -534,5 +610,28 @@ void fr_trace_phase_end(fr_trace *t, int phase, const char *status);
 /* Ends the phases still open when the run stops (a wait, a budget, an error). */
 void fr_trace_end_open(fr_trace *t, const char *status);
 void fr_trace_call(fr_trace *t, const fr_tcall *c);
+
+/* One http operation call as the trace reports it (OpenTelemetry's HTTP
+ * client conventions). */
+typedef struct fr_top {
+    const char *op;                /* the operation's name */
+    const char *method;            /* http.request.method */
+    const char *url;               /* url.full of the first page (no secret: none can be in it) */
+    int status;                    /* http.response.status_code of the last answer, 0 none */
+    int phase;                     /* the phase index, -1 none */
+    const char *item;              /* the item path */
+    int attempts;                  /* requests sent */
+    int pages;                     /* pages read */
+    int64_t start_us;              /* wall clock start */
+    int64_t latency_ms;            /* wall time */
+    const char *error_type;        /* NULL on success */
+    bool cached;                   /* answered from the journal */
+    bool outcome_unknown;          /* a write a crash had left in flight, sent again */
+    bool dry_run;                  /* held back by --dry-run */
+    const char *idempotency_key;   /* writes: the key sent */
+    const char *key;               /* the journal's call key, or NULL */
+} fr_top;
+
+void fr_trace_op(fr_trace *t, const fr_top *c);
 
 #endif

@@ -198,6 +198,7 @@ struct fr_journal {
     int64_t active_base;           /* the bound run's active time before this process */
     int64_t bound_ms;              /* when this process bound it (monotonic) */
     jmap answers;                  /* the bound run's finished calls (resume) */
+    jmap held;                     /* its calls in flight when a process stopped (resume) */
     int64_t owner;                 /* this process's random id: whose holds are whose */
     int64_t batches;               /* transactions committed by the group commit */
     int64_t rows;                  /* rows written by the group commit */
@@ -472,6 +473,7 @@ void fr_journal_close(fr_journal *j)
     if (j->lock_fd >= 0)
         close(j->lock_fd);
     map_free(&j->answers);
+    map_free(&j->held);
     pthread_mutex_destroy(&j->mu);
     pthread_cond_destroy(&j->cv);
     fr_free(j->path);
@@ -719,21 +721,24 @@ static bool check_same(const jrun *r, const char *source_hash, const char *args,
     return false;
 }
 
-/* Loads the finished calls of the bound run into the answer map. */
+/* Loads the finished calls of the bound run into the answer map, and the
+ * keys of those a process left in flight (a hold, no record) into held. */
 static bool load_answers(fr_journal *j, fr_buf *err)
 {
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(j->db, "SELECT key, output FROM calls WHERE run_id = ?1"
-                           " AND status = 'ok'", -1, &st, NULL) != SQLITE_OK) {
+    if (sqlite3_prepare_v2(j->db, "SELECT key, output, status FROM calls WHERE run_id = ?1"
+                           " AND status IN ('ok', 'held')", -1, &st, NULL) != SQLITE_OK) {
         db_error(j, err, "loading the run's calls");
         return false;
     }
     sqlite3_bind_text(st, 1, j->run_id, -1, SQLITE_STATIC);
     bool ok = true;
     while (ok && sqlite3_step(st) == SQLITE_ROW) {
+        bool held = strcmp((const char *)sqlite3_column_text(st, 2), "held") == 0;
+        const unsigned char *out = sqlite3_column_text(st, 1);
         char *k = fr_strdup((const char *)sqlite3_column_text(st, 0));
-        char *o = fr_strdup((const char *)sqlite3_column_text(st, 1));
-        ok = k && o && map_put(&j->answers, k, o);
+        char *o = fr_strdup(held || !out ? "" : (const char *)out);
+        ok = k && o && map_put(held ? &j->held : &j->answers, k, o);
         if (!ok) {
             fr_free(k);
             fr_free(o);
@@ -871,6 +876,16 @@ json_t *fr_journal_lookup(fr_journal *j, const fr_jcall *c)
     json_t *v = out ? fr_json_loadb(out, strlen(out), JSON_DECODE_ANY, NULL) : NULL;
     pthread_mutex_unlock(&j->mu);
     return v;
+}
+
+bool fr_journal_was_in_flight(fr_journal *j, const fr_jcall *c)
+{
+    if (!j || j->held.n == 0)
+        return false;
+    pthread_mutex_lock(&j->mu);
+    bool held = map_get(&j->held, c->key) != NULL;
+    pthread_mutex_unlock(&j->mu);
+    return held;
 }
 
 static void bind_call(sqlite3_stmt *st, const char *run_id, const fr_jcall *c)

@@ -74,13 +74,17 @@ int fr_jopts_flag(fr_jopts *o, const char *flag, const char *eq, int argc, char 
 /* The run's arguments as one JSON object, keys sorted (malloc'd). */
 /* --mock is kept with them: a resume must not mix the mock's answers with a
  * real model's (or the other way round). */
-static char *args_text(const fr_program *p, json_t *const *args, bool mock)
+/* --dry-run likewise: its writes were not sent, and what followed them saw
+ * the mock's answers. */
+static char *args_text(const fr_program *p, json_t *const *args, bool mock, bool dry)
 {
     json_t *o = json_object();
     for (int k = 0; k < p->nparams; k++)
         json_object_set(o, p->params[k].name, args[k] ? args[k] : json_null());
     if (mock)
         json_object_set_new(o, "--mock", json_true());
+    if (dry)
+        json_object_set_new(o, "--dry-run", json_true());
     char *s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(17));
     json_decref(o);
     return s;
@@ -108,7 +112,7 @@ static int open_run(jstate *s, const fr_run *run, const fr_jopts *o, json_t *con
     const fr_program *p = run->prog;
     fr_buf err = { 0 };
     char *path = o->journal ? fr_strdup(o->journal) : fr_journal_default_path(p->name);
-    char *a = args_text(p, args, run->mock_all);
+    char *a = args_text(p, args, run->mock_all, run->dry_run);
     const char *src = p->source_hash ? p->source_hash : "";
     int st = -1;
     if (!path || !a || !(s->j = fr_journal_open(path, &err)))
@@ -456,4 +460,71 @@ void fr_journal_escalated(fr_ctx *cx, json_t *item, const char *why, const char 
     if (!text || !fr_journal_escalate(s->j, where, cx->path, text, why))
         write_failed(s);
     fr_free(text);
+}
+
+/* ---- http operations ----------------------------------------------------- */
+
+const char *fr_journal_run_tag(fr_run *run)
+{
+    jstate *s = run->journal;
+    if (s && s->j && fr_journal_run_id(s->j)[0])
+        return fr_journal_run_id(s->j);
+    pthread_mutex_lock(&run->mu);
+    if (!run->run_tag[0])                  /* no journal: this process is the whole run */
+        fr_journal_new_run_id(run->run_tag);
+    pthread_mutex_unlock(&run->mu);
+    return run->run_tag;
+}
+
+json_t *fr_journal_op_begin(fr_jhook *h, fr_ctx *cx, const fr_op *op, int site,
+                            const char *request, bool *in_flight)
+{
+    jstate *s = cx->run->journal;
+    memset(h, 0, sizeof *h);
+    *in_flight = false;
+    h->jc = (fr_jcall){ .agent = op->name, .site = site, .item = cx->path, .seq = cx->seq,
+                        .phase = cx->phase, .model = "http" };
+    h->start_us = now_us();
+    h->start_ms = fr_now_ms();
+    /* the key is made without a journal too: idempotency keys derive from it */
+    fr_journal_key(&h->jc, op->method, request);
+    if (!s || !s->j)
+        return NULL;
+    json_t *v = fr_journal_lookup(s->j, &h->jc);
+    if (!v) {
+        *in_flight = op->write && fr_journal_was_in_flight(s->j, &h->jc);
+        return NULL;
+    }
+    h->cached = true;
+    __atomic_add_fetch(&s->cached, 1, __ATOMIC_RELAXED);
+    return fr_keep(cx, v);
+}
+
+/* A write is in flight from here until its record: durable before it leaves,
+ * whatever the budgets, so a crash leaves it marked. */
+void fr_journal_op_hold(fr_jhook *h, fr_ctx *cx)
+{
+    jstate *s = cx->run->journal;
+    if (s && s->j && !fr_journal_reserve(s->j, &h->jc, 0, 0))
+        write_failed(s);
+}
+
+void fr_journal_op_end(fr_jhook *h, fr_ctx *cx, json_t *v, fr_top *t)
+{
+    jstate *s = cx->run->journal;
+    h->jc.attempts = t->attempts;
+    if (s && s->j && !v && t->attempts > 0) {
+        h->jc.output = NULL;
+        h->jc.latency_ms = fr_now_ms() - h->start_ms;
+        if (!fr_journal_record(s->j, &h->jc))
+            write_failed(s);
+    }
+    if (s && s->trace) {
+        t->start_us = h->start_us;
+        t->latency_ms = fr_now_ms() - h->start_ms;
+        t->key = h->jc.key[0] ? h->jc.key : NULL;
+        fr_trace_op(s->trace, t);
+    }
+    fr_free(h->output);
+    h->output = NULL;
 }

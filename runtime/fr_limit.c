@@ -35,6 +35,7 @@ struct fr_limiter {
     pthread_cond_t cv;             /* waiters for a send slot */
     bool sleeper;                  /* one waiter sleeps until the next slot; the rest wait on cv */
     double rate;                   /* allowed requests per second, 0: no limit */
+    double cap;                    /* never more than this (an operation's rps:), 0: none */
     int64_t next_ns;               /* the next send slot (monotonic ns) */
     int64_t pause_ns;              /* nobody sends before this (retry-after) */
     int64_t cut_ns;                /* when the rate was last cut */
@@ -50,11 +51,19 @@ static int64_t mono_ns(void)
     return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
+/* The pace in force: the AIMD rate, under the cap. */
+static double lim_rate(const fr_limiter *l)
+{
+    if (l->cap > 0 && (l->rate <= 0 || l->rate > l->cap))
+        return l->cap;
+    return l->rate;
+}
+
 /* The earliest time the next request may go. */
 static int64_t lim_slot(const fr_limiter *l)
 {
     int64_t t = l->pause_ns;
-    if (l->rate > 0 && l->next_ns > t)
+    if (lim_rate(l) > 0 && l->next_ns > t)
         t = l->next_ns;
     return t;
 }
@@ -81,8 +90,8 @@ int64_t fr_limit_acquire(fr_limiter *l)
     for (;;) {
         int64_t now = mono_ns(), t = lim_slot(l);
         if (now >= t) {
-            if (l->rate > 0) {
-                int64_t iv = (int64_t)(1e9 / l->rate);
+            if (lim_rate(l) > 0) {
+                int64_t iv = (int64_t)(1e9 / lim_rate(l));
                 l->next_ns = (l->next_ns > now - iv ? l->next_ns : now) + iv;
             }
             lim_window(l, now);
@@ -156,6 +165,14 @@ void fr_limit_success(fr_limiter *l)
         if (now - l->cut_ns > FORGET_NS)
             l->rate = 0;
     }
+    pthread_mutex_unlock(&l->mu);
+}
+
+void fr_limit_cap(fr_limiter *l, double rps)
+{
+    pthread_mutex_lock(&l->mu);
+    if (rps > 0 && (l->cap <= 0 || rps < l->cap))
+        l->cap = rps;
     pthread_mutex_unlock(&l->mu);
 }
 

@@ -339,3 +339,11 @@ void fr_response_free(fr_response *r)
     memset(r, 0, sizeof *r);
     r->retry_after_ms = -1;
 }
+
+json_t *fr_mock_value(const fr_type *t, const char *seed)
+{
+    if (!t)
+        return json_null();
+    rng r = { fnv1a_str(0xcbf29ce484222325ULL, seed) };
+    return gen(&r, t, NULL, "value", 0);
+}

@@ -32,6 +32,7 @@ typedef struct opts {
     bool version;                  /* --version */
     bool mock;                     /* --mock */
     bool quiet;                    /* --quiet */
+    bool dry_run;                  /* --dry-run */
     fr_mock_opts mock_opts;        /* --mock-latency, --mock-fail-rate */
     int concurrency;               /* --concurrency, 0: no cap */
     int retry_base_ms;             /* --retry-base-ms */
@@ -54,6 +55,8 @@ static const rt_flag rt_flags[] = {
     { "retry-base-ms", "N", "retry backoff base: the k-th retry (k from 0) waits a random"
       " 0..base*2^k ms, at most 30 s (default 500)" },
     { "quiet", NULL, "no progress line and no run summary" },
+    { "dry-run", NULL, "send no write: write each one, secrets masked, to"
+      " <workflow>.dry-run.jsonl" },
     /* the journal's flags (--journal PATH, --resume [RUN_ID], --trace FILE) go here */
     { "journal", "PATH", "the run journal (SQLite; default .flow/<workflow>.db)" },
     { "no-journal", NULL, "do not journal this run (it cannot be resumed)" },
@@ -244,13 +247,15 @@ static int set_rt_flag(const fr_program *p, opts *o, argp *a)
 {
     const char *f = a->flag;
     bool sw = strcmp(f, "mock") == 0 || strcmp(f, "quiet") == 0 || strcmp(f, "help") == 0
-              || strcmp(f, "version") == 0;
+              || strcmp(f, "version") == 0 || strcmp(f, "dry-run") == 0;
     if (sw && a->value)
         return usage_error("--%s takes no value%s", f, "");
     if (strcmp(f, "mock") == 0)
         o->mock = true;
     else if (strcmp(f, "quiet") == 0)
         o->quiet = true;
+    else if (strcmp(f, "dry-run") == 0)
+        o->dry_run = true;
     else if (strcmp(f, "help") == 0)
         o->help = true;
     else if (strcmp(f, "version") == 0)
@@ -487,6 +492,10 @@ static void add_stats(fr_stats *t, const fr_stats *s)
     t->repaired += s->repaired, t->invalid += s->invalid, t->refused += s->refused;
     t->cut_off += s->cut_off, t->unparsable += s->unparsable;
     t->transient += s->transient, t->rate_limited += s->rate_limited;
+    t->http_calls += s->http_calls, t->http_cached += s->http_cached;
+    t->http_retries += s->http_retries, t->http_failures += s->http_failures;
+    t->http_unknown += s->http_unknown, t->http_dry += s->http_dry;
+    t->http_pages += s->http_pages, t->http_ms += s->http_ms;
 }
 
 /* Attempts repaired or gone wrong: the second table's counts. */
@@ -522,6 +531,38 @@ static void print_trouble(fr_run *run, const fr_stats *tot)
     trouble_row("total", tot);
 }
 
+static int64_t http_any(const fr_stats *s)
+{
+    return s->http_calls + s->http_cached + s->http_dry + s->http_failures;
+}
+
+static void http_row(const char *name, const fr_stats *s)
+{
+    fprintf(stderr, "  %-16s %7lld %7lld %7lld %7lld %7lld %7lld %7lld %8.2fs\n", name,
+            (long long)s->http_calls, (long long)s->http_cached, (long long)s->http_retries,
+            (long long)s->http_failures, (long long)s->http_pages, (long long)s->http_unknown,
+            (long long)s->http_dry, (double)s->http_ms / 1000.0);
+}
+
+/* The http operations' table: per phase that made any call, requests made
+ * (calls), answered from the journal, retried attempts, failed calls,
+ * pages read, writes resent after a crash left their outcome unknown,
+ * writes held back by --dry-run, and the calls' time added up. */
+static void print_http(fr_run *run, const fr_stats *tot)
+{
+    const fr_program *p = run->prog;
+    if (!p->nops && !http_any(tot))
+        return;
+    fprintf(stderr, "http operations:\n  %-16s %7s %7s %7s %7s %7s %7s %7s %9s\n", "phase",
+            "calls", "cached", "retries", "failed", "pages", "unknown", "dry-run", "time");
+    if (http_any(&run->stats[0]))
+        http_row("(no phase)", &run->stats[0]);
+    for (int i = 0; i < p->nphases; i++)
+        if (http_any(&run->stats[i + 1]))
+            http_row(p->phases[i].name, &run->stats[i + 1]);
+    http_row("total", tot);
+}
+
 static void print_summary(fr_run *run)
 {
     const fr_program *p = run->prog;
@@ -540,6 +581,7 @@ static void print_summary(fr_run *run)
     }
     summary_row("total", &tot, now - run->start_ms, true);
     print_trouble(run, &tot);
+    print_http(run, &tot);
     if (tot.items_failed)
         fprintf(stderr, "%lld item%s skipped after errors (on_error: skip)\n",
                 (long long)tot.items_failed, tot.items_failed == 1 ? "" : "s");
@@ -752,6 +794,7 @@ static bool run_init(fr_run *run, const fr_program *p, const opts *o, fr_http *h
     run->concurrency = o->concurrency;
     run->retry_base_ms = o->retry_base_ms;
     run->quiet = o->quiet;
+    run->dry_run = o->dry_run;
     run->http = h;
     run->cur_phase = -1;
     run->partial_phase = -1;
@@ -790,6 +833,12 @@ static int run_body(fr_run *run, opts *o)
     json_t *v = p->main(&root, o->args);
     ticker_stop(&tk);
     int st = finish(run, &root, v);
+    char *dry = fr_op_dry_close(run);
+    if (dry)
+        fprintf(stderr, "dry run: %lld write%s not sent%s%s\n", (long long)run->dry_writes,
+                run->dry_writes == 1 ? "" : "s", run->dry_writes ? ", written to " : "",
+                run->dry_writes ? dry : "");
+    fr_free(dry);
     if (!run->quiet)
         print_summary(run), fr_journal_summary(run);
     fr_journal_run_end(run, st);
@@ -823,6 +872,10 @@ int fr_main(const fr_program *prog, int argc, char **argv)
     }
     fr_buf err = { 0 };
     fr_http *h = fr_http_new(prog, o.mock, &err);
+    if (h && !fr_op_secrets_check(prog, o.mock, &err)) {
+        fr_http_free(h);
+        h = NULL;
+    }
     if (!h) {                              /* one "error:" line per problem (missing keys) */
         const char *m = err.s ? err.s : "cannot set up the providers";
         for (const char *nl; (nl = strchr(m, '\n')) != NULL; m = nl + 1)

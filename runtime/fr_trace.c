@@ -255,3 +255,48 @@ void fr_trace_call(fr_trace *t, const fr_tcall *c)
     set_str(o, "call_key", c->key);
     emit(t, o);
 }
+
+/* An http operation call: OpenTelemetry's HTTP client span attributes
+ * (http.request.method, url.full, server.address, http.response.status_code,
+ * http.request.resend_count), and flowc's own. */
+void fr_trace_op(fr_trace *t, const fr_top *c)
+{
+    if (!t)
+        return;
+    char span[17], parent[17] = "", name[160], host[256] = "";
+    new_span_id(t, span);
+    if (c->phase >= 0 && c->phase < t->prog->nphases) {
+        pthread_mutex_lock(&t->mu);
+        memcpy(parent, t->phases[c->phase].span_id, sizeof parent);
+        pthread_mutex_unlock(&t->mu);
+    }
+    const char *h = c->url ? strstr(c->url, "://") : NULL;
+    if (h)
+        snprintf(host, sizeof host, "%.*s", (int)strcspn(h + 3, "/?#:"), h + 3);
+    json_t *o = line_head(t, "http", span, parent);
+    snprintf(name, sizeof name, "%s", c->method ? c->method : "HTTP");
+    set_str(o, "name", name);
+    set_time(o, "start_time", c->start_us);
+    set_time(o, "end_time", c->start_us + c->latency_ms * 1000);
+    set_str(o, "http.request.method", c->method);
+    set_str(o, "url.full", c->url);
+    set_str(o, "server.address", host[0] ? host : NULL);
+    if (c->status)
+        set_int(o, "http.response.status_code", c->status);
+    else
+        json_object_set_new(o, "http.response.status_code", json_null());
+    set_int(o, "http.request.resend_count", c->attempts > 1 ? c->attempts - 1 : 0);
+    set_str(o, "error.type", c->error_type);
+    set_str(o, "operation", c->op);
+    set_str(o, "phase", phase_name(t, c->phase));
+    set_str(o, "item", c->item ? c->item : "");
+    set_int(o, "attempt", c->attempts);
+    set_int(o, "pages", c->pages);
+    set_int(o, "latency_ms", c->latency_ms);
+    json_object_set_new(o, "cached", json_boolean(c->cached));
+    json_object_set_new(o, "outcome_unknown", json_boolean(c->outcome_unknown));
+    json_object_set_new(o, "dry_run", json_boolean(c->dry_run));
+    set_str(o, "idempotency_key", c->idempotency_key);
+    set_str(o, "call_key", c->key);
+    emit(t, o);
+}
