@@ -2,6 +2,7 @@
 # build_warnings.sh: the generated C of every example, tests/ok and tests/exec
 # case compiles with no warning under -Wall -Wextra -Werror -Wshadow, with gcc
 # and with clang (clang is skipped when it is not installed).
+# flavour: plain
 : "${TOP:?}" "${FLOWC:?}"
 compilers=gcc
 command -v clang >/dev/null 2>&1 && compilers="gcc clang"
