@@ -18,10 +18,19 @@ esac
 [ -x "$B" ] || { echo "no $B (make all)"; exit 77; }
 command -v jq >/dev/null || { echo "no jq"; exit 77; }
 KILLS=${JOURNAL_KILLS:-16}
-SEED=${JOURNAL_SEED:-$(date +%s%N | cut -c10-18)}
+# the moments come from a fixed seed; JOURNAL_SEED=N replays another,
+# JOURNAL_SEED=random draws one (printed, so that a failure can be replayed)
+SEED=${JOURNAL_SEED:-1}
+[ "$SEED" = random ] && SEED=$(date +%s%N | cut -c10-18)
 echo "seed $SEED"
 FLAGS="--mock --n 400 --conc 8 --mock-latency 30 --quiet"
 
+# runs of the workflow in kill.db with status $1 (0 when there is no
+# journal yet: a kill can land before the process created it)
+runs_with() {
+    n=$([ -f kill.db ] && sqlite3 kill.db "SELECT count(*) FROM runs WHERE status $1" 2>/dev/null)
+    echo "${n:-0}"
+}
 fail() { echo "FAIL: $*"; exit 1; }
 
 integrity() {
@@ -40,7 +49,7 @@ kills=0
 done=0
 while read -r t; do
     resume=""
-    if [ -f kill.db ] && [ "$(sqlite3 kill.db "SELECT count(*) FROM runs WHERE status <> 'done'")" -gt 0 ]; then
+    if [ "$(runs_with "<> 'done'")" -gt 0 ]; then
         resume="--resume"
     fi
     "$B" $FLAGS --journal kill.db --trace trace.jsonl $resume >run.out 2>run.err &
@@ -53,7 +62,7 @@ while read -r t; do
     if [ $st -eq 0 ]; then done=1; break; fi
     # killed after the run was marked done (an ASan exit is slow): its output
     # was flushed before that, so the run is over, as a user would find it
-    if [ -f kill.db ] && [ "$(sqlite3 kill.db "SELECT count(*) FROM runs WHERE status = 'done'")" -gt 0 ]; then
+    if [ "$(runs_with "= 'done'")" -gt 0 ]; then
         done=1; break
     fi
     [ $st -eq 137 ] || fail "run exited $st: $(cat run.err)"
@@ -61,10 +70,13 @@ done <moments
 echo "$kills kills"
 [ $kills -ge 5 ] || fail "only $kills kills landed (the run is too fast for the moments)"
 
-# finish it
+# finish it: resume the run, or start it when every kill landed before the
+# process had begun a run in the journal
 if [ $done = 0 ]; then
-    "$B" $FLAGS --journal kill.db --trace trace.jsonl --resume >run.out 2>run.err ||
-        fail "final resume: $(cat run.err)"
+    resume=""
+    [ "$(runs_with "<> 'done'")" -gt 0 ] && resume="--resume"
+    "$B" $FLAGS --journal kill.db --trace trace.jsonl $resume >run.out 2>run.err ||
+        fail "final run ($resume): $(cat run.err)"
 fi
 integrity kill.db
 diff ref.out run.out >diff.out || fail "output differs from the uninterrupted run: $(head diff.out)"
