@@ -3,20 +3,24 @@
 #   make            build/flowc and build/libflowrt.a
 #   make demo       build, compile examples/crm_hygiene.flow, run it offline (--mock)
 #   make test       every test, also under ASan/UBSan; ends with "N passed, N failed"
+#   make fuzz       the long fuzz campaigns (make test replays their corpora only)
 #   make bench      the figures in bench/
-#   make install PREFIX=/usr/local
+#   make install PREFIX=/usr/local   (DESTDIR too)
 #
 # Both demo and test first install the Debian packages they need (make deps).
+# CC, CFLAGS, CPPFLAGS, LDFLAGS and AR are honoured; `make -j` is safe.
 
 PREFIX   ?= /usr/local
 CC       ?= cc
+AR       ?= ar
 BUILD    ?= build
 WARN     := -Wall -Wextra -Wshadow -Wundef -Wmissing-prototypes -Wstrict-prototypes \
             -Wno-unused-parameter
 CFLAGS   ?= -O2 -g
 SAN      ?=
-ALL_CFLAGS = -std=gnu11 $(CFLAGS) $(SAN) $(WARN) -D_GNU_SOURCE -pthread
+ALL_CFLAGS = -std=gnu11 $(CPPFLAGS) $(CFLAGS) $(SAN) $(WARN) -D_GNU_SOURCE -pthread
 LDLIBS   := -ljansson -lcurl -lsqlite3 -lpthread -lm
+VERSION  := $(shell sed -n 's/^\#define FLOWRT_VERSION "\(.*\)"/\1/p' runtime/flowrt.h)
 
 COMPILER_SRC := $(sort $(wildcard compiler/*.c))
 RUNTIME_SRC  := $(sort $(wildcard runtime/*.c))
@@ -31,7 +35,7 @@ DEB_PKGS := gcc make flex bison pkg-config libjansson-dev libcurl4-openssl-dev \
 BENCH_PKGS := time wrk
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps demo test test-quick bench install clean asan
+.PHONY: all deps demo test test-quick fuzz bench install clean asan
 all: $(BUILD)/flowc $(BUILD)/libflowrt.a $(TOOLS)
 
 deps:
@@ -56,7 +60,7 @@ $(BUILD)/gen/lex.yy.c $(BUILD)/gen/lex.yy.h &: grammar/flow.l
 # The generated parser and lexer are compiled without the prototype warnings
 # their skeletons trip.
 $(BUILD)/gen/%.o: $(BUILD)/gen/%.c $(BUILD)/gen/flow.tab.h $(BUILD)/gen/lex.yy.h compiler/flowc.h
-	$(CC) -std=gnu11 $(CFLAGS) $(SAN) -Wall -Wno-unused-function -Wno-sign-compare \
+	$(CC) -std=gnu11 $(CPPFLAGS) $(CFLAGS) $(SAN) -Wall -Wno-unused-function -Wno-sign-compare \
 	  -D_GNU_SOURCE -Icompiler -Igrammar -I$(BUILD)/gen -c -o $@ $<
 
 $(BUILD)/compiler/%.o: compiler/%.c compiler/flowc.h $(BUILD)/gen/flow.tab.h $(BUILD)/gen/lex.yy.h
@@ -68,17 +72,25 @@ $(BUILD)/runtime/%.o: runtime/%.c runtime/flowrt.h $(wildcard runtime/*.h)
 	$(CC) $(ALL_CFLAGS) -fPIC -Iruntime -c -o $@ $<
 
 $(BUILD)/flowc: $(COMPILER_OBJ)
-	$(CC) $(CFLAGS) $(SAN) -o $@ $^ -lm
+	$(CC) $(CFLAGS) $(SAN) $(LDFLAGS) -o $@ $^ -lm
 
 $(BUILD)/libflowrt.a: $(RUNTIME_OBJ)
 	rm -f $@
-	ar rcs $@ $^
+	$(AR) rcs $@ $^
 
 # Test tools (the fake LLM server, fuzz drivers, runtime self-tests) link
 # against the runtime.
 $(BUILD)/tools/%: tests/tools/%.c $(wildcard tests/tools/*.h) $(BUILD)/libflowrt.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Iruntime -o $@ $< $(BUILD)/libflowrt.a $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -Iruntime $(LDFLAGS) -o $@ $< $(BUILD)/libflowrt.a $(LDLIBS)
+
+# The front end's fuzz harness: the compiler's objects but the driver and
+# the back end (tests/sh/fuzz_frontend.sh runs it, make fuzz at length).
+FRONTEND_OBJ := $(filter-out $(addprefix $(BUILD)/compiler/,main.o build.o cg.o schema.o), \
+                  $(COMPILER_OBJ))
+$(BUILD)/tools/fuzz_frontend: tests/fuzz/fuzz_frontend.c $(FRONTEND_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Icompiler -Igrammar -I$(BUILD)/gen $(LDFLAGS) -o $@ $^ -lm
 
 # The same compiler and runtime under AddressSanitizer and UBSan, for the tests.
 asan:
@@ -86,13 +98,28 @@ asan:
 	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" \
 	  build/asan/flowc build/asan/libflowrt.a build/asan/tools/rt_values build/asan/tools/rt_exec \
 	  build/asan/tools/rt_http build/asan/tools/fakeserver build/asan/tools/fuzz_runtime \
-	  build/asan/tools/rt_journal
+	  build/asan/tools/rt_journal build/asan/tools/fuzz_frontend
 
 demo: deps all
 	@sh tests/demo.sh
 
-test: deps all asan
+# Without -j on the command line the two trees build in parallel anyway.
+NPROC := $(shell getconf _NPROCESSORS_ONLN 2>/dev/null || echo 2)
+PAR   := $(if $(findstring j,$(firstword $(MAKEFLAGS))),,-j$(NPROC))
+
+test: deps
+	@$(MAKE) --no-print-directory $(PAR) all asan
 	@sh tests/run
+
+# The long campaigns: the front end on 200,000 mutants, the runtime's
+# parsers on 200,000 (make test runs 2,000 of each).
+fuzz: deps
+	@$(MAKE) --no-print-directory $(PAR) all asan
+	@mkdir -p build/fuzz
+	@cd build/fuzz && TOP=$(CURDIR) FLOWC=$(CURDIR)/build/asan/flowc TESTTMP=$(CURDIR)/build/fuzz \
+	  FUZZ_ITERATIONS=$${FUZZ_ITERATIONS:-200000} sh $(CURDIR)/tests/sh/fuzz_frontend.sh
+	@cd build/fuzz && TOP=$(CURDIR) FLOWC=$(CURDIR)/build/asan/flowc \
+	  FUZZ_RUNTIME_ARGS="$${FUZZ_RUNTIME_ARGS:--n 200000}" sh $(CURDIR)/tests/sh/fuzz_runtime.sh
 
 test-quick: all
 	@FLOWC_NO_ASAN=1 sh tests/run
@@ -107,6 +134,9 @@ install: all
 	install -m 755 $(BUILD)/flowc $(DESTDIR)$(PREFIX)/bin/flowc
 	install -m 644 $(BUILD)/libflowrt.a $(DESTDIR)$(PREFIX)/lib/libflowrt.a
 	install -m 644 runtime/flowrt.h $(DESTDIR)$(PREFIX)/include/flowrt.h
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' runtime/flowrt.pc.in \
+	  >$(DESTDIR)$(PREFIX)/lib/pkgconfig/flowrt.pc
 	install -m 644 stdlib/*.flow $(DESTDIR)$(PREFIX)/share/flowc/stdlib/
 	install -m 644 doc/flowc.1 $(DESTDIR)$(PREFIX)/share/man/man1/flowc.1
 
