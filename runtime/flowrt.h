@@ -31,6 +31,11 @@
 #include <stdint.h>
 
 #define FLOWRT_VERSION "0.1.0"
+/* The interface between generated code and the library: raised whenever a
+ * struct below or a function's meaning changes.  Generated C refuses to
+ * compile against a header of another ABI, and fr_main refuses to run when
+ * the library was built for another one. */
+#define FLOWRT_ABI 2
 
 /* ---- types: descriptors generated per schema, enum and used type --------- */
 
@@ -315,12 +320,15 @@ typedef struct fr_program {
     fr_main_fn main;               /* the workflow body */
     int nops;                      /* http operations it can call */
     const fr_op *const *ops;       /* their secrets are checked before work starts */
+    const char *flowc_version;     /* the flowc that generated it (--version), or NULL */
 } fr_program;
 
 /* Parses the command line, runs the workflow, prints the result and summary,
  * and returns the process exit status (0 done, 1 failed, 2 usage or input,
- * 3 waiting for approval, 4 stopped by a budget). */
-int fr_main(const fr_program *prog, int argc, char **argv);
+ * 3 waiting for approval, 4 stopped by a budget).  fr_main passes the ABI
+ * the caller was compiled for, which the library checks. */
+int fr_main_abi(int abi, const fr_program *prog, int argc, char **argv);
+#define fr_main(prog, argc, argv) fr_main_abi(FLOWRT_ABI, (prog), (argc), (argv))
 
 /* ---- fan-out ------------------------------------------------------------- */
 

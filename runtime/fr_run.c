@@ -854,8 +854,23 @@ static void opts_free(const fr_program *p, opts *o)
     fr_free(o->args);
 }
 
-int fr_main(const fr_program *prog, int argc, char **argv)
+/* --version: which workflow this is, which flowc made it from which
+ * source, and the runtime it runs on. */
+static void print_version(const fr_program *p)
 {
+    printf("%s: built by flowc %s from %s (source hash %s); runtime libflowrt %s (ABI %d)\n",
+           p->name, p->flowc_version ? p->flowc_version : "(unknown)",
+           p->source_file ? p->source_file : "(unknown)",
+           p->source_hash ? p->source_hash : "(none)", FLOWRT_VERSION, FLOWRT_ABI);
+}
+
+int fr_main_abi(int abi, const fr_program *prog, int argc, char **argv)
+{
+    if (abi != FLOWRT_ABI) {
+        fprintf(stderr, "error: %s was compiled for libflowrt ABI %d but is linked with ABI %d;"
+                " rebuild it with the flowc of this runtime\n", prog->name, abi, FLOWRT_ABI);
+        return 2;
+    }
     int sub = fr_journal_command(prog, argc, argv);    /* runs, review, approve */
     if (sub >= 0)
         return sub;
@@ -865,7 +880,7 @@ int fr_main(const fr_program *prog, int argc, char **argv)
     if (st < 0 && o.help)
         print_help(prog, argc > 0 ? argv[0] : prog->name), st = 0;
     else if (st < 0 && o.version)
-        printf("%s (flowc runtime %s)\n", prog->name, FLOWRT_VERSION), st = 0;
+        print_version(prog), st = 0;
     if (st >= 0) {
         opts_free(prog, &o);
         return st;

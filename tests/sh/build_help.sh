@@ -27,4 +27,13 @@ for want in "Greets people, politely." "--name STRING" "Who to greet. (required)
     grep -qF -- "$want" out || { echo "FAIL: --help lacks '$want'"; bad=1; }
 done
 [ $bad = 0 ] || sed 's/^/    /' out
+
+# --version: flowc's version, the source and its hash (the one the journal
+# keeps to refuse resuming a changed workflow), the runtime's version
+"$FLOWC" build greet.flow --emit-c greet.c || exit 1
+hash=$(sed -n 's/.*\.source_hash = "\([0-9a-f]*\)".*/\1/p' greet.c)
+fv=$("$FLOWC" --version | sed -n 's/^flowc \([0-9.]*\).*/\1/p')
+./greet --version >out 2>err || { echo "FAIL: --version exit status $?"; bad=1; }
+want="greet: built by flowc $fv from greet.flow (source hash $hash); runtime libflowrt "
+grep -qF -- "$want" out || { echo "FAIL: --version says '$(cat out)', expected '$want...'"; bad=1; }
 exit $bad

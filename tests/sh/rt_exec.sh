@@ -178,6 +178,6 @@ has "(default 100)" out
 has "--loud, --no-loud" out
 has "--retry-base-ms N" out
 run 0 --version
-has "rt_exec (flowc runtime " out
+has "rt_exec: built by flowc " out
 
 exit $bad
