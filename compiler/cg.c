@@ -1728,6 +1728,19 @@ static char *gen_main(void)
 
 /* ---- models and agents -------------------------------------------------- */
 
+static const char *output_enum(const ModelInfo *mi)
+{
+    static const char *const modes[][2] = {
+        { "output_config", "FR_OUT_OUTPUT_CONFIG" }, { "tool", "FR_OUT_TOOL" },
+        { "json_schema", "FR_OUT_JSON_SCHEMA" }, { "json_object", "FR_OUT_JSON_OBJECT" },
+        { "prompt", "FR_OUT_PROMPT" },
+    };
+    for (size_t i = 0; mi->output && i < sizeof modes / sizeof modes[0]; i++)
+        if (strcmp(mi->output, modes[i][0]) == 0)
+            return modes[i][1];
+    return "FR_OUT_DEFAULT";
+}
+
 static void write_model(FILE *f, Decl *d)
 {
     ModelInfo *mi = d->sema;
@@ -1738,8 +1751,18 @@ static void write_model(FILE *f, Decl *d)
             c_lit(mi->provider), c_lit(mi->api_name));
     fprintf(f, "    .usd_per_mtok_in = %s,\n    .usd_per_mtok_out = %s,\n", c_double(mi->usd_in),
             c_double(mi->usd_out));
-    fprintf(f, "    .base_url = %s,\n    .api_key_env = %s,\n};\n\n", c_lit(mi->base_url),
+    fprintf(f, "    .base_url = %s,\n    .api_key_env = %s,\n", c_lit(mi->base_url),
             c_lit(mi->api_key_env));
+    fprintf(f, "    .output = %s,\n    .no_temperature = %s,\n    .max_tokens_param = %s,\n",
+            output_enum(mi), mi->temperature == 0 ? "true" : "false",
+            c_lit(mi->max_tokens_param));
+    fprintf(f, "    .max_output_tokens = %" PRId64 ",\n    .context_window = %" PRId64 ",\n",
+            mi->max_output_tokens, mi->context_window);
+    fprintf(f, "    .usd_per_mtok_cache_write = %s,\n    .usd_per_mtok_cache_write_1h = %s,\n",
+            c_double(mi->cache_write), c_double(mi->cache_write_1h));
+    fprintf(f, "    .usd_per_mtok_cache_read = %s,\n    .min_cache_tokens = %" PRId64 ",\n",
+            c_double(mi->cache_read), mi->min_cache_tokens);
+    fprintf(f, "    .rpm = %s,\n    .tpm = %s,\n};\n\n", c_double(mi->rpm), c_double(mi->tpm));
 }
 
 /* The statements that append one template (system or prompt) to buffer buf. */
@@ -1788,13 +1811,21 @@ static void write_agent_desc(FILE *f, Decl *a, AgentInfo *ai)
         fprintf(f, " };\n");
     }
     const char *sa = schema_json(a->ret_type, SD_ANTHROPIC);
+    const char *sc = schema_json(a->ret_type, SD_ANTHROPIC_STRICT);
+    bool sys_whole, prompt_whole;
+    size_t sys_head = caps_template_head(ai->system, &sys_whole);
+    size_t prompt_head = caps_template_head(ai->prompt, &prompt_whole);
     const char *so = schema_json(a->ret_type, SD_OPENAI_STRICT);
     fprintf(f, "static const fr_agent %s_agent = {\n", a->name);
     fprintf(f, "    .name = %s,\n    .doc = %s,\n    .model = &model_%s,\n    .output = %s,\n",
             c_lit(a->name), c_lit(a->doc), ai->model ? ai->model->name : "none",
             type_ref(a->ret_type));
     fprintf(f, "    .schema_anthropic =\n        %s,\n", c_lit_wrapped(sa, strlen(sa), 8));
+    fprintf(f, "    .schema_output_config =\n        %s,\n", c_lit_wrapped(sc, strlen(sc), 8));
     fprintf(f, "    .schema_openai =\n        %s,\n", c_lit_wrapped(so, strlen(so), 8));
+    fprintf(f, "    .cache = %s,\n    .system_head = %lld,\n    .prompt_head = %lld,\n",
+            ai->no_cache ? "false" : "true", sys_whole ? -1LL : (long long)sys_head,
+            prompt_whole ? -1LL : (long long)prompt_head);
     fprintf(f, "    .temperature = %s,\n    .max_tokens = %" PRId64 ",\n", c_double(ai->temperature),
             ai->max_tokens > 0 ? ai->max_tokens : 1024);
     fprintf(f, "    .retries = %" PRId64 ",\n    .timeout_ms = %" PRId64 ",\n", ai->retries,

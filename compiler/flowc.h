@@ -358,18 +358,34 @@ typedef struct ModelInfo {
     const char *api_name;                        /* name: "claude-haiku-4-5" */
     double usd_in, usd_out;                      /* per million tokens */
     const char *base_url;                        /* or NULL */
-    const char *api_key_env;                     /* or NULL: the provider's default */
+    const char *api_key_env;                     /* or NULL: the provider's default; "": none */
+    /* capabilities; 0, NULL or -1 when not declared */
+    const char *output;                          /* structured_output: output_config, tool, ... */
+    int temperature;                             /* temperature: 1 accepted, 0 refused, -1 unsaid */
+    const char *max_tokens_param;                /* max_tokens or max_completion_tokens */
+    int64_t max_output_tokens, context_window;   /* tokens */
+    double cache_write, cache_write_1h, cache_read; /* usd_per_mtok_cache_*, -1 unsaid */
+    double batch_in, batch_out;                  /* usd_per_mtok_batch_*, -1 unsaid */
+    int64_t min_cache_tokens;                    /* shortest cacheable prefix */
+    double rpm, tpm;                             /* known rate limits */
+    const char *retires;                         /* "YYYY-MM-DD" */
+    Decl *replaced_by;                           /* what to use instead, once retired */
+    Decl *alias_of;                              /* an old name: every setting is that model's */
+    Setting *retires_setting;                    /* for the warning's note */
 } ModelInfo;
 
 /* Resolved settings of an agent declaration (Decl.sema). */
 typedef struct AgentInfo {
     Decl *model;                                 /* the model declaration */
+    Span model_span;                             /* the `model:` setting's value */
     Node *prompt;                                /* N_STRING */
     Node *system;                                /* N_STRING or NULL */
     double temperature;                          /* -1 if not set */
     int64_t max_tokens;                          /* 0: default 1024 */
     int64_t retries;                             /* default 2 */
     int64_t timeout_ms;                          /* default 60000 */
+    bool no_cache;                               /* cache: off */
+    Setting *temperature_setting;                /* for the capability error */
 } AgentInfo;
 
 /* Paging of an http read (HttpInfo.paging). */
@@ -411,9 +427,30 @@ Decl *sema_workflow(Program *p);                 /* the workflow to build, or NU
  * runs it once the program type-checks). */
 void approval_check(Program *p);
 
+/* ---- caps.c: model capabilities, retirement and provider limits ---------- */
+
+/* After every model is checked: aliases take their target's settings. */
+void caps_resolve_models(Program *p);
+/* A use of model d (an agent's model, or `using`): warns for an old name or a
+ * model past (or near) its retirement date.  FLOWC_TODAY=YYYY-MM-DD overrides
+ * today's date (tests). */
+void caps_model_used(Decl *d, Span use);
+/* Agent a sent to model m (its own, or `using`): temperature and the strict
+ * limits of the provider's structured-output mode; the cache-prefix note. */
+void caps_check_agent(Decl *a, Decl *m, Span use);
+/* The structured-output mode a model resolves to ("output_config", ...). */
+const char *caps_output_mode(const ModelInfo *mi);
+/* Bytes of a template (N_STRING) before its first {{ }}; *whole when it has none. */
+size_t caps_template_head(Node *s, bool *whole);
+
 /* ---- schema.c: JSON Schema per schema and provider ----------------------- */
 
-typedef enum SchemaDialect { SD_PLAIN, SD_ANTHROPIC, SD_OPENAI_STRICT } SchemaDialect;
+typedef enum SchemaDialect {
+    SD_PLAIN,                      /* every keyword, optional fields not required */
+    SD_ANTHROPIC,                  /* a forced tool's input_schema: every keyword, also in prose */
+    SD_ANTHROPIC_STRICT,           /* output_config.format: the documented subset */
+    SD_OPENAI_STRICT,              /* response_format strict: all required, no length keywords */
+} SchemaDialect;
 
 /* The JSON Schema of a type as a JSON text (arena). */
 char *schema_json(Type *t, SchemaDialect dialect);

@@ -4,14 +4,18 @@
  * The schema is written by hand into a memory stream, in one recursive walk
  * over the semantic type.  A record's fields carry their own constraints and
  * doc comments, so the walk passes the Field along with its type.  What a
- * dialect cannot express as keywords (OpenAI strict mode rejects minimum,
- * maxLength, minItems and friends) is dropped from the keywords and written
- * into the description instead; the runtime validates it on every answer.
+ * dialect cannot express as keywords is dropped from the keywords and
+ * written into the description instead; the runtime validates it on every
+ * answer.
  *
- *   SD_PLAIN          full keywords, optional fields simply not required
- *   SD_ANTHROPIC      keywords kept and also spelled out in the description
- *   SD_OPENAI_STRICT  every property required, optionals nullable, no
- *                     range or length keywords
+ *   SD_PLAIN             full keywords, optional fields simply not required
+ *   SD_ANTHROPIC         a forced tool's input_schema: keywords kept and also
+ *                        spelled out in the description
+ *   SD_ANTHROPIC_STRICT  output_config.format: optional fields not required,
+ *                        no numeric or length keywords but minItems 0 or 1
+ *   SD_OPENAI_STRICT     every property required, optionals nullable,
+ *                        minimum/maximum and minItems/maxItems kept (strict
+ *                        mode supports them), minLength/maxLength not
  */
 #include "flowc.h"
 
@@ -110,17 +114,28 @@ static void put_description(SchemaOut *o, const char *doc, Field *fld, Type *t)
     fputc(',', o->f);
 }
 
-/* ,"minimum":lo,"maximum":hi (or the length keywords), when the dialect takes them. */
+/* ,"minimum":lo,"maximum":hi (or the length keywords), those the dialect takes:
+ * all in SD_PLAIN and SD_ANTHROPIC; in OpenAI strict mode all but minLength and
+ * maxLength; in Anthropic's output_config only minItems 0 or 1 (the subset the
+ * official SDK keeps: anthropic-sdk-python lib/_parse/_transform.py).  What is
+ * left out is still said in the description and validated on every answer. */
 static void put_keywords(SchemaOut *o, Field *fld, Type *t)
 {
-    if (!fld || fld->cons.kind == CONS_NONE || o->d == SD_OPENAI_STRICT)
+    if (!fld || fld->cons.kind == CONS_NONE)
         return;
     bool is_int;
     double lo = bound_value(fld->cons.lo, &is_int);
     double hi = bound_value(fld->cons.hi, &is_int);
+    bool list = t->kind == TY_LIST;
+    if (fld->cons.kind == CONS_LEN && !list && o->d == SD_OPENAI_STRICT)
+        return;
+    if (o->d == SD_ANTHROPIC_STRICT) {
+        if (list && (lo == 0 || lo == 1))
+            fprintf(o->f, ",\"minItems\":%d", (int)lo);
+        return;
+    }
     const char *kmin = "minimum", *kmax = "maximum";
     if (fld->cons.kind == CONS_LEN) {
-        bool list = t->kind == TY_LIST;
         kmin = list ? "minItems" : "minLength";
         kmax = list ? "maxItems" : "maxLength";
     }

@@ -843,24 +843,169 @@ static void unknown_enum_value(Decl *e, const char *name, Span sp)
 /* ---- models ---------------------------------------------------------------- */
 
 static const char *const model_keys[] = {
-    "provider", "name", "usd_per_mtok_in", "usd_per_mtok_out", "base_url", "api_key_env", NULL,
+    "provider", "name", "usd_per_mtok_in", "usd_per_mtok_out", "base_url", "api_key_env",
+    "structured_output", "temperature", "max_tokens_param", "max_output_tokens",
+    "context_window", "usd_per_mtok_cache_write", "usd_per_mtok_cache_write_1h",
+    "usd_per_mtok_cache_read", "usd_per_mtok_batch_in", "usd_per_mtok_batch_out",
+    "min_cache_tokens", "rpm", "tpm", "retires", "replaced_by", "alias_of", NULL,
 };
 static const char *const providers[] = { "anthropic", "openai", "mock", NULL };
+static const char *const output_modes[] = {
+    "output_config", "tool", "json_schema", "json_object", "prompt", NULL,
+};
+static const char *const token_params[] = { "max_tokens", "max_completion_tokens", NULL };
 
-static void model_setting(Setting *s, ModelInfo *mi)
+/* temperature: true | false */
+static int setting_bool(Setting *s)
 {
-    if (strcmp(s->key, "provider") == 0)
+    if (s->value->kind != N_BOOL) {
+        diag_error(s->value->span, "%s must be true or false, got %s", s->key, what(s->value));
+        return -1;
+    }
+    s->value->type = ty_bool;
+    return s->value->ival != 0;
+}
+
+/* retires: "YYYY-MM-DD" */
+static const char *setting_date(Setting *s)
+{
+    const char *v = setting_string(s);
+    int y, m, d, n = 0;
+    if (v && (sscanf(v, "%4d-%2d-%2d%n", &y, &m, &d, &n) != 3 || n != 10 || v[10] ||
+              m < 1 || m > 12 || d < 1 || d > 31)) {
+        diag_error(s->value->span, "%s must be a date written \"YYYY-MM-DD\", got \"%s\"",
+                   s->key, v);
+        return NULL;
+    }
+    return v;
+}
+
+/* replaced_by, alias_of: another model's name */
+static Decl *setting_model(Setting *s, Decl *self)
+{
+    if (s->value->kind != N_NAME) {
+        diag_error(s->value->span, "%s must be the name of a model, got %s", s->key,
+                   what(s->value));
+        return NULL;
+    }
+    Decl *d = lookup_decl(s->value->name);
+    if (d == self) {
+        diag_error(s->value->span, "model '%s' cannot be its own %s", self->name, s->key);
+        return NULL;
+    }
+    if (!d || d->kind != D_MODEL) {
+        diag_error(s->value->span, "unknown model '%s'", s->value->name);
+        if (d)
+            note_decl(d);
+        else
+            help_closest_decl(s->value->name, 1u << D_MODEL, NULL);
+        return NULL;
+    }
+    s->value->type = ty_model;
+    return d;
+}
+
+/* api_key_env: "VAR" | none */
+static const char *setting_key_env(Setting *s)
+{
+    if (s->value->kind == N_NAME && strcmp(s->value->name, "none") == 0)
+        return "";
+    if (s->value->kind == N_STRING) {
+        const char *v = setting_string(s);
+        if (v && !*v) {
+            diag_error(s->value->span, "api_key_env must name a variable");
+            diag_help("write 'api_key_env: none' for a server that takes no key");
+            return NULL;
+        }
+        return v;
+    }
+    diag_error(s->value->span, "api_key_env must be a variable's name in quotes or none, "
+               "got %s", what(s->value));
+    return NULL;
+}
+
+static void model_price(Setting *s, double *out)
+{
+    setting_num(s, 0, INFINITY, false, false, out);
+}
+
+static void model_tokens(Setting *s, int64_t *out)
+{
+    double v;
+    if (setting_num(s, 1, 1e12, false, true, &v))
+        *out = (int64_t)v;
+}
+
+static void model_setting(Setting *s, ModelInfo *mi, Decl *d)
+{
+    const char *k = s->key;
+    if (strcmp(k, "provider") == 0)
         mi->provider = setting_word(s, providers);
-    else if (strcmp(s->key, "name") == 0)
+    else if (strcmp(k, "name") == 0)
         mi->api_name = setting_string(s);
-    else if (strcmp(s->key, "usd_per_mtok_in") == 0)
-        setting_num(s, 0, INFINITY, false, false, &mi->usd_in);
-    else if (strcmp(s->key, "usd_per_mtok_out") == 0)
-        setting_num(s, 0, INFINITY, false, false, &mi->usd_out);
-    else if (strcmp(s->key, "base_url") == 0)
+    else if (strcmp(k, "usd_per_mtok_in") == 0)
+        model_price(s, &mi->usd_in);
+    else if (strcmp(k, "usd_per_mtok_out") == 0)
+        model_price(s, &mi->usd_out);
+    else if (strcmp(k, "base_url") == 0)
         mi->base_url = setting_string(s);
-    else if (strcmp(s->key, "api_key_env") == 0)
-        mi->api_key_env = setting_string(s);
+    else if (strcmp(k, "api_key_env") == 0)
+        mi->api_key_env = setting_key_env(s);
+    else if (strcmp(k, "structured_output") == 0)
+        mi->output = setting_word(s, output_modes);
+    else if (strcmp(k, "temperature") == 0)
+        mi->temperature = setting_bool(s);
+    else if (strcmp(k, "max_tokens_param") == 0)
+        mi->max_tokens_param = setting_word(s, token_params);
+    else if (strcmp(k, "max_output_tokens") == 0)
+        model_tokens(s, &mi->max_output_tokens);
+    else if (strcmp(k, "context_window") == 0)
+        model_tokens(s, &mi->context_window);
+    else if (strcmp(k, "min_cache_tokens") == 0)
+        model_tokens(s, &mi->min_cache_tokens);
+    else if (strcmp(k, "usd_per_mtok_cache_write") == 0)
+        model_price(s, &mi->cache_write);
+    else if (strcmp(k, "usd_per_mtok_cache_write_1h") == 0)
+        model_price(s, &mi->cache_write_1h);
+    else if (strcmp(k, "usd_per_mtok_cache_read") == 0)
+        model_price(s, &mi->cache_read);
+    else if (strcmp(k, "usd_per_mtok_batch_in") == 0)
+        model_price(s, &mi->batch_in);
+    else if (strcmp(k, "usd_per_mtok_batch_out") == 0)
+        model_price(s, &mi->batch_out);
+    else if (strcmp(k, "rpm") == 0)
+        setting_num(s, 0, INFINITY, true, false, &mi->rpm);
+    else if (strcmp(k, "tpm") == 0)
+        setting_num(s, 0, INFINITY, true, false, &mi->tpm);
+    else if (strcmp(k, "retires") == 0) {
+        mi->retires = setting_date(s);
+        mi->retires_setting = s;
+    } else if (strcmp(k, "replaced_by") == 0)
+        mi->replaced_by = setting_model(s, d);
+    else if (strcmp(k, "alias_of") == 0)
+        mi->alias_of = setting_model(s, d);
+}
+
+/* Settings that only one provider understands. */
+static void model_provider_fit(Decl *d, ModelInfo *mi)
+{
+    if (!mi->provider)
+        return;
+    bool anth = strcmp(mi->provider, "anthropic") == 0;
+    bool oai = strcmp(mi->provider, "openai") == 0;
+    Setting *s = setting_get(&d->settings, "structured_output");
+    if (s && mi->output && ((anth && (strcmp(mi->output, "json_schema") == 0 ||
+                                      strcmp(mi->output, "json_object") == 0)) ||
+                            (oai && (strcmp(mi->output, "output_config") == 0 ||
+                                     strcmp(mi->output, "tool") == 0)))) {
+        diag_error(s->value->span, "structured_output '%s' is not spoken by provider %s",
+                   mi->output, mi->provider);
+        diag_help(anth ? "Anthropic's modes are output_config, tool and prompt"
+                       : "OpenAI's modes are json_schema, json_object and prompt");
+    }
+    s = setting_get(&d->settings, "max_tokens_param");
+    if (s && anth && mi->max_tokens_param && strcmp(mi->max_tokens_param, "max_tokens") != 0)
+        diag_error(s->value->span, "Anthropic's token cap is always 'max_tokens'");
 }
 
 /* model -> 'model' name '{' setting* '}' */
@@ -868,25 +1013,38 @@ static void check_model(Decl *d)
 {
     ModelInfo *mi = arena_alloc(sizeof *mi);
     d->sema = mi;
+    mi->temperature = -1;
+    mi->cache_write = mi->cache_write_1h = mi->cache_read = -1;
+    mi->batch_in = mi->batch_out = -1;
     Setting *ps = setting_get(&d->settings, "provider");
     const char *pv = ps && ps->value->kind == N_NAME ? ps->value->name : NULL;
-    if (!ps) {
+    bool alias = setting_get(&d->settings, "alias_of") != NULL;
+    if (!ps && !alias) {
         diag_error(d->name_span, "model '%s' has no provider", d->name);
         diag_help("add 'provider: anthropic', 'provider: openai' or 'provider: mock'");
-    } else if (!setting_get(&d->settings, "name") && pv &&
+    } else if (!alias && !setting_get(&d->settings, "name") && pv &&
                (strcmp(pv, "anthropic") == 0 || strcmp(pv, "openai") == 0)) {
         diag_error(d->name_span, "model '%s' has no name", d->name);
-        diag_help("add the provider's model name, e.g. 'name: \"claude-haiku-4-5\"'");
+        diag_help("add the provider's model name, e.g. 'name: \"claude-haiku-5-5\"'");
     }
     for (int i = 0; i < d->settings.len; i++)
         if (setting_ok(&d->settings, i, model_keys, "model", d->name))
-            model_setting(d->settings.items[i], mi);
+            model_setting(d->settings.items[i], mi, d);
+    if (alias && d->settings.len > 1) {
+        Setting *s = d->settings.items[0] == setting_get(&d->settings, "alias_of")
+                     ? d->settings.items[1] : d->settings.items[0];
+        diag_error(s->key_span, "model '%s' is an alias: it takes every setting from its "
+                   "target", d->name);
+        diag_help("declare a model of its own instead of 'alias_of' to change '%s'", s->key);
+    }
+    model_provider_fit(d, mi);
 }
 
 /* ---- agents ---------------------------------------------------------------- */
 
 static const char *const agent_keys[] = {
-    "model", "prompt", "system", "temperature", "max_tokens", "retries", "timeout", NULL,
+    "model", "prompt", "system", "temperature", "max_tokens", "retries", "timeout", "cache",
+    NULL,
 };
 
 /* A name that must be a declared model (`model: m`, `using m`). */
@@ -922,8 +1080,20 @@ static void agent_model(Setting *s, AgentInfo *ai)
 {
     if (s->value->kind != N_NAME)
         diag_error(s->value->span, "model must be the name of a model, got %s", what(s->value));
-    else if ((ai->model = resolve_model(s->value->name, s->value->span)))
+    else if ((ai->model = resolve_model(s->value->name, s->value->span))) {
         s->value->type = ty_model;
+        ai->model_span = s->value->span;
+        caps_model_used(ai->model, s->value->span);
+    }
+}
+
+/* cache: on | off */
+static void agent_cache(Setting *s, AgentInfo *ai)
+{
+    static const char *const onoff[] = { "on", "off", NULL };
+    const char *w = setting_word(s, onoff);
+    if (w)
+        ai->no_cache = strcmp(w, "off") == 0;
 }
 
 static void agent_setting(Setting *s, AgentInfo *ai)
@@ -935,8 +1105,11 @@ static void agent_setting(Setting *s, AgentInfo *ai)
         ai->prompt = agent_text(s);
     else if (strcmp(s->key, "system") == 0)
         ai->system = agent_text(s);
-    else if (strcmp(s->key, "temperature") == 0)
+    else if (strcmp(s->key, "temperature") == 0) {
         setting_num(s, 0, 2, false, false, &ai->temperature);
+        ai->temperature_setting = s;
+    } else if (strcmp(s->key, "cache") == 0)
+        agent_cache(s, ai);
     else if (strcmp(s->key, "max_tokens") == 0 && setting_num(s, 1, 1000000, false, true, &v))
         ai->max_tokens = (int64_t)v;
     else if (strcmp(s->key, "retries") == 0 && setting_num(s, 0, 10, false, true, &v))
@@ -988,6 +1161,8 @@ static void check_agent(Decl *d)
             agent_setting(d->settings.items[i], ai);
     S.cur_agent = NULL;
     scope_pop(mark);
+    if (ai->model && ai->model->sema)
+        caps_check_agent(d, ai->model, ai->model_span);
 }
 
 /* ---- http operations --------------------------------------------------------- */
@@ -1562,7 +1737,13 @@ static void check_using(Node *n)
         diag_error(n->using_span, "'using' applies to agent calls, not to '%s'", n->name);
         return;
     }
-    resolve_model(n->using_model, n->using_span);
+    Decl *m = resolve_model(n->using_model, n->using_span);
+    if (!m)
+        return;
+    caps_model_used(m, n->using_span);
+    Decl *a = lookup_decl(n->name);
+    if (a && a->kind == D_AGENT && a->sema)
+        caps_check_agent(a, m, n->using_span);
 }
 
 /* An argument of a builtin against the type it needs. */
@@ -2681,6 +2862,7 @@ bool sema_check(Program *p)
         if (((Decl *)p->decls.items[i])->kind == D_SCHEMA)
             check_schema_cycle(p->decls.items[i]);
     check_decls_of(p, D_MODEL);
+    caps_resolve_models(p);
     check_decls_of(p, D_AGENT);
     check_decls_of(p, D_HTTP);
     check_decls_of(p, D_WORKFLOW);

@@ -178,14 +178,35 @@ void fr_buf_free(fr_buf *b);
 
 /* ---- models and agents --------------------------------------------------- */
 
+/* How a model is asked for an answer that fits a JSON Schema. */
+typedef enum fr_output_mode {
+    FR_OUT_DEFAULT,                /* the provider's: anthropic output_config, openai json_schema */
+    FR_OUT_OUTPUT_CONFIG,          /* Anthropic output_config.format json_schema (documented subset) */
+    FR_OUT_TOOL,                   /* Anthropic forced tool call (older models, compatible servers) */
+    FR_OUT_JSON_SCHEMA,            /* OpenAI response_format json_schema, strict */
+    FR_OUT_JSON_OBJECT,            /* OpenAI response_format json_object, schema in the prompt */
+    FR_OUT_PROMPT,                 /* no response_format: the schema in the prompt only */
+} fr_output_mode;
+
 typedef struct fr_model {
     const char *name;              /* the model declaration's name */
     const char *provider;          /* "anthropic", "openai" or "mock" */
     const char *api_name;          /* the provider's model name */
-    double usd_per_mtok_in;        /* price per million input tokens */
-    double usd_per_mtok_out;       /* price per million output tokens */
+    double usd_per_mtok_in;        /* price per million input tokens (not from the cache) */
+    double usd_per_mtok_out;       /* price per million output tokens (reasoning included) */
     const char *base_url;          /* NULL: from the environment, else the provider's */
-    const char *api_key_env;       /* NULL: ANTHROPIC_API_KEY / OPENAI_API_KEY */
+    const char *api_key_env;       /* NULL: ANTHROPIC_API_KEY / OPENAI_API_KEY; "": none */
+    /* capabilities (0 / NULL / < 0: not declared) */
+    fr_output_mode output;         /* structured_output: how answers are constrained */
+    bool no_temperature;           /* temperature: false, the model refuses one */
+    const char *max_tokens_param;  /* the token cap's name; NULL: the provider's usual */
+    int64_t max_output_tokens;     /* the model's own output cap, 0 unknown */
+    int64_t context_window;        /* tokens, 0 unknown */
+    double usd_per_mtok_cache_write;    /* 5-minute (default TTL) cache write; < 0: as input */
+    double usd_per_mtok_cache_write_1h; /* 1-hour cache write; < 0: as the 5-minute one */
+    double usd_per_mtok_cache_read;     /* cache hit; < 0: as input */
+    int64_t min_cache_tokens;      /* shortest cacheable prefix, 0 unknown */
+    double rpm, tpm;               /* known rate limits per minute, 0 none */
 } fr_model;
 
 typedef struct fr_agent fr_agent;
@@ -199,6 +220,7 @@ struct fr_agent {
     const fr_model *model;         /* its model */
     const fr_type *output;         /* the answer's type (a record, usually) */
     const char *schema_anthropic;  /* JSON Schema text for the forced tool's input_schema */
+    const char *schema_output_config; /* the documented subset, for output_config.format */
     const char *schema_openai;     /* strict-mode JSON Schema text for response_format */
     double temperature;            /* < 0: the provider's default */
     int max_tokens;                /* answer cap */
@@ -207,6 +229,9 @@ struct fr_agent {
     fr_render_fn render;           /* builds system and prompt */
     int nparams;                   /* number of parameters */
     const char *const *param_names;/* their names */
+    bool cache;                    /* prompt caching (`cache: off` clears it) */
+    int64_t system_head;           /* bytes of system before its first {{ }}, -1: none (all fixed) */
+    int64_t prompt_head;           /* bytes of prompt before its first {{ }}, -1: none (all fixed) */
 };
 
 /* Calls agent a (with model `using` if not NULL) at call site `site` with

@@ -1,44 +1,94 @@
 /*
  * fr_anthropic.c: the Anthropic Messages wire format.
  *
- * Structured output is a forced tool call: the agent's JSON Schema becomes
- * tools[0].input_schema and tool_choice names that tool, so the answer comes
- * back as the tool_use block's `input`, already an object.  A retry carries
- * the previous answer as the assistant's turn and the problem as a new user
- * turn.  An answer in plain text (a model that ignored the tool) is still
- * taken when fr_repair_json finds an object in it.
+ * Structured output follows the model's mode (fr_model.output):
+ *   output_config  output_config.format {type: json_schema, schema} with the
+ *                  agent's schema in the documented subset (the default:
+ *                  current Claude models answer a forced tool with a 400);
+ *   tool           a forced tool call: the schema becomes tools[0].input_schema
+ *                  and tool_choice names it (older models, compatible servers);
+ *   prompt         the schema goes into the system prompt.
+ * The answer is the tool_use block's input, or the text blocks' JSON.  A
+ * retry carries the previous answer as the assistant's turn (never an empty
+ * one) and the problem as a new user turn.
+ *
+ * Prompt caching: when the request's fixed prefix (schema, system, prompt
+ * text before the first {{ }}) reaches the model's minimum, its last fixed
+ * block carries cache_control {type: ephemeral}; system and prompt are then
+ * sent as text blocks split where the fixed part ends.
+ * Temperature is sent only to a model that takes one.
  */
 #include "fr_internal.h"
 
+#include <ctype.h>
 #include <string.h>
 
-/* messages -> user prompt [assistant previous answer, user feedback] */
-static json_t *messages(const fr_request *req)
+static json_t *text_block(const char *s, size_t n, bool cache)
 {
-    json_t *m = json_array();
-    if (m && !fr_http_turns(m, req, "the tool")) {
-        json_decref(m);
-        return NULL;
-    }
-    return m;
+    json_t *b = json_pack("{s:s, s:s%}", "type", "text", "text", s, n);
+    if (b && cache)
+        json_object_set_new(b, "cache_control", json_pack("{s:s}", "type", "ephemeral"));
+    return b;
+}
+
+/* text as [head (cache_control), rest], or the plain string when cut is 0. */
+static json_t *split_text(const char *text, size_t cut)
+{
+    size_t n = strlen(text);
+    if (cut == 0 || cut > n)
+        return json_string(text);
+    json_t *a = json_array();
+    json_array_append_new(a, text_block(text, cut, true));
+    if (cut < n)
+        json_array_append_new(a, text_block(text + cut, n - cut, false));
+    return a;
+}
+
+/* The system text: the agent's, and the schema when the mode is prompt. */
+static char *system_text(const fr_request *req)
+{
+    fr_buf b = { 0 };
+    fr_buf_puts(&b, req->system ? req->system : "");
+    if (req->model->output == FR_OUT_PROMPT)
+        fr_http_schema_prompt(&b, req->agent->schema_anthropic);
+    return fr_http_buf_take(&b);
 }
 
 json_t *fr_anthropic_head(const fr_request *req)
 {
     const fr_agent *a = req->agent;
-    json_t *msgs = messages(req);
+    char *sys = system_text(req);
+    fr_cut cut;
+    fr_http_cache_cut(req, sys ? strlen(sys) : 0, &cut);
+    json_t *msgs = sys ? json_array() : NULL;
+    const char *how = fr_http_mode(req->model) == FR_OUT_TOOL ? "the tool" : "the JSON object";
+    if (msgs && !fr_http_turns(msgs, req, how, cut.prompt)) {
+        json_decref(msgs);
+        msgs = NULL;
+    }
+    int max = req->max_tokens > 0 ? req->max_tokens : a->max_tokens > 0 ? a->max_tokens : 1024;
     json_t *b = msgs ? json_pack("{s:s, s:i, s:o}", "model", req->model->api_name,
-                                 "max_tokens", a->max_tokens > 0 ? a->max_tokens : 1024,
-                                 "messages", msgs) : NULL;
-    if (b && req->system && *req->system)
-        json_object_set_new(b, "system", json_string(req->system));
-    if (b && a->temperature >= 0)
+                                 "max_tokens", max, "messages", msgs) : NULL;
+    if (b && *sys)
+        json_object_set_new(b, "system", split_text(sys, cut.system));
+    if (b && a->temperature >= 0 && !req->model->no_temperature)
         json_object_set_new(b, "temperature", json_real(a->temperature));
+    fr_free(sys);
     return b;
 }
 
-json_t *fr_anthropic_tools(const fr_agent *a, bool *wrapped)
+json_t *fr_anthropic_tools(const fr_agent *a, fr_output_mode mode, bool *wrapped)
 {
+    if (mode == FR_OUT_PROMPT) {
+        *wrapped = false;
+        return json_object();
+    }
+    if (mode != FR_OUT_TOOL) {
+        json_t *schema = fr_http_schema(a->schema_output_config ? a->schema_output_config
+                                                                : a->schema_anthropic, wrapped);
+        return schema ? json_pack("{s:{s:{s:s, s:o}}}", "output_config", "format",
+                                  "type", "json_schema", "schema", schema) : NULL;
+    }
     json_t *schema = fr_http_schema(a->schema_anthropic, wrapped);
     const char *name = fr_http_schema_name(a);
     return schema ? json_pack("{s:[{s:s, s:s, s:o}], s:{s:s, s:s}}",
@@ -50,7 +100,7 @@ json_t *fr_anthropic_tools(const fr_agent *a, bool *wrapped)
 
 json_t *fr_anthropic_body(const fr_request *req, bool *wrapped)
 {
-    json_t *tools = fr_anthropic_tools(req->agent, wrapped);
+    json_t *tools = fr_anthropic_tools(req->agent, fr_http_mode(req->model), wrapped);
     json_t *b = tools ? fr_anthropic_head(req) : NULL;
     if (b && json_object_update(b, tools) != 0) {
         json_decref(b);
@@ -101,10 +151,20 @@ static void from_text(json_t *content, bool wrapped, fr_response *r)
 void fr_anthropic_parse(json_t *body, bool wrapped, fr_response *r)
 {
     json_t *u = json_object_get(body, "usage");
+    r->usage = json_is_integer(json_object_get(u, "input_tokens")) ||
+               json_is_integer(json_object_get(u, "output_tokens"));
     r->input_tokens = usage_of(u, "input_tokens");
     r->output_tokens = usage_of(u, "output_tokens");
     r->cache_read_tokens = usage_of(u, "cache_read_input_tokens");
-    r->cache_write_tokens = usage_of(u, "cache_creation_input_tokens");
+    /* the TTL split when given (usage.cache_creation), else all 5-minute */
+    json_t *cc = json_object_get(u, "cache_creation");
+    int64_t w5 = usage_of(cc, "ephemeral_5m_input_tokens");
+    int64_t w1 = usage_of(cc, "ephemeral_1h_input_tokens");
+    int64_t w = usage_of(u, "cache_creation_input_tokens");
+    if (json_is_object(cc) && w5 + w1 > 0)
+        r->cache_write_tokens = w5, r->cache_write_1h_tokens = w1;
+    else
+        r->cache_write_tokens = w;
     const char *stop = json_string_value(json_object_get(body, "stop_reason"));
     r->finish_reason = stop ? fr_strdup(stop) : NULL;
     json_t *content = json_object_get(body, "content"), *blk, *input = NULL;

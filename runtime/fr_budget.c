@@ -10,7 +10,9 @@
  * fit while others hold reservations waits for them to settle (they usually
  * cost less than they hold); with nothing held, it is refused: the budget
  * stops the work.  When the attempt returns,
- * the hold is replaced by the usage the provider reported.  Time caps are
+ * the hold is replaced by the usage the provider reported, each token class
+ * (input, output, cache writes, cache reads) at its own price, or, for an
+ * answer that came without usage, by the hold itself: never by $0.  Time caps are
  * deadlines: no attempt starts after one, and an attempt's timeout is cut to
  * the time left.  A cap < 0 is no cap.
  */
@@ -99,9 +101,51 @@ static bool fits(const fr_spend *s, const fr_budget *b, double usd, int64_t tok,
     return true;
 }
 
+static double or_else(double v, double dflt)
+{
+    return v >= 0 ? v : dflt;
+}
+
+double fr_price(const fr_model *m, int64_t in, int64_t out, int64_t cache_read,
+                int64_t cache_write, int64_t cache_write_1h)
+{
+    double w5 = or_else(m->usd_per_mtok_cache_write, m->usd_per_mtok_in);
+    double w1 = or_else(m->usd_per_mtok_cache_write_1h, w5);
+    double rd = or_else(m->usd_per_mtok_cache_read, m->usd_per_mtok_in);
+    return ((double)in * m->usd_per_mtok_in + (double)out * m->usd_per_mtok_out +
+            (double)cache_read * rd + (double)cache_write * w5 + (double)cache_write_1h * w1) / 1e6;
+}
+
+/* The worst case of a hold: every input token at its dearest class. */
 static double price(const fr_model *m, int64_t in, int64_t out)
 {
-    return ((double)in * m->usd_per_mtok_in + (double)out * m->usd_per_mtok_out) / 1e6;
+    double w5 = or_else(m->usd_per_mtok_cache_write, m->usd_per_mtok_in);
+    double dear = w5 > m->usd_per_mtok_in ? w5 : m->usd_per_mtok_in;
+    return ((double)in * dear + (double)out * m->usd_per_mtok_out) / 1e6;
+}
+
+void fr_charge_of(const fr_model *m, const fr_resv *r, const fr_response *resp, fr_charge *c)
+{
+    memset(c, 0, sizeof *c);
+    if (!resp->usage) {
+        /* a provider that answered without usage still billed it: charge the hold */
+        c->held = resp->http_status == 200 || resp->outcome == FR_ANSWER ||
+                  resp->outcome == FR_BAD_ANSWER;
+        if (c->held) {
+            c->usd = r->usd;
+            c->in = r->tokens;
+        }
+        return;
+    }
+    int64_t w = resp->cache_write_tokens + resp->cache_write_1h_tokens;
+    c->in = resp->input_tokens + resp->cache_read_tokens + w;
+    c->out = resp->output_tokens;
+    c->cache_read = resp->cache_read_tokens;
+    c->cache_write = w;
+    c->usd = fr_price(m, resp->input_tokens, resp->output_tokens, resp->cache_read_tokens,
+                      resp->cache_write_tokens, resp->cache_write_1h_tokens);
+    /* against the same input at the plain price */
+    c->saved = fr_price(m, c->in, c->out, 0, 0, 0) - c->usd;
 }
 
 static void hold(fr_spend *s, double usd, int64_t tok)
@@ -157,17 +201,18 @@ bool fr_budget_reserve(fr_ctx *cx, const fr_model *m, int64_t in_tokens,
     return true;
 }
 
-void fr_budget_settle(fr_run *run, const fr_resv *r, const fr_model *m,
-                      int64_t in_tokens, int64_t out_tokens)
+void fr_budget_settle(fr_run *run, const fr_resv *r, const fr_charge *c)
 {
-    double usd = price(m, in_tokens, out_tokens);
-    int64_t tok = in_tokens + out_tokens;
+    int64_t tok = c->in + c->out;
     pthread_mutex_lock(&run->mu);
-    settle_one(&run->wf, r, usd, tok);
+    settle_one(&run->wf, r, c->usd, tok);
     if (r->phase >= 0)
-        settle_one(&run->ph[r->phase], r, usd, tok);
+        settle_one(&run->ph[r->phase], r, c->usd, tok);
     fr_stats *st = fr_stats_of(run, r->phase);
-    st->tokens_in += in_tokens, st->tokens_out += out_tokens, st->usd += usd;
+    st->tokens_in += c->in, st->tokens_out += c->out, st->usd += c->usd;
+    st->cache_read += c->cache_read, st->cache_write += c->cache_write;
+    st->usd_saved += c->saved;
+    st->no_usage += c->held;
     pthread_cond_broadcast(&run->budget_cv);
     pthread_mutex_unlock(&run->mu);
 }

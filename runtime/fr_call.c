@@ -45,6 +45,9 @@ typedef struct call {
     char *prev_answer;             /* the last answer's raw text (malloc'd) */
     char *last_error;              /* the last attempt's problem (malloc'd) */
     int attempts;                  /* made so far */
+    int max_tokens;                /* the answer's cap: the agent's, or the model's once an
+                                      answer was cut off */
+    int extra;                     /* attempts allowed past retries (the raised cap's) */
     fr_stats tally;                /* the attempts' repairs and problems, for the summary */
     fr_jhook jh;                   /* the journal's and the trace's part of the call */
 } call;
@@ -151,6 +154,7 @@ static void count(fr_run *run, int phase, int64_t calls, int64_t retries, int64_
     st->repaired += t->repaired, st->invalid += t->invalid, st->refused += t->refused;
     st->cut_off += t->cut_off, st->unparsable += t->unparsable;
     st->transient += t->transient, st->rate_limited += t->rate_limited;
+    st->raised += t->raised;
     pthread_mutex_unlock(&run->mu);
 }
 
@@ -230,6 +234,32 @@ static json_t *take_answer(call *c, fr_response *r, int *stop)
     return NULL;
 }
 
+/* An answer cut off at max_tokens: the same cap would cut it off again, so
+ * the next attempt gets the model's own output cap when that is larger (its
+ * hold grows with it, and the summary counts it), else the call fails now. */
+static int cut_off(call *c)
+{
+    int64_t most = c->model->max_output_tokens;
+    if (most > c->max_tokens) {
+        c->max_tokens = most > INT32_MAX ? INT32_MAX : (int)most;
+        c->tally.raised++;
+        c->extra = 1;
+        fr_free(c->prev_answer);            /* a cut-off text is no answer to show */
+        c->prev_answer = NULL;
+        return GO_ON;
+    }
+    fr_buf b = { 0 };
+    if (most > 0)
+        fr_buf_printf(&b, "answer cut off at max_tokens (%d), the model's own maximum: ask "
+                      "for a shorter answer", c->max_tokens);
+    else
+        fr_buf_printf(&b, "answer cut off at max_tokens (%d): raise the agent's max_tokens, "
+                      "or declare the model's max_output_tokens", c->max_tokens);
+    set_str(&c->last_error, b.s ? b.s : "answer cut off at max_tokens");
+    fr_buf_free(&b);
+    return STOP_FATAL;
+}
+
 /* Makes attempt number c->attempts; returns the answer, or NULL with *stop
  * saying whether another attempt may follow. */
 /* Before an attempt: time left, the budgets' hold, a call slot.  Waiting for
@@ -240,7 +270,7 @@ static bool start_attempt(call *c, fr_resv *resv, int *timeout)
     fr_ctx *cx = c->cx;
     if (fr_budget_time_left(cx) <= 0)
         return fr_budget_time_stop(cx) != NULL;
-    if (!fr_budget_reserve(cx, c->model, input_estimate(c), c->agent->max_tokens, resv))
+    if (!fr_budget_reserve(cx, c->model, input_estimate(c), c->max_tokens, resv))
         return false;
     fr_journal_call_hold(&c->jh, cx, resv);
     fr_slot_take(cx->run);
@@ -248,7 +278,8 @@ static bool start_attempt(call *c, fr_resv *resv, int *timeout)
     if (left <= 0) {
         fr_slot_give(cx->run);
         fr_journal_call_settle(&c->jh, cx);
-        fr_budget_settle(cx->run, resv, c->model, 0, 0);
+        fr_charge none = { 0 };
+        fr_budget_settle(cx->run, resv, &none);
         return fr_budget_time_stop(cx) != NULL;
     }
     *timeout = c->agent->timeout_ms > 0 ? c->agent->timeout_ms : 600000;
@@ -268,13 +299,15 @@ static json_t *attempt(call *c, int *stop)
         return NULL;
     fr_request req = {
         c->agent, c->model, c->system.s ? c->system.s : "", c->prompt.s ? c->prompt.s : "",
-        c->feedback, c->prev_answer, c->attempts, timeout,
+        c->feedback, c->prev_answer, c->attempts, timeout, c->max_tokens, c->agent->cache,
     };
     fr_response r;
     fr_provider_call(run, &req, &r);
     fr_slot_give(run);
+    fr_charge ch;
+    fr_charge_of(c->model, &resv, &r, &ch);
     /* [journal hook] per call/phase trace line: attempt, outcome, usage, latency */
-    fr_journal_call_attempt(&c->jh, &r);
+    fr_journal_call_attempt(&c->jh, &r, &ch);
     c->attempts++;
     *stop = GO_ON;
     json_t *v = NULL;
@@ -286,6 +319,8 @@ static json_t *attempt(call *c, int *stop)
         set_str(&c->last_error, r.error ? r.error : "unusable answer");
         set_str(&c->feedback, c->last_error);
         set_str(&c->prev_answer, r.raw);
+        if (bad_kind(&r) == FR_BAD_CUT_OFF)
+            *stop = cut_off(c);
         break;
     case FR_TRANSIENT:
         set_str(&c->last_error, r.error ? r.error : "transient error");
@@ -298,7 +333,7 @@ static json_t *attempt(call *c, int *stop)
     /* a recorded answer already replaced the hold on disk */
     if (!v)
         fr_journal_call_settle(&c->jh, cx);
-    fr_budget_settle(run, &resv, c->model, r.input_tokens, r.output_tokens);
+    fr_budget_settle(run, &resv, &ch);
     if (r.outcome == FR_TRANSIENT && c->attempts <= c->agent->retries)
         fr_backoff(cx, c->attempts - 1, r.retry_after_ms);
     /* an answer that ran out of memory after validating is not invalid */
@@ -325,7 +360,8 @@ static size_t schema_bytes(const fr_agent *a, const fr_model *m)
 json_t *fr_call(fr_ctx *cx, const fr_agent *a, int site, const fr_model *using,
                 json_t *const *args, const char *where)
 {
-    call c = { .cx = cx, .agent = a, .model = using ? using : a->model, .where = where };
+    call c = { .cx = cx, .agent = a, .model = using ? using : a->model, .where = where,
+               .max_tokens = a->max_tokens > 0 ? a->max_tokens : 1024 };
     if (!a->render(cx, args, &c.system, &c.prompt)) {
         call_free(&c);
         return NULL;
@@ -339,7 +375,7 @@ json_t *fr_call(fr_ctx *cx, const fr_agent *a, int site, const fr_model *using,
     if (v)
         count_cached(cx->run, cx->phase);
     int stop = GO_ON;
-    while (!v && stop == GO_ON && c.attempts <= a->retries)
+    while (!v && stop == GO_ON && c.attempts <= a->retries + c.extra)
         v = attempt(&c, &stop);
     if (c.attempts > 0)
         count(cx->run, cx->phase, 1, c.attempts - 1, v || stop == STOP_BUDGET ? 0 : 1,

@@ -4,9 +4,9 @@
  * fr_http_new resolves, per model, an endpoint: the request URL (the model's
  * base_url, else ANTHROPIC_BASE_URL / OPENAI_BASE_URL, else the provider's),
  * the API key variable and its value.  A missing key fails there, before any
- * work, naming the variable; only an OpenAI-compatible server on the local
- * machine (localhost, 127.x, ::1: Ollama, vLLM, llama.cpp) may go without one,
- * and then no Authorization header is sent.
+ * work, naming the variable; a model declared with `api_key_env: none` (a
+ * local Ollama, vLLM or llama.cpp server) takes none, and then no key header
+ * is sent.
  *
  * One attempt is one blocking curl_easy_perform on the calling worker thread.
  * Connections are reused across all workers through a LIFO pool of easy
@@ -15,12 +15,14 @@
  * CURLSH is not safe across threads in libcurl, so handles travel instead.)
  *
  * Endpoints sharing a base URL and key variable share a rate limiter
- * (fr_limit.c): every request waits for its slot, and a 429 or a
- * retry-after slows the whole fan-out down, not just one worker.
+ * (fr_limit.c): every request waits for its slot; the rate-limit headers,
+ * a 429 or an overload's retry-after pace the whole fan-out, not just one
+ * worker.
  *
  * A request body is the wire format's head (model, messages, system, ...)
- * with the agent's schema part (tools / response_format) spliced in as text,
- * made once per agent.  Outcomes: connection errors, timeouts, 408, 409,
+ * with the agent's schema part (output_config, tools or response_format, as
+ * the model's structured-output mode says) spliced in as text, made once per
+ * agent and mode.  Outcomes: connection errors, timeouts, 408, 409,
  * 429 and 5xx are FR_TRANSIENT with retry-after(-ms) passed on; other
  * statuses are FR_FATAL with "HTTP 401 from anthropic: <provider's message>";
  * an x-should-retry header, when the provider sends one, decides instead.
@@ -50,10 +52,10 @@ typedef struct endpoint {
     struct endpoint *next;         /* the next endpoint */
 } endpoint;
 
-/* The schema part of one agent's requests to one provider, as text. */
+/* The schema part of one agent's requests in one mode, as text. */
 typedef struct schema_part {
     const fr_agent *agent;         /* whose */
-    bool anthropic;                /* tools + tool_choice, else response_format */
+    fr_output_mode mode;           /* output_config, tool, json_schema, json_object, prompt */
     char *text;                    /* the members, without the object's braces */
     bool wrapped;                  /* the schema was wrapped as {"answer": ...} */
     struct schema_part *next;      /* the next part */
@@ -124,17 +126,6 @@ void fr_http_scrub(char **s, const char *key)
 
 /* ---- endpoints: URL, key, limiter per model ------------------------------ */
 
-static bool is_local_url(const char *url)
-{
-    const char *h = strstr(url, "://");
-    h = h ? h + 3 : url;
-    static const char *const local[] = { "localhost", "127.", "[::1]", "0.0.0.0" };
-    for (size_t i = 0; i < sizeof local / sizeof local[0]; i++)
-        if (strncmp(h, local[i], strlen(local[i])) == 0)
-            return true;
-    return false;
-}
-
 static char *join_url(const char *base, const char *path)
 {
     size_t bl = strlen(base);
@@ -182,18 +173,20 @@ static bool ep_resolve(endpoint *e, const fr_model *m, fr_buf *err)
     if (!base || !*base)
         base = anth ? "https://api.anthropic.com" : "https://api.openai.com/v1";
     e->url = join_url(base, anth ? "/v1/messages" : "/chat/completions");
-    const char *var = m->api_key_env ? m->api_key_env
-                                     : anth ? "ANTHROPIC_API_KEY" : "OPENAI_API_KEY";
+    bool keyless = m->api_key_env && !*m->api_key_env;     /* api_key_env: none */
+    const char *var = keyless ? "" : m->api_key_env ? m->api_key_env
+                                   : anth ? "ANTHROPIC_API_KEY" : "OPENAI_API_KEY";
     e->key_env = fr_strdup(var);
-    const char *key = getenv(var);
+    const char *key = keyless ? NULL : getenv(var);
     if (key && *key)
         e->key = fr_strdup(key);
     if (!e->url || !e->key_env || (key && *key && !e->key)) {
         fr_buf_puts(err, "out of memory");
         return false;
     }
-    if (!e->key && (anth || !is_local_url(e->url))) {
-        fr_buf_printf(err, "model '%s' (%s) needs an API key: %s is not set",
+    if (!e->key && !keyless) {
+        fr_buf_printf(err, "model '%s' (%s) needs an API key: %s is not set (a server that "
+                      "takes no key: add 'api_key_env: none' to the model)",
                       m->name, e->provider, var);
         return false;
     }
@@ -215,7 +208,7 @@ static endpoint *ep_add(fr_http *h, const fr_model *m, fr_buf *err)
     }
     e->lim = lim_shared(h, e);
     if (!e->lim) {
-        e->lim = fr_limit_new();
+        e->lim = fr_limit_new(m->rpm, m->tpm);
         e->owns_lim = true;
     }
     if (!e->lim) {
@@ -401,6 +394,9 @@ typedef struct xfer {
     int retry_after_ms;            /* from retry-after(-ms), -1 if none */
     bool have_ms;                  /* retry-after-ms seen: it wins over retry-after */
     int should_retry;              /* x-should-retry: 1 true, 0 false, -1 absent */
+    double rl_limit;               /* requests per minute (rate-limit headers), 0 not said */
+    double rl_remaining;           /* requests remaining, -1 not said */
+    int64_t rl_reset_ms;           /* until they reset, -1 not said */
 } xfer;
 
 static size_t on_body(char *p, size_t size, size_t n, void *ud)
@@ -426,6 +422,48 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
     return k;
 }
 
+/* An RFC 3339 time (Anthropic's ...-reset) as ms from now, or -1. */
+static int64_t rfc3339_ms(const char *v)
+{
+    struct tm tm = { 0 };
+    const char *end = strptime(v, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (!end)
+        return -1;
+    double frac = 0;
+    if (*end == '.')
+        frac = strtod(end, (char **)&end);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    double ms = ((double)timegm(&tm) + frac - (double)now.tv_sec) * 1000 -
+                (double)now.tv_nsec / 1e6;
+    return ms < 0 ? 0 : ms > 3600000 ? 3600000 : (int64_t)ms;
+}
+
+/* An OpenAI duration ("1s", "6m0s", "250ms", "1h2m3.5s") in ms, or -1. */
+static int64_t duration_ms(const char *v)
+{
+    double ms = 0;
+    bool any = false;
+    while (*v && *v != '\r' && *v != '\n') {
+        char *end;
+        double d = strtod(v, &end);
+        if (end == v)
+            return any ? (int64_t)ms : -1;
+        if (strncmp(end, "ms", 2) == 0)
+            ms += d, end += 2;
+        else if (*end == 'h')
+            ms += d * 3600000, end++;
+        else if (*end == 'm')
+            ms += d * 60000, end++;
+        else if (*end == 's')
+            ms += d * 1000, end++;
+        else
+            return -1;
+        v = end, any = true;
+    }
+    return any ? (int64_t)ms : -1;
+}
+
 /* retry-after: seconds (maybe fractional) or an HTTP date; -1 if neither. */
 static int parse_retry_after(const char *v, bool in_ms)
 {
@@ -444,6 +482,30 @@ static int parse_retry_after(const char *v, bool in_ms)
     return ms < 0 ? 0 : ms > 3600000 ? 3600000 : (int)ms;
 }
 
+/* The request rate-limit headers of both providers. */
+static void rate_header(xfer *x, const char *line)
+{
+    static const char *const names[][3] = {
+        { "anthropic-ratelimit-requests-limit:", "anthropic-ratelimit-requests-remaining:",
+          "anthropic-ratelimit-requests-reset:" },
+        { "x-ratelimit-limit-requests:", "x-ratelimit-remaining-requests:",
+          "x-ratelimit-reset-requests:" },
+    };
+    for (int p = 0; p < 2; p++)
+        for (int i = 0; i < 3; i++) {
+            size_t n = strlen(names[p][i]);
+            if (strncasecmp(line, names[p][i], n) != 0)
+                continue;
+            const char *v = line + n + strspn(line + n, " \t");
+            if (i == 0)
+                x->rl_limit = strtod(v, NULL);
+            else if (i == 1)
+                x->rl_remaining = strtod(v, NULL);
+            else
+                x->rl_reset_ms = p == 0 ? rfc3339_ms(v) : duration_ms(v);
+        }
+}
+
 static size_t on_header(char *p, size_t size, size_t n, void *ud)
 {
     xfer *x = ud;
@@ -456,6 +518,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
         x->retry_after_ms = -1;
         x->have_ms = false;
         x->should_retry = -1;
+        x->rl_limit = 0, x->rl_remaining = -1, x->rl_reset_ms = -1;
     } else if (strncasecmp(line, "x-should-retry:", 15) == 0) {
         const char *v = line + 15 + strspn(line + 15, " \t");
         x->should_retry = strncasecmp(v, "true", 4) == 0 ? 1 : strncasecmp(v, "false", 5) == 0
@@ -466,6 +529,8 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
             x->retry_after_ms = ms, x->have_ms = true;
     } else if (strncasecmp(line, "retry-after:", 12) == 0 && !x->have_ms) {
         x->retry_after_ms = parse_retry_after(line + 12 + strspn(line + 12, " \t"), false);
+    } else {
+        rate_header(x, line);
     }
     return k;
 }
@@ -620,31 +685,41 @@ static char *dump(json_t *v)
     return t;
 }
 
-/* The agent's schema part as text: {"tools": ...} or {"response_format": ...}. */
-static char *schema_part_text(const fr_agent *a, bool anthropic, bool *wrapped)
+fr_output_mode fr_http_mode(const fr_model *m)
 {
-    json_t *j = anthropic ? fr_anthropic_tools(a, wrapped) : fr_openai_format(a, wrapped);
+    if (m->output != FR_OUT_DEFAULT)
+        return m->output;
+    return strcmp(m->provider, "openai") == 0 ? FR_OUT_JSON_SCHEMA : FR_OUT_OUTPUT_CONFIG;
+}
+
+/* The agent's schema part as text: {"output_config"|"tools"|"response_format": ...}. */
+static char *schema_part_text(const fr_agent *a, bool anthropic, fr_output_mode mode,
+                              bool *wrapped)
+{
+    json_t *j = anthropic ? fr_anthropic_tools(a, mode, wrapped)
+                          : fr_openai_format(a, mode, wrapped);
     char *t = dump(j);
     json_decref(j);
     return t;
 }
 
 /* The agent's schema part of the body as text, without its braces: made
- * once per agent and provider (parsing and dumping the schema on every call
+ * once per agent and mode (parsing and dumping the schema on every call
  * was a sixth of a call's CPU).  It is made twice and kept only when both
  * agree: jansson drops a character instead of failing when an allocation
  * fails in some places (object keys in dump.c, the lexer), and a part kept
  * corrupt would spoil every later request. */
-static const schema_part *schema_part_of(fr_http *h, const fr_agent *a, bool anthropic)
+static const schema_part *schema_part_of(fr_http *h, const fr_agent *a, bool anthropic,
+                                         fr_output_mode mode)
 {
     pthread_mutex_lock(&h->ep_mu);
     schema_part *p = h->parts;
-    while (p && (p->agent != a || p->anthropic != anthropic))
+    while (p && (p->agent != a || p->mode != mode))
         p = p->next;
     if (!p && (p = fr_calloc(1, sizeof *p))) {
-        p->agent = a, p->anthropic = anthropic;
-        char *t1 = schema_part_text(a, anthropic, &p->wrapped);
-        char *t2 = t1 ? schema_part_text(a, anthropic, &p->wrapped) : NULL;
+        p->agent = a, p->mode = mode;
+        char *t1 = schema_part_text(a, anthropic, mode, &p->wrapped);
+        char *t2 = t1 ? schema_part_text(a, anthropic, mode, &p->wrapped) : NULL;
         p->text = t2 && strcmp(t1, t2) == 0 ? fr_strdup(t1 + 1) : NULL;  /* past '{' */
         fr_free(t1);
         fr_free(t2);
@@ -665,8 +740,9 @@ static const schema_part *schema_part_of(fr_http *h, const fr_agent *a, bool ant
 static char *request_body(fr_http *h, const endpoint *e, const fr_request *req, bool *wrapped)
 {
     bool anthropic = strcmp(e->provider, "anthropic") == 0;
-    const schema_part *part = schema_part_of(h, req->agent, anthropic);
-    json_t *b = !part ? NULL : anthropic ? fr_anthropic_head(req) : fr_openai_head(req, e->url);
+    fr_output_mode mode = fr_http_mode(req->model);
+    const schema_part *part = schema_part_of(h, req->agent, anthropic, mode);
+    json_t *b = !part ? NULL : anthropic ? fr_anthropic_head(req) : fr_openai_head(req);
     char *head = dump(b);
     json_decref(b);
     if (!head)
@@ -675,9 +751,13 @@ static char *request_body(fr_http *h, const endpoint *e, const fr_request *req, 
     char *s = fr_malloc(hl + pl + 2);
     if (s) {
         memcpy(s, head, hl - 1);
-        s[hl - 1] = ',';
-        memcpy(s + hl, part->text, pl);
-        strcpy(s + hl + pl, "}");
+        if (pl) {
+            s[hl - 1] = ',';
+            memcpy(s + hl, part->text, pl);
+            strcpy(s + hl + pl, "}");
+        } else {
+            strcpy(s + hl - 1, "}");
+        }
     }
     fr_free(head);
     *wrapped = part->wrapped;
@@ -698,8 +778,10 @@ void fr_http_call(fr_http *h, const fr_request *req, fr_response *resp)
     bool wrapped = false;
     char *body = request_body(h, e, req, &wrapped);
     if (!body) {
-        const char *text = strcmp(e->provider, "anthropic") == 0 ? req->agent->schema_anthropic
-                                                               : req->agent->schema_openai;
+        fr_output_mode mode = fr_http_mode(req->model);
+        const char *text = mode == FR_OUT_JSON_SCHEMA ? req->agent->schema_openai
+                           : mode == FR_OUT_OUTPUT_CONFIG && req->agent->schema_output_config
+                           ? req->agent->schema_output_config : req->agent->schema_anthropic;
         json_t *schema = text ? fr_json_loadb(text, strlen(text), 0, NULL) : NULL;
         if (schema)
             fr_http_set_error(resp, FR_TRANSIENT, "out of memory building the request");
@@ -709,13 +791,18 @@ void fr_http_call(fr_http *h, const fr_request *req, fr_response *resp)
         json_decref(schema);
         return;
     }
-    xfer x = { .retry_after_ms = -1, .should_retry = -1 };
+    xfer x = { .retry_after_ms = -1, .should_retry = -1, .rl_remaining = -1,
+               .rl_reset_ms = -1 };
     long status = 0;
-    int64_t sent = fr_limit_acquire(e->lim);
+    int64_t sent = fr_limit_acquire(e->lim, (int64_t)(strlen(body) / 3) + req->max_tokens);
     exchange(h, e, body, req->timeout_ms, &x, &status, resp);
     fr_free(body);
     resp->http_status = (int)status;
-    if (x.retry_after_ms > 0)
+    if (x.rl_limit > 0 || x.rl_remaining >= 0)
+        fr_limit_headers(e->lim, x.rl_limit, x.rl_remaining, x.rl_reset_ms);
+    /* a 429's retry-after is the request's own wait (fr_call's backoff): the
+     * others go on at the learned rate; overload (503, 529) pauses everyone */
+    if (x.retry_after_ms > 0 && status != 429)
         fr_limit_pause(e->lim, x.retry_after_ms);
     if (status == 429)
         fr_limit_slow_down(e->lim, sent);
@@ -776,18 +863,44 @@ static bool add_turn(json_t *msgs, const char *role, const char *text)
            == 0;
 }
 
-bool fr_http_turns(json_t *msgs, const fr_request *req, const char *how)
+/* The first user turn, split at cut for a cache breakpoint (Anthropic). */
+static bool add_prompt(json_t *msgs, const char *text, size_t cut)
+{
+    size_t n = strlen(text);
+    if (cut == 0 || cut > n)
+        return add_turn(msgs, "user", text);
+    json_t *c = json_array();
+    json_array_append_new(c, json_pack("{s:s, s:s%, s:{s:s}}", "type", "text", "text", text,
+                                       cut, "cache_control", "type", "ephemeral"));
+    if (cut < n)
+        json_array_append_new(c, json_pack("{s:s, s:s%}", "type", "text", "text", text + cut,
+                                           n - cut));
+    return json_array_append_new(msgs, json_pack("{s:s, s:o}", "role", "user", "content", c))
+           == 0;
+}
+
+/* Whether s holds anything but white space. */
+static bool has_text(const char *s)
+{
+    for (; s && *s; s++)
+        if (*s != ' ' && *s != '\t' && *s != '\n' && *s != '\r')
+            return true;
+    return false;
+}
+
+bool fr_http_turns(json_t *msgs, const fr_request *req, const char *how, size_t cut)
 {
     size_t want = json_array_size(msgs) + 1;
     char *fb = req->feedback ? feedback_text(req, how) : NULL;
-    bool prev = req->prev_answer && *req->prev_answer && fb;
+    /* an empty or white-space answer is no turn: Anthropic rejects one */
+    bool prev = has_text(req->prev_answer) && fb;
     if (fb && !prev) {                    /* no answer to show: the problem goes with the prompt */
         fr_buf p = { 0 };
         fr_buf_printf(&p, "%s\n\n%s", req->prompt, fb);
-        add_turn(msgs, "user", fr_buf_failed(&p) || !p.s ? req->prompt : p.s);
+        add_prompt(msgs, fr_buf_failed(&p) || !p.s ? req->prompt : p.s, cut);
         fr_buf_free(&p);
     } else {
-        add_turn(msgs, "user", req->prompt);
+        add_prompt(msgs, req->prompt, cut);
     }
     if (prev) {
         add_turn(msgs, "assistant", req->prev_answer);
@@ -796,6 +909,45 @@ bool fr_http_turns(json_t *msgs, const fr_request *req, const char *how)
     }
     fr_free(fb);
     return json_array_size(msgs) == want;
+}
+
+void fr_http_schema_prompt(fr_buf *b, const char *schema)
+{
+    if (b->len)
+        fr_buf_puts(b, "\n\n");
+    fr_buf_puts(b, "Answer with one JSON object only, no prose around it, that matches this "
+                   "JSON Schema:\n");
+    fr_buf_puts(b, schema ? schema : "{}");
+}
+
+/* Bytes to tokens, rounded up on the safe side (three bytes a token). */
+static int64_t est_tokens(size_t bytes)
+{
+    return (int64_t)((bytes + 2) / 3);
+}
+
+void fr_http_cache_cut(const fr_request *req, size_t sys_len, fr_cut *cut)
+{
+    const fr_agent *a = req->agent;
+    const fr_model *m = req->model;
+    memset(cut, 0, sizeof *cut);
+    if (!req->cache)
+        return;
+    size_t plen = strlen(req->prompt);
+    size_t sys_fixed = a->system_head >= 0 && (size_t)a->system_head < sys_len
+                       ? (size_t)a->system_head : sys_len;
+    size_t prompt_fixed = a->system_head >= 0 && (size_t)a->system_head < sys_len ? 0
+                          : a->prompt_head >= 0 && (size_t)a->prompt_head < plen
+                          ? (size_t)a->prompt_head : plen;
+    const char *schema = a->schema_openai ? a->schema_openai : "";
+    size_t fixed = strlen(schema) + sys_fixed + prompt_fixed;
+    if (fixed == 0 || (m->min_cache_tokens > 0 && est_tokens(fixed) < m->min_cache_tokens))
+        return;
+    cut->fixed_tokens = est_tokens(fixed);
+    if (prompt_fixed > 0)
+        cut->prompt = prompt_fixed;      /* the breakpoint after the prompt's fixed head */
+    else if (sys_fixed > 0)
+        cut->system = sys_fixed;         /* ... after the system's */
 }
 
 json_t *fr_http_unwrap(json_t *answer, bool wrapped)
@@ -828,7 +980,7 @@ fr_limiter *fr_http_host_limiter(fr_http *h, const char *url, double rps)
         l = l->next;
     if (!l && (l = fr_calloc(1, sizeof *l))) {
         l->origin = fr_malloc(n + 1);
-        l->lim = fr_limit_new();
+        l->lim = fr_limit_new(0, 0);
         if (!l->origin || !l->lim) {
             fr_free(l->origin);
             fr_limit_free(l->lim);

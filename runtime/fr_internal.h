@@ -89,6 +89,8 @@ typedef struct fr_request {
     const char *prev_answer;       /* the previous attempt's raw answer, or NULL */
     int attempt;                   /* 0 for the first */
     int timeout_ms;                /* for this attempt */
+    int max_tokens;                /* the answer's cap for this attempt */
+    bool cache;                    /* mark the fixed prefix as a cache breakpoint */
 } fr_request;
 
 typedef enum fr_outcome {
@@ -116,10 +118,12 @@ typedef struct fr_response {
     int http_status;               /* 0 when no HTTP exchange happened */
     int retry_after_ms;            /* from retry-after(-ms), -1 if none */
     char *finish_reason;           /* provider's stop/finish reason (malloc'd or NULL) */
-    int64_t input_tokens;          /* usage as the provider reports it */
-    int64_t output_tokens;
-    int64_t cache_read_tokens;
-    int64_t cache_write_tokens;
+    bool usage;                    /* the provider reported usage (else it is charged the hold) */
+    int64_t input_tokens;          /* input tokens neither read from nor written to the cache */
+    int64_t output_tokens;         /* output tokens, reasoning included */
+    int64_t cache_read_tokens;     /* input tokens read from the cache */
+    int64_t cache_write_tokens;    /* input tokens written to the cache (5-minute TTL) */
+    int64_t cache_write_1h_tokens; /* input tokens written to the cache (1-hour TTL) */
     bool repaired;                 /* the answer's JSON had to be repaired (fences, text
                                       around it, trailing commas): for the summary */
     fr_bad_kind bad;               /* FR_BAD_ANSWER: what was wrong, for the summary */
@@ -147,10 +151,16 @@ json_t *fr_mock_value(const fr_type *t, const char *seed);
 
 typedef struct fr_limiter fr_limiter;
 
-fr_limiter *fr_limit_new(void);                /* NULL when out of memory */
+/* A limiter with known limits per minute (a model's rpm: and tpm:, 0 none);
+ * NULL when out of memory. */
+fr_limiter *fr_limit_new(double rpm, double tpm);
 void fr_limit_free(fr_limiter *l);
-/* Waits for a send slot; returns the send time (monotonic ns). */
-int64_t fr_limit_acquire(fr_limiter *l);
+/* Waits for a send slot for a request of about `tokens` tokens; returns the
+ * send time (monotonic ns). */
+int64_t fr_limit_acquire(fr_limiter *l, int64_t tokens);
+/* The provider's rate-limit headers: its request limit per minute (0 not
+ * said), the requests remaining (-1 not said) and ms until they reset (-1). */
+void fr_limit_headers(fr_limiter *l, double limit_per_min, double remaining, int64_t reset_ms);
 /* A retry-after from any status: nobody sends until it has passed. */
 void fr_limit_pause(fr_limiter *l, int retry_after_ms);
 /* A 429 for a request sent at sent_ns: the rate is cut (once per round). */
@@ -211,9 +221,24 @@ const char *fr_http_schema_name(const fr_agent *a);
 /* Appends one attempt's turns to msgs: the user prompt and, on a retry, the
  * previous answer as the assistant's turn and "Your previous answer was
  * invalid: <feedback>. Answer again with <how> only." as a new user turn (with
- * no previous answer to show, that text follows the prompt).  false when out
- * of memory. */
-bool fr_http_turns(json_t *msgs, const fr_request *req, const char *how);
+ * no previous answer to show, or one of white space only, that text follows
+ * the prompt).  cut > 0 splits the prompt into two text blocks there, the
+ * first marked as a cache breakpoint (Anthropic).  false when out of memory. */
+bool fr_http_turns(json_t *msgs, const fr_request *req, const char *how, size_t cut);
+/* The model's structured-output mode, the provider's default resolved. */
+fr_output_mode fr_http_mode(const fr_model *m);
+/* Appends the instruction to answer with a JSON object matching schema (the
+ * json_object and prompt modes). */
+void fr_http_schema_prompt(fr_buf *b, const char *schema);
+/* Where a request's cache breakpoint goes: after `system` bytes of the
+ * system text, or after `prompt` bytes of the prompt (0: none).  None when
+ * caching is off or the fixed prefix is shorter than the model's minimum. */
+typedef struct fr_cut {
+    size_t system;                 /* breakpoint after this many bytes of system, 0 none */
+    size_t prompt;                 /* ... of the prompt, 0 none */
+    int64_t fixed_tokens;          /* the fixed prefix, estimated; 0 when not cacheable */
+} fr_cut;
+void fr_http_cache_cut(const fr_request *req, size_t sys_len, fr_cut *cut);
 /* Takes the answer out of {"answer": ...} when the schema was wrapped. */
 json_t *fr_http_unwrap(json_t *answer, bool wrapped);
 /* Sets the outcome and the error (made valid UTF-8: it goes back to the model). */
@@ -224,21 +249,20 @@ char *fr_http_buf_take(fr_buf *b);
 /* A usage count from the wire: an integer in 0..2^40, else 0 or the cap. */
 int64_t fr_http_tokens(json_t *v);
 
-/* fr_anthropic.c: POST {base}/v1/messages, a forced tool call.  The body is
- * the head (model, messages, system, ...) and the tools part, which depends
- * only on the agent: fr_http.c keeps its text per agent and splices it. */
+/* fr_anthropic.c: POST {base}/v1/messages.  The body is the head (model,
+ * messages, system, ...) and the schema part (output_config, or tools and
+ * tool_choice), which depends only on the agent and the mode: fr_http.c
+ * keeps its text per agent and splices it. */
 json_t *fr_anthropic_body(const fr_request *req, bool *wrapped);
 json_t *fr_anthropic_head(const fr_request *req);
-json_t *fr_anthropic_tools(const fr_agent *a, bool *wrapped);  /* {"tools", "tool_choice"} */
+json_t *fr_anthropic_tools(const fr_agent *a, fr_output_mode mode, bool *wrapped);
 void fr_anthropic_parse(json_t *body, bool wrapped, fr_response *resp);
 
-/* fr_openai.c: POST {base}/chat/completions, response_format json_schema strict.
- * fr_openai_body_at's url tells OpenAI itself (max_completion_tokens) from
- * compatible servers; fr_openai_body is the body for a compatible server. */
+/* fr_openai.c: POST {base}/chat/completions: response_format by mode,
+ * parameters by the model's capabilities. */
 json_t *fr_openai_body(const fr_request *req, bool *wrapped);
-json_t *fr_openai_body_at(const fr_request *req, const char *url, bool *wrapped);
-json_t *fr_openai_head(const fr_request *req, const char *url);
-json_t *fr_openai_format(const fr_agent *a, bool *wrapped);   /* {"response_format"} */
+json_t *fr_openai_head(const fr_request *req);
+json_t *fr_openai_format(const fr_agent *a, fr_output_mode mode, bool *wrapped);
 void fr_openai_parse(json_t *body, bool wrapped, fr_response *resp);
 
 /* ---- fr_repair.c: JSON out of a model's text ------------------------------ */
@@ -261,9 +285,14 @@ typedef struct fr_stats {
     int64_t failures;              /* calls that failed after all their attempts */
     int64_t items_failed;          /* fan-out items dropped by on_error: skip */
     int64_t cached;                /* agent calls answered from the journal (no attempt) */
-    int64_t tokens_in;             /* input tokens, as the provider reported */
+    int64_t tokens_in;             /* input tokens, as the provider reported (cache included) */
     int64_t tokens_out;            /* output tokens, as the provider reported */
-    double usd;                    /* the actual usage, priced */
+    int64_t cache_read;            /* of tokens_in, read from the cache */
+    int64_t cache_write;           /* of tokens_in, written to the cache */
+    double usd;                    /* the actual usage, priced per token class */
+    double usd_saved;              /* what cache reads saved, less the write premium */
+    int64_t no_usage;              /* answers without usage, charged their hold */
+    int64_t raised;                /* cut-off answers retried with the model's max output */
     int64_t repaired;              /* attempts whose answer's JSON was repaired */
     int64_t invalid;               /* attempts whose answer failed validation */
     int64_t refused;               /* attempts the model refused */
@@ -346,17 +375,36 @@ struct fr_run {
     char run_tag[32];              /* the run id without a journal (idempotency keys) */
 };
 
+/* What one attempt costs: its usage priced per token class (input, output,
+ * cache writes, cache reads), or its whole hold when the provider answered
+ * without usage. */
+typedef struct fr_charge {
+    int64_t in;                    /* input tokens, cache reads and writes included */
+    int64_t out;                   /* output tokens */
+    int64_t cache_read, cache_write; /* of in */
+    double usd;                    /* what it costs */
+    double saved;                  /* what the cache reads saved, less the write premium */
+    bool held;                     /* no usage: charged the hold */
+} fr_charge;
+
 /* fr_budget.c */
+/* Dollars for usage at m's prices; a cache price m does not declare is the
+ * input price (the 1-hour write: the 5-minute one). */
+double fr_price(const fr_model *m, int64_t in, int64_t out, int64_t cache_read,
+                int64_t cache_write, int64_t cache_write_1h);
+/* The charge of attempt resp held by r at m's prices. */
+void fr_charge_of(const fr_model *m, const fr_resv *r, const fr_response *resp, fr_charge *c);
 bool fr_budget_init(fr_run *run);              /* ledger and stats for run->prog */
 void fr_budget_free(fr_run *run);
 fr_stats *fr_stats_of(fr_run *run, int phase); /* phase -1: before the first */
-/* Holds in_tokens + out_tokens at m's price against the workflow's and cx's
- * phase's budgets, or sets FR_SIG_BUDGET (and run->stop) and returns false. */
+/* Holds in_tokens + out_tokens at m's price (the input at its dearest class,
+ * since a cache write may cost more than plain input) against the workflow's
+ * and cx's phase's budgets, or sets FR_SIG_BUDGET (and run->stop) and
+ * returns false. */
 bool fr_budget_reserve(fr_ctx *cx, const fr_model *m, int64_t in_tokens,
                        int64_t out_tokens, fr_resv *r);
-/* Replaces the hold r by the actual usage, priced at m. */
-void fr_budget_settle(fr_run *run, const fr_resv *r, const fr_model *m,
-                      int64_t in_tokens, int64_t out_tokens);
+/* Replaces the hold r by the charge c. */
+void fr_budget_settle(fr_run *run, const fr_resv *r, const fr_charge *c);
 /* A phase opens its budget (fr_phase_begin): its time cap starts now, what
  * earlier processes of a resumed run spent in it counts; false (sig set)
  * when the workflow's budget is already spent. */
@@ -539,6 +587,8 @@ typedef struct fr_jhook {
     int64_t start_us;              /* wall clock at the call's start */
     int64_t start_ms;              /* monotonic, for its latency */
     bool cached;                   /* answered from the journal */
+    int64_t cache_read;            /* input tokens of all attempts read from the cache */
+    int64_t cache_write;           /* ... and written to it */
     char *output;                  /* the recorded answer's JSON (malloc'd) */
     char finish[32];               /* the last attempt's finish reason, or "" */
     char error_type[32];           /* the last attempt's error type, or "" */
@@ -549,8 +599,8 @@ json_t *fr_journal_call_begin(fr_jhook *h, fr_ctx *cx, const fr_agent *a, int si
                               const fr_model *m, const char *system, const char *prompt);
 /* Before each attempt's request, after fr_budget_reserve held r. */
 void fr_journal_call_hold(fr_jhook *h, fr_ctx *cx, const fr_resv *r);
-/* After each attempt: its usage, finish reason and outcome. */
-void fr_journal_call_attempt(fr_jhook *h, const fr_response *r);
+/* After each attempt: its charge, finish reason and outcome. */
+void fr_journal_call_attempt(fr_jhook *h, const fr_response *r, const fr_charge *c);
 /* An attempt whose answer is not recorded: its hold is durably replaced by
  * its usage before the ledger lets another request use the difference. */
 void fr_journal_call_settle(fr_jhook *h, fr_ctx *cx);
@@ -589,7 +639,9 @@ typedef struct fr_tcall {
     int phase;                     /* the phase index (its span is the parent), -1 none */
     const char *item;              /* the item path */
     int attempts;                  /* attempts made (0: answered from the journal) */
-    int64_t tokens_in;             /* gen_ai.usage.input_tokens */
+    int64_t tokens_in;             /* gen_ai.usage.input_tokens (cache reads and writes in) */
+    int64_t cache_read;            /* gen_ai.usage.cache_read.input_tokens */
+    int64_t cache_write;           /* gen_ai.usage.cache_creation.input_tokens */
     int64_t tokens_out;            /* gen_ai.usage.output_tokens */
     double usd;                    /* cost */
     int64_t start_us;              /* wall clock start, microseconds since the epoch */

@@ -339,14 +339,14 @@ static void error_type(fr_jhook *h, const fr_response *r)
         snprintf(h->error_type, sizeof h->error_type, "%s", kind);
 }
 
-void fr_journal_call_attempt(fr_jhook *h, const fr_response *r)
+void fr_journal_call_attempt(fr_jhook *h, const fr_response *r, const fr_charge *c)
 {
-    const fr_model *m = h->model;
     h->jc.attempts++;
-    h->jc.tokens_in += r->input_tokens;
-    h->jc.tokens_out += r->output_tokens;
-    h->jc.usd += ((double)r->input_tokens * m->usd_per_mtok_in +
-                  (double)r->output_tokens * m->usd_per_mtok_out) / 1e6;
+    h->jc.tokens_in += c->in;
+    h->jc.tokens_out += c->out;
+    h->jc.usd += c->usd;
+    h->cache_read += c->cache_read;
+    h->cache_write += c->cache_write;
     snprintf(h->finish, sizeof h->finish, "%s", r->finish_reason ? r->finish_reason : "");
     error_type(h, r);
 }
@@ -372,7 +372,8 @@ static void trace_call(jstate *s, fr_jhook *h, fr_ctx *cx, json_t *v)
                  cx->sig == FR_SIG_BUDGET ? "budget" : "error");
     fr_tcall t = {
         h->jc.agent, cx->run->mock_all ? "mock" : h->model->provider, h->model->api_name,
-        cx->phase, cx->path, h->jc.attempts, h->jc.tokens_in, h->jc.tokens_out, h->jc.usd,
+        cx->phase, cx->path, h->jc.attempts, h->jc.tokens_in, h->cache_read, h->cache_write,
+        h->jc.tokens_out, h->jc.usd,
         h->start_us, fr_now_ms() - h->start_ms, h->finish[0] ? h->finish : NULL,
         v ? NULL : h->error_type, h->cached, h->jc.key[0] ? h->jc.key : NULL,
     };

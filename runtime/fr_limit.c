@@ -12,8 +12,19 @@
  * per second instead.  Another status with a retry-after (503, 529) pauses
  * everyone without cutting the rate: overload is not a rate limit.
  *
+ * Known limits pace from the first request, without waiting for a 429: a
+ * model's `rpm:` and `tpm:`, and the providers' rate-limit headers
+ * (anthropic-ratelimit-requests-*, x-ratelimit-*-requests), whose limit sets
+ * the rate (at SAFETY of it, so that clock jitter does not cross it) and
+ * whose remaining 0 holds every send until the reset.  A 429 no longer
+ * pauses everyone for its whole retry-after (only the request that got it
+ * waits): the rate is set to a little under the rate at which the 429 came,
+ * and remembered, so the fan-out goes on at the rate the server takes
+ * instead of stopping and probing past the limit again.
+ *
  * It knows nothing of HTTP: fr_http.c asks it for a send slot before each
- * request and tells it what came back (a success, a 429, a retry-after).
+ * request and tells it what came back (a success, a 429, a retry-after, the
+ * rate-limit headers).
  */
 #include "fr_internal.h"
 
@@ -29,12 +40,16 @@
 #define CAP_FACTOR 2.0             /* the rate never exceeds this many times the successes
                                       per second lately (it would not bind anyway) */
 #define FORGET_NS (30 * 1000000000LL) /* no 429 for this long: limit dropped */
+#define SAFETY 0.95                /* pace at this share of a known limit */
+#define LEARN 0.9                  /* after a 429: this share of the rate it came at */
 
 struct fr_limiter {
     pthread_mutex_t mu;            /* guards the fields below */
     pthread_cond_t cv;             /* waiters for a send slot */
     bool sleeper;                  /* one waiter sleeps until the next slot; the rest wait on cv */
-    double rate;                   /* allowed requests per second, 0: no limit */
+    double rate;                   /* learned requests per second (AIMD), 0: none */
+    double known;                  /* a known limit (rpm:, the headers) in req/s, 0: none */
+    double tok_rate;               /* tpm: / 60, tokens per second, 0: none */
     double cap;                    /* never more than this (an operation's rps:), 0: none */
     int64_t next_ns;               /* the next send slot (monotonic ns) */
     int64_t pause_ns;              /* nobody sends before this (retry-after) */
@@ -51,19 +66,22 @@ static int64_t mono_ns(void)
     return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-/* The pace in force: the AIMD rate, under the cap. */
+/* The rate to pace at: the learned one, never above a known limit or the cap. */
 static double lim_rate(const fr_limiter *l)
 {
-    if (l->cap > 0 && (l->rate <= 0 || l->rate > l->cap))
-        return l->cap;
-    return l->rate;
+    double k = l->known * SAFETY, r = l->rate;
+    if (k > 0 && (r <= 0 || r > k))
+        r = k;
+    if (l->cap > 0 && (r <= 0 || r > l->cap))
+        r = l->cap;
+    return r;
 }
 
 /* The earliest time the next request may go. */
 static int64_t lim_slot(const fr_limiter *l)
 {
     int64_t t = l->pause_ns;
-    if (lim_rate(l) > 0 && l->next_ns > t)
+    if ((lim_rate(l) > 0 || l->tok_rate > 0) && l->next_ns > t)
         t = l->next_ns;
     return t;
 }
@@ -84,14 +102,17 @@ static void lim_window(fr_limiter *l, int64_t now)
  * ahead (a rate that changes meanwhile applies at once): one waiter sleeps
  * until the next slot and takes it, then wakes one other to sleep for the
  * following one, so a thousand waiters cost one wake-up per request. */
-int64_t fr_limit_acquire(fr_limiter *l)
+int64_t fr_limit_acquire(fr_limiter *l, int64_t tokens)
 {
     pthread_mutex_lock(&l->mu);
     for (;;) {
         int64_t now = mono_ns(), t = lim_slot(l);
         if (now >= t) {
-            if (lim_rate(l) > 0) {
-                int64_t iv = (int64_t)(1e9 / lim_rate(l));
+            double r = lim_rate(l), iv_s = r > 0 ? 1 / r : 0;
+            if (l->tok_rate > 0 && (double)tokens / l->tok_rate > iv_s)
+                iv_s = (double)tokens / l->tok_rate;
+            if (iv_s > 0) {
+                int64_t iv = (int64_t)(iv_s * 1e9);
                 l->next_ns = (l->next_ns > now - iv ? l->next_ns : now) + iv;
             }
             lim_window(l, now);
@@ -134,18 +155,38 @@ void fr_limit_pause(fr_limiter *l, int retry_after_ms)
     pthread_mutex_unlock(&l->mu);
 }
 
-/* A 429: a cut of the rate unless this request went out before the last
- * cut (one cut per round).  The pause is lim_pause's. */
+/* A 429: the rate becomes a little under the rate it came at (the sends per
+ * second lately), once per round (a 429 for a request sent before the last
+ * cut does not cut again); with nothing to go by, the rate is halved. */
 void fr_limit_slow_down(fr_limiter *l, int64_t sent_ns)
 {
     pthread_mutex_lock(&l->mu);
     int64_t now = mono_ns();
     if (sent_ns >= l->cut_ns) {
+        double sent = lim_per_sec(l, now, l->win_sent, l->last_sent);
         double ok = lim_observed(l, now);
-        double base = l->rate > 0 ? l->rate : ok >= 1 ? ok
-                      : lim_per_sec(l, now, l->win_sent, l->last_sent);
-        l->rate = base * CUT_FACTOR > MIN_RATE ? base * CUT_FACTOR : MIN_RATE;
+        double cur = lim_rate(l);
+        double base = ok >= 1 ? ok * LEARN : cur > 0 ? cur * CUT_FACTOR : sent * CUT_FACTOR;
+        if (cur > 0 && base > cur * LEARN)
+            base = cur * LEARN;
+        l->rate = base > MIN_RATE ? base : MIN_RATE;
         l->cut_ns = now;
+    }
+    pthread_mutex_unlock(&l->mu);
+}
+
+void fr_limit_headers(fr_limiter *l, double limit_per_min, double remaining, int64_t reset_ms)
+{
+    pthread_mutex_lock(&l->mu);
+    if (limit_per_min > 0)
+        l->known = limit_per_min / 60;
+    if (remaining == 0 && reset_ms > 0) {          /* the quota is spent until the reset */
+        /* a reset in whole seconds is late: with a known rate, one interval */
+        if (l->known > 0 && reset_ms > (int64_t)(1000 / l->known))
+            reset_ms = (int64_t)(1000 / l->known);
+        int64_t until = mono_ns() + reset_ms * 1000000LL;
+        if (until > l->next_ns)
+            l->next_ns = until;
     }
     pthread_mutex_unlock(&l->mu);
 }
@@ -159,7 +200,8 @@ void fr_limit_success(fr_limiter *l)
     l->win_ok++;
     if (l->rate > 0) {
         double cap = CAP_FACTOR * lim_observed(l, now);
-        l->rate += GAIN_PER_OK;
+        /* recover slowly towards the rate of the 429, not past it at once */
+        l->rate += now - l->cut_ns < 2000000000LL ? 0 : GAIN_PER_OK / 10;
         if (l->rate > cap && cap > MIN_RATE)
             l->rate = cap;
         if (now - l->cut_ns > FORGET_NS)
@@ -176,11 +218,13 @@ void fr_limit_cap(fr_limiter *l, double rps)
     pthread_mutex_unlock(&l->mu);
 }
 
-fr_limiter *fr_limit_new(void)
+fr_limiter *fr_limit_new(double rpm, double tpm)
 {
     fr_limiter *l = fr_calloc(1, sizeof *l);
     if (!l)
         return NULL;
+    l->known = rpm > 0 ? rpm / 60 : 0;
+    l->tok_rate = tpm > 0 ? tpm / 60 : 0;
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

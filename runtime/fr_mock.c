@@ -303,9 +303,10 @@ static void answer(const fr_request *req, uint64_t seed, fr_response *resp)
     }
     size_t in = strlen(req->system ? req->system : "") + strlen(req->prompt ? req->prompt : "");
     resp->outcome = FR_ANSWER;
+    resp->usage = true;
     resp->input_tokens = (int64_t)((in + 3) / 4) + 50;
     resp->output_tokens = (int64_t)((strlen(resp->raw) + 3) / 4);
-    int cap = req->agent->max_tokens;
+    int cap = req->max_tokens > 0 ? req->max_tokens : req->agent->max_tokens;
     if (cap > 0 && resp->output_tokens > cap)
         cut_off(resp, cap);
 }

@@ -418,7 +418,7 @@ static int fetch_page(opcall *c, const char *url, json_t **answer, char **link)
         int timeout = c->op->timeout_ms < left ? c->op->timeout_ms : (int)left;
         fr_xreq rq = { c->op->method, url, (const char *const *)hdrs, n, c->body, timeout };
         fr_xres res;
-        int64_t sent = fr_limit_acquire(lim);
+        int64_t sent = fr_limit_acquire(lim, 0);
         fr_http_exchange(run->http, &rq, &res);
         fr_slot_give(run);
         free_headers(hdrs, n);

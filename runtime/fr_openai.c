@@ -1,22 +1,28 @@
 /*
- * fr_openai.c: the OpenAI chat completions wire format, as OpenAI, Ollama,
- * vLLM and llama.cpp's server speak it.
+ * fr_openai.c: the OpenAI chat completions wire format, as OpenAI, Azure,
+ * LiteLLM, Ollama, vLLM and llama.cpp's server speak it.
  *
- * Structured output is response_format json_schema in strict mode with the
- * agent's strict-dialect schema.  The answer is choices[0].message.content,
- * a string: it goes through fr_repair_json, since local servers do not
- * always honour the format.  A refusal (message.refusal) and an answer cut
- * off (finish_reason "length") are bad answers, retried with feedback.
- * input_tokens excludes cached prompt tokens, as Anthropic's does, so
- * input + cache_read is the whole prompt.  OpenAI itself gets
- * max_completion_tokens (its reasoning models refuse max_tokens); other
- * servers get max_tokens, which every compatible server reads.  Reasoning
- * models (gpt-5*, o1, o3, o4-mini, ...) take no temperature but their
- * default, so none is sent to them.
+ * Structured output follows the model's mode (fr_model.output):
+ *   json_schema  response_format json_schema in strict mode with the agent's
+ *                strict-dialect schema (the default);
+ *   json_object  response_format json_object, the schema in the system prompt
+ *                (compatible servers without strict mode);
+ *   prompt       no response_format: the schema in the system prompt only.
+ * The answer is choices[0].message.content, a string: it goes through
+ * fr_repair_json, since not every server honours the format.  A refusal
+ * (message.refusal) and an answer cut off (finish_reason "length") are bad
+ * answers.  input_tokens counts the prompt tokens neither read from the
+ * cache (prompt_tokens_details.cached_tokens) nor written to it
+ * (cache_write_tokens), so the three add up to prompt_tokens.
+ *
+ * What is sent follows the model's declared capabilities, never the URL:
+ * the token cap's name (max_completion_tokens unless the model says
+ * max_tokens), a temperature only to a model that takes one, and
+ * prompt_cache_key (the agent's name) when caching is on for a model that
+ * declares a cache.
  */
 #include "fr_internal.h"
 
-#include <ctype.h>
 #include <string.h>
 
 /* messages -> [system] user prompt [assistant previous answer, user feedback] */
@@ -24,11 +30,18 @@ static json_t *messages(const fr_request *req)
 {
     json_t *m = json_array();
     bool ok = m != NULL;
-    if (ok && req->system && *req->system)
+    fr_buf sys = { 0 };
+    fr_buf_puts(&sys, req->system ? req->system : "");
+    fr_output_mode mode = fr_http_mode(req->model);
+    if (mode == FR_OUT_JSON_OBJECT || mode == FR_OUT_PROMPT)
+        fr_http_schema_prompt(&sys, req->agent->schema_anthropic);
+    if (ok && sys.s && *sys.s)
         ok = json_array_append_new(m, json_pack("{s:s, s:s}", "role", "system",
-                                                "content", req->system)) == 0;
+                                                "content", sys.s)) == 0;
+    ok = ok && !fr_buf_failed(&sys);
+    fr_buf_free(&sys);
     if (ok)
-        ok = fr_http_turns(m, req, "the JSON object");
+        ok = fr_http_turns(m, req, "the JSON object", 0);
     if (!ok) {
         json_decref(m);
         return NULL;
@@ -36,45 +49,10 @@ static json_t *messages(const fr_request *req)
     return m;
 }
 
-/* gpt-5*, o1, o3, o4-mini...: models that accept only the default temperature. */
-static bool reasoning_model(const char *name)
-{
-    return strncmp(name, "gpt-5", 5) == 0 || (name[0] == 'o' && isdigit((unsigned char)name[1]));
-}
-
 json_t *fr_openai_body(const fr_request *req, bool *wrapped)
 {
-    return fr_openai_body_at(req, "", wrapped);
-}
-
-json_t *fr_openai_head(const fr_request *req, const char *url)
-{
-    const fr_agent *a = req->agent;
-    json_t *msgs = messages(req);
-    json_t *b = msgs ? json_pack("{s:s, s:o}", "model", req->model->api_name,
-                                 "messages", msgs) : NULL;
-    bool official = strstr(url, "://api.openai.com") != NULL;
-    if (b && a->max_tokens > 0)
-        json_object_set_new(b, official ? "max_completion_tokens" : "max_tokens",
-                            json_integer(a->max_tokens));
-    if (b && a->temperature >= 0 && !reasoning_model(req->model->api_name))
-        json_object_set_new(b, "temperature", json_real(a->temperature));
-    return b;
-}
-
-json_t *fr_openai_format(const fr_agent *a, bool *wrapped)
-{
-    json_t *schema = fr_http_schema(a->schema_openai, wrapped);
-    return schema ? json_pack("{s:{s:s, s:{s:s, s:b, s:o}}}",
-                              "response_format", "type", "json_schema",
-                              "json_schema", "name", fr_http_schema_name(a),
-                              "strict", 1, "schema", schema) : NULL;
-}
-
-json_t *fr_openai_body_at(const fr_request *req, const char *url, bool *wrapped)
-{
-    json_t *format = fr_openai_format(req->agent, wrapped);
-    json_t *b = format ? fr_openai_head(req, url) : NULL;
+    json_t *format = fr_openai_format(req->agent, fr_http_mode(req->model), wrapped);
+    json_t *b = format ? fr_openai_head(req) : NULL;
     if (b && json_object_update(b, format) != 0) {
         json_decref(b);
         b = NULL;
@@ -83,14 +61,57 @@ json_t *fr_openai_body_at(const fr_request *req, const char *url, bool *wrapped)
     return b;
 }
 
+json_t *fr_openai_head(const fr_request *req)
+{
+    const fr_agent *a = req->agent;
+    const fr_model *m = req->model;
+    json_t *msgs = messages(req);
+    json_t *b = msgs ? json_pack("{s:s, s:o}", "model", m->api_name, "messages", msgs) : NULL;
+    int max = req->max_tokens > 0 ? req->max_tokens : a->max_tokens;
+    if (b && max > 0)
+        json_object_set_new(b, m->max_tokens_param ? m->max_tokens_param
+                                                   : "max_completion_tokens",
+                            json_integer(max));
+    if (b && a->temperature >= 0 && !m->no_temperature)
+        json_object_set_new(b, "temperature", json_real(a->temperature));
+    if (b && req->cache && m->min_cache_tokens > 0)
+        json_object_set_new(b, "prompt_cache_key", json_string(a->name));
+    return b;
+}
+
+json_t *fr_openai_format(const fr_agent *a, fr_output_mode mode, bool *wrapped)
+{
+    *wrapped = false;
+    if (mode == FR_OUT_PROMPT)
+        return json_object();
+    if (mode == FR_OUT_JSON_OBJECT)
+        return json_pack("{s:{s:s}}", "response_format", "type", "json_object");
+    json_t *schema = fr_http_schema(a->schema_openai, wrapped);
+    return schema ? json_pack("{s:{s:s, s:{s:s, s:b, s:o}}}",
+                              "response_format", "type", "json_schema",
+                              "json_schema", "name", fr_http_schema_name(a),
+                              "strict", 1, "schema", schema) : NULL;
+}
+
+/* usage: prompt_tokens (all input), of which prompt_tokens_details.cached_tokens
+ * were read from the cache and .cache_write_tokens written to it;
+ * completion_tokens (reasoning included) */
 static void usage(json_t *u, fr_response *r)
 {
-    int64_t cached = fr_http_tokens(
-        json_object_get(json_object_get(u, "prompt_tokens_details"), "cached_tokens"));
+    json_t *d = json_object_get(u, "prompt_tokens_details");
     int64_t prompt = fr_http_tokens(json_object_get(u, "prompt_tokens"));
-    r->input_tokens = cached <= prompt ? prompt - cached : 0;
+    int64_t cached = fr_http_tokens(json_object_get(d, "cached_tokens"));
+    int64_t written = fr_http_tokens(json_object_get(d, "cache_write_tokens"));
+    r->usage = json_is_integer(json_object_get(u, "prompt_tokens")) ||
+               json_is_integer(json_object_get(u, "completion_tokens"));
+    if (cached > prompt)
+        cached = prompt;
+    if (written > prompt - cached)
+        written = prompt - cached;
+    r->input_tokens = prompt - cached - written;
+    r->cache_read_tokens = cached;
+    r->cache_write_tokens = written;
     r->output_tokens = fr_http_tokens(json_object_get(u, "completion_tokens"));
-    r->cache_read_tokens = cached <= prompt ? cached : prompt;
 }
 
 void fr_openai_parse(json_t *body, bool wrapped, fr_response *r)

@@ -470,11 +470,13 @@ static void ticker_stop(ticker *tk)
 
 static void summary_row(const char *name, const fr_stats *s, int64_t wall_ms, bool ran)
 {
-    char usd[32];
+    char usd[32], saved[32];
     snprintf(usd, sizeof usd, "$%.4f", s->usd);
-    fprintf(stderr, "  %-16s %7lld %7lld %7lld %7lld %11lld %11lld %10s ", name,
+    snprintf(saved, sizeof saved, "$%.4f", s->usd_saved);
+    fprintf(stderr, "  %-16s %7lld %7lld %7lld %7lld %11lld %11lld %10lld %10s %10s ", name,
             (long long)s->calls, (long long)s->cached, (long long)s->retries,
-            (long long)s->failures, (long long)s->tokens_in, (long long)s->tokens_out, usd);
+            (long long)s->failures, (long long)s->tokens_in, (long long)s->tokens_out,
+            (long long)s->cache_read, saved, usd);
     if (ran && wall_ms < 0)
         fprintf(stderr, "%9s\n", "-");      /* (no phase): its time is spread out */
     else if (ran)
@@ -489,6 +491,8 @@ static void add_stats(fr_stats *t, const fr_stats *s)
     t->cached += s->cached;
     t->items_failed += s->items_failed;
     t->tokens_in += s->tokens_in, t->tokens_out += s->tokens_out, t->usd += s->usd;
+    t->cache_read += s->cache_read, t->cache_write += s->cache_write;
+    t->usd_saved += s->usd_saved, t->no_usage += s->no_usage, t->raised += s->raised;
     t->repaired += s->repaired, t->invalid += s->invalid, t->refused += s->refused;
     t->cut_off += s->cut_off, t->unparsable += s->unparsable;
     t->transient += s->transient, t->rate_limited += s->rate_limited;
@@ -568,8 +572,9 @@ static void print_summary(fr_run *run)
     const fr_program *p = run->prog;
     int64_t now = fr_now_ms();
     fr_stats tot = { 0 };
-    fprintf(stderr, "run summary:\n  %-16s %7s %7s %7s %7s %11s %11s %10s %9s\n", "phase",
-            "calls", "cached", "retries", "failed", "tokens in", "tokens out", "usd", "time");
+    fprintf(stderr, "run summary:\n  %-16s %7s %7s %7s %7s %11s %11s %10s %10s %10s %9s\n",
+            "phase", "calls", "cached", "retries", "failed", "tokens in", "tokens out",
+            "from cache", "saved", "usd", "time");
     if (run->stats[0].calls || run->stats[0].cached || run->stats[0].items_failed)
         summary_row("(no phase)", &run->stats[0], -1, true);
     add_stats(&tot, &run->stats[0]);
@@ -582,6 +587,13 @@ static void print_summary(fr_run *run)
     summary_row("total", &tot, now - run->start_ms, true);
     print_trouble(run, &tot);
     print_http(run, &tot);
+    if (tot.no_usage)
+        fprintf(stderr, "%lld answer%s came without usage: charged what %s held\n",
+                (long long)tot.no_usage, tot.no_usage == 1 ? "" : "s",
+                tot.no_usage == 1 ? "its attempt" : "their attempts");
+    if (tot.raised)
+        fprintf(stderr, "%lld cut-off answer%s retried with the model's max_output_tokens "
+                "(the hold grew with it)\n", (long long)tot.raised, tot.raised == 1 ? "" : "s");
     if (tot.items_failed)
         fprintf(stderr, "%lld item%s skipped after errors (on_error: skip)\n",
                 (long long)tot.items_failed, tot.items_failed == 1 ? "" : "s");

@@ -220,6 +220,8 @@ static void genai_attrs(json_t *o, const fr_tcall *c)
     set_str(o, "gen_ai.provider.name", c->provider);
     set_str(o, "gen_ai.request.model", c->model);
     set_int(o, "gen_ai.usage.input_tokens", c->tokens_in);
+    set_int(o, "gen_ai.usage.cache_read.input_tokens", c->cache_read);
+    set_int(o, "gen_ai.usage.cache_creation.input_tokens", c->cache_write);
     set_int(o, "gen_ai.usage.output_tokens", c->tokens_out);
     json_t *fr = json_array();
     if (c->finish_reason)

@@ -4,18 +4,22 @@
 . "$TOP/tests/fake/lib.sh"
 
 for p in anthropic openai; do
+    # the fake OpenAI reports 30 of 130 prompt tokens cached; the fake
+    # Anthropic reads the cache only for a prefix marked cache_control
+    cr=30
+    [ $p = anthropic ] && cr=0
     for a in fenced chatty chatty-braces trailing-comma; do
         script "* $a"
         start_server --script script --key "$KEY"
         $RT --provider $p >out 2>err || die "$p $a: $(cat out err)"
-        has "call 0: ok attempts=1 repaired=1 in=100 out=20 cache_read=30" out
+        has "call 0: ok attempts=1 repaired=1 in=100 out=20 cache_read=$cr" out
         has "repaired=1 elapsed_ms" out
     done
 
     script "1 ok"
     start_server --script script --key "$KEY"
     $RT --provider $p >out 2>err || die "$p ok: $(cat out err)"
-    has "call 0: ok attempts=1 repaired=0 in=100 out=20 cache_read=30" out
+    has "call 0: ok attempts=1 repaired=0 in=100 out=20 cache_read=$cr" out
     has 'answer={"id":"fake","score":0.5,"seniority":"ic","tags":["fake"]' out
 
     for a in notjson invalid-missing-field invalid-type invalid-enum out-of-range refusal \

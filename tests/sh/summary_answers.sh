@@ -12,7 +12,7 @@ for p in anthropic openai; do
     cat >sa_$p.flow <<FLOW
 enum Level { ic, manager, vp }
 schema Person { id: string  score: float in 0..1  seniority: Level  tags: list<string> }
-model m { provider: $p  name: "fake-model" }
+model m { provider: $p  name: "fake-model"  max_output_tokens: 400 }
 agent rate(s: string) -> Person { model: m  max_tokens: 200  retries: 8  prompt: "Rate {{ s }}" }
 workflow sa() -> Person {
   phase first {

@@ -45,7 +45,7 @@ row() { sed -n "s/^  $1  *\([0-9]*\)  *\([0-9]*\) .*/\1 \2/p" err2; }
 # every column's right edge in the header is the right edge of each row's value
 sed -n '/^run summary:/,/^  total/p' err2 | sed 1d >table
 awk 'NR == 1 {
-         n = split("calls|cached|retries|failed|tokens in|tokens out|usd|time", w, "|")
+         n = split("calls|cached|retries|failed|tokens in|tokens out|from cache|saved|usd|time", w, "|")
          for (i = 1; i <= n; i++) edge[i] = index($0, w[i]) + length(w[i]) - 1
          next
      }

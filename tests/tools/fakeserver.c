@@ -18,8 +18,20 @@
  * --port 0 (the default) takes a free port and prints it on stdout (and into
  * --port-file, written whole by a rename).  --key K: a request whose
  * x-api-key or Bearer token is not K gets a 401 with an error body.
- * --rate N: N requests per second with a burst of N (GCRA); beyond, a 429
- * with retry-after (whole seconds, rounded up) and retry-after-ms.
+ * --rate N: N requests per second and no burst (GCRA), as strict as a
+ * provider: beyond, a 429 with retry-after in whole seconds, rounded up (no
+ * retry-after-ms); every answer carries the provider's rate-limit headers
+ * (anthropic-ratelimit-requests-limit/-remaining/-reset, RFC 3339; or
+ * x-ratelimit-limit-requests/-remaining-requests/-reset-requests, a
+ * duration), the limit stated per minute.  --cache-min T: Anthropic prompt
+ * caching: a prefix marked cache_control of at least T tokens (bytes / 4) is
+ * written by the first request and read by those after its answer.
+ * Requests the providers reject get their 400 and error shape: a forced
+ * tool_choice or a temperature other than 1 for a current Claude model
+ * (claude-*-5*), an output_config schema outside the documented subset, a
+ * blank text turn, an OpenAI strict schema with minLength/maxLength or an
+ * open object, max_tokens or temperature for a reasoning model (gpt-5*,
+ * gpt-6*, o*).  The script action no-usage answers without usage.
  * --latency MS: every answer waits MS first.  --log F: one JSON line per
  * request: n, conn (the connection's number), path, model, feedback (the
  * request carries a retry's feedback turn), auth (the key matched; the key
@@ -98,6 +110,7 @@ static struct {
     atomic_long conns;             /* connections so far */
     pthread_mutex_t rate_mu;       /* guards tat */
     double tat;                    /* GCRA: theoretical arrival time (s, monotonic) */
+    long cache_min;                /* --cache-min: shortest prefix cached, in tokens */
 } S = { .log_mu = PTHREAD_MUTEX_INITIALIZER, .rate_mu = PTHREAD_MUTEX_INITIALIZER };
 
 /* One parsed request. */
@@ -242,13 +255,23 @@ static bool seen_add(uint64_t h)
 /* The first user message's text, less retry feedback: FNV-1a. */
 static bool prompt_is_fresh(json_t *request)
 {
-    size_t i;
-    json_t *m;
-    const char *text = "";
+    size_t i, j;
+    json_t *m, *b;
+    char *text = NULL;
     json_array_foreach(json_object_get(request, "messages"), i, m) {
         const char *role = json_string_value(json_object_get(m, "role"));
         if (role && strcmp(role, "user") == 0) {
-            text = json_string_value(json_object_get(m, "content"));
+            json_t *c = json_object_get(m, "content");
+            if (json_is_string(c))
+                text = strdup(json_string_value(c));
+            json_array_foreach(c, j, b) {         /* text blocks (a cache breakpoint) */
+                const char *t = json_string_value(json_object_get(b, "text"));
+                char *joined = NULL;
+                if (t && asprintf(&joined, "%s%s", text ? text : "", t) >= 0) {
+                    free(text);
+                    text = joined;
+                }
+            }
             break;
         }
     }
@@ -257,6 +280,7 @@ static bool prompt_is_fresh(json_t *request)
     uint64_t h = 1469598103934665603ULL;
     for (size_t k = 0; k < n; k++)
         h = (h ^ (unsigned char)text[k]) * 1099511628211ULL;
+    free(text);
     return seen_add(h);
 }
 
@@ -267,7 +291,7 @@ static double rate_check(void)
 {
     if (S.rate <= 0)
         return 0;
-    double T = 1 / S.rate, tau = (S.rate - 1) * T, t = now_s(), wait = 0;
+    double T = 1 / S.rate, tau = 0, t = now_s(), wait = 0;   /* no burst */
     pthread_mutex_lock(&S.rate_mu);
     double tat = S.tat > t ? S.tat : t;
     if (tat - t > tau + 1e-9)
@@ -276,6 +300,36 @@ static double rate_check(void)
         S.tat = tat + T;
     pthread_mutex_unlock(&S.rate_mu);
     return wait;
+}
+
+/* The providers' rate-limit headers for a limit of S.rate requests a second,
+ * stated per minute as they state it: Anthropic's reset is an RFC 3339 time,
+ * OpenAI's a duration ("1s", "250ms"); remaining is what could pass before
+ * the reset. */
+static void rate_headers(bool anthropic, char *out, size_t cap)
+{
+    double t = now_s();
+    pthread_mutex_lock(&S.rate_mu);
+    double ahead = S.tat > t ? S.tat - t : 0;
+    pthread_mutex_unlock(&S.rate_mu);
+    long limit = (long)(S.rate * 60 + 0.5);
+    long remaining = ahead > 1e-9 ? 0 : 1;            /* no burst: a bucket of one */
+    if (anthropic) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        time_t reset = ts.tv_sec + (time_t)ceil(ahead);
+        struct tm tm;
+        char when[32];
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&reset, &tm));
+        snprintf(out, cap, "anthropic-ratelimit-requests-limit: %ld\r\n"
+                 "anthropic-ratelimit-requests-remaining: %ld\r\n"
+                 "anthropic-ratelimit-requests-reset: %s\r\n", limit, remaining, when);
+    } else {
+        snprintf(out, cap, "x-ratelimit-limit-requests: %ld\r\n"
+                 "x-ratelimit-remaining-requests: %ld\r\n"
+                 "x-ratelimit-reset-requests: %ldms\r\n", limit, remaining,
+                 (long)ceil(ahead * 1000));
+    }
 }
 
 /* ---- synthesizing an answer from a JSON Schema ---------------------------- */
@@ -494,6 +548,227 @@ static char *answer_text(const char *action, const char *json)
     return out;
 }
 
+/* ---- prompt caching (Anthropic: cache_control breakpoints) --------------- */
+
+/* The request's cached prefix: everything before and including the last
+ * block marked cache_control, as text (malloc'd), or NULL when none is
+ * marked.  Tokens are counted as bytes / 4. */
+static char *cache_prefix(json_t *request)
+{
+    json_t *parts = json_array();
+    json_array_append(parts, json_object_get(request, "model"));
+    json_array_append(parts, json_object_get(request, "tools"));
+    json_array_append(parts, json_object_get(request, "output_config"));
+    bool marked = false;
+    json_t *sys = json_object_get(request, "system"), *b;
+    size_t i, j;
+    json_t *upto = json_array();
+    json_array_foreach(sys, i, b) {
+        json_array_append(upto, b);
+        if (json_object_get(b, "cache_control")) {
+            marked = true;
+            json_array_extend(parts, upto);
+            json_array_clear(upto);
+        }
+    }
+    if (!json_is_array(sys))
+        json_array_append(upto, sys);
+    json_t *m;
+    json_array_foreach(json_object_get(request, "messages"), i, m) {
+        json_t *c = json_object_get(m, "content");
+        if (!json_is_array(c)) {
+            json_array_append(upto, c);
+            continue;
+        }
+        json_array_foreach(c, j, b) {
+            json_array_append(upto, b);
+            if (json_object_get(b, "cache_control")) {
+                marked = true;
+                json_array_extend(parts, upto);
+                json_array_clear(upto);
+            }
+        }
+    }
+    char *text = marked ? json_dumps(parts, JSON_COMPACT) : NULL;
+    json_decref(parts);
+    json_decref(upto);
+    return text;
+}
+
+static struct {
+    pthread_mutex_t mu;            /* guards the table */
+    uint64_t keys[4096];           /* prefixes written (open addressing, 0 empty) */
+} C = { .mu = PTHREAD_MUTEX_INITIALIZER };
+
+static uint64_t fnv(const char *s)
+{
+    uint64_t h = 1469598103934665603u;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211u;
+    return h ? h : 1;
+}
+
+/* Whether prefix key h was written; with add, writes it. */
+static bool cache_has(uint64_t h, bool add)
+{
+    pthread_mutex_lock(&C.mu);
+    size_t i = h % 4096;
+    bool found = false;
+    for (size_t k = 0; k < 4096; k++, i = (i + 1) % 4096) {
+        if (C.keys[i] == h) { found = true; break; }
+        if (!C.keys[i]) {
+            if (add)
+                C.keys[i] = h;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&C.mu);
+    return found;
+}
+
+/* After an answer was sent: its prefix is in the cache for later requests. */
+static void cache_remember(json_t *request)
+{
+    char *p = cache_prefix(request);
+    if (p && strlen(p) / 4 >= (size_t)S.cache_min)
+        cache_has(fnv(p), true);
+    free(p);
+}
+
+/* usage as Anthropic reports it: input_tokens excludes the cache's. */
+static json_t *anthropic_usage(json_t *request)
+{
+    char *p = cache_prefix(request);
+    json_int_t pt = p ? (json_int_t)(strlen(p) / 4) : 0, rd = 0, wr = 0;
+    if (p && pt >= S.cache_min) {
+        if (cache_has(fnv(p), false))
+            rd = pt;
+        else
+            wr = pt;
+    }
+    free(p);
+    return json_pack("{s:i, s:i, s:i, s:i}", "input_tokens", (json_int_t)100,
+                     "output_tokens", (json_int_t)20, "cache_read_input_tokens", rd,
+                     "cache_creation_input_tokens", wr);
+}
+
+/* ---- what providers reject with a 400 -------------------------------------- */
+
+/* Current Claude models (the 5 generation and later) take neither a forced
+ * tool choice nor a temperature other than 1. */
+static bool claude_current(json_t *request)
+{
+    const char *m = json_string_value(json_object_get(request, "model"));
+    return m && strncmp(m, "claude-", 7) == 0 && strstr(m, "-5") && !strstr(m, "-4-");
+}
+
+/* OpenAI reasoning models: no temperature, max_completion_tokens only. */
+static bool openai_reasoning(json_t *request)
+{
+    const char *m = json_string_value(json_object_get(request, "model"));
+    return m && (strncmp(m, "gpt-5", 5) == 0 || strncmp(m, "gpt-6", 5) == 0 ||
+                 (m[0] == 'o' && isdigit((unsigned char)m[1])));
+}
+
+/* A keyword outside the documented subset of output_config.format, or NULL.
+ * The subset (anthropic-sdk-python lib/_parse/_transform.py): no numeric or
+ * length keywords, minItems only 0 or 1, objects closed. */
+static const char *strict_bad(json_t *s, bool anthropic, int depth)
+{
+    if (!json_is_object(s) || depth > 64)
+        return NULL;
+    static const char *const never[] = { "minimum", "maximum", "exclusiveMinimum",
+        "exclusiveMaximum", "multipleOf", "minLength", "maxLength", "maxItems", NULL };
+    static const char *const openai_never[] = { "minLength", "maxLength", NULL };
+    for (const char *const *k = anthropic ? never : openai_never; *k; k++)
+        if (json_object_get(s, *k))
+            return *k;
+    json_t *mi = json_object_get(s, "minItems");
+    if (anthropic && mi && json_integer_value(mi) > 1)
+        return "minItems";
+    const char *type = json_string_value(json_object_get(s, "type"));
+    if (type && strcmp(type, "object") == 0 &&
+        !json_is_false(json_object_get(s, "additionalProperties")))
+        return "additionalProperties";
+    const char *key;
+    json_t *v;
+    json_object_foreach(json_object_get(s, "properties"), key, v) {
+        const char *b = strict_bad(v, anthropic, depth + 1);
+        if (b)
+            return b;
+    }
+    const char *b = strict_bad(json_object_get(s, "items"), anthropic, depth + 1);
+    size_t i;
+    json_array_foreach(json_object_get(s, "anyOf"), i, v)
+        if (!b)
+            b = strict_bad(v, anthropic, depth + 1);
+    return b;
+}
+
+/* Whether any message has an empty or white-space-only text. */
+static bool blank_turn(json_t *request)
+{
+    size_t i, j;
+    json_t *m, *b;
+    json_array_foreach(json_object_get(request, "messages"), i, m) {
+        json_t *c = json_object_get(m, "content");
+        const char *t = json_string_value(c);
+        if (t && !t[strspn(t, " \t\r\n")])
+            return true;
+        json_array_foreach(c, j, b) {
+            t = json_string_value(json_object_get(b, "text"));
+            if (t && !t[strspn(t, " \t\r\n")])
+                return true;
+        }
+    }
+    return false;
+}
+
+/* The 400 message a provider gives this request, or NULL. */
+static const char *rejected(json_t *request, bool anthropic, char *buf, size_t cap)
+{
+    if (anthropic) {
+        const char *tc = json_string_value(
+            json_object_get(json_object_get(request, "tool_choice"), "type"));
+        json_t *t = json_object_get(request, "temperature");
+        if (claude_current(request) && tc && (strcmp(tc, "tool") == 0 || strcmp(tc, "any") == 0))
+            return "tool_choice: forced tool use is not supported for this model; use "
+                   "output_config.format for structured outputs";
+        if (claude_current(request) && t && json_number_value(t) != 1.0)
+            return "temperature: this model only supports the default sampling parameters";
+        json_t *oc = json_object_get(json_object_get(json_object_get(request, "output_config"),
+                                                     "format"), "schema");
+        const char *bad = oc ? strict_bad(oc, true, 0) : NULL;
+        if (bad) {
+            snprintf(buf, cap, "output_config.format.schema: '%s' is not supported in "
+                     "structured outputs", bad);
+            return buf;
+        }
+        if (blank_turn(request))
+            return "messages: text content blocks must contain non-whitespace text";
+        if (!json_is_integer(json_object_get(request, "max_tokens")))
+            return "max_tokens: Field required";
+        return NULL;
+    }
+    if (openai_reasoning(request) && json_object_get(request, "max_tokens"))
+        return "Unsupported parameter: 'max_tokens' is not supported with this model. Use "
+               "'max_completion_tokens' instead.";
+    if (openai_reasoning(request) && json_object_get(request, "temperature"))
+        return "Unsupported parameter: 'temperature' is not supported with this model.";
+    json_t *rf = json_object_get(request, "response_format");
+    json_t *js = json_object_get(rf, "json_schema");
+    if (json_is_true(json_object_get(js, "strict"))) {
+        const char *bad = strict_bad(json_object_get(js, "schema"), false, 0);
+        if (bad) {
+            snprintf(buf, cap, "Invalid schema for response_format '%s': '%s' is not "
+                     "permitted.", json_string_value(json_object_get(js, "name")) ?: "",
+                     bad);
+            return buf;
+        }
+    }
+    return NULL;
+}
+
 static json_t *anthropic_answer(const char *action, json_t *request, json_t *value)
 {
     json_t *tools = json_object_get(request, "tools");
@@ -508,11 +783,17 @@ static json_t *anthropic_answer(const char *action, json_t *request, json_t *val
     if (strcmp(action, "refusal") == 0) {
         stop = "refusal";
         content = json_pack("[{s:s, s:s}]", "type", "text", "text", "I can't help with that.");
+    } else if (strcmp(action, "truncate") == 0 && !tools) {
+        stop = "max_tokens";
+        content = json_pack("[{s:s, s:s%}]", "type", "text", "text", json, strlen(json) / 2);
     } else if (strcmp(action, "truncate") == 0) {
         stop = "max_tokens";
         content = json_pack("[{s:s, s:s, s:s, s:{}}]", "type", "tool_use", "id", "toolu_1",
                             "name", name ? name : "answer", "input");
-    } else if (text) {
+    } else if (text || !tools) {
+        stop = "end_turn";
+        content = json_pack("[{s:s, s:s}]", "type", "text", "text", text ? text : json);
+    } else if (0) {
         stop = "end_turn";
         content = json_pack("[{s:s, s:s}]", "type", "text", "text", text);
     } else {
@@ -521,12 +802,13 @@ static json_t *anthropic_answer(const char *action, json_t *request, json_t *val
     }
     free(json);
     free(text);
-    return json_pack("{s:s, s:s, s:s, s:O?, s:o, s:s, s:n, s:{s:i, s:i, s:i, s:i}}",
-                     "id", "msg_fake", "type", "message", "role", "assistant",
-                     "model", json_object_get(request, "model"), "content", content,
-                     "stop_reason", stop, "stop_sequence",
-                     "usage", "input_tokens", 100, "output_tokens", 20,
-                     "cache_read_input_tokens", 30, "cache_creation_input_tokens", 5);
+    json_t *a = json_pack("{s:s, s:s, s:s, s:O?, s:o, s:s, s:n}",
+                          "id", "msg_fake", "type", "message", "role", "assistant",
+                          "model", json_object_get(request, "model"), "content", content,
+                          "stop_reason", stop, "stop_sequence");
+    if (strcmp(action, "no-usage") != 0)
+        json_object_set_new(a, "usage", anthropic_usage(request));
+    return a;
 }
 
 static json_t *openai_answer(const char *action, json_t *request, json_t *value)
@@ -552,14 +834,46 @@ static json_t *openai_answer(const char *action, json_t *request, json_t *value)
                      "total_tokens", 150, "prompt_tokens_details", "cached_tokens", 30);
 }
 
+/* The answer without its usage (script action no-usage). */
+static json_t *without_usage(json_t *a, const char *action)
+{
+    if (strcmp(action, "no-usage") == 0)
+        json_object_del(a, "usage");
+    return a;
+}
+
 /* The schema the request asks for, or NULL. */
 static json_t *schema_of(json_t *request, bool anthropic)
 {
+    json_t *oc = json_object_get(json_object_get(json_object_get(request, "output_config"),
+                                                 "format"), "schema");
+    if (anthropic && oc)
+        return oc;
     if (anthropic)
         return json_object_get(json_array_get(json_object_get(request, "tools"), 0),
                                "input_schema");
     return json_object_get(json_object_get(json_object_get(request, "response_format"),
                                            "json_schema"), "schema");
+}
+
+/* The schema a json_object or prompt-mode request carries in its system text
+ * ("... JSON Schema:\n{...}"), parsed (a new reference), or NULL. */
+static json_t *schema_in_text(json_t *request, bool anthropic)
+{
+    const char *sys = NULL;
+    if (anthropic) {
+        json_t *s = json_object_get(request, "system");
+        sys = json_string_value(s);
+        if (!sys && json_is_array(s))
+            sys = json_string_value(json_object_get(json_array_get(s, json_array_size(s) - 1),
+                                                    "text"));
+    } else {
+        json_t *m0 = json_array_get(json_object_get(request, "messages"), 0);
+        if (strcmp(json_string_value(json_object_get(m0, "role")) ?: "", "system") == 0)
+            sys = json_string_value(json_object_get(m0, "content"));
+    }
+    const char *p = sys ? strstr(sys, "JSON Schema:\n") : NULL;
+    return p ? json_loads(p + 13, JSON_DISABLE_EOF_CHECK, NULL) : NULL;
 }
 
 /* ---- HTTP ------------------------------------------------------------------ */
@@ -707,7 +1021,8 @@ static bool handle(int fd, req *r)
     double wait;
     bool keep = true;
     json_t *out = NULL;
-    char extra[128] = "";
+    char extra[512] = "", whybuf[256];
+    const char *why;
     if (!anthropic && !openai) {
         status = 404, action = "not-found";
         out = error_body(false, 404, "no such endpoint");
@@ -718,14 +1033,19 @@ static bool handle(int fd, req *r)
     } else if (!request) {
         status = 400, action = "bad-json";
         out = error_body(anthropic, 400, "the body is not JSON");
+    } else if ((why = rejected(request, anthropic, whybuf, sizeof whybuf))) {
+        status = 400, action = "rejected";
+        out = error_body(anthropic, 400, why);
     } else if ((wait = rate_check()) > 0) {
         status = 429, action = "rate-limited";
-        snprintf(extra, sizeof extra, "retry-after: %ld\r\nretry-after-ms: %ld\r\n",
-                 (long)ceil(wait), (long)ceil(wait * 1000));
+        /* as the providers do: whole seconds, rounded up, and no retry-after-ms */
+        snprintf(extra, sizeof extra, "retry-after: %ld\r\n", (long)ceil(wait));
         out = error_body(anthropic, 429, "rate limit exceeded");
     } else if (isdigit((unsigned char)action[0])) {
         status = atoi(action);
     }
+    if (S.rate > 0)
+        rate_headers(anthropic, extra + strlen(extra), sizeof extra - strlen(extra));
     log_request(n, r, request, auth, strcmp(action, "drop") == 0 ? 0 : status, action);
     if (S.latency_ms > 0)
         sleep_ms(S.latency_ms);
@@ -741,14 +1061,19 @@ static bool handle(int fd, req *r)
     } else {
         if (strcmp(action, "slow") == 0)
             sleep_ms(ru->arg);
-        json_t *schema = schema_of(request, anthropic);
+        json_t *schema = schema_of(request, anthropic), *own = NULL;
+        if (!schema)
+            schema = own = schema_in_text(request, anthropic);
         json_t *value = synth(schema, schema, 0);
+        json_decref(own);
         if (strncmp(action, "invalid-", 8) == 0 || strcmp(action, "out-of-range") == 0)
             spoil(action, value, schema, schema);
         out = anthropic ? anthropic_answer(action, request, value)
-                        : openai_answer(action, request, value);
+                        : without_usage(openai_answer(action, request, value), action);
+        if (anthropic)
+            cache_remember(request);
         json_decref(value);
-        keep = respond(fd, 200, NULL, out);
+        keep = respond(fd, 200, extra, out);
     }
     json_decref(out);
     json_decref(request);
@@ -924,6 +1249,7 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--script") == 0) { if (!load_script(v)) return 2; }
         else if (strcmp(a, "--key") == 0) S.key = v;
         else if (strcmp(a, "--rate") == 0) S.rate = atof(v);
+        else if (strcmp(a, "--cache-min") == 0) S.cache_min = atol(v);
         else if (strcmp(a, "--latency") == 0) S.latency_ms = atol(v);
         else if (strcmp(a, "--dump") == 0) S.dump = v;
         else if (strcmp(a, "--log") == 0) {

@@ -546,13 +546,16 @@ static void check_round_trip(json_t *v, const fr_type *t)
  * so both wire formats must be able to build it. */
 static void check_retry(const char *feedback, const char *prev)
 {
-    static const fr_model m = { "m", "anthropic", "model-x", 1, 1, NULL, NULL };
+    static const fr_model m = { .name = "m", .provider = "anthropic", .api_name = "model-x",
+                                .usd_per_mtok_in = 1, .usd_per_mtok_out = 1 };
     static const fr_agent a = {
         .name = "fuzz", .model = &m, .output = &t_lead, .temperature = -1,
         .schema_anthropic = "{\"type\":\"object\"}", .schema_openai = "{\"type\":\"object\"}",
         .max_tokens = 100,
     };
-    fr_request req = { &a, &m, "system", "prompt", feedback, prev, 1, 1000 };
+    fr_request req = { .agent = &a, .model = &m, .system = "system", .prompt = "prompt",
+                       .feedback = feedback, .prev_answer = prev, .attempt = 1,
+                       .timeout_ms = 1000 };
     if (!fr_utf8_valid(feedback, strlen(feedback)) && open_bug_of(feedback))
         return;                    /* check_utf8 has counted it */
     for (int openai = 0; openai < 2; openai++) {
@@ -871,11 +874,11 @@ static void run_provider(const char *data, size_t n, bool anthropic_first)
 /* The mock answers prompt for an agent of each type with a valid value. */
 static void run_mock(const char *prompt)
 {
-    static const fr_model model = { "m", "mock", "mock-1", 0, 0, NULL, NULL };
+    static const fr_model model = { .name = "m", .provider = "mock", .api_name = "mock-1" };
     for (size_t i = 0; i < NANSWER_TYPES; i++) {
         const fr_type *t = answer_types[i];
         fr_agent a = { .name = "fuzz", .model = &model, .output = t };
-        fr_request req = { &a, &model, "", prompt, NULL, NULL, 0, 0 };
+        fr_request req = { .agent = &a, .model = &model, .system = "", .prompt = prompt };
         fr_response r;
         fr_mock_call(NULL, &req, &r);
         if (r.outcome != FR_ANSWER || !r.output || !r.raw) {

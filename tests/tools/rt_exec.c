@@ -37,8 +37,16 @@ static const fr_type rows_type = { FR_LIST, &row_type, NULL, NULL };
 
 /* ---- model and agent ----------------------------------------------------- */
 
-static const fr_model mock_model = { "cheap", "mock", "mock-1", 1.0, 5.0, NULL, NULL };
-static const fr_model pricey_model = { "pricey", "mock", "mock-2", 10.0, 50.0, NULL, NULL };
+static const fr_model mock_model = {
+    .name = "cheap", .provider = "mock", .api_name = "mock-1", .usd_per_mtok_in = 1.0,
+    .usd_per_mtok_out = 5.0, .usd_per_mtok_cache_write = -1, .usd_per_mtok_cache_write_1h = -1,
+    .usd_per_mtok_cache_read = -1,
+};
+static const fr_model pricey_model = {
+    .name = "pricey", .provider = "mock", .api_name = "mock-2", .usd_per_mtok_in = 10.0,
+    .usd_per_mtok_out = 50.0, .usd_per_mtok_cache_write = -1, .usd_per_mtok_cache_write_1h = -1,
+    .usd_per_mtok_cache_read = -1,
+};
 
 static const char *const rate_params[] = { "x" };
 
@@ -55,8 +63,10 @@ static const char rate_schema[] =
     "\"score\":{\"type\":\"integer\"}},\"required\":[\"word\",\"score\"]}";
 
 static fr_agent rate_agent = {
-    "rate", NULL, &mock_model, &answer_type, rate_schema, rate_schema,
-    -1, 200, 5, 30000, rate_render, 1, rate_params,
+    .name = "rate", .model = &mock_model, .output = &answer_type,
+    .schema_anthropic = rate_schema, .schema_openai = rate_schema, .temperature = -1,
+    .max_tokens = 200, .retries = 5, .timeout_ms = 30000, .render = rate_render, .nparams = 1,
+    .param_names = rate_params,
 };
 
 /* ---- the program's phases and parameters ---------------------------------- */

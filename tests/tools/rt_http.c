@@ -68,6 +68,17 @@ static const char lead_openai[] =
     "\"note\":{\"type\":[\"string\",\"null\"]}},"
     "\"required\":[\"id\",\"score\",\"seniority\",\"tags\",\"note\"],"
     "\"additionalProperties\":false}";
+/* The documented subset for output_config.format: no numeric or length
+ * keywords but minItems 0 or 1. */
+static const char lead_output_config[] =
+    "{\"type\":\"object\",\"description\":\"A lead.\",\"properties\":{"
+    "\"id\":{\"type\":\"string\"},"
+    "\"score\":{\"description\":\"How likely. Must be between 0 and 1.\",\"type\":\"number\"},"
+    "\"seniority\":{\"type\":\"string\",\"enum\":[\"ic\",\"manager\",\"vp\"]},"
+    "\"tags\":{\"description\":\"At most 5 items.\",\"type\":\"array\","
+    "\"items\":{\"type\":\"string\"},\"minItems\":0},"
+    "\"note\":{\"type\":\"string\"}},"
+    "\"required\":[\"id\",\"score\",\"seniority\",\"tags\"],\"additionalProperties\":false}";
 static const char names_schema[] = "{\"type\":\"array\",\"items\":{\"type\":\"string\"}}";
 
 static struct {
@@ -129,7 +140,7 @@ typedef struct call {
 static bool attempt(call *c, int k, bool *ok)
 {
     fr_request req = { &G.agent, &G.model, "You are a test.", c->prompt, c->feedback,
-                       c->prev, k, G.agent.timeout_ms };
+                       c->prev, k, G.agent.timeout_ms, G.agent.max_tokens, false };
     fr_response r;
     fr_http_call(G.http, &req, &r);
     atomic_fetch_add(&G.attempts, 1);
@@ -199,15 +210,34 @@ static void usage(void)
     fprintf(stderr, "usage: rt_http --provider anthropic|openai [--model NAME] "
                     "[--base-url URL] [--key-env VAR]\n"
                     "               [--calls N] [--concurrency C] [--retries R] "
-                    "[--timeout-ms MS] [--list] [--quiet]\n");
+                    "[--timeout-ms MS] [--list] [--quiet]\n"
+                    "               [--mode output_config|tool|json_schema|json_object|prompt] "
+                    "[--temperature T]\n");
     exit(2);
+}
+
+static fr_output_mode mode_of(const char *v)
+{
+    static const char *const names[] = { "default", "output_config", "tool", "json_schema",
+                                         "json_object", "prompt" };
+    for (int i = 0; i < 6; i++)
+        if (strcmp(v, names[i]) == 0)
+            return (fr_output_mode)i;
+    usage();
+    return FR_OUT_DEFAULT;
 }
 
 static void parse_args(int argc, char **argv)
 {
-    G.model = (fr_model){ "m", "anthropic", "fake-model", 1, 5, NULL, NULL };
-    G.agent = (fr_agent){ "enrich", "Enriches a lead.", &G.model, &t_lead, lead_anthropic,
-                          lead_openai, 0.2, 800, 3, 5000, NULL, 0, NULL };
+    G.model = (fr_model){ .name = "m", .provider = "anthropic", .api_name = "fake-model",
+                          .usd_per_mtok_in = 1, .usd_per_mtok_out = 5,
+                          .usd_per_mtok_cache_write = -1, .usd_per_mtok_cache_write_1h = -1,
+                          .usd_per_mtok_cache_read = -1 };
+    G.agent = (fr_agent){ .name = "enrich", .doc = "Enriches a lead.", .model = &G.model,
+                          .output = &t_lead, .schema_anthropic = lead_anthropic,
+                          .schema_openai = lead_openai, .temperature = 0.2,
+                          .schema_output_config = lead_output_config,
+                          .max_tokens = 800, .retries = 3, .timeout_ms = 5000 };
     G.calls = G.concurrency = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -215,6 +245,7 @@ static void parse_args(int argc, char **argv)
         if (strcmp(a, "--list") == 0) {
             G.agent.output = &t_names;
             G.agent.schema_anthropic = G.agent.schema_openai = names_schema;
+            G.agent.schema_output_config = names_schema;
             continue;
         }
         if (!v)
@@ -223,12 +254,15 @@ static void parse_args(int argc, char **argv)
         if (strcmp(a, "--provider") == 0) G.model.provider = v;
         else if (strcmp(a, "--model") == 0) G.model.api_name = v;
         else if (strcmp(a, "--base-url") == 0) G.model.base_url = v;
-        else if (strcmp(a, "--key-env") == 0) G.model.api_key_env = v;
+        else if (strcmp(a, "--key-env") == 0)
+            G.model.api_key_env = strcmp(v, "none") == 0 ? "" : v;
         else if (strcmp(a, "--calls") == 0) G.calls = atoi(v);
         else if (strcmp(a, "--concurrency") == 0) G.concurrency = atoi(v);
         else if (strcmp(a, "--retries") == 0) G.agent.retries = atoi(v);
         else if (strcmp(a, "--timeout-ms") == 0) G.agent.timeout_ms = atoi(v);
         else if (strcmp(a, "--oom") == 0) G.oom = atoi(v);
+        else if (strcmp(a, "--mode") == 0) G.model.output = mode_of(v);
+        else if (strcmp(a, "--temperature") == 0) G.agent.temperature = atof(v);
         else usage();
     }
     if (G.concurrency < 1 || G.concurrency > 4096 || G.calls < 0)
@@ -252,7 +286,8 @@ static int oom_loop(void)
         int k = i % 400 + 1;       /* 400 > any attempt's allocations: every one fails in turn */
         fr_request req = { &G.agent, &G.model, "You are a test.", "Lead number 1.",
                            k % 2 ? "seniority: 'x' is not one of ic, manager, vp" : NULL,
-                           k % 2 ? "{\"id\":\"a\"}" : NULL, k % 2, G.agent.timeout_ms };
+                           k % 2 ? "{\"id\":\"a\"}" : NULL, k % 2, G.agent.timeout_ms,
+                           G.agent.max_tokens, false };
         fr_response r;
         fr_alloc_fail_after(k);
         fr_http_call(G.http, &req, &r);

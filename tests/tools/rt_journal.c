@@ -373,8 +373,10 @@ static void test_trace(void)
     if (!t)
         return;
     fr_trace_phase_begin(t, 1);
-    fr_tcall c = { "enrich", "anthropic", "claude-haiku-4-5", 1, "3", 2, 120, 40, 0.0003,
-                   1000000, 52, "tool_use", NULL, false, "k1" };
+    fr_tcall c = { .agent = "enrich", .provider = "anthropic", .model = "claude-haiku-4-5",
+                   .phase = 1, .item = "3", .attempts = 2, .tokens_in = 120, .cache_read = 100,
+                   .cache_write = 0, .tokens_out = 40, .usd = 0.0003, .start_us = 1000000,
+                   .latency_ms = 52, .finish_reason = "tool_use", .key = "k1" };
     fr_trace_call(t, &c);
     c.error_type = "timeout";
     c.finish_reason = NULL;
@@ -459,8 +461,11 @@ static const fr_schema row_schema = { "Row", NULL, 3, row_fields };
 static const fr_type row_type = { FR_RECORD, NULL, &row_schema, NULL };
 static const fr_type rows_type = { FR_LIST, &row_type, NULL, NULL };
 
-static const fr_model mock_model = { "cheap", "mock", "mock-1", 1.0, 5.0, NULL, NULL };
-static const fr_model real_model = { "fake", "openai", "gpt-fake", 1.0, 5.0, NULL, NULL };
+static const fr_model mock_model = { .name = "cheap", .provider = "mock", .api_name = "mock-1",
+                                     .usd_per_mtok_in = 1.0, .usd_per_mtok_out = 5.0 };
+static const fr_model real_model = { .name = "fake", .provider = "openai",
+                                     .api_name = "gpt-fake", .usd_per_mtok_in = 1.0,
+                                     .usd_per_mtok_out = 5.0 };
 static const fr_model *const models[] = { &mock_model };
 
 static bool rate_render(fr_ctx *cx, json_t *const *args, fr_buf *system, fr_buf *prompt)
@@ -475,10 +480,18 @@ static const char out_schema_json[] =
     "{\"type\":\"object\",\"properties\":{\"word\":{\"type\":\"string\",\"minLength\":1,"
     "\"maxLength\":20},\"score\":{\"type\":\"integer\",\"minimum\":0,\"maximum\":10}},"
     "\"required\":[\"word\",\"score\"],\"additionalProperties\":false}";
+/* OpenAI strict mode takes no minLength / maxLength (the fake server, like
+ * OpenAI, answers them with a 400). */
+static const char out_schema_openai[] =
+    "{\"type\":\"object\",\"properties\":{\"word\":{\"type\":\"string\"},"
+    "\"score\":{\"type\":\"integer\",\"minimum\":0,\"maximum\":10}},"
+    "\"required\":[\"word\",\"score\"],\"additionalProperties\":false}";
 static const char *const rate_params[] = { "x" };
 static const fr_agent rate_agent = {
-    "rate", NULL, &mock_model, &out_type, out_schema_json, out_schema_json,
-    -1, 100, 3, 5000, rate_render, 1, rate_params,
+    .name = "rate", .model = &mock_model, .output = &out_type,
+    .schema_anthropic = out_schema_json, .schema_openai = out_schema_openai,
+    .temperature = -1, .max_tokens = 100, .retries = 3, .timeout_ms = 5000, .render = rate_render, .nparams = 1,
+    .param_names = rate_params,
 };
 static const fr_agent *const agents[] = { &rate_agent };
 

@@ -632,7 +632,8 @@ static void test_env(fr_ctx *cx)
 
 /* ---- the mock ------------------------------------------------------------- */
 
-static const fr_model mock_model = { "m", "mock", "mock-1", 1.0, 5.0, NULL, NULL };
+static const fr_model mock_model = { .name = "m", .provider = "mock", .api_name = "mock-1",
+                                     .usd_per_mtok_in = 1.0, .usd_per_mtok_out = 5.0 };
 static const fr_agent enrich_agent = {
     .name = "enrich", .model = &mock_model, .output = &t_enriched, .timeout_ms = 0,
 };
