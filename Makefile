@@ -98,6 +98,7 @@ asan:
 	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" \
 	  build/asan/flowc build/asan/libflowrt.a build/asan/tools/rt_values build/asan/tools/rt_exec \
 	  build/asan/tools/rt_http build/asan/tools/fakeserver build/asan/tools/fuzz_runtime \
+	  build/asan/tools/fakecrm \
 	  build/asan/tools/rt_journal build/asan/tools/fuzz_frontend
 
 demo: deps all

@@ -673,6 +673,7 @@ typedef struct fr_top {
     int phase;                     /* the phase index, -1 none */
     const char *item;              /* the item path */
     int attempts;                  /* requests sent */
+    int retries;                   /* of those, sent again (http.request.resend_count) */
     int pages;                     /* pages read */
     int64_t start_us;              /* wall clock start */
     int64_t latency_ms;            /* wall time */

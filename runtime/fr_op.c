@@ -232,7 +232,7 @@ static void count(opcall *c, bool cached, bool failed, int64_t ms)
     st->http_retries += c->retries;
     st->http_failures += failed;
     st->http_unknown += c->unknown;
-    st->http_pages += c->pages;
+    st->http_pages += c->op->write ? 0 : c->pages;
     st->http_ms += ms;
     pthread_mutex_unlock(&run->mu);
 }
@@ -701,8 +701,8 @@ json_t *fr_op_call(fr_ctx *cx, const fr_op *op, int site, json_t *const *args,
     }
     count(&c, c.jh.cached, failed, fr_now_ms() - t0);
     fr_top t = {
-        op->name, op->method, c.url, c.status, cx->phase, cx->path, c.attempts, c.pages,
-        0, 0, v ? NULL : c.error_type[0] ? c.error_type : "error", c.jh.cached, c.unknown,
+        op->name, op->method, c.url, c.status, cx->phase, cx->path, c.attempts, c.retries,
+        c.pages, 0, 0, v ? NULL : c.error_type[0] ? c.error_type : "error", c.jh.cached, c.unknown,
         c.dry, c.idem[0] ? c.idem : NULL, NULL,
     };
     fr_journal_op_end(&c.jh, cx, v, &t);

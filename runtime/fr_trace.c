@@ -287,7 +287,7 @@ void fr_trace_op(fr_trace *t, const fr_top *c)
         set_int(o, "http.response.status_code", c->status);
     else
         json_object_set_new(o, "http.response.status_code", json_null());
-    set_int(o, "http.request.resend_count", c->attempts > 1 ? c->attempts - 1 : 0);
+    set_int(o, "http.request.resend_count", c->retries);
     set_str(o, "error.type", c->error_type);
     set_str(o, "operation", c->op);
     set_str(o, "phase", phase_name(t, c->phase));
