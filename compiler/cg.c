@@ -107,6 +107,7 @@ static struct {
     char *closures_buf;                          /* its buffer */
     size_t closures_len;                         /* its length */
     bool ok;                                     /* no error reported */
+    bool approves;                               /* approve() is called somewhere */
 } cg;
 
 static const char *gen_expr(Gen *g, Node *n);
@@ -1001,6 +1002,7 @@ static const char *gen_builtin(Gen *g, Node *n, const char **a)
         }
         return tmp_of(g, fmt("fr_env(cx, %s)", a[0]));
     case B_APPROVE:
+        cg.approves = true;
         t = tmp_of(g, fmt("fr_approve(cx, %s, %s, %d, %s)", a[0], n->args.len > 1 ? a[1] : "fr_null()",
                           n->site, where));
         check(g, t);
@@ -2118,7 +2120,8 @@ static void write_program(FILE *f)
             cg.agents.len ? "agents" : "NULL");
     fprintf(f, "    .main = wf_main,\n");
     fprintf(f, "    .nops = %d,\n    .ops = %s,\n", cg.ops.len, cg.ops.len ? "ops" : "NULL");
-    fprintf(f, "    .flowc_version = \"%s\",\n};\n\n", FLOWC_VERSION);
+    fprintf(f, "    .flowc_version = \"%s\",\n", FLOWC_VERSION);
+    fprintf(f, "    .flags = %s,\n};\n\n", cg.approves ? "FR_PROG_APPROVE" : "0");
     fprintf(f, "int main(int argc, char **argv)\n{\n    return fr_main(&program, argc, argv);\n}\n");
 }
 

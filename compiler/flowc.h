@@ -20,7 +20,7 @@
 #define FLOWC_VERSION "0.1.0"
 /* The runtime ABI the generated C is written for: FLOWRT_ABI of the
  * flowrt.h it must be compiled with (runtime/flowrt.h). */
-#define FLOWC_RUNTIME_ABI 2
+#define FLOWC_RUNTIME_ABI 3
 
 /* ---- arena.c: one arena per compilation ---------------------------------- */
 

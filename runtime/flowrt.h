@@ -35,7 +35,7 @@
  * struct below or a function's meaning changes.  Generated C refuses to
  * compile against a header of another ABI, and fr_main refuses to run when
  * the library was built for another one. */
-#define FLOWRT_ABI 2
+#define FLOWRT_ABI 3
 
 /* ---- types: descriptors generated per schema, enum and used type --------- */
 
@@ -346,7 +346,10 @@ typedef struct fr_program {
     int nops;                      /* http operations it can call */
     const fr_op *const *ops;       /* their secrets are checked before work starts */
     const char *flowc_version;     /* the flowc that generated it (--version), or NULL */
+    unsigned flags;                /* FR_PROG_*: what the body does that matters up front */
 } fr_program;
+
+#define FR_PROG_APPROVE 1u         /* calls approve(): --no-journal is refused */
 
 /* Parses the command line, runs the workflow, prints the result and summary,
  * and returns the process exit status (0 done, 1 failed, 2 usage or input,

@@ -368,6 +368,9 @@ struct fr_run {
     pthread_mutex_t review_mu;     /* guards the review file */
     FILE *review;                  /* <workflow>.review.jsonl once opened */
     int64_t escalated;             /* items escalated */
+    FILE *skipped;                 /* <workflow>.skipped.jsonl once opened (under review_mu) */
+    int64_t nskipped;              /* lines written to it, -1: it cannot be opened */
+    struct fr_origin *origins;     /* where read_jsonl's lists came from (under mu) */
     bool progress;                 /* a progress line is on stderr: clear it before a line */
     bool dry_run;                  /* --dry-run: writes are written down, not sent */
     FILE *dry;                     /* <workflow>.dry-run.jsonl once opened (under review_mu) */
@@ -439,9 +442,27 @@ bool fr_op_secrets_check(const fr_program *prog, bool mock, fr_buf *err);
 char *fr_op_dry_close(fr_run *run);
 
 /* fr_review.c */
-bool fr_review_reset(fr_run *run);               /* truncate a previous run's file */
+bool fr_review_reset(fr_run *run);               /* truncate a previous run's files */
 void fr_review_close(fr_run *run);
 char *fr_review_path(const fr_program *prog);    /* "<workflow>.review.jsonl" (malloc'd) */
+char *fr_skipped_path(const fr_program *prog);   /* "<workflow>.skipped.jsonl" (malloc'd) */
+/* An item dropped by on_error: skip: one line in the skipped file with the
+ * run, the item's path and value, the file and line it was read from when
+ * known (list and index: the fan-out's input), and the error. */
+void fr_skipped(fr_ctx *c, const char *fanout, json_t *list, size_t index);
+
+/* fr_io.c: where the items of a list read by read_jsonl came from.  The run
+ * keeps the list alive (a reference) until it ends, so its address is not
+ * reused by another. */
+typedef struct fr_origin {
+    json_t *list;                  /* the list read (a reference) */
+    char *file;                    /* the file's name as the workflow gave it */
+    long *lines;                   /* each item's line number, from 1 */
+    struct fr_origin *next;        /* the next list read */
+} fr_origin;
+/* The file and line of list[index], or false when it was not read from one. */
+bool fr_origin_of(fr_run *run, json_t *list, size_t index, const char **file, long *line);
+void fr_origins_free(fr_run *run);
 
 /* ---- fr_journal.c: the run journal (SQLite) -------------------------------
  * One journal file holds many runs.  A handle is bound to one run by
@@ -487,9 +508,14 @@ bool fr_journal_begin(fr_journal *j, const char *workflow, const char *source_ha
                       const char *args, fr_buf *err);
 /* Binds j to run_id (NULL: the workflow's last unfinished run) for --resume.
  * Refuses a changed source hash or changed args (err names what changed)
- * unless force; loads the run's finished calls for fr_journal_lookup. */
+ * unless flags has FR_RESUME_FORCE, and a finished run unless it has
+ * FR_RESUME_SKIPPED (--retry-skipped) and the run skipped items (run_id
+ * NULL then also finds the last finished run that skipped some); loads the
+ * run's finished calls for fr_journal_lookup. */
+#define FR_RESUME_FORCE 1          /* --force */
+#define FR_RESUME_SKIPPED 2        /* --retry-skipped */
 bool fr_journal_resume(fr_journal *j, const char *workflow, const char *run_id,
-                       const char *source_hash, const char *args, bool force,
+                       const char *source_hash, const char *args, int flags,
                        fr_buf *err);
 /* What the bound run spent before this process (phase -1: the whole run),
  * counting reservations of calls that were in flight when it stopped. */
@@ -497,8 +523,10 @@ bool fr_journal_prior_spend(fr_journal *j, int phase, double *usd, int64_t *toke
 /* The time processes spent running the bound run before this one (its time
  * budget counts it; waiting for a person does not). */
 int64_t fr_journal_prior_active_ms(const fr_journal *j);
-/* Records how the run ended: "done", "failed", "waiting", "budget". */
-bool fr_journal_end(fr_journal *j, const char *status, double usd, int64_t tokens);
+/* Records how the run ended: "done", "failed", "waiting", "budget", and how
+ * many items it skipped after errors. */
+bool fr_journal_end(fr_journal *j, const char *status, double usd, int64_t tokens,
+                    int64_t skipped);
 
 /* Fills c->key and c->input_hash from c's fields and the rendered input. */
 void fr_journal_key(fr_jcall *c, const char *system, const char *prompt);
@@ -559,6 +587,7 @@ typedef struct fr_jopts {
     bool resume;                   /* --resume */
     const char *resume_id;         /* --resume RUN_ID, NULL: the last unfinished run */
     bool force;                    /* --force: resume a changed program or arguments */
+    bool retry_skipped;            /* --retry-skipped: a finished run's skipped items */
     const char *trace;             /* --trace FILE */
 } fr_jopts;
 
@@ -571,6 +600,8 @@ int fr_jopts_flag(fr_jopts *o, const char *flag, const char *eq, int argc, char 
 int fr_journal_run_start(fr_run *run, const fr_jopts *o, json_t *const *args);
 /* Records the run's end from its exit status, closes journal and trace. */
 void fr_journal_run_end(fr_run *run, int status);
+/* The id of the run in the journal, or NULL without one (--no-journal). */
+const char *fr_journal_bound_id(fr_run *run);
 /* A line for the summary: resumed run, answers from the journal. */
 void fr_journal_summary(fr_run *run);
 /* Phase hooks: what earlier processes spent in the phase (dollars, tokens,

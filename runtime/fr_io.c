@@ -3,7 +3,8 @@
  * write_jsonl(xs, path) and env(name).
  *
  * read_jsonl streams the file a line at a time (getline), so a large file
- * costs one line of buffer besides the values.  Each non-blank line is
+ * costs one line of buffer besides the values.  The list remembers each
+ * item's line (fr_origin_of), for the skipped file.  Each non-blank line is
  * parsed, validated against T and normalized (keys in schema order, ints in
  * float places made reals).  The first bad line stops the read with a usage
  * error (exit 2) that names the file, the line and the field:
@@ -25,6 +26,8 @@
 #include <string.h>
 #include <unistd.h>
 
+static void remember_origin(fr_run *run, json_t *list, const char *file, long *lines);
+
 /* ---- read_jsonl ---------------------------------------------------------- */
 
 typedef struct jsonl_in {
@@ -32,6 +35,8 @@ typedef struct jsonl_in {
     const fr_type *elem;           /* what each line must be */
     long lineno;                   /* the line being read, from 1 */
     json_t *out;                   /* the values so far */
+    long *lines;                   /* each value's line number (fr_malloc'd) */
+    size_t cap;                    /* slots of lines */
 } jsonl_in;
 
 static bool is_blank(const char *s, size_t n)
@@ -66,8 +71,19 @@ static bool read_line(fr_ctx *cx, jsonl_in *in, const char *line, size_t n,
     fr_buf_free(&err);
     json_t *norm = fr_normalize(v, in->elem);
     json_decref(v);
+    size_t k = json_array_size(in->out);
+    if (k == in->cap) {
+        size_t cap = in->cap ? in->cap * 2 : 64;
+        long *l = fr_realloc(in->lines, cap * sizeof *l);
+        if (!l) {
+            json_decref(norm);
+            return fr_oom(cx);
+        }
+        in->lines = l, in->cap = cap;
+    }
     if (!norm || json_array_append_new(in->out, norm))
         return fr_oom(cx);
+    in->lines[k] = in->lineno;
     return true;
 }
 
@@ -111,9 +127,58 @@ json_t *fr_read_jsonl(fr_ctx *cx, json_t *path, const fr_type *elem, const char 
     fclose(f);
     if (!ok) {
         json_decref(in.out);
+        fr_free(in.lines);
         return NULL;
     }
+    remember_origin(cx->run, in.out, in.path, in.lines);
     return fr_keep(cx, in.out);
+}
+
+/* ---- where items came from (the skipped file names their lines) ---------- */
+
+/* Keeps lines (taken) as the origin of list; without memory, nothing is kept. */
+static void remember_origin(fr_run *run, json_t *list, const char *file, long *lines)
+{
+    fr_origin *o = run ? fr_calloc(1, sizeof *o) : NULL;
+    char *f = o ? fr_strdup(file) : NULL;
+    if (!f || !lines) {
+        fr_free(o);
+        fr_free(f);
+        fr_free(lines);
+        return;
+    }
+    o->list = json_incref(list);
+    o->file = f;
+    o->lines = lines;
+    pthread_mutex_lock(&run->mu);
+    o->next = run->origins;
+    run->origins = o;
+    pthread_mutex_unlock(&run->mu);
+}
+
+bool fr_origin_of(fr_run *run, json_t *list, size_t index, const char **file, long *line)
+{
+    pthread_mutex_lock(&run->mu);
+    fr_origin *o = run->origins;
+    while (o && o->list != list)
+        o = o->next;
+    bool found = o && index < json_array_size(list);
+    if (found)
+        *file = o->file, *line = o->lines[index];
+    pthread_mutex_unlock(&run->mu);
+    return found;
+}
+
+void fr_origins_free(fr_run *run)
+{
+    while (run->origins) {
+        fr_origin *o = run->origins;
+        run->origins = o->next;
+        json_decref(o->list);
+        fr_free(o->file);
+        fr_free(o->lines);
+        fr_free(o);
+    }
 }
 
 /* ---- write_jsonl --------------------------------------------------------- */

@@ -47,7 +47,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SCHEMA_VERSION 3           /* PRAGMA user_version of the current schema */
+#define SCHEMA_VERSION 4           /* PRAGMA user_version of the current schema */
 #define LEAD_EXTRA 4               /* batches a leader commits for others after its own */
 
 /* ---- the answer map: call key -> journaled output, for resume ------------ */
@@ -340,6 +340,12 @@ static const char schema_v3[] =
     " active_ms INTEGER NOT NULL, PRIMARY KEY(run_id, phase)) WITHOUT ROWID;"
     "PRAGMA user_version = 3;";
 
+/* v4: how many items a run's on_error: skip fan-outs dropped (its skipped
+ * file), so that --retry-skipped can run a finished run again. */
+static const char schema_v4[] =
+    "ALTER TABLE runs ADD COLUMN skipped INTEGER NOT NULL DEFAULT 0;"
+    "PRAGMA user_version = 4;";
+
 static const char sql_phase[] =
     "INSERT INTO phase_time(run_id, phase, active_ms) VALUES(?1, ?2, ?3)"
     " ON CONFLICT(run_id, phase) DO UPDATE SET active_ms = excluded.active_ms";
@@ -358,7 +364,7 @@ static int schema_version(fr_journal *j)
 static bool migrate(fr_journal *j, int v, fr_buf *err)
 {
     return (v >= 1 || db_exec(j, schema_v1, err)) && (v >= 2 || db_exec(j, schema_v2, err)) &&
-           (v >= 3 || db_exec(j, schema_v3, err));
+           (v >= 3 || db_exec(j, schema_v3, err)) && (v >= 4 || db_exec(j, schema_v4, err));
 }
 
 /* The schema, created in a fresh file; an unknown version is refused. */
@@ -592,6 +598,7 @@ typedef struct jrun {
     char *args;                    /* its arguments, a JSON object (malloc'd) */
     char *status;                  /* its status (malloc'd) */
     int64_t active_ms;             /* the time processes spent running it */
+    int64_t skipped;               /* items its fan-outs skipped after errors */
 } jrun;
 
 static void jrun_free(jrun *r)
@@ -603,13 +610,16 @@ static void jrun_free(jrun *r)
 
 /* Finds run_id of workflow, or its latest run that is not done. */
 static bool find_run(fr_journal *j, const char *workflow, const char *run_id, jrun *r,
-                     fr_buf *err)
+                     bool skipped, fr_buf *err)
 {
     sqlite3_stmt *st;
     const char *sql = run_id
-        ? "SELECT id, source_hash, args, status, active_ms FROM runs"
+        ? "SELECT id, source_hash, args, status, active_ms, skipped FROM runs"
           " WHERE id = ?2 AND workflow = ?1"
-        : "SELECT id, source_hash, args, status, active_ms FROM runs WHERE workflow = ?1"
+        : skipped
+        ? "SELECT id, source_hash, args, status, active_ms, skipped FROM runs WHERE workflow = ?1"
+          " AND (status <> 'done' OR skipped > 0) ORDER BY started_ms DESC, rowid DESC LIMIT 1"
+        : "SELECT id, source_hash, args, status, active_ms, skipped FROM runs WHERE workflow = ?1"
           " AND status <> 'done' ORDER BY started_ms DESC, rowid DESC LIMIT 1";
     if (sqlite3_prepare_v2(j->db, sql, -1, &st, NULL) != SQLITE_OK) {
         db_error(j, err, "finding the run");
@@ -625,13 +635,16 @@ static bool find_run(fr_journal *j, const char *workflow, const char *run_id, jr
         r->args = fr_strdup((const char *)sqlite3_column_text(st, 2));
         r->status = fr_strdup((const char *)sqlite3_column_text(st, 3));
         r->active_ms = sqlite3_column_int64(st, 4);
+        r->skipped = sqlite3_column_int64(st, 5);
     } else if (run_id) {
         fr_buf_puts(err, "no run '");
         fr_buf_puts(err, run_id);
         fr_buf_puts(err, "' of this workflow in the journal ");
         fr_buf_puts(err, j->path);
     } else {
-        fr_buf_puts(err, "no unfinished run of this workflow in the journal ");
+        fr_buf_puts(err, skipped ? "no unfinished run and no run with skipped items of this"
+                    " workflow in the journal " : "no unfinished run of this workflow in the"
+                    " journal ");
         fr_buf_puts(err, j->path);
     }
     sqlite3_finalize(st);
@@ -770,19 +783,29 @@ static bool mark_resumed(fr_journal *j, const char *source_hash, const char *arg
     return ok;
 }
 
+/* A finished run is resumed only to retry its skipped items. */
+static bool resumable(const jrun *r, int flags, fr_buf *err)
+{
+    if (strcmp(r->status, "done") != 0 || ((flags & FR_RESUME_SKIPPED) && r->skipped > 0))
+        return true;
+    fr_buf_puts(err, "run ");
+    fr_buf_puts(err, r->id);
+    if (flags & FR_RESUME_SKIPPED)
+        fr_buf_puts(err, " finished with no item skipped; there is nothing to retry");
+    else
+        fr_buf_puts(err, " already finished; there is nothing to resume");
+    return false;
+}
+
 static bool resume_locked(fr_journal *j, const char *workflow, const char *run_id,
-                          const char *source_hash, const char *args, bool force,
+                          const char *source_hash, const char *args, int flags,
                           fr_buf *err)
 {
-    jrun r = { "", NULL, NULL, NULL, 0 };
-    bool ok = find_run(j, workflow, run_id, &r, err);
-    if (ok && strcmp(r.status, "done") == 0) {
-        fr_buf_puts(err, "run ");
-        fr_buf_puts(err, r.id);
-        fr_buf_puts(err, " already finished; there is nothing to resume");
-        ok = false;
-    }
-    ok = ok && check_same(&r, source_hash, args, force, err) && lock_run(j, r.id, err);
+    jrun r = { "", NULL, NULL, NULL, 0, 0 };
+    bool ok = find_run(j, workflow, run_id, &r, flags & FR_RESUME_SKIPPED, err) &&
+              resumable(&r, flags, err);
+    ok = ok && check_same(&r, source_hash, args, flags & FR_RESUME_FORCE, err) &&
+         lock_run(j, r.id, err);
     if (ok) {
         snprintf(j->run_id, sizeof j->run_id, "%s", r.id);
         j->active_base = r.active_ms;
@@ -796,11 +819,11 @@ static bool resume_locked(fr_journal *j, const char *workflow, const char *run_i
 }
 
 bool fr_journal_resume(fr_journal *j, const char *workflow, const char *run_id,
-                       const char *source_hash, const char *args, bool force,
+                       const char *source_hash, const char *args, int flags,
                        fr_buf *err)
 {
     db_acquire(j);
-    bool ok = resume_locked(j, workflow, run_id, source_hash, args, force, err);
+    bool ok = resume_locked(j, workflow, run_id, source_hash, args, flags, err);
     db_release(j);
     return ok;
 }
@@ -829,7 +852,8 @@ bool fr_journal_prior_spend(fr_journal *j, int phase, double *usd, int64_t *toke
     return ok;
 }
 
-bool fr_journal_end(fr_journal *j, const char *status, double usd, int64_t tokens)
+bool fr_journal_end(fr_journal *j, const char *status, double usd, int64_t tokens,
+                    int64_t skipped)
 {
     sqlite3_stmt *st;
     char *lock = strcmp(status, "done") == 0 ? lock_path(j, j->run_id) : NULL;
@@ -838,8 +862,8 @@ bool fr_journal_end(fr_journal *j, const char *status, double usd, int64_t token
     fr_free(lock);
     db_acquire(j);
     bool ok = sqlite3_prepare_v2(j->db, "UPDATE runs SET status = ?2, ended_ms = ?3,"
-                                 " usd = ?4, tokens = ?5, active_ms = ?6 WHERE id = ?1", -1,
-                                 &st, NULL) == SQLITE_OK;
+                                 " usd = ?4, tokens = ?5, active_ms = ?6, skipped = ?7"
+                                 " WHERE id = ?1", -1, &st, NULL) == SQLITE_OK;
     if (ok) {
         sqlite3_bind_text(st, 1, j->run_id, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
@@ -847,6 +871,7 @@ bool fr_journal_end(fr_journal *j, const char *status, double usd, int64_t token
         sqlite3_bind_double(st, 4, usd);
         sqlite3_bind_int64(st, 5, tokens);
         sqlite3_bind_int64(st, 6, active_ms(j));
+        sqlite3_bind_int64(st, 7, skipped);
         ok = sqlite3_step(st) == SQLITE_DONE;
         sqlite3_finalize(st);
     }

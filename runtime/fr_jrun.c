@@ -47,7 +47,8 @@ static const char *jflag_value(const char *flag, const char *eq, int argc, char 
 int fr_jopts_flag(fr_jopts *o, const char *flag, const char *eq, int argc, char **argv,
                   int *i)
 {
-    bool sw = strcmp(flag, "no-journal") == 0 || strcmp(flag, "force") == 0;
+    bool sw = strcmp(flag, "no-journal") == 0 || strcmp(flag, "force") == 0 ||
+              strcmp(flag, "retry-skipped") == 0;
     if (sw && eq) {
         fprintf(stderr, "error: --%s takes no value\n", flag);
         return 2;
@@ -56,6 +57,8 @@ int fr_jopts_flag(fr_jopts *o, const char *flag, const char *eq, int argc, char 
         o->no_journal = true;
     else if (strcmp(flag, "force") == 0)
         o->force = true;
+    else if (strcmp(flag, "retry-skipped") == 0)
+        o->retry_skipped = true;
     else if (strcmp(flag, "resume") == 0) {
         o->resume = true;
         if (eq)
@@ -118,7 +121,9 @@ static int open_run(jstate *s, const fr_run *run, const fr_jopts *o, json_t *con
     if (!path || !a || !(s->j = fr_journal_open(path, &err)))
         st = 1;
     else if (o->resume)
-        st = fr_journal_resume(s->j, p->name, o->resume_id, src, a, o->force, &err) ? -1 : 2;
+        st = fr_journal_resume(s->j, p->name, o->resume_id, src, a,
+                               (o->force ? FR_RESUME_FORCE : 0) |
+                               (o->retry_skipped ? FR_RESUME_SKIPPED : 0), &err) ? -1 : 2;
     else
         st = fr_journal_begin(s->j, p->name, src, a, &err) ? -1 : 1;
     s->resumed = o->resume && st < 0;
@@ -171,6 +176,16 @@ int fr_journal_run_start(fr_run *run, const fr_jopts *o, json_t *const *args)
         fprintf(stderr, "error: --resume needs the journal; drop --no-journal\n");
         return 2;
     }
+    if (o->no_journal && (run->prog->flags & FR_PROG_APPROVE)) {
+        fprintf(stderr, "error: %s calls approve(), whose decisions live in the run journal:"
+                " run it without --no-journal\n", run->prog->name);
+        return 2;
+    }
+    if (o->retry_skipped && !o->resume) {
+        fprintf(stderr, "error: --retry-skipped goes with --resume [RUN_ID]: it runs a run again"
+                " for the items it skipped\n");
+        return 2;
+    }
     int st = o->no_journal ? -1 : open_run(s, run, o, args);
     if (st < 0 && o->trace)
         st = open_trace(s, run, o->trace);
@@ -195,6 +210,17 @@ static const char *status_word(int status)
     }
 }
 
+/* Items the run's on_error: skip fan-outs dropped after errors. */
+static int64_t items_skipped(fr_run *run)
+{
+    int64_t n = 0;
+    pthread_mutex_lock(&run->mu);
+    for (int i = 0; i <= run->prog->nphases; i++)
+        n += run->stats[i].items_failed;
+    pthread_mutex_unlock(&run->mu);
+    return n;
+}
+
 void fr_journal_run_end(fr_run *run, int status)
 {
     jstate *s = run->journal;
@@ -206,7 +232,7 @@ void fr_journal_run_end(fr_run *run, int status)
         int64_t tok = run->wf.tok_spent;
         pthread_mutex_unlock(&run->mu);
         fr_journal_phase_clock_stop(s->j);            /* the interrupted phase's time */
-        fr_journal_end(s->j, status_word(status), usd, tok);
+        fr_journal_end(s->j, status_word(status), usd, tok, items_skipped(run));
     }
     fr_trace_end_open(s->trace, status == 0 ? "ok" : status == 3 ? "waiting"
                       : status == 4 ? "budget" : "error");
@@ -217,6 +243,12 @@ void fr_journal_run_end(fr_run *run, int status)
     fr_free(s->ph_active);
     fr_free(s);
     run->journal = NULL;
+}
+
+const char *fr_journal_bound_id(fr_run *run)
+{
+    jstate *s = run->journal;
+    return s && s->j && fr_journal_run_id(s->j)[0] ? fr_journal_run_id(s->j) : NULL;
 }
 
 void fr_journal_summary(fr_run *run)

@@ -105,6 +105,7 @@ void fr_item_leave(fr_ctx *cx, size_t saved)
 typedef struct fan {
     fr_ctx *parent;                /* the context that fanned out */
     const fr_par_opts *opts;       /* concurrency, on_error, where */
+    json_t *list;                  /* the items */
     size_t n;                      /* items */
     json_t **slots;                /* each item's value (a reference), NULL if dropped */
     bool top;                      /* the root's fan-out: it drives the progress line */
@@ -132,10 +133,11 @@ static int limit_workers(fr_ctx *cx, int conc, size_t n)
     return conc < 1 ? 1 : conc;
 }
 
-static bool fan_init(fan *f, fr_ctx *parent, const fr_par_opts *opts, size_t n)
+static bool fan_init(fan *f, fr_ctx *parent, const fr_par_opts *opts, json_t *list)
 {
+    size_t n = json_array_size(list);
     memset(f, 0, sizeof *f);
-    f->parent = parent, f->opts = opts, f->n = n;
+    f->parent = parent, f->opts = opts, f->list = list, f->n = n;
     f->top = parent->parent == NULL;
     f->slots = fr_calloc(n ? n : 1, sizeof *f->slots);
     pthread_mutex_init(&f->mu, NULL);
@@ -170,10 +172,10 @@ static void item_waits(fan *f, fr_ctx *c)
     pthread_mutex_unlock(&f->mu);
 }
 
-/* An item came back without a value: drop it (true), warning when it
- * failed, note it when it waits, or stop the fan-out (false: the item is not
- * done). */
-static bool item_failed(fan *f, fr_ctx *c)
+/* Item index came back without a value: drop it (true), warning when it
+ * failed (and writing it to the skipped file), note it when it waits, or
+ * stop the fan-out (false: the item is not done). */
+static bool item_failed(fan *f, fr_ctx *c, size_t index)
 {
     fr_sig s = c->sig;
     if (s == FR_SIG_SKIP || s == FR_SIG_ESCALATE || s == FR_OK)
@@ -192,6 +194,7 @@ static bool item_failed(fan *f, fr_ctx *c)
         pthread_mutex_lock(&run->mu);
         fr_stats_of(run, c->phase)->items_failed++;
         pthread_mutex_unlock(&run->mu);
+        fr_skipped(c, f->opts->where, f->list, index);
         return true;
     }
     pthread_mutex_lock(&f->mu);
@@ -310,7 +313,7 @@ static void *pfor_worker(void *arg)
         json_t *v = p->body(&c, c.item, i, p->env);
         if (v)
             p->f.slots[i] = json_incref(v);
-        if (v || item_failed(&p->f, &c))
+        if (v || item_failed(&p->f, &c, i))
             item_done(&p->f);
         fr_release(&c, 0);
         fr_sig_clear(&c);
@@ -325,7 +328,7 @@ json_t *fr_parallel_for(fr_ctx *cx, json_t *list, const fr_par_opts *opts,
 {
     pfor p = { .list = list, .body = body, .env = env };
     size_t n = json_array_size(list);
-    if (!fan_init(&p.f, cx, opts, n))
+    if (!fan_init(&p.f, cx, opts, list))
         return fr_fail(cx, opts->where, "out of memory");
     int nw = limit_workers(cx, opts->concurrency, n);
     pthread_t *t = fr_calloc((size_t)nw, sizeof *t);
@@ -453,7 +456,7 @@ static void run_stage(pline *p, int k, pitem *it)
     fr_ctx *c = &it->cx;
     c->sig = FR_OK;
     json_t *v = p->stages[k].fn(c, c->item, it->prev, it->index, p->env);
-    bool done = v || item_failed(&p->f, c);
+    bool done = v || item_failed(&p->f, c, it->index);
     pthread_mutex_lock(&p->mu);
     if (v && k + 1 < p->nstages) {
         it->prev[k] = v;
@@ -543,7 +546,7 @@ json_t *fr_pipeline(fr_ctx *cx, json_t *list, const fr_par_opts *opts, int nstag
 {
     pline p = { .list = list, .nstages = nstages, .stages = stages, .env = env };
     size_t n = json_array_size(list);
-    if (!fan_init(&p.f, cx, opts, n))
+    if (!fan_init(&p.f, cx, opts, list))
         return fr_fail(cx, opts->where, "out of memory");
     size_t nthreads = 0;
     for (int k = 0; k < nstages; k++)

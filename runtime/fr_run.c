@@ -62,6 +62,8 @@ static const rt_flag rt_flags[] = {
     { "no-journal", NULL, "do not journal this run (it cannot be resumed)" },
     { "resume", "[RUN_ID]", "finish a journaled run (default: the last unfinished one)" },
     { "force", NULL, "resume even if the workflow or its arguments changed" },
+    { "retry-skipped", NULL, "with --resume: run a run again, also a finished one, for the"
+      " items it skipped after errors (the rest is answered from the journal)" },
     { "trace", "FILE", "append one JSON line per phase and per agent call to FILE" },
     { "help", NULL, "show this help" },
     { "version", NULL, "show the version" },
@@ -388,6 +390,11 @@ static void print_help(const fr_program *p, const char *argv0)
                  rt_flags[i].arg ? rt_flags[i].arg : "");
         printf("  %-28s %s\n", left, rt_flags[i].help);
     }
+    printf("\ncommands (each with --help):\n"
+           "  %-28s one line per run in the journal\n"
+           "  %-28s the items waiting for a person\n"
+           "  %-28s decide them, then --resume\n", "runs", "review",
+           "approve RUN_ID ...");
     printf("\nThe result goes to stdout as JSON (a list as JSON Lines), the run summary to"
            " stderr.\nexit status: 0 done, 1 failed, 2 bad usage or input, 3 waiting for"
            " approval,\n4 stopped by a budget\n");
@@ -567,6 +574,23 @@ static void print_http(fr_run *run, const fr_stats *tot)
     http_row("total", tot);
 }
 
+/* "3 items skipped after errors (on_error: skip): see wf.skipped.jsonl;
+ * retry them with `wf --resume RUN --retry-skipped`" */
+static void print_skipped(fr_run *run, int64_t n)
+{
+    char *path = fr_skipped_path(run->prog);
+    fprintf(stderr, "%lld item%s skipped after errors (on_error: skip)", (long long)n,
+            n == 1 ? "" : "s");
+    if (run->nskipped > 0 && path)
+        fprintf(stderr, ": see %s", path);
+    const char *id = fr_journal_bound_id(run);
+    if (id)
+        fprintf(stderr, "; retry %s with `%s --resume %s --retry-skipped`", n == 1 ? "it"
+                : "them", fr_self_name(run->prog), id);
+    fprintf(stderr, "\n");
+    fr_free(path);
+}
+
 static void print_summary(fr_run *run)
 {
     const fr_program *p = run->prog;
@@ -595,8 +619,7 @@ static void print_summary(fr_run *run)
         fprintf(stderr, "%lld cut-off answer%s retried with the model's max_output_tokens "
                 "(the hold grew with it)\n", (long long)tot.raised, tot.raised == 1 ? "" : "s");
     if (tot.items_failed)
-        fprintf(stderr, "%lld item%s skipped after errors (on_error: skip)\n",
-                (long long)tot.items_failed, tot.items_failed == 1 ? "" : "s");
+        print_skipped(run, tot.items_failed);
     if (run->escalated) {
         char *path = fr_review_path(p);
         fprintf(stderr, "%lld item%s escalated for review: see %s\n",
@@ -819,6 +842,7 @@ static void run_free(fr_run *run)
 {
     json_decref(run->partial);
     fr_review_close(run);
+    fr_origins_free(run);
     fr_budget_free(run);
     fr_http_free(run->http);
     pthread_mutex_destroy(&run->mu);

@@ -4,6 +4,7 @@
  *   BINARY runs [--journal PATH]                 one line per run of this workflow
  *   BINARY review [--journal PATH]               the items waiting for a person
  *   BINARY approve RUN_ID --all|--item N|--reject N [--by NAME] [--journal PATH]
+ *   BINARY CMD --help                            what CMD does
  *
  * They read and write the journal file (fr_journal.c) through an unbound
  * handle, one thread, with SQL of their own.
@@ -217,6 +218,45 @@ static int usage(const char *prog)
     return 2;
 }
 
+/* BINARY CMD --help: what the subcommand does and its flags, on stdout. */
+static int help(const fr_program *prog, const char *cmd, const char *self)
+{
+    if (strcmp(cmd, "runs") == 0)
+        printf("usage: %s runs [--journal PATH]\n\n"
+               "One line per run of %s in the journal: its id, its status (running; stopped:\n"
+               "its process died, finish it with --resume; waiting for approval; budget;\n"
+               "failed; done), when it started (UTC), the time processes spent on it, the\n"
+               "dollars and tokens it spent, the calls journaled and the approvals pending.\n",
+               self, prog->name);
+    else if (strcmp(cmd, "review") == 0)
+        printf("usage: %s review [--journal PATH]\n\n"
+               "The items of every run of %s that wait for a person, numbered per run: the\n"
+               "items of approve() that wait for a decision (the run waits for them), and\n"
+               "escalated items (the run does not wait; mark them handled with approve).\n",
+               self, prog->name);
+    else
+        printf("usage: %s approve RUN_ID (--all | --item N ... | --reject N ...) [--by NAME]\n"
+               "       [--journal PATH]\n\n"
+               "Decides items of run RUN_ID that `%s review` lists, in one transaction;\n"
+               "once none waits, `%s --resume RUN_ID` goes on with the approved ones.\n\n"
+               "  --all          approve every undecided item (an escalation: handled)\n"
+               "  --item N       approve item N (repeatable)\n"
+               "  --reject N     reject item N (repeatable)\n"
+               "  --by NAME      who decided (default $USER)\n", self, self, self);
+    printf("  --journal PATH the run journal (default .flow/%s.db)\n"
+           "  --help         show this help\n", prog->name);
+    return 0;
+}
+
+/* --help or -h among the arguments. */
+static bool wants_help(int argc, char **argv)
+{
+    for (int i = 0; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return true;
+    return false;
+}
+
 static bool parse_number(const char *s, int64_t *n)
 {
     char *end;
@@ -306,5 +346,7 @@ int fr_journal_command(const fr_program *prog, int argc, char **argv)
     const char *cmd = argv[1];
     if (strcmp(cmd, "runs") != 0 && strcmp(cmd, "review") != 0 && strcmp(cmd, "approve") != 0)
         return -1;
+    if (wants_help(argc - 2, argv + 2))
+        return help(prog, cmd, argv[0]);
     return run_command(prog, cmd, argc - 2, argv + 2, argv[0]);
 }

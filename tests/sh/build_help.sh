@@ -28,6 +28,19 @@ for want in "Greets people, politely." "--name STRING" "Who to greet. (required)
 done
 [ $bad = 0 ] || sed 's/^/    /' out
 
+# every subcommand has --help (also after other arguments), on stdout, exit 0
+for c in "runs --help" "review -h" "approve 20261121-000000-abcd --help" "approve --all --help" \
+         "runs --journal x.db --help"; do
+    # shellcheck disable=SC2086
+    ./greet $c >out 2>err; st=$?
+    sub=${c%% *}
+    [ $st -eq 0 ] || { echo "FAIL: greet $c: exit $st: $(cat err)"; bad=1; }
+    grep -q "^usage: ./greet $sub" out || { echo "FAIL: greet $c: no usage: $(cat out)"; bad=1; }
+    grep -q -- "--journal PATH" out || { echo "FAIL: greet $c: no --journal: $(cat out)"; bad=1; }
+done
+./greet approve x --help | grep -q -- "--reject N" || { echo "FAIL: approve --help lacks --reject"; bad=1; }
+./greet --help | grep -q "approve RUN_ID" || { echo "FAIL: --help does not list the commands"; bad=1; }
+
 # --version: flowc's version, the source and its hash (the one the journal
 # keeps to refuse resuming a changed workflow), the runtime's version
 "$FLOWC" build greet.flow --emit-c greet.c || exit 1

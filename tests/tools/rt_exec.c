@@ -467,7 +467,7 @@ static const fr_model *const models[] = { &mock_model, &pricey_model };
 static const fr_program program = {
     "rt_exec", "The runtime's execution self-test.", "rt_exec.flow", "0",
     6, params, &rows_type, 5, phases, { 1000.0, -1, -1 }, 2, models, 1, agents, rt_main, 0, NULL,
-    FLOWRT_VERSION,
+    FLOWRT_VERSION, 0,
 };
 
 int main(int argc, char **argv)

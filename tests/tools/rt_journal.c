@@ -276,7 +276,7 @@ static void test_approvals(void)
     items[2] = "{\"id\":\"c2\"}";
     fr_journal_approvals(j, 7, "", "send these?", 3, items, d, &err);
     check(d[2] == -1, "a changed item waits again", "%d", d[2]);
-    check(fr_journal_end(j, "done", 1.0, 100), "end the run", "failed");
+    check(fr_journal_end(j, "done", 1.0, 100, 0), "end the run", "failed");
     fr_journal_close(j);
 
     j = fr_journal_open(jpath(), &err);
@@ -358,7 +358,7 @@ static void test_migrate(void)
     int v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
     sqlite3_finalize(st);
     sqlite3_close(db);
-    check(v == 3, "migrated to version 3", "version %d", v);
+    check(v == 4, "migrated to version 4", "version %d", v);
     fr_buf_free(&err);
 }
 
