@@ -20,25 +20,27 @@ awk -v n="$n" 'BEGIN {
         lines += 25; i++
     }
     na = i
+    # every agent, schema and let is used, so the file checks without a warning
     print "workflow big(input: string = \"in.jsonl\", min_score: float = 0.5) -> list<R0> {"
     print "  budget { usd: 100.0, tokens: 50_000_000, time: 2h }"
+    print "  let total = 0"
     print "  phase load {"
     print "    let xs = read_jsonl<R0>(input)"
     print "  }"
-    lines += 5; p = 0
-    while (lines < n - 4) {
+    lines += 6; p = 0
+    while (lines < n - 5) {
         k = p % na
-        if (k != 0) { j = 0 } else { j = 0 }
         printf "  phase p%d {\n", p
-        printf "    let r%d = parallel for x in xs (concurrency: 8, on_error: skip) where x.score >= min_score {\n", p
-        printf "      let y = a0(x)\n"
+        printf "    let r%d = parallel for x in read_jsonl<R%d>(input) (concurrency: 8, on_error: skip) where x.score >= min_score {\n", p, k
+        printf "      let y = a%d(x)\n", k
         printf "      if y.ok and y.rank > 3 { y } else { skip }\n"
         printf "    }\n"
-        printf "    let n%d = len(r%d) + %d\n", p, p, p
+        printf "    total = total + len(r%d) + %d\n", p, p
         printf "  }\n"
         lines += 7; p++
     }
     print "  phase done {"
+    print "    if total < 0 { fail(\"negative total\") }"
     print "    return xs"
     print "  }"
     print "}"

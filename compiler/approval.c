@@ -238,7 +238,7 @@ static void check_write(Node *call)
         if (!t)
             continue;
         Field *p = d->fields.items[i];
-        diag_error(a->span, "http operation '%s' needs approval, but its argument '%s' has "
+        diag_error(a->span, E1208, "http operation '%s' needs approval, but its argument '%s' has "
                    "not passed through approve()", d->name, p->name);
         path_notes(t);
         diag_note(d->name_span, "'%s' is declared with 'approval: required'", d->name);

@@ -54,7 +54,7 @@ void caps_resolve_models(Program *p)
         while (t && t->sema && ((ModelInfo *)t->sema)->alias_of && hops++ < 64)
             t = ((ModelInfo *)t->sema)->alias_of;
         if (!t || !t->sema || t == d || hops >= 64) {
-            diag_error(d->name_span, "model '%s' is an alias of itself", d->name);
+            diag_error(d->name_span, E0909, "model '%s' is an alias of itself", d->name);
             continue;
         }
         Decl *direct = mi->alias_of;
@@ -120,7 +120,7 @@ void caps_model_used(Decl *d, Span use)
     if (mi->alias_of) {
         if (!once(d))
             return;
-        diag_warning(use, "model '%s' is an old name: it now means '%s' (%s)", d->name,
+        diag_warning(use, W0012, "model '%s' is an old name: it now means '%s' (%s)", d->name,
                      mi->alias_of->name, mi->api_name ? mi->api_name : mi->alias_of->name);
         diag_help("write '%s' instead", mi->alias_of->name);
         return;
@@ -132,10 +132,10 @@ void caps_model_used(Decl *d, Span use)
         return;
     const char *api = mi->api_name ? mi->api_name : d->name;
     if (left <= 0)
-        diag_warning(use, "model '%s' (%s) was retired on %s: requests to it fail", d->name,
+        diag_warning(use, W0013, "model '%s' (%s) was retired on %s: requests to it fail", d->name,
                      api, mi->retires);
     else
-        diag_warning(use, "model '%s' (%s) retires on %s, in %ld day%s", d->name, api,
+        diag_warning(use, W0013, "model '%s' (%s) retires on %s, in %ld day%s", d->name, api,
                      mi->retires, left, left == 1 ? "" : "s");
     if (mi->replaced_by)
         diag_help("use '%s' instead", mi->replaced_by->name);
@@ -233,7 +233,7 @@ static void walk(Walk *w, Type *t, const char *path, bool in_field, int depth)
 static void limit_error(Decl *a, Decl *m, Span sp, const char *what, int n, int limit,
                         const char *path, const char *mode)
 {
-    diag_error(sp, "agent '%s' answers with %d %s, more than the %d that %s structured "
+    diag_error(sp, E0911, "agent '%s' answers with %d %s, more than the %d that %s structured "
                "outputs (model '%s') accept%s%s", a->name, n, what, limit,
                strcmp(mode, "json_schema") == 0 ? "OpenAI strict" : "Anthropic", m->name,
                path ? " (at " : "", path ? arena_printf("%s)", path) : "");
@@ -249,7 +249,7 @@ static void check_limits(Decl *a, Decl *m, Span sp, const char *mode)
     if (strcmp(mode, "json_schema") == 0) {
         if (w.depth_max > OPENAI_MAX_DEPTH || w.recursive) {
             if (w.recursive)
-                diag_error(sp, "agent '%s' answers with a record that contains itself (at %s); "
+                diag_error(sp, E0911, "agent '%s' answers with a record that contains itself (at %s); "
                            "OpenAI strict structured outputs nest %d levels at most", a->name,
                            w.recursive, OPENAI_MAX_DEPTH);
             else
@@ -265,7 +265,7 @@ static void check_limits(Decl *a, Decl *m, Span sp, const char *mode)
                         mode);
     } else if (strcmp(mode, "output_config") == 0) {
         if (w.recursive) {
-            diag_error(sp, "agent '%s' answers with a record that contains itself (at %s); "
+            diag_error(sp, E0911, "agent '%s' answers with a record that contains itself (at %s); "
                        "Anthropic structured outputs take no recursive schema", a->name,
                        w.recursive);
             diag_help("give the model 'structured_output: tool' for a recursive answer");
@@ -324,7 +324,7 @@ static void check_cache_prefix(Decl *a, AgentInfo *ai, ModelInfo *mi, const char
     int64_t min = mi->min_cache_tokens;
     if (tokens >= min || tokens * 4 < min * 3)
         return;
-    diag_warning(a->name_span, "agent '%s' has a fixed prefix of about %lld tokens, just under "
+    diag_warning(a->name_span, W0014, "agent '%s' has a fixed prefix of about %lld tokens, just under "
                  "the %lld its model caches at least", a->name, (long long)tokens,
                  (long long)min);
     diag_help("put more of the fixed text before the first {{ }} (or in 'system') so that "
@@ -340,7 +340,7 @@ void caps_check_agent(Decl *a, Decl *m, Span use)
     bool own = ai->model == m;
     if (ai->temperature >= 0 && mi->temperature == 0) {
         Span sp = own && ai->temperature_setting ? ai->temperature_setting->span : use;
-        diag_error(sp, "model '%s' (%s) takes no temperature, and agent '%s' sets one", m->name,
+        diag_error(sp, E0910, "model '%s' (%s) takes no temperature, and agent '%s' sets one", m->name,
                    mi->api_name ? mi->api_name : m->name, a->name);
         diag_help("remove 'temperature' from agent '%s': the model samples at its own default",
                   a->name);

@@ -687,7 +687,7 @@ static void pre_call(Pre *pc, Node *n)
 {
     pre_vec(pc, &n->args);
     if (n->builtin == B_APPROVE && !cg_journal_ready) {
-        diag_error(n->span, "approve() needs the run journal, which this flowc does not have yet");
+        diag_error(n->span, E1101, "approve() needs the run journal, which this flowc does not have yet");
         cg.ok = false;
     }
     if (n->builtin == B_APPROVE)                 /* every loop around it keeps going */
@@ -835,7 +835,7 @@ static void pre(Pre *pc, Node *n)
         break;
     case N_RETURN:
         if (pc->fn->kind != FN_MAIN) {
-            diag_error(n->span, "'return' inside a parallel body is not supported; "
+            diag_error(n->span, E1101, "'return' inside a parallel body is not supported; "
                        "use the body's value");
             cg.ok = false;
         }
@@ -2044,7 +2044,7 @@ static const char *default_json(Field *p)
         return r;
     }
     default:
-        diag_error(d->span, "a parameter's default must be a literal");
+        diag_error(d->span, E1101, "a parameter's default must be a literal");
         cg.ok = false;
         return "NULL";
     }

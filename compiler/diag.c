@@ -1,52 +1,149 @@
 /*
  * diag.c: diagnostics in the GCC format (or one JSON array for tools).
  *
- * Errors and warnings are buffered, each with the notes and help lines that
- * follow it, and printed by diag_flush() in source order (the checker finds
- * them declaration kind by declaration kind, readers want them top down):
+ * Errors and warnings are buffered, each with the notes, help lines and
+ * fix-its that follow it, and printed by diag_flush() in source order (the
+ * checker finds them declaration kind by declaration kind, readers want them
+ * top down):
  *
- *   file:line:col: error: message
+ *   file:line:col: error: message [E0409]
  *      41 |     the source line
  *         |         ^~~~
  *   file:line:col: note: message
- *   help: message
+ *   file:line:col: help: message
  *
+ * Every diagnostic carries a stable code (flowc.h lists them); a warning
+ * also has a -W name, by which -Wno-NAME turns it off and -Werror=NAME makes
+ * it an error.  Help lines print at their diagnostic's location so that
+ * tools reading `file:line:col:` lines (problem matchers) keep them.
  * Line and column come from the source's line map, built on first use.
- * Colour (bold, red error, cyan note, green caret) only when asked.
- * diag_closest() is the "did you mean" helper (optimal string alignment
- * distance, suggested only when it is at most max(1, len/3)).
+ * Colour (bold, red error, magenta warning, cyan note, green caret) only
+ * when asked.  diag_closest() is the "did you mean" helper (optimal string
+ * alignment distance, suggested only when it is at most max(1, len/3)).
  */
 #include "flowc.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum Severity { SEV_ERROR, SEV_WARNING } Severity;
-
-typedef struct Note {
-    Span span;                                   /* where the note points */
-    const char *msg;                             /* its text */
-} Note;
-
-typedef struct Diag {
-    Severity sev;                                /* error or warning */
-    Span span;                                   /* the mistake */
-    const char *msg;                             /* the message */
-    Vec notes;                                   /* Note*: located notes */
-    Vec helps;                                   /* const char*: help lines */
-} Diag;
+typedef DiagInfo Diag;
 
 static DiagFormat format;                        /* text or JSON */
 static bool colour;                              /* ANSI colours in text output */
 static Vec diags;                                /* Diag*: buffered, in report order */
 static int nerrors;                              /* errors reported since the reset */
+static int nwarnings;                            /* warnings reported since the reset */
 static int json_printed;                         /* JSON: objects written so far */
+static bool dropped;                             /* the last warning was disabled */
 
 /* JSON: every flush of the run adds to one array, closed at exit. */
-static void json_close(void)
+static void json_close_hook(void)
 {
     fputs(json_printed ? "\n]\n" : "[]\n", stderr);
 }
+
+/* ---- codes and -W options --------------------------------------------------- */
+
+static const char *const code_str[DIAG_NCODES] = {
+    [DIAG_NOCODE] = "",
+#define X(code, title) [code] = #code,
+    DIAG_ERRORS(X)
+#undef X
+#define X(code, name, title) [code] = #code,
+    DIAG_WARNINGS(X)
+#undef X
+};
+
+static const char *const code_title[DIAG_NCODES] = {
+    [DIAG_NOCODE] = "",
+#define X(code, title) [code] = title,
+    DIAG_ERRORS(X)
+#undef X
+#define X(code, name, title) [code] = title,
+    DIAG_WARNINGS(X)
+#undef X
+};
+
+static const char *const warn_name[DIAG_NCODES] = {
+#define X(code, name, title) [code] = name,
+    DIAG_WARNINGS(X)
+#undef X
+};
+
+static bool warn_off[DIAG_NCODES];               /* -Wno-NAME */
+static bool warn_error[DIAG_NCODES];             /* -Werror=NAME (or -Werror) */
+
+const char *diag_code_str(DiagCode code)
+{
+    return (unsigned)code < DIAG_NCODES ? code_str[code] : "";
+}
+
+const char *diag_code_title(DiagCode code)
+{
+    return (unsigned)code < DIAG_NCODES ? code_title[code] : "";
+}
+
+const char *diag_warning_name(DiagCode code)
+{
+    return (unsigned)code < DIAG_NCODES ? warn_name[code] : NULL;
+}
+
+bool diag_warning_enabled(DiagCode code)
+{
+    return (unsigned)code < DIAG_NCODES && warn_name[code] && !warn_off[code];
+}
+
+/* Sets on/off (or error) for every warning whose name is name, or starts
+ * with "unused-" for the group "unused", or all for "all"/"extra". */
+static bool set_warnings(const char *name, bool *table, bool value)
+{
+    bool any = false;
+    bool all = strcmp(name, "all") == 0 || strcmp(name, "extra") == 0;
+    bool unused = strcmp(name, "unused") == 0;
+    for (int c = 0; c < DIAG_NCODES; c++) {
+        if (!warn_name[c])
+            continue;
+        if (all || strcmp(warn_name[c], name) == 0
+            || (unused && strncmp(warn_name[c], "unused-", 7) == 0)) {
+            table[c] = value;
+            any = true;
+        }
+    }
+    return any;
+}
+
+bool diag_option(const char *opt)
+{
+    if (strncmp(opt, "-W", 2) != 0)
+        return false;
+    const char *w = opt + 2;
+    if (strcmp(w, "error") == 0)
+        return set_warnings("all", warn_error, true);
+    if (strcmp(w, "none") == 0)
+        return set_warnings("all", warn_off, true);
+    if (strncmp(w, "error=", 6) == 0)
+        return set_warnings(w + 6, warn_error, true) && set_warnings(w + 6, warn_off, false);
+    if (strncmp(w, "no-error=", 9) == 0)
+        return set_warnings(w + 9, warn_error, false);
+    if (strncmp(w, "no-", 3) == 0)
+        return set_warnings(w + 3, warn_off, true);
+    return set_warnings(w, warn_off, false);
+}
+
+const char *diag_closest_option(const char *name)
+{
+    const char *cands[DIAG_NCODES + 4];
+    int n = 0;
+    for (int c = 0; c < DIAG_NCODES; c++)
+        if (warn_name[c])
+            cands[n++] = warn_name[c];
+    cands[n++] = "unused";
+    cands[n++] = "all";
+    cands[n++] = "error";
+    return diag_closest(name, cands, n);
+}
+
+/* ---- reporting -------------------------------------------------------------- */
 
 void diag_init(DiagFormat fmt, bool use_colour)
 {
@@ -55,15 +152,17 @@ void diag_init(DiagFormat fmt, bool use_colour)
     static bool registered;
     if (fmt == DIAG_JSON && !registered) {
         registered = true;
-        atexit(json_close);
+        atexit(json_close_hook);
     }
 }
 
-/* Drops buffered diagnostics and the error count (their memory is the arena's). */
+/* Drops buffered diagnostics and the counts (their memory is the arena's). */
 void diag_reset(void)
 {
     memset(&diags, 0, sizeof diags);
     nerrors = 0;
+    nwarnings = 0;
+    dropped = false;
 }
 
 static const char *vformat(const char *fmt, va_list ap)
@@ -77,60 +176,107 @@ static const char *vformat(const char *fmt, va_list ap)
     return p;
 }
 
-static void report(Severity sev, Span sp, const char *fmt, va_list ap)
+static void report(bool error, DiagCode code, Span sp, const char *fmt, va_list ap)
 {
     Diag *d = arena_alloc(sizeof *d);
-    d->sev = sev;
+    d->error = error;
+    d->code = code;
     d->span = sp;
     d->msg = vformat(fmt, ap);
     vec_push(&diags, d);
-    if (sev == SEV_ERROR)
+    dropped = false;
+    if (error)
         nerrors++;
+    else
+        nwarnings++;
 }
 
-void diag_error(Span sp, const char *fmt, ...)
+void diag_error(Span sp, DiagCode code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    report(SEV_ERROR, sp, fmt, ap);
+    report(true, code, sp, fmt, ap);
     va_end(ap);
 }
 
-void diag_warning(Span sp, const char *fmt, ...)
+void diag_warning(Span sp, DiagCode code, const char *fmt, ...)
 {
+    if (!diag_warning_enabled(code)) {
+        dropped = true;                          /* its notes and help go too */
+        return;
+    }
     va_list ap;
     va_start(ap, fmt);
-    report(SEV_WARNING, sp, fmt, ap);
+    report(warn_error[code], code, sp, fmt, ap);
     va_end(ap);
+}
+
+static Diag *last_diag(void)
+{
+    return diags.len && !dropped ? diags.items[diags.len - 1] : NULL;
+}
+
+static void add_note(Span sp, bool help, const char *msg)
+{
+    Diag *d = last_diag();
+    if (!d)
+        return;
+    DiagNote *n = arena_alloc(sizeof *n);
+    n->span = sp;
+    n->msg = msg;
+    n->help = help;
+    vec_push(&d->notes, n);
 }
 
 void diag_note(Span sp, const char *fmt, ...)
 {
-    if (!diags.len)
-        return;
-    Note *n = arena_alloc(sizeof *n);
-    va_list ap;
-    va_start(ap, fmt);
-    n->span = sp;
-    n->msg = vformat(fmt, ap);
-    va_end(ap);
-    vec_push(&((Diag *)diags.items[diags.len - 1])->notes, n);
-}
-
-void diag_help(const char *fmt, ...)
-{
-    if (!diags.len)
+    if (!last_diag())
         return;
     va_list ap;
     va_start(ap, fmt);
     const char *msg = vformat(fmt, ap);
     va_end(ap);
-    vec_push(&((Diag *)diags.items[diags.len - 1])->helps, (void *)msg);
+    add_note(sp, false, msg);
+}
+
+void diag_help(const char *fmt, ...)
+{
+    Diag *d = last_diag();
+    if (!d)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    const char *msg = vformat(fmt, ap);
+    va_end(ap);
+    add_note(d->span, true, msg);
+}
+
+void diag_fixit(Span sp, const char *text)
+{
+    Diag *d = last_diag();
+    if (!d || sp.file < 0)
+        return;
+    DiagFix *f = arena_alloc(sizeof *f);
+    f->span = sp;
+    f->text = arena_strdup(text);
+    vec_push(&d->fixes, f);
+}
+
+void diag_fixit_here(const char *text)
+{
+    Diag *d = last_diag();
+    if (d)
+        diag_fixit(d->span, text);
 }
 
 int diag_error_count(void)
 {
     return nerrors;
+}
+
+int diag_warning_count(void)
+{
+    return nwarnings;
 }
 
 /* ---- text output ---------------------------------------------------------- */
@@ -189,22 +335,41 @@ static void print_snippet(FILE *out, Span sp)
     fprintf(out, "%s\n", col(C_RESET));
 }
 
+/* " [E0401]", " [-Wunused-let]" or " [-Werror=unused-let]" after the message. */
+static void print_code(FILE *out, Diag *d)
+{
+    const char *w = diag_warning_name(d->code);
+    if (w)
+        fprintf(out, " [-W%s%s]", d->error ? "error=" : "", w);
+    else if (d->code != DIAG_NOCODE)
+        fprintf(out, " [%s]", diag_code_str(d->code));
+}
+
 static void print_text(FILE *out, Diag *d)
 {
     print_where(out, d->span);
-    if (d->sev == SEV_ERROR)
+    if (d->error)
         fprintf(out, "%serror:%s ", col(C_RED), col(C_RESET));
     else
         fprintf(out, "%swarning:%s ", col(C_MAG), col(C_RESET));
-    fprintf(out, "%s%s%s\n", col(C_BOLD), d->msg, col(C_RESET));
+    fprintf(out, "%s%s%s", col(C_BOLD), d->msg, col(C_RESET));
+    print_code(out, d);
+    fputc('\n', out);
     print_snippet(out, d->span);
-    for (int i = 0; i < d->notes.len; i++) {
-        Note *n = d->notes.items[i];
+    for (int i = 0; i < d->notes.len; i++) {     /* the notes, then the help lines */
+        DiagNote *n = d->notes.items[i];
+        if (n->help)
+            continue;
         print_where(out, n->span);
         fprintf(out, "%snote:%s %s\n", col(C_CYAN), col(C_RESET), n->msg);
     }
-    for (int i = 0; i < d->helps.len; i++)
-        fprintf(out, "%shelp:%s %s\n", col(C_BOLD), col(C_RESET), (char *)d->helps.items[i]);
+    for (int i = 0; i < d->notes.len; i++) {
+        DiagNote *n = d->notes.items[i];
+        if (!n->help)
+            continue;
+        print_where(out, n->span);
+        fprintf(out, "%shelp:%s %s\n", col(C_BOLD), col(C_RESET), n->msg);
+    }
 }
 
 /* ---- JSON output ---------------------------------------------------------- */
@@ -259,27 +424,60 @@ static void json_end(FILE *out, Span sp)
     fprintf(out, ",\"end_line\":%d,\"end_column\":%d", line, c);
 }
 
+/* A fix-it: the replaced range as GCC gives it (start, and "next": just past
+ * its end) and the replacement. */
+static void json_fix(FILE *out, DiagFix *f)
+{
+    Span next = f->span;
+    next.lo = f->span.hi;
+    int line, c;
+    fputc('{', out);
+    json_where(out, f->span);
+    src_linecol(next, &line, &c);
+    fprintf(out, ",\"next_line\":%d,\"next_column\":%d,\"replacement\":", line, c);
+    json_str(out, f->text);
+    fputc('}', out);
+}
+
 static void print_json(FILE *out, Diag *d)
 {
     fputc('{', out);
     json_where(out, d->span);
     json_end(out, d->span);
-    fprintf(out, ",\"severity\":\"%s\",\"message\":", d->sev == SEV_ERROR ? "error" : "warning");
+    fprintf(out, ",\"severity\":\"%s\",\"code\":\"%s\"", d->error ? "error" : "warning",
+            diag_code_str(d->code));
+    const char *w = diag_warning_name(d->code);
+    if (w)
+        fprintf(out, ",\"option\":\"-W%s%s\"", d->error ? "error=" : "", w);
+    fputs(",\"message\":", out);
     json_str(out, d->msg);
     fputs(",\"notes\":[", out);
+    int k = 0;
     for (int i = 0; i < d->notes.len; i++) {
-        Note *n = d->notes.items[i];
-        fputs(i ? ",{" : "{", out);
+        DiagNote *n = d->notes.items[i];
+        if (n->help)
+            continue;
+        fputs(k++ ? ",{" : "{", out);
         json_where(out, n->span);
         fputs(",\"message\":", out);
         json_str(out, n->msg);
         fputc('}', out);
     }
     fputs("],\"help\":[", out);
-    for (int i = 0; i < d->helps.len; i++) {
+    k = 0;
+    for (int i = 0; i < d->notes.len; i++) {
+        DiagNote *n = d->notes.items[i];
+        if (!n->help)
+            continue;
+        if (k++)
+            fputc(',', out);
+        json_str(out, n->msg);
+    }
+    fputs("],\"fixits\":[", out);
+    for (int i = 0; i < d->fixes.len; i++) {
         if (i)
             fputc(',', out);
-        json_str(out, d->helps.items[i]);
+        json_fix(out, d->fixes.items[i]);
     }
     fputs("]}", out);
 }
@@ -317,6 +515,14 @@ void diag_flush(void)
     }
     fflush(stderr);
     memset(&diags, 0, sizeof diags);
+}
+
+Vec diag_take(void)
+{
+    sort_by_position();
+    Vec v = diags;
+    memset(&diags, 0, sizeof diags);
+    return v;
 }
 
 /* ---- did you mean --------------------------------------------------------- */

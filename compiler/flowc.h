@@ -71,16 +71,187 @@ void src_reset(void);                            /* forget all sources (fuzz har
 
 /* ---- diag.c: diagnostics in the GCC format ------------------------------- */
 
+/* Every diagnostic has a stable code, listed once here and explained in
+ * doc/diagnostics.md (tests/sh/diag_codes.sh keeps the two in step).
+ * Errors are E<class><nn>; warnings are W<nnnn> and have a -W name too.
+ * Never renumber a code: retire it and add a new one. */
+#define DIAG_ERRORS(X)                                                              \
+    /* lexical */                                                                  \
+    X(E0101, "block comment")                                                      \
+    X(E0102, "operator of another language")                                       \
+    X(E0103, "semicolon")                                                          \
+    X(E0104, "single-quoted string")                                               \
+    X(E0105, "non-ASCII character outside a string")                               \
+    X(E0106, "unexpected character")                                               \
+    X(E0107, "'{{' not closed on its line")                                        \
+    X(E0108, "unterminated string")                                                \
+    X(E0109, "number out of range")                                                \
+    X(E0110, "bad number suffix")                                                  \
+    X(E0111, "unknown escape sequence")                                            \
+    X(E0112, "keyword of another language")                                        \
+    /* syntax */                                                                   \
+    X(E0201, "unexpected token")                                                   \
+    X(E0202, "unclosed bracket")                                                   \
+    X(E0203, "line ends too early")                                                \
+    X(E0204, "nested too deeply")                                                  \
+    X(E0205, "interpolated import path")                                           \
+    X(E0206, "default value on an agent parameter")                                \
+    X(E0207, "unknown generic type")                                               \
+    X(E0208, "'using' not on an agent call")                                       \
+    X(E0209, "'loop' without a bound")                                             \
+    X(E0210, "named argument")                                                     \
+    X(E0211, "call of something that is not a name")                               \
+    /* files */                                                                    \
+    X(E0301, "module not found")                                                   \
+    X(E0302, "file cannot be read")                                                \
+    /* names */                                                                    \
+    X(E0401, "unknown type")                                                       \
+    X(E0402, "wrong kind of name")                                                 \
+    X(E0403, "unknown variable")                                                   \
+    X(E0404, "name a template cannot see")                                         \
+    X(E0405, "unknown model")                                                      \
+    X(E0406, "unknown schema")                                                     \
+    X(E0407, "unknown agent or function")                                          \
+    X(E0408, "unknown enum value")                                                 \
+    X(E0409, "unknown field")                                                      \
+    X(E0410, "name declared twice in one scope")                                   \
+    X(E0411, "declaration declared twice")                                         \
+    X(E0412, "duplicate field, parameter or enum value")                           \
+    X(E0413, "duplicate phase")                                                    \
+    X(E0414, "duplicate stage")                                                    \
+    X(E0415, "second workflow")                                                    \
+    /* types */                                                                    \
+    X(E0501, "optional used where a value is needed")                              \
+    X(E0502, "field access on a non-record")                                       \
+    X(E0503, "no value where one is needed")                                       \
+    X(E0504, "list elements of different types")                                   \
+    X(E0505, "condition or operand not bool")                                      \
+    X(E0506, "operator on the wrong types")                                        \
+    X(E0507, "null comparison that is always the same")                            \
+    X(E0508, "comparison of incompatible types")                                   \
+    X(E0509, "'?\?' on a non-optional")                                             \
+    X(E0510, "'?\?' default of the wrong type")                                     \
+    X(E0511, "negation of a non-number")                                           \
+    X(E0512, "'if' and 'else' of different types")                                 \
+    X(E0513, "match arms of different types")                                      \
+    X(E0514, "type that cannot be inferred")                                       \
+    X(E0515, "assignment of the wrong type")                                       \
+    X(E0516, "duration outside a setting")                                         \
+    X(E0517, "null check undone inside a loop")                                    \
+    /* calls */                                                                    \
+    X(E0601, "wrong number of arguments")                                          \
+    X(E0602, "argument of the wrong type")                                         \
+    X(E0603, "list argument expected")                                             \
+    X(E0604, "bad type argument of read_jsonl")                                    \
+    X(E0605, "type arguments where none are taken")                                \
+    X(E0606, "call inside a template")                                             \
+    /* records, schemas and constraints */                                         \
+    X(E0701, "record missing required fields")                                     \
+    X(E0702, "record field given twice")                                           \
+    X(E0703, "record field of the wrong type")                                     \
+    X(E0704, "constant outside the field's constraint")                            \
+    X(E0705, "schema that contains itself")                                        \
+    X(E0706, "constraint that does not fit its type")                              \
+    X(E0707, "bad constraint bounds")                                              \
+    /* control flow */                                                             \
+    X(E0801, "match missing cases")                                                \
+    X(E0802, "match case handled twice")                                           \
+    X(E0803, "match on a non-enum")                                                \
+    X(E0804, "loop over a non-list")                                               \
+    X(E0805, "option on a plain 'for'")                                            \
+    X(E0806, "pipeline without stages")                                            \
+    X(E0807, "bad 'loop max' bound")                                               \
+    X(E0808, "'break' outside a loop")                                             \
+    X(E0809, "'skip' or 'escalate' outside an item body")                          \
+    X(E0810, "'return' inside parallel code")                                      \
+    X(E0811, "'escalate' without an item")                                         \
+    X(E0812, "stage that uses itself or a later stage")                            \
+    X(E0813, "dependency inside 'parallel { }'")                                   \
+    X(E0814, "data race on an outer variable")                                     \
+    X(E0815, "assignment to a stage value")                                        \
+    /* settings, models, agents and budgets */                                     \
+    X(E0901, "unknown setting")                                                    \
+    X(E0902, "setting given twice")                                                \
+    X(E0903, "bad setting value")                                                  \
+    X(E0904, "incomplete model")                                                   \
+    X(E0905, "incomplete agent")                                                   \
+    X(E0906, "phase budget above the workflow's")                                  \
+    X(E0907, "misplaced budget")                                                   \
+    X(E0908, "phase not at the top level")                                         \
+    X(E0909, "bad model alias")                                                    \
+    X(E0910, "setting the model's provider does not take")                         \
+    X(E0911, "answer beyond the provider's structured-output limits")              \
+    /* workflows */                                                                \
+    X(E1001, "return that does not fit the workflow")                              \
+    X(E1002, "path that ends without returning")                                   \
+    X(E1003, "workflow parameter that is not a flag")                              \
+    X(E1004, "default that is not a literal")                                      \
+    /* code generation */                                                          \
+    X(E1101, "construct the code generator does not support")                      \
+    /* http operations */                                                          \
+    X(E1201, "secret where it would be logged")                                    \
+    X(E1202, "bad url")                                                            \
+    X(E1203, "bad header")                                                         \
+    X(E1204, "bad paging settings")                                                \
+    X(E1205, "bad body")                                                           \
+    X(E1206, "'write' or 'approval' that contradicts the method")                  \
+    X(E1207, "incomplete http operation")                                          \
+    X(E1208, "write that needs approval given an unapproved value")                \
+    X(E1209, "env() without a literal name in an http operation")
+
+/* Warnings: code, -W name, what it flags.  All are on by default. */
+#define DIAG_WARNINGS(X)                                                            \
+    X(W0001, "unused-value", "an expression statement with no effect")             \
+    X(W0002, "unused-let", "a 'let' whose value is never read")                    \
+    X(W0003, "unused-parameter", "an agent or workflow parameter never used")      \
+    X(W0004, "unused-schema", "a schema the workflow never uses")                  \
+    X(W0005, "unused-enum", "an enum the workflow never uses")                     \
+    X(W0006, "unused-agent", "an agent the workflow never calls")                  \
+    X(W0007, "unused-model", "a model no agent or call uses")                      \
+    X(W0008, "shadow", "a 'let' that hides an outer name")                         \
+    X(W0009, "unreachable-code", "code after 'return', 'fail', 'break' or 'skip'") \
+    X(W0010, "constant-condition", "an 'if' or 'where' whose condition is constant") \
+    X(W0011, "unused-http", "an http operation the workflow never calls")         \
+    X(W0012, "model-alias", "a model named by an old name (an alias)")            \
+    X(W0013, "model-retirement", "a model retired, or retiring within 30 days")   \
+    X(W0014, "cache-prefix", "an agent's fixed prompt prefix just under caching")
+
+typedef enum DiagCode {
+    DIAG_NOCODE,
+#define X(code, title) code,
+    DIAG_ERRORS(X)
+#undef X
+#define X(code, name, title) code,
+    DIAG_WARNINGS(X)
+#undef X
+    DIAG_NCODES
+} DiagCode;
+
 typedef enum DiagFormat { DIAG_TEXT, DIAG_JSON } DiagFormat;
 
 void diag_init(DiagFormat fmt, bool colour);     /* colour only when asked (a TTY) */
-void diag_error(Span sp, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void diag_warning(Span sp, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* A note at a location (usually a declaration), attached to the last error. */
+void diag_error(Span sp, DiagCode code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* A warning (code is a W code); dropped, with its notes and help, when
+ * disabled; an error under -Werror. */
+void diag_warning(Span sp, DiagCode code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* A note at a location (usually a declaration), attached to the last diagnostic. */
 void diag_note(Span sp, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* A help line without location (the fix), attached to the last error. */
+/* A help line (the fix), attached to the last diagnostic; printed at its location. */
 void diag_help(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A fix-it: replace the text of sp with text (JSON output and the language server). */
+void diag_fixit(Span sp, const char *text);
+void diag_fixit_here(const char *text);          /* ... replacing the diagnostic's own span */
+/* -W options: -Wname, -Wno-name, -Werror, -Werror=name, -Wno-error=name, -Wunused,
+ * -Wall, -Wextra, -Wnone.  False for an unknown one (the caller says so). */
+bool diag_option(const char *opt);
+bool diag_warning_enabled(DiagCode code);
+const char *diag_code_str(DiagCode code);        /* "E0401", "W0002" */
+const char *diag_code_title(DiagCode code);      /* "unknown type" */
+const char *diag_warning_name(DiagCode code);    /* "unused-let", or NULL for an error */
+/* The closest -W name to a misspelled one, or NULL. */
+const char *diag_closest_option(const char *name);
 int diag_error_count(void);
+int diag_warning_count(void);
 /* Writes s[0..n) as a JSON string literal, quotes included (also for
  * schema.c and cg.c: the compiler's one JSON string writer). */
 void json_put_str(FILE *out, const char *s, size_t n);
@@ -88,6 +259,31 @@ void diag_flush(void);                           /* prints (JSON: the array) wha
 /* "did you mean": the closest of candidates to name, or NULL if none is close. */
 const char *diag_closest(const char *name, const char *const *candidates, int n);
 void diag_reset(void);                           /* drop buffered diagnostics and the count (fuzz harness) */
+
+/* A diagnostic as data, for the language server (diag_take). */
+typedef struct DiagNote {
+    Span span;                                   /* where it points (help: the diagnostic's) */
+    const char *msg;                             /* its text */
+    bool help;                                   /* a help line, not a note */
+} DiagNote;
+
+typedef struct DiagFix {
+    Span span;                                   /* the text to replace */
+    const char *text;                            /* what replaces it */
+} DiagFix;
+
+typedef struct DiagInfo {
+    bool error;                                  /* error (or -Werror warning), else warning */
+    DiagCode code;                               /* its code */
+    Span span;                                   /* the mistake */
+    const char *msg;                             /* the message */
+    Vec notes;                                   /* DiagNote*: notes and help, in order */
+    Vec fixes;                                   /* DiagFix* */
+} DiagInfo;
+
+/* Hands over the buffered diagnostics (DiagInfo*, in source order) instead of
+ * printing them; the buffer is empty after. */
+Vec diag_take(void);
 
 /* ---- ast.c: the syntax tree ---------------------------------------------- */
 
@@ -137,6 +333,7 @@ typedef struct Field {
     Node *deflt;                                 /* workflow parameters only, may be NULL */
     const char *doc;                             /* `///` lines joined by '\n', or NULL */
     Type *type;                                  /* sema: resolved */
+    void *sym;                                   /* sema: a parameter's Sym */
 } Field;
 
 typedef enum DeclKind {
@@ -350,6 +547,8 @@ typedef struct Sym {
     Node *taint;                                 /* approval.c: why its value may not have
                                                     passed through approve(), or NULL */
     Node *taint_via;                             /* approval.c: the binding that gave it */
+    int reads;                                   /* names that read it (lint: unused) */
+    struct Sym *hides;                           /* the outer local it shadows, or NULL */
 } Sym;
 
 /* Resolved settings of a model declaration (Decl.sema). */
@@ -443,6 +642,13 @@ const char *caps_output_mode(const ModelInfo *mi);
 /* Bytes of a template (N_STRING) before its first {{ }}; *whole when it has none. */
 size_t caps_template_head(Node *s, bool *whole);
 
+/* ---- lint.c: warnings ---------------------------------------------------- */
+
+/* Warns about what checks but is likely a mistake (flowc.h's DIAG_WARNINGS)
+ * in a program that sema_check() accepted; root is the file whose own
+ * declarations are judged (imports are not). */
+void lint_program(Program *p, int root);
+
 /* ---- schema.c: JSON Schema per schema and provider ----------------------- */
 
 typedef enum SchemaDialect {
@@ -474,5 +680,9 @@ const char *flowc_exe_dir(void);
 /* Parses files and their imports, then type-checks.  Diagnostics are printed;
  * returns false if there was any error. */
 bool flowc_load(Program *p, char *const *files, int nfiles);
+/* The files of a command line, each directory replaced by the *.flow files
+ * under it (recursively, in name order, hidden directories skipped);
+ * false (said on stderr) if a directory cannot be read. */
+bool flowc_expand_args(char **args, int n, Vec *files);
 
 #endif

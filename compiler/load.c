@@ -10,6 +10,7 @@
  */
 #include "flowc.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -74,6 +75,59 @@ const char *flowc_stdlib_dir(void)
     return dir;
 }
 
+/* ---- command-line files ----------------------------------------------------- */
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Appends the *.flow files under dir (recursively, in name order; hidden
+ * directories and symbolic links to directories are skipped) to files. */
+static bool flow_files_in(const char *dir, Vec *files)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        fprintf(stderr, "flowc: cannot read directory %s: %s\n", dir, strerror(errno));
+        return false;
+    }
+    Vec names = { 0 };
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.')
+            vec_push(&names, arena_strdup(e->d_name));
+    closedir(d);
+    qsort(names.items, (size_t)names.len, sizeof(char *), cmp_str);
+    bool ok = true;
+    for (int i = 0; i < names.len; i++) {
+        const char *name = names.items[i];
+        size_t n = strlen(name);
+        char *path = arena_printf("%s%s%s", dir, dir[strlen(dir) - 1] == '/' ? "" : "/", name);
+        struct stat st;
+        if (lstat(path, &st) != 0)
+            continue;
+        if (S_ISDIR(st.st_mode))
+            ok &= flow_files_in(path, files);
+        else if (n > 5 && strcmp(name + n - 5, ".flow") == 0 && (S_ISREG(st.st_mode) || S_ISLNK(st.st_mode)))
+            vec_push(files, path);
+    }
+    return ok;
+}
+
+/* The files of the command line, directories expanded to their *.flow files. */
+bool flowc_expand_args(char **args, int n, Vec *files)
+{
+    bool ok = true;
+    for (int i = 0; i < n; i++) {
+        struct stat st;
+        if (stat(args[i], &st) == 0 && S_ISDIR(st.st_mode))
+            ok &= flow_files_in(args[i], files);
+        else
+            vec_push(files, args[i]);
+    }
+    return ok;
+}
+
 /* ---- loading ------------------------------------------------------------------- */
 
 typedef struct Loaded {
@@ -128,7 +182,7 @@ static bool load_imports(Program *p, int file, int first, int last)
             continue;
         const char *path = resolve_import(src_get(file)->path, d->name);
         if (!path) {
-            diag_error(d->name_span, "cannot find module '%s'", d->name);
+            diag_error(d->name_span, E0301, "cannot find module '%s'", d->name);
             diag_help("an import is a path relative to this file ('.flow' optional) "
                       "or a module of the standard library (see FLOWC_STDLIB)");
             ok = false;
@@ -145,14 +199,14 @@ static bool load_file(Program *p, const char *path, Span from)
     char real[PATH_MAX];
     if (!realpath(path, real) || !is_file(real)) {
         int err = errno;
-        diag_error(from, "cannot read '%s': %s", path, is_dir(path) ? "is a directory" : strerror(err));
+        diag_error(from, E0302, "cannot read '%s': %s", path, is_dir(path) ? "is a directory" : strerror(err));
         return false;
     }
     if (find_loaded(real) >= 0)
         return true;
     int file = src_load(path);
     if (file < 0) {
-        diag_error(from, "cannot read '%s': %s", path, strerror(errno));
+        diag_error(from, E0302, "cannot read '%s': %s", path, strerror(errno));
         return false;
     }
     Loaded *l = arena_alloc(sizeof *l);
@@ -174,6 +228,8 @@ bool flowc_load(Program *p, char *const *files, int nfiles)
         ok &= load_file(p, files[i], no_span);
     if (ok && diag_error_count() == 0)
         ok = sema_check(p);
+    if (ok && p->files.len)
+        lint_program(p, (int)(intptr_t)p->files.items[0]);
     ok = ok && diag_error_count() == 0;
     diag_flush();
     return ok;

@@ -4,8 +4,8 @@
  *   flowc check FILE...     parse, resolve imports, type-check each file
  *   flowc build ...         build.c's cmd_build
  *
- * Global options (--color=, --diagnostics-format=) may stand anywhere and are
- * taken out before the command sees its arguments.  Loading files is
+ * Global options (--color=, --diagnostics-format=, -W...) may stand anywhere
+ * and are taken out before the command sees its arguments.  Loading files is
  * load.c's flowc_load().
  */
 #include "flowc.h"
@@ -15,16 +15,22 @@
 #include <unistd.h>
 
 static const char usage[] =
-    "usage: flowc check [--dump-ast] [--dump-types] FILE...\n"
+    "usage: flowc check [--dump-ast] [--dump-types] FILE|DIR...\n"
     "       flowc build FILE [-o OUT] [--emit-c FILE.c] [--emit-schemas DIR] [--keep-c]\n"
     "\n"
     "commands:\n"
-    "  check     type-check .flow files (exit 0 clean, 1 on any error)\n"
+    "  check     type-check .flow files, or every *.flow under a DIR (exit 0 clean, 1 on any error)\n"
     "  build     compile a .flow file to a native executable\n"
     "\n"
     "options:\n"
     "  --color=auto|always|never           colour diagnostics (auto: on a terminal, unless NO_COLOR)\n"
     "  --diagnostics-format=text|json      GCC-style text, or one JSON array on stderr\n"
+    "  -Wno-NAME, -WNAME                   turn a warning off or on: unused-value, unused-let,\n"
+    "                                      unused-parameter, unused-schema, unused-enum,\n"
+    "                                      unused-agent, unused-http, unused-model, shadow,\n"
+    "                                      unreachable-code,\n"
+    "                                      constant-condition; -Wno-unused: all unused-*; -Wnone\n"
+    "  -Werror, -Werror=NAME               warnings (or one) are errors\n"
     "  --dump-ast                          print the syntax tree (check)\n"
     "  --dump-types                        print the checked types (check)\n"
     "  -h, --help                          this help\n"
@@ -43,7 +49,7 @@ static int usage_error(const char *fmt, const char *arg)
     return 2;
 }
 
-/* flowc check [--dump-ast] [--dump-types] FILE...: each file on its own. */
+/* flowc check [--dump-ast] [--dump-types] FILE|DIR...: each file on its own. */
 static int cmd_check(int argc, char **argv)
 {
     bool dump_ast = false, dump_types = false;
@@ -64,10 +70,11 @@ static int cmd_check(int argc, char **argv)
     }
     if (nfiles == 0)
         return usage_error("%s", "check: no input files");
-    int status = 0;
-    for (int i = 0; i < nfiles; i++) {
+    Vec all = { 0 };
+    int status = flowc_expand_args(files, nfiles, &all) ? 0 : 1;
+    for (int i = 0; i < all.len; i++) {
         Program *p = arena_alloc(sizeof *p);
-        bool ok = flowc_load(p, &files[i], 1);
+        bool ok = flowc_load(p, (char **)&all.items[i], 1);
         if (dump_ast)
             ast_dump(stdout, p);
         if (dump_types && ok)
@@ -91,6 +98,17 @@ static int global_options(int *argc, char **argv)
             color = strchr(a, '=') + 1;
             if (strcmp(color, "auto") && strcmp(color, "always") && strcmp(color, "never"))
                 return usage_error("--color takes auto, always or never, not '%s'", color), -1;
+        } else if (strncmp(a, "-W", 2) == 0) {
+            if (!diag_option(a)) {
+                const char *w = a + 2;
+                w = strncmp(w, "no-", 3) == 0 ? w + 3 : strncmp(w, "error=", 6) == 0 ? w + 6 : w;
+                const char *near = diag_closest_option(w);
+                if (near)
+                    fprintf(stderr, "flowc: unknown warning option '%s'; did you mean '-W%s'?\n", a, near);
+                else
+                    fprintf(stderr, "flowc: unknown warning option '%s'; see 'flowc --help'\n", a);
+                return -1;
+            }
         } else if (strncmp(a, "--diagnostics-format=", 21) == 0) {
             if (strcmp(a + 21, "json") == 0)
                 fmt = DIAG_JSON;

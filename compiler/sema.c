@@ -218,8 +218,10 @@ static void note_decl(Decl *d)
 static bool help_closest(const char *name, Vec *cands)
 {
     const char *c = diag_closest(name, (const char *const *)cands->items, cands->len);
-    if (c)
+    if (c) {
         diag_help("did you mean '%s'?", c);
+        diag_fixit_here(c);                      /* the misspelled name is the error's span */
+    }
     return c != NULL;
 }
 
@@ -256,7 +258,7 @@ static void help_optional(Node *e)
 /* Error for an optional where a value is needed ("... cannot be iterated"). */
 static void optional_misuse(Node *e, Type *t, const char *use)
 {
-    diag_error(e->span, "%s may be null (%s), so it cannot be %s", what(e), ty_str(t), use);
+    diag_error(e->span, E0501, "%s may be null (%s), so it cannot be %s", what(e), ty_str(t), use);
     help_optional(e);
 }
 
@@ -392,10 +394,12 @@ static Sym *scope_bind(SymKind k, const char *name, Span sp, Type *t)
     Sym *s = sym_new(k, name, sp, t);
     Binding *old = scope_top(name);
     if (old && old->level == S.level) {
-        diag_error(sp, "'%s' is already declared in this scope", name);
+        diag_error(sp, E0410, "'%s' is already declared in this scope", name);
         diag_note(old->sym->span, "'%s' declared here", name);
         diag_help("pick another name, or assign it with '%s = ...'", name);
     }
+    if (old && old->level < S.level)
+        s->hides = old->sym;
     Binding *b = arena_alloc(sizeof *b);
     b->sym = s;
     b->shadow = old;
@@ -493,7 +497,7 @@ static void facts_kill(Sym *s, Node *at, bool may_be_null)
         if (f->sym != s || (!f->path[0] && !may_be_null))
             continue;
         if (f->loops < S.loops && !told) {
-            diag_error(at->span, "'%s%s' was checked for null outside this loop; assigning "
+            diag_error(at->span, E0517, "'%s%s' was checked for null outside this loop; assigning "
                        "'%s' here undoes the check for the next round", s->name, f->path,
                        s->name);
             diag_help("give a default with '?\?', or check it again inside the loop");
@@ -559,10 +563,10 @@ static Type *resolve_type(TypeExpr *te)
     if (d && (d->kind == D_SCHEMA || d->kind == D_ENUM))
         return ty_decl(d);
     if (d) {
-        diag_error(te->span, "'%s' is %s, not a type", te->name, kind_name(d->kind));
+        diag_error(te->span, E0402, "'%s' is %s, not a type", te->name, kind_name(d->kind));
         note_decl(d);
     } else {
-        diag_error(te->span, "unknown type '%s'", te->name);
+        diag_error(te->span, E0401, "unknown type '%s'", te->name);
         help_closest_decl(te->name, 1u << D_SCHEMA | 1u << D_ENUM, prim_names);
     }
     return ty_error;
@@ -587,9 +591,9 @@ static bool setting_ok(Vec *settings, int i, const char *const *keys, const char
             all = arena_printf("%s%s'%s'", all, *all ? ", " : "", *k);
         }
         if (name)
-            diag_error(s->key_span, "unknown setting '%s' in %s '%s'", s->key, kind, name);
+            diag_error(s->key_span, E0901, "unknown setting '%s' in %s '%s'", s->key, kind, name);
         else
-            diag_error(s->key_span, "unknown setting '%s' in %s", s->key, kind);
+            diag_error(s->key_span, E0901, "unknown setting '%s' in %s", s->key, kind);
         if (!help_closest(s->key, &c))
             diag_help("the settings are %s", all);
         return false;
@@ -597,7 +601,7 @@ static bool setting_ok(Vec *settings, int i, const char *const *keys, const char
     for (int j = 0; j < i; j++) {
         Setting *t = settings->items[j];
         if (strcmp(t->key, s->key) == 0) {
-            diag_error(s->key_span, "setting '%s' is given twice", s->key);
+            diag_error(s->key_span, E0902, "setting '%s' is given twice", s->key);
             diag_note(t->key_span, "first given here");
             return false;
         }
@@ -621,20 +625,20 @@ static bool setting_num(Setting *s, double lo, double hi, bool lo_open, bool nee
     double v;
     bool is_int;
     if (!lit_num(s->value, &v, &is_int) || (need_int && !is_int)) {
-        diag_error(s->value->span, "%s must be %s, got %s", s->key,
+        diag_error(s->value->span, E0903, "%s must be %s, got %s", s->key,
                    need_int ? "a whole number" : "a number", what(s->value));
         return false;
     }
     s->value->type = is_int ? ty_int : ty_float;
     if (v < lo || v > hi || (lo_open && v <= lo)) {
         if (lo_open && isinf(hi))
-            diag_error(s->value->span, "%s must be greater than %s, got %s", s->key,
+            diag_error(s->value->span, E0903, "%s must be greater than %s, got %s", s->key,
                        fmt_num(lo), fmt_num(v));
         else if (isinf(hi))
-            diag_error(s->value->span, "%s must be at least %s, got %s", s->key,
+            diag_error(s->value->span, E0903, "%s must be at least %s, got %s", s->key,
                        fmt_num(lo), fmt_num(v));
         else
-            diag_error(s->value->span, "%s must be between %s and %s, got %s", s->key,
+            diag_error(s->value->span, E0903, "%s must be between %s and %s, got %s", s->key,
                        fmt_num(lo), fmt_num(hi), fmt_num(v));
         return false;
     }
@@ -645,7 +649,7 @@ static bool setting_num(Setting *s, double lo, double hi, bool lo_open, bool nee
 static bool setting_duration(Setting *s, int64_t lo, int64_t hi, int64_t *out)
 {
     if (s->value->kind != N_DURATION) {
-        diag_error(s->value->span, "%s must be a duration such as 30s, 5m or 1h, got %s",
+        diag_error(s->value->span, E0903, "%s must be a duration such as 30s, 5m or 1h, got %s",
                    s->key, what(s->value));
         return false;
     }
@@ -653,9 +657,9 @@ static bool setting_duration(Setting *s, int64_t lo, int64_t hi, int64_t *out)
     int64_t v = s->value->ival;
     if (v < lo || v > hi) {
         if (hi == INT64_MAX)
-            diag_error(s->value->span, "%s must be greater than 0, got %s", s->key, fmt_ms(v));
+            diag_error(s->value->span, E0903, "%s must be greater than 0, got %s", s->key, fmt_ms(v));
         else
-            diag_error(s->value->span, "%s must be between %s and %s, got %s", s->key,
+            diag_error(s->value->span, E0903, "%s must be between %s and %s, got %s", s->key,
                        fmt_ms(lo), fmt_ms(hi), fmt_ms(v));
         return false;
     }
@@ -667,7 +671,7 @@ static const char *setting_string(Setting *s)
 {
     const char *v = plain_string(s->value);
     if (!v)
-        diag_error(s->value->span, "%s must be a string literal%s, got %s", s->key,
+        diag_error(s->value->span, E0903, "%s must be a string literal%s, got %s", s->key,
                    s->value->kind == N_STRING ? " without {{ }}" : "", what(s->value));
     else
         s->value->type = ty_string;
@@ -685,7 +689,7 @@ static const char *setting_word(Setting *s, const char *const *words)
             return *k;
         all = arena_printf("%s%s%s", all, *all ? ", " : "", *k);
     }
-    diag_error(s->value->span, "%s must be one of %s, got %s", s->key, all, what(s->value));
+    diag_error(s->value->span, E0903, "%s must be one of %s, got %s", s->key, all, what(s->value));
     if (w) {
         Vec c = {0};
         for (const char *const *k = words; *k; k++)
@@ -726,7 +730,7 @@ static void check_dup_fields(Vec *fields, const char *what_)
             map_put(&seen, f->name, f);
             continue;
         }
-        diag_error(f->span, "duplicate %s '%s'", what_, f->name);
+        diag_error(f->span, E0412, "duplicate %s '%s'", what_, f->name);
         diag_note(g->span, "'%s' first declared here", g->name);
     }
 }
@@ -751,7 +755,7 @@ static void check_constraint(Field *f)
     bool fits = c->kind == CONS_RANGE ? base->kind == TY_INT || base->kind == TY_FLOAT
                                       : base->kind == TY_STRING || base->kind == TY_LIST;
     if (!fits) {
-        diag_error(c->span, "constraint '%s' does not fit field '%s' of type %s", cons_text(c),
+        diag_error(c->span, E0706, "constraint '%s' does not fit field '%s' of type %s", cons_text(c),
                    f->name, ty_str(f->type));
         diag_help("'in lo..hi' applies to int and float, 'len lo..hi' to string and list");
         return;
@@ -761,14 +765,14 @@ static void check_constraint(Field *f)
     if (!lit_num(c->lo, &lo, &ilo) || !lit_num(c->hi, &hi, &ihi))
         return;                                  /* the parser reported it */
     if ((c->kind == CONS_LEN || base->kind == TY_INT) && (!ilo || !ihi)) {
-        diag_error(c->span, "constraint '%s' on field '%s' needs whole-number bounds",
+        diag_error(c->span, E0707, "constraint '%s' on field '%s' needs whole-number bounds",
                    cons_text(c), f->name);
         return;
     }
     if (c->kind == CONS_LEN && lo < 0)
-        diag_error(c->span, "a length cannot be negative, got %s", fmt_num(lo));
+        diag_error(c->span, E0707, "a length cannot be negative, got %s", fmt_num(lo));
     else if (lo > hi)
-        diag_error(c->span, "constraint '%s' on field '%s' is empty: %s is greater than %s",
+        diag_error(c->span, E0707, "constraint '%s' on field '%s' is empty: %s is greater than %s",
                    cons_text(c), f->name, fmt_num(lo), fmt_num(hi));
 }
 
@@ -810,7 +814,7 @@ static void check_schema_cycle(Decl *d)
         Field *f = d->fields.items[i];
         Map seen = {0};
         if (f->type && schema_reaches(f->type, d, &seen)) {
-            diag_error(f->texpr->span, "schema '%s' contains itself through field '%s'",
+            diag_error(f->texpr->span, E0705, "schema '%s' contains itself through field '%s'",
                        d->name, f->name);
             diag_help("make the field optional ('%s?') or a list", ty_str(f->type));
             return;
@@ -835,7 +839,7 @@ static int enum_index(Decl *e, const char *name)
 
 static void unknown_enum_value(Decl *e, const char *name, Span sp)
 {
-    diag_error(sp, "enum '%s' has no value '%s'", e->name, name);
+    diag_error(sp, E0408, "enum '%s' has no value '%s'", e->name, name);
     help_closest_field(&e->values, name);
     note_decl(e);
 }
@@ -859,7 +863,7 @@ static const char *const token_params[] = { "max_tokens", "max_completion_tokens
 static int setting_bool(Setting *s)
 {
     if (s->value->kind != N_BOOL) {
-        diag_error(s->value->span, "%s must be true or false, got %s", s->key, what(s->value));
+        diag_error(s->value->span, E0903, "%s must be true or false, got %s", s->key, what(s->value));
         return -1;
     }
     s->value->type = ty_bool;
@@ -873,7 +877,7 @@ static const char *setting_date(Setting *s)
     int y, m, d, n = 0;
     if (v && (sscanf(v, "%4d-%2d-%2d%n", &y, &m, &d, &n) != 3 || n != 10 || v[10] ||
               m < 1 || m > 12 || d < 1 || d > 31)) {
-        diag_error(s->value->span, "%s must be a date written \"YYYY-MM-DD\", got \"%s\"",
+        diag_error(s->value->span, E0903, "%s must be a date written \"YYYY-MM-DD\", got \"%s\"",
                    s->key, v);
         return NULL;
     }
@@ -884,17 +888,17 @@ static const char *setting_date(Setting *s)
 static Decl *setting_model(Setting *s, Decl *self)
 {
     if (s->value->kind != N_NAME) {
-        diag_error(s->value->span, "%s must be the name of a model, got %s", s->key,
+        diag_error(s->value->span, E0903, "%s must be the name of a model, got %s", s->key,
                    what(s->value));
         return NULL;
     }
     Decl *d = lookup_decl(s->value->name);
     if (d == self) {
-        diag_error(s->value->span, "model '%s' cannot be its own %s", self->name, s->key);
+        diag_error(s->value->span, E0909, "model '%s' cannot be its own %s", self->name, s->key);
         return NULL;
     }
     if (!d || d->kind != D_MODEL) {
-        diag_error(s->value->span, "unknown model '%s'", s->value->name);
+        diag_error(s->value->span, E0405, "unknown model '%s'", s->value->name);
         if (d)
             note_decl(d);
         else
@@ -913,13 +917,13 @@ static const char *setting_key_env(Setting *s)
     if (s->value->kind == N_STRING) {
         const char *v = setting_string(s);
         if (v && !*v) {
-            diag_error(s->value->span, "api_key_env must name a variable");
+            diag_error(s->value->span, E0903, "api_key_env must name a variable");
             diag_help("write 'api_key_env: none' for a server that takes no key");
             return NULL;
         }
         return v;
     }
-    diag_error(s->value->span, "api_key_env must be a variable's name in quotes or none, "
+    diag_error(s->value->span, E0903, "api_key_env must be a variable's name in quotes or none, "
                "got %s", what(s->value));
     return NULL;
 }
@@ -998,14 +1002,14 @@ static void model_provider_fit(Decl *d, ModelInfo *mi)
                                       strcmp(mi->output, "json_object") == 0)) ||
                             (oai && (strcmp(mi->output, "output_config") == 0 ||
                                      strcmp(mi->output, "tool") == 0)))) {
-        diag_error(s->value->span, "structured_output '%s' is not spoken by provider %s",
+        diag_error(s->value->span, E0910, "structured_output '%s' is not spoken by provider %s",
                    mi->output, mi->provider);
         diag_help(anth ? "Anthropic's modes are output_config, tool and prompt"
                        : "OpenAI's modes are json_schema, json_object and prompt");
     }
     s = setting_get(&d->settings, "max_tokens_param");
     if (s && anth && mi->max_tokens_param && strcmp(mi->max_tokens_param, "max_tokens") != 0)
-        diag_error(s->value->span, "Anthropic's token cap is always 'max_tokens'");
+        diag_error(s->value->span, E0910, "Anthropic's token cap is always 'max_tokens'");
 }
 
 /* model -> 'model' name '{' setting* '}' */
@@ -1020,11 +1024,11 @@ static void check_model(Decl *d)
     const char *pv = ps && ps->value->kind == N_NAME ? ps->value->name : NULL;
     bool alias = setting_get(&d->settings, "alias_of") != NULL;
     if (!ps && !alias) {
-        diag_error(d->name_span, "model '%s' has no provider", d->name);
+        diag_error(d->name_span, E0904, "model '%s' has no provider", d->name);
         diag_help("add 'provider: anthropic', 'provider: openai' or 'provider: mock'");
     } else if (!alias && !setting_get(&d->settings, "name") && pv &&
                (strcmp(pv, "anthropic") == 0 || strcmp(pv, "openai") == 0)) {
-        diag_error(d->name_span, "model '%s' has no name", d->name);
+        diag_error(d->name_span, E0904, "model '%s' has no name", d->name);
         diag_help("add the provider's model name, e.g. 'name: \"claude-haiku-5-5\"'");
     }
     for (int i = 0; i < d->settings.len; i++)
@@ -1033,7 +1037,7 @@ static void check_model(Decl *d)
     if (alias && d->settings.len > 1) {
         Setting *s = d->settings.items[0] == setting_get(&d->settings, "alias_of")
                      ? d->settings.items[1] : d->settings.items[0];
-        diag_error(s->key_span, "model '%s' is an alias: it takes every setting from its "
+        diag_error(s->key_span, E0909, "model '%s' is an alias: it takes every setting from its "
                    "target", d->name);
         diag_help("declare a model of its own instead of 'alias_of' to change '%s'", s->key);
     }
@@ -1054,10 +1058,10 @@ static Decl *resolve_model(const char *name, Span sp)
     if (d && d->kind == D_MODEL)
         return d;
     if (d) {
-        diag_error(sp, "'%s' is %s, not a model", name, kind_name(d->kind));
+        diag_error(sp, E0402, "'%s' is %s, not a model", name, kind_name(d->kind));
         note_decl(d);
     } else {
-        diag_error(sp, "unknown model '%s'", name);
+        diag_error(sp, E0405, "unknown model '%s'", name);
         if (!help_closest_decl(name, 1u << D_MODEL, NULL))
             diag_help("declare it with 'model %s { ... }', or 'import \"models\"' for the "
                       "common ones", name);
@@ -1069,7 +1073,7 @@ static Decl *resolve_model(const char *name, Span sp)
 static Node *agent_text(Setting *s)
 {
     if (s->value->kind != N_STRING) {
-        diag_error(s->value->span, "%s must be a string, got %s", s->key, what(s->value));
+        diag_error(s->value->span, E0903, "%s must be a string, got %s", s->key, what(s->value));
         return NULL;
     }
     check_expr(s->value, true);
@@ -1079,7 +1083,7 @@ static Node *agent_text(Setting *s)
 static void agent_model(Setting *s, AgentInfo *ai)
 {
     if (s->value->kind != N_NAME)
-        diag_error(s->value->span, "model must be the name of a model, got %s", what(s->value));
+        diag_error(s->value->span, E0903, "model must be the name of a model, got %s", what(s->value));
     else if ((ai->model = resolve_model(s->value->name, s->value->span))) {
         s->value->type = ty_model;
         ai->model_span = s->value->span;
@@ -1121,11 +1125,11 @@ static void agent_setting(Setting *s, AgentInfo *ai)
 static void agent_required(Decl *d)
 {
     if (!setting_get(&d->settings, "model")) {
-        diag_error(d->name_span, "agent '%s' has no model", d->name);
+        diag_error(d->name_span, E0905, "agent '%s' has no model", d->name);
         diag_help("add 'model: claude_haiku' (with 'import \"models\"') or a model you declare");
     }
     if (!setting_get(&d->settings, "prompt")) {
-        diag_error(d->name_span, "agent '%s' has no prompt", d->name);
+        diag_error(d->name_span, E0905, "agent '%s' has no prompt", d->name);
         diag_help("add 'prompt: \"...\"' with {{ }} for its parameters");
     }
 }
@@ -1147,13 +1151,13 @@ static void check_agent(Decl *d)
     d->ret_type = d->ret ? resolve_type(d->ret) : ty_error;
     d->type = d->ret_type;
     if (!d->ret)
-        diag_error(d->name_span, "agent '%s' has no return type", d->name);
+        diag_error(d->name_span, E0905, "agent '%s' has no return type", d->name);
     agent_required(d);
     int mark = scope_push();
     for (int i = 0; i < d->fields.len; i++) {
         Field *f = d->fields.items[i];
         if (!scope_find(f->name))
-            scope_bind(SYM_PARAM, f->name, f->span, f->type);
+            f->sym = scope_bind(SYM_PARAM, f->name, f->span, f->type);
     }
     S.cur_agent = d;
     for (int i = 0; i < d->settings.len; i++)
@@ -1180,7 +1184,7 @@ static Type *http_secret(Node *at, const char *name)
 {
     HttpInfo *hi = S.cur_agent->sema;
     if (strcmp(S.http_part, "header") != 0) {
-        diag_error(at->span, "'env.%s' is a secret and cannot go in the %s of http operation "
+        diag_error(at->span, E1201, "'env.%s' is a secret and cannot go in the %s of http operation "
                    "'%s'", name, S.http_part, S.cur_agent->name);
         diag_help("secrets go only in headers, which traces, the journal, errors and --dry-run "
                   "mask; a %s is logged as it is", S.http_part);
@@ -1206,13 +1210,13 @@ static void http_template(Node *v, const char *part)
 static Node *http_url(Setting *s)
 {
     if (s->value->kind != N_STRING) {
-        diag_error(s->value->span, "url must be a string, got %s", what(s->value));
+        diag_error(s->value->span, E1202, "url must be a string, got %s", what(s->value));
         return NULL;
     }
     http_template(s->value, "url");
     StrPart *p = s->value->parts.items[0];
     if (!p->expr && strncmp(p->text, "https://", 8) != 0 && strncmp(p->text, "http://", 7) != 0) {
-        diag_error(s->value->span, "url must start with 'https://' or 'http://'");
+        diag_error(s->value->span, E1202, "url must start with 'https://' or 'http://'");
         diag_help("write the whole URL, or start it with a parameter that holds the base: "
                   "\"{{ base }}/v3/contacts\"");
     }
@@ -1223,7 +1227,7 @@ static Node *http_url(Setting *s)
 static void http_headers(Setting *s, HttpInfo *hi)
 {
     if (s->value->kind != N_LIST) {
-        diag_error(s->value->span, "headers must be a list of \"Name: value\" strings, got %s",
+        diag_error(s->value->span, E1203, "headers must be a list of \"Name: value\" strings, got %s",
                    what(s->value));
         return;
     }
@@ -1231,7 +1235,7 @@ static void http_headers(Setting *s, HttpInfo *hi)
     for (int i = 0; i < s->value->args.len; i++) {
         Node *h = s->value->args.items[i];
         if (h->kind != N_STRING) {
-            diag_error(h->span, "a header must be a \"Name: value\" string, got %s", what(h));
+            diag_error(h->span, E1203, "a header must be a \"Name: value\" string, got %s", what(h));
             continue;
         }
         http_template(h, "header");
@@ -1240,12 +1244,12 @@ static void http_headers(Setting *s, HttpInfo *hi)
         while (!p->expr && k < p->len && (isalnum((unsigned char)p->text[k]) || p->text[k] == '-'))
             k++;
         if (p->expr || k == 0 || k >= p->len || p->text[k] != ':') {
-            diag_error(h->span, "a header must start with its name and ':', as in "
+            diag_error(h->span, E1203, "a header must start with its name and ':', as in "
                        "\"Authorization: Bearer {{ env.TOKEN }}\"");
             continue;
         }
         if (k == 15 && strncasecmp(p->text, "Idempotency-Key", 15) == 0) {
-            diag_error(h->span, "the runtime sets 'Idempotency-Key' on every write");
+            diag_error(h->span, E1203, "the runtime sets 'Idempotency-Key' on every write");
             diag_help("it is derived from the run and the call, so a resumed run resends "
                       "the same key; drop this header");
             continue;
@@ -1268,18 +1272,18 @@ static void http_paging(Decl *d, HttpInfo *hi)
     hi->page_field = ns ? setting_string(ns) : NULL;
     hi->page_param = cs ? setting_string(cs) : NULL;
     if (ns && hi->paging != PAGE_CURSOR && hi->paging != PAGE_NEXT_URL && w)
-        diag_error(ns->key_span, "next applies to paging: cursor and paging: next_url");
+        diag_error(ns->key_span, E1204, "next applies to paging: cursor and paging: next_url");
     if (cs && hi->paging != PAGE_CURSOR && w)
-        diag_error(cs->key_span, "cursor_param applies to paging: cursor");
+        diag_error(cs->key_span, E1204, "cursor_param applies to paging: cursor");
     if (!ps && (ns || cs))
-        diag_error((ns ? ns : cs)->key_span, "%s without paging", ns ? "next" : "cursor_param");
+        diag_error((ns ? ns : cs)->key_span, E1204, "%s without paging", ns ? "next" : "cursor_param");
     if ((hi->paging == PAGE_CURSOR || hi->paging == PAGE_NEXT_URL) && !ns) {
-        diag_error(ps->key_span, "paging: %s needs next: the path of the next page's %s in "
+        diag_error(ps->key_span, E1204, "paging: %s needs next: the path of the next page's %s in "
                    "the answer", w, hi->paging == PAGE_CURSOR ? "cursor" : "URL");
         diag_help("for HubSpot's CRM API: next: \"paging.next.after\"");
     }
     if (hi->paging == PAGE_CURSOR && !cs) {
-        diag_error(ps->key_span, "paging: cursor needs cursor_param: the query parameter that "
+        diag_error(ps->key_span, E1204, "paging: cursor needs cursor_param: the query parameter that "
                    "takes the cursor");
         diag_help("for HubSpot's CRM API: cursor_param: \"after\"");
     }
@@ -1288,7 +1292,7 @@ static void http_paging(Decl *d, HttpInfo *hi)
 static bool http_bool(Setting *s)
 {
     if (s->value->kind != N_BOOL) {
-        diag_error(s->value->span, "%s must be true or false, got %s", s->key, what(s->value));
+        diag_error(s->value->span, E0903, "%s must be true or false, got %s", s->key, what(s->value));
         return false;
     }
     s->value->type = ty_bool;
@@ -1312,7 +1316,7 @@ static void http_setting(Setting *s, HttpInfo *hi, Decl *d)
         Type *t = check_expr(s->value, true);
         S.in_template = was;
         if (t->kind == TY_VOID || t->kind == TY_NEVER || t->kind == TY_NULL) {
-            diag_error(s->value->span, "body must be a value of the parameters, got %s",
+            diag_error(s->value->span, E1205, "body must be a value of the parameters, got %s",
                        what(s->value));
             return;
         }
@@ -1340,36 +1344,36 @@ static void http_consistent(Decl *d, HttpInfo *hi)
     if (ws && hi->method) {
         bool w = http_bool(ws);
         if (w != hi->write && strcmp(hi->method, "POST") != 0) {
-            diag_error(ws->value->span, "write: %s contradicts method %s", w ? "true" : "false",
+            diag_error(ws->value->span, E1206, "write: %s contradicts method %s", w ? "true" : "false",
                        hi->method);
             diag_help("only a POST may be marked 'write: false' (a search that changes nothing)");
         }
         hi->write = w;
     }
     if (!setting_get(&d->settings, "method")) {
-        diag_error(d->name_span, "http operation '%s' has no method", d->name);
+        diag_error(d->name_span, E1207, "http operation '%s' has no method", d->name);
         diag_help("add 'method: GET' (or POST, PUT, PATCH, DELETE)");
     }
     if (!setting_get(&d->settings, "url")) {
-        diag_error(d->name_span, "http operation '%s' has no url", d->name);
+        diag_error(d->name_span, E1207, "http operation '%s' has no url", d->name);
         diag_help("add 'url: \"https://api.example.com/v3/objects/{{ id }}\"'");
     }
     Setting *bs = setting_get(&d->settings, "body");
     if (bs && hi->method && strcmp(hi->method, "GET") == 0)
-        diag_error(bs->key_span, "a GET request has no body");
+        diag_error(bs->key_span, E1205, "a GET request has no body");
     Setting *ps = setting_get(&d->settings, "paging");
     if (ps && hi->write) {
-        diag_error(ps->key_span, "only a read pages, and '%s' is a write", d->name);
+        diag_error(ps->key_span, E1204, "only a read pages, and '%s' is a write", d->name);
         diag_help("a POST that only reads (a search) says 'write: false'");
     }
     if (ps && d->ret_type->kind != TY_LIST && d->ret_type->kind != TY_ERROR) {
-        diag_error(d->ret ? d->ret->span : d->name_span, "a paged read returns a list of its "
+        diag_error(d->ret ? d->ret->span : d->name_span, E1204, "a paged read returns a list of its "
                    "pages' items, so its return type must be list<T>, got %s",
                    ty_str(d->ret_type));
     }
     Setting *as = setting_get(&d->settings, "approval");
     if (as && hi->approval && !hi->write)
-        diag_error(as->key_span, "approval applies to writes, and '%s' is a read", d->name);
+        diag_error(as->key_span, E1206, "approval applies to writes, and '%s' is a read", d->name);
 }
 
 /* http -> 'http' name '(' params ')' ['->' type] '{' setting* '}' */
@@ -1391,7 +1395,7 @@ static void check_http(Decl *d)
     for (int i = 0; i < d->fields.len; i++) {
         Field *f = d->fields.items[i];
         if (!scope_find(f->name))
-            scope_bind(SYM_PARAM, f->name, f->span, f->type);
+            f->sym = scope_bind(SYM_PARAM, f->name, f->span, f->type);
     }
     S.cur_agent = d;
     for (int i = 0; i < d->settings.len; i++) {
@@ -1420,9 +1424,9 @@ static bool later_stage(Node *n)
             if (strcmp(st->name, n->name) != 0)
                 continue;
             if (i == p->cur)
-                diag_error(n->span, "stage '%s' uses its own value", cur->name);
+                diag_error(n->span, E0812, "stage '%s' uses its own value", cur->name);
             else
-                diag_error(n->span, "stage '%s' uses '%s', a later stage", cur->name, n->name);
+                diag_error(n->span, E0812, "stage '%s' uses '%s', a later stage", cur->name, n->name);
             diag_note(nspan(st), "'%s' declared here", st->name);
             diag_help("a stage sees only the item and the stages before it");
             return true;
@@ -1439,7 +1443,7 @@ static void par_dependency(Node *n, Sym *s)
             continue;
         const char *user = p->cur->kind == N_LET ? arena_printf("'%s'", p->cur->name)
                                                  : "this statement";
-        diag_error(n->span, "statements in 'parallel { }' run at once; %s uses '%s'", user,
+        diag_error(n->span, E0813, "statements in 'parallel { }' run at once; %s uses '%s'", user,
                    s->name);
         diag_note(s->span, "'%s' declared here", s->name);
         diag_help("move it after the 'parallel { }' block");
@@ -1462,25 +1466,25 @@ static void unknown_name(Node *n)
 {
     Decl *d = lookup_decl(n->name);
     if (d && !S.cur_agent) {
-        diag_error(n->span, "'%s' is %s, not a value", n->name, kind_name(d->kind));
+        diag_error(n->span, E0402, "'%s' is %s, not a value", n->name, kind_name(d->kind));
         if (d->kind == D_ENUM && d->values.len)
             diag_help("write a value of it, e.g. '%s.%s'", d->name,
                       ((Field *)d->values.items[0])->name);
         note_decl(d);
     } else if (S.cur_agent && S.cur_agent->kind == D_HTTP) {
-        diag_error(n->span, "unknown name '%s' in the %s of http operation '%s'", n->name,
+        diag_error(n->span, E0404, "unknown name '%s' in the %s of http operation '%s'", n->name,
                    S.http_part, S.cur_agent->name);
         help_closest_field(&S.cur_agent->fields, n->name);
         diag_help("an http operation sees only its own parameters (and env.NAME in its "
                   "headers); pass '%s' as a parameter", n->name);
     } else if (S.cur_agent) {
-        diag_error(n->span, "unknown name '%s' in a template of agent '%s'", n->name,
+        diag_error(n->span, E0404, "unknown name '%s' in a template of agent '%s'", n->name,
                    S.cur_agent->name);
         help_closest_field(&S.cur_agent->fields, n->name);
         diag_help("agent prompts see only their own parameters; pass '%s' as a parameter",
                   n->name);
     } else {
-        diag_error(n->span, "unknown variable '%s'", n->name);
+        diag_error(n->span, E0403, "unknown variable '%s'", n->name);
         Decl *e = enum_with_value(n->name);
         if (e)
             diag_help("for the value of enum '%s', write '%s.%s'", e->name, e->name, n->name);
@@ -1500,6 +1504,7 @@ static Type *check_name(Node *n)
     }
     par_dependency(n, s);
     n->sym = s;
+    s->reads++;
     if (s->type->kind == TY_OPT && fact_holds(s, ""))
         return s->type->elem;
     return s->type;
@@ -1541,14 +1546,14 @@ static Type *check_field(Node *n)
     }
     if (lt->kind != TY_SCHEMA) {
         const char *ts = ty_str(lt);
-        diag_error(nspan(n), "%s is %s %s, not a record, so it has no field '%s'", what(l),
+        diag_error(nspan(n), E0502, "%s is %s %s, not a record, so it has no field '%s'", what(l),
                    strchr("aeiouAEIOU", ts[0]) ? "an" : "a", ts, n->name);
         return ty_error;
     }
     Decl *sd = lt->decl;
     Field *f = field_find(&sd->fields, n->name);
     if (!f) {
-        diag_error(nspan(n), "schema '%s' has no field '%s'", sd->name, n->name);
+        diag_error(nspan(n), E0409, "schema '%s' has no field '%s'", sd->name, n->name);
         help_closest_field(&sd->fields, n->name);
         note_decl(sd);
         return ty_error;
@@ -1573,7 +1578,7 @@ static Type *check_string(Node *n)
             continue;
         Type *t = check_expr(p->expr, true);
         if (t->kind == TY_VOID)
-            diag_error(p->expr->span, "%s has no value to put in the text", what(p->expr));
+            diag_error(p->expr->span, E0503, "%s has no value to put in the text", what(p->expr));
     }
     S.in_template = was;
     return ty_string;
@@ -1587,12 +1592,12 @@ static Type *check_list(Node *n)
         Node *e = n->args.items[i];
         Type *t = check_expr(e, true);
         if (t->kind == TY_VOID) {
-            diag_error(e->span, "%s has no value to put in a list", what(e));
+            diag_error(e->span, E0503, "%s has no value to put in a list", what(e));
             t = ty_error;
         }
         Type *j = acc ? join(acc, t) : t;
         if (!j) {
-            diag_error(e->span, "list element has type %s, but the elements before it are %s",
+            diag_error(e->span, E0504, "list element has type %s, but the elements before it are %s",
                        ty_str(t), ty_str(acc));
             j = ty_error;
         }
@@ -1622,14 +1627,14 @@ static void check_literal_constraint(Field *f, Node *v)
         return;
     if (c->kind == CONS_RANGE) {
         if (lit_num(v, &x, &i0) && (x < lo || x > hi))
-            diag_error(v->span, "field '%s' must be between %s and %s, got %s", f->name,
+            diag_error(v->span, E0704, "field '%s' must be between %s and %s, got %s", f->name,
                        fmt_num(lo), fmt_num(hi), fmt_num(x));
         return;
     }
     const char *s = plain_string(v);
     double len = s ? (double)utf8_len(s) : v->kind == N_LIST ? v->args.len : -1;
     if (len >= 0 && (len < lo || len > hi))
-        diag_error(v->span, "field '%s' must have a length between %s and %s, got %s", f->name,
+        diag_error(v->span, E0704, "field '%s' must have a length between %s and %s, got %s", f->name,
                    fmt_num(lo), fmt_num(hi), fmt_num(len));
 }
 
@@ -1639,7 +1644,7 @@ static void record_init(Node *n, Decl *d, int i)
     Field *f = field_find(&d->fields, fi->name);
     Type *t = check_expr(fi->value, true);
     if (!f) {
-        diag_error(fi->span, "schema '%s' has no field '%s'", d->name, fi->name);
+        diag_error(fi->span, E0409, "schema '%s' has no field '%s'", d->name, fi->name);
         help_closest_field(&d->fields, fi->name);
         note_decl(d);
         return;
@@ -1647,13 +1652,13 @@ static void record_init(Node *n, Decl *d, int i)
     for (int j = 0; j < i; j++) {
         FieldInit *g = n->inits.items[j];
         if (strcmp(g->name, fi->name) == 0) {
-            diag_error(fi->span, "field '%s' is given twice", fi->name);
+            diag_error(fi->span, E0702, "field '%s' is given twice", fi->name);
             diag_note(g->span, "first given here");
             return;
         }
     }
     if (!ty_assignable(f->type, t)) {
-        diag_error(fi->value->span, "field '%s' of %s expects %s, got %s", f->name, d->name,
+        diag_error(fi->value->span, E0703, "field '%s' of %s expects %s, got %s", f->name, d->name,
                    ty_str(f->type), ty_str(t));
         if (t->kind == TY_OPT && ty_assignable(f->type, t->elem))
             help_optional(fi->value);
@@ -1680,7 +1685,7 @@ static void record_missing(Node *n, Decl *d)
     }
     if (!count)
         return;
-    diag_error(nspan(n), "record '%s' is missing field%s %s", d->name, count > 1 ? "s" : "",
+    diag_error(nspan(n), E0701, "record '%s' is missing field%s %s", d->name, count > 1 ? "s" : "",
                missing);
     note_decl(d);
 }
@@ -1691,10 +1696,10 @@ static Type *check_record(Node *n)
     Decl *d = lookup_decl(n->name);
     if (!d || d->kind != D_SCHEMA) {
         if (d) {
-            diag_error(nspan(n), "'%s' is %s, not a schema", n->name, kind_name(d->kind));
+            diag_error(nspan(n), E0402, "'%s' is %s, not a schema", n->name, kind_name(d->kind));
             note_decl(d);
         } else {
-            diag_error(nspan(n), "unknown schema '%s'", n->name);
+            diag_error(nspan(n), E0406, "unknown schema '%s'", n->name);
             help_closest_decl(n->name, 1u << D_SCHEMA, NULL);
         }
         for (int i = 0; i < n->inits.len; i++)
@@ -1734,7 +1739,7 @@ static void check_using(Node *n)
     if (!n->using_model)
         return;
     if (n->builtin) {
-        diag_error(n->using_span, "'using' applies to agent calls, not to '%s'", n->name);
+        diag_error(n->using_span, E0208, "'using' applies to agent calls, not to '%s'", n->name);
         return;
     }
     Decl *m = resolve_model(n->using_model, n->using_span);
@@ -1754,7 +1759,7 @@ static void builtin_arg(Node *n, int i, Type *want, const char *param)
     Node *a = n->args.items[i];
     if (ty_assignable(want, a->type))
         return;
-    diag_error(a->span, "'%s' expects %s for '%s', got %s", n->name, ty_str(want), param,
+    diag_error(a->span, E0602, "'%s' expects %s for '%s', got %s", n->name, ty_str(want), param,
                ty_str(a->type));
     if (a->type->kind == TY_OPT && ty_assignable(want, a->type->elem))
         help_optional(a);
@@ -1772,7 +1777,7 @@ static Type *builtin_list(Node *n, int i, const char *param)
     if (t->kind == TY_OPT && t->elem->kind == TY_LIST)
         optional_misuse(a, t, arena_printf("passed to '%s'", n->name));
     else
-        diag_error(a->span, "'%s' expects a list for '%s', got %s", n->name, param, ty_str(t));
+        diag_error(a->span, E0603, "'%s' expects a list for '%s', got %s", n->name, param, ty_str(t));
     return NULL;
 }
 
@@ -1781,14 +1786,14 @@ static Type *builtin_read_jsonl(Node *n)
 {
     builtin_arg(n, 0, ty_string, "path");
     if (n->targs.len != 1) {
-        diag_error(nspan(n), "'read_jsonl' needs one schema type argument, got %d", n->targs.len);
+        diag_error(nspan(n), E0604, "'read_jsonl' needs one schema type argument, got %d", n->targs.len);
         diag_help("write 'read_jsonl<Lead>(path)'");
         return ty_error;
     }
     TypeExpr *te = n->targs.items[0];
     Type *t = resolve_type(te);
     if (t->kind != TY_SCHEMA && t->kind != TY_ERROR) {
-        diag_error(te->span, "'read_jsonl' reads records: its type argument must be a schema, "
+        diag_error(te->span, E0604, "'read_jsonl' reads records: its type argument must be a schema, "
                    "got %s", ty_str(t));
         return ty_error;
     }
@@ -1800,9 +1805,9 @@ static Type *builtin_escalate(Node *n)
 {
     builtin_arg(n, 1, ty_string, "why");
     if (n->args.len && ((Node *)n->args.items[0])->type->kind == TY_VOID)
-        diag_error(((Node *)n->args.items[0])->span, "'escalate' needs an item, got no value");
+        diag_error(((Node *)n->args.items[0])->span, E0811, "'escalate' needs an item, got no value");
     if (!in_item_body()) {
-        diag_error(nspan(n), "'escalate' outside a loop body");
+        diag_error(nspan(n), E0809, "'escalate' outside a loop body");
         diag_help("'escalate' hands the current item of a 'for', 'parallel for' or 'pipeline' "
                   "to a person");
     }
@@ -1824,7 +1829,7 @@ static Type *builtin_result(Node *n, Builtin b)
             return ty_int;
         if (n->args.len && (t = ((Node *)n->args.items[0])->type)->kind != TY_LIST &&
             t->kind != TY_OPT && t->kind != TY_ERROR && t->kind != TY_NEVER) {
-            diag_error(((Node *)n->args.items[0])->span, "'len' expects a list or a string, got %s",
+            diag_error(((Node *)n->args.items[0])->span, E0602, "'len' expects a list or a string, got %s",
                        ty_str(t));
             return ty_int;
         }
@@ -1854,7 +1859,7 @@ static Type *check_builtin(Node *n, Builtin b)
     for (int i = 0; i < n->args.len; i++)
         check_expr(n->args.items[i], true);
     if (S.in_template && b != B_LEN && b != B_ENV) {
-        diag_error(nspan(n), "a template cannot call '%s'", n->name);
+        diag_error(nspan(n), E0606, "a template cannot call '%s'", n->name);
         diag_help("templates interpolate values; call it as a statement of the workflow");
         return ty_error;
     }
@@ -1863,14 +1868,14 @@ static Type *check_builtin(Node *n, Builtin b)
         const char *name = plain_string(n->args.items[0]);
         if (name)
             return http_secret(n, name);
-        diag_error(((Node *)n->args.items[0])->span, "env() in an http operation needs the "
+        diag_error(((Node *)n->args.items[0])->span, E1209, "env() in an http operation needs the "
                    "variable's name as a string literal");
         return ty_error;
     }
     if (b != B_READ_JSONL && n->targs.len)
-        diag_error(nspan(n), "'%s' takes no type arguments", n->name);
+        diag_error(nspan(n), E0605, "'%s' takes no type arguments", n->name);
     if (n->args.len != builtin_arity[b]) {
-        diag_error(nspan(n), "'%s' expects %d argument%s, got %d", n->name, builtin_arity[b],
+        diag_error(nspan(n), E0601, "'%s' expects %d argument%s, got %d", n->name, builtin_arity[b],
                    builtin_arity[b] == 1 ? "" : "s", n->args.len);
         diag_help("%s", builtin_sig[b]);
     }
@@ -1883,13 +1888,13 @@ static Type *check_agent_call(Node *n, Decl *d)
     n->decl = d;
     n->site = ++S.next_site;
     if (S.in_template) {
-        diag_error(nspan(n), "a template cannot call agent '%s'", n->name);
+        diag_error(nspan(n), E0606, "a template cannot call agent '%s'", n->name);
         diag_help("call it in the workflow with 'let', then interpolate the result");
     }
     if (n->targs.len)
-        diag_error(nspan(n), "agent '%s' takes no type arguments", n->name);
+        diag_error(nspan(n), E0605, "agent '%s' takes no type arguments", n->name);
     if (n->args.len != d->fields.len) {
-        diag_error(nspan(n), "agent '%s' expects %d argument%s, got %d", n->name, d->fields.len,
+        diag_error(nspan(n), E0601, "agent '%s' expects %d argument%s, got %d", n->name, d->fields.len,
                    d->fields.len == 1 ? "" : "s", n->args.len);
         note_decl(d);
     }
@@ -1901,7 +1906,7 @@ static Type *check_agent_call(Node *n, Decl *d)
         Field *p = d->fields.items[i];
         if (ty_assignable(p->type, t))
             continue;
-        diag_error(a->span, "agent '%s' expects %s for parameter '%s', got %s", n->name,
+        diag_error(a->span, E0602, "agent '%s' expects %s for parameter '%s', got %s", n->name,
                    ty_str(p->type), p->name, ty_str(t));
         if (t->kind == TY_OPT && ty_assignable(p->type, t->elem))
             help_optional(a);
@@ -1917,16 +1922,16 @@ static Type *check_http_call(Node *n, Decl *d)
     n->decl = d;
     n->site = ++S.next_site;
     if (S.in_template) {
-        diag_error(nspan(n), "a template cannot call http operation '%s'", n->name);
+        diag_error(nspan(n), E0606, "a template cannot call http operation '%s'", n->name);
         diag_help("call it in the workflow with 'let', then interpolate the result");
     }
     if (n->targs.len)
-        diag_error(nspan(n), "http operation '%s' takes no type arguments", n->name);
+        diag_error(nspan(n), E0605, "http operation '%s' takes no type arguments", n->name);
     if (n->using_model)
-        diag_error(n->using_span, "'using' applies to agent calls, not to http operation '%s'",
+        diag_error(n->using_span, E0208, "'using' applies to agent calls, not to http operation '%s'",
                    n->name);
     if (n->args.len != d->fields.len) {
-        diag_error(nspan(n), "http operation '%s' expects %d argument%s, got %d", n->name,
+        diag_error(nspan(n), E0601, "http operation '%s' expects %d argument%s, got %d", n->name,
                    d->fields.len, d->fields.len == 1 ? "" : "s", n->args.len);
         note_decl(d);
     }
@@ -1938,7 +1943,7 @@ static Type *check_http_call(Node *n, Decl *d)
         Field *p = d->fields.items[i];
         if (ty_assignable(p->type, t))
             continue;
-        diag_error(a->span, "http operation '%s' expects %s for parameter '%s', got %s",
+        diag_error(a->span, E0602, "http operation '%s' expects %s for parameter '%s', got %s",
                    n->name, ty_str(p->type), p->name, ty_str(t));
         if (t->kind == TY_OPT && ty_assignable(p->type, t->elem))
             help_optional(a);
@@ -1959,13 +1964,13 @@ static Type *check_call(Node *n)
     if (b)
         return check_builtin(n, b);
     if (d) {
-        diag_error(nspan(n), "'%s' is %s, not an agent or a function", n->name,
+        diag_error(nspan(n), E0402, "'%s' is %s, not an agent or a function", n->name,
                    kind_name(d->kind));
         if (d->kind == D_SCHEMA)
             diag_help("a record is written '%s { field: value, ... }'", n->name);
         note_decl(d);
     } else {
-        diag_error(nspan(n), "unknown agent or function '%s'", n->name);
+        diag_error(nspan(n), E0407, "unknown agent or function '%s'", n->name);
         help_closest_decl(n->name, 1u << D_AGENT | 1u << D_HTTP, builtin_names + 1);
     }
     for (int i = 0; i < n->args.len; i++)
@@ -1989,7 +1994,7 @@ static void want_bool(Node *e, Type *t, const char *op)
     if (t->kind == TY_OPT && t->elem->kind == TY_BOOL)
         optional_misuse(e, t, op ? arena_printf("used with '%s'", op) : "used as a condition");
     else
-        diag_error(e->span, "%s must be bool, got %s", what(e), ty_str(t));
+        diag_error(e->span, E0505, "%s must be bool, got %s", what(e), ty_str(t));
 }
 
 static Type *check_arith(Node *n, Type *lt, Type *rt)
@@ -2006,7 +2011,7 @@ static Type *check_arith(Node *n, Type *lt, Type *rt)
         return lt->kind == TY_INT && rt->kind == TY_INT ? ty_int : ty_float;
     if (n->op == OP_ADD && lt->kind == TY_STRING && rt->kind == TY_STRING)
         return ty_string;
-    diag_error(n->span, "cannot apply '%s' to %s and %s", op, ty_str(lt), ty_str(rt));
+    diag_error(n->span, E0506, "cannot apply '%s' to %s and %s", op, ty_str(lt), ty_str(rt));
     if (n->op == OP_ADD && (lt->kind == TY_STRING || rt->kind == TY_STRING))
         diag_help("to build text from other values, use a template: \"{{ a }}{{ b }}\"");
     return ty_error;
@@ -2018,9 +2023,9 @@ static Type *check_null_cmp(Node *n, Node *other, Type *t)
     if (t->kind == TY_OPT || t->kind == TY_ERROR)
         return ty_bool;
     if (t->kind == TY_NULL)
-        diag_error(n->span, "comparing null with null");
+        diag_error(n->span, E0507, "comparing null with null");
     else
-        diag_error(other->span, "%s is not optional (%s), so it is never null", what(other),
+        diag_error(other->span, E0507, "%s is not optional (%s), so it is never null", what(other),
                    ty_str(t));
     return ty_bool;
 }
@@ -2066,13 +2071,13 @@ static Type *check_compare(Node *n, Type *lt, Type *rt)
     if (comparable(a, b, ordered))
         return ty_bool;
     if (a->kind == b->kind && (a->kind == TY_SCHEMA || a->kind == TY_LIST))
-        diag_error(n->span, "cannot compare %s with '%s'", a->kind == TY_LIST ? "lists" : "records",
+        diag_error(n->span, E0508, "cannot compare %s with '%s'", a->kind == TY_LIST ? "lists" : "records",
                    ast_binop_name(n->op));
     else if (ordered && a->kind == b->kind && a->kind != TY_ENUM)
-        diag_error(n->span, "'%s' compares numbers or strings, got %s", ast_binop_name(n->op),
+        diag_error(n->span, E0508, "'%s' compares numbers or strings, got %s", ast_binop_name(n->op),
                    ty_str(a));
     else {
-        diag_error(n->span, "cannot compare %s with %s", ty_str(lt), ty_str(rt));
+        diag_error(n->span, E0508, "cannot compare %s with %s", ty_str(lt), ty_str(rt));
         help_enum_literal(a->kind == TY_ENUM ? a : b, a->kind == TY_ENUM ? n->rhs : n->lhs);
     }
     return ty_bool;
@@ -2086,13 +2091,13 @@ static Type *check_coalesce(Node *n)
     if (lt->kind == TY_ERROR)
         return ty_error;
     if (lt->kind != TY_OPT) {
-        diag_error(n->lhs->span, "left side of '?\?' is not optional (%s)", ty_str(lt));
+        diag_error(n->lhs->span, E0509, "left side of '?\?' is not optional (%s)", ty_str(lt));
         diag_help("remove '?\? ...': %s always has a value", what(n->lhs));
         return lt;
     }
     Type *inner = lt->elem;
     if (!ty_assignable(lt, rt)) {
-        diag_error(n->rhs->span, "right side of '?\?' must be %s, got %s", ty_str(inner),
+        diag_error(n->rhs->span, E0510, "right side of '?\?' must be %s, got %s", ty_str(inner),
                    ty_str(rt));
         return inner;
     }
@@ -2141,7 +2146,7 @@ static Type *check_unary(Node *n)
     if (t->kind == TY_OPT && is_num(t->elem))
         optional_misuse(n->operand, t, "negated");
     else
-        diag_error(n->operand->span, "cannot negate %s", ty_str(t));
+        diag_error(n->operand->span, E0511, "cannot negate %s", ty_str(t));
     return ty_error;
 }
 
@@ -2166,7 +2171,7 @@ static Type *check_if(Node *n, bool used)
         return j;
     if (!used)
         return ty_void;
-    diag_error(head_span(n->els->span, 1), "'if' and 'else' have different types: %s and %s",
+    diag_error(head_span(n->els->span, 1), E0512, "'if' and 'else' have different types: %s and %s",
                ty_str(tt), ty_str(et));
     return ty_error;
 }
@@ -2187,7 +2192,7 @@ static bool match_arm_cases(MatchArm *arm, Decl *e, Type *et, Node **seen)
         p->decl = e;
         p->type = et;
         if (seen[k]) {
-            diag_error(p->span, "case '%s' is handled twice", p->name);
+            diag_error(p->span, E0802, "case '%s' is handled twice", p->name);
             diag_note(seen[k]->span, "first handled here");
         } else
             seen[k] = p;
@@ -2204,7 +2209,7 @@ static void match_missing(Node *n, Decl *e, Node **seen)
                                    ((Field *)e->values.items[i])->name);
     if (!*missing)
         return;
-    diag_error(head_span(n->span, 5), "match does not handle %s", missing);
+    diag_error(head_span(n->span, 5), E0801, "match does not handle %s", missing);
     note_decl(e);
     diag_help("add the missing cases, or '_ => ...' for all the others");
 }
@@ -2219,7 +2224,7 @@ static Type *check_match(Node *n, bool used)
     else if (st->kind == TY_OPT && st->elem->kind == TY_ENUM)
         optional_misuse(n->lhs, st, "matched");
     else if (st->kind != TY_ERROR)
-        diag_error(n->lhs->span, "'match' needs an enum value, got %s", ty_str(st));
+        diag_error(n->lhs->span, E0803, "'match' needs an enum value, got %s", ty_str(st));
     Node **seen = e ? arena_alloc(sizeof(Node *) * (e->values.len + 1)) : NULL;
     MatchArm *wild = NULL;
     Type *acc = NULL;
@@ -2227,7 +2232,7 @@ static Type *check_match(Node *n, bool used)
     for (int i = 0; i < n->arms.len; i++) {
         MatchArm *arm = n->arms.items[i];
         if (arm->wildcard && wild) {
-            diag_error(arm->span, "a second '_' arm");
+            diag_error(arm->span, E0802, "a second '_' arm");
             diag_note(wild->span, "first '_' arm here");
         }
         if (arm->wildcard && !wild)
@@ -2236,7 +2241,7 @@ static Type *check_match(Node *n, bool used)
         Type *t = check_expr(arm->body, used);
         Type *j = acc ? join(acc, t) : t;
         if (!j && used && !bad) {
-            diag_error(arm->body->span, "match arms have different types: %s and %s",
+            diag_error(arm->body->span, E0513, "match arms have different types: %s and %s",
                        ty_str(acc), ty_str(t));
             bad = true;
         }
@@ -2257,7 +2262,7 @@ static Type *iter_elem(Node *e, Type *t)
     if (t->kind == TY_OPT && t->elem->kind == TY_LIST)
         optional_misuse(e, t, "iterated");
     else if (t->kind != TY_ERROR)
-        diag_error(e->span, "a loop needs a list, got %s", ty_str(t));
+        diag_error(e->span, E0804, "a loop needs a list, got %s", ty_str(t));
     return ty_error;
 }
 
@@ -2297,7 +2302,7 @@ static Type *check_for(Node *n, bool used)
         check_opts(&n->opts, for_keys, "'parallel for'", NULL);
     for (int i = 0; !n->parallel && i < n->opts.len; i++) {
         Setting *s = n->opts.items[i];
-        diag_error(s->key_span, "unknown option '%s' for a plain 'for'", s->key);
+        diag_error(s->key_span, E0805, "unknown option '%s' for a plain 'for'", s->key);
         diag_help("options apply to 'parallel for' and 'pipeline for'");
     }
     int mark = scope_push(), fmark = S.facts.len;
@@ -2331,7 +2336,7 @@ static void check_stage(Node *st, int idx)
     for (int i = 0; i < idx; i++) {
         Node *o = pipe->stmts.items[i];
         if (strcmp(o->name, st->name) == 0) {
-            diag_error(nspan(st), "duplicate stage '%s'", st->name);
+            diag_error(nspan(st), E0414, "duplicate stage '%s'", st->name);
             diag_note(nspan(o), "first declared here");
             return;
         }
@@ -2360,7 +2365,7 @@ static Type *check_pipeline(Node *n, bool used)
         last = st->type ? st->type : ty_error;
     }
     if (!n->stmts.len)
-        diag_error(head_span(n->span, 8), "a pipeline needs at least one stage");
+        diag_error(head_span(n->span, 8), E0806, "a pipeline needs at least one stage");
     frame_pop();
     S.loops--;
     S.depth--;
@@ -2391,7 +2396,7 @@ static Type *check_parblock(Node *n)
 static Type *check_loop(Node *n)
 {
     if (n->cond && (n->cond->kind != N_INT || n->cond->ival < 1))
-        diag_error(n->cond->span, "'loop max' needs a whole number of at least 1, got %s",
+        diag_error(n->cond->span, E0807, "'loop max' needs a whole number of at least 1, got %s",
                    what(n->cond));
     if (n->cond)
         n->cond->type = ty_int;
@@ -2417,12 +2422,12 @@ static Type *check_break(Node *n)
             S.breaks++;
             return ty_never;
         }
-        diag_error(n->span, "'break' inside a %s cannot leave the enclosing 'loop'",
+        diag_error(n->span, E0808, "'break' inside a %s cannot leave the enclosing 'loop'",
                    frame_at(i) == FR_PAR ? "'parallel { }' block" : "'for' body");
         diag_help("'skip' drops the current item; 'break' leaves a 'loop max N'");
         return ty_never;
     }
-    diag_error(n->span, "'break' outside a loop");
+    diag_error(n->span, E0808, "'break' outside a loop");
     diag_help("'break' leaves a 'loop max N { ... }'");
     return ty_never;
 }
@@ -2430,7 +2435,7 @@ static Type *check_break(Node *n)
 static Type *check_skip(Node *n)
 {
     if (!in_item_body()) {
-        diag_error(n->span, "'skip' outside a loop body");
+        diag_error(n->span, E0809, "'skip' outside a loop body");
         diag_help("'skip' drops the current item of a 'for', 'parallel for' or 'pipeline'");
     }
     return ty_never;
@@ -2444,7 +2449,7 @@ static Type *check_return(Node *n)
         if (frame_at(i) == FR_ITEM_PAR || frame_at(i) == FR_PAR) {
             const char *where = frame_at(i) == FR_PAR ? "'parallel { }' block"
                                                       : "parallel loop or pipeline";
-            diag_error(head_span(n->span, 6), "'return' inside a %s, which runs on other workers",
+            diag_error(head_span(n->span, 6), E0810, "'return' inside a %s, which runs on other workers",
                        where);
             diag_help("return after it, from the values it collects");
             return ty_never;
@@ -2454,13 +2459,13 @@ static Type *check_return(Node *n)
     if (!w)
         return ty_never;
     if (!w->ret_type && n->value) {
-        diag_error(n->value->span, "workflow '%s' has no return type, but this returns %s",
+        diag_error(n->value->span, E1001, "workflow '%s' has no return type, but this returns %s",
                    w->name, ty_str(t));
         diag_help("declare one: 'workflow %s(...) -> %s'", w->name, ty_str(t));
     } else if (w->ret_type && !n->value) {
-        diag_error(n->span, "workflow '%s' must return %s", w->name, ty_str(w->ret_type));
+        diag_error(n->span, E1001, "workflow '%s' must return %s", w->name, ty_str(w->ret_type));
     } else if (w->ret_type && !ty_assignable(w->ret_type, t)) {
-        diag_error(n->value->span, "workflow '%s' returns %s, got %s", w->name,
+        diag_error(n->value->span, E1001, "workflow '%s' returns %s, got %s", w->name,
                    ty_str(w->ret_type), ty_str(t));
         if (t->kind == TY_OPT && ty_assignable(w->ret_type, t->elem))
             help_optional(n->value);
@@ -2495,11 +2500,11 @@ static Type *check_let(Node *n)
 {
     Type *t = check_expr(n->value, true);
     if (t->kind == TY_VOID) {
-        diag_error(n->value->span, "%s has no value to bind to '%s'", what(n->value), n->name);
+        diag_error(n->value->span, E0503, "%s has no value to bind to '%s'", what(n->value), n->name);
         help_no_value(n->value);
         t = ty_error;
     } else if (t->kind == TY_NULL || (t->kind == TY_LIST && !t->elem)) {
-        diag_error(n->value->span, "cannot infer the type of '%s' from %s", n->name,
+        diag_error(n->value->span, E0514, "cannot infer the type of '%s' from %s", n->name,
                    what(n->value));
         diag_help("bind it from a value whose type is known");
         t = ty_error;
@@ -2517,7 +2522,7 @@ static Type *check_assign(Node *n)
     Type *t = check_expr(n->value, true);
     Sym *s = scope_find(n->name);
     if (!s) {
-        diag_error(nspan(n), "unknown variable '%s'", n->name);
+        diag_error(nspan(n), E0403, "unknown variable '%s'", n->name);
         help_closest_local(n->name);
         diag_help("declare it with 'let %s = ...'", n->name);
         return ty_void;
@@ -2525,20 +2530,20 @@ static Type *check_assign(Node *n)
     n->sym = s;
     s->assigned = true;
     if (s->kind == SYM_STAGE) {
-        diag_error(nspan(n), "cannot assign to stage value '%s'", n->name);
+        diag_error(nspan(n), E0815, "cannot assign to stage value '%s'", n->name);
         diag_note(s->span, "'%s' declared here", s->name);
         diag_help("bind a new value with 'let' instead");
         return ty_void;
     }
     if (!ty_assignable(s->type, t)) {
-        diag_error(n->value->span, "cannot assign %s to '%s' of type %s", ty_str(t), n->name,
+        diag_error(n->value->span, E0515, "cannot assign %s to '%s' of type %s", ty_str(t), n->name,
                    ty_str(s->type));
         if (t->kind == TY_OPT && ty_assignable(s->type, t->elem))
             help_optional(n->value);
         diag_note(s->span, "'%s' declared here", s->name);
     }
     if (s->depth < S.depth) {
-        diag_error(nspan(n), "'%s' is declared outside this parallel code; assigning it here "
+        diag_error(nspan(n), E0814, "'%s' is declared outside this parallel code; assigning it here "
                    "is a data race", n->name);
         diag_note(s->span, "'%s' declared here", s->name);
         diag_help("give each item a value and combine the results after the loop");
@@ -2588,7 +2593,7 @@ static void budget_vs_workflow(Node *n, double v[3])
             continue;
         const char *pv = k == 2 ? fmt_ms((int64_t)v[k]) : fmt_num(v[k]);
         const char *wv = k == 2 ? fmt_ms((int64_t)w[k]) : fmt_num(w[k]);
-        diag_error(ps->value->span, "phase '%s' budget %s %s exceeds the workflow's %s",
+        diag_error(ps->value->span, E0906, "phase '%s' budget %s %s exceeds the workflow's %s",
                    S.cur_phase ? S.cur_phase->name : "?", budget_keys[k], pv, wv);
         diag_note(ws->value->span, "the workflow's %s budget is set here", budget_keys[k]);
     }
@@ -2597,7 +2602,7 @@ static void budget_vs_workflow(Node *n, double v[3])
 static Type *check_budget(Node *n, BlockRole role, int idx)
 {
     if (idx != 0 || role == BLK_PLAIN) {
-        diag_error(head_span(n->span, 6), "'budget' must be the first statement of a workflow "
+        diag_error(head_span(n->span, 6), E0907, "'budget' must be the first statement of a workflow "
                    "or a phase");
     }
     double v[3];
@@ -2613,10 +2618,10 @@ static Type *check_budget(Node *n, BlockRole role, int idx)
 static Type *check_phase(Node *n, BlockRole role)
 {
     if (role != BLK_WORKFLOW)
-        diag_error(nspan(n), "phase '%s' must be at the top level of the workflow", n->name);
+        diag_error(nspan(n), E0908, "phase '%s' must be at the top level of the workflow", n->name);
     Node *first = map_get(&S.phases, n->name);
     if (first) {
-        diag_error(nspan(n), "duplicate phase '%s'", n->name);
+        diag_error(nspan(n), E0413, "duplicate phase '%s'", n->name);
         diag_note(nspan(first), "first declared here");
     } else
         map_put(&S.phases, n->name, n);
@@ -2673,7 +2678,7 @@ static Type *check_expr_kind(Node *n, bool used)
     case N_BOOL: return ty_bool;
     case N_NULL: return ty_null;
     case N_DURATION:
-        diag_error(n->span, "a duration is only allowed in settings (timeout, budget time)");
+        diag_error(n->span, E0516, "a duration is only allowed in settings (timeout, budget time)");
         return ty_error;
     case N_STRING: return check_string(n);
     case N_NAME: return check_name(n);
@@ -2739,7 +2744,7 @@ static void check_default(Field *f)
     else
         ok = true;
     if (!ok)
-        diag_error(v->span, "default of '%s' must be a literal of type %s, got %s", f->name,
+        diag_error(v->span, E1004, "default of '%s' must be a literal of type %s, got %s", f->name,
                    ty_str(f->type), what(v));
     v->type = v->kind == N_NULL ? ty_null : b;
 }
@@ -2751,14 +2756,16 @@ static void workflow_params(Decl *d)
         Field *f = d->fields.items[i];
         f->type = resolve_type(f->texpr);
         if (!flag_type(f->type)) {
-            diag_error(f->texpr->span, "workflow parameter '%s' has type %s, but parameters are "
+            diag_error(f->texpr->span, E1003, "workflow parameter '%s' has type %s, but parameters are "
                        "command-line flags", f->name, ty_str(f->type));
             diag_help("use string, int, float or bool (or an optional of one); read records "
                       "with read_jsonl<T>(path)");
         } else if (f->deflt)
             check_default(f);
-        if (!scope_find(f->name))
-            dump_add(scope_bind(SYM_PARAM, f->name, f->span, f->type));
+        if (!scope_find(f->name)) {
+            f->sym = scope_bind(SYM_PARAM, f->name, f->span, f->type);
+            dump_add(f->sym);
+        }
     }
 }
 
@@ -2784,7 +2791,7 @@ static void check_workflow(Decl *d)
     workflow_params(d);
     Type *t = d->body ? check_block(d->body, false, false, BLK_WORKFLOW) : ty_error;
     if (d->ret_type && t->kind != TY_NEVER && t->kind != TY_ERROR && d->body) {
-        diag_error(closing_brace(d->body), "workflow '%s' can end without returning %s",
+        diag_error(closing_brace(d->body), E1002, "workflow '%s' can end without returning %s",
                    d->name, ty_str(d->ret_type));
         diag_note(d->name_span, "'%s' declared here with return type %s", d->name,
                   ty_str(d->ret_type));
@@ -2807,7 +2814,7 @@ static void register_decls(Program *p)
         if (first) {
             bool imported = d->file > first->file;   /* imports load after their importer */
             Decl *at = imported ? first : d, *other = imported ? d : first;
-            diag_error(at->name_span, "'%s' is already declared", d->name);
+            diag_error(at->name_span, E0411, "'%s' is already declared", d->name);
             diag_note(other->name_span, "'%s' %s declared here", d->name,
                       imported ? "also" : "first");
             continue;
@@ -2818,7 +2825,7 @@ static void register_decls(Program *p)
         if (!S.workflow)
             S.workflow = d;
         else {
-            diag_error(d->name_span, "a program has one workflow, and '%s' is a second",
+            diag_error(d->name_span, E0415, "a program has one workflow, and '%s' is a second",
                        d->name);
             diag_note(S.workflow->name_span, "'%s' declared here", S.workflow->name);
         }

@@ -258,7 +258,7 @@ import
         $$->name_span = @2;
         StrPart *p = $2->parts.len == 1 ? $2->parts.items[0] : NULL;
         if (!p || p->expr) {
-            diag_error(@2, "an import path cannot interpolate");
+            diag_error(@2, E0205, "an import path cannot interpolate");
             lex_error_span(STATE, @2);
             $$->name = "";
         } else {
@@ -364,7 +364,7 @@ agent
         for (int i = 0; i < $4.len; i++) {
             Field *f = $4.items[i];
             if (f->deflt) {
-                diag_error(f->deflt->span, "agent parameters cannot have default values");
+                diag_error(f->deflt->span, E0206, "agent parameters cannot have default values");
                 diag_help("only workflow parameters (the binary's flags) have defaults");
                 lex_error_span(STATE, f->deflt->span);
             }
@@ -383,7 +383,7 @@ http
         for (int i = 0; i < $4.len; i++) {
             Field *f = $4.items[i];
             if (f->deflt) {
-                diag_error(f->deflt->span, "http operation parameters cannot have default values");
+                diag_error(f->deflt->span, E0206, "http operation parameters cannot have default values");
                 diag_help("only workflow parameters (the binary's flags) have defaults");
                 lex_error_span(STATE, f->deflt->span);
             }
@@ -433,7 +433,7 @@ type
         $$->elem = $3;
         $$->name = $1.s;
         if (strcmp($1.s, "list") != 0) {
-            diag_error(@1, "unknown generic type '%s'", $1.s);
+            diag_error(@1, E0207, "unknown generic type '%s'", $1.s);
             if (strcasecmp($1.s, "optional") == 0 || strcmp($1.s, "Option") == 0
                 || strcmp($1.s, "Maybe") == 0 || strcmp($1.s, "Nullable") == 0)
                 diag_help("an optional type is written 'T?'");
@@ -538,7 +538,7 @@ postfix
     | postfix USING IDENT {
         $$ = $1;
         if ($1->kind != N_CALL) {
-            diag_error(@2, "'using' applies to an agent call");
+            diag_error(@2, E0208, "'using' applies to an agent call");
             diag_help("write 'agent(args) using model'");
             lex_error_span(STATE, @2);
         } else {
@@ -558,7 +558,7 @@ hpostfix
     | hpostfix USING IDENT {
         $$ = plain($1);
         if ($1->kind != N_CALL) {
-            diag_error(@2, "'using' applies to an agent call");
+            diag_error(@2, E0208, "'using' applies to an agent call");
             lex_error_span(STATE, @2);
         } else {
             $$->using_model = $3.s; $$->using_span = @3; $$->span = @$;
@@ -798,7 +798,7 @@ loop_expr
     | LOOP block {
         $$ = ast_node(N_LOOP, @$);
         $$->body = $2;
-        diag_error(@1, "'loop' needs a bound");
+        diag_error(@1, E0209, "'loop' needs a bound");
         diag_help("write 'loop max N { ... }'; 'else { ... }' after it runs when the bound is hit");
         lex_error_span(STATE, @1);
     }
@@ -841,14 +841,14 @@ static Node *plain(Node *n)
         return n;
     if (n->opts.len) {
         Setting *s = n->opts.items[0];
-        diag_error(s->key_span, "named arguments are not supported");
+        diag_error(s->key_span, E0210, "named arguments are not supported");
         diag_help("pass arguments in the order they are declared; '(key: value)' options "
                   "go right after the list of a 'for'");
         n->opts.len = 0;
         lex_error_span(NULL, s->key_span);
     }
     if (n->lhs) {
-        diag_error(n->lhs->span, "only agents and builtins can be called");
+        diag_error(n->lhs->span, E0211, "only agents and builtins can be called");
         n->lhs = NULL;
         lex_error_span(NULL, n->span);
     }
@@ -980,10 +980,10 @@ void lex_error_span(LexState *S, Span sp)
 static void flowyerror(Span *loc, yyscan_t scanner, const char *msg)
 {
     if (strcmp(msg, "memory exhausted") == 0) {
-        diag_error(*loc, "nested too deeply for the parser");
+        diag_error(*loc, E0204, "nested too deeply for the parser");
         diag_help("give the inner parts names with 'let'");
     } else {
-        diag_error(*loc, "%s", msg);
+        diag_error(*loc, E0201, "%s", msg);
     }
     STATE->failed = true;
 }
@@ -1014,6 +1014,18 @@ static bool is_operator(yysymbol_kind_t k)
         return k == YYTRANSLATE('<') || k == YYTRANSLATE('>') || k == YYTRANSLATE('+')
             || k == YYTRANSLATE('-') || k == YYTRANSLATE('*') || k == YYTRANSLATE('/')
             || k == YYTRANSLATE('.') || k == YYTRANSLATE('(');
+    }
+}
+
+/* An operator that cannot start an expression ('-' can: it negates). */
+static bool is_binary_only(yysymbol_kind_t k)
+{
+    switch (k) {
+    case YYSYMBOL_EQ: case YYSYMBOL_NE: case YYSYMBOL_LE: case YYSYMBOL_GE:
+        return true;
+    default:
+        return k == YYTRANSLATE('<') || k == YYTRANSLATE('>') || k == YYTRANSLATE('+')
+            || k == YYTRANSLATE('*') || k == YYTRANSLATE('/');
     }
 }
 
@@ -1218,16 +1230,24 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner)
     if (f) {
         int line, col;
         src_linecol(f->at, &line, &col);
-        diag_error(loc, "unexpected %s, expected %s to close %s at %d:%d", found_name(S, la, loc),
+        diag_error(loc, E0202, "unexpected %s, expected %s to close %s at %d:%d", found_name(S, la, loc),
                    sym_name(closer_sym(f->kind)), opener_text(f->kind), line, col);
         diag_note(f->at, "%s opened here", opener_text(f->kind));
+    } else if (is_binary_only(la) && on_next_line(S, loc)) {
+        /* `let total = a` then a line `+ b`: the line was a whole statement */
+        Span end = { loc.file, S->prev_hi, S->prev_hi };
+        int line, col;
+        src_linecol(end, &line, &col);
+        diag_error(loc, E0201, "unexpected %s at the start of a line", sym_name(la));
+        diag_help("an operator at the start of a line does not continue the previous line; "
+                  "put %s at the end of line %d", sym_name(la), line);
     } else if (la != YYSYMBOL_YYEOF && !expects(exp, n, YYSYMBOL_NEWLINE) && on_next_line(S, loc)) {
         /* `let x =` and the rest on the next line: the line ended too early */
         Span end = { loc.file, S->prev_hi, S->prev_hi };
-        diag_error(end, "unexpected end of line%s", expected_list(S, exp, n));
+        diag_error(end, E0203, "unexpected end of line%s", expected_list(S, exp, n));
         return 0;                                /* the next line is left to parse */
     } else {
-        diag_error(loc, "unexpected %s%s", found_name(S, la, loc), expected_list(S, exp, n));
+        diag_error(loc, E0201, "unexpected %s%s", found_name(S, la, loc), expected_list(S, exp, n));
     }
     hints(S, exp, n, la);
     begin_skip(S, la);

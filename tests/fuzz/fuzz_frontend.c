@@ -4,7 +4,8 @@
  *   fuzz_frontend [-n N] [-s SEED] [-o CRASHDIR] [-r FILE]... SEEDFILE...
  *
  * Each input runs as the driver would run it: parse_file(), then sema_check()
- * if it parsed, with diagnostics buffered and dropped.  Between inputs the
+ * if it parsed and lint_program() if that passed, with diagnostics buffered
+ * and dropped.  Between inputs the
  * arena, the source table and the diagnostics are reset, so thousands of
  * compilations share one process (and LeakSanitizer sees what one leaks).
  *
@@ -96,8 +97,8 @@ static bool run_one(const char *data, size_t len)
     memset(&p, 0, sizeof p);
     vec_push(&p.files, (void *)(intptr_t)file);
     bool parsed = parse_file(&p, file);
-    if (parsed)
-        sema_check(&p);
+    if (parsed && sema_check(&p))
+        lint_program(&p, file);
     alarm(0);
     return parsed;
 }

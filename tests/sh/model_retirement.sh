@@ -19,6 +19,9 @@ grep -qF "warning: model 'gpt_4_1_nano' is an old name: it now means 'gpt_luna' 
 FLOWC_TODAY=2026-12-01 "$FLOWC" check r.flow >out 2>&1 || fail "check failed: $(cat out)"
 grep -qF "warning: model 'old' (gpt-old) retires on 2026-12-11, in 10 days" out || fail "$(cat out)"
 grep -qF "help: use 'gpt_luna' instead" out || fail "no replacement: $(cat out)"
+grep -qF "in 10 days [-Wmodel-retirement]" out || fail "no -W name: $(cat out)"
+FLOWC_TODAY=2026-12-01 "$FLOWC" -Wno-model-retirement check r.flow >out 2>&1 || fail "check failed: $(cat out)"
+grep -q "retire" out && fail "-Wno-model-retirement still warns: $(cat out)"
 FLOWC_TODAY=2026-12-12 "$FLOWC" check r.flow >out 2>&1 || fail "check failed: $(cat out)"
 grep -qF "warning: model 'old' (gpt-old) was retired on 2026-12-11: requests to it fail" out ||
     fail "$(cat out)"
