@@ -95,6 +95,15 @@ static long days_between(const char *a, const char *b)
 static Decl **warned;
 static int nwarned, capwarned;
 
+/* Forgets the models warned about: their Decls die with the compilation's
+ * arena (the fuzz harness and the language server check many programs in
+ * one process). */
+void caps_reset(void)
+{
+    warned = NULL;
+    nwarned = capwarned = 0;
+}
+
 /* Whether d was already warned about (each model warns once). */
 static bool once(Decl *d)
 {

@@ -630,6 +630,8 @@ void approval_check(Program *p);
 
 /* After every model is checked: aliases take their target's settings. */
 void caps_resolve_models(Program *p);
+/* Forgets what an earlier compilation warned about (sema_check calls it). */
+void caps_reset(void);
 /* A use of model d (an agent's model, or `using`): warns for an old name or a
  * model past (or near) its retirement date.  FLOWC_TODAY=YYYY-MM-DD overrides
  * today's date (tests). */

@@ -2856,6 +2856,7 @@ bool sema_check(Program *p)
     if (!ty_error)
         ty_init();
     memset(&S, 0, sizeof S);
+    caps_reset();
     S.prog = p;
     register_decls(p);
     for (int i = 0; i < p->decls.len; i++) {      /* make enum types before fields use them */
