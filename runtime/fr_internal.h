@@ -435,9 +435,6 @@ void fr_slot_give(fr_run *run);
 void fr_backoff(fr_ctx *cx, int attempt, int retry_after_ms);
 
 /* fr_op.c */
-/* Every secret the program's http operations read is set (skipped under
- * --mock, which sends nothing); false with one line per missing variable. */
-bool fr_op_secrets_check(const fr_program *prog, bool mock, fr_buf *err);
 /* Closes the --dry-run file; its path for the summary (malloc'd) or NULL. */
 char *fr_op_dry_close(fr_run *run);
 

@@ -104,33 +104,20 @@ static char *expand(const char *s, size_t n, bool real)
     return fr_http_buf_take(&b);
 }
 
-/* Every secret of every operation is set; one line per missing variable. */
-bool fr_op_secrets_check(const fr_program *prog, bool mock, fr_buf *err)
+/* The operation's secrets are all set: a request never leaves with an
+ * empty credential.  Checked when a call is about to be sent (an operation
+ * a run never calls needs none), as a usage error: exit 2. */
+static bool secrets_set(fr_ctx *cx, const fr_op *op, const char *where)
 {
-    bool ok = true;
-    for (int i = 0; !mock && i < prog->nops; i++) {
-        const fr_op *op = prog->ops[i];
-        for (int k = 0; k < op->nsecrets; k++) {
-            const char *v = getenv(op->secrets[k]);
-            if (v && *v)
-                continue;
-            bool said = false;                   /* each variable once */
-            for (int j = 0; j <= i && !said; j++)
-                for (int m = 0; m < prog->ops[j]->nsecrets && !said; m++) {
-                    if (j == i && m == k)
-                        break;
-                    said = strcmp(prog->ops[j]->secrets[m], op->secrets[k]) == 0;
-                }
-            if (said)
-                continue;
-            if (!ok || (err->s && err->len))
-                fr_buf_puts(err, "\n");
-            fr_buf_printf(err, "http operation '%s' needs a secret: %s is not set", op->name,
-                          op->secrets[k]);
-            ok = false;
+    for (int k = 0; k < op->nsecrets; k++) {
+        const char *v = getenv(op->secrets[k]);
+        if (!v || !*v) {
+            fr_usage(cx, where, "http operation '%s' needs a secret: %s is not set", op->name,
+                     op->secrets[k]);
+            return false;
         }
     }
-    return ok;
+    return true;
 }
 
 /* ---- one call's state ---------------------------------------------------- */
@@ -673,7 +660,7 @@ json_t *fr_op_call(fr_ctx *cx, const fr_op *op, int site, json_t *const *args,
         c.jh.jc.attempts = 0;
         if (v)
             fr_journal_call_record(&c.jh, cx, v, op->output ? op->output : &fr_type_string);
-    } else {
+    } else if (secrets_set(cx, op, where)) {
         if (op->write)
             fr_journal_op_hold(&c.jh, cx);
         int why;

@@ -562,7 +562,7 @@ static void http_row(const char *name, const fr_stats *s)
 static void print_http(fr_run *run, const fr_stats *tot)
 {
     const fr_program *p = run->prog;
-    if (!p->nops && !http_any(tot))
+    if (!http_any(tot))
         return;
     fprintf(stderr, "http operations:\n  %-16s %7s %7s %7s %7s %7s %7s %7s %9s\n", "phase",
             "calls", "cached", "retries", "failed", "pages", "unknown", "dry-run", "time");
@@ -923,10 +923,6 @@ int fr_main_abi(int abi, const fr_program *prog, int argc, char **argv)
     }
     fr_buf err = { 0 };
     fr_http *h = fr_http_new(prog, o.mock, &err);
-    if (h && !fr_op_secrets_check(prog, o.mock, &err)) {
-        fr_http_free(h);
-        h = NULL;
-    }
     if (!h) {                              /* one "error:" line per problem (missing keys) */
         const char *m = err.s ? err.s : "cannot set up the providers";
         for (const char *nl; (nl = strchr(m, '\n')) != NULL; m = nl + 1)

@@ -10,11 +10,14 @@
  *         Link header (RFC 8288): <http://127.0.0.1:P/v2/...>; rel="next"
  *   GET   /v1/contacts[?cursor=C]           {"data":[...], "links":{"next":URL|null}}
  *   PATCH /crm/v3/objects/contacts/{id}     {"properties":{...}}: updates one
- *         contact (404 for an unknown id, 400 for a body without properties)
+ *         contact and answers it whole (404 for an unknown id, 400 for a body
+ *         without properties)
  *   GET   /_stats                           what was applied, as JSON (for the tests)
  *
- * Contacts are made up from their number: id "1".."N", email
- * lead<i>@example.com, firstname, lastname, company, createdate.
+ * Contacts are made up from their number, in HubSpot's object shape:
+ * {"id":"i", "properties":{"email":"lead<i>@example.com", "firstname",
+ * "lastname", "company", "createdate", "hs_object_id"}, "createdAt",
+ * "updatedAt", "archived"}; a write's properties are merged in.
  *
  * Writes honour Idempotency-Key as Stripe's API does: the status and body of
  * the first request with a key are saved once the endpoint runs; a later
@@ -252,21 +255,25 @@ static void log_line(long n, const req *r, int status, const char *action)
 
 /* ---- contacts ------------------------------------------------------------ */
 
+/* Contact i as HubSpot's CRM v3 answers an object: id, properties (with
+ * what writes changed), createdAt, updatedAt, archived. */
 static json_t *contact(int i)
 {
     static const char *const first[] = { "Ada", "Grace", "Alan", "Edsger", "Barbara" };
-    static const char *const co[] = { "acme.com", "globex.com", "initech.com", "umbrella.com" };
+    static const char *const co[] = { "Acme", "Globex", "Initech", "Umbrella" };
     char id[16], email[64], name[32];
     snprintf(id, sizeof id, "%d", i);
     snprintf(email, sizeof email, "lead%d@example.com", i);
     snprintf(name, sizeof name, "Lead %d", i);
-    json_t *c = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "id", id, "email", email,
-                          "firstname", first[i % 5], "lastname", name, "company", co[i % 4],
-                          "createdate", "2026-12-01T00:00:00Z");
+    json_t *p = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "email", email, "firstname",
+                          first[i % 5], "lastname", name, "company", co[i % 4], "createdate",
+                          "2026-12-01T00:00:00Z", "hs_object_id", id);
     json_t *w = json_object_get(S.props, id);
     if (w)
-        json_object_update(c, w);
-    return c;
+        json_object_update(p, w);
+    return json_pack("{s:s, s:o, s:s, s:s, s:b}", "id", id, "properties", p, "createdAt",
+                     "2026-12-01T00:00:00Z", "updatedAt", w ? "2026-12-07T00:00:00Z"
+                     : "2026-12-01T00:00:00Z", "archived", 0);
 }
 
 /* ?name=value in path, or NULL (written into buf). */
@@ -388,8 +395,7 @@ static int apply(const req *r, const char *id, char **answer)
             json_object_update(old, props);
         else
             json_object_set(S.props, id, props);
-        json_t *o = json_pack("{s:s, s:O, s:s, s:b}", "id", id, "properties", props,
-                              "updatedAt", "2026-12-07T00:00:00Z", "archived", 0);
+        json_t *o = contact(i);
         pthread_mutex_unlock(&S.mu);
         *answer = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
         json_decref(o);
