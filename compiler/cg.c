@@ -1989,26 +1989,41 @@ static void write_ops(FILE *f)
 
 /* ---- the program -------------------------------------------------------- */
 
-/* A budget's settings as an fr_budget initializer. */
-static const char *budget_init(Node *b)
+/* 1 + the index of workflow w's parameter named by v, 0 if v is no name. */
+static int budget_param_index(Decl *w, Node *v)
+{
+    for (int i = 0; v->kind == N_NAME && i < w->fields.len; i++)
+        if (strcmp(((Field *)w->fields.items[i])->name, v->name) == 0)
+            return i + 1;
+    return 0;
+}
+
+/* A budget's settings as an fr_budget initializer (w's parameters may set them). */
+static const char *budget_init(Decl *w, Node *b)
 {
     if (!b)
         return "FR_NO_BUDGET";
     const char *usd = "-1", *tokens = "-1", *time = "-1";
+    int pu = 0, pt = 0, pm = 0;
     for (int i = 0; i < b->opts.len; i++) {
         Setting *s = b->opts.items[i];
         Node *v = s->value;
         if (!v)
             continue;
+        int pi = budget_param_index(w, v);
         double d = v->kind == N_FLOAT ? v->fval : (double)v->ival;
-        if (strcmp(s->key, "usd") == 0)
-            usd = c_double(d);
-        else if (strcmp(s->key, "tokens") == 0)
-            tokens = fmt("%" PRId64, v->ival);
-        else if (strcmp(s->key, "time") == 0)
-            time = fmt("%" PRId64, v->ival);
+        if (strcmp(s->key, "usd") == 0) {
+            if (!(pu = pi))
+                usd = c_double(d);
+        } else if (strcmp(s->key, "tokens") == 0) {
+            if (!(pt = pi))
+                tokens = fmt("%" PRId64, v->ival);
+        } else if (strcmp(s->key, "time") == 0) {
+            if (!(pm = pi))
+                time = fmt("%" PRId64, v->ival);
+        }
     }
-    return fmt("{ %s, %s, %s }", usd, tokens, time);
+    return fmt("{ %s, %s, %s, %d, %d, %d }", usd, tokens, time, pu, pt, pm);
 }
 
 /* A parameter's default as JSON text (C-escaped), or NULL. */
@@ -2073,15 +2088,16 @@ static void write_program(FILE *f)
         fprintf(f, "static const fr_phase phases[] = {\n");
         for (int i = 0; i < cg.phases.len; i++)
             fprintf(f, "    { %s, %s },\n", c_lit(((Node *)cg.phases.items[i])->name),
-                    budget_init(cg.phase_budgets.items[i]));
+                    budget_init(w, cg.phase_budgets.items[i]));
         fprintf(f, "};\n\n");
     }
     if (w->fields.len) {
         fprintf(f, "static const fr_param params[] = {\n");
         for (int i = 0; i < w->fields.len; i++) {
             Field *p = w->fields.items[i];
-            fprintf(f, "    { %s, %s, %s, %s },\n", c_lit(p->name), type_ref(p->type),
-                    default_json(p), c_lit(p->doc));
+            fprintf(f, "    { %s, %s, %s, %s, %s },\n", c_lit(p->name), type_ref(p->type),
+                    default_json(p), c_lit(p->doc),
+                    p->in_budget && !(p->sym && ((Sym *)p->sym)->reads) ? "true" : "false");
         }
         fprintf(f, "};\n\n");
     }
@@ -2113,7 +2129,7 @@ static void write_program(FILE *f)
     fprintf(f, "    .ret = %s,\n", is_value_type(w->ret_type) ? type_ref(w->ret_type) : "NULL");
     fprintf(f, "    .nphases = %d,\n    .phases = %s,\n", cg.phases.len,
             cg.phases.len ? "phases" : "NULL");
-    fprintf(f, "    .budget = %s,\n", budget_init(cg.wf_budget));
+    fprintf(f, "    .budget = %s,\n", budget_init(w, cg.wf_budget));
     fprintf(f, "    .nmodels = %d,\n    .models = %s,\n", cg.models.len,
             cg.models.len ? "models" : "NULL");
     fprintf(f, "    .nagents = %d,\n    .agents = %s,\n", cg.agents.len,

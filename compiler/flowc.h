@@ -20,7 +20,7 @@
 #define FLOWC_VERSION "0.1.0"
 /* The runtime ABI the generated C is written for: FLOWRT_ABI of the
  * flowrt.h it must be compiled with (runtime/flowrt.h). */
-#define FLOWC_RUNTIME_ABI 3
+#define FLOWC_RUNTIME_ABI 4
 
 /* ---- arena.c: one arena per compilation ---------------------------------- */
 
@@ -334,6 +334,7 @@ typedef struct Field {
     const char *doc;                             /* `///` lines joined by '\n', or NULL */
     Type *type;                                  /* sema: resolved */
     void *sym;                                   /* sema: a parameter's Sym */
+    bool in_budget;                              /* sema: a budget's value names it */
 } Field;
 
 typedef enum DeclKind {

@@ -413,7 +413,7 @@ static void unused_params(Decl *d)
     for (int i = 0; i < d->fields.len; i++) {
         Field *f = d->fields.items[i];
         Sym *s = f->sym;
-        if (!s || s->reads || quiet_name(f->name))
+        if (!s || s->reads || f->in_budget || quiet_name(f->name))
             continue;
         if (d->kind == D_AGENT) {
             diag_warning(f->span, W0003, "parameter '%s' of agent '%s' is never used", f->name,

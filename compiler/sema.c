@@ -2555,6 +2555,44 @@ static Type *check_assign(Node *n)
 /* budget -> 'budget' '{' (usd | tokens | time) ':' value ... '}' */
 static const char *const budget_keys[] = { "usd", "tokens", "time", NULL };
 
+/* A budget key whose value names a workflow parameter: the parameter must
+ * be a number (a string or an int of seconds for time), optional for no cap. */
+static Field *budget_param(Setting *s, int k)
+{
+    Node *v = s->value;
+    Decl *w = S.cur_wf;
+    Field *f = NULL;
+    for (int i = 0; w && i < w->fields.len; i++)
+        if (strcmp(((Field *)w->fields.items[i])->name, v->name) == 0)
+            f = w->fields.items[i];
+    Sym *sym = scope_find(v->name);
+    if (!f || !sym || sym != f->sym) {
+        diag_error(v->span, "%s must be %s or a workflow parameter, got %s", s->key,
+                   k == 2 ? "a duration such as 30s, 5m or 1h" : k == 1 ? "a whole number"
+                   : "a number", what(v));
+        if (w)
+            diag_note(w->name_span, "the parameters of workflow '%s' are in its head",
+                      w->name);
+        return NULL;
+    }
+    Type *t = f->type && f->type->kind == TY_OPT ? f->type->elem : f->type;
+    bool ok = t && (k == 0 ? t->kind == TY_FLOAT || t->kind == TY_INT
+                    : k == 1 ? t->kind == TY_INT : t->kind == TY_INT || t->kind == TY_STRING);
+    if (t && t->kind != TY_ERROR && !ok) {
+        diag_error(v->span, "budget %s cannot be parameter '%s' of type %s", s->key, f->name,
+                   ty_str(f->type));
+        diag_note(f->span, "'%s' declared here", f->name);
+        diag_help(k == 0 ? "give it type float (dollars)"
+                  : k == 1 ? "give it type int (tokens)"
+                  : "give it type string (a duration such as \"30m\") or int (seconds)");
+        return NULL;
+    }
+    v->type = f->type;
+    v->sym = sym;
+    f->in_budget = true;
+    return f;
+}
+
 static void budget_values(Node *n, double v[3])
 {
     int64_t ms;
@@ -2563,9 +2601,12 @@ static void budget_values(Node *n, double v[3])
         Setting *s = n->opts.items[i];
         if (!setting_ok(&n->opts, i, budget_keys, "'budget'", NULL))
             continue;
-        if (strcmp(s->key, "usd") == 0)
+        int k = strcmp(s->key, "usd") == 0 ? 0 : strcmp(s->key, "tokens") == 0 ? 1 : 2;
+        if (s->value->kind == N_NAME)
+            budget_param(s, k);
+        else if (k == 0)
             setting_num(s, 0, INFINITY, true, false, &v[0]);
-        else if (strcmp(s->key, "tokens") == 0)
+        else if (k == 1)
             setting_num(s, 0, INFINITY, true, true, &v[1]);
         else if (setting_duration(s, 1, INT64_MAX, &ms))
             v[2] = (double)ms;
@@ -2583,8 +2624,8 @@ static void budget_vs_workflow(Node *n, double v[3])
         Setting *ps = setting_get(&n->opts, budget_keys[k]);
         bool is_int;
         w[k] = -1;
-        if (!ws || !ps || v[k] < 0)
-            continue;
+        if (!ws || !ps || v[k] < 0 || ws->value->kind == N_NAME)
+            continue;                          /* a parameter's cap clips at run time */
         if (k == 2 && ws->value->kind == N_DURATION)
             w[k] = (double)ws->value->ival;
         else if (k < 2)

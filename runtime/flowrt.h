@@ -35,7 +35,7 @@
  * struct below or a function's meaning changes.  Generated C refuses to
  * compile against a header of another ABI, and fr_main refuses to run when
  * the library was built for another one. */
-#define FLOWRT_ABI 3
+#define FLOWRT_ABI 4
 
 /* ---- types: descriptors generated per schema, enum and used type --------- */
 
@@ -300,14 +300,19 @@ json_t *fr_secret(fr_ctx *cx, const char *env);
 
 /* ---- budgets, phases, the program ---------------------------------------- */
 
-/* A hard cap; a field < 0 means no cap. */
+/* A hard cap; a field < 0 means no cap.  A key whose value is a workflow
+ * parameter (`budget { usd: max_usd }`) names it: the parameter's value
+ * (null: no cap) replaces the field when the run starts. */
 typedef struct fr_budget {
     double usd;                    /* dollars */
     int64_t tokens;                /* input + output tokens */
     int64_t time_ms;               /* wall time */
+    int usd_param;                 /* 1 + the index of the parameter that sets usd, 0 none */
+    int tokens_param;              /* likewise for tokens (an int parameter) */
+    int time_param;                /* likewise for time (an int of seconds, or a duration string) */
 } fr_budget;
 
-#define FR_NO_BUDGET { -1, -1, -1 }
+#define FR_NO_BUDGET { -1, -1, -1, 0, 0, 0 }
 
 typedef struct fr_phase {
     const char *name;              /* the phase's name */
@@ -323,6 +328,7 @@ typedef struct fr_param {
     const fr_type *type;           /* string, int, float, bool, or optional of one */
     const char *deflt;             /* default as JSON text, NULL when required */
     const char *doc;               /* doc comment or NULL */
+    bool budget_only;              /* read only by budgets: a resume may change it */
 } fr_param;
 
 typedef json_t *(*fr_main_fn)(fr_ctx *cx, json_t *const *args);

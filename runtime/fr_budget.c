@@ -19,6 +19,7 @@
 #include "fr_internal.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -28,17 +29,153 @@ static void spend_init(fr_spend *s, const fr_budget *b, int64_t from_ms)
     s->deadline_ms = b->time_ms >= 0 ? from_ms + b->time_ms : -1;
 }
 
+/* "30m", "90s", "1h30m", "500ms": milliseconds, or -1 if s is not a duration. */
+int64_t fr_parse_duration(const char *s)
+{
+    int64_t total = 0;
+    if (!*s)
+        return -1;
+    while (*s) {
+        if (*s < '0' || *s > '9')
+            return -1;
+        int64_t n = 0;
+        while (*s >= '0' && *s <= '9') {
+            if (n > INT64_MAX / 10 - 10)
+                return -1;
+            n = n * 10 + (*s++ - '0');
+        }
+        int64_t unit = strncmp(s, "ms", 2) == 0 ? 1 : *s == 's' ? 1000 : *s == 'm' ? 60000
+                       : *s == 'h' ? 3600000 : -1;
+        if (unit < 0 || n > INT64_MAX / unit - total)
+            return -1;
+        total += n * unit;
+        s += unit == 1 ? 2 : 1;
+    }
+    return total;
+}
+
+/* One key's parameter value into *out (null: no cap); false with a message
+ * for a value that is no cap. */
+static bool param_cap(const fr_program *p, json_t *const *args, int k, int which,
+                      double *out)
+{
+    json_t *v = args[k - 1];
+    const char *name = p->params[k - 1].name;
+    if (!v || json_is_null(v)) {
+        *out = -1;
+        return true;
+    }
+    if (which == 2 && json_is_string(v)) {
+        int64_t ms = fr_parse_duration(json_string_value(v));
+        if (ms <= 0) {
+            fprintf(stderr, "error: parameter '%s' sets a time budget: expected a duration such"
+                    " as 90s, 30m or 2h, got '%s'\n", name, json_string_value(v));
+            return false;
+        }
+        *out = (double)ms;
+        return true;
+    }
+    double d = json_number_value(v) * (which == 2 ? 1000 : 1);
+    if (!(d > 0)) {
+        fprintf(stderr, "error: parameter '%s' sets a %s budget: it must be more than 0, got "
+                "%g\n", name, which == 0 ? "usd" : which == 1 ? "tokens" : "time",
+                json_number_value(v));
+        return false;
+    }
+    *out = d;
+    return true;
+}
+
+/* A declared budget with its parameters' values in. */
+static bool resolve(const fr_program *p, json_t *const *args, const fr_budget *decl,
+                    fr_budget *b)
+{
+    double v;
+    *b = *decl;
+    if (decl->usd_param) {
+        if (!param_cap(p, args, decl->usd_param, 0, &v))
+            return false;
+        b->usd = v;
+    }
+    if (decl->tokens_param) {
+        if (!param_cap(p, args, decl->tokens_param, 1, &v))
+            return false;
+        b->tokens = v < 0 ? -1 : (int64_t)v;
+    }
+    if (decl->time_param) {
+        if (!param_cap(p, args, decl->time_param, 2, &v))
+            return false;
+        b->time_ms = v < 0 ? -1 : (int64_t)v;
+    }
+    b->usd_param = b->tokens_param = b->time_param = 0;
+    return true;
+}
+
+/* A phase's cap above the workflow's is clipped to it; bit k of the result
+ * says key k (usd, tokens, time) was. */
+static unsigned clip(fr_budget *ph, const fr_budget *wf)
+{
+    unsigned bits = 0;
+    if (wf->usd >= 0 && ph->usd > wf->usd)
+        ph->usd = wf->usd, bits |= 1;
+    if (wf->tokens >= 0 && ph->tokens > wf->tokens)
+        ph->tokens = wf->tokens, bits |= 2;
+    if (wf->time_ms >= 0 && ph->time_ms > wf->time_ms)
+        ph->time_ms = wf->time_ms, bits |= 4;
+    return bits;
+}
+
+const char *fr_cap_text(const fr_budget *b, int k, char *buf, size_t cap)
+{
+    if (k == 0)
+        snprintf(buf, cap, b->usd < 0 ? "none" : "$%.4f", b->usd);
+    else if (k == 1)
+        snprintf(buf, cap, b->tokens < 0 ? "none" : "%lld", (long long)b->tokens);
+    else if (b->time_ms < 0)
+        snprintf(buf, cap, "none");
+    else
+        snprintf(buf, cap, "%.1f s", (double)b->time_ms / 1000);
+    return buf;
+}
+
+int fr_budget_setup(fr_run *run, const fr_budget *cli, json_t *const *args)
+{
+    const fr_program *p = run->prog;
+    if (!resolve(p, args, &p->budget, &run->budget))
+        return 2;
+    if (cli->usd >= 0)
+        run->budget.usd = cli->usd, run->cli_caps |= 1;
+    if (cli->tokens >= 0)
+        run->budget.tokens = cli->tokens, run->cli_caps |= 2;
+    if (cli->time_ms >= 0)
+        run->budget.time_ms = cli->time_ms, run->cli_caps |= 4;
+    for (int i = 0; i < p->nphases; i++) {
+        if (!resolve(p, args, &p->phases[i].budget, &run->phase_budget[i]))
+            return 2;
+        run->phase_declared[i] = run->phase_budget[i];
+        run->clipped[i] = (unsigned char)clip(&run->phase_budget[i], &run->budget);
+    }
+    spend_init(&run->wf, &run->budget, run->start_ms);
+    return 0;
+}
+
 bool fr_budget_init(fr_run *run)
 {
     const fr_program *p = run->prog;
     run->start_ms = fr_now_ms();
+    run->budget = p->budget;
     spend_init(&run->wf, &p->budget, run->start_ms);
     run->ph = fr_calloc((size_t)p->nphases + 1, sizeof *run->ph);
     run->stats = fr_calloc((size_t)p->nphases + 1, sizeof *run->stats);
-    if (!run->ph || !run->stats)
+    run->phase_budget = fr_calloc((size_t)p->nphases + 1, sizeof *run->phase_budget);
+    run->phase_declared = fr_calloc((size_t)p->nphases + 1, sizeof *run->phase_declared);
+    run->clipped = fr_calloc((size_t)p->nphases + 1, 1);
+    if (!run->ph || !run->stats || !run->phase_budget || !run->phase_declared || !run->clipped)
         return false;
-    for (int i = 0; i < p->nphases; i++)
+    for (int i = 0; i < p->nphases; i++) {
         run->ph[i].deadline_ms = -1;
+        run->phase_budget[i] = p->phases[i].budget;
+    }
     return true;
 }
 
@@ -46,6 +183,12 @@ void fr_budget_free(fr_run *run)
 {
     fr_free(run->ph);
     fr_free(run->stats);
+    fr_free(run->phase_budget);
+    fr_free(run->phase_declared);
+    fr_free(run->clipped);
+    run->phase_declared = NULL;
+    run->phase_budget = NULL;
+    run->clipped = NULL;
     run->ph = NULL;
     run->stats = NULL;
 }
@@ -176,9 +319,9 @@ bool fr_budget_reserve(fr_ctx *cx, const fr_model *m, int64_t in_tokens,
     pthread_mutex_lock(&run->mu);
     for (;;) {
         fr_spend *s = NULL;
-        if (!fits(&run->wf, &p->budget, usd, tok, &what, v))
+        if (!fits(&run->wf, &run->budget, usd, tok, &what, v))
             stop_at = -1, s = &run->wf;
-        else if (phase >= 0 && !fits(&run->ph[phase], &p->phases[phase].budget, usd, tok,
+        else if (phase >= 0 && !fits(&run->ph[phase], &run->phase_budget[phase], usd, tok,
                                      &what, v))
             stop_at = phase, s = &run->ph[phase];
         if (!s || s->holds == 0)
@@ -246,7 +389,7 @@ void *fr_budget_time_stop(fr_ctx *cx)
     fr_run *run = cx->run;
     int whose;
     int64_t deadline = nearest_deadline(cx, &whose);
-    const fr_budget *b = whose >= 0 ? &run->prog->phases[whose].budget : &run->prog->budget;
+    const fr_budget *b = whose >= 0 ? &run->phase_budget[whose] : &run->budget;
     double spent = (double)(b->time_ms - (deadline - fr_now_ms()));
     pthread_mutex_lock(&run->mu);
     note_stop(run, whose, "time", spent, (double)b->time_ms, 0);
@@ -267,20 +410,21 @@ bool fr_budget_phase_open(fr_ctx *cx, int phase, double prior_usd, int64_t prior
     fr_stats_of(run, phase)->start_ms = now;
     if (phase >= 0 && phase < p->nphases) {
         fr_spend *s = &run->ph[phase];
-        spend_init(s, &p->phases[phase].budget, now);
+        spend_init(s, &run->phase_budget[phase], now);
         s->usd_spent += prior_usd;
         s->tok_spent += prior_tokens;
         if (s->deadline_ms >= 0)       /* its time cap counts earlier processes */
             s->deadline_ms -= prior_active_ms;
     }
     const char *what = NULL;
-    if (p->budget.usd >= 0 && run->wf.usd_spent >= p->budget.usd)
+    const fr_budget *wb = &run->budget;
+    if (wb->usd >= 0 && run->wf.usd_spent >= wb->usd)
         what = "usd";
-    else if (p->budget.tokens >= 0 && run->wf.tok_spent >= p->budget.tokens)
+    else if (wb->tokens >= 0 && run->wf.tok_spent >= wb->tokens)
         what = "tokens";
     if (what)
         note_stop(run, -1, what, what[0] == 'u' ? run->wf.usd_spent : (double)run->wf.tok_spent,
-                  what[0] == 'u' ? p->budget.usd : (double)p->budget.tokens, 0);
+                  what[0] == 'u' ? wb->usd : (double)wb->tokens, 0);
     pthread_mutex_unlock(&run->mu);
     if (what)
         return budget_sig(cx, -1, what) != NULL;

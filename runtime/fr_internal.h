@@ -354,6 +354,13 @@ struct fr_run {
     void *journal;                 /* the run journal (fr_journal.c), NULL when none */
     int inflight;                  /* attempts in flight now (atomic) */
     int64_t start_ms;              /* run start (monotonic) */
+    fr_budget budget;              /* the workflow's cap in force: declared, its parameters',
+                                      then --budget-usd/-tokens/-time */
+    fr_budget *phase_budget;       /* each phase's cap in force, clipped to budget [nphases] */
+    fr_budget *phase_declared;     /* each phase's cap as declared, parameters resolved */
+    unsigned char *clipped;        /* per phase: bit k set when cap k (usd, tokens, time) was
+                                      clipped to the workflow's */
+    unsigned cli_caps;             /* bit k: cap k came from the command line */
     fr_spend wf;                   /* the workflow's budget */
     fr_spend *ph;                  /* each phase's budget [prog->nphases] */
     fr_stats *stats;               /* [prog->nphases + 1]: 0 is before the first phase */
@@ -398,6 +405,15 @@ double fr_price(const fr_model *m, int64_t in, int64_t out, int64_t cache_read,
 /* The charge of attempt resp held by r at m's prices. */
 void fr_charge_of(const fr_model *m, const fr_resv *r, const fr_response *resp, fr_charge *c);
 bool fr_budget_init(fr_run *run);              /* ledger and stats for run->prog */
+/* The caps in force: the declared ones with their parameters' values (args),
+ * the workflow's overridden by cli (a field < 0: not given), each phase's
+ * clipped to the workflow's.  0, or 2 after an error line for a parameter
+ * value that is no cap. */
+int fr_budget_setup(fr_run *run, const fr_budget *cli, json_t *const *args);
+/* "30m", "90s", "1h30m", "500ms" in milliseconds; -1 if s is not a duration. */
+int64_t fr_parse_duration(const char *s);
+/* Cap k (0 usd, 1 tokens, 2 time) of b as text in buf: "$2.0000", "none". */
+const char *fr_cap_text(const fr_budget *b, int k, char *buf, size_t cap);
 void fr_budget_free(fr_run *run);
 fr_stats *fr_stats_of(fr_run *run, int phase); /* phase -1: before the first */
 /* Holds in_tokens + out_tokens at m's price (the input at its dearest class,

@@ -82,8 +82,9 @@ int fr_jopts_flag(fr_jopts *o, const char *flag, const char *eq, int argc, char 
 static char *args_text(const fr_program *p, json_t *const *args, bool mock, bool dry)
 {
     json_t *o = json_object();
-    for (int k = 0; k < p->nparams; k++)
-        json_object_set(o, p->params[k].name, args[k] ? args[k] : json_null());
+    for (int k = 0; k < p->nparams; k++)      /* a budget may change on resume */
+        if (!p->params[k].budget_only)
+            json_object_set(o, p->params[k].name, args[k] ? args[k] : json_null());
     if (mock)
         json_object_set_new(o, "--mock", json_true());
     if (dry)
@@ -155,11 +156,11 @@ static int open_trace(jstate *s, fr_run *run, const char *path)
 
 /* Holds protect caps across a crash; without a usd or token cap a request
  * need not wait for its hold to be synced. */
-static bool has_cap(const fr_program *p)
+static bool has_cap(const fr_run *run)
 {
-    bool cap = p->budget.usd >= 0 || p->budget.tokens >= 0;
-    for (int i = 0; i < p->nphases; i++)
-        cap = cap || p->phases[i].budget.usd >= 0 || p->phases[i].budget.tokens >= 0;
+    bool cap = run->budget.usd >= 0 || run->budget.tokens >= 0;
+    for (int i = 0; i < run->prog->nphases; i++)
+        cap = cap || run->phase_budget[i].usd >= 0 || run->phase_budget[i].tokens >= 0;
     return cap;
 }
 
@@ -171,7 +172,7 @@ int fr_journal_run_start(fr_run *run, const fr_jopts *o, json_t *const *args)
         return 1;
     }
     run->journal = s;
-    s->holds = has_cap(run->prog);
+    s->holds = has_cap(run);
     if (o->no_journal && o->resume) {
         fprintf(stderr, "error: --resume needs the journal; drop --no-journal\n");
         return 2;

@@ -36,6 +36,7 @@ typedef struct opts {
     fr_mock_opts mock_opts;        /* --mock-latency, --mock-fail-rate */
     int concurrency;               /* --concurrency, 0: no cap */
     int retry_base_ms;             /* --retry-base-ms */
+    fr_budget budget;              /* --budget-usd, --budget-tokens, --budget-time (< 0: not given) */
     fr_jopts jo;                   /* --journal, --no-journal, --resume, --force, --trace */
     json_t **args;                 /* one value per parameter (owned), NULL until given */
 } opts;
@@ -54,6 +55,10 @@ static const rt_flag rt_flags[] = {
     { "concurrency", "N", "agent calls in flight at most, across the whole run" },
     { "retry-base-ms", "N", "retry backoff base: the k-th retry (k from 0) waits a random"
       " 0..base*2^k ms, at most 30 s (default 500)" },
+    { "budget-usd", "USD", "the workflow's usd budget, instead of the declared one" },
+    { "budget-tokens", "N", "the workflow's token budget, instead of the declared one" },
+    { "budget-time", "DURATION", "the workflow's time budget (90s, 30m, 2h), instead of the"
+      " declared one" },
     { "quiet", NULL, "no progress line and no run summary" },
     { "dry-run", NULL, "send no write: write each one, secrets masked, to"
       " <workflow>.dry-run.jsonl" },
@@ -245,6 +250,33 @@ static int rt_int(argp *a, int lo, int *out)
     return 0;
 }
 
+/* --budget-usd X, --budget-tokens N, --budget-time DURATION */
+static int budget_flag(opts *o, argp *a)
+{
+    const char *s = flag_value(a), *k = a->flag + 7;
+    double d;
+    long long n;
+    if (!s)
+        return 2;
+    if (strcmp(k, "usd") == 0) {
+        if (!parse_float(s, &d) || !(d > 0) || d > 1e12)
+            return usage_error("--%s: expected dollars more than 0, got '%s'", a->flag, s);
+        o->budget.usd = d;
+    } else if (strcmp(k, "tokens") == 0) {
+        if (!parse_int(s, &n) || n <= 0)
+            return usage_error("--%s: expected a whole number of tokens more than 0, got '%s'",
+                               a->flag, s);
+        o->budget.tokens = n;
+    } else {
+        int64_t ms = fr_parse_duration(s);
+        if (ms <= 0)
+            return usage_error("--%s: expected a duration such as 90s, 30m or 2h, got '%s'",
+                               a->flag, s);
+        o->budget.time_ms = ms;
+    }
+    return 0;
+}
+
 static int set_rt_flag(const fr_program *p, opts *o, argp *a)
 {
     const char *f = a->flag;
@@ -268,6 +300,9 @@ static int set_rt_flag(const fr_program *p, opts *o, argp *a)
         return rt_int(a, 1, &o->concurrency);
     else if (strcmp(f, "retry-base-ms") == 0)
         return rt_int(a, 0, &o->retry_base_ms);
+    else if (strncmp(f, "budget-", 7) == 0 && (strcmp(f + 7, "usd") == 0 ||
+             strcmp(f + 7, "tokens") == 0 || strcmp(f + 7, "time") == 0))
+        return budget_flag(o, a);
     else if (strcmp(f, "mock-fail-rate") == 0) {
         const char *s = flag_value(a);
         if (!s)
@@ -838,6 +873,31 @@ static bool run_init(fr_run *run, const fr_program *p, const opts *o, fr_http *h
     return fr_budget_init(run);
 }
 
+/* The caps a run was given from outside the source: what the command line
+ * set, and the phase caps clipped to the workflow's. */
+static void print_caps(fr_run *run)
+{
+    static const char *const key[] = { "usd", "tokens", "time" };
+    const fr_program *p = run->prog;
+    char buf[64];
+    for (int k = 0; k < 3; k++) {
+        if (!(run->cli_caps & (1u << k)))
+            continue;
+        fprintf(stderr, "budget: the workflow's %s cap is %s (--budget-%s)\n", key[k],
+                fr_cap_text(&run->budget, k, buf, sizeof buf), key[k]);
+    }
+    for (int i = 0; i < p->nphases; i++)
+        for (int k = 0; k < 3; k++) {
+            if (!(run->clipped[i] & (1u << k)))
+                continue;
+            char decl[64];
+            fprintf(stderr, "budget: phase '%s' %s cap %s clipped to the workflow's %s\n",
+                    p->phases[i].name, key[k],
+                    fr_cap_text(&run->phase_declared[i], k, decl, sizeof decl),
+                    fr_cap_text(&run->budget, k, buf, sizeof buf));
+        }
+}
+
 static void run_free(fr_run *run)
 {
     json_decref(run->partial);
@@ -876,7 +936,7 @@ static int run_body(fr_run *run, opts *o)
                 run->dry_writes ? dry : "");
     fr_free(dry);
     if (!run->quiet)
-        print_summary(run), fr_journal_summary(run);
+        print_summary(run), print_caps(run), fr_journal_summary(run);
     fr_journal_run_end(run, st);
     fr_pool_free(&root);
     fr_sig_clear(&root);
@@ -910,7 +970,7 @@ int fr_main_abi(int abi, const fr_program *prog, int argc, char **argv)
     int sub = fr_journal_command(prog, argc, argv);    /* runs, review, approve */
     if (sub >= 0)
         return sub;
-    opts o = { .retry_base_ms = DEFAULT_RETRY_BASE_MS };
+    opts o = { .retry_base_ms = DEFAULT_RETRY_BASE_MS, .budget = FR_NO_BUDGET };
     o.args = fr_calloc((size_t)prog->nparams + 1, sizeof *o.args);
     int st = o.args ? parse_args(prog, argc, argv, &o) : 2;
     if (st < 0 && o.help)
@@ -936,7 +996,7 @@ int fr_main_abi(int abi, const fr_program *prog, int argc, char **argv)
     if (!run_init(&run, prog, &o, h)) {
         fprintf(stderr, "error: out of memory\n");
         st = 1;
-    } else {
+    } else if ((st = fr_budget_setup(&run, &o.budget, o.args)) == 0) {
         st = run_body(&run, &o);
     }
     run_free(&run);

@@ -75,20 +75,20 @@ enum { PH_WORK, PH_CAPPED, PH_TIMED, PH_TOKCAP, PH_AFTER };
 
 static const fr_phase phases[] = {
     { "work", FR_NO_BUDGET },
-    { "capped", { 0.02, -1, -1 } },
-    { "timed", { -1, -1, 300 } },
-    { "tokcap", { -1, 20000, -1 } },
+    { "capped", { 0.02, -1, -1, 0, 0, 0 } },
+    { "timed", { -1, -1, 300, 0, 0, 0 } },
+    { "tokcap", { -1, 20000, -1, 0, 0, 0 } },
     { "after", FR_NO_BUDGET },
 };
 
 static const fr_param params[] = {
-    { "scenario", &fr_type_string, NULL, "which test to run" },
-    { "items", &fr_type_int, "100", "how many items" },
-    { "conc", &fr_type_int, "8", "the fan-out's concurrency" },
-    { "ratio", &fr_type_float, "0.5", "a float flag, echoed by --scenario flags" },
-    { "loud", &fr_type_bool, "false", "a bool flag" },
+    { "scenario", &fr_type_string, NULL, "which test to run", false },
+    { "items", &fr_type_int, "100", "how many items", false },
+    { "conc", &fr_type_int, "8", "the fan-out's concurrency", false },
+    { "ratio", &fr_type_float, "0.5", "a float flag, echoed by --scenario flags", false },
+    { "loud", &fr_type_bool, "false", "a bool flag", false },
     { "label", &(const fr_type){ FR_OPTIONAL, &fr_type_string, NULL, NULL }, NULL,
-      "an optional flag" },
+      "an optional flag", false },
 };
 
 /* ---- instrumentation ------------------------------------------------------ */
@@ -466,7 +466,7 @@ static const fr_model *const models[] = { &mock_model, &pricey_model };
 
 static const fr_program program = {
     "rt_exec", "The runtime's execution self-test.", "rt_exec.flow", "0",
-    6, params, &rows_type, 5, phases, { 1000.0, -1, -1 }, 2, models, 1, agents, rt_main, 0, NULL,
+    6, params, &rows_type, 5, phases, { 1000.0, -1, -1, 0, 0, 0 }, 2, models, 1, agents, rt_main, 0, NULL,
     FLOWRT_VERSION, 0,
 };
 

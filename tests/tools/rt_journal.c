@@ -496,11 +496,11 @@ static const fr_agent rate_agent = {
 static const fr_agent *const agents[] = { &rate_agent };
 
 static const fr_param wf_params[] = {
-    { "n", &fr_type_int, "20", "items" },
-    { "conc", &fr_type_int, "8", "items in flight" },
-    { "gate", &fr_type_bool, "false", "ask for approval" },
-    { "real", &fr_type_bool, "false", "use the openai model (the fake server)" },
-    { "esc", &fr_type_int, "0", "escalate the items whose id is a multiple of esc (> 0)" },
+    { "n", &fr_type_int, "20", "items", false },
+    { "conc", &fr_type_int, "8", "items in flight", false },
+    { "gate", &fr_type_bool, "false", "ask for approval", false },
+    { "real", &fr_type_bool, "false", "use the openai model (the fake server)", false },
+    { "esc", &fr_type_int, "0", "escalate the items whose id is a multiple of esc (> 0)", false },
 };
 static const fr_phase wf_phases[] = {
     { "load", FR_NO_BUDGET }, { "rate", FR_NO_BUDGET }, { "gate", FR_NO_BUDGET },
