@@ -2567,7 +2567,7 @@ static Field *budget_param(Setting *s, int k)
             f = w->fields.items[i];
     Sym *sym = scope_find(v->name);
     if (!f || !sym || sym != f->sym) {
-        diag_error(v->span, "%s must be %s or a workflow parameter, got %s", s->key,
+        diag_error(v->span, E0903, "%s must be %s or a workflow parameter, got %s", s->key,
                    k == 2 ? "a duration such as 30s, 5m or 1h" : k == 1 ? "a whole number"
                    : "a number", what(v));
         if (w)
@@ -2579,7 +2579,7 @@ static Field *budget_param(Setting *s, int k)
     bool ok = t && (k == 0 ? t->kind == TY_FLOAT || t->kind == TY_INT
                     : k == 1 ? t->kind == TY_INT : t->kind == TY_INT || t->kind == TY_STRING);
     if (t && t->kind != TY_ERROR && !ok) {
-        diag_error(v->span, "budget %s cannot be parameter '%s' of type %s", s->key, f->name,
+        diag_error(v->span, E0903, "budget %s cannot be parameter '%s' of type %s", s->key, f->name,
                    ty_str(f->type));
         diag_note(f->span, "'%s' declared here", f->name);
         diag_help(k == 0 ? "give it type float (dollars)"
