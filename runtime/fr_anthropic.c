@@ -184,8 +184,9 @@ void fr_anthropic_parse(json_t *body, bool wrapped, fr_response *r)
     } else if (stop && strcmp(stop, "refusal") == 0) {
         if (!r->raw)
             r->raw = text_of(content);
-        fr_http_set_error(r, FR_BAD_ANSWER, "the model refused to answer: %.200s",
-                          r->raw ? r->raw : "");
+        char *why = fr_http_excerpt(r, r->raw ? r->raw : "", 200);
+        fr_http_set_error(r, FR_BAD_ANSWER, "the model refused to answer: %s", why ? why : "");
+        fr_free(why);
         r->bad = FR_BAD_REFUSAL;
     } else if (json_is_object(input)) {
         r->outcome = FR_ANSWER;

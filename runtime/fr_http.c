@@ -33,6 +33,8 @@
 #include "fr_internal.h"
 
 #include <curl/curl.h>
+#include <malloc.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,15 +86,20 @@ struct fr_http {
 
 void fr_http_set_error(fr_response *r, fr_outcome o, const char *fmt, ...)
 {
-    char msg[1024];
-    va_list ap;
+    va_list ap, ap2;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_copy(ap2, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
-    fr_repair_utf8(msg);
+    char *msg = n >= 0 ? fr_malloc((size_t)n + 1) : NULL;
+    if (msg) {
+        vsnprintf(msg, (size_t)n + 1, fmt, ap2);
+        fr_repair_utf8(msg);
+    }
+    va_end(ap2);
     r->outcome = o;
     fr_free(r->error);
-    r->error = fr_strdup(msg);
+    r->error = msg ? msg : fr_strdup("out of memory");
 }
 
 char *fr_http_buf_take(fr_buf *b)
@@ -111,17 +118,72 @@ int64_t fr_http_tokens(json_t *v)
     return n < 0 ? 0 : n > cap ? cap : n;
 }
 
-void fr_http_scrub(char **s, const char *key)
+/* A piece of a key this long is scrubbed even where the key is not whole: a
+ * cut (or a server) may have left its start behind. */
+#define KEY_PIECE 8
+
+/* Replaces by "***", in place, every occurrence in s of key and of every
+ * prefix of key of KEY_PIECE bytes or more (so a key cut short by the end
+ * of a text, or by a server's own truncation, goes too).  A key shorter
+ * than 4 bytes is left alone: scrubbing it would garble the text. */
+static void scrub(char *s, const char *key)
 {
-    if (!*s || !key || strlen(key) < 4)
+    size_t kl = key ? strlen(key) : 0;
+    if (!s || kl < 4)
         return;
-    size_t kl = strlen(key);
-    char *p = *s;
-    while ((p = strstr(p, key))) {
-        memcpy(p, "***", 3);
-        memmove(p + 3, p + kl, strlen(p + kl) + 1);
-        p += 3;
+    char *w = s;
+    for (const char *r = s; *r;) {
+        size_t m = 0;
+        while (m < kl && r[m] == key[m])
+            m++;
+        if (m == kl || m >= KEY_PIECE) {
+            memcpy(w, "***", 3);
+            w += 3, r += m;
+        } else {
+            *w++ = *r++;
+        }
     }
+    *w = '\0';
+}
+
+void fr_http_scrub(char **s, const char *secret)
+{
+    scrub(*s, secret);
+}
+
+/* Cuts s to at most max bytes, on a UTF-8 character boundary. */
+void fr_http_cut(char *s, size_t max)
+{
+    size_t n = strlen(s);
+    if (n <= max)
+        return;
+    while (max > 0 && ((unsigned char)s[max] & 0xC0) == 0x80)
+        max--;
+    s[max] = '\0';
+}
+
+char *fr_http_excerpt(const fr_response *r, const char *text, size_t max)
+{
+    char *t = fr_strdup(text ? text : "");
+    if (t) {
+        scrub(t, r->secret);                /* first: a cut must not split a key */
+        fr_http_cut(t, max);
+        scrub(t, r->secret);
+    }
+    return t;
+}
+
+/* The error and raw text of an attempt, before they leave fr_http_call:
+ * the key scrubbed out, then the error cut to FR_ERROR_MAX bytes. */
+static void finish_texts(fr_response *r)
+{
+    scrub(r->raw, r->secret);
+    if (r->error) {
+        scrub(r->error, r->secret);
+        fr_http_cut(r->error, FR_ERROR_MAX);
+        scrub(r->error, r->secret);
+    }
+    r->secret = NULL;
 }
 
 /* ---- endpoints: URL, key, limiter per model ------------------------------ */
@@ -143,6 +205,8 @@ static void ep_free(endpoint *e)
 {
     fr_free(e->url);
     fr_free(e->key_env);
+    if (e->key)
+        explicit_bzero(e->key, strlen(e->key));
     fr_free(e->key);
     if (e->owns_lim)
         fr_limit_free(e->lim);
@@ -239,9 +303,38 @@ static endpoint *ep_find(fr_http *h, const fr_model *m, fr_buf *err)
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_init_rc;
 
+/* libcurl's memory, cleared before it is freed: its header lists and the
+ * request it builds from them hold the key, and a core dump or a later
+ * allocation must not find it there (a run left a hundred copies behind). */
+static void zfree(void *p)
+{
+    if (p) {
+        explicit_bzero(p, malloc_usable_size(p));
+        free(p);
+    }
+}
+
+static void *zrealloc(void *p, size_t n)
+{
+    if (!p)
+        return malloc(n);
+    if (n == 0) {
+        zfree(p);
+        return NULL;
+    }
+    size_t old = malloc_usable_size(p);
+    void *q = malloc(n);
+    if (q) {
+        memcpy(q, p, old < n ? old : n);
+        zfree(p);
+    }
+    return q;
+}
+
 static void curl_init(void)
 {
-    curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+    curl_init_rc = curl_global_init_mem(CURL_GLOBAL_DEFAULT, malloc, zfree, zrealloc, strdup,
+                                        calloc);
 }
 
 static void share_lock(CURL *c, curl_lock_data d, curl_lock_access a, void *p)
@@ -391,6 +484,7 @@ typedef struct xfer {
     char *body;                    /* the answer's bytes (fr_malloc'd) */
     size_t len, cap;               /* used and allocated */
     bool too_big;                  /* the answer passed MAX_BODY */
+    bool oom;                      /* no memory for the answer's bytes */
     int retry_after_ms;            /* from retry-after(-ms), -1 if none */
     bool have_ms;                  /* retry-after-ms seen: it wins over retry-after */
     int should_retry;              /* x-should-retry: 1 true, 0 false, -1 absent */
@@ -412,8 +506,10 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
         while (cap < x->len + k + 1)
             cap *= 2;
         char *b = fr_realloc(x->body, cap);
-        if (!b)
+        if (!b) {
+            x->oom = true;
             return 0;
+        }
         x->body = b, x->cap = cap;
     }
     memcpy(x->body + x->len, p, k);
@@ -469,6 +565,8 @@ static int parse_retry_after(const char *v, bool in_ms)
 {
     char *end;
     double d = strtod(v, &end);
+    if (end != v && isnan(d))
+        return -1;
     if (end != v) {
         double ms = in_ms ? d : d * 1000;
         return ms < 0 ? 0 : ms > 3600000 ? 3600000 : (int)ms;
@@ -548,8 +646,16 @@ static struct curl_slist *headers_for(const endpoint *e)
         snprintf(hdr, sizeof hdr, "Authorization: Bearer %s", e->key);
         l = curl_slist_append(l, hdr);
     }
-    memset(hdr, 0, sizeof hdr);
+    explicit_bzero(hdr, sizeof hdr);
     return l;
+}
+
+/* Frees a header list, its key cleared first. */
+static void headers_free(struct curl_slist *l)
+{
+    for (struct curl_slist *p = l; p; p = p->next)
+        explicit_bzero(p->data, strlen(p->data));
+    curl_slist_free_all(l);
 }
 
 static void set_options(CURL *c, const endpoint *e, const char *body, struct curl_slist *hd,
@@ -584,6 +690,7 @@ static bool curl_transient(CURLcode rc)
     case CURLE_SEND_ERROR: case CURLE_RECV_ERROR: case CURLE_GOT_NOTHING:
     case CURLE_PARTIAL_FILE: case CURLE_HTTP2: case CURLE_HTTP2_STREAM:
     case CURLE_SSL_CONNECT_ERROR: case CURLE_WEIRD_SERVER_REPLY:
+    case CURLE_BAD_CONTENT_ENCODING:       /* a broken gzip body: the next may be whole */
         return true;
     default:
         return false;
@@ -626,6 +733,15 @@ static void take_answer(const endpoint *e, const xfer *x, bool wrapped, fr_respo
                           x->body ? je.text : "empty body");
         return;
     }
+    /* a 200 whose body is the provider's error object: the server failed */
+    json_t *err = json_object_get(body, "error");
+    if (err && !json_object_get(body, "content") && !json_object_get(body, "choices")) {
+        const char *msg = error_message(body);
+        fr_http_set_error(r, FR_TRANSIENT, "HTTP 200 from %s with an error instead of an "
+                          "answer: %s", e->provider, msg ? msg : "(no message)");
+        json_decref(body);
+        return;
+    }
     if (strcmp(e->provider, "anthropic") == 0)
         fr_anthropic_parse(body, wrapped, r);
     else
@@ -641,24 +757,39 @@ static void exchange(fr_http *h, const endpoint *e, const char *body, int timeou
     struct curl_slist *hd = headers_for(e);
     CURL *c = hd ? pool_get(h) : NULL;
     if (!c) {
-        curl_slist_free_all(hd);
+        headers_free(hd);
         fr_http_set_error(r, FR_TRANSIENT, "out of memory");
         return;
     }
     set_options(c, e, body, hd, x, timeout_ms, errbuf);
     CURLcode rc = curl_easy_perform(c);
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+    char *ip = NULL;                       /* a server was reached */
+    bool reached = curl_easy_getinfo(c, CURLINFO_PRIMARY_IP, &ip) == CURLE_OK && ip && *ip;
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, NULL);
-    curl_slist_free_all(hd);
+    headers_free(hd);
     pool_put(h, c);
     if (rc == CURLE_OK)
         return;
+    bool answered = *status > 0;           /* a status line was read */
     *status = 0;
     const char *why = errbuf[0] ? errbuf : curl_easy_strerror(rc);
     if (x->too_big)
         fr_http_set_error(r, FR_TRANSIENT, "answer from %s larger than %u bytes",
                           e->provider, MAX_BODY);
+    else if (x->oom)
+        fr_http_set_error(r, FR_TRANSIENT, "out of memory reading the answer from %s",
+                          e->provider);
+    else if (rc == CURLE_OUT_OF_MEMORY && answered)
+        /* past the status line, libcurl 7.x says this for a header over its
+         * 100 KB limit (its own allocations hardly ever fail) */
+        fr_http_set_error(r, FR_TRANSIENT, "answer from %s refused: a header larger than "
+                          "libcurl accepts (100 KB)", e->provider);
+    else if (rc == CURLE_UNSUPPORTED_PROTOCOL && reached)
+        /* an answer that is not HTTP at all ("HTTP/0.9") from a server we reached */
+        fr_http_set_error(r, FR_TRANSIENT, "answer from %s is not HTTP: %s", e->provider,
+                          why);
     else if (rc == CURLE_WRITE_ERROR || rc == CURLE_OUT_OF_MEMORY)
         fr_http_set_error(r, FR_TRANSIENT, "out of memory reading the answer from %s",
                           e->provider);
@@ -773,8 +904,10 @@ void fr_http_call(fr_http *h, const fr_request *req, fr_response *resp)
     if (!e) {
         fr_http_set_error(resp, FR_FATAL, "%s", err.s ? err.s : "HTTP providers not set up");
         fr_buf_free(&err);
+        fr_http_cut(resp->error, FR_ERROR_MAX);
         return;
     }
+    resp->secret = e->key;
     bool wrapped = false;
     char *body = request_body(h, e, req, &wrapped);
     if (!body) {
@@ -789,6 +922,7 @@ void fr_http_call(fr_http *h, const fr_request *req, fr_response *resp)
             fr_http_set_error(resp, FR_FATAL, "agent '%s': its JSON Schema for %s is not "
                               "valid JSON", req->agent->name, e->provider);
         json_decref(schema);
+        finish_texts(resp);
         return;
     }
     xfer x = { .retry_after_ms = -1, .should_retry = -1, .rl_remaining = -1,
@@ -813,8 +947,7 @@ void fr_http_call(fr_http *h, const fr_request *req, fr_response *resp)
     else if (status > 0)
         map_status(e, status, &x, resp);
     fr_free(x.body);
-    fr_http_scrub(&resp->error, e->key);
-    fr_http_scrub(&resp->raw, e->key);
+    finish_texts(resp);
 }
 
 /* ---- helpers for the wire formats ---------------------------------------- */

@@ -127,6 +127,8 @@ typedef struct fr_response {
     bool repaired;                 /* the answer's JSON had to be repaired (fences, text
                                       around it, trailing commas): for the summary */
     fr_bad_kind bad;               /* FR_BAD_ANSWER: what was wrong, for the summary */
+    const char *secret;            /* while fr_http_call runs: the key, which no message may
+                                      hold (borrowed; NULL after) */
 } fr_response;
 
 void fr_response_free(fr_response *r);
@@ -207,8 +209,13 @@ void fr_xres_free(fr_xres *res);
 /* The limiter of url's scheme, host and port (made on first use), capped
  * at rps when rps > 0; NULL when out of memory. */
 fr_limiter *fr_http_host_limiter(fr_http *h, const char *url, double rps);
-/* Replaces every occurrence of secret in *s by "***" (keys, operation secrets). */
+/* Replaces by "***", in place, every occurrence in *s of secret (keys,
+ * operation secrets) and every piece of it of 8 bytes or more that starts
+ * it (a cut may have left its start behind).  Scrub a text before cutting it
+ * (fr_http_cut), and again after. */
 void fr_http_scrub(char **s, const char *secret);
+/* Cuts s to at most max bytes, on a UTF-8 character boundary. */
+void fr_http_cut(char *s, size_t max);
 
 /* fr_http.c internals shared with the wire formats (fr_anthropic.c,
  * fr_openai.c): each builds a request body and parses a 200 answer. */
@@ -241,9 +248,17 @@ typedef struct fr_cut {
 void fr_http_cache_cut(const fr_request *req, size_t sys_len, fr_cut *cut);
 /* Takes the answer out of {"answer": ...} when the schema was wrapped. */
 json_t *fr_http_unwrap(json_t *answer, bool wrapped);
-/* Sets the outcome and the error (made valid UTF-8: it goes back to the model). */
+/* Sets the outcome and the error (made valid UTF-8: it goes back to the
+ * model).  The text is kept whole: fr_http_call scrubs the key out of it and
+ * only then cuts it to FR_ERROR_MAX bytes, so that a cut never leaves part of
+ * a key behind. */
 void fr_http_set_error(fr_response *r, fr_outcome o, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+#define FR_ERROR_MAX 1024          /* bytes of an attempt's error text at most */
+/* At most max bytes of text for a message (malloc'd, NULL when out of
+ * memory): the key (r->secret) scrubbed out first, the cut on a character
+ * boundary, and a piece of the key left at the cut scrubbed too. */
+char *fr_http_excerpt(const fr_response *r, const char *text, size_t max);
 /* Takes b's text (fr_free it), or NULL when b ran out of memory. */
 char *fr_http_buf_take(fr_buf *b);
 /* A usage count from the wire: an integer in 0..2^40, else 0 or the cap. */

@@ -147,19 +147,26 @@ static void set_error(opcall *c, const char *type, const char *fmt, ...)
 
 static void set_error(opcall *c, const char *type, const char *fmt, ...)
 {
-    fr_buf b = { 0 };
-    va_list ap;
+    va_list ap, ap2;
     va_start(ap, fmt);
-    char msg[1024];
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_copy(ap2, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
-    fr_buf_puts(&b, msg);
     fr_free(c->error);
-    c->error = fr_http_buf_take(&b);
-    for (int i = 0; i < c->op->nsecrets; i++)   /* a server may echo what it was sent */
-        fr_http_scrub(&c->error, getenv(c->op->secrets[i]));
+    c->error = n >= 0 ? fr_malloc((size_t)n + 1) : NULL;
     if (c->error)
+        vsnprintf(c->error, (size_t)n + 1, fmt, ap2);
+    va_end(ap2);
+    /* a server may echo what it was sent: the secrets go before the cut
+     * (which would leave a piece of one behind), and their pieces after */
+    for (int i = 0; c->error && i < c->op->nsecrets; i++)
+        fr_http_scrub(&c->error, getenv(c->op->secrets[i]));
+    if (c->error) {
+        fr_http_cut(c->error, FR_ERROR_MAX);
+        for (int i = 0; i < c->op->nsecrets; i++)
+            fr_http_scrub(&c->error, getenv(c->op->secrets[i]));
         fr_repair_utf8(c->error);
+    }
     snprintf(c->error_type, sizeof c->error_type, "%s", type);
 }
 

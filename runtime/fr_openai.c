@@ -125,7 +125,9 @@ void fr_openai_parse(json_t *body, bool wrapped, fr_response *r)
     const char *content = json_string_value(json_object_get(msg, "content"));
     r->raw = content ? fr_strdup(content) : NULL;
     if (refusal && *refusal) {
-        fr_http_set_error(r, FR_BAD_ANSWER, "the model refused to answer: %.200s", refusal);
+        char *why = fr_http_excerpt(r, refusal, 200);
+        fr_http_set_error(r, FR_BAD_ANSWER, "the model refused to answer: %s", why ? why : "");
+        fr_free(why);
         r->bad = FR_BAD_REFUSAL;
         return;
     }

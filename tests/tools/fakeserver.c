@@ -59,7 +59,31 @@
  * JSON), chatty-braces (prose with braces of its own first), trailing-comma,
  * notjson, invalid-missing-field, invalid-type, invalid-enum, out-of-range,
  * refusal, truncate (cut off at max_tokens).
+ * Misbehaviour, for the fault matrix (tests/sh/fault_matrix.sh):
+ *   connections: reset (after reading the request), reset-head (half a
+ *     status line), reset-body / close-body (half the body, then a reset or
+ *     a close), drip (a byte every 100 ms), bad-status (not HTTP),
+ *     bad-chunked (a broken chunked encoding), bad-gzip (a gzip body that
+ *     does not inflate), huge-header (a 200 KB header);
+ *   bodies of a 200: garbage (random bytes), empty, html (an HTML page),
+ *     text-plain (a good answer labelled text/plain), truncated-json,
+ *     deep-json (nested past any parser's depth), nul-answer (a \u0000),
+ *     bad-utf8, error-200 (the provider's error object), wrong-shape (JSON
+ *     of another shape), empty-content (no content blocks / choices);
+ *   statuses: html-502 (a proxy's HTML page), redirect (302);
+ *   usage: no-usage (above), usage-wrong (a string and a negative count),
+ *     usage-huge (10^15 tokens), usage-above (more input tokens than the
+ *     request's bytes, but not absurdly many);
+ *   the key: 500-straddle-key N and refusal-straddle-key N (N bytes of
+ *     padding, then the key the request was sent with);
+ *   retry-after-raw=TEXT (to the end of the line) and retry-after-ms-raw=T
+ *     send those header values verbatim (an HTTP date in 2099, 1e308, nan).
  * Blank lines and lines starting with # are ignored.
+ *
+ * A prompt may ask for its own rule: "[[fake:ACTION ARGS]]" in the first
+ * user message applies to every request of that prompt, "[[fake-once:ACTION
+ * ARGS]]" to its first request only (its retries are answered).  The rule
+ * wins over the script: one workflow run sends each item to its own mode.
  *
  * One thread per connection, keep-alive, so it sustains high request rates.
  */
@@ -95,6 +119,8 @@ typedef struct rule {
     long retry_after_ms;           /* for retry-after-ms, -1 none */
     long retry_after_date;         /* retry-after as an HTTP date this many s ahead, -1 none */
     int should_retry;              /* x-should-retry: 1 true, 0 false, -1 not sent */
+    char retry_after_raw[96];      /* retry-after sent as this text, verbatim, or "" */
+    char retry_after_ms_raw[64];   /* retry-after-ms sent as this text, verbatim, or "" */
 } rule;
 
 static struct {
@@ -168,11 +194,18 @@ static bool parse_rule(char *line, rule *r)
         r->retry_after = atol(p + 12);
     if ((p = strstr(rest, "retry-after-ms=")))
         r->retry_after_ms = atol(p + 15);
+    if (strstr(rest, "retry-after-raw="))
+        r->retry_after = -1;
     if ((p = strstr(rest, "retry-after-date=")))
         r->retry_after_date = atol(p + 17);
     r->should_retry = -1;
     if ((p = strstr(rest, "should-retry=")))
         r->should_retry = strncmp(p + 13, "true", 4) == 0;
+    r->retry_after_raw[0] = r->retry_after_ms_raw[0] = '\0';
+    if ((p = strstr(rest, "retry-after-raw=")))       /* to the end of the line */
+        snprintf(r->retry_after_raw, sizeof r->retry_after_raw, "%s", p + 16);
+    if ((p = strstr(rest, "retry-after-ms-raw=")))
+        sscanf(p + 19, "%63s", r->retry_after_ms_raw);
     return true;
 }
 
@@ -203,7 +236,7 @@ static bool load_script(const char *path)
 
 static const rule *rule_for(long n, bool fresh)
 {
-    static const rule ok = { 1, -1, false, "ok", 0, -1, -1, -1, -1 };
+    static const rule ok = { 1, -1, false, "ok", 0, -1, -1, -1, -1, "", "" };
     for (int i = 0; i < S.nrules; i++) {
         const rule *r = &S.rules[i];
         if (r->first ? fresh : n >= r->lo && (r->hi < 0 || n <= r->hi))
@@ -252,8 +285,9 @@ static bool seen_add(uint64_t h)
     return fresh;
 }
 
-/* The first user message's text, less retry feedback: FNV-1a. */
-static bool prompt_is_fresh(json_t *request)
+/* The first user message's text, its text blocks joined (a cache
+ * breakpoint splits it): malloc'd, NULL when there is none. */
+static char *first_prompt(json_t *request)
 {
     size_t i, j;
     json_t *m, *b;
@@ -275,6 +309,13 @@ static bool prompt_is_fresh(json_t *request)
             break;
         }
     }
+    return text;
+}
+
+/* The first user message's text, less retry feedback: FNV-1a. */
+static bool prompt_is_fresh(json_t *request)
+{
+    char *text = first_prompt(request);
     const char *end = text ? strstr(text, "\n\nYour previous answer was invalid") : NULL;
     size_t n = text ? (end ? (size_t)(end - text) : strlen(text)) : 0;
     uint64_t h = 1469598103934665603ULL;
@@ -282,6 +323,28 @@ static bool prompt_is_fresh(json_t *request)
         h = (h ^ (unsigned char)text[k]) * 1099511628211ULL;
     free(text);
     return seen_add(h);
+}
+
+/* A rule the prompt itself asks for: "[[fake:ACTION ARGS]]" for every
+ * request of that prompt, "[[fake-once:ACTION ARGS]]" for its first request
+ * only (its retries are answered).  So one workflow run can send every
+ * item to a different misbehaviour (tests/sh/fault_matrix.sh).  False when
+ * the prompt asks for nothing. */
+static bool prompt_rule(json_t *request, bool fresh, rule *r)
+{
+    char *t = first_prompt(request);
+    const char *p = t ? strstr(t, "[[fake") : NULL;
+    bool once = p && strncmp(p, "[[fake-once:", 12) == 0;
+    const char *end = p && (once || strncmp(p, "[[fake:", 7) == 0)
+                      ? strstr(p += once ? 12 : 7, "]]") : NULL;
+    char line[400];
+    snprintf(line, sizeof line, "* %.*s", end ? (int)(end - p) : 0, p ? p : "");
+    free(t);
+    if (!end || !parse_rule(line, r))
+        return false;
+    if (once && !fresh)
+        snprintf(r->action, sizeof r->action, "ok");
+    return true;
 }
 
 /* ---- the rate limit (GCRA, burst = rate) ---------------------------------- */
@@ -769,7 +832,8 @@ static const char *rejected(json_t *request, bool anthropic, char *buf, size_t c
     return NULL;
 }
 
-static json_t *anthropic_answer(const char *action, json_t *request, json_t *value)
+static json_t *anthropic_answer(const char *action, json_t *request, json_t *value,
+                               const char *refusal)
 {
     json_t *tools = json_object_get(request, "tools");
     const char *name = json_string_value(
@@ -780,9 +844,9 @@ static json_t *anthropic_answer(const char *action, json_t *request, json_t *val
     char *text = answer_text(action, json);
     const char *stop = "tool_use";
     json_t *content;
-    if (strcmp(action, "refusal") == 0) {
+    if (strncmp(action, "refusal", 7) == 0) {
         stop = "refusal";
-        content = json_pack("[{s:s, s:s}]", "type", "text", "text", "I can't help with that.");
+        content = json_pack("[{s:s, s:s}]", "type", "text", "text", refusal);
     } else if (strcmp(action, "truncate") == 0 && !tools) {
         stop = "max_tokens";
         content = json_pack("[{s:s, s:s%}]", "type", "text", "text", json, strlen(json) / 2);
@@ -811,15 +875,15 @@ static json_t *anthropic_answer(const char *action, json_t *request, json_t *val
     return a;
 }
 
-static json_t *openai_answer(const char *action, json_t *request, json_t *value)
+static json_t *openai_answer(const char *action, json_t *request, json_t *value,
+                             const char *refusal)
 {
     char *json = json_dumps(value, JSON_COMPACT);
     char *text = answer_text(action, json);
     const char *finish = strcmp(action, "truncate") == 0 ? "length" : "stop";
     json_t *msg;
-    if (strcmp(action, "refusal") == 0)
-        msg = json_pack("{s:s, s:n, s:s}", "role", "assistant", "content", "refusal",
-                        "I can't help with that.");
+    if (strncmp(action, "refusal", 7) == 0)
+        msg = json_pack("{s:s, s:n, s:s}", "role", "assistant", "content", "refusal", refusal);
     else
         msg = json_pack("{s:s, s:s, s:n}", "role", "assistant", "content", text ? text : json,
                         "refusal");
@@ -980,7 +1044,7 @@ static bool auth_ok(const req *r, bool anthropic)
 static bool respond_status(int fd, const rule *ru, bool anthropic, int status,
                            const char *key)
 {
-    char extra[256] = "", msg[320];
+    char extra[512] = "", msg[320];
     size_t n = 0;
     if (ru->retry_after >= 0)
         n += (size_t)snprintf(extra, sizeof extra, "retry-after: %ld\r\n", ru->retry_after);
@@ -996,14 +1060,191 @@ static bool respond_status(int fd, const rule *ru, bool anthropic, int status,
     if (ru->should_retry >= 0)
         n += (size_t)snprintf(extra + n, sizeof extra - n, "x-should-retry: %s\r\n",
                               ru->should_retry ? "true" : "false");
-    if (strstr(ru->action, "-leak-key"))
+    if (ru->retry_after_raw[0])
+        n += (size_t)snprintf(extra + n, sizeof extra - n, "retry-after: %s\r\n",
+                              ru->retry_after_raw);
+    if (ru->retry_after_ms_raw[0])
+        n += (size_t)snprintf(extra + n, sizeof extra - n, "retry-after-ms: %s\r\n",
+                              ru->retry_after_ms_raw);
+    char *long_msg = NULL;
+    if (strstr(ru->action, "-straddle-key")) {    /* ARG bytes of padding, then the key */
+        size_t pad = ru->arg > 0 && ru->arg < 100000 ? (size_t)ru->arg : 0;
+        long_msg = malloc(pad + strlen(key) + 1);
+        if (long_msg) {
+            memset(long_msg, 'A', pad);
+            strcpy(long_msg + pad, key);
+        }
+    } else if (strstr(ru->action, "-leak-key")) {
         snprintf(msg, sizeof msg, "Incorrect API key provided: %s", key);
-    else
+    } else {
         snprintf(msg, sizeof msg, "scripted failure %d", status);
-    json_t *b = error_body(anthropic, status, msg);
+    }
+    json_t *b = error_body(anthropic, status, long_msg ? long_msg : msg);
     bool ok = respond(fd, status, extra, b);
     json_decref(b);
+    free(long_msg);
     return ok;
+}
+
+/* ---- misbehaving answers, for the fault matrix ----------------------------- */
+
+/* Closing fd after this sends a reset (RST) instead of an orderly close. */
+static void reset_on_close(int fd)
+{
+    struct linger l = { 1, 0 };
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+}
+
+static bool respond_raw(int fd, int status, const char *ctype, const char *extra,
+                        const char *body, size_t n)
+{
+    char *head = NULL;
+    int k = asprintf(&head, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                     "%s\r\n", status, reason(status), ctype, n, extra ? extra : "");
+    bool ok = k > 0 && send_all(fd, head, (size_t)k) && send_all(fd, body, n);
+    free(head);
+    return ok;
+}
+
+/* The usage object of an answer, as the usage-* actions spoil it. */
+static void spoil_usage(const char *action, json_t *out, bool anthropic, size_t body_len)
+{
+    const char *in = anthropic ? "input_tokens" : "prompt_tokens";
+    const char *outk = anthropic ? "output_tokens" : "completion_tokens";
+    json_t *u = json_object_get(out, "usage");
+    if (strcmp(action, "usage-wrong") == 0) {
+        json_object_set_new(u, in, json_string("100"));
+        json_object_set_new(u, outk, json_integer(-5));
+    } else if (strcmp(action, "usage-huge") == 0) {
+        json_object_set_new(u, in, json_integer(1000000000000000LL));
+        json_object_set_new(u, outk, json_integer(1000000000000000LL));
+    } else if (strcmp(action, "usage-above") == 0) {
+        /* more than the client could have reserved (a token per byte of what it
+         * sent, and some framing), less than it could take for absurd */
+        json_object_set_new(u, in, json_integer((json_int_t)body_len + 1500));
+        json_object_del(u, "prompt_tokens_details");
+        json_object_del(u, "cache_read_input_tokens");
+        json_object_del(u, "cache_creation_input_tokens");
+    }
+}
+
+/* Bytes that are not JSON nor UTF-8, the same each time. */
+static void garbage(char *b, size_t n)
+{
+    uint32_t x = 2463534242u;
+    for (size_t i = 0; i < n; i++) {
+        x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+        b[i] = (char)(x & 0xff);
+    }
+    b[0] = (char)0xff;
+}
+
+/* A body-level or connection-level misbehaviour; false when action is none
+ * of them.  `good` is the answer the request would have had. */
+static bool odd_answer(int fd, const rule *ru, bool anthropic, json_t *good, bool *keep)
+{
+    const char *a = ru->action;
+    char *text = json_dumps(good, JSON_COMPACT);
+    size_t n = text ? strlen(text) : 0;
+    char buf[8192];
+    bool done = true;
+    *keep = false;
+    if (strcmp(a, "reset") == 0) {                /* the request read, then a reset */
+        reset_on_close(fd);
+    } else if (strcmp(a, "reset-head") == 0) {    /* half a status line, then a reset */
+        const char *t = "HTTP/1.1 200 OK\r\nContent-Ty";
+        send_all(fd, t, strlen(t));
+        reset_on_close(fd);
+    } else if (strcmp(a, "reset-body") == 0 || strcmp(a, "close-body") == 0) {
+        snprintf(buf, sizeof buf, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                 "Content-Length: %zu\r\n\r\n", n);
+        if (send_all(fd, buf, strlen(buf)))
+            send_all(fd, text, n / 2);
+        if (a[0] == 'r')
+            reset_on_close(fd);
+    } else if (strcmp(a, "drip") == 0) {          /* a byte every 100 ms */
+        snprintf(buf, sizeof buf, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                 "Content-Length: %zu\r\n\r\n", n);
+        bool ok = send_all(fd, buf, strlen(buf));
+        for (size_t i = 0; ok && i < n; i++) {
+            sleep_ms(100);
+            ok = send_all(fd, text + i, 1);
+        }
+    } else if (strcmp(a, "bad-gzip") == 0) {
+        garbage(buf, 300);
+        *keep = respond_raw(fd, 200, "application/json", "Content-Encoding: gzip\r\n", buf, 300);
+    } else if (strcmp(a, "huge-header") == 0) {   /* over curl's 100 KB for one header */
+        size_t pad = 200 * 1024;
+        char *h = malloc(pad + 32);
+        if (h) {
+            memcpy(h, "X-Padding: ", 11);
+            memset(h + 11, 'a', pad);
+            memcpy(h + 11 + pad, "\r\n", 3);
+            *keep = respond_raw(fd, 200, "application/json", h, text, n);
+            free(h);
+        }
+    } else if (strcmp(a, "bad-status") == 0) {
+        const char *t = "HELLO FROM NOT HTTP\r\n\r\n";
+        send_all(fd, t, strlen(t));
+    } else if (strcmp(a, "bad-chunked") == 0) {
+        const char *t = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                        "Transfer-Encoding: chunked\r\n\r\nzz\r\n{\"a\r\n0\r\n\r\n";
+        send_all(fd, t, strlen(t));
+    } else if (strcmp(a, "garbage") == 0) {
+        garbage(buf, 2000);
+        *keep = respond_raw(fd, 200, "application/json", NULL, buf, 2000);
+    } else if (strcmp(a, "empty") == 0) {
+        *keep = respond_raw(fd, 200, "application/json", NULL, "", 0);
+    } else if (strcmp(a, "html") == 0 || strcmp(a, "html-502") == 0) {
+        const char *h = "<html><head><title>502 Bad Gateway</title></head><body><center>"
+                        "<h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>";
+        *keep = respond_raw(fd, a[4] ? 502 : 200, "text/html", NULL, h, strlen(h));
+    } else if (strcmp(a, "text-plain") == 0) {    /* a good answer, labelled wrongly */
+        *keep = respond_raw(fd, 200, "text/plain", NULL, text, n);
+    } else if (strcmp(a, "truncated-json") == 0) {
+        *keep = respond_raw(fd, 200, "application/json", NULL, text, n / 2);
+    } else if (strcmp(a, "deep-json") == 0) {     /* nesting past any parser's depth */
+        size_t d = 100000;
+        char *b = malloc(2 * d);
+        if (b) {
+            memset(b, '[', d);
+            memset(b + d, ']', d);
+            *keep = respond_raw(fd, 200, "application/json", NULL, b, 2 * d);
+            free(b);
+        }
+    } else if (strcmp(a, "nul-answer") == 0 || strcmp(a, "bad-utf8") == 0) {
+        char *f = text ? strstr(text, "\"fake") : NULL;   /* the first synthesized string */
+        size_t at = f ? (size_t)(f - text) + 3 : 0;
+        const char *ins = a[0] == 'n' ? "\\u0000" : "\xff\xfe";
+        char *b = malloc(n + 8);
+        if (b && f) {
+            memcpy(b, text, at);
+            memcpy(b + at, ins, strlen(ins));
+            memcpy(b + at + strlen(ins), text + at, n - at);
+            *keep = respond_raw(fd, 200, "application/json", NULL, b, n + strlen(ins));
+        }
+        free(b);
+    } else if (strcmp(a, "error-200") == 0) {     /* a 200 whose body is an error */
+        json_t *e = error_body(anthropic, 500, "Internal server error");
+        *keep = respond(fd, 200, NULL, e);
+        json_decref(e);
+    } else if (strcmp(a, "wrong-shape") == 0) {
+        json_t *w = json_pack("{s:s, s:i}", "hello", "world", "answer", 42);
+        *keep = respond(fd, 200, NULL, w);
+        json_decref(w);
+    } else if (strcmp(a, "empty-content") == 0) {
+        json_object_set_new(good, anthropic ? "content" : "choices", json_array());
+        *keep = respond(fd, 200, NULL, good);
+    } else if (strcmp(a, "redirect") == 0) {
+        *keep = respond_raw(fd, 302, "text/plain", "Location: /elsewhere\r\n", "moved", 5);
+    } else if (strncmp(a, "usage-", 6) == 0) {
+        *keep = respond(fd, 200, NULL, good);
+    } else {
+        done = false;
+        *keep = true;
+    }
+    free(text);
+    return done;
 }
 
 /* Answers one request; false when the connection must close. */
@@ -1015,7 +1256,9 @@ static bool handle(int fd, req *r)
                   strcmp(r->path, "/chat/completions") == 0;
     json_t *request = json_loads(r->body, 0, NULL);
     bool auth = auth_ok(r, anthropic);
-    const rule *ru = rule_for(n, request && prompt_is_fresh(request));
+    bool fresh = request && prompt_is_fresh(request);
+    rule asked;
+    const rule *ru = request && prompt_rule(request, fresh, &asked) ? &asked : rule_for(n, fresh);
     const char *action = ru->action;
     int status = 200;
     double wait;
@@ -1068,12 +1311,21 @@ static bool handle(int fd, req *r)
         json_decref(own);
         if (strncmp(action, "invalid-", 8) == 0 || strcmp(action, "out-of-range") == 0)
             spoil(action, value, schema, schema);
-        out = anthropic ? anthropic_answer(action, request, value)
-                        : without_usage(openai_answer(action, request, value), action);
+        /* refusal-straddle-key ARG: ARG bytes of padding, then the key */
+        char refusal[2048] = "I can't help with that.";
+        if (strcmp(action, "refusal-straddle-key") == 0) {
+            size_t pad = ru->arg > 0 && ru->arg < 1500 ? (size_t)ru->arg : 0;
+            memset(refusal, 'A', pad);
+            snprintf(refusal + pad, sizeof refusal - pad, "%s", anthropic ? r->api_key : r->bearer);
+        }
+        out = anthropic ? anthropic_answer(action, request, value, refusal)
+                        : without_usage(openai_answer(action, request, value, refusal), action);
         if (anthropic)
             cache_remember(request);
         json_decref(value);
-        keep = respond(fd, 200, extra, out);
+        spoil_usage(action, out, anthropic, strlen(r->body));
+        if (!odd_answer(fd, ru, anthropic, out, &keep))
+            keep = respond(fd, 200, extra, out);
     }
     json_decref(out);
     json_decref(request);

@@ -11,12 +11,15 @@
  *
  *   rt_http --provider anthropic|openai [--model NAME] [--base-url URL]
  *           [--key-env VAR] [--calls N] [--concurrency C] [--retries R]
- *           [--timeout-ms MS] [--list] [--quiet] [--oom N]
+ *           [--timeout-ms MS] [--list] [--quiet] [--oom N] [--scan-key VAR]
  *
  * --oom N makes N single attempts instead, attempt i with its (i % 400 + 1)-th
  * allocation failing (fr_alloc_fail_after), and checks each outcome is
  * whole: an answer with a value, or an error with a message.  ASan does the
  * rest (leaks, double frees).
+ * --scan-key VAR, after the calls and fr_http_free, counts the copies of
+ * VAR's value (the API key) left anywhere in the process's memory besides
+ * the environment: "key copies in memory: N".
  * Output: a line per attempt ("attempt 0.1: transient status=429 ...") and
  * per call ("call 0: ok attempts=2 repaired=0 in=100 ..."), then a summary
  * line "calls=N ok=N failed=N attempts=N repaired=N elapsed_ms=T rate=R".
@@ -30,7 +33,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 static const char *const seniority_values[] = { "ic", "manager", "vp" };
 static const fr_enum seniority = { "Seniority", NULL, 3, seniority_values };
@@ -88,6 +94,7 @@ static struct {
     int calls, concurrency;        /* --calls, --concurrency */
     bool quiet;                    /* --quiet */
     int oom;                       /* --oom: attempts under a failing allocation */
+    const char *scan_key;          /* --scan-key VAR: count the key's copies at the end */
     atomic_int next;               /* the next call to make */
     atomic_int ok, failed;         /* calls that ended so */
     atomic_int attempts, repaired; /* over all calls */
@@ -263,10 +270,64 @@ static void parse_args(int argc, char **argv)
         else if (strcmp(a, "--oom") == 0) G.oom = atoi(v);
         else if (strcmp(a, "--mode") == 0) G.model.output = mode_of(v);
         else if (strcmp(a, "--temperature") == 0) G.agent.temperature = atof(v);
+        else if (strcmp(a, "--scan-key") == 0) G.scan_key = v;
         else usage();
     }
     if (G.concurrency < 1 || G.concurrency > 4096 || G.calls < 0)
         usage();
+}
+
+extern char **environ;
+
+/* The address is inside one of the environment's strings. */
+static bool in_environ(unsigned long addr)
+{
+    for (char **e = environ; *e; e++)
+        if (addr >= (unsigned long)*e && addr < (unsigned long)*e + strlen(*e))
+            return true;
+    return false;
+}
+
+/* --scan-key VAR: copies of VAR's value (the key) left in this process's
+ * memory once the providers are freed: every readable mapping is read
+ * through /proc/self/mem into a buffer of its own (skipped, as are the
+ * environment's copies, where the key came from, and any "VAR=key" copy of
+ * the environment: the sanitizers' runtime keeps one).  Mappings over 1 GB (the
+ * sanitizers' shadow) are left out.  Returns the count, -1 on error. */
+static long scan_key(const char *var)
+{
+    const char *key = getenv(var);
+    size_t kl = key ? strlen(key) : 0, cap = 1 << 20;
+    FILE *maps = fopen("/proc/self/maps", "r");
+    int mem = open("/proc/self/mem", O_RDONLY);
+    char *buf = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (kl < 8 || !maps || mem < 0 || buf == MAP_FAILED)
+        return -1;
+    long found = 0;
+    char line[512];
+    while (fgets(line, sizeof line, maps)) {
+        unsigned long lo, hi;
+        char perm[8];
+        if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perm) != 3 || perm[0] != 'r' ||
+            hi - lo > (1ul << 30) || strstr(line, "[vvar]") || strstr(line, "[vsyscall]") ||
+            lo == (unsigned long)buf)
+            continue;
+        for (unsigned long at = lo; at < hi;) {
+            size_t n = hi - at < cap ? hi - at : cap;
+            ssize_t got = pread(mem, buf, n, (off_t)at);
+            if (got <= 0)
+                break;
+            for (char *p = buf; (p = memmem(p, (size_t)got - (size_t)(p - buf), key, kl)); p++)
+                found += !in_environ(at + (unsigned long)(p - buf)) && !(p > buf && p[-1] == '=');
+            if ((size_t)got < kl || at + (size_t)got >= hi)
+                break;
+            at += (size_t)got - kl + 1;            /* overlap: a copy across the seam */
+        }
+    }
+    fclose(maps);
+    close(mem);
+    munmap(buf, cap);
+    return found;
 }
 
 static int64_t now_ms(void)
@@ -343,5 +404,7 @@ int main(int argc, char **argv)
            ms > 0 ? G.calls * 1000.0 / (double)ms : 0.0);
     free(t);
     fr_http_free(G.http);
+    if (G.scan_key)
+        printf("key copies in memory: %ld\n", scan_key(G.scan_key));
     return G.failed ? 1 : 0;
 }
