@@ -75,8 +75,12 @@ static void indent(FILE *out, int depth)
         fputs("  ", out);
 }
 
+static bool with_spans = true;                   /* ast_dump_opts(spans) */
+
 static void put_span(FILE *out, Span sp)
 {
+    if (!with_spans)
+        return;
     Span end = sp;
     end.lo = sp.hi;
     int l1, c1, l2, c2;
@@ -285,9 +289,16 @@ static void dump_decl(FILE *out, Decl *d, int main_file)
 }
 
 /* Declarations of imported files say which file their spans are in. */
-void ast_dump(FILE *out, Program *p)
+void ast_dump_opts(FILE *out, Program *p, bool spans)
 {
     int main_file = p->files.len ? (int)(intptr_t)p->files.items[0] : 0;
+    with_spans = spans;
     for (int i = 0; i < p->decls.len; i++)
         dump_decl(out, p->decls.items[i], main_file);
+    with_spans = true;
+}
+
+void ast_dump(FILE *out, Program *p)
+{
+    ast_dump_opts(out, p, true);
 }

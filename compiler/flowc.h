@@ -63,6 +63,7 @@ extern const Span no_span;
 
 int src_load(const char *path);                  /* index of the source, -1 (errno set) on failure */
 int src_add(const char *path, const char *text, size_t len); /* from memory (tests, stdin) */
+int src_read_stream(FILE *f, const char *path);  /* a whole stream (stdin), -1 (errno set) on failure */
 Source *src_get(int file);
 int src_count(void);
 void src_linecol(Span sp, int *line, int *col);  /* 1-based; col counts bytes */
@@ -473,11 +474,14 @@ struct Node {
     void *cg;                                    /* codegen private data */
     bool can_wait;                               /* cg: N_FOR (sequential): an item's body
                                                     can wait for approval */
+    bool paren;                                  /* written in parentheses (for fmt) */
 };
 
 typedef struct Program {
     Vec decls;                                   /* Decl*, in source order, imports expanded */
     Vec files;                                   /* int: source indexes */
+    Vec comments;                                /* Span*: every // and /// comment, in the
+                                                    order parsed (for fmt) */
 } Program;
 
 Node *ast_node(NodeKind kind, Span sp);
@@ -486,6 +490,7 @@ TypeExpr *ast_type(TypeExprKind kind, Span sp);
 const char *ast_node_kind_name(NodeKind k);
 const char *ast_binop_name(int op);              /* "+", "==", "??", "and", ... */
 void ast_dump(FILE *out, Program *p);            /* --dump-ast */
+void ast_dump_opts(FILE *out, Program *p, bool spans); /* ... with or without the @spans */
 
 /* ---- parse (grammar/flow.y + flow.l) --------------------------------------- */
 
@@ -651,6 +656,19 @@ size_t caps_template_head(Node *s, bool *whole);
  * in a program that sema_check() accepted; root is the file whose own
  * declarations are judged (imports are not). */
 void lint_program(Program *p, int root);
+
+/* ---- fmt.c: `flowc fmt` ------------------------------------------------------ */
+
+/* The canonical layout of the parsed file `file` of p (comments kept):
+ * malloc'd text of *len bytes (a NUL in a comment stays), or NULL with
+ * *failed naming a construct with no layout. */
+char *fmt_program(Program *p, int file, size_t *len, const char **failed);
+/* Parses source `file`, formats it and checks the result parses to the same
+ * tree: malloc'd text, or NULL after an error (said; *status 1 for a syntax
+ * error, 3 for an internal one). */
+char *fmt_source(int file, size_t *len, int *status);
+/* flowc fmt [--check | -w] [FILE|DIR|-]...: exit status. */
+int cmd_fmt(int argc, char **argv);
 
 /* ---- schema.c: JSON Schema per schema and provider ----------------------- */
 

@@ -3,6 +3,7 @@
  *
  *   flowc check FILE...     parse, resolve imports, type-check each file
  *   flowc build ...         build.c's cmd_build
+ *   flowc fmt ...           fmt.c's cmd_fmt
  *
  * Global options (--color=, --diagnostics-format=, -W...) may stand anywhere
  * and are taken out before the command sees its arguments.  Loading files is
@@ -17,10 +18,12 @@
 static const char usage[] =
     "usage: flowc check [--dump-ast] [--dump-types] FILE|DIR...\n"
     "       flowc build FILE [-o OUT] [--emit-c FILE.c] [--emit-schemas DIR] [--keep-c]\n"
+    "       flowc fmt [--check | -w] [FILE|DIR|-]...\n"
     "\n"
     "commands:\n"
     "  check     type-check .flow files, or every *.flow under a DIR (exit 0 clean, 1 on any error)\n"
     "  build     compile a .flow file to a native executable\n"
+    "  fmt       print files in the one canonical layout (-w: rewrite them; --check: list them)\n"
     "\n"
     "options:\n"
     "  --color=auto|always|never           colour diagnostics (auto: on a terminal, unless NO_COLOR)\n"
@@ -28,8 +31,9 @@ static const char usage[] =
     "  -Wno-NAME, -WNAME                   turn a warning off or on: unused-value, unused-let,\n"
     "                                      unused-parameter, unused-schema, unused-enum,\n"
     "                                      unused-agent, unused-http, unused-model, shadow,\n"
-    "                                      unreachable-code,\n"
-    "                                      constant-condition; -Wno-unused: all unused-*; -Wnone\n"
+    "                                      unreachable-code, constant-condition, model-alias,\n"
+    "                                      model-retirement, cache-prefix; -Wno-unused: every\n"
+    "                                      unused-*; -Wnone: all\n"
     "  -Werror, -Werror=NAME               warnings (or one) are errors\n"
     "  --dump-ast                          print the syntax tree (check)\n"
     "  --dump-types                        print the checked types (check)\n"
@@ -147,5 +151,7 @@ int main(int argc, char **argv)
         return cmd_check(argc - 1, argv + 1);
     if (strcmp(cmd, "build") == 0)
         return cmd_build(argc - 1, argv + 1);
+    if (strcmp(cmd, "fmt") == 0)
+        return cmd_fmt(argc - 1, argv + 1);
     return usage_error("unknown command '%s'", cmd);
 }

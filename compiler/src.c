@@ -40,12 +40,9 @@ int src_add(const char *path, const char *text, size_t len)
     return count++;
 }
 
-/* Reads the whole file into the arena; -1 with errno set on failure. */
-int src_load(const char *path)
+/* Reads a whole stream into the source table as path; -1 with errno set on failure. */
+int src_read_stream(FILE *f, const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return -1;
     size_t n = 0, size = 1 << 16;
     char *buf = malloc(size);
     while (buf) {
@@ -62,7 +59,6 @@ int src_load(const char *path)
         size *= 2;
     }
     int err = ferror(f) ? errno : 0;
-    fclose(f);
     if (!buf || err) {
         free(buf);
         errno = err ? err : ENOMEM;
@@ -70,6 +66,19 @@ int src_load(const char *path)
     }
     int id = src_add(path, buf, n);
     free(buf);
+    return id;
+}
+
+/* Reads the whole file into the arena; -1 with errno set on failure. */
+int src_load(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -1;
+    int id = src_read_stream(f, path);
+    int err = errno;
+    fclose(f);
+    errno = err;
     return id;
 }
 

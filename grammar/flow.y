@@ -590,7 +590,7 @@ primary
 atom
     : IDENT %prec LOW               { $$ = mk_name($1, @$); }
     | literal
-    | '(' expr ')'                  { $$ = $2; }
+    | '(' expr ')'                  { $$ = $2; $$->paren = true; }
     | '[' ']'                       { $$ = ast_node(N_LIST, @$); }
     | '[' exprlist ']'              { $$ = ast_node(N_LIST, @$); $$->args = $2; }
     | '[' exprlist ',' ']'          { $$ = ast_node(N_LIST, @$); $$->args = $2; }

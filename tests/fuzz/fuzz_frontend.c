@@ -5,7 +5,8 @@
  *
  * Each input runs as the driver would run it: parse_file(), then sema_check()
  * if it parsed and lint_program() if that passed, with diagnostics buffered
- * and dropped.  Between inputs the
+ * and dropped.  A program that parses is also formatted (fmt.c): the result
+ * must parse to the same tree and format to itself.  Between inputs the
  * arena, the source table and the diagnostics are reset, so thousands of
  * compilations share one process (and LeakSanitizer sees what one leaks).
  *
@@ -83,6 +84,55 @@ static void on_death(void)
 
 /* ---- one compilation ---------------------------------------------------------- */
 
+/* The tree of p without spans (malloc'd). */
+static char *tree_of(Program *p)
+{
+    char *buf = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&buf, &n);
+    if (!f)
+        abort();
+    ast_dump_opts(f, p, false);
+    fclose(f);
+    return buf;
+}
+
+/* `flowc fmt` on a program that parsed: the result parses to the same tree,
+ * and formatting it again changes nothing; anything else is a crash, so the
+ * input is kept. */
+static void check_fmt(Program *p, int file)
+{
+    const char *failed = NULL;
+    size_t n1 = 0, n2 = 0;
+    char *once = fmt_program(p, file, &n1, &failed);
+    if (!once) {
+        fprintf(stderr, "fmt has no layout for %s\n", failed);
+        abort();
+    }
+    int f2 = src_add("fuzz.fmt.flow", once, n1);
+    Program q;
+    memset(&q, 0, sizeof q);
+    vec_push(&q.files, (void *)(intptr_t)f2);
+    if (!parse_file(&q, f2) || diag_error_count()) {
+        fprintf(stderr, "formatted program does not parse:\n%s\n", once);
+        abort();
+    }
+    char *a = tree_of(p), *b = tree_of(&q);
+    if (strcmp(a, b) != 0) {
+        fprintf(stderr, "formatting changed the tree:\n%s\n", once);
+        abort();
+    }
+    char *twice = fmt_program(&q, f2, &n2, &failed);
+    if (!twice || n1 != n2 || memcmp(once, twice, n1) != 0) {
+        fprintf(stderr, "formatting is not idempotent:\n%s\n---\n%s\n", once, twice ? twice : "");
+        abort();
+    }
+    free(a);
+    free(b);
+    free(once);
+    free(twice);
+}
+
 static bool run_one(const char *data, size_t len)
 {
     arena_free_all();
@@ -97,6 +147,8 @@ static bool run_one(const char *data, size_t len)
     memset(&p, 0, sizeof p);
     vec_push(&p.files, (void *)(intptr_t)file);
     bool parsed = parse_file(&p, file);
+    if (parsed && !diag_error_count())
+        check_fmt(&p, file);
     if (parsed && sema_check(&p))
         lint_program(&p, file);
     alarm(0);
