@@ -521,6 +521,10 @@ typedef struct fr_jcall {
     double usd;                    /* what all attempts cost */
     int attempts;                  /* attempts made */
     int64_t latency_ms;            /* wall time of the whole call */
+    int64_t cache_read;            /* input tokens of all attempts read from the prompt cache */
+    int64_t cache_write;           /* ... and written to it */
+    double saved_usd;              /* what the cache saved against plain input prices */
+    const char *tier;              /* the price paid: "standard" or "batch" (NULL: standard) */
 } fr_jcall;
 
 /* ".flow/<workflow>.db" (malloc'd). */

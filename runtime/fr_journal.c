@@ -47,7 +47,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SCHEMA_VERSION 4           /* PRAGMA user_version of the current schema */
+#define SCHEMA_VERSION 5           /* PRAGMA user_version of the current schema */
 #define LEAD_EXTRA 4               /* batches a leader commits for others after its own */
 
 /* ---- the answer map: call key -> journaled output, for resume ------------ */
@@ -346,6 +346,22 @@ static const char schema_v4[] =
     "ALTER TABLE runs ADD COLUMN skipped INTEGER NOT NULL DEFAULT 0;"
     "PRAGMA user_version = 4;";
 
+/* v5: the price each call paid (its tier, standard or batch, and its
+ * prompt-cache tokens and savings), and the provider batches a run
+ * submitted, journaled before they are polled so that a resumed run polls
+ * the same batch instead of submitting it again. */
+static const char schema_v5[] =
+    "ALTER TABLE calls ADD COLUMN tier TEXT NOT NULL DEFAULT 'standard';"
+    "ALTER TABLE calls ADD COLUMN cache_read INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE calls ADD COLUMN cache_write INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE calls ADD COLUMN saved_usd REAL NOT NULL DEFAULT 0;"
+    "CREATE TABLE batches(run_id TEXT NOT NULL, fanout TEXT NOT NULL, part INTEGER NOT NULL,"
+    " provider TEXT NOT NULL, batch_id TEXT, file_id TEXT, status TEXT NOT NULL,"
+    " requests INTEGER NOT NULL, held_usd REAL NOT NULL DEFAULT 0,"
+    " created_ms INTEGER NOT NULL, ended_ms INTEGER,"
+    " PRIMARY KEY(run_id, fanout, part)) WITHOUT ROWID;"
+    "PRAGMA user_version = 5;";
+
 static const char sql_phase[] =
     "INSERT INTO phase_time(run_id, phase, active_ms) VALUES(?1, ?2, ?3)"
     " ON CONFLICT(run_id, phase) DO UPDATE SET active_ms = excluded.active_ms";
@@ -364,7 +380,8 @@ static int schema_version(fr_journal *j)
 static bool migrate(fr_journal *j, int v, fr_buf *err)
 {
     return (v >= 1 || db_exec(j, schema_v1, err)) && (v >= 2 || db_exec(j, schema_v2, err)) &&
-           (v >= 3 || db_exec(j, schema_v3, err)) && (v >= 4 || db_exec(j, schema_v4, err));
+           (v >= 3 || db_exec(j, schema_v3, err)) && (v >= 4 || db_exec(j, schema_v4, err)) &&
+           (v >= 5 || db_exec(j, schema_v5, err));
 }
 
 /* The schema, created in a fresh file; an unknown version is refused. */
@@ -404,14 +421,18 @@ static const char sql_reserve[] =
 
 static const char sql_record[] =
     "INSERT INTO calls(run_id, key, agent, site, item, seq, phase, model, input_hash,"
-    " output, status, tokens_in, tokens_out, usd, attempts, latency_ms, finished_ms)"
-    " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)"
+    " output, status, tokens_in, tokens_out, usd, attempts, latency_ms, finished_ms,"
+    " tier, cache_read, cache_write, saved_usd)"
+    " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21)"
     " ON CONFLICT(run_id, key) DO UPDATE SET"
     " output = excluded.output, status = excluded.status,"
     " tokens_in = tokens_in + excluded.tokens_in,"
     " tokens_out = tokens_out + excluded.tokens_out, usd = usd + excluded.usd,"
     " attempts = attempts + excluded.attempts, latency_ms = excluded.latency_ms,"
-    " finished_ms = excluded.finished_ms, held_usd = 0, held_tokens = 0";
+    " finished_ms = excluded.finished_ms, held_usd = 0, held_tokens = 0,"
+    " tier = excluded.tier, cache_read = cache_read + excluded.cache_read,"
+    " cache_write = cache_write + excluded.cache_write,"
+    " saved_usd = saved_usd + excluded.saved_usd";
 
 static bool open_db(fr_journal *j, fr_buf *err)
 {
@@ -946,6 +967,10 @@ static bool write_op(fr_journal *j, const jop *op)
         sqlite3_bind_int(st, 15, c->attempts);
         sqlite3_bind_int64(st, 16, c->latency_ms);
         sqlite3_bind_int64(st, 17, fr_wall_ms());
+        sqlite3_bind_text(st, 18, c->tier ? c->tier : "standard", -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 19, c->cache_read);
+        sqlite3_bind_int64(st, 20, c->cache_write);
+        sqlite3_bind_double(st, 21, c->saved_usd);
     }
     bool ok = sqlite3_step(st) == SQLITE_DONE;
     sqlite3_reset(st);

@@ -380,6 +380,9 @@ void fr_journal_call_attempt(fr_jhook *h, const fr_response *r, const fr_charge 
     h->jc.usd += c->usd;
     h->cache_read += c->cache_read;
     h->cache_write += c->cache_write;
+    h->jc.cache_read += c->cache_read;
+    h->jc.cache_write += c->cache_write;
+    h->jc.saved_usd += c->saved;
     snprintf(h->finish, sizeof h->finish, "%s", r->finish_reason ? r->finish_reason : "");
     error_type(h, r);
 }

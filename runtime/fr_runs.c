@@ -2,6 +2,7 @@
  * fr_runs.c: the journal's subcommands of every binary.
  *
  *   BINARY runs [--journal PATH]                 one line per run of this workflow
+ *   BINARY runs --cost [--last N] [--journal PATH]  what each run paid, by tier and phase
  *   BINARY review [--journal PATH]               the items waiting for a person
  *   BINARY approve RUN_ID --all|--item N|--reject N [--by NAME] [--journal PATH]
  *   BINARY CMD --help                            what CMD does
@@ -73,6 +74,85 @@ static int cmd_runs(fr_journal *j, const char *workflow)
                (long long)sqlite3_column_int64(st, 7), (long long)sqlite3_column_int64(st, 8));
     }
     sqlite3_finalize(st);
+    return 0;
+}
+
+/* One run's dollars in phase ph (-1: before the first phase). */
+static double phase_usd(sqlite3_stmt *ph, const char *run, int phase)
+{
+    sqlite3_reset(ph);
+    sqlite3_bind_text(ph, 1, run, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(ph, 2, phase);
+    double v = sqlite3_step(ph) == SQLITE_ROW ? sqlite3_column_double(ph, 0) : 0;
+    sqlite3_reset(ph);
+    return v;
+}
+
+/* runs --cost -> per run: what it paid, at the standard and the batch price,
+ * what the prompt cache saved, and its dollars per phase; then the mean of
+ * each column, so a weekly job's trend is one command away. */
+static int cmd_cost(fr_journal *j, const fr_program *prog, int64_t last)
+{
+    sqlite3_stmt *st, *ph;
+    sqlite3 *db = fr_journal_db(j);
+    if (sqlite3_prepare_v2(db,
+        "SELECT id, status, started_ms,"
+        " (SELECT total(usd + held_usd + lost_usd) FROM calls c WHERE c.run_id = r.id),"
+        " (SELECT total(usd) FROM calls c WHERE c.run_id = r.id AND c.tier = 'batch'),"
+        " (SELECT total(saved_usd) FROM calls c WHERE c.run_id = r.id),"
+        " (SELECT count(*) FROM calls c WHERE c.run_id = r.id AND c.status = 'ok')"
+        " FROM (SELECT * FROM runs WHERE workflow = ?1 ORDER BY started_ms DESC, rowid DESC"
+        " LIMIT ?2) r ORDER BY started_ms, rowid", -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db, "SELECT total(usd + held_usd + lost_usd) FROM calls"
+        " WHERE run_id = ?1 AND phase = ?2", -1, &ph, NULL) != SQLITE_OK) {
+        fprintf(stderr, "error: journal %s: %s\n", fr_journal_path(j), fr_journal_errmsg(j));
+        return 1;
+    }
+    sqlite3_bind_text(st, 1, prog->name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, last > 0 ? last : -1);
+    int np = prog->nphases;
+    double *sum = fr_calloc((size_t)np + 5, sizeof *sum);
+    if (!sum) {
+        sqlite3_finalize(st), sqlite3_finalize(ph);
+        fprintf(stderr, "error: out of memory\n");
+        return 1;
+    }
+    printf("%-22s %-8s %-10s %10s %10s %10s %10s", "RUN", "STATUS", "STARTED", "USD",
+           "STANDARD", "BATCH", "CACHE SAVED");
+    for (int i = 0; i < np; i++)
+        printf(" %12.12s", prog->phases[i].name);
+    printf("\n");
+    int n = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *run = col_text(st, 0);
+        double usd = sqlite3_column_double(st, 3), batch = sqlite3_column_double(st, 4);
+        double saved = sqlite3_column_double(st, 5);
+        char day[16];
+        time_t t = (time_t)(sqlite3_column_int64(st, 2) / 1000);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(day, sizeof day, "%Y-%m-%d", &tm);
+        printf("%-22s %-8s %-10s %10.4f %10.4f %10.4f %11.4f", run, col_text(st, 1), day, usd,
+               usd - batch, batch, saved);
+        sum[0] += usd, sum[1] += usd - batch, sum[2] += batch, sum[3] += saved;
+        for (int i = 0; i < np; i++) {
+            double v = phase_usd(ph, run, i);
+            sum[4 + i] += v;
+            printf(" %12.4f", v);
+        }
+        printf("\n");
+        n++;
+    }
+    if (n > 1) {
+        printf("%-22s %-8s %-10s %10.4f %10.4f %10.4f %11.4f", "mean", "", "", sum[0] / n,
+               sum[1] / n, sum[2] / n, sum[3] / n);
+        for (int i = 0; i < np; i++)
+            printf(" %12.4f", sum[4 + i] / n);
+        printf("\n");
+    }
+    fr_free(sum);
+    sqlite3_finalize(st);
+    sqlite3_finalize(ph);
     return 0;
 }
 
@@ -211,7 +291,7 @@ static int cmd_approve(fr_journal *j, const char *workflow, const char *run_id,
 
 static int usage(const char *prog)
 {
-    fprintf(stderr, "usage: %s runs [--journal PATH]\n"
+    fprintf(stderr, "usage: %s runs [--cost [--last N]] [--journal PATH]\n"
                     "       %s review [--journal PATH]\n"
                     "       %s approve RUN_ID [--all | --item N ... | --reject N ...]"
                     " [--by NAME] [--journal PATH]\n", prog, prog, prog);
@@ -222,11 +302,16 @@ static int usage(const char *prog)
 static int help(const fr_program *prog, const char *cmd, const char *self)
 {
     if (strcmp(cmd, "runs") == 0)
-        printf("usage: %s runs [--journal PATH]\n\n"
+        printf("usage: %s runs [--cost [--last N]] [--journal PATH]\n\n"
                "One line per run of %s in the journal: its id, its status (running; stopped:\n"
                "its process died, finish it with --resume; waiting for approval; budget;\n"
                "failed; done), when it started (UTC), the time processes spent on it, the\n"
-               "dollars and tokens it spent, the calls journaled and the approvals pending.\n",
+               "dollars and tokens it spent, the calls journaled and the approvals pending.\n"
+               "With --cost: what each run paid, at the standard price and at the batch\n"
+               "price, what the prompt cache saved, and its dollars in each phase, with the\n"
+               "mean of each column (--last N: the N latest runs).\n\n"
+               "  --cost         the cost table\n"
+               "  --last N       with --cost, only the N latest runs\n",
                self, prog->name);
     else if (strcmp(cmd, "review") == 0)
         printf("usage: %s review [--journal PATH]\n\n"
@@ -268,12 +353,22 @@ static bool parse_number(const char *s, int64_t *n)
 }
 
 /* Parses the flags after the subcommand (and RUN_ID); false on a bad one. */
-static bool parse_flags(int argc, char **argv, const char **journal, jdecide *d, bool decide)
+static bool parse_flags(int argc, char **argv, const char **journal, jdecide *d, bool decide,
+                        bool runs, int64_t *cost_last)
 {
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--journal") == 0 && i + 1 < argc) {
             *journal = argv[++i];
+        } else if (runs && strcmp(a, "--cost") == 0) {
+            if (*cost_last < 0)
+                *cost_last = 0;
+        } else if (runs && strcmp(a, "--last") == 0) {
+            if (!parse_number(i + 1 < argc ? argv[i + 1] : NULL, cost_last)) {
+                fprintf(stderr, "error: --last needs a number of runs\n");
+                return false;
+            }
+            i++;
         } else if (decide && strcmp(a, "--all") == 0) {
             d->all = true;
         } else if (decide && strcmp(a, "--by") == 0 && i + 1 < argc) {
@@ -312,7 +407,9 @@ static int run_command(const fr_program *prog, const char *cmd, int argc, char *
     d.ns = fr_calloc((size_t)argc + 1, sizeof *d.ns);
     d.approve = fr_calloc((size_t)argc + 1, sizeof *d.approve);
     int rc = 2;
-    if (d.ns && d.approve && parse_flags(argc, argv, &journal, &d, decide)) {
+    int64_t cost = -1;                 /* runs --cost: its --last N (0: all) */
+    if (d.ns && d.approve && parse_flags(argc, argv, &journal, &d, decide,
+                                         strcmp(cmd, "runs") == 0, &cost)) {
         char *path = journal ? fr_strdup(journal) : fr_journal_default_path(prog->name);
         fr_buf err = { 0 };
         bool exists = path && access(path, F_OK) == 0;
@@ -326,7 +423,8 @@ static int run_command(const fr_program *prog, const char *cmd, int argc, char *
             rc = 1;
         } else {
             rc = decide ? cmd_approve(j, prog->name, run_id, &d)
-                 : strcmp(cmd, "runs") == 0 ? cmd_runs(j, prog->name)
+                 : strcmp(cmd, "runs") == 0 ? (cost >= 0 ? cmd_cost(j, prog, cost)
+                                                         : cmd_runs(j, prog->name))
                                             : cmd_review(j, prog->name);
         }
         fr_journal_close(j);

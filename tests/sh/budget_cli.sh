@@ -67,4 +67,14 @@ grep -q "$made calls answered from the journal" err || fail "not $made cached: $
 ./bc --mock --max-usd 0.001 --items 12 >out 2>err
 ./bc --mock --resume --items 11 >out 2>err
 [ $? -eq 2 ] || fail "a changed --items was resumed without --force"
+
+# runs --cost: each run's dollars, by tier and by phase, and their mean
+./bc runs --cost >cost || fail "runs --cost"
+head -1 cost | grep -q 'RUN .*USD .*STANDARD .*BATCH .*CACHE SAVED .*work' || fail "cost header: $(cat cost)"
+[ "$(grep -c '^20' cost)" -eq 2 ] && grep -q '^mean ' cost || fail "cost rows: $(cat cost)"
+want=$(sqlite3 .flow/bc.db "SELECT printf('%.4f', total(usd)) FROM calls WHERE run_id = (SELECT id FROM runs ORDER BY started_ms LIMIT 1)")
+head -2 cost | tail -1 | awk -v w="$want" '$4 != w || $5 != w || $6 != "0.0000" || $8 != w { exit 1 }' ||
+    fail "first run's cost is not $want at the standard price: $(cat cost)"
+[ "$(sqlite3 .flow/bc.db "SELECT count(*) FROM calls WHERE tier <> 'standard'")" -eq 0 ] || fail "tier"
+./bc runs --cost --last 1 >cost1 && [ "$(grep -c '^20' cost1)" -eq 1 ] || fail "--last 1: $(cat cost1)"
 exit 0
