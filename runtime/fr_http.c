@@ -29,6 +29,13 @@
  *
  * No message built here contains a key: the provider's own error text is
  * scrubbed of it as well.
+ *
+ * http operations (fr_op.c) use the same transport through
+ * fr_http_exchange: any method, their own header lines and body, on the
+ * same pool of handles, connection cache and DNS/TLS sharing; it returns the
+ * status, the body, retry-after and a Link header's rel="next".  Their
+ * limiters are per host (fr_http_host_limiter), capped by the operations'
+ * rps.
  */
 #include "fr_internal.h"
 

@@ -292,6 +292,16 @@ char *fr_op_dry_close(fr_run *run)
 
 /* ---- one page ------------------------------------------------------------ */
 
+static void free_headers(char **h, int n)
+{
+    for (int i = 0; h && i < n; i++) {
+        if (h[i])
+            memset(h[i], 0, strlen(h[i]));
+        fr_free(h[i]);
+    }
+    fr_free(h);
+}
+
 /* The header lines to send: the rendered ones with their secrets, the
  * body's type, the idempotency key. */
 static char **send_headers(opcall *c, int *n)
@@ -325,17 +335,12 @@ static char **send_headers(opcall *c, int *n)
     if (real)
         memset(real, 0, strlen(real));          /* the secrets leave no copy behind */
     fr_free(real);
+    for (int i = 0; h && i < *n; i++)
+        if (!h[i]) {                            /* out of memory: no request half made */
+            free_headers(h, *n);
+            return NULL;
+        }
     return h;
-}
-
-static void free_headers(char **h, int n)
-{
-    for (int i = 0; h && i < n; i++) {
-        if (h[i])
-            memset(h[i], 0, strlen(h[i]));
-        fr_free(h[i]);
-    }
-    fr_free(h);
 }
 
 /* The provider's own words from an error answer, if it says any. */

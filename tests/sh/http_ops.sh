@@ -83,6 +83,12 @@ CRM_TOKEN=tok-WRONG-0000 ./crm --base "$U" --no-journal >out4 2>err4
 grep -q "error: .*http operation 'list_contacts': HTTP 401 from GET $U/crm/v3/objects/contacts?limit=4: Authentication credentials not found" err4 ||
     fail "401 message: $(cat err4)"
 grep -q "tok-WRONG" err4 out4 && fail "the wrong token shows"
+# ... and a server that quotes the token in its error never gets it shown
+printf 'read 1 401-echo\n' >script
+start --contacts 10 --script script
+./crm --base "$U" --no-journal --trace t4.jsonl >out4b 2>err4b
+[ $? -eq 1 ] || fail "401 echo: exit status"
+grep -q "HTTP 401 from GET .*: The token '\*\*\*' is expired." err4b || fail "401 echo: $(cat err4b)"
 
 # 5. a 404 fails only its item (on_error: skip); it is not retried
 printf 'write 2 404\n' >script
@@ -124,7 +130,7 @@ grep -q "error: .*http operation 'list_contacts' needs a secret: CRM_TOKEN is no
 env -u CRM_TOKEN ./crm --base "$U" --mock --no-journal >/dev/null 2>&1 || fail "--mock needs no secret"
 
 # 9. the token is in no output
-for f in out.* err.* out3 err3 err5 err6 out7 err7 trace.jsonl t3.jsonl t7.jsonl crm.dry-run.jsonl; do
+for f in out.* err.* out3 err3 err4b t4.jsonl err5 err6 out7 err7 trace.jsonl t3.jsonl t7.jsonl crm.dry-run.jsonl; do
     grep -q "$TOKEN" "$f" && fail "the token is in $f"
 done
 for db in j.db d.db; do

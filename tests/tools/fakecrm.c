@@ -41,7 +41,8 @@
  * The script: one rule a line, `WHEN ACTION [ARG]`, WHEN a request number,
  * a range 2-4 or *, optionally restricted with `read` or `write` before it
  * (`write 1-2 500`); ACTION a status (429 sends Retry-After: 1), `slow MS`,
- * or `drop` (close without an answer).  The first rule that matches wins.
+ * `drop` (close without an answer) or `401-echo` (a 401 whose message quotes
+ * the bearer token it was sent, as careless servers do).  The first rule that matches wins.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -527,6 +528,12 @@ static bool handle(int fd, req *r)
         log_line(n, r, 429, "rate-limited");
         return respond_error(fd, 429, extra, "RATE_LIMITS", "You have reached your secondly "
                              "limit.");
+    }
+    if (ru && strcmp(ru->action, "401-echo") == 0) {   /* a server that quotes the credential */
+        char msg[700];
+        snprintf(msg, sizeof msg, "The token '%s' is expired.", r->auth);
+        log_line(n, r, 401, "injected");
+        return respond_error(fd, 401, NULL, "EXPIRED_AUTHENTICATION", msg);
     }
     if (code) {
         log_line(n, r, code, "injected");
