@@ -213,7 +213,7 @@ static void path_notes(Node *t)
         bool item = at->kind == N_FOR || at->kind == N_PIPELINE;
         Node *from = item ? at->iter : at->kind == N_STAGE ? at->body : at->value;
         const char *how = item ? "is an item of" : at->kind == N_STAGE ? "is the value of stage"
-                          : "is bound to";
+                          : at->kind == N_ASSIGN ? "is assigned" : "is bound to";
         if (at->kind == N_STAGE)
             diag_note(from->span, "'%s' %s '%s'", s->name, how, at->name);
         else if (from->kind == N_NAME)

@@ -7,7 +7,9 @@
  *         {"results":[...], "paging":{"next":{"after":"C","link":"..."}}}, no
  *         paging on the last page; limit 1..100 (400 otherwise)
  *   GET   /v2/contacts?page=N&per_page=M    a JSON array, the next page in a
- *         Link header (RFC 8288): <http://127.0.0.1:P/v2/...>; rel="next"
+ *         Link header (RFC 8288): <http://127.0.0.1:P/v2/...>; rel="next", in
+ *         the forms the RFC allows (several links and Link headers, several
+ *         relation types in one rel, rel unquoted, a relative target)
  *   GET   /v1/contacts[?cursor=C]           {"data":[...], "links":{"next":URL|null}}
  *   PATCH /crm/v3/objects/contacts/{id}     {"properties":{...}}: updates one
  *         contact and answers it whole (404 for an unknown id, 400 for a body
@@ -340,10 +342,17 @@ static bool list_link(int fd, const req *r)
         return respond_error(fd, 400, NULL, "VALIDATION_ERROR", "page >= 1, per_page 1..100");
     char extra[512] = "";
     int last = (S.contacts + per - 1) / per;
-    if (page < last)
-        snprintf(extra, sizeof extra, "Link: <http://127.0.0.1:%d/v2/contacts?page=%d&per_page="
-                 "%d>; rel=\"next\", <http://127.0.0.1:%d/v2/contacts?page=%d&per_page=%d>; "
-                 "rel=\"last\"\r\n", S.port, page + 1, per, S.port, last, per);
+    /* the forms RFC 8288 allows, page by page: other links first, relation
+     * types several to a rel, rel quoted or not, a relative target */
+    if (page < last && page % 2 == 1)
+        snprintf(extra, sizeof extra, "Link: <http://127.0.0.1:%d/v2/contacts?page=1&per_page="
+                 "%d>; rel=\"first prev\"; title=\"a, b\", <http://127.0.0.1:%d/v2/contacts?"
+                 "page=%d&per_page=%d>; rel=\"last\"\r\nLink: <http://127.0.0.1:%d/v2/contacts?"
+                 "page=%d&per_page=%d>; rel=\"prefetch next\"\r\n", S.port, per, S.port, last,
+                 per, S.port, page + 1, per);
+    else if (page < last)
+        snprintf(extra, sizeof extra, "Link: </v2/contacts?page=%d&per_page=%d>;rel=next\r\n",
+                 page + 1, per);
     return respond(fd, 200, extra, page_of((page - 1) * per + 1, per));
 }
 
