@@ -306,7 +306,22 @@ static void print_where(FILE *out, Span sp)
     fprintf(out, "%s%s:%d:%d:%s ", col(C_BOLD), s->path, line, c, col(C_RESET));
 }
 
-/* The source line of sp's start and a ^~~~ under the span (clipped to the line). */
+/* Lines longer than this are shown as a window around the span, so that
+ * many errors on one huge line cost time and output in proportion to their
+ * number, not to their number times the line. */
+#define SNIPPET_MAX 200
+#define SNIPPET_BEFORE 60                        /* bytes shown before the span */
+
+/* Moves i back to the start of a UTF-8 character. */
+static uint32_t char_start(const Source *s, uint32_t i, uint32_t lo)
+{
+    while (i > lo && ((unsigned char)s->text[i] & 0xC0) == 0x80)
+        i--;
+    return i;
+}
+
+/* The source line of sp's start and a ^~~~ under the span (clipped to the
+ * line; a long line is cut to a window marked with "..."). */
 static void print_snippet(FILE *out, Span sp)
 {
     Source *s = src_get(sp.file);
@@ -315,18 +330,27 @@ static void print_snippet(FILE *out, Span sp)
     int line, c;
     src_linecol(sp, &line, &c);
     uint32_t start = s->line_starts[line - 1];
-    uint32_t end = start;
-    while (end < s->len && s->text[end] != '\n')
-        end++;
     uint32_t lo = start + (uint32_t)c - 1;
+    const char *nl = memchr(s->text + lo, '\n', s->len - lo);
+    uint32_t end = nl ? (uint32_t)(nl - s->text) : (uint32_t)s->len;
+    const char *pre = "", *post = "";
+    if (end - start > SNIPPET_MAX) {
+        uint32_t from = lo - start > SNIPPET_BEFORE ? char_start(s, lo - SNIPPET_BEFORE, start) : start;
+        uint32_t to = end - from > SNIPPET_MAX - 6 ? char_start(s, from + SNIPPET_MAX - 6, from) : end;
+        if (to <= lo)
+            to = end - lo > SNIPPET_MAX ? char_start(s, lo + SNIPPET_MAX - 6, lo) : end;
+        pre = from > start ? "..." : "";
+        post = to < end ? "..." : "";
+        start = from;
+        end = to;
+    }
     uint32_t hi = sp.hi > end ? end : sp.hi;
-    fprintf(out, "%5d | ", line);
+    fprintf(out, "%5d | %s", line, pre);
     for (uint32_t i = start; i < end; i++) {      /* control bytes would garble the terminal */
         unsigned char b = (unsigned char)s->text[i];
         fputc(b < 0x20 && b != '\t' ? ' ' : b, out);
     }
-    fputc('\n', out);
-    fputs("      | ", out);
+    fprintf(out, "%s\n      | %s", post, *pre ? "   " : "");
     for (uint32_t i = start; i < lo; i++)
         fputc(s->text[i] == '\t' ? '\t' : ' ', out);
     fprintf(out, "%s^", col(C_GREEN));
@@ -482,38 +506,58 @@ static void print_json(FILE *out, Diag *d)
     fputs("]}", out);
 }
 
-/* Source order: by file, then position.  Stable, so diagnostics at one spot
- * keep the order they were reported in; notes stay with their error. */
+static bool diag_before(const Diag *a, const Diag *b)
+{
+    return a->span.file < b->span.file || (a->span.file == b->span.file && a->span.lo < b->span.lo);
+}
+
+/* Source order: by file, then position.  A merge sort (the checker reports
+ * declaration kind by declaration kind, so the order can be far from
+ * sorted), stable, so diagnostics at one spot keep the order they were
+ * reported in; notes stay with their error. */
 static void sort_by_position(void)
 {
-    for (int i = 1; i < diags.len; i++) {
-        Diag *d = diags.items[i];
-        int j = i;
-        while (j > 0) {
-            Diag *p = diags.items[j - 1];
-            if (p->span.file < d->span.file ||
-                (p->span.file == d->span.file && p->span.lo <= d->span.lo))
-                break;
-            diags.items[j] = p;
-            j--;
+    int n = diags.len;
+    if (n < 2)
+        return;
+    void **a = diags.items, **b = arena_alloc(sizeof *b * (size_t)n);
+    for (int w = 1; w < n; w *= 2) {
+        for (int lo = 0; lo < n; lo += 2 * w) {
+            int mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n;
+            int i = lo, j = mid, k = lo;
+            while (i < mid && j < hi)
+                b[k++] = diag_before(a[j], a[i]) ? a[j++] : a[i++];
+            while (i < mid)
+                b[k++] = a[i++];
+            while (j < hi)
+                b[k++] = a[j++];
         }
-        diags.items[j] = d;
+        void **t = a;
+        a = b;
+        b = t;
     }
+    diags.items = a;
 }
 
 void diag_flush(void)
 {
+    char *text = NULL;                           /* stderr is unbuffered: write it at once */
+    size_t len = 0;
+    FILE *out = arena_memstream(&text, &len);
     sort_by_position();
     if (format == DIAG_JSON) {
         for (int i = 0; i < diags.len; i++) {
-            fputs(json_printed++ ? ",\n" : "[\n", stderr);
-            print_json(stderr, diags.items[i]);
+            fputs(json_printed++ ? ",\n" : "[\n", out);
+            print_json(out, diags.items[i]);
         }
     } else {
         for (int i = 0; i < diags.len; i++)
-            print_text(stderr, diags.items[i]);
+            print_text(out, diags.items[i]);
     }
+    fclose(out);
+    fwrite(text, 1, len, stderr);
     fflush(stderr);
+    free(text);
     memset(&diags, 0, sizeof diags);
 }
 
@@ -528,7 +572,8 @@ Vec diag_take(void)
 /* ---- did you mean --------------------------------------------------------- */
 
 /* Optimal string alignment distance (Damerau-Levenshtein without
- * non-adjacent transpositions); gives up (returns limit + 1) past limit. */
+ * non-adjacent transpositions); gives up (returns limit + 1) past limit, as
+ * soon as a whole row is past it. */
 static int osa_distance(const char *a, const char *b, int limit)
 {
     int n = (int)strlen(a), m = (int)strlen(b);
@@ -540,6 +585,7 @@ static int osa_distance(const char *a, const char *b, int limit)
     for (int j = 0; j <= m; j++)
         d[0][j] = j;
     for (int i = 1; i <= n; i++) {
+        int row_min = i;
         for (int j = 1; j <= m; j++) {
             int cost = a[i - 1] != b[j - 1];
             int v = d[i - 1][j] + 1;
@@ -551,7 +597,11 @@ static int osa_distance(const char *a, const char *b, int limit)
                 && d[i - 2][j - 2] + 1 < v)
                 v = d[i - 2][j - 2] + 1;
             d[i][j] = v;
+            if (v < row_min)
+                row_min = v;
         }
+        if (row_min > limit)                     /* every later row is past it too */
+            return limit + 1;
     }
     return d[n][m];
 }
