@@ -4,6 +4,8 @@
  * Nodes are plain arena structs (flowc.h documents which fields each kind
  * uses).  ast_dump() prints one node per line, indented by depth, each with
  * its span as line:col-line:col so tests can check where things point.
+ * ast_children() lists what is under a node, for the walks that must not
+ * recurse: ast_check_depth(), the nesting limit, is one.
  */
 #include "flowc.h"
 
@@ -63,6 +65,129 @@ const char *ast_binop_name(int op)
     if ((unsigned)op < sizeof names / sizeof names[0] && names[op])
         return names[op];
     return "?";
+}
+
+/* ---- children and the nesting limit ----------------------------------------- */
+
+/* Every node and type expression directly under n.  Generic over the
+ * fields, like the dump below: a field that holds a Node or a TypeExpr must
+ * be listed here, or the nesting limit (and the fuzzer that checks it) will
+ * not see what is under it. */
+void ast_children(Node *n, AstVisit fn, void *ctx)
+{
+    for (int i = 0; i < n->parts.len; i++)
+        if (((StrPart *)n->parts.items[i])->expr)
+            fn(ctx, ((StrPart *)n->parts.items[i])->expr, NULL);
+    for (int i = 0; i < n->inits.len; i++)
+        fn(ctx, ((FieldInit *)n->inits.items[i])->value, NULL);
+    for (int i = 0; i < n->opts.len; i++)
+        fn(ctx, ((Setting *)n->opts.items[i])->value, NULL);
+    for (int i = 0; i < n->targs.len; i++)
+        fn(ctx, NULL, n->targs.items[i]);
+    Node *one[] = { n->lhs, n->operand, n->rhs, n->iter, n->cond, n->then, n->value, n->body,
+                    n->els };
+    for (size_t i = 0; i < sizeof one / sizeof one[0]; i++)
+        if (one[i])
+            fn(ctx, one[i], NULL);
+    for (int i = 0; i < n->args.len; i++)
+        fn(ctx, n->args.items[i], NULL);
+    for (int i = 0; i < n->stmts.len; i++)
+        fn(ctx, n->stmts.items[i], NULL);
+    for (int i = 0; i < n->arms.len; i++) {
+        MatchArm *a = n->arms.items[i];
+        for (int j = 0; j < a->pats.len; j++)
+            fn(ctx, a->pats.items[j], NULL);
+        fn(ctx, a->body, NULL);
+    }
+}
+
+/* Every node and type expression directly under a declaration. */
+void ast_decl_children(Decl *d, AstVisit fn, void *ctx)
+{
+    Vec *lists[] = { &d->fields, &d->values };
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < lists[k]->len; i++) {
+            Field *f = lists[k]->items[i];
+            if (f->texpr)
+                fn(ctx, NULL, f->texpr);
+            Node *more[] = { f->deflt, f->cons.lo, f->cons.hi };
+            for (int j = 0; j < 3; j++)
+                if (more[j])
+                    fn(ctx, more[j], NULL);
+        }
+    for (int i = 0; i < d->settings.len; i++)
+        fn(ctx, ((Setting *)d->settings.items[i])->value, NULL);
+    if (d->ret)
+        fn(ctx, NULL, d->ret);
+    if (d->body)
+        fn(ctx, d->body, NULL);
+}
+
+/* The walk of ast_check_depth: a stack of (node or type, depth). */
+typedef struct DepthItem {
+    Node *node;                                  /* a node, or NULL */
+    TypeExpr *type;                              /* ... else a type expression */
+    int depth;                                   /* its depth below the declaration */
+} DepthItem;
+
+typedef struct DepthWalk {
+    DepthItem *items;                            /* the stack */
+    int len;                                     /* entries used */
+    int cap;                                     /* entries allocated */
+    int depth;                                   /* depth of the children being pushed */
+} DepthWalk;
+
+static void depth_push(void *ctx, Node *n, TypeExpr *t)
+{
+    DepthWalk *w = ctx;
+    if (!n && !t)
+        return;
+    if (w->len == w->cap) {
+        int cap = w->cap ? w->cap * 2 : 256;
+        DepthItem *items = arena_alloc(sizeof *items * (size_t)cap);
+        if (w->len)
+            memcpy(items, w->items, sizeof *items * (size_t)w->len);
+        w->items = items;
+        w->cap = cap;
+    }
+    w->items[w->len++] = (DepthItem){ n, t, w->depth };
+}
+
+/* The nesting limit: a declaration whose tree is deeper than
+ * FLOWC_MAX_DEPTH gets one error, at the first node past the limit in
+ * source order (depth first, first child first), so
+ * that the recursive walks after the parser (checker, code generator,
+ * schema writer, --dump-ast) never see it.  Without recursion itself. */
+bool ast_check_depth(Decl *d)
+{
+    DepthWalk w = { 0 };
+    w.depth = 1;
+    ast_decl_children(d, depth_push, &w);
+    while (w.len) {
+        DepthItem it = w.items[--w.len];
+        if (it.depth > FLOWC_MAX_DEPTH) {
+            Span sp = it.node ? it.node->span : it.type->span;
+            if (sp.hi > sp.lo + 1)
+                sp.hi = sp.lo + 1;
+            diag_error(sp, E0204, "nested too deeply: more than %d levels", FLOWC_MAX_DEPTH);
+            diag_help("flowc reads at most %d levels of nested expressions, statements and types "
+                      "(each operator, call, '.field', 'else if' and 'list<' is one); give inner "
+                      "parts names with 'let'", FLOWC_MAX_DEPTH);
+            return false;
+        }
+        w.depth = it.depth + 1;
+        int base = w.len;
+        if (it.node)
+            ast_children(it.node, depth_push, &w);
+        else if (it.type->elem)
+            depth_push(&w, NULL, it.type->elem);
+        for (int i = base, j = w.len - 1; i < j; i++, j--) {   /* first child on top */
+            DepthItem t = w.items[i];
+            w.items[i] = w.items[j];
+            w.items[j] = t;
+        }
+    }
+    return true;
 }
 
 /* ---- the dump ------------------------------------------------------------- */
@@ -215,6 +340,10 @@ static void dump_node(FILE *out, Node *n, int depth)
     if (!n)
         return;
     indent(out, depth);
+    if (depth > FLOWC_MAX_DEPTH + 8) {           /* past the nesting limit (reported) */
+        fputs("...\n", out);
+        return;
+    }
     dump_head(out, n);
     depth++;
     if (n->kind == N_STRING)

@@ -471,6 +471,8 @@ struct Node {
                                                     N_FIELD `env.NAME` in an http header: B_ENV */
     int site;                                    /* N_CALL to an agent or http operation:
                                                     stable call-site id */
+    int path;                                    /* sema: the narrowing path of a name or
+                                                    .field chain, -1 if none, 0 not yet known */
     void *cg;                                    /* codegen private data */
     bool can_wait;                               /* cg: N_FOR (sequential): an item's body
                                                     can wait for approval */
@@ -491,8 +493,19 @@ const char *ast_node_kind_name(NodeKind k);
 const char *ast_binop_name(int op);              /* "+", "==", "??", "and", ... */
 void ast_dump(FILE *out, Program *p);            /* --dump-ast */
 void ast_dump_opts(FILE *out, Program *p, bool spans); /* ... with or without the @spans */
+/* Calls fn(ctx, node, NULL) or fn(ctx, NULL, type) for each child of n (of d). */
+typedef void (*AstVisit)(void *ctx, Node *node, TypeExpr *type);
+void ast_children(Node *n, AstVisit fn, void *ctx);
+void ast_decl_children(Decl *d, AstVisit fn, void *ctx);
+/* Reports (once) a declaration nested deeper than FLOWC_MAX_DEPTH; false then. */
+bool ast_check_depth(Decl *d);
 
 /* ---- parse (grammar/flow.y + flow.l) --------------------------------------- */
+
+/* Nesting limits (doc/language.md, "Limits"): deeper input gets one clear
+ * error instead of a stack overflow in a later, recursive phase. */
+#define FLOWC_MAX_BRACKETS 256                   /* '(' '[' '{' '{{' open at once (the lexer) */
+#define FLOWC_MAX_DEPTH 1000                     /* levels of a declaration's tree (ast.c) */
 
 /* Parses one source file and appends its declarations to p.  Syntax errors go
  * to diag_error; the parser recovers and keeps going.  Returns false if any

@@ -72,6 +72,12 @@ typedef struct LexFrame {
     Span at;                                     /* the opener */
 } LexFrame;
 
+/* Whether the '<' before an offset starts type arguments and a call. */
+typedef struct TargAnswer {
+    uint32_t pos;                                /* the offset just after the '<' */
+    bool ok;                                     /* `<...>(` follows */
+} TargAnswer;
+
 /* Everything the lexer and the parser share about one file. */
 typedef struct LexState {
     int file;                                    /* source index */
@@ -88,8 +94,20 @@ typedef struct LexState {
     uint32_t prev_hi;                            /* ... and the one before it */
     const char *last_text;                       /* its text (identifiers, keywords) */
     char *doc;                                   /* pending `///` lines, or NULL */
+    size_t doclen;                               /* ... their length */
+    size_t doccap;                               /* ... bytes allocated for them */
     int indent;                                  /* triple-quoted string: indentation to strip */
     int targs;                                   /* inside read_jsonl<...>: '<' nesting + 1 */
+    TargAnswer *ta;                              /* '<'s decided by the last type-argument scan */
+    int *ta_open;                                /* ... the scan's unclosed '<' (ta indexes) */
+    int ta_n;                                    /* entries used in ta */
+    int ta_cap;                                  /* entries allocated in ta and ta_open */
+    int ta_next;                                 /* the next ta entry a '<' may ask about */
+    uint32_t ta_hi;                              /* where that scan stopped */
+    uint32_t ic_lo, ic_hi;                       /* the last scan for a '{{'s '}}' ... */
+    bool ic_found;                               /* ... and whether it found one */
+    uint32_t cont_lo, cont_hi;                   /* the last run of blank lines continues() saw ... */
+    bool cont_res;                               /* ... and its answer */
     Span str_open;                               /* the open string's opening quote */
     bool skipping;                               /* error recovery: dropping tokens */
     int skip_level;                              /* ... up to this frame's line end or close */
@@ -102,6 +120,7 @@ typedef struct LexState {
     int quiet_tokens;                            /* tokens left before quiet ends */
     Program *prog;                               /* where declarations go */
     bool failed;                                 /* a syntax error was reported */
+    bool stopped;                                /* nested too deeply: the rest is not read */
 } LexState;
 
 int flowylex(FLOWYSTYPE *lval, FLOWYLTYPE *lloc, yyscan_t scanner);
@@ -129,6 +148,10 @@ void lex_error_span(LexState *S, Span sp);
     } while (0)
 
 #define STATE ((LexState *)flowyget_extra(scanner))
+
+/* The parser's stack: room for any program within the nesting limits (a
+ * level takes at most a dozen entries), so running out means "too deep". */
+#define YYMAXDEPTH (20 * FLOWC_MAX_DEPTH + 16 * FLOWC_MAX_BRACKETS)
 
 static void flowyerror(Span *loc, yyscan_t scanner, const char *msg);
 static Node *mk_binary(int op, Node *a, Node *b, Span sp);
@@ -871,24 +894,32 @@ static Node *mk_call(Node *callee, Args *args, Span sp, bool head)
     return head ? n : plain(n);
 }
 
-/* Merges adjacent text pieces; a string without any piece gets one empty one. */
+/* Merges each run of adjacent text pieces into one (copied once: a string of
+ * many '{' or escapes, one piece each, costs linear time); a string without
+ * any piece gets one empty one. */
 static Node *mk_string(Vec *parts, bool triple, Span sp)
 {
     Node *n = ast_node(N_STRING, sp);
     n->triple = triple;
-    StrPart *prev = NULL;
-    for (int i = 0; i < parts->len; i++) {
+    for (int i = 0; i < parts->len; ) {
         StrPart *p = parts->items[i];
-        if (p->expr || !prev || prev->expr) {
-            vec_push(&n->parts, p);
-            prev = p;
-            continue;
+        int j = i + 1;
+        size_t len = p->len;
+        while (!p->expr && j < parts->len && !((StrPart *)parts->items[j])->expr)
+            len += ((StrPart *)parts->items[j++])->len;
+        if (j > i + 1) {
+            char *t = arena_alloc(len + 1);
+            size_t at = 0;
+            for (int k = i; k < j; k++) {
+                StrPart *q = parts->items[k];
+                memcpy(t + at, q->text, q->len);
+                at += q->len;
+            }
+            p->text = t;
+            p->len = len;
         }
-        char *t = arena_alloc(prev->len + p->len + 1);
-        memcpy(t, prev->text, prev->len);
-        memcpy(t + prev->len, p->text, p->len);
-        prev->text = t;
-        prev->len += p->len;
+        vec_push(&n->parts, p);
+        i = j;
     }
     if (!n->parts.len) {
         StrPart *p = arena_alloc(sizeof *p);
@@ -976,12 +1007,14 @@ void lex_error_span(LexState *S, Span sp)
         S->failed = true;
 }
 
-/* Bison's own errors; the one it has is running out of parser stack. */
+/* Bison's own errors; the one it has is running out of parser stack, which
+ * within the nesting limits it never does (YYMAXDEPTH). */
 static void flowyerror(Span *loc, yyscan_t scanner, const char *msg)
 {
     if (strcmp(msg, "memory exhausted") == 0) {
-        diag_error(*loc, E0204, "nested too deeply for the parser");
-        diag_help("give the inner parts names with 'let'");
+        diag_error(*loc, E0204, "nested too deeply: more than %d levels", FLOWC_MAX_DEPTH);
+        diag_help("flowc reads at most %d levels of nested expressions, statements and types; "
+                  "give inner parts names with 'let'", FLOWC_MAX_DEPTH);
     } else {
         diag_error(*loc, E0201, "%s", msg);
     }
@@ -1274,10 +1307,18 @@ bool parse_file(Program *p, int file)
     LexState *saved = cur_state;
     cur_state = &S;
     YY_BUFFER_STATE buf = flowy_scan_bytes(src->text, (int)src->len, sc);
+    int first = p->decls.len;
     flowyparse(sc);
+    for (int i = first; i < p->decls.len; i++)
+        if (!ast_check_depth(p->decls.items[i])) {
+            S.failed = true;
+            break;
+        }
     flowy_delete_buffer(buf, sc);
     flowylex_destroy(sc);
     free(S.frames);
+    free(S.ta);
+    free(S.ta_open);
     cur_state = saved;
     return !S.failed;
 }
