@@ -72,8 +72,8 @@ static MapEnt *map_find(Map *m, const char *key)
 
 static void map_grow(Map *m)
 {
-    Map n = { arena_alloc(sizeof(MapEnt) * (m->cap ? m->cap * 2 : 64)),
-              m->cap ? m->cap * 2 : 64, 0 };
+    Map n = { arena_alloc(sizeof(MapEnt) * (m->cap ? m->cap * 2 : 8)),
+              m->cap ? m->cap * 2 : 8, 0 };
     for (int i = 0; i < m->cap; i++) {
         if (m->ents[i].key) {
             MapEnt *e = map_find(&n, m->ents[i].key);
@@ -104,6 +104,8 @@ static void map_put(Map *m, const char *key, void *val)
 
 /* ---- state of one check --------------------------------------------------- */
 
+#define DECL_KINDS 16                            /* more than DeclKind has */
+
 /* A name bound in a scope; shadow is what it hides. */
 typedef struct Binding {
     Sym *sym;                                    /* the local */
@@ -111,18 +113,51 @@ typedef struct Binding {
     int level;                                   /* scope nesting level */
 } Binding;
 
-/* A narrowed path: sym, or sym.a.b, known not to be null. */
-typedef struct Fact {
+/* A name or .field chain that can be narrowed (sym, sym.a, sym.a.b),
+ * interned: one id however many nodes spell it, so that whether a fact
+ * holds is one lookup, however long the chain. */
+typedef struct Path {
     Sym *sym;                                    /* the root variable */
-    const char *path;                            /* "" or ".a.b" */
+    int parent;                                  /* the path this one extends, 0 for sym itself */
+    const char *name;                            /* the field it adds, NULL for sym itself */
+    int live;                                    /* facts in force about it */
+} Path;
+
+/* A narrowed path known not to be null.  The facts of one variable are
+ * linked (newest first) so that an assignment visits only its own. */
+typedef struct Fact {
+    int path;                                    /* index in S.paths */
     int loops;                                   /* loops around where it was made */
+    int prev;                                    /* the variable's older fact (S.facts index + 1), 0 */
+    bool dead;                                   /* undone by an assignment */
 } Fact;
+
+/* Per local (by Sym.id): its newest fact and the path of its name. */
+typedef struct SymFacts {
+    int head;                                    /* S.facts index + 1 of the newest fact, 0 */
+    int root;                                    /* S.paths index of the bare name, 0 if not made */
+} SymFacts;
+
+/* Sema's data on a schema (Decl.sema). */
+typedef struct SchemaInfo {
+    Map fields;                                  /* name -> Field* (the first of that name) */
+    int index;                                   /* cycle search: visit order, 0 unvisited */
+    int low;                                     /* ... the lowest index reachable */
+    bool on_stack;                               /* ... on the search's stack */
+    int scc;                                     /* ... its strongly connected component */
+} SchemaInfo;
+
+/* Sema's data on an enum (Decl.sema). */
+typedef struct EnumInfo {
+    Map values;                                  /* name -> index + 1 */
+} EnumInfo;
 
 /* The pipeline being checked: its stages and which one is current. */
 typedef struct Pipe {
     struct Pipe *prev;                           /* enclosing pipeline */
     Node *node;                                  /* the N_PIPELINE */
     int cur;                                     /* index of the stage being checked */
+    Map names;                                   /* stage name -> index + 1 of its first stage */
 } Pipe;
 
 /* The parallel block being checked. */
@@ -151,7 +186,14 @@ static struct {
     int loops;                                   /* loop bodies around the code checked */
     int depth;                                   /* closure depth */
     Vec frames;                                  /* Frame, cast to pointers */
-    Vec facts;                                   /* Fact*: narrowings in force */
+    Vec facts;                                   /* Fact*: narrowings in force, oldest first */
+    Vec paths;                                   /* Path*: index 0 unused */
+    Map path_ids;                                /* "sym id" or "parent.field" -> Path index */
+    SymFacts *symfacts;                          /* by Sym.id */
+    int nsymfacts;                               /* entries allocated in symfacts */
+    Vec by_kind[DECL_KINDS];                     /* const char*: declaration names by DeclKind */
+    Map enum_of_value;                           /* enum value name -> the first enum that has it */
+    bool enum_of_value_made;                     /* ... built (on the first unknown name) */
     Pipe *pipe;                                  /* innermost pipeline */
     Par *par;                                    /* innermost parallel block */
     Decl *workflow;                              /* the first workflow */
@@ -215,9 +257,14 @@ static void note_decl(Decl *d)
     diag_note(d->name_span, "'%s' declared here", d->name);
 }
 
-static bool help_closest(const char *name, Vec *cands)
+/* "did you mean" weighs at most this many names, so that a file with
+ * thousands of names and thousands of mistakes is still checked in linear
+ * time (the nearest names are the ones offered first). */
+#define CLOSEST_MAX 256
+
+static bool help_closest(const char *name, const char *const *cands, int n)
 {
-    const char *c = diag_closest(name, (const char *const *)cands->items, cands->len);
+    const char *c = diag_closest(name, cands, n < CLOSEST_MAX ? n : CLOSEST_MAX);
     if (c) {
         diag_help("did you mean '%s'?", c);
         diag_fixit_here(c);                      /* the misspelled name is the error's span */
@@ -225,18 +272,22 @@ static bool help_closest(const char *name, Vec *cands)
     return c != NULL;
 }
 
-/* "did you mean" over the top-level names of the kinds in mask (1 << DeclKind). */
+/* "did you mean" over the top-level names of the kinds in mask (1 << DeclKind),
+ * then the extra names. */
 static bool help_closest_decl(const char *name, unsigned mask, const char *const *extra)
 {
-    Vec c = {0};
-    for (int i = 0; i < S.prog->decls.len; i++) {
-        Decl *d = S.prog->decls.items[i];
-        if (d->kind != D_IMPORT && (mask & (1u << d->kind)))
-            vec_push(&c, (void *)d->name);
+    const char *c[CLOSEST_MAX];
+    int n = 0, nextra = 0;
+    while (extra && extra[nextra] && nextra < CLOSEST_MAX / 2)
+        nextra++;
+    for (int k = 0; k < DECL_KINDS; k++) {
+        Vec *names = &S.by_kind[k];
+        for (int i = 0; (mask & (1u << k)) && i < names->len && n < CLOSEST_MAX - nextra; i++)
+            c[n++] = names->items[i];
     }
-    for (; extra && *extra; extra++)
-        vec_push(&c, (void *)*extra);
-    return help_closest(name, &c);
+    for (int i = 0; i < nextra; i++)
+        c[n++] = extra[i];
+    return help_closest(name, c, n);
 }
 
 static Decl *lookup_decl(const char *name)
@@ -414,54 +465,127 @@ static void dump_add(Sym *s)
     vec_push(&S.dumps, s);
 }
 
-/* "did you mean" over the locals in scope. */
+/* "did you mean" over the locals in scope, innermost first. */
 static void help_closest_local(const char *name)
 {
-    Vec c = {0};
-    for (int i = 0; i < S.log.len; i++) {
-        Binding *b = S.log.items[i];
-        vec_push(&c, (void *)b->sym->name);
-    }
-    help_closest(name, &c);
+    const char *c[CLOSEST_MAX];
+    int n = 0;
+    for (int i = S.log.len - 1; i >= 0 && n < CLOSEST_MAX; i--)
+        c[n++] = ((Binding *)S.log.items[i])->sym->name;
+    help_closest(name, c, n);
 }
 
 /* ---- narrowing ------------------------------------------------------------- */
 
-/* The path of a name or field chain: root sym and ".a.b"; NULL if none. */
-static const char *expr_path(Node *n, Sym **root)
+/* The facts kept for local s, grown to its id. */
+static SymFacts *sym_facts(Sym *s)
 {
-    if (n->kind == N_NAME && n->sym) {
-        *root = n->sym;
-        return "";
+    if (s->id >= S.nsymfacts) {
+        int n = S.nsymfacts ? S.nsymfacts : 64;
+        while (n <= s->id)
+            n *= 2;
+        SymFacts *t = arena_alloc(sizeof *t * (size_t)n);
+        if (S.nsymfacts)
+            memcpy(t, S.symfacts, sizeof *t * (size_t)S.nsymfacts);
+        S.symfacts = t;
+        S.nsymfacts = n;
     }
-    if (n->kind == N_FIELD && !n->decl) {
-        const char *p = expr_path(n->lhs, root);
-        return p ? arena_printf("%s.%s", p, n->name) : NULL;
-    }
-    return NULL;
+    return &S.symfacts[s->id];
 }
 
-static bool fact_holds(Sym *s, const char *path)
+/* The path index of s (parent 0, name NULL) or of parent.name. */
+static int path_intern(Sym *s, int parent, const char *name)
 {
-    for (int i = S.facts.len - 1; i >= 0; i--) {
-        Fact *f = S.facts.items[i];
-        if (f->sym == s && strcmp(f->path, path) == 0)
-            return true;
+    SymFacts *sf = name ? NULL : sym_facts(s);
+    if (sf && sf->root)
+        return sf->root;
+    const char *key = name ? arena_printf("%d.%s", parent, name) : arena_printf("%d", s->id);
+    int id = (int)(intptr_t)map_get(&S.path_ids, key);
+    if (!id) {
+        Path *p = arena_alloc(sizeof *p);
+        p->sym = s;
+        p->parent = parent;
+        p->name = name;
+        if (!S.paths.len)
+            vec_push(&S.paths, NULL);
+        vec_push(&S.paths, p);
+        id = S.paths.len - 1;
+        map_put(&S.path_ids, key, (void *)(intptr_t)id);
     }
-    return false;
+    if (sf)
+        sf->root = id;
+    return id;
+}
+
+static Path *path_at(int id)
+{
+    return S.paths.items[id];
+}
+
+/* The path of a checked name or field chain (kept in Node.path), 0 if it
+ * has none: a call, a literal, an enum value... */
+static int expr_path(Node *n)
+{
+    if (n->path)
+        return n->path > 0 ? n->path : 0;
+    int p = 0;
+    if (n->kind == N_NAME && n->sym) {
+        p = path_intern(n->sym, 0, NULL);
+    } else if (n->kind == N_FIELD && !n->decl) {
+        int l = expr_path(n->lhs);
+        if (l)
+            p = path_intern(path_at(l)->sym, l, n->name);
+    }
+    n->path = p ? p : -1;
+    return p;
+}
+
+/* ".a.b" for sym.a.b, "" for sym itself. */
+static const char *path_text(int id)
+{
+    size_t len = 0;
+    for (int q = id; path_at(q)->name; q = path_at(q)->parent)
+        len += strlen(path_at(q)->name) + 1;
+    char *t = arena_alloc(len + 1);
+    for (int q = id; path_at(q)->name; q = path_at(q)->parent) {
+        size_t n = strlen(path_at(q)->name);
+        len -= n + 1;
+        t[len] = '.';
+        memcpy(t + len + 1, path_at(q)->name, n);
+    }
+    return t;
+}
+
+static bool fact_holds(int path)
+{
+    return path && path_at(path)->live > 0;
 }
 
 static void fact_add(Node *e)
 {
-    Sym *root = NULL;
-    const char *p = expr_path(e, &root);
+    int p = expr_path(e);
     if (!p)
         return;
     Fact *f = arena_alloc(sizeof *f);
-    f->sym = root;
+    SymFacts *sf = sym_facts(path_at(p)->sym);
     f->path = p;
     f->loops = S.loops;
+    f->prev = sf->head;
     vec_push(&S.facts, f);
+    sf->head = S.facts.len;
+    path_at(p)->live++;
+}
+
+/* Drops the facts made since S.facts.len was mark. */
+static void facts_pop(int mark)
+{
+    while (S.facts.len > mark) {
+        Fact *f = S.facts.items[--S.facts.len];
+        Path *p = path_at(f->path);
+        if (!f->dead)
+            p->live--;
+        sym_facts(p->sym)->head = f->prev;
+    }
 }
 
 /* The facts a checked condition establishes when it is true (or false). */
@@ -488,22 +612,34 @@ static void facts_of(Node *c, bool when)
 
 /* An assignment ends the narrowings of the variable's fields, and of the
  * variable itself if the new value may be null.  Inside a loop it cannot
- * end one made outside: the next round would read the new value as checked. */
+ * end one made outside: the next round would read the new value as checked.
+ * Dead facts are unlinked from the variable's list as it is walked; every
+ * fact between two linked ones is dead. */
 static void facts_kill(Sym *s, Node *at, bool may_be_null)
 {
-    bool told = false;
-    for (int i = 0; i < S.facts.len; i++) {
-        Fact *f = S.facts.items[i];
-        if (f->sym != s || (!f->path[0] && !may_be_null))
+    int told = 0;                                /* the oldest fact made outside the loop */
+    int *link = &sym_facts(s)->head;
+    while (*link) {
+        int idx = *link;
+        Fact *f = S.facts.items[idx - 1];
+        Path *p = path_at(f->path);
+        if (!f->dead && !p->name && !may_be_null) {
+            link = &f->prev;
             continue;
-        if (f->loops < S.loops && !told) {
-            diag_error(at->span, E0517, "'%s%s' was checked for null outside this loop; assigning "
-                       "'%s' here undoes the check for the next round", s->name, f->path,
-                       s->name);
-            diag_help("give a default with '?\?', or check it again inside the loop");
-            told = true;
         }
-        f->sym = NULL;
+        if (!f->dead) {
+            if (f->loops < S.loops)
+                told = idx;
+            f->dead = true;
+            p->live--;
+        }
+        *link = f->prev;
+    }
+    if (told) {
+        diag_error(at->span, E0517, "'%s%s' was checked for null outside this loop; assigning "
+                   "'%s' here undoes the check for the next round", s->name,
+                   path_text(((Fact *)S.facts.items[told - 1])->path), s->name);
+        diag_help("give a default with '?\?', or check it again inside the loop");
     }
 }
 
@@ -574,16 +710,22 @@ static Type *resolve_type(TypeExpr *te)
 
 /* ---- settings -------------------------------------------------------------- */
 
+/* Key lists are short; a list of settings keeps, per key, the first
+ * setting that gave it (in a Setting *first[MAX_KEYS]). */
+#define MAX_KEYS 32
+
 /* Whether setting i of a list is known and given once; reports it if not.
- * The list belongs to `kind` ("agent", "'budget'"), named `name` or NULL. */
-static bool setting_ok(Vec *settings, int i, const char *const *keys, const char *kind,
-                       const char *name)
+ * The list belongs to `kind` ("agent", "'budget'"), named `name` or NULL;
+ * first[] (zeroed by the caller) holds what earlier settings gave. */
+static bool setting_ok(Vec *settings, int i, Setting **first, const char *const *keys,
+                       const char *kind, const char *name)
 {
     Setting *s = settings->items[i];
-    bool known = false;
-    for (const char *const *k = keys; *k; k++)
-        known |= strcmp(*k, s->key) == 0;
-    if (!known) {
+    int known = -1;
+    for (int k = 0; keys[k] && known < 0; k++)
+        if (strcmp(keys[k], s->key) == 0)
+            known = k;
+    if (known < 0) {
         Vec c = {0};
         const char *all = "";
         for (const char *const *k = keys; *k; k++) {
@@ -594,18 +736,21 @@ static bool setting_ok(Vec *settings, int i, const char *const *keys, const char
             diag_error(s->key_span, E0901, "unknown setting '%s' in %s '%s'", s->key, kind, name);
         else
             diag_error(s->key_span, E0901, "unknown setting '%s' in %s", s->key, kind);
-        if (!help_closest(s->key, &c))
+        if (!help_closest(s->key, (const char *const *)c.items, c.len))
             diag_help("the settings are %s", all);
         return false;
     }
-    for (int j = 0; j < i; j++) {
-        Setting *t = settings->items[j];
-        if (strcmp(t->key, s->key) == 0) {
-            diag_error(s->key_span, E0902, "setting '%s' is given twice", s->key);
-            diag_note(t->key_span, "first given here");
-            return false;
-        }
+    Setting *t = known < MAX_KEYS ? first[known] : NULL;
+    for (int j = 0; known >= MAX_KEYS && j < i && !t; j++)
+        if (strcmp(((Setting *)settings->items[j])->key, s->key) == 0)
+            t = settings->items[j];
+    if (t) {
+        diag_error(s->key_span, E0902, "setting '%s' is given twice", s->key);
+        diag_note(t->key_span, "first given here");
+        return false;
     }
+    if (known < MAX_KEYS)
+        first[known] = s;
     return true;
 }
 
@@ -694,17 +839,21 @@ static const char *setting_word(Setting *s, const char *const *words)
         Vec c = {0};
         for (const char *const *k = words; *k; k++)
             vec_push(&c, (void *)*k);
-        help_closest(w, &c);
+        help_closest(w, (const char *const *)c.items, c.len);
     }
     return NULL;
 }
 
 /* ---- schemas and enums ----------------------------------------------------- */
 
-static Field *field_find(Vec *fields, const char *name)
+/* The field of schema d named name, or NULL. */
+static Field *field_find(Decl *d, const char *name)
 {
-    for (int i = 0; i < fields->len; i++) {
-        Field *f = fields->items[i];
+    SchemaInfo *si = d->sema;
+    if (si)
+        return map_get(&si->fields, name);
+    for (int i = 0; i < d->fields.len; i++) {
+        Field *f = d->fields.items[i];
         if (strcmp(f->name, name) == 0)
             return f;
     }
@@ -713,10 +862,11 @@ static Field *field_find(Vec *fields, const char *name)
 
 static void help_closest_field(Vec *fields, const char *name)
 {
-    Vec c = {0};
-    for (int i = 0; i < fields->len; i++)
-        vec_push(&c, (void *)((Field *)fields->items[i])->name);
-    help_closest(name, &c);
+    const char *c[CLOSEST_MAX];
+    int n = 0;
+    for (int i = 0; i < fields->len && n < CLOSEST_MAX; i++)
+        c[n++] = ((Field *)fields->items[i])->name;
+    help_closest(name, c, n);
 }
 
 /* Fields, parameters or enum values named twice. */
@@ -779,41 +929,93 @@ static void check_constraint(Field *f)
 /* schema -> 'schema' Name '{' (name ':' type constraint?)* '}' */
 static void check_schema(Decl *d)
 {
+    SchemaInfo *si = arena_alloc(sizeof *si);
+    d->sema = si;
     ty_decl(d);
     check_dup_fields(&d->fields, "field");
     for (int i = 0; i < d->fields.len; i++) {
         Field *f = d->fields.items[i];
+        if (!map_get(&si->fields, f->name))
+            map_put(&si->fields, f->name, f);
         f->type = resolve_type(f->texpr);
         check_constraint(f);
     }
 }
 
-/* Whether schema d is reached from type t through required fields; seen
- * holds the schemas already walked from this root. */
-static bool schema_reaches(Type *t, Decl *d, Map *seen)
+/* The schema a required field holds, or NULL (optional and list fields are
+ * not followed: they can be null or empty). */
+static Decl *required_schema(Field *f)
 {
-    if (t->kind != TY_SCHEMA)
-        return false;
-    if (t->decl == d)
-        return true;
-    if (map_get(seen, t->decl->name))
-        return false;
-    map_put(seen, t->decl->name, t->decl);
-    for (int i = 0; i < t->decl->fields.len; i++) {
-        Field *f = t->decl->fields.items[i];
-        if (f->type && schema_reaches(f->type, d, seen))
-            return true;
-    }
-    return false;
+    return f->type && f->type->kind == TY_SCHEMA && f->type->decl->sema ? f->type->decl : NULL;
 }
 
-/* A record that must contain itself can never be written down. */
+/* First visit of schema d in the cycle search. */
+static void scc_visit(Decl *d, int *counter, Vec *stack, Vec *path)
+{
+    SchemaInfo *si = d->sema;
+    si->index = si->low = ++*counter;
+    si->on_stack = true;
+    vec_push(stack, d);
+    vec_push(path, d);
+    vec_push(path, (void *)0);
+}
+
+/* Tarjan's strongly connected components of the graph "schema -> schema of
+ * a required field", without recursion (a chain of thousands of schemas is
+ * a long path, not a deep stack): schemas in one component contain each
+ * other.  path holds (schema, next field index) pairs. */
+static void schema_sccs(Program *p)
+{
+    Vec stack = {0}, path = {0};
+    int counter = 0, nscc = 0;
+    for (int r = 0; r < p->decls.len; r++) {
+        Decl *root = p->decls.items[r];
+        if (root->kind != D_SCHEMA || !root->sema || ((SchemaInfo *)root->sema)->index)
+            continue;
+        scc_visit(root, &counter, &stack, &path);
+        while (path.len) {
+            Decl *d = path.items[path.len - 2];
+            SchemaInfo *si = d->sema;
+            intptr_t i = (intptr_t)path.items[path.len - 1];
+            if (i < d->fields.len) {
+                path.items[path.len - 1] = (void *)(i + 1);
+                Decl *w = required_schema(d->fields.items[i]);
+                SchemaInfo *wi = w ? w->sema : NULL;
+                if (wi && !wi->index)
+                    scc_visit(w, &counter, &stack, &path);
+                else if (wi && wi->on_stack && wi->index < si->low)
+                    si->low = wi->index;
+                continue;
+            }
+            path.len -= 2;
+            if (si->low == si->index) {
+                nscc++;
+                Decl *m;
+                do {
+                    m = stack.items[--stack.len];
+                    ((SchemaInfo *)m->sema)->on_stack = false;
+                    ((SchemaInfo *)m->sema)->scc = nscc;
+                } while (m != d);
+            }
+            if (path.len) {
+                SchemaInfo *pi = ((Decl *)path.items[path.len - 2])->sema;
+                if (si->low < pi->low)
+                    pi->low = si->low;
+            }
+        }
+    }
+}
+
+/* A record that must contain itself can never be written down: schema d
+ * does through field f if f's schema is d or contains d (is in d's
+ * component). */
 static void check_schema_cycle(Decl *d)
 {
-    for (int i = 0; i < d->fields.len; i++) {
+    SchemaInfo *si = d->sema;
+    for (int i = 0; si && i < d->fields.len; i++) {
         Field *f = d->fields.items[i];
-        Map seen = {0};
-        if (f->type && schema_reaches(f->type, d, &seen)) {
+        Decl *w = required_schema(f);
+        if (w && (w == d || ((SchemaInfo *)w->sema)->scc == si->scc)) {
             diag_error(f->texpr->span, E0705, "schema '%s' contains itself through field '%s'",
                        d->name, f->name);
             diag_help("make the field optional ('%s?') or a list", ty_str(f->type));
@@ -825,12 +1027,23 @@ static void check_schema_cycle(Decl *d)
 /* enum -> 'enum' Name '{' value (',' value)* '}' */
 static void check_enum(Decl *d)
 {
+    EnumInfo *ei = arena_alloc(sizeof *ei);
+    d->sema = ei;
     ty_decl(d);
     check_dup_fields(&d->values, "enum value");
+    for (int i = 0; i < d->values.len; i++) {
+        Field *v = d->values.items[i];
+        if (!map_get(&ei->values, v->name))
+            map_put(&ei->values, v->name, (void *)(intptr_t)(i + 1));
+    }
 }
 
+/* The index of enum e's value name, or -1. */
 static int enum_index(Decl *e, const char *name)
 {
+    EnumInfo *ei = e->sema;
+    if (ei)
+        return (int)(intptr_t)map_get(&ei->values, name) - 1;
     for (int i = 0; i < e->values.len; i++)
         if (strcmp(((Field *)e->values.items[i])->name, name) == 0)
             return i;
@@ -1031,8 +1244,9 @@ static void check_model(Decl *d)
         diag_error(d->name_span, E0904, "model '%s' has no name", d->name);
         diag_help("add the provider's model name, e.g. 'name: \"claude-haiku-5-5\"'");
     }
+    Setting *first[MAX_KEYS] = { 0 };
     for (int i = 0; i < d->settings.len; i++)
-        if (setting_ok(&d->settings, i, model_keys, "model", d->name))
+        if (setting_ok(&d->settings, i, first, model_keys, "model", d->name))
             model_setting(d->settings.items[i], mi, d);
     if (alias && d->settings.len > 1) {
         Setting *s = d->settings.items[0] == setting_get(&d->settings, "alias_of")
@@ -1160,8 +1374,9 @@ static void check_agent(Decl *d)
             f->sym = scope_bind(SYM_PARAM, f->name, f->span, f->type);
     }
     S.cur_agent = d;
+    Setting *first[MAX_KEYS] = { 0 };
     for (int i = 0; i < d->settings.len; i++)
-        if (setting_ok(&d->settings, i, agent_keys, "agent", d->name))
+        if (setting_ok(&d->settings, i, first, agent_keys, "agent", d->name))
             agent_setting(d->settings.items[i], ai);
     S.cur_agent = NULL;
     scope_pop(mark);
@@ -1398,9 +1613,10 @@ static void check_http(Decl *d)
             f->sym = scope_bind(SYM_PARAM, f->name, f->span, f->type);
     }
     S.cur_agent = d;
+    Setting *first[MAX_KEYS] = { 0 };
     for (int i = 0; i < d->settings.len; i++) {
         Setting *s = d->settings.items[i];
-        if (setting_ok(&d->settings, i, http_keys, "http operation", d->name)
+        if (setting_ok(&d->settings, i, first, http_keys, "http operation", d->name)
             && strcmp(s->key, "write") != 0 && strcmp(s->key, "paging") != 0
             && strcmp(s->key, "next") != 0 && strcmp(s->key, "cursor_param") != 0)
             http_setting(s, hi, d);
@@ -1414,15 +1630,15 @@ static void check_http(Decl *d)
 
 /* ---- names, fields, literals ----------------------------------------------- */
 
-/* A name not in scope that is a later stage of the pipeline being checked. */
+/* A name not in scope that is a later stage of the pipeline being checked
+ * (an earlier stage of that name would be in scope). */
 static bool later_stage(Node *n)
 {
     for (Pipe *p = S.pipe; p; p = p->prev) {
         Node *cur = p->node->stmts.items[p->cur];
-        for (int i = p->cur; i < p->node->stmts.len; i++) {
+        int i = (int)(intptr_t)map_get(&p->names, n->name) - 1;
+        if (i >= p->cur) {
             Node *st = p->node->stmts.items[i];
-            if (strcmp(st->name, n->name) != 0)
-                continue;
             if (i == p->cur)
                 diag_error(n->span, E0812, "stage '%s' uses its own value", cur->name);
             else
@@ -1451,15 +1667,21 @@ static void par_dependency(Node *n, Sym *s)
     }
 }
 
-/* An enum that has a value of this name (for "write 'Enum.value'"). */
+/* The first enum that has a value of this name (for "write 'Enum.value'"). */
 static Decl *enum_with_value(const char *name)
 {
-    for (int i = 0; i < S.prog->decls.len; i++) {
-        Decl *d = S.prog->decls.items[i];
-        if (d->kind == D_ENUM && enum_index(d, name) >= 0)
-            return d;
+    if (!S.enum_of_value_made) {
+        S.enum_of_value_made = true;
+        for (int i = 0; i < S.prog->decls.len; i++) {
+            Decl *d = S.prog->decls.items[i];
+            for (int k = 0; d->kind == D_ENUM && k < d->values.len; k++) {
+                const char *v = ((Field *)d->values.items[k])->name;
+                if (!map_get(&S.enum_of_value, v))
+                    map_put(&S.enum_of_value, v, d);
+            }
+        }
     }
-    return NULL;
+    return map_get(&S.enum_of_value, name);
 }
 
 static void unknown_name(Node *n)
@@ -1505,7 +1727,7 @@ static Type *check_name(Node *n)
     par_dependency(n, s);
     n->sym = s;
     s->reads++;
-    if (s->type->kind == TY_OPT && fact_holds(s, ""))
+    if (s->type->kind == TY_OPT && S.facts.len && fact_holds(expr_path(n)))
         return s->type->elem;
     return s->type;
 }
@@ -1551,19 +1773,15 @@ static Type *check_field(Node *n)
         return ty_error;
     }
     Decl *sd = lt->decl;
-    Field *f = field_find(&sd->fields, n->name);
+    Field *f = field_find(sd, n->name);
     if (!f) {
         diag_error(nspan(n), E0409, "schema '%s' has no field '%s'", sd->name, n->name);
         help_closest_field(&sd->fields, n->name);
         note_decl(sd);
         return ty_error;
     }
-    if (f->type->kind == TY_OPT && S.facts.len) {
-        Sym *root = NULL;
-        const char *p = expr_path(n, &root);
-        if (p && fact_holds(root, p))
-            return f->type->elem;
-    }
+    if (f->type->kind == TY_OPT && S.facts.len && fact_holds(expr_path(n)))
+        return f->type->elem;
     return f->type;
 }
 
@@ -1638,10 +1856,12 @@ static void check_literal_constraint(Field *f, Node *v)
                    fmt_num(lo), fmt_num(hi), fmt_num(len));
 }
 
-static void record_init(Node *n, Decl *d, int i)
+/* One `name: value` of a record literal; given maps the names given so far
+ * to their FieldInit. */
+static void record_init(Node *n, Decl *d, int i, Map *given)
 {
     FieldInit *fi = n->inits.items[i];
-    Field *f = field_find(&d->fields, fi->name);
+    Field *f = field_find(d, fi->name);
     Type *t = check_expr(fi->value, true);
     if (!f) {
         diag_error(fi->span, E0409, "schema '%s' has no field '%s'", d->name, fi->name);
@@ -1649,14 +1869,13 @@ static void record_init(Node *n, Decl *d, int i)
         note_decl(d);
         return;
     }
-    for (int j = 0; j < i; j++) {
-        FieldInit *g = n->inits.items[j];
-        if (strcmp(g->name, fi->name) == 0) {
-            diag_error(fi->span, E0702, "field '%s' is given twice", fi->name);
-            diag_note(g->span, "first given here");
-            return;
-        }
+    FieldInit *g = map_get(given, fi->name);
+    if (g) {
+        diag_error(fi->span, E0702, "field '%s' is given twice", fi->name);
+        diag_note(g->span, "first given here");
+        return;
     }
+    map_put(given, fi->name, fi);
     if (!ty_assignable(f->type, t)) {
         diag_error(fi->value->span, E0703, "field '%s' of %s expects %s, got %s", f->name, d->name,
                    ty_str(f->type), ty_str(t));
@@ -1667,26 +1886,48 @@ static void record_init(Node *n, Decl *d, int i)
     check_literal_constraint(f, fi->value);
 }
 
-static void record_missing(Node *n, Decl *d)
+/* A list of names, 'a', 'b', 'c', built in linear time. */
+typedef struct NameList {
+    FILE *f;                                     /* the memory stream, NULL before the first */
+    char *buf;                                   /* its buffer */
+    size_t len;                                  /* its length */
+    int count;                                   /* names added */
+} NameList;
+
+static void names_add(NameList *l, const char *name)
 {
-    const char *missing = "";
-    int count = 0;
+    if (!l->f)
+        l->f = arena_memstream(&l->buf, &l->len);
+    fprintf(l->f, "%s'%s'", l->count++ ? ", " : "", name);
+}
+
+/* The list as arena text ("" if empty). */
+static const char *names_text(NameList *l)
+{
+    if (!l->f)
+        return "";
+    fclose(l->f);
+    char *r = arena_strndup(l->buf, l->len);
+    free(l->buf);
+    return r;
+}
+
+static void record_missing(Node *n, Decl *d, Map *given)
+{
+    NameList missing = { 0 };
     for (int i = 0; i < d->fields.len; i++) {
         Field *f = d->fields.items[i];
         if (f->type && f->type->kind == TY_OPT)
             continue;
-        bool given = false;
-        for (int j = 0; j < n->inits.len && !given; j++)
-            given = strcmp(((FieldInit *)n->inits.items[j])->name, f->name) == 0;
-        if (!given) {
-            missing = arena_printf("%s%s'%s'", missing, count ? ", " : "", f->name);
-            count++;
-        }
+        if (!map_get(given, f->name))
+            names_add(&missing, f->name);
     }
+    int count = missing.count;
+    const char *text = names_text(&missing);
     if (!count)
         return;
     diag_error(nspan(n), E0701, "record '%s' is missing field%s %s", d->name, count > 1 ? "s" : "",
-               missing);
+               text);
     note_decl(d);
 }
 
@@ -1707,9 +1948,10 @@ static Type *check_record(Node *n)
         return ty_error;
     }
     n->decl = d;
+    Map given = { 0 };
     for (int i = 0; i < n->inits.len; i++)
-        record_init(n, d, i);
-    record_missing(n, d);
+        record_init(n, d, i, &given);
+    record_missing(n, d, &given);
     return ty_decl(d);
 }
 
@@ -2114,7 +2356,7 @@ static Type *check_logic(Node *n)
     int mark = S.facts.len;
     facts_of(n->lhs, n->op == OP_AND);
     Type *rt = check_expr(n->rhs, true);
-    S.facts.len = mark;
+    facts_pop(mark);
     want_bool(n->rhs, rt, ast_binop_name(n->op));
     return ty_bool;
 }
@@ -2160,12 +2402,12 @@ static Type *check_if(Node *n, bool used)
     int mark = S.facts.len;
     facts_of(n->cond, true);
     Type *tt = check_expr(n->then, used && n->els);
-    S.facts.len = mark;
+    facts_pop(mark);
     if (!n->els)
         return ty_void;
     facts_of(n->cond, false);
     Type *et = check_expr(n->els, used);
-    S.facts.len = mark;
+    facts_pop(mark);
     Type *j = join(tt, et);
     if (j)
         return j;
@@ -2202,11 +2444,11 @@ static bool match_arm_cases(MatchArm *arm, Decl *e, Type *et, Node **seen)
 
 static void match_missing(Node *n, Decl *e, Node **seen)
 {
-    const char *missing = "";
+    NameList list = { 0 };
     for (int i = 0; i < e->values.len; i++)
         if (!seen[i])
-            missing = arena_printf("%s%s'%s'", missing, *missing ? ", " : "",
-                                   ((Field *)e->values.items[i])->name);
+            names_add(&list, ((Field *)e->values.items[i])->name);
+    const char *missing = names_text(&list);
     if (!*missing)
         return;
     diag_error(head_span(n->span, 5), E0801, "match does not handle %s", missing);
@@ -2274,9 +2516,10 @@ static const char *const on_error_words[] = { "skip", "halt", NULL };
 static void check_opts(Vec *opts, const char *const *keys, const char *kind, const char *name)
 {
     double v;
+    Setting *first[MAX_KEYS] = { 0 };
     for (int i = 0; i < opts->len; i++) {
         Setting *s = opts->items[i];
-        if (!setting_ok(opts, i, keys, kind, name))
+        if (!setting_ok(opts, i, first, keys, kind, name))
             continue;
         if (strcmp(s->key, "concurrency") == 0)
             setting_num(s, 1, 100000, false, true, &v);
@@ -2319,7 +2562,7 @@ static Type *check_for(Node *n, bool used)
     frame_pop();
     S.loops--;
     S.depth -= n->parallel;
-    S.facts.len = fmark;
+    facts_pop(fmark);
     scope_pop(mark);
     return loop_value(bt);
 }
@@ -2333,13 +2576,12 @@ static void check_stage(Node *st, int idx)
     Type *t = check_expr(st->body, true);
     scope_pop(mark);
     st->type = t;
-    for (int i = 0; i < idx; i++) {
-        Node *o = pipe->stmts.items[i];
-        if (strcmp(o->name, st->name) == 0) {
-            diag_error(nspan(st), E0414, "duplicate stage '%s'", st->name);
-            diag_note(nspan(o), "first declared here");
-            return;
-        }
+    int first = (int)(intptr_t)map_get(&S.pipe->names, st->name) - 1;
+    if (first < idx) {
+        Node *o = pipe->stmts.items[first];
+        diag_error(nspan(st), E0414, "duplicate stage '%s'", st->name);
+        diag_note(nspan(o), "first declared here");
+        return;
     }
     st->sym = scope_bind(SYM_STAGE, st->name, nspan(st), t);
     dump_add(st->sym);
@@ -2350,7 +2592,12 @@ static Type *check_pipeline(Node *n, bool used)
 {
     Type *elem = iter_elem(n->iter, check_expr(n->iter, true));
     check_opts(&n->opts, for_keys, "'pipeline for'", NULL);
-    Pipe p = { S.pipe, n, 0 };
+    Pipe p = { S.pipe, n, 0, { 0 } };
+    for (int i = 0; i < n->stmts.len; i++) {
+        Node *st = n->stmts.items[i];
+        if (!map_get(&p.names, st->name))
+            map_put(&p.names, st->name, (void *)(intptr_t)(i + 1));
+    }
     S.pipe = &p;
     int mark = scope_push();
     S.depth++;
@@ -2597,9 +2844,10 @@ static void budget_values(Node *n, double v[3])
 {
     int64_t ms;
     v[0] = v[1] = v[2] = -1;
+    Setting *first[MAX_KEYS] = { 0 };
     for (int i = 0; i < n->opts.len; i++) {
         Setting *s = n->opts.items[i];
-        if (!setting_ok(&n->opts, i, budget_keys, "'budget'", NULL))
+        if (!setting_ok(&n->opts, i, first, budget_keys, "'budget'", NULL))
             continue;
         int k = strcmp(s->key, "usd") == 0 ? 0 : strcmp(s->key, "tokens") == 0 ? 1 : 2;
         if (s->value->kind == N_NAME)
@@ -2702,7 +2950,7 @@ static Type *check_block(Node *b, bool used, bool new_scope, BlockRole role)
         if (s->kind == N_IF && !s->els && s->then->type && s->then->type->kind == TY_NEVER)
             facts_of(s->cond, false);
     }
-    S.facts.len = fmark;
+    facts_pop(fmark);
     if (new_scope)
         scope_pop(mark);
     b->type = never ? ty_never : t;
@@ -2861,6 +3109,8 @@ static void register_decls(Program *p)
             continue;
         }
         map_put(&S.decls, d->name, d);
+        if ((unsigned)d->kind < DECL_KINDS)
+            vec_push(&S.by_kind[d->kind], (void *)d->name);
         if (d->kind != D_WORKFLOW)
             continue;
         if (!S.workflow)
@@ -2907,6 +3157,7 @@ bool sema_check(Program *p)
     }
     check_decls_of(p, D_ENUM);
     check_decls_of(p, D_SCHEMA);
+    schema_sccs(p);
     for (int i = 0; i < p->decls.len; i++)
         if (((Decl *)p->decls.items[i])->kind == D_SCHEMA)
             check_schema_cycle(p->decls.items[i]);

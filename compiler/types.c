@@ -123,19 +123,37 @@ static const char *prim_name(TypeKind k)
     }
 }
 
+/* "list<list<Lead>?>": written outside in, in one pass (a type nested a
+ * thousand deep costs a thousand steps, not a million). */
 const char *ty_str(Type *t)
 {
     if (!t)
         return "?";
-    switch (t->kind) {
-    case TY_OPT:
-        return arena_printf("%s?", ty_str(t->elem));
-    case TY_LIST:
-        return t->elem ? arena_printf("list<%s>", ty_str(t->elem)) : "empty list";
-    case TY_SCHEMA:
-    case TY_ENUM:
-        return t->decl->name;
-    default:
-        return prim_name(t->kind);
+    size_t depth = 0, len = 0;
+    Type *base = t;
+    for (; base->kind == TY_OPT || (base->kind == TY_LIST && base->elem); base = base->elem) {
+        depth++;
+        len += base->kind == TY_LIST ? 6 : 1;    /* "list<" ">" or "?" */
     }
+    const char *name = base->kind == TY_SCHEMA || base->kind == TY_ENUM ? base->decl->name
+                       : base->kind == TY_LIST ? "empty list" : prim_name(base->kind);
+    if (!depth)
+        return name;
+    size_t nlen = strlen(name), at = 0;
+    char *out = arena_alloc(len + nlen + 1);
+    char *suffix = arena_alloc(depth);
+    size_t ns = 0;
+    for (Type *u = t; u != base; u = u->elem) {
+        if (u->kind == TY_LIST) {
+            memcpy(out + at, "list<", 5);
+            at += 5;
+        }
+        suffix[ns++] = u->kind == TY_LIST ? '>' : '?';
+    }
+    memcpy(out + at, name, nlen);
+    at += nlen;
+    while (ns)
+        out[at++] = suffix[--ns];
+    out[at] = '\0';
+    return out;
 }
