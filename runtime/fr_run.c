@@ -639,7 +639,7 @@ static void print_summary(fr_run *run)
     add_stats(&tot, &run->stats[0]);
     for (int i = 0; i < p->nphases; i++) {
         const fr_stats *s = &run->stats[i + 1];
-        int64_t wall = s->wall_ms ? s->wall_ms : s->start_ms ? now - s->start_ms : 0;
+        int64_t wall = s->ended ? s->wall_ms : s->start_ms ? now - s->start_ms : 0;
         summary_row(p->phases[i].name, s, wall, s->start_ms != 0);
         add_stats(&tot, s);
     }
