@@ -50,7 +50,8 @@ static int cmd_runs(fr_journal *j, const char *workflow)
     if (sqlite3_prepare_v2(fr_journal_db(j),
         "SELECT r.id, r.status, r.started_ms, r.active_ms, r.resumes,"
         " (SELECT total(usd + held_usd + lost_usd) FROM calls c WHERE c.run_id = r.id),"
-        " (SELECT total(tokens_in + tokens_out) FROM calls c WHERE c.run_id = r.id),"
+        " (SELECT total(tokens_in + tokens_out + held_tokens + lost_tokens) FROM calls c"
+        "  WHERE c.run_id = r.id),"
         " (SELECT count(*) FROM calls c WHERE c.run_id = r.id AND c.status = 'ok'),"
         " (SELECT count(*) FROM approvals a WHERE a.run_id = r.id AND a.kind = 'approve'"
         " AND a.decision IS NULL)"
