@@ -141,6 +141,49 @@ static void push_words(Vec *v, const char *s)
     }
 }
 
+/* Appends the words of s to v, split and quoted as a shell would, with no
+ * shell run and nothing expanded: blanks separate words, '...' keeps its
+ * text as it is, "..." too except that a backslash quotes " \ $ and `, and
+ * a backslash outside quotes quotes the next byte.  NULL, or what is wrong
+ * (an unterminated quote, a backslash at the end). */
+static const char *push_shell_words(Vec *v, const char *s)
+{
+    while (s && *s) {
+        while (*s == ' ' || *s == '\t' || *s == '\n')
+            s++;
+        if (!*s)
+            break;
+        char *w = arena_alloc(strlen(s) + 1), *o = w;
+        for (; *s && *s != ' ' && *s != '\t' && *s != '\n'; s++) {
+            if (*s == '\'') {
+                const char *e = strchr(s + 1, '\'');
+                if (!e)
+                    return "a ' quote is not closed";
+                memcpy(o, s + 1, (size_t)(e - s - 1));
+                o += e - s - 1;
+                s = e;
+            } else if (*s == '"') {
+                for (s++; *s && *s != '"'; s++) {
+                    if (*s == '\\' && s[1] && strchr("\"\\$`", s[1]))
+                        s++;
+                    *o++ = *s;
+                }
+                if (!*s)
+                    return "a \" quote is not closed";
+            } else if (*s == '\\') {
+                if (!s[1])
+                    return "it ends with a backslash";
+                *o++ = *++s;
+            } else {
+                *o++ = *s;
+            }
+        }
+        *o = '\0';
+        vec_push(v, w);
+    }
+    return NULL;
+}
+
 /* Runs argv with stdout and stderr collected into *output; the exit status,
  * or -1 if it could not run. */
 static int run_collect(char **argv, char **output)
@@ -181,14 +224,63 @@ static int run_collect(char **argv, char **output)
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
-/* cc -std=gnu11 -O2 $FLOWC_CFLAGS -I<inc> -o OUT C <lib> -ljansson ... */
+/* The compiler and its flags: $FLOWC_CC (default cc), -std=gnu11 -O2
+ * -pthread, $FLOWC_CFLAGS, each variable split as a shell would (quotes
+ * kept together).  false after saying which variable is malformed. */
+static bool cc_words(Vec *v)
+{
+    const char *vars[] = { "FLOWC_CC", "FLOWC_CFLAGS" };
+    for (int i = 0; i < 2; i++) {
+        const char *val = getenv(vars[i]);
+        if (i == 0 && (!val || !*val))
+            val = "cc";
+        const char *bad = push_shell_words(v, val);
+        if (bad) {
+            fprintf(stderr, "flowc build: %s is malformed: %s: %s\n", vars[i], bad, val);
+            return false;
+        }
+        if (i == 0)
+            push_words(v, "-std=gnu11 -O2 -pthread");
+    }
+    return true;
+}
+
+/* The compiler failed on the generated C: is it the flags we were given?
+ * The same compiler and flags on an empty program tell. */
+static bool flags_are_bad(char **output)
+{
+    const char *tmp = getenv("TMPDIR");
+    char *src = arena_printf("%s/flowc-probe-XXXXXX.c", tmp && *tmp ? tmp : "/tmp");
+    int fd = mkstemps(src, 2);
+    if (fd < 0)
+        return false;
+    const char prog[] = "int main(void) { return 0; }\n";
+    bool wrote = write(fd, prog, sizeof prog - 1) == (ssize_t)(sizeof prog - 1);
+    close(fd);
+    char *exe = arena_printf("%.*s", (int)(strlen(src) - 2), src);
+    Vec v = { 0 };
+    bool bad = false;
+    if (wrote && cc_words(&v)) {
+        vec_push(&v, "-o");
+        vec_push(&v, exe);
+        vec_push(&v, src);
+        vec_push(&v, NULL);
+        bad = run_collect((char **)v.items, output) != 0;
+    }
+    unlink(src);
+    unlink(exe);
+    return bad;
+}
+
+/* cc -std=gnu11 -O2 $FLOWC_CFLAGS -I<inc> -o OUT C <lib> -ljansson ...; the
+ * exit status: 0, 1 (the compiler failed on our C: an internal error), or 2
+ * (FLOWC_CC or FLOWC_CFLAGS is what is wrong). */
 static int compile_c(const char *cpath, const char *out, Runtime *rt)
 {
     Vec v = { 0 };
-    const char *cc = getenv("FLOWC_CC");
-    push_words(&v, cc && *cc ? cc : "cc");
-    push_words(&v, "-std=gnu11 -O2 -pthread");
-    push_words(&v, getenv("FLOWC_CFLAGS"));
+    if (!cc_words(&v))
+        return 2;
+    const char *cc = v.items[0];
     vec_push(&v, arena_printf("-I%s", rt->inc));
     vec_push(&v, "-o");
     vec_push(&v, (void *)out);
@@ -196,8 +288,20 @@ static int compile_c(const char *cpath, const char *out, Runtime *rt)
     vec_push(&v, (void *)rt->lib);
     push_words(&v, "-ljansson -lcurl -lsqlite3 -lpthread -lm");
     vec_push(&v, NULL);
-    char *output = NULL;
+    char *output = NULL, *probe = NULL;
     int st = run_collect((char **)v.items, &output);
+    if (st == 127 && output && strncmp(output, "cannot run ", 11) == 0) {
+        fprintf(stderr, "flowc build: cannot run the C compiler '%s'%s: %s", cc,
+                getenv("FLOWC_CC") && *getenv("FLOWC_CC") ? " (FLOWC_CC)"
+                : " (install gcc or clang, or set FLOWC_CC)", output + 11);
+        return 2;
+    }
+    if (st != 0 && getenv("FLOWC_CFLAGS") && *getenv("FLOWC_CFLAGS") && flags_are_bad(&probe)) {
+        fprintf(stderr, "flowc build: the C compiler '%s' rejects FLOWC_CFLAGS (%s), on an "
+                "empty program too; the C is kept in %s\n%s", cc, getenv("FLOWC_CFLAGS"),
+                cpath, probe ? probe : "");
+        return 2;
+    }
     if (st != 0) {
         fprintf(stderr, "flowc: internal error: the C compiler failed on the generated code "
                 "(%s %d); the C is kept in %s\n%s", st < 0 ? "could not run it," : "status",
