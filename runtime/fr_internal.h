@@ -529,8 +529,14 @@ typedef struct fr_jcall {
 
 /* ".flow/<workflow>.db" (malloc'd). */
 char *fr_journal_default_path(const char *workflow);
-/* Opens or creates the journal (making parent directories); NULL with err. */
+/* Opens or creates the journal (making parent directories); NULL with err.
+ * A damaged journal (PRAGMA quick_check) is refused and never written: err
+ * says so and how to go on, and the answers it still holds are exported to
+ * <path>.recovered.jsonl first. */
 fr_journal *fr_journal_open(const char *path, fr_buf *err);
+/* The same, read only (the runs and review commands): a journal in a
+ * directory that cannot be written is still read. */
+fr_journal *fr_journal_open_ro(const char *path, fr_buf *err);
 void fr_journal_close(fr_journal *j);
 const char *fr_journal_run_id(const fr_journal *j);   /* "" when unbound */
 void fr_journal_new_run_id(char id[FR_RUN_ID_MAX]);  /* a fresh run id: time and random */

@@ -434,14 +434,169 @@ static const char sql_record[] =
     " cache_write = cache_write + excluded.cache_write,"
     " saved_usd = saved_usd + excluded.saved_usd";
 
+/* ---- a damaged journal ----------------------------------------------------
+ * A journal whose pages were damaged (a disk error, a copy cut short, bytes
+ * overwritten) is never written to: every open runs PRAGMA quick_check
+ * first, and a damaged file is refused, saying so and how to go on.  Its
+ * runs cannot be resumed, but the answers that can still be read were paid
+ * for: they are exported to <journal>.recovered.jsonl before the refusal. */
+
+/* quick_check's verdict on db: true when the file is damaged (or is no
+ * SQLite database at all), with the first complaint in why. */
+static bool is_damaged(sqlite3 *db, char *why, size_t cap, int *code)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, "PRAGMA quick_check(1)", -1, &st, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    const char *r = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
+    int base = rc & 0xff;
+    *code = base;
+    bool bad = base == SQLITE_CORRUPT || base == SQLITE_NOTADB || (r && strcmp(r, "ok") != 0);
+    if (bad) {                       /* one line: "Page 17: btreeInitPage() returns ..." */
+        const char *t = r && strcmp(r, "ok") != 0 ? r : sqlite3_errmsg(db);
+        const char *hd = "*** in database main ***\n";
+        if (strncmp(t, hd, strlen(hd)) == 0)
+            t += strlen(hd);
+        snprintf(why, cap, "%s", t);
+        for (char *c = why; *c; c++)
+            if (*c == '\n')
+                *c = ' ';
+    }
+    sqlite3_finalize(st);
+    return bad;
+}
+
+/* One answer a damaged journal still gives, as a JSON line to f. */
+static void export_row(FILE *f, sqlite3_stmt *st)
+{
+    const char *out = (const char *)sqlite3_column_text(st, 5);
+    json_t *o = out ? fr_json_loadb(out, strlen(out), JSON_DECODE_ANY, NULL) : NULL;
+    json_t *line = json_pack("{s:s?, s:s?, s:s?, s:s?, s:I, s:o}",
+                             "run", (const char *)sqlite3_column_text(st, 0),
+                             "key", (const char *)sqlite3_column_text(st, 1),
+                             "agent", (const char *)sqlite3_column_text(st, 2),
+                             "item", (const char *)sqlite3_column_text(st, 3),
+                             "phase", (json_int_t)sqlite3_column_int64(st, 4),
+                             "output", o ? o : json_string(out ? out : ""));
+    char *text = line ? json_dumps(line, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    if (text)
+        fprintf(f, "%s\n", text);
+    fr_free(text);
+    json_decref(line);
+}
+
+/* Exports the readable answers of damaged db to f, in key order; a read
+ * that hits a damaged page goes on after the last key read, until a few
+ * tries make no progress.  Returns the answers written. */
+static long export_answers(sqlite3 *db, FILE *f)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, "SELECT run_id, key, agent, item, phase, output FROM calls"
+                           " WHERE status = 'ok' AND (run_id, key) > (?1, ?2)"
+                           " ORDER BY run_id, key", -1, &st, NULL) != SQLITE_OK)
+        return 0;
+    char run[FR_RUN_ID_MAX] = "", key[FR_JKEY_MAX] = "";
+    long n = 0;
+    for (int stuck = 0; stuck < 3;) {
+        sqlite3_reset(st);
+        sqlite3_bind_text(st, 1, run, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 2, key, -1, SQLITE_TRANSIENT);
+        int rc, got = 0;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            export_row(f, st);
+            snprintf(run, sizeof run, "%s", (const char *)sqlite3_column_text(st, 0));
+            snprintf(key, sizeof key, "%s", (const char *)sqlite3_column_text(st, 1));
+            n++, got++;
+        }
+        if (rc == SQLITE_DONE)
+            break;
+        stuck = got ? 0 : stuck + 1;
+        if (!got) {                          /* past the damage: skip a little further */
+            size_t kl = strlen(key);
+            if (kl + 1 < sizeof key)
+                key[kl] = '\x7f', key[kl + 1] = '\0';
+        }
+    }
+    sqlite3_finalize(st);
+    return n;
+}
+
+/* The refusal of a damaged journal, after exporting what can be read. */
+static void refuse_damaged(const char *path, sqlite3 *db, const char *why, fr_buf *err)
+{
+    fr_buf out = { 0 };
+    fr_buf_printf(&out, "%s.recovered.jsonl", path);
+    char *tmp = NULL;
+    long n = -1;
+    if (out.s && asprintf(&tmp, "%s.tmp", out.s) >= 0) {
+        FILE *f = fopen(tmp, "w");
+        if (f) {
+            n = export_answers(db, f);
+            if (fclose(f) != 0 || rename(tmp, out.s) != 0) {
+                unlink(tmp);
+                n = -1;
+            }
+        }
+    }
+    free(tmp);
+    fr_buf_printf(err, "journal %s is damaged (%s): nothing more is written to it, and its "
+                  "runs cannot be resumed. ", path, why);
+    if (n >= 0)
+        fr_buf_printf(err, "The %ld answer%s it still holds %s exported to %s (one JSON object "
+                      "a line: run, key, agent, item, phase, output). ", n, n == 1 ? "" : "s",
+                      n == 1 ? "was" : "were", out.s);
+    else
+        fr_buf_printf(err, "Its answers could not be exported to %s: %s. ",
+                      out.s ? out.s : "a file beside it", strerror(errno));
+    fr_buf_printf(err, "To start afresh, move it away with its -wal and -shm files, or pass "
+                  "--journal with another path");
+    fr_buf_free(&out);
+}
+
+/* Opens j->path (read-write, created if missing; or read only), refusing a
+ * damaged file.  A read-only open of a journal in WAL mode whose directory
+ * cannot be written (no -shm can be made) reads the file as it is. */
+static bool open_conn(fr_journal *j, bool ro, fr_buf *err)
+{
+    int flags = (ro ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
+                SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI;
+    char why[256];
+    for (int immutable = 0; immutable < 2; immutable++) {
+        fr_buf uri = { 0 };
+        fr_buf_puts(&uri, "file:");
+        for (const char *p = j->path; *p; p++)
+            if (*p == '%' || *p == '?' || *p == '#')
+                fr_buf_printf(&uri, "%%%02X", (unsigned char)*p);
+            else
+                fr_buf_put(&uri, p, 1);
+        if (immutable)
+            fr_buf_puts(&uri, "?immutable=1");
+        sqlite3_close(j->db);
+        j->db = NULL;
+        int rc = uri.s ? sqlite3_open_v2(uri.s, &j->db, flags, NULL) : SQLITE_NOMEM;
+        fr_buf_free(&uri);
+        if (rc != SQLITE_OK) {
+            db_error(j, err, "cannot open");
+            return false;
+        }
+        sqlite3_busy_timeout(j->db, 10000);
+        int ec;
+        if (is_damaged(j->db, why, sizeof why, &ec)) {
+            refuse_damaged(j->path, j->db, why, err);
+            return false;
+        }
+        /* a read-only WAL journal needs its -shm file, or the file read as is */
+        if (!ro || (ec != SQLITE_CANTOPEN && ec != SQLITE_READONLY))
+            return true;
+    }
+    return true;
+}
+
 static bool open_db(fr_journal *j, fr_buf *err)
 {
-    if (sqlite3_open_v2(j->path, &j->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                        SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
-        db_error(j, err, "cannot open");
+    if (!open_conn(j, false, err))
         return false;
-    }
-    sqlite3_busy_timeout(j->db, 10000);
     const char *sync = getenv("FLOWRT_JOURNAL_SYNC");
     bool normal = sync && strcmp(sync, "normal") == 0;
     return db_exec(j, "PRAGMA journal_mode=WAL", err) &&
@@ -461,7 +616,8 @@ static bool open_db(fr_journal *j, fr_buf *err)
                               &j->st_record, NULL) == SQLITE_OK;
 }
 
-fr_journal *fr_journal_open(const char *path, fr_buf *err)
+/* The handle around a connection, not yet opened. */
+static fr_journal *handle_new(const char *path, fr_buf *err)
 {
     fr_journal *j = fr_calloc(1, sizeof *j);
     if (!j || !(j->path = fr_strdup(path))) {
@@ -477,9 +633,25 @@ fr_journal *fr_journal_open(const char *path, fr_buf *err)
     j->ph_said = -1;
     j->active_said = -1;
     sqlite3_randomness(sizeof j->owner, &j->owner);
-    if (!make_parents(path, err) || !open_db(j, err)) {
+    return j;
+}
+
+fr_journal *fr_journal_open(const char *path, fr_buf *err)
+{
+    fr_journal *j = handle_new(path, err);
+    if (j && (!make_parents(path, err) || !open_db(j, err))) {
         if (j->db && err && err->len == 0)
             db_error(j, err, "cannot prepare");
+        fr_journal_close(j);
+        return NULL;
+    }
+    return j;
+}
+
+fr_journal *fr_journal_open_ro(const char *path, fr_buf *err)
+{
+    fr_journal *j = handle_new(path, err);
+    if (j && !open_conn(j, true, err)) {
         fr_journal_close(j);
         return NULL;
     }

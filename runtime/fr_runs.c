@@ -43,6 +43,17 @@ static const char *col_text(sqlite3_stmt *st, int i)
     return s ? (const char *)s : "";
 }
 
+/* A listing ends when its rows do: a read that fails half way is an error,
+ * not a shorter list. */
+static int read_done(fr_journal *j, int rc)
+{
+    if (rc == SQLITE_DONE)
+        return 0;
+    fprintf(stderr, "error: journal %s: reading it failed: %s\n", fr_journal_path(j),
+            fr_journal_errmsg(j));
+    return 1;
+}
+
 /* runs -> one line per run: id, status, start, duration, spend, calls. */
 static int cmd_runs(fr_journal *j, const char *workflow)
 {
@@ -63,7 +74,8 @@ static int cmd_runs(fr_journal *j, const char *workflow)
     sqlite3_bind_text(st, 1, workflow, -1, SQLITE_STATIC);
     printf("%-22s %-8s %-19s %9s %10s %10s %6s %7s\n", "RUN", "STATUS", "STARTED (UTC)",
            "DURATION", "USD", "TOKENS", "CALLS", "PENDING");
-    while (sqlite3_step(st) == SQLITE_ROW) {
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         const char *status = col_text(st, 1);
         if (strcmp(status, "running") == 0 && !fr_journal_run_live(j, col_text(st, 0)))
             status = "stopped";              /* its process died: resume it */
@@ -75,7 +87,7 @@ static int cmd_runs(fr_journal *j, const char *workflow)
                (long long)sqlite3_column_int64(st, 7), (long long)sqlite3_column_int64(st, 8));
     }
     sqlite3_finalize(st);
-    return 0;
+    return read_done(j, rc);
 }
 
 /* One run's dollars in phase ph (-1: before the first phase). */
@@ -172,7 +184,8 @@ static int cmd_review(fr_journal *j, const char *workflow)
     sqlite3_bind_text(st, 1, workflow, -1, SQLITE_STATIC);
     char last[FR_RUN_ID_MAX] = "";
     int approvals = 0, escalations = 0;
-    while (sqlite3_step(st) == SQLITE_ROW) {
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (strcmp(last, col_text(st, 0)) != 0) {
             snprintf(last, sizeof last, "%s", col_text(st, 0));
             printf("run %s (%s)\n", last, col_text(st, 6));
@@ -183,6 +196,8 @@ static int cmd_review(fr_journal *j, const char *workflow)
         approve ? approvals++ : escalations++;
     }
     sqlite3_finalize(st);
+    if (read_done(j, rc) != 0)
+        return 1;
     const char *self = self_name ? self_name : workflow;
     if (approvals + escalations == 0)
         printf("nothing waiting for review\n");
@@ -414,7 +429,8 @@ static int run_command(const fr_program *prog, const char *cmd, int argc, char *
         char *path = journal ? fr_strdup(journal) : fr_journal_default_path(prog->name);
         fr_buf err = { 0 };
         bool exists = path && access(path, F_OK) == 0;
-        fr_journal *j = exists ? fr_journal_open(path, &err) : NULL;
+        fr_journal *j = !exists ? NULL : decide ? fr_journal_open(path, &err)
+                                               : fr_journal_open_ro(path, &err);
         if (path && !exists) {
             fprintf(decide ? stderr : stdout, "%sno journal at %s: no run journaled here yet\n",
                     decide ? "error: " : "", path);
