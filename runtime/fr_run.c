@@ -39,6 +39,7 @@ typedef struct opts {
     fr_budget budget;              /* --budget-usd, --budget-tokens, --budget-time (< 0: not given) */
     fr_jopts jo;                   /* --journal, --no-journal, --resume, --force, --trace */
     json_t **args;                 /* one value per parameter (owned), NULL until given */
+    bool rt_seen[64];              /* which runtime flags were given (rt_flags' order) */
 } opts;
 
 /* One of the runtime's own flags. */
@@ -74,6 +75,7 @@ static const rt_flag rt_flags[] = {
     { "version", NULL, "show the version" },
 };
 #define N_RT_FLAGS (sizeof rt_flags / sizeof rt_flags[0])
+_Static_assert(N_RT_FLAGS <= sizeof ((opts *)0)->rt_seen, "opts.rt_seen is too small");
 
 static const fr_type *base_type(const fr_type *t)
 {
@@ -223,6 +225,10 @@ static int set_param(const fr_program *p, opts *o, argp *a, int k, bool negated)
 {
     const fr_type *t = p->params[k].type;
     json_t *v;
+    char buf[128];
+    if (o->args[k])                /* a second value would silently win */
+        return usage_error("--%s is given twice%s", kebab(p->params[k].name, buf, sizeof buf),
+                           base_type(t)->kind == FR_BOOL ? " (or with its --no- form)" : "");
     if (base_type(t)->kind == FR_BOOL && (!a->value || negated)) {
         if (a->value)
             return usage_error("--%s takes no value%s", a->flag, "");
@@ -327,7 +333,17 @@ static int parse_flag(const fr_program *p, opts *o, argp *a, char *name)
     a->value = eq ? eq + 1 : NULL;
     bool negated;
     int k = find_param(p, name, &negated);
-    int st = k >= 0 ? set_param(p, o, a, k, negated) : set_rt_flag(p, o, a);
+    int st = -1;
+    for (size_t i = 0; k < 0 && i < N_RT_FLAGS; i++) {
+        if (strcmp(name, rt_flags[i].name) != 0 || strcmp(name, "help") == 0 ||
+            strcmp(name, "version") == 0)
+            continue;
+        if (o->rt_seen[i])         /* a second value would silently win */
+            st = usage_error("--%s is given twice%s", name, "");
+        o->rt_seen[i] = true;
+    }
+    if (st < 0)
+        st = k >= 0 ? set_param(p, o, a, k, negated) : set_rt_flag(p, o, a);
     if (eq)
         *eq = '=';
     return st;

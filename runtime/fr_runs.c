@@ -372,8 +372,16 @@ static bool parse_number(const char *s, int64_t *n)
 static bool parse_flags(int argc, char **argv, const char **journal, jdecide *d, bool decide,
                         bool runs, int64_t *cost_last)
 {
+    bool by = false;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
+        bool twice = (strcmp(a, "--journal") == 0 && *journal) ||
+                     (decide && strcmp(a, "--all") == 0 && d->all) ||
+                     (decide && strcmp(a, "--by") == 0 && by);
+        if (twice) {                         /* a second value would silently win */
+            fprintf(stderr, "error: %s is given twice\n", a);
+            return false;
+        }
         if (strcmp(a, "--journal") == 0 && i + 1 < argc) {
             *journal = argv[++i];
         } else if (runs && strcmp(a, "--cost") == 0) {
@@ -389,6 +397,7 @@ static bool parse_flags(int argc, char **argv, const char **journal, jdecide *d,
             d->all = true;
         } else if (decide && strcmp(a, "--by") == 0 && i + 1 < argc) {
             d->by = argv[++i];
+            by = true;
         } else if (decide && (strcmp(a, "--item") == 0 || strcmp(a, "--reject") == 0)) {
             if (!parse_number(i + 1 < argc ? argv[i + 1] : NULL, &d->ns[d->count])) {
                 fprintf(stderr, "error: %s needs an item number (see: review)\n", a);
