@@ -2,8 +2,9 @@
  * fr_io.c: the builtins that touch the outside world: read_jsonl<T>(path),
  * write_jsonl(xs, path) and env(name).
  *
- * read_jsonl streams the file a line at a time (getline), so a large file
- * costs one line of buffer besides the values.  The list remembers each
+ * read_jsonl streams the file a line at a time, so a large file costs one
+ * line of buffer besides the values; a line may not pass FR_LINE_MAX bytes
+ * (a file with no newline, /dev/zero, would otherwise take all memory).  The list remembers each
  * item's line (fr_origin_of), for the skipped file.  Each non-blank line is
  * parsed, validated against T and normalized (keys in schema order, ints in
  * float places made reals).  The first bad line stops the read with a usage
@@ -25,6 +26,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#define FR_LINE_MAX (16u << 20)    /* bytes of one JSON Lines line at most */
 
 static void remember_origin(fr_run *run, json_t *list, const char *file, long *lines);
 
@@ -87,6 +90,37 @@ static bool read_line(fr_ctx *cx, jsonl_in *in, const char *line, size_t n,
     return true;
 }
 
+/* One line of f, without its newline, in *line (grown as needed up to
+ * FR_LINE_MAX bytes, NUL bytes and all): its length, -1 at the end of the
+ * file, -2 for a line over the limit, -3 when out of memory.  getline would grow without bound on a file with no newline
+ * (/dev/zero). */
+static ssize_t next_line(FILE *f, char **line, size_t *cap)
+{
+    size_t n = 0;
+    bool any = false;
+    int c;
+    while ((c = getc_unlocked(f)) != EOF) {
+        any = true;
+        if (c == '\n')
+            break;
+        if (n >= FR_LINE_MAX)
+            return -2;
+        if (n + 1 >= *cap) {
+            size_t nc = *cap ? *cap * 2 : 4096;
+            char *b = fr_realloc(*line, nc);
+            if (!b)
+                return -3;
+            *line = b, *cap = nc;
+        }
+        (*line)[n++] = (char)c;
+    }
+    if (!any)
+        return -1;
+    if (*line)
+        (*line)[n] = '\0';
+    return (ssize_t)n;
+}
+
 /* Every line of f into in->out. */
 static bool read_lines(fr_ctx *cx, jsonl_in *in, FILE *f, const char *where)
 {
@@ -94,9 +128,20 @@ static bool read_lines(fr_ctx *cx, jsonl_in *in, FILE *f, const char *where)
     size_t cap = 0;
     ssize_t n;
     bool ok = true;
-    while (ok && (n = getline(&line, &cap, f)) != -1) {
-        const char *s = line;
+    flockfile(f);
+    while (ok && (n = next_line(f, &line, &cap)) != -1) {
         in->lineno++;
+        if (n == -3) {
+            ok = fr_oom(cx);
+            break;
+        }
+        if (n == -2) {
+            ok = fr_usage(cx, where, "%s:%ld: the line is longer than %u MiB, the limit of a "
+                          "JSON Lines line (is it the right file?)", in->path, in->lineno,
+                          FR_LINE_MAX >> 20);
+            break;
+        }
+        const char *s = line ? line : "";
         if (in->lineno == 1 && n >= 3 && memcmp(s, "\xef\xbb\xbf", 3) == 0) {
             s += 3;                /* a UTF-8 byte order mark */
             n -= 3;
@@ -108,7 +153,8 @@ static bool read_lines(fr_ctx *cx, jsonl_in *in, FILE *f, const char *where)
     }
     if (ok && ferror(f))
         ok = fr_usage(cx, where, "cannot read '%s': %s", in->path, strerror(errno));
-    free(line);
+    funlockfile(f);
+    fr_free(line);
     return ok;
 }
 
