@@ -56,6 +56,11 @@ while read -r t; do
     st=$?
     if [ $st -eq 0 ]; then finished=1; break; fi
     [ $st -eq 137 ] || fail "run exited $st: $(cat run.err)"
+    # killed after the run recorded its end (a busy machine is slow to exit):
+    # its output was written before that, so the run is over
+    if [ "$(sqlite3 kill.db "SELECT count(*) > 0 AND total(status <> 'done') = 0 FROM runs" 2>/dev/null)" = 1 ]; then
+        finished=1; break
+    fi
 done <moments
 if [ $finished = 0 ]; then
     run

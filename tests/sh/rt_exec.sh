@@ -167,8 +167,10 @@ run 2 --scenario for stray
 has "error: unexpected argument 'stray'"
 run 0 --scenario flags --ratio=0.25 --loud --label x --quiet
 has "ratio=0.25 loud=true label=x"
-run 0 --scenario=flags --loud=true --no-loud --quiet
+run 0 --scenario=flags --no-loud --quiet
 has "ratio=0.5 loud=false label=null"
+run 2 --scenario=flags --loud=true --no-loud --quiet
+has "error: --loud is given twice (or with its --no- form)"
 run 0 --help
 has "The runtime's execution self-test." out
 has "--scenario STRING" out
