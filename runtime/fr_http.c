@@ -15,9 +15,11 @@
  * CURLSH is not safe across threads in libcurl, so handles travel instead.)
  *
  * Endpoints sharing a base URL and key variable share a rate limiter
- * (fr_limit.c): every request waits for its slot; the rate-limit headers,
- * a 429 or an overload's retry-after pace the whole fan-out, not just one
- * worker.
+ * (fr_limit.c): every request waits for its slot, its tokens estimated at
+ * four bytes each plus its max_tokens; both providers' rate-limit headers
+ * (requests, and tokens: OpenAI's x-ratelimit-*-tokens, Anthropic's
+ * anthropic-ratelimit-input-tokens-* and -output-tokens-*), a 429 or an
+ * overload's retry-after pace the whole fan-out, not just one worker.
  *
  * A request body is the wire format's head (model, messages, system, ...)
  * with the agent's schema part (output_config, tools or response_format, as
@@ -43,6 +45,7 @@
 #include <malloc.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -495,9 +498,9 @@ typedef struct xfer {
     int retry_after_ms;            /* from retry-after(-ms), -1 if none */
     bool have_ms;                  /* retry-after-ms seen: it wins over retry-after */
     int should_retry;              /* x-should-retry: 1 true, 0 false, -1 absent */
-    double rl_limit;               /* requests per minute (rate-limit headers), 0 not said */
-    double rl_remaining;           /* requests remaining, -1 not said */
-    int64_t rl_reset_ms;           /* until they reset, -1 not said */
+    fr_rl rl;                      /* the rate-limit headers, resets as ms from now
+                                      (Anthropic) or from the send (OpenAI) until mapped */
+    bool rl_any;                   /* any rate-limit header was seen */
 } xfer;
 
 static size_t on_body(char *p, size_t size, size_t n, void *ud)
@@ -587,28 +590,73 @@ static int parse_retry_after(const char *v, bool in_ms)
     return ms < 0 ? 0 : ms > 3600000 ? 3600000 : (int)ms;
 }
 
-/* The request rate-limit headers of both providers. */
+/* Resets not said yet, nothing said. */
+static void rl_init(fr_rl *rl)
+{
+    fr_rl_dim *d[] = { &rl->requests, &rl->tokens, &rl->input, &rl->output };
+    for (int i = 0; i < 4; i++)
+        *d[i] = (fr_rl_dim){ 0, -1, -1 };
+}
+
+/* The rate-limit headers of both providers (Anthropic's reset an RFC 3339
+ * time, OpenAI's a duration): which dimension of fr_rl, which part. */
+static const struct {
+    const char *name;              /* with its colon */
+    size_t dim;                    /* offset of its fr_rl_dim in fr_rl */
+    int part;                      /* 0 limit, 1 remaining, 2 reset */
+} rl_names[] = {
+#define RL(n, d, p) { n ":", offsetof(fr_rl, d), p }
+    RL("anthropic-ratelimit-requests-limit", requests, 0),
+    RL("anthropic-ratelimit-requests-remaining", requests, 1),
+    RL("anthropic-ratelimit-requests-reset", requests, 2),
+    RL("anthropic-ratelimit-input-tokens-limit", input, 0),
+    RL("anthropic-ratelimit-input-tokens-remaining", input, 1),
+    RL("anthropic-ratelimit-input-tokens-reset", input, 2),
+    RL("anthropic-ratelimit-output-tokens-limit", output, 0),
+    RL("anthropic-ratelimit-output-tokens-remaining", output, 1),
+    RL("anthropic-ratelimit-output-tokens-reset", output, 2),
+    RL("x-ratelimit-limit-requests", requests, 0),
+    RL("x-ratelimit-remaining-requests", requests, 1),
+    RL("x-ratelimit-reset-requests", requests, 2),
+    RL("x-ratelimit-limit-tokens", tokens, 0),
+    RL("x-ratelimit-remaining-tokens", tokens, 1),
+    RL("x-ratelimit-reset-tokens", tokens, 2),
+#undef RL
+};
+
 static void rate_header(xfer *x, const char *line)
 {
-    static const char *const names[][3] = {
-        { "anthropic-ratelimit-requests-limit:", "anthropic-ratelimit-requests-remaining:",
-          "anthropic-ratelimit-requests-reset:" },
-        { "x-ratelimit-limit-requests:", "x-ratelimit-remaining-requests:",
-          "x-ratelimit-reset-requests:" },
-    };
-    for (int p = 0; p < 2; p++)
-        for (int i = 0; i < 3; i++) {
-            size_t n = strlen(names[p][i]);
-            if (strncasecmp(line, names[p][i], n) != 0)
-                continue;
-            const char *v = line + n + strspn(line + n, " \t");
-            if (i == 0)
-                x->rl_limit = strtod(v, NULL);
-            else if (i == 1)
-                x->rl_remaining = strtod(v, NULL);
-            else
-                x->rl_reset_ms = p == 0 ? rfc3339_ms(v) : duration_ms(v);
-        }
+    for (size_t i = 0; i < sizeof rl_names / sizeof *rl_names; i++) {
+        size_t n = strlen(rl_names[i].name);
+        if (strncasecmp(line, rl_names[i].name, n) != 0)
+            continue;
+        fr_rl_dim *d = (fr_rl_dim *)((char *)&x->rl + rl_names[i].dim);
+        const char *v = line + n + strspn(line + n, " \t");
+        x->rl_any = true;
+        if (rl_names[i].part == 0)
+            d->limit = strtod(v, NULL);
+        else if (rl_names[i].part == 1)
+            d->remaining = strtod(v, NULL);
+        else          /* ms for now: from now (Anthropic) or from the send (OpenAI) */
+            d->reset_ns = line[0] == 'a' || line[0] == 'A' ? rfc3339_ms(v) : duration_ms(v);
+        return;
+    }
+}
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* The resets, read as ms after `from`, made monotonic times. */
+static void rl_resets(fr_rl *rl, int64_t from)
+{
+    fr_rl_dim *d[] = { &rl->requests, &rl->tokens, &rl->input, &rl->output };
+    for (int i = 0; i < 4; i++)
+        if (d[i]->reset_ns >= 0)
+            d[i]->reset_ns = from + d[i]->reset_ns * 1000000LL;
 }
 
 static size_t on_header(char *p, size_t size, size_t n, void *ud)
@@ -623,7 +671,8 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
         x->retry_after_ms = -1;
         x->have_ms = false;
         x->should_retry = -1;
-        x->rl_limit = 0, x->rl_remaining = -1, x->rl_reset_ms = -1;
+        rl_init(&x->rl);
+        x->rl_any = false;
     } else if (strncasecmp(line, "x-should-retry:", 15) == 0) {
         const char *v = line + 15 + strspn(line + 15, " \t");
         x->should_retry = strncasecmp(v, "true", 4) == 0 ? 1 : strncasecmp(v, "false", 5) == 0
@@ -932,23 +981,24 @@ void fr_http_call(fr_http *h, const fr_request *req, fr_response *resp)
         finish_texts(resp);
         return;
     }
-    xfer x = { .retry_after_ms = -1, .should_retry = -1, .rl_remaining = -1,
-               .rl_reset_ms = -1 };
+    xfer x = { .retry_after_ms = -1, .should_retry = -1 };
+    rl_init(&x.rl);
     long status = 0;
-    int64_t sent = fr_limit_acquire(e->lim, (int64_t)(strlen(body) / 3) + req->max_tokens);
+    /* about four bytes a token, as the providers estimate a request's
+     * tokens for their limits when it starts */
+    int64_t sent = fr_limit_acquire(e->lim, (int64_t)(strlen(body) / 4), req->max_tokens);
     exchange(h, e, body, req->timeout_ms, &x, &status, resp);
     fr_free(body);
     resp->http_status = (int)status;
-    if (x.rl_limit > 0 || x.rl_remaining >= 0)
-        fr_limit_headers(e->lim, x.rl_limit, x.rl_remaining, x.rl_reset_ms);
+    if (x.rl_any) {
+        rl_resets(&x.rl, strcmp(e->provider, "anthropic") == 0 ? mono_ns() : sent);
+        fr_limit_headers(e->lim, sent, &x.rl);
+    }
     /* a 429's retry-after is the request's own wait (fr_call's backoff): the
      * others go on at the learned rate; overload (503, 529) pauses everyone */
     if (x.retry_after_ms > 0 && status != 429)
         fr_limit_pause(e->lim, x.retry_after_ms);
-    if (status == 429)
-        fr_limit_slow_down(e->lim, sent);
-    else if (status > 0 && status < 500)
-        fr_limit_success(e->lim);
+    fr_limit_done(e->lim, sent, (int)status);
     if (status == 200)
         take_answer(e, &x, wrapped, resp);
     else if (status > 0)

@@ -153,25 +153,47 @@ json_t *fr_mock_value(const fr_type *t, const char *seed);
 
 typedef struct fr_limiter fr_limiter;
 
+/* One dimension of a provider's rate-limit headers. */
+typedef struct fr_rl_dim {
+    double limit;                  /* per minute, 0 not said */
+    double remaining;              /* what is left, -1 not said */
+    int64_t reset_ns;              /* when it is whole again (monotonic ns), -1 not said */
+} fr_rl_dim;
+
+/* A response's rate-limit headers, both providers' mapped onto four
+ * dimensions (the costs each counts: see fr_limit.c). */
+typedef struct fr_rl {
+    fr_rl_dim requests;            /* anthropic-ratelimit-requests-*, x-ratelimit-*-requests */
+    fr_rl_dim tokens;              /* x-ratelimit-*-tokens: input and max_tokens */
+    fr_rl_dim input;               /* anthropic-ratelimit-input-tokens-* */
+    fr_rl_dim output;              /* anthropic-ratelimit-output-tokens-*: max_tokens */
+} fr_rl;
+
 /* A limiter with known limits per minute (a model's rpm: and tpm:, 0 none);
  * NULL when out of memory. */
 fr_limiter *fr_limit_new(double rpm, double tpm);
 void fr_limit_free(fr_limiter *l);
-/* Waits for a send slot for a request of about `tokens` tokens; returns the
- * send time (monotonic ns). */
-int64_t fr_limit_acquire(fr_limiter *l, int64_t tokens);
-/* The provider's rate-limit headers: its request limit per minute (0 not
- * said), the requests remaining (-1 not said) and ms until they reset (-1). */
-void fr_limit_headers(fr_limiter *l, double limit_per_min, double remaining, int64_t reset_ms);
-/* A retry-after from any status: nobody sends until it has passed. */
+/* Waits for a send slot for a request of about in_tokens of input and
+ * out_tokens of output (its max_tokens); returns the send time (the
+ * limiter's clock, monotonic ns). */
+int64_t fr_limit_acquire(fr_limiter *l, int64_t in_tokens, int64_t out_tokens);
+/* The same without waiting: 0 when the slot was taken, else the ns until
+ * it is due (nothing taken). */
+int64_t fr_limit_try(fr_limiter *l, int64_t in_tokens, int64_t out_tokens);
+/* The rate-limit headers of the answer to a request sent at sent_ns. */
+void fr_limit_headers(fr_limiter *l, int64_t sent_ns, const fr_rl *h);
+/* A retry-after from an overload (503, 529): nobody sends until it has passed. */
 void fr_limit_pause(fr_limiter *l, int retry_after_ms);
-/* A 429 for a request sent at sent_ns: the rate is cut (once per round). */
-void fr_limit_slow_down(fr_limiter *l, int64_t sent_ns);
-/* The server took a request: count it and let the rate recover. */
-void fr_limit_success(fr_limiter *l);
+/* The status of the answer to a request sent at sent_ns (0: none came): a
+ * 429 may cut the learned rate. */
+void fr_limit_done(fr_limiter *l, int64_t sent_ns, int status);
 /* Never more than rps requests a second, whatever else happens (an http
  * operation's `rps:`; the lowest cap given wins). */
 void fr_limit_cap(fr_limiter *l, double rps);
+/* The request rate paced at now (req/s), 0 for none: tests and benches. */
+double fr_limit_rate(fr_limiter *l);
+/* Tests: the limiter's clock (monotonic ns); NULL restores the real one. */
+void fr_limit_clock(fr_limiter *l, int64_t (*now)(void));
 
 /* ---- fr_http.c: real providers (anthropic, openai) ------------------------ */
 

@@ -1,122 +1,250 @@
 /*
  * fr_limit.c: the shared rate limiter of one endpoint.
  *
- * Endpoints sharing a base URL and key variable share one limiter (AIMD):
- * no pacing until the first 429; then the rate starts at half the successes
- * per second seen lately, every 429 holds all workers for its retry-after (a
- * shared pause) and halves the rate (once per round: a 429 for a request
- * sent before the last cut does not cut again), and each success adds
- * GAIN_PER_OK, so a fan-out backs off as a whole instead of each worker
- * hammering the server on its own, and is back at the server's rate within
- * a second or two.  Before any success the first cut starts from the sends
- * per second instead.  Another status with a retry-after (503, 529) pauses
- * everyone without cutting the rate: overload is not a rate limit.
+ * Endpoints sharing a base URL and key variable share one limiter, so a
+ * fan-out is paced as a whole.  Every request waits here for its send slot.
+ * Slots are spaced evenly, with no burst, in four dimensions at once, each a
+ * GCRA (a "theoretical arrival time" that a send pushes on by its cost over
+ * the dimension's rate):
+ *   requests      1 per request, at the lowest of: a model's `rpm:`, the
+ *                 provider's stated request limit (anthropic-ratelimit-
+ *                 requests-limit, x-ratelimit-limit-requests), both at SAFETY
+ *                 of the limit so that jitter on the way does not cross it;
+ *                 the rate learned from 429s; an http operation's `rps:`;
+ *   tokens        input estimate + max_tokens per request, at `tpm:` and at
+ *                 OpenAI's x-ratelimit-limit-tokens (OpenAI counts max_tokens
+ *                 when a request starts);
+ *   input tokens  the input estimate, at Anthropic's anthropic-ratelimit-
+ *                 input-tokens-limit (its ITPM);
+ *   output tokens max_tokens, at anthropic-ratelimit-output-tokens-limit
+ *                 (OTPM is estimated from max_tokens when a request starts).
+ * A send a little late (a slow wake-up) is made up for by the next ones, up
+ * to CATCH_UP behind the schedule, but two sends are never closer than
+ * halfway between the pacing rate and the stated limit.
  *
- * Known limits pace from the first request, without waiting for a 429: a
- * model's `rpm:` and `tpm:`, and the providers' rate-limit headers
- * (anthropic-ratelimit-requests-*, x-ratelimit-*-requests), whose limit sets
- * the rate (at SAFETY of it, so that clock jitter does not cross it) and
- * whose remaining 0 holds every send until the reset.  A 429 no longer
- * pauses everyone for its whole retry-after (only the request that got it
- * waits): the rate is set to a little under the rate at which the 429 came,
- * and remembered, so the fan-out goes on at the rate the server takes
- * instead of stopping and probing past the limit again.
+ * The headers' remaining and reset say more: a dimension with nothing left
+ * holds every send until the reset (for requests, at most one interval after
+ * the request that said so was sent: the providers refill continuously, a
+ * token bucket, and Anthropic states its reset in whole seconds), and a
+ * server that states what remains but no limit gets its remainder spread
+ * evenly until the reset.
  *
- * It knows nothing of HTTP: fr_http.c asks it for a send slot before each
- * request and tells it what came back (a success, a 429, a retry-after, the
- * rate-limit headers).
+ * A 429 does not pause everyone for its whole retry-after (only the request
+ * that got it waits, in fr_call's backoff).  Under a stated or declared
+ * limit, one 429 among the last 64 answers is taken for the jitter of the
+ * way there (two requests sent a slot apart that arrived closer): nothing
+ * changes.  Otherwise the request rate becomes LEARN
+ * of the rate at which the 429 came (the pacing rate then, or the sends per
+ * second lately when nothing paced them: a guess, doubled each second after
+ * HOLD until a 429 comes at a paced rate), and that rate is remembered: the
+ * learned rate holds for HOLD, then closes in on the 429's rate without
+ * reaching it, and passes it only after QUIET seconds without another 429,
+ * slowly.  So a fan-out settles just under the rate the server takes, even
+ * when the way there jitters, instead of stopping and probing past the
+ * limit again.  A 429 for a request sent before the last change of rate (a
+ * cut, or a newly stated limit) changes nothing: the change answered it.
+ * Another status with a retry-after (503, 529) pauses everyone without
+ * touching the rate: overload is not a rate limit.
+ *
+ * Slow start: with no limit known (no rpm:, tpm: or rps:), START_BURST
+ * requests go before the endpoint's first answer and the rest wait for it
+ * (START_WAIT at most), so a fan-out of a thousand does not open with a
+ * thousand requests against a limit it could learn from one answer.
+ *
+ * It knows nothing of HTTP: fr_http.c asks for a slot before each request and
+ * tells what came back.  Time comes from a clock that tests may replace
+ * (fr_limit_clock), with fr_limit_try as the non-blocking core of
+ * fr_limit_acquire, so that tests/tools/rt_limit.c checks all of the above
+ * without a network or a wall clock.
  */
 #include "fr_internal.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <time.h>
 
-#define MIN_RATE 2.0               /* the limiter never paces slower (req/s): a lone
-                                      caller waits out retry-after anyway */
-#define CUT_FACTOR 0.5             /* multiplicative decrease on a 429 */
-#define GAIN_PER_OK 0.5            /* additive increase per success (req/s): at rate r the
-                                      rate grows by r/2 per second, so a halved rate is back
-                                      in about 1.4 s */
-#define CAP_FACTOR 2.0             /* the rate never exceeds this many times the successes
-                                      per second lately (it would not bind anyway) */
-#define FORGET_NS (30 * 1000000000LL) /* no 429 for this long: limit dropped */
-#define SAFETY 0.95                /* pace at this share of a known limit */
-#define LEARN 0.9                  /* after a 429: this share of the rate it came at */
+#define NS 1000000000LL
+#define SAFETY 0.95                /* pace at this share of a stated limit */
+#define CATCH_UP_NS (50 * 1000000LL) /* sends behind the schedule by up to this catch up */
+#define LEARN 0.95                 /* after a 429: this share of the rate it came at */
+#define HOLD_NS NS                 /* the learned rate holds this long (the 429's retry-after) */
+#define TAU 4.0                    /* then closes in on the 429's rate, e-folding in TAU s */
+#define QUIET 10.0                 /* after this long without a 429 it may pass that rate */
+#define GROW_PAST 0.01             /* by this share of it a second */
+#define MIN_RATE 0.5               /* never paces slower (req/s) */
+#define START_BURST 4              /* no limit known: requests before the first answer */
+#define START_WAIT_NS (2 * NS)     /* and how long the rest wait for that answer at most */
+#define RING 256                   /* recent send times, for the rate of an unpaced 429 */
+
+enum { D_REQ, D_TOK, D_IN, D_OUT, ND };
+
+typedef struct dim {
+    double decl;                   /* declared (rpm:, tpm:) per second, 0 none */
+    double stated;                 /* the provider's stated limit per second, 0 none */
+    double spread;                 /* remaining / time to reset, when no limit is stated */
+    int64_t tat;                   /* the next send slot on the schedule (monotonic ns) */
+    int64_t floor;                 /* and never before this: the stated limit itself */
+    double last;                   /* the last request's cost */
+} dim;
 
 struct fr_limiter {
     pthread_mutex_t mu;            /* guards the fields below */
     pthread_cond_t cv;             /* waiters for a send slot */
     bool sleeper;                  /* one waiter sleeps until the next slot; the rest wait on cv */
-    double rate;                   /* learned requests per second (AIMD), 0: none */
-    double known;                  /* a known limit (rpm:, the headers) in req/s, 0: none */
-    double tok_rate;               /* tpm: / 60, tokens per second, 0: none */
-    double cap;                    /* never more than this (an operation's rps:), 0: none */
-    int64_t next_ns;               /* the next send slot (monotonic ns) */
-    int64_t pause_ns;              /* nobody sends before this (retry-after) */
-    int64_t cut_ns;                /* when the rate was last cut */
-    int64_t win_ns;                /* start of the current one-second window */
-    int win_ok, win_sent;          /* successes and sends in the current window */
-    int last_ok, last_sent;        /* the same in the previous window */
+    int64_t (*now)(void);          /* the clock (monotonic ns) */
+    dim d[ND];                     /* requests, tokens, input tokens, output tokens */
+    double cap;                    /* an operation's rps:, 0 none */
+    double learned;                /* the request rate set by the last 429, 0 none */
+    double rate_429;               /* the rate that 429 came at */
+    bool measured;                 /* a pacing rate (else a guess from unpaced sends) */
+    int64_t cut_ns;                /* when */
+    int64_t changed_ns;            /* the request rate last changed (a cut, a stated limit) */
+    int64_t pause_ns;              /* nobody sends before this (an overload's retry-after) */
+    bool answered;                 /* an answer came (the slow start is over) */
+    uint64_t answers;              /* answers since the last change, a bit set for each 429 */
+    int64_t ring[RING];            /* the last sends' times */
+    unsigned nsent;                /* sends so far (ring index) */
 };
 
 static int64_t mono_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+    return (int64_t)ts.tv_sec * NS + ts.tv_nsec;
 }
 
-/* The rate to pace at: the learned one, never above a known limit or the cap. */
-static double lim_rate(const fr_limiter *l)
+/* The learned rate at t: LEARN of the 429's rate for HOLD, then closing in
+ * on the 429's rate (never reaching it), and past it only after QUIET. */
+static double learned_at(const fr_limiter *l, int64_t t)
 {
-    double k = l->known * SAFETY, r = l->rate;
-    if (k > 0 && (r <= 0 || r > k))
-        r = k;
-    if (l->cap > 0 && (r <= 0 || r > l->cap))
-        r = l->cap;
+    if (l->learned <= 0)
+        return 0;
+    double s = (double)(t - l->cut_ns - HOLD_NS) / NS;
+    if (s <= 0)
+        return l->learned;
+    if (!l->measured)              /* a guess from unpaced sends: find the rate */
+        return l->learned * pow(2, s);
+    double past = s > QUIET ? (s - QUIET) * GROW_PAST : 0;
+    return l->rate_429 * (1 + past) - (l->rate_429 - l->learned) * exp(-s / TAU);
+}
+
+/* The lowest of the positive rates a and b (0: neither). */
+static double lowest(double a, double b)
+{
+    return a <= 0 ? b : b <= 0 || a < b ? a : b;
+}
+
+/* A dimension's stated and declared limits, or 0 when it has none. */
+static double dim_limit(const dim *d)
+{
+    return lowest(d->decl, d->stated);
+}
+
+/* Dimension i's pacing rate at t (per second), 0: not paced. */
+static double dim_rate(const fr_limiter *l, int i, int64_t t)
+{
+    const dim *d = &l->d[i];
+    double r = dim_limit(d) * SAFETY;
+    if (r <= 0)
+        r = d->spread;
+    if (i == D_REQ)
+        r = lowest(lowest(r, learned_at(l, t)), l->cap);
     return r;
 }
 
-/* The earliest time the next request may go. */
-static int64_t lim_slot(const fr_limiter *l)
+/* Whether any limit is known before the first answer. */
+static bool known(const fr_limiter *l)
 {
+    for (int i = 0; i < ND; i++)
+        if (dim_limit(&l->d[i]) > 0)
+            return true;
+    return l->cap > 0;
+}
+
+/* The earliest time the next request may go (at t). */
+/* The requests a second all dimensions allow at t (tokens at the last
+ * request's costs), 0: not paced. */
+static double req_rate(const fr_limiter *l, int64_t t)
+{
+    double r = dim_rate(l, D_REQ, t);
+    for (int i = D_TOK; i < ND; i++) {
+        double ri = dim_rate(l, i, t);
+        if (ri > 0 && l->d[i].last > 0)
+            r = lowest(r, ri / l->d[i].last);
+    }
+    return r;
+}
+
+static int64_t slot(fr_limiter *l, int64_t t0)
+{
+    /* slow start: with no limit known, START_BURST requests go before the
+     * endpoint's first answer; the rest wait for it (or for START_WAIT) */
+    if (!l->answered && !known(l) && l->nsent >= START_BURST) {
+        if (t0 - l->ring[0] < START_WAIT_NS)
+            return l->ring[0] + START_WAIT_NS;
+    }
     int64_t t = l->pause_ns;
-    if ((lim_rate(l) > 0 || l->tok_rate > 0) && l->next_ns > t)
-        t = l->next_ns;
+    for (int i = 0; i < ND; i++) {
+        if (l->d[i].tat > t)
+            t = l->d[i].tat;
+        if (l->d[i].floor > t)
+            t = l->d[i].floor;
+    }
     return t;
 }
 
-/* Starts a new one-second counting window when the current one is over. */
-static void lim_window(fr_limiter *l, int64_t now)
+/* Sends per second over the last second (the ring's times), for a 429
+ * that came while nothing paced the sends. */
+static double recent_rate(const fr_limiter *l, int64_t t)
 {
-    if (now - l->win_ns < 1000000000LL)
-        return;
-    bool recent = now - l->win_ns < 2000000000LL;
-    l->last_ok = recent ? l->win_ok : 0;
-    l->last_sent = recent ? l->win_sent : 0;
-    l->win_ok = l->win_sent = 0;
-    l->win_ns = now;
+    unsigned n = l->nsent < RING ? l->nsent : RING, k = 0;
+    while (k < n && t - l->ring[(l->nsent - 1 - k) % RING] < NS)
+        k++;
+    return k;
+}
+
+/* Takes the slot at t for a request of the given costs. */
+static void take(fr_limiter *l, int64_t t, int64_t in, int64_t out)
+{
+    const double cost[ND] = { 1, (double)(in + out), (double)in, (double)out };
+    for (int i = 0; i < ND; i++) {
+        double r = dim_rate(l, i, t);
+        dim *d = &l->d[i];
+        d->last = cost[i];
+        if (r <= 0 || cost[i] <= 0)
+            continue;
+        int64_t iv = (int64_t)(cost[i] / r * NS);
+        /* sends a little late (a slow wake-up) are made up for by the next
+         * ones, up to CATCH_UP behind the schedule, but two sends are never
+         * closer than the stated limit allows */
+        double lim = dim_limit(d);
+        d->tat = (t - d->tat <= CATCH_UP_NS ? d->tat : t) + iv;
+        d->floor = t + (lim > r ? (int64_t)(cost[i] / ((lim + r) / 2) * NS) : iv);
+    }
+    l->ring[l->nsent++ % RING] = t;
+}
+
+int64_t fr_limit_try(fr_limiter *l, int64_t in_tokens, int64_t out_tokens)
+{
+    pthread_mutex_lock(&l->mu);
+    int64_t t = l->now(), s = slot(l, t);
+    if (t >= s)
+        take(l, t, in_tokens, out_tokens);
+    pthread_mutex_unlock(&l->mu);
+    return t >= s ? 0 : s - t;
 }
 
 /* Waits for a send slot; returns the send time.  Slots are not reserved
  * ahead (a rate that changes meanwhile applies at once): one waiter sleeps
  * until the next slot and takes it, then wakes one other to sleep for the
  * following one, so a thousand waiters cost one wake-up per request. */
-int64_t fr_limit_acquire(fr_limiter *l, int64_t tokens)
+int64_t fr_limit_acquire(fr_limiter *l, int64_t in_tokens, int64_t out_tokens)
 {
     pthread_mutex_lock(&l->mu);
     for (;;) {
-        int64_t now = mono_ns(), t = lim_slot(l);
+        int64_t now = l->now(), t = slot(l, now);
         if (now >= t) {
-            double r = lim_rate(l), iv_s = r > 0 ? 1 / r : 0;
-            if (l->tok_rate > 0 && (double)tokens / l->tok_rate > iv_s)
-                iv_s = (double)tokens / l->tok_rate;
-            if (iv_s > 0) {
-                int64_t iv = (int64_t)(iv_s * 1e9);
-                l->next_ns = (l->next_ns > now - iv ? l->next_ns : now) + iv;
-            }
-            lim_window(l, now);
-            l->win_sent++;
+            take(l, now, in_tokens, out_tokens);
             pthread_cond_signal(&l->cv);
             pthread_mutex_unlock(&l->mu);
             return now;
@@ -126,87 +254,91 @@ int64_t fr_limit_acquire(fr_limiter *l, int64_t tokens)
             continue;
         }
         l->sleeper = true;
-        struct timespec ts = { t / 1000000000LL, t % 1000000000LL };
+        struct timespec ts = { t / NS, t % NS };
         pthread_cond_timedwait(&l->cv, &l->mu, &ts);
         l->sleeper = false;
     }
 }
 
-/* Events per second lately: cur in the current window, last in the one before. */
-static double lim_per_sec(const fr_limiter *l, int64_t now, int cur, int last)
-{
-    double secs = (double)(now - l->win_ns) / 1e9;
-    double r = cur / (secs < 1 ? 1 : secs);
-    return r > last ? r : last;
-}
-
-static double lim_observed(const fr_limiter *l, int64_t now)
-{
-    return lim_per_sec(l, now, l->win_ok, l->last_ok);
-}
-
-/* A retry-after from any status: nobody sends until it has passed. */
 void fr_limit_pause(fr_limiter *l, int retry_after_ms)
 {
     pthread_mutex_lock(&l->mu);
-    int64_t until = mono_ns() + retry_after_ms * 1000000LL;
+    int64_t until = l->now() + retry_after_ms * 1000000LL;
     if (retry_after_ms > 0 && until > l->pause_ns)
         l->pause_ns = until;
     pthread_mutex_unlock(&l->mu);
 }
 
-/* A 429: the rate becomes a little under the rate it came at (the sends per
- * second lately), once per round (a 429 for a request sent before the last
- * cut does not cut again); with nothing to go by, the rate is halved. */
-void fr_limit_slow_down(fr_limiter *l, int64_t sent_ns)
+void fr_limit_done(fr_limiter *l, int64_t sent_ns, int status)
 {
     pthread_mutex_lock(&l->mu);
-    int64_t now = mono_ns();
-    if (sent_ns >= l->cut_ns) {
-        double sent = lim_per_sec(l, now, l->win_sent, l->last_sent);
-        double ok = lim_observed(l, now);
-        double cur = lim_rate(l);
-        double base = ok >= 1 ? ok * LEARN : cur > 0 ? cur * CUT_FACTOR : sent * CUT_FACTOR;
-        if (cur > 0 && base > cur * LEARN)
-            base = cur * LEARN;
-        l->rate = base > MIN_RATE ? base : MIN_RATE;
-        l->cut_ns = now;
+    if (!l->answered) {                /* the slow start is over */
+        l->answered = true;
+        pthread_cond_broadcast(&l->cv);
+    }
+    if (status <= 0) {
+        pthread_mutex_unlock(&l->mu);
+        return;
+    }
+    int64_t t = l->now();
+    if (sent_ns < l->changed_ns) {     /* sent before the pacing changed: answered */
+        pthread_mutex_unlock(&l->mu);
+        return;
+    }
+    l->answers = l->answers << 1 | (status == 429);
+    /* under a stated limit, one 429 among the last 64 answers is the jitter
+     * of the way there (the 429'd request waits and goes again); a second
+     * is not */
+    bool lone = known(l) && __builtin_popcountll(l->answers) < 2;
+    if (status == 429 && !lone) {
+        double r = req_rate(l, sent_ns);
+        l->measured = r > 0;
+        if (r <= 0)
+            r = recent_rate(l, t);
+        l->rate_429 = r > MIN_RATE ? r : MIN_RATE;
+        l->learned = l->rate_429 * LEARN > MIN_RATE ? l->rate_429 * LEARN : MIN_RATE;
+        l->cut_ns = l->changed_ns = t;
+        l->answers = 0;
     }
     pthread_mutex_unlock(&l->mu);
 }
 
-void fr_limit_headers(fr_limiter *l, double limit_per_min, double remaining, int64_t reset_ms)
+/* One dimension's headers: its limit per minute, what remains, the reset. */
+static void dim_headers(fr_limiter *l, int i, const fr_rl_dim *h, int64_t sent, int64_t t)
 {
-    pthread_mutex_lock(&l->mu);
-    if (limit_per_min > 0)
-        l->known = limit_per_min / 60;
-    if (remaining == 0 && reset_ms > 0) {          /* the quota is spent until the reset */
-        /* a reset in whole seconds is late: with a known rate, one interval */
-        if (l->known > 0 && reset_ms > (int64_t)(1000 / l->known))
-            reset_ms = (int64_t)(1000 / l->known);
-        int64_t until = mono_ns() + reset_ms * 1000000LL;
-        if (until > l->next_ns)
-            l->next_ns = until;
+    dim *d = &l->d[i];
+    if (h->limit > 0 && h->limit / 60 != d->stated) {
+        d->stated = h->limit / 60;
+        d->spread = 0;
+        l->changed_ns = t;           /* the pacing changed: earlier 429s are answered */
+        l->answers = 0;
     }
-    pthread_mutex_unlock(&l->mu);
+    if (h->remaining < 0 || h->reset_ns < 0)
+        return;
+    double lim = dim_limit(d);
+    if (h->remaining == 0) {
+        /* nothing left: hold until the reset, or, when a limit is known, no
+         * longer than the last request takes to refill after its send (the
+         * bucket refills continuously) */
+        int64_t until = h->reset_ns;
+        double refill = d->last > 0 ? d->last : 1;
+        if (lim > 0 && sent + (int64_t)(refill / lim * NS) < until)
+            until = sent + (int64_t)(refill / lim * NS);
+        if (until > d->tat)
+            d->tat = until;
+    } else if (dim_limit(d) <= 0 && h->reset_ns > t) {
+        d->spread = h->remaining / ((double)(h->reset_ns - t) / NS);
+    }
 }
 
-/* The server took a request: count it and let the rate recover. */
-void fr_limit_success(fr_limiter *l)
+void fr_limit_headers(fr_limiter *l, int64_t sent_ns, const fr_rl *h)
 {
     pthread_mutex_lock(&l->mu);
-    int64_t now = mono_ns();
-    lim_window(l, now);
-    l->win_ok++;
-    if (l->rate > 0) {
-        double cap = CAP_FACTOR * lim_observed(l, now);
-        /* recover slowly towards the rate of the 429, not past it at once */
-        l->rate += now - l->cut_ns < 2000000000LL ? 0 : GAIN_PER_OK / 10;
-        if (l->rate > cap && cap > MIN_RATE)
-            l->rate = cap;
-        if (now - l->cut_ns > FORGET_NS)
-            l->rate = 0;
-    }
+    int64_t t = l->now();
+    dim_headers(l, D_REQ, &h->requests, sent_ns, t);
+    dim_headers(l, D_TOK, &h->tokens, sent_ns, t);
+    dim_headers(l, D_IN, &h->input, sent_ns, t);
+    dim_headers(l, D_OUT, &h->output, sent_ns, t);
     pthread_mutex_unlock(&l->mu);
 }
 
@@ -218,20 +350,33 @@ void fr_limit_cap(fr_limiter *l, double rps)
     pthread_mutex_unlock(&l->mu);
 }
 
+double fr_limit_rate(fr_limiter *l)
+{
+    pthread_mutex_lock(&l->mu);
+    double r = req_rate(l, l->now());
+    pthread_mutex_unlock(&l->mu);
+    return r;
+}
+
+void fr_limit_clock(fr_limiter *l, int64_t (*now)(void))
+{
+    l->now = now ? now : mono_ns;
+}
+
 fr_limiter *fr_limit_new(double rpm, double tpm)
 {
     fr_limiter *l = fr_calloc(1, sizeof *l);
     if (!l)
         return NULL;
-    l->known = rpm > 0 ? rpm / 60 : 0;
-    l->tok_rate = tpm > 0 ? tpm / 60 : 0;
+    l->now = mono_ns;
+    l->d[D_REQ].decl = rpm > 0 ? rpm / 60 : 0;
+    l->d[D_TOK].decl = tpm > 0 ? tpm / 60 : 0;
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&l->cv, &ca);
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&l->mu, NULL);
-    l->win_ns = mono_ns();
     return l;
 }
 

@@ -22,8 +22,8 @@
  *
  * Outcomes of an attempt: 2xx takes the answer; no answer (network, timeout),
  * 408, 409, 429 and 5xx are retried after a backoff that honours
- * retry-after (a 429 also slows the host's limiter, a retry-after pauses
- * it); any other status fails the call at once (under on_error: skip, the
+ * retry-after (a 429 also slows the host's limiter, an overload's
+ * retry-after pauses it); any other status fails the call at once (under on_error: skip, the
  * item).  A 2xx answer is parsed, its items taken out (items:) and
  * validated against the result type; a mismatch fails the call naming the
  * operation, the status and the field.
@@ -417,18 +417,17 @@ static int fetch_page(opcall *c, const char *url, json_t **answer, char **link)
         int timeout = c->op->timeout_ms < left ? c->op->timeout_ms : (int)left;
         fr_xreq rq = { c->op->method, url, (const char *const *)hdrs, n, c->body, timeout };
         fr_xres res;
-        int64_t sent = fr_limit_acquire(lim, 0);
+        int64_t sent = fr_limit_acquire(lim, 0, 0);
         fr_http_exchange(run->http, &rq, &res);
         fr_slot_give(run);
         free_headers(hdrs, n);
         c->attempts++;
         c->retries += a > 0;
-        if (res.retry_after_ms > 0)
+        /* a 429's retry-after is this request's own wait (the backoff):
+         * the others go on at the learned rate; an overload pauses all */
+        if (res.retry_after_ms > 0 && res.status != 429)
             fr_limit_pause(lim, res.retry_after_ms);
-        if (res.status == 429)
-            fr_limit_slow_down(lim, sent);
-        else if (res.status > 0 && res.status < 500)
-            fr_limit_success(lim);
+        fr_limit_done(lim, sent, (int)res.status);
         int k = classify(c, url, &res, answer);
         if (k == PAGE_OK && link) {
             *link = res.link_next;

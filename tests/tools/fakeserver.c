@@ -13,7 +13,7 @@
  * So any example runs against it.
  *
  *   fakeserver [--port N] [--port-file F] [--script F] [--key K] [--rate N]
- *              [--latency MS] [--log F] [--dump DIR]
+ *              [--tpm N] [--cache-min T] [--latency MS] [--log F] [--dump DIR]
  *
  * --port 0 (the default) takes a free port and prints it on stdout (and into
  * --port-file, written whole by a rename).  --key K: a request whose
@@ -23,7 +23,10 @@
  * retry-after-ms); every answer carries the provider's rate-limit headers
  * (anthropic-ratelimit-requests-limit/-remaining/-reset, RFC 3339; or
  * x-ratelimit-limit-requests/-remaining-requests/-reset-requests, a
- * duration), the limit stated per minute.  --cache-min T: Anthropic prompt
+ * duration), the limit stated per minute.  --tpm N: N tokens a minute, no
+ * burst either: a request costs its body's bytes / 4 (Anthropic's input
+ * tokens, stated as anthropic-ratelimit-input-tokens-*) plus its max_tokens
+ * (OpenAI, which counts both, stated as x-ratelimit-*-tokens).  --cache-min T: Anthropic prompt
  * caching: a prefix marked cache_control of at least T tokens (bytes / 4) is
  * written by the first request and read by those after its answer.
  * Requests the providers reject get their 400 and error shape: a forced
@@ -37,7 +40,8 @@
  * request carries a retry's feedback turn), auth (the key matched; the key
  * itself is never written), status, action, version (anthropic-version),
  * proxied (the request named an absolute URL: it was sent to us as an HTTP
- * proxy, so http_proxy=http://127.0.0.1:PORT tests proxy support).
+ * proxy, so http_proxy=http://127.0.0.1:PORT tests proxy support), t (when
+ * it came, seconds since the server started).
  * --dump DIR (with --log): request n's body goes to DIR/n.json.
  *
  * The script (--script F) says what request number n gets; one rule a line,
@@ -134,9 +138,12 @@ static struct {
     int nrules;                    /* rules used */
     atomic_long count;             /* requests so far */
     atomic_long conns;             /* connections so far */
-    pthread_mutex_t rate_mu;       /* guards tat */
-    double tat;                    /* GCRA: theoretical arrival time (s, monotonic) */
+    double tpm;                    /* --tpm: tokens per minute, 0 none */
+    pthread_mutex_t rate_mu;       /* guards tat and tok_tat */
+    double tat;                    /* GCRA of requests: theoretical arrival time (s) */
+    double tok_tat;                /* ... of tokens */
     long cache_min;                /* --cache-min: shortest prefix cached, in tokens */
+    double start;                  /* when the server started (monotonic s) */
 } S = { .log_mu = PTHREAD_MUTEX_INITIALIZER, .rate_mu = PTHREAD_MUTEX_INITIALIZER };
 
 /* One parsed request. */
@@ -152,6 +159,7 @@ typedef struct req {
     char *body;                    /* the body (malloc'd, NUL-terminated) */
     long conn;                     /* which connection it came on (1, 2, ...) */
     bool proxied;                  /* absolute-form target: it came as a proxy request */
+    double t;                      /* when it was read (s since the server started) */
 } req;
 
 static double now_s(void)
@@ -347,51 +355,97 @@ static bool prompt_rule(json_t *request, bool fresh, rule *r)
     return true;
 }
 
-/* ---- the rate limit (GCRA, burst = rate) ---------------------------------- */
+/* ---- the rate limits (GCRA, no burst) -------------------------------------- */
 
-/* 0 if the request may pass, else seconds until it would. */
-static double rate_check(void)
+/* What a request costs against --tpm: the body's bytes / 4, and for OpenAI
+ * its max_tokens too. */
+static double request_tokens(json_t *request, bool anthropic)
 {
-    if (S.rate <= 0)
+    char *b = request ? json_dumps(request, JSON_COMPACT) : NULL;
+    double n = b ? (double)strlen(b) / 4 : 0;
+    free(b);
+    if (!anthropic) {
+        json_t *m = json_object_get(request, "max_completion_tokens");
+        n += (double)json_integer_value(m ? m : json_object_get(request, "max_tokens"));
+    }
+    return n;
+}
+
+/* 0 if a request that arrived at t, costing tokens, may pass, else seconds
+ * until it would.  t is when its bytes came in, as a provider's edge stamps
+ * a request, not when this thread got round to parsing it.  Both limits
+ * must allow it; a refused request costs nothing. */
+static double rate_check(double t, double tokens)
+{
+    if (S.rate <= 0 && S.tpm <= 0)
         return 0;
-    double T = 1 / S.rate, tau = 0, t = now_s(), wait = 0;   /* no burst */
+    double wait = 0;
     pthread_mutex_lock(&S.rate_mu);
-    double tat = S.tat > t ? S.tat : t;
-    if (tat - t > tau + 1e-9)
-        wait = tat - tau - t;
-    else
-        S.tat = tat + T;
+    if (S.rate > 0 && S.tat > t + 1e-9)
+        wait = S.tat - t;
+    if (S.tpm > 0 && S.tok_tat > t + 1e-9 && S.tok_tat - t > wait)
+        wait = S.tok_tat - t;
+    if (wait == 0) {
+        if (S.rate > 0)
+            S.tat = (S.tat > t ? S.tat : t) + 1 / S.rate;
+        if (S.tpm > 0)
+            S.tok_tat = (S.tok_tat > t ? S.tok_tat : t) + tokens / (S.tpm / 60);
+    }
     pthread_mutex_unlock(&S.rate_mu);
     return wait;
 }
 
-/* The providers' rate-limit headers for a limit of S.rate requests a second,
- * stated per minute as they state it: Anthropic's reset is an RFC 3339 time,
- * OpenAI's a duration ("1s", "250ms"); remaining is what could pass before
- * the reset. */
+/* An RFC 3339 time `ahead` seconds from now, rounded up to whole seconds as
+ * Anthropic states its resets. */
+static void rfc3339_ahead(double ahead, char *out, size_t cap)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    time_t reset = ts.tv_sec + (time_t)ceil(ahead);
+    struct tm tm;
+    strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&reset, &tm));
+}
+
+/* The providers' rate-limit headers for the limits, stated per minute as
+ * they state them: Anthropic's reset is an RFC 3339 time, OpenAI's a
+ * duration ("1s", "250ms"); remaining is what could pass now (no burst: one
+ * request, or the tokens accrued since the last one was due). */
 static void rate_headers(bool anthropic, char *out, size_t cap)
 {
     double t = now_s();
     pthread_mutex_lock(&S.rate_mu);
     double ahead = S.tat > t ? S.tat - t : 0;
+    double tok_ahead = S.tok_tat > t ? S.tok_tat - t : 0;
+    double tok_left = S.tok_tat < t ? (t - S.tok_tat) * S.tpm / 60 : 0;
     pthread_mutex_unlock(&S.rate_mu);
-    long limit = (long)(S.rate * 60 + 0.5);
-    long remaining = ahead > 1e-9 ? 0 : 1;            /* no burst: a bucket of one */
-    if (anthropic) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        time_t reset = ts.tv_sec + (time_t)ceil(ahead);
-        struct tm tm;
-        char when[32];
-        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&reset, &tm));
-        snprintf(out, cap, "anthropic-ratelimit-requests-limit: %ld\r\n"
-                 "anthropic-ratelimit-requests-remaining: %ld\r\n"
-                 "anthropic-ratelimit-requests-reset: %s\r\n", limit, remaining, when);
-    } else {
-        snprintf(out, cap, "x-ratelimit-limit-requests: %ld\r\n"
-                 "x-ratelimit-remaining-requests: %ld\r\n"
-                 "x-ratelimit-reset-requests: %ldms\r\n", limit, remaining,
-                 (long)ceil(ahead * 1000));
+    if (tok_left > S.tpm)
+        tok_left = S.tpm;
+    size_t n = 0;
+    char when[32];
+    if (S.rate > 0 && anthropic) {
+        rfc3339_ahead(ahead, when, sizeof when);
+        n += (size_t)snprintf(out + n, cap - n, "anthropic-ratelimit-requests-limit: %ld\r\n"
+                              "anthropic-ratelimit-requests-remaining: %d\r\n"
+                              "anthropic-ratelimit-requests-reset: %s\r\n",
+                              (long)(S.rate * 60 + 0.5), ahead > 1e-9 ? 0 : 1, when);
+    } else if (S.rate > 0) {
+        n += (size_t)snprintf(out + n, cap - n, "x-ratelimit-limit-requests: %ld\r\n"
+                              "x-ratelimit-remaining-requests: %d\r\n"
+                              "x-ratelimit-reset-requests: %ldms\r\n",
+                              (long)(S.rate * 60 + 0.5), ahead > 1e-9 ? 0 : 1,
+                              (long)ceil(ahead * 1000));
+    }
+    if (S.tpm > 0 && anthropic) {
+        rfc3339_ahead(tok_ahead, when, sizeof when);
+        snprintf(out + n, cap - n, "anthropic-ratelimit-input-tokens-limit: %ld\r\n"
+                 "anthropic-ratelimit-input-tokens-remaining: %ld\r\n"
+                 "anthropic-ratelimit-input-tokens-reset: %s\r\n",
+                 (long)S.tpm, (long)tok_left, when);
+    } else if (S.tpm > 0) {
+        snprintf(out + n, cap - n, "x-ratelimit-limit-tokens: %ld\r\n"
+                 "x-ratelimit-remaining-tokens: %ld\r\n"
+                 "x-ratelimit-reset-tokens: %ldms\r\n", (long)S.tpm, (long)tok_left,
+                 (long)ceil(tok_ahead * 1000));
     }
 }
 
@@ -996,12 +1050,12 @@ static void log_request(long n, const req *r, json_t *request, bool auth, int st
 {
     if (!S.log)
         return;
-    json_t *l = json_pack("{s:i, s:i, s:s, s:O?, s:b, s:b, s:i, s:s, s:s, s:b}", "n", (json_int_t)n,
-                          "conn", (json_int_t)r->conn,
+    json_t *l = json_pack("{s:i, s:i, s:s, s:O?, s:b, s:b, s:i, s:s, s:s, s:b, s:f}",
+                          "n", (json_int_t)n, "conn", (json_int_t)r->conn,
                           "path", r->path, "model", json_object_get(request, "model"),
                           "feedback", strstr(r->body, "previous answer was invalid") != NULL,
                           "auth", auth, "status", status, "action", action,
-                          "version", r->version, "proxied", r->proxied);
+                          "version", r->version, "proxied", r->proxied, "t", r->t);
     if (S.dump) {
         char path[4096];
         snprintf(path, sizeof path, "%s/%ld.json", S.dump, n);
@@ -1264,7 +1318,7 @@ static bool handle(int fd, req *r)
     double wait;
     bool keep = true;
     json_t *out = NULL;
-    char extra[512] = "", whybuf[256];
+    char extra[1024] = "", whybuf[256];
     const char *why;
     if (!anthropic && !openai) {
         status = 404, action = "not-found";
@@ -1279,7 +1333,7 @@ static bool handle(int fd, req *r)
     } else if ((why = rejected(request, anthropic, whybuf, sizeof whybuf))) {
         status = 400, action = "rejected";
         out = error_body(anthropic, 400, why);
-    } else if ((wait = rate_check()) > 0) {
+    } else if ((wait = rate_check(r->t + S.start, request_tokens(request, anthropic))) > 0) {
         status = 429, action = "rate-limited";
         /* as the providers do: whole seconds, rounded up, and no retry-after-ms */
         snprintf(extra, sizeof extra, "retry-after: %ld\r\n", (long)ceil(wait));
@@ -1287,7 +1341,7 @@ static bool handle(int fd, req *r)
     } else if (isdigit((unsigned char)action[0])) {
         status = atoi(action);
     }
-    if (S.rate > 0)
+    if (S.rate > 0 || S.tpm > 0)
         rate_headers(anthropic, extra + strlen(extra), sizeof extra - strlen(extra));
     log_request(n, r, request, auth, strcmp(action, "drop") == 0 ? 0 : status, action);
     if (S.latency_ms > 0)
@@ -1410,6 +1464,7 @@ static bool read_request(conn *c, req *r)
     size_t head = (size_t)(end - c->buf) + 4;
     end[2] = '\0';
     memset(r, 0, sizeof *r);
+    r->t = now_s() - S.start;
     r->content_length = -1;
     parse_headers(c->buf, r);
     if (r->content_length < 0 || r->content_length > MAX_BODY)
@@ -1483,7 +1538,8 @@ static bool write_port_file(const char *path, int port)
 static void usage(void)
 {
     fprintf(stderr, "usage: fakeserver [--port N] [--port-file F] [--script F] [--key K]\n"
-                    "                  [--rate N] [--latency MS] [--log F] [--dump DIR]\n");
+                    "                  [--rate N] [--tpm N] [--cache-min T] [--latency MS]\n"
+                    "                  [--log F] [--dump DIR]\n");
     exit(2);
 }
 
@@ -1501,6 +1557,7 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--script") == 0) { if (!load_script(v)) return 2; }
         else if (strcmp(a, "--key") == 0) S.key = v;
         else if (strcmp(a, "--rate") == 0) S.rate = atof(v);
+        else if (strcmp(a, "--tpm") == 0) S.tpm = atof(v);
         else if (strcmp(a, "--cache-min") == 0) S.cache_min = atol(v);
         else if (strcmp(a, "--latency") == 0) S.latency_ms = atol(v);
         else if (strcmp(a, "--dump") == 0) S.dump = v;
@@ -1509,6 +1566,7 @@ int main(int argc, char **argv)
         } else usage();
     }
     signal(SIGPIPE, SIG_IGN);
+    S.start = now_s();
     int fd = listen_on(port);
     if (fd < 0)
         return 1;
