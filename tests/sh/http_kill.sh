@@ -9,6 +9,10 @@
 # flight were sent again with their key and answered from the server's
 # saved outcome (Idempotent-Replayed) instead of being applied twice.
 #
+# First, deterministically: a run is killed while the server holds a write
+# it has applied but not yet answered; the resume must report that write's
+# outcome as unknown, send it again with its key, and get the saved answer.
+#
 # HTTP_KILLS sets the number of kills (default 10), HTTP_SEED the seed of
 # the moments (default 20261207).
 case "$FLOWC" in
@@ -29,12 +33,39 @@ rm -f port
 "$T/fakecrm" --token "$CRM_TOKEN" --contacts $N --write-latency 80 --port-file port \
     --log crm.log >/dev/null 2>srv.err &
 srv=$!
-trap 'kill $srv 2>/dev/null' EXIT
+srv1=""
+trap 'kill $srv $srv1 2>/dev/null' EXIT
 i=0
 while [ ! -s port ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
 [ -s port ] || fail "fakecrm did not start: $(cat srv.err)"
 U="http://127.0.0.1:$(cat port)"
 "$FLOWC" build "$TOP/tests/data/crm_ops.flow" -o crm >build.err 2>&1 || fail "build: $(cat build.err)"
+
+# the deterministic kill: 4 contacts, each write 600 ms on the server
+"$T/fakecrm" --token "$CRM_TOKEN" --contacts 4 --write-latency 600 --port-file port1 \
+    --log crm1.log >/dev/null 2>srv1.err &
+srv1=$!
+i=0
+while [ ! -s port1 ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+U1="http://127.0.0.1:$(cat port1)"
+./crm --base "$U1" --journal one.db --retry-base-ms 200 --trace one.jsonl >one.out 2>one.err &
+pid=$!
+i=0
+while [ "$(curl -s "$U1/_stats" | jq '.applied | length')" -eq 0 ] && [ $i -lt 400 ]; do
+    sleep 0.02; i=$((i + 1))
+done
+kill -9 $pid 2>/dev/null || fail "the run ended before a write was applied"
+wait $pid
+./crm --base "$U1" --journal one.db --retry-base-ms 200 --trace one.jsonl --resume \
+    >one.out 2>one.err || fail "resume after the deterministic kill: $(cat one.err)"
+[ "$(wc -l <one.out)" -eq 4 ] || fail "the resume returned $(wc -l <one.out) of 4 contacts"
+s=$(curl -s "$U1/_stats")
+[ "$(echo "$s" | jq '[.applied[] | select(. == 1)] | length')" -eq 4 ] ||
+    fail "after the deterministic kill: $(echo "$s" | jq -c .applied)"
+[ "$(jq -c 'select(.type == "http" and .outcome_unknown)' one.jsonl | wc -l)" -ge 1 ] ||
+    fail "no write was resent with an unknown outcome"
+grep -q '"action":"replayed"' crm1.log || fail "no write was answered from its saved outcome"
+grep -q '^  push .* [1-4] .* 0 .* 0 ' one.err || fail "summary of the resume: $(cat one.err)"
 
 FLAGS="--base $U --journal kill.db --retry-base-ms 20 --trace trace.jsonl"
 awk -v s="$SEED" -v n="$KILLS" 'BEGIN { srand(s); for (i = 0; i < n; i++) printf "%.3f\n", 0.05 + rand() * 0.3 }' >moments

@@ -6,7 +6,8 @@
 # under on_error: skip; an answer of the wrong shape fails naming the
 # operation, the status and the field; --dry-run sends reads, holds writes
 # back and writes them, masked, to <workflow>.dry-run.jsonl; a missing
-# secret fails the call before anything is sent.  The token never appears in any
+# secret fails the call before anything is sent; a time budget stops a slow
+# read.  The token never appears in any
 # output: stdout, stderr, the trace, the journal, the dry-run file.
 case "$FLOWC" in
     */build/asan/flowc) T="$TOP/build/asan/tools" ;;
@@ -129,7 +130,16 @@ grep -q "error: .*http operation 'list_contacts' needs a secret: CRM_TOKEN is no
 [ "$(stats | jq .requests)" -eq "$before" ] || fail "a request left without its secret"
 env -u CRM_TOKEN ./crm --base "$U" --mock --no-journal >/dev/null 2>&1 || fail "--mock needs no secret"
 
-# 9. the token is in no output
+# 9. a time budget stops http calls as it stops model calls (exit 4)
+printf 'read * slow 20000\n' >script
+start --contacts 10 --script script
+sed 's/^  phase pull {/  budget { time: 2s }\n  phase pull {/' "$TOP/tests/data/crm_ops.flow" >budget.flow
+"$FLOWC" build budget.flow -o budget >build.err 2>&1 || fail "build budget: $(cat build.err)"
+./budget --base "$U" --no-journal >/dev/null 2>err9
+[ $? -eq 4 ] || fail "time budget: exit status: $(cat err9)"
+grep -q "stopped by the workflow's time budget" err9 || fail "time budget: $(cat err9)"
+
+# 10. the token is in no output
 for f in out.* err.* out3 err3 err4b t4.jsonl err5 err6 out7 err7 trace.jsonl t3.jsonl t7.jsonl crm.dry-run.jsonl; do
     grep -q "$TOKEN" "$f" && fail "the token is in $f"
 done
