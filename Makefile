@@ -5,6 +5,7 @@
 #   make test       every test, also under ASan/UBSan; ends with "N passed, N failed"
 #   make fuzz       the long fuzz campaigns (make test replays their corpora only)
 #   make bench      the figures in bench/
+#   make graphs     doc/crm_hygiene.svg, the picture of an example (needs graphviz)
 #   make install PREFIX=/usr/local   (DESTDIR too)
 #
 # Both demo and test first install the Debian packages they need (make deps).
@@ -33,9 +34,10 @@ TOOLS        := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(wildcard tests/too
 DEB_PKGS := gcc make flex bison pkg-config libjansson-dev libcurl4-openssl-dev \
             libsqlite3-dev sqlite3 clang
 BENCH_PKGS := time wrk
+DOC_PKGS := graphviz
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps demo test test-quick fuzz bench install clean asan
+.PHONY: all deps demo test test-quick fuzz bench install clean asan graphs
 all: $(BUILD)/flowc $(BUILD)/libflowrt.a $(TOOLS)
 
 deps:
@@ -128,6 +130,12 @@ test-quick: all
 bench: all
 	@$(MAKE) --no-print-directory deps EXTRA_PKGS="$(BENCH_PKGS)"
 	@sh bench/run
+
+# The picture of examples/crm_hygiene.flow in the README and the reference.
+graphs: all
+	@$(MAKE) --no-print-directory deps EXTRA_PKGS="$(DOC_PKGS)"
+	$(BUILD)/flowc graph examples/crm_hygiene.flow >doc/crm_hygiene.dot
+	dot -Tsvg doc/crm_hygiene.dot -o doc/crm_hygiene.svg
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include \

@@ -683,6 +683,13 @@ char *fmt_source(int file, size_t *len, int *status);
 /* flowc fmt [--check | -w] [FILE|DIR|-]...: exit status. */
 int cmd_fmt(int argc, char **argv);
 
+/* ---- graph.c: `flowc graph` -------------------------------------------------- */
+
+/* Prints checked workflow w of p as a Graphviz (dot) or Mermaid graph. */
+void graph_print(FILE *out, Program *p, Decl *w, bool mermaid);
+/* flowc graph [--format=dot|mermaid] FILE: exit status. */
+int cmd_graph(int argc, char **argv);
+
 /* ---- schema.c: JSON Schema per schema and provider ----------------------- */
 
 typedef enum SchemaDialect {

@@ -4,6 +4,7 @@
  *   flowc check FILE...     parse, resolve imports, type-check each file
  *   flowc build ...         build.c's cmd_build
  *   flowc fmt ...           fmt.c's cmd_fmt
+ *   flowc graph ...         graph.c's cmd_graph
  *
  * Global options (--color=, --diagnostics-format=, -W...) may stand anywhere
  * and are taken out before the command sees its arguments.  Loading files is
@@ -19,11 +20,13 @@ static const char usage[] =
     "usage: flowc check [--dump-ast] [--dump-types] FILE|DIR...\n"
     "       flowc build FILE [-o OUT] [--emit-c FILE.c] [--emit-schemas DIR] [--keep-c]\n"
     "       flowc fmt [--check | -w] [FILE|DIR|-]...\n"
+    "       flowc graph [--format=dot|mermaid] FILE\n"
     "\n"
     "commands:\n"
     "  check     type-check .flow files, or every *.flow under a DIR (exit 0 clean, 1 on any error)\n"
     "  build     compile a .flow file to a native executable\n"
     "  fmt       print files in the one canonical layout (-w: rewrite them; --check: list them)\n"
+    "  graph     draw the workflow: phases, agents, the schemas between them (dot or mermaid)\n"
     "\n"
     "options:\n"
     "  --color=auto|always|never           colour diagnostics (auto: on a terminal, unless NO_COLOR)\n"
@@ -153,5 +156,7 @@ int main(int argc, char **argv)
         return cmd_build(argc - 1, argv + 1);
     if (strcmp(cmd, "fmt") == 0)
         return cmd_fmt(argc - 1, argv + 1);
+    if (strcmp(cmd, "graph") == 0)
+        return cmd_graph(argc - 1, argv + 1);
     return usage_error("unknown command '%s'", cmd);
 }

@@ -6,7 +6,8 @@
  * Each input runs as the driver would run it: parse_file(), then sema_check()
  * if it parsed and lint_program() if that passed, with diagnostics buffered
  * and dropped.  A program that parses is also formatted (fmt.c): the result
- * must parse to the same tree and format to itself.  Between inputs the
+ * must parse to the same tree and format to itself; one that checks clean is
+ * drawn (graph.c) in both formats.  Between inputs the
  * arena, the source table and the diagnostics are reset, so thousands of
  * compilations share one process (and LeakSanitizer sees what one leaks).
  *
@@ -84,6 +85,8 @@ static void on_death(void)
 
 /* ---- one compilation ---------------------------------------------------------- */
 
+static FILE *devnull;                            /* where graph_print writes */
+
 /* The tree of p without spans (malloc'd). */
 static char *tree_of(Program *p)
 {
@@ -149,8 +152,14 @@ static bool run_one(const char *data, size_t len)
     bool parsed = parse_file(&p, file);
     if (parsed && !diag_error_count())
         check_fmt(&p, file);
-    if (parsed && sema_check(&p))
+    if (parsed && sema_check(&p)) {
         lint_program(&p, file);
+        Decl *w = sema_workflow(&p);
+        if (w && devnull) {                      /* flowc graph, both formats */
+            graph_print(devnull, &p, w, false);
+            graph_print(devnull, &p, w, true);
+        }
+    }
     alarm(0);
     return parsed;
 }
@@ -353,6 +362,7 @@ int main(int argc, char **argv)
     if (__sanitizer_set_death_callback)
         __sanitizer_set_death_callback(on_death);
     diag_init(DIAG_TEXT, false);
+    devnull = fopen("/dev/null", "w");
 
     for (int i = 0; i < nreplay; i++) {
         Seed s;
