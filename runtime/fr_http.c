@@ -21,6 +21,14 @@
  * anthropic-ratelimit-input-tokens-* and -output-tokens-*), a 429 or an
  * overload's retry-after pace the whole fan-out, not just one worker.
  *
+ * Warm-up: the first request of an agent whose fixed prefix the model
+ * caches (at least its min_cache_tokens, or 1024 tokens when it does not
+ * say) goes alone; the agent's other requests on that model wait until its
+ * answer has begun (the status line arrives) or it ended without one, so a
+ * fan-out reads the prefix the first request wrote instead of every request
+ * writing it.  A prefix unused for longer than the cache keeps it is warmed
+ * again.
+ *
  * A request body is the wire format's head (model, messages, system, ...)
  * with the agent's schema part (output_config, tools or response_format, as
  * the model's structured-output mode says) spliced in as text, made once per
@@ -52,6 +60,10 @@
 #include <time.h>
 
 #define MAX_BODY (32u << 20)       /* a provider answer larger than this is refused */
+#define CACHE_TTL_MS (5 * 60 * 1000) /* a cached prefix lives this long unused (Anthropic's
+                                        default TTL; OpenAI keeps one 5 to 10 minutes) */
+#define WARM_MIN_TOKENS 1024       /* no warm-up for a shorter prefix: no current model
+                                      caches one (when the model does not say) */
 
 typedef struct endpoint {
     const fr_model *model;         /* the model this entry was made for */
@@ -73,6 +85,17 @@ typedef struct schema_part {
     struct schema_part *next;      /* the next part */
 } schema_part;
 
+/* The warm-up of one agent's cacheable prefix on one model: the first
+ * request goes alone, the others wait until its answer has begun, so that
+ * they read the cache it wrote instead of each writing it. */
+typedef struct warm {
+    const fr_agent *agent;         /* whose prefix */
+    const fr_model *model;         /* on which model */
+    int state;                     /* 0 cold, 1 the first request is out, 2 warm */
+    int64_t used_ms;               /* when a request last used it (monotonic) */
+    struct warm *next;             /* the next one */
+} warm;
+
 /* The limiter of one host of the http operations (scheme://host:port). */
 typedef struct host_lim {
     char *origin;                  /* "https://api.example.com" */
@@ -90,6 +113,9 @@ struct fr_http {
     pthread_mutex_t ep_mu;         /* guards eps */
     endpoint *eps;                 /* every endpoint resolved so far */
     schema_part *parts;            /* schema parts made so far (guarded by ep_mu) */
+    warm *warms;                   /* cacheable prefixes seen (guarded by warm_mu) */
+    pthread_mutex_t warm_mu;       /* guards warms */
+    pthread_cond_t warm_cv;        /* a prefix became warm */
 };
 
 /* ---- messages ------------------------------------------------------------ */
@@ -410,6 +436,8 @@ fr_http *fr_http_new(const fr_program *prog, bool mock_all, fr_buf *err)
     }
     pthread_mutex_init(&h->pool_mu, NULL);
     pthread_mutex_init(&h->ep_mu, NULL);
+    pthread_mutex_init(&h->warm_mu, NULL);
+    pthread_cond_init(&h->warm_cv, NULL);
     if (!share_init(h)) {
         fr_buf_puts(err, "cannot start libcurl's shared cache");
         fr_http_free(h);
@@ -449,6 +477,13 @@ void fr_http_free(fr_http *h)
         fr_free(p->text);
         fr_free(p);
     }
+    while (h->warms) {
+        warm *w = h->warms;
+        h->warms = w->next;
+        fr_free(w);
+    }
+    pthread_mutex_destroy(&h->warm_mu);
+    pthread_cond_destroy(&h->warm_cv);
     for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
         pthread_mutex_destroy(&h->share_mu[i]);
     pthread_mutex_destroy(&h->pool_mu);
@@ -501,6 +536,9 @@ typedef struct xfer {
     fr_rl rl;                      /* the rate-limit headers, resets as ms from now
                                       (Anthropic) or from the send (OpenAI) until mapped */
     bool rl_any;                   /* any rate-limit header was seen */
+    fr_http *h;                    /* for the warm-up */
+    warm *warming;                 /* this request warms that prefix: warm it once the
+                                      answer begins */
 } xfer;
 
 static size_t on_body(char *p, size_t size, size_t n, void *ud)
@@ -659,6 +697,45 @@ static void rl_resets(fr_rl *rl, int64_t from)
             d[i]->reset_ns = from + d[i]->reset_ns * 1000000LL;
 }
 
+/* The answer to the warming request has begun (or it ended without one):
+ * the prefix is warm, the others go. */
+static void warm_done(fr_http *h, warm *w)
+{
+    pthread_mutex_lock(&h->warm_mu);
+    w->state = 2;
+    pthread_cond_broadcast(&h->warm_cv);
+    pthread_mutex_unlock(&h->warm_mu);
+}
+
+/* Before a request whose prefix is cacheable: the first of its agent and
+ * model warms it (returned), the others wait until it is warm (NULL). */
+static warm *warm_begin(fr_http *h, const fr_request *req)
+{
+    pthread_mutex_lock(&h->warm_mu);
+    warm *w = h->warms;
+    while (w && (w->agent != req->agent || w->model != req->model))
+        w = w->next;
+    if (!w && (w = fr_calloc(1, sizeof *w))) {
+        w->agent = req->agent, w->model = req->model;
+        w->next = h->warms;
+        h->warms = w;
+    }
+    warm *mine = NULL;
+    int64_t now = fr_now_ms();
+    if (w && w->state == 2 && now - w->used_ms > CACHE_TTL_MS)
+        w->state = 0;              /* unused for longer than the cache keeps it */
+    if (w)
+        w->used_ms = now;
+    if (w && w->state == 0) {
+        w->state = 1;
+        mine = w;
+    }
+    while (w && w->state == 1 && !mine)
+        pthread_cond_wait(&h->warm_cv, &h->warm_mu);
+    pthread_mutex_unlock(&h->warm_mu);
+    return mine;
+}
+
 static size_t on_header(char *p, size_t size, size_t n, void *ud)
 {
     xfer *x = ud;
@@ -668,6 +745,9 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
     memcpy(line, p, l);
     line[l] = '\0';
     if (strncmp(line, "HTTP/", 5) == 0) {
+        if (x->warming && strncmp(line, "HTTP/1.1 100", 12) != 0)
+            warm_done(x->h, x->warming);
+        x->warming = NULL;
         x->retry_after_ms = -1;
         x->have_ms = false;
         x->should_retry = -1;
@@ -981,13 +1061,20 @@ void fr_http_call(fr_http *h, const fr_request *req, fr_response *resp)
         finish_texts(resp);
         return;
     }
-    xfer x = { .retry_after_ms = -1, .should_retry = -1 };
+    xfer x = { .retry_after_ms = -1, .should_retry = -1, .h = h };
     rl_init(&x.rl);
+    fr_cut cut;
+    fr_http_cache_cut(req, strlen(req->system), &cut);
+    if (cut.fixed_tokens >= (req->model->min_cache_tokens > 0 ? req->model->min_cache_tokens
+                                                              : WARM_MIN_TOKENS))
+        x.warming = warm_begin(h, req);
     long status = 0;
     /* about four bytes a token, as the providers estimate a request's
      * tokens for their limits when it starts */
     int64_t sent = fr_limit_acquire(e->lim, (int64_t)(strlen(body) / 4), req->max_tokens);
     exchange(h, e, body, req->timeout_ms, &x, &status, resp);
+    if (x.warming)                 /* no answer began: the others go anyway */
+        warm_done(h, x.warming);
     fr_free(body);
     resp->http_status = (int)status;
     if (x.rl_any) {

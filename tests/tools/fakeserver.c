@@ -26,9 +26,11 @@
  * duration), the limit stated per minute.  --tpm N: N tokens a minute, no
  * burst either: a request costs its body's bytes / 4 (Anthropic's input
  * tokens, stated as anthropic-ratelimit-input-tokens-*) plus its max_tokens
- * (OpenAI, which counts both, stated as x-ratelimit-*-tokens).  --cache-min T: Anthropic prompt
- * caching: a prefix marked cache_control of at least T tokens (bytes / 4) is
- * written by the first request and read by those after its answer.
+ * (OpenAI, which counts both, stated as x-ratelimit-*-tokens).
+ * --cache-min T: Anthropic prompt caching: a prefix marked cache_control of
+ * at least T tokens (bytes / 4) is written by the first request and read by
+ * those after its answer, and input_tokens counts the rest of the prompt
+ * (else it is 100).
  * Requests the providers reject get their 400 and error shape: a forced
  * tool_choice or a temperature other than 1 for a current Claude model
  * (claude-*-5*), an output_config schema outside the documented subset, a
@@ -41,7 +43,8 @@
  * itself is never written), status, action, version (anthropic-version),
  * proxied (the request named an absolute URL: it was sent to us as an HTTP
  * proxy, so http_proxy=http://127.0.0.1:PORT tests proxy support), t (when
- * it came, seconds since the server started).
+ * it came, seconds since the server started), cache_read and cache_write
+ * (the tokens its answer reports read from and written to the cache).
  * --dump DIR (with --log): request n's body goes to DIR/n.json.
  *
  * The script (--script F) says what request number n gets; one rule a line,
@@ -752,21 +755,47 @@ static void cache_remember(json_t *request)
     free(p);
 }
 
-/* usage as Anthropic reports it: input_tokens excludes the cache's. */
-static json_t *anthropic_usage(json_t *request)
+/* What a request reads from and writes to the cache, in tokens. */
+typedef struct cache_use {
+    json_int_t read, write;        /* cache_read_input_tokens, cache_creation_input_tokens */
+    json_int_t rest;               /* input_tokens: the prompt's other tokens (--cache-min) */
+} cache_use;
+
+/* The cache's part of an Anthropic request, decided once (the log and the
+ * usage say the same). */
+static cache_use cache_lookup(json_t *request)
 {
-    char *p = cache_prefix(request);
-    json_int_t pt = p ? (json_int_t)(strlen(p) / 4) : 0, rd = 0, wr = 0;
+    cache_use u = { 0, 0, 100 };
+    char *p = request ? cache_prefix(request) : NULL;
+    json_int_t pt = p ? (json_int_t)(strlen(p) / 4) : 0;
     if (p && pt >= S.cache_min) {
         if (cache_has(fnv(p), false))
-            rd = pt;
+            u.read = pt;
         else
-            wr = pt;
+            u.write = pt;
     }
     free(p);
-    return json_pack("{s:i, s:i, s:i, s:i}", "input_tokens", (json_int_t)100,
-                     "output_tokens", (json_int_t)20, "cache_read_input_tokens", rd,
-                     "cache_creation_input_tokens", wr);
+    if (S.cache_min > 0) {         /* the whole prompt, bytes / 4, less the cache's part */
+        json_t *all = json_pack("[O?, O?, O?, O?, O?]", json_object_get(request, "model"),
+                                json_object_get(request, "tools"),
+                                json_object_get(request, "output_config"),
+                                json_object_get(request, "system"),
+                                json_object_get(request, "messages"));
+        char *t = all ? json_dumps(all, JSON_COMPACT) : NULL;
+        json_int_t n = t ? (json_int_t)(strlen(t) / 4) : 0;
+        u.rest = n > u.read + u.write ? n - u.read - u.write : 1;
+        free(t);
+        json_decref(all);
+    }
+    return u;
+}
+
+/* usage as Anthropic reports it: input_tokens excludes the cache's. */
+static json_t *anthropic_usage(const cache_use *u)
+{
+    return json_pack("{s:i, s:i, s:i, s:i}", "input_tokens", u->rest,
+                     "output_tokens", (json_int_t)20, "cache_read_input_tokens", u->read,
+                     "cache_creation_input_tokens", u->write);
 }
 
 /* ---- what providers reject with a 400 -------------------------------------- */
@@ -887,7 +916,7 @@ static const char *rejected(json_t *request, bool anthropic, char *buf, size_t c
 }
 
 static json_t *anthropic_answer(const char *action, json_t *request, json_t *value,
-                               const char *refusal)
+                               const char *refusal, const cache_use *cu)
 {
     json_t *tools = json_object_get(request, "tools");
     const char *name = json_string_value(
@@ -925,7 +954,7 @@ static json_t *anthropic_answer(const char *action, json_t *request, json_t *val
                           "model", json_object_get(request, "model"), "content", content,
                           "stop_reason", stop, "stop_sequence");
     if (strcmp(action, "no-usage") != 0)
-        json_object_set_new(a, "usage", anthropic_usage(request));
+        json_object_set_new(a, "usage", anthropic_usage(cu));
     return a;
 }
 
@@ -1046,16 +1075,17 @@ static json_t *error_body(bool anthropic, int status, const char *msg)
 }
 
 static void log_request(long n, const req *r, json_t *request, bool auth, int status,
-                        const char *action)
+                        const char *action, const cache_use *cu)
 {
     if (!S.log)
         return;
-    json_t *l = json_pack("{s:i, s:i, s:s, s:O?, s:b, s:b, s:i, s:s, s:s, s:b, s:f}",
+    json_t *l = json_pack("{s:i, s:i, s:s, s:O?, s:b, s:b, s:i, s:s, s:s, s:b, s:f, s:i, s:i}",
                           "n", (json_int_t)n, "conn", (json_int_t)r->conn,
                           "path", r->path, "model", json_object_get(request, "model"),
                           "feedback", strstr(r->body, "previous answer was invalid") != NULL,
                           "auth", auth, "status", status, "action", action,
-                          "version", r->version, "proxied", r->proxied, "t", r->t);
+                          "version", r->version, "proxied", r->proxied, "t", r->t,
+                          "cache_read", cu->read, "cache_write", cu->write);
     if (S.dump) {
         char path[4096];
         snprintf(path, sizeof path, "%s/%ld.json", S.dump, n);
@@ -1343,7 +1373,10 @@ static bool handle(int fd, req *r)
     }
     if (S.rate > 0 || S.tpm > 0)
         rate_headers(anthropic, extra + strlen(extra), sizeof extra - strlen(extra));
-    log_request(n, r, request, auth, strcmp(action, "drop") == 0 ? 0 : status, action);
+    cache_use cu = { 0, 0, 100 };
+    if (anthropic && status == 200 && !out)
+        cu = cache_lookup(request);
+    log_request(n, r, request, auth, strcmp(action, "drop") == 0 ? 0 : status, action, &cu);
     if (S.latency_ms > 0)
         sleep_ms(S.latency_ms);
     if (out) {
@@ -1372,7 +1405,7 @@ static bool handle(int fd, req *r)
             memset(refusal, 'A', pad);
             snprintf(refusal + pad, sizeof refusal - pad, "%s", anthropic ? r->api_key : r->bearer);
         }
-        out = anthropic ? anthropic_answer(action, request, value, refusal)
+        out = anthropic ? anthropic_answer(action, request, value, refusal, &cu)
                         : without_usage(openai_answer(action, request, value, refusal), action);
         if (anthropic)
             cache_remember(request);
