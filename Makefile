@@ -20,7 +20,7 @@ WARN     := -Wall -Wextra -Wshadow -Wundef -Wmissing-prototypes -Wstrict-prototy
 CFLAGS   ?= -O2 -g
 SAN      ?=
 ALL_CFLAGS = -std=gnu11 $(CPPFLAGS) $(CFLAGS) $(SAN) $(WARN) -D_GNU_SOURCE -pthread
-LDLIBS   := -ljansson -lcurl -lsqlite3 -lpthread -lm
+LDLIBS   := -ljansson -lcsv -lcurl -lsqlite3 -lpthread -lm
 VERSION  := $(shell sed -n 's/^\#define FLOWRT_VERSION "\(.*\)"/\1/p' runtime/flowrt.h)
 
 COMPILER_SRC := $(sort $(wildcard compiler/*.c))
@@ -32,7 +32,7 @@ TOOLS        := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(wildcard tests/too
 # Debian packages the build and the tests need, and a header or binary that
 # shows each is there.
 DEB_PKGS := gcc make flex bison pkg-config libjansson-dev libcurl4-openssl-dev \
-            libsqlite3-dev sqlite3 clang
+            libsqlite3-dev sqlite3 clang libcsv-dev
 BENCH_PKGS := time wrk
 DOC_PKGS := graphviz
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

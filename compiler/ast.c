@@ -389,6 +389,7 @@ static void dump_field(FILE *out, const char *what, Field *f, int depth)
         dump_node(out, f->cons.lo, depth + 1);
         dump_node(out, f->cons.hi, depth + 1);
     }
+    dump_opt(out, "alias", f->alias, depth + 1);
     dump_opt(out, "default", f->deflt, depth + 1);
 }
 

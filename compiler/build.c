@@ -272,7 +272,7 @@ static bool flags_are_bad(char **output)
     return bad;
 }
 
-/* cc -std=gnu11 -O2 $FLOWC_CFLAGS -I<inc> -o OUT C <lib> -ljansson ...; the
+/* cc -std=gnu11 -O2 $FLOWC_CFLAGS -I<inc> -o OUT C <lib> -ljansson -lcsv ...; the
  * exit status: 0, 1 (the compiler failed on our C: an internal error), or 2
  * (FLOWC_CC or FLOWC_CFLAGS is what is wrong). */
 static int compile_c(const char *cpath, const char *out, Runtime *rt)
@@ -286,7 +286,7 @@ static int compile_c(const char *cpath, const char *out, Runtime *rt)
     vec_push(&v, (void *)out);
     vec_push(&v, (void *)cpath);
     vec_push(&v, (void *)rt->lib);
-    push_words(&v, "-ljansson -lcurl -lsqlite3 -lpthread -lm");
+    push_words(&v, "-ljansson -lcsv -lcurl -lsqlite3 -lpthread -lm");
     vec_push(&v, NULL);
     char *output = NULL, *probe = NULL;
     int st = run_collect((char **)v.items, &output);

@@ -191,6 +191,18 @@ static const char *c_lit_n(const char *s, size_t n)
     return r;
 }
 
+/* A C character literal: ';', '\t'. */
+static const char *c_char(char c)
+{
+    if (c == '\'' || c == '\\')
+        return fmt("'\\%c'", c);
+    if (c == '\t')
+        return "'\\t'";
+    if ((unsigned char)c < 0x20 || c == 0x7f)
+        return fmt("'\\%03o'", (unsigned char)c);
+    return fmt("'%c'", c);
+}
+
 /* "text" or NULL */
 static const char *c_lit(const char *s)
 {
@@ -443,12 +455,44 @@ static double bound_value(Node *n)
     return n && n->kind == N_FLOAT ? n->fval : 0;
 }
 
-/* enum E -> E_values[] and E_enum */
+/* The wire spelling of a field or enum value: its alias, else its name. */
+static const char *wire_of(Field *f)
+{
+    return f->wire ? f->wire : f->name;
+}
+
+/* The wire spelling of value `name` of enum e. */
+static const char *enum_wire(Decl *e, const char *name)
+{
+    for (int i = 0; e && i < e->values.len; i++) {
+        Field *v = e->values.items[i];
+        if (strcmp(v->name, name) == 0)
+            return wire_of(v);
+    }
+    return name;
+}
+
+/* The wire key of field `name` of the schema type t (the name if t is no schema). */
+static const char *field_wire(Type *t, const char *name)
+{
+    if (t && t->kind == TY_OPT)
+        t = t->elem;
+    if (!t || t->kind != TY_SCHEMA)
+        return name;
+    for (int i = 0; i < t->decl->fields.len; i++) {
+        Field *f = t->decl->fields.items[i];
+        if (strcmp(f->name, name) == 0)
+            return wire_of(f);
+    }
+    return name;
+}
+
+/* enum E -> E_values[] (as on the wire) and E_enum */
 static void write_enum(FILE *f, Decl *d)
 {
     fprintf(f, "static const char *const %s_values[] = {", d->name);
     for (int i = 0; i < d->values.len; i++)
-        fprintf(f, "%s%s", i ? ", " : " ", c_lit(((Field *)d->values.items[i])->name));
+        fprintf(f, "%s%s", i ? ", " : " ", c_lit(wire_of(d->values.items[i])));
     fprintf(f, " };\nstatic const fr_enum %s_enum = { %s, %s, %d, %s_values };\n\n", d->name,
             c_lit(d->name), c_lit(d->doc), d->values.len, d->name);
 }
@@ -462,17 +506,19 @@ static void write_schema(FILE *f, Decl *d)
             Field *fl = d->fields.items[i];
             Constraint *c = &fl->cons;
             bool rng = c->kind == CONS_RANGE, len = c->kind == CONS_LEN;
-            fprintf(f, "    { %s, %s, %s, %s, %s, %s, %" PRId64 ", %" PRId64 ", %s },\n",
+            fprintf(f, "    { %s, %s, %s, %s, %s, %s, %" PRId64 ", %" PRId64 ", %s, %s, %s },\n",
                     c_lit(fl->name), type_ref(fl->type), rng ? "true" : "false",
                     c_double(rng ? bound_value(c->lo) : 0), c_double(rng ? bound_value(c->hi) : 0),
                     len ? "true" : "false", len ? (int64_t)bound_value(c->lo) : 0,
-                    len ? (int64_t)bound_value(c->hi) : 0, c_lit(fl->doc));
+                    len ? (int64_t)bound_value(c->hi) : 0, c_lit(fl->doc), c_lit(wire_of(fl)),
+                    c_lit(fl->model_key ? fl->model_key : wire_of(fl)));
         }
         fprintf(f, "};\n");
     }
-    fprintf(f, "static const fr_schema %s_schema = { %s, %s, %d, %s };\n\n", d->name,
+    static const char *const extra[] = { "FR_EXTRA_REJECT", "FR_EXTRA_DROP", "FR_EXTRA_KEEP" };
+    fprintf(f, "static const fr_schema %s_schema = { %s, %s, %d, %s, %s };\n\n", d->name,
             c_lit(d->name), c_lit(d->doc), d->fields.len,
-            d->fields.len ? fmt("%s_fields", d->name) : "NULL");
+            d->fields.len ? fmt("%s_fields", d->name) : "NULL", extra[d->extra]);
 }
 
 /* The fr_type definition of one entry. */
@@ -686,6 +732,8 @@ static void pre_vec(Pre *pc, Vec *v)
 static void pre_call(Pre *pc, Node *n)
 {
     pre_vec(pc, &n->args);
+    for (int i = 0; i < n->opts.len; i++)       /* read_csv<T>(p, rejects: path) */
+        pre(pc, ((Setting *)n->opts.items[i])->value);
     if (n->builtin == B_APPROVE && !cg_journal_ready) {
         diag_error(n->span, E1101, "approve() needs the run journal, which this flowc does not have yet");
         cg.ok = false;
@@ -950,19 +998,20 @@ static const char *gen_name(Gen *g, Node *n)
             return var_ref(g->fn, si);
     }
     if (n->type && n->type->kind == TY_ENUM)
-        return tmp_of(g, fmt("fr_str(cx, %s)", c_lit(n->name)));
+        return tmp_of(g, fmt("fr_str(cx, %s)", c_lit(enum_wire(n->type->decl, n->name))));
     return "fr_null()";
 }
 
-/* field -> e.name (or Enum.value) */
+/* field -> e.name (or Enum.value); records are keyed by wire names */
 static const char *gen_field(Gen *g, Node *n)
 {
     if (n->builtin == B_ENV)                     /* env.NAME in an http header: a secret */
         return tmp_of(g, fmt("fr_secret(cx, %s)", c_lit(n->name)));
-    if (enum_name(n->lhs))
-        return tmp_of(g, fmt("fr_str(cx, %s)", c_lit(n->name)));
+    Decl *e = enum_name(n->lhs);
+    if (e)
+        return tmp_of(g, fmt("fr_str(cx, %s)", c_lit(enum_wire(e, n->name))));
     const char *rec = value_of(g, n->lhs);
-    return tmp_of(g, fmt("fr_get(%s, %s)", rec, c_lit(n->name)));
+    return tmp_of(g, fmt("fr_get(%s, %s)", rec, c_lit(field_wire(n->lhs->type, n->name))));
 }
 
 /* The `using` model of a call, or NULL. */
@@ -973,22 +1022,46 @@ static const char *using_ref(Node *n)
     return fmt("&model_%s", n->using_model);
 }
 
-/* builtin -> read_jsonl<T>(p) | write_jsonl(xs, p) | len(x) | env(n) | approve | escalate | fail */
+/* The options of a read as a C compound literal (fr_read_opts). */
+static const char *read_opts(Gen *g, Node *n)
+{
+    bool skip = false;
+    const char *rejects = "NULL";
+    char delim = 0;
+    for (int i = 0; i < n->opts.len; i++) {
+        Setting *s = n->opts.items[i];
+        if (strcmp(s->key, "on_bad") == 0)
+            skip = s->value->kind == N_SKIP;
+        else if (strcmp(s->key, "rejects") == 0)
+            rejects = value_of(g, s->value);
+        else if (strcmp(s->key, "delimiter") == 0 && s->value->parts.len == 1)
+            delim = ((StrPart *)s->value->parts.items[0])->text[0];
+    }
+    return fmt("&(fr_read_opts){ %s, %s, %s, %s }", n->builtin == B_READ_CSV ? "true" : "false",
+               skip ? "true" : "false", rejects, delim ? c_char(delim) : "0");
+}
+
+/* builtin -> read_jsonl<T>(p) | read_csv<T>(p) | write_jsonl(xs, p) | write_csv(xs, p)
+ *          | len(x) | env(n) | approve | escalate | fail */
 static const char *gen_builtin(Gen *g, Node *n, const char **a)
 {
     const char *where = where_of(n->span);
     const char *t;
     switch (n->builtin) {
-    case B_READ_JSONL: {
+    case B_READ_JSONL:
+    case B_READ_CSV: {
         Type *lt = n->type && n->type->kind == TY_LIST ? n->type->elem : NULL;
-        t = tmp_of(g, fmt("fr_read_jsonl(cx, %s, %s, %s)", a[0], type_ref(lt), where));
+        const char *opts = read_opts(g, n);
+        t = tmp_of(g, fmt("fr_read(cx, %s, %s, %s, %s)", a[0], type_ref(lt), opts, where));
         check(g, t);
         return t;
     }
-    case B_WRITE_JSONL: {
+    case B_WRITE_JSONL:
+    case B_WRITE_CSV: {
         Node *xs = n->args.items[0];
         Type *lt = xs->type && xs->type->kind == TY_LIST ? xs->type->elem : NULL;
-        emit(g, "if (!fr_write_jsonl(cx, %s, %s, %s, %s))", a[0], a[1], type_ref(lt), where);
+        emit(g, "if (!fr_write_%s(cx, %s, %s, %s, %s))",
+             n->builtin == B_WRITE_CSV ? "csv" : "jsonl", a[0], a[1], type_ref(lt), where);
         g->fn->indent++;
         emit(g, "%s", fail_stmt(g));
         g->fn->indent--;
@@ -1060,8 +1133,8 @@ static const char *gen_record(Gen *g, Node *n)
         a[i] = value_of(g, ((FieldInit *)n->inits.items[i])->value);
     const char *t = tmp_of(g, "fr_record(cx)");
     for (int i = 0; i < n->inits.len; i++)
-        emit(g, "fr_record_set(%s, %s, %s);", t, c_lit(((FieldInit *)n->inits.items[i])->name),
-             a[i]);
+        emit(g, "fr_record_set(%s, %s, %s);", t,
+             c_lit(field_wire(n->type, ((FieldInit *)n->inits.items[i])->name)), a[i]);
     return t;
 }
 

@@ -20,7 +20,7 @@
 #define FLOWC_VERSION "0.1.0"
 /* The runtime ABI the generated C is written for: FLOWRT_ABI of the
  * flowrt.h it must be compiled with (runtime/flowrt.h). */
-#define FLOWC_RUNTIME_ABI 4
+#define FLOWC_RUNTIME_ABI 5
 
 /* ---- arena.c: one arena per compilation ---------------------------------- */
 
@@ -102,6 +102,7 @@ void src_reset(void);                            /* forget all sources (fuzz har
     X(E0209, "'loop' without a bound")                                             \
     X(E0210, "named argument")                                                     \
     X(E0211, "call of something that is not a name")                               \
+    X(E0212, "unknown attribute")                                                  \
     /* files */                                                                    \
     X(E0301, "module not found")                                                   \
     X(E0302, "file cannot be read")                                                \
@@ -121,6 +122,8 @@ void src_reset(void);                            /* forget all sources (fuzz har
     X(E0413, "duplicate phase")                                                    \
     X(E0414, "duplicate stage")                                                    \
     X(E0415, "second workflow")                                                    \
+    X(E0416, "two fields or enum values with one name on the wire")                \
+    X(E0417, "keyword as a parameter's name")                                      \
     /* types */                                                                    \
     X(E0501, "optional used where a value is needed")                              \
     X(E0502, "field access on a non-record")                                       \
@@ -143,9 +146,11 @@ void src_reset(void);                            /* forget all sources (fuzz har
     X(E0601, "wrong number of arguments")                                          \
     X(E0602, "argument of the wrong type")                                         \
     X(E0603, "list argument expected")                                             \
-    X(E0604, "bad type argument of read_jsonl")                                    \
+    X(E0604, "bad type argument of a read")                                        \
     X(E0605, "type arguments where none are taken")                                \
     X(E0606, "call inside a template")                                             \
+    X(E0607, "what a CSV file cannot hold")                                        \
+    X(E0608, "'rejects' without 'on_bad: skip'")                                   \
     /* records, schemas and constraints */                                         \
     X(E0701, "record missing required fields")                                     \
     X(E0702, "record field given twice")                                           \
@@ -154,6 +159,7 @@ void src_reset(void);                            /* forget all sources (fuzz har
     X(E0705, "schema that contains itself")                                        \
     X(E0706, "constraint that does not fit its type")                              \
     X(E0707, "bad constraint bounds")                                              \
+    X(E0708, "bad alias")                                                          \
     /* control flow */                                                             \
     X(E0801, "match missing cases")                                                \
     X(E0802, "match case handled twice")                                           \
@@ -170,6 +176,7 @@ void src_reset(void);                            /* forget all sources (fuzz har
     X(E0813, "dependency inside 'parallel { }'")                                   \
     X(E0814, "data race on an outer variable")                                     \
     X(E0815, "assignment to a stage value")                                        \
+    X(E0816, "assignment to a parameter or loop variable")                         \
     /* settings, models, agents and budgets */                                     \
     X(E0901, "unknown setting")                                                    \
     X(E0902, "setting given twice")                                                \
@@ -325,18 +332,29 @@ typedef struct Constraint {
     Node *hi;
 } Constraint;
 
-/* A schema field or a parameter (agent or workflow). */
+/* A schema field, an enum value or a parameter (agent or workflow). */
 typedef struct Field {
     Span span;                                   /* the name */
-    const char *name;
+    const char *name;                            /* the name in the .flow */
     TypeExpr *texpr;
     Constraint cons;                             /* schema fields only */
+    Node *alias;                                 /* @alias("...") string (fields, enum values) or NULL */
     Node *deflt;                                 /* workflow parameters only, may be NULL */
     const char *doc;                             /* `///` lines joined by '\n', or NULL */
     Type *type;                                  /* sema: resolved */
     void *sym;                                   /* sema: a parameter's Sym */
     bool in_budget;                              /* sema: a budget's value names it */
+    const char *wire;                            /* sema: the name in the data (JSON key,
+                                                    CSV column, enum value on the wire):
+                                                    the alias, else name */
+    const char *model_key;                       /* sema: the property name in the JSON
+                                                    Schema models see: wire if every
+                                                    provider takes it as a key, else name */
 } Field;
+
+/* What a schema does with a record's fields it does not declare (`schema
+ * S (extra: drop)`); the default rejects them. */
+typedef enum Extra { EXTRA_REJECT, EXTRA_DROP, EXTRA_KEEP } Extra;
 
 typedef enum DeclKind {
     D_IMPORT, D_SCHEMA, D_ENUM, D_MODEL, D_AGENT, D_WORKFLOW,
@@ -352,11 +370,13 @@ struct Decl {
     int file;                                    /* source it came from */
     Vec fields;                                  /* Field*: schema fields, agent/workflow params */
     Vec values;                                  /* Field*: enum values (name + span + doc) */
-    Vec settings;                                /* Setting*: model, agent and http settings */
+    Vec settings;                                /* Setting*: model, agent and http settings,
+                                                    schema options */
     TypeExpr *ret;                               /* agent, http and workflow return type */
     Node *body;                                  /* workflow body (N_BLOCK) */
     Type *type;                                  /* sema: the schema or enum type; return type */
     Type *ret_type;                              /* sema: agent/workflow return */
+    Extra extra;                                 /* sema: schema: unknown fields' fate */
     void *sema;                                  /* sema: private data (resolved settings) */
 };
 
@@ -550,6 +570,7 @@ const char *ty_str(Type *t);                     /* "list<Lead>", "string?" */
 
 typedef enum Builtin {
     B_NONE, B_READ_JSONL, B_WRITE_JSONL, B_LEN, B_ENV, B_APPROVE, B_ESCALATE, B_FAIL,
+    B_READ_CSV, B_WRITE_CSV,
 } Builtin;
 
 typedef enum SymKind { SYM_VAR, SYM_PARAM, SYM_ITEM, SYM_STAGE } SymKind;

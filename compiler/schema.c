@@ -16,6 +16,12 @@
  *   SD_OPENAI_STRICT     every property required, optionals nullable,
  *                        minimum/maximum and minItems/maxItems kept (strict
  *                        mode supports them), minLength/maxLength not
+ *
+ * Names: a property is named by the field's model key (its @alias when
+ * Anthropic takes that as a property name, else the field's name; sema
+ * decides), an enum value by its wire spelling.  A schema that keeps unknown
+ * fields (extra: keep) leaves additionalProperties out of a plain schema and
+ * a forced tool's input_schema; the strict modes require it false.
  */
 #include "flowc.h"
 
@@ -170,7 +176,7 @@ static void put_enum(SchemaOut *o, Type *t, Field *fld)
         Field *v = d->values.items[i];
         if (i)
             fputc(',', o->f);
-        put_str(o->f, v->name);
+        put_str(o->f, v->wire ? v->wire : v->name);
     }
     fputs("]}", o->f);
 }
@@ -179,6 +185,12 @@ static void put_enum(SchemaOut *o, Type *t, Field *fld)
 static bool field_required(SchemaOut *o, Field *fld)
 {
     return o->d == SD_OPENAI_STRICT || !fld->type || fld->type->kind != TY_OPT;
+}
+
+/* A field's property name. */
+static const char *prop_name(Field *f)
+{
+    return f->model_key ? f->model_key : f->name;
 }
 
 /* record -> {"type":"object","description":...,"properties":{...},"required":[...],
@@ -198,7 +210,7 @@ static void put_record(SchemaOut *o, Type *t, Field *fld)
         Field *f = d->fields.items[i];
         if (i)
             fputc(',', o->f);
-        put_str(o->f, f->name);
+        put_str(o->f, prop_name(f));
         fputc(':', o->f);
         put_type(o, f->type, f);
     }
@@ -211,9 +223,12 @@ static void put_record(SchemaOut *o, Type *t, Field *fld)
         if (!first)
             fputc(',', o->f);
         first = false;
-        put_str(o->f, f->name);
+        put_str(o->f, prop_name(f));
     }
-    fputs("],\"additionalProperties\":false}", o->f);
+    if (d->extra == EXTRA_KEEP && (o->d == SD_PLAIN || o->d == SD_ANTHROPIC))
+        fputs("]}", o->f);
+    else
+        fputs("],\"additionalProperties\":false}", o->f);
     o->depth--;
 }
 

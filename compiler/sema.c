@@ -869,6 +869,31 @@ static void help_closest_field(Vec *fields, const char *name)
     help_closest(name, c, n);
 }
 
+/* The reserved words: a schema field may be called so (`stage: string`),
+ * a parameter may not, since nothing could refer to it. */
+static bool is_keyword(const char *s)
+{
+    static const char *const kw[] = {
+        "import", "schema", "enum", "model", "agent", "workflow", "phase", "budget", "let",
+        "if", "else", "for", "in", "where", "parallel", "pipeline", "stage", "match", "loop",
+        "max", "break", "skip", "return", "using", "true", "false", "null", "and", "or",
+        "not", "len", NULL,
+    };
+    for (int i = 0; kw[i]; i++)
+        if (strcmp(kw[i], s) == 0)
+            return true;
+    return false;
+}
+
+/* A parameter named like a keyword (`match: string`) cannot be used. */
+static void check_param_name(Field *f)
+{
+    if (!is_keyword(f->name))
+        return;
+    diag_error(f->span, E0417, "'%s' is a keyword, so a parameter cannot be called that", f->name);
+    diag_help("choose another name; keywords are allowed as schema field names only");
+}
+
 /* Fields, parameters or enum values named twice. */
 static void check_dup_fields(Vec *fields, const char *what_)
 {
@@ -926,12 +951,91 @@ static void check_constraint(Field *f)
                    cons_text(c), f->name, fmt_num(lo), fmt_num(hi));
 }
 
-/* schema -> 'schema' Name '{' (name ':' type constraint?)* '}' */
+/* alias -> '@alias' '(' string ')': the name in the data, else the field's. */
+static void resolve_wire(Field *f, const char *what_)
+{
+    f->wire = f->name;
+    if (!f->alias)
+        return;
+    const char *w = plain_string(f->alias);
+    if (!w)
+        diag_error(f->alias->span, E0708, "the alias of %s '%s' must be a string literal without {{ }}",
+                   what_, f->name);
+    else if (!*w)
+        diag_error(f->alias->span, E0708, "the alias of %s '%s' is empty", what_, f->name);
+    else
+        f->wire = w;
+    if (f->alias)
+        f->alias->type = ty_string;
+}
+
+/* Can every provider take s as a property name?  Anthropic's tool schemas
+ * take only ^[a-zA-Z0-9_.-]{1,64}$. */
+static bool model_key_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 64)
+        return false;
+    for (; *s; s++)
+        if (!(isalnum((unsigned char)*s) || *s == '_' || *s == '.' || *s == '-'))
+            return false;
+    return true;
+}
+
+/* Two fields (or enum values) that would be one key on the wire; key picks
+ * the Field member compared (wire or model key). */
+static void check_dup_keys(Vec *fields, const char *what_, bool model)
+{
+    Map seen = {0};
+    for (int i = 0; i < fields->len; i++) {
+        Field *f = fields->items[i];
+        const char *k = model ? f->model_key : f->wire;
+        Field *g = map_get(&seen, k);
+        if (!g) {
+            map_put(&seen, k, f);
+            continue;
+        }
+        if (strcmp(f->name, g->name) == 0)
+            continue;                            /* a duplicate name, said already */
+        if (model && f->model_key == f->wire && g->model_key == g->wire)
+            continue;                            /* one wire name, said already */
+        if (model)
+            diag_error(f->span, E0416, "%ss '%s' and '%s' would both be '%s' in the JSON Schema "
+                       "models see", what_, g->name, f->name, k);
+        else
+            diag_error(f->alias ? f->alias->span : f->span, E0416, "%ss '%s' and '%s' are both '%s' "
+                       "in the data", what_, g->name, f->name, k);
+        diag_note(g->span, "'%s' declared here", g->name);
+        if (model)
+            diag_help("a model sees a field by its alias when the alias is letters, digits, "
+                      "'_', '.' and '-' (at most 64), else by its name; rename '%s'", f->name);
+    }
+}
+
+static const char *const extra_words[] = { "reject", "drop", "keep", NULL };
+static const char *const schema_keys[] = { "extra", NULL };
+
+/* schema options -> '(' 'extra' ':' (reject | drop | keep) ')' */
+static void schema_options(Decl *d)
+{
+    d->extra = EXTRA_REJECT;
+    Setting *first[MAX_KEYS] = {0};
+    for (int i = 0; i < d->settings.len; i++) {
+        if (!setting_ok(&d->settings, i, first, schema_keys, "schema", d->name))
+            continue;
+        const char *w = setting_word(d->settings.items[i], extra_words);
+        d->extra = !w ? EXTRA_REJECT : !strcmp(w, "drop") ? EXTRA_DROP
+                   : !strcmp(w, "keep") ? EXTRA_KEEP : EXTRA_REJECT;
+    }
+}
+
+/* schema -> 'schema' Name options? '{' (name ':' type constraint? alias?)* '}' */
 static void check_schema(Decl *d)
 {
     SchemaInfo *si = arena_alloc(sizeof *si);
     d->sema = si;
     ty_decl(d);
+    schema_options(d);
     check_dup_fields(&d->fields, "field");
     for (int i = 0; i < d->fields.len; i++) {
         Field *f = d->fields.items[i];
@@ -939,7 +1043,11 @@ static void check_schema(Decl *d)
             map_put(&si->fields, f->name, f);
         f->type = resolve_type(f->texpr);
         check_constraint(f);
+        resolve_wire(f, "field");
+        f->model_key = model_key_ok(f->wire) ? f->wire : f->name;
     }
+    check_dup_keys(&d->fields, "field", false);
+    check_dup_keys(&d->fields, "field", true);
 }
 
 /* The schema a required field holds, or NULL (optional and list fields are
@@ -1024,7 +1132,7 @@ static void check_schema_cycle(Decl *d)
     }
 }
 
-/* enum -> 'enum' Name '{' value (',' value)* '}' */
+/* enum -> 'enum' Name '{' value alias? (',' value alias?)* '}' */
 static void check_enum(Decl *d)
 {
     EnumInfo *ei = arena_alloc(sizeof *ei);
@@ -1036,6 +1144,9 @@ static void check_enum(Decl *d)
         if (!map_get(&ei->values, v->name))
             map_put(&ei->values, v->name, (void *)(intptr_t)(i + 1));
     }
+    for (int i = 0; i < d->values.len; i++)
+        resolve_wire(d->values.items[i], "enum value");
+    check_dup_keys(&d->values, "enum value", false);
 }
 
 /* The index of enum e's value name, or -1. */
@@ -1361,6 +1472,7 @@ static void check_agent(Decl *d)
     for (int i = 0; i < d->fields.len; i++) {
         Field *f = d->fields.items[i];
         f->type = resolve_type(f->texpr);
+        check_param_name(f);
     }
     d->ret_type = d->ret ? resolve_type(d->ret) : ty_error;
     d->type = d->ret_type;
@@ -1958,14 +2070,17 @@ static Type *check_record(Node *n)
 /* ---- calls ----------------------------------------------------------------- */
 
 static const char *const builtin_names[] = {
-    "", "read_jsonl", "write_jsonl", "len", "env", "approve", "escalate", "fail", NULL,
+    "", "read_jsonl", "write_jsonl", "len", "env", "approve", "escalate", "fail",
+    "read_csv", "write_csv", NULL,
 };
-static const int builtin_arity[] = { 0, 1, 2, 1, 1, 2, 2, 1 };
+static const int builtin_arity[] = { 0, 1, 2, 1, 1, 2, 2, 1, 1, 2 };
 static const char *const builtin_sig[] = {
     "", "read_jsonl<Schema>(path: string) -> list<Schema>",
     "write_jsonl(xs: list<T>, path: string)", "len(xs: list<T> | string) -> int",
     "env(name: string) -> string?", "approve(xs: list<T>, title: string) -> list<T>",
     "escalate(item, why: string)", "fail(why: string)",
+    "read_csv<Schema>(path: string) -> list<Schema>",
+    "write_csv(xs: list<Schema>, path: string)",
 };
 
 static Builtin builtin_find(const char *name)
@@ -2023,23 +2138,126 @@ static Type *builtin_list(Node *n, int i, const char *param)
     return NULL;
 }
 
-/* read_jsonl<Schema>(path) */
-static Type *builtin_read_jsonl(Node *n)
+/* What a CSV cell cannot hold: a record, or a list of anything but
+ * scalars (a list of scalars is one cell, its items separated by ';'). */
+static bool csv_cell_type(Type *t)
+{
+    if (t->kind == TY_OPT)
+        t = t->elem;
+    if (t->kind == TY_LIST)
+        t = t->elem ? t->elem : ty_string;
+    if (t->kind == TY_OPT)
+        t = t->elem;
+    return t->kind != TY_SCHEMA && t->kind != TY_LIST;
+}
+
+/* A schema read or written as CSV: every field is one cell. */
+static void check_csv_schema(Node *n, Span at, Type *t)
+{
+    if (t->kind != TY_SCHEMA)
+        return;
+    for (int i = 0; i < t->decl->fields.len; i++) {
+        Field *f = t->decl->fields.items[i];
+        if (!f->type || csv_cell_type(f->type))
+            continue;
+        diag_error(at, E0607, "'%s': a CSV cell cannot hold field '%s' of %s (%s)", n->name,
+                   f->name, t->decl->name, ty_str(f->type));
+        diag_note(f->span, "'%s' declared here", f->name);
+        diag_help("a CSV cell holds a string, number, bool, enum value, or a list of those "
+                  "separated by ';'; use read_jsonl/write_jsonl for nested records");
+        return;
+    }
+}
+
+/* read_jsonl<Schema>(path), read_csv<Schema>(path) */
+static Type *builtin_read(Node *n)
 {
     builtin_arg(n, 0, ty_string, "path");
     if (n->targs.len != 1) {
-        diag_error(nspan(n), E0604, "'read_jsonl' needs one schema type argument, got %d", n->targs.len);
-        diag_help("write 'read_jsonl<Lead>(path)'");
+        diag_error(nspan(n), E0604, "'%s' needs one schema type argument, got %d", n->name,
+                   n->targs.len);
+        diag_help("write '%s<Lead>(path)'", n->name);
         return ty_error;
     }
     TypeExpr *te = n->targs.items[0];
     Type *t = resolve_type(te);
     if (t->kind != TY_SCHEMA && t->kind != TY_ERROR) {
-        diag_error(te->span, E0604, "'read_jsonl' reads records: its type argument must be a schema, "
-                   "got %s", ty_str(t));
+        diag_error(te->span, E0604, "'%s' reads records: its type argument must be a schema, "
+                   "got %s", n->name, ty_str(t));
         return ty_error;
     }
+    if (n->builtin == B_READ_CSV)
+        check_csv_schema(n, te->span, t);
     return t->kind == TY_ERROR ? ty_error : ty_list(t);
+}
+
+/* write_jsonl(xs, path), write_csv(xs, path) */
+static Type *builtin_write(Node *n)
+{
+    Type *t = builtin_list(n, 0, "xs");
+    builtin_arg(n, 1, ty_string, "path");
+    if (n->builtin != B_WRITE_CSV || !t || t->kind != TY_LIST || !t->elem)
+        return ty_void;
+    Node *xs = n->args.items[0];
+    if (t->elem->kind != TY_SCHEMA && t->elem->kind != TY_ERROR)
+        diag_error(xs->span, E0607, "'write_csv' writes records, one per row: expected a list of a "
+                   "schema, got %s", ty_str(t));
+    else
+        check_csv_schema(n, xs->span, t->elem);
+    return ty_void;
+}
+
+static const char *const read_keys[] = { "on_bad", "rejects", NULL };
+static const char *const read_csv_keys[] = { "on_bad", "rejects", "delimiter", NULL };
+static const char *const on_bad_words[] = { "halt", "skip", NULL };
+
+/* delimiter: one character that is not a quote or a line break */
+static void check_delimiter(Setting *s)
+{
+    const char *d = setting_string(s);
+    if (d && (strlen(d) != 1 || strchr("\"\r\n", d[0]) || (unsigned char)d[0] >= 0x80))
+        diag_error(s->value->span, E0903, "delimiter must be one ASCII character other than '\"' or "
+                   "a line break, got %s", what(s->value));
+}
+
+/* The options of a read: (on_bad: halt | skip, rejects: path, delimiter: ","). */
+static void check_read_opts(Node *n)
+{
+    bool csv = n->builtin == B_READ_CSV;
+    Setting *rejects = NULL, *on_bad = NULL, *first[MAX_KEYS] = {0};
+    for (int i = 0; i < n->opts.len; i++) {
+        Setting *s = n->opts.items[i];
+        if (!setting_ok(&n->opts, i, first, csv ? read_csv_keys : read_keys,
+                        csv ? "'read_csv'" : "'read_jsonl'", NULL))
+            continue;
+        if (strcmp(s->key, "on_bad") == 0) {
+            on_bad = s;
+            setting_word(s, on_bad_words);
+        } else if (strcmp(s->key, "rejects") == 0) {
+            rejects = s;
+            Type *t = check_expr(s->value, true);
+            if (!ty_assignable(ty_string, t))
+                diag_error(s->value->span, E0903, "rejects must be a path (string), got %s", ty_str(t));
+        } else {
+            check_delimiter(s);
+        }
+    }
+    bool skip = on_bad && on_bad->value->kind == N_SKIP;
+    if (rejects && !skip) {
+        diag_error(rejects->key_span, E0608, "'rejects' is written only with 'on_bad: skip'");
+        diag_help("add 'on_bad: skip', or remove 'rejects'");
+    }
+}
+
+/* Named arguments are options of reads only: report them anywhere else. */
+static void no_named_args(Node *n)
+{
+    if (!n->opts.len)
+        return;
+    Setting *s = n->opts.items[0];
+    diag_error(s->key_span, E0210, "named arguments are not supported");
+    diag_help("pass arguments in the order they are declared; '(key: value)' options go "
+              "right after the list of a 'for'");
 }
 
 /* escalate(item, why): only where there is an item to hand over. */
@@ -2061,11 +2279,11 @@ static Type *builtin_result(Node *n, Builtin b)
     Type *t;
     switch (b) {
     case B_READ_JSONL:
-        return builtin_read_jsonl(n);
+    case B_READ_CSV:
+        return builtin_read(n);
     case B_WRITE_JSONL:
-        builtin_list(n, 0, "xs");
-        builtin_arg(n, 1, ty_string, "path");
-        return ty_void;
+    case B_WRITE_CSV:
+        return builtin_write(n);
     case B_LEN:
         if (n->args.len && ((Node *)n->args.items[0])->type->kind == TY_STRING)
             return ty_int;
@@ -2114,7 +2332,11 @@ static Type *check_builtin(Node *n, Builtin b)
                    "variable's name as a string literal");
         return ty_error;
     }
-    if (b != B_READ_JSONL && n->targs.len)
+    if (b == B_READ_JSONL || b == B_READ_CSV)
+        check_read_opts(n);
+    else
+        no_named_args(n);
+    if (b != B_READ_JSONL && b != B_READ_CSV && n->targs.len)
         diag_error(nspan(n), E0605, "'%s' takes no type arguments", n->name);
     if (n->args.len != builtin_arity[b]) {
         diag_error(nspan(n), E0601, "'%s' expects %d argument%s, got %d", n->name, builtin_arity[b],
@@ -2135,6 +2357,7 @@ static Type *check_agent_call(Node *n, Decl *d)
     }
     if (n->targs.len)
         diag_error(nspan(n), E0605, "agent '%s' takes no type arguments", n->name);
+    no_named_args(n);
     if (n->args.len != d->fields.len) {
         diag_error(nspan(n), E0601, "agent '%s' expects %d argument%s, got %d", n->name, d->fields.len,
                    d->fields.len == 1 ? "" : "s", n->args.len);
@@ -2782,6 +3005,14 @@ static Type *check_assign(Node *n)
         diag_help("bind a new value with 'let' instead");
         return ty_void;
     }
+    if (s->kind == SYM_PARAM || s->kind == SYM_ITEM) {
+        diag_error(nspan(n), E0816, "cannot assign to %s '%s'", s->kind == SYM_PARAM
+                   ? "workflow parameter" : "loop variable", n->name);
+        diag_note(s->span, "'%s' declared here", s->name);
+        diag_help("only 'let' bindings can be assigned: copy it first, 'let %s_now = %s', "
+                  "and assign that", n->name, n->name);
+        return ty_void;
+    }
     if (!ty_assignable(s->type, t)) {
         diag_error(n->value->span, E0515, "cannot assign %s to '%s' of type %s", ty_str(t), n->name,
                    ty_str(s->type));
@@ -3044,6 +3275,7 @@ static void workflow_params(Decl *d)
     for (int i = 0; i < d->fields.len; i++) {
         Field *f = d->fields.items[i];
         f->type = resolve_type(f->texpr);
+        check_param_name(f);
         if (!flag_type(f->type)) {
             diag_error(f->texpr->span, E1003, "workflow parameter '%s' has type %s, but parameters are "
                        "command-line flags", f->name, ty_str(f->type));

@@ -239,11 +239,11 @@ static void add_decl(yyscan_t scanner, Decl *d);
 
 %type <decl> decl import schema enum model agent workflow http
 %type <vec> fields values settings params plist stmts arms pats inits targs stages
-%type <vec> exprlist parts paren_settings
-%type <field> field param
+%type <vec> exprlist parts paren_settings schema_opts
+%type <field> field param value
 %type <tok> fname key
 %type <cons> constraint range
-%type <node> bound string block stmt expr hexpr postfix hpostfix primary atom literal
+%type <node> bound string block stmt expr hexpr postfix hpostfix primary atom literal alias
 %type <node> if_expr match_expr for_expr pipeline_expr par_expr loop_expr where_opt stage
 %type <set> setting
 %type <te> type ret
@@ -290,11 +290,12 @@ import
     }
     ;
 
-/* schema -> 'schema' NAME '{' { field } '}' */
+/* schema -> 'schema' NAME [ '(' settings ')' ] '{' { field } '}' */
 schema
-    : SCHEMA IDENT '{' fields '}' {
+    : SCHEMA IDENT schema_opts '{' fields '}' {
         $$ = ast_decl(D_SCHEMA, @$);
-        $$->name = $2.s; $$->name_span = @2; $$->doc = $1.doc; $$->fields = $4;
+        $$->name = $2.s; $$->name_span = @2; $$->doc = $1.doc; $$->fields = $5;
+        $$->settings = $3;
     }
     ;
 
@@ -309,11 +310,12 @@ fields
 
 sep: NEWLINE | ',' ;
 
-/* field -> NAME ':' type [ ('in' | 'len') range ] */
+/* field -> NAME ':' type [ ('in' | 'len') range ] [ alias ] */
 field
-    : fname ':' type constraint {
+    : fname ':' type constraint alias {
         $$ = mk_field($1, @1, $3);
         $$->cons = $4;
+        $$->alias = $5;
     }
     ;
 
@@ -347,10 +349,10 @@ enum
     }
     ;
 
-/* values -> { NAME | sep } */
+/* values -> { value | sep } */
 values
     : %empty                        { memset(&$$, 0, sizeof $$); }
-    | values IDENT                  { $$ = $1; vec_push(&$$, mk_field($2, @2, NULL)); }
+    | values value                  { $$ = $1; vec_push(&$$, $2); }
     | values sep                    { $$ = $1; yyerrok; }
     | values error                  { $$ = $1; }
     ;
@@ -618,7 +620,9 @@ atom
     | '[' exprlist ']'              { $$ = ast_node(N_LIST, @$); $$->args = $2; }
     | '[' exprlist ',' ']'          { $$ = ast_node(N_LIST, @$); $$->args = $2; }
     | IDENT TLT targs '>' '(' args ')' {
-        $$ = mk_call(mk_name($1, @1), &$6, @$, false);
+        /* named arguments stay: read_csv<T>(path, on_bad: skip); sema
+         * reports them on any other call */
+        $$ = mk_call(mk_name($1, @1), &$6, @$, true);
         $$->targs = $3;
     }
     | LEN '(' args ')'              { Tok t = $1; t.s = "len"; $$ = mk_call(mk_name(t, @1), &$3, @$, false); }
@@ -827,6 +831,36 @@ loop_expr
     }
     ;
 
+/* ---- attributes and options of declarations ---------------------------------
+ * (after the other rules: bison numbers character tokens in order of first
+ * use, and the "expected ..." lists of syntax errors follow that order) */
+
+/* schema_opts -> [ '(' settings ')' ]   (extra: reject | drop | keep) */
+schema_opts
+    : %empty                        { memset(&$$, 0, sizeof $$); }
+    | paren_settings
+    ;
+
+/* alias -> '@' 'alias' '(' string ')': the name in the data, when it is not
+ * the field's (a CSV column with spaces, a JSON key with a dash) */
+alias
+    : %empty                        { $$ = NULL; }
+    | '@' IDENT '(' string ')' {
+        $$ = $4;
+        if (strcmp($2.s, "alias") != 0) {
+            diag_error(@2, E0212, "unknown attribute '@%s'", $2.s);
+            diag_help("the one attribute is @alias(\"name in the data\")");
+            lex_error_span(STATE, @2);
+            $$ = NULL;
+        }
+    }
+    ;
+
+/* value -> NAME [ alias ] */
+value
+    : IDENT alias                   { $$ = mk_field($1, @1, NULL); $$->alias = $2; }
+    ;
+
 %%
 
 /* ---- node builders ---------------------------------------------------------- */
@@ -862,7 +896,7 @@ static Node *plain(Node *n)
 {
     if (!n || n->kind != N_CALL)
         return n;
-    if (n->opts.len) {
+    if (n->opts.len && !n->targs.len) {          /* read_csv<T>(p, on_bad: skip): sema's */
         Setting *s = n->opts.items[0];
         diag_error(s->key_span, E0210, "named arguments are not supported");
         diag_help("pass arguments in the order they are declared; '(key: value)' options "
@@ -936,7 +970,7 @@ static Node *mk_for(Tok var, Span var_sp, Node *iter, Node *where, Node *body, S
     Node *n = ast_node(N_FOR, sp);
     n->name = var.s;
     n->name_span = var_sp;
-    if (iter->kind == N_CALL && iter->opts.len && !iter->args.len) {
+    if (iter->kind == N_CALL && iter->opts.len && !iter->args.len && !iter->targs.len) {
         n->opts = iter->opts;
         if (iter->lhs) {
             iter = iter->lhs;
@@ -1133,7 +1167,8 @@ static const char *expected_list(LexState *S, const yysymbol_kind_t *exp, int n)
         names[m++] = "declaration";
     for (int i = 0; i < n && m < 8; i++) {
         yysymbol_kind_t k = exp[i];
-        if ((has_expr && is_expr_start(k)) || is_operator(k) || k == YYSYMBOL_YYerror)
+        if ((has_expr && is_expr_start(k)) || is_operator(k) || k == YYSYMBOL_YYerror
+            || k == YYTRANSLATE('@'))
             continue;
         if (ndecl >= 5 && is_decl_keyword(k))
             continue;
@@ -1230,6 +1265,9 @@ static void hints(LexState *S, const yysymbol_kind_t *exp, int n, yysymbol_kind_
         diag_help("a list type is written 'list<T>'");
     else if (la == YYSYMBOL_ELSE)
         diag_help("'else' follows the '}' of an 'if' or a 'loop max'");
+    else if (la == YYTRANSLATE('@'))
+        diag_help("'@' starts the alias of a schema field or an enum value: "
+                  "'name: string @alias(\"Name In The Data\")'");
     else if (la == YYSYMBOL_IDENT && expects(exp, n, YYSYMBOL_WORKFLOW) && is_word(S, rec_words))
         diag_help("a record type is declared with 'schema NAME { field: TYPE ... }'");
 }

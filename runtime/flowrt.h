@@ -35,7 +35,7 @@
  * struct below or a function's meaning changes.  Generated C refuses to
  * compile against a header of another ABI, and fr_main refuses to run when
  * the library was built for another one. */
-#define FLOWRT_ABI 4
+#define FLOWRT_ABI 5
 
 /* ---- types: descriptors generated per schema, enum and used type --------- */
 
@@ -54,7 +54,8 @@ typedef struct fr_enum {
     const char *name;              /* the enum's name in the .flow */
     const char *doc;               /* doc comment or NULL */
     int nvalues;                   /* number of values */
-    const char *const *values;     /* the values, in declaration order */
+    const char *const *values;     /* the values as they are on the wire (a value's
+                                      @alias, else its name), in declaration order */
 } fr_enum;
 
 struct fr_type {
@@ -64,23 +65,39 @@ struct fr_type {
     const fr_enum *enm;            /* FR_ENUM */
 };
 
-/* Constraints of one schema field. */
+/* One schema field: its names, type and constraints.  A value of a record
+ * is a JSON object keyed by the fields' wire names. */
 typedef struct fr_field {
-    const char *name;              /* field name, the JSON key */
+    const char *name;              /* the field's name in the .flow (messages) */
     const fr_type *type;           /* its type; FR_OPTIONAL when written T? */
     bool has_range;                /* `in min..max` (int, float) */
     double min, max;               /* the range, inclusive */
     bool has_len;                  /* `len min..max` (string: characters, list: items) */
     int64_t min_len, max_len;      /* the length range, inclusive */
     const char *doc;               /* doc comment or NULL */
+    const char *wire;              /* its name in the data: the JSON key, the CSV
+                                      column (the field's @alias); NULL: name */
+    const char *model_key;         /* its property name in the JSON Schema models
+                                      answer (wire when every provider takes it as
+                                      a key, else name); NULL: wire */
 } fr_field;
+
+/* What a record does with keys its schema does not declare (`schema S
+ * (extra: ...)`): reject them (the default), drop them when the record comes
+ * in, or keep them and write them back out with the record. */
+typedef enum fr_extra { FR_EXTRA_REJECT, FR_EXTRA_DROP, FR_EXTRA_KEEP } fr_extra;
 
 struct fr_schema {
     const char *name;              /* the schema's name in the .flow */
     const char *doc;               /* doc comment or NULL */
     int nfields;                   /* number of fields */
     const fr_field *fields;        /* the fields, in declaration order */
+    fr_extra extra;                /* unknown keys: rejected, dropped or kept */
 };
+
+/* The JSON key / CSV column of f, and its key in a model's answer. */
+const char *fr_field_wire(const fr_field *f);
+const char *fr_field_model_key(const fr_field *f);
 
 extern const fr_type fr_type_string, fr_type_int, fr_type_float, fr_type_bool;
 
@@ -413,9 +430,28 @@ bool fr_loop_waited(fr_ctx *cx, size_t waits, json_t *first, const char *where);
 
 /* ---- builtins ------------------------------------------------------------ */
 
+/* The options of a read: read_csv<T>(path, on_bad: skip, rejects: p, delimiter: ";"). */
+typedef struct fr_read_opts {
+    bool csv;                      /* read_csv, else read_jsonl */
+    bool skip_bad;                 /* on_bad: skip (else halt) */
+    json_t *rejects;               /* rejects: a path (string), NULL: <name>.rejects.<ext> */
+    char delimiter;                /* read_csv's cell separator, 0: ',' */
+} fr_read_opts;
+
+/* read_jsonl / read_csv: every record of the file at path ("-": stdin), or
+ * NULL with FR_SIG_USAGE (exit 2) when a row is bad and the read halts, the
+ * CSV header does not fit elem, or the file cannot be read.  Bad rows are
+ * reported on stderr (the first 20, then a count); with skip_bad they are
+ * left out and written, with their problems, to the rejects file. */
+json_t *fr_read(fr_ctx *cx, json_t *path, const fr_type *elem, const fr_read_opts *o,
+                const char *where);
 json_t *fr_read_jsonl(fr_ctx *cx, json_t *path, const fr_type *elem, const char *where);
+/* write_jsonl / write_csv: to a temporary file renamed over path, or to
+ * stdout for "-". */
 bool fr_write_jsonl(fr_ctx *cx, json_t *list, json_t *path, const fr_type *elem,
                     const char *where);
+bool fr_write_csv(fr_ctx *cx, json_t *list, json_t *path, const fr_type *elem,
+                  const char *where);
 json_t *fr_env(fr_ctx *cx, json_t *name);            /* string or null */
 /* approve(xs, title): the approved items, or NULL with FR_SIG_WAIT. */
 json_t *fr_approve(fr_ctx *cx, json_t *list, json_t *title, int site, const char *where);

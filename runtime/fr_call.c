@@ -213,10 +213,11 @@ enum { GO_ON, STOP_FATAL, STOP_BUDGET };
 static json_t *take_answer(call *c, fr_response *r, int *stop)
 {
     fr_buf err = { 0 };
-    if (fr_validate(r->output, c->agent->output, &err)) {
+    if (fr_validate_keys(r->output, c->agent->output, FR_KEYS_MODEL, &err)) {
         fr_buf_free(&err);
-        /* [journal hook] after validation, record durably before use */
-        json_t *v = fr_keep(c->cx, fr_normalize(r->output, c->agent->output));
+        /* [journal hook] after validation, record durably before use; the
+         * answer is keyed as the schema told the model, the value by wire names */
+        json_t *v = fr_keep(c->cx, fr_normalize_keys(r->output, c->agent->output, FR_KEYS_MODEL));
         if (!v) {
             set_str(&c->last_error, "out of memory");
             *stop = STOP_FATAL;

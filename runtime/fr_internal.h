@@ -38,6 +38,12 @@ json_t *fr_json_loadb(const char *s, size_t n, size_t flags, json_error_t *err);
 
 int64_t fr_now_ms(void);                       /* monotonic milliseconds */
 int64_t fr_wall_ms(void);                      /* milliseconds since the epoch */
+
+/* Which name keys the fields of a record: the wire name (values in the
+ * workflow, input data), or the model key (a model's answer, before
+ * fr_normalize_keys turns it into a value). */
+typedef enum fr_keys { FR_KEYS_WIRE, FR_KEYS_MODEL } fr_keys;
+
 /* Sets cx->sig = FR_SIG_USAGE (bad input data, exit 2) with a message. */
 void *fr_usage(fr_ctx *cx, const char *where, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -49,6 +55,10 @@ void fr_pool_free(fr_ctx *cx);
  * null optionals left out, integers in float places made reals.  Use it on
  * every validated value that crosses a boundary.  NULL when out of memory. */
 json_t *fr_normalize(json_t *v, const fr_type *t);
+/* fr_normalize of a record keyed by keys (a model's answer: model keys);
+ * the copy is keyed by wire names.  Unknown keys are left out unless the
+ * schema keeps them; a kept record keeps its keys' order. */
+json_t *fr_normalize_keys(json_t *v, const fr_type *t, fr_keys keys);
 /* An fr_buf that ran out of memory keeps what it had (s stays a valid
  * string), ignores further writes, and says so here. */
 bool fr_buf_failed(const fr_buf *b);
@@ -57,6 +67,22 @@ bool fr_utf8_valid(const char *s, size_t n);
 size_t fr_utf8_count(const char *s, size_t n);   /* code points of valid UTF-8 */
 
 /* ---- fr_validate.c --------------------------------------------------------- */
+
+const char *fr_field_key(const fr_field *f, fr_keys keys);
+/* The field keyed so, or NULL. */
+const fr_field *fr_schema_field(const fr_schema *sc, const char *key, fr_keys keys);
+/* The field key closest to key if it looks like a typo of it, else NULL. */
+const char *fr_closest_field(const fr_schema *sc, const char *key, fr_keys keys);
+/* fr_validate with records keyed by keys. */
+bool fr_validate_keys(json_t *v, const fr_type *t, fr_keys keys, fr_buf *err);
+/* One field's value (NULL or null: absent) against its type and constraints. */
+bool fr_validate_field(json_t *v, const fr_field *f, fr_buf *err);
+/* Every top-level problem of record v (wire keys): fn(ctx, key, message) once
+ * per unknown key (when the schema rejects them) and per bad field, the
+ * message as fr_validate words it ("tags[2]: expected string, got number"),
+ * NULL when memory ran out.  Returns how many. */
+typedef void (*fr_problem_fn)(void *ctx, const char *key, const char *msg);
+int fr_validate_fields(json_t *v, const fr_schema *sc, fr_problem_fn fn, void *ctx);
 
 /* Edit distance of a and b (insertions, deletions, substitutions), or a large
  * number for names over 64 bytes: the "did you mean" of fields and flags. */
@@ -377,6 +403,14 @@ typedef struct fr_stop {
     double need;                   /* what the refused call would have held */
 } fr_stop;
 
+/* A read that set bad rows aside (on_bad: skip), for the summary. */
+typedef struct fr_rejected {
+    char *path;                    /* the file read */
+    char *rejects;                 /* where its bad rows went */
+    long bad;                      /* rows set aside */
+    long rows;                     /* rows read */
+} fr_rejected;
+
 struct fr_run {
     const fr_program *prog;        /* the workflow being run */
     pthread_mutex_t mu;            /* guards the ledger, stats, stop, slots and partial */
@@ -415,6 +449,8 @@ struct fr_run {
     FILE *skipped;                 /* <workflow>.skipped.jsonl once opened (under review_mu) */
     int64_t nskipped;              /* lines written to it, -1: it cannot be opened */
     struct fr_origin *origins;     /* where read_jsonl's lists came from (under mu) */
+    fr_rejected *rejected;         /* reads that set rows aside (guarded by mu) */
+    int nrejected;                 /* how many */
     bool progress;                 /* a progress line is on stderr: clear it before a line */
     bool dry_run;                  /* --dry-run: writes are written down, not sent */
     FILE *dry;                     /* <workflow>.dry-run.jsonl once opened (under review_mu) */

@@ -1,22 +1,33 @@
 /*
  * fr_io.c: the builtins that touch the outside world: read_jsonl<T>(path),
- * write_jsonl(xs, path) and env(name).
+ * read_csv<T>(path), write_jsonl(xs, path), write_csv(xs, path) and
+ * env(name).
  *
- * read_jsonl streams the file a line at a time, so a large file costs one
- * line of buffer besides the values; a line may not pass FR_LINE_MAX bytes
- * (a file with no newline, /dev/zero, would otherwise take all memory).  The list remembers each
- * item's line (fr_origin_of), for the skipped file.  Each non-blank line is
- * parsed, validated against T and normalized (keys in schema order, ints in
- * float places made reals).  The first bad line stops the read with a usage
- * error (exit 2) that names the file, the line and the field:
+ * The reads go through fr_data.c's readers a row at a time, so a large file
+ * costs one row of buffer besides the values; the list remembers each
+ * item's line (fr_origin_of), for the skipped file.  Every bad row
+ * is reported on stderr, named by file and line, with each of its problems
+ * (the first MAX_REPORTED rows, then a count):
  *
- *   leads.jsonl:17: email: expected string, got number
- *   leads.jsonl:9: invalid JSON: '}' expected near end of file at column 26
+ *   error: crm.flow:12:17: leads.csv:17: column 'Score': expected float, got 'n/a'
+ *   error: crm.flow:12:17: leads.jsonl:9: invalid JSON: '}' expected near end of file at column 26
  *
- * write_jsonl writes a temporary file beside the target and renames it over
- * the target, so a reader never sees half a file, and a failed write leaves
- * the old file alone.  Relative paths are relative to the working directory.
+ * Under on_bad: halt (the default) a bad row stops the read once the whole
+ * file has been read and reported: a usage error (exit 2), so no model is
+ * ever called on a file that has a bad row.  Under on_bad: skip the bad rows
+ * are left out and written, each exactly as it was with its problems, to a
+ * rejects file (by default <name>.rejects.csv or .jsonl in the working
+ * directory), and the run summary counts them.  A rejects CSV is the input's
+ * header and bad rows, each with two more cells, _line and _errors, so it
+ * opens in a spreadsheet; a rejects JSONL has one {"line", "errors", "text"}
+ * object per bad line.
+ *
+ * The writes go to a temporary file beside the target, renamed over it, so
+ * a reader never sees half a file and a failed write leaves the old file
+ * alone; "-" reads stdin and writes stdout.  Relative paths are relative to
+ * the working directory.
  */
+#include "fr_data.h"
 #include "fr_internal.h"
 
 #include <errno.h>
@@ -27,157 +38,404 @@
 #include <string.h>
 #include <unistd.h>
 
-#define FR_LINE_MAX (16u << 20)    /* bytes of one JSON Lines line at most */
+#define MAX_REPORTED 20            /* bad rows described on stderr, per read */
 
 static void remember_origin(fr_run *run, json_t *list, const char *file, long *lines);
 
-/* ---- read_jsonl ---------------------------------------------------------- */
+static atomic_ulong tmp_counter;   /* makes temporary names unique in the process */
 
-typedef struct jsonl_in {
-    const char *path;              /* the file's name as the workflow gave it */
-    const fr_type *elem;           /* what each line must be */
-    long lineno;                   /* the line being read, from 1 */
-    json_t *out;                   /* the values so far */
-    long *lines;                   /* each value's line number (fr_malloc'd) */
-    size_t cap;                    /* slots of lines */
-} jsonl_in;
-
-static bool is_blank(const char *s, size_t n)
+/* A temporary file beside path: its name (malloc'd) and an open fd, or NULL. */
+static char *tmp_beside(const char *path, int *fd)
 {
-    for (size_t i = 0; i < n; i++)
-        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n')
-            return false;
+    size_t cap = strlen(path) + 64;
+    char *tmp = fr_malloc(cap);
+    if (!tmp)
+        return NULL;
+    snprintf(tmp, cap, "%s.tmp.%ld.%lu", path, (long)getpid(),
+             atomic_fetch_add(&tmp_counter, 1));
+    *fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    return tmp;
+}
+
+/* ---- reads --------------------------------------------------------------- */
+
+/* The rejects file of one read, written as rows come. */
+typedef struct rejects {
+    char *path;                    /* where it goes */
+    char *tmp;                     /* the temporary file being written */
+    FILE *f;                       /* open on tmp */
+    bool failed;                   /* a write failed (errno in err) */
+    int err;                       /* that errno */
+} rejects;
+
+typedef struct reading {
+    fr_ctx *cx;                    /* the reading context */
+    const char *path;              /* the file read */
+    const fr_read_opts *o;         /* its options */
+    const char *where;             /* the read's place in the .flow */
+    const fr_schema *sc;           /* the records' schema */
+    fr_reader *r;                  /* the reader */
+    json_t *out;                   /* the good records */
+    long *lines;                   /* each good record's line (fr_malloc'd), for the skipped file */
+    size_t cap;                    /* slots of lines */
+    long bad;                      /* bad rows */
+    char *first;                   /* "file:line: problems" of the first bad row */
+    rejects rj;                    /* on_bad: skip */
+} reading;
+
+static void clear_progress(fr_ctx *cx)
+{
+    if (cx->run && cx->run->progress)
+        fputs("\r\033[K", stderr);
+}
+
+/* "<stem>.rejects.<ext>" in the working directory. */
+static char *default_rejects(const char *path, bool csv)
+{
+    const char *base = strcmp(path, "-") == 0 ? "stdin" : path;
+    const char *slash = strrchr(base, '/');
+    if (slash)
+        base = slash + 1;
+    size_t n = strlen(base);
+    const char *dot = strrchr(base, '.');
+    if (dot && dot != base)
+        n = (size_t)(dot - base);
+    size_t cap = n + 32;
+    char *p = fr_malloc(cap);
+    if (p)
+        snprintf(p, cap, "%.*s.rejects.%s", (int)n, base, csv ? "csv" : "jsonl");
+    return p;
+}
+
+static bool rejects_open(reading *rd)
+{
+    rejects *rj = &rd->rj;
+    const char *given = rd->o->rejects ? json_string_value(rd->o->rejects) : NULL;
+    rj->path = given ? fr_strdup(given) : default_rejects(rd->path, rd->o->csv);
+    if (!rj->path)
+        return false;
+    int fd = -1;
+    rj->tmp = tmp_beside(rj->path, &fd);
+    if (!rj->tmp)
+        return false;
+    rj->f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (!rj->f) {
+        rj->failed = true;
+        rj->err = errno;
+        if (fd >= 0)
+            close(fd);
+    }
     return true;
 }
 
-/* One line: parse, validate, normalize, append; false with cx->sig set. */
-static bool read_line(fr_ctx *cx, jsonl_in *in, const char *line, size_t n,
-                      const char *where)
+/* A CSV cell, quoted when it has to be. */
+static void csv_cell(FILE *f, const char *s, size_t n, char delim)
 {
-    json_error_t je;
-    json_t *v = fr_json_loadb(line, n, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &je);
-    if (!v && json_error_code(&je) == json_error_out_of_memory)
-        return fr_oom(cx);
-    if (!v)
-        return fr_usage(cx, where, "%s:%ld: invalid JSON: %s at column %d", in->path,
-                        in->lineno, je.text, je.column);
+    bool q = n && (s[0] == ' ' || s[n - 1] == ' ');
+    for (size_t i = 0; i < n && !q; i++)
+        q = s[i] == delim || s[i] == '"' || s[i] == '\n' || s[i] == '\r';
+    if (!q) {
+        fwrite(s, 1, n, f);
+        return;
+    }
+    fputc('"', f);
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '"')
+            fputc('"', f);
+        fputc(s[i], f);
+    }
+    fputc('"', f);
+}
+
+/* A JSON string of s[0..n), invalid UTF-8 bytes as U+FFFD. */
+static void json_text(FILE *f, const char *s, size_t n)
+{
+    fputc('"', f);
+    for (size_t i = 0; i < n;) {
+        unsigned char c = (unsigned char)s[i];
+        size_t k = c < 0x80 ? 1 : c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
+        if (c >= 0x80 && (i + k > n || !fr_utf8_valid(s + i, k))) {
+            fputs("\\ufffd", f);
+            i++;
+            continue;
+        }
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c < 0x20)
+            fprintf(f, "\\u%04x", c);
+        else
+            fwrite(s + i, 1, k, f);
+        i += k;
+    }
+    fputc('"', f);
+}
+
+/* The CSV rejects file's header: the input's, and _line, _errors. */
+static void rejects_header(reading *rd)
+{
+    rejects *rj = &rd->rj;
+    if (!rj->f || !rd->o->csv)
+        return;
+    size_t n;
+    const char *h = fr_reader_header(rd->r, &n);
+    char d = rd->o->delimiter ? rd->o->delimiter : ',';
+    fwrite(h, 1, n, rj->f);
+    fprintf(rj->f, "%c_line%c_errors%s", d, d, fr_reader_newline(rd->r));
+}
+
+/* One bad row into the rejects file. */
+static void rejects_row(reading *rd, const char *why)
+{
+    rejects *rj = &rd->rj;
+    if (!rj->f)
+        return;
+    size_t n;
+    const char *raw = fr_reader_raw(rd->r, &n);
+    long line = fr_reader_line(rd->r);
+    if (rd->o->csv) {
+        char d = rd->o->delimiter ? rd->o->delimiter : ',';
+        fwrite(raw, 1, n, rj->f);
+        fprintf(rj->f, "%c%ld%c", d, line, d);
+        csv_cell(rj->f, why, strlen(why), d);
+        fputs(fr_reader_newline(rd->r), rj->f);
+        return;
+    }
+    int np;
+    const fr_problem *p = fr_reader_problems(rd->r, &np);
+    fprintf(rj->f, "{\"line\":%ld,\"errors\":[", line);
+    for (int i = 0; i < np; i++) {
+        if (i)
+            fputc(',', rj->f);
+        json_text(rj->f, p[i].msg, strlen(p[i].msg));
+    }
+    fputs("],\"text\":", rj->f);
+    json_text(rj->f, raw, n);
+    fputs("}\n", rj->f);
+}
+
+/* Closes and renames the rejects file into place (or removes it). */
+static bool rejects_close(reading *rd, bool keep)
+{
+    rejects *rj = &rd->rj;
+    bool ok = rj->f && !rj->failed;
+    if (rj->f) {
+        ok = ok && fflush(rj->f) == 0 && fsync(fileno(rj->f)) == 0;
+        if (!ok && !rj->failed)
+            rj->err = errno;
+        if (fclose(rj->f) != 0 && ok) {
+            ok = false;
+            rj->err = errno;
+        }
+        rj->f = NULL;
+    }
+    if (keep && ok && rename(rj->tmp, rj->path) != 0) {
+        ok = false;
+        rj->err = errno;
+    }
+    if (rj->tmp && (!keep || !ok))
+        unlink(rj->tmp);
+    return ok;
+}
+
+static void rejects_free(reading *rd)
+{
+    fr_free(rd->rj.path);
+    fr_free(rd->rj.tmp);
+}
+
+static void report_row(reading *rd, const char *desc)
+{
+    bool skip = rd->o->skip_bad;
+    clear_progress(rd->cx);
+    fprintf(stderr, "%s: %s%s%s%s\n", skip ? "warning" : "error", rd->where ? rd->where : "",
+            rd->where ? ": " : "", desc, skip ? " (row set aside)" : "");
+}
+
+/* A bad row: described on stderr (the first MAX_REPORTED), set aside.
+ * When the read halts and this is its only bad row, the read's error says
+ * it, so the first is held back until a second comes. */
+static bool bad_row(reading *rd)
+{
+    fr_buf why = { 0 };
+    fr_buf_printf(&why, "%s:%ld: ", rd->path, fr_reader_line(rd->r));
+    size_t head = why.len;
+    fr_reader_describe(rd->r, &why);
+    if (fr_buf_failed(&why) || (rd->bad == 0 && !(rd->first = fr_strdup(why.s)))) {
+        fr_buf_free(&why);
+        return fr_oom(rd->cx) != NULL;
+    }
+    rd->bad++;
+    bool skip = rd->o->skip_bad;
+    if (rd->bad == 2 && !skip)
+        report_row(rd, rd->first);
+    if (rd->bad <= MAX_REPORTED && (skip || rd->bad > 1))
+        report_row(rd, why.s);
+    if (skip)
+        rejects_row(rd, why.s + head);
+    fr_buf_free(&why);
+    return true;
+}
+
+/* The header does not fit, or the file cannot be read on: every problem. */
+static void *fatal(reading *rd)
+{
+    int n;
+    const fr_problem *p = fr_reader_problems(rd->r, &n);
+    if (fr_reader_oom(rd->r))
+        return fr_oom(rd->cx);
+    if (n == 0)
+        return fr_usage(rd->cx, rd->where, "%s", fr_reader_error(rd->r));
+    clear_progress(rd->cx);
+    for (int i = 0; i < n; i++) {
+        if (p[i].col)
+            fprintf(stderr, "error: %s%s%s:%ld:%ld: %s\n", rd->where ? rd->where : "",
+                    rd->where ? ": " : "", rd->path, p[i].line, p[i].col, p[i].msg);
+        else
+            fprintf(stderr, "error: %s%s%s:%ld: %s\n", rd->where ? rd->where : "",
+                    rd->where ? ": " : "", rd->path, p[i].line, p[i].msg);
+    }
+    return fr_usage(rd->cx, rd->where, "%s does not fit schema '%s': no row was read",
+                    rd->path, rd->sc ? rd->sc->name : "?");
+}
+
+/* Notes a read that set rows aside, for the run summary. */
+static void note_rejected(reading *rd)
+{
+    fr_run *run = rd->cx->run;
+    if (!run)
+        return;
+    pthread_mutex_lock(&run->mu);
+    fr_rejected *v = fr_realloc(run->rejected, sizeof *v * (size_t)(run->nrejected + 1));
+    if (v) {
+        run->rejected = v;
+        v[run->nrejected] = (fr_rejected){ fr_strdup(rd->path), fr_strdup(rd->rj.path),
+                                           rd->bad, fr_reader_rows(rd->r) };
+        if (v[run->nrejected].path && v[run->nrejected].rejects)
+            run->nrejected++;
+        else
+            fr_free(v[run->nrejected].path), fr_free(v[run->nrejected].rejects);
+    }
+    pthread_mutex_unlock(&run->mu);
+}
+
+/* Every row: the good ones into rd->out; false with cx->sig set. */
+static bool read_rows(reading *rd)
+{
+    bool header_done = false;
+    for (;;) {
+        json_t *row;
+        fr_row st = fr_reader_next(rd->r, &row);
+        if (st == FR_ROW_FATAL) {
+            fatal(rd);
+            return false;
+        }
+        if (!header_done) {
+            header_done = true;
+            rejects_header(rd);
+        }
+        if (st == FR_ROW_END)
+            return true;
+        if (st == FR_ROW_BAD) {
+            if (!bad_row(rd))
+                return false;
+            continue;
+        }
+        size_t k = json_array_size(rd->out);
+        if (k == rd->cap) {
+            size_t cap = rd->cap ? rd->cap * 2 : 64;
+            long *l = fr_realloc(rd->lines, cap * sizeof *l);
+            if (!l) {
+                json_decref(row);
+                return fr_oom(rd->cx) != NULL;
+            }
+            rd->lines = l, rd->cap = cap;
+        }
+        if (json_array_append_new(rd->out, row))
+            return fr_oom(rd->cx) != NULL;
+        rd->lines[k] = fr_reader_line(rd->r);
+    }
+}
+
+/* After the last row: the verdict of the read. */
+static bool read_end(reading *rd)
+{
+    long rows = fr_reader_rows(rd->r);
+    if (rd->bad > MAX_REPORTED) {
+        clear_progress(rd->cx);
+        fprintf(stderr, "%s: %s%s%s: %ld more bad row%s not shown%s\n",
+                rd->o->skip_bad ? "warning" : "error", rd->where ? rd->where : "",
+                rd->where ? ": " : "", rd->path, rd->bad - MAX_REPORTED,
+                rd->bad - MAX_REPORTED == 1 ? "" : "s",
+                rd->o->skip_bad ? " (all are in the rejects file)" : "");
+    }
+    if (!rd->o->skip_bad) {
+        if (rd->bad == 1)
+            fr_usage(rd->cx, rd->where, "%s", rd->first);
+        else if (rd->bad)
+            fr_usage(rd->cx, rd->where, "%s:%ld: the first of %ld bad rows (of %ld), listed "
+                     "above: none was used; read with on_bad: skip to set bad rows aside",
+                     rd->path, strtol(rd->first + strlen(rd->path) + 1, NULL, 10), rd->bad,
+                     rows);
+        return rd->bad == 0;
+    }
+    if (!rejects_close(rd, true)) {
+        fr_fail(rd->cx, rd->where, "cannot write '%s': %s", rd->rj.path, strerror(rd->rj.err));
+        return false;
+    }
+    if (rd->bad) {
+        clear_progress(rd->cx);
+        fprintf(stderr, "warning: %s%s%s: %ld of %ld row%s set aside, with %s problems, in "
+                "%s\n", rd->where ? rd->where : "", rd->where ? ": " : "", rd->path, rd->bad,
+                rows, rows == 1 ? "" : "s", rd->bad == 1 ? "its" : "their", rd->rj.path);
+        note_rejected(rd);
+    }
+    return true;
+}
+
+json_t *fr_read(fr_ctx *cx, json_t *path, const fr_type *elem, const fr_read_opts *o,
+                const char *where)
+{
+    fr_read_opts def = { 0 };
+    reading rd = { .cx = cx, .path = json_string_value(path), .o = o ? o : &def,
+                   .where = where, .sc = elem->kind == FR_RECORD ? elem->schema : NULL };
+    const char *what = rd.o->csv ? "read_csv" : "read_jsonl";
+    if (!rd.path)
+        return fr_usage(cx, where, "%s: the path is not a string", what);
     fr_buf err = { 0 };
-    if (!fr_validate(v, in->elem, &err)) {
-        json_decref(v);
+    rd.r = fr_reader_open(rd.path, rd.o->csv ? FR_FMT_CSV : FR_FMT_JSONL, elem,
+                          rd.o->delimiter, &err);
+    if (!rd.r) {
         if (fr_buf_failed(&err) || !err.s)
             fr_oom(cx);
         else
-            fr_usage(cx, where, "%s:%ld: %s", in->path, in->lineno, err.s);
+            fr_usage(cx, where, "%s", err.s);
         fr_buf_free(&err);
-        return false;
+        return NULL;
     }
-    fr_buf_free(&err);
-    json_t *norm = fr_normalize(v, in->elem);
-    json_decref(v);
-    size_t k = json_array_size(in->out);
-    if (k == in->cap) {
-        size_t cap = in->cap ? in->cap * 2 : 64;
-        long *l = fr_realloc(in->lines, cap * sizeof *l);
-        if (!l) {
-            json_decref(norm);
-            return fr_oom(cx);
-        }
-        in->lines = l, in->cap = cap;
+    rd.out = json_array();
+    bool ok = rd.out != NULL;
+    if (!ok)
+        fr_oom(cx);
+    if (ok && rd.o->skip_bad && !rejects_open(&rd))
+        ok = fr_oom(cx) != NULL;
+    ok = ok && read_rows(&rd) && read_end(&rd);
+    if (!ok && rd.o->skip_bad)
+        rejects_close(&rd, false);
+    rejects_free(&rd);
+    fr_free(rd.first);
+    fr_reader_close(rd.r);
+    if (!ok) {
+        json_decref(rd.out);
+        fr_free(rd.lines);
+        return NULL;
     }
-    if (!norm || json_array_append_new(in->out, norm))
-        return fr_oom(cx);
-    in->lines[k] = in->lineno;
-    return true;
-}
-
-/* One line of f, without its newline, in *line (grown as needed up to
- * FR_LINE_MAX bytes, NUL bytes and all): its length, -1 at the end of the
- * file, -2 for a line over the limit, -3 when out of memory.  getline would grow without bound on a file with no newline
- * (/dev/zero). */
-static ssize_t next_line(FILE *f, char **line, size_t *cap)
-{
-    size_t n = 0;
-    bool any = false;
-    int c;
-    while ((c = getc_unlocked(f)) != EOF) {
-        any = true;
-        if (c == '\n')
-            break;
-        if (n >= FR_LINE_MAX)
-            return -2;
-        if (n + 1 >= *cap) {
-            size_t nc = *cap ? *cap * 2 : 4096;
-            char *b = fr_realloc(*line, nc);
-            if (!b)
-                return -3;
-            *line = b, *cap = nc;
-        }
-        (*line)[n++] = (char)c;
-    }
-    if (!any)
-        return -1;
-    if (*line)
-        (*line)[n] = '\0';
-    return (ssize_t)n;
-}
-
-/* Every line of f into in->out. */
-static bool read_lines(fr_ctx *cx, jsonl_in *in, FILE *f, const char *where)
-{
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n;
-    bool ok = true;
-    flockfile(f);
-    while (ok && (n = next_line(f, &line, &cap)) != -1) {
-        in->lineno++;
-        if (n == -3) {
-            ok = fr_oom(cx);
-            break;
-        }
-        if (n == -2) {
-            ok = fr_usage(cx, where, "%s:%ld: the line is longer than %u MiB, the limit of a "
-                          "JSON Lines line (is it the right file?)", in->path, in->lineno,
-                          FR_LINE_MAX >> 20);
-            break;
-        }
-        const char *s = line ? line : "";
-        if (in->lineno == 1 && n >= 3 && memcmp(s, "\xef\xbb\xbf", 3) == 0) {
-            s += 3;                /* a UTF-8 byte order mark */
-            n -= 3;
-        }
-        while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r'))
-            n--;
-        if (!is_blank(s, (size_t)n))
-            ok = read_line(cx, in, s, (size_t)n, where);
-    }
-    if (ok && ferror(f))
-        ok = fr_usage(cx, where, "cannot read '%s': %s", in->path, strerror(errno));
-    funlockfile(f);
-    fr_free(line);
-    return ok;
+    remember_origin(cx->run, rd.out, rd.path, rd.lines);
+    return fr_keep(cx, rd.out);
 }
 
 json_t *fr_read_jsonl(fr_ctx *cx, json_t *path, const fr_type *elem, const char *where)
 {
-    jsonl_in in = { .path = json_string_value(path), .elem = elem };
-    if (!in.path)
-        return fr_usage(cx, where, "read_jsonl: the path is not a string");
-    FILE *f = fopen(in.path, "re");
-    if (!f)
-        return fr_usage(cx, where, "cannot open '%s': %s", in.path, strerror(errno));
-    in.out = json_array();
-    bool ok = in.out && read_lines(cx, &in, f, where);
-    if (!in.out)
-        fr_oom(cx);
-    fclose(f);
-    if (!ok) {
-        json_decref(in.out);
-        fr_free(in.lines);
-        return NULL;
-    }
-    remember_origin(cx->run, in.out, in.path, in.lines);
-    return fr_keep(cx, in.out);
+    return fr_read(cx, path, elem, NULL, where);
 }
 
 /* ---- where items came from (the skipped file names their lines) ---------- */
@@ -227,17 +485,18 @@ void fr_origins_free(fr_run *run)
     }
 }
 
-/* ---- write_jsonl --------------------------------------------------------- */
+/* ---- writes -------------------------------------------------------------- */
 
-static atomic_ulong tmp_counter;   /* makes temporary names unique in the process */
+/* What one write puts in its file. */
+typedef bool (*fill_fn)(FILE *f, json_t *list, const fr_type *elem, fr_buf *err);
 
-/* Writes each item of list as one line; false with errno set. */
-static bool write_items(FILE *f, json_t *list, const fr_type *elem, bool *oom)
+/* write_jsonl: one JSON value per line, records' keys in schema order. */
+static bool fill_jsonl(FILE *f, json_t *list, const fr_type *elem, fr_buf *err)
 {
     for (size_t i = 0; i < json_array_size(list); i++) {
         char *s = fr_to_json(json_array_get(list, i), elem);
         if (!s) {
-            *oom = true;
+            fr_buf_puts(err, "out of memory");
             return false;
         }
         bool ok = fputs(s, f) != EOF && putc('\n', f) != EOF;
@@ -248,15 +507,20 @@ static bool write_items(FILE *f, json_t *list, const fr_type *elem, bool *oom)
     return true;
 }
 
-/* Fills the temporary file and closes it; false with errno or *oom set. */
-static bool write_tmp(int fd, json_t *list, const fr_type *elem, bool *oom)
+static bool fill_csv(FILE *f, json_t *list, const fr_type *elem, fr_buf *err)
+{
+    return fr_csv_write(f, list, elem, 0, err);
+}
+
+/* Fills the temporary file and closes it; false with errno or err set. */
+static bool write_tmp(int fd, fill_fn fill, json_t *list, const fr_type *elem, fr_buf *err)
 {
     FILE *f = fdopen(fd, "w");
     if (!f) {
         close(fd);
         return false;
     }
-    bool ok = write_items(f, list, elem, oom) && fflush(f) == 0 && fsync(fd) == 0;
+    bool ok = fill(f, list, elem, err) && fflush(f) == 0 && fsync(fd) == 0;
     int saved = errno;
     if (fclose(f) != 0 && ok)
         return false;
@@ -264,32 +528,58 @@ static bool write_tmp(int fd, json_t *list, const fr_type *elem, bool *oom)
     return ok;
 }
 
+/* The write's verdict: err's message, else errno's. */
+static bool write_failed(fr_ctx *cx, const char *where, const char *p, fr_buf *err, int saved)
+{
+    if (fr_buf_failed(err) || (err->s && strcmp(err->s, "out of memory") == 0))
+        fr_oom(cx);
+    else if (err->s)
+        fr_fail(cx, where, "cannot write '%s': %s", p, err->s);
+    else
+        fr_fail(cx, where, "cannot write '%s': %s", p, strerror(saved));
+    fr_buf_free(err);
+    return false;
+}
+
+/* Writes list to path through a temporary file, or to stdout for "-". */
+static bool write_file(fr_ctx *cx, json_t *list, json_t *path, const fr_type *elem,
+                       const char *where, const char *what, fill_fn fill)
+{
+    const char *p = json_string_value(path);
+    fr_buf err = { 0 };
+    if (!p)
+        return fr_fail(cx, where, "%s: the path is not a string", what);
+    if (strcmp(p, "-") == 0) {
+        errno = 0;
+        if (fill(stdout, list, elem, &err) && fflush(stdout) == 0)
+            return true;
+        return write_failed(cx, where, "stdout", &err, errno);
+    }
+    int fd = -1;
+    char *tmp = tmp_beside(p, &fd);
+    if (!tmp)
+        return fr_oom(cx);
+    bool ok = fd >= 0 && write_tmp(fd, fill, list, elem, &err) && rename(tmp, p) == 0;
+    int saved = errno;
+    if (!ok && fd >= 0)
+        unlink(tmp);
+    fr_free(tmp);
+    if (!ok)
+        return write_failed(cx, where, p, &err, saved);
+    fr_buf_free(&err);
+    return true;
+}
+
 bool fr_write_jsonl(fr_ctx *cx, json_t *list, json_t *path, const fr_type *elem,
                     const char *where)
 {
-    const char *p = json_string_value(path);
-    if (!p)
-        return fr_fail(cx, where, "write_jsonl: the path is not a string");
-    size_t cap = strlen(p) + 64;
-    char *tmp = fr_malloc(cap);
-    if (!tmp)
-        return fr_oom(cx);
-    snprintf(tmp, cap, "%s.tmp.%ld.%lu", p, (long)getpid(),
-             atomic_fetch_add(&tmp_counter, 1));
-    bool oom = false;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    bool ok = fd >= 0 && write_tmp(fd, list, elem, &oom) && rename(tmp, p) == 0;
-    if (!ok) {
-        int saved = errno;
-        if (fd >= 0)
-            unlink(tmp);
-        if (oom)
-            fr_oom(cx);
-        else
-            fr_fail(cx, where, "cannot write '%s': %s", p, strerror(saved));
-    }
-    fr_free(tmp);
-    return ok;
+    return write_file(cx, list, path, elem, where, "write_jsonl", fill_jsonl);
+}
+
+bool fr_write_csv(fr_ctx *cx, json_t *list, json_t *path, const fr_type *elem,
+                  const char *where)
+{
+    return write_file(cx, list, path, elem, where, "write_csv", fill_csv);
 }
 
 /* ---- env ----------------------------------------------------------------- */

@@ -166,7 +166,8 @@ static json_t *gen_list(rng *r, const fr_type *t, const fr_field *f, const char 
     return list;
 }
 
-/* Fields in schema order; a null optional is left out. */
+/* Fields in schema order, keyed as a model answers (model keys); a null
+ * optional is left out. */
 static json_t *gen_record(rng *r, const fr_schema *sc, int depth)
 {
     json_t *rec = json_object();
@@ -175,7 +176,7 @@ static json_t *gen_record(rng *r, const fr_schema *sc, int depth)
         json_t *v = gen(r, f->type, f, f->name, depth + 1);
         if (v && json_is_null(v))
             continue;
-        if (!v || json_object_set_new(rec, f->name, v)) {
+        if (!v || json_object_set_new(rec, fr_field_model_key(f), v)) {
             json_decref(rec);
             rec = NULL;
         }
@@ -236,7 +237,7 @@ static json_t *spoil(json_t *good, const fr_type *t)
     }
     const fr_field *f = &t->schema->fields[0];
     json_t *w = wrong_for(f->type);
-    if (!w || json_object_set_new(good, f->name, w)) {
+    if (!w || json_object_set_new(good, fr_field_model_key(f), w)) {
         json_decref(good);
         return NULL;
     }

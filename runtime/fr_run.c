@@ -671,6 +671,11 @@ static void print_summary(fr_run *run)
                 "(the hold grew with it)\n", (long long)tot.raised, tot.raised == 1 ? "" : "s");
     if (tot.items_failed)
         print_skipped(run, tot.items_failed);
+    for (int i = 0; i < run->nrejected; i++) {
+        const fr_rejected *r = &run->rejected[i];
+        fprintf(stderr, "%ld of %ld row%s of %s set aside (on_bad: skip): see %s\n", r->bad,
+                r->rows, r->rows == 1 ? "" : "s", r->path, r->rejects);
+    }
     if (run->escalated) {
         char *path = fr_review_path(p);
         fprintf(stderr, "%lld item%s escalated for review: see %s\n",
@@ -917,6 +922,9 @@ static void print_caps(fr_run *run)
 static void run_free(fr_run *run)
 {
     json_decref(run->partial);
+    for (int i = 0; i < run->nrejected; i++)
+        fr_free(run->rejected[i].path), fr_free(run->rejected[i].rejects);
+    fr_free(run->rejected);
     fr_review_close(run);
     fr_origins_free(run);
     fr_budget_free(run);

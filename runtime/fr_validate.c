@@ -13,9 +13,15 @@
  * The walk carries the path ("lead.tags[2]") in a fixed buffer and stops at
  * the first problem.  Rules: int takes JSON integers only (1.0 is not an
  * int); float takes integers and reals; a field that is not optional must be
- * present and not null; keys the schema lacks are rejected; `len` counts a
- * list's items and a string's Unicode code points (as JSON Schema's
- * maxLength does, so "é" is one character), and ranges are inclusive.
+ * present and not null; keys the schema lacks are rejected unless the
+ * schema drops or keeps them (`extra:`); `len` counts a list's items and a
+ * string's Unicode code points (as JSON Schema's maxLength does, so "é" is
+ * one character), and ranges are inclusive.
+ *
+ * Records are keyed by their fields' wire names (the data's), except a
+ * model's answer, keyed by the names its JSON Schema gave (model keys): the
+ * walk is told which.  fr_validate_fields() reports every problem at a
+ * record's top level, one per field, for the readers that list them all.
  */
 #include "fr_internal.h"
 
@@ -26,9 +32,25 @@
 
 typedef struct vwalk {
     fr_buf *err;                   /* where the message goes, may be NULL */
+    fr_keys keys;                  /* which name of a field keys a record */
     char path[512];                /* "lead.tags[2]", NUL-terminated */
     size_t len;                    /* bytes used in path */
 } vwalk;
+
+const char *fr_field_wire(const fr_field *f)
+{
+    return f->wire ? f->wire : f->name;
+}
+
+const char *fr_field_model_key(const fr_field *f)
+{
+    return f->model_key ? f->model_key : fr_field_wire(f);
+}
+
+const char *fr_field_key(const fr_field *f, fr_keys keys)
+{
+    return keys == FR_KEYS_MODEL ? fr_field_model_key(f) : fr_field_wire(f);
+}
 
 static bool check(vwalk *w, json_t *v, const fr_type *t, const fr_field *f);
 
@@ -170,16 +192,17 @@ size_t fr_edit_distance(const char *a, const char *b)
 }
 
 /* The schema field closest to key, if it is close enough to be a typo. */
-static const char *closest_field(const fr_schema *sc, const char *key)
+const char *fr_closest_field(const fr_schema *sc, const char *key, fr_keys keys)
 {
     const char *best = NULL;
     size_t best_d = strlen(key) / 3 + 1;
     if (best_d > 3)
         best_d = 3;
     for (int i = 0; i < sc->nfields; i++) {
-        size_t d = fr_edit_distance(key, sc->fields[i].name);
+        const char *k = fr_field_key(&sc->fields[i], keys);
+        size_t d = fr_edit_distance(key, k);
         if (d <= best_d) {
-            best = sc->fields[i].name;
+            best = k;
             best_d = d;
         }
     }
@@ -271,15 +294,39 @@ static bool check_list(vwalk *w, json_t *v, const fr_type *t, const fr_field *f)
     return true;
 }
 
-static bool in_schema(const fr_schema *sc, const char *key)
+const fr_field *fr_schema_field(const fr_schema *sc, const char *key, fr_keys keys)
 {
     for (int i = 0; i < sc->nfields; i++)
-        if (strcmp(sc->fields[i].name, key) == 0)
-            return true;
-    return false;
+        if (strcmp(fr_field_key(&sc->fields[i], keys), key) == 0)
+            return &sc->fields[i];
+    return NULL;
 }
 
-/* record: no unknown keys; every field present unless optional; each valid */
+/* "unknown field 'nmae' (did you mean 'name'?)" */
+static bool unknown_key(vwalk *w, const fr_schema *sc, const char *k)
+{
+    const char *near = fr_closest_field(sc, k, w->keys);
+    if (near)
+        return fail(w, "unknown field '%.*s' (did you mean '%s'?)", quote_len(k, 100), k, near);
+    return fail(w, "unknown field '%.*s'", quote_len(k, 100), k);
+}
+
+/* One field of a record (fv NULL when absent): present unless optional, valid. */
+static bool check_field(vwalk *w, json_t *fv, const fr_field *f)
+{
+    const char *key = fr_field_key(f, w->keys);
+    if (!fv && f->type->kind != FR_OPTIONAL)
+        return fail(w, "missing required field '%s'", key);
+    if (!fv)
+        return true;
+    size_t old = path_push(w, key, 0);
+    bool ok = check(w, fv, f->type, f);
+    path_pop(w, old);
+    return ok;
+}
+
+/* record: no unknown keys (unless dropped or kept); every field present
+ * unless optional; each valid */
 static bool check_record(vwalk *w, json_t *v, const fr_type *t)
 {
     const fr_schema *sc = t->schema;
@@ -287,26 +334,15 @@ static bool check_record(vwalk *w, json_t *v, const fr_type *t)
         return mismatch(w, v, t);
     const char *k;
     json_t *fv;
-    json_object_foreach(v, k, fv) {
-        if (in_schema(sc, k))
-            continue;
-        const char *near = closest_field(sc, k);
-        if (near)
-            return fail(w, "unknown field '%.*s' (did you mean '%s'?)", quote_len(k, 100), k,
-                        near);
-        return fail(w, "unknown field '%.*s'", quote_len(k, 100), k);
+    if (sc->extra == FR_EXTRA_REJECT) {
+        json_object_foreach(v, k, fv) {
+            if (!fr_schema_field(sc, k, w->keys))
+                return unknown_key(w, sc, k);
+        }
     }
     for (int i = 0; i < sc->nfields; i++) {
         const fr_field *f = &sc->fields[i];
-        fv = json_object_get(v, f->name);
-        if (!fv && f->type->kind != FR_OPTIONAL)
-            return fail(w, "missing required field '%s'", f->name);
-        if (!fv)
-            continue;
-        size_t old = path_push(w, f->name, 0);
-        bool ok = check(w, fv, f->type, f);
-        path_pop(w, old);
-        if (!ok)
+        if (!check_field(w, json_object_get(v, fr_field_key(f, w->keys)), f))
             return false;
     }
     return true;
@@ -336,11 +372,54 @@ static bool check(vwalk *w, json_t *v, const fr_type *t, const fr_field *f)
     return mismatch(w, v, t);
 }
 
-bool fr_validate(json_t *v, const fr_type *t, fr_buf *err)
+bool fr_validate_keys(json_t *v, const fr_type *t, fr_keys keys, fr_buf *err)
 {
-    vwalk w = { .err = err, .len = 0 };
+    vwalk w = { .err = err, .keys = keys, .len = 0 };
     w.path[0] = '\0';
     if (!v)
         return fail(&w, "no value");
     return check(&w, v, t, NULL);
+}
+
+bool fr_validate(json_t *v, const fr_type *t, fr_buf *err)
+{
+    return fr_validate_keys(v, t, FR_KEYS_WIRE, err);
+}
+
+bool fr_validate_field(json_t *v, const fr_field *f, fr_buf *err)
+{
+    vwalk w = { .err = err, .keys = FR_KEYS_WIRE, .len = 0 };
+    w.path[0] = '\0';
+    if (!v || json_is_null(v))
+        return f->type->kind == FR_OPTIONAL || fail(&w, "no value");
+    return check(&w, v, f->type, f);
+}
+
+int fr_validate_fields(json_t *v, const fr_schema *sc, fr_problem_fn fn, void *ctx)
+{
+    int n = 0;
+    fr_buf err = { 0 };
+    vwalk w = { .err = &err, .keys = FR_KEYS_WIRE, .len = 0 };
+    w.path[0] = '\0';
+    const char *k;
+    json_t *fv;
+    if (sc->extra == FR_EXTRA_REJECT) {
+        json_object_foreach(v, k, fv) {
+            if (fr_schema_field(sc, k, FR_KEYS_WIRE))
+                continue;
+            unknown_key(&w, sc, k);
+            fn(ctx, k, fr_buf_failed(&err) ? NULL : err.s ? err.s : "");
+            fr_buf_free(&err);
+            n++;
+        }
+    }
+    for (int i = 0; i < sc->nfields; i++) {
+        const fr_field *f = &sc->fields[i];
+        if (check_field(&w, json_object_get(v, fr_field_wire(f)), f))
+            continue;
+        fn(ctx, fr_field_wire(f), fr_buf_failed(&err) ? NULL : err.s ? err.s : "");
+        fr_buf_free(&err);
+        n++;
+    }
+    return n;
 }

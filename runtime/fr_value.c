@@ -636,14 +636,6 @@ static const fr_type *unwrap(const fr_type *t)
     return t;
 }
 
-static bool in_schema(const fr_schema *sc, const char *key)
-{
-    for (int i = 0; i < sc->nfields; i++)
-        if (strcmp(sc->fields[i].name, key) == 0)
-            return true;
-    return false;
-}
-
 static void put_key(fr_buf *b, bool *first, const char *key)
 {
     if (!*first)
@@ -653,27 +645,51 @@ static void put_key(fr_buf *b, bool *first, const char *key)
     fr_buf_put(b, ":", 1);
 }
 
-/* Schema fields in order, nulls left out, then any key the schema lacks. */
+/* A kept record (extra: keep) as it came: its keys in their order, the
+ * schema's fields without their nulls, every other key as it is. */
+static void put_kept(fr_buf *b, json_t *v, const fr_schema *sc)
+{
+    bool first = true;
+    const char *k;
+    json_t *fv;
+    fr_buf_put(b, "{", 1);
+    json_object_foreach(v, k, fv) {
+        const fr_field *f = fr_schema_field(sc, k, FR_KEYS_WIRE);
+        if (f && json_is_null(fv))
+            continue;
+        put_key(b, &first, k);
+        put_value(b, fv, f ? f->type : NULL);
+    }
+    fr_buf_put(b, "}", 1);
+}
+
+/* Schema fields in order (by wire name), nulls left out, then any key the
+ * schema lacks. */
 static void put_record(fr_buf *b, json_t *v, const fr_schema *sc)
 {
     bool first = true;
     size_t seen = 0;
+    if (sc->extra == FR_EXTRA_KEEP) {
+        put_kept(b, v, sc);
+        return;
+    }
     fr_buf_put(b, "{", 1);
     for (int i = 0; i < sc->nfields; i++) {
-        json_t *fv = json_object_get(v, sc->fields[i].name);
+        const char *key = fr_field_wire(&sc->fields[i]);
+        json_t *fv = json_object_get(v, key);
         if (!fv)
             continue;
         seen++;
         if (json_is_null(fv))
             continue;
-        put_key(b, &first, sc->fields[i].name);
+        put_key(b, &first, key);
         put_value(b, fv, sc->fields[i].type);
     }
     const char *k;
     json_t *fv;
     if (seen < json_object_size(v)) {
         json_object_foreach(v, k, fv) {
-            if (in_schema(sc, k))
+            if (fr_schema_field(sc, k, FR_KEYS_WIRE))
                 continue;
             put_key(b, &first, k);
             put_value(b, fv, NULL);
@@ -761,12 +777,12 @@ static bool needs_rebuild(const fr_type *t)
     }
 }
 
-static json_t *normalize_list(json_t *v, const fr_type *elem)
+static json_t *normalize_list(json_t *v, const fr_type *elem, fr_keys keys)
 {
     size_t n = json_array_size(v);
     json_t *out = json_array();
     for (size_t i = 0; out && i < n; i++) {
-        json_t *e = fr_normalize(json_array_get(v, i), elem);
+        json_t *e = fr_normalize_keys(json_array_get(v, i), elem, keys);
         if (!e || json_array_append_new(out, e)) {
             json_decref(out);
             out = NULL;
@@ -775,15 +791,19 @@ static json_t *normalize_list(json_t *v, const fr_type *elem)
     return out;
 }
 
-static json_t *normalize_record(json_t *v, const fr_schema *sc)
+/* A kept record: every key in its order, fields normalized and renamed to
+ * their wire names (nulls stay, holding their place), other keys as they are. */
+static json_t *normalize_kept(json_t *v, const fr_schema *sc, fr_keys keys)
 {
     json_t *out = json_object();
-    for (int i = 0; out && i < sc->nfields; i++) {
-        json_t *fv = json_object_get(v, sc->fields[i].name);
-        if (!fv || json_is_null(fv))
-            continue;
-        json_t *e = fr_normalize(fv, sc->fields[i].type);
-        if (!e || json_object_set_new(out, sc->fields[i].name, e)) {
+    const char *k;
+    json_t *fv;
+    json_object_foreach(v, k, fv) {
+        const fr_field *f = out ? fr_schema_field(sc, k, keys) : NULL;
+        if (!out)
+            break;
+        json_t *e = f ? fr_normalize_keys(fv, f->type, keys) : json_incref(fv);
+        if (!e || json_object_set_new(out, f ? fr_field_wire(f) : k, e)) {
             json_decref(out);
             out = NULL;
         }
@@ -791,7 +811,27 @@ static json_t *normalize_record(json_t *v, const fr_schema *sc)
     return out;
 }
 
-json_t *fr_normalize(json_t *v, const fr_type *t)
+/* Schema fields in schema order by wire name, nulls and other keys left out. */
+static json_t *normalize_record(json_t *v, const fr_schema *sc, fr_keys keys)
+{
+    if (sc->extra == FR_EXTRA_KEEP)
+        return normalize_kept(v, sc, keys);
+    json_t *out = json_object();
+    for (int i = 0; out && i < sc->nfields; i++) {
+        const fr_field *f = &sc->fields[i];
+        json_t *fv = json_object_get(v, fr_field_key(f, keys));
+        if (!fv || json_is_null(fv))
+            continue;
+        json_t *e = fr_normalize_keys(fv, f->type, keys);
+        if (!e || json_object_set_new(out, fr_field_wire(f), e)) {
+            json_decref(out);
+            out = NULL;
+        }
+    }
+    return out;
+}
+
+json_t *fr_normalize_keys(json_t *v, const fr_type *t, fr_keys keys)
 {
     if (!v)
         return NULL;
@@ -801,10 +841,15 @@ json_t *fr_normalize(json_t *v, const fr_type *t)
     if (t->kind == FR_FLOAT && json_is_integer(v))
         return json_real((double)json_integer_value(v));
     if (t->kind == FR_LIST && json_is_array(v))
-        return normalize_list(v, t->elem);
+        return normalize_list(v, t->elem, keys);
     if (t->kind == FR_RECORD && json_is_object(v))
-        return normalize_record(v, t->schema);
+        return normalize_record(v, t->schema, keys);
     return json_incref(v);
+}
+
+json_t *fr_normalize(json_t *v, const fr_type *t)
+{
+    return fr_normalize_keys(v, t, FR_KEYS_WIRE);
 }
 
 /* ---- UTF-8 --------------------------------------------------------------- */

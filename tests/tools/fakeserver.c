@@ -46,6 +46,8 @@
  * it came, seconds since the server started), cache_read and cache_write
  * (the tokens its answer reports read from and written to the cache).
  * --dump DIR (with --log): request n's body goes to DIR/n.json.
+ * As Anthropic does, a tool input_schema with a property name that does not
+ * match ^[a-zA-Z0-9_.-]{1,64}$ gets a 400.
  *
  * The script (--script F) says what request number n gets; one rule a line,
  * the first rule that matches wins, no rule means ok:
@@ -870,6 +872,34 @@ static bool blank_turn(json_t *request)
     return false;
 }
 
+/* Anthropic takes only property names matching ^[a-zA-Z0-9_.-]{1,64}$ in a
+ * tool's input_schema (it answers 400 "Property keys should match pattern"):
+ * whether schema s, at any depth, has another. */
+static bool bad_property_key(json_t *s)
+{
+    if (json_is_array(s)) {
+        for (size_t i = 0; i < json_array_size(s); i++)
+            if (bad_property_key(json_array_get(s, i)))
+                return true;
+        return false;
+    }
+    if (!json_is_object(s))
+        return false;
+    const char *k;
+    json_t *v;
+    json_t *props = json_object_get(s, "properties");
+    json_object_foreach(props, k, v) {
+        size_t n = strlen(k);
+        if (n == 0 || n > 64 || strspn(k, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                          "0123456789_.-") != n)
+            return true;
+        if (bad_property_key(v))
+            return true;
+    }
+    return bad_property_key(json_object_get(s, "items"))
+        || bad_property_key(json_object_get(s, "anyOf"));
+}
+
 /* The 400 message a provider gives this request, or NULL. */
 static const char *rejected(json_t *request, bool anthropic, char *buf, size_t cap)
 {
@@ -890,6 +920,17 @@ static const char *rejected(json_t *request, bool anthropic, char *buf, size_t c
                      "structured outputs", bad);
             return buf;
         }
+        json_t *tools = json_object_get(request, "tools");
+        for (size_t i = 0; i < json_array_size(tools); i++) {
+            if (bad_property_key(json_object_get(json_array_get(tools, i), "input_schema"))) {
+                snprintf(buf, cap, "tools.%zu.custom.input_schema.properties: Property keys "
+                         "should match pattern '^[a-zA-Z0-9_.-]{1,64}$'", i);
+                return buf;
+            }
+        }
+        if (oc && bad_property_key(oc))
+            return "output_config.format.schema.properties: Property keys should match "
+                   "pattern '^[a-zA-Z0-9_.-]{1,64}$'";
         if (blank_turn(request))
             return "messages: text content blocks must contain non-whitespace text";
         if (!json_is_integer(json_object_get(request, "max_tokens")))

@@ -97,70 +97,70 @@ static const fr_type t_list_string = { FR_LIST, &fr_type_string, NULL, NULL };
 
 /* Lead: ranges, lengths, an enum, optionals. */
 static const fr_field lead_f[] = {
-    { "name", &fr_type_string, false, 0, 0, true, 1, 80, NULL },
-    { "email", &fr_type_string, false, 0, 0, false, 0, 0, NULL },
-    { "seniority", &t_seniority, false, 0, 0, false, 0, 0, NULL },
-    { "intent_score", &fr_type_float, true, 0, 1, false, 0, 0, NULL },
-    { "employees", &t_opt_int, true, 1, 1000000, false, 0, 0, NULL },
-    { "tags", &t_list_string, false, 0, 0, true, 0, 5, NULL },
-    { "notes", &t_opt_string, false, 0, 0, true, 0, 500, NULL },
+    { "name", &fr_type_string, false, 0, 0, true, 1, 80, NULL, NULL, NULL },
+    { "email", &fr_type_string, false, 0, 0, false, 0, 0, NULL, NULL, NULL },
+    { "seniority", &t_seniority, false, 0, 0, false, 0, 0, NULL, NULL, NULL },
+    { "intent_score", &fr_type_float, true, 0, 1, false, 0, 0, NULL, NULL, NULL },
+    { "employees", &t_opt_int, true, 1, 1000000, false, 0, 0, NULL, NULL, NULL },
+    { "tags", &t_list_string, false, 0, 0, true, 0, 5, NULL, NULL, NULL },
+    { "notes", &t_opt_string, false, 0, 0, true, 0, 500, NULL, NULL, NULL },
 };
-static const fr_schema s_lead = { "Lead", NULL, 7, lead_f };
+static const fr_schema s_lead = { "Lead", NULL, 7, lead_f, FR_EXTRA_REJECT };
 static const fr_type t_lead = { FR_RECORD, NULL, &s_lead, NULL };
 
 /* Triage: a list of records with an optional float in a range. */
 static const fr_field label_f[] = {
-    { "name", &fr_type_string, false, 0, 0, true, 1, 30, NULL },
-    { "weight", &t_opt_float, true, -1, 1, false, 0, 0, NULL },
+    { "name", &fr_type_string, false, 0, 0, true, 1, 30, NULL, NULL, NULL },
+    { "weight", &t_opt_float, true, -1, 1, false, 0, 0, NULL, NULL, NULL },
 };
-static const fr_schema s_label = { "Label", NULL, 2, label_f };
+static const fr_schema s_label = { "Label", NULL, 2, label_f, FR_EXTRA_REJECT };
 static const fr_type t_label = { FR_RECORD, NULL, &s_label, NULL };
 static const fr_type t_list_label = { FR_LIST, &t_label, NULL, NULL };
 static const fr_field triage_f[] = {
-    { "category", &t_category, false, 0, 0, false, 0, 0, NULL },
-    { "priority", &fr_type_int, true, 1, 5, false, 0, 0, NULL },
-    { "confidence", &fr_type_float, true, 0, 1, false, 0, 0, NULL },
-    { "summary", &fr_type_string, false, 0, 0, true, 0, 200, NULL },
-    { "labels", &t_list_label, false, 0, 0, true, 0, 8, NULL },
-    { "duplicate_of", &t_opt_int, false, 0, 0, false, 0, 0, NULL },
+    { "category", &t_category, false, 0, 0, false, 0, 0, NULL, NULL, NULL },
+    { "priority", &fr_type_int, true, 1, 5, false, 0, 0, NULL, NULL, NULL },
+    { "confidence", &fr_type_float, true, 0, 1, false, 0, 0, NULL, NULL, NULL },
+    { "summary", &fr_type_string, false, 0, 0, true, 0, 200, NULL, NULL, NULL },
+    { "labels", &t_list_label, false, 0, 0, true, 0, 8, NULL, NULL, NULL },
+    { "duplicate_of", &t_opt_int, false, 0, 0, false, 0, 0, NULL, NULL, NULL },
 };
-static const fr_schema s_triage = { "Triage", NULL, 6, triage_f };
+static const fr_schema s_triage = { "Triage", NULL, 6, triage_f, FR_EXTRA_REJECT };
 static const fr_type t_triage = { FR_RECORD, NULL, &s_triage, NULL };
 
 /* Invoice: records three deep, a list of records, a unicode enum value. */
 static const fr_field address_f[] = {
-    { "street", &fr_type_string, false, 0, 0, false, 0, 0, NULL },
-    { "city", &fr_type_string, false, 0, 0, true, 1, 60, NULL },
-    { "zip", &fr_type_string, false, 0, 0, true, 5, 10, NULL },
+    { "street", &fr_type_string, false, 0, 0, false, 0, 0, NULL, NULL, NULL },
+    { "city", &fr_type_string, false, 0, 0, true, 1, 60, NULL, NULL, NULL },
+    { "zip", &fr_type_string, false, 0, 0, true, 5, 10, NULL, NULL, NULL },
 };
-static const fr_schema s_address = { "Address", NULL, 3, address_f };
+static const fr_schema s_address = { "Address", NULL, 3, address_f, FR_EXTRA_REJECT };
 static const fr_type t_address = { FR_RECORD, NULL, &s_address, NULL };
 static const fr_type t_opt_address = { FR_OPTIONAL, &t_address, NULL, NULL };
 static const fr_field customer_f[] = {
-    { "name", &fr_type_string, false, 0, 0, false, 0, 0, NULL },
-    { "vip", &fr_type_bool, false, 0, 0, false, 0, 0, NULL },
-    { "address", &t_opt_address, false, 0, 0, false, 0, 0, NULL },
+    { "name", &fr_type_string, false, 0, 0, false, 0, 0, NULL, NULL, NULL },
+    { "vip", &fr_type_bool, false, 0, 0, false, 0, 0, NULL, NULL, NULL },
+    { "address", &t_opt_address, false, 0, 0, false, 0, 0, NULL, NULL, NULL },
 };
-static const fr_schema s_customer = { "Customer", NULL, 3, customer_f };
+static const fr_schema s_customer = { "Customer", NULL, 3, customer_f, FR_EXTRA_REJECT };
 static const fr_type t_customer = { FR_RECORD, NULL, &s_customer, NULL };
 static const fr_field line_f[] = {
-    { "sku", &fr_type_string, false, 0, 0, false, 0, 0, NULL },
-    { "qty", &fr_type_int, true, 1, 10000, false, 0, 0, NULL },
-    { "unit_price", &fr_type_float, false, 0, 0, false, 0, 0, NULL },
-    { "discount", &t_opt_float, true, 0, 1, false, 0, 0, NULL },
+    { "sku", &fr_type_string, false, 0, 0, false, 0, 0, NULL, NULL, NULL },
+    { "qty", &fr_type_int, true, 1, 10000, false, 0, 0, NULL, NULL, NULL },
+    { "unit_price", &fr_type_float, false, 0, 0, false, 0, 0, NULL, NULL, NULL },
+    { "discount", &t_opt_float, true, 0, 1, false, 0, 0, NULL, NULL, NULL },
 };
-static const fr_schema s_line = { "LineItem", NULL, 4, line_f };
+static const fr_schema s_line = { "LineItem", NULL, 4, line_f, FR_EXTRA_REJECT };
 static const fr_type t_line = { FR_RECORD, NULL, &s_line, NULL };
 static const fr_type t_list_line = { FR_LIST, &t_line, NULL, NULL };
 static const fr_field invoice_f[] = {
-    { "id", &fr_type_string, false, 0, 0, true, 1, 20, NULL },
-    { "total", &fr_type_float, true, 0, 1e9, false, 0, 0, NULL },
-    { "currency", &t_currency, false, 0, 0, false, 0, 0, NULL },
-    { "lines", &t_list_line, false, 0, 0, true, 1, 50, NULL },
-    { "customer", &t_customer, false, 0, 0, false, 0, 0, NULL },
-    { "approved", &fr_type_bool, false, 0, 0, false, 0, 0, NULL },
+    { "id", &fr_type_string, false, 0, 0, true, 1, 20, NULL, NULL, NULL },
+    { "total", &fr_type_float, true, 0, 1e9, false, 0, 0, NULL, NULL, NULL },
+    { "currency", &t_currency, false, 0, 0, false, 0, 0, NULL, NULL, NULL },
+    { "lines", &t_list_line, false, 0, 0, true, 1, 50, NULL, NULL, NULL },
+    { "customer", &t_customer, false, 0, 0, false, 0, 0, NULL, NULL, NULL },
+    { "approved", &fr_type_bool, false, 0, 0, false, 0, 0, NULL, NULL, NULL },
 };
-static const fr_schema s_invoice = { "Invoice", NULL, 6, invoice_f };
+static const fr_schema s_invoice = { "Invoice", NULL, 6, invoice_f, FR_EXTRA_REJECT };
 static const fr_type t_invoice = { FR_RECORD, NULL, &s_invoice, NULL };
 
 /* What answers are validated against: the records, and a list at the top

@@ -44,13 +44,13 @@ static const fr_type t_seniority = { FR_ENUM, NULL, NULL, &seniority };
 static const fr_type t_tags = { FR_LIST, &fr_type_string, NULL, NULL };
 static const fr_type t_note = { FR_OPTIONAL, &fr_type_string, NULL, NULL };
 static const fr_field lead_fields[] = {
-    { "id", &fr_type_string, false, 0, 0, false, 0, 0, NULL },
-    { "score", &fr_type_float, true, 0, 1, false, 0, 0, "How likely." },
-    { "seniority", &t_seniority, false, 0, 0, false, 0, 0, NULL },
-    { "tags", &t_tags, false, 0, 0, true, 0, 5, NULL },
-    { "note", &t_note, false, 0, 0, false, 0, 0, NULL },
+    { "id", &fr_type_string, false, 0, 0, false, 0, 0, NULL, NULL, NULL },
+    { "score", &fr_type_float, true, 0, 1, false, 0, 0, "How likely.", NULL, NULL },
+    { "seniority", &t_seniority, false, 0, 0, false, 0, 0, NULL, NULL, NULL },
+    { "tags", &t_tags, false, 0, 0, true, 0, 5, NULL, NULL, NULL },
+    { "note", &t_note, false, 0, 0, false, 0, 0, NULL, NULL, NULL },
 };
-static const fr_schema lead = { "Lead", "A lead.", 5, lead_fields };
+static const fr_schema lead = { "Lead", "A lead.", 5, lead_fields, FR_EXTRA_REJECT };
 static const fr_type t_lead = { FR_RECORD, NULL, &lead, NULL };
 static const fr_type t_names = { FR_LIST, &fr_type_string, NULL, NULL };
 

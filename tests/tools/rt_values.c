@@ -58,34 +58,34 @@ static const fr_type t_list_string = { FR_LIST, &fr_type_string, NULL, NULL };
 static const fr_type t_opt_int = { FR_OPTIONAL, &fr_type_int, NULL, NULL };
 
 static const fr_field lead_fields[] = {
-    { "id", &fr_type_string, false, 0, 0, false, 0, 0, NULL },
-    { "email", &fr_type_string, false, 0, 0, false, 0, 0, NULL },
-    { "company_domain", &t_opt_string, false, 0, 0, false, 0, 0, NULL },
-    { "job_title", &t_opt_string, false, 0, 0, false, 0, 0, NULL },
+    { "id", &fr_type_string, false, 0, 0, false, 0, 0, NULL, NULL, NULL },
+    { "email", &fr_type_string, false, 0, 0, false, 0, 0, NULL, NULL, NULL },
+    { "company_domain", &t_opt_string, false, 0, 0, false, 0, 0, NULL, NULL, NULL },
+    { "job_title", &t_opt_string, false, 0, 0, false, 0, 0, NULL, NULL, NULL },
 };
-static const fr_schema lead_schema = { "Lead", NULL, 4, lead_fields };
+static const fr_schema lead_schema = { "Lead", NULL, 4, lead_fields, FR_EXTRA_REJECT };
 static const fr_type t_lead = { FR_RECORD, NULL, &lead_schema, NULL };
 
 static const fr_field enriched_fields[] = {
-    { "lead_id", &fr_type_string, false, 0, 0, false, 0, 0, NULL },
-    { "first_name", &fr_type_string, false, 0, 0, true, 1, 12, NULL },
-    { "seniority", &t_seniority, false, 0, 0, false, 0, 0, NULL },
-    { "intent_score", &fr_type_float, true, 0, 1, false, 0, 0, NULL },
-    { "tags", &t_list_string, false, 0, 0, true, 0, 5, NULL },
-    { "employees", &t_opt_int, true, 1, 5, false, 0, 0, NULL },
-    { "active", &fr_type_bool, false, 0, 0, false, 0, 0, NULL },
+    { "lead_id", &fr_type_string, false, 0, 0, false, 0, 0, NULL, NULL, NULL },
+    { "first_name", &fr_type_string, false, 0, 0, true, 1, 12, NULL, NULL, NULL },
+    { "seniority", &t_seniority, false, 0, 0, false, 0, 0, NULL, NULL, NULL },
+    { "intent_score", &fr_type_float, true, 0, 1, false, 0, 0, NULL, NULL, NULL },
+    { "tags", &t_list_string, false, 0, 0, true, 0, 5, NULL, NULL, NULL },
+    { "employees", &t_opt_int, true, 1, 5, false, 0, 0, NULL, NULL, NULL },
+    { "active", &fr_type_bool, false, 0, 0, false, 0, 0, NULL, NULL, NULL },
 };
-static const fr_schema enriched_schema = { "EnrichedLead", NULL, 7, enriched_fields };
+static const fr_schema enriched_schema = { "EnrichedLead", NULL, 7, enriched_fields, FR_EXTRA_REJECT };
 static const fr_type t_enriched = { FR_RECORD, NULL, &enriched_schema, NULL };
 
 /* A record holding a list of records, for nested paths. */
 static const fr_type t_list_lead = { FR_LIST, &t_lead, NULL, NULL };
 static const fr_field account_fields[] = {
-    { "name", &fr_type_string, false, 0, 0, false, 0, 0, NULL },
-    { "contacts", &t_list_lead, false, 0, 0, true, 2, 4, NULL },
-    { "score", &fr_type_float, false, 0, 0, false, 0, 0, NULL },
+    { "name", &fr_type_string, false, 0, 0, false, 0, 0, NULL, NULL, NULL },
+    { "contacts", &t_list_lead, false, 0, 0, true, 2, 4, NULL, NULL, NULL },
+    { "score", &fr_type_float, false, 0, 0, false, 0, 0, NULL, NULL, NULL },
 };
-static const fr_schema account_schema = { "Account", NULL, 3, account_fields };
+static const fr_schema account_schema = { "Account", NULL, 3, account_fields, FR_EXTRA_REJECT };
 static const fr_type t_account = { FR_RECORD, NULL, &account_schema, NULL };
 
 /* A value from JSON text, owned by the caller. */
@@ -481,7 +481,7 @@ static void test_read_jsonl(fr_ctx *cx)
                       "end of file at column 26");
     expect_read_error(cx, "tests/data/rt_bad_field.jsonl", FR_SIG_USAGE,
                       "tests/data/rt_bad_field.jsonl:1: unknown field 'emial' "
-                      "(did you mean 'email'?)");
+                      "(did you mean 'email'?); missing required field 'email'");
     expect_read_error(cx, "tests/data/rt_no_such_file.jsonl", FR_SIG_USAGE,
                       "cannot open 'tests/data/rt_no_such_file.jsonl': No such file or "
                       "directory");
