@@ -33,6 +33,7 @@
 
 typedef struct rng {
     uint64_t s;                    /* splitmix64 state */
+    fr_keys keys;                  /* records keyed as a model answers, or by wire names */
 } rng;
 
 /* ---- hashing and random numbers ------------------------------------------ */
@@ -86,7 +87,7 @@ static uint64_t answer_seed(const fr_request *req)
 static double attempt_draw(uint64_t seed, int attempt, const char *what)
 {
     uint64_t h = fnv1a_str(seed, what);
-    rng r = { fnv1a(h, &attempt, sizeof attempt) };
+    rng r = { fnv1a(h, &attempt, sizeof attempt), FR_KEYS_MODEL };
     return unit(&r);
 }
 
@@ -166,8 +167,8 @@ static json_t *gen_list(rng *r, const fr_type *t, const fr_field *f, const char 
     return list;
 }
 
-/* Fields in schema order, keyed as a model answers (model keys); a null
- * optional is left out. */
+/* Fields in schema order, keyed as a model answers (model keys) or, for
+ * fr_mock_value, as data (wire names); a null optional is left out. */
 static json_t *gen_record(rng *r, const fr_schema *sc, int depth)
 {
     json_t *rec = json_object();
@@ -176,7 +177,7 @@ static json_t *gen_record(rng *r, const fr_schema *sc, int depth)
         json_t *v = gen(r, f->type, f, f->name, depth + 1);
         if (v && json_is_null(v))
             continue;
-        if (!v || json_object_set_new(rec, fr_field_model_key(f), v)) {
+        if (!v || json_object_set_new(rec, fr_field_key(f, r->keys), v)) {
             json_decref(rec);
             rec = NULL;
         }
@@ -289,7 +290,7 @@ static void cut_off(fr_response *resp, int cap)
 /* Fills resp with the answer for seed, its raw text and usage. */
 static void answer(const fr_request *req, uint64_t seed, fr_response *resp)
 {
-    rng r = { seed };
+    rng r = { seed, FR_KEYS_MODEL };
     const fr_type *t = req->agent->output;
     json_t *v = gen(&r, t, NULL, req->agent->name, 0);
     double bad = bad_rate();
@@ -346,6 +347,6 @@ json_t *fr_mock_value(const fr_type *t, const char *seed)
 {
     if (!t)
         return json_null();
-    rng r = { fnv1a_str(0xcbf29ce484222325ULL, seed) };
+    rng r = { fnv1a_str(0xcbf29ce484222325ULL, seed), FR_KEYS_WIRE };
     return gen(&r, t, NULL, "value", 0);
 }

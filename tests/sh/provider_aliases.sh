@@ -12,16 +12,17 @@ printf 'Record ID,First Name,Fax\r\n7,Ada,555\r\n' >contacts.csv
 
 start_server --key "$KEY" --dump bodies
 ./aw --contacts contacts.csv --no-journal --quiet >out 2>err || die "exit $?: $(cat err out)"
-want_requests 2 '"status":200'
-want_requests 2
-a=$(grep -l '"tools"' bodies/*.json) || die "no anthropic request"
+want_requests 3 '"status":200'
+want_requests 3
+a=$(grep -l '"output_config"' bodies/*.json) || die "no anthropic output_config request"
+t=$(grep -l '"tools"' bodies/*.json) || die "no anthropic tool request"
 o=$(grep -l '"response_format"' bodies/*.json) || die "no openai request"
-for b in "$a" "$o"; do
+for b in "$a" "$t" "$o"; do
     has '"properties":{"contact-id":{"type":"integer"},"next_step":{' "$b"
     has '"stage":{"type":"string","enum":["Lead","Marketing Qualified Lead"]}' "$b"
     has '"in":{"type":"boolean"}' "$b"
     has '"required":["contact-id","next_step","stage","in"]' "$b"
-    has 'Plan for {\"Record ID\":7,\"First Name\":\"Ada\",\"Fax\":\"555\"}.' "$b"
+    has '{\"Record ID\":7,\"First Name\":\"Ada\",\"Fax\":\"555\"}.' "$b"
     hasnt '"Next Step"' "$b"
     hasnt '"Lifecycle Stage"' "$b"
 done
@@ -34,7 +35,7 @@ if command -v curl >/dev/null 2>&1; then
     has "Property keys should match pattern '^[a-zA-Z0-9_.-]{1,64}\$'" bad.json
 fi
 # both answers: the data's names, the first enum value as the data spells it
-[ "$(grep -c '^{"contact-id":[0-9-]*,"Next Step":"[^"]*","Lifecycle Stage":"Lead","in":\(true\|false\)}$' out)" = 2 ] ||
+[ "$(grep -c '^{"contact-id":[0-9-]*,"Next Step":"[^"]*","Lifecycle Stage":"Lead","in":\(true\|false\)}$' out)" = 3 ] ||
     die "answers not keyed by the data's names: $(cat out)"
 [ "$(cat contacts_out.csv)" = "$(cat contacts.csv)" ] || die "kept columns: $(cat contacts_out.csv)"
 finish
