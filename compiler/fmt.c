@@ -417,7 +417,19 @@ static void pr_bound(Node *b)
     put_src(b->span);
 }
 
-/* name: type [in lo..hi | len lo..hi] [= default] */
+/* @alias("Name In The Data") after a field or an enum value */
+static void pr_alias(Field *f)
+{
+    if (!f->alias)
+        return;
+    put(" @alias(");
+    pr_node(f->alias);
+    put(")");
+    if (f->alias->span.hi + 1 > P.pos)
+        P.pos = f->alias->span.hi + 1;           /* past the ')' */
+}
+
+/* name: type [in lo..hi | len lo..hi] [@alias("...")] [= default] */
 static void field_print(void *it)
 {
     Field *f = it;
@@ -433,6 +445,7 @@ static void field_print(void *it)
         put("..");
         pr_bound(f->cons.hi);
     }
+    pr_alias(f);
     if (f->deflt) {
         put(" = ");
         pr_node(f->deflt);
@@ -447,6 +460,7 @@ static void value_print(void *it)
     flush(f->span.lo, P.item_ind);
     put(f->name);
     P.pos = f->span.hi;
+    pr_alias(f);
 }
 
 static Span init_span(void *i)
@@ -526,6 +540,45 @@ static void pr_binary(Node *n)
     pr_node(n->rhs);
 }
 
+/* A call's argument: positional (arg) or named (opt). */
+typedef struct ArgItem {
+    Node *arg;                                   /* a positional argument, or NULL */
+    Setting *opt;                                /* a named one (a read's option) */
+} ArgItem;
+
+static Span arg_span(void *it)
+{
+    ArgItem *a = it;
+    return a->arg ? a->arg->span : a->opt->span;
+}
+
+static void arg_print(void *it)
+{
+    ArgItem *a = it;
+    if (a->arg)
+        node_print(a->arg);
+    else
+        setting_print(a->opt);
+}
+
+/* The arguments and named options of a call, in source order. */
+static Vec call_items(Node *n)
+{
+    Vec v = { 0 };
+    int i = 0, j = 0;
+    while (i < n->args.len || j < n->opts.len) {
+        Node *a = i < n->args.len ? n->args.items[i] : NULL;
+        Setting *o = j < n->opts.len ? n->opts.items[j] : NULL;
+        ArgItem *it = arena_alloc(sizeof *it);
+        if (a && (!o || a->span.lo < o->span.lo))
+            it->arg = a, i++;
+        else
+            it->opt = o, j++;
+        vec_push(&v, it);
+    }
+    return v;
+}
+
 static void pr_call(Node *n)
 {
     if (!n->name) {
@@ -543,8 +596,11 @@ static void pr_call(Node *n)
         put(">");
     }
     uint32_t close = n->using_model ? n->using_span.lo : n->span.hi;
-    List l = { &n->args, node_span, node_print, multiline((Span){ n->span.file, n->name_span.hi, close }),
-               true, false };
+    Vec args = n->args;
+    if (n->opts.len)                             /* read_csv<T>(path, on_bad: skip) */
+        args = call_items(n);
+    List l = { &args, n->opts.len ? arg_span : node_span, n->opts.len ? arg_print : node_print,
+               multiline((Span){ n->span.file, n->name_span.hi, close }), true, false };
     /* the ')' ends before 'using': find it for the list's closer */
     uint32_t paren_hi = close;
     while (paren_hi > n->span.lo && P.text[paren_hi - 1] != ')')
@@ -836,6 +892,9 @@ static void pr_decl(Decl *d)
     switch (d->kind) {
     case D_SCHEMA:
         l = (List){ &d->fields, field_span, field_print, multiline(d->span), false, true };
+        pr_opts(&d->settings);                   /* schema S (extra: keep) */
+        if (d->settings.len)
+            P.pos = ((Setting *)d->settings.items[d->settings.len - 1])->span.hi + 1;
         put(" ");
         pr_list(&l, "{", "}", d->span.hi);
         break;
