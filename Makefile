@@ -74,7 +74,7 @@ $(BUILD)/runtime/%.o: runtime/%.c runtime/flowrt.h $(wildcard runtime/*.h)
 	$(CC) $(ALL_CFLAGS) -fPIC -Iruntime -c -o $@ $<
 
 $(BUILD)/flowc: $(COMPILER_OBJ)
-	$(CC) $(CFLAGS) $(SAN) $(LDFLAGS) -o $@ $^ -lm
+	$(CC) $(CFLAGS) $(SAN) $(LDFLAGS) -o $@ $^ -ljansson -lsqlite3 -lm
 
 $(BUILD)/libflowrt.a: $(RUNTIME_OBJ)
 	rm -f $@
@@ -88,7 +88,7 @@ $(BUILD)/tools/%: tests/tools/%.c $(wildcard tests/tools/*.h) $(BUILD)/libflowrt
 
 # The front end's fuzz harness: the compiler's objects but the driver and
 # the back end (tests/sh/fuzz_frontend.sh runs it, make fuzz at length).
-FRONTEND_OBJ := $(filter-out $(addprefix $(BUILD)/compiler/,main.o build.o cg.o), \
+FRONTEND_OBJ := $(filter-out $(addprefix $(BUILD)/compiler/,main.o build.o cg.o estimate_cmd.o), \
                   $(COMPILER_OBJ))
 $(BUILD)/tools/fuzz_frontend: tests/fuzz/fuzz_frontend.c $(FRONTEND_OBJ)
 	@mkdir -p $(dir $@)

@@ -222,7 +222,9 @@ void src_reset(void);                            /* forget all sources (fuzz har
     X(W0011, "unused-http", "an http operation the workflow never calls")         \
     X(W0012, "model-alias", "a model named by an old name (an alias)")            \
     X(W0013, "model-retirement", "a model retired, or retiring within 30 days")   \
-    X(W0014, "cache-prefix", "an agent's fixed prompt prefix just under caching")
+    X(W0014, "cache-prefix", "an agent's fixed prompt prefix just under caching")  \
+    X(W0015, "budget-exceeded", "a budget the calls every run makes can exceed")    \
+    X(W0016, "batch-fallback", "a batch fan-out whose model has no batch API")
 
 typedef enum DiagCode {
     DIAG_NOCODE,
@@ -710,6 +712,85 @@ int cmd_fmt(int argc, char **argv);
 void graph_print(FILE *out, Program *p, Decl *w, bool mermaid);
 /* flowc graph [--format=dot|mermaid] FILE: exit status. */
 int cmd_graph(int argc, char **argv);
+
+/* ---- estimate.c: what a workflow can spend, before it runs ---------------- */
+
+#define EST_PATH_MAX 16
+
+typedef struct EstBudget {
+    double usd, tokens;                          /* declared literal caps, -1 none */
+    Span usd_span, tokens_span;                  /* their values */
+} EstBudget;
+
+/* One agent (on one model, batched or not) in one phase: counts and bounds. */
+typedef struct EstAgent {
+    Decl *agent, *model;
+    bool batch;                                  /* called from a batch fan-out */
+    int64_t max_tokens, retries;
+    int site_count;                              /* call sites */
+    double in_call_worst, in_call_typ;           /* input tokens of one first attempt */
+    double calls_worst, attempts_worst;          /* calls, and attempts at most */
+    double in_worst, out_worst, usd_worst;       /* every attempt at max_tokens */
+    double in_once, out_once, usd_once;          /* one attempt a call, at max_tokens */
+    double calls_exp, in_exp, out_exp, usd_exp;  /* one attempt, a typical answer */
+    bool from_journal;                           /* expected sizes from earlier runs */
+    int64_t raise_to;                            /* a cut-off answer is retried at this cap */
+} EstAgent;
+
+typedef struct EstPhase {
+    const char *name;                            /* NULL: the body outside phases */
+    Node *node;                                  /* N_PHASE */
+    EstBudget budget;
+    Vec agents;                                  /* EstAgent* */
+    EstAgent sum;                                /* the phase's totals */
+} EstPhase;
+
+/* A fan-out whose item count is unknown (counted as one item). */
+typedef struct EstUnknown {
+    const char *what;                            /* the list's parameter or binding */
+    Span span;
+} EstUnknown;
+
+/* An item count given for a data parameter or a let binding. */
+typedef struct EstItems {
+    const char *name;
+    double count;
+    const char *src;                             /* "--items", "--data FILE", "default FILE" */
+} EstItems;
+
+/* What the estimate knows of the input (estimate_cmd.c fills it). */
+typedef struct EstData EstData;
+struct EstData {
+    EstItems *items;
+    int nitems;
+    /* Worst and mean tokens of {{ p.path }} over the records of data
+     * parameter param; false if it has no records. */
+    bool (*measure)(EstData *d, const char *param, const char **path, int np,
+                    double *worst, double *typ);
+    /* Mean input and output tokens of agent's calls in earlier runs. */
+    bool (*journal_avg)(EstData *d, const char *agent, double *in, double *out);
+    void *priv;
+};
+
+typedef struct Estimate {
+    Program *prog;
+    Decl *workflow;
+    Vec phases;                                  /* EstPhase*: [0] outside phases, then each */
+    Vec unknown;                                 /* EstUnknown* */
+    EstBudget budget;                            /* the workflow's */
+    EstAgent total;
+    bool assumed;                                /* a {{ }} of unbounded size was assumed */
+} Estimate;
+
+/* Tokens of text as flowc approximates them (and the fake server counts). */
+int64_t est_tokens(const char *s, size_t n);
+Estimate *est_run(Program *p, Decl *w, EstData *data);
+/* The largest max_tokens of r under which phase ph's worst case fits cap_usd. */
+int64_t est_fit_max_tokens(const EstPhase *ph, const EstAgent *r, double cap_usd);
+/* flowc check: a budget that its workflow's fixed calls can exceed (W0015). */
+void est_warn_budgets(Program *p);
+/* flowc estimate FILE [--items P=N] [--data P=FILE] [--journal DB] [--format=text|json] */
+int cmd_estimate(int argc, char **argv);
 
 /* ---- schema.c: JSON Schema per schema and provider ----------------------- */
 

@@ -230,6 +230,8 @@ bool flowc_load(Program *p, char *const *files, int nfiles)
         ok = sema_check(p);
     if (ok && p->files.len)
         lint_program(p, (int)(intptr_t)p->files.items[0]);
+    if (ok && diag_error_count() == 0)
+        est_warn_budgets(p);
     ok = ok && diag_error_count() == 0;
     diag_flush();
     return ok;

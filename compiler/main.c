@@ -5,6 +5,7 @@
  *   flowc build ...         build.c's cmd_build
  *   flowc fmt ...           fmt.c's cmd_fmt
  *   flowc graph ...         graph.c's cmd_graph
+ *   flowc estimate ...      estimate_cmd.c's cmd_estimate
  *
  * Global options (--color=, --diagnostics-format=, -W...) may stand anywhere
  * and are taken out before the command sees its arguments.  Loading files is
@@ -21,12 +22,15 @@ static const char usage[] =
     "       flowc build FILE [-o OUT] [--emit-c FILE.c] [--emit-schemas DIR] [--keep-c]\n"
     "       flowc fmt [--check | -w] [FILE|DIR|-]...\n"
     "       flowc graph [--format=dot|mermaid] FILE\n"
+    "       flowc estimate FILE [--items NAME=N ...] [--data PARAM=FILE ...] [--journal DB]\n"
+    "                      [--format=text|json]\n"
     "\n"
     "commands:\n"
     "  check     type-check .flow files, or every *.flow under a DIR (exit 0 clean, 1 on any error)\n"
     "  build     compile a .flow file to a native executable\n"
     "  fmt       print files in the one canonical layout (-w: rewrite them; --check: list them)\n"
     "  graph     draw the workflow: phases, agents, the schemas between them (dot or mermaid)\n"
+    "  estimate  what a workflow can spend (worst case) and will likely spend, per phase and agent\n"
     "\n"
     "options:\n"
     "  --color=auto|always|never           colour diagnostics (auto: on a terminal, unless NO_COLOR)\n"
@@ -35,7 +39,8 @@ static const char usage[] =
     "                                      unused-parameter, unused-schema, unused-enum,\n"
     "                                      unused-agent, unused-http, unused-model, shadow,\n"
     "                                      unreachable-code, constant-condition, model-alias,\n"
-    "                                      model-retirement, cache-prefix; -Wno-unused: every\n"
+    "                                      model-retirement, cache-prefix, budget-exceeded,\n"
+    "                                      batch-fallback; -Wno-unused: every\n"
     "                                      unused-*; -Wnone: all\n"
     "  -Werror, -Werror=NAME               warnings (or one) are errors\n"
     "  --dump-ast                          print the syntax tree (check)\n"
@@ -158,5 +163,7 @@ int main(int argc, char **argv)
         return cmd_fmt(argc - 1, argv + 1);
     if (strcmp(cmd, "graph") == 0)
         return cmd_graph(argc - 1, argv + 1);
+    if (strcmp(cmd, "estimate") == 0)
+        return cmd_estimate(argc - 1, argv + 1);
     return usage_error("unknown command '%s'", cmd);
 }

@@ -77,4 +77,12 @@ head -2 cost | tail -1 | awk -v w="$want" '$4 != w || $5 != w || $6 != "0.0000" 
     fail "first run's cost is not $want at the standard price: $(cat cost)"
 [ "$(sqlite3 .flow/bc.db "SELECT count(*) FROM calls WHERE tier <> 'standard'")" -eq 0 ] || fail "tier"
 ./bc runs --cost --last 1 >cost1 && [ "$(grep -c '^20' cost1)" -eq 1 ] || fail "--last 1: $(cat cost1)"
+
+# flowc estimate --journal: the expected sizes are the journal's averages
+command -v jq >/dev/null || exit 0
+"$FLOWC" estimate bc.flow --journal .flow/bc.db --format=json >est.json || fail "estimate --journal"
+want=$(sqlite3 .flow/bc.db "SELECT avg(tokens_out) FROM calls WHERE status = 'ok'")
+jq -e --argjson w "$want" '.phases[] | select(.phase == "work") | .agents[0]
+    | .from_journal and ((.expected.tokens_out / .expected.calls) - $w | fabs) < 0.01' est.json \
+    >/dev/null || fail "estimate does not take the journal's averages ($want): $(cat est.json)"
 exit 0

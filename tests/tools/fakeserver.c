@@ -37,6 +37,11 @@
  * blank text turn, an OpenAI strict schema with minLength/maxLength or an
  * open object, max_tokens or temperature for a reasoning model (gpt-5*,
  * gpt-6*, o*).  The script action no-usage answers without usage.
+ * --usage count: usage counted from the request and the answer with flowc's
+ * token approximation (the request's system, turns at 4 tokens a message
+ * and the answer's schema; the answer's text); --usage max: the same input,
+ * and the output at the request's max_tokens (a server whose every answer
+ * is as long as it may be); by default fixed counts.
  * --latency MS: every answer waits MS first.  --log F: one JSON line per
  * request: n, conn (the connection's number), path, model, feedback (the
  * request carries a retry's feedback turn), auth (the key matched; the key
@@ -149,6 +154,7 @@ static struct {
     double tok_tat;                /* ... of tokens */
     long cache_min;                /* --cache-min: shortest prefix cached, in tokens */
     double start;                  /* when the server started (monotonic s) */
+    int usage_mode;                /* --usage: 0 fixed counts, 1 count, 2 max */
 } S = { .log_mu = PTHREAD_MUTEX_INITIALIZER, .rate_mu = PTHREAD_MUTEX_INITIALIZER };
 
 /* One parsed request. */
@@ -798,6 +804,123 @@ static json_t *anthropic_usage(const cache_use *u)
     return json_pack("{s:i, s:i, s:i, s:i}", "input_tokens", u->rest,
                      "output_tokens", (json_int_t)20, "cache_read_input_tokens", u->read,
                      "cache_creation_input_tokens", u->write);
+}
+
+/* ---- --usage count | max: usage from the request ------------------------- */
+
+/* flowc's token approximation (compiler/estimate.c est_tokens): a run of
+ * letters and digits is a token per 4 characters, a run of other symbols a
+ * token per 2, white space is free. */
+static bool tok_word(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c >= 0x80;
+}
+
+static bool tok_space(unsigned char c)
+{
+    return c == ' ' || c == '\n' || c == '\t' || c == '\r';
+}
+
+static long count_tokens(const char *s)
+{
+    long t = 0;
+    size_t n = s ? strlen(s) : 0, i = 0;
+    while (i < n) {
+        size_t j = i;
+        if (tok_space((unsigned char)s[i])) {
+            while (j < n && tok_space((unsigned char)s[j]))
+                j++;
+        } else if (tok_word((unsigned char)s[i])) {
+            while (j < n && tok_word((unsigned char)s[j]))
+                j++;
+            t += (long)((j - i + 3) / 4);
+        } else {
+            while (j < n && !tok_space((unsigned char)s[j]) && !tok_word((unsigned char)s[j]))
+                j++;
+            t += (long)((j - i + 1) / 2);
+        }
+        i = j;
+    }
+    return t;
+}
+
+static long json_tokens(json_t *v)
+{
+    if (!v)
+        return 0;
+    char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    long t = count_tokens(s);
+    free(s);
+    return t;
+}
+
+/* A message's content: a string, or blocks whose text counts. */
+static long content_tokens(json_t *c)
+{
+    if (json_is_string(c))
+        return count_tokens(json_string_value(c));
+    long t = 0;
+    size_t i;
+    json_t *b;
+    json_array_foreach(c, i, b) {
+        json_t *text = json_object_get(b, "text");
+        t += text ? count_tokens(json_string_value(text)) : json_tokens(json_object_get(b, "input"));
+    }
+    return t;
+}
+
+/* Input tokens of a request: its system, its turns (4 a message) and the
+ * answer's schema wherever the wire format puts it. */
+static long request_tokens(json_t *rq)
+{
+    long t = 0;
+    size_t i;
+    json_t *m;
+    json_t *sys = json_object_get(rq, "system");
+    if (sys)
+        t += 4 + content_tokens(sys);
+    json_array_foreach(json_object_get(rq, "messages"), i, m)
+        t += 4 + content_tokens(json_object_get(m, "content"));
+    json_array_foreach(json_object_get(rq, "tools"), i, m)
+        t += json_tokens(json_object_get(m, "input_schema"));
+    t += json_tokens(json_object_get(json_object_get(json_object_get(rq, "output_config"),
+                                                     "format"), "schema"));
+    t += json_tokens(json_object_get(json_object_get(json_object_get(rq, "response_format"),
+                                                     "json_schema"), "schema"));
+    return t;
+}
+
+/* The answer's usage as --usage asks: counted, or the output at its cap. */
+static void set_usage(json_t *out, json_t *rq, bool anthropic)
+{
+    json_t *u = json_object_get(out, "usage");
+    if (!S.usage_mode || !u)
+        return;
+    long in = request_tokens(rq), o;
+    if (S.usage_mode == 2) {
+        json_t *mt = json_object_get(rq, "max_tokens");
+        if (!mt)
+            mt = json_object_get(rq, "max_completion_tokens");
+        o = (long)json_integer_value(mt);
+    } else if (anthropic) {
+        o = content_tokens(json_object_get(out, "content"));
+    } else {
+        json_t *msg = json_object_get(json_array_get(json_object_get(out, "choices"), 0),
+                                      "message");
+        o = count_tokens(json_string_value(json_object_get(msg, "content")));
+    }
+    if (anthropic) {
+        json_object_set_new(u, "input_tokens", json_integer(in));
+        json_object_set_new(u, "output_tokens", json_integer(o));
+        json_object_set_new(u, "cache_read_input_tokens", json_integer(0));
+        json_object_set_new(u, "cache_creation_input_tokens", json_integer(0));
+    } else {
+        json_object_set_new(u, "prompt_tokens", json_integer(in));
+        json_object_set_new(u, "completion_tokens", json_integer(o));
+        json_object_set_new(u, "total_tokens", json_integer(in + o));
+        json_object_set_new(u, "prompt_tokens_details", json_pack("{s:i}", "cached_tokens", 0));
+    }
 }
 
 /* ---- what providers reject with a 400 -------------------------------------- */
@@ -1451,6 +1574,7 @@ static bool handle(int fd, req *r)
         if (anthropic)
             cache_remember(request);
         json_decref(value);
+        set_usage(out, request, anthropic);
         spoil_usage(action, out, anthropic, strlen(r->body));
         if (!odd_answer(fd, ru, anthropic, out, &keep))
             keep = respond(fd, 200, extra, out);
@@ -1613,7 +1737,7 @@ static void usage(void)
 {
     fprintf(stderr, "usage: fakeserver [--port N] [--port-file F] [--script F] [--key K]\n"
                     "                  [--rate N] [--tpm N] [--cache-min T] [--latency MS]\n"
-                    "                  [--log F] [--dump DIR]\n");
+                    "                  [--log F] [--dump DIR] [--usage count|max]\n");
     exit(2);
 }
 
@@ -1633,6 +1757,7 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--rate") == 0) S.rate = atof(v);
         else if (strcmp(a, "--tpm") == 0) S.tpm = atof(v);
         else if (strcmp(a, "--cache-min") == 0) S.cache_min = atol(v);
+        else if (strcmp(a, "--usage") == 0) S.usage_mode = strcmp(v, "max") == 0 ? 2 : strcmp(v, "count") == 0 ? 1 : 0;
         else if (strcmp(a, "--latency") == 0) S.latency_ms = atol(v);
         else if (strcmp(a, "--dump") == 0) S.dump = v;
         else if (strcmp(a, "--log") == 0) {
