@@ -872,7 +872,7 @@ static long content_tokens(json_t *c)
 
 /* Input tokens of a request: its system, its turns (4 a message) and the
  * answer's schema wherever the wire format puts it. */
-static long request_tokens(json_t *rq)
+static long approx_input_tokens(json_t *rq)
 {
     long t = 0;
     size_t i;
@@ -897,7 +897,7 @@ static void set_usage(json_t *out, json_t *rq, bool anthropic)
     json_t *u = json_object_get(out, "usage");
     if (!S.usage_mode || !u)
         return;
-    long in = request_tokens(rq), o;
+    long in = approx_input_tokens(rq), o;
     if (S.usage_mode == 2) {
         json_t *mt = json_object_get(rq, "max_tokens");
         if (!mt)
