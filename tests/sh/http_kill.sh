@@ -9,8 +9,8 @@
 # flight were sent again with their key and answered from the server's
 # saved outcome (Idempotent-Replayed) instead of being applied twice.
 #
-# First, deterministically: a run is killed while the server holds a write
-# it has applied but not yet answered; the resume must report that write's
+# First, deterministically: a run is killed while the server holds back the
+# answer to a write it has applied; the resume must report that write's
 # outcome as unknown, send it again with its key, and get the saved answer.
 #
 # HTTP_KILLS sets the number of kills (default 10), HTTP_SEED the seed of
@@ -24,6 +24,15 @@ esac
 command -v jq >/dev/null && command -v curl >/dev/null || { echo "no jq or curl"; exit 77; }
 command -v sqlite3 >/dev/null || { echo "no sqlite3"; exit 77; }
 fail() { echo "FAIL: $*"; exit 1; }
+# idle URL: waits until the server has answered every keyed write it began
+# (a killed client's write runs on there), so a resume is answered from the
+# saved outcome, not with a 409 whose retries a loaded machine could outlast
+idle() {
+    j=0
+    while [ "$(curl -s "$1/_stats" | jq .in_progress)" != 0 ] && [ $j -lt 500 ]; do
+        sleep 0.02; j=$((j + 1))
+    done
+}
 KILLS=${HTTP_KILLS:-10}
 SEED=${HTTP_SEED:-20261207}
 N=80
@@ -41,8 +50,9 @@ while [ ! -s port ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
 U="http://127.0.0.1:$(cat port)"
 "$FLOWC" build "$TOP/tests/data/crm_ops.flow" -o crm >build.err 2>&1 || fail "build: $(cat build.err)"
 
-# the deterministic kill: 4 contacts, each write 600 ms on the server
-"$T/fakecrm" --token "$CRM_TOKEN" --contacts 4 --write-latency 600 --port-file port1 \
+# the deterministic kill: 4 contacts; the server applies a write and holds
+# its answer back (--hold-writes) until the client is killed
+"$T/fakecrm" --token "$CRM_TOKEN" --contacts 4 --hold-writes on --port-file port1 \
     --log crm1.log >/dev/null 2>srv1.err &
 srv1=$!
 i=0
@@ -51,11 +61,13 @@ U1="http://127.0.0.1:$(cat port1)"
 ./crm --base "$U1" --journal one.db --retry-base-ms 200 --trace one.jsonl >one.out 2>one.err &
 pid=$!
 i=0
-while [ "$(curl -s "$U1/_stats" | jq '.applied | length')" -eq 0 ] && [ $i -lt 400 ]; do
+while [ "$(curl -s "$U1/_stats" | jq '.applied | length')" -eq 0 ] && [ $i -lt 1000 ]; do
     sleep 0.02; i=$((i + 1))
 done
-kill -9 $pid 2>/dev/null || fail "the run ended before a write was applied"
+kill -9 $pid 2>/dev/null || fail "the run ended before a write was applied: $(cat one.err)"
 wait $pid
+curl -s "$U1/_release" >/dev/null
+idle "$U1"
 ./crm --base "$U1" --journal one.db --retry-base-ms 200 --trace one.jsonl --resume \
     >one.out 2>one.err || fail "resume after the deterministic kill: $(cat one.err)"
 [ "$(wc -l <one.out)" -eq 4 ] || fail "the resume returned $(wc -l <one.out) of 4 contacts"

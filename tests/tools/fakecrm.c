@@ -14,7 +14,9 @@
  *   PATCH /crm/v3/objects/contacts/{id}     {"properties":{...}}: updates one
  *         contact and answers it whole (404 for an unknown id, 400 for a body
  *         without properties)
- *   GET   /_stats                           what was applied, as JSON (for the tests)
+ *   GET   /_stats                           what was applied, and the keyed writes
+ *         still running (in_progress), as JSON (for the tests)
+ *   GET   /_release                         --hold-writes on: answer the held writes
  *
  * Contacts are made up from their number, in HubSpot's object shape:
  * {"id":"i", "properties":{"email":"lead<i>@example.com", "firstname",
@@ -32,13 +34,15 @@
  * many requests carried it and how many were applied.
  *
  *   fakecrm [--port-file F] [--token T] [--contacts N] [--rate N]
- *           [--write-latency MS] [--script F] [--log F]
+ *           [--write-latency MS] [--hold-writes on] [--script F] [--log F]
  *
  * --token T: a request without "Authorization: Bearer T" gets a 401.
  * --rate N: N requests a second, no burst; beyond, a 429 with Retry-After
  * in whole seconds.  --write-latency MS: a write sleeps MS/2 before it is
  * applied and MS/2 after, so a client killed meanwhile cannot know whether
- * it was applied.  --log F: one JSON line per request (n, method, path,
+ * it was applied.  --hold-writes on: a keyed write, once applied and its
+ * outcome saved, is not answered until GET /_release, so a test can kill
+ * its client at a known moment.  --log F: one JSON line per request (n, method, path,
  * status, action, key; never a credential).
  * The script: one rule a line, `WHEN ACTION [ARG]`, WHEN a request number,
  * a range 2-4 or *, optionally restricted with `read` or `write` before it
@@ -93,6 +97,9 @@ static struct {
     int contacts;                  /* --contacts */
     double rate;                   /* --rate */
     long write_latency;            /* --write-latency */
+    bool hold;                     /* --hold-writes: answer no applied write before /_release */
+    bool released;                 /* /_release came */
+    pthread_cond_t release_cv;     /* signalled by /_release */
     int port;                      /* the port we listen on */
     rule rules[MAX_RULES];
     int nrules;
@@ -104,7 +111,8 @@ static struct {
     json_t *props;                 /* id -> properties written */
     ikey *keys;                    /* [MAX_KEYS] */
     int nkeys;
-} S = { .contacts = 25, .mu = PTHREAD_MUTEX_INITIALIZER };
+} S = { .contacts = 25, .mu = PTHREAD_MUTEX_INITIALIZER,
+        .release_cv = PTHREAD_COND_INITIALIZER };
 
 static double now_s(void)
 {
@@ -472,6 +480,8 @@ static bool write_contact(int fd, long n, const req *r, const char *id)
     k->status = st;
     k->answer = strdup(answer);
     k->done = true;
+    while (S.hold && !S.released)               /* applied, and its client kept waiting */
+        pthread_cond_wait(&S.release_cv, &S.mu);
     pthread_mutex_unlock(&S.mu);
     sleep_ms(S.write_latency - S.write_latency / 2);
     log_line(n, r, st, "applied");
@@ -490,13 +500,17 @@ static bool stats(int fd)
         if (S.applied[i])
             json_object_set_new(applied, id, json_integer(S.applied[i]));
     }
-    for (int i = 0; i < S.nkeys; i++)
+    int running = 0;
+    for (int i = 0; i < S.nkeys; i++) {
         json_object_set_new(keys, S.keys[i].key, json_pack("{s:i, s:i}", "requests",
                             S.keys[i].requests, "applied", S.keys[i].applied));
+        running += !S.keys[i].done;
+    }
     long n = S.n;
     pthread_mutex_unlock(&S.mu);
-    return respond(fd, 200, NULL, json_pack("{s:I, s:o, s:o}", "requests", (json_int_t)n,
-                                            "applied", applied, "keys", keys));
+    return respond(fd, 200, NULL, json_pack("{s:I, s:o, s:o, s:i}", "requests", (json_int_t)n,
+                                            "applied", applied, "keys", keys, "in_progress",
+                                            running));
 }
 
 /* GCRA without burst: the seconds to wait, 0 to go on. */
@@ -518,6 +532,13 @@ static bool handle(int fd, req *r)
 {
     if (strcmp(r->path, "/_stats") == 0)
         return stats(fd);
+    if (strcmp(r->path, "/_release") == 0) {
+        pthread_mutex_lock(&S.mu);
+        S.released = true;
+        pthread_cond_broadcast(&S.release_cv);
+        pthread_mutex_unlock(&S.mu);
+        return respond(fd, 200, NULL, json_object());
+    }
     bool write = strcmp(r->method, "GET") != 0;
     pthread_mutex_lock(&S.mu);
     long n = ++S.n, nk = write ? ++S.nwrites : ++S.nreads;
@@ -674,7 +695,7 @@ static void *conn_main(void *arg)
 static void usage(void)
 {
     fprintf(stderr, "usage: fakecrm [--port-file F] [--token T] [--contacts N] [--rate N]\n"
-                    "               [--write-latency MS] [--script F] [--log F]\n");
+                    "               [--write-latency MS] [--hold-writes on] [--script F] [--log F]\n");
     exit(2);
 }
 
@@ -691,6 +712,7 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--contacts") == 0) S.contacts = atoi(v);
         else if (strcmp(a, "--rate") == 0) S.rate = atof(v);
         else if (strcmp(a, "--write-latency") == 0) S.write_latency = atol(v);
+        else if (strcmp(a, "--hold-writes") == 0) S.hold = strcmp(v, "on") == 0;
         else if (strcmp(a, "--script") == 0) { if (!load_script(v)) return 2; }
         else if (strcmp(a, "--log") == 0) {
             if (!(S.log = fopen(v, "w"))) { perror(v); return 2; }
