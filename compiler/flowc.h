@@ -791,6 +791,11 @@ void est_warn_budgets(Program *p);
 /* flowc estimate FILE [--items P=N] [--data P=FILE] [--journal DB] [--format=text|json] */
 int cmd_estimate(int argc, char **argv);
 
+/* ---- compat.c: `flowc compat` ------------------------------------------------ */
+
+/* flowc compat [--format=text|json] OLD NEW | --against REV FILE...: exit status. */
+int cmd_compat(int argc, char **argv);
+
 /* ---- schema.c: JSON Schema per schema and provider ----------------------- */
 
 typedef enum SchemaDialect {
@@ -819,6 +824,20 @@ int cmd_build(int argc, char **argv);
 const char *flowc_stdlib_dir(void);
 /* Directory of the flowc executable (for finding the runtime). */
 const char *flowc_exe_dir(void);
+/* Where flowc_load() reads files from, instead of the disk (compat --against
+ * reads a git revision; the language server, the editor's unsaved text). */
+typedef struct FlowcReader {
+    /* path into *text (malloc'd) and *len: 1 read, 0 not this reader's file
+     * (the disk is read), -1 failed (*err says why) */
+    int (*read)(void *ctx, const char *path, char **text, size_t *len, const char **err);
+    /* 1 the file exists, 0 it does not, -1 not this reader's file (ask the disk) */
+    int (*exists)(void *ctx, const char *path);
+    /* the name diagnostics give the file ("HEAD:x.flow") */
+    const char *(*display)(void *ctx, const char *path);
+    void *ctx;                                   /* the reader's own state */
+} FlowcReader;
+
+void flowc_set_reader(const FlowcReader *r);     /* NULL: the disk again */
 /* Parses files and their imports, then type-checks.  Diagnostics are printed;
  * returns false if there was any error. */
 bool flowc_load(Program *p, char *const *files, int nfiles);

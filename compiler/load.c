@@ -131,7 +131,8 @@ bool flowc_expand_args(char **args, int n, Vec *files)
 /* ---- loading ------------------------------------------------------------------- */
 
 typedef struct Loaded {
-    const char *real;                            /* realpath of the file */
+    const char *real;                            /* realpath of the file (canonical()) */
+    const char *path;                            /* the path it was asked for by */
     int file;                                    /* its source index */
 } Loaded;
 
@@ -145,6 +146,37 @@ static int find_loaded(const char *real)
             return l->file;
     }
     return -1;
+}
+
+/* ---- where files are read from ------------------------------------------------ */
+
+static const FlowcReader *reader;                /* NULL: the disk */
+
+void flowc_set_reader(const FlowcReader *r)
+{
+    reader = r;
+}
+
+static bool file_exists(const char *path)
+{
+    int r = reader && reader->exists ? reader->exists(reader->ctx, path) : -1;
+    return r >= 0 ? r == 1 : is_file(path);
+}
+
+/* The name a file is known by, to load it once: its real path, or (a file
+ * only a reader has) the real path of its directory and its name. */
+static const char *canonical(const char *path)
+{
+    char real[PATH_MAX];
+    if (realpath(path, real))
+        return arena_strdup(real);
+    const char *slash = strrchr(path, '/');
+    char *dir = slash ? arena_strndup(path, (size_t)(slash - path)) : ".";
+    if (slash == path)
+        dir = "/";
+    if (realpath(dir, real))
+        return arena_printf("%s/%s", real, slash ? slash + 1 : path);
+    return path;
 }
 
 /* The file an import names: beside the importing file, then in the stdlib;
@@ -165,12 +197,23 @@ static const char *resolve_import(const char *from, const char *name)
         cands[n++] = arena_printf("%s/%s", flowc_stdlib_dir(), name);
     }
     for (int i = 0; i < n; i++)
-        if (is_file(cands[i]))
+        if (file_exists(cands[i]))
             return cands[i];
     return NULL;
 }
 
 static bool load_file(Program *p, const char *path, Span from);
+
+/* The path a loaded file was asked for by (a reader's display name differs). */
+static const char *loaded_path(int file)
+{
+    for (int i = 0; i < loaded.len; i++) {
+        Loaded *l = loaded.items[i];
+        if (l->file == file)
+            return l->path;
+    }
+    return src_get(file)->path;
+}
 
 /* Loads the imports among decls [first, last) of one file. */
 static bool load_imports(Program *p, int file, int first, int last)
@@ -180,7 +223,7 @@ static bool load_imports(Program *p, int file, int first, int last)
         Decl *d = p->decls.items[i];
         if (d->kind != D_IMPORT || !d->name || !*d->name)
             continue;
-        const char *path = resolve_import(src_get(file)->path, d->name);
+        const char *path = resolve_import(loaded_path(file), d->name);
         if (!path) {
             diag_error(d->name_span, E0301, "cannot find module '%s'", d->name);
             diag_help("an import is a path relative to this file ('.flow' optional) "
@@ -193,24 +236,50 @@ static bool load_imports(Program *p, int file, int first, int last)
     return ok;
 }
 
-/* Reads and parses one file (once), then its imports. */
-static bool load_file(Program *p, const char *path, Span from)
+/* Reads one file into the source table (from the reader, or the disk); -1
+ * after an error (said at from). */
+static int read_file(const char *path, Span from)
 {
+    if (reader) {
+        char *text = NULL;
+        size_t len = 0;
+        const char *err = NULL;
+        int r = reader->read(reader->ctx, path, &text, &len, &err);
+        if (r < 0) {
+            diag_error(from, E0302, "cannot read '%s': %s", reader->display(reader->ctx, path),
+                       err ? err : "failed");
+            return -1;
+        }
+        if (r > 0) {
+            int file = src_add(reader->display(reader->ctx, path), text, len);
+            free(text);
+            return file;
+        }
+    }
     char real[PATH_MAX];
     if (!realpath(path, real) || !is_file(real)) {
         int err = errno;
         diag_error(from, E0302, "cannot read '%s': %s", path, is_dir(path) ? "is a directory" : strerror(err));
-        return false;
+        return -1;
     }
-    if (find_loaded(real) >= 0)
-        return true;
     int file = src_load(path);
-    if (file < 0) {
+    if (file < 0)
         diag_error(from, E0302, "cannot read '%s': %s", path, strerror(errno));
+    return file;
+}
+
+/* Reads and parses one file (once), then its imports. */
+static bool load_file(Program *p, const char *path, Span from)
+{
+    const char *key = canonical(path);
+    if (find_loaded(key) >= 0)
+        return true;
+    int file = read_file(path, from);
+    if (file < 0)
         return false;
-    }
     Loaded *l = arena_alloc(sizeof *l);
-    l->real = arena_strdup(real);
+    l->real = key;
+    l->path = arena_strdup(path);
     l->file = file;
     vec_push(&loaded, l);
     vec_push(&p->files, (void *)(intptr_t)file);
@@ -223,16 +292,16 @@ static bool load_file(Program *p, const char *path, Span from)
 bool flowc_load(Program *p, char *const *files, int nfiles)
 {
     memset(&loaded, 0, sizeof loaded);
+    int before = diag_error_count();             /* one process may load several programs */
     bool ok = true;
     for (int i = 0; i < nfiles; i++)
         ok &= load_file(p, files[i], no_span);
-    if (ok && diag_error_count() == 0)
-        ok = sema_check(p);
+    ok = ok && diag_error_count() == before && sema_check(p);
     if (ok && p->files.len)
         lint_program(p, (int)(intptr_t)p->files.items[0]);
-    if (ok && diag_error_count() == 0)
+    if (ok && diag_error_count() == before)
         est_warn_budgets(p);
-    ok = ok && diag_error_count() == 0;
+    ok = ok && diag_error_count() == before;
     diag_flush();
     return ok;
 }

@@ -6,6 +6,7 @@
  *   flowc fmt ...           fmt.c's cmd_fmt
  *   flowc graph ...         graph.c's cmd_graph
  *   flowc estimate ...      estimate_cmd.c's cmd_estimate
+ *   flowc compat ...        compat.c's cmd_compat
  *
  * Global options (--color=, --diagnostics-format=, -W...) may stand anywhere
  * and are taken out before the command sees its arguments.  Loading files is
@@ -24,6 +25,7 @@ static const char usage[] =
     "       flowc graph [--format=dot|mermaid] FILE\n"
     "       flowc estimate FILE [--items NAME=N ...] [--data PARAM=FILE ...] [--journal DB]\n"
     "                      [--format=text|json]\n"
+    "       flowc compat [--format=text|json] OLD.flow NEW.flow | --against GIT_REV FILE...\n"
     "\n"
     "commands:\n"
     "  check     type-check .flow files, or every *.flow under a DIR (exit 0 clean, 1 on any error)\n"
@@ -31,6 +33,7 @@ static const char usage[] =
     "  fmt       print files in the one canonical layout (-w: rewrite them; --check: list them)\n"
     "  graph     draw the workflow: phases, agents, the schemas between them (dot or mermaid)\n"
     "  estimate  what a workflow can spend (worst case) and will likely spend, per phase and agent\n"
+    "  compat    the breaking changes to schemas, enums and the workflow between two versions\n"
     "\n"
     "options:\n"
     "  --color=auto|always|never           colour diagnostics (auto: on a terminal, unless NO_COLOR)\n"
@@ -165,5 +168,7 @@ int main(int argc, char **argv)
         return cmd_graph(argc - 1, argv + 1);
     if (strcmp(cmd, "estimate") == 0)
         return cmd_estimate(argc - 1, argv + 1);
+    if (strcmp(cmd, "compat") == 0)
+        return cmd_compat(argc - 1, argv + 1);
     return usage_error("unknown command '%s'", cmd);
 }
