@@ -53,7 +53,7 @@ static const rt_flag rt_flags[] = {
     { "mock", NULL, "answer every model with the offline mock provider" },
     { "mock-latency", "MS", "the mock's latency per attempt, in milliseconds (default 0)" },
     { "mock-fail-rate", "P", "probability in 0..1 that a mock attempt fails transiently" },
-    { "concurrency", "N", "agent calls in flight at most, across the whole run" },
+    { "concurrency", "N", "agent and http calls in flight at most, across the whole run" },
     { "retry-base-ms", "N", "retry backoff base: the k-th retry (k from 0) waits a random"
       " 0..base*2^k ms, at most 30 s (default 500)" },
     { "budget-usd", "USD", "the workflow's usd budget, instead of the declared one" },
