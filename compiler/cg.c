@@ -1293,12 +1293,18 @@ static const char *opt_on_error(Vec *opts)
     return "FR_ON_ERROR_HALT";
 }
 
-/* const fr_par_opts opts_N = { concurrency, on_error, where }; */
+/* const fr_par_opts opts_N = { concurrency, on_error, where, batch }; */
 static const char *par_opts(Gen *g, Node *n, int64_t conc)
 {
     const char *name = fmt("opts_%d", ++cg.label);
-    emit(g, "const fr_par_opts %s = { %" PRId64 ", %s, %s };", name, conc, opt_on_error(&n->opts),
-         where_of(n->span));
+    bool batch = false;
+    for (int i = 0; n->kind == N_FOR && i < n->opts.len; i++) {
+        Setting *s = n->opts.items[i];
+        if (strcmp(s->key, "batch") == 0 && s->value && s->value->kind == N_BOOL)
+            batch = s->value->ival != 0;
+    }
+    emit(g, "const fr_par_opts %s = { %" PRId64 ", %s, %s, %s };", name, conc,
+         opt_on_error(&n->opts), where_of(n->span), batch ? "true" : "false");
     return name;
 }
 
@@ -1837,7 +1843,9 @@ static void write_model(FILE *f, Decl *d)
             c_double(mi->cache_write), c_double(mi->cache_write_1h));
     fprintf(f, "    .usd_per_mtok_cache_read = %s,\n    .min_cache_tokens = %" PRId64 ",\n",
             c_double(mi->cache_read), mi->min_cache_tokens);
-    fprintf(f, "    .rpm = %s,\n    .tpm = %s,\n};\n\n", c_double(mi->rpm), c_double(mi->tpm));
+    fprintf(f, "    .rpm = %s,\n    .tpm = %s,\n", c_double(mi->rpm), c_double(mi->tpm));
+    fprintf(f, "    .usd_per_mtok_batch_in = %s,\n    .usd_per_mtok_batch_out = %s,\n};\n\n",
+            c_double(mi->batch_in), c_double(mi->batch_out));
 }
 
 /* The statements that append one template (system or prompt) to buffer buf. */

@@ -223,7 +223,8 @@ void src_reset(void);                            /* forget all sources (fuzz har
     X(W0012, "model-alias", "a model named by an old name (an alias)")            \
     X(W0013, "model-retirement", "a model retired, or retiring within 30 days")   \
     X(W0014, "cache-prefix", "an agent's fixed prompt prefix just under caching")  \
-    X(W0015, "budget-exceeded", "a budget the calls every run makes can exceed")
+    X(W0015, "budget-exceeded", "a budget the calls every run makes can exceed")    \
+    X(W0016, "batch-fallback", "a batch fan-out whose model has no batch API")
 
 typedef enum DiagCode {
     DIAG_NOCODE,

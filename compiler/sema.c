@@ -2732,6 +2732,7 @@ static Type *iter_elem(Node *e, Type *t)
 }
 
 static const char *const for_keys[] = { "concurrency", "on_error", NULL };
+static const char *const pfor_keys[] = { "concurrency", "on_error", "batch", NULL };
 static const char *const stage_keys[] = { "concurrency", NULL };
 static const char *const on_error_words[] = { "skip", "halt", NULL };
 
@@ -2746,7 +2747,13 @@ static void check_opts(Vec *opts, const char *const *keys, const char *kind, con
             continue;
         if (strcmp(s->key, "concurrency") == 0)
             setting_num(s, 1, 100000, false, true, &v);
-        else
+        else if (strcmp(s->key, "batch") == 0) {
+            if (s->value->kind != N_BOOL)
+                diag_error(s->value->span, E0903, "batch must be true or false, got %s",
+                           what(s->value));
+            else
+                s->value->type = ty_bool;
+        } else
             setting_word(s, on_error_words);
     }
 }
@@ -2760,12 +2767,69 @@ static Type *loop_value(Type *bt)
     return ty_list(bt);
 }
 
+/* A batch fan-out's body runs twice (once to collect its requests): it may
+ * not do what must happen once; its agents' models should have a batch API. */
+static void batch_body(Node *n, Node *opt)
+{
+    if (!n)
+        return;
+    if (n->kind == N_CALL && (n->builtin == B_ESCALATE || n->builtin == B_APPROVE ||
+                              n->builtin == B_WRITE_JSONL ||
+                              (n->decl && n->decl->kind == D_HTTP))) {
+        diag_error(nspan(n), E0903, "'%s' cannot be in the body of a 'parallel for' with "
+                   "batch: true", n->name);
+        diag_note(opt->span, "batch: true is set here");
+        diag_help("the body runs twice, once to collect the batch's requests: do this after "
+                  "the fan-out, on its results");
+    }
+    if (n->kind == N_CALL && n->decl && n->decl->kind == D_AGENT && n->decl->sema) {
+        AgentInfo *ai = n->decl->sema;
+        Decl *m = ai->model;
+        if (n->using_model && lookup_decl(n->using_model))
+            m = lookup_decl(n->using_model);
+        ModelInfo *mi = m ? m->sema : NULL;
+        if (mi && mi->alias_of)
+            mi = mi->alias_of->sema;
+        const char *b = mi ? mi->base_url : NULL;
+        bool local = b && (strstr(b, "://localhost") || strstr(b, "://127.") ||
+                           strstr(b, "://[::1]") || strstr(b, "://0.0.0.0"));
+        if (mi && (!mi->provider || (strcmp(mi->provider, "anthropic") != 0 &&
+                                     strcmp(mi->provider, "openai") != 0) || local)) {
+            diag_warning(nspan(n), W0016, "model '%s' has no batch API: this fan-out's calls "
+                         "of '%s' are made one by one, at the normal price", m->name, n->name);
+            diag_note(opt->span, "batch: true is set here");
+        }
+    }
+    Node *kids[] = { n->lhs, n->rhs, n->operand, n->cond, n->then, n->els, n->body, n->iter,
+                     n->value };
+    for (size_t i = 0; i < sizeof kids / sizeof kids[0]; i++)
+        batch_body(kids[i], opt);
+    for (int i = 0; i < n->args.len; i++)
+        batch_body(n->args.items[i], opt);
+    for (int i = 0; i < n->stmts.len; i++)
+        batch_body(n->stmts.items[i], opt);
+    for (int i = 0; i < n->inits.len; i++)
+        batch_body(((FieldInit *)n->inits.items[i])->value, opt);
+    for (int i = 0; i < n->arms.len; i++)
+        batch_body(((MatchArm *)n->arms.items[i])->body, opt);
+}
+
+static void check_batch(Node *n)
+{
+    for (int i = 0; n->parallel && i < n->opts.len; i++) {
+        Setting *s = n->opts.items[i];
+        if (strcmp(s->key, "batch") == 0 && s->value && s->value->kind == N_BOOL &&
+            s->value->ival)
+            batch_body(n->body, s->value);
+    }
+}
+
 /* for -> 'parallel'? 'for' name 'in' expr options? ('where' expr)? block */
 static Type *check_for(Node *n, bool used)
 {
     Type *elem = iter_elem(n->iter, check_expr(n->iter, true));
     if (n->parallel)
-        check_opts(&n->opts, for_keys, "'parallel for'", NULL);
+        check_opts(&n->opts, pfor_keys, "'parallel for'", NULL);
     for (int i = 0; !n->parallel && i < n->opts.len; i++) {
         Setting *s = n->opts.items[i];
         diag_error(s->key_span, E0805, "unknown option '%s' for a plain 'for'", s->key);
@@ -2786,6 +2850,7 @@ static Type *check_for(Node *n, bool used)
     S.loops--;
     S.depth -= n->parallel;
     facts_pop(fmark);
+    check_batch(n);
     scope_pop(mark);
     return loop_value(bt);
 }

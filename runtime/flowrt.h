@@ -224,6 +224,8 @@ typedef struct fr_model {
     double usd_per_mtok_cache_read;     /* cache hit; < 0: as input */
     int64_t min_cache_tokens;      /* shortest cacheable prefix, 0 unknown */
     double rpm, tpm;               /* known rate limits per minute, 0 none */
+    double usd_per_mtok_batch_in;  /* batch API input price; < 0: not declared (no discount) */
+    double usd_per_mtok_batch_out; /* batch API output price; < 0: not declared */
 } fr_model;
 
 typedef struct fr_agent fr_agent;
@@ -389,6 +391,7 @@ typedef struct fr_par_opts {
     int concurrency;               /* items in flight at most (also capped by --concurrency) */
     fr_on_error on_error;          /* what a failed item does */
     const char *where;             /* "file.flow:line:col" of the construct */
+    bool batch;                    /* batch: true, through the providers' batch APIs */
 } fr_par_opts;
 
 /* One item of a for body: the item's value, or NULL with sig (SKIP drops it). */

@@ -360,6 +360,22 @@ void fr_budget_settle(fr_run *run, const fr_resv *r, const fr_charge *c)
     pthread_mutex_unlock(&run->mu);
 }
 
+void fr_budget_charge(fr_run *run, int phase, const fr_charge *c)
+{
+    int64_t tok = c->in + c->out;
+    if (phase >= run->prog->nphases)
+        phase = -1;
+    pthread_mutex_lock(&run->mu);
+    run->wf.usd_spent += c->usd, run->wf.tok_spent += tok;
+    if (phase >= 0)
+        run->ph[phase].usd_spent += c->usd, run->ph[phase].tok_spent += tok;
+    fr_stats *st = fr_stats_of(run, phase);
+    st->tokens_in += c->in, st->tokens_out += c->out, st->usd += c->usd;
+    st->cache_read += c->cache_read, st->cache_write += c->cache_write;
+    st->usd_saved += c->saved;
+    pthread_mutex_unlock(&run->mu);
+}
+
 /* The deadline nearest now of the workflow's and cx's phase's, and whose. */
 static int64_t nearest_deadline(fr_ctx *cx, int *whose)
 {
@@ -372,6 +388,12 @@ static int64_t nearest_deadline(fr_ctx *cx, int *whose)
             d = pd, *whose = cx->phase;
     }
     return d;
+}
+
+int64_t fr_budget_deadline(fr_ctx *cx)
+{
+    int whose;
+    return nearest_deadline(cx, &whose);
 }
 
 int64_t fr_budget_time_left(fr_ctx *cx)

@@ -358,6 +358,51 @@ static size_t schema_bytes(const fr_agent *a, const fr_model *m)
     return s ? strlen(s) : 0;
 }
 
+/* Whether m has a batch API: Anthropic's and OpenAI's own, not a local server. */
+static bool batchable(const fr_model *m)
+{
+    return strcmp(m->provider, "anthropic") == 0 || strcmp(m->provider, "openai") == 0;
+}
+
+/* A batch fan-out's answer to this call, taken as its first attempt at the
+ * batch price; NULL when there is none or it is invalid (the call goes on
+ * with normal attempts, the invalid one's feedback told). */
+static json_t *batch_answer(call *c, const char *key, int *stop)
+{
+    fr_response r;
+    if (!fr_batch_take(c->cx->run, c->model, key, &r))
+        return NULL;
+    fr_model bm = *c->model;
+    if (bm.usd_per_mtok_batch_in >= 0)
+        bm.usd_per_mtok_in = bm.usd_per_mtok_batch_in;
+    if (bm.usd_per_mtok_batch_out >= 0)
+        bm.usd_per_mtok_out = bm.usd_per_mtok_batch_out;
+    if (bm.usd_per_mtok_cache_read >= 0 && c->model->usd_per_mtok_batch_in >= 0)
+        bm.usd_per_mtok_cache_read /= 2;
+    fr_resv none = { c->cx->phase, 0, 0 };
+    fr_charge ch;
+    fr_charge_of(&bm, &none, &r, &ch);
+    c->jh.jc.tier = "batch";
+    fr_journal_call_attempt(&c->jh, &r, &ch);
+    fr_budget_charge(c->cx->run, c->cx->phase, &ch);
+    c->attempts++;
+    json_t *v = NULL;
+    if (r.outcome == FR_ANSWER)
+        v = take_answer(c, &r, stop);
+    else {
+        set_str(&c->last_error, r.error ? r.error : "unusable answer");
+        set_str(&c->feedback, c->last_error);
+        set_str(&c->prev_answer, r.raw);
+    }
+    if (!v)
+        fr_journal_call_settle(&c->jh, c->cx);
+    tally(&c->tally, &r, v != NULL);
+    fr_response_free(&r);
+    if (*stop != GO_ON)
+        *stop = GO_ON;                           /* a bad batch answer is retried normally */
+    return v;
+}
+
 json_t *fr_call(fr_ctx *cx, const fr_agent *a, int site, const fr_model *using,
                 json_t *const *args, const char *where)
 {
@@ -376,6 +421,18 @@ json_t *fr_call(fr_ctx *cx, const fr_agent *a, int site, const fr_model *using,
     if (v)
         count_cached(cx->run, cx->phase);
     int stop = GO_ON;
+    if (!v && (fr_batch_collecting() || cx->run->batches)) {
+        fr_jcall k = c.jh.jc;                    /* the journal's key, journal or not */
+        fr_journal_key(&k, c.system.s, c.prompt.s ? c.prompt.s : "");
+        if (fr_batch_collecting()) {             /* a batch fan-out's first pass */
+            bool ok = !batchable(c.model) ||
+                      fr_batch_collect(a, c.model, c.system.s, c.prompt.s, k.key, c.max_tokens);
+            call_free(&c);
+            cx->sig = ok ? FR_SIG_SKIP : FR_SIG_FAIL;   /* the item stops here this pass */
+            return NULL;
+        }
+        v = batch_answer(&c, k.key, &stop);
+    }
     while (!v && stop == GO_ON && c.attempts <= a->retries + c.extra)
         v = attempt(&c, &stop);
     if (c.attempts > 0)

@@ -411,6 +411,8 @@ typedef struct fr_rejected {
     long rows;                     /* rows read */
 } fr_rejected;
 
+typedef struct fr_batch_store fr_batch_store;
+
 struct fr_run {
     const fr_program *prog;        /* the workflow being run */
     pthread_mutex_t mu;            /* guards the ledger, stats, stop, slots and partial */
@@ -456,6 +458,8 @@ struct fr_run {
     FILE *dry;                     /* <workflow>.dry-run.jsonl once opened (under review_mu) */
     int64_t dry_writes;            /* requests written to it */
     char run_tag[32];              /* the run id without a journal (idempotency keys) */
+    fr_batch_store *batches;       /* batch answers waiting for their call (fr_batch.c) */
+    int64_t batch_timeout_ms;      /* --batch-timeout, 0 none */
 };
 
 /* What one attempt costs: its usage priced per token class (input, output,
@@ -502,10 +506,29 @@ void fr_budget_settle(fr_run *run, const fr_resv *r, const fr_charge *c);
  * when the workflow's budget is already spent. */
 bool fr_budget_phase_open(fr_ctx *cx, int phase, double prior_usd, int64_t prior_tokens,
                           int64_t prior_active_ms);
+/* Charges c, already paid (a batch's answer), without a hold. */
+void fr_budget_charge(fr_run *run, int phase, const fr_charge *c);
+/* cx's nearest time deadline (monotonic ms), -1 for none. */
+int64_t fr_budget_deadline(fr_ctx *cx);
 /* Milliseconds left before cx's nearest deadline, INT64_MAX for none. */
 int64_t fr_budget_time_left(fr_ctx *cx);
 /* Sets FR_SIG_BUDGET for the deadline that has passed; returns NULL. */
 void *fr_budget_time_stop(fr_ctx *cx);
+
+/* fr_batch.c: batch fan-outs */
+/* The first pass of a batch fan-out: collects, submits, polls and keeps the
+ * answers; false (cx's signal set) when the run must stop (a budget). */
+bool fr_batch_prepass(fr_ctx *cx, json_t *list, const fr_par_opts *opts, fr_body_fn body,
+                      void *env);
+/* In the first pass (on this thread): fr_call collects instead of sending. */
+bool fr_batch_collecting(void);
+bool fr_batch_collect(const fr_agent *a, const fr_model *m, const char *system,
+                      const char *prompt, const char *key, int max_tokens);
+/* The batch answer of call key, as a parsed response; false when none. */
+bool fr_batch_take(fr_run *run, const fr_model *m, const char *key, fr_response *r);
+void fr_batch_free(fr_run *run);
+/* The journal of the run (NULL: none). */
+struct fr_journal *fr_journal_of(fr_run *run);
 
 /* fr_par.c */
 void fr_ctx_init_child(fr_ctx *parent, fr_ctx *c);   /* empty pool, parent's path */
@@ -657,6 +680,14 @@ bool fr_journal_phase_clock_stop(fr_journal *j);
 /* For the subcommands (fr_runs.c: an unbound handle, one thread) and messages. */
 typedef struct sqlite3 sqlite3;
 sqlite3 *fr_journal_db(fr_journal *j);
+/* The provider batch journaled for part `part` of fan-out `fanout` of the
+ * bound run: its id and last status; false when none was submitted. */
+bool fr_journal_batch_get(fr_journal *j, const char *fanout, int part, char *id, size_t idcap,
+                          char *status, size_t stcap);
+/* Durably records (or updates) that batch, before it is polled. */
+bool fr_journal_batch_put(fr_journal *j, const char *fanout, int part, const char *provider,
+                          const char *batch_id, const char *file_id, const char *status,
+                          int64_t requests, double held_usd);
 const char *fr_journal_path(const fr_journal *j);
 const char *fr_journal_errmsg(fr_journal *j);          /* the last SQLite error */
 bool fr_journal_exec(fr_journal *j, const char *sql);  /* one statement, no rows */

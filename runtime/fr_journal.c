@@ -1383,6 +1383,67 @@ bool fr_journal_escalate(fr_journal *j, const char *where, const char *item,
     return ok;
 }
 
+/* ---- provider batches ------------------------------------------------------ */
+
+bool fr_journal_batch_get(fr_journal *j, const char *fanout, int part, char *id, size_t idcap,
+                          char *status, size_t stcap)
+{
+    sqlite3_stmt *st;
+    bool found = false;
+    if (!j || !j->run_id[0])
+        return false;
+    db_acquire(j);
+    if (sqlite3_prepare_v2(j->db, "SELECT batch_id, status FROM batches WHERE run_id = ?1"
+                           " AND fanout = ?2 AND part = ?3 AND batch_id IS NOT NULL", -1, &st,
+                           NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, j->run_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, fanout, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 3, part);
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            snprintf(id, idcap, "%s", (const char *)sqlite3_column_text(st, 0));
+            const unsigned char *t = sqlite3_column_text(st, 1);
+            snprintf(status, stcap, "%s", t ? (const char *)t : "");
+            found = true;
+        }
+        sqlite3_finalize(st);
+    }
+    db_release(j);
+    return found;
+}
+
+bool fr_journal_batch_put(fr_journal *j, const char *fanout, int part, const char *provider,
+                          const char *batch_id, const char *file_id, const char *status,
+                          int64_t requests, double held_usd)
+{
+    sqlite3_stmt *st;
+    if (!j || !j->run_id[0])
+        return true;
+    db_acquire(j);
+    bool ok = sqlite3_prepare_v2(j->db,
+        "INSERT INTO batches(run_id, fanout, part, provider, batch_id, file_id, status,"
+        " requests, held_usd, created_ms) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)"
+        " ON CONFLICT(run_id, fanout, part) DO UPDATE SET batch_id = excluded.batch_id,"
+        " file_id = coalesce(excluded.file_id, file_id), status = excluded.status,"
+        " ended_ms = CASE WHEN excluded.status IN ('ended', 'completed', 'canceled',"
+        " 'cancelled', 'expired', 'failed') THEN ?10 END", -1, &st, NULL) == SQLITE_OK;
+    if (ok) {
+        sqlite3_bind_text(st, 1, j->run_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, fanout, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 3, part);
+        sqlite3_bind_text(st, 4, provider, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 5, batch_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 6, file_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 7, status, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 8, requests);
+        sqlite3_bind_double(st, 9, held_usd);
+        sqlite3_bind_int64(st, 10, fr_wall_ms());
+        ok = sqlite3_step(st) == SQLITE_DONE;
+        sqlite3_finalize(st);
+    }
+    db_release(j);
+    return ok;
+}
+
 /* ---- subcommands: runs, review, approve ---------------------------------- */
 
 /* The time processes spent in phase of the bound run (0: none recorded). */

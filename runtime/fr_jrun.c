@@ -201,6 +201,12 @@ int fr_journal_run_start(fr_run *run, const fr_jopts *o, json_t *const *args)
     return st;
 }
 
+struct fr_journal *fr_journal_of(fr_run *run)
+{
+    jstate *s = run->journal;
+    return s ? s->j : NULL;
+}
+
 static const char *status_word(int status)
 {
     switch (status) {

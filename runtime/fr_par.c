@@ -326,6 +326,8 @@ static void *pfor_worker(void *arg)
 json_t *fr_parallel_for(fr_ctx *cx, json_t *list, const fr_par_opts *opts,
                         fr_body_fn body, void *env)
 {
+    if (opts->batch && !fr_batch_prepass(cx, list, opts, body, env))
+        return NULL;                       /* a budget refused a batch: cx says which */
     pfor p = { .list = list, .body = body, .env = env };
     size_t n = json_array_size(list);
     if (!fan_init(&p.f, cx, opts, list))

@@ -37,6 +37,7 @@ typedef struct opts {
     int concurrency;               /* --concurrency, 0: no cap */
     int retry_base_ms;             /* --retry-base-ms */
     fr_budget budget;              /* --budget-usd, --budget-tokens, --budget-time (< 0: not given) */
+    int64_t batch_timeout_ms;      /* --batch-timeout, 0 none */
     fr_jopts jo;                   /* --journal, --no-journal, --resume, --force, --trace */
     json_t **args;                 /* one value per parameter (owned), NULL until given */
     bool rt_seen[64];              /* which runtime flags were given (rt_flags' order) */
@@ -60,6 +61,8 @@ static const rt_flag rt_flags[] = {
     { "budget-tokens", "N", "the workflow's token budget, instead of the declared one" },
     { "budget-time", "DURATION", "the workflow's time budget (90s, 30m, 2h), instead of the"
       " declared one" },
+    { "batch-timeout", "DURATION", "cancel a batch fan-out's provider batch after this long"
+      " (30m, 2h); what finished is kept, the rest made as normal calls" },
     { "quiet", NULL, "no progress line and no run summary" },
     { "dry-run", NULL, "send no write: write each one, secrets masked, to"
       " <workflow>.dry-run.jsonl" },
@@ -306,7 +309,14 @@ static int set_rt_flag(const fr_program *p, opts *o, argp *a)
         return rt_int(a, 1, &o->concurrency);
     else if (strcmp(f, "retry-base-ms") == 0)
         return rt_int(a, 0, &o->retry_base_ms);
-    else if (strncmp(f, "budget-", 7) == 0 && (strcmp(f + 7, "usd") == 0 ||
+    else if (strcmp(f, "batch-timeout") == 0) {
+        const char *s = flag_value(a);
+        if (!s)
+            return 2;
+        if ((o->batch_timeout_ms = fr_parse_duration(s)) <= 0)
+            return usage_error("--%s: expected a duration such as 90s, 30m or 2h, got '%s'",
+                               f, s);
+    } else if (strncmp(f, "budget-", 7) == 0 && (strcmp(f + 7, "usd") == 0 ||
              strcmp(f + 7, "tokens") == 0 || strcmp(f + 7, "time") == 0))
         return budget_flag(o, a);
     else if (strcmp(f, "mock-fail-rate") == 0) {
@@ -884,6 +894,7 @@ static bool run_init(fr_run *run, const fr_program *p, const opts *o, fr_http *h
     run->mock = o->mock_opts;
     run->concurrency = o->concurrency;
     run->retry_base_ms = o->retry_base_ms;
+    run->batch_timeout_ms = o->batch_timeout_ms;
     run->quiet = o->quiet;
     run->dry_run = o->dry_run;
     run->http = h;

@@ -1496,9 +1496,382 @@ static bool odd_answer(int fd, const rule *ru, bool anthropic, json_t *good, boo
 }
 
 /* Answers one request; false when the connection must close. */
+
+/* ---- batch APIs -------------------------------------------------------------
+ * Anthropic Message Batches (POST /v1/messages/batches, GET .../{id},
+ * GET .../{id}/results, POST .../{id}/cancel) and OpenAI Batch (POST
+ * /v1/files multipart with purpose "batch", POST /v1/batches, GET
+ * /v1/batches/{id}, GET /v1/files/{id}/content, POST /v1/batches/{id}/cancel).
+ * A batch is in progress for --batch-delay MS after its creation, then ended
+ * (Anthropic "ended"; OpenAI "completed"); results exist only once it ended.
+ * --batch-errors N: every Nth request of a batch is errored.  What the docs
+ * reject gets a 400: no requests or more than 100,000 (OpenAI 50,000), a
+ * custom_id outside [A-Za-z0-9_-]{1,64} or given twice, a line whose url is
+ * not the endpoint, a file whose purpose is not "batch", a window not "24h". */
+#define MAX_BATCHES 256
+typedef struct fbatch {
+    char id[48];
+    bool anthropic;
+    long n;                        /* requests */
+    double created, ended;         /* monotonic s; ended 0 until it ends */
+    bool canceled;
+    char *results;                 /* Anthropic results JSONL, or OpenAI output JSONL */
+    char *errors;                  /* OpenAI error JSONL */
+    long ok, bad;
+} fbatch;
+typedef struct ffile {
+    char id[48];
+    char *text;
+} ffile;
+static struct {
+    pthread_mutex_t mu;
+    fbatch b[MAX_BATCHES];
+    int nb;
+    ffile f[MAX_BATCHES * 3];
+    int nf;
+    long delay_ms;                 /* --batch-delay */
+    long errors_every;             /* --batch-errors */
+} B = { .mu = PTHREAD_MUTEX_INITIALIZER };
+
+static bool good_custom_id(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n < 1 || n > 64)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && s[i] != '_' && s[i] != '-')
+            return false;
+    return true;
+}
+
+static char *dup_text(const char *s)
+{
+    return strdup(s ? s : "");
+}
+
+static void appendf(char **buf, const char *s)
+{
+    size_t a = *buf ? strlen(*buf) : 0, b = strlen(s);
+    char *n = realloc(*buf, a + b + 2);
+    if (!n)
+        return;
+    memcpy(n + a, s, b);
+    n[a + b] = '\n';
+    n[a + b + 1] = '\0';
+    *buf = n;
+}
+
+/* The answer to one request of a batch, as the normal endpoint gives it. */
+static json_t *batch_answer(json_t *params, bool anthropic)
+{
+    json_t *schema = schema_of(params, anthropic), *own = NULL;
+    if (!schema)
+        schema = own = schema_in_text(params, anthropic);
+    json_t *value = synth(schema, schema, 0);
+    json_decref(own);
+    cache_use cu;
+    memset(&cu, 0, sizeof cu);
+    json_t *out = anthropic ? anthropic_answer("ok", params, value, "", &cu)
+                            : openai_answer("ok", params, value, "");
+    json_decref(value);
+    set_usage(out, params, anthropic);
+    return out;
+}
+
+static fbatch *batch_find(const char *id)
+{
+    for (int i = 0; i < B.nb; i++)
+        if (strcmp(B.b[i].id, id) == 0)
+            return &B.b[i];
+    return NULL;
+}
+
+static json_t *batch_json(fbatch *b)
+{
+    double now = now_s();
+    if (!b->ended && (b->canceled || now >= b->created + B.delay_ms / 1000.0))
+        b->ended = now;
+    bool done = b->ended > 0;
+    long okc = done && !b->canceled ? b->ok : 0, badc = done && !b->canceled ? b->bad : 0;
+    char url[128];
+    if (b->anthropic) {
+        snprintf(url, sizeof url, "/v1/messages/batches/%s/results", b->id);
+        return json_pack("{s:s, s:s, s:s, s:{s:i, s:i, s:i, s:i, s:i}, s:o, s:s, s:s, s:o,"
+                         " s:o}", "id", b->id, "type", "message_batch", "processing_status",
+                         done ? "ended" : b->canceled ? "canceling" : "in_progress",
+                         "request_counts", "processing", done ? 0 : b->n, "succeeded", okc,
+                         "errored", badc, "canceled", done && b->canceled ? b->n : 0,
+                         "expired", 0, "ended_at",
+                         done ? json_string("2026-12-07T00:00:00Z") : json_null(),
+                         "created_at", "2026-12-07T00:00:00Z", "expires_at",
+                         "2026-12-08T00:00:00Z", "results_url",
+                         done ? json_string(url) : json_null(), "cancel_initiated_at",
+                         b->canceled ? json_string("2026-12-07T00:00:00Z") : json_null());
+    }
+    char of[64], ef[64];
+    snprintf(of, sizeof of, "file-out-%s", b->id + 6);
+    snprintf(ef, sizeof ef, "file-err-%s", b->id + 6);
+    const char *st = done ? (b->canceled ? "cancelled" : "completed")
+                     : b->canceled ? "cancelling" : "in_progress";
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:{s:i, s:i, s:i}, s:o, s:o}",
+                     "id", b->id, "object", "batch", "endpoint", "/v1/chat/completions",
+                     "completion_window", "24h", "status", st, "request_counts", "total", b->n,
+                     "completed", okc, "failed", badc, "output_file_id",
+                     done && !b->canceled && b->results ? json_string(of) : json_null(),
+                     "error_file_id", done && !b->canceled && b->errors ? json_string(ef)
+                                                                        : json_null());
+}
+
+/* Creates a batch from requests [{custom_id, params}] (both providers). */
+static const char *batch_create(json_t *reqs, bool anthropic, fbatch **out)
+{
+    static const char *const too_many_a = "requests: at most 100000 items";
+    static const char *const too_many_o = "the input file has more than 50000 requests";
+    size_t n = json_array_size(reqs);
+    if (n == 0)
+        return "requests: at least 1 item";
+    if (n > (anthropic ? 100000u : 50000u))
+        return anthropic ? too_many_a : too_many_o;
+    json_t *ids = json_object();
+    for (size_t i = 0; i < n; i++) {
+        const char *cid = json_string_value(json_object_get(json_array_get(reqs, i),
+                                                            "custom_id"));
+        if (!good_custom_id(cid) || json_object_get(ids, cid)) {
+            json_decref(ids);
+            return "custom_id: must be 1 to 64 letters, digits, '-' or '_', unique in the batch";
+        }
+        json_object_set_new(ids, cid, json_true());
+    }
+    json_decref(ids);
+    if (B.nb >= MAX_BATCHES)
+        return "too many batches";
+    fbatch *b = &B.b[B.nb++];
+    memset(b, 0, sizeof *b);
+    snprintf(b->id, sizeof b->id, "%s%04d", anthropic ? "msgbatch_fake" : "batch_fake", B.nb);
+    b->anthropic = anthropic;
+    b->n = (long)n;
+    b->created = now_s();
+    for (size_t i = 0; i < n; i++) {
+        json_t *r = json_array_get(reqs, i);
+        const char *cid = json_string_value(json_object_get(r, "custom_id"));
+        bool err = B.errors_every > 0 && (long)(i + 1) % B.errors_every == 0;
+        json_t *line;
+        if (err && anthropic)
+            line = json_pack("{s:s, s:{s:s, s:{s:s, s:{s:s, s:s}}}}", "custom_id", cid, "result",
+                             "type", "errored", "error", "type", "error", "error", "type",
+                             "api_error", "message", "Internal server error");
+        else if (err)
+            line = json_pack("{s:s, s:s, s:{s:i, s:s, s:{s:{s:s, s:s}}}, s:n}", "id", "batch_req",
+                             "custom_id", cid, "response", "status_code", 500, "request_id",
+                             "req_fake", "body", "error", "message", "server error", "type",
+                             "server_error", "error");
+        else if (anthropic)
+            line = json_pack("{s:s, s:{s:s, s:o}}", "custom_id", cid, "result", "type",
+                             "succeeded", "message",
+                             batch_answer(json_object_get(r, "params"), true));
+        else
+            line = json_pack("{s:s, s:s, s:{s:i, s:s, s:o}, s:n}", "id", "batch_req",
+                             "custom_id", cid, "response", "status_code", 200, "request_id",
+                             "req_fake", "body",
+                             batch_answer(json_object_get(r, "params"), false), "error");
+        char *t = json_dumps(line, JSON_COMPACT);
+        json_decref(line);
+        if (t)
+            appendf(err && !anthropic ? &b->errors : &b->results, t);
+        free(t);
+        if (err)
+            b->bad++;
+        else
+            b->ok++;
+    }
+    *out = b;
+    return NULL;
+}
+
+/* The file part of a multipart body and its purpose. */
+static char *multipart_file(const char *body, char *purpose, size_t pcap)
+{
+    const char *eol = strstr(body, "\r\n");
+    if (strncmp(body, "--", 2) != 0 || !eol)
+        return NULL;
+    char bd[128];
+    snprintf(bd, sizeof bd, "\r\n%.*s", (int)(eol - body), body);
+    const char *p = strstr(body, "name=\"purpose\"");
+    purpose[0] = '\0';
+    if (p && (p = strstr(p, "\r\n\r\n"))) {
+        p += 4;
+        const char *e = strstr(p, "\r\n");
+        snprintf(purpose, pcap, "%.*s", e ? (int)(e - p) : 0, p);
+    }
+    const char *f = strstr(body, "name=\"file\"");
+    if (!f || !(f = strstr(f, "\r\n\r\n")))
+        return NULL;
+    f += 4;
+    const char *end = strstr(f, bd);
+    return end ? strndup(f, (size_t)(end - f)) : NULL;
+}
+
+/* The OpenAI input file's lines as [{custom_id, params}]; NULL with why. */
+static json_t *openai_lines(const char *text, const char **why)
+{
+    json_t *reqs = json_array();
+    char model_buf[256] = "";
+    const char *model = NULL;
+    for (const char *l = text; l && *l;) {
+        const char *nl = strchr(l, '\n');
+        size_t len = nl ? (size_t)(nl - l) : strlen(l);
+        if (len) {
+            json_t *v = json_loadb(l, len, 0, NULL);
+            const char *url = json_string_value(json_object_get(v, "url"));
+            const char *m = json_string_value(json_object_get(json_object_get(v, "body"),
+                                                              "model"));
+            if (!v || !url || strcmp(url, "/v1/chat/completions") != 0 ||
+                strcmp(json_string_value(json_object_get(v, "method")) ?: "", "POST") != 0 ||
+                !m || (model && strcmp(model, m) != 0)) {
+                *why = "each line needs method POST, url /v1/chat/completions and one model";
+                json_decref(v);
+                json_decref(reqs);
+                return NULL;
+            }
+            snprintf(model_buf, sizeof model_buf, "%s", m);
+            model = model_buf;
+            json_array_append_new(reqs, json_pack("{s:O, s:O}", "custom_id",
+                                                  json_object_get(v, "custom_id"), "params",
+                                                  json_object_get(v, "body")));
+            json_decref(v);
+        }
+        l = nl ? nl + 1 : NULL;
+    }
+    return reqs;
+}
+
+/* A batch endpoint's request: true when path was one (answered). */
+static bool batch_handle(int fd, req *r, long n, bool *keep)
+{
+    bool anth = strncmp(r->path, "/v1/messages/batches", 20) == 0;
+    bool oai = strncmp(r->path, "/v1/batches", 11) == 0 || strncmp(r->path, "/v1/files", 9) == 0;
+    if (!anth && !oai)
+        return false;
+    json_t *out = NULL;
+    int status = 200;
+    const char *action = "batch", *why = NULL;
+    char *raw = NULL, id[64] = "";
+    json_t *request = r->body && *r->body == '{' ? json_loads(r->body, 0, NULL) : NULL;
+    pthread_mutex_lock(&B.mu);
+    if (!auth_ok(r, anth)) {
+        status = 401, out = error_body(anth, 401, "invalid key");
+    } else if (anth && strcmp(r->method, "POST") == 0 && strcmp(r->path, "/v1/messages/batches") == 0) {
+        fbatch *b = NULL;
+        action = "batch-create";
+        json_t *reqs = json_object_get(request, "requests");
+        if (!json_is_array(reqs) || (why = batch_create(reqs, true, &b)))
+            status = 400, out = error_body(true, 400, why ? why : "requests: Field required");
+        else
+            out = batch_json(b);
+    } else if (oai && strcmp(r->method, "POST") == 0 && strcmp(r->path, "/v1/files") == 0) {
+        char purpose[64];
+        action = "file-upload";
+        raw = multipart_file(r->body ? r->body : "", purpose, sizeof purpose);
+        if (!raw)
+            status = 400, out = error_body(false, 400, "a multipart body with a file is required");
+        else if (strcmp(purpose, "batch") != 0)
+            status = 400, out = error_body(false, 400, "purpose must be 'batch' for batch input");
+        else if (B.nf >= MAX_BATCHES * 3)
+            status = 400, out = error_body(false, 400, "too many files");
+        else {
+            ffile *f = &B.f[B.nf++];
+            snprintf(f->id, sizeof f->id, "file-fake%04d", B.nf);
+            f->text = raw, raw = NULL;
+            out = json_pack("{s:s, s:s, s:s, s:i}", "id", f->id, "object", "file", "purpose",
+                            "batch", "bytes", (json_int_t)strlen(f->text));
+        }
+    } else if (oai && strcmp(r->method, "POST") == 0 && strcmp(r->path, "/v1/batches") == 0) {
+        action = "batch-create";
+        const char *fid = json_string_value(json_object_get(request, "input_file_id"));
+        ffile *f = NULL;
+        for (int i = 0; fid && i < B.nf; i++)
+            if (strcmp(B.f[i].id, fid) == 0)
+                f = &B.f[i];
+        fbatch *b = NULL;
+        json_t *reqs = NULL;
+        if (!f)
+            why = "input_file_id: no such file";
+        else if (strcmp(json_string_value(json_object_get(request, "endpoint")) ?: "",
+                        "/v1/chat/completions") != 0)
+            why = "endpoint: must be /v1/chat/completions";
+        else if (strcmp(json_string_value(json_object_get(request, "completion_window")) ?: "",
+                        "24h") != 0)
+            why = "completion_window: only 24h is supported";
+        else if ((reqs = openai_lines(f->text, &why)) != NULL)
+            why = batch_create(reqs, false, &b);
+        json_decref(reqs);
+        if (why)
+            status = 400, out = error_body(false, 400, why);
+        else
+            out = batch_json(b);
+    } else {
+        /* GET .../{id}, GET .../{id}/results, POST .../{id}/cancel, GET /v1/files/{id}/content */
+        const char *rest = r->path + (anth ? 21 : strncmp(r->path, "/v1/files/", 10) == 0 ? 10 : 12);
+        const char *slash = strchr(rest, '/');
+        snprintf(id, sizeof id, "%.*s", slash ? (int)(slash - rest) : (int)strlen(rest), rest);
+        if (strncmp(r->path, "/v1/files/", 10) == 0) {
+            action = "file-content";
+            fbatch *b = NULL;
+            bool err = strncmp(id, "file-err-", 9) == 0;
+            char bid[64];
+            snprintf(bid, sizeof bid, "batch_%s", id + 9);
+            b = strncmp(id, "file-out-", 9) == 0 || err ? batch_find(bid) : NULL;
+            if (b)
+                batch_json(b);
+            if (!b || !b->ended || b->canceled)
+                status = 404, out = error_body(false, 404, "No such File object");
+            else {
+                const char *t = err ? b->errors : b->results;
+                raw = dup_text(t);
+            }
+        } else {
+            fbatch *b = batch_find(id);
+            if (!b || b->anthropic != anth) {
+                status = 404, out = error_body(anth, 404, "batch not found");
+            } else if (slash && strcmp(slash, "/cancel") == 0 && strcmp(r->method, "POST") == 0) {
+                action = "batch-cancel";
+                if (!b->ended)
+                    b->canceled = true;
+                out = batch_json(b);
+            } else if (slash && strcmp(slash, "/results") == 0) {
+                action = "batch-results";
+                batch_json(b);
+                if (!b->ended)
+                    status = 400, out = error_body(true, 400, "batch is still in progress: no results yet");
+                else
+                    raw = dup_text(b->canceled ? "" : b->results);
+            } else {
+                action = "batch-get";
+                out = batch_json(b);
+            }
+        }
+    }
+    pthread_mutex_unlock(&B.mu);
+    cache_use cu;
+    memset(&cu, 0, sizeof cu);
+    log_request(n, r, request, true, status, action, &cu);
+    if (raw)
+        *keep = respond_raw(fd, 200, anth ? "application/binary" : "application/jsonl", NULL,
+                            raw, strlen(raw));
+    else
+        *keep = respond(fd, status, NULL, out);
+    free(raw);
+    json_decref(out);
+    json_decref(request);
+    return true;
+}
+
 static bool handle(int fd, req *r)
 {
     long n = atomic_fetch_add(&S.count, 1) + 1;
+    bool bkeep = true;
+    if (batch_handle(fd, r, n, &bkeep))
+        return bkeep && !r->close;
     bool anthropic = strcmp(r->path, "/v1/messages") == 0;
     bool openai = strcmp(r->path, "/v1/chat/completions") == 0 ||
                   strcmp(r->path, "/chat/completions") == 0;
@@ -1757,6 +2130,8 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--rate") == 0) S.rate = atof(v);
         else if (strcmp(a, "--tpm") == 0) S.tpm = atof(v);
         else if (strcmp(a, "--cache-min") == 0) S.cache_min = atol(v);
+        else if (strcmp(a, "--batch-delay") == 0) B.delay_ms = atol(v);
+        else if (strcmp(a, "--batch-errors") == 0) B.errors_every = atol(v);
         else if (strcmp(a, "--usage") == 0) S.usage_mode = strcmp(v, "max") == 0 ? 2 : strcmp(v, "count") == 0 ? 1 : 0;
         else if (strcmp(a, "--latency") == 0) S.latency_ms = atol(v);
         else if (strcmp(a, "--dump") == 0) S.dump = v;

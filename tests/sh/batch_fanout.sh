@@ -1,0 +1,45 @@
+# batch_fanout.sh: parallel for (batch: true) through the fake server's batch
+# endpoints, both providers: every item answered, one batch created and the
+# errored items (every 4th) made as normal calls, the batch answers journaled
+# at tier 'batch'; a SIGKILL while polling, then --resume: the server sees
+# exactly one batch created; a budget too small for the batch's worst case
+# stops the run before anything is submitted.
+. "$TOP/tests/fake/lib.sh"
+FLOWC=${FLOWC:-$TOP/build/flowc}
+"$FLOWC" build "$TOP/tests/data/batch_fanout.flow" -o bt >build.err 2>&1 || die "build: $(cat build.err)"
+export FLOWRT_BATCH_POLL_MS=50
+count() { grep -c "\"action\":\"$1\"" log; }
+for prov in anthropic openai; do
+    flag=; [ $prov = openai ] && flag=--openai
+    start_server --key "$KEY" --batch-delay 200 --batch-errors 4
+    rm -rf .flow
+    ./bt $flag >out 2>err || die "$prov: exit $?: $(tail -5 err)"
+    [ "$(wc -l <out)" -eq 10 ] || die "$prov: $(wc -l <out) answers"
+    [ "$(count batch-create)" -eq 1 ] || die "$prov: $(count batch-create) batches created"
+    [ "$(count ok)" -eq 2 ] || die "$prov: $(count ok) normal calls for the 2 errored items"
+    has "10 submitted" err
+    [ "$(sqlite3 .flow/bt.db "SELECT count(*) FROM calls WHERE tier = 'batch'")" -eq 8 ] ||
+        die "$prov: not 8 calls at the batch price"
+    # killed while polling, then resumed: the same batch, polled again
+    start_server --key "$KEY" --batch-delay 1500
+    rm -rf .flow
+    ./bt $flag >out 2>err &
+    pid=$!
+    i=0
+    while [ "$(count batch-get)" -lt 1 ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+    kill -9 $pid; wait $pid 2>/dev/null
+    [ "$(count batch-create)" -eq 1 ] || die "$prov: no batch before the kill"
+    ./bt $flag --resume >out 2>err || die "$prov: resume: $(tail -5 err)"
+    [ "$(wc -l <out)" -eq 10 ] || die "$prov: resumed run answered $(wc -l <out)"
+    [ "$(count batch-create)" -eq 1 ] || die "$prov: $(count batch-create) batches after the resume"
+    has "resumed, polling it again" err
+    [ "$(count ok)" -eq 0 ] || die "$prov: the resume made $(count ok) normal calls"
+    # a budget below the batch's worst case: exit 4, nothing submitted
+    start_server --key "$KEY"
+    rm -rf .flow
+    ./bt $flag --budget-usd 0.00001 >out 2>err
+    [ $? -eq 4 ] || die "$prov: the budget did not stop the batch: $(tail -3 err)"
+    [ "$(count batch-create)" -eq 0 ] && [ "$(count file-upload)" -eq 0 ] ||
+        die "$prov: a batch was submitted over the budget"
+done
+finish
