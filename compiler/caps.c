@@ -328,8 +328,10 @@ static void check_cache_prefix(Decl *a, AgentInfo *ai, ModelInfo *mi, const char
     SchemaDialect dl = strcmp(mode, "json_schema") == 0 ? SD_OPENAI_STRICT
                        : strcmp(mode, "output_config") == 0 ? SD_ANTHROPIC_STRICT
                        : SD_ANTHROPIC;
-    /* about four bytes a token for English text and JSON */
-    int64_t tokens = (int64_t)fixed_bytes(ai, schema_json(a->ret_type, dl)) / 4;
+    /* about three bytes a token for Claude's tokenizer (from Claude 4.7 on),
+     * four for OpenAI's; the runtime counts the same (fr_http.c est_tokens) */
+    int64_t per = mi->provider && strcmp(mi->provider, "anthropic") == 0 ? 3 : 4;
+    int64_t tokens = (int64_t)fixed_bytes(ai, schema_json(a->ret_type, dl)) / per;
     int64_t min = mi->min_cache_tokens;
     if (tokens >= min || tokens * 4 < min * 3)
         return;
