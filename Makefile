@@ -101,7 +101,7 @@ asan:
 	  build/asan/flowc build/asan/libflowrt.a build/asan/tools/rt_values build/asan/tools/rt_exec \
 	  build/asan/tools/rt_http build/asan/tools/fakeserver build/asan/tools/fuzz_runtime \
 	  build/asan/tools/fakecrm \
-	  build/asan/tools/rt_journal build/asan/tools/rt_limit build/asan/tools/fuzz_frontend
+	  build/asan/tools/rt_journal build/asan/tools/rt_limit build/asan/tools/rt_cost build/asan/tools/fuzz_frontend
 
 demo: deps all
 	@sh tests/demo.sh

@@ -49,7 +49,7 @@ static char *system_text(const fr_request *req)
 {
     fr_buf b = { 0 };
     fr_buf_puts(&b, req->system ? req->system : "");
-    if (req->model->output == FR_OUT_PROMPT)
+    if (fr_http_req_mode(req) == FR_OUT_PROMPT)
         fr_http_schema_prompt(&b, req->agent->schema_anthropic);
     return fr_http_buf_take(&b);
 }
@@ -61,7 +61,7 @@ json_t *fr_anthropic_head(const fr_request *req)
     fr_cut cut;
     fr_http_cache_cut(req, sys ? strlen(sys) : 0, &cut);
     json_t *msgs = sys ? json_array() : NULL;
-    const char *how = fr_http_mode(req->model) == FR_OUT_TOOL ? "the tool" : "the JSON object";
+    const char *how = fr_http_req_mode(req) == FR_OUT_TOOL ? "the tool" : "the JSON object";
     if (msgs && !fr_http_turns(msgs, req, how, cut.prompt)) {
         json_decref(msgs);
         msgs = NULL;
@@ -100,7 +100,7 @@ json_t *fr_anthropic_tools(const fr_agent *a, fr_output_mode mode, bool *wrapped
 
 json_t *fr_anthropic_body(const fr_request *req, bool *wrapped)
 {
-    json_t *tools = fr_anthropic_tools(req->agent, fr_http_mode(req->model), wrapped);
+    json_t *tools = fr_anthropic_tools(req->agent, fr_http_req_mode(req), wrapped);
     json_t *b = tools ? fr_anthropic_head(req) : NULL;
     if (b && json_object_update(b, tools) != 0) {
         json_decref(b);
@@ -141,7 +141,7 @@ static void from_text(json_t *content, bool wrapped, fr_response *r)
         r->output = fr_http_unwrap(v, wrapped);
         r->repaired = repaired;
     } else {
-        fr_http_set_error(r, FR_BAD_ANSWER, "no tool call in the answer (%s)",
+        fr_http_set_error(r, FR_BAD_ANSWER, "no JSON in the answer's tool call or text (%s)",
                           err.s ? err.s : "no text either");
         r->bad = FR_BAD_UNPARSABLE;
     }

@@ -301,6 +301,7 @@ static json_t *attempt(call *c, int *stop)
     fr_request req = {
         c->agent, c->model, c->system.s ? c->system.s : "", c->prompt.s ? c->prompt.s : "",
         c->feedback, c->prev_answer, c->attempts, timeout, c->max_tokens, c->agent->cache,
+        FR_OUT_DEFAULT,
     };
     fr_response r;
     fr_provider_call(run, &req, &r);

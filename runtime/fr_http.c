@@ -58,6 +58,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define MAX_BODY (32u << 20)       /* a provider answer larger than this is refused */
 #define CACHE_TTL_MS (5 * 60 * 1000) /* a cached prefix lives this long unused (Anthropic's
@@ -72,6 +73,8 @@ typedef struct endpoint {
     char *key_env;                 /* the key's variable name */
     char *key;                     /* the key, or NULL when a local server needs none */
     fr_limiter *lim;               /* shared by endpoints with the same url and key_env */
+    fr_output_mode mode;           /* a downgraded structured-output mode (the server
+                                      refused the model's), FR_OUT_DEFAULT: none */
     bool owns_lim;                 /* this entry frees lim */
     struct endpoint *next;         /* the next endpoint */
 } endpoint;
@@ -952,6 +955,11 @@ static char *dump(json_t *v)
     return t;
 }
 
+fr_output_mode fr_http_req_mode(const fr_request *req)
+{
+    return req->mode != FR_OUT_DEFAULT ? req->mode : fr_http_mode(req->model);
+}
+
 fr_output_mode fr_http_mode(const fr_model *m)
 {
     if (m->output != FR_OUT_DEFAULT)
@@ -1007,7 +1015,7 @@ static const schema_part *schema_part_of(fr_http *h, const fr_agent *a, bool ant
 static char *request_body(fr_http *h, const endpoint *e, const fr_request *req, bool *wrapped)
 {
     bool anthropic = strcmp(e->provider, "anthropic") == 0;
-    fr_output_mode mode = fr_http_mode(req->model);
+    fr_output_mode mode = fr_http_req_mode(req);
     const schema_part *part = schema_part_of(h, req->agent, anthropic, mode);
     json_t *b = !part ? NULL : anthropic ? fr_anthropic_head(req) : fr_openai_head(req);
     char *head = dump(b);
@@ -1031,23 +1039,14 @@ static char *request_body(fr_http *h, const endpoint *e, const fr_request *req, 
     return s;
 }
 
-void fr_http_call(fr_http *h, const fr_request *req, fr_response *resp)
+/* One attempt at endpoint e in req's mode. */
+static void call_once(fr_http *h, endpoint *e, const fr_request *req, fr_response *resp)
 {
-    memset(resp, 0, sizeof *resp);
-    resp->retry_after_ms = -1;
-    fr_buf err = { 0 };
-    endpoint *e = h ? ep_find(h, req->model, &err) : NULL;
-    if (!e) {
-        fr_http_set_error(resp, FR_FATAL, "%s", err.s ? err.s : "HTTP providers not set up");
-        fr_buf_free(&err);
-        fr_http_cut(resp->error, FR_ERROR_MAX);
-        return;
-    }
     resp->secret = e->key;
     bool wrapped = false;
     char *body = request_body(h, e, req, &wrapped);
     if (!body) {
-        fr_output_mode mode = fr_http_mode(req->model);
+        fr_output_mode mode = fr_http_req_mode(req);
         const char *text = mode == FR_OUT_JSON_SCHEMA ? req->agent->schema_openai
                            : mode == FR_OUT_OUTPUT_CONFIG && req->agent->schema_output_config
                            ? req->agent->schema_output_config : req->agent->schema_anthropic;
@@ -1092,6 +1091,67 @@ void fr_http_call(fr_http *h, const fr_request *req, fr_response *resp)
         map_status(e, status, &x, resp);
     fr_free(x.body);
     finish_texts(resp);
+}
+
+/* The mode to fall back to when an OpenAI-compatible server refuses mode
+ * with a 400 about response_format (strict json_schema, then json_object,
+ * are not every server's), or FR_OUT_DEFAULT for none. */
+static fr_output_mode fallback(const endpoint *e, fr_output_mode mode, const fr_response *r)
+{
+    if (strcmp(e->provider, "openai") != 0 || r->http_status != 400 || !r->error ||
+        !strstr(r->error, "response_format"))
+        return FR_OUT_DEFAULT;
+    return mode == FR_OUT_JSON_SCHEMA ? FR_OUT_JSON_OBJECT
+           : mode == FR_OUT_JSON_OBJECT ? FR_OUT_PROMPT : FR_OUT_DEFAULT;
+}
+
+/* The endpoint's mode falls back from `from` to `to` (once, however many
+ * calls saw the 400 at the same time), saying so once on stderr with the
+ * server's words (why: already scrubbed of the key and cut). */
+static void fall_back(fr_http *h, endpoint *e, fr_output_mode from, fr_output_mode to,
+                      const char *why)
+{
+    static const char *const names[] = { "default", "output_config", "tool", "json_schema",
+                                         "json_object", "prompt" };
+    pthread_mutex_lock(&h->ep_mu);
+    fr_output_mode cur = e->mode != FR_OUT_DEFAULT ? e->mode : fr_http_mode(e->model);
+    bool first = cur == from;
+    if (first)
+        e->mode = to;
+    pthread_mutex_unlock(&h->ep_mu);
+    if (first)
+        fprintf(stderr, "%swarning: model '%s' (%s): the server refused response_format "
+                "%s (%s); answers are asked for as %s from now on (declare "
+                "'structured_output: %s' on the model to start there)\n",
+                isatty(2) ? "\r\033[K" : "", e->model->name, e->model->api_name,
+                names[from], why, names[to], names[to]);
+}
+
+void fr_http_call(fr_http *h, const fr_request *req, fr_response *resp)
+{
+    memset(resp, 0, sizeof *resp);
+    resp->retry_after_ms = -1;
+    fr_buf err = { 0 };
+    endpoint *e = h ? ep_find(h, req->model, &err) : NULL;
+    if (!e) {
+        fr_http_set_error(resp, FR_FATAL, "%s", err.s ? err.s : "HTTP providers not set up");
+        fr_buf_free(&err);
+        fr_http_cut(resp->error, FR_ERROR_MAX);
+        return;
+    }
+    fr_request r = *req;
+    for (;;) {                     /* at most three times: each fallback is a step down */
+        pthread_mutex_lock(&h->ep_mu);
+        r.mode = e->mode;
+        pthread_mutex_unlock(&h->ep_mu);
+        fr_output_mode mode = fr_http_req_mode(&r);
+        call_once(h, e, &r, resp);
+        fr_output_mode to = fallback(e, mode, resp);
+        if (to == FR_OUT_DEFAULT)
+            return;
+        fall_back(h, e, mode, to, resp->error);
+        fr_response_free(resp);
+    }
 }
 
 /* ---- helpers for the wire formats ---------------------------------------- */

@@ -117,6 +117,8 @@ typedef struct fr_request {
     int timeout_ms;                /* for this attempt */
     int max_tokens;                /* the answer's cap for this attempt */
     bool cache;                    /* mark the fixed prefix as a cache breakpoint */
+    fr_output_mode mode;           /* FR_OUT_DEFAULT: the model's; else the mode this
+                                      request goes in (fr_http.c's fallback) */
 } fr_request;
 
 typedef enum fr_outcome {
@@ -282,6 +284,8 @@ const char *fr_http_schema_name(const fr_agent *a);
 bool fr_http_turns(json_t *msgs, const fr_request *req, const char *how, size_t cut);
 /* The model's structured-output mode, the provider's default resolved. */
 fr_output_mode fr_http_mode(const fr_model *m);
+/* The mode a request goes in: its own, else its model's. */
+fr_output_mode fr_http_req_mode(const fr_request *req);
 /* Appends the instruction to answer with a JSON object matching schema (the
  * json_object and prompt modes). */
 void fr_http_schema_prompt(fr_buf *b, const char *schema);

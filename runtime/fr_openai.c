@@ -32,7 +32,7 @@ static json_t *messages(const fr_request *req)
     bool ok = m != NULL;
     fr_buf sys = { 0 };
     fr_buf_puts(&sys, req->system ? req->system : "");
-    fr_output_mode mode = fr_http_mode(req->model);
+    fr_output_mode mode = fr_http_req_mode(req);
     if (mode == FR_OUT_JSON_OBJECT || mode == FR_OUT_PROMPT)
         fr_http_schema_prompt(&sys, req->agent->schema_anthropic);
     if (ok && sys.s && *sys.s)
@@ -51,7 +51,7 @@ static json_t *messages(const fr_request *req)
 
 json_t *fr_openai_body(const fr_request *req, bool *wrapped)
 {
-    json_t *format = fr_openai_format(req->agent, fr_http_mode(req->model), wrapped);
+    json_t *format = fr_openai_format(req->agent, fr_http_req_mode(req), wrapped);
     json_t *b = format ? fr_openai_head(req) : NULL;
     if (b && json_object_update(b, format) != 0) {
         json_decref(b);

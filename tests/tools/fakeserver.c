@@ -36,7 +36,10 @@
  * (claude-*-5*), an output_config schema outside the documented subset, a
  * blank text turn, an OpenAI strict schema with minLength/maxLength or an
  * open object, max_tokens or temperature for a reasoning model (gpt-5*,
- * gpt-6*, o*).  The script action no-usage answers without usage.
+ * gpt-6*, o*).  --no-json-schema plays an OpenAI-compatible server without
+ * strict mode (a 400 for response_format json_schema), --no-response-format
+ * one without response_format at all (a 400 for any).  The script action
+ * no-usage answers without usage.
  * --usage count: usage counted from the request and the answer with flowc's
  * token approximation (the request's system, turns at 4 tokens a message
  * and the answer's schema; the answer's text); --usage max: the same input,
@@ -71,8 +74,8 @@
  *   * ok                   a valid answer
  * and the bad answers: fenced (```json ... ```), chatty (prose around the
  * JSON), chatty-braces (prose with braces of its own first), trailing-comma,
- * notjson, invalid-missing-field, invalid-type, invalid-enum, out-of-range,
- * refusal, truncate (cut off at max_tokens).
+ * notjson, blank (white space only), invalid-missing-field, invalid-type,
+ * invalid-enum, out-of-range, refusal, truncate (cut off at max_tokens).
  * Misbehaviour, for the fault matrix (tests/sh/fault_matrix.sh):
  *   connections: reset (after reading the request), reset-head (half a
  *     status line), reset-body / close-body (half the body, then a reset or
@@ -155,6 +158,8 @@ static struct {
     long cache_min;                /* --cache-min: shortest prefix cached, in tokens */
     double start;                  /* when the server started (monotonic s) */
     int usage_mode;                /* --usage: 0 fixed counts, 1 count, 2 max */
+    bool no_json_schema;           /* --no-json-schema: a compatible server without strict mode */
+    bool no_response_format;       /* --no-response-format: ... without response_format at all */
 } S = { .log_mu = PTHREAD_MUTEX_INITIALIZER, .rate_mu = PTHREAD_MUTEX_INITIALIZER };
 
 /* One parsed request. */
@@ -670,6 +675,8 @@ static char *answer_text(const char *action, const char *json)
             out = strdup(json);
     } else if (strcmp(action, "notjson") == 0) {
         out = strdup("I am sorry, I cannot produce JSON today.");
+    } else if (strcmp(action, "blank") == 0) {
+        out = strdup(" \n\t \n");
     } else if (strcmp(action, "truncate") == 0) {
         out = strndup(json, strlen(json) / 2);
     }
@@ -1060,6 +1067,15 @@ static const char *rejected(json_t *request, bool anthropic, char *buf, size_t c
             return "max_tokens: Field required";
         return NULL;
     }
+    const char *rf_type = json_string_value(json_object_get(json_object_get(request,
+                                                                            "response_format"),
+                                                            "type"));
+    if (rf_type && S.no_response_format) {
+        snprintf(buf, cap, "response_format of type '%s' is not supported by this server", rf_type);
+        return buf;
+    }
+    if (rf_type && S.no_json_schema && strcmp(rf_type, "json_schema") == 0)
+        return "response_format.type: 'json_schema' is not supported; use 'json_object' or 'text'";
     if (openai_reasoning(request) && json_object_get(request, "max_tokens"))
         return "Unsupported parameter: 'max_tokens' is not supported with this model. Use "
                "'max_completion_tokens' instead.";
@@ -2110,6 +2126,7 @@ static void usage(void)
 {
     fprintf(stderr, "usage: fakeserver [--port N] [--port-file F] [--script F] [--key K]\n"
                     "                  [--rate N] [--tpm N] [--cache-min T] [--latency MS]\n"
+                    "                  [--no-json-schema] [--no-response-format]\n"
                     "                  [--log F] [--dump DIR] [--usage count|max]\n");
     exit(2);
 }
@@ -2120,6 +2137,10 @@ int main(int argc, char **argv)
     const char *port_file = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--no-json-schema") == 0 || strcmp(a, "--no-response-format") == 0) {
+            *(a[5] == 'j' ? &S.no_json_schema : &S.no_response_format) = true;
+            continue;
+        }
         if (!v)
             usage();
         i++;
