@@ -16,8 +16,10 @@
  *            keeps it;
  *   argument what an agent is given (its prompt): internal.
  * A schema or enum of the same name in both versions is compared field by
- * field and value by value; the workflow's parameters (its flags) and its
- * return type too.  Every change is classified by role, as `buf breaking`
+ * field and value by value, matched by their names in the data (an alias
+ * changes one, a rename in the .flow alone does not); whether a schema
+ * rejects the fields it does not declare, too; the workflow's parameters
+ * (its flags) and its return type.  Every change is classified by role, as `buf breaking`
  * does for protobuf: whether records an outside producer sent before are
  * still accepted (an input's producers), whether an outside consumer still
  * gets what it could handle (an output's consumers), whether the
@@ -107,10 +109,11 @@ static void roles_of_list(Vec *roles, Vec *v)
 static void roles_of_call(Vec *roles, Node *n)
 {
     Decl *d = n->decl;
-    if (n->builtin == B_READ_JSONL)
-        give(roles, n->type, R_INPUT, "read by read_jsonl");
-    else if (n->builtin == B_WRITE_JSONL && n->args.len)
-        give(roles, ((Node *)n->args.items[0])->type, R_OUTPUT, "written by write_jsonl");
+    if (n->builtin == B_READ_JSONL || n->builtin == B_READ_CSV)
+        give(roles, n->type, R_INPUT, arena_printf("read by %s", n->name));
+    else if ((n->builtin == B_WRITE_JSONL || n->builtin == B_WRITE_CSV) && n->args.len)
+        give(roles, ((Node *)n->args.items[0])->type, R_OUTPUT,
+             arena_printf("written by %s", n->name));
     else if (d && d->kind == D_AGENT) {
         give(roles, d->ret_type, R_ANSWER, arena_printf("the answer of agent '%s'", d->name));
         for (int i = 0; i < d->fields.len; i++)
@@ -201,6 +204,11 @@ static const Rule rules[] = {
     { "constraint-changed", true, true },
     { "enum-value-removed", true, false },
     { "enum-value-added", false, true },
+    { "field-alias-changed", true, true },       /* its name in the data */
+    { "field-renamed-in-flow", false, false },   /* the same name in the data */
+    { "field-removed-open", false, true },       /* a schema that drops or keeps unknown fields */
+    { "extra-now-rejected", true, false },
+    { "extra-now-accepted", false, false },
 };
 
 static const Rule *rule_of(const char *kind)
@@ -259,10 +267,33 @@ static Field *field_named(Vec *fields, const char *name)
 {
     for (int i = 0; i < fields->len; i++) {
         Field *f = fields->items[i];
-        if (strcmp(f->name, name) == 0)
+        if (f && strcmp(f->name, name) == 0)     /* (NULL: a field already matched) */
             return f;
     }
     return NULL;
+}
+
+/* A field's (or enum value's) name in the data: its alias, else its name. */
+static const char *wire_of(Field *f)
+{
+    return f->wire ? f->wire : f->name;
+}
+
+static Field *field_wired(Vec *fields, const char *wire)
+{
+    for (int i = 0; i < fields->len; i++) {
+        Field *f = fields->items[i];
+        if (f && strcmp(wire_of(f), wire) == 0)
+            return f;
+    }
+    return NULL;
+}
+
+/* "'email'", or "'email' ('E-mail' in the data)" */
+static const char *shown(Field *f)
+{
+    return strcmp(wire_of(f), f->name) == 0 ? arena_printf("'%s'", f->name)
+                                             : arena_printf("'%s' ('%s' in the data)", f->name, wire_of(f));
 }
 
 static bool optional(Type *t)
@@ -365,66 +396,105 @@ static const char *where_was(Span sp)
     return s ? arena_printf("%s:%d:%d", s->path, line, col) : "?";
 }
 
+static void compare_extra(Decl *od, Decl *nd, Role *orr, Role *nr)
+{
+    if ((od->extra == EXTRA_REJECT) == (nd->extra == EXTRA_REJECT))
+        return;
+    bool now_rejects = nd->extra == EXTRA_REJECT;
+    Change *c = change(nd->name_span, subject_of(nd),
+                       now_rejects ? "extra-now-rejected" : "extra-now-accepted", NULL,
+                       now_rejects ? "fields it does not declare are now rejected"
+                                   : arena_printf("fields it does not declare are now %s",
+                                                  nd->extra == EXTRA_DROP ? "dropped" : "kept"));
+    classify(c, orr, nr);
+}
+
+/* Fields are matched by their name in the data (an alias changes it, a
+ * rename in the .flow alone does not). */
 static void compare_schema(Decl *od, Decl *nd, Role *orr, Role *nr)
 {
     const char *subj = subject_of(nd);
     Vec removed = { 0 }, added = { 0 };
+    compare_extra(od, nd, orr, nr);
     for (int i = 0; i < od->fields.len; i++) {
         Field *of = od->fields.items[i];
-        Field *nf = field_named(&nd->fields, of->name);
-        if (nf)
+        Field *nf = field_wired(&nd->fields, wire_of(of));
+        if (nf) {
+            if (strcmp(of->name, nf->name) != 0)
+                classify(change(nf->span, subj, "field-renamed-in-flow", nf->name,
+                                arena_printf("field '%s' is now called '%s' in the .flow (its name "
+                                             "in the data, '%s', is the same)", of->name, nf->name,
+                                             wire_of(nf))), orr, nr);
             compare_field(nd, of, nf, orr, nr);
-        else
+        } else {
             vec_push(&removed, of);
+        }
     }
     for (int i = 0; i < nd->fields.len; i++) {
         Field *nf = nd->fields.items[i];
-        if (!field_named(&od->fields, nf->name))
+        if (!field_wired(&od->fields, wire_of(nf)))
             vec_push(&added, nf);
     }
-    /* one field gone and one of the same type come: a rename */
-    if (removed.len == 1 && added.len == 1) {
-        Field *of = removed.items[0], *nf = added.items[0];
-        if (strcmp(type_str(of->type), type_str(nf->type)) == 0) {
-            Change *c = change(nf->span, subj, "field-renamed", nf->name,
-                               arena_printf("field '%s' was renamed '%s'", of->name, nf->name));
-            classify(c, orr, nr);
-            return;
-        }
+    /* a field whose name in the data changed: its alias, or a rename */
+    for (int i = 0; i < removed.len; i++) {
+        Field *of = removed.items[i];
+        Field *nf = field_named(&added, of->name);
+        if (!nf && removed.len == 1 && added.len == 1 && added.items[0]
+            && strcmp(type_str(of->type), type_str(((Field *)added.items[0])->type)) == 0)
+            nf = added.items[0];
+        if (!nf)
+            continue;
+        bool alias = strcmp(of->name, nf->name) == 0;
+        classify(change(nf->span, subj, alias ? "field-alias-changed" : "field-renamed", nf->name,
+                        alias ? arena_printf("field '%s' is now '%s' in the data (it was '%s')",
+                                             nf->name, wire_of(nf), wire_of(of))
+                              : arena_printf("field %s was renamed %s", shown(of), shown(nf))),
+                 orr, nr);
+        compare_field(nd, of, nf, orr, nr);
+        removed.items[i] = NULL;
+        for (int k = 0; k < added.len; k++)
+            if (added.items[k] == nf)
+                added.items[k] = NULL;
     }
     for (int i = 0; i < removed.len; i++) {
         Field *of = removed.items[i];
-        Change *c = change(nd->name_span, subj, "field-removed", of->name,
-                           arena_printf("field '%s' was removed (it was at %s)", of->name,
-                                        where_was(of->span)));
+        if (!of)
+            continue;
+        Change *c = change(nd->name_span, subj,
+                           nd->extra == EXTRA_REJECT ? "field-removed" : "field-removed-open",
+                           of->name, arena_printf("field %s was removed (it was at %s)", shown(of),
+                                                  where_was(of->span)));
         classify(c, orr, nr);
     }
     for (int i = 0; i < added.len; i++) {
         Field *nf = added.items[i];
+        if (!nf)
+            continue;
         bool opt = optional(nf->type);
         Change *c = change(nf->span, subj, opt ? "field-added-optional" : "field-added-required",
-                           nf->name, arena_printf("field '%s' was added, %s", nf->name,
+                           nf->name, arena_printf("field %s was added, %s", shown(nf),
                                                   opt ? "optional" : "required"));
         classify(c, orr, nr);
     }
 }
 
+/* Values are matched by their name in the data, as fields are. */
 static void compare_enum(Decl *od, Decl *nd, Role *orr, Role *nr)
 {
     const char *subj = subject_of(nd);
     for (int i = 0; i < od->values.len; i++) {
         Field *ov = od->values.items[i];
-        if (!field_named(&nd->values, ov->name)) {
+        if (!field_wired(&nd->values, wire_of(ov))) {
             Change *c = change(nd->name_span, subj, "enum-value-removed", ov->name,
-                               arena_printf("value '%s' was removed", ov->name));
+                               arena_printf("value %s was removed", shown(ov)));
             classify(c, orr, nr);
         }
     }
     for (int i = 0; i < nd->values.len; i++) {
         Field *nv = nd->values.items[i];
-        if (!field_named(&od->values, nv->name)) {
+        if (!field_wired(&od->values, wire_of(nv))) {
             Change *c = change(nv->span, subj, "enum-value-added", nv->name,
-                               arena_printf("value '%s' was added", nv->name));
+                               arena_printf("value %s was added", shown(nv)));
             classify(c, orr, nr);
         }
     }

@@ -215,8 +215,8 @@ static void walk_all(Vec *v, int cl, Set *into)
 typedef enum Role { R_PURE, R_INPUT, R_WRITE, R_GATE, R_ESCALATE } Role;
 
 static const struct { Builtin b; Role role; } builtin_role[] = {
-    { B_READ_JSONL, R_INPUT }, { B_WRITE_JSONL, R_WRITE }, { B_APPROVE, R_GATE },
-    { B_ESCALATE, R_ESCALATE },
+    { B_READ_JSONL, R_INPUT }, { B_WRITE_JSONL, R_WRITE }, { B_READ_CSV, R_INPUT },
+    { B_WRITE_CSV, R_WRITE }, { B_APPROVE, R_GATE }, { B_ESCALATE, R_ESCALATE },
 };
 
 static Role role_of(int b)
