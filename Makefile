@@ -32,7 +32,7 @@ TOOLS        := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(wildcard tests/too
 # Debian packages the build and the tests need, and a header or binary that
 # shows each is there.
 DEB_PKGS := gcc make flex bison pkg-config libjansson-dev libcurl4-openssl-dev \
-            libsqlite3-dev sqlite3 clang libcsv-dev
+            libsqlite3-dev sqlite3 clang libcsv-dev git pre-commit
 BENCH_PKGS := time wrk
 DOC_PKGS := graphviz
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

@@ -73,5 +73,6 @@ cd .. && mkdir -p notrepo && printf 'workflow v() { }\n' >notrepo/v.flow
 (cd notrepo && GIT_CEILING_DIRECTORIES="$TESTTMP" "$FLOWC" compat --against HEAD v.flow) >got 2>err
 [ $? = 2 ] || fail "outside a repository: exit not 2: $(cat err)"
 "$FLOWC" compat only_one.flow 2>/dev/null; [ $? = 2 ] || fail "one file: exit not 2"
+(cd repo && "$FLOWC" compat --against HEAD) >got 2>&1 || fail "--against with no file: exit $?"
 "$FLOWC" compat --help | grep -q 'flowc compat' || fail "--help"
 exit $bad
