@@ -7,7 +7,8 @@
 # operation, the status and the field; --dry-run sends reads, holds writes
 # back and writes them, masked, to <workflow>.dry-run.jsonl; a missing
 # secret fails the call before anything is sent; a time budget stops a slow
-# read.  The token never appears in any
+# read; names as the API spells them (@alias) and open schemas (extra: drop)
+# shape the body and the answers.  The token never appears in any
 # output: stdout, stderr, the trace, the journal, the dry-run file.
 case "$FLOWC" in
     */build/asan/flowc) T="$TOP/build/asan/tools" ;;
@@ -139,8 +140,49 @@ sed 's/^  phase pull {/  budget { time: 2s }\n  phase pull {/' "$TOP/tests/data/
 [ $? -eq 4 ] || fail "time budget: exit status: $(cat err9)"
 grep -q "stopped by the workflow's time budget" err9 || fail "time budget: $(cat err9)"
 
-# 10. the token is in no output
-for f in out.* err.* out3 err3 err4b t4.jsonl err5 err6 out7 err7 trace.jsonl t3.jsonl t7.jsonl crm.dry-run.jsonl; do
+# 10. names as the API spells them (@alias) and open schemas: the body goes out
+# with the wire names, an answer's extra fields are dropped
+start --contacts 3
+cat >alias.flow <<'EOF'
+schema Props (extra: drop) {
+  mail: string @alias("email")
+  first: string? @alias("firstname")
+}
+schema Contact (extra: drop) {
+  id: string
+  properties: Props
+}
+schema Change { org: string @alias("company") }
+schema Update { properties: Change }
+http list(base: string) -> list<Contact> {
+  method: GET
+  url: "{{ base }}/crm/v3/objects/contacts?limit=2"
+  headers: ["Authorization: Bearer {{ env.CRM_TOKEN }}"]
+  paging: cursor
+  next: "paging.next.after"
+  cursor_param: "after"
+  items: "results"
+}
+http update(base: string, c: Contact) -> Contact {
+  method: PATCH
+  url: "{{ base }}/crm/v3/objects/contacts/{{ c.id }}"
+  headers: ["Authorization: Bearer {{ env.CRM_TOKEN }}"]
+  body: Update { properties: Change { org: "New Co" } }
+}
+workflow alias(base: string) -> list<Contact> {
+  return for c in list(base) { update(base, c) }
+}
+EOF
+"$FLOWC" build alias.flow -o alias >build.err 2>&1 || fail "build alias: $(cat build.err)"
+./alias --base "$U" --no-journal >out10 2>err10 || fail "aliases: $(cat err10)"
+[ "$(sed -n 1p out10)" = '{"id":"1","properties":{"email":"lead1@example.com","firstname":"Grace"}}' ] ||
+    fail "aliases: $(sed -n 1p out10)"
+[ "$(curl -s "$U/crm/v3/objects/contacts?limit=3" -H "Authorization: Bearer $TOKEN" |
+     jq -c '[.results[].properties.company]')" = '["New Co","New Co","New Co"]' ] ||
+    fail "aliases: the body's wire name"
+
+# 11. the token is in no output
+for f in out.* err.* out3 err3 err4b t4.jsonl err5 err6 out7 err7 err9 out10 err10 trace.jsonl t3.jsonl t7.jsonl crm.dry-run.jsonl; do
     grep -q "$TOKEN" "$f" && fail "the token is in $f"
 done
 for db in j.db d.db; do
