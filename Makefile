@@ -69,12 +69,18 @@ $(BUILD)/compiler/%.o: compiler/%.c compiler/flowc.h $(BUILD)/gen/flow.tab.h $(B
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Icompiler -Igrammar -I$(BUILD)/gen -c -o $@ $<
 
+# check --data reads data files with the runtime's own readers.
+$(BUILD)/compiler/datacheck.o: compiler/datacheck.c compiler/flowc.h runtime/fr_data.h \
+    runtime/flowrt.h $(BUILD)/gen/flow.tab.h $(BUILD)/gen/lex.yy.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Icompiler -Igrammar -Iruntime -I$(BUILD)/gen -c -o $@ $<
+
 $(BUILD)/runtime/%.o: runtime/%.c runtime/flowrt.h $(wildcard runtime/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -fPIC -Iruntime -c -o $@ $<
 
-$(BUILD)/flowc: $(COMPILER_OBJ)
-	$(CC) $(CFLAGS) $(SAN) $(LDFLAGS) -o $@ $^ -ljansson -lsqlite3 -lm
+$(BUILD)/flowc: $(COMPILER_OBJ) $(BUILD)/libflowrt.a
+	$(CC) $(CFLAGS) $(SAN) $(LDFLAGS) -o $@ $^ -ljansson -lcsv -lsqlite3 -lm
 
 $(BUILD)/libflowrt.a: $(RUNTIME_OBJ)
 	rm -f $@
@@ -88,7 +94,7 @@ $(BUILD)/tools/%: tests/tools/%.c $(wildcard tests/tools/*.h) $(BUILD)/libflowrt
 
 # The front end's fuzz harness: the compiler's objects but the driver and
 # the back end (tests/sh/fuzz_frontend.sh runs it, make fuzz at length).
-FRONTEND_OBJ := $(filter-out $(addprefix $(BUILD)/compiler/,main.o build.o cg.o estimate_cmd.o), \
+FRONTEND_OBJ := $(filter-out $(addprefix $(BUILD)/compiler/,main.o build.o cg.o estimate_cmd.o datacheck.o), \
                   $(COMPILER_OBJ))
 $(BUILD)/tools/fuzz_frontend: tests/fuzz/fuzz_frontend.c $(FRONTEND_OBJ)
 	@mkdir -p $(dir $@)

@@ -561,6 +561,35 @@ void diag_flush(void)
     memset(&diags, 0, sizeof diags);
 }
 
+void diag_data(const char *file, long line, long column, DiagCode code, const char *msg)
+{
+    nerrors++;
+    if (format == DIAG_JSON) {
+        fputs(json_printed++ ? ",\n" : "[\n", stderr);
+        fputs("{\"file\":", stderr);
+        json_str(stderr, file);
+        fprintf(stderr, ",\"line\":%ld,\"column\":%ld,\"end_line\":%ld,\"end_column\":%ld,"
+                "\"severity\":\"error\",\"code\":\"%s\",\"message\":", line, column, line, column,
+                diag_code_str(code));
+        json_str(stderr, msg);
+        fputs(",\"notes\":[],\"help\":[],\"fixits\":[]}", stderr);
+        return;
+    }
+    fprintf(stderr, "%s%s", col(C_BOLD), file);
+    if (line > 0)
+        fprintf(stderr, ":%ld", line);
+    if (line > 0 && column > 0)
+        fprintf(stderr, ":%ld", column);
+    fprintf(stderr, ":%s %serror:%s %s%s%s [%s]\n", col(C_RESET), col(C_RED), col(C_RESET),
+            col(C_BOLD), msg, col(C_RESET), diag_code_str(code));
+}
+
+void diag_data_summary(const char *msg)
+{
+    if (format == DIAG_TEXT)
+        fprintf(stderr, "%sflowc:%s %s\n", col(C_BOLD), col(C_RESET), msg);
+}
+
 Vec diag_take(void)
 {
     sort_by_position();

@@ -205,7 +205,11 @@ void src_reset(void);                            /* forget all sources (fuzz har
     X(E1206, "'write' or 'approval' that contradicts the method")                  \
     X(E1207, "incomplete http operation")                                          \
     X(E1208, "write that needs approval given an unapproved value")                \
-    X(E1209, "env() without a literal name in an http operation")
+    X(E1209, "env() without a literal name in an http operation")                  \
+    /* data files (flowc check --data) */                                          \
+    X(E1301, "bad row in a data file")                                             \
+    X(E1302, "CSV header that does not fit its schema")                            \
+    X(E1303, "data file that cannot be read")
 
 /* Warnings: code, -W name, what it flags.  All are on by default. */
 #define DIAG_WARNINGS(X)                                                            \
@@ -266,6 +270,13 @@ int diag_warning_count(void);
  * schema.c and cg.c: the compiler's one JSON string writer). */
 void json_put_str(FILE *out, const char *s, size_t n);
 void diag_flush(void);                           /* prints (JSON: the array) what is buffered */
+/* A diagnostic about a data file (flowc check --data), printed at once:
+ * "file:line:col: error: msg [code]" (no column when col is 0, no line
+ * when line is 0), or its JSON object.  Counts as an error. */
+void diag_data(const char *file, long line, long col, DiagCode code, const char *msg);
+/* A closing line about a data file ("flowc: leads.csv: 3 of 120 rows are
+ * bad ..."): text format only. */
+void diag_data_summary(const char *msg);
 /* "did you mean": the closest of candidates to name, or NULL if none is close. */
 const char *diag_closest(const char *name, const char *const *candidates, int n);
 void diag_reset(void);                           /* drop buffered diagnostics and the count (fuzz harness) */
@@ -813,6 +824,24 @@ char *schema_json(Type *t, SchemaDialect dialect);
 
 /* Writes the C translation of the checked program (workflow w) to out. */
 bool cg_program(FILE *out, Program *p, Decl *w);
+
+/* ---- datacheck.c: flowc check FILE --data Schema=PATH --------------------- */
+
+/* One --data argument. */
+typedef struct DataSpec {
+    const char *schema;                          /* the schema's name */
+    const char *path;                            /* the file, "-" for stdin */
+    int fmt;                                     /* fr_format: FR_FMT_JSONL or FR_FMT_CSV */
+    char delim;                                  /* a CSV's cell separator, 0: ',' */
+} DataSpec;
+
+/* "Lead=leads.csv", "Lead=jsonl:-", "Lead=tsv:x": false when the format
+ * cannot be told (no .csv, .tsv, .jsonl, .ndjson or .json, and no prefix). */
+bool data_parse_spec(const char *arg, char delim, DataSpec *out);
+/* Checks each file against its schema of p (checked clean); reports every
+ * bad row; 0 when all are clean, else 1.  max_errors > 0 caps the bad rows
+ * reported per file. */
+int data_check(Program *p, DataSpec *specs, int n, long max_errors);
 
 /* ---- build.c: `flowc build` ----------------------------------------------- */
 

@@ -20,6 +20,7 @@
 
 static const char usage[] =
     "usage: flowc check [--dump-ast] [--dump-types] FILE|DIR...\n"
+    "       flowc check FILE --data SCHEMA=PATH... [--delimiter C] [--max-errors N]\n"
     "       flowc build FILE [-o OUT] [--emit-c FILE.c] [--emit-schemas DIR] [--keep-c]\n"
     "       flowc fmt [--check | -w] [FILE|DIR|-]...\n"
     "       flowc graph [--format=dot|mermaid] FILE\n"
@@ -28,7 +29,8 @@ static const char usage[] =
     "       flowc compat [--format=text|json] OLD.flow NEW.flow | --against GIT_REV FILE...\n"
     "\n"
     "commands:\n"
-    "  check     type-check .flow files, or every *.flow under a DIR (exit 0 clean, 1 on any error)\n"
+    "  check     type-check .flow files, or every *.flow under a DIR (exit 0 clean, 1 on any error);\n"
+    "            with --data, also check data files against the file's schemas (every bad row)\n"
     "  build     compile a .flow file to a native executable\n"
     "  fmt       print files in the one canonical layout (-w: rewrite them; --check: list them)\n"
     "  graph     draw the workflow: phases, agents, the schemas between them (dot or mermaid)\n"
@@ -48,6 +50,10 @@ static const char usage[] =
     "  -Werror, -Werror=NAME               warnings (or one) are errors\n"
     "  --dump-ast                          print the syntax tree (check)\n"
     "  --dump-types                        print the checked types (check)\n"
+    "  --data SCHEMA=PATH                  check PATH (.csv, .tsv, .jsonl; csv:-, jsonl:- for stdin)\n"
+    "                                      against SCHEMA, as read_csv / read_jsonl would (check)\n"
+    "  --delimiter C                       the cell separator of --data CSV files (default ',')\n"
+    "  --max-errors N                      report the first N bad rows of each --data file\n"
     "  -h, --help                          this help\n"
     "  --version                           the version\n"
     "\n"
@@ -65,12 +71,85 @@ static int usage_error(const char *fmt, const char *arg)
 }
 
 /* flowc check [--dump-ast] [--dump-types] FILE|DIR...: each file on its own. */
+/* A flag's value: "--flag=V" or "--flag V" (advancing *i); NULL if none. */
+static const char *flag_value(int argc, char **argv, int *i, const char *flag)
+{
+    size_t n = strlen(flag);
+    if (strncmp(argv[*i], flag, n) != 0)
+        return NULL;
+    if (argv[*i][n] == '=')
+        return argv[*i] + n + 1;
+    if (argv[*i][n] == '\0' && *i + 1 < argc)
+        return argv[++*i];
+    return NULL;
+}
+
+/* The --data, --delimiter and --max-errors options of check; 1 taken, 0
+ * not one of them, -1 bad usage (said). */
+static int data_option(int argc, char **argv, int *i, Vec *data, char *delim, long *max)
+{
+    const char *a = argv[*i], *v;
+    if (strcmp(a, "--data") == 0 || strncmp(a, "--data=", 7) == 0) {
+        if (!(v = flag_value(argc, argv, i, "--data")))
+            return usage_error("%s", "--data needs SCHEMA=PATH"), -1;
+        vec_push(data, (void *)v);
+        return 1;
+    }
+    if (strcmp(a, "--delimiter") == 0 || strncmp(a, "--delimiter=", 12) == 0) {
+        v = flag_value(argc, argv, i, "--delimiter");
+        if (v && strcmp(v, "\\t") == 0)
+            v = "\t";
+        if (!v || strlen(v) != 1 || strchr("\"\r\n", v[0]) || (unsigned char)v[0] >= 0x80)
+            return usage_error("%s", "--delimiter takes one ASCII character other than '\"' or "
+                               "a line break (\\t for a tab)"), -1;
+        *delim = v[0];
+        return 1;
+    }
+    if (strcmp(a, "--max-errors") == 0 || strncmp(a, "--max-errors=", 13) == 0) {
+        v = flag_value(argc, argv, i, "--max-errors");
+        char *end = NULL;
+        long n = v ? strtol(v, &end, 10) : -1;
+        if (!v || !*v || *end || n < 0)
+            return usage_error("%s", "--max-errors takes a number of rows (0: all)"), -1;
+        *max = n;
+        return 1;
+    }
+    return 0;
+}
+
+/* check FILE --data S=P ...: the program, then each data file. */
+static int check_data(char *file, Vec *args, char delim, long max)
+{
+    DataSpec *specs = arena_alloc(sizeof *specs * (size_t)(args->len + 1));
+    for (int i = 0; i < args->len; i++) {
+        if (!data_parse_spec(args->items[i], delim, &specs[i]))
+            return usage_error("--data %s: write SCHEMA=PATH, PATH ending in .csv, .tsv, .jsonl, "
+                               ".ndjson or .json, or prefixed csv:, tsv: or jsonl: (csv:- for "
+                               "stdin)", args->items[i]);
+    }
+    Program *p = arena_alloc(sizeof *p);
+    if (!flowc_load(p, &file, 1))
+        return 1;
+    setvbuf(stderr, NULL, _IOFBF, 1 << 16);      /* a line per bad row: not a write each */
+    int st = data_check(p, specs, args->len, max);
+    fflush(stderr);
+    return st;
+}
+
 static int cmd_check(int argc, char **argv)
 {
     bool dump_ast = false, dump_types = false;
     char **files = arena_alloc(sizeof(char *) * (size_t)(argc + 1));
     int nfiles = 0;
+    Vec data = { 0 };
+    char delim = 0;
+    long max_errors = 0;
     for (int i = 1; i < argc; i++) {
+        int d = data_option(argc, argv, &i, &data, &delim, &max_errors);
+        if (d < 0)
+            return 2;
+        if (d > 0)
+            continue;
         if (strcmp(argv[i], "--dump-ast") == 0)
             dump_ast = true;
         else if (strcmp(argv[i], "--dump-types") == 0)
@@ -85,6 +164,10 @@ static int cmd_check(int argc, char **argv)
     }
     if (nfiles == 0)
         return usage_error("%s", "check: no input files");
+    if (data.len && (nfiles != 1 || dump_ast || dump_types))
+        return usage_error("%s", "check --data checks against the schemas of one FILE");
+    if (data.len)
+        return check_data(files[0], &data, delim, max_errors);
     Vec all = { 0 };
     int status = flowc_expand_args(files, nfiles, &all) ? 0 : 1;
     for (int i = 0; i < all.len; i++) {

@@ -37,6 +37,14 @@ typedef struct vwalk {
     size_t len;                    /* bytes used in path */
 } vwalk;
 
+static void walk_init(vwalk *w, fr_buf *err, fr_keys keys)
+{
+    w->err = err;
+    w->keys = keys;
+    w->len = 0;
+    w->path[0] = '\0';
+}
+
 const char *fr_field_wire(const fr_field *f)
 {
     return f->wire ? f->wire : f->name;
@@ -374,8 +382,8 @@ static bool check(vwalk *w, json_t *v, const fr_type *t, const fr_field *f)
 
 bool fr_validate_keys(json_t *v, const fr_type *t, fr_keys keys, fr_buf *err)
 {
-    vwalk w = { .err = err, .keys = keys, .len = 0 };
-    w.path[0] = '\0';
+    vwalk w;                       /* not zeroed whole: the path is 512 bytes */
+    walk_init(&w, err, keys);
     if (!v)
         return fail(&w, "no value");
     return check(&w, v, t, NULL);
@@ -388,8 +396,8 @@ bool fr_validate(json_t *v, const fr_type *t, fr_buf *err)
 
 bool fr_validate_field(json_t *v, const fr_field *f, fr_buf *err)
 {
-    vwalk w = { .err = err, .keys = FR_KEYS_WIRE, .len = 0 };
-    w.path[0] = '\0';
+    vwalk w;                       /* not zeroed whole: the path is 512 bytes */
+    walk_init(&w, err, FR_KEYS_WIRE);
     if (!v || json_is_null(v))
         return f->type->kind == FR_OPTIONAL || fail(&w, "no value");
     return check(&w, v, f->type, f);
@@ -399,8 +407,8 @@ int fr_validate_fields(json_t *v, const fr_schema *sc, fr_problem_fn fn, void *c
 {
     int n = 0;
     fr_buf err = { 0 };
-    vwalk w = { .err = &err, .keys = FR_KEYS_WIRE, .len = 0 };
-    w.path[0] = '\0';
+    vwalk w;                       /* not zeroed whole: the path is 512 bytes */
+    walk_init(&w, &err, FR_KEYS_WIRE);
     const char *k;
     json_t *fv;
     if (sc->extra == FR_EXTRA_REJECT) {

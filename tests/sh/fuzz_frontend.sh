@@ -30,7 +30,7 @@ if [ ! -x "$BIN" ]; then
     srcs=""
     for f in "$TOP"/compiler/*.c; do
         case $(basename "$f") in
-            main.c|build.c|cg.c) ;;                # the driver and the back end
+            main.c|build.c|cg.c|estimate_cmd.c|datacheck.c) ;;  # driver, back end, estimate, --data
             *) srcs="$srcs $f" ;;
         esac
     done
