@@ -547,7 +547,9 @@ static void check_round_trip(json_t *v, const fr_type *t)
 static void check_retry(const char *feedback, const char *prev)
 {
     static const fr_model m = { .name = "m", .provider = "anthropic", .api_name = "model-x",
-                                .usd_per_mtok_in = 1, .usd_per_mtok_out = 1 };
+                                .usd_per_mtok_in = 1, .usd_per_mtok_out = 1,
+                                .usd_per_mtok_cache_write = -1, .usd_per_mtok_cache_write_1h = -1,
+                                .usd_per_mtok_cache_read = -1 };
     static const fr_agent a = {
         .name = "fuzz", .model = &m, .output = &t_lead, .temperature = -1,
         .schema_anthropic = "{\"type\":\"object\"}", .schema_openai = "{\"type\":\"object\"}",

@@ -461,11 +461,17 @@ static const fr_schema row_schema = { "Row", NULL, 3, row_fields, FR_EXTRA_REJEC
 static const fr_type row_type = { FR_RECORD, NULL, &row_schema, NULL };
 static const fr_type rows_type = { FR_LIST, &row_type, NULL, NULL };
 
+/* cache prices < 0: as input, as generated code declares an unpriced cache */
 static const fr_model mock_model = { .name = "cheap", .provider = "mock", .api_name = "mock-1",
-                                     .usd_per_mtok_in = 1.0, .usd_per_mtok_out = 5.0 };
+                                     .usd_per_mtok_in = 1.0, .usd_per_mtok_out = 5.0,
+                                     .usd_per_mtok_cache_write = -1,
+                                     .usd_per_mtok_cache_write_1h = -1,
+                                     .usd_per_mtok_cache_read = -1 };
 static const fr_model real_model = { .name = "fake", .provider = "openai",
                                      .api_name = "gpt-fake", .usd_per_mtok_in = 1.0,
-                                     .usd_per_mtok_out = 5.0 };
+                                     .usd_per_mtok_out = 5.0, .usd_per_mtok_cache_write = -1,
+                                     .usd_per_mtok_cache_write_1h = -1,
+                                     .usd_per_mtok_cache_read = -1 };
 static const fr_model *const models[] = { &mock_model };
 
 static bool rate_render(fr_ctx *cx, json_t *const *args, fr_buf *system, fr_buf *prompt)
