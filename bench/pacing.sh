@@ -13,11 +13,13 @@
 # (tests/tools/rt_limit sim: 64 workers, 5 ms answers, arrival jitter of
 # 0.5 and 2 ms), which does not depend on this machine's load.
 #
-# The fake server is as strict as a provider and this machine is shared: a
-# client and a server thread that are descheduled for a few ms arrive
-# closer than 20 ms apart and get a 429 that costs its call a whole second,
-# so figures taken while the load average is high are low; the load average
-# is printed beside each run.  RUNS=9 sh bench/pacing.sh for more runs.
+# The fake server is as strict as a provider: it stamps each request with
+# the kernel's arrival time, as a provider's edge would, so its own threads'
+# scheduling does not count; the client's does (a worker descheduled for a
+# few ms between its slot and its send arrives closer than 20 ms to the
+# next and gets a 429 that costs its call a whole second), so figures taken
+# while the load average is high are lower; it is printed beside each run.
+# RUNS=9 sh bench/pacing.sh for more runs.
 cd "$(dirname "$0")/.." || exit 2
 FLOWC=${FLOWC:-build/flowc}
 T=build/tools

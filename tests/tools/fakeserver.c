@@ -18,9 +18,9 @@
  * --port 0 (the default) takes a free port and prints it on stdout (and into
  * --port-file, written whole by a rename).  --key K: a request whose
  * x-api-key or Bearer token is not K gets a 401 with an error body.
- * --rate N: N requests per second and no burst (GCRA), as strict as a
- * provider: beyond, a 429 with retry-after in whole seconds, rounded up (no
- * retry-after-ms); every answer carries the provider's rate-limit headers
+ * --rate N: N requests per second and no burst (GCRA, on each request's
+ * kernel arrival time), as strict as a provider: beyond, a 429 with
+ * retry-after in whole seconds, rounded up (no retry-after-ms); every answer carries the provider's rate-limit headers
  * (anthropic-ratelimit-requests-limit/-remaining/-reset, RFC 3339; or
  * x-ratelimit-limit-requests/-remaining-requests/-reset-requests, a
  * duration), the limit stated per minute.  --tpm N: N tokens a minute, no
@@ -388,9 +388,10 @@ static double request_tokens(json_t *request, bool anthropic)
 }
 
 /* 0 if a request that arrived at t, costing tokens, may pass, else seconds
- * until it would.  t is when its bytes came in, as a provider's edge stamps
- * a request, not when this thread got round to parsing it.  Both limits
- * must allow it; a refused request costs nothing. */
+ * until it would.  t is when its bytes reached this host (the kernel's
+ * stamp, see arrival()), as a provider's edge stamps a request, not when this
+ * thread got round to reading it.  Both limits must allow it; a refused
+ * request costs nothing. */
 static double rate_check(double t, double tokens)
 {
     if (S.rate <= 0 && S.tpm <= 0)
@@ -2017,7 +2018,25 @@ typedef struct conn {
     int fd;                        /* the socket */
     char *buf;                     /* bytes read and not yet used */
     size_t len, cap;               /* used and allocated */
+    double stamp;                  /* when the bytes of the request at buf came (monotonic s) */
 } conn;
+
+/* The kernel's arrival time of a received segment (SO_TIMESTAMPNS, real
+ * time) as a monotonic time, or now when the kernel gave none: a request is
+ * stamped where a provider's edge stamps it, when it arrived, however late
+ * this thread gets round to reading it. */
+static double arrival(struct msghdr *m)
+{
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c))
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
+            struct timespec at, real;
+            memcpy(&at, CMSG_DATA(c), sizeof at);
+            clock_gettime(CLOCK_REALTIME, &real);
+            double late = (double)(real.tv_sec - at.tv_sec) + (real.tv_nsec - at.tv_nsec) / 1e9;
+            return now_s() - (late > 0 ? late : 0);
+        }
+    return now_s();
+}
 
 /* Reads more into c->buf; false on EOF or error. */
 static bool fill(conn *c)
@@ -2030,11 +2049,17 @@ static bool fill(conn *c)
         c->buf = b, c->cap = cap;
     }
     ssize_t k;
+    struct iovec io = { c->buf + c->len, c->cap - c->len - 1 };
+    char ctl[CMSG_SPACE(sizeof(struct timespec))];
+    struct msghdr m = { .msg_iov = &io, .msg_iovlen = 1, .msg_control = ctl,
+                        .msg_controllen = sizeof ctl };
     do
-        k = recv(c->fd, c->buf + c->len, c->cap - c->len - 1, 0);
+        k = recvmsg(c->fd, &m, 0);
     while (k < 0 && errno == EINTR);
     if (k <= 0)
         return false;
+    if (c->len == 0)               /* the first bytes of a request */
+        c->stamp = arrival(&m);
     c->len += (size_t)k;
     c->buf[c->len] = '\0';
     return true;
@@ -2051,7 +2076,7 @@ static bool read_request(conn *c, req *r)
     size_t head = (size_t)(end - c->buf) + 4;
     end[2] = '\0';
     memset(r, 0, sizeof *r);
-    r->t = now_s() - S.start;
+    r->t = (c->stamp ? c->stamp : now_s()) - S.start;
     r->content_length = -1;
     parse_headers(c->buf, r);
     if (r->content_length < 0 || r->content_length > MAX_BODY)
@@ -2071,10 +2096,11 @@ static bool read_request(conn *c, req *r)
 
 static void *conn_main(void *arg)
 {
-    conn c = { (int)(intptr_t)arg, NULL, 0, 0 };
+    conn c = { (int)(intptr_t)arg, NULL, 0, 0, 0 };
     long id = atomic_fetch_add(&S.conns, 1) + 1;
     int one = 1;
     setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    setsockopt(c.fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one);
     req r;
     while (read_request(&c, &r)) {
         r.conn = id;
