@@ -1126,11 +1126,52 @@ static const char *gen_list(Gen *g, Node *n)
 }
 
 /* record -> Schema { f: e, ... } */
+/* Is v a literal the checker held against its field's constraint? */
+static bool checked_literal(Node *v)
+{
+    if (v->kind == N_UNARY && v->op == OP_NEG)
+        v = v->operand;
+    if (v->kind == N_INT || v->kind == N_FLOAT || v->kind == N_LIST)
+        return true;
+    if (v->kind != N_STRING)
+        return false;
+    for (int i = 0; i < v->parts.len; i++)
+        if (((StrPart *)v->parts.items[i])->expr)
+            return false;
+    return true;
+}
+
+/* The index of field `name` in schema d, or -1. */
+static int field_index(Decl *d, const char *name)
+{
+    for (int i = 0; d && i < d->fields.len; i++)
+        if (strcmp(((Field *)d->fields.items[i])->name, name) == 0)
+            return i;
+    return -1;
+}
+
+/* record -> Schema { f: e, ... }: built, then each value the checker could
+ * not prove is held against its field's constraint (a record built in the
+ * workflow honours its schema like one read or answered) */
 static const char *gen_record(Gen *g, Node *n)
 {
     const char **a = arena_alloc(sizeof *a * (size_t)(n->inits.len + 1));
     for (int i = 0; i < n->inits.len; i++)
         a[i] = value_of(g, ((FieldInit *)n->inits.items[i])->value);
+    Decl *d = n->type && n->type->kind == TY_SCHEMA ? n->type->decl : NULL;
+    for (int i = 0; d && i < n->inits.len; i++) {
+        FieldInit *fi = n->inits.items[i];
+        int k = field_index(d, fi->name);
+        Field *f = k >= 0 ? d->fields.items[k] : NULL;
+        if (!f || f->cons.kind == CONS_NONE || checked_literal(fi->value))
+            continue;
+        type_ref(n->type);                       /* the schema's fields are written out */
+        emit(g, "if (!fr_check_field(cx, %s, &%s_fields[%d], %s, %s))", a[i], d->name, k,
+             c_lit(d->name), where_of(fi->span));
+        g->fn->indent++;
+        emit(g, "%s", fail_stmt(g));
+        g->fn->indent--;
+    }
     const char *t = tmp_of(g, "fr_record(cx)");
     for (int i = 0; i < n->inits.len; i++)
         emit(g, "fr_record_set(%s, %s, %s);", t,

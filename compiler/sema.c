@@ -1948,6 +1948,53 @@ static size_t utf8_len(const char *s)
 }
 
 /* A literal value against a field's constraint (7 for `int in 1..5`). */
+static double const_len(Node *v);
+
+/* The value of a constant number expression: literals, unary minus, + - * /
+ * of constants (int / int truncates, as at run time), len() of a constant;
+ * false when it is not constant (or divides by zero: the run reports it). */
+static bool const_num(Node *v, double *x, bool *is_int)
+{
+    double a, b;
+    bool ia, ib;
+    if (!v)
+        return false;
+    if (lit_num(v, x, is_int))
+        return true;
+    if (v->kind == N_CALL && v->builtin == B_LEN && v->args.len == 1) {
+        *x = const_len(v->args.items[0]);
+        *is_int = true;
+        return *x >= 0;
+    }
+    if (v->kind != N_BINARY || v->op > OP_DIV || !const_num(v->lhs, &a, &ia)
+        || !const_num(v->rhs, &b, &ib))
+        return false;
+    *is_int = ia && ib;
+    switch (v->op) {
+    case OP_ADD: *x = a + b; break;
+    case OP_SUB: *x = a - b; break;
+    case OP_MUL: *x = a * b; break;
+    default:
+        if (b == 0)
+            return false;
+        *x = *is_int ? trunc(a / b) : a / b;
+        break;
+    }
+    return fabs(*x) < 9e15;                      /* past that, int arithmetic would fail */
+}
+
+/* The length of a constant string or list literal (characters, items), or -1. */
+static double const_len(Node *v)
+{
+    const char *s = plain_string(v);
+    if (s)
+        return (double)utf8_len(s);
+    return v && v->kind == N_LIST ? v->args.len : -1;
+}
+
+/* A constant value against a field's constraint (7 for `int in 1..5`, 2 + 4,
+ * "" for `len 1..80`): what the compiler can prove wrong is an error; the
+ * rest is checked when the record is built (cg.c). */
 static void check_literal_constraint(Field *f, Node *v)
 {
     Constraint *c = &f->cons;
@@ -1956,13 +2003,12 @@ static void check_literal_constraint(Field *f, Node *v)
     if (c->kind == CONS_NONE || !lit_num(c->lo, &lo, &i1) || !lit_num(c->hi, &hi, &i2))
         return;
     if (c->kind == CONS_RANGE) {
-        if (lit_num(v, &x, &i0) && (x < lo || x > hi))
+        if (const_num(v, &x, &i0) && (x < lo || x > hi))
             diag_error(v->span, E0704, "field '%s' must be between %s and %s, got %s", f->name,
                        fmt_num(lo), fmt_num(hi), fmt_num(x));
         return;
     }
-    const char *s = plain_string(v);
-    double len = s ? (double)utf8_len(s) : v->kind == N_LIST ? v->args.len : -1;
+    double len = const_len(v);
     if (len >= 0 && (len < lo || len > hi))
         diag_error(v->span, E0704, "field '%s' must have a length between %s and %s, got %s", f->name,
                    fmt_num(lo), fmt_num(hi), fmt_num(len));

@@ -465,6 +465,11 @@ json_t *fr_approve(fr_ctx *cx, json_t *list, json_t *title, int site, const char
  * unknown fields).  On failure writes a message naming the path
  * ("tags[2]: expected string, got 7") into err and returns false. */
 bool fr_validate(json_t *v, const fr_type *t, fr_buf *err);
+/* A value a record literal gives field f of schema `schema`, against the
+ * field's constraint: false with FR_SIG_FAIL ("record 'Out' field 'n': 5 is
+ * out of range 1..3") when it does not fit. */
+bool fr_check_field(fr_ctx *cx, json_t *v, const fr_field *f, const char *schema,
+                    const char *where);
 /* Serializes v as compact JSON with record keys in schema order (malloc'd). */
 char *fr_to_json(json_t *v, const fr_type *t);
 

@@ -403,6 +403,22 @@ bool fr_validate_field(json_t *v, const fr_field *f, fr_buf *err)
     return check(&w, v, f->type, f);
 }
 
+bool fr_check_field(fr_ctx *cx, json_t *v, const fr_field *f, const char *schema,
+                    const char *where)
+{
+    fr_buf err = { 0 };
+    if (fr_validate_field(v, f, &err)) {
+        fr_buf_free(&err);
+        return true;
+    }
+    if (fr_buf_failed(&err) || !err.s)
+        fr_oom(cx);
+    else
+        fr_fail(cx, where, "record '%s' field '%s': %s", schema, f->name, err.s);
+    fr_buf_free(&err);
+    return false;
+}
+
 int fr_validate_fields(json_t *v, const fr_schema *sc, fr_problem_fn fn, void *ctx)
 {
     int n = 0;
