@@ -56,6 +56,7 @@ void fr_provider_call(fr_run *run, const fr_request *req, fr_response *resp)
 {
     memset(resp, 0, sizeof *resp);
     resp->retry_after_ms = -1;
+    resp->retry_after_asked_ms = -1;
     if (run->mock_all || strcmp(req->model->provider, "mock") == 0)
         fr_mock_call(&run->mock, req, resp);
     else
@@ -109,9 +110,54 @@ static void sleep_ms(int64_t ms)
         ;
 }
 
+/* "60 s", "7.5 s", "3 days" */
+static void put_secs(char *b, size_t cap, int64_t ms)
+{
+    double s = (double)ms / 1000;
+    if (s >= 2 * 86400)
+        snprintf(b, cap, "%.0f days", s / 86400);
+    else
+        snprintf(b, cap, s >= 10 ? "%.0f s" : "%.1f s", s);
+}
+
+/* A long wait, or one the cap cut short: counted, and said unless one said
+ * already ends with it. */
+static void long_wait(fr_ctx *cx, int64_t d, int retry_after_ms, int64_t asked_ms,
+                      const char *why)
+{
+    fr_run *run = cx->run;
+    int64_t now = fr_now_ms();
+    bool capped = asked_ms > retry_after_ms && retry_after_ms >= 0;
+    pthread_mutex_lock(&run->mu);
+    fr_stats *st = fr_stats_of(run, cx->phase);
+    st->long_waits++;
+    st->capped_waits += capped;
+    if (d > st->longest_wait_ms)
+        st->longest_wait_ms = d;
+    bool say = now + d > run->wait_said_until + 1000;
+    if (say)
+        run->wait_said_until = now + d;
+    pthread_mutex_unlock(&run->mu);
+    if (!say)
+        return;
+    char wait[32], asked[32];
+    put_secs(wait, sizeof wait, d);
+    put_secs(asked, sizeof asked, asked_ms);
+    fprintf(stderr, "%snote: waiting %s before the next attempt (%s%.*s): %s", run->progress
+            ? "\r\033[K" : "", wait, cx->path_len ? "item " : "the workflow's call",
+            (int)cx->path_len, cx->path, why && *why ? why : "a transient error");
+    if (capped)
+        fprintf(stderr, "; the server asked for %s, cut to %d s (--max-retry-after)\n", asked,
+                run->max_wait_ms / 1000);
+    else if (asked_ms >= 0 && asked_ms >= d)
+        fprintf(stderr, "; the server asked for it (retry-after)\n");
+    else
+        fprintf(stderr, "; backing off after repeated failures (--retry-base-ms)\n");
+}
+
 /* Full jitter: a uniform delay in [0, min(cap, base * 2^attempt)], at least
- * what the server asked for, never past the time left. */
-void fr_backoff(fr_ctx *cx, int attempt, int retry_after_ms)
+ * what the server asked for (capped), never past the time left. */
+void fr_backoff(fr_ctx *cx, int attempt, int retry_after_ms, int64_t asked_ms, const char *why)
 {
     int64_t ceil_ms = cx->run->retry_base_ms;
     for (int i = 0; i < attempt && ceil_ms < BACKOFF_CAP_MS; i++)
@@ -122,7 +168,11 @@ void fr_backoff(fr_ctx *cx, int attempt, int retry_after_ms)
     if (retry_after_ms > d)
         d = retry_after_ms;
     int64_t left = fr_budget_time_left(cx);
-    sleep_ms(d < left ? d : left);
+    if (d > left)
+        d = left;
+    if (d >= FR_LONG_WAIT_MS || (asked_ms > retry_after_ms && retry_after_ms >= 0))
+        long_wait(cx, d, retry_after_ms, asked_ms, why);
+    sleep_ms(d);
 }
 
 /* ---- one attempt --------------------------------------------------------- */
@@ -337,7 +387,7 @@ static json_t *attempt(call *c, int *stop)
         fr_journal_call_settle(&c->jh, cx);
     fr_budget_settle(run, &resv, &ch);
     if (r.outcome == FR_TRANSIENT && c->attempts <= c->agent->retries)
-        fr_backoff(cx, c->attempts - 1, r.retry_after_ms);
+        fr_backoff(cx, c->attempts - 1, r.retry_after_ms, r.retry_after_asked_ms, r.error);
     /* an answer that ran out of memory after validating is not invalid */
     tally(&c->tally, &r, v || *stop == STOP_FATAL);
     fr_response_free(&r);

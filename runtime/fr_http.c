@@ -119,6 +119,7 @@ struct fr_http {
     warm *warms;                   /* cacheable prefixes seen (guarded by warm_mu) */
     pthread_mutex_t warm_mu;       /* guards warms */
     pthread_cond_t warm_cv;        /* a prefix became warm */
+    int max_wait_ms;               /* --max-retry-after: the longest wait a server may ask */
 };
 
 /* ---- messages ------------------------------------------------------------ */
@@ -425,6 +426,11 @@ static bool check_models(fr_http *h, const fr_program *prog, fr_buf *err)
     return ok;
 }
 
+void fr_http_set_max_wait(fr_http *h, int ms)
+{
+    h->max_wait_ms = ms;
+}
+
 fr_http *fr_http_new(const fr_program *prog, bool mock_all, fr_buf *err)
 {
     pthread_once(&curl_once, curl_init);
@@ -437,6 +443,7 @@ fr_http *fr_http_new(const fr_program *prog, bool mock_all, fr_buf *err)
         fr_buf_puts(err, "out of memory");
         return NULL;
     }
+    h->max_wait_ms = FR_MAX_WAIT_MS;
     pthread_mutex_init(&h->pool_mu, NULL);
     pthread_mutex_init(&h->ep_mu, NULL);
     pthread_mutex_init(&h->warm_mu, NULL);
@@ -533,7 +540,9 @@ typedef struct xfer {
     size_t len, cap;               /* used and allocated */
     bool too_big;                  /* the answer passed MAX_BODY */
     bool oom;                      /* no memory for the answer's bytes */
-    int retry_after_ms;            /* from retry-after(-ms), -1 if none */
+    int retry_after_ms;            /* from retry-after(-ms), capped at max_wait_ms; -1 none */
+    int64_t asked_ms;              /* what it asked before the cap, -1 if nothing */
+    int max_wait_ms;               /* the cap (fr_http's max_wait_ms) */
     bool have_ms;                  /* retry-after-ms seen: it wins over retry-after */
     int should_retry;              /* x-should-retry: 1 true, 0 false, -1 absent */
     fr_rl rl;                      /* the rate-limit headers, resets as ms from now
@@ -611,8 +620,12 @@ static int64_t duration_ms(const char *v)
     return any ? (int64_t)ms : -1;
 }
 
-/* retry-after: seconds (maybe fractional) or an HTTP date; -1 if neither. */
-static int parse_retry_after(const char *v, bool in_ms)
+/* The longest a server may ask for, as it asked (the cap comes after). */
+#define ASKED_MAX_MS (1000LL * 3600 * 24 * 366 * 100)
+
+/* retry-after: seconds (maybe fractional) or an HTTP date; -1 if neither.
+ * What the server asked, however long (an hour, a date in 2099, 1e308). */
+static int64_t parse_retry_after(const char *v, bool in_ms)
 {
     char *end;
     double d = strtod(v, &end);
@@ -620,7 +633,7 @@ static int parse_retry_after(const char *v, bool in_ms)
         return -1;
     if (end != v) {
         double ms = in_ms ? d : d * 1000;
-        return ms < 0 ? 0 : ms > 3600000 ? 3600000 : (int)ms;
+        return ms < 0 ? 0 : ms > (double)ASKED_MAX_MS ? ASKED_MAX_MS : (int64_t)ms;
     }
     if (in_ms)
         return -1;
@@ -628,7 +641,14 @@ static int parse_retry_after(const char *v, bool in_ms)
     if (t < 0)
         return -1;
     double ms = difftime(t, time(NULL)) * 1000;
-    return ms < 0 ? 0 : ms > 3600000 ? 3600000 : (int)ms;
+    return ms < 0 ? 0 : ms > (double)ASKED_MAX_MS ? ASKED_MAX_MS : (int64_t)ms;
+}
+
+/* A retry-after that was asked: kept whole for messages, capped for use. */
+static void ask_wait(xfer *x, int64_t ms)
+{
+    x->asked_ms = ms;
+    x->retry_after_ms = ms < 0 ? -1 : ms > x->max_wait_ms ? x->max_wait_ms : (int)ms;
 }
 
 /* Resets not said yet, nothing said. */
@@ -692,6 +712,16 @@ static int64_t mono_ns(void)
 }
 
 /* The resets, read as ms after `from`, made monotonic times. */
+/* Resets (still ms from now) further ahead than max_ms are cut to it, as
+ * a retry-after is (--max-retry-after). */
+static void rl_cap(fr_rl *rl, int max_ms)
+{
+    fr_rl_dim *d[] = { &rl->requests, &rl->tokens, &rl->input, &rl->output };
+    for (int i = 0; i < 4; i++)
+        if (d[i]->reset_ns > max_ms)
+            d[i]->reset_ns = max_ms;
+}
+
 static void rl_resets(fr_rl *rl, int64_t from)
 {
     fr_rl_dim *d[] = { &rl->requests, &rl->tokens, &rl->input, &rl->output };
@@ -752,6 +782,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
             warm_done(x->h, x->warming);
         x->warming = NULL;
         x->retry_after_ms = -1;
+        x->asked_ms = -1;
         x->have_ms = false;
         x->should_retry = -1;
         rl_init(&x->rl);
@@ -761,11 +792,11 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
         x->should_retry = strncasecmp(v, "true", 4) == 0 ? 1 : strncasecmp(v, "false", 5) == 0
                           ? 0 : -1;
     } else if (strncasecmp(line, "retry-after-ms:", 15) == 0) {
-        int ms = parse_retry_after(line + 15 + strspn(line + 15, " \t"), true);
+        int64_t ms = parse_retry_after(line + 15 + strspn(line + 15, " \t"), true);
         if (ms >= 0)
-            x->retry_after_ms = ms, x->have_ms = true;
+            ask_wait(x, ms), x->have_ms = true;
     } else if (strncasecmp(line, "retry-after:", 12) == 0 && !x->have_ms) {
-        x->retry_after_ms = parse_retry_after(line + 12 + strspn(line + 12, " \t"), false);
+        ask_wait(x, parse_retry_after(line + 12 + strspn(line + 12, " \t"), false));
     } else {
         rate_header(x, line);
     }
@@ -859,6 +890,7 @@ static void map_status(const endpoint *e, long status, const xfer *x, fr_respons
     fr_http_set_error(r, transient ? FR_TRANSIENT : FR_FATAL, "HTTP %ld from %s: %s",
                       status, e->provider, msg ? msg : "(no message)");
     r->retry_after_ms = x->retry_after_ms;
+    r->retry_after_asked_ms = x->asked_ms;
     json_decref(body);
 }
 
@@ -1042,6 +1074,7 @@ static char *request_body(fr_http *h, const endpoint *e, const fr_request *req, 
 /* One attempt at endpoint e in req's mode. */
 static void call_once(fr_http *h, endpoint *e, const fr_request *req, fr_response *resp)
 {
+    resp->retry_after_asked_ms = -1;
     resp->secret = e->key;
     bool wrapped = false;
     char *body = request_body(h, e, req, &wrapped);
@@ -1060,7 +1093,8 @@ static void call_once(fr_http *h, endpoint *e, const fr_request *req, fr_respons
         finish_texts(resp);
         return;
     }
-    xfer x = { .retry_after_ms = -1, .should_retry = -1, .h = h };
+    xfer x = { .retry_after_ms = -1, .asked_ms = -1, .max_wait_ms = h->max_wait_ms,
+               .should_retry = -1, .h = h };
     rl_init(&x.rl);
     fr_cut cut;
     fr_http_cache_cut(req, strlen(req->system), &cut);
@@ -1077,6 +1111,7 @@ static void call_once(fr_http *h, endpoint *e, const fr_request *req, fr_respons
     fr_free(body);
     resp->http_status = (int)status;
     if (x.rl_any) {
+        rl_cap(&x.rl, h->max_wait_ms);         /* a reset far ahead waits the cap at most */
         rl_resets(&x.rl, strcmp(e->provider, "anthropic") == 0 ? mono_ns() : sent);
         fr_limit_headers(e->lim, sent, &x.rl);
     }
@@ -1131,6 +1166,7 @@ void fr_http_call(fr_http *h, const fr_request *req, fr_response *resp)
 {
     memset(resp, 0, sizeof *resp);
     resp->retry_after_ms = -1;
+    resp->retry_after_asked_ms = -1;
     fr_buf err = { 0 };
     endpoint *e = h ? ep_find(h, req->model, &err) : NULL;
     if (!e) {
@@ -1440,6 +1476,7 @@ void fr_http_exchange(fr_http *h, const fr_xreq *rq, fr_xres *res)
 {
     memset(res, 0, sizeof *res);
     res->retry_after_ms = -1;
+    res->retry_after_asked_ms = -1;
     struct curl_slist *hd = curl_slist_append(NULL, "Expect:");
     for (int i = 0; hd && i < rq->nheaders; i++) {
         struct curl_slist *n = curl_slist_append(hd, rq->headers[i]);
@@ -1456,7 +1493,8 @@ void fr_http_exchange(fr_http *h, const fr_xreq *rq, fr_xres *res)
         return;
     }
     char errbuf[CURL_ERROR_SIZE] = "";
-    opx o = { .x = { .retry_after_ms = -1, .should_retry = -1 } };
+    opx o = { .x = { .retry_after_ms = -1, .asked_ms = -1, .max_wait_ms = h->max_wait_ms,
+                     .should_retry = -1 } };
     curl_easy_setopt(c, CURLOPT_URL, rq->url);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, rq->method);
     if (rq->body) {
@@ -1497,12 +1535,15 @@ void fr_http_exchange(fr_http *h, const fr_xreq *rq, fr_xres *res)
     res->body = o.x.body;
     res->len = o.x.len;
     res->retry_after_ms = o.x.retry_after_ms;
+    res->retry_after_asked_ms = o.x.asked_ms;
     res->link_next = o.link_next;
     if (rc == CURLE_OK)
         return;
     const char *why = errbuf[0] ? errbuf : curl_easy_strerror(rc);
     if (o.x.too_big)
         xres_error(res, true, "answer larger than %u bytes", MAX_BODY);
+    else if (rc == CURLE_OUT_OF_MEMORY && !o.x.oom && res->status > 0)
+        xres_error(res, true, "answer refused: a header larger than libcurl accepts (100 KB)");
     else if (rc == CURLE_WRITE_ERROR || rc == CURLE_OUT_OF_MEMORY)
         xres_error(res, true, "out of memory reading the answer");
     else if (rc == CURLE_OPERATION_TIMEDOUT)

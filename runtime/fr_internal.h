@@ -144,7 +144,8 @@ typedef struct fr_response {
     char *error;                   /* what went wrong, for messages (malloc'd or NULL);
                                       never contains a secret */
     int http_status;               /* 0 when no HTTP exchange happened */
-    int retry_after_ms;            /* from retry-after(-ms), -1 if none */
+    int retry_after_ms;            /* from retry-after(-ms), capped (--max-retry-after); -1 none */
+    int64_t retry_after_asked_ms;  /* what the server asked before the cap, -1 if nothing */
     char *finish_reason;           /* provider's stop/finish reason (malloc'd or NULL) */
     bool usage;                    /* the provider reported usage (else it is charged the hold) */
     int64_t input_tokens;          /* input tokens neither read from nor written to the cache */
@@ -230,6 +231,10 @@ typedef struct fr_http fr_http;
 /* Checks every model's API key is in the environment (error names the
  * variable), sets up the shared connection cache and rate limiters. */
 fr_http *fr_http_new(const fr_program *prog, bool mock_all, fr_buf *err);
+/* The longest wait a server may ask for (retry-after, a rate limit's reset):
+ * a longer one is cut to this (--max-retry-after, default FR_MAX_WAIT_MS). */
+#define FR_MAX_WAIT_MS 60000
+void fr_http_set_max_wait(fr_http *h, int ms);
 void fr_http_free(fr_http *h);
 void fr_http_call(fr_http *h, const fr_request *req, fr_response *resp);
 
@@ -248,7 +253,8 @@ typedef struct fr_xres {
     long status;                   /* the HTTP status, 0 when no answer came */
     char *body;                    /* the answer's bytes (fr_malloc'd, NUL-ended) or NULL */
     size_t len;                    /* bytes in body */
-    int retry_after_ms;            /* retry-after(-ms), -1 if none */
+    int retry_after_ms;            /* retry-after(-ms), capped (--max-retry-after); -1 none */
+    int64_t retry_after_asked_ms;  /* what the server asked before the cap, -1 if nothing */
     char *link_next;               /* the Link header's rel="next" URL (fr_malloc'd) or NULL */
     char *error;                   /* no answer: why (fr_malloc'd) */
     bool transient;                /* no answer: worth another attempt */
@@ -375,6 +381,10 @@ typedef struct fr_stats {
     int64_t http_dry;              /* writes held back by --dry-run */
     int64_t http_pages;            /* pages read */
     int64_t http_ms;               /* the calls' wall time, added up */
+    int64_t long_waits;            /* retries that waited FR_LONG_WAIT_MS or more, or whose
+                                      retry-after --max-retry-after cut short */
+    int64_t longest_wait_ms;       /* the longest of those waits */
+    int64_t capped_waits;          /* server-asked waits cut to --max-retry-after */
     int64_t start_ms;              /* when the phase began (monotonic), 0 if it never did */
     int64_t wall_ms;               /* its wall time, once it ended */
     bool ended;                    /* fr_phase_end was called */
@@ -426,6 +436,8 @@ struct fr_run {
     fr_mock_opts mock;             /* --mock-latency, --mock-fail-rate */
     int concurrency;               /* --concurrency: attempts in flight at most, 0 no cap */
     int retry_base_ms;             /* --retry-base-ms: backoff base */
+    int max_wait_ms;               /* --max-retry-after: the cap of a server-asked wait */
+    int64_t wait_said_until;       /* the end of the last long wait said (monotonic ms) */
     bool quiet;                    /* --quiet: no summary, no progress */
     fr_http *http;                 /* the providers' shared state */
     void *journal;                 /* the run journal (fr_journal.c), NULL when none */
@@ -547,8 +559,12 @@ void fr_provider_call(fr_run *run, const fr_request *req, fr_response *resp);
 void fr_slot_take(fr_run *run);
 void fr_slot_give(fr_run *run);
 /* Waits before retry number attempt (from 0): full jitter, at least
- * retry_after_ms, never past the time left. */
-void fr_backoff(fr_ctx *cx, int attempt, int retry_after_ms);
+ * retry_after_ms (already capped; asked_ms is what the server asked, -1
+ * none), never past the time left.  A wait of FR_LONG_WAIT_MS or more, or
+ * one the cap cut short, is counted for the summary and said on stderr
+ * with why (the last error), once for the waits that end together. */
+#define FR_LONG_WAIT_MS 5000
+void fr_backoff(fr_ctx *cx, int attempt, int retry_after_ms, int64_t asked_ms, const char *why);
 
 /* fr_op.c */
 /* Closes the --dry-run file; its path for the summary (malloc'd) or NULL. */

@@ -319,6 +319,7 @@ void fr_mock_call(const fr_mock_opts *o, const fr_request *req, fr_response *res
     double fail_rate = o ? o->fail_rate : 0;
     memset(resp, 0, sizeof *resp);
     resp->retry_after_ms = -1;
+    resp->retry_after_asked_ms = -1;
     uint64_t seed = answer_seed(req);
     if (req->timeout_ms > 0 && latency > req->timeout_ms) {
         sleep_ms(req->timeout_ms);

@@ -434,11 +434,12 @@ static int fetch_page(opcall *c, const char *url, json_t **answer, char **link)
             res.link_next = NULL;
         }
         int ra = res.retry_after_ms;
+        int64_t asked = res.retry_after_asked_ms;
         fr_xres_free(&res);
         if (k != PAGE_RETRY)
             return k;
         if (a < c->op->retries)
-            fr_backoff(cx, a, ra);
+            fr_backoff(cx, a, ra, asked, c->error);
     }
     return PAGE_FAIL;
 }

@@ -36,6 +36,7 @@ typedef struct opts {
     fr_mock_opts mock_opts;        /* --mock-latency, --mock-fail-rate */
     int concurrency;               /* --concurrency, 0: no cap */
     int retry_base_ms;             /* --retry-base-ms */
+    int max_wait_s;                /* --max-retry-after */
     fr_budget budget;              /* --budget-usd, --budget-tokens, --budget-time (< 0: not given) */
     int64_t batch_timeout_ms;      /* --batch-timeout, 0 none */
     fr_jopts jo;                   /* --journal, --no-journal, --resume, --force, --trace */
@@ -57,6 +58,8 @@ static const rt_flag rt_flags[] = {
     { "concurrency", "N", "agent and http calls in flight at most, across the whole run" },
     { "retry-base-ms", "N", "retry backoff base: the k-th retry (k from 0) waits a random"
       " 0..base*2^k ms, at most 30 s (default 500)" },
+    { "max-retry-after", "S", "the longest wait a server may ask for (retry-after, a rate"
+      " limit's reset), in seconds; longer ones are cut to it (default 60)" },
     { "budget-usd", "USD", "the workflow's usd budget, instead of the declared one" },
     { "budget-tokens", "N", "the workflow's token budget, instead of the declared one" },
     { "budget-time", "DURATION", "the workflow's time budget (90s, 30m, 2h), instead of the"
@@ -309,6 +312,12 @@ static int set_rt_flag(const fr_program *p, opts *o, argp *a)
         return rt_int(a, 1, &o->concurrency);
     else if (strcmp(f, "retry-base-ms") == 0)
         return rt_int(a, 0, &o->retry_base_ms);
+    else if (strcmp(f, "max-retry-after") == 0) {
+        int st = rt_int(a, 0, &o->max_wait_s);
+        if (st == 0 && o->max_wait_s > 86400)
+            return usage_error("--%s: at most 86400 seconds (a day)%s", f, "");
+        return st;
+    }
     else if (strcmp(f, "batch-timeout") == 0) {
         const char *s = flag_value(a);
         if (!s)
@@ -568,6 +577,9 @@ static void add_stats(fr_stats *t, const fr_stats *s)
     t->http_retries += s->http_retries, t->http_failures += s->http_failures;
     t->http_unknown += s->http_unknown, t->http_dry += s->http_dry;
     t->http_pages += s->http_pages, t->http_ms += s->http_ms;
+    t->long_waits += s->long_waits, t->capped_waits += s->capped_waits;
+    if (s->longest_wait_ms > t->longest_wait_ms)
+        t->longest_wait_ms = s->longest_wait_ms;
 }
 
 /* Attempts repaired or gone wrong: the second table's counts. */
@@ -679,6 +691,17 @@ static void print_summary(fr_run *run)
     if (tot.raised)
         fprintf(stderr, "%lld cut-off answer%s retried with the model's max_output_tokens "
                 "(the hold grew with it)\n", (long long)tot.raised, tot.raised == 1 ? "" : "s");
+    if (tot.long_waits) {
+        fprintf(stderr, "%lld retr%s waited long (%d s or more, or a server's retry-after "
+                "cut short), the longest %.1f s", (long long)tot.long_waits,
+                tot.long_waits == 1 ? "y" : "ies", FR_LONG_WAIT_MS / 1000,
+                (double)tot.longest_wait_ms / 1000);
+        if (tot.capped_waits)
+            fprintf(stderr, "; %lld retry-after%s over %d s cut to it (--max-retry-after)",
+                    (long long)tot.capped_waits, tot.capped_waits == 1 ? "" : "s",
+                    run->max_wait_ms / 1000);
+        fprintf(stderr, "\n");
+    }
     if (tot.items_failed)
         print_skipped(run, tot.items_failed);
     for (int i = 0; i < run->nrejected; i++) {
@@ -895,6 +918,7 @@ static bool run_init(fr_run *run, const fr_program *p, const opts *o, fr_http *h
     run->concurrency = o->concurrency;
     run->retry_base_ms = o->retry_base_ms;
     run->batch_timeout_ms = o->batch_timeout_ms;
+    run->max_wait_ms = o->max_wait_s * 1000;
     run->quiet = o->quiet;
     run->dry_run = o->dry_run;
     run->http = h;
@@ -1005,7 +1029,8 @@ int fr_main_abi(int abi, const fr_program *prog, int argc, char **argv)
     int sub = fr_journal_command(prog, argc, argv);    /* runs, review, approve */
     if (sub >= 0)
         return sub;
-    opts o = { .retry_base_ms = DEFAULT_RETRY_BASE_MS, .budget = FR_NO_BUDGET };
+    opts o = { .retry_base_ms = DEFAULT_RETRY_BASE_MS, .max_wait_s = FR_MAX_WAIT_MS / 1000,
+               .budget = FR_NO_BUDGET };
     o.args = fr_calloc((size_t)prog->nparams + 1, sizeof *o.args);
     int st = o.args ? parse_args(prog, argc, argv, &o) : 2;
     if (st < 0 && o.help)
@@ -1027,6 +1052,7 @@ int fr_main_abi(int abi, const fr_program *prog, int argc, char **argv)
         return 2;
     }
     fr_buf_free(&err);
+    fr_http_set_max_wait(h, o.max_wait_s * 1000);
     fr_run run;
     if (!run_init(&run, prog, &o, h)) {
         fprintf(stderr, "error: out of memory\n");
