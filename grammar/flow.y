@@ -109,6 +109,8 @@ typedef struct LexState {
     uint32_t cont_lo, cont_hi;                   /* the last run of blank lines continues() saw ... */
     bool cont_res;                               /* ... and its answer */
     Span str_open;                               /* the open string's opening quote */
+    uint32_t nul_hi;                             /* where the last NUL byte refused ended:
+                                                    a run of them is said once */
     bool skipping;                               /* error recovery: dropping tokens */
     int skip_level;                              /* ... up to this frame's line end or close */
     int inject;                                  /* closers still to insert before pending */
