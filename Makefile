@@ -94,7 +94,7 @@ $(BUILD)/tools/%: tests/tools/%.c $(wildcard tests/tools/*.h) $(BUILD)/libflowrt
 
 # The front end's fuzz harness: the compiler's objects but the driver and
 # the back end (tests/sh/fuzz_frontend.sh runs it, make fuzz at length).
-FRONTEND_OBJ := $(filter-out $(addprefix $(BUILD)/compiler/,main.o build.o cg.o estimate_cmd.o datacheck.o), \
+FRONTEND_OBJ := $(filter-out $(addprefix $(BUILD)/compiler/,main.o build.o cg.o estimate_cmd.o datacheck.o lsp.o), \
                   $(COMPILER_OBJ))
 $(BUILD)/tools/fuzz_frontend: tests/fuzz/fuzz_frontend.c $(FRONTEND_OBJ)
 	@mkdir -p $(dir $@)

@@ -35,6 +35,7 @@ static int nerrors;                              /* errors reported since the re
 static int nwarnings;                            /* warnings reported since the reset */
 static int json_printed;                         /* JSON: objects written so far */
 static bool dropped;                             /* the last warning was disabled */
+static bool keeping;                             /* diag_keep(): flushes keep them for diag_take */
 
 /* JSON: every flush of the run adds to one array, closed at exit. */
 static void json_close_hook(void)
@@ -539,8 +540,15 @@ static void sort_by_position(void)
     diags.items = a;
 }
 
+void diag_keep(bool keep)
+{
+    keeping = keep;
+}
+
 void diag_flush(void)
 {
+    if (keeping)
+        return;                                  /* the language server takes them */
     char *text = NULL;                           /* stderr is unbuffered: write it at once */
     size_t len = 0;
     FILE *out = arena_memstream(&text, &len);

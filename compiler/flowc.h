@@ -305,6 +305,8 @@ typedef struct DiagInfo {
 /* Hands over the buffered diagnostics (DiagInfo*, in source order) instead of
  * printing them; the buffer is empty after. */
 Vec diag_take(void);
+/* While true, diag_flush() prints nothing and keeps the diagnostics for diag_take(). */
+void diag_keep(bool keep);
 
 /* ---- ast.c: the syntax tree ---------------------------------------------- */
 
@@ -671,6 +673,7 @@ typedef struct HttpInfo {
 bool sema_check(Program *p);
 void sema_dump_types(FILE *out, Program *p);     /* --dump-types */
 Decl *sema_workflow(Program *p);                 /* the workflow to build, or NULL */
+const char *sema_builtin_signature(int b);       /* "len(xs: list<T> | string) -> int", or NULL */
 
 /* ---- approval.c: writes that need approval get approved values ------------ */
 
@@ -807,6 +810,11 @@ int cmd_estimate(int argc, char **argv);
 
 /* flowc compat [--format=text|json] OLD NEW | --against REV FILE...: exit status. */
 int cmd_compat(int argc, char **argv);
+
+/* ---- lsp.c: `flowc lsp` ------------------------------------------------------ */
+
+/* flowc lsp: a language server on stdin and stdout until exit: exit status. */
+int cmd_lsp(int argc, char **argv);
 
 /* ---- schema.c: JSON Schema per schema and provider ----------------------- */
 

@@ -7,6 +7,7 @@
  *   flowc graph ...         graph.c's cmd_graph
  *   flowc estimate ...      estimate_cmd.c's cmd_estimate
  *   flowc compat ...        compat.c's cmd_compat
+ *   flowc lsp               lsp.c's cmd_lsp
  *
  * Global options (--color=, --diagnostics-format=, -W...) may stand anywhere
  * and are taken out before the command sees its arguments.  Loading files is
@@ -27,6 +28,7 @@ static const char usage[] =
     "       flowc estimate FILE [--items NAME=N ...] [--data PARAM=FILE ...] [--journal DB]\n"
     "                      [--format=text|json]\n"
     "       flowc compat [--format=text|json] OLD.flow NEW.flow | --against GIT_REV FILE...\n"
+    "       flowc lsp\n"
     "\n"
     "commands:\n"
     "  check     type-check .flow files, or every *.flow under a DIR (exit 0 clean, 1 on any error);\n"
@@ -36,6 +38,7 @@ static const char usage[] =
     "  graph     draw the workflow: phases, agents, the schemas between them (dot or mermaid)\n"
     "  estimate  what a workflow can spend (worst case) and will likely spend, per phase and agent\n"
     "  compat    the breaking changes to schemas, enums and the workflow between two versions\n"
+    "  lsp       a language server on stdin and stdout, for editors\n"
     "\n"
     "options:\n"
     "  --color=auto|always|never           colour diagnostics (auto: on a terminal, unless NO_COLOR)\n"
@@ -253,5 +256,7 @@ int main(int argc, char **argv)
         return cmd_estimate(argc - 1, argv + 1);
     if (strcmp(cmd, "compat") == 0)
         return cmd_compat(argc - 1, argv + 1);
+    if (strcmp(cmd, "lsp") == 0)
+        return cmd_lsp(argc - 1, argv + 1);
     return usage_error("unknown command '%s'", cmd);
 }

@@ -2129,6 +2129,11 @@ static const char *const builtin_sig[] = {
     "write_csv(xs: list<Schema>, path: string)",
 };
 
+const char *sema_builtin_signature(int b)
+{
+    return b > 0 && (size_t)b < sizeof builtin_sig / sizeof builtin_sig[0] ? builtin_sig[b] : NULL;
+}
+
 static Builtin builtin_find(const char *name)
 {
     for (int b = 1; builtin_names[b]; b++)

@@ -30,7 +30,7 @@ if [ ! -x "$BIN" ]; then
     srcs=""
     for f in "$TOP"/compiler/*.c; do
         case $(basename "$f") in
-            main.c|build.c|cg.c|estimate_cmd.c|datacheck.c) ;;  # driver, back end, estimate, --data
+            main.c|build.c|cg.c|estimate_cmd.c|datacheck.c|lsp.c) ;;  # drivers, back end, estimate, --data, lsp
             *) srcs="$srcs $f" ;;
         esac
     done

@@ -1,0 +1,2 @@
+" ftdetect/flow.vim: .flow files are flowc workflows.
+autocmd BufRead,BufNewFile *.flow setfiletype flow
