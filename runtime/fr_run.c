@@ -963,6 +963,7 @@ static void run_free(fr_run *run)
     fr_review_close(run);
     fr_origins_free(run);
     fr_budget_free(run);
+    fr_batch_free(run);
     fr_http_free(run->http);
     pthread_mutex_destroy(&run->mu);
     pthread_cond_destroy(&run->slot_cv);
