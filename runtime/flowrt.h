@@ -113,6 +113,7 @@ typedef enum fr_sig {
     FR_SIG_HALT,                   /* another item's error stopped an on_error: halt fan-out */
     FR_SIG_WAIT,                   /* waiting for approval: exit 3 */
     FR_SIG_USAGE,                  /* bad input data (a JSONL line): exit 2 */
+    FR_SIG_STOP,                   /* the journal cannot be written: no new call, exit 1 */
 } fr_sig;
 
 typedef struct fr_run fr_run;      /* the whole run: opaque, shared by all contexts */

@@ -256,7 +256,8 @@ static void count_cached(fr_run *run, int phase)
     pthread_mutex_unlock(&run->mu);
 }
 
-/* Why no further attempt may be made. */
+/* Why no further attempt may be made (STOP_BUDGET: a signal that stops
+ * the run is set, a budget's or the journal's). */
 enum { GO_ON, STOP_FATAL, STOP_BUDGET };
 
 /* An answer: validated, or turned into feedback for the next attempt. */
@@ -313,17 +314,24 @@ static int cut_off(call *c)
 
 /* Makes attempt number c->attempts; returns the answer, or NULL with *stop
  * saying whether another attempt may follow. */
-/* Before an attempt: time left, the budgets' hold, a call slot.  Waiting for
- * the hold or the slot takes time, so the deadline is checked again after.
- * False (FR_SIG_BUDGET set) when the attempt may not start. */
+/* Before an attempt: a journal that can be written, time left, the
+ * budgets' hold (journaled), a call slot.  Waiting for the hold or the slot
+ * takes time, so the deadline is checked again after.  False (FR_SIG_BUDGET
+ * or FR_SIG_STOP set) when the attempt may not start. */
 static bool start_attempt(call *c, fr_resv *resv, int *timeout)
 {
     fr_ctx *cx = c->cx;
+    if (fr_journal_stopped(cx))
+        return false;
     if (fr_budget_time_left(cx) <= 0)
         return fr_budget_time_stop(cx) != NULL;
     if (!fr_budget_reserve(cx, c->model, input_estimate(c), c->max_tokens, resv))
         return false;
-    fr_journal_call_hold(&c->jh, cx, resv);
+    if (!fr_journal_call_hold(&c->jh, cx, resv)) {   /* no request that is not journaled */
+        fr_charge none = { 0 };
+        fr_budget_settle(cx->run, resv, &none);
+        return false;
+    }
     fr_slot_take(cx->run);
     int64_t left = fr_budget_time_left(cx);
     if (left <= 0) {
@@ -391,6 +399,10 @@ static json_t *attempt(call *c, int *stop)
     /* an answer that ran out of memory after validating is not invalid */
     tally(&c->tally, &r, v || *stop == STOP_FATAL);
     fr_response_free(&r);
+    if (fr_journal_stopped(cx)) {  /* this attempt's record or settle failed */
+        *stop = STOP_BUDGET;
+        return NULL;
+    }
     return v;
 }
 

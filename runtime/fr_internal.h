@@ -772,11 +772,22 @@ typedef struct fr_jhook {
     char error_type[32];           /* the last attempt's error type, or "" */
 } fr_jhook;
 
+/* A journal write failed (a full disk, an I/O error): the run stops at
+ * once, since calls made from then on could not be journaled and a resume
+ * would pay for them again.  fr_journal_broken says so; fr_journal_stopped
+ * also sets cx's FR_SIG_STOP with the journal's error (true: start nothing);
+ * fr_journal_stop_help says how to finish the run once it can be written. */
+bool fr_journal_broken(fr_run *run);
+bool fr_journal_stopped(fr_ctx *cx);
+void fr_journal_stop_help(fr_run *run);
+
 /* Before any request: the journaled answer, kept in cx's pool, or NULL. */
 json_t *fr_journal_call_begin(fr_jhook *h, fr_ctx *cx, const fr_agent *a, int site,
                               const fr_model *m, const char *system, const char *prompt);
-/* Before each attempt's request, after fr_budget_reserve held r. */
-void fr_journal_call_hold(fr_jhook *h, fr_ctx *cx, const fr_resv *r);
+/* Before each attempt's request, after fr_budget_reserve held r: false
+ * (FR_SIG_STOP set) when the journal cannot be written, and the request
+ * must not go. */
+bool fr_journal_call_hold(fr_jhook *h, fr_ctx *cx, const fr_resv *r);
 /* After each attempt: its charge, finish reason and outcome. */
 void fr_journal_call_attempt(fr_jhook *h, const fr_response *r, const fr_charge *c);
 /* An attempt whose answer is not recorded: its hold is durably replaced by
@@ -794,7 +805,7 @@ void fr_journal_call_end(fr_jhook *h, fr_ctx *cx, json_t *v);
  * failure and writes the trace line. */
 json_t *fr_journal_op_begin(fr_jhook *h, fr_ctx *cx, const fr_op *op, int site,
                             const char *request, bool *in_flight);
-void fr_journal_op_hold(fr_jhook *h, fr_ctx *cx);
+bool fr_journal_op_hold(fr_jhook *h, fr_ctx *cx);   /* false: FR_SIG_STOP, do not send */
 struct fr_top;
 void fr_journal_op_end(fr_jhook *h, fr_ctx *cx, json_t *v, struct fr_top *t);
 /* The run's id (the journal's, else this process's): idempotency keys. */

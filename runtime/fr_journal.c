@@ -554,6 +554,94 @@ static void refuse_damaged(const char *path, sqlite3 *db, const char *why, fr_bu
     fr_buf_free(&out);
 }
 
+/* ---- tests: a disk that fills up ----------------------------------------
+ * FLOWRT_TEST_DISK_FULL=N makes the journal's files refuse writes with
+ * SQLITE_FULL, as a full disk does, once N bytes were written to them in
+ * this process: tests/sh/journal_full.sh uses it where it cannot mount a
+ * small tmpfs.  A VFS over the default one; only xWrite differs. */
+
+typedef struct full_file {
+    sqlite3_file base;             /* our methods */
+    sqlite3_file *real;            /* the default VFS's file, right after this struct */
+} full_file;
+
+static sqlite3_vfs *real_vfs;
+static long long full_left;        /* bytes that may still be written (atomic) */
+
+#define REAL(f) (((full_file *)(f))->real)
+static int ff_close(sqlite3_file *f) { return REAL(f)->pMethods->xClose(REAL(f)); }
+static int ff_read(sqlite3_file *f, void *b, int n, sqlite3_int64 o)
+{ return REAL(f)->pMethods->xRead(REAL(f), b, n, o); }
+static int ff_write(sqlite3_file *f, const void *b, int n, sqlite3_int64 o)
+{
+    if (__atomic_sub_fetch(&full_left, n, __ATOMIC_RELAXED) < 0)
+        return SQLITE_FULL;
+    return REAL(f)->pMethods->xWrite(REAL(f), b, n, o);
+}
+static int ff_truncate(sqlite3_file *f, sqlite3_int64 n)
+{ return REAL(f)->pMethods->xTruncate(REAL(f), n); }
+static int ff_sync(sqlite3_file *f, int fl) { return REAL(f)->pMethods->xSync(REAL(f), fl); }
+static int ff_size(sqlite3_file *f, sqlite3_int64 *n)
+{ return REAL(f)->pMethods->xFileSize(REAL(f), n); }
+static int ff_lock(sqlite3_file *f, int l) { return REAL(f)->pMethods->xLock(REAL(f), l); }
+static int ff_unlock(sqlite3_file *f, int l) { return REAL(f)->pMethods->xUnlock(REAL(f), l); }
+static int ff_reserved(sqlite3_file *f, int *r)
+{ return REAL(f)->pMethods->xCheckReservedLock(REAL(f), r); }
+static int ff_control(sqlite3_file *f, int op, void *a)
+{ return REAL(f)->pMethods->xFileControl(REAL(f), op, a); }
+static int ff_sector(sqlite3_file *f) { return REAL(f)->pMethods->xSectorSize(REAL(f)); }
+static int ff_device(sqlite3_file *f)
+{ return REAL(f)->pMethods->xDeviceCharacteristics(REAL(f)); }
+static int ff_shm_map(sqlite3_file *f, int pg, int sz, int ext, void volatile **p)
+{ return REAL(f)->pMethods->xShmMap(REAL(f), pg, sz, ext, p); }
+static int ff_shm_lock(sqlite3_file *f, int off, int n, int fl)
+{ return REAL(f)->pMethods->xShmLock(REAL(f), off, n, fl); }
+static void ff_shm_barrier(sqlite3_file *f) { REAL(f)->pMethods->xShmBarrier(REAL(f)); }
+static int ff_shm_unmap(sqlite3_file *f, int del)
+{ return REAL(f)->pMethods->xShmUnmap(REAL(f), del); }
+#undef REAL
+
+static const sqlite3_io_methods full_methods = {
+    2, ff_close, ff_read, ff_write, ff_truncate, ff_sync, ff_size, ff_lock, ff_unlock,
+    ff_reserved, ff_control, ff_sector, ff_device, ff_shm_map, ff_shm_lock, ff_shm_barrier,
+    ff_shm_unmap, NULL, NULL,
+};
+
+static int ff_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int flags, int *out)
+{
+    full_file *ff = (full_file *)f;
+    ff->real = (sqlite3_file *)(ff + 1);
+    int rc = real_vfs->xOpen(real_vfs, name, ff->real, flags, out);
+    f->pMethods = rc == SQLITE_OK && ff->real->pMethods ? &full_methods : NULL;
+    return rc;
+}
+
+static sqlite3_vfs full_vfs;
+static pthread_once_t full_once = PTHREAD_ONCE_INIT;
+
+static void full_init(void)
+{
+    real_vfs = sqlite3_vfs_find(NULL);
+    if (!real_vfs)
+        return;
+    full_vfs = *real_vfs;
+    full_vfs.zName = "flowrt-full";
+    full_vfs.szOsFile = (int)sizeof(full_file) + real_vfs->szOsFile;
+    full_vfs.xOpen = ff_open;
+    full_left = atoll(getenv("FLOWRT_TEST_DISK_FULL"));
+    sqlite3_vfs_register(&full_vfs, 0);
+}
+
+/* The VFS to open journals with: NULL, or the full-disk one for tests. */
+static const char *journal_vfs(void)
+{
+    const char *t = getenv("FLOWRT_TEST_DISK_FULL");
+    if (!t || !*t)
+        return NULL;
+    pthread_once(&full_once, full_init);
+    return real_vfs ? "flowrt-full" : NULL;
+}
+
 /* Opens j->path (read-write, created if missing; or read only), refusing a
  * damaged file.  A read-only open of a journal in WAL mode whose directory
  * cannot be written (no -shm can be made) reads the file as it is. */
@@ -574,7 +662,7 @@ static bool open_conn(fr_journal *j, bool ro, fr_buf *err)
             fr_buf_puts(&uri, "?immutable=1");
         sqlite3_close(j->db);
         j->db = NULL;
-        int rc = uri.s ? sqlite3_open_v2(uri.s, &j->db, flags, NULL) : SQLITE_NOMEM;
+        int rc = uri.s ? sqlite3_open_v2(uri.s, &j->db, flags, journal_vfs()) : SQLITE_NOMEM;
         fr_buf_free(&uri);
         if (rc != SQLITE_OK) {
             db_error(j, err, "cannot open");

@@ -27,7 +27,9 @@ typedef struct jstate {
     int64_t *ph_active;            /* [nphases] prior active time per phase (ms) */
     bool holds;                    /* a usd or token cap exists: journal each request's hold */
     int64_t cached;                /* calls answered from the journal (atomic) */
-    int warned;                    /* a journal write failed and was said (atomic) */
+    int64_t recorded;              /* answers this process journaled (atomic) */
+    int broken;                    /* a journal write failed: no call may start (atomic) */
+    char why[256];                 /* the first failure's SQLite error (set once, before broken) */
 } jstate;
 
 static void write_failed(jstate *s);
@@ -270,6 +272,9 @@ void fr_journal_summary(fr_run *run)
                 " answered from the journal (cached)\n", id, s->prior_usd,
                 (long long)s->prior_tokens, (double)fr_journal_prior_active_ms(s->j) / 1000,
                 (long long)cached, cached == 1 ? "" : "s");
+    else if (fr_journal_broken(run))
+        fprintf(stderr, "run %s journaled in %s up to the write that failed\n", id,
+                fr_journal_path(s->j));
     else
         fprintf(stderr, "run %s journaled in %s\n", id, fr_journal_path(s->j));
 }
@@ -306,13 +311,51 @@ void fr_journal_phase_end(fr_ctx *cx, int phase)
                            : cx->sig == FR_SIG_WAIT ? "waiting" : "error");
 }
 
-/* A failed journal write is said once; the run goes on (a resume would
- * then pay for that call again, nothing worse). */
+/* A journal write failed (a full disk, an I/O error): the run stops.  A
+ * run that went on unjournaled would be paid for again on resume, whole;
+ * stopped at once, a resume pays again for the calls in flight only. */
+static pthread_mutex_t why_mu = PTHREAD_MUTEX_INITIALIZER;
+
 static void write_failed(jstate *s)
 {
-    if (__atomic_exchange_n(&s->warned, 1, __ATOMIC_RELAXED) == 0)
-        fprintf(stderr, "warning: journal %s: a write failed: %s\n", fr_journal_path(s->j),
-                fr_journal_errmsg(s->j));
+    pthread_mutex_lock(&why_mu);
+    if (!__atomic_load_n(&s->broken, __ATOMIC_ACQUIRE)) {
+        snprintf(s->why, sizeof s->why, "%s", fr_journal_errmsg(s->j));
+        __atomic_store_n(&s->broken, 1, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&why_mu);
+}
+
+bool fr_journal_broken(fr_run *run)
+{
+    jstate *s = run->journal;
+    return s && __atomic_load_n(&s->broken, __ATOMIC_ACQUIRE);
+}
+
+bool fr_journal_stopped(fr_ctx *cx)
+{
+    jstate *s = cx->run->journal;
+    if (!fr_journal_broken(cx->run))
+        return false;
+    if (cx->sig != FR_SIG_STOP) {
+        fr_fail(cx, NULL, "journal %s cannot be written (%s): the run stops, and no call "
+                "starts after that", fr_journal_path(s->j), s->why);
+        cx->sig = FR_SIG_STOP;
+    }
+    return true;
+}
+
+void fr_journal_stop_help(fr_run *run)
+{
+    jstate *s = run->journal;
+    if (!fr_journal_broken(run))
+        return;
+    int64_t kept = __atomic_load_n(&s->recorded, __ATOMIC_RELAXED) +
+                   __atomic_load_n(&s->cached, __ATOMIC_RELAXED);
+    fprintf(stderr, "help: what was journaled is kept (%lld answer%s of this run): once the "
+            "journal can be written again (free some space), `%s --resume %s` finishes the run "
+            "without paying again for them\n", (long long)kept, kept == 1 ? "" : "s",
+            fr_self_name(run->prog), fr_journal_run_id(s->j));
 }
 
 static int64_t now_us(void)
@@ -343,14 +386,15 @@ json_t *fr_journal_call_begin(fr_jhook *h, fr_ctx *cx, const fr_agent *a, int si
     return fr_keep(cx, v);
 }
 
-void fr_journal_call_hold(fr_jhook *h, fr_ctx *cx, const fr_resv *r)
+bool fr_journal_call_hold(fr_jhook *h, fr_ctx *cx, const fr_resv *r)
 {
     jstate *s = cx->run->journal;
     if (!s || !s->j || !s->holds)
-        return;
+        return true;
     int64_t tok = h->jc.tokens_in + h->jc.tokens_out + r->tokens;
     if (!fr_journal_reserve(s->j, &h->jc, h->jc.usd + r->usd, tok))
         write_failed(s);
+    return !fr_journal_stopped(cx);
 }
 
 /* The hold becomes what the call's attempts spent, so a crash before its
@@ -403,8 +447,12 @@ void fr_journal_call_record(fr_jhook *h, fr_ctx *cx, json_t *v, const fr_type *t
     h->output = fr_to_json(v, t);
     h->jc.output = h->output;
     h->jc.latency_ms = fr_now_ms() - h->start_ms;
-    if (!h->output || !fr_journal_record(s->j, &h->jc))
+    if (!h->output)
+        return;                    /* out of memory: the call is made again on resume */
+    if (!fr_journal_record(s->j, &h->jc))
         write_failed(s);
+    else
+        __atomic_add_fetch(&s->recorded, 1, __ATOMIC_RELAXED);
 }
 
 static void trace_call(jstate *s, fr_jhook *h, fr_ctx *cx, json_t *v)
@@ -545,11 +593,12 @@ json_t *fr_journal_op_begin(fr_jhook *h, fr_ctx *cx, const fr_op *op, int site,
 
 /* A write is in flight from here until its record: durable before it leaves,
  * whatever the budgets, so a crash leaves it marked. */
-void fr_journal_op_hold(fr_jhook *h, fr_ctx *cx)
+bool fr_journal_op_hold(fr_jhook *h, fr_ctx *cx)
 {
     jstate *s = cx->run->journal;
     if (s && s->j && !fr_journal_reserve(s->j, &h->jc, 0, 0))
         write_failed(s);
+    return !fr_journal_stopped(cx);
 }
 
 void fr_journal_op_end(fr_jhook *h, fr_ctx *cx, json_t *v, fr_top *t)

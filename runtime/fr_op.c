@@ -672,9 +672,9 @@ json_t *fr_op_call(fr_ctx *cx, const fr_op *op, int site, json_t *const *args,
         c.jh.jc.attempts = 0;
         if (v)
             fr_journal_call_record(&c.jh, cx, v, op->output ? op->output : &fr_type_string);
-    } else if (secrets_set(cx, op, where)) {
-        if (op->write)
-            fr_journal_op_hold(&c.jh, cx);
+    } else if (!fr_journal_stopped(cx) && secrets_set(cx, op, where) &&
+               (!op->write || fr_journal_op_hold(&c.jh, cx))) {
+        /* (a journal that cannot be written sends nothing: FR_SIG_STOP) */
         int why;
         json_t *got = fetch(&c, &why);
         if (got) {
@@ -688,6 +688,8 @@ json_t *fr_op_call(fr_ctx *cx, const fr_op *op, int site, json_t *const *args,
                     c.error ? c.error : "failed");
         }
     }
+    if (v && fr_journal_stopped(cx))                /* its record failed */
+        v = NULL;
     if (failed && c.attempts > 1 && cx->err) {      /* how hard it tried */
         fr_buf b = { 0 };
         fr_buf_printf(&b, "%s after %d attempts", cx->err, c.attempts);

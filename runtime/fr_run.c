@@ -880,7 +880,18 @@ static int finish(fr_run *run, fr_ctx *root, json_t *v)
 {
     switch (v ? FR_OK : root->sig) {
     case FR_OK:
+        if (fr_journal_broken(run) && fr_journal_stopped(root)) {
+            /* its results are whole, but not its journal (a phase's time...) */
+            int st = print_value(run->prog, v);
+            print_error(root);
+            fr_journal_stop_help(run);
+            return st ? st : 1;
+        }
         return print_value(run->prog, v);
+    case FR_SIG_STOP:                      /* the journal cannot be written */
+        print_error(root);
+        fr_journal_stop_help(run);
+        return 1;
     case FR_SIG_BUDGET:
         return budget_stopped(run);
     case FR_SIG_USAGE:
