@@ -6,7 +6,9 @@
 #   make fuzz       the long fuzz campaigns (make test replays their corpora only)
 #   make bench      the figures in bench/
 #   make graphs     doc/crm_hygiene.svg, the picture of an example (needs graphviz)
-#   make install PREFIX=/usr/local   (DESTDIR too)
+#   make install PREFIX=/usr/local   (DESTDIR too): flowc, the runtime, the
+#                   stdlib, a man page per command, the reference and the
+#                   diagnostics' codes, editors/, the GitHub problem matcher
 #
 # Both demo and test first install the Debian packages they need (make deps).
 # CC, CFLAGS, CPPFLAGS, LDFLAGS and AR are honoured; `make -j` is safe.
@@ -153,7 +155,15 @@ install: all
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' runtime/flowrt.pc.in \
 	  >$(DESTDIR)$(PREFIX)/lib/pkgconfig/flowrt.pc
 	install -m 644 stdlib/*.flow $(DESTDIR)$(PREFIX)/share/flowc/stdlib/
-	install -m 644 doc/flowc.1 $(DESTDIR)$(PREFIX)/share/man/man1/flowc.1
+	install -m 644 doc/flowc.1 doc/flowc-*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -d $(DESTDIR)$(PREFIX)/share/doc/flowc
+	install -m 644 doc/language.md doc/diagnostics.md doc/crm_hygiene.svg \
+	  $(DESTDIR)$(PREFIX)/share/doc/flowc/
+	install -m 644 .github/flowc-problem-matcher.json $(DESTDIR)$(PREFIX)/share/flowc/
+	for d in $$(cd editors && find . -type d); do \
+	  install -d $(DESTDIR)$(PREFIX)/share/flowc/editors/$$d || exit 1; done
+	for f in $$(cd editors && find . -type f); do \
+	  install -m 644 editors/$$f $(DESTDIR)$(PREFIX)/share/flowc/editors/$$f || exit 1; done
 
 clean:
 	rm -rf $(BUILD)

@@ -43,13 +43,8 @@ static const char usage[] =
     "options:\n"
     "  --color=auto|always|never           colour diagnostics (auto: on a terminal, unless NO_COLOR)\n"
     "  --diagnostics-format=text|json      GCC-style text, or one JSON array on stderr\n"
-    "  -Wno-NAME, -WNAME                   turn a warning off or on: unused-value, unused-let,\n"
-    "                                      unused-parameter, unused-schema, unused-enum,\n"
-    "                                      unused-agent, unused-http, unused-model, shadow,\n"
-    "                                      unreachable-code, constant-condition, model-alias,\n"
-    "                                      model-retirement, cache-prefix, budget-exceeded,\n"
-    "                                      batch-fallback; -Wno-unused: every\n"
-    "                                      unused-*; -Wnone: all\n"
+    "  -Wno-NAME, -WNAME                   turn a warning off or on (the names below);\n"
+    "                                      -Wno-unused: every unused-*; -Wnone: all\n"
     "  -Werror, -Werror=NAME               warnings (or one) are errors\n"
     "  --dump-ast                          print the syntax tree (check)\n"
     "  --dump-types                        print the checked types (check)\n"
@@ -62,6 +57,26 @@ static const char usage[] =
     "\n"
     "environment: FLOWC_STDLIB (stdlib directory), NO_COLOR\n";
 
+/* The usage, then the warnings' names (from the one table in flowc.h). */
+static void print_usage(FILE *out)
+{
+    fputs(usage, out);
+    fputs("\nwarnings (all on; -Wno-NAME turns one off):\n ", out);
+    int col = 1;
+    for (int c = 0; c < DIAG_NCODES; c++) {
+        const char *w = diag_warning_name((DiagCode)c);
+        if (!w)
+            continue;
+        if (col + (int)strlen(w) + 1 > 78) {
+            fputs("\n ", out);
+            col = 1;
+        }
+        fprintf(out, " %s", w);
+        col += (int)strlen(w) + 1;
+    }
+    fputc('\n', out);
+}
+
 /* ---- commands ------------------------------------------------------------------ */
 
 static int usage_error(const char *fmt, const char *arg)
@@ -69,7 +84,7 @@ static int usage_error(const char *fmt, const char *arg)
     fputs("flowc: ", stderr);
     fprintf(stderr, fmt, arg);
     fputs("\n", stderr);
-    fputs(usage, stderr);
+    print_usage(stderr);
     return 2;
 }
 
@@ -158,7 +173,7 @@ static int cmd_check(int argc, char **argv)
         else if (strcmp(argv[i], "--dump-types") == 0)
             dump_types = true;
         else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            fputs(usage, stdout);
+            print_usage(stdout);
             return 0;
         } else if (argv[i][0] == '-' && argv[i][1])
             return usage_error("unknown option '%s'", argv[i]);
@@ -237,7 +252,7 @@ int main(int argc, char **argv)
         return usage_error("%s", "no command");
     const char *cmd = argv[1];
     if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
-        fputs(usage, stdout);
+        print_usage(stdout);
         return 0;
     }
     if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
