@@ -202,6 +202,41 @@ static bool check_file(DataSpec *d, const fr_type *t, long max_errors)
     return ok && bad == 0;
 }
 
+/* ---- every row of a CSV file, for flowc estimate ------------------------- */
+
+struct json_t *data_csv_records(const char *path, const char **why)
+{
+    static const fr_schema any = { "row", NULL, 0, NULL, FR_EXTRA_KEEP };
+    static const fr_type any_type = { FR_RECORD, NULL, &any, NULL };
+    fr_buf err = { 0 };
+    fr_reader *r = fr_reader_open(path, FR_FMT_CSV, &any_type, 0, &err);
+    if (!r) {
+        *why = arena_strdup(err.s ? err.s : "out of memory");
+        fr_buf_free(&err);
+        return NULL;
+    }
+    json_t *rows = json_array();
+    for (;;) {
+        json_t *row = NULL;
+        fr_row st = fr_reader_next(r, &row);
+        if (st == FR_ROW_END)
+            break;
+        if (st == FR_ROW_FATAL) {
+            fr_buf d = { 0 };
+            fr_reader_describe(r, &d);
+            *why = arena_printf("%s:%ld: %s", path, fr_reader_line(r), d.s ? d.s : "");
+            fr_buf_free(&d);
+            json_decref(rows);
+            rows = NULL;
+            break;
+        }
+        if (row)
+            json_array_append_new(rows, row);
+    }
+    fr_reader_close(r);
+    return rows;
+}
+
 /* ---- the command --------------------------------------------------------- */
 
 bool data_parse_spec(const char *arg, char delim, DataSpec *out)

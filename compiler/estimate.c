@@ -195,7 +195,7 @@ static Val val_expr(Node *n)
     case N_CALL:
         if (n->decl && n->decl->kind == D_AGENT) {
             v.agent = n->decl;
-        } else if (n->builtin == B_READ_JSONL && n->args.len == 1) {
+        } else if ((n->builtin == B_READ_JSONL || n->builtin == B_READ_CSV) && n->args.len == 1) {
             Node *a = n->args.items[0];
             if (a->kind == N_NAME && (v.data = param_named(a->name)) != NULL)
                 v.n = items_of(a->name, &v.nsrc);

@@ -93,9 +93,18 @@ static bool journal_avg(EstData *d, const char *agent, double *in, double *out)
     return ok;
 }
 
-/* Reads a JSON Lines file; NULL (message printed) when it cannot. */
+/* Reads a JSON Lines file (or, ending in .csv, a CSV file with a header);
+ * NULL (message printed) when it cannot. */
 static json_t *read_records(const char *path)
 {
+    size_t len = strlen(path);
+    if (len > 4 && strcmp(path + len - 4, ".csv") == 0) {
+        const char *why = NULL;
+        json_t *rows = data_csv_records(path, &why);
+        if (!rows)
+            fprintf(stderr, "flowc: estimate: %s\n", why ? why : path);
+        return rows;
+    }
     FILE *f = fopen(path, "r");
     if (!f) {
         fprintf(stderr, "flowc: estimate: cannot open %s\n", path);
@@ -155,14 +164,14 @@ static bool add_file(Cmd *c, const char *param, const char *path, const char *sr
     return true;
 }
 
-/* A data parameter: a string parameter that some read_jsonl reads. */
+/* A data parameter: a string parameter that some read_jsonl or read_csv reads. */
 static bool is_file(const char *path)
 {
     struct stat st;
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-/* The defaults of string parameters that name a readable .jsonl file. */
+/* The defaults of string parameters that name a readable .jsonl or .csv file. */
 static void default_files(Cmd *c, Decl *w)
 {
     for (int i = 0; i < w->fields.len; i++) {
@@ -171,8 +180,9 @@ static void default_files(Cmd *c, Decl *w)
             f->deflt->parts.len != 1)
             continue;
         StrPart *sp = f->deflt->parts.items[0];
-        if (!sp->text || sp->len < 6 || strcmp(sp->text + sp->len - 6, ".jsonl") != 0 ||
-            !is_file(sp->text))
+        bool jsonl = sp->text && sp->len >= 6 && strcmp(sp->text + sp->len - 6, ".jsonl") == 0;
+        bool csv = sp->text && sp->len >= 4 && strcmp(sp->text + sp->len - 4, ".csv") == 0;
+        if (!(jsonl || csv) || !is_file(sp->text))
             continue;
         add_file(c, f->name, sp->text, "default");
     }

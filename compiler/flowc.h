@@ -850,6 +850,10 @@ bool data_parse_spec(const char *arg, char delim, DataSpec *out);
  * bad row; 0 when all are clean, else 1.  max_errors > 0 caps the bad rows
  * reported per file. */
 int data_check(Program *p, DataSpec *specs, int n, long max_errors);
+/* Every row of a CSV file as a record of its columns (strings, keyed by the
+ * header): a new reference (jansson's json_t), or NULL with *why (flowc
+ * estimate measures a read_csv's rows with it). */
+struct json_t *data_csv_records(const char *path, const char **why);
 
 /* ---- build.c: `flowc build` ----------------------------------------------- */
 

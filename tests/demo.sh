@@ -49,17 +49,25 @@ cd "$OUT" || exit 2
 say "./crm_hygiene --help"
 ./crm_hygiene --help
 
-say "./crm_hygiene --mock --leads-file ../../examples/data/leads.jsonl --out-file crm_enriched.jsonl"
+say "$FLOWC check examples/crm_hygiene.flow --data ExportedContact=examples/data/hubspot_contacts.csv"
+echo "(the export checked against the workflow's schema, as a CI step would: one row is bad)"
+(cd ../.. && "$FLOWC" check examples/crm_hygiene.flow \
+    --data ExportedContact=examples/data/hubspot_contacts.csv)
+
+say "./crm_hygiene --mock --leads-file ../../examples/data/hubspot_contacts.csv --out-file crm_enriched.jsonl"
 echo "(offline: every model is answered by the mock provider; no key, no cost)"
 echo "-- stdout: the verified leads above --min-intent, one JSON object per line"
-./crm_hygiene --mock --leads-file ../../examples/data/leads.jsonl \
+./crm_hygiene --mock --leads-file ../../examples/data/hubspot_contacts.csv \
     --out-file crm_enriched.jsonl 2>summary.txt
 st=$?
-echo "-- stderr: the run summary"
+echo "-- stderr: the bad row set aside, the run summary"
 cat summary.txt
+echo "-- crm_no_email.csv: the contacts without an email, every column as exported"
+cat crm_no_email.csv
 echo
 case $st in
-    0) echo "demo: done (exit 0); the leads to write back are in $OUT/crm_enriched.jsonl" ;;
+    0) echo "demo: done (exit 0); the leads to write back are in $OUT/crm_enriched.jsonl," \
+            "the row that did not read in $OUT/hubspot_contacts.rejects.csv" ;;
     3) echo "demo: the run waits for approval (exit 3)" ;;
     4) echo "demo: a budget stopped the run (exit 4)" ;;
     *) echo "demo: the run failed (exit $st)" ;;
