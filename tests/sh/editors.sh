@@ -39,7 +39,7 @@ let out = ['ft=' . &filetype . ' sw=' . &shiftwidth . ' cms=' . &commentstring]
 for [name, pat, off] in [['decl', '^schema Lead', 0], ['comment', '^// crm_hygiene', 0],
       \\ ['doc', '^/// A lead', 0], ['duration', '30s', 0], ['string', '"examples/data', 1],
       \\ ['interp', '{{ lead.email', 3], ['delim', '{{ lead.email', 0], ['triple', 'Fill in the missing', 0],
-      \\ ['setting', '^  model: claude_haiku', 2], ['builtin', 'read_jsonl<', 0], ['keyword', 'pipeline for', 0]]
+      \\ ['setting', '^  model: claude_haiku', 2], ['builtin', 'read_csv<', 0], ['keyword', 'pipeline for', 0]]
   call add(out, name . '=' . At(pat, off))
 endfor
 call writefile(out, 'syn.out')
