@@ -311,13 +311,18 @@ bool fr_budget_reserve(fr_ctx *cx, const fr_model *m, int64_t in_tokens,
     fr_run *run = cx->run;
     const fr_program *p = run->prog;
     int phase = cx->phase >= 0 && cx->phase < p->nphases ? cx->phase : -1;
-    double usd = price(m, in_tokens, out_tokens), v[3];
+    double usd = price(m, in_tokens, out_tokens), v[3] = { 0, 0, 0 };
     int64_t tok = in_tokens + out_tokens;
     const char *what = NULL;
     int stop_at = -2;
 
     pthread_mutex_lock(&run->mu);
     for (;;) {
+        if (run->stop.hit) {       /* a budget stopped the run: no request starts anywhere
+                                      (a smaller one might still fit; the run is ending) */
+            stop_at = run->stop.phase, what = run->stop.what;
+            break;
+        }
         fr_spend *s = NULL;
         if (!fits(&run->wf, &run->budget, usd, tok, &what, v))
             stop_at = -1, s = &run->wf;

@@ -640,6 +640,9 @@ fr_journal *fr_journal_open(const char *path, fr_buf *err);
 fr_journal *fr_journal_open_ro(const char *path, fr_buf *err);
 void fr_journal_close(fr_journal *j);
 const char *fr_journal_run_id(const fr_journal *j);   /* "" when unbound */
+size_t fr_journal_answer_count(fr_journal *j);       /* answers loaded for a resume */
+/* Runs of workflow with status, besides the bound one; -1 on error. */
+int64_t fr_journal_count_runs(fr_journal *j, const char *workflow, const char *status);
 void fr_journal_new_run_id(char id[FR_RUN_ID_MAX]);  /* a fresh run id: time and random */
 
 /* Starts a new run of workflow; args is a JSON object of the parameters. */
@@ -778,6 +781,13 @@ typedef struct fr_jhook {
  * also sets cx's FR_SIG_STOP with the journal's error (true: start nothing);
  * fr_journal_stop_help says how to finish the run once it can be written. */
 bool fr_journal_broken(fr_run *run);
+/* The run was resumed and its journal holds answers: after a budget stop,
+ * fan-outs let their other items through (each finishes from the journal or
+ * stops at its first call), so the partial file holds all that finished. */
+bool fr_journal_serves(fr_run *run);
+/* The partial file is this run's: it was resumed (after a budget stop,
+ * say) and no other run of the workflow is stopped by a budget. */
+bool fr_journal_owns_partial(fr_run *run);
 bool fr_journal_stopped(fr_ctx *cx);
 void fr_journal_stop_help(fr_run *run);
 

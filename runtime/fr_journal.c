@@ -767,6 +767,32 @@ void fr_journal_close(fr_journal *j)
     fr_free(j);
 }
 
+size_t fr_journal_answer_count(fr_journal *j)
+{
+    pthread_mutex_lock(&j->mu);
+    size_t n = j->answers.n;
+    pthread_mutex_unlock(&j->mu);
+    return n;
+}
+
+int64_t fr_journal_count_runs(fr_journal *j, const char *workflow, const char *status)
+{
+    sqlite3_stmt *st;
+    int64_t n = -1;
+    db_acquire(j);
+    if (sqlite3_prepare_v2(j->db, "SELECT count(*) FROM runs WHERE workflow = ?1 AND"
+                           " status = ?2 AND id <> ?3", -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, workflow, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, j->run_id, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW)
+            n = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+    }
+    db_release(j);
+    return n;
+}
+
 const char *fr_journal_run_id(const fr_journal *j)
 {
     return j ? j->run_id : "";

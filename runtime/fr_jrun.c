@@ -326,6 +326,19 @@ static void write_failed(jstate *s)
     pthread_mutex_unlock(&why_mu);
 }
 
+bool fr_journal_serves(fr_run *run)
+{
+    jstate *s = run->journal;
+    return s && s->j && s->resumed && fr_journal_answer_count(s->j) > 0;
+}
+
+bool fr_journal_owns_partial(fr_run *run)
+{
+    jstate *s = run->journal;
+    return s && s->j && s->resumed &&
+           fr_journal_count_runs(s->j, run->prog->name, "budget") == 0;
+}
+
 bool fr_journal_broken(fr_run *run)
 {
     jstate *s = run->journal;

@@ -205,7 +205,12 @@ static bool item_failed(fan *f, fr_ctx *c, size_t index)
         memcpy(f->path, c->path, sizeof f->path);
     }
     pthread_mutex_unlock(&f->mu);
-    __atomic_store_n(&f->stop, 1, __ATOMIC_RELEASE);
+    /* A budget stop in a resumed run lets the other items through: no request
+     * can start any more, so each either finishes from the journal or stops
+     * at its first call, and the partial file holds everything finished so
+     * far, not only what this process got to before the stop. */
+    if (s != FR_SIG_BUDGET || !fr_journal_serves(c->run))
+        __atomic_store_n(&f->stop, 1, __ATOMIC_RELEASE);
     return false;
 }
 

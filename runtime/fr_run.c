@@ -750,25 +750,52 @@ static int print_value(const fr_program *p, json_t *v)
 }
 
 /* Writes run->partial to <workflow>.partial.jsonl; returns the path (malloc'd). */
+/* "<workflow>.partial.jsonl" (malloc'd). */
+static char *partial_path(const fr_program *p)
+{
+    size_t n = strlen(p->name) + sizeof ".partial.jsonl";
+    char *path = fr_malloc(n);
+    if (path)
+        snprintf(path, n, "%s.partial.jsonl", p->name);
+    return path;
+}
+
+/* Writes run->partial to <workflow>.partial.jsonl through a temporary file
+ * renamed over it (a failed write leaves the last one whole); returns the
+ * path (malloc'd). */
 static char *write_partial(fr_run *run)
 {
-    size_t n = strlen(run->prog->name) + sizeof ".partial.jsonl";
-    char *path = fr_malloc(n);
-    if (!path)
+    char *path = partial_path(run->prog), *tmp = NULL;
+    if (!path || asprintf(&tmp, "%s.tmp", path) < 0) {
+        fr_free(path);
         return NULL;
-    snprintf(path, n, "%s.partial.jsonl", run->prog->name);
-    FILE *f = fopen(path, "w");
+    }
+    FILE *f = fopen(tmp, "w");
     bool ok = f != NULL;
     for (size_t i = 0; ok && i < json_array_size(run->partial); i++)
         ok = put_json_line(f, json_array_get(run->partial, i), NULL);
     if (f && fclose(f) != 0)
         ok = false;
+    if (ok && rename(tmp, path) != 0)
+        ok = false;
     if (!ok) {
         fprintf(stderr, "error: cannot write %s: %s\n", path, strerror(errno));
+        unlink(tmp);
         fr_free(path);
-        return NULL;
+        path = NULL;
     }
+    free(tmp);
     return path;
+}
+
+/* The run finished what a budget stop had interrupted: its partial file is
+ * obsolete (the result holds those items), so it goes, said. */
+static void remove_partial(fr_run *run)
+{
+    char *path = partial_path(run->prog);
+    if (path && access(path, F_OK) == 0 && fr_journal_owns_partial(run) && unlink(path) == 0)
+        fprintf(stderr, "%s removed: the run it was written for is finished\n", path);
+    fr_free(path);
 }
 
 static const char *budget_owner(fr_run *run, char *buf, size_t cap)
@@ -1008,6 +1035,8 @@ static int run_body(fr_run *run, opts *o)
     fr_free(dry);
     if (!run->quiet)
         print_summary(run), print_caps(run), fr_journal_summary(run);
+    if (st == 0)
+        remove_partial(run);
     fr_journal_run_end(run, st);
     fr_pool_free(&root);
     fr_sig_clear(&root);
