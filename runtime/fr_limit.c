@@ -47,9 +47,10 @@
  * touching the rate: overload is not a rate limit.
  *
  * Slow start: with no limit known (no rpm:, tpm: or rps:), START_BURST
- * requests go before the endpoint's first answer and the rest wait for it
- * (START_WAIT at most), so a fan-out of a thousand does not open with a
- * thousand requests against a limit it could learn from one answer.
+ * requests go at once and the rest at START_RATE a second until the
+ * endpoint's first answer, so a fan-out of a thousand does not open with a
+ * thousand requests against a limit one answer would have stated, nor wait
+ * idle for an answer that takes seconds.
  *
  * It knows nothing of HTTP: fr_http.c asks for a slot before each request and
  * tells what came back.  Time comes from a clock that tests may replace
@@ -72,8 +73,8 @@
 #define QUIET 10.0                 /* after this long without a 429 it may pass that rate */
 #define GROW_PAST 0.01             /* by this share of it a second */
 #define MIN_RATE 0.5               /* never paces slower (req/s) */
-#define START_BURST 4              /* no limit known: requests before the first answer */
-#define START_WAIT_NS (2 * NS)     /* and how long the rest wait for that answer at most */
+#define START_BURST 4              /* no limit known: requests at once before the first answer */
+#define START_RATE 10.0            /* and the rest a second until it */
 #define RING 256                   /* recent send times, for the rate of an unpaced 429 */
 
 enum { D_REQ, D_TOK, D_IN, D_OUT, ND };
@@ -177,11 +178,12 @@ static double req_rate(const fr_limiter *l, int64_t t)
 
 static int64_t slot(fr_limiter *l, int64_t t0)
 {
-    /* slow start: with no limit known, START_BURST requests go before the
-     * endpoint's first answer; the rest wait for it (or for START_WAIT) */
+    /* slow start: with no limit known, START_BURST requests at once, then
+     * START_RATE a second until the endpoint's first answer */
     if (!l->answered && !known(l) && l->nsent >= START_BURST) {
-        if (t0 - l->ring[0] < START_WAIT_NS)
-            return l->ring[0] + START_WAIT_NS;
+        int64_t next = l->ring[(l->nsent - 1) % RING] + (int64_t)(NS / START_RATE);
+        if (t0 < next)
+            return next;
     }
     int64_t t = l->pause_ns;
     for (int i = 0; i < ND; i++) {
