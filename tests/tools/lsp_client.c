@@ -18,6 +18,11 @@
  *       end it sends shutdown and exit and wants exit status 0.  Exit 0 when
  *       every expect held, 1 (saying which line failed and what came) if not.
  *
+ *   lsp_client --stress FLOWC STEP FILE...
+ *       opens each FILE and asks hover, definition and completion at every
+ *       STEP-th character; every request must get a result (no error, no
+ *       crash) and the server must end cleanly.
+ *
  *   lsp_client --json FILE...
  *       exits 1 (saying where) unless every FILE is valid JSON without
  *       duplicate keys.
@@ -399,6 +404,80 @@ static int bench(const char *flowc, const char *file, int n)
     return 0;
 }
 
+/* The answer to request id (notifications before it are skipped), or NULL. */
+static json_t *answer(int id)
+{
+    json_t *m;
+    while ((m = next_msg())) {
+        if (json_integer_value(json_object_get(m, "id")) == id && !json_object_get(m, "method"))
+            return m;
+        json_decref(m);
+    }
+    return NULL;
+}
+
+/* --stress FLOWC STEP FILE...: opens each file and asks hover, definition and
+ * completion at every STEP-th position of it; every request must be answered
+ * (with a result, never an error), and the server must end cleanly. */
+static int stress(const char *flowc, int step, int n, char **files)
+{
+    start(flowc);
+    json_t *m = json_pack("{s:s, s:i, s:s, s:{}}", "jsonrpc", "2.0", "id", 1, "method", "initialize",
+                          "params");
+    send_json(m);
+    json_decref(m);
+    json_decref(answer(1));
+    static const char *const methods[] = { "textDocument/hover", "textDocument/definition",
+                                           "textDocument/completion" };
+    int id = 2, asked = 0;
+    for (int f = 0; f < n; f++) {
+        char real[PATH_MAX];
+        if (!realpath(files[f], real))
+            die("cannot find %s", files[f]);
+        char *uri = malloc(strlen(real) + 8);
+        sprintf(uri, "file://%s", real);
+        send_text("textDocument/didOpen", uri, 1, files[f]);
+        char *text = slurp(files[f]);
+        int line = 0, col = 0, k = 0;
+        for (const char *p = text; *p; p++, col++) {
+            if (*p == '\n') {
+                line++;
+                col = -1;
+                continue;
+            }
+            if (k++ % step)
+                continue;
+            for (int q = 0; q < 3; q++) {
+                json_t *r = json_pack("{s:s, s:i, s:s, s:{s:{s:s}, s:{s:i, s:i}}}", "jsonrpc", "2.0",
+                                      "id", id, "method", methods[q], "params", "textDocument",
+                                      "uri", uri, "position", "line", line, "character", col);
+                send_json(r);
+                json_decref(r);
+                json_t *a = answer(id);
+                if (!a || json_object_get(a, "error")) {
+                    char *g = a ? json_dumps(a, JSON_COMPACT) : strdup("(nothing: did it crash?)");
+                    fprintf(stderr, "%s:%d:%d: %s got %s\n", files[f], line + 1, col + 1, methods[q], g);
+                    free(g);
+                    kill(server, SIGKILL);
+                    return 1;
+                }
+                json_decref(a);
+                id++;
+                asked++;
+            }
+        }
+        json_t *c = json_pack("{s:s, s:s, s:{s:{s:s}}}", "jsonrpc", "2.0", "method",
+                              "textDocument/didClose", "params", "textDocument", "uri", uri);
+        send_json(c);
+        json_decref(c);
+        free(text);
+        free(uri);
+    }
+    int st = finish();
+    printf("%d requests answered\n", asked);
+    return st != 0;
+}
+
 /* --json FILE...: each file is JSON (editor files, the problem matcher). */
 static int check_json(int n, char **files)
 {
@@ -419,6 +498,8 @@ int main(int argc, char **argv)
 {
     if (argc > 2 && strcmp(argv[1], "--json") == 0)
         return check_json(argc - 2, argv + 2);
+    if (argc > 4 && strcmp(argv[1], "--stress") == 0)
+        return stress(argv[2], atoi(argv[3]) > 0 ? atoi(argv[3]) : 1, argc - 4, argv + 4);
     if (argc == 5 && strcmp(argv[1], "--bench") == 0)
         return bench(argv[2], argv[3], atoi(argv[4]) > 0 ? atoi(argv[4]) : 1);
     if (argc != 3) {
