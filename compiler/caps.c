@@ -292,6 +292,40 @@ static void check_limits(Decl *a, Decl *m, Span sp, const char *mode)
     }
 }
 
+/* The tools of agent a sent to model m as strict OpenAI functions: each
+ * one's parameters (an object of them: one level) within the same limits. */
+void caps_check_tools(Decl *a, Decl *m, Span sp)
+{
+    AgentInfo *ai = a->sema;
+    ModelInfo *mi = m ? m->sema : NULL;
+    if (!ai || !mi || strcmp(caps_output_mode(mi), "json_schema") != 0)
+        return;
+    for (int i = 0; i < ai->tools.len; i++) {
+        Decl *t = ai->tools.items[i];
+        Walk w = {0};
+        for (int k = 0; k < t->fields.len; k++) {
+            Field *f = t->fields.items[k];
+            w.properties++;
+            if (f->type)
+                walk(&w, f->type, f->name, true, 1);
+        }
+        const char *why = w.recursive ? arena_printf("a record that contains itself (at %s)",
+                                                     w.recursive)
+                          : w.depth_max > OPENAI_MAX_DEPTH
+                          ? arena_printf("%d levels of nesting (at %s)", w.depth_max,
+                                         w.depth_path)
+                          : w.properties > OPENAI_MAX_PROPERTIES
+                          ? arena_printf("%d properties", w.properties)
+                          : w.enum_values > OPENAI_MAX_ENUM_VALUES
+                          ? arena_printf("%d enum values", w.enum_values) : NULL;
+        if (!why)
+            continue;
+        diag_error(sp, E0911, "tool '%s' of agent '%s' takes %s, more than OpenAI strict "
+                   "function parameters (model '%s') accept", t->name, a->name, why, m->name);
+        diag_help("flatten its parameters, or give the model 'structured_output: json_object'");
+    }
+}
+
 /* ---- the cache-prefix note --------------------------------------------------- */
 
 size_t caps_template_head(Node *s, bool *whole)
@@ -358,6 +392,8 @@ void caps_check_agent(Decl *a, Decl *m, Span use)
     }
     const char *mode = caps_output_mode(mi);
     check_limits(a, m, own ? a->name_span : use, mode);
+    if (!own)                                    /* its own model: once its tools resolve */
+        caps_check_tools(a, m, use);
     if (own)
         check_cache_prefix(a, ai, mi, mode);
 }

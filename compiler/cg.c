@@ -95,8 +95,11 @@ static struct {
     Vec phases;                                  /* Node*: N_PHASE in order */
     Vec phase_budgets;                           /* Node*: each phase's N_BUDGET or NULL */
     Node *wf_budget;                             /* the workflow's N_BUDGET or NULL */
-    Vec agents;                                  /* Decl*: agents called */
-    Vec ops;                                     /* Decl*: http operations called */
+    Vec agents;                                  /* Decl*: agents called, or tools of those */
+    Vec ops;                                     /* Decl*: http operations called, or tools */
+    Vec called;                                  /* Decl*: agents and operations the
+                                                    workflow calls (typed wrappers) */
+    Vec written;                                 /* Decl*: agent descriptors written */
     Vec models;                                  /* Decl*: models that can be called */
     Vec types;                                   /* TypeEntry*: descriptors used */
     Vec enums;                                   /* Decl*: enum descriptors used */
@@ -728,6 +731,26 @@ static void pre_vec(Pre *pc, Vec *v)
         pre(pc, v->items[i]);
 }
 
+/* An agent the program needs: its model, and its tools (operations, and
+ * agents with theirs: sema proved they form a tree). */
+static void use_agent(Decl *a)
+{
+    for (int i = 0; i < cg.agents.len; i++)
+        if (cg.agents.items[i] == a)
+            return;
+    vec_push(&cg.agents, a);
+    AgentInfo *ai = a->sema;
+    if (ai && ai->model)
+        vec_add_unique(&cg.models, ai->model);
+    for (int i = 0; ai && i < ai->tools.len; i++) {
+        Decl *t = ai->tools.items[i];
+        if (t->kind == D_HTTP)
+            vec_add_unique(&cg.ops, t);
+        else
+            use_agent(t);
+    }
+}
+
 /* call -> agent(args) [using m] | builtin(args) */
 static void pre_call(Pre *pc, Node *n)
 {
@@ -741,14 +764,14 @@ static void pre_call(Pre *pc, Node *n)
     if (n->builtin == B_APPROVE)                 /* every loop around it keeps going */
         for (ForLink *l = pc->fors; l; l = l->up)
             l->loop->can_wait = true;
-    if (n->builtin == B_NONE && n->decl && n->decl->kind == D_HTTP)
+    if (n->builtin == B_NONE && n->decl && n->decl->kind == D_HTTP) {
         vec_add_unique(&cg.ops, n->decl);
+        vec_add_unique(&cg.called, n->decl);
+    }
     if (n->builtin != B_NONE || !n->decl || n->decl->kind != D_AGENT)
         return;
-    vec_add_unique(&cg.agents, n->decl);
-    AgentInfo *ai = n->decl->sema;
-    if (ai && ai->model)
-        vec_add_unique(&cg.models, ai->model);
+    use_agent(n->decl);
+    vec_add_unique(&cg.called, n->decl);
     if (n->using_model) {
         Decl *m = find_decl(D_MODEL, n->using_model);
         if (m)
@@ -1925,15 +1948,44 @@ static void write_render(FILE *f, Decl *a, AgentInfo *ai)
     free(fn->buf);
 }
 
+/* A_tools[]: each tool's name, description, callee, parameters and input
+ * schema per dialect. */
+static void write_tools(FILE *f, Decl *a, AgentInfo *ai)
+{
+    for (int i = 0; i < ai->tools.len; i++) {
+        Decl *t = ai->tools.items[i];
+        if (!t->fields.len)
+            continue;
+        fprintf(f, "static const fr_type *const %s_tool%d_types[] = {", a->name, i);
+        for (int k = 0; k < t->fields.len; k++)
+            fprintf(f, "%s%s", k ? ", " : " ", type_ref(((Field *)t->fields.items[k])->type));
+        fprintf(f, " };\n");
+    }
+    fprintf(f, "static const fr_tool %s_tools[] = {\n", a->name);
+    for (int i = 0; i < ai->tools.len; i++) {
+        Decl *t = ai->tools.items[i];
+        const char *sa = schema_params_json(&t->fields, SD_ANTHROPIC);
+        const char *so = schema_params_json(&t->fields, SD_OPENAI_STRICT);
+        fprintf(f, "    {\n        .name = %s,\n        .description = %s,\n", c_lit(t->name),
+                c_lit(t->doc));
+        if (t->kind == D_HTTP)
+            fprintf(f, "        .op = &%s_op,\n", t->name);
+        else
+            fprintf(f, "        .agent = &%s_agent,\n", t->name);
+        fprintf(f, "        .nparams = %d,\n        .param_names = %s,\n", t->fields.len,
+                t->fields.len ? fmt("%s_params", t->name) : "NULL");
+        fprintf(f, "        .param_types = %s,\n", t->fields.len
+                ? fmt("%s_tool%d_types", a->name, i) : "NULL");
+        fprintf(f, "        .schema =\n            %s,\n", c_lit_wrapped(sa, strlen(sa), 12));
+        fprintf(f, "        .schema_strict =\n            %s,\n    },\n",
+                c_lit_wrapped(so, strlen(so), 12));
+    }
+    fprintf(f, "};\n");
+}
+
 /* The descriptor A_agent. */
 static void write_agent_desc(FILE *f, Decl *a, AgentInfo *ai)
 {
-    if (a->fields.len) {
-        fprintf(f, "static const char *const %s_params[] = {", a->name);
-        for (int i = 0; i < a->fields.len; i++)
-            fprintf(f, "%s%s", i ? ", " : " ", c_lit(((Field *)a->fields.items[i])->name));
-        fprintf(f, " };\n");
-    }
     const char *sa = schema_json(a->ret_type, SD_ANTHROPIC);
     const char *sc = schema_json(a->ret_type, SD_ANTHROPIC_STRICT);
     bool sys_whole, prompt_whole;
@@ -1954,8 +2006,13 @@ static void write_agent_desc(FILE *f, Decl *a, AgentInfo *ai)
             ai->max_tokens > 0 ? ai->max_tokens : 1024);
     fprintf(f, "    .retries = %" PRId64 ",\n    .timeout_ms = %" PRId64 ",\n", ai->retries,
             ai->timeout_ms > 0 ? ai->timeout_ms : 60000);
-    fprintf(f, "    .render = %s_render,\n    .nparams = %d,\n    .param_names = %s,\n};\n\n",
+    fprintf(f, "    .render = %s_render,\n    .nparams = %d,\n    .param_names = %s,\n",
             a->name, a->fields.len, a->fields.len ? fmt("%s_params", a->name) : "NULL");
+    if (ai->tools.len)
+        fprintf(f, "    .ntools = %d,\n    .tools = %s_tools,\n    .max_tool_calls = %" PRId64
+                ",\n    .max_tool_result_tokens = %" PRId64 ",\n", ai->tools.len, a->name,
+                ai->max_tool_calls, ai->max_tool_result_tokens);
+    fprintf(f, "};\n\n");
 }
 
 /* The typed wrapper agent_A(cx, site, using, params..., where). */
@@ -1983,18 +2040,46 @@ static void write_agent_call(FILE *f, Decl *a)
             a->fields.len ? "args" : "NULL");
 }
 
+static bool is_called(Decl *d)
+{
+    for (int i = 0; i < cg.called.len; i++)
+        if (cg.called.items[i] == d)
+            return true;
+    return false;
+}
+
+/* Agent a after the agents among its tools, whose descriptors it names. */
+static void write_agent(FILE *f, Decl *a)
+{
+    AgentInfo *ai = a->sema;
+    for (int i = 0; i < cg.written.len; i++)
+        if (cg.written.items[i] == a)
+            return;
+    vec_push(&cg.written, a);
+    if (!ai)
+        return;
+    for (int i = 0; i < ai->tools.len; i++)
+        if (((Decl *)ai->tools.items[i])->kind == D_AGENT)
+            write_agent(f, ai->tools.items[i]);
+    fprintf(f, "/* ---- agent %s ---- */\n\n", a->name);
+    write_render(f, a, ai);
+    if (a->fields.len) {
+        fprintf(f, "static const char *const %s_params[] = {", a->name);
+        for (int i = 0; i < a->fields.len; i++)
+            fprintf(f, "%s%s", i ? ", " : " ", c_lit(((Field *)a->fields.items[i])->name));
+        fprintf(f, " };\n");
+    }
+    if (ai->tools.len)
+        write_tools(f, a, ai);
+    write_agent_desc(f, a, ai);
+    if (is_called(a))
+        write_agent_call(f, a);
+}
+
 static void write_agents(FILE *f)
 {
-    for (int i = 0; i < cg.agents.len; i++) {
-        Decl *a = cg.agents.items[i];
-        AgentInfo *ai = a->sema;
-        if (!ai)
-            continue;
-        fprintf(f, "/* ---- agent %s ---- */\n\n", a->name);
-        write_render(f, a, ai);
-        write_agent_desc(f, a, ai);
-        write_agent_call(f, a);
-    }
+    for (int i = 0; i < cg.agents.len; i++)
+        write_agent(f, cg.agents.items[i]);
 }
 
 /* ---- http operations ----------------------------------------------------- */
@@ -2105,7 +2190,8 @@ static void write_ops(FILE *f)
                 d->name);
         write_op_render(f, d, hi);
         write_op_desc(f, d, hi);
-        write_op_call(f, d);
+        if (is_called(d))
+            write_op_call(f, d);
     }
 }
 
@@ -2275,8 +2361,8 @@ static char *gen_sections(void)
         fprintf(f, "/* ---- models (API keys come from the environment only) ---- */\n\n");
     for (int i = 0; i < cg.models.len; i++)
         write_model(f, cg.models.items[i]);
+    write_ops(f);                                /* agents name them as tools */
     write_agents(f);
-    write_ops(f);
     bool frames = false;
     for (int i = 0; i < cg.fns.len; i++)
         frames |= fn_has_frame(cg.fns.items[i]);

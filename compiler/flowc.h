@@ -20,7 +20,7 @@
 #define FLOWC_VERSION "0.1.0"
 /* The runtime ABI the generated C is written for: FLOWRT_ABI of the
  * flowrt.h it must be compiled with (runtime/flowrt.h). */
-#define FLOWC_RUNTIME_ABI 5
+#define FLOWC_RUNTIME_ABI 6
 
 /* ---- arena.c: one arena per compilation ---------------------------------- */
 
@@ -189,6 +189,12 @@ void src_reset(void);                            /* forget all sources (fuzz har
     X(E0909, "bad model alias")                                                    \
     X(E0910, "setting the model's provider does not take")                         \
     X(E0911, "answer beyond the provider's structured-output limits")              \
+    X(E0912, "tool that is not an http operation or an agent")                     \
+    X(E0913, "tools without a bound, or a bound without tools")                    \
+    X(E0914, "tool that writes with approval required")                            \
+    X(E0915, "agent that reaches itself through its tools")                        \
+    X(E0916, "tool listed twice")                                                  \
+    X(E0917, "tool that would let the model choose where credentials go")          \
     /* workflows */                                                                \
     X(E1001, "return that does not fit the workflow")                              \
     X(E1002, "path that ends without returning")                                   \
@@ -640,6 +646,12 @@ typedef struct AgentInfo {
     int64_t timeout_ms;                          /* default 60000 */
     bool no_cache;                               /* cache: off */
     Setting *temperature_setting;                /* for the capability error */
+    Setting *tools_setting;                      /* tools: [...], resolved after every
+                                                    declaration is checked */
+    Vec tools;                                   /* Decl*: the http operations and agents
+                                                    it may call, in the order listed */
+    int64_t max_tool_calls;                      /* the loop's bound: tool calls at most */
+    int64_t max_tool_result_tokens;              /* a tool's result is cut to this */
 } AgentInfo;
 
 /* Paging of an http read (HttpInfo.paging). */
@@ -695,6 +707,9 @@ void caps_model_used(Decl *d, Span use);
 /* Agent a sent to model m (its own, or `using`): temperature and the strict
  * limits of the provider's structured-output mode; the cache-prefix note. */
 void caps_check_agent(Decl *a, Decl *m, Span use);
+/* The tools of agent a sent to model m: their parameters within the limits
+ * of strict function calling (OpenAI json_schema mode). */
+void caps_check_tools(Decl *a, Decl *m, Span use);
 /* The structured-output mode a model resolves to ("output_config", ...). */
 const char *caps_output_mode(const ModelInfo *mi);
 /* Bytes of a template (N_STRING) before its first {{ }}; *whole when it has none. */
@@ -827,6 +842,8 @@ typedef enum SchemaDialect {
 
 /* The JSON Schema of a type as a JSON text (arena). */
 char *schema_json(Type *t, SchemaDialect dialect);
+/* The JSON Schema of a tool's input: an object of its parameters (Field*). */
+char *schema_params_json(Vec *params, SchemaDialect dialect);
 
 /* ---- cg.c: C generation --------------------------------------------------- */
 

@@ -299,3 +299,38 @@ char *schema_json(Type *t, SchemaDialect dialect)
     free(s);
     return r;
 }
+
+/* The object a tool's parameters make: {"type":"object","properties":{p: ...},
+ * "required":[...],"additionalProperties":false}, each parameter's doc
+ * comment its description. */
+char *schema_params_json(Vec *params, SchemaDialect dialect)
+{
+    char *s = NULL;
+    size_t n = 0;
+    SchemaOut o = { arena_memstream(&s, &n), dialect, 0 };
+    fputs("{\"type\":\"object\",\"properties\":{", o.f);
+    for (int i = 0; i < params->len; i++) {
+        Field *f = params->items[i];
+        if (i)
+            fputc(',', o.f);
+        put_str(o.f, f->name);
+        fputc(':', o.f);
+        put_type(&o, f->type, f);
+    }
+    fputs("},\"required\":[", o.f);
+    bool first = true;
+    for (int i = 0; i < params->len; i++) {
+        Field *f = params->items[i];
+        if (!field_required(&o, f))
+            continue;
+        if (!first)
+            fputc(',', o.f);
+        first = false;
+        put_str(o.f, f->name);
+    }
+    fputs("],\"additionalProperties\":false}", o.f);
+    fclose(o.f);
+    char *r = arena_strndup(s, n);
+    free(s);
+    return r;
+}

@@ -1373,7 +1373,7 @@ static void check_model(Decl *d)
 
 static const char *const agent_keys[] = {
     "model", "prompt", "system", "temperature", "max_tokens", "retries", "timeout", "cache",
-    NULL,
+    "tools", "max_tool_calls", "max_tool_result_tokens", NULL,
 };
 
 /* A name that must be a declared model (`model: m`, `using m`). */
@@ -1445,6 +1445,13 @@ static void agent_setting(Setting *s, AgentInfo *ai)
         ai->retries = (int64_t)v;
     else if (strcmp(s->key, "timeout") == 0)
         setting_duration(s, 1000, 3600000, &ai->timeout_ms);
+    else if (strcmp(s->key, "tools") == 0)
+        ai->tools_setting = s;                   /* resolved once every declaration is */
+    else if (strcmp(s->key, "max_tool_calls") == 0 && setting_num(s, 1, 100, false, true, &v))
+        ai->max_tool_calls = (int64_t)v;
+    else if (strcmp(s->key, "max_tool_result_tokens") == 0
+             && setting_num(s, 1, 1000000, false, true, &v))
+        ai->max_tool_result_tokens = (int64_t)v;
 }
 
 static void agent_required(Decl *d)
@@ -1467,6 +1474,7 @@ static void check_agent(Decl *d)
     ai->max_tokens = 1024;
     ai->retries = 2;
     ai->timeout_ms = 60000;
+    ai->max_tool_result_tokens = 4000;
     d->sema = ai;
     check_dup_fields(&d->fields, "parameter");
     for (int i = 0; i < d->fields.len; i++) {
@@ -1738,6 +1746,187 @@ static void check_http(Decl *d)
     scope_pop(mark);
     http_paging(d, hi);
     http_consistent(d, hi);
+}
+
+/* ---- tools: what an agent's model may call ---------------------------------- */
+
+/* Whether an operation's URL lets its arguments choose the host: a base
+ * parameter that opens it, or an interpolation before the path starts. */
+static bool url_host_from_args(Node *url)
+{
+    if (!url || url->kind != N_STRING)
+        return false;
+    size_t seen = 0;                             /* literal bytes before the first {{ }} */
+    char head[256];
+    for (int i = 0; i < url->parts.len; i++) {
+        StrPart *p = url->parts.items[i];
+        if (p->expr) {
+            head[seen] = '\0';
+            const char *sch = strstr(head, "://");
+            return !sch || !strchr(sch + 3, '/');
+        }
+        for (size_t k = 0; k < p->len && seen < sizeof head - 1; k++)
+            head[seen++] = p->text[k];
+    }
+    return false;
+}
+
+/* An http operation as a tool: never a write that needs approval (a model
+ * must never trigger a write no person approved), and never one whose
+ * credentials would go to a host the model names. */
+static void tool_http(Decl *a, Decl *t, Node *at)
+{
+    HttpInfo *hi = t->sema;
+    if (!hi)
+        return;
+    if (hi->write && hi->approval) {
+        diag_error(at->span, E0914, "agent '%s' cannot call http operation '%s' as a tool: it "
+                   "writes, and its writes need approval", a->name, t->name);
+        Setting *as = setting_get(&t->settings, "approval");
+        diag_note(as ? as->span : t->name_span, "'%s' is declared with 'approval: required'",
+                  t->name);
+        diag_help("a model must never trigger a write that no person approved: call it from the "
+                  "workflow with approved values, 'for x in approve(xs, \"title\") { %s(...) }'",
+                  t->name);
+        return;
+    }
+    if (hi->secrets.len && url_host_from_args(hi->url)) {
+        diag_error(at->span, E0917, "http operation '%s' sends a secret (env.%s) to a host its "
+                   "arguments choose; as a tool of agent '%s', the model would choose it",
+                   t->name, (const char *)hi->secrets.items[0], a->name);
+        diag_note(hi->url->span, "the host comes from an argument here");
+        diag_help("write the host into the url ('https://api.example.com/...'), so that the "
+                  "model chooses only the rest");
+    }
+}
+
+/* One entry of tools: [...]: a declared http operation or agent, listed once. */
+static Decl *tool_entry(Decl *a, AgentInfo *ai, Node *n)
+{
+    if (n->kind != N_NAME) {
+        diag_error(n->span, E0912, "a tool is the name of an http operation or an agent, got %s",
+                   what(n));
+        return NULL;
+    }
+    Decl *t = lookup_decl(n->name);
+    if (!t) {
+        diag_error(n->span, E0912, "unknown tool '%s'", n->name);
+        if (!help_closest_decl(n->name, 1u << D_AGENT | 1u << D_HTTP, NULL))
+            diag_help("a tool is an http operation ('http %s(...) -> T { ... }') or an agent "
+                      "declared in this file or one it imports", n->name);
+        return NULL;
+    }
+    if (t->kind != D_HTTP && t->kind != D_AGENT) {
+        diag_error(n->span, E0912, "'%s' is %s, not an http operation or an agent", n->name,
+                   kind_name(t->kind));
+        note_decl(t);
+        return NULL;
+    }
+    for (int i = 0; i < ai->tools.len; i++)
+        if (ai->tools.items[i] == t) {
+            diag_error(n->span, E0916, "tool '%s' is listed twice", n->name);
+            return NULL;
+        }
+    if (strlen(t->name) > 64) {
+        diag_error(n->span, E0912, "tool '%s' has a name longer than the 64 characters the "
+                   "providers take", n->name);
+        return NULL;
+    }
+    if (t->kind == D_HTTP)
+        tool_http(a, t, n);
+    n->decl = t;                                 /* the agent reaches it (lint, graph) */
+    return t;
+}
+
+/* tools: [op, agent, ...] with max_tool_calls: N, the loop's bound */
+static void agent_tools(Decl *a)
+{
+    AgentInfo *ai = a->sema;
+    Setting *s = ai ? ai->tools_setting : NULL;
+    Setting *ms = setting_get(&a->settings, "max_tool_calls");
+    if (!ai || (!s && !ms))
+        return;
+    if (s && s->value->kind != N_LIST) {
+        diag_error(s->value->span, E0912, "tools must be a list of http operations and agents, "
+                   "as in 'tools: [fetch_page, lookup_company]', got %s", what(s->value));
+        return;
+    }
+    for (int i = 0; s && i < s->value->args.len; i++) {
+        Decl *t = tool_entry(a, ai, s->value->args.items[i]);
+        if (t)
+            vec_push(&ai->tools, t);
+    }
+    if (s && s->value->args.len == 0) {
+        diag_error(s->value->span, E0912, "tools lists no tool");
+        diag_help("name the http operations and agents the model may call, or remove 'tools'");
+    }
+    if (s && !ms) {
+        diag_error(s->key_span, E0913, "agent '%s' has tools but no bound on its tool calls",
+                   a->name);
+        diag_help("add 'max_tool_calls: 8': the model answers without tools once it has made "
+                  "that many calls, as 'loop max N' ends a loop");
+    } else if (!s) {
+        diag_error(ms->key_span, E0913, "max_tool_calls without tools");
+        diag_help("list what the model may call with 'tools: [...]', or remove max_tool_calls");
+    }
+    if (ai->model && ai->model->sema && ai->tools.len)
+        caps_check_tools(a, ai->model, a->name_span);
+}
+
+/* Depth-first over agents' agent tools: an agent that reaches itself is an
+ * error at the tool that closes the cycle.  state: 0 new, 1 open, 2 done. */
+static void tool_cycles(Decl *a, Map *state, Vec *stack)
+{
+    map_put(state, a->name, (void *)1);
+    vec_push(stack, a);
+    AgentInfo *ai = a->sema;
+    Setting *s = ai ? ai->tools_setting : NULL;
+    for (int i = 0; ai && i < ai->tools.len; i++) {
+        Decl *t = ai->tools.items[i];
+        if (t->kind != D_AGENT)
+            continue;
+        intptr_t st = (intptr_t)map_get(state, t->name);
+        if (st == 1) {
+            const char *path = "";
+            int from = stack->len - 1;
+            while (from > 0 && stack->items[from] != t)
+                from--;
+            for (int k = from; k < stack->len; k++)
+                path = arena_printf("%s%s -> ", path, ((Decl *)stack->items[k])->name);
+            Node *at = NULL;
+            for (int k = 0; s && s->value->kind == N_LIST && k < s->value->args.len; k++) {
+                Node *n = s->value->args.items[k];
+                if (n->kind == N_NAME && n->decl == t)
+                    at = n;
+            }
+            diag_error(at ? at->span : a->name_span, E0915, "agent '%s' reaches itself through "
+                       "its tools: %s%s", t->name, path, t->name);
+            diag_help("an agent's tools form a tree: call the agent again from the workflow "
+                      "instead");
+        } else if (st == 0) {
+            tool_cycles(t, state, stack);
+        }
+    }
+    stack->len--;
+    map_put(state, a->name, (void *)2);
+}
+
+/* After every declaration: each agent's tools resolved and checked. */
+static void check_tools(Program *p)
+{
+    Map state = { 0 };
+    Vec stack = { 0 };
+    for (int i = 0; i < p->decls.len; i++) {
+        Decl *d = p->decls.items[i];
+        if (d->kind == D_AGENT && d->sema && lookup_decl(d->name) == d)
+            agent_tools(d);
+    }
+    for (int i = 0; i < p->decls.len; i++) {
+        Decl *d = p->decls.items[i];
+        if (d->kind == D_AGENT && d->sema && lookup_decl(d->name) == d
+            && !map_get(&state, d->name))
+            tool_cycles(d, &state, &stack);
+    }
 }
 
 /* ---- names, fields, literals ----------------------------------------------- */
@@ -3513,6 +3702,7 @@ bool sema_check(Program *p)
     caps_resolve_models(p);
     check_decls_of(p, D_AGENT);
     check_decls_of(p, D_HTTP);
+    check_tools(p);
     check_decls_of(p, D_WORKFLOW);
     if (diag_error_count() == before)           /* writes that need approval get it */
         approval_check(p);

@@ -35,7 +35,7 @@
  * struct below or a function's meaning changes.  Generated C refuses to
  * compile against a header of another ABI, and fr_main refuses to run when
  * the library was built for another one. */
-#define FLOWRT_ABI 5
+#define FLOWRT_ABI 6
 
 /* ---- types: descriptors generated per schema, enum and used type --------- */
 
@@ -230,6 +230,25 @@ typedef struct fr_model {
 } fr_model;
 
 typedef struct fr_agent fr_agent;
+struct fr_op;
+
+/* One tool of an agent: an http operation, or another agent as a sub-call,
+ * that the model may call in the agent's tool loop.  The model sees its
+ * name, description and input schema; the runtime validates the model's
+ * arguments against the parameter types and calls it as the workflow
+ * would, through fr_op_call or fr_call. */
+typedef struct fr_tool {
+    const char *name;              /* the tool's name on the wire: the operation's or agent's */
+    const char *description;       /* its doc comment, or NULL */
+    const struct fr_op *op;        /* an http operation, or NULL */
+    const fr_agent *agent;         /* an agent, or NULL */
+    int nparams;                   /* its parameters: the input's properties */
+    const char *const *param_names;/* their names */
+    const fr_type *const *param_types; /* their types */
+    const char *schema;            /* the input's JSON Schema, every keyword (Anthropic's
+                                      input_schema, functions without strict mode) */
+    const char *schema_strict;     /* the same in OpenAI's strict dialect (strict functions) */
+} fr_tool;
 
 /* Renders one call's system and prompt from its arguments (generated). */
 typedef bool (*fr_render_fn)(fr_ctx *cx, json_t *const *args, fr_buf *system, fr_buf *prompt);
@@ -252,11 +271,16 @@ struct fr_agent {
     bool cache;                    /* prompt caching (`cache: off` clears it) */
     int64_t system_head;           /* bytes of system before its first {{ }}, -1: none (all fixed) */
     int64_t prompt_head;           /* bytes of prompt before its first {{ }}, -1: none (all fixed) */
+    int ntools;                    /* tools the model may call; 0: one request, no loop */
+    const fr_tool *tools;          /* them */
+    int max_tool_calls;            /* the loop's bound: tool calls at most, then the answer */
+    int max_tool_result_tokens;    /* a tool's result is cut to about this many tokens */
 };
 
 /* Calls agent a (with model `using` if not NULL) at call site `site` with
- * args.  Handles journal, budget, retries, validation, tracing.  Returns the
- * validated answer, borrowed, or NULL with cx->sig set. */
+ * args.  Handles journal, budget, retries, validation, tracing, and an
+ * agent's tool loop.  Returns the validated answer, borrowed, or NULL with
+ * cx->sig set. */
 json_t *fr_call(fr_ctx *cx, const fr_agent *a, int site, const fr_model *using,
                 json_t *const *args, const char *where);
 

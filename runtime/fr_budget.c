@@ -267,6 +267,11 @@ static double price(const fr_model *m, int64_t in, int64_t out)
     return ((double)in * dear + (double)out * m->usd_per_mtok_out) / 1e6;
 }
 
+double fr_hold_usd(const fr_model *m, int64_t in, int64_t out)
+{
+    return price(m, in, out);
+}
+
 void fr_charge_of(const fr_model *m, const fr_resv *r, const fr_response *resp, fr_charge *c)
 {
     memset(c, 0, sizeof *c);

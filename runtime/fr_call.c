@@ -19,6 +19,21 @@
  * repaired, for the run summary (tally, below): per attempt, whether or not
  * another attempt followed.
  * The answer is kept in the caller's pool and returned borrowed.
+ *
+ * An agent with tools runs a tool loop: each turn is a request (with its
+ * own 1 + retries attempts, as above) whose answer is either the typed
+ * answer, which ends the loop, or the model's tool calls
+ * (FR_TOOL_CALLS), which fr_tools.c makes; their results go back in the
+ * next turn.  Once max_tool_calls calls are made the next turn asks for the
+ * answer without tools.  Each attempt holds the worst case of the rest of
+ * the loop (loop_worst: every turn still possible at max_tokens, each tool
+ * result at its cap, the context growing by both) and settles on its
+ * usage; the journal holds only that attempt's own worst case, since only
+ * it is in flight.  The journal keeps each turn the model made before its
+ * tools run ("#t<n>" after the call's key) and their results after ("#r<n>"),
+ * so a resumed run replays the finished turns and tool calls instead of
+ * making them again; the answer is journaled under the call's own key as
+ * any answer is, so a finished loop is answered whole.
  */
 #include "fr_internal.h"
 
@@ -32,6 +47,9 @@
  * Anthropic forced tool call alone adds some 350), so reservations hold
  * enough however the provider counts. */
 #define REQUEST_OVERHEAD_TOKENS 400
+/* Tokens a tool call's result costs beyond its text: the ids, the name, the
+ * block around it and a cut result's note. */
+#define TOOL_RESULT_FRAME_TOKENS 80
 
 /* One call's state across its attempts. */
 typedef struct call {
@@ -50,6 +68,18 @@ typedef struct call {
     int extra;                     /* attempts allowed past retries (the raised cap's) */
     fr_stats tally;                /* the attempts' repairs and problems, for the summary */
     fr_jhook jh;                   /* the journal's and the trace's part of the call */
+    /* a tool loop (the agent has tools) */
+    json_t *history;               /* the turns so far, in the wire-neutral form */
+    size_t history_bytes;          /* their size, for the input estimate */
+    int calls_made;                /* tool calls made, or refused at the bound */
+    bool tools_off;                /* the bound is reached: the model must answer */
+    json_t *turn_out;              /* the last attempt's turn, when it asked for tools */
+    int turns_asked;               /* turns requested (not replayed) */
+    int turn_first;                /* attempts made before this turn's first */
+    int tools_run;                 /* tool calls made in this process */
+    int tools_cached;              /* tool results replayed from the journal */
+    int tools_failed;              /* tool calls answered with an error */
+    const fr_under *under;         /* a tool's call: where it belongs, or NULL */
 } call;
 
 void fr_provider_call(fr_run *run, const fr_request *req, fr_response *resp)
@@ -186,7 +216,7 @@ static void set_str(char **slot, const char *s)
 /* ceil(bytes / 3) + overhead: a conservative token count for the input. */
 static int64_t input_estimate(const call *c)
 {
-    size_t bytes = c->system.len + c->prompt.len + c->schema_bytes;
+    size_t bytes = c->system.len + c->prompt.len + c->schema_bytes + c->history_bytes;
     if (c->feedback)
         bytes += strlen(c->feedback);
     if (c->prev_answer)
@@ -244,6 +274,7 @@ static void tally(fr_stats *t, const fr_response *r, bool valid)
         t->rate_limited += r->http_status == 429;
         break;
     case FR_FATAL:
+    case FR_TOOL_CALLS:
         break;
     }
 }
@@ -312,22 +343,56 @@ static int cut_off(call *c)
     return STOP_FATAL;
 }
 
-/* Makes attempt number c->attempts; returns the answer, or NULL with *stop
- * saying whether another attempt may follow. */
+/* A tool loop's worst case from here, for this attempt's hold: with L
+ * calls left, every turn still possible answered at max_tokens M, and each
+ * result at its cap R (plus its framing); turn k's input is this one's
+ * plus the k answers and the results made before it.  Over the possible
+ * numbers of turns T (1 .. L + 1, each turn but the last making at least
+ * one call), the input is largest at
+ *   T * in_now + M * T(T-1)/2 + R * ((T-1)(L-T+1) + T(T-1)/2)
+ * and the output is (L + 1) * M at most. */
+static void loop_worst(const call *c, int64_t in_now, int64_t *in, int64_t *out)
+{
+    int64_t m = c->max_tokens, left = c->agent->max_tool_calls - c->calls_made;
+    int64_t r = (int64_t)c->agent->max_tool_result_tokens + TOOL_RESULT_FRAME_TOKENS;
+    if (c->tools_off || left <= 0) {
+        *in = in_now, *out = m;
+        return;
+    }
+    int64_t best = in_now;
+    for (int64_t t = 1; t <= left + 1; t++) {
+        int64_t v = t * in_now + m * t * (t - 1) / 2 + r * ((t - 1) * (left - t + 1) +
+                                                             t * (t - 1) / 2);
+        if (v > best)
+            best = v;
+    }
+    *in = best;
+    *out = (left + 1) * m;
+}
+
 /* Before an attempt: a journal that can be written, time left, the
  * budgets' hold (journaled), a call slot.  Waiting for the hold or the slot
- * takes time, so the deadline is checked again after.  False (FR_SIG_BUDGET
- * or FR_SIG_STOP set) when the attempt may not start. */
-static bool start_attempt(call *c, fr_resv *resv, int *timeout)
+ * takes time, so the deadline is checked again after.  A tool loop holds
+ * the rest of the loop's worst case on the budgets, and this attempt's own
+ * on the journal (turn).  False (FR_SIG_BUDGET or FR_SIG_STOP set) when the
+ * attempt may not start. */
+static bool start_attempt(call *c, fr_resv *resv, fr_resv *turn, int *timeout)
 {
     fr_ctx *cx = c->cx;
     if (fr_journal_stopped(cx))
         return false;
     if (fr_budget_time_left(cx) <= 0)
         return fr_budget_time_stop(cx) != NULL;
-    if (!fr_budget_reserve(cx, c->model, input_estimate(c), c->max_tokens, resv))
+    int64_t in = input_estimate(c), hold_in = in, hold_out = c->max_tokens;
+    if (c->agent->ntools)
+        loop_worst(c, in, &hold_in, &hold_out);
+    if (!fr_budget_reserve(cx, c->model, hold_in, hold_out, resv))
         return false;
-    if (!fr_journal_call_hold(&c->jh, cx, resv)) {   /* no request that is not journaled */
+    *turn = *resv;
+    if (c->agent->ntools)
+        *turn = (fr_resv){ resv->phase, fr_hold_usd(c->model, in, c->max_tokens),
+                           in + c->max_tokens };
+    if (!fr_journal_call_hold(&c->jh, cx, turn)) {   /* no request that is not journaled */
         fr_charge none = { 0 };
         fr_budget_settle(cx->run, resv, &none);
         return false;
@@ -347,25 +412,87 @@ static bool start_attempt(call *c, fr_resv *resv, int *timeout)
     return true;
 }
 
+/* A turn of tool calls: the loop's next step, or, past the bound (or for
+ * an agent without tools), a bad answer told to the model. */
+/* What is wrong with a turn's calls as the wire would carry them back: a
+ * name that is none of the tools (the providers refuse a history that
+ * calls one), a call without an id (its result could not answer it); NULL
+ * when nothing is.  Told to the model instead of running the turn. */
+static char *turn_problem(const fr_agent *a, json_t *turn)
+{
+    json_t *tc;
+    size_t i;
+    fr_buf b = { 0 };
+    json_array_foreach(json_object_get(turn, "calls"), i, tc) {
+        const char *name = json_string_value(json_object_get(tc, "name"));
+        const char *id = json_string_value(json_object_get(tc, "id"));
+        if (!fr_tool_find(a, name)) {
+            fr_buf_printf(&b, "you called '%s', which is none of your tools (", name ? name : "");
+            for (int k = 0; k < a->ntools; k++)
+                fr_buf_printf(&b, "%s%s", k ? ", " : "", a->tools[k].name);
+            fr_buf_puts(&b, "): call one of them, or answer");
+            break;
+        }
+        if (!id || !*id) {
+            fr_buf_printf(&b, "your call of '%s' has no id", name);
+            break;
+        }
+    }
+    return b.len ? fr_http_buf_take(&b) : (fr_buf_free(&b), NULL);
+}
+
+static void take_turn(call *c, fr_response *r)
+{
+    char *why = c->agent->ntools && !c->tools_off ? turn_problem(c->agent, r->turn) : NULL;
+    if (why) {
+        set_str(&c->last_error, why);
+        set_str(&c->feedback, why);
+        fr_free(c->prev_answer), c->prev_answer = NULL;
+        fr_free(why);
+        return;
+    }
+    if (c->agent->ntools && !c->tools_off) {
+        c->turn_out = r->turn;
+        r->turn = NULL;
+        fr_free(c->feedback), c->feedback = NULL;
+        fr_free(c->prev_answer), c->prev_answer = NULL;
+        return;
+    }
+    fr_buf b = { 0 };
+    if (c->agent->ntools)
+        fr_buf_printf(&b, "you asked for tools, but the %d tool calls this agent may make are "
+                      "made: answer now", c->agent->max_tool_calls);
+    else
+        fr_buf_puts(&b, "you asked for a tool, but there are none: answer");
+    set_str(&c->last_error, b.s ? b.s : "a tool call instead of the answer");
+    set_str(&c->feedback, c->last_error);
+    fr_free(c->prev_answer), c->prev_answer = NULL;
+    fr_buf_free(&b);
+}
+
+/* Makes attempt number c->attempts; returns the answer, or NULL with *stop
+ * saying whether another attempt may follow (c->turn_out: the model asked
+ * for tools). */
 static json_t *attempt(call *c, int *stop)
 {
     fr_ctx *cx = c->cx;
     fr_run *run = cx->run;
-    fr_resv resv;
+    fr_resv resv, turn;
     int timeout = 0;
     *stop = STOP_BUDGET;
-    if (!start_attempt(c, &resv, &timeout))
+    if (!start_attempt(c, &resv, &turn, &timeout))
         return NULL;
     fr_request req = {
         c->agent, c->model, c->system.s ? c->system.s : "", c->prompt.s ? c->prompt.s : "",
         c->feedback, c->prev_answer, c->attempts, timeout, c->max_tokens, c->agent->cache,
         FR_OUT_DEFAULT,
+        c->history, c->tools_off,
     };
     fr_response r;
     fr_provider_call(run, &req, &r);
     fr_slot_give(run);
     fr_charge ch;
-    fr_charge_of(c->model, &resv, &r, &ch);
+    fr_charge_of(c->model, &turn, &r, &ch);
     /* [journal hook] per call/phase trace line: attempt, outcome, usage, latency */
     fr_journal_call_attempt(&c->jh, &r, &ch);
     c->attempts++;
@@ -389,15 +516,20 @@ static json_t *attempt(call *c, int *stop)
         set_str(&c->last_error, r.error ? r.error : "fatal error");
         *stop = STOP_FATAL;
         break;
+    case FR_TOOL_CALLS:
+        take_turn(c, &r);
+        break;
     }
     /* a recorded answer already replaced the hold on disk */
     if (!v)
         fr_journal_call_settle(&c->jh, cx);
     fr_budget_settle(run, &resv, &ch);
-    if (r.outcome == FR_TRANSIENT && c->attempts <= c->agent->retries)
+    if (r.outcome == FR_TRANSIENT && c->attempts - c->turn_first <= c->agent->retries)
         fr_backoff(cx, c->attempts - 1, r.retry_after_ms, r.retry_after_asked_ms, r.error);
     /* an answer that ran out of memory after validating is not invalid */
     tally(&c->tally, &r, v || *stop == STOP_FATAL);
+    if (r.outcome == FR_TOOL_CALLS && !c->turn_out)
+        c->tally.invalid++;                      /* tools asked for past the bound */
     fr_response_free(&r);
     if (fr_journal_stopped(cx)) {  /* this attempt's record or settle failed */
         *stop = STOP_BUDGET;
@@ -408,6 +540,8 @@ static json_t *attempt(call *c, int *stop)
 
 static void call_free(call *c)
 {
+    json_decref(c->history);
+    json_decref(c->turn_out);
     fr_buf_free(&c->system);
     fr_buf_free(&c->prompt);
     fr_free(c->feedback);
@@ -418,13 +552,15 @@ static void call_free(call *c)
 static size_t schema_bytes(const fr_agent *a, const fr_model *m)
 {
     const char *s = strcmp(m->provider, "openai") == 0 ? a->schema_openai : a->schema_anthropic;
-    return s ? strlen(s) : 0;
+    return (s ? strlen(s) : 0) + fr_tools_bytes(a);
 }
 
-/* Whether m has a batch API: Anthropic's and OpenAI's own, not a local server. */
-static bool batchable(const fr_model *m)
+/* Whether a call of a on m can go in a batch: Anthropic's and OpenAI's own
+ * batch APIs, not a local server; and one request (no tool loop). */
+static bool batchable(const fr_agent *a, const fr_model *m)
 {
-    return strcmp(m->provider, "anthropic") == 0 || strcmp(m->provider, "openai") == 0;
+    return a->ntools == 0 &&
+           (strcmp(m->provider, "anthropic") == 0 || strcmp(m->provider, "openai") == 0);
 }
 
 /* A batch fan-out's answer to this call, taken as its first attempt at the
@@ -466,11 +602,177 @@ static json_t *batch_answer(call *c, const char *key, int *stop)
     return v;
 }
 
+/* ---- the tool loop ------------------------------------------------------- */
+
+static int64_t wall_us(void)
+{
+    return fr_wall_ms() * 1000;
+}
+
+/* The turn's line in the trace: its usage is what the call's totals grew by. */
+static void trace_turn(call *c, int turn, const fr_jcall *before, int attempts, int64_t t0,
+                       int64_t m0, json_t *made, bool ok)
+{
+    fr_trace *tr = fr_run_trace(c->cx->run);
+    if (!tr)
+        return;
+    const fr_jcall *now = &c->jh.jc;
+    fr_tturn t = {
+        c->agent->name, c->cx->run->mock_all ? "mock" : c->model->provider, c->model->api_name,
+        c->cx->phase, c->cx->path, c->jh.span, turn, attempts,
+        now->tokens_in - before->tokens_in, now->tokens_out - before->tokens_out,
+        now->usd - before->usd, t0, fr_now_ms() - m0,
+        c->jh.finish[0] ? c->jh.finish : NULL,
+        (int)json_array_size(json_object_get(made, "calls")), attempts == 0,
+        ok ? NULL : c->jh.error_type[0] ? c->jh.error_type : "error",
+    };
+    fr_trace_turn(tr, &t);
+}
+
+/* Runs the calls of turn `turn` (the model's turn made): their results in
+ * the history's form, or NULL when the run must stop (cx's signal set). */
+static json_t *run_tools(call *c, json_t *made, int turn)
+{
+    json_t *calls = json_object_get(made, "calls");
+    int n = (int)json_array_size(calls), left = c->agent->max_tool_calls - c->calls_made;
+    fr_toolrun *runs = fr_calloc((size_t)(n > 0 ? n : 1), sizeof *runs);
+    if (!runs) {
+        fr_oom(c->cx);
+        return NULL;
+    }
+    for (int i = 0; i < n; i++)
+        runs[i] = (fr_toolrun){ .call = json_array_get(calls, (size_t)i),
+                                .index = c->calls_made + i, .over = i >= left };
+    fr_toolloop l = { c->agent, c->jh.jc.site, c->jh.jc.key, c->jh.span, c->where, turn };
+    bool ok = fr_tools_run(c->cx, &l, runs, n);
+    json_t *res = ok ? json_array() : NULL;
+    for (int i = 0; i < n; i++) {
+        json_t *tc = runs[i].call;
+        json_t *one = res ? json_pack("{s:O, s:O, s:s, s:b}", "id", json_object_get(tc, "id")
+                                      ?: json_null(), "name", json_object_get(tc, "name")
+                                      ?: json_null(), "content", runs[i].content
+                                      ? runs[i].content : "", "error", runs[i].error) : NULL;
+        if (res && (!one || json_array_append_new(res, one) != 0)) {
+            json_decref(res);
+            res = NULL;
+            fr_oom(c->cx);
+        }
+        c->tools_failed += runs[i].error;
+        c->tools_run += !runs[i].over;
+        fr_free(runs[i].content);
+    }
+    fr_free(runs);
+    json_t *turn_res = res ? json_pack("{s:o}", "results", res) : NULL;
+    if (res && !turn_res)
+        fr_oom(c->cx);
+    return turn_res;
+}
+
+/* Adds a turn (the model's, or the tools' results) to the history. */
+static bool push_turn(call *c, json_t *t)
+{
+    char *text = json_dumps(t, JSON_COMPACT);
+    c->history_bytes += text ? strlen(text) : 0;
+    fr_free(text);
+    return json_array_append(c->history, t) == 0;
+}
+
+/* One turn: replayed from the journal, or requested (its attempts); the
+ * model's turn when it asked for tools (a new reference), else NULL with
+ * the answer in *v or the reason to stop in *stop. */
+static json_t *one_turn(call *c, int turn, json_t **v, int *stop)
+{
+    fr_ctx *cx = c->cx;
+    int64_t t0 = wall_us(), m0 = fr_now_ms();
+    fr_jcall before = c->jh.jc;
+    json_t *made = fr_journal_turn_get(&c->jh, cx, turn, 't');
+    if (made) {
+        trace_turn(c, turn, &before, 0, t0, m0, made, true);
+        return made;
+    }
+    int first = c->turn_first = c->attempts;
+    while (!*v && !c->turn_out && *stop == GO_ON &&
+           c->attempts - first <= c->agent->retries + c->extra)
+        *v = attempt(c, stop);
+    c->turns_asked += c->attempts > first;
+    made = c->turn_out;
+    c->turn_out = NULL;
+    if (made)
+        fr_journal_turn_put(&c->jh, cx, turn, 't', made);
+    trace_turn(c, turn, &before, c->attempts - first, t0, m0, made, made || *v);
+    return made;
+}
+
+/* The loop: turns until the answer, the bound, a failure or a budget. */
+static json_t *tool_loop(call *c, int *stop)
+{
+    fr_ctx *cx = c->cx;
+    json_t *v = NULL;
+    c->history = json_array();
+    c->jh.loop = true;
+    if (!c->history) {
+        set_str(&c->last_error, "out of memory");
+        *stop = STOP_FATAL;
+        return NULL;
+    }
+    for (int turn = 0; !v && *stop == GO_ON; turn++) {
+        c->tools_off = c->calls_made >= c->agent->max_tool_calls;
+        json_t *made = one_turn(c, turn, &v, stop);
+        c->jh.turns++;
+        if (!made)
+            break;
+        int n = (int)json_array_size(json_object_get(made, "calls"));
+        json_t *res = fr_journal_turn_get(&c->jh, cx, turn, 'r');
+        if (res) {
+            c->tools_cached += n;
+        } else if ((res = run_tools(c, made, turn))) {
+            fr_journal_turn_put(&c->jh, cx, turn, 'r', res);
+        } else {
+            json_decref(made);
+            *stop = STOP_BUDGET;
+            break;
+        }
+        c->calls_made += n;
+        c->jh.tool_calls += n;
+        if (c->calls_made > c->agent->max_tool_calls)
+            c->calls_made = c->agent->max_tool_calls;
+        bool ok = push_turn(c, made) && push_turn(c, res);
+        json_decref(made);
+        json_decref(res);
+        if (!ok) {
+            set_str(&c->last_error, "out of memory");
+            *stop = STOP_FATAL;
+        }
+    }
+    return v;
+}
+
+/* A finished loop's counts, into its phase's stats. */
+static void count_loop(call *c)
+{
+    fr_run *run = c->cx->run;
+    pthread_mutex_lock(&run->mu);
+    fr_stats *st = fr_stats_of(run, c->cx->phase);
+    st->tool_loops++;
+    st->tool_turns += c->turns_asked;
+    st->tool_calls += c->tools_run;
+    st->tool_cached += c->tools_cached;
+    st->tool_errors += c->tools_failed;
+    st->tool_capped += c->calls_made >= c->agent->max_tool_calls;
+    pthread_mutex_unlock(&run->mu);
+}
+
 json_t *fr_call(fr_ctx *cx, const fr_agent *a, int site, const fr_model *using,
                 json_t *const *args, const char *where)
 {
+    return fr_call_under(cx, a, site, using, args, where, NULL);
+}
+
+json_t *fr_call_under(fr_ctx *cx, const fr_agent *a, int site, const fr_model *using,
+                      json_t *const *args, const char *where, const fr_under *u)
+{
     call c = { .cx = cx, .agent = a, .model = using ? using : a->model, .where = where,
-               .max_tokens = a->max_tokens > 0 ? a->max_tokens : 1024 };
+               .max_tokens = a->max_tokens > 0 ? a->max_tokens : 1024, .under = u };
     if (!a->render(cx, args, &c.system, &c.prompt)) {
         call_free(&c);
         return NULL;
@@ -480,7 +782,7 @@ json_t *fr_call(fr_ctx *cx, const fr_agent *a, int site, const fr_model *using,
     /* [journal hook] before any request, ask the journal: a journaled answer
      * for (agent, site, cx->path, cx->seq, hash of system+prompt) is kept in
      * cx's pool and returned here without a request or a reservation. */
-    json_t *v = fr_journal_call_begin(&c.jh, cx, a, site, c.model, c.system.s, c.prompt.s);
+    json_t *v = fr_journal_call_begin(&c.jh, cx, a, site, c.model, c.system.s, c.prompt.s, u);
     if (v)
         count_cached(cx->run, cx->phase);
     int stop = GO_ON;
@@ -488,20 +790,26 @@ json_t *fr_call(fr_ctx *cx, const fr_agent *a, int site, const fr_model *using,
         fr_jcall k = c.jh.jc;                    /* the journal's key, journal or not */
         fr_journal_key(&k, c.system.s, c.prompt.s ? c.prompt.s : "");
         if (fr_batch_collecting()) {             /* a batch fan-out's first pass */
-            bool ok = !batchable(c.model) ||
+            bool ok = !batchable(a, c.model) ||
                       fr_batch_collect(a, c.model, c.system.s, c.prompt.s, k.key, c.max_tokens);
             call_free(&c);
             cx->sig = ok ? FR_SIG_SKIP : FR_SIG_FAIL;   /* the item stops here this pass */
             return NULL;
         }
-        v = batch_answer(&c, k.key, &stop);
+        if (batchable(a, c.model))
+            v = batch_answer(&c, k.key, &stop);
     }
-    while (!v && stop == GO_ON && c.attempts <= a->retries + c.extra)
+    if (!v && a->ntools > 0)
+        v = tool_loop(&c, &stop);
+    while (!v && a->ntools == 0 && stop == GO_ON && c.attempts <= a->retries + c.extra)
         v = attempt(&c, &stop);
+    bool stopped = stop == STOP_BUDGET;
     if (c.attempts > 0)
-        count(cx->run, cx->phase, 1, c.attempts - 1, v || stop == STOP_BUDGET ? 0 : 1,
-              &c.tally);
-    if (!v && stop != STOP_BUDGET)
+        count(cx->run, cx->phase, 1, c.attempts - (a->ntools ? c.turns_asked : 1),
+              v || stopped ? 0 : 1, &c.tally);
+    if (c.jh.loop)
+        count_loop(&c);
+    if (!v && !stopped)
         fr_fail(cx, where, "agent '%s' (model %s): %s after %d attempt%s", a->name,
                 c.model->name, c.last_error ? c.last_error : "no answer", c.attempts,
                 c.attempts == 1 ? "" : "s");

@@ -895,7 +895,8 @@ static void map_status(const endpoint *e, long status, const xfer *x, fr_respons
 }
 
 /* A 200: the wire format's parse. */
-static void take_answer(const endpoint *e, const xfer *x, bool wrapped, fr_response *r)
+static void take_answer(const endpoint *e, const xfer *x, const fr_agent *a, bool wrapped,
+                        fr_response *r)
 {
     json_error_t je;
     json_t *body = x->body ? fr_json_loadb(x->body, x->len, 0, &je) : NULL;
@@ -913,7 +914,9 @@ static void take_answer(const endpoint *e, const xfer *x, bool wrapped, fr_respo
         json_decref(body);
         return;
     }
-    if (strcmp(e->provider, "anthropic") == 0)
+    if (strcmp(e->provider, "anthropic") == 0 && a->ntools > 0)
+        fr_anthropic_parse_agent(body, a, wrapped, r);
+    else if (strcmp(e->provider, "anthropic") == 0)
         fr_anthropic_parse(body, wrapped, r);
     else
         fr_openai_parse(body, wrapped, r);
@@ -1121,7 +1124,7 @@ static void call_once(fr_http *h, endpoint *e, const fr_request *req, fr_respons
         fr_limit_pause(e->lim, x.retry_after_ms);
     fr_limit_done(e->lim, sent, (int)status);
     if (status == 200)
-        take_answer(e, &x, wrapped, resp);
+        take_answer(e, &x, req->agent, wrapped, resp);
     else if (status > 0)
         map_status(e, status, &x, resp);
     fr_free(x.body);
@@ -1261,13 +1264,37 @@ static bool has_text(const char *s)
     return false;
 }
 
-bool fr_http_turns(json_t *msgs, const fr_request *req, const char *how, size_t cut)
+char *fr_http_call_args(json_t *call)
+{
+    const char *a = json_string_value(json_object_get(call, "arguments"));
+    if (a && *a)
+        return fr_strdup(a);
+    json_t *in = json_object_get(call, "input");
+    if (!json_is_object(in))
+        return fr_strdup("{}");
+    return json_dumps(in, JSON_COMPACT | JSON_REAL_PRECISION(15));
+}
+
+bool fr_http_turns(json_t *msgs, const fr_request *req, const char *how, size_t cut,
+                   fr_history_fn history)
 {
     size_t want = json_array_size(msgs) + 1;
     char *fb = req->feedback ? feedback_text(req, how) : NULL;
     /* an empty or white-space answer is no turn: Anthropic rejects one */
     bool prev = has_text(req->prev_answer) && fb;
-    if (fb && !prev) {                    /* no answer to show: the problem goes with the prompt */
+    bool turns = history && json_array_size(req->history) > 0;
+    if (turns) {                          /* the prompt, the loop's turns, then the problem */
+        add_prompt(msgs, req->prompt, cut);
+        size_t before = json_array_size(msgs);
+        bool ok = history(msgs, req);
+        want += json_array_size(msgs) - before;
+        if (ok && fb && !prev) {
+            add_turn(msgs, "user", fb);
+            want++;
+        }
+        if (!ok)
+            want = 0;
+    } else if (fb && !prev) {             /* no answer to show: the problem goes with the prompt */
         fr_buf p = { 0 };
         fr_buf_printf(&p, "%s\n\n%s", req->prompt, fb);
         add_prompt(msgs, fr_buf_failed(&p) || !p.s ? req->prompt : p.s, cut);
@@ -1318,6 +1345,9 @@ void fr_http_cache_cut(const fr_request *req, size_t sys_len, fr_cut *cut)
                           ? (size_t)a->prompt_head : plen;
     const char *schema = a->schema_openai ? a->schema_openai : "";
     size_t fixed = strlen(schema) + sys_fixed + prompt_fixed;
+    for (int i = 0; i < a->ntools; i++)   /* tools come first in the cached prefix */
+        fixed += strlen(a->tools[i].schema ? a->tools[i].schema : "") + strlen(a->tools[i].name)
+                 + strlen(a->tools[i].description ? a->tools[i].description : "");
     if (fixed == 0 || (m->min_cache_tokens > 0 && est_tokens(m, fixed) < m->min_cache_tokens))
         return;
     cut->fixed_tokens = est_tokens(m, fixed);

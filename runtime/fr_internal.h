@@ -119,13 +119,23 @@ typedef struct fr_request {
     bool cache;                    /* mark the fixed prefix as a cache breakpoint */
     fr_output_mode mode;           /* FR_OUT_DEFAULT: the model's; else the mode this
                                       request goes in (fr_http.c's fallback) */
+    json_t *history;               /* a tool loop's turns after the prompt, or NULL (below) */
+    bool tools_off;                /* the loop reached its bound: answer now, no tool call */
 } fr_request;
+
+/* A tool loop's history, the same for every wire format (each renders it):
+ * a JSON array of the model's turns and the tools' results, alternating,
+ *   {"text": "...", "calls": [{"id": ID, "name": TOOL, "input": {...}}, ...]}
+ *   {"results": [{"id": ID, "name": TOOL, "content": "...", "error": false}, ...]}
+ * A call's "arguments" (OpenAI: the model's own text of its input) is kept
+ * when given, to send it back as it came. */
 
 typedef enum fr_outcome {
     FR_ANSWER,                     /* output holds the parsed (not yet validated) answer */
     FR_TRANSIENT,                  /* retry after backoff: network, 408/409/429/5xx/529, timeout */
     FR_BAD_ANSWER,                 /* retry with feedback: refusal, truncated, unparsable */
     FR_FATAL,                      /* do not retry: 400/401/403/404/413, missing key */
+    FR_TOOL_CALLS,                 /* the model asks for tools: turn holds its turn */
 } fr_outcome;
 
 /* What was wrong with an FR_BAD_ANSWER, for the summary (FR_BAD_NONE: not
@@ -158,6 +168,8 @@ typedef struct fr_response {
     fr_bad_kind bad;               /* FR_BAD_ANSWER: what was wrong, for the summary */
     const char *secret;            /* while fr_http_call runs: the key, which no message may
                                       hold (borrowed; NULL after) */
+    json_t *turn;                  /* FR_TOOL_CALLS: the model's turn, in the history's
+                                      form (owned by the response) */
 } fr_response;
 
 void fr_response_free(fr_response *r);
@@ -287,7 +299,14 @@ const char *fr_http_schema_name(const fr_agent *a);
  * no previous answer to show, or one of white space only, that text follows
  * the prompt).  cut > 0 splits the prompt into two text blocks there, the
  * first marked as a cache breakpoint (Anthropic).  false when out of memory. */
-bool fr_http_turns(json_t *msgs, const fr_request *req, const char *how, size_t cut);
+/* history appends a tool loop's turns (the wire's rendering of req->history)
+ * between the prompt and a retry's turns; NULL for none. */
+typedef bool (*fr_history_fn)(json_t *msgs, const fr_request *req);
+bool fr_http_turns(json_t *msgs, const fr_request *req, const char *how, size_t cut,
+                   fr_history_fn history);
+/* The text of a tool call's input as the model gave it (its "arguments"),
+ * else its input as compact JSON (malloc'd, NULL when out of memory). */
+char *fr_http_call_args(json_t *call);
 /* The model's structured-output mode, the provider's default resolved. */
 fr_output_mode fr_http_mode(const fr_model *m);
 /* The mode a request goes in: its own, else its model's. */
@@ -330,6 +349,9 @@ json_t *fr_anthropic_body(const fr_request *req, bool *wrapped);
 json_t *fr_anthropic_head(const fr_request *req);
 json_t *fr_anthropic_tools(const fr_agent *a, fr_output_mode mode, bool *wrapped);
 void fr_anthropic_parse(json_t *body, bool wrapped, fr_response *resp);
+/* The same answer parse, for an agent with tools: tool_use blocks (but the
+ * forced answer tool's) are the model's turn, FR_TOOL_CALLS. */
+void fr_anthropic_parse_agent(json_t *body, const fr_agent *a, bool wrapped, fr_response *resp);
 
 /* fr_openai.c: POST {base}/chat/completions: response_format by mode,
  * parameters by the model's capabilities. */
@@ -385,6 +407,12 @@ typedef struct fr_stats {
                                       retry-after --max-retry-after cut short */
     int64_t longest_wait_ms;       /* the longest of those waits */
     int64_t capped_waits;          /* server-asked waits cut to --max-retry-after */
+    int64_t tool_loops;            /* agent calls that ran a tool loop */
+    int64_t tool_turns;            /* their model turns requested (not replayed) */
+    int64_t tool_calls;            /* tool calls made (their own calls are counted as such) */
+    int64_t tool_cached;           /* tool calls whose results the journal replayed */
+    int64_t tool_errors;           /* tool calls answered with an error */
+    int64_t tool_capped;           /* loops that reached max_tool_calls */
     int64_t start_ms;              /* when the phase began (monotonic), 0 if it never did */
     int64_t wall_ms;               /* its wall time, once it ended */
     bool ended;                    /* fr_phase_end was called */
@@ -495,6 +523,9 @@ typedef struct fr_charge {
  * input price (the 1-hour write: the 5-minute one). */
 double fr_price(const fr_model *m, int64_t in, int64_t out, int64_t cache_read,
                 int64_t cache_write, int64_t cache_write_1h);
+/* What a hold of in and out tokens costs at m's prices (the input at its
+ * dearest class). */
+double fr_hold_usd(const fr_model *m, int64_t in, int64_t out);
 /* The charge of attempt resp held by r at m's prices. */
 void fr_charge_of(const fr_model *m, const fr_resv *r, const fr_response *resp, fr_charge *c);
 bool fr_budget_init(fr_run *run);              /* ledger and stats for run->prog */
@@ -569,6 +600,46 @@ void fr_backoff(fr_ctx *cx, int attempt, int retry_after_ms, int64_t asked_ms, c
 /* fr_op.c */
 /* Closes the --dry-run file; its path for the summary (malloc'd) or NULL. */
 char *fr_op_dry_close(fr_run *run);
+/* fr_op_call for a tool's call (u: its salt and span, see fr_under). */
+struct fr_under;
+json_t *fr_op_call_under(fr_ctx *cx, const fr_op *op, int site, json_t *const *args,
+                         const char *where, const struct fr_under *u);
+
+/* fr_call.c: fr_call for a tool's call. */
+json_t *fr_call_under(fr_ctx *cx, const fr_agent *a, int site, const fr_model *using,
+                      json_t *const *args, const char *where, const struct fr_under *u);
+
+/* fr_tools.c: an agent's tools, run for its tool loop (fr_call.c).
+ * One tool call of a turn and what goes back to the model. */
+typedef struct fr_toolrun {
+    json_t *call;                  /* {id, name, input} as the model asked (borrowed) */
+    int index;                     /* its number in the loop, from 0 */
+    bool over;                     /* past max_tool_calls: not made, answered with an error */
+    char *content;                 /* the result, or why it failed (malloc'd) */
+    bool error;                    /* content is an error */
+    const char *error_type;        /* for the trace: "unknown_tool", "invalid_arguments",
+                                      "limit", "failed", ... (static) */
+} fr_toolrun;
+
+/* The tool loop's part the tools need: the call it belongs to. */
+typedef struct fr_toolloop {
+    const fr_agent *agent;         /* whose tools */
+    int site;                      /* the agent's call site (the tools' calls share it) */
+    const char *key;               /* the agent call's journal key: salts its tools' keys */
+    const char *span;              /* the agent call's trace span, or "" */
+    const char *where;             /* the call site, for messages */
+    int turn;                      /* the turn that asked for these calls */
+} fr_toolloop;
+
+/* Runs the n calls of one turn (at once when several, each on a context of
+ * its own) and fills each one's content; false with cx's signal set when
+ * one stopped the run (a budget, a missing secret): errors of a tool are
+ * its result, told to the model, not the call's. */
+bool fr_tools_run(fr_ctx *cx, const fr_toolloop *l, fr_toolrun *runs, int n);
+/* The tool named name among a's, or NULL. */
+const fr_tool *fr_tool_find(const fr_agent *a, const char *name);
+/* Bytes of a's tool definitions as the model sees them (the input estimate). */
+size_t fr_tools_bytes(const fr_agent *a);
 
 /* fr_review.c */
 bool fr_review_reset(fr_run *run);               /* truncate a previous run's files */
@@ -761,6 +832,16 @@ void fr_journal_phase_prior(const fr_run *run, int phase, double *usd, int64_t *
 void fr_journal_phase_begin(fr_ctx *cx, int phase);
 void fr_journal_phase_end(fr_ctx *cx, int phase);
 
+/* Where a call made by an agent's tool loop belongs: its journal key is
+ * salted with the loop's call key and the tool call's number (so it is its
+ * own, whatever else the item calls, and the same in a resumed run), and
+ * its trace line is the child of the tool call's span.  NULL for the calls
+ * a workflow makes. */
+typedef struct fr_under {
+    const char *salt;              /* "tool/<loop call key>/<n>" */
+    const char *span;              /* the execute_tool span, or "" without a trace */
+} fr_under;
+
 /* The journal's part of one agent call, kept in fr_call's call state. */
 typedef struct fr_jhook {
     fr_jcall jc;                   /* key, and the totals of all attempts */
@@ -773,6 +854,11 @@ typedef struct fr_jhook {
     char *output;                  /* the recorded answer's JSON (malloc'd) */
     char finish[32];               /* the last attempt's finish reason, or "" */
     char error_type[32];           /* the last attempt's error type, or "" */
+    char span[17];                 /* a tool loop's call: its span id, given beforehand */
+    const char *parent_span;       /* a tool's call: the tool call's span, else NULL */
+    bool loop;                     /* a tool loop ran: */
+    int turns;                     /* its model turns */
+    int tool_calls;                /* and its tool calls */
 } fr_jhook;
 
 /* A journal write failed (a full disk, an I/O error): the run stops at
@@ -791,9 +877,20 @@ bool fr_journal_owns_partial(fr_run *run);
 bool fr_journal_stopped(fr_ctx *cx);
 void fr_journal_stop_help(fr_run *run);
 
-/* Before any request: the journaled answer, kept in cx's pool, or NULL. */
+/* Before any request: the journaled answer, kept in cx's pool, or NULL.
+ * The call's key is made with or without a journal (a tool loop salts its
+ * tools' keys with it); u: a tool's call, or NULL. */
 json_t *fr_journal_call_begin(fr_jhook *h, fr_ctx *cx, const fr_agent *a, int site,
-                              const fr_model *m, const char *system, const char *prompt);
+                              const fr_model *m, const char *system, const char *prompt,
+                              const fr_under *u);
+/* A tool loop's turn of call h: the turn the model made ('t'), journaled
+ * before its tools run, and their results ('r').  get gives a new
+ * reference or NULL; put records v durably (no usage: the call's row
+ * carries every turn's). */
+json_t *fr_journal_turn_get(fr_jhook *h, fr_ctx *cx, int turn, char what);
+void fr_journal_turn_put(fr_jhook *h, fr_ctx *cx, int turn, char what, json_t *v);
+/* The run's trace, or NULL without --trace. */
+struct fr_trace *fr_run_trace(fr_run *run);
 /* Before each attempt's request, after fr_budget_reserve held r: false
  * (FR_SIG_STOP set) when the journal cannot be written, and the request
  * must not go. */
@@ -814,7 +911,7 @@ void fr_journal_call_end(fr_jhook *h, fr_ctx *cx, json_t *v);
  * sent; the answer is recorded with fr_journal_call_record; end records a
  * failure and writes the trace line. */
 json_t *fr_journal_op_begin(fr_jhook *h, fr_ctx *cx, const fr_op *op, int site,
-                            const char *request, bool *in_flight);
+                            const char *request, bool *in_flight, const fr_under *u);
 bool fr_journal_op_hold(fr_jhook *h, fr_ctx *cx);   /* false: FR_SIG_STOP, do not send */
 struct fr_top;
 void fr_journal_op_end(fr_jhook *h, fr_ctx *cx, json_t *v, struct fr_top *t);
@@ -849,6 +946,12 @@ typedef struct fr_tcall {
     const char *error_type;        /* error.type, NULL on success */
     bool cached;                   /* answered from the journal */
     const char *key;               /* the journal's call key, or NULL */
+    const char *span_id;           /* its span id when given beforehand (a tool loop's turns
+                                      and tools are its children), NULL: a new one */
+    const char *parent_span_id;    /* its parent when it is a tool's call, NULL: the phase */
+    bool loop;                     /* the agent ran a tool loop: */
+    int turns;                     /* its model turns */
+    int tool_calls;                /* and its tool calls */
 } fr_tcall;
 
 /* Opens (appends to) path; the trace id derives from run_id. */
@@ -861,6 +964,51 @@ void fr_trace_phase_end(fr_trace *t, int phase, const char *status);
 /* Ends the phases still open when the run stops (a wait, a budget, an error). */
 void fr_trace_end_open(fr_trace *t, const char *status);
 void fr_trace_call(fr_trace *t, const fr_tcall *c);
+/* A fresh span id (16 hex digits and a NUL), for a span whose children are
+ * written before it. */
+void fr_trace_span(fr_trace *t, char out[17]);
+
+/* One turn of an agent's tool loop: a chat span under the agent call's. */
+typedef struct fr_tturn {
+    const char *agent;             /* the agent's name */
+    const char *provider;          /* gen_ai.provider.name */
+    const char *model;             /* gen_ai.request.model */
+    int phase;                     /* the phase index, -1 none */
+    const char *item;              /* the item path */
+    const char *parent_span_id;    /* the agent call's span */
+    int turn;                      /* its number in the loop, from 0 */
+    int attempts;                  /* attempts made (0: replayed from the journal) */
+    int64_t tokens_in, tokens_out; /* usage of its attempts */
+    double usd;                    /* their cost */
+    int64_t start_us;              /* wall clock start */
+    int64_t latency_ms;            /* its wall time */
+    const char *finish_reason;     /* the last attempt's stop reason */
+    int tool_calls;                /* calls the model asked for (0: it answered) */
+    bool cached;                   /* replayed from the journal */
+    const char *error_type;        /* NULL on success */
+} fr_tturn;
+void fr_trace_turn(fr_trace *t, const fr_tturn *c);
+
+/* One tool call of an agent's tool loop: an execute_tool span (OpenTelemetry
+ * GenAI) under the agent call's; the operation's or agent's own line is its
+ * child. */
+typedef struct fr_ttool {
+    const char *tool;              /* gen_ai.tool.name */
+    const char *call_id;           /* gen_ai.tool.call.id, the model's id for the call */
+    const char *description;       /* gen_ai.tool.description, or NULL */
+    const char *kind;              /* "http" or "agent": what runs it */
+    const char *agent;             /* the agent whose model called it */
+    int phase;                     /* the phase index, -1 none */
+    const char *item;              /* the item path */
+    const char *span_id;           /* its span (its callee's parent) */
+    const char *parent_span_id;    /* the agent call's span */
+    int turn;                      /* the turn that asked for it */
+    int64_t start_us;              /* wall clock start */
+    int64_t latency_ms;            /* its wall time */
+    const char *error_type;        /* NULL on success, else why the model got an error */
+    bool cached;                   /* its result replayed from the journal */
+} fr_ttool;
+void fr_trace_tool(fr_trace *t, const fr_ttool *c);
 
 /* One http operation call as the trace reports it (OpenTelemetry's HTTP
  * client conventions). */
@@ -882,6 +1030,7 @@ typedef struct fr_top {
     bool dry_run;                  /* held back by --dry-run */
     const char *idempotency_key;   /* writes: the key sent */
     const char *key;               /* the journal's call key, or NULL */
+    const char *parent_span_id;    /* its parent when it is a tool's call, NULL: the phase */
 } fr_top;
 
 void fr_trace_op(fr_trace *t, const fr_top *c);

@@ -378,8 +378,28 @@ static int64_t now_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+fr_trace *fr_run_trace(fr_run *run)
+{
+    jstate *s = run->journal;
+    return s ? s->trace : NULL;
+}
+
+/* Keys c by system and prompt, with the salt of a tool's call hashed in. */
+static void salted_key(fr_jcall *c, const char *system, const char *req, const fr_under *u)
+{
+    if (!u || !u->salt) {
+        fr_journal_key(c, system, req);
+        return;
+    }
+    fr_buf b = { 0 };
+    fr_buf_printf(&b, "%s\n%s", u->salt, system ? system : "");
+    fr_journal_key(c, fr_buf_failed(&b) ? u->salt : b.s, req);
+    fr_buf_free(&b);
+}
+
 json_t *fr_journal_call_begin(fr_jhook *h, fr_ctx *cx, const fr_agent *a, int site,
-                              const fr_model *m, const char *system, const char *prompt)
+                              const fr_model *m, const char *system, const char *prompt,
+                              const fr_under *u)
 {
     jstate *s = cx->run->journal;
     memset(h, 0, sizeof *h);
@@ -388,9 +408,12 @@ json_t *fr_journal_call_begin(fr_jhook *h, fr_ctx *cx, const fr_agent *a, int si
     h->model = m;
     h->start_us = now_us();
     h->start_ms = fr_now_ms();
+    h->parent_span = u && u->span && *u->span ? u->span : NULL;
+    salted_key(&h->jc, system, prompt ? prompt : "", u);
+    if (s && s->trace && a->ntools)
+        fr_trace_span(s->trace, h->span);
     if (!s || !s->j)
         return NULL;
-    fr_journal_key(&h->jc, system, prompt ? prompt : "");
     json_t *v = fr_journal_lookup(s->j, &h->jc);
     if (!v)
         return NULL;
@@ -479,6 +502,7 @@ static void trace_call(jstate *s, fr_jhook *h, fr_ctx *cx, json_t *v)
         h->jc.tokens_out, h->jc.usd,
         h->start_us, fr_now_ms() - h->start_ms, h->finish[0] ? h->finish : NULL,
         v ? NULL : h->error_type, h->cached, h->jc.key[0] ? h->jc.key : NULL,
+        h->span[0] ? h->span : NULL, h->parent_span, h->loop, h->turns, h->tool_calls,
     };
     fr_trace_call(s->trace, &t);
 }
@@ -496,6 +520,47 @@ void fr_journal_call_end(fr_jhook *h, fr_ctx *cx, json_t *v)
         trace_call(s, h, cx, v);
     fr_free(h->output);
     h->output = NULL;
+}
+
+/* ---- a tool loop's turns ---------------------------------------------------- */
+
+/* Turn t's row: the call's own fields, its key with "#t<turn>" (or "#r")
+ * after it, no usage (the call's row has it). */
+static void turn_row(fr_jcall *r, const fr_jhook *h, int turn, char what)
+{
+    *r = h->jc;
+    size_t n = strlen(r->key);
+    snprintf(r->key + n, sizeof r->key - n, "#%c%d", what, turn);
+    r->output = NULL;
+    r->tokens_in = r->tokens_out = r->cache_read = r->cache_write = 0;
+    r->usd = r->saved_usd = 0;
+    r->attempts = 0;
+    r->tier = NULL;
+}
+
+json_t *fr_journal_turn_get(fr_jhook *h, fr_ctx *cx, int turn, char what)
+{
+    jstate *s = cx->run->journal;
+    if (!s || !s->j)
+        return NULL;
+    fr_jcall r;
+    turn_row(&r, h, turn, what);
+    return fr_journal_lookup(s->j, &r);
+}
+
+void fr_journal_turn_put(fr_jhook *h, fr_ctx *cx, int turn, char what, json_t *v)
+{
+    jstate *s = cx->run->journal;
+    if (!s || !s->j || !v)
+        return;
+    fr_jcall r;
+    turn_row(&r, h, turn, what);
+    char *text = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    r.output = text;
+    r.latency_ms = fr_now_ms() - h->start_ms;
+    if (!text || !fr_journal_record(s->j, &r))
+        write_failed(s);
+    fr_free(text);
 }
 
 /* ---- approve() and escalate() -------------------------------------------- */
@@ -581,7 +646,7 @@ const char *fr_journal_run_tag(fr_run *run)
 }
 
 json_t *fr_journal_op_begin(fr_jhook *h, fr_ctx *cx, const fr_op *op, int site,
-                            const char *request, bool *in_flight)
+                            const char *request, bool *in_flight, const fr_under *u)
 {
     jstate *s = cx->run->journal;
     memset(h, 0, sizeof *h);
@@ -590,8 +655,9 @@ json_t *fr_journal_op_begin(fr_jhook *h, fr_ctx *cx, const fr_op *op, int site,
                         .phase = cx->phase, .model = "http" };
     h->start_us = now_us();
     h->start_ms = fr_now_ms();
+    h->parent_span = u && u->span && *u->span ? u->span : NULL;
     /* the key is made without a journal too: idempotency keys derive from it */
-    fr_journal_key(&h->jc, op->method, request);
+    salted_key(&h->jc, op->method, request, u);
     if (!s || !s->j)
         return NULL;
     json_t *v = fr_journal_lookup(s->j, &h->jc);
@@ -628,6 +694,7 @@ void fr_journal_op_end(fr_jhook *h, fr_ctx *cx, json_t *v, fr_top *t)
         t->start_us = h->start_us;
         t->latency_ms = fr_now_ms() - h->start_ms;
         t->key = h->jc.key[0] ? h->jc.key : NULL;
+        t->parent_span_id = h->parent_span;
         fr_trace_op(s->trace, t);
     }
     fr_free(h->output);

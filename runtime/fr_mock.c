@@ -19,6 +19,12 @@
  *
  * Usage is simulated: input = ceil(bytes(system + prompt) / 4) + 50 tokens,
  * output = ceil(bytes(answer JSON) / 4).
+ *
+ * An agent with tools plays a tool loop: its first turn calls each of its
+ * tools once (as many as max_tool_calls allows), all at once, with
+ * arguments synthesized from the parameter types the same way; once the
+ * results are in (or at the loop's bound) it answers.  A turn's input counts
+ * the history's bytes too.
  */
 #include "fr_internal.h"
 
@@ -313,6 +319,61 @@ static void answer(const fr_request *req, uint64_t seed, fr_response *resp)
         cut_off(resp, cap);
 }
 
+/* The first turn of a tool loop: every tool called once, with arguments
+ * made from its parameter types (records keyed as the model would key them). */
+static void tool_turn(const fr_request *req, uint64_t seed, fr_response *resp)
+{
+    const fr_agent *a = req->agent;
+    rng r = { seed ^ 0x746f6f6c73ULL, FR_KEYS_MODEL };
+    json_t *calls = json_array();
+    int n = a->ntools < a->max_tool_calls ? a->ntools : a->max_tool_calls;
+    for (int i = 0; calls && i < n; i++) {
+        const fr_tool *t = &a->tools[i];
+        json_t *in = json_object();
+        for (int k = 0; in && k < t->nparams; k++) {
+            json_t *v = gen(&r, t->param_types[k], NULL, t->param_names[k], 0);
+            if (v && json_is_null(v))
+                json_decref(v);
+            else if (!v || json_object_set_new(in, t->param_names[k], v)) {
+                json_decref(in);
+                in = NULL;
+            }
+        }
+        char id[40];
+        snprintf(id, sizeof id, "mock_%08llx_%d", (unsigned long long)(seed & 0xffffffffu), i);
+        json_t *c = in ? json_pack("{s:s, s:s, s:o}", "id", id, "name", t->name, "input", in)
+                       : NULL;
+        if (!c || json_array_append_new(calls, c)) {
+            json_decref(calls);
+            calls = NULL;
+        }
+    }
+    resp->turn = calls ? json_pack("{s:s, s:o}", "text", "", "calls", calls) : NULL;
+    char *text = resp->turn ? json_dumps(resp->turn, JSON_COMPACT) : NULL;
+    resp->finish_reason = fr_strdup("tool_use");
+    if (!resp->turn || !text || !resp->finish_reason) {
+        fr_free(text);
+        out_of_memory(resp);
+        return;
+    }
+    size_t in = strlen(req->system ? req->system : "") + strlen(req->prompt ? req->prompt : "");
+    resp->outcome = FR_TOOL_CALLS;
+    resp->usage = true;
+    resp->input_tokens = (int64_t)((in + 3) / 4) + 50;
+    resp->output_tokens = (int64_t)((strlen(text) + 3) / 4);
+    fr_free(text);
+}
+
+/* The bytes of a tool loop's history, for the simulated input. */
+static size_t history_bytes(const fr_request *req)
+{
+    char *t = req->history && json_array_size(req->history)
+              ? json_dumps(req->history, JSON_COMPACT) : NULL;
+    size_t n = t ? strlen(t) : 0;
+    fr_free(t);
+    return n;
+}
+
 void fr_mock_call(const fr_mock_opts *o, const fr_request *req, fr_response *resp)
 {
     int latency = o ? o->latency_ms : 0;
@@ -331,11 +392,18 @@ void fr_mock_call(const fr_mock_opts *o, const fr_request *req, fr_response *res
         transient(resp, 503, "mock failure (%d)", 503);
         return;
     }
+    if (req->agent->ntools > 0 && !req->tools_off && json_array_size(req->history) == 0) {
+        tool_turn(req, seed, resp);
+        return;
+    }
     answer(req, seed, resp);
+    if (resp->usage)
+        resp->input_tokens += (int64_t)((history_bytes(req) + 3) / 4);
 }
 
 void fr_response_free(fr_response *r)
 {
+    json_decref(r->turn);
     json_decref(r->output);
     fr_free(r->raw);
     fr_free(r->error);

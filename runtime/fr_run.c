@@ -580,6 +580,9 @@ static void add_stats(fr_stats *t, const fr_stats *s)
     t->long_waits += s->long_waits, t->capped_waits += s->capped_waits;
     if (s->longest_wait_ms > t->longest_wait_ms)
         t->longest_wait_ms = s->longest_wait_ms;
+    t->tool_loops += s->tool_loops, t->tool_turns += s->tool_turns;
+    t->tool_calls += s->tool_calls, t->tool_cached += s->tool_cached;
+    t->tool_errors += s->tool_errors, t->tool_capped += s->tool_capped;
 }
 
 /* Attempts repaired or gone wrong: the second table's counts. */
@@ -647,6 +650,33 @@ static void print_http(fr_run *run, const fr_stats *tot)
     http_row("total", tot);
 }
 
+static void tools_row(const char *name, const fr_stats *s)
+{
+    fprintf(stderr, "  %-16s %7lld %7lld %7lld %7lld %7lld %7lld\n", name,
+            (long long)s->tool_loops, (long long)s->tool_turns, (long long)s->tool_calls,
+            (long long)s->tool_cached, (long long)s->tool_errors, (long long)s->tool_capped);
+}
+
+/* The tool loops' table: per phase that ran any, the agent calls that ran a
+ * loop, the model turns they requested, the tool calls they made, those
+ * whose results the journal replayed, those answered with an error, and the
+ * loops that reached max_tool_calls.  (Each tool's own call is counted in
+ * the tables above too.) */
+static void print_tools(fr_run *run, const fr_stats *tot)
+{
+    const fr_program *p = run->prog;
+    if (!tot->tool_loops)
+        return;
+    fprintf(stderr, "tool loops:\n  %-16s %7s %7s %7s %7s %7s %7s\n", "phase", "loops", "turns",
+            "tools", "cached", "errors", "capped");
+    if (run->stats[0].tool_loops)
+        tools_row("(no phase)", &run->stats[0]);
+    for (int i = 0; i < p->nphases; i++)
+        if (run->stats[i + 1].tool_loops)
+            tools_row(p->phases[i].name, &run->stats[i + 1]);
+    tools_row("total", tot);
+}
+
 /* "3 items skipped after errors (on_error: skip): see wf.skipped.jsonl;
  * retry them with `wf --resume RUN --retry-skipped`" */
 static void print_skipped(fr_run *run, int64_t n)
@@ -684,6 +714,7 @@ static void print_summary(fr_run *run)
     summary_row("total", &tot, now - run->start_ms, true);
     print_trouble(run, &tot);
     print_http(run, &tot);
+    print_tools(run, &tot);
     if (tot.no_usage)
         fprintf(stderr, "%lld answer%s came without usage: charged what %s held\n",
                 (long long)tot.no_usage, tot.no_usage == 1 ? "" : "s",

@@ -6,6 +6,9 @@
  * A run is one trace: its id is derived from the run id, so a resumed run's
  * lines join the trace it started.  Each phase is a span, written when the
  * phase ends; each agent call is a span whose parent is its phase's span.
+ * An agent's tool loop adds, under its call's span, a chat span per model
+ * turn and an execute_tool span per tool call, whose own operation or agent
+ * call line is in turn its child.
  * Lines are built whole with jansson and written with one write(2) under a
  * mutex onto an O_APPEND descriptor, so lines from many threads never mix.
  */
@@ -57,6 +60,27 @@ static void new_span_id(fr_trace *t, char out[17])
 {
     uint64_t id = mix(t->seed + atomic_fetch_add(&t->next, 1));
     snprintf(out, 17, "%016llx", (unsigned long long)(id ? id : 1));
+}
+
+void fr_trace_span(fr_trace *t, char out[17])
+{
+    if (t)
+        new_span_id(t, out);
+    else
+        out[0] = '\0';
+}
+
+/* The parent of a call line: its own parent when given, else its phase's span. */
+static void parent_of(fr_trace *t, int phase, const char *given, char parent[17])
+{
+    parent[0] = '\0';
+    if (given && *given) {
+        snprintf(parent, 17, "%s", given);
+    } else if (phase >= 0 && phase < t->prog->nphases) {
+        pthread_mutex_lock(&t->mu);
+        memcpy(parent, t->phases[phase].span_id, 17);
+        pthread_mutex_unlock(&t->mu);
+    }
 }
 
 fr_trace *fr_trace_open(const char *path, const char *run_id, const fr_program *prog,
@@ -234,13 +258,12 @@ void fr_trace_call(fr_trace *t, const fr_tcall *c)
 {
     if (!t)
         return;
-    char span[17], parent[17] = "", name[160];
-    new_span_id(t, span);
-    if (c->phase >= 0 && c->phase < t->prog->nphases) {
-        pthread_mutex_lock(&t->mu);
-        memcpy(parent, t->phases[c->phase].span_id, sizeof parent);
-        pthread_mutex_unlock(&t->mu);
-    }
+    char span[17], parent[17], name[160];
+    if (c->span_id && *c->span_id)
+        snprintf(span, sizeof span, "%s", c->span_id);
+    else
+        new_span_id(t, span);
+    parent_of(t, c->phase, c->parent_span_id, parent);
     json_t *o = line_head(t, "call", span, parent);
     snprintf(name, sizeof name, "chat %s", c->model ? c->model : "");
     set_str(o, "name", name);
@@ -255,6 +278,75 @@ void fr_trace_call(fr_trace *t, const fr_tcall *c)
     set_int(o, "latency_ms", c->latency_ms);
     json_object_set_new(o, "cached", json_boolean(c->cached));
     set_str(o, "call_key", c->key);
+    if (c->loop) {
+        set_int(o, "turns", c->turns);
+        set_int(o, "tool_calls", c->tool_calls);
+    }
+    emit(t, o);
+}
+
+void fr_trace_turn(fr_trace *t, const fr_tturn *c)
+{
+    if (!t)
+        return;
+    char span[17], parent[17], name[160];
+    new_span_id(t, span);
+    parent_of(t, c->phase, c->parent_span_id, parent);
+    json_t *o = line_head(t, "turn", span, parent);
+    snprintf(name, sizeof name, "chat %s", c->model ? c->model : "");
+    set_str(o, "name", name);
+    set_time(o, "start_time", c->start_us);
+    set_time(o, "end_time", c->start_us + c->latency_ms * 1000);
+    set_str(o, "gen_ai.operation.name", "chat");
+    set_str(o, "gen_ai.provider.name", c->provider);
+    set_str(o, "gen_ai.request.model", c->model);
+    set_int(o, "gen_ai.usage.input_tokens", c->tokens_in);
+    set_int(o, "gen_ai.usage.output_tokens", c->tokens_out);
+    json_t *fr = json_array();
+    if (c->finish_reason)
+        json_array_append_new(fr, json_string(c->finish_reason));
+    json_object_set_new(o, "gen_ai.response.finish_reasons", fr);
+    set_str(o, "error.type", c->error_type);
+    set_str(o, "agent", c->agent);
+    set_str(o, "phase", phase_name(t, c->phase));
+    set_str(o, "item", c->item ? c->item : "");
+    set_int(o, "turn", c->turn);
+    set_int(o, "tool_calls", c->tool_calls);
+    set_int(o, "attempt", c->attempts);
+    json_object_set_new(o, "cost_usd", json_real(c->usd));
+    set_int(o, "latency_ms", c->latency_ms);
+    json_object_set_new(o, "cached", json_boolean(c->cached));
+    emit(t, o);
+}
+
+void fr_trace_tool(fr_trace *t, const fr_ttool *c)
+{
+    if (!t)
+        return;
+    char span[17], parent[17], name[160];
+    if (c->span_id && *c->span_id)
+        snprintf(span, sizeof span, "%s", c->span_id);
+    else
+        new_span_id(t, span);
+    parent_of(t, c->phase, c->parent_span_id, parent);
+    json_t *o = line_head(t, "tool", span, parent);
+    snprintf(name, sizeof name, "execute_tool %s", c->tool ? c->tool : "");
+    set_str(o, "name", name);
+    set_time(o, "start_time", c->start_us);
+    set_time(o, "end_time", c->start_us + c->latency_ms * 1000);
+    set_str(o, "gen_ai.operation.name", "execute_tool");
+    set_str(o, "gen_ai.tool.name", c->tool);
+    set_str(o, "gen_ai.tool.call.id", c->call_id);
+    set_str(o, "gen_ai.tool.type", "function");
+    set_str(o, "gen_ai.tool.description", c->description);
+    set_str(o, "error.type", c->error_type);
+    set_str(o, "tool", c->kind);
+    set_str(o, "agent", c->agent);
+    set_str(o, "phase", phase_name(t, c->phase));
+    set_str(o, "item", c->item ? c->item : "");
+    set_int(o, "turn", c->turn);
+    set_int(o, "latency_ms", c->latency_ms);
+    json_object_set_new(o, "cached", json_boolean(c->cached));
     emit(t, o);
 }
 
@@ -265,13 +357,9 @@ void fr_trace_op(fr_trace *t, const fr_top *c)
 {
     if (!t)
         return;
-    char span[17], parent[17] = "", name[160], host[256] = "";
+    char span[17], parent[17], name[160], host[256] = "";
     new_span_id(t, span);
-    if (c->phase >= 0 && c->phase < t->prog->nphases) {
-        pthread_mutex_lock(&t->mu);
-        memcpy(parent, t->phases[c->phase].span_id, sizeof parent);
-        pthread_mutex_unlock(&t->mu);
-    }
+    parent_of(t, c->phase, c->parent_span_id, parent);
     const char *h = c->url ? strstr(c->url, "://") : NULL;
     if (h)
         snprintf(host, sizeof host, "%.*s", (int)strcspn(h + 3, "/?#:"), h + 3);

@@ -11,11 +11,14 @@
  *         the forms the RFC allows (several links and Link headers, several
  *         relation types in one rel, rel unquoted, a relative target)
  *   GET   /v1/contacts[?cursor=C]           {"data":[...], "links":{"next":URL|null}}
+ *   GET   /crm/v3/objects/contacts/{id}     one contact (404 for an unknown id), as
+ *         HubSpot answers it (an agent's tool reads contacts one by one)
  *   PATCH /crm/v3/objects/contacts/{id}     {"properties":{...}}: updates one
  *         contact and answers it whole (404 for an unknown id, 400 for a body
  *         without properties)
- *   GET   /_stats                           what was applied, and the keyed writes
- *         still running (in_progress), as JSON (for the tests)
+ *   GET   /_stats                           what was applied, the keyed writes
+ *         still running (in_progress), the reads that arrived (reads, counted
+ *         when they come in: a test can wait for a slow one), as JSON
  *   GET   /_release                         --hold-writes on: answer the held writes
  *
  * Contacts are made up from their number, in HubSpot's object shape:
@@ -316,6 +319,19 @@ static json_t *page_of(int from, int count)
     return a;
 }
 
+/* GET /crm/v3/objects/contacts/{id}: one contact, or 404. */
+static bool read_contact(int fd, const char *id)
+{
+    char *end;
+    long i = strtol(id, &end, 10);
+    if (end == id || *end || i < 1 || i > S.contacts)
+        return respond_error(fd, 404, NULL, "OBJECT_NOT_FOUND", "resource not found");
+    pthread_mutex_lock(&S.mu);
+    json_t *c = contact((int)i);
+    pthread_mutex_unlock(&S.mu);
+    return respond(fd, 200, NULL, c);
+}
+
 static bool list_hubspot(int fd, const req *r)
 {
     char buf[64];
@@ -506,11 +522,12 @@ static bool stats(int fd)
                             S.keys[i].requests, "applied", S.keys[i].applied));
         running += !S.keys[i].done;
     }
-    long n = S.n;
+    long n = S.n, reads = S.nreads;
     pthread_mutex_unlock(&S.mu);
-    return respond(fd, 200, NULL, json_pack("{s:I, s:o, s:o, s:i}", "requests", (json_int_t)n,
-                                            "applied", applied, "keys", keys, "in_progress",
-                                            running));
+    return respond(fd, 200, NULL, json_pack("{s:I, s:o, s:o, s:i, s:I}", "requests",
+                                            (json_int_t)n, "applied", applied, "keys", keys,
+                                            "in_progress", running, "reads",
+                                            (json_int_t)reads));
 }
 
 /* GCRA without burst: the seconds to wait, 0 to go on. */
@@ -584,6 +601,8 @@ static bool handle(int fd, req *r)
         ok = respond_error(fd, 404, NULL, "NOT_FOUND", "no such endpoint");
     else if (strncmp(r->path, "/crm/v3/objects/contacts", 24) == 0 && strchr("?", r->path[24]))
         ok = list_hubspot(fd, r);
+    else if (strncmp(r->path, one, strlen(one)) == 0)
+        ok = read_contact(fd, r->path + strlen(one));
     else if (strncmp(r->path, "/v2/contacts", 12) == 0)
         ok = list_link(fd, r);
     else if (strncmp(r->path, "/v1/contacts", 12) == 0)

@@ -138,6 +138,10 @@ typedef struct rule {
     int should_retry;              /* x-should-retry: 1 true, 0 false, -1 not sent */
     char retry_after_raw[96];      /* retry-after sent as this text, verbatim, or "" */
     char retry_after_ms_raw[64];   /* retry-after-ms sent as this text, verbatim, or "" */
+    int tool_calls;                /* tools: calls a turn makes (calls=N, default 1) */
+    int tool_rounds;               /* tools: turns with calls before the answer (rounds=R) */
+    char tool_bad[16];             /* tools: bad=missing|type|name: a broken call */
+    char tool_args[240];           /* tools: args={...}{...}: the calls' inputs, in turn */
 } rule;
 
 static struct {
@@ -230,6 +234,16 @@ static bool parse_rule(char *line, rule *r)
         snprintf(r->retry_after_raw, sizeof r->retry_after_raw, "%s", p + 16);
     if ((p = strstr(rest, "retry-after-ms-raw=")))
         sscanf(p + 19, "%63s", r->retry_after_ms_raw);
+    r->tool_calls = 1, r->tool_rounds = 1;
+    r->tool_bad[0] = r->tool_args[0] = '\0';
+    if ((p = strstr(rest, "calls=")))
+        r->tool_calls = atoi(p + 6);
+    if ((p = strstr(rest, "rounds=")))
+        r->tool_rounds = atoi(p + 7);
+    if ((p = strstr(rest, "bad=")))
+        sscanf(p + 4, "%15s", r->tool_bad);
+    if ((p = strstr(rest, "args=")))                  /* to the end of the line */
+        snprintf(r->tool_args, sizeof r->tool_args, "%s", p + 5);
     return true;
 }
 
@@ -260,7 +274,7 @@ static bool load_script(const char *path)
 
 static const rule *rule_for(long n, bool fresh)
 {
-    static const rule ok = { 1, -1, false, "ok", 0, -1, -1, -1, -1, "", "" };
+    static const rule ok = { 1, -1, false, "ok", 0, -1, -1, -1, -1, "", "", 1, 1, "", "" };
     for (int i = 0; i < S.nrules; i++) {
         const rule *r = &S.rules[i];
         if (r->first ? fresh : n >= r->lo && (r->hi < 0 || n <= r->hi))
@@ -873,7 +887,23 @@ static long content_tokens(json_t *c)
     json_t *b;
     json_array_foreach(c, i, b) {
         json_t *text = json_object_get(b, "text");
-        t += text ? count_tokens(json_string_value(text)) : json_tokens(json_object_get(b, "input"));
+        json_t *res = json_object_get(b, "content");    /* a tool_result's */
+        t += text ? count_tokens(json_string_value(text))
+             : res ? content_tokens(res) : json_tokens(json_object_get(b, "input"));
+    }
+    return t;
+}
+
+/* An OpenAI message's tool calls: their names and arguments as written. */
+static long calls_tokens(json_t *calls)
+{
+    long t = 0;
+    size_t i;
+    json_t *c;
+    json_array_foreach(calls, i, c) {
+        json_t *fn = json_object_get(c, "function");
+        t += 4 + count_tokens(json_string_value(json_object_get(fn, "name")))
+             + count_tokens(json_string_value(json_object_get(fn, "arguments")));
     }
     return t;
 }
@@ -889,9 +919,14 @@ static long approx_input_tokens(json_t *rq)
     if (sys)
         t += 4 + content_tokens(sys);
     json_array_foreach(json_object_get(rq, "messages"), i, m)
-        t += 4 + content_tokens(json_object_get(m, "content"));
-    json_array_foreach(json_object_get(rq, "tools"), i, m)
-        t += json_tokens(json_object_get(m, "input_schema"));
+        t += 4 + content_tokens(json_object_get(m, "content"))
+             + calls_tokens(json_object_get(m, "tool_calls"));
+    json_array_foreach(json_object_get(rq, "tools"), i, m) {
+        json_t *fn = json_object_get(m, "function");
+        t += json_tokens(json_object_get(m, "input_schema"))
+             + json_tokens(json_object_get(fn, "parameters"))
+             + count_tokens(json_string_value(json_object_get(fn ? fn : m, "description")));
+    }
     t += json_tokens(json_object_get(json_object_get(json_object_get(rq, "output_config"),
                                                      "format"), "schema"));
     t += json_tokens(json_object_get(json_object_get(json_object_get(rq, "response_format"),
@@ -916,7 +951,8 @@ static void set_usage(json_t *out, json_t *rq, bool anthropic)
     } else {
         json_t *msg = json_object_get(json_array_get(json_object_get(out, "choices"), 0),
                                       "message");
-        o = count_tokens(json_string_value(json_object_get(msg, "content")));
+        o = count_tokens(json_string_value(json_object_get(msg, "content")))
+            + calls_tokens(json_object_get(msg, "tool_calls"));
     }
     if (anthropic) {
         json_object_set_new(u, "input_tokens", json_integer(in));
@@ -929,6 +965,440 @@ static void set_usage(json_t *out, json_t *rq, bool anthropic)
         json_object_set_new(u, "total_tokens", json_integer(in + o));
         json_object_set_new(u, "prompt_tokens_details", json_pack("{s:i}", "cached_tokens", 0));
     }
+}
+
+/* ---- a model that uses tools ----------------------------------------------- */
+
+/* The schema a json_object or prompt-mode request carries in its system
+ * text, as a flag: such a request answers in text whatever tools it has. */
+static bool schema_in_system(json_t *request, bool anthropic);
+static json_t *schema_in_text(json_t *request, bool anthropic);
+static const char *strict_bad(json_t *s, bool anthropic, int depth);
+
+/* The tool that carries the answer (Anthropic's tool mode: the forced
+ * tool, else the last of a request without output_config), or NULL. */
+static const char *answer_tool(json_t *rq, bool anthropic)
+{
+    if (!anthropic)
+        return NULL;
+    json_t *tc = json_object_get(rq, "tool_choice");
+    const char *type = json_string_value(json_object_get(tc, "type"));
+    if (type && strcmp(type, "tool") == 0)
+        return json_string_value(json_object_get(tc, "name"));
+    json_t *tools = json_object_get(rq, "tools");
+    if (json_object_get(rq, "output_config") || schema_in_system(rq, true) ||
+        json_array_size(tools) == 0)
+        return NULL;
+    return json_string_value(json_object_get(json_array_get(tools, json_array_size(tools) - 1),
+                                             "name"));
+}
+
+/* A declared tool's name and input schema, whatever the wire. */
+static const char *tool_name(json_t *t, json_t **schema)
+{
+    json_t *fn = json_object_get(t, "function");
+    if (schema)
+        *schema = fn ? json_object_get(fn, "parameters") : json_object_get(t, "input_schema");
+    return json_string_value(json_object_get(fn ? fn : t, "name"));
+}
+
+/* Whether name is a declared tool. */
+static bool declared(json_t *rq, const char *name)
+{
+    size_t i;
+    json_t *t;
+    json_array_foreach(json_object_get(rq, "tools"), i, t) {
+        const char *n = tool_name(t, NULL);
+        if (n && name && strcmp(n, name) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* The turns with tool calls so far. */
+static int rounds_so_far(json_t *rq, bool anthropic)
+{
+    int n = 0;
+    size_t i, j;
+    json_t *m, *b;
+    json_array_foreach(json_object_get(rq, "messages"), i, m) {
+        if (strcmp(json_string_value(json_object_get(m, "role")) ?: "", "assistant") != 0)
+            continue;
+        if (!anthropic) {
+            n += json_array_size(json_object_get(m, "tool_calls")) > 0;
+            continue;
+        }
+        bool uses = false;
+        json_array_foreach(json_object_get(m, "content"), j, b)
+            uses |= strcmp(json_string_value(json_object_get(b, "type")) ?: "", "tool_use") == 0;
+        n += uses;
+    }
+    return n;
+}
+
+/* The results the request ends with (the last user turn's tool_result
+ * blocks, or the tool messages after the last assistant one), and how many
+ * of them are errors. */
+static void last_results(json_t *rq, bool anthropic, int *n, int *errors)
+{
+    json_t *msgs = json_object_get(rq, "messages");
+    *n = *errors = 0;
+    for (size_t k = json_array_size(msgs); k-- > 0;) {
+        json_t *m = json_array_get(msgs, k);
+        const char *role = json_string_value(json_object_get(m, "role")) ?: "";
+        if (!anthropic) {
+            if (strcmp(role, "tool") != 0)
+                break;
+            (*n)++;
+            *errors += strncmp(json_string_value(json_object_get(m, "content")) ?: "",
+                               "Error:", 6) == 0;
+            continue;
+        }
+        size_t j;
+        json_t *b;
+        json_array_foreach(json_object_get(m, "content"), j, b) {
+            if (strcmp(json_string_value(json_object_get(b, "type")) ?: "", "tool_result") != 0)
+                continue;
+            (*n)++;
+            *errors += json_is_true(json_object_get(b, "is_error"));
+        }
+        if (strcmp(role, "user") == 0 && *n)
+            break;
+        if (strcmp(role, "assistant") == 0)
+            break;
+    }
+}
+
+/* A tool name the providers take: ^[a-zA-Z0-9_-]{1,64}$. */
+static bool good_tool_name(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    return n >= 1 && n <= 64 && strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                          "0123456789_-") == n;
+}
+
+/* The declared tools, as the providers check them: good unique names, an
+ * object schema each; OpenAI's strict functions in the strict subset. */
+static const char *tools_bad(json_t *rq, bool anthropic, char *buf, size_t cap)
+{
+    json_t *tools = json_object_get(rq, "tools");
+    for (size_t i = 0; i < json_array_size(tools); i++) {
+        json_t *t = json_array_get(tools, i), *schema;
+        const char *name = tool_name(t, &schema);
+        if (!anthropic && strcmp(json_string_value(json_object_get(t, "type")) ?: "", "function")) {
+            snprintf(buf, cap, "Invalid value for 'tools[%zu].type': expected 'function'.", i);
+            return buf;
+        }
+        if (!good_tool_name(name)) {
+            snprintf(buf, cap, anthropic ? "tools.%zu.custom.name: String should match pattern "
+                     "'^[a-zA-Z0-9_-]{1,64}$'" : "Invalid 'tools[%zu].function.name': string "
+                     "does not match pattern. Expected a string that matches the pattern "
+                     "'^[a-zA-Z0-9_-]+$'.", i);
+            return buf;
+        }
+        for (size_t k = 0; k < i; k++)
+            if (strcmp(tool_name(json_array_get(tools, k), NULL) ?: "", name) == 0) {
+                snprintf(buf, cap, anthropic ? "tools: Tool names must be unique."
+                         : "Invalid 'tools': duplicate function name '%s'.", name);
+                return buf;
+            }
+        if (strcmp(type_of(schema), "object") != 0) {
+            if (anthropic)
+                snprintf(buf, cap, "tools.%zu.custom.input_schema.type: Input should be "
+                         "'object'", i);
+            else
+                snprintf(buf, cap, "Invalid schema for function '%s': schema must be a JSON "
+                         "Schema of 'type: \"object\"'.", name);
+            return buf;
+        }
+        json_t *fn = json_object_get(t, "function");
+        const char *bad = !anthropic && json_is_true(json_object_get(fn, "strict"))
+                          ? strict_bad(schema, false, 0) : NULL;
+        if (bad) {
+            snprintf(buf, cap, "Invalid schema for function '%s': In context=(), '%s' is not "
+                     "permitted.", name, bad);
+            return buf;
+        }
+    }
+    json_t *tc = json_object_get(rq, "tool_choice");
+    const char *forced = anthropic
+        ? (strcmp(json_string_value(json_object_get(tc, "type")) ?: "", "tool") == 0
+           ? json_string_value(json_object_get(tc, "name")) : NULL)
+        : json_string_value(json_object_get(json_object_get(tc, "function"), "name"));
+    if (tc && !json_object_get(rq, "tools") && !(json_is_string(tc) &&
+                                                 strcmp(json_string_value(tc), "none") == 0))
+        return anthropic ? "tool_choice may only be specified while providing tools"
+                         : "Invalid value for 'tool_choice': 'tool_choice' is only allowed "
+                           "when 'tools' are specified.";
+    if (forced && !declared(rq, forced)) {
+        snprintf(buf, cap, anthropic ? "tool_choice.name: tool '%s' is not among the tools"
+                 : "Invalid value for 'tool_choice': function '%s' not found in 'tools'.",
+                 forced);
+        return buf;
+    }
+    return NULL;
+}
+
+/* Anthropic: every tool_use of an assistant turn answered by a tool_result
+ * at the start of the next user turn, no tool_result but for a tool_use of
+ * the turn before, tool names among the declared tools, and tools declared
+ * at all when the history has either. */
+static const char *anthropic_history_bad(json_t *rq, char *buf, size_t cap)
+{
+    json_t *msgs = json_object_get(rq, "messages");
+    bool tools = json_array_size(json_object_get(rq, "tools")) > 0;
+    for (size_t i = 0; i < json_array_size(msgs); i++) {
+        json_t *m = json_array_get(msgs, i), *b, *c = json_object_get(m, "content");
+        const char *role = json_string_value(json_object_get(m, "role")) ?: "";
+        json_t *prev = i ? json_array_get(msgs, i - 1) : NULL;
+        size_t j;
+        bool text_seen = false;
+        json_array_foreach(c, j, b) {
+            const char *type = json_string_value(json_object_get(b, "type")) ?: "";
+            if (strcmp(type, "text") == 0)
+                text_seen = true;
+            bool use = strcmp(type, "tool_use") == 0, res = strcmp(type, "tool_result") == 0;
+            if ((use || res) && !tools)
+                return "Requests which include `tool_use` or `tool_result` blocks must define "
+                       "tools.";
+            if (use && strcmp(role, "assistant") == 0 &&
+                !declared(rq, json_string_value(json_object_get(b, "name")))) {
+                snprintf(buf, cap, "messages.%zu.content.%zu: tool_use name '%s' is not one of "
+                         "the tools", i, j, json_string_value(json_object_get(b, "name")) ?: "");
+                return buf;
+            }
+            if (!res)
+                continue;
+            if (text_seen) {
+                snprintf(buf, cap, "messages.%zu.content.%zu: tool_result blocks must come "
+                         "first in the content of a user turn, before any text", i, j);
+                return buf;
+            }
+            if (json_object_get(b, "is_error") && !json_is_boolean(json_object_get(b, "is_error"))) {
+                snprintf(buf, cap, "messages.%zu.content.%zu.is_error: Input should be a valid "
+                         "boolean", i, j);
+                return buf;
+            }
+            const char *id = json_string_value(json_object_get(b, "tool_use_id")) ?: "";
+            bool found = false;
+            size_t k;
+            json_t *pb;
+            json_array_foreach(json_object_get(prev, "content"), k, pb)
+                found |= strcmp(json_string_value(json_object_get(pb, "id")) ?: "", id) == 0
+                         && strcmp(json_string_value(json_object_get(prev, "role")) ?: "",
+                                   "assistant") == 0;
+            if (!found) {
+                snprintf(buf, cap, "messages.%zu.content.%zu: unexpected `tool_use_id` found in "
+                         "`tool_result` blocks: %s. Each `tool_result` block must have a "
+                         "corresponding `tool_use` block in the previous message.", i, j, id);
+                return buf;
+            }
+        }
+        if (strcmp(role, "assistant") != 0)
+            continue;
+        json_t *next = json_array_get(msgs, i + 1);
+        json_array_foreach(c, j, b) {
+            if (strcmp(json_string_value(json_object_get(b, "type")) ?: "", "tool_use") != 0)
+                continue;
+            const char *id = json_string_value(json_object_get(b, "id")) ?: "";
+            bool answered = false;
+            size_t k;
+            json_t *nb;
+            json_array_foreach(json_object_get(next, "content"), k, nb)
+                answered |= strcmp(json_string_value(json_object_get(nb, "tool_use_id")) ?: "",
+                                   id) == 0;
+            if (!answered) {
+                snprintf(buf, cap, "messages.%zu: `tool_use` ids were found without "
+                         "`tool_result` blocks immediately after: %s. Each `tool_use` block "
+                         "must have a corresponding `tool_result` block in the next message.",
+                         i, id);
+                return buf;
+            }
+        }
+    }
+    return NULL;
+}
+
+/* OpenAI: an assistant message with tool_calls followed by a tool message
+ * for each of its ids, and no tool message but for one of them; called
+ * functions among the declared tools. */
+static const char *openai_history_bad(json_t *rq, char *buf, size_t cap)
+{
+    json_t *msgs = json_object_get(rq, "messages");
+    json_t *open = NULL;                         /* the calls awaiting their results */
+    for (size_t i = 0; i < json_array_size(msgs); i++) {
+        json_t *m = json_array_get(msgs, i);
+        const char *role = json_string_value(json_object_get(m, "role")) ?: "";
+        if (strcmp(role, "tool") == 0) {
+            const char *id = json_string_value(json_object_get(m, "tool_call_id")) ?: "";
+            bool found = false;
+            size_t k;
+            json_t *c;
+            json_array_foreach(open, k, c)
+                if (json_is_string(c) && strcmp(json_string_value(c), id) == 0) {
+                    found = true;
+                    json_array_set_new(open, k, json_null());
+                }
+            if (!found) {
+                json_decref(open);
+                snprintf(buf, cap, "Invalid parameter: messages with role 'tool' must be a "
+                         "response to a preceeding message with 'tool_calls'. (messages[%zu], "
+                         "tool_call_id '%s')", i, id);
+                return buf;
+            }
+            continue;
+        }
+        size_t k;
+        json_t *c;
+        json_array_foreach(open, k, c)
+            if (json_is_string(c)) {
+                snprintf(buf, cap, "An assistant message with 'tool_calls' must be followed by "
+                         "tool messages responding to each 'tool_call_id'. The following "
+                         "tool_call_ids did not have response messages: %s", json_string_value(c));
+                json_decref(open);
+                return buf;
+            }
+        json_decref(open);
+        open = NULL;
+        json_t *calls = json_object_get(m, "tool_calls");
+        if (strcmp(role, "assistant") != 0 || !json_array_size(calls))
+            continue;
+        open = json_array();
+        json_array_foreach(calls, k, c) {
+            json_t *fn = json_object_get(c, "function");
+            if (!json_is_string(json_object_get(fn, "arguments"))) {
+                json_decref(open);
+                snprintf(buf, cap, "Invalid type for 'messages[%zu].tool_calls[%zu].function."
+                         "arguments': expected a string.", i, k);
+                return buf;
+            }
+            if (!declared(rq, json_string_value(json_object_get(fn, "name")))) {
+                json_decref(open);
+                snprintf(buf, cap, "messages[%zu].tool_calls[%zu]: function '%s' is not one "
+                         "of the tools", i, k, json_string_value(json_object_get(fn, "name")) ?: "");
+                return buf;
+            }
+            json_array_append(open, json_object_get(c, "id"));
+        }
+    }
+    size_t k;
+    json_t *c;
+    json_array_foreach(open, k, c)
+        if (json_is_string(c)) {
+            snprintf(buf, cap, "An assistant message with 'tool_calls' must be followed by tool "
+                     "messages responding to each 'tool_call_id'. The following tool_call_ids "
+                     "did not have response messages: %s", json_string_value(c));
+            json_decref(open);
+            return buf;
+        }
+    json_decref(open);
+    return NULL;
+}
+
+/* Whether the request lets the model call tools now: tools besides the
+ * answer's, and tool_choice not none (nor a forced answer tool). */
+static bool may_call(json_t *rq, bool anthropic)
+{
+    json_t *tc = json_object_get(rq, "tool_choice");
+    const char *t = anthropic ? json_string_value(json_object_get(tc, "type"))
+                              : json_string_value(tc);
+    if (t && (strcmp(t, "none") == 0 || (anthropic && strcmp(t, "tool") == 0)))
+        return false;
+    size_t n = json_array_size(json_object_get(rq, "tools"));
+    return n > (answer_tool(rq, anthropic) ? 1u : 0u);
+}
+
+/* The calls of this turn under rule `tools` (calls=N rounds=R bad=... args={..}{..}):
+ * [{id, name, input}], or NULL when the model answers instead (its rounds
+ * are done, or it may not call). */
+static json_t *make_calls(json_t *rq, bool anthropic, const rule *ru, long n)
+{
+    int done = rounds_so_far(rq, anthropic);
+    if (done >= ru->tool_rounds || !may_call(rq, anthropic))
+        return NULL;
+    json_t *tools = json_object_get(rq, "tools");
+    size_t nt = json_array_size(tools) - (answer_tool(rq, anthropic) ? 1 : 0);
+    json_t *args = json_array();                 /* args={...}{...}: objects back to back */
+    for (const char *p = ru->tool_args; *p == '{';) {
+        json_error_t je;
+        json_t *o = json_loads(p, JSON_DISABLE_EOF_CHECK, &je);
+        if (!o)
+            break;
+        json_array_append_new(args, o);
+        p += je.position;
+    }
+    json_t *calls = json_array();
+    for (int k = 0; k < ru->tool_calls; k++) {
+        json_t *t = json_array_get(tools, (size_t)k % nt), *schema;
+        const char *name = tool_name(t, &schema);
+        size_t g = (size_t)done * (size_t)ru->tool_calls + (size_t)k;
+        json_t *in = json_array_size(args) ? json_deep_copy(json_array_get(args,
+                                                                           g % json_array_size(args)))
+                                           : synth(schema, schema, 0);
+        if (k == 0 && strcmp(ru->tool_bad, "missing") == 0) {
+            const char *req0 = json_string_value(json_array_get(json_object_get(schema,
+                                                                               "required"), 0));
+            if (req0)
+                json_object_del(in, req0);
+        } else if (k == 0 && strcmp(ru->tool_bad, "type") == 0) {
+            const char *key;
+            json_t *v;
+            json_object_foreach(in, key, v) {
+                json_object_set_new(in, key, json_is_string(v) ? json_integer(12345)
+                                                               : json_string("twelve"));
+                break;
+            }
+        } else if (k == 0 && strcmp(ru->tool_bad, "name") == 0) {
+            name = "no_such_tool";
+        }
+        char id[64];
+        snprintf(id, sizeof id, "%s_%ld_%d", anthropic ? "toolu" : "call", n, k);
+        json_array_append_new(calls, json_pack("{s:s, s:s, s:o}", "id", id, "name", name ?: "",
+                                               "input", in ? in : json_object()));
+    }
+    json_decref(args);
+    return calls;
+}
+
+static json_t *anthropic_calls(json_t *request, json_t *calls)
+{
+    json_t *content = json_pack("[{s:s, s:s}]", "type", "text", "text",
+                                "Let me look that up.");
+    size_t i;
+    json_t *c;
+    json_array_foreach(calls, i, c)
+        json_array_append_new(content, json_pack("{s:s, s:O, s:O, s:O}", "type", "tool_use",
+                                                 "id", json_object_get(c, "id"), "name",
+                                                 json_object_get(c, "name"), "input",
+                                                 json_object_get(c, "input")));
+    return json_pack("{s:s, s:s, s:s, s:O?, s:o, s:s, s:n, s:{s:i, s:i}}",
+                     "id", "msg_fake", "type", "message", "role", "assistant",
+                     "model", json_object_get(request, "model"), "content", content,
+                     "stop_reason", "tool_use", "stop_sequence", "usage", "input_tokens", 100,
+                     "output_tokens", 20);
+}
+
+static json_t *openai_calls(json_t *request, json_t *calls)
+{
+    json_t *tc = json_array();
+    size_t i;
+    json_t *c;
+    json_array_foreach(calls, i, c) {
+        char *args = json_dumps(json_object_get(c, "input"), JSON_COMPACT);
+        json_array_append_new(tc, json_pack("{s:O, s:s, s:{s:O, s:s}}", "id",
+                                            json_object_get(c, "id"), "type", "function",
+                                            "function", "name", json_object_get(c, "name"),
+                                            "arguments", args ? args : "{}"));
+        free(args);
+    }
+    return json_pack("{s:s, s:s, s:i, s:O?, s:[{s:i, s:{s:s, s:n, s:o, s:n}, s:s}], "
+                     "s:{s:i, s:i, s:i, s:{s:i}}}",
+                     "id", "chatcmpl-fake", "object", "chat.completion", "created", 0,
+                     "model", json_object_get(request, "model"),
+                     "choices", "index", 0, "message", "role", "assistant", "content",
+                     "tool_calls", tc, "refusal", "finish_reason", "tool_calls",
+                     "usage", "prompt_tokens", 130, "completion_tokens", 20,
+                     "total_tokens", 150, "prompt_tokens_details", "cached_tokens", 30);
 }
 
 /* ---- what providers reject with a 400 -------------------------------------- */
@@ -1062,6 +1532,11 @@ static const char *rejected(json_t *request, bool anthropic, char *buf, size_t c
         if (oc && bad_property_key(oc))
             return "output_config.format.schema.properties: Property keys should match "
                    "pattern '^[a-zA-Z0-9_.-]{1,64}$'";
+        const char *tb = tools_bad(request, true, buf, cap);
+        if (!tb)
+            tb = anthropic_history_bad(request, buf, cap);
+        if (tb)
+            return tb;
         if (blank_turn(request))
             return "messages: text content blocks must contain non-whitespace text";
         if (!json_is_integer(json_object_get(request, "max_tokens")))
@@ -1082,6 +1557,11 @@ static const char *rejected(json_t *request, bool anthropic, char *buf, size_t c
                "'max_completion_tokens' instead.";
     if (openai_reasoning(request) && json_object_get(request, "temperature"))
         return "Unsupported parameter: 'temperature' is not supported with this model.";
+    const char *tb = tools_bad(request, false, buf, cap);
+    if (!tb)
+        tb = openai_history_bad(request, buf, cap);
+    if (tb)
+        return tb;
     json_t *rf = json_object_get(request, "response_format");
     json_t *js = json_object_get(rf, "json_schema");
     if (json_is_true(json_object_get(js, "strict"))) {
@@ -1099,11 +1579,8 @@ static const char *rejected(json_t *request, bool anthropic, char *buf, size_t c
 static json_t *anthropic_answer(const char *action, json_t *request, json_t *value,
                                const char *refusal, const cache_use *cu)
 {
-    json_t *tools = json_object_get(request, "tools");
-    const char *name = json_string_value(
-        json_object_get(json_object_get(request, "tool_choice"), "name"));
-    if (!name)
-        name = json_string_value(json_object_get(json_array_get(tools, 0), "name"));
+    const char *name = answer_tool(request, true);
+    json_t *tools = name ? json_object_get(request, "tools") : NULL;
     char *json = json_dumps(value, JSON_COMPACT);
     char *text = answer_text(action, json);
     const char *stop = "tool_use";
@@ -1177,11 +1654,24 @@ static json_t *schema_of(json_t *request, bool anthropic)
                                                  "format"), "schema");
     if (anthropic && oc)
         return oc;
-    if (anthropic)
-        return json_object_get(json_array_get(json_object_get(request, "tools"), 0),
-                               "input_schema");
+    if (anthropic) {                             /* the answer tool's, if any */
+        const char *at = answer_tool(request, true);
+        size_t i;
+        json_t *t;
+        json_array_foreach(json_object_get(request, "tools"), i, t)
+            if (at && strcmp(json_string_value(json_object_get(t, "name")) ?: "", at) == 0)
+                return json_object_get(t, "input_schema");
+        return NULL;
+    }
     return json_object_get(json_object_get(json_object_get(request, "response_format"),
                                            "json_schema"), "schema");
+}
+
+static bool schema_in_system(json_t *request, bool anthropic)
+{
+    json_t *s = schema_in_text(request, anthropic);
+    json_decref(s);
+    return s != NULL;
 }
 
 /* The schema a json_object or prompt-mode request carries in its system text
@@ -1256,10 +1746,12 @@ static json_t *error_body(bool anthropic, int status, const char *msg)
 }
 
 static void log_request(long n, const req *r, json_t *request, bool auth, int status,
-                        const char *action, const cache_use *cu)
+                        const char *action, const cache_use *cu, json_t *calls, bool anthropic)
 {
     if (!S.log)
         return;
+    int results = 0, errors = 0;
+    last_results(request, anthropic, &results, &errors);
     json_t *l = json_pack("{s:i, s:i, s:s, s:O?, s:b, s:b, s:i, s:s, s:s, s:b, s:f, s:i, s:i}",
                           "n", (json_int_t)n, "conn", (json_int_t)r->conn,
                           "path", r->path, "model", json_object_get(request, "model"),
@@ -1267,6 +1759,19 @@ static void log_request(long n, const req *r, json_t *request, bool auth, int st
                           "auth", auth, "status", status, "action", action,
                           "version", r->version, "proxied", r->proxied, "t", r->t,
                           "cache_read", cu->read, "cache_write", cu->write);
+    json_t *tc = json_object_get(request, "tool_choice");
+    json_t *names = json_array();
+    size_t i;
+    json_t *c;
+    json_array_foreach(calls, i, c)
+        json_array_append(names, json_object_get(c, "name"));
+    json_object_set_new(l, "tool_calls", names);
+    json_object_set_new(l, "tool_results", json_integer(results));
+    json_object_set_new(l, "tool_errors", json_integer(errors));
+    json_object_set_new(l, "tool_choice", json_is_object(tc)
+                        ? json_incref(json_object_get(tc, "type")) : json_incref(tc));
+    json_object_set_new(l, "tools", json_integer((json_int_t)json_array_size(
+                                                     json_object_get(request, "tools"))));
     if (S.dump) {
         char path[4096];
         snprintf(path, sizeof path, "%s/%ld.json", S.dump, n);
@@ -1871,7 +2376,7 @@ static bool batch_handle(int fd, req *r, long n, bool *keep)
     pthread_mutex_unlock(&B.mu);
     cache_use cu;
     memset(&cu, 0, sizeof cu);
-    log_request(n, r, request, true, status, action, &cu);
+    log_request(n, r, request, true, status, action, &cu, NULL, anth);
     if (raw)
         *keep = respond_raw(fd, 200, anth ? "application/binary" : "application/jsonl", NULL,
                             raw, strlen(raw));
@@ -1930,7 +2435,10 @@ static bool handle(int fd, req *r)
     cache_use cu = { 0, 0, 100 };
     if (anthropic && status == 200 && !out)
         cu = cache_lookup(request);
-    log_request(n, r, request, auth, strcmp(action, "drop") == 0 ? 0 : status, action, &cu);
+    json_t *calls = status == 200 && !out && strcmp(action, "tools") == 0
+                    ? make_calls(request, anthropic, ru, n) : NULL;
+    log_request(n, r, request, auth, strcmp(action, "drop") == 0 ? 0 : status, action, &cu,
+                calls, anthropic);
     if (S.latency_ms > 0)
         sleep_ms(S.latency_ms);
     if (out) {
@@ -1942,6 +2450,10 @@ static bool handle(int fd, req *r)
     } else if (strcmp(action, "hang") == 0) {
         hang(fd);
         keep = false;
+    } else if (calls) {                         /* the model's turn: tool calls */
+        out = anthropic ? anthropic_calls(request, calls) : openai_calls(request, calls);
+        set_usage(out, request, anthropic);
+        keep = respond(fd, 200, extra, out);
     } else {
         if (strcmp(action, "slow") == 0)
             sleep_ms(ru->arg);
@@ -1970,6 +2482,7 @@ static bool handle(int fd, req *r)
             keep = respond(fd, 200, extra, out);
     }
     json_decref(out);
+    json_decref(calls);
     json_decref(request);
     return keep && !r->close;
 }

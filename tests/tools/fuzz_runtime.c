@@ -570,6 +570,55 @@ static void check_retry(const char *feedback, const char *prev)
     }
 }
 
+/* A turn of tool calls goes back to the model in the next turn's request,
+ * with a result (an error) for each call: both wire formats must build it,
+ * whatever the ids, names and inputs the model sent. */
+static const fr_tool fuzz_tools[] = {
+    { .name = "Lead", .description = "a tool", .nparams = 0,
+      .schema = "{\"type\":\"object\",\"properties\":{}}",
+      .schema_strict = "{\"type\":\"object\",\"properties\":{},\"required\":[],"
+                       "\"additionalProperties\":false}" },
+};
+
+static const fr_model tool_model = { .name = "m", .provider = "anthropic",
+                                     .api_name = "model-x", .usd_per_mtok_in = 1,
+                                     .usd_per_mtok_out = 1 };
+static const fr_agent tool_agent = {
+    .name = "fuzz", .model = &tool_model, .output = &t_lead, .temperature = -1,
+    .schema_anthropic = "{\"type\":\"object\"}", .schema_openai = "{\"type\":\"object\"}",
+    .max_tokens = 100, .ntools = 1, .tools = fuzz_tools, .max_tool_calls = 4,
+    .max_tool_result_tokens = 100,
+};
+
+static void check_turn(json_t *turn)
+{
+    const fr_agent *a = &tool_agent;
+    const fr_model *m = &tool_model;
+    json_t *results = json_array(), *c;
+    size_t i;
+    json_array_foreach(json_object_get(turn, "calls"), i, c)
+        json_array_append_new(results, json_pack("{s:O?, s:O?, s:s, s:b}", "id",
+                                                 json_object_get(c, "id"), "name",
+                                                 json_object_get(c, "name"), "content",
+                                                 "no such tool", "error", 1));
+    json_t *history = json_pack("[O, {s:o}]", turn, "results", results);
+    for (int off = 0; off < 2; off++) {
+        fr_request req = { .agent = a, .model = m, .system = "system", .prompt = "prompt",
+                           .attempt = 1, .timeout_ms = 1000, .history = history,
+                           .tools_off = off };
+        for (int openai = 0; openai < 2; openai++) {
+            bool wrapped;
+            json_t *b = openai ? fr_openai_body(&req, &wrapped)
+                               : fr_anthropic_body(&req, &wrapped);
+            if (!b)
+                bad("the next turn cannot be built (%s) after: %.300s",
+                    openai ? "openai" : "anthropic", json_dumps(turn, JSON_COMPACT));
+            json_decref(b);
+        }
+    }
+    json_decref(history);
+}
+
 /* v against one type: the verdict, its message, and the round trip; raw
  * (may be NULL) is the answer's text, for the retry a failure makes. */
 static void check_against(json_t *v, const fr_type *t, const char *raw)
@@ -800,7 +849,12 @@ static void check_response(json_t *body, bool anthropic, bool wrapped, const fr_
         bad("an answer without a value or with an error (%s)", r->error ? r->error : "");
     else if (r->outcome == FR_BAD_ANSWER && (!r->error || r->output))
         bad("a bad answer without an error or with a value");
-    else if (r->outcome != FR_ANSWER && r->outcome != FR_BAD_ANSWER)
+    else if (r->outcome == FR_TOOL_CALLS && !json_array_size(json_object_get(r->turn, "calls")))
+        bad("a turn of tool calls without calls");
+    else if (r->outcome == FR_TOOL_CALLS && (r->output || r->error))
+        bad("a turn of tool calls with an answer or an error");
+    else if (r->outcome != FR_ANSWER && r->outcome != FR_BAD_ANSWER &&
+             r->outcome != FR_TOOL_CALLS)
         bad("a 200's parse gave outcome %d", r->outcome);
     if (r->error && strlen(r->error) > 1100)
         bad("an error message of %zu bytes", strlen(r->error));
@@ -848,10 +902,22 @@ static void parse_body(json_t *body, bool anthropic)
             free(dumped);
         } else if (r.outcome == FR_BAD_ANSWER && r.error) {
             check_retry(r.error, r.raw);
+        } else if (r.outcome == FR_TOOL_CALLS) {
+            check_turn(r.turn);
         }
         fr_response_free(&r);
     }
     json_decref(plain);
+    if (anthropic) {               /* as an agent with tools reads it */
+        fr_response r;
+        memset(&r, 0, sizeof r);
+        r.retry_after_ms = -1;
+        fr_anthropic_parse_agent(body, &tool_agent, false, &r);
+        check_response(body, true, false, &r);
+        if (r.outcome == FR_TOOL_CALLS)
+            check_turn(r.turn);
+        fr_response_free(&r);
+    }
     char *after = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
     if (!before || !after || strcmp(before, after) != 0)
         bad("the parse changed the body");
