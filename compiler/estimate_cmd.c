@@ -80,15 +80,19 @@ static bool journal_avg(EstData *d, const char *agent, double *in, double *out)
     Cmd *c = d->priv;
     sqlite3_stmt *st;
     if (!c->db || sqlite3_prepare_v2(c->db,
-            "SELECT count(*), avg(tokens_in), avg(tokens_out) FROM calls WHERE agent = ?1"
-            " AND status = 'ok' AND run_id IN (SELECT id FROM runs WHERE workflow = ?2)",
+            /* a call of a tool loop has its turns' usage in rows of its own
+             * ("#t<n>" after its key): a call's is its row's and theirs */
+            "SELECT sum(key NOT LIKE '%#%'), total(tokens_in), total(tokens_out) FROM calls"
+            " WHERE agent = ?1 AND status = 'ok'"
+            " AND run_id IN (SELECT id FROM runs WHERE workflow = ?2)",
             -1, &st, NULL) != SQLITE_OK)
         return false;
     sqlite3_bind_text(st, 1, agent, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, c->workflow, -1, SQLITE_STATIC);
     bool ok = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int64(st, 0) > 0;
+    double n = ok ? (double)sqlite3_column_int64(st, 0) : 1;
     if (ok)
-        *in = sqlite3_column_double(st, 1), *out = sqlite3_column_double(st, 2);
+        *in = sqlite3_column_double(st, 1) / n, *out = sqlite3_column_double(st, 2) / n;
     sqlite3_finalize(st);
     return ok;
 }

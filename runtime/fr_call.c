@@ -668,6 +668,26 @@ static json_t *run_tools(call *c, json_t *made, int turn)
     return turn_res;
 }
 
+/* The execute_tool spans of a turn's calls whose results the journal
+ * replayed (no tool ran). */
+static void trace_replayed(call *c, json_t *made, json_t *res, int turn)
+{
+    fr_trace *tr = fr_run_trace(c->cx->run);
+    json_t *tc = json_object_get(made, "calls");
+    for (size_t i = 0; tr && i < json_array_size(tc); i++) {
+        json_t *one = json_array_get(tc, i), *r = json_array_get(json_object_get(res, "results"), i);
+        const fr_tool *t = fr_tool_find(c->agent, json_string_value(json_object_get(one, "name")));
+        fr_ttool tl = {
+            json_string_value(json_object_get(one, "name")),
+            json_string_value(json_object_get(one, "id")), t ? t->description : NULL,
+            t ? (t->op ? "http" : "agent") : NULL, c->agent->name, c->cx->phase, c->cx->path,
+            NULL, c->jh.span, turn, wall_us(), 0,
+            json_is_true(json_object_get(r, "error")) ? "error" : NULL, true,
+        };
+        fr_trace_tool(tr, &tl);
+    }
+}
+
 /* Adds a turn (the model's, or the tools' results) to the history. */
 static bool push_turn(call *c, json_t *t)
 {
@@ -699,6 +719,11 @@ static json_t *one_turn(call *c, int turn, json_t **v, int *stop)
     c->turn_out = NULL;
     if (made)
         fr_journal_turn_put(&c->jh, cx, turn, 't', made);
+    if (made && fr_journal_stopped(cx)) {        /* not journaled: its tools do not run */
+        json_decref(made);
+        made = NULL;
+        *stop = STOP_BUDGET;
+    }
     trace_turn(c, turn, &before, c->attempts - first, t0, m0, made, made || *v);
     return made;
 }
@@ -725,8 +750,15 @@ static json_t *tool_loop(call *c, int *stop)
         json_t *res = fr_journal_turn_get(&c->jh, cx, turn, 'r');
         if (res) {
             c->tools_cached += n;
+            trace_replayed(c, made, res, turn);
         } else if ((res = run_tools(c, made, turn))) {
             fr_journal_turn_put(&c->jh, cx, turn, 'r', res);
+            if (fr_journal_stopped(cx)) {
+                json_decref(made);
+                json_decref(res);
+                *stop = STOP_BUDGET;
+                break;
+            }
         } else {
             json_decref(made);
             *stop = STOP_BUDGET;

@@ -859,6 +859,12 @@ typedef struct fr_jhook {
     bool loop;                     /* a tool loop ran: */
     int turns;                     /* its model turns */
     int tool_calls;                /* and its tool calls */
+    struct {                       /* of jc's totals, what the loop's turn rows record (the
+                                      call's own row records the rest) */
+        int attempts;
+        int64_t tokens_in, tokens_out, cache_read, cache_write;
+        double usd, saved_usd;
+    } put;
 } fr_jhook;
 
 /* A journal write failed (a full disk, an I/O error): the run stops at
@@ -885,8 +891,9 @@ json_t *fr_journal_call_begin(fr_jhook *h, fr_ctx *cx, const fr_agent *a, int si
                               const fr_under *u);
 /* A tool loop's turn of call h: the turn the model made ('t'), journaled
  * before its tools run, and their results ('r').  get gives a new
- * reference or NULL; put records v durably (no usage: the call's row
- * carries every turn's). */
+ * reference or NULL; put records v durably, a 't' row with the usage of the
+ * call's attempts no row records yet (so a killed loop's finished turns
+ * count as spent; the call's own row records the rest). */
 json_t *fr_journal_turn_get(fr_jhook *h, fr_ctx *cx, int turn, char what);
 void fr_journal_turn_put(fr_jhook *h, fr_ctx *cx, int turn, char what, json_t *v);
 /* The run's trace, or NULL without --trace. */

@@ -422,13 +422,29 @@ json_t *fr_journal_call_begin(fr_jhook *h, fr_ctx *cx, const fr_agent *a, int si
     return fr_keep(cx, v);
 }
 
+/* What of h's totals the call's own row records: all but what a tool
+ * loop's turn rows already do. */
+static fr_jcall own_row(const fr_jhook *h)
+{
+    fr_jcall r = h->jc;
+    r.attempts -= h->put.attempts;
+    r.tokens_in -= h->put.tokens_in;
+    r.tokens_out -= h->put.tokens_out;
+    r.cache_read -= h->put.cache_read;
+    r.cache_write -= h->put.cache_write;
+    r.usd -= h->put.usd;
+    r.saved_usd -= h->put.saved_usd;
+    return r;
+}
+
 bool fr_journal_call_hold(fr_jhook *h, fr_ctx *cx, const fr_resv *r)
 {
     jstate *s = cx->run->journal;
     if (!s || !s->j || !s->holds)
         return true;
-    int64_t tok = h->jc.tokens_in + h->jc.tokens_out + r->tokens;
-    if (!fr_journal_reserve(s->j, &h->jc, h->jc.usd + r->usd, tok))
+    fr_jcall own = own_row(h);
+    int64_t tok = own.tokens_in + own.tokens_out + r->tokens;
+    if (!fr_journal_reserve(s->j, &own, own.usd + r->usd, tok))
         write_failed(s);
     return !fr_journal_stopped(cx);
 }
@@ -440,7 +456,8 @@ void fr_journal_call_settle(fr_jhook *h, fr_ctx *cx)
     jstate *s = cx->run->journal;
     if (!s || !s->j || !s->holds)
         return;
-    if (!fr_journal_reserve(s->j, &h->jc, h->jc.usd, h->jc.tokens_in + h->jc.tokens_out))
+    fr_jcall own = own_row(h);
+    if (!fr_journal_reserve(s->j, &own, own.usd, own.tokens_in + own.tokens_out))
         write_failed(s);
 }
 
@@ -485,7 +502,8 @@ void fr_journal_call_record(fr_jhook *h, fr_ctx *cx, json_t *v, const fr_type *t
     h->jc.latency_ms = fr_now_ms() - h->start_ms;
     if (!h->output)
         return;                    /* out of memory: the call is made again on resume */
-    if (!fr_journal_record(s->j, &h->jc))
+    fr_jcall own = own_row(h);
+    if (!fr_journal_record(s->j, &own))
         write_failed(s);
     else
         __atomic_add_fetch(&s->recorded, 1, __ATOMIC_RELAXED);
@@ -510,10 +528,11 @@ static void trace_call(jstate *s, fr_jhook *h, fr_ctx *cx, json_t *v)
 void fr_journal_call_end(fr_jhook *h, fr_ctx *cx, json_t *v)
 {
     jstate *s = cx->run->journal;
-    if (s && s->j && !v && h->jc.attempts > 0) {
+    if (s && s->j && !v && h->jc.attempts > h->put.attempts) {
         h->jc.output = NULL;
         h->jc.latency_ms = fr_now_ms() - h->start_ms;
-        if (!fr_journal_record(s->j, &h->jc))
+        fr_jcall own = own_row(h);
+        if (!fr_journal_record(s->j, &own))
             write_failed(s);
     }
     if (s && s->trace)
@@ -555,11 +574,24 @@ void fr_journal_turn_put(fr_jhook *h, fr_ctx *cx, int turn, char what, json_t *v
         return;
     fr_jcall r;
     turn_row(&r, h, turn, what);
+    if (what == 't') {                           /* the attempts no row records yet */
+        fr_jcall own = own_row(h);
+        r.attempts = own.attempts;
+        r.tokens_in = own.tokens_in, r.tokens_out = own.tokens_out;
+        r.cache_read = own.cache_read, r.cache_write = own.cache_write;
+        r.usd = own.usd, r.saved_usd = own.saved_usd;
+    }
     char *text = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER);
     r.output = text;
     r.latency_ms = fr_now_ms() - h->start_ms;
-    if (!text || !fr_journal_record(s->j, &r))
+    if (!text || !fr_journal_record(s->j, &r)) {
         write_failed(s);
+    } else if (what == 't') {
+        h->put.attempts += r.attempts;
+        h->put.tokens_in += r.tokens_in, h->put.tokens_out += r.tokens_out;
+        h->put.cache_read += r.cache_read, h->put.cache_write += r.cache_write;
+        h->put.usd += r.usd, h->put.saved_usd += r.saved_usd;
+    }
     fr_free(text);
 }
 

@@ -63,7 +63,8 @@ static int cmd_runs(fr_journal *j, const char *workflow)
         " (SELECT total(usd + held_usd + lost_usd) FROM calls c WHERE c.run_id = r.id),"
         " (SELECT total(tokens_in + tokens_out + held_tokens + lost_tokens) FROM calls c"
         "  WHERE c.run_id = r.id),"
-        " (SELECT count(*) FROM calls c WHERE c.run_id = r.id AND c.status = 'ok'),"
+        " (SELECT count(*) FROM calls c WHERE c.run_id = r.id AND c.status = 'ok'"
+        "  AND c.key NOT LIKE '%#%'),"          /* a tool loop's turns are not calls */
         " (SELECT count(*) FROM approvals a WHERE a.run_id = r.id AND a.kind = 'approve'"
         " AND a.decision IS NULL)"
         " FROM runs r WHERE r.workflow = ?1 ORDER BY r.started_ms, r.rowid",
@@ -113,7 +114,8 @@ static int cmd_cost(fr_journal *j, const fr_program *prog, int64_t last)
         " (SELECT total(usd + held_usd + lost_usd) FROM calls c WHERE c.run_id = r.id),"
         " (SELECT total(usd) FROM calls c WHERE c.run_id = r.id AND c.tier = 'batch'),"
         " (SELECT total(saved_usd) FROM calls c WHERE c.run_id = r.id),"
-        " (SELECT count(*) FROM calls c WHERE c.run_id = r.id AND c.status = 'ok')"
+        " (SELECT count(*) FROM calls c WHERE c.run_id = r.id AND c.status = 'ok'"
+        "  AND c.key NOT LIKE '%#%')"
         " FROM (SELECT * FROM runs WHERE workflow = ?1 ORDER BY started_ms DESC, rowid DESC"
         " LIMIT ?2) r ORDER BY started_ms, rowid", -1, &st, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(db, "SELECT total(usd + held_usd + lost_usd) FROM calls"

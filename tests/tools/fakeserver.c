@@ -72,6 +72,27 @@
  *   4 hang                 never answer (the client times out)
  *   5 drop                 close the connection without an answer
  *   * ok                   a valid answer
+ * A tool-using model:
+ *   * tools calls=N rounds=R [tool=NAME] [bad=missing|type|name] [args={..}{..}]
+ *                          while the conversation has had fewer than R turns
+ *                          of tool calls (default 1) and the request lets it
+ *                          call (tools besides an answer tool, tool_choice
+ *                          not none), a turn of N calls (default 1): of the
+ *                          declared tools in turn (or only NAME), with the
+ *                          inputs of args in turn, else synthesized from the
+ *                          tool's schema; bad= breaks the first call (a
+ *                          required argument left out, one of the wrong
+ *                          type, a tool that does not exist); then it answers.
+ *   A history the providers refuse gets their 400: a tool_use (tool_calls
+ *   id) without its tool_result (tool message) right after, a result for
+ *   none of the previous turn's calls, tool_result blocks after text in a
+ *   turn, a call of a tool not declared, tool_use/tool_result without tools;
+ *   and bad tool definitions (names outside ^[a-zA-Z0-9_-]{1,64}$, twice
+ *   the same name, a schema not an object, a strict function outside the
+ *   strict subset, tool_choice naming no tool).  The log adds tool_calls
+ *   (the names the answer calls), tool_results and tool_errors (the results
+ *   the request ends with, and those flagged as errors), tool_choice and
+ *   tools (how many are declared).
  * and the bad answers: fenced (```json ... ```), chatty (prose around the
  * JSON), chatty-braces (prose with braces of its own first), trailing-comma,
  * notjson, blank (white space only), invalid-missing-field, invalid-type,
@@ -141,6 +162,7 @@ typedef struct rule {
     int tool_calls;                /* tools: calls a turn makes (calls=N, default 1) */
     int tool_rounds;               /* tools: turns with calls before the answer (rounds=R) */
     char tool_bad[16];             /* tools: bad=missing|type|name: a broken call */
+    char tool_only[64];            /* tools: tool=NAME: every call of that tool */
     char tool_args[240];           /* tools: args={...}{...}: the calls' inputs, in turn */
 } rule;
 
@@ -235,7 +257,9 @@ static bool parse_rule(char *line, rule *r)
     if ((p = strstr(rest, "retry-after-ms-raw=")))
         sscanf(p + 19, "%63s", r->retry_after_ms_raw);
     r->tool_calls = 1, r->tool_rounds = 1;
-    r->tool_bad[0] = r->tool_args[0] = '\0';
+    r->tool_bad[0] = r->tool_args[0] = r->tool_only[0] = '\0';
+    if ((p = strstr(rest, "tool=")))
+        sscanf(p + 5, "%63s", r->tool_only);
     if ((p = strstr(rest, "calls=")))
         r->tool_calls = atoi(p + 6);
     if ((p = strstr(rest, "rounds=")))
@@ -274,7 +298,7 @@ static bool load_script(const char *path)
 
 static const rule *rule_for(long n, bool fresh)
 {
-    static const rule ok = { 1, -1, false, "ok", 0, -1, -1, -1, -1, "", "", 1, 1, "", "" };
+    static const rule ok = { 1, -1, false, "ok", 0, -1, -1, -1, -1, "", "", 1, 1, "", "", "" };
     for (int i = 0; i < S.nrules; i++) {
         const rule *r = &S.rules[i];
         if (r->first ? fresh : n >= r->lo && (r->hi < 0 || n <= r->hi))
@@ -1330,6 +1354,9 @@ static json_t *make_calls(json_t *rq, bool anthropic, const rule *ru, long n)
     json_t *calls = json_array();
     for (int k = 0; k < ru->tool_calls; k++) {
         json_t *t = json_array_get(tools, (size_t)k % nt), *schema;
+        for (size_t i = 0; ru->tool_only[0] && i < nt; i++)
+            if (strcmp(tool_name(json_array_get(tools, i), NULL) ?: "", ru->tool_only) == 0)
+                t = json_array_get(tools, i);
         const char *name = tool_name(t, &schema);
         size_t g = (size_t)done * (size_t)ru->tool_calls + (size_t)k;
         json_t *in = json_array_size(args) ? json_deep_copy(json_array_get(args,
