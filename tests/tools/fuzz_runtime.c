@@ -1,13 +1,14 @@
 /*
  * fuzz_runtime.c: a deterministic mutation fuzzer for every runtime parser
  * of outside data: a model's answer text (fr_repair_json, then fr_validate),
- * JSONL input (fr_read_jsonl) and the providers' response bodies
- * (fr_anthropic_parse, fr_openai_parse); the mock's answers ride along.
+ * JSONL input (fr_read_jsonl), CSV input (fr_read with read_csv's options)
+ * and the providers' response bodies (fr_anthropic_parse, fr_openai_parse);
+ * the mock's answers ride along.
  *
  *   build/tools/fuzz_runtime TOP [TMPDIR] [-n ITERATIONS] [-s SEED] [FILE...]
  *
  * The seed corpus is tests/fuzz/runtime/seeds/; a file's name says which
- * parser it feeds (answer-*, jsonl-*, anthropic-*, openai-*, mock-*).  Every
+ * parser it feeds (answer-*, jsonl-*, anthropic-*, openai-*, mock-*, csv-*).  Every
  * seed and every file of tests/fuzz/runtime/crashers/ is first fed, as it is,
  * to every target.  Then each iteration takes a seed and makes an input of
  * its kind from it, by one of two mutators:
@@ -30,6 +31,10 @@
  *   - read_jsonl gives a list whose every element validates, as many as the
  *     file has non-blank lines, or a usage error "PATH:N: ..." whose N is the
  *     first bad line by an independent reading of the file; under a failed
+ *     allocation it gives the same answer or "out of memory";
+ *   - read_csv gives a list whose every element validates, which write_csv
+ *     writes and read_csv reads back equal (or write_csv refuses it, naming
+ *     a list item with ';'), or a usage error naming the file; under a failed
  *     allocation it gives the same answer or "out of memory";
  *   - a provider parse gives an answer (a value, no error) or a bad answer
  *     (an error, no value), keeps the body's finish reason, leaves the body
@@ -55,6 +60,7 @@
  *     -Iruntime tests/tools/fuzz_runtime.c runtime/fr_[a-z]*.c -ljansson -lcurl
  *     -lsqlite3 -lpthread -lm
  */
+#include "fr_data.h"
 #include "fr_internal.h"
 
 #include <dirent.h>
@@ -77,6 +83,7 @@
 #define MAX_REPORTS 10             /* failures printed in full */
 #define OOM_ANSWER 12              /* a repair's allocations that may be made to fail */
 #define OOM_JSONL 24               /* a read_jsonl's allocations that may be made to fail */
+#define OOM_CSV 40                 /* a read_csv's allocations that may be made to fail */
 
 /* ---- types the answers are checked against -------------------------------- */
 
@@ -176,11 +183,38 @@ static const fr_type *const jsonl_types[] = {
 };
 #define NJSONL_TYPES (sizeof jsonl_types / sizeof jsonl_types[0])
 
+/* Contact: a CSV export's columns by their names (aliases), an enum by its
+ * labels, a list cell, optionals; read as strict, dropping and keeping. */
+static const char *const stage_v[] = { "Lead", "Marketing Qualified Lead", "Customer" };
+static const fr_enum e_stage = { "Stage", NULL, 3, stage_v };
+static const fr_type t_stage = { FR_ENUM, NULL, NULL, &e_stage };
+static const fr_type t_opt_bool = { FR_OPTIONAL, &fr_type_bool, NULL, NULL };
+static const fr_field contact_f[] = {
+    { "id", &fr_type_int, false, 0, 0, false, 0, 0, NULL, "Record ID", "id" },
+    { "first_name", &t_opt_string, false, 0, 0, true, 0, 40, NULL, "First Name", "first_name" },
+    { "last_name", &fr_type_string, false, 0, 0, false, 0, 0, NULL, "Last Name", "last_name" },
+    { "email", &fr_type_string, false, 0, 0, true, 3, 254, NULL, "Email", "Email" },
+    { "stage", &t_stage, false, 0, 0, false, 0, 0, NULL, "Lifecycle Stage", "stage" },
+    { "revenue", &t_opt_float, true, 0, 1e12, false, 0, 0, NULL, "Annual Revenue", "revenue" },
+    { "opted_out", &t_opt_bool, false, 0, 0, false, 0, 0, NULL, "Opted out", "opted_out" },
+    { "tags", &t_list_string, false, 0, 0, true, 0, 5, NULL, "Tags", "Tags" },
+};
+static const fr_schema s_contact = { "Contact", NULL, 8, contact_f, FR_EXTRA_REJECT };
+static const fr_schema s_contact_drop = { "Contact", NULL, 8, contact_f, FR_EXTRA_DROP };
+static const fr_schema s_contact_keep = { "Contact", NULL, 8, contact_f, FR_EXTRA_KEEP };
+static const fr_type t_contact = { FR_RECORD, NULL, &s_contact, NULL };
+static const fr_type t_contact_drop = { FR_RECORD, NULL, &s_contact_drop, NULL };
+static const fr_type t_contact_keep = { FR_RECORD, NULL, &s_contact_keep, NULL };
+
+/* What CSV files are read as. */
+static const fr_type *const csv_types[] = { &t_contact, &t_contact_drop, &t_contact_keep };
+#define NCSV_TYPES (sizeof csv_types / sizeof csv_types[0])
+
 /* ---- state ---------------------------------------------------------------- */
 
-typedef enum target { T_ANSWER, T_JSONL, T_ANTHROPIC, T_OPENAI, T_MOCK, NTARGETS } target;
+typedef enum target { T_ANSWER, T_JSONL, T_ANTHROPIC, T_OPENAI, T_MOCK, T_CSV, NTARGETS } target;
 static const char *const target_names[NTARGETS] = {
-    "answer", "jsonl", "anthropic", "openai", "mock",
+    "answer", "jsonl", "anthropic", "openai", "mock", "csv",
 };
 
 typedef struct rng {
@@ -210,6 +244,9 @@ typedef struct stats {
     long jsonl_ok;                 /* reads that gave a list */
     long jsonl_usage;              /* reads that gave a usage error */
     long jsonl_oom;                /* reads made under a failed allocation */
+    long csv_ok;                   /* CSV reads that gave a list (and round-tripped) */
+    long csv_usage;                /* CSV reads that gave a usage error */
+    long csv_oom;                  /* CSV reads made under a failed allocation */
     long outcome[4];               /* provider parses per fr_outcome */
     long failures;                 /* invariants broken */
     long open;                     /* breaks of a known open bug (see open_bug) */
@@ -223,6 +260,8 @@ static struct {
     const char *tmp;               /* scratch directory */
     const char *save;              /* where failing inputs are saved */
     char jsonl_path[4096];         /* the scratch JSONL file */
+    char csv_path[4096];           /* the scratch CSV file */
+    char csv_out[4096];            /* where a read CSV is written back */
     fr_ctx cx;                     /* context for read_jsonl */
     stats st;                      /* figures for the summary */
     target cur_t;                  /* the input being run, for a crash report */
@@ -829,6 +868,107 @@ static void run_jsonl(const char *data, size_t n, rng *r)
     fr_release(cx, mark);
 }
 
+/* ---- target: CSV files ----------------------------------------------------- */
+
+/* One read_csv of t under an allocation that fails: the same answer, or out of memory. */
+static void csv_oom(json_t *path, const fr_type *t, const char *want, long k)
+{
+    fr_ctx *cx = &G.cx;
+    fr_read_opts o = { .csv = true };
+    fr_alloc_fail_after(k);
+    json_t *xs = fr_read(cx, path, t, &o, "fuzz.flow:1:1");
+    bool hit = fr_alloc_countdown() == 0;
+    fr_alloc_fail_after(0);
+    G.st.csv_oom++;
+    char *got = xs ? fr_to_json(xs, NULL) : fr_strdup(cx->err ? cx->err : "(no message)");
+    bool same = got && strcmp(got, want) == 0;
+    bool oom = !xs && cx->err && strstr(cx->err, "out of memory");
+    if (!same && !(hit && oom))
+        bad("read_csv with allocation %ld failing: %.200s, without: %.200s", k,
+            got ? got : "(null)", want);
+    fr_free(got);
+    fr_sig_clear(cx);
+}
+
+/* A list read from CSV, written back and read again: the same records. */
+static void csv_round_trip(json_t *xs, const fr_type *t)
+{
+    fr_ctx *cx = &G.cx;
+    FILE *f = fopen(G.csv_out, "wb");
+    fr_buf err = { 0 };
+    if (!f) {
+        fprintf(stderr, "fuzz_runtime: cannot write %s\n", G.csv_out);
+        exit(2);
+    }
+    bool wrote = fr_csv_write(f, xs, t, 0, &err);
+    fclose(f);
+    if (!wrote) {
+        if (!err.s || !strstr(err.s, "holds ';'"))
+            bad("write_csv refused a list read from CSV: %s", err.s ? err.s : "(no message)");
+        fr_buf_free(&err);
+        return;
+    }
+    fr_buf_free(&err);
+    fr_read_opts o = { .csv = true };
+    json_t *again = fr_read(cx, fr_str(cx, G.csv_out), t, &o, "fuzz.flow:2:1");
+    if (!again) {
+        bad("what write_csv wrote does not read back: %.300s", cx->err ? cx->err : "");
+        fr_sig_clear(cx);
+        return;
+    }
+    if (json_array_size(again) != json_array_size(xs))
+        bad("written and read back: %zu records, not %zu", json_array_size(again),
+            json_array_size(xs));
+    for (size_t i = 0; i < json_array_size(xs) && i < json_array_size(again); i++)
+        if (!fr_equal(json_array_get(xs, i), json_array_get(again, i)))
+            bad("record %zu is not the same written and read back", i);
+}
+
+static void csv_as(json_t *path, const fr_type *t, rng *r)
+{
+    fr_ctx *cx = &G.cx;
+    fr_read_opts o = { .csv = true };
+    json_t *xs = fr_read(cx, path, t, &o, "fuzz.flow:1:1");
+    char *result;
+    if (xs) {
+        G.st.csv_ok++;
+        for (size_t i = 0; i < json_array_size(xs); i++)
+            if (!fr_validate(json_array_get(xs, i), t, NULL))
+                bad("read_csv gave record %zu that does not validate", i);
+        csv_round_trip(xs, t);
+        result = fr_to_json(xs, NULL);
+    } else {
+        G.st.csv_usage++;
+        if (cx->sig != FR_SIG_USAGE || !cx->err)
+            bad("read_csv failed with signal %d, not a usage error", cx->sig);
+        else if (strncmp(cx->err, G.csv_path, strlen(G.csv_path)) != 0)
+            bad("read_csv's error does not name the file: %.300s", cx->err);
+        result = fr_strdup(cx->err ? cx->err : "(no message)");
+    }
+    fr_sig_clear(cx);
+    if (r && chance(r, 4) && result)
+        csv_oom(path, t, result, 1 + (long)below(r, OOM_CSV));
+    for (long k = 1; !r && result && k <= OOM_CSV; k++)
+        csv_oom(path, t, result, k);
+    fr_free(result);
+}
+
+/* The file's bytes read as CSV of every contact type. */
+static void run_csv(const char *data, size_t n, rng *r)
+{
+    FILE *f = fopen(G.csv_path, "wb");
+    if (!f || fwrite(data, 1, n, f) != n || fclose(f) != 0) {
+        fprintf(stderr, "fuzz_runtime: cannot write %s\n", G.csv_path);
+        exit(2);
+    }
+    fr_ctx *cx = &G.cx;
+    size_t mark = fr_mark(cx);
+    json_t *path = fr_str(cx, G.csv_path);
+    for (size_t i = 0; i < NCSV_TYPES; i++)
+        csv_as(path, csv_types[i], r);
+    fr_release(cx, mark);
+}
+
 /* ---- target: provider response bodies ------------------------------------ */
 
 typedef void (*parse_fn)(json_t *body, bool wrapped, fr_response *r);
@@ -978,6 +1118,7 @@ static void run_input(target t, const char *data, size_t n, json_t *want, rng *r
     case T_ANTHROPIC: run_provider(data, n, true); break;
     case T_OPENAI: run_provider(data, n, false); break;
     case T_MOCK: run_mock(data); break;
+    case T_CSV: run_csv(data, n, r); break;
     default: break;
     }
     alarm(0);
@@ -1602,7 +1743,7 @@ static void fuzz_one(long i, rng *r)
     case T_ANSWER: make_answer(s, &in, r, &want); break;
     case T_JSONL: make_jsonl(s, &in, r); break;
     case T_ANTHROPIC: case T_OPENAI: make_body(s, &in, r); break;
-    case T_MOCK: b_set(&in, s->data.p, s->data.n); mutate_bytes(&in, r); break;
+    case T_MOCK: case T_CSV: b_set(&in, s->data.p, s->data.n); mutate_bytes(&in, r); break;
     default: break;
     }
     if (want)
@@ -1769,6 +1910,8 @@ static void free_all(void)
     fr_sig_clear(&G.cx);
     fr_pool_free(&G.cx);
     unlink(G.jsonl_path);
+    unlink(G.csv_path);
+    unlink(G.csv_out);
     close_last_input();
 }
 
@@ -1781,6 +1924,8 @@ static void setup(const char *tmp)
     G.save = getenv("FUZZ_RUNTIME_SAVE") ? getenv("FUZZ_RUNTIME_SAVE") : tmp;
     snprintf(G.jsonl_path, sizeof G.jsonl_path, "%s/fuzz_runtime.%ld.jsonl", tmp,
              (long)getpid());
+    snprintf(G.csv_path, sizeof G.csv_path, "%s/fuzz_runtime.%ld.csv", tmp, (long)getpid());
+    snprintf(G.csv_out, sizeof G.csv_out, "%s/fuzz_runtime.%ld.out.csv", tmp, (long)getpid());
     build_dict();
     open_last_input();
 }
@@ -1821,14 +1966,17 @@ static void summary(size_t replayed, long iters)
 {
     const stats *s = &G.st;
     printf("fuzz_runtime: %zu files replayed, %ld mutants; inputs: answer %ld, jsonl %ld, "
-           "anthropic %ld, openai %ld, mock %ld\n", replayed, iters, s->inputs[T_ANSWER],
-           s->inputs[T_JSONL], s->inputs[T_ANTHROPIC], s->inputs[T_OPENAI], s->inputs[T_MOCK]);
+           "anthropic %ld, openai %ld, mock %ld, csv %ld\n", replayed, iters,
+           s->inputs[T_ANSWER], s->inputs[T_JSONL], s->inputs[T_ANTHROPIC], s->inputs[T_OPENAI],
+           s->inputs[T_MOCK], s->inputs[T_CSV]);
     printf("fuzz_runtime: repaired %ld, unrepairable %ld, known-value answers %ld; "
            "validations %ld valid, %ld invalid\n", s->repaired, s->unrepairable, s->known,
            s->valid, s->invalid);
     printf("fuzz_runtime: read_jsonl %ld lists, %ld usage errors, %ld under a failed "
            "allocation; provider answers %ld, bad answers %ld\n", s->jsonl_ok, s->jsonl_usage,
            s->jsonl_oom, s->outcome[FR_ANSWER], s->outcome[FR_BAD_ANSWER]);
+    printf("fuzz_runtime: read_csv %ld lists (written and read back), %ld usage errors, %ld "
+           "under a failed allocation\n", s->csv_ok, s->csv_usage, s->csv_oom);
     printf("fuzz_runtime: %ld failures, %ld breaks of open bugs\n", s->failures, s->open);
 }
 
