@@ -171,6 +171,7 @@ static bool check_file(DataSpec *d, const fr_type *t, long max_errors)
         fr_buf_free(&err);
         return false;
     }
+    fr_reader_check_only(r);
     long bad = 0;
     bool header = true, ok = true;
     for (;;) {

@@ -100,7 +100,13 @@ struct fr_reader {
     column *cols;                  /* one per header column */
     size_t ncols;                  /* how many */
     bool oom;                      /* memory ran out */
+    bool check_only;               /* rows are checked, not built (flowc check --data) */
 };
+
+void fr_reader_check_only(fr_reader *r)
+{
+    r->check_only = true;
+}
 
 /* ---- problems ------------------------------------------------------------ */
 
@@ -493,6 +499,10 @@ static fr_row jsonl_next(fr_reader *r, json_t **row)
     if (r->nprobs || r->oom) {
         json_decref(v);
         return r->oom ? FR_ROW_FATAL : FR_ROW_BAD;
+    }
+    if (r->check_only) {
+        json_decref(v);
+        return FR_ROW_GOOD;
     }
     *row = fr_normalize(v, r->elem);
     json_decref(v);
@@ -1004,8 +1014,10 @@ static json_t *csv_record(fr_reader *r)
             }
             v = json_stringn_nocheck(s, n);
         }
-        if (!v)
+        if (!v || r->check_only) {
+            json_decref(v);
             continue;
+        }
         const char *key = c->field ? fr_field_wire(c->field) : r->names.s + c->name;
         if (json_object_set_new_nocheck(rec, key, v))
             r->oom = true;
@@ -1044,8 +1056,13 @@ static fr_row csv_next(fr_reader *r, json_t **row)
                 r->ncols == 1 ? "" : "s");
         return FR_ROW_BAD;
     }
-    *row = csv_record(r);
-    if (*row)
+    json_t *rec = csv_record(r);
+    if (rec && r->check_only) {
+        json_decref(rec);
+        return FR_ROW_GOOD;
+    }
+    *row = rec;
+    if (rec)
         return FR_ROW_GOOD;
     return r->oom ? FR_ROW_FATAL : FR_ROW_BAD;
 }

@@ -48,6 +48,9 @@ typedef struct fr_reader fr_reader;
  * cannot be opened or memory runs out. */
 fr_reader *fr_reader_open(const char *path, fr_format fmt, const fr_type *elem, char delim,
                           fr_buf *err);
+/* Rows are checked only, never built: a good row comes as FR_ROW_GOOD with
+ * *row NULL (flowc check --data, where nothing is kept). */
+void fr_reader_check_only(fr_reader *r);
 /* The next row. */
 fr_row fr_reader_next(fr_reader *r, json_t **row);
 /* The last row's (or FR_ROW_FATAL's) problems. */

@@ -158,8 +158,16 @@ static size_t path_push(vwalk *w, const char *name, size_t index)
 {
     size_t old = w->len, room = sizeof w->path - w->len;
     int n;
+    size_t k = name ? strlen(name) : 0, dot = w->len > 0;
+    if (name && dot + k < room) {  /* every field of every record: no printf */
+        if (dot)
+            w->path[w->len] = '.';
+        memcpy(w->path + w->len + dot, name, k + 1);
+        w->len += dot + k;
+        return old;
+    }
     if (name)
-        n = snprintf(w->path + w->len, room, "%s%s", w->len ? "." : "", name);
+        n = snprintf(w->path + w->len, room, "%s%s", dot ? "." : "", name);
     else
         n = snprintf(w->path + w->len, room, "[%zu]", index);
     w->len = n < 0 || (size_t)n >= room ? sizeof w->path - 1 : w->len + (size_t)n;
