@@ -5,7 +5,7 @@
  * values a person approved.  This pass runs on the checked workflow and
  * follows where each value comes from, the way a taint analysis does:
  *
- *   sources     agent calls, http calls, read_jsonl(), env(): values no
+ *   sources     agent calls, http calls, read_jsonl(), read_csv(), env(): values no
  *               person looked at;
  *   approved    approve(xs, ...) and what is taken out of its result,
  *               literals, and workflow parameters (typed by whoever runs
@@ -73,7 +73,7 @@ static Node *taint(Node *n)
         switch (n->builtin) {
         case B_NONE: return n->decl ? n : NULL;       /* an agent's or an operation's answer */
         case B_APPROVE: return NULL;
-        case B_READ_JSONL: case B_ENV: return n;
+        case B_READ_JSONL: case B_READ_CSV: case B_ENV: return n;
         case B_LEN: return taint_vec(&n->args);
         default: return NULL;                         /* no value */
         }
@@ -187,6 +187,7 @@ static const char *source_what(Node *n)
         return arena_printf("the environment ('env.%s')", n->name);
     switch (n->builtin) {
     case B_READ_JSONL: return "read_jsonl(), a file";
+    case B_READ_CSV: return "read_csv(), a file";
     case B_ENV: return "env(), the environment";
     default: break;
     }
