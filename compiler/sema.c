@@ -3014,7 +3014,7 @@ static void batch_body(Node *n, Node *opt)
     if (!n)
         return;
     if (n->kind == N_CALL && (n->builtin == B_ESCALATE || n->builtin == B_APPROVE ||
-                              n->builtin == B_WRITE_JSONL ||
+                              n->builtin == B_WRITE_JSONL || n->builtin == B_WRITE_CSV ||
                               (n->decl && n->decl->kind == D_HTTP))) {
         diag_error(nspan(n), E0903, "'%s' cannot be in the body of a 'parallel for' with "
                    "batch: true", n->name);
