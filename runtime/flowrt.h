@@ -403,7 +403,8 @@ typedef struct fr_program {
 
 /* Parses the command line, runs the workflow, prints the result and summary,
  * and returns the process exit status (0 done, 1 failed, 2 usage or input,
- * 3 waiting for approval, 4 stopped by a budget).  fr_main passes the ABI
+ * 3 waiting for approval, 4 stopped by a budget, 5 done but for items
+ * skipped after transient errors, which --resume retries).  fr_main passes the ABI
  * the caller was compiled for, which the library checks. */
 int fr_main_abi(int abi, const fr_program *prog, int argc, char **argv);
 #define fr_main(prog, argc, argv) fr_main_abi(FLOWRT_ABI, (prog), (argc), (argv))

@@ -63,6 +63,7 @@ typedef struct call {
     char *prev_answer;             /* the last answer's raw text (malloc'd) */
     char *last_error;              /* the last attempt's problem (malloc'd) */
     int attempts;                  /* made so far */
+    fr_outcome last;               /* the last attempt's outcome */
     int max_tokens;                /* the answer's cap: the agent's, or the model's once an
                                       answer was cut off */
     int extra;                     /* attempts allowed past retries (the raised cap's) */
@@ -277,6 +278,15 @@ static void tally(fr_stats *t, const fr_response *r, bool valid)
     case FR_TOOL_CALLS:
         break;
     }
+}
+
+void fr_count_transient(fr_ctx *cx)
+{
+    fr_run *run = cx->run;
+    pthread_mutex_lock(&run->mu);
+    fr_stats_of(run, cx->phase)->failed_transient++;
+    run->failed_transient++;
+    pthread_mutex_unlock(&run->mu);
 }
 
 /* A call the journal answered: the summary's "cached" column. */
@@ -496,6 +506,7 @@ static json_t *attempt(call *c, int *stop)
     /* [journal hook] per call/phase trace line: attempt, outcome, usage, latency */
     fr_journal_call_attempt(&c->jh, &r, &ch);
     c->attempts++;
+    c->last = r.outcome;
     *stop = GO_ON;
     json_t *v = NULL;
     switch (r.outcome) {
@@ -845,6 +856,8 @@ json_t *fr_call_under(fr_ctx *cx, const fr_agent *a, int site, const fr_model *u
         fr_fail(cx, where, "agent '%s' (model %s): %s after %d attempt%s", a->name,
                 c.model->name, c.last_error ? c.last_error : "no answer", c.attempts,
                 c.attempts == 1 ? "" : "s");
+    if (!v && stop != STOP_BUDGET && c.attempts > 0 && c.last == FR_TRANSIENT)
+        fr_count_transient(cx);
     fr_journal_call_end(&c.jh, cx, v);
     call_free(&c);
     return v;

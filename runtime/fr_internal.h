@@ -403,6 +403,9 @@ typedef struct fr_stats {
     int64_t http_dry;              /* writes held back by --dry-run */
     int64_t http_pages;            /* pages read */
     int64_t http_ms;               /* the calls' wall time, added up */
+    int64_t failed_transient;      /* calls and http operations that failed after transient
+                                      errors (network, timeouts, 429, 5xx): the items they
+                                      took down can be retried (exit 5, --resume) */
     int64_t long_waits;            /* retries that waited FR_LONG_WAIT_MS or more, or whose
                                       retry-after --max-retry-after cut short */
     int64_t longest_wait_ms;       /* the longest of those waits */
@@ -465,6 +468,9 @@ struct fr_run {
     int concurrency;               /* --concurrency: attempts in flight at most, 0 no cap */
     int retry_base_ms;             /* --retry-base-ms: backoff base */
     int max_wait_ms;               /* --max-retry-after: the cap of a server-asked wait */
+    int64_t failed_transient;      /* calls failed after transient errors so far (under mu):
+                                      write_jsonl keeps a file they would shrink */
+    int status;                    /* the exit status, once the body ended */
     int64_t wait_said_until;       /* the end of the last long wait said (monotonic ms) */
     bool quiet;                    /* --quiet: no summary, no progress */
     fr_http *http;                 /* the providers' shared state */
@@ -584,6 +590,9 @@ void fr_ctx_fini(fr_ctx *c);                         /* releases pool and error 
 bool fr_thread_start(pthread_t *t, void *(*fn)(void *), void *arg);
 
 /* fr_call.c */
+/* A call (or http operation) of cx failed after transient errors: counted
+ * for the summary and the exit status (5 when the run finishes anyway). */
+void fr_count_transient(fr_ctx *cx);
 /* One attempt through the provider: the mock or HTTP. */
 void fr_provider_call(fr_run *run, const fr_request *req, fr_response *resp);
 /* A call slot (--concurrency) for one attempt, and giving it back. */

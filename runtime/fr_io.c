@@ -541,6 +541,52 @@ static bool write_failed(fr_ctx *cx, const char *where, const char *p, fr_buf *e
     return false;
 }
 
+/* Lines in the file at path, -1 when it cannot be read. */
+static long count_lines(const char *path)
+{
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return -1;
+    char buf[65536];
+    long n = 0;
+    size_t k, last = 0;
+    while ((k = fread(buf, 1, sizeof buf, f)) > 0) {
+        for (size_t i = 0; i < k; i++)
+            n += buf[i] == '\n';
+        last = k;
+    }
+    if (last && buf[last - 1] != '\n')
+        n++;                       /* a last line without its newline */
+    fclose(f);
+    return n;
+}
+
+/* In a run that dropped items after transient errors (exit 5), a write that
+ * would leave path with fewer lines than it has keeps the old file as
+ * path.prev (unless one is there already: that is the older copy), saying
+ * so: an outage must not silently empty a write-back file. */
+static void keep_fuller(fr_ctx *cx, const char *p, const char *tmp, const char *what)
+{
+    fr_run *run = cx->run;
+    pthread_mutex_lock(&run->mu);
+    int64_t transient = run->failed_transient;
+    pthread_mutex_unlock(&run->mu);
+    long before = transient > 0 ? count_lines(p) : -1;
+    long now = before > 0 ? count_lines(tmp) : -1;
+    if (before <= 0 || now < 0 || now >= before)
+        return;
+    char *prev = NULL;
+    if (asprintf(&prev, "%s.prev", p) < 0)
+        return;
+    bool kept = access(prev, F_OK) != 0 && rename(p, prev) == 0;
+    fprintf(stderr, "%swarning: %s: '%s' has %ld line%s now, %ld before: this run skipped items "
+            "after transient errors; %s %s (`%s --resume` retries them and writes it again)\n",
+            run->progress ? "\r\033[K" : "", what, p, now, now == 1 ? "" : "s", before,
+            kept ? "the previous file is kept as" : "an older copy is kept as", prev,
+            fr_self_name(run->prog));
+    free(prev);
+}
+
 /* Writes list to path through a temporary file, or to stdout for "-". */
 static bool write_file(fr_ctx *cx, json_t *list, json_t *path, const fr_type *elem,
                        const char *where, const char *what, fill_fn fill)
@@ -559,7 +605,10 @@ static bool write_file(fr_ctx *cx, json_t *list, json_t *path, const fr_type *el
     char *tmp = tmp_beside(p, &fd);
     if (!tmp)
         return fr_oom(cx);
-    bool ok = fd >= 0 && write_tmp(fd, fill, list, elem, &err) && rename(tmp, p) == 0;
+    bool ok = fd >= 0 && write_tmp(fd, fill, list, elem, &err);
+    if (ok)
+        keep_fuller(cx, p, tmp, what);
+    ok = ok && rename(tmp, p) == 0;
     int saved = errno;
     if (!ok && fd >= 0)
         unlink(tmp);

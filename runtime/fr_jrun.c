@@ -215,6 +215,7 @@ static const char *status_word(int status)
     case 0: return "done";
     case 3: return "waiting";
     case 4: return "budget";
+    case 5: return "skipped";     /* done but for items a transient error dropped: resumable */
     default: return "failed";
     }
 }
@@ -243,7 +244,7 @@ void fr_journal_run_end(fr_run *run, int status)
         fr_journal_phase_clock_stop(s->j);            /* the interrupted phase's time */
         fr_journal_end(s->j, status_word(status), usd, tok, items_skipped(run));
     }
-    fr_trace_end_open(s->trace, status == 0 ? "ok" : status == 3 ? "waiting"
+    fr_trace_end_open(s->trace, status == 0 || status == 5 ? "ok" : status == 3 ? "waiting"
                       : status == 4 ? "budget" : "error");
     fr_journal_close(s->j);
     fr_trace_close(s->trace);

@@ -140,6 +140,7 @@ typedef struct opcall {
     bool dry;                      /* held back by --dry-run */
     char *error;                   /* why it failed (malloc'd) */
     char error_type[32];           /* for the trace */
+    bool exhausted;                /* it failed after its retries, on transient errors */
 } opcall;
 
 static void set_error(opcall *c, const char *type, const char *fmt, ...)
@@ -443,6 +444,7 @@ static int fetch_page(opcall *c, const char *url, json_t **answer, char **link)
         if (a < c->op->retries)
             fr_backoff(cx, a, ra, asked, c->error);
     }
+    c->exhausted = true;           /* failed after transient errors only */
     return PAGE_FAIL;
 }
 
@@ -692,6 +694,8 @@ json_t *fr_op_call_under(fr_ctx *cx, const fr_op *op, int site, json_t *const *a
                 fr_journal_call_record(&c.jh, cx, v, op->output ? op->output : &fr_type_string);
         } else if (why != PAGE_BUDGET) {
             failed = true;
+            if (c.exhausted)
+                fr_count_transient(cx);
             fr_fail(cx, where, "http operation '%s': %s", op->name,
                     c.error ? c.error : "failed");
         }

@@ -467,7 +467,8 @@ static void print_help(const fr_program *p, const char *argv0)
            "approve RUN_ID ...");
     printf("\nThe result goes to stdout as JSON (a list as JSON Lines), the run summary to"
            " stderr.\nexit status: 0 done, 1 failed, 2 bad usage or input, 3 waiting for"
-           " approval,\n4 stopped by a budget\n");
+           " approval,\n4 stopped by a budget, 5 done but items were skipped after transient"
+           " errors (--resume\nretries them)\n");
 }
 
 /* ---- the progress line --------------------------------------------------- */
@@ -578,6 +579,7 @@ static void add_stats(fr_stats *t, const fr_stats *s)
     t->http_unknown += s->http_unknown, t->http_dry += s->http_dry;
     t->http_pages += s->http_pages, t->http_ms += s->http_ms;
     t->long_waits += s->long_waits, t->capped_waits += s->capped_waits;
+    t->failed_transient += s->failed_transient;
     if (s->longest_wait_ms > t->longest_wait_ms)
         t->longest_wait_ms = s->longest_wait_ms;
     t->tool_loops += s->tool_loops, t->tool_turns += s->tool_turns;
@@ -679,7 +681,11 @@ static void print_tools(fr_run *run, const fr_stats *tot)
 
 /* "3 items skipped after errors (on_error: skip): see wf.skipped.jsonl;
  * retry them with `wf --resume RUN --retry-skipped`" */
-static void print_skipped(fr_run *run, int64_t n)
+/* "3 items skipped after errors (on_error: skip): see wf.skipped.jsonl;
+ * retry them with `wf --resume RUN --retry-skipped`"; a run that ends with
+ * exit 5 (items skipped after transient errors) is unfinished, so a plain
+ * --resume retries them. */
+static void print_skipped(fr_run *run, int64_t n, int64_t transient, int st)
 {
     char *path = fr_skipped_path(run->prog);
     fprintf(stderr, "%lld item%s skipped after errors (on_error: skip)", (long long)n,
@@ -687,10 +693,17 @@ static void print_skipped(fr_run *run, int64_t n)
     if (run->nskipped > 0 && path)
         fprintf(stderr, ": see %s", path);
     const char *id = fr_journal_bound_id(run);
-    if (id)
+    if (id && st == 5)
+        fprintf(stderr, "; retry %s with `%s --resume %s`", n == 1 ? "it" : "them",
+                fr_self_name(run->prog), id);
+    else if (id)
         fprintf(stderr, "; retry %s with `%s --resume %s --retry-skipped`", n == 1 ? "it"
                 : "them", fr_self_name(run->prog), id);
     fprintf(stderr, "\n");
+    if (st == 5)
+        fprintf(stderr, "%lld call%s failed after transient errors (network, timeouts, 429, "
+                "5xx): the run ends with exit status 5%s\n", (long long)transient,
+                transient == 1 ? "" : "s", id ? "" : " (without a journal it cannot be resumed)");
     fr_free(path);
 }
 
@@ -734,7 +747,7 @@ static void print_summary(fr_run *run)
         fprintf(stderr, "\n");
     }
     if (tot.items_failed)
-        print_skipped(run, tot.items_failed);
+        print_skipped(run, tot.items_failed, tot.failed_transient, run->status);
     for (int i = 0; i < run->nrejected; i++) {
         const fr_rejected *r = &run->rejected[i];
         fprintf(stderr, "%ld of %ld row%s of %s set aside (on_bad: skip): see %s\n", r->bad,
@@ -1058,6 +1071,9 @@ static int run_body(fr_run *run, opts *o)
     json_t *v = p->main(&root, o->args);
     ticker_stop(&tk);
     int st = finish(run, &root, v);
+    if (st == 0 && run->failed_transient > 0)
+        st = 5;                    /* done, but items were skipped after transient errors */
+    run->status = st;
     char *dry = fr_op_dry_close(run);
     if (dry)
         fprintf(stderr, "dry run: %lld write%s not sent%s%s\n", (long long)run->dry_writes,
@@ -1066,7 +1082,7 @@ static int run_body(fr_run *run, opts *o)
     fr_free(dry);
     if (!run->quiet)
         print_summary(run), print_caps(run), fr_journal_summary(run);
-    if (st == 0)
+    if (st == 0 || st == 5)
         remove_partial(run);
     fr_journal_run_end(run, st);
     fr_pool_free(&root);

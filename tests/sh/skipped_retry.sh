@@ -1,7 +1,8 @@
 #!/bin/sh
 # skipped_retry.sh: items an `on_error: skip` fan-out drops after errors go
 # to <workflow>.skipped.jsonl (run, item path, the input file and line, the
-# item, the error); `--resume --retry-skipped` runs the finished run again,
+# item, the error); skipped after transient errors, they end the run with
+# exit 5, unfinished; `--resume --retry-skipped` runs the run again,
 # answering the other items from the journal, so only the skipped items'
 # calls are made; then there is nothing left to retry.  A blank line in the
 # input keeps the line numbers honest.
@@ -25,15 +26,18 @@ FLOW
 { echo '{"id": 0, "name": "n0"}'; echo; i=1
   while [ $i -lt 16 ]; do echo "{\"id\": $i, \"name\": \"n$i\"}"; i=$((i + 1)); done; } >in.jsonl
 
-# the first run: the mock fails half the first attempts (deterministically)
-./sk --input in.jsonl --mock --mock-fail-rate 0.5 --journal j.db >out1 2>err1
+# the first run: the mock fails half the first attempts (deterministically);
+# those are transient failures (503), so the run ends with exit 5, unfinished
+./sk --input in.jsonl --mock --mock-fail-rate 0.5 --journal j.db >out1 2>err1; st=$?
+[ $st -eq 5 ] || fail "items skipped after transient errors: exit $st: $(cat err1)"
 n=$(wc -l <sk.skipped.jsonl)
 [ "$n" -gt 0 ] && [ "$n" -lt 16 ] || fail "$n items in the skipped file: $(cat err1)"
 [ $(( n + $(wc -l <out1) )) -eq 16 ] || fail "$n skipped and $(wc -l <out1) done of 16"
 grep -q "$n items\{0,1\} skipped after errors (on_error: skip): see sk.skipped.jsonl; retry" err1 ||
     fail "summary: $(cat err1)"
 run=$(sqlite3 j.db "SELECT id FROM runs")
-grep -qF -- "--resume $run --retry-skipped" err1 || fail "no retry command in: $(cat err1)"
+grep -qF -- "retry them with \`./sk --resume $run\`" err1 || fail "no retry command in: $(cat err1)"
+[ "$(sqlite3 j.db "SELECT status FROM runs")" = skipped ] || fail "status: $(sqlite3 j.db "SELECT status FROM runs")"
 # each line: the run, the item's path, the line it came from, the item, the error
 jq --arg run "$run" 'select(.run != $run or (.item | test("^[0-9]+$") | not)
         or .file != "in.jsonl" or .line != (if .input.id == 0 then 1 else .input.id + 2 end)
@@ -41,9 +45,7 @@ jq --arg run "$run" 'select(.run != $run or (.item | test("^[0-9]+$") | not)
         or (.fanout | test("sk.flow:7:")) == false)' sk.skipped.jsonl >bad && [ ! -s bad ] ||
     fail "bad lines in the skipped file: $(head -3 bad)"
 
-# a plain resume of a finished run is refused, and --retry-skipped needs --resume
-./sk --input in.jsonl --mock --journal j.db --resume "$run" >out 2>err; st=$?
-[ $st -eq 2 ] && grep -q "already finished" err || fail "resume of a finished run: $st $(cat err)"
+# --retry-skipped needs --resume
 ./sk --input in.jsonl --mock --journal j.db --retry-skipped >out 2>err; st=$?
 [ $st -eq 2 ] && grep -q "goes with --resume" err || fail "--retry-skipped alone: $st $(cat err)"
 
@@ -62,6 +64,9 @@ diff ref out2 >/dev/null || fail "output after the retry differs: $(diff ref out
 ./sk --input in.jsonl --mock --journal j.db --resume --retry-skipped >out 2>err; st=$?
 [ $st -eq 2 ] && grep -q "no unfinished run and no run with skipped items" err ||
     fail "nothing to retry: $st $(cat err)"
+# a plain resume of the finished run is refused
+./sk --input in.jsonl --mock --journal j.db --resume "$run" >out 2>err; st=$?
+[ $st -eq 2 ] && grep -q "already finished" err || fail "resume of a finished run: $st $(cat err)"
 ./sk --input in.jsonl --mock --journal j.db --resume "$run" --retry-skipped >out 2>err; st=$?
 [ $st -eq 2 ] && grep -q "finished with no item skipped; there is nothing to retry" err ||
     fail "nothing to retry ($run): $st $(cat err)"
