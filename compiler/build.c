@@ -286,7 +286,7 @@ static int compile_c(const char *cpath, const char *out, Runtime *rt)
     vec_push(&v, (void *)out);
     vec_push(&v, (void *)cpath);
     vec_push(&v, (void *)rt->lib);
-    push_words(&v, "-ljansson -lcsv -lcurl -lsqlite3 -lpthread -lm");
+    push_words(&v, "-ljansson -lcsv -lsqlite3 -lpthread -lm");
     vec_push(&v, NULL);
     char *output = NULL, *probe = NULL;
     int st = run_collect((char **)v.items, &output);

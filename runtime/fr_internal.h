@@ -66,6 +66,82 @@ void fr_buf_printf(fr_buf *b, const char *fmt, ...) __attribute__((format(printf
 bool fr_utf8_valid(const char *s, size_t n);
 size_t fr_utf8_count(const char *s, size_t n);   /* code points of valid UTF-8 */
 
+/* ---- fr_loop.c: the event loop (timers, sockets, posted work) ------------- */
+
+int64_t fr_mono_ns(void);                      /* monotonic nanoseconds */
+
+#define FR_TIMER_IDLE ((size_t)-1)
+/* A timer its owner embeds; fn runs on the loop thread with the timer lock
+ * held: short, and it must not arm or cancel timers. */
+typedef struct fr_timer {
+    int64_t at_ns;                 /* when it goes off (monotonic) */
+    size_t slot;                   /* its place in the heap, FR_TIMER_IDLE when not armed */
+    void (*fn)(struct fr_timer *t);/* what it does then */
+} fr_timer;
+bool fr_timer_arm(fr_timer *t, int64_t at_ns);   /* false: no loop (out of resources) */
+/* Disarms t; once it returns, t's callback is not running and will not run.
+ * True when t was still armed. */
+bool fr_timer_cancel(fr_timer *t);
+
+enum { FR_WATCH_IN = 1, FR_WATCH_OUT = 2 };
+/* A socket the loop thread watches (its owner embeds it); fn runs on the
+ * loop thread.  fr_watch_set and fr_watch_clear: on the loop thread only. */
+typedef struct fr_watch {
+    int fd;                        /* the socket, -1 when not watched */
+    int what;                      /* FR_WATCH_IN | FR_WATCH_OUT */
+    void (*fn)(struct fr_watch *w, int what);  /* it is ready for what */
+} fr_watch;
+bool fr_watch_set(fr_watch *w, int fd, int what);
+void fr_watch_clear(fr_watch *w);
+
+bool fr_loop_ready(void);                      /* starts the thread on first use */
+bool fr_loop_on_thread(void);                  /* the caller is the loop thread */
+/* Runs fn(arg) on the loop thread soon; false when out of memory. */
+bool fr_loop_post(void (*fn)(void *), void *arg);
+/* The one driver (libcurl's multi handle): deadline() is its next timeout
+ * (monotonic ns, -1 none) and expire() runs when it is reached, both on the
+ * loop thread without the timer lock. */
+void fr_loop_driver(int64_t (*deadline)(void), void (*expire)(void));
+
+/* ---- fr_sched.c: fibers on a few threads ---------------------------------- */
+
+typedef struct fr_fiber fr_fiber;
+typedef struct fr_waiter fr_waiter;
+
+/* A condition variable on a pthread mutex that parks a fiber instead of
+ * blocking its thread (works from plain threads too).  Zero-initialized. */
+typedef struct fr_cond {
+    fr_waiter *head, *tail;        /* the waiters, first come first woken */
+} fr_cond;
+void fr_cond_wait(fr_cond *c, pthread_mutex_t *mu);
+/* False once the monotonic deadline has passed. */
+bool fr_cond_timedwait(fr_cond *c, pthread_mutex_t *mu, int64_t deadline_ns);
+void fr_cond_signal(fr_cond *c);               /* with mu held */
+void fr_cond_broadcast(fr_cond *c);            /* with mu held */
+
+/* The current waiter (a fiber or this thread), parking it until fr_unpark;
+ * a wake-up before the park is kept; waits must loop on their condition. */
+fr_waiter *fr_waiter_self(void);
+void fr_park(void);
+void fr_unpark(fr_waiter *w);
+bool fr_in_fiber(void);
+
+void fr_sleep_until(int64_t deadline_ns);      /* monotonic; a fiber parks on a timer */
+void fr_sleep_ms(int64_t ms);
+
+/* Fibers started with fr_spawn(j, ...) are counted by j; fr_join_wait
+ * returns once they all ended (and ends j). */
+typedef struct fr_join {
+    pthread_mutex_t mu;            /* guards count */
+    int count;                     /* fibers still running */
+    fr_cond done;                  /* count reached zero */
+} fr_join;
+void fr_join_init(fr_join *j);
+void fr_join_wait(fr_join *j);
+bool fr_spawn(fr_join *j, void (*fn)(void *), void *arg);  /* false: no memory */
+/* Runs fn(arg) in a fiber and waits for it (at once when already in one). */
+bool fr_sched_call(void (*fn)(void *), void *arg);
+
 /* ---- fr_validate.c --------------------------------------------------------- */
 
 const char *fr_field_key(const fr_field *f, fr_keys keys);
@@ -235,6 +311,61 @@ void fr_limit_cap(fr_limiter *l, double rps);
 double fr_limit_rate(fr_limiter *l);
 /* Tests: the limiter's clock (monotonic ns); NULL restores the real one. */
 void fr_limit_clock(fr_limiter *l, int64_t (*now)(void));
+
+#ifdef FR_WITH_CURL
+/* ---- fr_net.c: the transport (libcurl, loaded on first use) ---------------
+ * Files that talk to libcurl define FR_WITH_CURL and include <curl/curl.h>
+ * first; every libcurl function they call then goes through fr_curl, the
+ * table fr_curl_load fills from the library dlopen'd on the first request. */
+
+typedef struct fr_curl_api {
+    CURLcode (*global_init_mem)(long flags, curl_malloc_callback m, curl_free_callback f,
+                                curl_realloc_callback r, curl_strdup_callback s,
+                                curl_calloc_callback c);
+    CURL *(*easy_init)(void);
+    CURLcode (*easy_setopt)(CURL *c, CURLoption o, ...);
+    CURLcode (*easy_getinfo)(CURL *c, CURLINFO i, ...);
+    void (*easy_cleanup)(CURL *c);
+    const char *(*easy_strerror)(CURLcode rc);
+    struct curl_slist *(*slist_append)(struct curl_slist *l, const char *s);
+    void (*slist_free_all)(struct curl_slist *l);
+    time_t (*getdate)(const char *s, const time_t *unused);
+    CURLSH *(*share_init)(void);
+    CURLSHcode (*share_setopt)(CURLSH *s, CURLSHoption o, ...);
+    CURLM *(*multi_init)(void);
+    CURLMcode (*multi_setopt)(CURLM *m, CURLMoption o, ...);
+    CURLMcode (*multi_add_handle)(CURLM *m, CURL *c);
+    CURLMcode (*multi_remove_handle)(CURLM *m, CURL *c);
+    CURLMcode (*multi_socket_action)(CURLM *m, curl_socket_t s, int ev, int *running);
+    CURLMsg *(*multi_info_read)(CURLM *m, int *left);
+    CURLMcode (*multi_assign)(CURLM *m, curl_socket_t s, void *p);
+    const char *(*multi_strerror)(CURLMcode rc);
+} fr_curl_api;
+extern fr_curl_api fr_curl;
+
+/* Loads libcurl once; false with why in err (NULL: not said). */
+bool fr_curl_load(fr_buf *err);
+/* An easy handle from the pool (its connection kept alive), NULL when
+ * libcurl cannot be loaded or out of memory; give it back when done. */
+CURL *fr_net_handle(void);
+void fr_net_release(CURL *c);
+/* Performs c on the event loop; the calling fiber parks until it is done. */
+CURLcode fr_net_perform(CURL *c);
+
+#undef curl_easy_setopt
+#undef curl_easy_getinfo
+#undef curl_share_setopt
+#undef curl_multi_setopt
+#define curl_easy_init fr_curl.easy_init
+#define curl_easy_setopt(c, o, ...) fr_curl.easy_setopt((c), (o), __VA_ARGS__)
+#define curl_easy_getinfo(c, i, ...) fr_curl.easy_getinfo((c), (i), __VA_ARGS__)
+#define curl_easy_cleanup fr_curl.easy_cleanup
+#define curl_easy_strerror fr_curl.easy_strerror
+#define curl_slist_append fr_curl.slist_append
+#define curl_slist_free_all fr_curl.slist_free_all
+#define curl_getdate fr_curl.getdate
+#define curl_easy_perform use_fr_net_perform_instead
+#endif
 
 /* ---- fr_http.c: real providers (anthropic, openai) ------------------------ */
 
@@ -458,8 +589,8 @@ typedef struct fr_batch_store fr_batch_store;
 struct fr_run {
     const fr_program *prog;        /* the workflow being run */
     pthread_mutex_t mu;            /* guards the ledger, stats, stop, slots and partial */
-    pthread_cond_t slot_cv;        /* signalled when a call slot frees */
-    pthread_cond_t budget_cv;      /* signalled when a reservation is settled */
+    fr_cond slot_cv;               /* signalled when a call slot frees */
+    fr_cond budget_cv;             /* signalled when a reservation is settled */
     bool mock_all;                 /* --mock: every model answered by fr_mock_call */
     fr_mock_opts mock;             /* --mock-latency, --mock-fail-rate */
     int concurrency;               /* --concurrency: attempts in flight at most, 0 no cap */
@@ -581,7 +712,6 @@ struct fr_journal *fr_journal_of(fr_run *run);
 void fr_ctx_init_child(fr_ctx *parent, fr_ctx *c);   /* empty pool, parent's path */
 void fr_ctx_set_item(fr_ctx *c, fr_ctx *parent, size_t index); /* path = parent.index */
 void fr_ctx_fini(fr_ctx *c);                         /* releases pool and error */
-bool fr_thread_start(pthread_t *t, void *(*fn)(void *), void *arg);
 
 /* fr_call.c */
 /* One attempt through the provider: the mock or HTTP. */
