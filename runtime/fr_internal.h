@@ -797,10 +797,13 @@ void fr_origins_free(fr_run *run);
 /* ---- fr_journal.c: the run journal (SQLite) -------------------------------
  * One journal file holds many runs.  A handle is bound to one run by
  * fr_journal_begin or fr_journal_resume; the subcommands (runs, review,
- * approve) use an unbound handle.  Every function is thread-safe.  Writes
- * that must be durable before the caller goes on (a reservation before its
- * request, a result before it is used) are group-committed: each waits for
- * the transaction holding it to be synced (synchronous=FULL, WAL). */
+ * approve) use an unbound handle.  Every function is thread-safe (and parks
+ * a fiber, never its thread).  A bound handle has a writer thread that
+ * commits what is queued, in queue order, a batch per transaction: a
+ * reservation waits for its commit (it must be durable before its request
+ * leaves); a result does not (fr_journal_record_async): whatever must
+ * follow it on disk is queued after it, and what must not be seen before
+ * it is durable waits for fr_journal_flush (or runs as fr_journal_after). */
 
 typedef struct fr_journal fr_journal;
 
@@ -827,6 +830,9 @@ typedef struct fr_jcall {
     int64_t cache_write;           /* ... and written to it */
     double saved_usd;              /* what the cache saved against plain input prices */
     const char *tier;              /* the price paid: "standard" or "batch" (NULL: standard) */
+    int64_t row;                   /* its row in the journal, 0 until it has one (set by
+                                      fr_journal_lookup for an earlier process's row, by
+                                      the first fr_journal_reserve otherwise) */
 } fr_jcall;
 
 /* ".flow/<workflow>.db" (malloc'd). */
@@ -873,18 +879,31 @@ bool fr_journal_end(fr_journal *j, const char *status, double usd, int64_t token
 
 /* Fills c->key and c->input_hash from c's fields and the rendered input. */
 void fr_journal_key(fr_jcall *c, const char *system, const char *prompt);
-/* The journaled answer of c->key (a new reference), or NULL: never journaled. */
-json_t *fr_journal_lookup(fr_journal *j, const fr_jcall *c);
+/* The journaled answer of c->key (a new reference), or NULL: never journaled.
+ * Sets c->row when an earlier process left a row for the key. */
+json_t *fr_journal_lookup(fr_journal *j, fr_jcall *c);
 /* Durably notes that c is about to be requested: usd and tokens are what
  * its earlier attempts spent plus this attempt's worst case, so a crash
  * mid-request still counts them (a hold left by a crashed process stays
  * counted when the call is made again); returns once synced. */
-bool fr_journal_reserve(fr_journal *j, const fr_jcall *c, double usd, int64_t tokens);
+bool fr_journal_reserve(fr_journal *j, fr_jcall *c, double usd, int64_t tokens);
 /* A call a process left in flight (held, never recorded) when it stopped. */
-bool fr_journal_was_in_flight(fr_journal *j, const fr_jcall *c);
+bool fr_journal_was_in_flight(fr_journal *j, fr_jcall *c);
 /* Durably records a finished call (output NULL: failed after all attempts),
  * settling its reservation; returns once synced. */
 bool fr_journal_record(fr_journal *j, const fr_jcall *c);
+/* The same, queued (c is copied) without waiting for it: it commits before
+ * anything queued after it.  False when the journal cannot take it. */
+bool fr_journal_record_async(fr_journal *j, const fr_jcall *c);
+/* Runs fn(arg) on the writer thread once everything queued before is
+ * durable (at once without a writer); false when out of memory (then not
+ * run).  The trace writes a call's line this way. */
+bool fr_journal_after(fr_journal *j, void (*fn)(void *arg), void *arg);
+/* Waits until everything queued so far is durable: before the workflow
+ * shows a result outside the process (its output, a file it writes). */
+bool fr_journal_flush(fr_journal *j);
+/* A queued write failed (the writer refuses all after it; errmsg says why). */
+bool fr_journal_failed(fr_journal *j);
 
 /* approve(): queues the n items at (site, item path) that are not queued yet
  * and reads their decisions: 1 approved, 0 rejected, -1 waiting. */
@@ -951,6 +970,9 @@ int fr_jopts_flag(fr_jopts *o, const char *flag, const char *eq, int argc, char 
 int fr_journal_run_start(fr_run *run, const fr_jopts *o, json_t *const *args);
 /* Records the run's end from its exit status, closes journal and trace. */
 void fr_journal_run_end(fr_run *run, int status);
+/* Waits until every result queued is durable, before the run shows one
+ * outside the process (its output, a file); false (said) when a write failed. */
+bool fr_journal_flush_run(fr_run *run);
 /* The id of the run in the journal, or NULL without one (--no-journal). */
 const char *fr_journal_bound_id(fr_run *run);
 /* A line for the summary: resumed run, answers from the journal. */
@@ -1146,6 +1168,10 @@ typedef struct fr_ttool {
     bool cached;                   /* its result replayed from the journal */
 } fr_ttool;
 void fr_trace_tool(fr_trace *t, const fr_ttool *c);
+/* The same line, to write later (fr_malloc'd, NULL when out of memory). */
+char *fr_trace_call_line(fr_trace *t, const fr_tcall *c);
+/* Writes a line made by fr_trace_call_line (written in one piece) and frees it. */
+void fr_trace_write(fr_trace *t, char *line);
 
 /* One http operation call as the trace reports it (OpenTelemetry's HTTP
  * client conventions). */

@@ -1070,6 +1070,7 @@ static int run_body(fr_run *run, opts *o)
         fr_fail(&root, NULL, "cannot start the runtime's threads");
     json_t *v = b.value;
     ticker_stop(&tk);
+    fr_journal_flush_run(run);                      /* answers durable before any output */
     int st = finish(run, &root, v);
     char *dry = fr_op_dry_close(run);
     if (dry)
