@@ -90,9 +90,13 @@ typedef struct fr_watch {
     int fd;                        /* the socket, -1 when not watched */
     int what;                      /* FR_WATCH_IN | FR_WATCH_OUT */
     void (*fn)(struct fr_watch *w, int what);  /* it is ready for what */
+    struct fr_watch *next;         /* in the loop's list of retired watches */
 } fr_watch;
 bool fr_watch_set(fr_watch *w, int fd, int what);
 void fr_watch_clear(fr_watch *w);
+/* Stops watching and frees w (malloc'd, the fr_watch at its start) once the
+ * events the loop has in hand are done: one of them may still point at it. */
+void fr_watch_retire(fr_watch *w);
 
 bool fr_loop_ready(void);                      /* starts the thread on first use */
 bool fr_loop_on_thread(void);                  /* the caller is the loop thread */

@@ -19,6 +19,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -48,6 +49,7 @@ static struct {
     int64_t (*drv_deadline)(void); /* the driver's next deadline (ns), or -1 */
     void (*drv_expire)(void);      /* called when it is reached */
     bool sleeping;                 /* the thread is in epoll_wait (wake it to add work) */
+    fr_watch *retired;             /* watches to free once the events in hand are done */
 } L = { .once = PTHREAD_ONCE_INIT, .ep = -1, .wake = -1 };
 
 int64_t fr_mono_ns(void)
@@ -180,9 +182,16 @@ static void *loop_main(void *arg)
                 (void)r;
                 continue;
             }
+            if (w->fd < 0)             /* retired by an earlier event of this batch */
+                continue;
             int what = ((ev[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) ? FR_WATCH_IN : 0) |
                        ((ev[i].events & (EPOLLOUT | EPOLLERR)) ? FR_WATCH_OUT : 0);
             w->fn(w, what);
+        }
+        while (L.retired) {            /* no event in hand points at them any more */
+            fr_watch *w = L.retired;
+            L.retired = w->next;
+            free(w);
         }
     }
     return arg;
@@ -306,6 +315,13 @@ void fr_watch_clear(fr_watch *w)
     if (w->fd >= 0)
         epoll_ctl(L.ep, EPOLL_CTL_DEL, w->fd, NULL);
     w->fd = -1, w->what = 0;
+}
+
+void fr_watch_retire(fr_watch *w)
+{
+    fr_watch_clear(w);
+    w->next = L.retired;
+    L.retired = w;
 }
 
 void fr_loop_driver(int64_t (*deadline)(void), void (*expire)(void))

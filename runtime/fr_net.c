@@ -315,8 +315,7 @@ static int on_socket(CURL *c, curl_socket_t s, int what, void *userp, void *sock
     sock *k = socketp;
     if (what == CURL_POLL_REMOVE) {
         if (k) {
-            fr_watch_clear(&k->w);
-            free(k);
+            fr_watch_retire(&k->w);    /* freed once the loop's events in hand are done */
             fr_curl.multi_assign(N.multi, s, NULL);
         }
         return 0;
