@@ -908,6 +908,8 @@ bool fr_journal_after(fr_journal *j, void (*fn)(void *arg), void *arg);
 bool fr_journal_flush(fr_journal *j);
 /* A queued write failed (the writer refuses all after it; errmsg says why). */
 bool fr_journal_failed(fr_journal *j);
+/* Answers this handle committed, and those a failed write lost. */
+void fr_journal_answers(fr_journal *j, int64_t *ok, int64_t *lost);
 
 /* approve(): queues the n items at (site, item path) that are not queued yet
  * and reads their decisions: 1 approved, 0 rejected, -1 waiting. */

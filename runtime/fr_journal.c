@@ -207,6 +207,8 @@ struct fr_journal {
     int64_t owner;                 /* this process's random id: whose holds are whose */
     int64_t batches;               /* transactions the writer committed */
     int64_t rows;                  /* ops in them */
+    int64_t answers_ok;            /* answers (records with an output) committed */
+    int64_t answers_lost;          /* answers a failed batch or a failed journal lost */
 };
 
 static bool writer_start(fr_journal *j, fr_buf *err);
@@ -1515,6 +1517,10 @@ static void batch_done(fr_journal *j, jop *batch, bool ok)
     for (jop *op = batch, *next; op; op = next) {
         next = op->next;
         j->rows++;
+        if (op->kind == OP_RECORD && op->call->output) {
+            j->answers_ok += ok;
+            j->answers_lost += !ok;
+        }
         if (op->waited) {
             op->ok = ok;
             op->done = true;
@@ -1670,8 +1676,12 @@ bool fr_journal_record_async(fr_journal *j, const fr_jcall *c)
     pthread_mutex_unlock(&j->mu);
     if (!on)
         return fr_journal_record(j, c);
-    if (failed)
+    if (failed) {
+        pthread_mutex_lock(&j->mu);
+        j->answers_lost += c->output != NULL;
+        pthread_mutex_unlock(&j->mu);
         return false;
+    }
     size_t n = 0;
     const char *strs[] = { c->agent, c->item, c->model, c->output, c->tier };
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
@@ -1712,6 +1722,14 @@ bool fr_journal_after(fr_journal *j, void (*fn)(void *arg), void *arg)
     enqueue_op(j, op);
     pthread_mutex_unlock(&j->mu);
     return true;
+}
+
+void fr_journal_answers(fr_journal *j, int64_t *ok, int64_t *lost)
+{
+    pthread_mutex_lock(&j->mu);
+    *ok = j->answers_ok;
+    *lost = j->answers_lost;
+    pthread_mutex_unlock(&j->mu);
 }
 
 bool fr_journal_failed(fr_journal *j)

@@ -27,7 +27,6 @@ typedef struct jstate {
     int64_t *ph_active;            /* [nphases] prior active time per phase (ms) */
     bool holds;                    /* a usd or token cap exists: journal each request's hold */
     int64_t cached;                /* calls answered from the journal (atomic) */
-    int64_t recorded;              /* answers this process journaled (atomic) */
     int broken;                    /* a journal write failed: no call may start (atomic) */
     char why[256];                 /* the first failure's SQLite error (set once, before broken) */
 } jstate;
@@ -376,12 +375,17 @@ void fr_journal_stop_help(fr_run *run)
     jstate *s = run->journal;
     if (!fr_journal_broken(run))
         return;
-    int64_t kept = __atomic_load_n(&s->recorded, __ATOMIC_RELAXED) +
-                   __atomic_load_n(&s->cached, __ATOMIC_RELAXED);
-    fprintf(stderr, "help: what was journaled is kept (%lld answer%s of this run): once the "
-            "journal can be written again (free some space), `%s --resume %s` finishes the run "
-            "without paying again for them\n", (long long)kept, kept == 1 ? "" : "s",
-            fr_self_name(run->prog), fr_journal_run_id(s->j));
+    int64_t ok, lost;
+    fr_journal_answers(s->j, &ok, &lost);
+    int64_t kept = ok + __atomic_load_n(&s->cached, __ATOMIC_RELAXED);
+    fprintf(stderr, "help: what was journaled is kept (%lld answer%s of this run", (long long)kept,
+            kept == 1 ? "" : "s");
+    if (lost)
+        fprintf(stderr, "; the %lld that came after the failed write, and the calls in flight,"
+                " are paid for again", (long long)lost);
+    fprintf(stderr, "): once the journal can be written again (free some space), `%s --resume"
+            " %s` finishes the run without paying again for them\n", fr_self_name(run->prog),
+            fr_journal_run_id(s->j));
 }
 
 static int64_t now_us(void)
@@ -522,8 +526,6 @@ void fr_journal_call_record(fr_jhook *h, fr_ctx *cx, json_t *v, const fr_type *t
     /* queued: the item goes on; what must follow it on disk is queued after */
     if (!fr_journal_record_async(s->j, &own))
         write_failed(s);
-    else
-        __atomic_add_fetch(&s->recorded, 1, __ATOMIC_RELAXED);
 }
 
 /* A call's trace line, written once its record is durable (a trace never
