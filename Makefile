@@ -22,7 +22,7 @@ WARN     := -Wall -Wextra -Wshadow -Wundef -Wmissing-prototypes -Wstrict-prototy
 CFLAGS   ?= -O2 -g
 SAN      ?=
 ALL_CFLAGS = -std=gnu11 $(CPPFLAGS) $(CFLAGS) $(SAN) $(WARN) -D_GNU_SOURCE -pthread
-LDLIBS   := -ljansson -lcsv -lcurl -lsqlite3 -lpthread -lm
+LDLIBS   := -ljansson -lcsv -lsqlite3 -lpthread -lm
 VERSION  := $(shell sed -n 's/^\#define FLOWRT_VERSION "\(.*\)"/\1/p' runtime/flowrt.h)
 
 COMPILER_SRC := $(sort $(wildcard compiler/*.c))
@@ -109,7 +109,8 @@ asan:
 	  build/asan/flowc build/asan/libflowrt.a build/asan/tools/rt_values build/asan/tools/rt_exec \
 	  build/asan/tools/rt_http build/asan/tools/fakeserver build/asan/tools/fuzz_runtime \
 	  build/asan/tools/fakecrm \
-	  build/asan/tools/rt_journal build/asan/tools/rt_limit build/asan/tools/rt_cost build/asan/tools/fuzz_frontend
+	  build/asan/tools/rt_journal build/asan/tools/rt_limit build/asan/tools/rt_cost build/asan/tools/fuzz_frontend \
+	  build/asan/tools/rt_sched
 
 demo: deps all
 	@sh tests/demo.sh

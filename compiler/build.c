@@ -227,10 +227,10 @@ static int run_collect(char **argv, char **output)
 /* The compiler and its flags: $FLOWC_CC (default cc), -std=gnu11 -O2
  * -pthread, $FLOWC_CFLAGS, each variable split as a shell would (quotes
  * kept together).  false after saying which variable is malformed. */
-static bool cc_words(Vec *v)
+static bool cc_words_of(Vec *v, int nvars)
 {
     const char *vars[] = { "FLOWC_CC", "FLOWC_CFLAGS" };
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < nvars; i++) {
         const char *val = getenv(vars[i]);
         if (i == 0 && (!val || !*val))
             val = "cc";
@@ -245,9 +245,13 @@ static bool cc_words(Vec *v)
     return true;
 }
 
-/* The compiler failed on the generated C: is it the flags we were given?
- * The same compiler and flags on an empty program tell. */
-static bool flags_are_bad(char **output)
+static bool cc_words(Vec *v)
+{
+    return cc_words_of(v, 2);
+}
+
+/* Does the compiler (with FLOWC_CFLAGS when flags) build an empty program? */
+static bool empty_program_builds(bool flags, char **output)
 {
     const char *tmp = getenv("TMPDIR");
     char *src = arena_printf("%s/flowc-probe-XXXXXX.c", tmp && *tmp ? tmp : "/tmp");
@@ -259,17 +263,25 @@ static bool flags_are_bad(char **output)
     close(fd);
     char *exe = arena_printf("%.*s", (int)(strlen(src) - 2), src);
     Vec v = { 0 };
-    bool bad = false;
-    if (wrote && cc_words(&v)) {
+    bool built = false;
+    if (wrote && cc_words_of(&v, flags ? 2 : 1)) {
         vec_push(&v, "-o");
         vec_push(&v, exe);
         vec_push(&v, src);
         vec_push(&v, NULL);
-        bad = run_collect((char **)v.items, output) != 0;
+        built = run_collect((char **)v.items, output) == 0;
     }
     unlink(src);
     unlink(exe);
-    return bad;
+    return built;
+}
+
+/* The compiler failed on the generated C: is it the flags we were given?
+ * The compiler builds an empty program without them, but not with them. */
+static bool flags_are_bad(char **output)
+{
+    char *plain = NULL;
+    return empty_program_builds(false, &plain) && !empty_program_builds(true, output);
 }
 
 /* cc -std=gnu11 -O2 $FLOWC_CFLAGS -I<inc> -o OUT C <lib> -ljansson -lcsv ...; the
@@ -286,7 +298,7 @@ static int compile_c(const char *cpath, const char *out, Runtime *rt)
     vec_push(&v, (void *)out);
     vec_push(&v, (void *)cpath);
     vec_push(&v, (void *)rt->lib);
-    push_words(&v, "-ljansson -lcsv -lcurl -lsqlite3 -lpthread -lm");
+    push_words(&v, "-ljansson -lcsv -lsqlite3 -lpthread -lm");
     vec_push(&v, NULL);
     char *output = NULL, *probe = NULL;
     int st = run_collect((char **)v.items, &output);

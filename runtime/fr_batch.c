@@ -228,7 +228,7 @@ static json_t *xchg(bctx *b, const char *method, const char *path, const char *c
         }
         int wait = res.retry_after_ms > 0 ? res.retry_after_ms : 500 << attempt;
         fr_xres_free(&res);
-        usleep((useconds_t)wait * 1000);
+        fr_sleep_ms(wait);             /* a fiber parks; its thread runs others */
     }
 }
 
@@ -492,7 +492,7 @@ static bool run_part(fr_ctx *cx, bctx *b, bpart *p, const char *fanout, int64_t 
         json_decref(v);
         v = NULL;
         int64_t wait = poll_ms();
-        usleep((useconds_t)(wait * 1000));
+        fr_sleep_ms(wait);
     }
     fr_journal_batch_put(j, fanout, p->index, b->model->provider, id, NULL, st, (int64_t)p->n,
                          hold.usd);

@@ -338,7 +338,7 @@ bool fr_budget_reserve(fr_ctx *cx, const fr_model *m, int64_t in_tokens,
             break;
         /* others' holds may settle for less than they hold: wait and see */
         stop_at = -2;
-        pthread_cond_wait(&run->budget_cv, &run->mu);
+        fr_cond_wait(&run->budget_cv, &run->mu);
     }
     if (stop_at != -2) {
         note_stop(run, stop_at, what, v[0], v[1], v[2]);
@@ -366,7 +366,7 @@ void fr_budget_settle(fr_run *run, const fr_resv *r, const fr_charge *c)
     st->cache_read += c->cache_read, st->cache_write += c->cache_write;
     st->usd_saved += c->saved;
     st->no_usage += c->held;
-    pthread_cond_broadcast(&run->budget_cv);
+    fr_cond_broadcast(&run->budget_cv);
     pthread_mutex_unlock(&run->mu);
 }
 

@@ -104,7 +104,7 @@ void fr_slot_take(fr_run *run)
     }
     pthread_mutex_lock(&run->mu);
     while (__atomic_load_n(&run->inflight, __ATOMIC_RELAXED) >= run->concurrency)
-        pthread_cond_wait(&run->slot_cv, &run->mu);
+        fr_cond_wait(&run->slot_cv, &run->mu);
     __atomic_add_fetch(&run->inflight, 1, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&run->mu);
 }
@@ -117,8 +117,8 @@ void fr_slot_give(fr_run *run)
     }
     pthread_mutex_lock(&run->mu);
     __atomic_sub_fetch(&run->inflight, 1, __ATOMIC_RELAXED);
+    fr_cond_signal(&run->slot_cv);
     pthread_mutex_unlock(&run->mu);
-    pthread_cond_signal(&run->slot_cv);
 }
 
 /* ---- backoff ------------------------------------------------------------- */
@@ -130,15 +130,6 @@ static uint64_t rand_next(void)
         s = ((uint64_t)(uintptr_t)&s * 0x9E3779B97F4A7C15u) ^ (uint64_t)fr_now_ms() ^ 1u;
     s ^= s << 13, s ^= s >> 7, s ^= s << 17;
     return s;
-}
-
-static void sleep_ms(int64_t ms)
-{
-    if (ms <= 0)
-        return;
-    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
-    while (nanosleep(&ts, &ts) != 0)
-        ;
 }
 
 /* "60 s", "7.5 s", "3 days" */
@@ -203,7 +194,7 @@ void fr_backoff(fr_ctx *cx, int attempt, int retry_after_ms, int64_t asked_ms, c
         d = left;
     if (d >= FR_LONG_WAIT_MS || (asked_ms > retry_after_ms && retry_after_ms >= 0))
         long_wait(cx, d, retry_after_ms, asked_ms, why);
-    sleep_ms(d);
+    fr_sleep_ms(d);                        /* a fiber parks on a timer */
 }
 
 /* ---- one attempt --------------------------------------------------------- */

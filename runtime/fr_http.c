@@ -8,11 +8,11 @@
  * local Ollama, vLLM or llama.cpp server) takes none, and then no key header
  * is sent.
  *
- * One attempt is one blocking curl_easy_perform on the calling worker thread.
- * Connections are reused across all workers through a LIFO pool of easy
- * handles (each keeps its connection alive); DNS answers and TLS sessions
- * are shared through a CURLSH.  (Sharing the connection cache itself through
- * CURLSH is not safe across threads in libcurl, so handles travel instead.)
+ * One attempt is one exchange on the transport (fr_net.c): the calling fiber
+ * parks while the event loop's thread drives the transfer, with every other
+ * one, through libcurl's multi interface; connections, DNS answers and TLS
+ * sessions are reused across all of them.  libcurl is loaded on the first
+ * request.
  *
  * Endpoints sharing a base URL and key variable share a rate limiter
  * (fr_limit.c): every request waits for its slot, its tokens estimated at
@@ -47,9 +47,11 @@
  * limiters are per host (fr_http_host_limiter), capped by the operations'
  * rps.
  */
+#define FR_WITH_CURL
+#include <curl/curl.h>
+
 #include "fr_internal.h"
 
-#include <curl/curl.h>
 #include <malloc.h>
 #include <math.h>
 #include <stdarg.h>
@@ -108,17 +110,12 @@ typedef struct host_lim {
 
 struct fr_http {
     host_lim *hosts;               /* the operations' hosts (guarded by ep_mu) */
-    CURLSH *share;                 /* DNS cache and TLS sessions of all handles */
-    pthread_mutex_t share_mu[CURL_LOCK_DATA_LAST]; /* one lock per shared kind */
-    pthread_mutex_t pool_mu;       /* guards pool */
-    CURL **pool;                   /* idle easy handles, each with its live connection */
-    size_t npool, cap;             /* used and allocated slots of pool */
     pthread_mutex_t ep_mu;         /* guards eps */
     endpoint *eps;                 /* every endpoint resolved so far */
     schema_part *parts;            /* schema parts made so far (guarded by ep_mu) */
     warm *warms;                   /* cacheable prefixes seen (guarded by warm_mu) */
     pthread_mutex_t warm_mu;       /* guards warms */
-    pthread_cond_t warm_cv;        /* a prefix became warm */
+    fr_cond warm_cv;               /* a prefix became warm */
     int max_wait_ms;               /* --max-retry-after: the longest wait a server may ask */
 };
 
@@ -340,70 +337,6 @@ static endpoint *ep_find(fr_http *h, const fr_model *m, fr_buf *err)
 
 /* ---- setup --------------------------------------------------------------- */
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_init_rc;
-
-/* libcurl's memory, cleared before it is freed: its header lists and the
- * request it builds from them hold the key, and a core dump or a later
- * allocation must not find it there (a run left a hundred copies behind). */
-static void zfree(void *p)
-{
-    if (p) {
-        explicit_bzero(p, malloc_usable_size(p));
-        free(p);
-    }
-}
-
-static void *zrealloc(void *p, size_t n)
-{
-    if (!p)
-        return malloc(n);
-    if (n == 0) {
-        zfree(p);
-        return NULL;
-    }
-    size_t old = malloc_usable_size(p);
-    void *q = malloc(n);
-    if (q) {
-        memcpy(q, p, old < n ? old : n);
-        zfree(p);
-    }
-    return q;
-}
-
-static void curl_init(void)
-{
-    curl_init_rc = curl_global_init_mem(CURL_GLOBAL_DEFAULT, malloc, zfree, zrealloc, strdup,
-                                        calloc);
-}
-
-static void share_lock(CURL *c, curl_lock_data d, curl_lock_access a, void *p)
-{
-    fr_http *h = p;
-    pthread_mutex_lock(&h->share_mu[d < CURL_LOCK_DATA_LAST ? d : 0]);
-}
-
-static void share_unlock(CURL *c, curl_lock_data d, void *p)
-{
-    fr_http *h = p;
-    pthread_mutex_unlock(&h->share_mu[d < CURL_LOCK_DATA_LAST ? d : 0]);
-}
-
-static bool share_init(fr_http *h)
-{
-    for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
-        pthread_mutex_init(&h->share_mu[i], NULL);
-    h->share = curl_share_init();
-    if (!h->share)
-        return false;
-    curl_share_setopt(h->share, CURLSHOPT_LOCKFUNC, share_lock);
-    curl_share_setopt(h->share, CURLSHOPT_UNLOCKFUNC, share_unlock);
-    curl_share_setopt(h->share, CURLSHOPT_USERDATA, h);
-    curl_share_setopt(h->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
-    curl_share_setopt(h->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
-    return true;
-}
-
 /* Resolves every model of prog; false with every problem in err, one per
  * line, a variable named once even when several models need it. */
 static bool check_models(fr_http *h, const fr_program *prog, fr_buf *err)
@@ -433,26 +366,14 @@ void fr_http_set_max_wait(fr_http *h, int ms)
 
 fr_http *fr_http_new(const fr_program *prog, bool mock_all, fr_buf *err)
 {
-    pthread_once(&curl_once, curl_init);
-    if (curl_init_rc != CURLE_OK) {
-        fr_buf_printf(err, "cannot start libcurl: %s", curl_easy_strerror(curl_init_rc));
-        return NULL;
-    }
     fr_http *h = fr_calloc(1, sizeof *h);
     if (!h) {
         fr_buf_puts(err, "out of memory");
         return NULL;
     }
     h->max_wait_ms = FR_MAX_WAIT_MS;
-    pthread_mutex_init(&h->pool_mu, NULL);
     pthread_mutex_init(&h->ep_mu, NULL);
     pthread_mutex_init(&h->warm_mu, NULL);
-    pthread_cond_init(&h->warm_cv, NULL);
-    if (!share_init(h)) {
-        fr_buf_puts(err, "cannot start libcurl's shared cache");
-        fr_http_free(h);
-        return NULL;
-    }
     if (!mock_all && prog && !check_models(h, prog, err)) {
         fr_http_free(h);
         return NULL;
@@ -464,11 +385,6 @@ void fr_http_free(fr_http *h)
 {
     if (!h)
         return;
-    for (size_t i = 0; i < h->npool; i++)
-        curl_easy_cleanup(h->pool[i]);
-    fr_free(h->pool);
-    if (h->share)
-        curl_share_cleanup(h->share);
     while (h->eps) {
         endpoint *e = h->eps;
         h->eps = e->next;
@@ -493,44 +409,20 @@ void fr_http_free(fr_http *h)
         fr_free(w);
     }
     pthread_mutex_destroy(&h->warm_mu);
-    pthread_cond_destroy(&h->warm_cv);
-    for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
-        pthread_mutex_destroy(&h->share_mu[i]);
-    pthread_mutex_destroy(&h->pool_mu);
     pthread_mutex_destroy(&h->ep_mu);
     fr_free(h);
 }
 
-/* ---- the handle pool ----------------------------------------------------- */
+/* ---- the handle pool (the transport's) ------------------------------------ */
 
 static CURL *pool_get(fr_http *h)
 {
-    CURL *c = NULL;
-    pthread_mutex_lock(&h->pool_mu);
-    if (h->npool > 0)
-        c = h->pool[--h->npool];
-    pthread_mutex_unlock(&h->pool_mu);
-    if (!c && (c = curl_easy_init()))
-        curl_easy_setopt(c, CURLOPT_SHARE, h->share);
-    return c;
+    return fr_net_handle();
 }
 
 static void pool_put(fr_http *h, CURL *c)
 {
-    pthread_mutex_lock(&h->pool_mu);
-    if (h->npool == h->cap) {
-        size_t cap = h->cap ? h->cap * 2 : 16;
-        CURL **p = fr_realloc(h->pool, cap * sizeof *p);
-        if (p)
-            h->pool = p, h->cap = cap;
-    }
-    if (h->npool < h->cap) {
-        h->pool[h->npool++] = c;
-        c = NULL;
-    }
-    pthread_mutex_unlock(&h->pool_mu);
-    if (c)
-        curl_easy_cleanup(c);
+    fr_net_release(c);
 }
 
 /* ---- one exchange -------------------------------------------------------- */
@@ -736,7 +628,7 @@ static void warm_done(fr_http *h, warm *w)
 {
     pthread_mutex_lock(&h->warm_mu);
     w->state = 2;
-    pthread_cond_broadcast(&h->warm_cv);
+    fr_cond_broadcast(&h->warm_cv);
     pthread_mutex_unlock(&h->warm_mu);
 }
 
@@ -764,7 +656,7 @@ static warm *warm_begin(fr_http *h, const fr_request *req)
         mine = w;
     }
     while (w && w->state == 1 && !mine)
-        pthread_cond_wait(&h->warm_cv, &h->warm_mu);
+        fr_cond_wait(&h->warm_cv, &h->warm_mu);
     pthread_mutex_unlock(&h->warm_mu);
     return mine;
 }
@@ -936,7 +828,7 @@ static void exchange(fr_http *h, const endpoint *e, const char *body, int timeou
         return;
     }
     set_options(c, e, body, hd, x, timeout_ms, errbuf);
-    CURLcode rc = curl_easy_perform(c);
+    CURLcode rc = fr_net_perform(c);
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
     char *ip = NULL;                       /* a server was reached */
     bool reached = curl_easy_getinfo(c, CURLINFO_PRIMARY_IP, &ip) == CURLE_OK && ip && *ip;
@@ -1171,7 +1063,7 @@ void fr_http_call(fr_http *h, const fr_request *req, fr_response *resp)
     resp->retry_after_ms = -1;
     resp->retry_after_asked_ms = -1;
     fr_buf err = { 0 };
-    endpoint *e = h ? ep_find(h, req->model, &err) : NULL;
+    endpoint *e = h && fr_curl_load(&err) ? ep_find(h, req->model, &err) : NULL;
     if (!e) {
         fr_http_set_error(resp, FR_FATAL, "%s", err.s ? err.s : "HTTP providers not set up");
         fr_buf_free(&err);
@@ -1507,6 +1399,12 @@ void fr_http_exchange(fr_http *h, const fr_xreq *rq, fr_xres *res)
     memset(res, 0, sizeof *res);
     res->retry_after_ms = -1;
     res->retry_after_asked_ms = -1;
+    fr_buf lib = { 0 };
+    if (!fr_curl_load(&lib)) {
+        xres_error(res, false, "%s", lib.s ? lib.s : "cannot load libcurl");
+        fr_buf_free(&lib);
+        return;
+    }
     struct curl_slist *hd = curl_slist_append(NULL, "Expect:");
     for (int i = 0; hd && i < rq->nheaders; i++) {
         struct curl_slist *n = curl_slist_append(hd, rq->headers[i]);
@@ -1550,7 +1448,7 @@ void fr_http_exchange(fr_http *h, const fr_xreq *rq, fr_xres *res)
     curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
     curl_easy_setopt(c, CURLOPT_USERAGENT, "flowc/" FLOWRT_VERSION);
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-    CURLcode rc = curl_easy_perform(c);
+    CURLcode rc = fr_net_perform(c);
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &res->status);
     /* the handle goes back to the pool as the providers' handles do: reset
      * what this exchange set that a provider's would not */

@@ -66,6 +66,86 @@ void fr_buf_printf(fr_buf *b, const char *fmt, ...) __attribute__((format(printf
 bool fr_utf8_valid(const char *s, size_t n);
 size_t fr_utf8_count(const char *s, size_t n);   /* code points of valid UTF-8 */
 
+/* ---- fr_loop.c: the event loop (timers, sockets, posted work) ------------- */
+
+int64_t fr_mono_ns(void);                      /* monotonic nanoseconds */
+
+#define FR_TIMER_IDLE ((size_t)-1)
+/* A timer its owner embeds; fn runs on the loop thread with the timer lock
+ * held: short, and it must not arm or cancel timers. */
+typedef struct fr_timer {
+    int64_t at_ns;                 /* when it goes off (monotonic) */
+    size_t slot;                   /* its place in the heap, FR_TIMER_IDLE when not armed */
+    void (*fn)(struct fr_timer *t);/* what it does then */
+} fr_timer;
+bool fr_timer_arm(fr_timer *t, int64_t at_ns);   /* false: no loop (out of resources) */
+/* Disarms t; once it returns, t's callback is not running and will not run.
+ * True when t was still armed. */
+bool fr_timer_cancel(fr_timer *t);
+
+enum { FR_WATCH_IN = 1, FR_WATCH_OUT = 2 };
+/* A socket the loop thread watches (its owner embeds it); fn runs on the
+ * loop thread.  fr_watch_set and fr_watch_clear: on the loop thread only. */
+typedef struct fr_watch {
+    int fd;                        /* the socket, -1 when not watched */
+    int what;                      /* FR_WATCH_IN | FR_WATCH_OUT */
+    void (*fn)(struct fr_watch *w, int what);  /* it is ready for what */
+    struct fr_watch *next;         /* in the loop's list of retired watches */
+} fr_watch;
+bool fr_watch_set(fr_watch *w, int fd, int what);
+void fr_watch_clear(fr_watch *w);
+/* Stops watching and frees w (malloc'd, the fr_watch at its start) once the
+ * events the loop has in hand are done: one of them may still point at it. */
+void fr_watch_retire(fr_watch *w);
+
+bool fr_loop_ready(void);                      /* starts the thread on first use */
+bool fr_loop_on_thread(void);                  /* the caller is the loop thread */
+/* Runs fn(arg) on the loop thread soon; false when out of memory. */
+bool fr_loop_post(void (*fn)(void *), void *arg);
+/* The one driver (libcurl's multi handle): deadline() is its next timeout
+ * (monotonic ns, -1 none) and expire() runs when it is reached, both on the
+ * loop thread without the timer lock. */
+void fr_loop_driver(int64_t (*deadline)(void), void (*expire)(void));
+
+/* ---- fr_sched.c: fibers on a few threads ---------------------------------- */
+
+typedef struct fr_fiber fr_fiber;
+typedef struct fr_waiter fr_waiter;
+
+/* A condition variable on a pthread mutex that parks a fiber instead of
+ * blocking its thread (works from plain threads too).  Zero-initialized. */
+typedef struct fr_cond {
+    fr_waiter *head, *tail;        /* the waiters, first come first woken */
+} fr_cond;
+void fr_cond_wait(fr_cond *c, pthread_mutex_t *mu);
+/* False once the monotonic deadline has passed. */
+bool fr_cond_timedwait(fr_cond *c, pthread_mutex_t *mu, int64_t deadline_ns);
+void fr_cond_signal(fr_cond *c);               /* with mu held */
+void fr_cond_broadcast(fr_cond *c);            /* with mu held */
+
+/* The current waiter (a fiber or this thread), parking it until fr_unpark;
+ * a wake-up before the park is kept; waits must loop on their condition. */
+fr_waiter *fr_waiter_self(void);
+void fr_park(void);
+void fr_unpark(fr_waiter *w);
+bool fr_in_fiber(void);
+
+void fr_sleep_until(int64_t deadline_ns);      /* monotonic; a fiber parks on a timer */
+void fr_sleep_ms(int64_t ms);
+
+/* Fibers started with fr_spawn(j, ...) are counted by j; fr_join_wait
+ * returns once they all ended (and ends j). */
+typedef struct fr_join {
+    pthread_mutex_t mu;            /* guards count */
+    int count;                     /* fibers still running */
+    fr_cond done;                  /* count reached zero */
+} fr_join;
+void fr_join_init(fr_join *j);
+void fr_join_wait(fr_join *j);
+bool fr_spawn(fr_join *j, void (*fn)(void *), void *arg);  /* false: no memory */
+/* Runs fn(arg) in a fiber and waits for it (at once when already in one). */
+bool fr_sched_call(void (*fn)(void *), void *arg);
+
 /* ---- fr_validate.c --------------------------------------------------------- */
 
 const char *fr_field_key(const fr_field *f, fr_keys keys);
@@ -235,6 +315,61 @@ void fr_limit_cap(fr_limiter *l, double rps);
 double fr_limit_rate(fr_limiter *l);
 /* Tests: the limiter's clock (monotonic ns); NULL restores the real one. */
 void fr_limit_clock(fr_limiter *l, int64_t (*now)(void));
+
+#ifdef FR_WITH_CURL
+/* ---- fr_net.c: the transport (libcurl, loaded on first use) ---------------
+ * Files that talk to libcurl define FR_WITH_CURL and include <curl/curl.h>
+ * first; every libcurl function they call then goes through fr_curl, the
+ * table fr_curl_load fills from the library dlopen'd on the first request. */
+
+typedef struct fr_curl_api {
+    CURLcode (*global_init_mem)(long flags, curl_malloc_callback m, curl_free_callback f,
+                                curl_realloc_callback r, curl_strdup_callback s,
+                                curl_calloc_callback c);
+    CURL *(*easy_init)(void);
+    CURLcode (*easy_setopt)(CURL *c, CURLoption o, ...);
+    CURLcode (*easy_getinfo)(CURL *c, CURLINFO i, ...);
+    void (*easy_cleanup)(CURL *c);
+    const char *(*easy_strerror)(CURLcode rc);
+    struct curl_slist *(*slist_append)(struct curl_slist *l, const char *s);
+    void (*slist_free_all)(struct curl_slist *l);
+    time_t (*getdate)(const char *s, const time_t *unused);
+    CURLSH *(*share_init)(void);
+    CURLSHcode (*share_setopt)(CURLSH *s, CURLSHoption o, ...);
+    CURLM *(*multi_init)(void);
+    CURLMcode (*multi_setopt)(CURLM *m, CURLMoption o, ...);
+    CURLMcode (*multi_add_handle)(CURLM *m, CURL *c);
+    CURLMcode (*multi_remove_handle)(CURLM *m, CURL *c);
+    CURLMcode (*multi_socket_action)(CURLM *m, curl_socket_t s, int ev, int *running);
+    CURLMsg *(*multi_info_read)(CURLM *m, int *left);
+    CURLMcode (*multi_assign)(CURLM *m, curl_socket_t s, void *p);
+    const char *(*multi_strerror)(CURLMcode rc);
+} fr_curl_api;
+extern fr_curl_api fr_curl;
+
+/* Loads libcurl once; false with why in err (NULL: not said). */
+bool fr_curl_load(fr_buf *err);
+/* An easy handle from the pool (its connection kept alive), NULL when
+ * libcurl cannot be loaded or out of memory; give it back when done. */
+CURL *fr_net_handle(void);
+void fr_net_release(CURL *c);
+/* Performs c on the event loop; the calling fiber parks until it is done. */
+CURLcode fr_net_perform(CURL *c);
+
+#undef curl_easy_setopt
+#undef curl_easy_getinfo
+#undef curl_share_setopt
+#undef curl_multi_setopt
+#define curl_easy_init fr_curl.easy_init
+#define curl_easy_setopt(c, o, ...) fr_curl.easy_setopt((c), (o), __VA_ARGS__)
+#define curl_easy_getinfo(c, i, ...) fr_curl.easy_getinfo((c), (i), __VA_ARGS__)
+#define curl_easy_cleanup fr_curl.easy_cleanup
+#define curl_easy_strerror fr_curl.easy_strerror
+#define curl_slist_append fr_curl.slist_append
+#define curl_slist_free_all fr_curl.slist_free_all
+#define curl_getdate fr_curl.getdate
+#define curl_easy_perform use_fr_net_perform_instead
+#endif
 
 /* ---- fr_http.c: real providers (anthropic, openai) ------------------------ */
 
@@ -461,8 +596,8 @@ typedef struct fr_batch_store fr_batch_store;
 struct fr_run {
     const fr_program *prog;        /* the workflow being run */
     pthread_mutex_t mu;            /* guards the ledger, stats, stop, slots and partial */
-    pthread_cond_t slot_cv;        /* signalled when a call slot frees */
-    pthread_cond_t budget_cv;      /* signalled when a reservation is settled */
+    fr_cond slot_cv;               /* signalled when a call slot frees */
+    fr_cond budget_cv;             /* signalled when a reservation is settled */
     bool mock_all;                 /* --mock: every model answered by fr_mock_call */
     fr_mock_opts mock;             /* --mock-latency, --mock-fail-rate */
     int concurrency;               /* --concurrency: attempts in flight at most, 0 no cap */
@@ -587,7 +722,6 @@ struct fr_journal *fr_journal_of(fr_run *run);
 void fr_ctx_init_child(fr_ctx *parent, fr_ctx *c);   /* empty pool, parent's path */
 void fr_ctx_set_item(fr_ctx *c, fr_ctx *parent, size_t index); /* path = parent.index */
 void fr_ctx_fini(fr_ctx *c);                         /* releases pool and error */
-bool fr_thread_start(pthread_t *t, void *(*fn)(void *), void *arg);
 
 /* fr_call.c */
 /* A call (or http operation) of cx failed after transient errors: counted
@@ -676,10 +810,13 @@ void fr_origins_free(fr_run *run);
 /* ---- fr_journal.c: the run journal (SQLite) -------------------------------
  * One journal file holds many runs.  A handle is bound to one run by
  * fr_journal_begin or fr_journal_resume; the subcommands (runs, review,
- * approve) use an unbound handle.  Every function is thread-safe.  Writes
- * that must be durable before the caller goes on (a reservation before its
- * request, a result before it is used) are group-committed: each waits for
- * the transaction holding it to be synced (synchronous=FULL, WAL). */
+ * approve) use an unbound handle.  Every function is thread-safe (and parks
+ * a fiber, never its thread).  A bound handle has a writer thread that
+ * commits what is queued, in queue order, a batch per transaction: a
+ * reservation waits for its commit (it must be durable before its request
+ * leaves); a result does not (fr_journal_record_async): whatever must
+ * follow it on disk is queued after it, and what must not be seen before
+ * it is durable waits for fr_journal_flush (or runs as fr_journal_after). */
 
 typedef struct fr_journal fr_journal;
 
@@ -706,6 +843,9 @@ typedef struct fr_jcall {
     int64_t cache_write;           /* ... and written to it */
     double saved_usd;              /* what the cache saved against plain input prices */
     const char *tier;              /* the price paid: "standard" or "batch" (NULL: standard) */
+    int64_t row;                   /* its row in the journal, 0 until it has one (set by
+                                      fr_journal_lookup for an earlier process's row, by
+                                      the first fr_journal_reserve otherwise) */
 } fr_jcall;
 
 /* ".flow/<workflow>.db" (malloc'd). */
@@ -752,18 +892,33 @@ bool fr_journal_end(fr_journal *j, const char *status, double usd, int64_t token
 
 /* Fills c->key and c->input_hash from c's fields and the rendered input. */
 void fr_journal_key(fr_jcall *c, const char *system, const char *prompt);
-/* The journaled answer of c->key (a new reference), or NULL: never journaled. */
-json_t *fr_journal_lookup(fr_journal *j, const fr_jcall *c);
+/* The journaled answer of c->key (a new reference), or NULL: never journaled.
+ * Sets c->row when an earlier process left a row for the key. */
+json_t *fr_journal_lookup(fr_journal *j, fr_jcall *c);
 /* Durably notes that c is about to be requested: usd and tokens are what
  * its earlier attempts spent plus this attempt's worst case, so a crash
  * mid-request still counts them (a hold left by a crashed process stays
  * counted when the call is made again); returns once synced. */
-bool fr_journal_reserve(fr_journal *j, const fr_jcall *c, double usd, int64_t tokens);
+bool fr_journal_reserve(fr_journal *j, fr_jcall *c, double usd, int64_t tokens);
 /* A call a process left in flight (held, never recorded) when it stopped. */
-bool fr_journal_was_in_flight(fr_journal *j, const fr_jcall *c);
+bool fr_journal_was_in_flight(fr_journal *j, fr_jcall *c);
 /* Durably records a finished call (output NULL: failed after all attempts),
  * settling its reservation; returns once synced. */
 bool fr_journal_record(fr_journal *j, const fr_jcall *c);
+/* The same, queued (c is copied) without waiting for it: it commits before
+ * anything queued after it.  False when the journal cannot take it. */
+bool fr_journal_record_async(fr_journal *j, const fr_jcall *c);
+/* Runs fn(arg) on the writer thread once everything queued before is
+ * durable (at once without a writer); false when out of memory (then not
+ * run).  The trace writes a call's line this way. */
+bool fr_journal_after(fr_journal *j, void (*fn)(void *arg), void *arg);
+/* Waits until everything queued so far is durable: before the workflow
+ * shows a result outside the process (its output, a file it writes). */
+bool fr_journal_flush(fr_journal *j);
+/* A queued write failed (the writer refuses all after it; errmsg says why). */
+bool fr_journal_failed(fr_journal *j);
+/* Answers this handle committed, and those a failed write lost. */
+void fr_journal_answers(fr_journal *j, int64_t *ok, int64_t *lost);
 
 /* approve(): queues the n items at (site, item path) that are not queued yet
  * and reads their decisions: 1 approved, 0 rejected, -1 waiting. */
@@ -830,6 +985,9 @@ int fr_jopts_flag(fr_jopts *o, const char *flag, const char *eq, int argc, char 
 int fr_journal_run_start(fr_run *run, const fr_jopts *o, json_t *const *args);
 /* Records the run's end from its exit status, closes journal and trace. */
 void fr_journal_run_end(fr_run *run, int status);
+/* Waits until every result queued is durable, before the run shows one
+ * outside the process (its output, a file); false (said) when a write failed. */
+bool fr_journal_flush_run(fr_run *run);
 /* The id of the run in the journal, or NULL without one (--no-journal). */
 const char *fr_journal_bound_id(fr_run *run);
 /* A line for the summary: resumed run, answers from the journal. */
@@ -1025,6 +1183,10 @@ typedef struct fr_ttool {
     bool cached;                   /* its result replayed from the journal */
 } fr_ttool;
 void fr_trace_tool(fr_trace *t, const fr_ttool *c);
+/* The same line, to write later (fr_malloc'd, NULL when out of memory). */
+char *fr_trace_call_line(fr_trace *t, const fr_tcall *c);
+/* Writes a line made by fr_trace_call_line (written in one piece) and frees it. */
+void fr_trace_write(fr_trace *t, char *line);
 
 /* One http operation call as the trace reports it (OpenTelemetry's HTTP
  * client conventions). */

@@ -24,7 +24,8 @@
  *
  * The writes go to a temporary file beside the target, renamed over it, so
  * a reader never sees half a file and a failed write leaves the old file
- * alone; "-" reads stdin and writes stdout.  Relative paths are relative to
+ * alone; "-" reads stdin and writes stdout.  A write first waits for the
+ * journal to hold every answer so far (fr_journal_flush_run).  Relative paths are relative to
  * the working directory.
  */
 #include "fr_data.h"
@@ -595,6 +596,9 @@ static bool write_file(fr_ctx *cx, json_t *list, json_t *path, const fr_type *el
     fr_buf err = { 0 };
     if (!p)
         return fr_fail(cx, where, "%s: the path is not a string", what);
+    /* the answers in it are durable first: a kill then never leaves a file
+     * whose answers a resume would ask for again */
+    fr_journal_flush_run(cx->run);
     if (strcmp(p, "-") == 0) {
         errno = 0;
         if (fill(stdout, list, elem, &err) && fflush(stdout) == 0)

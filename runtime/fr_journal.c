@@ -4,38 +4,53 @@
  *
  * Tables: runs (one row per run: workflow, source hash, args, times, status),
  * phase_time (the time processes spent in each phase of a run, so a phase's
- * time cap carries over a resume as the workflow's does), calls (one row per agent call of a run, keyed by agent/site/item/seq/input
- * hash: the validated output, usage, cost, attempts, latency, and the
- * worst-case reservation of a request in flight), approvals (the queue that
- * approve() and escalate() fill and `BINARY approve` decides).
+ * time cap carries over a resume as the workflow's does), calls (one row per
+ * agent call of a run: its key agent/site/item/seq/input hash, the validated
+ * output, usage, cost, attempts, latency, and the worst-case reservation of
+ * a request in flight), approvals (the queue that approve() and escalate()
+ * fill and `BINARY approve` decides), batches (provider batches submitted).
  *
- * Durability: a result must be on disk before the workflow uses it, and a
- * reservation before its request leaves, so that a resumed run answers the
- * one from the journal and counts the other against its budgets (holds are
- * journaled only when a usd or token cap exists: they protect caps); and an
- * attempt's usage must replace its hold on disk (its record, or
- * fr_journal_call_settle) before the ledger frees the difference for other
- * requests, or a crash in between counts both the hold and theirs.  The
- * file is in WAL mode with synchronous=FULL (the WAL is synced at each
- * commit; NORMAL, FLOWRT_JOURNAL_SYNC=normal, survives a killed process but
- * not a lost machine).  Many calls finish at once on many threads, so writes
- * are group-committed: a writer queues its row on its own stack and waits;
- * whoever finds the connection free becomes the leader, commits everything
- * queued in one transaction (one sync) and wakes the others.  The connection
- * is used by one thread at a time (the `busy` token below).
+ * calls is keyed by an integer in insertion order (schema v6): a new call
+ * appends to the table's last page instead of landing at a random point of
+ * a tree keyed by text, so a commit writes a few pages, not a dozen.  A
+ * call's later writes find its row by that integer: the process keeps it
+ * (fr_jcall.row), and a resumed run loads every row's id with its key.
+ *
+ * Durability: a reservation must be on disk before its request leaves, so
+ * a resumed run counts it against its budgets (holds are journaled only
+ * when a usd or token cap exists: they protect caps), and an attempt's
+ * usage must replace its hold on disk before the ledger frees the
+ * difference for other requests.  A result need not be on disk before the
+ * item goes on: nothing outside the process sees it until the workflow
+ * writes its output or a file, which first waits for every result queued
+ * (fr_journal_flush), and its trace line is written once it is durable
+ * (fr_journal_after).  A result lost to a kill was never journaled: the
+ * resumed run pays for it once more, and never for one that was.
+ *
+ * So writes go through one writer thread, in the order they were queued:
+ * a reservation or a settle waits for its commit, a result is queued and
+ * the item goes on; the writer commits what is queued as one transaction
+ * (one sync: WAL, synchronous=FULL; FLOWRT_JOURNAL_SYNC=normal survives a
+ * killed process but not a lost machine), and when only results wait it
+ * lets them gather for a short window (FLOWRT_JOURNAL_WINDOW_MS, default
+ * 2 ms) before the sync.  The run's active time and its phase's are written
+ * with a batch at most once a second and when a phase or the run ends.
+ * Other uses of the connection (approvals, the run's row) take their turn
+ * in the same queue (db_acquire), after everything queued before them.
  *
  * A run is held by the process running it (an flock that dies with it), so
  * two processes never run one run and a killed one resumes at once.
  *
- * Lookups never touch SQLite: on resume the run's finished calls are loaded
- * into a hash map once; a fresh run has none.
+ * Lookups never touch SQLite: on resume the run's calls are loaded into a
+ * hash map once (answers, holds left in flight, row ids); a fresh run has
+ * none.
  */
 #include "fr_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <linux/futex.h>
+#include <signal.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -43,18 +58,22 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
-#define SCHEMA_VERSION 5           /* PRAGMA user_version of the current schema */
-#define LEAD_EXTRA 4               /* batches a leader commits for others after its own */
+#define SCHEMA_VERSION 6           /* PRAGMA user_version of the current schema */
+#define WINDOW_MS 2                /* results gather this long before a sync (default) */
+#define BATCH_MAX 4096             /* ops in one transaction at most */
+#define BOOKKEEP_MS 1000           /* the active and phase times: written this often */
 
-/* ---- the answer map: call key -> journaled output, for resume ------------ */
+/* ---- the call map: call key -> its row, for resume --------------------------- */
 
+/* What an earlier process left for one call key. */
 typedef struct jentry {
     char *key;                     /* the call key (malloc'd), NULL for an empty slot */
-    char *output;                  /* its output JSON text (malloc'd) */
+    char *output;                  /* its output JSON text when it finished (malloc'd) */
+    int64_t row;                   /* its row in calls */
+    char status;                   /* 'o' ok, 'h' held (in flight), 'f' failed */
 } jentry;
 
 typedef struct jmap {
@@ -93,8 +112,8 @@ static bool map_grow(jmap *m)
     return true;
 }
 
-/* Takes ownership of key and output. */
-static bool map_put(jmap *m, char *key, char *output)
+/* Takes ownership of key and output (NULL unless the call finished). */
+static bool map_put(jmap *m, char *key, char *output, int64_t row, char status)
 {
     if ((m->n + 1) * 2 > m->cap && !map_grow(m))
         return false;
@@ -105,17 +124,16 @@ static bool map_put(jmap *m, char *key, char *output)
     } else {
         m->n++;
     }
-    e->key = key;
-    e->output = output;
+    *e = (jentry){ key, output, row, status };
     return true;
 }
 
-static const char *map_get(jmap *m, const char *key)
+static const jentry *map_get(jmap *m, const char *key)
 {
     if (m->n == 0)
         return NULL;
     jentry *e = map_slot(m, key);
-    return e->key ? e->output : NULL;
+    return e->key ? e : NULL;
 }
 
 static void map_free(jmap *m)
@@ -130,80 +148,71 @@ static void map_free(jmap *m)
 
 /* ---- the handle ---------------------------------------------------------- */
 
-enum { OP_RESERVE, OP_RECORD };
+enum { OP_RESERVE, OP_RECORD, OP_AFTER, OP_ACQUIRE };
 
-/* One queued write; it lives on the stack of the thread waiting for it.
- * Batches are numbered: every write queued while batch g-1 is taken and
- * committing goes into batch g (a leader takes the whole queue at once).
- * Waiters sleep on one futex word, j->seq, each with the bit of its batch
- * (g % 32) in the futex bitset, so that one wake-up call wakes exactly the
- * writers of a committed batch (not those of the next, already queued), and
- * handing the connection over wakes one writer of the queued batch. */
+/* One queued write.  A caller that waits for it keeps it on its stack (its
+ * call is the caller's); one that does not (a result, an after-callback)
+ * gets a malloc'd op with a copy of the call, freed by the writer. */
 typedef struct jop {
-    struct jop *next;              /* the next queued write */
-    int kind;                      /* OP_RESERVE or OP_RECORD */
-    const fr_jcall *call;          /* the call */
-    double usd;                    /* OP_RESERVE: worst-case dollars */
-    int64_t tokens;                /* OP_RESERVE: worst-case tokens */
-    unsigned gen;                  /* its batch's number */
-    bool ok;                       /* it is durable (read once its batch is done) */
+    struct jop *next;              /* the next queued op */
+    int kind;                      /* OP_* */
+    fr_jcall *call;                /* OP_RESERVE, OP_RECORD: the call */
+    double usd;                    /* OP_RESERVE: dollars held */
+    int64_t tokens;                /* OP_RESERVE: tokens held */
+    void (*after)(void *arg);      /* OP_AFTER: run once what precedes is durable */
+    void *arg;                     /* its argument */
+    bool waited;                   /* a caller waits for it (else the writer frees it) */
+    bool done;                     /* committed or failed (guarded by j->mu) */
+    bool ok;                       /* committed */
+    fr_jcall copy;                 /* a queued result's own copy of its call */
+    char strings[];                /* ... and of its strings */
 } jop;
-
-static unsigned gen_bit(unsigned gen)
-{
-    return 1u << (gen % 32);
-}
-
-/* Sleeps while *f is val, for a wake-up of one of the bits. */
-static void futex_wait(atomic_uint *f, unsigned val, unsigned bits)
-{
-    syscall(SYS_futex, (unsigned *)f, FUTEX_WAIT_BITSET_PRIVATE, val, NULL, NULL, bits);
-}
-
-/* Changes *f (so that no waiter sleeps on its old value) and wakes up to n
- * of its waiters that wait for one of bits. */
-static void futex_bump(atomic_uint *f, int n, unsigned bits)
-{
-    atomic_fetch_add(f, 1);
-    syscall(SYS_futex, (unsigned *)f, FUTEX_WAKE_BITSET_PRIVATE, n, NULL, NULL, bits);
-}
-
 
 struct fr_journal {
     sqlite3 *db;                   /* the one connection */
     char *path;                    /* the file */
-    pthread_mutex_t mu;            /* guards everything below */
-    pthread_cond_t cv;             /* busy cleared, for db_acquire's waiters */
-    int acquiring;                 /* threads waiting in db_acquire */
-    bool busy;                     /* a thread is using db */
-    jop *head;                     /* writes queued for the next batch */
-    jop **tail;                    /* where the next queued write goes */
-    unsigned taken;                /* the number of the last batch taken */
-    atomic_uint done;              /* the number of the last batch done */
-    atomic_uint seq;               /* the waiters' futex word: bumped by each wake-up */
+    pthread_mutex_t mu;            /* guards everything below up to the statements */
+    fr_cond done_cv;               /* an op was done: its waiter looks */
+    pthread_cond_t work_cv;        /* the writer: ops queued, the connection back, stop */
+    jop *head;                     /* ops queued */
+    jop **tail;                    /* where the next goes */
+    size_t queued;                 /* how many */
+    size_t waited_queued;          /* of them, ops a caller waits for: no window */
+    bool idle;                     /* the writer waits for work (signal it) */
+    bool busy;                     /* a caller of db_acquire has the connection */
+    bool writer_on;                /* the writer thread runs */
+    bool stop;                     /* the writer drains the queue and ends */
+    pthread_t writer;              /* the writer thread */
+    int window_ms;                 /* the commit window */
+    bool failed;                   /* a batch failed: what was queued after is refused */
+    char failure[256];             /* SQLite's message for it */
     sqlite3_stmt *st_begin;        /* BEGIN IMMEDIATE, prepared once */
     sqlite3_stmt *st_commit;       /* COMMIT, prepared once */
-    sqlite3_stmt *st_active;       /* the bound run's active time, with each batch */
-    sqlite3_stmt *st_reserve;      /* prepared once, used by the leader */
-    sqlite3_stmt *st_record;       /* prepared once, used by the leader */
+    sqlite3_stmt *st_active;       /* the bound run's active time */
+    sqlite3_stmt *st_hold_new;     /* a call's first hold: a new row */
+    sqlite3_stmt *st_hold;         /* a later hold, by row */
+    sqlite3_stmt *st_rec_new;      /* a result without a row yet */
+    sqlite3_stmt *st_rec;          /* a result, by row */
     sqlite3_stmt *st_phase;        /* upserts a phase's active time */
-    int ph_cur;                    /* the root's current phase, timed with each batch, or -1 */
+    int ph_cur;                    /* the root's current phase, timed, or -1 (under mu) */
     int64_t ph_base;               /* its active time before this process */
     int64_t ph_start_ms;           /* when this process began it (monotonic) */
-    int ph_said;                   /* the phase whose time the last batch committed, or -1 */
-    int64_t ph_said_ms;            /* that time: a batch skips it while unchanged */
-    int64_t active_said;           /* the active time the last batch committed, or -1 */
+    int64_t said_ms;               /* when the writer last wrote the times (monotonic) */
     char run_id[FR_RUN_ID_MAX];    /* the bound run, "" if none */
     int lock_fd;                   /* the bound run's lock file, held while it runs, or -1 */
     int64_t active_base;           /* the bound run's active time before this process */
     int64_t bound_ms;              /* when this process bound it (monotonic) */
-    jmap answers;                  /* the bound run's finished calls (resume) */
-    jmap held;                     /* its calls in flight when a process stopped (resume) */
+    jmap calls;                    /* the bound run's calls of earlier processes (resume) */
+    size_t n_ok, n_held;           /* of them: finished, and left in flight */
     int64_t owner;                 /* this process's random id: whose holds are whose */
-    int64_t batches;               /* transactions committed by the group commit */
-    int64_t rows;                  /* rows written by the group commit */
+    int64_t batches;               /* transactions the writer committed */
+    int64_t rows;                  /* ops in them */
+    int64_t answers_ok;            /* answers (records with an output) committed */
+    int64_t answers_lost;          /* answers a failed batch or a failed journal lost */
 };
 
+static bool writer_start(fr_journal *j, fr_buf *err);
+static void writer_stop(fr_journal *j);
 
 int64_t fr_journal_prior_active_ms(const fr_journal *j)
 {
@@ -228,34 +237,51 @@ static void db_error(fr_journal *j, fr_buf *err, const char *what)
     fr_buf_puts(err, sqlite3_errmsg(j->db));
 }
 
-/* Waits until the connection is free and takes it. */
+/* Queues op (j->mu held) and wakes the writer when it waits for work, or
+ * gathers results while a caller now waits (a result alone does not cut a
+ * window short: a system call a result saved). */
+static void enqueue_op(fr_journal *j, jop *op)
+{
+    op->next = NULL;
+    *j->tail = op;
+    j->tail = &op->next;
+    j->queued++;
+    j->waited_queued += op->waited;
+    if (j->idle || op->waited || j->queued == BATCH_MAX)
+        pthread_cond_signal(&j->work_cv);
+}
+
+/* Waits (j->mu held, a fiber parks) for a waited op to be done. */
+static bool wait_op(fr_journal *j, jop *op)
+{
+    while (!op->done)
+        fr_cond_wait(&j->done_cv, &j->mu);
+    return op->ok;
+}
+
+/* Takes the connection: with a writer, its turn in the queue comes once
+ * everything queued before is committed; without one, when it is free. */
 static void db_acquire(fr_journal *j)
 {
     pthread_mutex_lock(&j->mu);
-    j->acquiring++;
-    while (j->busy)
-        pthread_cond_wait(&j->cv, &j->mu);
-    j->acquiring--;
-    j->busy = true;
+    if (j->writer_on) {
+        jop op = { .kind = OP_ACQUIRE, .waited = true };
+        enqueue_op(j, &op);
+        wait_op(j, &op);               /* the writer handed it over: busy is set */
+    } else {
+        while (j->busy)
+            fr_cond_wait(&j->done_cv, &j->mu);
+        j->busy = true;
+    }
     pthread_mutex_unlock(&j->mu);
-}
-
-/* Frees the connection (j->mu held) and wakes one who wants it: a writer
- * of the queued batch, which then leads it, or a db_acquire.  Waking one
- * thread, not all, matters with a hundred calls waiting. */
-static void hand_off(fr_journal *j)
-{
-    j->busy = false;
-    if (j->head)
-        futex_bump(&j->seq, 1, gen_bit(j->taken + 1));
-    if (j->acquiring)
-        pthread_cond_broadcast(&j->cv);
 }
 
 static void db_release(fr_journal *j)
 {
     pthread_mutex_lock(&j->mu);
-    hand_off(j);
+    j->busy = false;
+    pthread_cond_signal(&j->work_cv);
+    fr_cond_broadcast(&j->done_cv);
     pthread_mutex_unlock(&j->mu);
 }
 
@@ -362,6 +388,37 @@ static const char schema_v5[] =
     " PRIMARY KEY(run_id, fanout, part)) WITHOUT ROWID;"
     "PRAGMA user_version = 5;";
 
+/* v6: calls keyed by an integer in insertion order instead of (run_id, key)
+ * text in a WITHOUT ROWID tree: a new call appends instead of landing at a
+ * random point, and a call's later writes go by row.  The columns the key
+ * already holds (site, seq, the input hash) and the model's name go: fewer
+ * columns a row, less to encode per call.  Every row is kept, so a run in
+ * progress resumes with the new binary (an older binary refuses a version 6
+ * journal: finish such runs with the new one). */
+static const char schema_v6[] =
+    "CREATE TABLE calls_v6("
+    " id INTEGER PRIMARY KEY, run_id TEXT NOT NULL, key TEXT NOT NULL, agent TEXT NOT NULL,"
+    " item TEXT NOT NULL, phase INTEGER NOT NULL, output TEXT, status TEXT NOT NULL,"
+    " tokens_in INTEGER NOT NULL DEFAULT 0, tokens_out INTEGER NOT NULL DEFAULT 0,"
+    " usd REAL NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0,"
+    " latency_ms INTEGER NOT NULL DEFAULT 0, finished_ms INTEGER,"
+    " held_usd REAL NOT NULL DEFAULT 0, held_tokens INTEGER NOT NULL DEFAULT 0,"
+    " lost_usd REAL NOT NULL DEFAULT 0, lost_tokens INTEGER NOT NULL DEFAULT 0,"
+    " owner INTEGER NOT NULL DEFAULT 0,"
+    " tier TEXT NOT NULL DEFAULT 'standard', cache_read INTEGER NOT NULL DEFAULT 0,"
+    " cache_write INTEGER NOT NULL DEFAULT 0, saved_usd REAL NOT NULL DEFAULT 0);"
+    "INSERT INTO calls_v6(run_id, key, agent, item, phase, output, status, tokens_in,"
+    " tokens_out, usd, attempts, latency_ms, finished_ms, held_usd, held_tokens, lost_usd,"
+    " lost_tokens, owner, tier, cache_read, cache_write, saved_usd)"
+    " SELECT run_id, key, agent, item, phase, output, status, tokens_in,"
+    " tokens_out, usd, attempts, latency_ms, finished_ms, held_usd, held_tokens, lost_usd,"
+    " lost_tokens, owner, tier, cache_read, cache_write, saved_usd"
+    " FROM calls ORDER BY coalesce(finished_ms, 0), run_id, key;"
+    "DROP TABLE calls;"
+    "ALTER TABLE calls_v6 RENAME TO calls;"
+    "CREATE INDEX calls_by_run ON calls(run_id);"
+    "PRAGMA user_version = 6;";
+
 static const char sql_phase[] =
     "INSERT INTO phase_time(run_id, phase, active_ms) VALUES(?1, ?2, ?3)"
     " ON CONFLICT(run_id, phase) DO UPDATE SET active_ms = excluded.active_ms";
@@ -381,7 +438,7 @@ static bool migrate(fr_journal *j, int v, fr_buf *err)
 {
     return (v >= 1 || db_exec(j, schema_v1, err)) && (v >= 2 || db_exec(j, schema_v2, err)) &&
            (v >= 3 || db_exec(j, schema_v3, err)) && (v >= 4 || db_exec(j, schema_v4, err)) &&
-           (v >= 5 || db_exec(j, schema_v5, err));
+           (v >= 5 || db_exec(j, schema_v5, err)) && (v >= 6 || db_exec(j, schema_v6, err));
 }
 
 /* The schema, created in a fresh file; an unknown version is refused. */
@@ -409,30 +466,28 @@ static bool ensure_schema(fr_journal *j, fr_buf *err)
     return db_exec(j, "COMMIT", err);
 }
 
-static const char sql_reserve[] =
-    "INSERT INTO calls(run_id, key, agent, site, item, seq, phase, model, input_hash,"
-    " status, held_usd, held_tokens, owner)"
-    " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,'held',?10,?11,?12)"
-    " ON CONFLICT(run_id, key) DO UPDATE SET"
-    " lost_usd = lost_usd + CASE WHEN owner = excluded.owner THEN 0 ELSE held_usd END,"
-    " lost_tokens = lost_tokens + CASE WHEN owner = excluded.owner THEN 0 ELSE held_tokens END,"
-    " held_usd = excluded.held_usd, held_tokens = excluded.held_tokens,"
-    " owner = excluded.owner";
+/* A call's first hold, and a later one (after a crash: the dead process's
+ * hold is lost money, counted apart). */
+static const char sql_hold_new[] =
+    "INSERT INTO calls(run_id, key, agent, item, phase, status, held_usd, held_tokens, owner)"
+    " VALUES(?1,?2,?3,?4,?5,'held',?6,?7,?8)";
+static const char sql_hold[] =
+    "UPDATE calls SET"
+    " lost_usd = lost_usd + CASE WHEN owner = ?3 THEN 0 ELSE held_usd END,"
+    " lost_tokens = lost_tokens + CASE WHEN owner = ?3 THEN 0 ELSE held_tokens END,"
+    " held_usd = ?1, held_tokens = ?2, owner = ?3 WHERE id = ?4";
 
-static const char sql_record[] =
-    "INSERT INTO calls(run_id, key, agent, site, item, seq, phase, model, input_hash,"
-    " output, status, tokens_in, tokens_out, usd, attempts, latency_ms, finished_ms,"
-    " tier, cache_read, cache_write, saved_usd)"
-    " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21)"
-    " ON CONFLICT(run_id, key) DO UPDATE SET"
-    " output = excluded.output, status = excluded.status,"
-    " tokens_in = tokens_in + excluded.tokens_in,"
-    " tokens_out = tokens_out + excluded.tokens_out, usd = usd + excluded.usd,"
-    " attempts = attempts + excluded.attempts, latency_ms = excluded.latency_ms,"
-    " finished_ms = excluded.finished_ms, held_usd = 0, held_tokens = 0,"
-    " tier = excluded.tier, cache_read = cache_read + excluded.cache_read,"
-    " cache_write = cache_write + excluded.cache_write,"
-    " saved_usd = saved_usd + excluded.saved_usd";
+/* A result, in a new row or added to the call's row (earlier attempts). */
+static const char sql_rec_new[] =
+    "INSERT INTO calls(run_id, key, agent, item, phase, output, status, tokens_in, tokens_out,"
+    " usd, attempts, latency_ms, finished_ms, tier, cache_read, cache_write, saved_usd)"
+    " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)";
+static const char sql_rec[] =
+    "UPDATE calls SET output = ?6, status = ?7,"
+    " tokens_in = tokens_in + ?8, tokens_out = tokens_out + ?9, usd = usd + ?10,"
+    " attempts = attempts + ?11, latency_ms = ?12, finished_ms = ?13, held_usd = 0,"
+    " held_tokens = 0, tier = ?14, cache_read = cache_read + ?15,"
+    " cache_write = cache_write + ?16, saved_usd = saved_usd + ?17 WHERE id = ?18";
 
 /* ---- a damaged journal ----------------------------------------------------
  * A journal whose pages were damaged (a disk error, a copy cut short, bytes
@@ -486,11 +541,45 @@ static void export_row(FILE *f, sqlite3_stmt *st)
     json_decref(line);
 }
 
-/* Exports the readable answers of damaged db to f, in key order; a read
- * that hits a damaged page goes on after the last key read, until a few
- * tries make no progress.  Returns the answers written. */
+/* Exports the readable answers of a damaged version 6 journal by row: a
+ * read that hits a damaged page goes on past it, a few rows further each
+ * time, until a few tries make no progress.  -1: not a version 6 table. */
+static long export_by_row(sqlite3 *db, FILE *f)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, "SELECT run_id, key, agent, item, phase, output, id FROM calls"
+                           " WHERE status = 'ok' AND id > ?1 ORDER BY id", -1, &st,
+                           NULL) != SQLITE_OK)
+        return -1;
+    int64_t last = 0;
+    long n = 0;
+    for (int stuck = 0; stuck < 3;) {
+        sqlite3_reset(st);
+        sqlite3_bind_int64(st, 1, last);
+        int rc, got = 0;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            export_row(f, st);
+            last = sqlite3_column_int64(st, 6);
+            n++, got++;
+        }
+        if (rc == SQLITE_DONE)
+            break;
+        stuck = got ? 0 : stuck + 1;
+        if (!got)                            /* past the damage: skip a little further */
+            last += 64;
+    }
+    sqlite3_finalize(st);
+    return n;
+}
+
+/* Exports the readable answers of damaged db to f (an older journal: in
+ * key order, going on after the last key read past damage, the same way).
+ * Returns the answers written. */
 static long export_answers(sqlite3 *db, FILE *f)
 {
+    long by_row = export_by_row(db, f);
+    if (by_row >= 0)
+        return by_row;
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db, "SELECT run_id, key, agent, item, phase, output FROM calls"
                            " WHERE status = 'ok' AND (run_id, key) > (?1, ?2)"
@@ -698,10 +787,14 @@ static bool open_db(fr_journal *j, fr_buf *err)
                               SQLITE_PREPARE_PERSISTENT, &j->st_active, NULL) == SQLITE_OK &&
            sqlite3_prepare_v3(j->db, sql_phase, -1, SQLITE_PREPARE_PERSISTENT, &j->st_phase,
                               NULL) == SQLITE_OK &&
-           sqlite3_prepare_v3(j->db, sql_reserve, -1, SQLITE_PREPARE_PERSISTENT,
-                              &j->st_reserve, NULL) == SQLITE_OK &&
-           sqlite3_prepare_v3(j->db, sql_record, -1, SQLITE_PREPARE_PERSISTENT,
-                              &j->st_record, NULL) == SQLITE_OK;
+           sqlite3_prepare_v3(j->db, sql_hold_new, -1, SQLITE_PREPARE_PERSISTENT,
+                              &j->st_hold_new, NULL) == SQLITE_OK &&
+           sqlite3_prepare_v3(j->db, sql_hold, -1, SQLITE_PREPARE_PERSISTENT,
+                              &j->st_hold, NULL) == SQLITE_OK &&
+           sqlite3_prepare_v3(j->db, sql_rec_new, -1, SQLITE_PREPARE_PERSISTENT,
+                              &j->st_rec_new, NULL) == SQLITE_OK &&
+           sqlite3_prepare_v3(j->db, sql_rec, -1, SQLITE_PREPARE_PERSISTENT,
+                              &j->st_rec, NULL) == SQLITE_OK;
 }
 
 /* The handle around a connection, not yet opened. */
@@ -714,12 +807,16 @@ static fr_journal *handle_new(const char *path, fr_buf *err)
         return NULL;
     }
     pthread_mutex_init(&j->mu, NULL);
-    pthread_cond_init(&j->cv, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&j->work_cv, &ca);
+    pthread_condattr_destroy(&ca);
     j->tail = &j->head;
     j->lock_fd = -1;
     j->ph_cur = -1;
-    j->ph_said = -1;
-    j->active_said = -1;
+    const char *w = getenv("FLOWRT_JOURNAL_WINDOW_MS");
+    j->window_ms = w && *w ? atoi(w) : WINDOW_MS;
     sqlite3_randomness(sizeof j->owner, &j->owner);
     return j;
 }
@@ -750,19 +847,21 @@ void fr_journal_close(fr_journal *j)
 {
     if (!j)
         return;
+    writer_stop(j);
     sqlite3_finalize(j->st_begin);
     sqlite3_finalize(j->st_commit);
     sqlite3_finalize(j->st_active);
     sqlite3_finalize(j->st_phase);
-    sqlite3_finalize(j->st_reserve);
-    sqlite3_finalize(j->st_record);
+    sqlite3_finalize(j->st_hold_new);
+    sqlite3_finalize(j->st_hold);
+    sqlite3_finalize(j->st_rec_new);
+    sqlite3_finalize(j->st_rec);
     sqlite3_close(j->db);
     if (j->lock_fd >= 0)
         close(j->lock_fd);
-    map_free(&j->answers);
-    map_free(&j->held);
+    map_free(&j->calls);
     pthread_mutex_destroy(&j->mu);
-    pthread_cond_destroy(&j->cv);
+    pthread_cond_destroy(&j->work_cv);
     fr_free(j->path);
     fr_free(j);
 }
@@ -770,7 +869,7 @@ void fr_journal_close(fr_journal *j)
 size_t fr_journal_answer_count(fr_journal *j)
 {
     pthread_mutex_lock(&j->mu);
-    size_t n = j->answers.n;
+    size_t n = j->n_ok;
     pthread_mutex_unlock(&j->mu);
     return n;
 }
@@ -895,7 +994,7 @@ bool fr_journal_begin(fr_journal *j, const char *workflow, const char *source_ha
     j->active_base = 0;
     j->bound_ms = fr_now_ms();
     db_release(j);
-    return ok;
+    return ok && writer_start(j, err);
 }
 
 /* The stored row of the run to resume. */
@@ -1041,24 +1140,25 @@ static bool check_same(const jrun *r, const char *source_hash, const char *args,
     return false;
 }
 
-/* Loads the finished calls of the bound run into the answer map, and the
- * keys of those a process left in flight (a hold, no record) into held. */
+/* Loads the calls of the bound run into the map: the finished ones' answers,
+ * those a process left in flight (a hold, no record), and every row's id. */
 static bool load_answers(fr_journal *j, fr_buf *err)
 {
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(j->db, "SELECT key, output, status FROM calls WHERE run_id = ?1"
-                           " AND status IN ('ok', 'held')", -1, &st, NULL) != SQLITE_OK) {
+    if (sqlite3_prepare_v2(j->db, "SELECT key, output, status, id FROM calls WHERE run_id = ?1"
+                           " ORDER BY id", -1, &st, NULL) != SQLITE_OK) {
         db_error(j, err, "loading the run's calls");
         return false;
     }
     sqlite3_bind_text(st, 1, j->run_id, -1, SQLITE_STATIC);
     bool ok = true;
     while (ok && sqlite3_step(st) == SQLITE_ROW) {
-        bool held = strcmp((const char *)sqlite3_column_text(st, 2), "held") == 0;
+        const char *status = (const char *)sqlite3_column_text(st, 2);
+        char c = strcmp(status, "ok") == 0 ? 'o' : strcmp(status, "held") == 0 ? 'h' : 'f';
         const unsigned char *out = sqlite3_column_text(st, 1);
         char *k = fr_strdup((const char *)sqlite3_column_text(st, 0));
-        char *o = fr_strdup(held || !out ? "" : (const char *)out);
-        ok = k && o && map_put(held ? &j->held : &j->answers, k, o);
+        char *o = c == 'o' ? fr_strdup(out ? (const char *)out : "null") : NULL;
+        ok = k && (c != 'o' || o) && map_put(&j->calls, k, o, sqlite3_column_int64(st, 3), c);
         if (!ok) {
             fr_free(k);
             fr_free(o);
@@ -1066,6 +1166,10 @@ static bool load_answers(fr_journal *j, fr_buf *err)
         }
     }
     sqlite3_finalize(st);
+    for (size_t i = 0; ok && i < j->calls.cap; i++) {
+        j->n_ok += j->calls.slots[i].key && j->calls.slots[i].status == 'o';
+        j->n_held += j->calls.slots[i].key && j->calls.slots[i].status == 'h';
+    }
     return ok;
 }
 
@@ -1132,7 +1236,7 @@ bool fr_journal_resume(fr_journal *j, const char *workflow, const char *run_id,
     db_acquire(j);
     bool ok = resume_locked(j, workflow, run_id, source_hash, args, flags, err);
     db_release(j);
-    return ok;
+    return ok && writer_start(j, err);
 }
 
 bool fr_journal_prior_spend(fr_journal *j, int phase, double *usd, int64_t *tokens)
@@ -1188,6 +1292,19 @@ bool fr_journal_end(fr_journal *j, const char *status, double usd, int64_t token
 
 /* ---- calls: keys, lookups, the group commit ------------------------------ */
 
+/* Decimal digits of v into buf (NUL-terminated; 21 bytes suffice). */
+static void utoa(char *buf, uint64_t v)
+{
+    char t[24];
+    int n = 0;
+    do
+        t[n++] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    for (int i = 0; i < n; i++)
+        buf[i] = t[n - 1 - i];
+    buf[n] = '\0';
+}
+
 void fr_journal_key(fr_jcall *c, const char *system, const char *prompt)
 {
     fr_sha256 s;
@@ -1195,75 +1312,119 @@ void fr_journal_key(fr_jcall *c, const char *system, const char *prompt)
     fr_sha256_update(&s, system ? system : "", system ? strlen(system) + 1 : 1);
     fr_sha256_update(&s, prompt, strlen(prompt));
     fr_sha256_final_hex(&s, c->input_hash);
-    snprintf(c->key, sizeof c->key, "%s/%d/%s/%u/%.16s", c->agent, c->site,
-             c->item && *c->item ? c->item : "-", c->seq, c->input_hash);
+    /* "agent/site/item/seq/hash16", without snprintf (a call's cost) */
+    char num[2][24];
+    const char *parts[] = { c->agent, num[0], c->item && *c->item ? c->item : "-", num[1],
+                            c->input_hash };
+    if (c->site < 0) {
+        num[0][0] = '-';
+        utoa(num[0] + 1, (uint64_t)-(int64_t)c->site);
+    } else {
+        utoa(num[0], (uint64_t)c->site);
+    }
+    utoa(num[1], c->seq);
+    size_t n = 0;
+    for (int i = 0; i < 5; i++) {
+        size_t l = i == 4 ? 16 : strlen(parts[i]);
+        if (n + l + 2 > sizeof c->key)
+            l = sizeof c->key - n - 2;
+        memcpy(c->key + n, parts[i], l);
+        n += l;
+        c->key[n++] = i < 4 ? '/' : '\0';
+    }
 }
 
-json_t *fr_journal_lookup(fr_journal *j, const fr_jcall *c)
+json_t *fr_journal_lookup(fr_journal *j, fr_jcall *c)
 {
-    if (!j || j->answers.n == 0)
+    if (!j || j->calls.n == 0)
         return NULL;
     pthread_mutex_lock(&j->mu);
-    const char *out = map_get(&j->answers, c->key);
-    json_t *v = out ? fr_json_loadb(out, strlen(out), JSON_DECODE_ANY, NULL) : NULL;
+    const jentry *e = map_get(&j->calls, c->key);
+    if (e)
+        c->row = e->row;
+    json_t *v = e && e->status == 'o'
+                ? fr_json_loadb(e->output, strlen(e->output), JSON_DECODE_ANY, NULL) : NULL;
     pthread_mutex_unlock(&j->mu);
     return v;
 }
 
-bool fr_journal_was_in_flight(fr_journal *j, const fr_jcall *c)
+bool fr_journal_was_in_flight(fr_journal *j, fr_jcall *c)
 {
-    if (!j || j->held.n == 0)
+    if (!j || j->n_held == 0)
         return false;
     pthread_mutex_lock(&j->mu);
-    bool held = map_get(&j->held, c->key) != NULL;
+    const jentry *e = map_get(&j->calls, c->key);
+    bool held = e && e->status == 'h';
+    if (e)
+        c->row = e->row;
     pthread_mutex_unlock(&j->mu);
     return held;
 }
+
+/* ---- the writer: one transaction per batch --------------------------------- */
 
 static void bind_call(sqlite3_stmt *st, const char *run_id, const fr_jcall *c)
 {
     sqlite3_bind_text(st, 1, run_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, c->key, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, c->agent, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 4, c->site);
-    sqlite3_bind_text(st, 5, c->item ? c->item : "", -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 6, c->seq);
-    sqlite3_bind_int(st, 7, c->phase);
-    sqlite3_bind_text(st, 8, c->model, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 9, c->input_hash, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, c->item ? c->item : "", -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 5, c->phase);
 }
 
-static bool write_op(fr_journal *j, const jop *op)
+/* Runs st once; a new row's id goes to c->row. */
+static bool step_row(fr_journal *j, sqlite3_stmt *st, fr_jcall *c, bool new_row)
 {
-    const fr_jcall *c = op->call;
-    sqlite3_stmt *st = op->kind == OP_RESERVE ? j->st_reserve : j->st_record;
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    bind_call(st, j->run_id, c);
-    if (op->kind == OP_RESERVE) {
-        sqlite3_bind_double(st, 10, op->usd);
-        sqlite3_bind_int64(st, 11, op->tokens);
-        sqlite3_bind_int64(st, 12, j->owner);
-    } else {
-        sqlite3_bind_text(st, 10, c->output, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 11, c->output ? "ok" : "failed", -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 12, c->tokens_in);
-        sqlite3_bind_int64(st, 13, c->tokens_out);
-        sqlite3_bind_double(st, 14, c->usd);
-        sqlite3_bind_int(st, 15, c->attempts);
-        sqlite3_bind_int64(st, 16, c->latency_ms);
-        sqlite3_bind_int64(st, 17, fr_wall_ms());
-        sqlite3_bind_text(st, 18, c->tier ? c->tier : "standard", -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 19, c->cache_read);
-        sqlite3_bind_int64(st, 20, c->cache_write);
-        sqlite3_bind_double(st, 21, c->saved_usd);
-    }
     bool ok = sqlite3_step(st) == SQLITE_DONE;
+    if (ok && new_row)
+        c->row = sqlite3_last_insert_rowid(j->db);
     sqlite3_reset(st);
     return ok;
 }
 
-/* One transaction for the whole batch; false if it did not commit. */
+static bool write_hold(fr_journal *j, jop *op)
+{
+    fr_jcall *c = op->call;
+    bool new_row = c->row == 0;
+    sqlite3_stmt *st = new_row ? j->st_hold_new : j->st_hold;
+    if (new_row) {
+        bind_call(st, j->run_id, c);
+        sqlite3_bind_double(st, 6, op->usd);
+        sqlite3_bind_int64(st, 7, op->tokens);
+        sqlite3_bind_int64(st, 8, j->owner);
+    } else {
+        sqlite3_bind_double(st, 1, op->usd);
+        sqlite3_bind_int64(st, 2, op->tokens);
+        sqlite3_bind_int64(st, 3, j->owner);
+        sqlite3_bind_int64(st, 4, c->row);
+    }
+    return step_row(j, st, c, new_row);
+}
+
+static bool write_record(fr_journal *j, jop *op)
+{
+    fr_jcall *c = op->call;
+    bool new_row = c->row == 0;
+    sqlite3_stmt *st = new_row ? j->st_rec_new : j->st_rec;
+    if (new_row)
+        bind_call(st, j->run_id, c);
+    sqlite3_bind_text(st, 6, c->output, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 7, c->output ? "ok" : "failed", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 8, c->tokens_in);
+    sqlite3_bind_int64(st, 9, c->tokens_out);
+    sqlite3_bind_double(st, 10, c->usd);
+    sqlite3_bind_int(st, 11, c->attempts);
+    sqlite3_bind_int64(st, 12, c->latency_ms);
+    sqlite3_bind_int64(st, 13, fr_wall_ms());
+    sqlite3_bind_text(st, 14, c->tier ? c->tier : "standard", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 15, c->cache_read);
+    sqlite3_bind_int64(st, 16, c->cache_write);
+    sqlite3_bind_double(st, 17, c->saved_usd);
+    if (!new_row)
+        sqlite3_bind_int64(st, 18, c->row);
+    return step_row(j, st, c, new_row);
+}
+
 static bool step_once(sqlite3_stmt *st)
 {
     bool ok = sqlite3_step(st) == SQLITE_DONE;
@@ -1271,117 +1432,217 @@ static bool step_once(sqlite3_stmt *st)
     return ok;
 }
 
-/* Writes the current phase's active time as *ph and *ms (none: true, *ph
- * -1); the caller holds the connection.  A batch skips a time its
- * predecessor committed (same phase, same millisecond): nothing is lost, and
- * most batches then write no page but their calls'.  The phase clock is read
- * under j->mu: the root sets it. */
-static bool phase_step(fr_journal *j, bool batch, int *ph, int64_t *ms)
+/* Writes the current phase's active time (none: true); the caller holds
+ * the connection.  The phase clock is read under j->mu: the root sets it. */
+static bool phase_step(fr_journal *j)
 {
     pthread_mutex_lock(&j->mu);
-    *ph = j->ph_cur;
-    *ms = j->ph_base + (fr_now_ms() - j->ph_start_ms);
+    int ph = j->ph_cur;
+    int64_t ms = j->ph_base + (fr_now_ms() - j->ph_start_ms);
     pthread_mutex_unlock(&j->mu);
-    if (*ph < 0 || (batch && *ph == j->ph_said && *ms == j->ph_said_ms))
+    if (ph < 0)
         return true;
     sqlite3_bind_text(j->st_phase, 1, j->run_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int(j->st_phase, 2, *ph);
-    sqlite3_bind_int64(j->st_phase, 3, *ms);
+    sqlite3_bind_int(j->st_phase, 2, ph);
+    sqlite3_bind_int64(j->st_phase, 3, ms);
     return step_once(j->st_phase);
 }
 
-/* The bound run's active time, unless the last batch committed it. */
-static bool active_step(fr_journal *j, int64_t ms)
+/* The bound run's active time and its phase's, so that a killed run's time
+ * caps count them on resume: with a batch at most every BOOKKEEP_MS, not
+ * with each (a page or two a commit saved), and always when a phase or the
+ * run ends.  The caller holds the connection. */
+static bool times_step(fr_journal *j, bool now)
 {
-    if (ms == j->active_said)
+    int64_t t = fr_now_ms();
+    if (!now && t - j->said_ms < BOOKKEEP_MS)
         return true;
     sqlite3_bind_text(j->st_active, 1, j->run_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(j->st_active, 2, ms);
-    return step_once(j->st_active);
-}
-
-static bool commit_batch(fr_journal *j, jop *batch)
-{
-    int ph;
-    int64_t ph_ms, active = active_ms(j);
-    bool ok = step_once(j->st_begin);
-    for (jop *op = batch; ok && op; op = op->next)
-        ok = write_op(j, op);
-    ok = ok && active_step(j, active) && phase_step(j, true, &ph, &ph_ms) &&
-         step_once(j->st_commit);
-    if (!ok && !sqlite3_get_autocommit(j->db))
-        sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
-    if (ok) {
-        j->active_said = active;
-        j->ph_said = ph;
-        j->ph_said_ms = ph_ms;
-    }
+    sqlite3_bind_int64(j->st_active, 2, active_ms(j));
+    bool ok = step_once(j->st_active) && phase_step(j);
+    if (ok)
+        j->said_ms = t;
     return ok;
 }
 
-/* op's batch is committed (or failed: op->ok says which). */
-static bool op_done(fr_journal *j, const jop *op)
+/* One transaction for the ops of batch (none is OP_ACQUIRE). */
+static bool commit_batch(fr_journal *j, jop *batch)
 {
-    return (int)(atomic_load(&j->done) - op->gen) >= 0;
+    bool ok = step_once(j->st_begin);
+    for (jop *op = batch; ok && op; op = op->next)
+        ok = op->kind == OP_RESERVE ? write_hold(j, op)
+             : op->kind == OP_RECORD ? write_record(j, op) : true;
+    ok = ok && times_step(j, false) && step_once(j->st_commit);
+    if (!ok && !sqlite3_get_autocommit(j->db))
+        sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
+    return ok;
 }
 
-/* The leader's part, called and returning with j->mu held and busy set:
- * commits what is queued, batch after batch, until its own write is in and
- * then a few batches more while writes keep coming (handing the connection
- * over costs a wake-up; a bound keeps the leader's own call from waiting).
- * A batch's writers are woken with one call, not one each: fewer system
- * calls while the connection waits, and fewer preempted threads. */
-static void lead_batches(fr_journal *j, jop *mine)
+/* Takes the ops up to the first OP_ACQUIRE (j->mu held): the next batch. */
+static jop *take_batch(fr_journal *j)
 {
-    int extra = 0;
-    while (j->head && (!op_done(j, mine) || extra++ < LEAD_EXTRA)) {
-        jop *batch = j->head;
-        unsigned gen = ++j->taken;
-        j->head = NULL;
+    jop *batch = j->head, **end = &j->head;
+    size_t n = 0;
+    while (*end && (*end)->kind != OP_ACQUIRE && n < BATCH_MAX)
+        end = &(*end)->next, n++;
+    if (n == 0)
+        return NULL;
+    j->head = *end;
+    *end = NULL;
+    if (!j->head)
         j->tail = &j->head;
-        j->batches++;
-        pthread_mutex_unlock(&j->mu);
-        bool ok = commit_batch(j, batch);
-        int64_t n = 0;
-        for (jop *op = batch; op; op = op->next, n++)
-            op->ok = ok;
-        atomic_store(&j->done, gen);         /* the ops' waiters may return at once */
-        futex_bump(&j->seq, INT_MAX, gen_bit(gen));
-        pthread_mutex_lock(&j->mu);
-        j->rows += n;
-    }
+    j->queued -= n;
+    for (jop *op = batch; op; op = op->next)
+        j->waited_queued -= op->waited;
+    return batch;
 }
 
-/* Queues op and returns once it is committed by this thread or a leader. */
-static bool submit(fr_journal *j, jop *op)
+/* Results only, and few: wait up to the window for more (j->mu held). */
+static void gather(fr_journal *j)
 {
-    pthread_mutex_lock(&j->mu);
-    op->next = NULL;
-    op->gen = j->taken + 1;
-    *j->tail = op;
-    j->tail = &op->next;
-    for (;;) {
-        if (!j->busy) {
-            j->busy = true;
-            lead_batches(j, op);
-            hand_off(j);
+    if (j->window_ms <= 0 || j->waited_queued || j->stop || j->queued >= BATCH_MAX)
+        return;
+    int64_t at = fr_mono_ns() + (int64_t)j->window_ms * 1000000LL;
+    struct timespec ts = { at / 1000000000LL, at % 1000000000LL };
+    while (!j->waited_queued && !j->stop && j->queued < BATCH_MAX &&
+           pthread_cond_timedwait(&j->work_cv, &j->mu, &ts) == 0)
+        ;
+}
+
+/* The batch is done: its waiters are told, the rest freed, callbacks run
+ * (j->mu held on entry and return, not while callbacks run). */
+static void batch_done(fr_journal *j, jop *batch, bool ok)
+{
+    jop *after = NULL, **at = &after;
+    for (jop *op = batch, *next; op; op = next) {
+        next = op->next;
+        j->rows++;
+        if (op->kind == OP_RECORD && op->call->output) {
+            j->answers_ok += ok;
+            j->answers_lost += !ok;
         }
-        /* seq before done: a leader sets done, then bumps seq (without
-         * j->mu), so a wake-up is never missed; hand_off bumps it under j->mu */
-        unsigned seq = atomic_load(&j->seq);
-        if (op_done(j, op))
+        if (op->waited) {
+            op->ok = ok;
+            op->done = true;
+        } else if (op->kind == OP_AFTER) {
+            *at = op, at = &op->next, op->next = NULL;
+        } else {
+            fr_free(op);
+        }
+    }
+    fr_cond_broadcast(&j->done_cv);
+    pthread_mutex_unlock(&j->mu);
+    while (after) {
+        jop *next = after->next;
+        after->after(after->arg);
+        fr_free(after);
+        after = next;
+    }
+    pthread_mutex_lock(&j->mu);
+}
+
+static void note_failure(fr_journal *j)
+{
+    if (j->failed)
+        return;
+    j->failed = true;
+    snprintf(j->failure, sizeof j->failure, "%s", sqlite3_errmsg(j->db));
+}
+
+static void *writer_main(void *arg)
+{
+    fr_journal *j = arg;
+    pthread_mutex_lock(&j->mu);
+    for (;;) {
+        while ((!j->head || j->busy) && !(j->stop && !j->head)) {
+            j->idle = true;
+            pthread_cond_wait(&j->work_cv, &j->mu);
+            j->idle = false;
+        }
+        if (!j->head)
             break;
+        if (j->head->kind == OP_ACQUIRE) {   /* a caller's turn: the connection is its */
+            jop *op = j->head;
+            if (!(j->head = op->next))
+                j->tail = &j->head;
+            j->queued--;
+            j->waited_queued--;
+            j->busy = true;
+            op->ok = op->done = true;
+            fr_cond_broadcast(&j->done_cv);
+            continue;
+        }
+        gather(j);
+        jop *batch = take_batch(j);
+        if (!batch)
+            continue;
+        bool failed = j->failed;
         pthread_mutex_unlock(&j->mu);
-        futex_wait(&j->seq, seq, gen_bit(op->gen));
-        if (op_done(j, op))
-            return op->ok;
-        pthread_mutex_lock(&j->mu);          /* woken to lead, or spuriously */
+        bool ok = !failed && commit_batch(j, batch);
+        pthread_mutex_lock(&j->mu);
+        if (!ok)
+            note_failure(j);
+        j->batches++;
+        batch_done(j, batch, ok);
     }
     pthread_mutex_unlock(&j->mu);
-    return op->ok;
+    return NULL;
 }
 
-bool fr_journal_reserve(fr_journal *j, const fr_jcall *c, double usd, int64_t tokens)
+/* The bound handle's writer thread. */
+static bool writer_start(fr_journal *j, fr_buf *err)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    bool ok = pthread_create(&j->writer, NULL, writer_main, j) == 0;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_mutex_lock(&j->mu);
+    j->writer_on = ok;
+    pthread_mutex_unlock(&j->mu);
+    if (!ok)
+        fr_buf_puts(err, "cannot start the journal's writer thread");
+    return ok;
+}
+
+/* Drains the queue and ends the writer. */
+static void writer_stop(fr_journal *j)
+{
+    pthread_mutex_lock(&j->mu);
+    bool on = j->writer_on;
+    j->stop = true;
+    pthread_cond_signal(&j->work_cv);
+    pthread_mutex_unlock(&j->mu);
+    if (on)
+        pthread_join(j->writer, NULL);
+    pthread_mutex_lock(&j->mu);
+    j->writer_on = false;
+    pthread_mutex_unlock(&j->mu);
+}
+
+/* Queues a waited op and waits for its commit; without a writer the caller
+ * commits it alone. */
+static bool submit(fr_journal *j, jop *op)
+{
+    op->waited = true;
+    pthread_mutex_lock(&j->mu);
+    if (!j->writer_on) {
+        pthread_mutex_unlock(&j->mu);
+        db_acquire(j);
+        bool ok = commit_batch(j, op);
+        db_release(j);
+        return ok;
+    }
+    bool ok = !j->failed;
+    if (ok) {
+        enqueue_op(j, op);
+        ok = wait_op(j, op);
+    }
+    pthread_mutex_unlock(&j->mu);
+    return ok;
+}
+
+bool fr_journal_reserve(fr_journal *j, fr_jcall *c, double usd, int64_t tokens)
 {
     jop op = { .kind = OP_RESERVE, .call = c, .usd = usd, .tokens = tokens };
     return !j || !j->run_id[0] || submit(j, &op);
@@ -1389,8 +1650,106 @@ bool fr_journal_reserve(fr_journal *j, const fr_jcall *c, double usd, int64_t to
 
 bool fr_journal_record(fr_journal *j, const fr_jcall *c)
 {
-    jop op = { .kind = OP_RECORD, .call = c };
+    fr_jcall copy = *c;
+    jop op = { .kind = OP_RECORD, .call = &copy };
     return !j || !j->run_id[0] || submit(j, &op);
+}
+
+/* Copies s into *dst at *p; returns the copy. */
+static const char *copy_str(char **p, const char *s)
+{
+    if (!s)
+        return NULL;
+    size_t n = strlen(s) + 1;
+    memcpy(*p, s, n);
+    const char *r = *p;
+    *p += n;
+    return r;
+}
+
+bool fr_journal_record_async(fr_journal *j, const fr_jcall *c)
+{
+    if (!j || !j->run_id[0])
+        return true;
+    pthread_mutex_lock(&j->mu);
+    bool on = j->writer_on, failed = j->failed;
+    pthread_mutex_unlock(&j->mu);
+    if (!on)
+        return fr_journal_record(j, c);
+    if (failed) {
+        pthread_mutex_lock(&j->mu);
+        j->answers_lost += c->output != NULL;
+        pthread_mutex_unlock(&j->mu);
+        return false;
+    }
+    size_t n = 0;
+    const char *strs[] = { c->agent, c->item, c->model, c->output, c->tier };
+    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
+        n += strs[i] ? strlen(strs[i]) + 1 : 0;
+    jop *op = fr_malloc(sizeof *op + n);
+    if (!op)
+        return fr_journal_record(j, c);          /* no memory to queue it: wait for it */
+    memset(op, 0, sizeof *op);
+    op->kind = OP_RECORD;
+    op->copy = *c;
+    char *p = op->strings;
+    op->copy.agent = copy_str(&p, c->agent);
+    op->copy.item = copy_str(&p, c->item);
+    op->copy.model = copy_str(&p, c->model);
+    op->copy.output = copy_str(&p, c->output);
+    op->copy.tier = copy_str(&p, c->tier);
+    op->call = &op->copy;
+    pthread_mutex_lock(&j->mu);
+    enqueue_op(j, op);
+    pthread_mutex_unlock(&j->mu);
+    return true;
+}
+
+bool fr_journal_after(fr_journal *j, void (*fn)(void *arg), void *arg)
+{
+    pthread_mutex_lock(&j->mu);
+    bool on = j->writer_on;
+    pthread_mutex_unlock(&j->mu);
+    if (!on) {
+        fn(arg);
+        return true;
+    }
+    jop *op = fr_calloc(1, sizeof *op);
+    if (!op)
+        return false;
+    op->kind = OP_AFTER, op->after = fn, op->arg = arg;
+    pthread_mutex_lock(&j->mu);
+    enqueue_op(j, op);
+    pthread_mutex_unlock(&j->mu);
+    return true;
+}
+
+void fr_journal_answers(fr_journal *j, int64_t *ok, int64_t *lost)
+{
+    pthread_mutex_lock(&j->mu);
+    *ok = j->answers_ok;
+    *lost = j->answers_lost;
+    pthread_mutex_unlock(&j->mu);
+}
+
+bool fr_journal_failed(fr_journal *j)
+{
+    pthread_mutex_lock(&j->mu);
+    bool f = j->failed;
+    pthread_mutex_unlock(&j->mu);
+    return f;
+}
+
+bool fr_journal_flush(fr_journal *j)
+{
+    if (!j)
+        return true;
+    jop op = { .kind = OP_AFTER, .waited = true };
+    pthread_mutex_lock(&j->mu);
+    bool ok = !j->writer_on || (enqueue_op(j, &op), wait_op(j, &op));
+    ok = ok && !j->failed;
+    pthread_mutex_unlock(&j->mu);
+    return ok;
 }
 
 /* ---- the approval queue -------------------------------------------------- */
@@ -1601,10 +1960,8 @@ bool fr_journal_phase_clock_stop(fr_journal *j)
     pthread_mutex_unlock(&j->mu);
     if (!timing)
         return true;
-    int ph;
-    int64_t ms;
     db_acquire(j);
-    bool ok = phase_step(j, false, &ph, &ms);
+    bool ok = phase_step(j);
     db_release(j);
     pthread_mutex_lock(&j->mu);
     j->ph_cur = -1;
@@ -1626,7 +1983,10 @@ const char *fr_journal_path(const fr_journal *j)
 
 const char *fr_journal_errmsg(fr_journal *j)
 {
-    return sqlite3_errmsg(j->db);
+    pthread_mutex_lock(&j->mu);
+    bool failed = j->failed;
+    pthread_mutex_unlock(&j->mu);
+    return failed ? j->failure : sqlite3_errmsg(j->db);  /* failure is set once */
 }
 
 bool fr_journal_exec(fr_journal *j, const char *sql)

@@ -27,7 +27,6 @@ typedef struct jstate {
     int64_t *ph_active;            /* [nphases] prior active time per phase (ms) */
     bool holds;                    /* a usd or token cap exists: journal each request's hold */
     int64_t cached;                /* calls answered from the journal (atomic) */
-    int64_t recorded;              /* answers this process journaled (atomic) */
     int broken;                    /* a journal write failed: no call may start (atomic) */
     char why[256];                 /* the first failure's SQLite error (set once, before broken) */
 } jstate;
@@ -231,6 +230,15 @@ static int64_t items_skipped(fr_run *run)
     return n;
 }
 
+bool fr_journal_flush_run(fr_run *run)
+{
+    jstate *s = run ? run->journal : NULL;
+    if (!s || !s->j || fr_journal_flush(s->j))
+        return true;
+    write_failed(s);
+    return false;
+}
+
 void fr_journal_run_end(fr_run *run, int status)
 {
     jstate *s = run->journal;
@@ -343,7 +351,11 @@ bool fr_journal_owns_partial(fr_run *run)
 bool fr_journal_broken(fr_run *run)
 {
     jstate *s = run->journal;
-    return s && __atomic_load_n(&s->broken, __ATOMIC_ACQUIRE);
+    if (!s || !s->j)
+        return false;
+    if (!__atomic_load_n(&s->broken, __ATOMIC_ACQUIRE) && fr_journal_failed(s->j))
+        write_failed(s);           /* a queued write failed on the writer's thread */
+    return __atomic_load_n(&s->broken, __ATOMIC_ACQUIRE);
 }
 
 bool fr_journal_stopped(fr_ctx *cx)
@@ -364,12 +376,17 @@ void fr_journal_stop_help(fr_run *run)
     jstate *s = run->journal;
     if (!fr_journal_broken(run))
         return;
-    int64_t kept = __atomic_load_n(&s->recorded, __ATOMIC_RELAXED) +
-                   __atomic_load_n(&s->cached, __ATOMIC_RELAXED);
-    fprintf(stderr, "help: what was journaled is kept (%lld answer%s of this run): once the "
-            "journal can be written again (free some space), `%s --resume %s` finishes the run "
-            "without paying again for them\n", (long long)kept, kept == 1 ? "" : "s",
-            fr_self_name(run->prog), fr_journal_run_id(s->j));
+    int64_t ok, lost;
+    fr_journal_answers(s->j, &ok, &lost);
+    int64_t kept = ok + __atomic_load_n(&s->cached, __ATOMIC_RELAXED);
+    fprintf(stderr, "help: what was journaled is kept (%lld answer%s of this run", (long long)kept,
+            kept == 1 ? "" : "s");
+    if (lost)
+        fprintf(stderr, "; the %lld that came after the failed write, and the calls in flight,"
+                " are paid for again", (long long)lost);
+    fprintf(stderr, "): once the journal can be written again (free some space), `%s --resume"
+            " %s` finishes the run without paying again for them\n", fr_self_name(run->prog),
+            fr_journal_run_id(s->j));
 }
 
 static int64_t now_us(void)
@@ -447,6 +464,7 @@ bool fr_journal_call_hold(fr_jhook *h, fr_ctx *cx, const fr_resv *r)
     int64_t tok = own.tokens_in + own.tokens_out + r->tokens;
     if (!fr_journal_reserve(s->j, &own, own.usd + r->usd, tok))
         write_failed(s);
+    h->jc.row = own.row;           /* the row the hold made, for the call's later writes */
     return !fr_journal_stopped(cx);
 }
 
@@ -458,7 +476,9 @@ void fr_journal_call_settle(fr_jhook *h, fr_ctx *cx)
     if (!s || !s->j || !s->holds)
         return;
     fr_jcall own = own_row(h);
-    if (!fr_journal_reserve(s->j, &own, own.usd, own.tokens_in + own.tokens_out))
+    bool ok = fr_journal_reserve(s->j, &own, own.usd, own.tokens_in + own.tokens_out);
+    h->jc.row = own.row;
+    if (!ok)
         write_failed(s);
 }
 
@@ -504,10 +524,23 @@ void fr_journal_call_record(fr_jhook *h, fr_ctx *cx, json_t *v, const fr_type *t
     if (!h->output)
         return;                    /* out of memory: the call is made again on resume */
     fr_jcall own = own_row(h);
-    if (!fr_journal_record(s->j, &own))
+    /* queued: the item goes on; what must follow it on disk is queued after */
+    if (!fr_journal_record_async(s->j, &own))
         write_failed(s);
-    else
-        __atomic_add_fetch(&s->recorded, 1, __ATOMIC_RELAXED);
+}
+
+/* A call's trace line, written once its record is durable (a trace never
+ * shows a call the journal could lose to a kill). */
+typedef struct tline {
+    fr_trace *trace;               /* where */
+    char *line;                    /* what (fr_malloc'd) */
+} tline;
+
+static void write_tline(void *arg)
+{
+    tline *t = arg;
+    fr_trace_write(t->trace, t->line);
+    fr_free(t);
 }
 
 static void trace_call(jstate *s, fr_jhook *h, fr_ctx *cx, json_t *v)
@@ -523,7 +556,19 @@ static void trace_call(jstate *s, fr_jhook *h, fr_ctx *cx, json_t *v)
         v ? NULL : h->error_type, h->cached, h->jc.key[0] ? h->jc.key : NULL,
         h->span[0] ? h->span : NULL, h->parent_span, h->loop, h->turns, h->tool_calls,
     };
-    fr_trace_call(s->trace, &t);
+    if (!s->j) {
+        fr_trace_call(s->trace, &t);
+        return;
+    }
+    tline *tl = fr_malloc(sizeof *tl);
+    if (tl && (tl->line = fr_trace_call_line(s->trace, &t)) != NULL) {
+        tl->trace = s->trace;
+        if (fr_journal_after(s->j, write_tline, tl))
+            return;
+        fr_free(tl->line);
+    }
+    fr_free(tl);
+    fr_trace_call(s->trace, &t);   /* no memory to wait for the commit: now */
 }
 
 void fr_journal_call_end(fr_jhook *h, fr_ctx *cx, json_t *v)
@@ -533,7 +578,7 @@ void fr_journal_call_end(fr_jhook *h, fr_ctx *cx, json_t *v)
         h->jc.output = NULL;
         h->jc.latency_ms = fr_now_ms() - h->start_ms;
         fr_jcall own = own_row(h);
-        if (!fr_journal_record(s->j, &own))
+        if (!fr_journal_record_async(s->j, &own))
             write_failed(s);
     }
     if (s && s->trace)
@@ -556,6 +601,7 @@ static void turn_row(fr_jcall *r, const fr_jhook *h, int turn, char what)
     r->usd = r->saved_usd = 0;
     r->attempts = 0;
     r->tier = NULL;
+    r->row = 0;                    /* a row of its own (fr_journal_lookup finds an earlier one) */
 }
 
 json_t *fr_journal_turn_get(fr_jhook *h, fr_ctx *cx, int turn, char what)
@@ -575,6 +621,7 @@ void fr_journal_turn_put(fr_jhook *h, fr_ctx *cx, int turn, char what, json_t *v
         return;
     fr_jcall r;
     turn_row(&r, h, turn, what);
+    fr_journal_was_in_flight(s->j, &r);         /* finds an earlier process's row */
     if (what == 't') {                           /* the attempts no row records yet */
         fr_jcall own = own_row(h);
         r.attempts = own.attempts;

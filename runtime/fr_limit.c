@@ -90,7 +90,7 @@ typedef struct dim {
 
 struct fr_limiter {
     pthread_mutex_t mu;            /* guards the fields below */
-    pthread_cond_t cv;             /* waiters for a send slot */
+    fr_cond cv;                    /* waiters for a send slot (fibers park) */
     bool sleeper;                  /* one waiter sleeps until the next slot; the rest wait on cv */
     int64_t (*now)(void);          /* the clock (monotonic ns) */
     dim d[ND];                     /* requests, tokens, input tokens, output tokens */
@@ -247,17 +247,16 @@ int64_t fr_limit_acquire(fr_limiter *l, int64_t in_tokens, int64_t out_tokens)
         int64_t now = l->now(), t = slot(l, now);
         if (now >= t) {
             take(l, now, in_tokens, out_tokens);
-            pthread_cond_signal(&l->cv);
+            fr_cond_signal(&l->cv);
             pthread_mutex_unlock(&l->mu);
             return now;
         }
         if (l->sleeper) {
-            pthread_cond_wait(&l->cv, &l->mu);
+            fr_cond_wait(&l->cv, &l->mu);
             continue;
         }
         l->sleeper = true;
-        struct timespec ts = { t / NS, t % NS };
-        pthread_cond_timedwait(&l->cv, &l->mu, &ts);
+        fr_cond_timedwait(&l->cv, &l->mu, t);
         l->sleeper = false;
     }
 }
@@ -276,7 +275,7 @@ void fr_limit_done(fr_limiter *l, int64_t sent_ns, int status)
     pthread_mutex_lock(&l->mu);
     if (!l->answered) {                /* the slow start is over */
         l->answered = true;
-        pthread_cond_broadcast(&l->cv);
+        fr_cond_broadcast(&l->cv);
     }
     if (status <= 0) {
         pthread_mutex_unlock(&l->mu);
@@ -373,11 +372,6 @@ fr_limiter *fr_limit_new(double rpm, double tpm)
     l->now = mono_ns;
     l->d[D_REQ].decl = rpm > 0 ? rpm / 60 : 0;
     l->d[D_TOK].decl = tpm > 0 ? tpm / 60 : 0;
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&l->cv, &ca);
-    pthread_condattr_destroy(&ca);
     pthread_mutex_init(&l->mu, NULL);
     return l;
 }
@@ -387,6 +381,5 @@ void fr_limit_free(fr_limiter *l)
     if (!l)
         return;
     pthread_mutex_destroy(&l->mu);
-    pthread_cond_destroy(&l->cv);
     fr_free(l);
 }

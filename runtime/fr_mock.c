@@ -253,13 +253,6 @@ static json_t *spoil(json_t *good, const fr_type *t)
 
 /* ---- the provider -------------------------------------------------------- */
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-    while (ms > 0 && nanosleep(&ts, &ts) == -1 && errno == EINTR)
-        ;
-}
-
 static void transient(fr_response *resp, int status, const char *fmt, int n)
 {
     char msg[96];
@@ -383,11 +376,11 @@ void fr_mock_call(const fr_mock_opts *o, const fr_request *req, fr_response *res
     resp->retry_after_asked_ms = -1;
     uint64_t seed = answer_seed(req);
     if (req->timeout_ms > 0 && latency > req->timeout_ms) {
-        sleep_ms(req->timeout_ms);
+        fr_sleep_ms(req->timeout_ms);
         transient(resp, 0, "timed out after %d ms", req->timeout_ms);
         return;
     }
-    sleep_ms(latency);
+    fr_sleep_ms(latency);          /* a fiber parks on the event loop's timer */
     if (fail_rate > 0 && attempt_draw(seed, req->attempt, "fail") < fail_rate) {
         transient(resp, 503, "mock failure (%d)", 503);
         return;

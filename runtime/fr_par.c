@@ -2,10 +2,11 @@
  * fr_par.c: fan-out.  parallel for, pipeline for, parallel { }, and the item
  * paths that key journal entries and escalations.
  *
- * No thread is created per item.  A parallel for starts min(concurrency,
- * items) workers (the caller is one of them); each loops taking the next
- * index from an atomic counter, so never more than `concurrency` items are in
- * flight.  Each worker owns one child context, reset per item: its path is
+ * Workers are fibers (fr_sched.c): a worker that waits for a call parks and
+ * costs a small stack, not a thread.  No fiber is created per item.  A
+ * parallel for starts min(concurrency, items) workers (the caller is one of
+ * them); each loops taking the next index from an atomic counter, so never
+ * more than `concurrency` items are in flight.  Each worker owns one child context, reset per item: its path is
  * the parent's path plus "." and the index, its pool is released once the
  * item's value has been taken (a reference moved into the item's result
  * slot).  Results are collected in input order after the join.
@@ -29,17 +30,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-
-#if defined(__SANITIZE_ADDRESS__)
-#define STACK_SIZE (4u << 20)
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define STACK_SIZE (4u << 20)
-#endif
-#endif
-#ifndef STACK_SIZE
-#define STACK_SIZE (512u << 10)
-#endif
 
 #define DEFAULT_CONCURRENCY 16
 
@@ -76,16 +66,6 @@ void fr_ctx_fini(fr_ctx *c)
 {
     fr_pool_free(c);
     fr_sig_clear(c);
-}
-
-bool fr_thread_start(pthread_t *t, void *(*fn)(void *), void *arg)
-{
-    pthread_attr_t at;
-    pthread_attr_init(&at);
-    pthread_attr_setstacksize(&at, STACK_SIZE);
-    int rc = pthread_create(t, &at, fn, arg);
-    pthread_attr_destroy(&at);
-    return rc == 0;
 }
 
 void fr_item_enter(fr_ctx *cx, size_t index, size_t *saved)
@@ -303,7 +283,7 @@ typedef struct pfor {
     size_t next;                   /* atomic: the next index to take */
 } pfor;
 
-static void *pfor_worker(void *arg)
+static void pfor_worker(void *arg)
 {
     pfor *p = arg;
     fr_ctx c;
@@ -324,7 +304,6 @@ static void *pfor_worker(void *arg)
         fr_sig_clear(&c);
     }
     fr_ctx_fini(&c);
-    return NULL;
 }
 
 /* parallel for x in xs (concurrency: N, on_error: skip|halt) { body } */
@@ -338,15 +317,13 @@ json_t *fr_parallel_for(fr_ctx *cx, json_t *list, const fr_par_opts *opts,
     if (!fan_init(&p.f, cx, opts, list))
         return fr_fail(cx, opts->where, "out of memory");
     int nw = limit_workers(cx, opts->concurrency, n);
-    pthread_t *t = fr_calloc((size_t)nw, sizeof *t);
-    int started = 0;
-    while (t && started < nw - 1 && fr_thread_start(&t[started], pfor_worker, &p))
-        started++;
+    fr_join j;
+    fr_join_init(&j);
+    for (int i = 1; i < nw && fr_spawn(&j, pfor_worker, &p); i++)
+        ;
     if (n)
         pfor_worker(&p);
-    for (int i = 0; i < started; i++)
-        pthread_join(t[i], NULL);
-    fr_free(t);
+    fr_join_wait(&j);
     return fan_finish(&p.f);
 }
 
@@ -363,7 +340,7 @@ typedef struct pitem {
 /* A queue of items waiting for one stage. */
 typedef struct pqueue {
     pitem *head, *tail;            /* FIFO */
-    pthread_cond_t cv;             /* an item arrived, or the queue closed */
+    fr_cond cv;                    /* an item arrived, or the queue closed */
     int alive;                     /* workers of this stage still running */
 } pqueue;
 
@@ -408,7 +385,7 @@ static void pitem_free(pitem *it)
 static void wake_all(pline *p)
 {
     for (int k = 0; k < p->nstages; k++)
-        pthread_cond_broadcast(&p->q[k].cv);
+        fr_cond_broadcast(&p->q[k].cv);
 }
 
 /* Waits (p->mu held) for an item for stage k: NULL when there is none to come. */
@@ -417,7 +394,7 @@ static pitem *take(pline *p, int k)
     pqueue *q = &p->q[k];
     if (k == 0) {
         while (!fan_stopped(&p->f) && p->next < p->f.n && p->live >= p->max_live)
-            pthread_cond_wait(&q->cv, &p->mu);
+            fr_cond_wait(&q->cv, &p->mu);
         if (fan_stopped(&p->f) || p->next >= p->f.n)
             return NULL;
         pitem *it = pitem_new(p, p->next++);
@@ -428,7 +405,7 @@ static pitem *take(pline *p, int k)
         return it;
     }
     while (!fan_stopped(&p->f) && !q->head && p->q[k - 1].alive > 0)
-        pthread_cond_wait(&q->cv, &p->mu);
+        fr_cond_wait(&q->cv, &p->mu);
     pitem *it = fan_stopped(&p->f) ? NULL : q->head;
     if (it && !(q->head = it->next))
         q->tail = NULL;
@@ -443,14 +420,14 @@ static void push(pqueue *q, pitem *it)
     else
         q->head = it;
     q->tail = it;
-    pthread_cond_signal(&q->cv);
+    fr_cond_signal(&q->cv);
 }
 
 /* An item leaves the pipeline (p->mu held): admission may go on. */
 static void leave(pline *p, pitem *it, bool done)
 {
     p->live--;
-    pthread_cond_signal(&p->q[0].cv);
+    fr_cond_signal(&p->q[0].cv);
     if (done)
         item_done(&p->f);
     pitem_free(it);
@@ -477,7 +454,7 @@ static void run_stage(pline *p, int k, pitem *it)
         wake_all(p);
 }
 
-static void *stage_worker(void *arg)
+static void stage_worker(void *arg)
 {
     pworker *w = arg;
     pline *p = w->p;
@@ -488,9 +465,8 @@ static void *stage_worker(void *arg)
         run_stage(p, w->k, it);
     }
     if (--p->q[w->k].alive == 0 && w->k + 1 < p->nstages)
-        pthread_cond_broadcast(&p->q[w->k + 1].cv);
+        fr_cond_broadcast(&p->q[w->k + 1].cv);
     pthread_mutex_unlock(&p->mu);
-    return NULL;
 }
 
 static void pipe_drain(pline *p)
@@ -502,7 +478,6 @@ static void pipe_drain(pline *p)
             pitem_free(it);
             it = nx;
         }
-        pthread_cond_destroy(&p->q[k].cv);
     }
 }
 
@@ -521,10 +496,9 @@ static void no_workers(pline *p)
     pthread_mutex_unlock(&p->mu);
 }
 
-/* Starts each stage's workers; returns how many threads started. */
-static int pipe_start(pline *p, pworker *w, pthread_t *t)
+/* Starts each stage's workers, counted by j. */
+static void pipe_start(pline *p, pworker *w, fr_join *j)
 {
-    int nt = 0;
     for (int k = 0; k < p->nstages; k++)
         p->max_live += 2 * (size_t)stage_workers(p, k);
     for (int k = 0; k < p->nstages; k++) {
@@ -532,9 +506,9 @@ static int pipe_start(pline *p, pworker *w, pthread_t *t)
         w[k] = (pworker){ p, k };
         for (int i = 0; i < nw; i++) {
             pthread_mutex_lock(&p->mu);
-            bool ok = fr_thread_start(&t[nt], stage_worker, &w[k]);
+            bool ok = fr_spawn(j, stage_worker, &w[k]);
             if (ok)
-                p->q[k].alive++, nt++, started++;
+                p->q[k].alive++, started++;
             pthread_mutex_unlock(&p->mu);
             if (!ok)
                 break;
@@ -544,7 +518,6 @@ static int pipe_start(pline *p, pworker *w, pthread_t *t)
             break;
         }
     }
-    return nt;
 }
 
 /* pipeline for x in xs (...) { stage a (concurrency: N) { } ... } */
@@ -555,26 +528,20 @@ json_t *fr_pipeline(fr_ctx *cx, json_t *list, const fr_par_opts *opts, int nstag
     size_t n = json_array_size(list);
     if (!fan_init(&p.f, cx, opts, list))
         return fr_fail(cx, opts->where, "out of memory");
-    size_t nthreads = 0;
-    for (int k = 0; k < nstages; k++)
-        nthreads += (size_t)stage_workers(&p, k);
     p.q = fr_calloc((size_t)nstages, sizeof *p.q);
     pworker *w = fr_calloc((size_t)nstages, sizeof *w);
-    pthread_t *t = fr_calloc(nthreads, sizeof *t);
     pthread_mutex_init(&p.mu, NULL);
-    int nt = 0;
-    if (p.q && w && t && n) {
-        for (int k = 0; k < nstages; k++)
-            pthread_cond_init(&p.q[k].cv, NULL);
-        nt = pipe_start(&p, w, t);
-        for (int i = 0; i < nt; i++)
-            pthread_join(t[i], NULL);
+    if (p.q && w && n) {
+        fr_join j;
+        fr_join_init(&j);
+        pipe_start(&p, w, &j);
+        fr_join_wait(&j);
         pipe_drain(&p);
     } else if (n) {
         fan_oom(&p.f);
     }
     pthread_mutex_destroy(&p.mu);
-    fr_free(p.q), fr_free(w), fr_free(t);
+    fr_free(p.q), fr_free(w);
     return fan_finish(&p.f);
 }
 
@@ -586,15 +553,12 @@ typedef struct ptask {
     fr_task_fn fn;                 /* the statement */
     void *env;                     /* the block's variables */
     bool ok;                       /* it succeeded */
-    pthread_t t;                   /* its thread */
-    bool started;                  /* the thread started */
 } ptask;
 
-static void *task_main(void *arg)
+static void task_main(void *arg)
 {
     ptask *pt = arg;
     pt->ok = pt->fn(&pt->cx, pt->env);
-    return NULL;
 }
 
 /* Makes room in cx's pool for need values in all, so merging cannot fail
@@ -636,21 +600,19 @@ bool fr_parallel_block(fr_ctx *cx, int ntasks, const fr_task_fn *tasks, void *en
     ptask *pt = fr_calloc((size_t)(ntasks > 0 ? ntasks : 1), sizeof *pt);
     if (!pt)
         return fr_fail(cx, NULL, "out of memory") != NULL;
+    fr_join j;
+    fr_join_init(&j);
     for (int i = 0; i < ntasks; i++) {
         fr_ctx_init_child(cx, &pt[i].cx);
         pt[i].cx.seq = cx->seq + ((uint32_t)i << 20);  /* distinct journal keys per task */
         pt[i].fn = tasks[i], pt[i].env = env;
-        if (i + 1 < ntasks)
-            pt[i].started = fr_thread_start(&pt[i].t, task_main, &pt[i]);
-        if (!pt[i].started)
+        if (i + 1 == ntasks || !fr_spawn(&j, task_main, &pt[i]))
             task_main(&pt[i]);
     }
+    fr_join_wait(&j);
     size_t need = cx->npool;
-    for (int i = 0; i < ntasks; i++) {
-        if (pt[i].started)
-            pthread_join(pt[i].t, NULL);
+    for (int i = 0; i < ntasks; i++)
         need += pt[i].cx.npool;
-    }
     bool room = pool_room(cx, need), failed = false;
     for (int i = 0; i < ntasks; i++)
         task_merge(cx, &pt[i], room, &failed);

@@ -525,7 +525,7 @@ static void ticker_start(ticker *tk, fr_run *run)
         return;
     pthread_mutex_init(&tk->mu, NULL);
     pthread_cond_init(&tk->cv, NULL);
-    tk->on = fr_thread_start(&tk->t, tick_main, tk);
+    tk->on = pthread_create(&tk->t, NULL, tick_main, tk) == 0;
     run->progress = tk->on;
 }
 
@@ -992,8 +992,6 @@ static bool run_init(fr_run *run, const fr_program *p, const opts *o, fr_http *h
     memset(run, 0, sizeof *run);
     run->prog = p;
     pthread_mutex_init(&run->mu, NULL);
-    pthread_cond_init(&run->slot_cv, NULL);
-    pthread_cond_init(&run->budget_cv, NULL);
     pthread_mutex_init(&run->review_mu, NULL);
     run->mock_all = o->mock;
     run->mock = o->mock_opts;
@@ -1048,9 +1046,21 @@ static void run_free(fr_run *run)
     fr_batch_free(run);
     fr_http_free(run->http);
     pthread_mutex_destroy(&run->mu);
-    pthread_cond_destroy(&run->slot_cv);
-    pthread_cond_destroy(&run->budget_cv);
     pthread_mutex_destroy(&run->review_mu);
+}
+
+/* The workflow's body, as the root fiber runs it. */
+typedef struct body {
+    const fr_program *p;           /* the program */
+    fr_ctx *root;                  /* the root context */
+    json_t *const *args;           /* the parameters' values */
+    json_t *value;                 /* what it returned (borrowed from root's pool) */
+} body;
+
+static void body_main(void *arg)
+{
+    body *b = arg;
+    b->value = b->p->main(b->root, b->args);
 }
 
 /* Runs the body in a root context; returns the exit status. */
@@ -1068,8 +1078,12 @@ static int run_body(fr_run *run, opts *o)
     }
     ticker tk;
     ticker_start(&tk, run);
-    json_t *v = p->main(&root, o->args);
+    body b = { p, &root, o->args, NULL };
+    if (!fr_sched_call(body_main, &b))              /* the body runs in a fiber */
+        fr_fail(&root, NULL, "cannot start the runtime's threads");
+    json_t *v = b.value;
     ticker_stop(&tk);
+    fr_journal_flush_run(run);                      /* answers durable before any output */
     int st = finish(run, &root, v);
     if (st == 0 && run->failed_transient > 0)
         st = 5;                    /* done, but items were skipped after transient errors */

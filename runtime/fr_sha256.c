@@ -26,10 +26,12 @@ static uint32_t ror(uint32_t x, int n)
     return (x >> n) | (x << (32 - n));
 }
 
-/* One 64-byte block into the state. */
+/* One 64-byte block into the state.  The eight working variables rotate by
+ * name, not by moving an array each round (that memmove was most of a
+ * call's journal key). */
 static void sha_block(fr_sha256 *s, const uint8_t *p)
 {
-    uint32_t w[64], v[8];
+    uint32_t w[64];
     for (int i = 0; i < 16; i++)
         w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
                (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
@@ -38,18 +40,17 @@ static void sha_block(fr_sha256 *s, const uint8_t *p)
         uint32_t s1 = ror(w[i - 2], 17) ^ ror(w[i - 2], 19) ^ (w[i - 2] >> 10);
         w[i] = w[i - 16] + s0 + w[i - 7] + s1;
     }
-    memcpy(v, s->h, sizeof v);
+    uint32_t a = s->h[0], b = s->h[1], c = s->h[2], d = s->h[3];
+    uint32_t e = s->h[4], f = s->h[5], g = s->h[6], h = s->h[7];
     for (int i = 0; i < 64; i++) {
-        uint32_t t1 = v[7] + (ror(v[4], 6) ^ ror(v[4], 11) ^ ror(v[4], 25)) +
-                      ((v[4] & v[5]) ^ (~v[4] & v[6])) + sha_k[i] + w[i];
-        uint32_t t2 = (ror(v[0], 2) ^ ror(v[0], 13) ^ ror(v[0], 22)) +
-                      ((v[0] & v[1]) ^ (v[0] & v[2]) ^ (v[1] & v[2]));
-        memmove(v + 1, v, 7 * sizeof v[0]);
-        v[4] += t1;
-        v[0] = t1 + t2;
+        uint32_t t1 = h + (ror(e, 6) ^ ror(e, 11) ^ ror(e, 25)) + ((e & f) ^ (~e & g)) +
+                      sha_k[i] + w[i];
+        uint32_t t2 = (ror(a, 2) ^ ror(a, 13) ^ ror(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
+        h = g, g = f, f = e, e = d + t1;
+        d = c, c = b, b = a, a = t1 + t2;
     }
-    for (int i = 0; i < 8; i++)
-        s->h[i] += v[i];
+    s->h[0] += a, s->h[1] += b, s->h[2] += c, s->h[3] += d;
+    s->h[4] += e, s->h[5] += f, s->h[6] += g, s->h[7] += h;
 }
 
 void fr_sha256_init(fr_sha256 *s)
@@ -78,16 +79,19 @@ void fr_sha256_update(fr_sha256 *s, const void *data, size_t n)
 
 void fr_sha256_final_hex(fr_sha256 *s, char out[65])
 {
+    static const char hex[] = "0123456789abcdef";
+    static const uint8_t zeros[64];
     uint64_t bits = s->total * 8;
-    uint8_t pad = 0x80, zero = 0, len[8];
+    uint8_t pad = 0x80, len[8];
     fr_sha256_update(s, &pad, 1);
-    while (s->fill != 56)
-        fr_sha256_update(s, &zero, 1);
+    fr_sha256_update(s, zeros, (s->fill <= 56 ? 56 : 120) - s->fill);
     for (int i = 0; i < 8; i++)
         len[i] = (uint8_t)(bits >> (56 - 8 * i));
     fr_sha256_update(s, len, 8);
     for (int i = 0; i < 8; i++)
-        snprintf(out + 8 * i, 9, "%08x", s->h[i]);
+        for (int k = 0; k < 8; k++)
+            out[8 * i + k] = hex[(s->h[i] >> (28 - 4 * k)) & 15];
+    out[64] = '\0';
 }
 
 void fr_sha256_hex(const void *data, size_t n, char out[65])

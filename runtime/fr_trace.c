@@ -161,11 +161,8 @@ static json_t *line_head(fr_trace *t, const char *kind, const char *span_id,
     return o;
 }
 
-/* Writes o as one line and drops it. */
-static void emit(fr_trace *t, json_t *o)
+void fr_trace_write(fr_trace *t, char *s)
 {
-    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(o);
     if (!s)
         return;
     size_t n = strlen(s);
@@ -181,6 +178,14 @@ static void emit(fr_trace *t, json_t *o)
     }
     pthread_mutex_unlock(&t->mu);
     fr_free(s);
+}
+
+/* Writes o as one line and drops it. */
+static void emit(fr_trace *t, json_t *o)
+{
+    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    fr_trace_write(t, s);
 }
 
 static const char *phase_name(fr_trace *t, int phase)
@@ -254,10 +259,10 @@ static void genai_attrs(json_t *o, const fr_tcall *c)
     set_str(o, "error.type", c->error_type);
 }
 
-void fr_trace_call(fr_trace *t, const fr_tcall *c)
+char *fr_trace_call_line(fr_trace *t, const fr_tcall *c)
 {
     if (!t)
-        return;
+        return NULL;
     char span[17], parent[17], name[160];
     if (c->span_id && *c->span_id)
         snprintf(span, sizeof span, "%s", c->span_id);
@@ -282,7 +287,15 @@ void fr_trace_call(fr_trace *t, const fr_tcall *c)
         set_int(o, "turns", c->turns);
         set_int(o, "tool_calls", c->tool_calls);
     }
-    emit(t, o);
+    char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    return line;
+}
+
+void fr_trace_call(fr_trace *t, const fr_tcall *c)
+{
+    if (t)
+        fr_trace_write(t, fr_trace_call_line(t, c));
 }
 
 void fr_trace_turn(fr_trace *t, const fr_tturn *c)

@@ -61,7 +61,7 @@ static const fr_program p = { .name = "abi", .main = body };
 int main(int argc, char **argv) { return fr_main_abi(FLOWRT_ABI + 1, &p, argc, argv); }
 C
 lib=$(dirname "$FLOWC")/libflowrt.a
-cc -std=gnu11 -I"$TOP/runtime" -o abi abi.c "$lib" -ljansson -lcsv -lcurl -lsqlite3 -lpthread -lm ||
+cc -std=gnu11 -I"$TOP/runtime" -o abi abi.c "$lib" -ljansson -lcsv -lsqlite3 -lpthread -lm ||
     exit 1
 ./abi --no-journal >abi.out 2>&1
 st=$?

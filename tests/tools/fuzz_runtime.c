@@ -57,7 +57,7 @@
  * counted, it does not fail the run.  Built with -DFLOWC_LIBFUZZER the same
  * checks run from LLVMFuzzerTestOneInput (the first byte picks the target):
  *   clang -fsanitize=fuzzer,address,undefined -DFLOWC_LIBFUZZER -D_GNU_SOURCE
- *     -Iruntime tests/tools/fuzz_runtime.c runtime/fr_[a-z]*.c -ljansson -lcurl
+ *     -Iruntime tests/tools/fuzz_runtime.c runtime/fr_[a-z]*.c -ljansson
  *     -lsqlite3 -lpthread -lm
  */
 #include "fr_data.h"

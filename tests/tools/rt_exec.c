@@ -257,7 +257,9 @@ static json_t *stage_c(fr_ctx *cx, json_t *item, json_t *const *prev, size_t i, 
     return r ? r : fr_fail(cx, NULL, "stage c: prev[] missing");
 }
 
-/* parallel block tasks: each waits until all have started (proof they run at once) */
+/* parallel block tasks: each waits until all have started (proof they run at
+ * once); the wait parks (fibers share a few threads: a task that blocked its
+ * thread would hold the others back) */
 static bool task(fr_ctx *cx, void *envp)
 {
     env *e = envp;
@@ -265,7 +267,7 @@ static bool task(fr_ctx *cx, void *envp)
     for (int spins = 0; __atomic_load_n(&e->ready, __ATOMIC_SEQ_CST) < 3; spins++) {
         if (spins > 20000)
             return fr_fail(cx, NULL, "parallel block tasks did not run at once") != NULL;
-        nanosleep(&(struct timespec){ 0, 500000 }, NULL);
+        fr_sleep_ms(1);
     }
     return call_rate(cx, fr_str(cx, cx->path)) != NULL;
 }
