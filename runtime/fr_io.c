@@ -569,6 +569,8 @@ static long count_lines(const char *path)
 static void keep_fuller(fr_ctx *cx, const char *p, const char *tmp, const char *what)
 {
     fr_run *run = cx->run;
+    if (!run)
+        return;                    /* a context outside a run (the self-tests) */
     pthread_mutex_lock(&run->mu);
     int64_t transient = run->failed_transient;
     pthread_mutex_unlock(&run->mu);
