@@ -442,12 +442,177 @@ static double usd(Decl *m, bool batch, double in, double out)
     return (in * (w > pi ? w : pi) + out * po) / 1e6;
 }
 
-/* Calls an agent makes each time it is called: one today.  An agent with a
- * tool loop (issue 17) multiplies here: its loop's cap of model turns. */
-static double turns_per_call(Decl *a)
+/* Tokens of one call's attempts at their worst, with answers of mt tokens:
+ * every attempt made, a retry carrying the previous answer and the
+ * feedback.  An agent with a tool loop (max_tool_calls C > 0) runs up to
+ * C + 1 turns, each its attempts; turn k's input is the first's plus the k
+ * answers and the results before it (each at most result tokens), the
+ * largest over the possible numbers of turns T, as the runtime holds it:
+ *   T * in + mt * T(T-1)/2 + result * ((T-1)(C-T+1) + T(T-1)/2). */
+static void call_tokens(double in, double mt, double r, int64_t c, double result,
+                        double *tin, double *tout, double *turns)
 {
-    (void)a;
-    return 1;
+    double loop_in = in, t_max = 1;
+    if (c > 0) {
+        t_max = (double)c + 1;
+        for (double t = 1; t <= t_max; t++) {
+            double v = t * in + mt * t * (t - 1) / 2 +
+                       result * ((t - 1) * ((double)c - t + 1) + t * (t - 1) / 2);
+            if (v > loop_in)
+                loop_in = v;
+        }
+    }
+    *tin = (r + 1) * loop_in + t_max * r * (mt + FEEDBACK_TOKENS + 2 * MSG_TOKENS);
+    *tout = (r + 1) * t_max * mt;
+    *turns = t_max;
+}
+
+/* The tokens the model sees of an agent's tools: each one's name,
+ * description and input schema (the largest dialect). */
+static double tools_tokens(AgentInfo *ai)
+{
+    double t = 0;
+    for (int i = 0; i < ai->tools.len; i++) {
+        Decl *d = ai->tools.items[i];
+        int64_t a = str_tokens(schema_params_json(&d->fields, SD_ANTHROPIC));
+        int64_t b = str_tokens(schema_params_json(&d->fields, SD_OPENAI_STRICT));
+        t += (double)(a > b ? a : b) + (double)str_tokens(d->name) + (double)str_tokens(d->doc) +
+             REQUEST_TOKENS;
+    }
+    return t;
+}
+
+#define TOOL_RESULT_FRAME 80           /* a tool result's framing (as the runtime holds it) */
+
+/* A snapshot of the phase's rows, to take one arm of a branch. */
+typedef struct Snap {
+    Vec rows;                      /* EstAgent copies */
+    int len;
+} Snap;
+
+static Snap snap(void);
+static void restore(Snap *s);
+static double phase_usd(void);
+#define TOOL_TURN_TOKENS 40            /* a typical turn that only calls a tool */
+
+static void add_agent_call(Decl *a, Decl *m, Val *vals, double mw, double me);
+
+/* The calls an agent's tools make: in the worst case every one of its
+ * max_tool_calls calls goes to its dearest agent tool (http operations cost
+ * no model spend); the expected half its cap, spread over its tools. */
+static void add_tool_calls(AgentInfo *ai, double mw, double me)
+{
+    int agents = 0;
+    for (int i = 0; i < ai->tools.len; i++)
+        agents += ((Decl *)ai->tools.items[i])->kind == D_AGENT;
+    if (!agents)
+        return;
+    double c = (double)ai->max_tool_calls;
+    if (mw > 0) {
+        Snap base = snap(), best = base;
+        double best_usd = -1;
+        for (int i = 0; i < ai->tools.len; i++) {
+            Decl *t = ai->tools.items[i];
+            if (t->kind != D_AGENT)
+                continue;
+            restore(&base);
+            add_agent_call(t, ((AgentInfo *)t->sema)->model, NULL, mw * c, 0);
+            double u = phase_usd();
+            if (best_usd < 0 || (E.min_input ? u < best_usd : u > best_usd))
+                best = snap(), best_usd = u;
+        }
+        restore(&best);
+    }
+    for (int i = 0; me > 0 && i < ai->tools.len; i++) {
+        Decl *t = ai->tools.items[i];
+        if (t->kind == D_AGENT)
+            add_agent_call(t, ((AgentInfo *)t->sema)->model, NULL, 0,
+                           me * (c / 2) / (double)ai->tools.len);
+    }
+}
+
+/* mw (worst) and me (expected) calls of agent a on model m with arguments
+ * vals (NULL: unknown values, bounded by their types: a tool's call). */
+static void add_agent_call(Decl *a, Decl *m, Val *vals, double mw, double me)
+{
+    AgentInfo *ai = a->sema;
+    if (!ai || !a->sema)
+        return;
+    ModelInfo *mi = m ? m->sema : NULL;
+    if (mi && mi->alias_of)
+        m = mi->alias_of, mi = m->sema;
+    if (mw > 0)
+        note_unknowns();
+    Val none[64];
+    for (int i = 0; !vals && i < 64; i++)
+        none[i] = unknown;
+    if (!vals)
+        vals = none;
+    double pw = 0, pt = 0, sw = 0, st = 0;
+    expr_tokens(ai->prompt, a, vals, &pw, &pt);
+    if (ai->system)
+        expr_tokens(ai->system, a, vals, &sw, &st);
+    double fixed = (double)schema_tokens(a->ret_type) + REQUEST_TOKENS +
+                   MSG_TOKENS * (ai->system ? 2 : 1) + tools_tokens(ai);
+    double in_w = pw + sw + fixed, in_t = pt + st + fixed;
+    double mt = ai->max_tokens > 0 ? (double)ai->max_tokens : 1024;
+    double r = ai->retries >= 0 ? (double)ai->retries : 2;
+    int64_t c = ai->tools.len ? ai->max_tool_calls : 0;
+    double result = (double)ai->max_tool_result_tokens + TOOL_RESULT_FRAME;
+    EstAgent *row = agent_row(E.e->phases.items[E.phase], a, m);
+    row->max_tokens = (int64_t)mt;
+    row->retries = (int64_t)r;
+    row->max_tool_calls = c;
+    row->tool_result = result;
+    row->site_count++;
+    if (in_w > row->in_call_worst)
+        row->in_call_worst = in_w;
+    /* worst: every attempt made, each answering max_tokens (every turn of a
+     * tool loop too) */
+    double call_in, call_out, turns;
+    call_tokens(in_w, mt, r, c, result, &call_in, &call_out, &turns);
+    if (c > 0)
+        E.e->tools = true;
+    row->calls_worst += mw;
+    row->attempts_worst += mw * turns * (r + 1);
+    row->in_worst += mw * call_in;
+    row->out_worst += mw * call_out;
+    /* expected: one attempt, a typical answer (or the journal's averages); a
+     * tool loop to half its cap, one call a turn, each result a typical one */
+    double ein = in_t, eout = typical_answer(a), once_in, once_out, t1;
+    if (eout > mt)
+        eout = mt;
+    if (c > 0) {
+        double calls = ceil((double)c / 2), tw = 0, tt = 0, typ_res = 0;
+        bool assumed = false;
+        for (int i = 0; i < ai->tools.len; i++) {
+            type_tokens(((Decl *)ai->tools.items[i])->ret_type, &tw, &tt, &assumed, 0);
+            typ_res += tt / (double)ai->tools.len;
+        }
+        double per = TOOL_TURN_TOKENS + typ_res + TOOL_RESULT_FRAME;
+        ein = (calls + 1) * in_t + per * calls * (calls + 1) / 2;
+        eout += calls * TOOL_TURN_TOKENS;
+    }
+    if (E.data && E.data->journal_avg) {
+        double jin, jout;
+        if (E.data->journal_avg(E.data, a->name, &jin, &jout))
+            ein = jin, eout = jout, row->from_journal = true;
+    }
+    if (in_t > row->in_call_typ)
+        row->in_call_typ = in_t;
+    row->calls_exp += me;
+    row->in_exp += me * ein;
+    row->out_exp += me * eout;
+    call_tokens(in_w, mt, 0, c, result, &once_in, &once_out, &t1);
+    row->in_once += mw * once_in;
+    row->out_once += mw * once_out;
+    row->usd_once = usd(m, E.batch, row->in_once, row->out_once);
+    row->usd_worst = usd(m, E.batch, row->in_worst, row->out_worst);
+    row->usd_exp = usd(m, E.batch, row->in_exp, row->out_exp);
+    if (mi && mi->max_output_tokens > (int64_t)mt)
+        row->raise_to = mi->max_output_tokens;
+    if (ai->tools.len)
+        add_tool_calls(ai, mw, me);
 }
 
 static void add_call(Node *n, double mw, double me)
@@ -467,71 +632,18 @@ static void add_call(Node *n, double mw, double me)
         if (u)
             m = u;
     }
-    ModelInfo *mi = m ? m->sema : NULL;
-    if (mi && mi->alias_of)
-        m = mi->alias_of, mi = m->sema;
-    if (mw > 0)
-        note_unknowns();
     Val vals[64];
     for (int i = 0; i < a->fields.len && i < 64; i++)
         vals[i] = i < n->args.len ? val_expr(n->args.items[i]) : unknown;
-    double pw = 0, pt = 0, sw = 0, st = 0;
-    expr_tokens(ai->prompt, a, vals, &pw, &pt);
-    if (ai->system)
-        expr_tokens(ai->system, a, vals, &sw, &st);
-    double fixed = (double)schema_tokens(a->ret_type) + REQUEST_TOKENS +
-                   MSG_TOKENS * (ai->system ? 2 : 1);
-    double in_w = pw + sw + fixed, in_t = pt + st + fixed;
-    double mt = ai->max_tokens > 0 ? (double)ai->max_tokens : 1024;
-    double r = ai->retries >= 0 ? (double)ai->retries : 2;
-    double turns = turns_per_call(a);
-    EstAgent *row = agent_row(E.e->phases.items[E.phase], a, m);
-    row->max_tokens = (int64_t)mt;
-    row->retries = (int64_t)r;
-    row->site_count++;
-    if (in_w > row->in_call_worst)
-        row->in_call_worst = in_w;
-    /* worst: every attempt made, each answering max_tokens; a retry carries
-     * the previous answer and the feedback */
-    double call_in = (r + 1) * in_w + r * (mt + FEEDBACK_TOKENS + 2 * MSG_TOKENS);
-    double call_out = (r + 1) * mt;
-    row->calls_worst += mw * turns;
-    row->attempts_worst += mw * turns * (r + 1);
-    row->in_worst += mw * turns * call_in;
-    row->out_worst += mw * turns * call_out;
-    /* expected: one attempt, a typical answer (or the journal's averages) */
-    double ein = in_t, eout = typical_answer(a);
-    if (eout > mt)
-        eout = mt;
-    if (E.data && E.data->journal_avg) {
-        double jin, jout;
-        if (E.data->journal_avg(E.data, a->name, &jin, &jout))
-            ein = jin, eout = jout, row->from_journal = true;
-    }
-    if (in_t > row->in_call_typ)
-        row->in_call_typ = in_t;
-    row->calls_exp += me * turns;
-    row->in_exp += me * turns * ein;
-    row->out_exp += me * turns * eout;
-    row->in_once += mw * turns * in_w;
-    row->out_once += mw * turns * mt;
-    row->usd_once = usd(m, E.batch, row->in_once, row->out_once);
-    row->usd_worst = usd(m, E.batch, row->in_worst, row->out_worst);
-    row->usd_exp = usd(m, E.batch, row->in_exp, row->out_exp);
-    if (mi && mi->max_output_tokens > (int64_t)mt)
-        row->raise_to = mi->max_output_tokens;
+    for (int i = a->fields.len; i < 64; i++)
+        vals[i] = unknown;
+    add_agent_call(a, m, vals, mw, me);
 }
 
 /* ---- the walk ------------------------------------------------------------------ */
 
 static void walk(Node *n, double mw, double me);
 static void note_unknowns(void);
-
-/* A snapshot of the phase's rows, to take one arm of a branch. */
-typedef struct Snap {
-    Vec rows;                      /* EstAgent copies */
-    int len;
-} Snap;
 
 static EstPhase *cur(void)
 {
@@ -849,6 +961,20 @@ int64_t est_fit_max_tokens(const EstPhase *ph, const EstAgent *r, double cap_usd
     if (mi->cache_write > pi)
         pi = mi->cache_write;
     double rr = (double)r->retries;
+    if (r->max_tool_calls > 0) {         /* a tool loop: its worst grows faster than mt */
+        int64_t lo = 0, hi = r->max_tokens;
+        while (lo < hi) {
+            int64_t mid = (lo + hi + 1) / 2;
+            double tin, tout, turns;
+            call_tokens(r->in_call_worst, (double)mid, rr, r->max_tool_calls, r->tool_result,
+                        &tin, &tout, &turns);
+            if (others + r->calls_worst * (tin * pi + tout * po) / 1e6 <= cap_usd)
+                lo = mid;
+            else
+                hi = mid - 1;
+        }
+        return lo;
+    }
     /* usd(mt) = calls * ((r+1) in + r (mt + fb) ) pi + calls (r+1) mt po */
     double base_in = r->calls_worst * ((rr + 1) * r->in_call_worst + rr * (FEEDBACK_TOKENS + 2 * MSG_TOKENS));
     double per_mt = r->calls_worst * (rr * pi + (rr + 1) * po) / 1e6;

@@ -300,7 +300,12 @@ static void print_text(Cmd *c, Estimate *e, const char *file)
     printf("worst case: every call made with all its retries, each answer at max_tokens, the"
            " dearest arm of each branch, every loop to its cap\n");
     printf("expected: one attempt a call, typical answers%s, the mean of the arms, a loop to"
-           " half its cap\n\n", c->db ? " (from the journal's averages where it has them)" : "");
+           " half its cap\n", c->db ? " (from the journal's averages where it has them)" : "");
+    if (e->tools)
+        printf("tool loops: worst every turn up to max_tool_calls, each answer at max_tokens and "
+               "each tool result at max_tool_result_tokens, every call to the dearest agent "
+               "tool; expected half the cap, one call a turn\n");
+    printf("\n");
     printf("  %-22s %-16s %8s %9s %12s %12s %11s %11s\n", "phase / agent", "model", "calls",
            "attempts", "tokens in", "tokens out", "worst usd", "expect usd");
     for (int i = 0; i < e->phases.len; i++) {
@@ -421,6 +426,8 @@ static void print_json(Cmd *c, Estimate *e, const char *file)
                                 json_pack("{s:f, s:f}", "worst", r->in_call_worst,
                                           "expected", r->in_call_typ));
             json_object_set_new(a, "from_journal", json_boolean(r->from_journal));
+            if (r->max_tool_calls)
+                json_object_set_new(a, "max_tool_calls", json_integer(r->max_tool_calls));
             if (r->raise_to)
                 json_object_set_new(a, "cut_off_retry_max_tokens", json_integer(r->raise_to));
             json_array_append_new(agents, a);

@@ -764,6 +764,8 @@ typedef struct EstAgent {
     double calls_exp, in_exp, out_exp, usd_exp;  /* one attempt, a typical answer */
     bool from_journal;                           /* expected sizes from earlier runs */
     int64_t raise_to;                            /* a cut-off answer is retried at this cap */
+    int64_t max_tool_calls;                      /* a tool loop's bound, 0: no tools */
+    double tool_result;                          /* ... and a tool result's tokens at most */
 } EstAgent;
 
 typedef struct EstPhase {
@@ -809,6 +811,7 @@ typedef struct Estimate {
     EstBudget budget;                            /* the workflow's */
     EstAgent total;
     bool assumed;                                /* a {{ }} of unbounded size was assumed */
+    bool tools;                                  /* an agent with a tool loop is called */
 } Estimate;
 
 /* Tokens of text as flowc approximates them (and the fake server counts). */

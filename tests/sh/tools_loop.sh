@@ -150,4 +150,18 @@ want_requests 2
 spent=$(./tl runs --journal b.db | awk 'NR == 2 { print $7 }')
 [ "$spent" = "$(awk '$1 == "total" { print $6 + $7; exit }' berr)" ] ||
     die "spent $spent, the summary says otherwise: $(cat berr)"
+
+# flowc estimate bounds a run of the loops: at max_tokens (every answer and
+# every turn of calls as long as max_tokens allows) what the six tasks spent
+# is within the estimate's worst case for them
+start_server --key "$KEY" --usage max
+./tl --no-journal --trace max.jsonl >/dev/null 2>maxerr || die "at max_tokens: $(cat maxerr)"
+"$FLOWC" estimate tl.flow --data tasks=tasks.jsonl --format=json >est.json 2>esterr ||
+    die "estimate: $(cat esterr)"
+jq -e '.phases[] | .agents[]? | select(.agent == "research") | .max_tool_calls == 3' est.json \
+    >/dev/null || die "the estimate's loop: $(cat est.json)"
+spent=$(jq -s '[.[] | select(.type == "call") | .cost_usd] | add' max.jsonl)
+worst=$(jq '.total.worst.usd' est.json)
+awk -v s="$spent" -v w="$worst" 'BEGIN { exit !(s > 0 && s <= w + 1e-9) }' ||
+    die "spent \$$spent at max_tokens, above the worst case \$$worst"
 finish
