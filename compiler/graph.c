@@ -9,7 +9,9 @@
  *     concurrency and on_error), plain for loops, pipelines and their stages
  *     (with concurrency), bounded loops (`loop max N`, its else marked);
  *   - edges: from the node a value came from to the call that receives it,
- *     labelled with the value's type (the schema that flows).
+ *     labelled with the value's type (the schema that flows); from an agent
+ *     with tools to each of its tools (a node of its own beside the agent's,
+ *     a dashed edge labelled "tool").
  * Where a value came from is tracked by provenance: every expression yields
  * the set of nodes its value derives from (a call yields itself; a field, an
  * operator, a record or a branch the union of its parts'; a loop its body's
@@ -38,6 +40,8 @@ typedef struct GNode {
     const char *label;                           /* its text, lines split by '\n' */
     int cluster;                                 /* the innermost cluster it is in, 0: none */
     Node *site;                                  /* the call it stands for (NULL: the output) */
+    int owner;                                   /* a tool: the node of the agent that calls it */
+    Decl *tool;                                  /* ... and the tool */
 } GNode;
 
 typedef struct GCluster {
@@ -49,6 +53,7 @@ typedef struct GCluster {
 typedef struct GEdge {
     int from, to;                                /* node indexes (from 1) */
     const char *label;                           /* the type that flows */
+    bool tool;                                   /* an agent to one of its tools */
 } GEdge;
 
 /* A set of node indexes (small: a value rarely comes from many places). */
@@ -267,6 +272,55 @@ static Set *walk_builtin(Node *n, int cl)
     return out;
 }
 
+/* The node of tool t of the agent whose node is owner, made on first sight. */
+static int tool_node(int owner, Decl *t, int cluster)
+{
+    for (int i = 1; i < G.nodes.len; i++) {
+        GNode *n = G.nodes.items[i];
+        if (n->owner == owner && n->tool == t)
+            return i;
+    }
+    const char *label;
+    if (t->kind == D_HTTP) {
+        HttpInfo *hi = t->sema;
+        label = arena_printf("%s\n%s · tool", t->name, hi && hi->method ? hi->method : "http");
+    } else {
+        AgentInfo *ai = t->sema;
+        label = arena_printf("%s\n%s · tool", t->name, ai && ai->model ? ai->model->name : "?");
+    }
+    GNode *n = arena_alloc(sizeof *n);
+    n->kind = t->kind == D_HTTP ? G_HTTP : G_AGENT;
+    n->cluster = cluster;
+    n->label = label;
+    n->owner = owner;
+    n->tool = t;
+    vec_push(&G.nodes, n);
+    return G.nodes.len - 1;
+}
+
+/* An agent's tools: a node each beside the agent's, a dashed edge to each
+ * (and so on for an agent among them: they form a tree). */
+static void tool_nodes(Decl *agent, int id, int cluster)
+{
+    AgentInfo *ai = agent->sema;
+    for (int i = 0; ai && i < ai->tools.len; i++) {
+        Decl *t = ai->tools.items[i];
+        int tid = tool_node(id, t, cluster);
+        bool seen = false;
+        for (int k = 0; k < G.edges.len; k++) {
+            GEdge *e = G.edges.items[k];
+            seen |= e->from == id && e->to == tid && e->tool;
+        }
+        if (!seen) {
+            GEdge *e = arena_alloc(sizeof *e);
+            e->from = id, e->to = tid, e->label = "tool", e->tool = true;
+            vec_push(&G.edges, e);
+        }
+        if (t->kind == D_AGENT)
+            tool_nodes(t, tid, cluster);
+    }
+}
+
 /* An agent's or http operation's call: a node, an edge from each argument. */
 static Set *walk_call(Node *n, int cl)
 {
@@ -290,8 +344,13 @@ static Set *walk_call(Node *n, int cl)
         const char *model = n->using_model ? n->using_model
                             : ai && ai->model ? ai->model->name : "?";
         label = arena_printf("%s\n%s%s", d->name, model, n->using_model ? " (using)" : "");
+        if (ai && ai->tools.len)
+            label = arena_printf("%s\nup to %lld tool calls", label,
+                                 (long long)ai->max_tool_calls);
     }
     int id = node_for(n, kind, cl, label);
+    if (d->kind == D_AGENT)
+        tool_nodes(d, id, cl);
     for (int i = 0; i < n->args.len; i++) {
         Node *a = n->args.items[i];
         edges_into(walk(a, cl), id, a->type);
@@ -528,7 +587,7 @@ static void print_dot(FILE *out, Decl *w, const char *title)
         GEdge *e = G.edges.items[i];
         fprintf(out, "  n%d -> n%d [label=", e->from, e->to);
         dot_str(out, e->label);
-        fputs("];\n", out);
+        fputs(e->tool ? ", style=dashed];\n" : "];\n", out);
     }
     fputs("}\n", out);
     (void)w;
@@ -589,7 +648,9 @@ static void print_mermaid(FILE *out, const char *title)
     mm_nodes_of(out, 0, 1);
     for (int i = 0; i < G.edges.len; i++) {
         GEdge *e = G.edges.items[i];
-        if (*e->label) {
+        if (e->tool) {
+            fprintf(out, "  n%d -.->|tool| n%d\n", e->from, e->to);
+        } else if (*e->label) {
             fprintf(out, "  n%d -->|", e->from);
             mm_str(out, e->label);
             fprintf(out, "| n%d\n", e->to);
