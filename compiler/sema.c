@@ -3033,8 +3033,13 @@ static void batch_body(Node *n, Node *opt)
         const char *b = mi ? mi->base_url : NULL;
         bool local = b && (strstr(b, "://localhost") || strstr(b, "://127.") ||
                            strstr(b, "://[::1]") || strstr(b, "://0.0.0.0"));
-        if (mi && (!mi->provider || (strcmp(mi->provider, "anthropic") != 0 &&
-                                     strcmp(mi->provider, "openai") != 0) || local)) {
+        if (ai->tools.len) {
+            diag_warning(nspan(n), W0016, "agent '%s' has tools: this fan-out's calls of it are "
+                         "made one by one (a tool loop is no single request), at the normal "
+                         "price", n->name);
+            diag_note(opt->span, "batch: true is set here");
+        } else if (mi && (!mi->provider || (strcmp(mi->provider, "anthropic") != 0 &&
+                                            strcmp(mi->provider, "openai") != 0) || local)) {
             diag_warning(nspan(n), W0016, "model '%s' has no batch API: this fan-out's calls "
                          "of '%s' are made one by one, at the normal price", m->name, n->name);
             diag_note(opt->span, "batch: true is set here");
