@@ -323,6 +323,10 @@ bool fr_budget_reserve(fr_ctx *cx, const fr_model *m, int64_t in_tokens,
 
     pthread_mutex_lock(&run->mu);
     for (;;) {
+        if (fr_interrupted(run)) {  /* Ctrl-C: no call starts (FR_SIG_STOP) */
+            pthread_mutex_unlock(&run->mu);
+            return !fr_intr_stopped(cx);
+        }
         if (run->stop.hit) {       /* a budget stopped the run: no request starts anywhere
                                       (a smaller one might still fit; the run is ending) */
             stop_at = run->stop.phase, what = run->stop.what;

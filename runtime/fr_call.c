@@ -103,7 +103,8 @@ void fr_slot_take(fr_run *run)
         return;
     }
     pthread_mutex_lock(&run->mu);
-    while (__atomic_load_n(&run->inflight, __ATOMIC_RELAXED) >= run->concurrency)
+    while (__atomic_load_n(&run->inflight, __ATOMIC_RELAXED) >= run->concurrency &&
+           !fr_interrupted(run))        /* interrupted: the caller gives it back at once */
         fr_cond_wait(&run->slot_cv, &run->mu);
     __atomic_add_fetch(&run->inflight, 1, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&run->mu);
@@ -194,7 +195,7 @@ void fr_backoff(fr_ctx *cx, int attempt, int retry_after_ms, int64_t asked_ms, c
         d = left;
     if (d >= FR_LONG_WAIT_MS || (asked_ms > retry_after_ms && retry_after_ms >= 0))
         long_wait(cx, d, retry_after_ms, asked_ms, why);
-    fr_sleep_ms(d);                        /* a fiber parks on a timer */
+    fr_intr_sleep_ms(cx->run, d);          /* a fiber parks on a timer; Ctrl-C ends it */
 }
 
 /* ---- one attempt --------------------------------------------------------- */
@@ -380,7 +381,7 @@ static void loop_worst(const call *c, int64_t in_now, int64_t *in, int64_t *out)
 static bool start_attempt(call *c, fr_resv *resv, fr_resv *turn, int *timeout)
 {
     fr_ctx *cx = c->cx;
-    if (fr_journal_stopped(cx))
+    if (fr_journal_stopped(cx) || fr_intr_stopped(cx))
         return false;
     if (fr_budget_time_left(cx) <= 0)
         return fr_budget_time_stop(cx) != NULL;
@@ -400,12 +401,12 @@ static bool start_attempt(call *c, fr_resv *resv, fr_resv *turn, int *timeout)
     }
     fr_slot_take(cx->run);
     int64_t left = fr_budget_time_left(cx);
-    if (left <= 0) {
+    if (left <= 0 || fr_interrupted(cx->run)) {    /* it came while we waited for the slot */
         fr_slot_give(cx->run);
         fr_journal_call_settle(&c->jh, cx);
         fr_charge none = { 0 };
         fr_budget_settle(cx->run, resv, &none);
-        return fr_budget_time_stop(cx) != NULL;
+        return left <= 0 ? fr_budget_time_stop(cx) != NULL : !fr_intr_stopped(cx);
     }
     *timeout = c->agent->timeout_ms > 0 ? c->agent->timeout_ms : 600000;
     if (left < *timeout)

@@ -645,6 +645,9 @@ struct fr_run {
     char run_tag[32];              /* the run id without a journal (idempotency keys) */
     fr_batch_store *batches;       /* batch answers waiting for their call (fr_batch.c) */
     int64_t batch_timeout_ms;      /* --batch-timeout, 0 none */
+    int interrupted;               /* SIGINT or SIGTERM once one came, else 0 (atomic) */
+    fr_cond intr_cv;               /* broadcast when it comes (under mu) */
+    int64_t intr_inflight;         /* calls in flight when it came */
 };
 
 /* What one attempt costs: its usage priced per token class (input, output,
@@ -658,6 +661,18 @@ typedef struct fr_charge {
     double saved;                  /* what the cache reads saved, less the write premium */
     bool held;                     /* no usage: charged the hold */
 } fr_charge;
+
+/* fr_intr.c: SIGINT and SIGTERM stop a run without losing what it paid for */
+void fr_intr_block(void);          /* blocks both in the calling thread (before any thread) */
+/* Starts the thread that takes them for run; grace_s < 0: the default. */
+bool fr_intr_start(fr_run *run, int grace_s);
+void fr_intr_done(fr_run *run);    /* the run is ending: no stop at once any more */
+void fr_intr_stop(void);           /* ends that thread, unblocks the signals */
+int fr_interrupted(const fr_run *run);   /* the signal that came, 0 if none */
+/* Interrupted: sets FR_SIG_STOP on cx (once) and returns true. */
+bool fr_intr_stopped(fr_ctx *cx);
+/* Sleeps ms unless interrupted; false when interrupted. */
+bool fr_intr_sleep_ms(fr_run *run, int64_t ms);
 
 /* fr_budget.c */
 /* Dollars for usage at m's prices; a cache price m does not declare is the

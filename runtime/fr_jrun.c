@@ -215,6 +215,7 @@ static const char *status_word(int status)
     case 3: return "waiting";
     case 4: return "budget";
     case 5: return "skipped";     /* done but for items a transient error dropped: resumable */
+    case 130: case 143: return "interrupted";   /* Ctrl-C, SIGTERM: resumable */
     default: return "failed";
     }
 }

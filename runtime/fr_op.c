@@ -410,6 +410,8 @@ static int fetch_page(opcall *c, const char *url, json_t **answer, char **link)
         int64_t left = fr_budget_time_left(cx);
         if (left <= 0)
             return fr_budget_time_stop(cx), PAGE_BUDGET;
+        if (fr_intr_stopped(cx))
+            return PAGE_BUDGET;            /* Ctrl-C: no request starts (FR_SIG_STOP) */
         int n = 0;
         char **hdrs = send_headers(c, &n);
         if (!hdrs) {
@@ -417,6 +419,11 @@ static int fetch_page(opcall *c, const char *url, json_t **answer, char **link)
             return PAGE_FAIL;
         }
         fr_slot_take(run);
+        if (fr_intr_stopped(cx)) {         /* it came while we waited for the slot */
+            fr_slot_give(run);
+            free_headers(hdrs, n);
+            return PAGE_BUDGET;
+        }
         int timeout = c->op->timeout_ms < left ? c->op->timeout_ms : (int)left;
         fr_xreq rq = { c->op->method, url, (const char *const *)hdrs, n, c->body, timeout };
         fr_xres res;
@@ -682,7 +689,7 @@ json_t *fr_op_call_under(fr_ctx *cx, const fr_op *op, int site, json_t *const *a
         c.jh.jc.attempts = 0;
         if (v)
             fr_journal_call_record(&c.jh, cx, v, op->output ? op->output : &fr_type_string);
-    } else if (!fr_journal_stopped(cx) && secrets_set(cx, op, where) &&
+    } else if (!fr_journal_stopped(cx) && !fr_intr_stopped(cx) && secrets_set(cx, op, where) &&
                (!op->write || fr_journal_op_hold(&c.jh, cx))) {
         /* (a journal that cannot be written sends nothing: FR_SIG_STOP) */
         int why;

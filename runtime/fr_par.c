@@ -128,9 +128,10 @@ static bool fan_init(fan *f, fr_ctx *parent, const fr_par_opts *opts, json_t *li
     return f->slots != NULL;
 }
 
+/* No new item starts: an item stopped the fan-out, or Ctrl-C came. */
 static bool fan_stopped(fan *f)
 {
-    return __atomic_load_n(&f->stop, __ATOMIC_ACQUIRE) != 0;
+    return __atomic_load_n(&f->stop, __ATOMIC_ACQUIRE) != 0 || fr_interrupted(f->parent->run);
 }
 
 static void item_done(fan *f)
@@ -243,6 +244,19 @@ static json_t *fan_finish(fan *f)
     fr_ctx *cx = f->parent;
     json_t *out = collect(f);
     json_t *ret = NULL;
+    if (f->sig == FR_OK && f->done < f->n && fr_interrupted(cx->run)) {
+        f->sig = FR_SIG_STOP;          /* Ctrl-C: the items left never started */
+        f->msg = fr_strdup("interrupted");
+        memcpy(f->path, cx->path, sizeof f->path);
+    }
+    if (f->sig == FR_SIG_STOP && f->top && fr_interrupted(cx->run)) {
+        fr_run *run = cx->run;         /* how far it got, for the interrupted run's report */
+        pthread_mutex_lock(&run->mu);
+        run->partial_total = f->n;
+        run->partial_done = f->done;
+        run->partial_phase = cx->phase;
+        pthread_mutex_unlock(&run->mu);
+    }
     if (f->sig == FR_OK && f->waits) {
         json_decref(out);
         fan_waits(f);

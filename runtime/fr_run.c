@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -39,6 +40,7 @@ typedef struct opts {
     int max_wait_s;                /* --max-retry-after */
     fr_budget budget;              /* --budget-usd, --budget-tokens, --budget-time (< 0: not given) */
     int64_t batch_timeout_ms;      /* --batch-timeout, 0 none */
+    int grace_s;                   /* --grace, -1: the default */
     fr_jopts jo;                   /* --journal, --no-journal, --resume, --force, --trace */
     json_t **args;                 /* one value per parameter (owned), NULL until given */
     bool rt_seen[64];              /* which runtime flags were given (rt_flags' order) */
@@ -66,6 +68,8 @@ static const rt_flag rt_flags[] = {
       " declared one" },
     { "batch-timeout", "DURATION", "cancel a batch fan-out's provider batch after this long"
       " (30m, 2h); what finished is kept, the rest made as normal calls" },
+    { "grace", "S", "on Ctrl-C or SIGTERM, how long the calls in flight may finish, in"
+      " seconds (default 30; 0 stops at once)" },
     { "quiet", NULL, "no progress line and no run summary" },
     { "dry-run", NULL, "send no write: write each one, secrets masked, to"
       " <workflow>.dry-run.jsonl" },
@@ -312,6 +316,12 @@ static int set_rt_flag(const fr_program *p, opts *o, argp *a)
         return rt_int(a, 1, &o->concurrency);
     else if (strcmp(f, "retry-base-ms") == 0)
         return rt_int(a, 0, &o->retry_base_ms);
+    else if (strcmp(f, "grace") == 0) {
+        int st = rt_int(a, 0, &o->grace_s);
+        if (st == 0 && o->grace_s > 3600)
+            return usage_error("--%s: at most 3600 seconds (an hour)%s", f, "");
+        return st;
+    }
     else if (strcmp(f, "max-retry-after") == 0) {
         int st = rt_int(a, 0, &o->max_wait_s);
         if (st == 0 && o->max_wait_s > 86400)
@@ -946,6 +956,36 @@ static void print_error(fr_ctx *cx)
             cx->err_where ? ": " : "", cx->err ? cx->err : "failed");
 }
 
+/* Ended by Ctrl-C or SIGTERM: where it was, what finished, what the
+ * calls in flight became, how to resume; 130 or 143. */
+static int interrupted(fr_run *run, fr_ctx *root)
+{
+    int sig = fr_interrupted(run);
+    fprintf(stderr, "%sinterrupted by %s: ", run->progress ? "\r\033[K" : "",
+            sig == SIGINT ? "SIGINT" : "SIGTERM");
+    put_place(run, run->cur_phase);
+    if (run->partial_total) {
+        size_t total = run->partial_total, done = run->partial_done;
+        fprintf(stderr, ": %zu of its fan-out's %zu items finished, %zu not started or stopped",
+                done, total, total - done);
+    }
+    fprintf(stderr, "\n");
+    if (root->sig != FR_SIG_STOP || fr_journal_broken(run)) /* it failed of itself meanwhile */
+        print_error(root);
+    int64_t n = __atomic_load_n(&run->intr_inflight, __ATOMIC_ACQUIRE);
+    const char *id = fr_journal_bound_id(run);
+    if (n)
+        fprintf(stderr, "the %lld call%s in flight finished%s\n", (long long)n, n == 1 ? "" : "s",
+                id ? " and journaled" : "");
+    if (id && !fr_journal_broken(run))
+        fprintf(stderr, "help: `%s --resume %s` finishes the run; what was answered is not paid"
+                " for again\n", fr_self_name(run->prog), id);
+    else if (!id)
+        fprintf(stderr, "help: this run has no journal (--no-journal): it cannot be resumed\n");
+    budget_phases(run);
+    return 128 + sig;
+}
+
 /* Exit status from how the body ended. */
 static int finish(fr_run *run, fr_ctx *root, json_t *v)
 {
@@ -1076,15 +1116,18 @@ static int run_body(fr_run *run, opts *o)
         fr_journal_run_end(run, jst);
         return jst;
     }
+    if (!fr_intr_start(run, o->grace_s))            /* Ctrl-C, SIGTERM: fr_intr.c */
+        fprintf(stderr, "warning: cannot start the signal thread: Ctrl-C ends the run at once\n");
     ticker tk;
     ticker_start(&tk, run);
     body b = { p, &root, o->args, NULL };
     if (!fr_sched_call(body_main, &b))              /* the body runs in a fiber */
         fr_fail(&root, NULL, "cannot start the runtime's threads");
     json_t *v = b.value;
+    fr_intr_done(run);                              /* no stop at once from now on */
     ticker_stop(&tk);
     fr_journal_flush_run(run);                      /* answers durable before any output */
-    int st = finish(run, &root, v);
+    int st = !v && fr_interrupted(run) ? interrupted(run, &root) : finish(run, &root, v);
     if (st == 0 && run->failed_transient > 0)
         st = 5;                    /* done, but items were skipped after transient errors */
     run->status = st;
@@ -1132,7 +1175,7 @@ int fr_main_abi(int abi, const fr_program *prog, int argc, char **argv)
     if (sub >= 0)
         return sub;
     opts o = { .retry_base_ms = DEFAULT_RETRY_BASE_MS, .max_wait_s = FR_MAX_WAIT_MS / 1000,
-               .budget = FR_NO_BUDGET };
+               .budget = FR_NO_BUDGET, .grace_s = -1 };
     o.args = fr_calloc((size_t)prog->nparams + 1, sizeof *o.args);
     int st = o.args ? parse_args(prog, argc, argv, &o) : 2;
     if (st < 0 && o.help)
@@ -1143,6 +1186,7 @@ int fr_main_abi(int abi, const fr_program *prog, int argc, char **argv)
         opts_free(prog, &o);
         return st;
     }
+    fr_intr_block();                       /* before any thread: fr_intr.c takes them */
     fr_buf err = { 0 };
     fr_http *h = fr_http_new(prog, o.mock, &err);
     if (!h) {                              /* one "error:" line per problem (missing keys) */
@@ -1162,6 +1206,7 @@ int fr_main_abi(int abi, const fr_program *prog, int argc, char **argv)
     } else if ((st = fr_budget_setup(&run, &o.budget, o.args)) == 0) {
         st = run_body(&run, &o);
     }
+    fr_intr_stop();
     run_free(&run);
     opts_free(prog, &o);
     return st;
