@@ -111,6 +111,7 @@ static struct {
     size_t closures_len;                         /* its length */
     bool ok;                                     /* no error reported */
     bool approves;                               /* approve() is called somewhere */
+    bool shards;                                 /* a fan-out is sharded (FR_PROG_SHARD) */
 } cg;
 
 static const char *gen_expr(Gen *g, Node *n);
@@ -1357,7 +1358,20 @@ static const char *opt_on_error(Vec *opts)
     return "FR_ON_ERROR_HALT";
 }
 
-/* const fr_par_opts opts_N = { concurrency, on_error, where, batch }; */
+/* shard_key's field as the data names it (its wire name). */
+static const char *shard_wire(Node *n, const char *field)
+{
+    Type *lt = n->iter ? n->iter->type : NULL;
+    Type *et = lt && lt->kind == TY_LIST ? lt->elem : NULL;
+    for (int i = 0; et && et->kind == TY_SCHEMA && i < et->decl->fields.len; i++) {
+        Field *f = et->decl->fields.items[i];
+        if (strcmp(f->name, field) == 0)
+            return f->wire ? f->wire : f->name;
+    }
+    return field;
+}
+
+/* const fr_par_opts opts_N = { concurrency, on_error, where, batch, shard, key }; */
 static const char *par_opts(Gen *g, Node *n, int64_t conc)
 {
     const char *name = fmt("opts_%d", ++cg.label);
@@ -1367,8 +1381,22 @@ static const char *par_opts(Gen *g, Node *n, int64_t conc)
         if (strcmp(s->key, "batch") == 0 && s->value && s->value->kind == N_BOOL)
             batch = s->value->ival != 0;
     }
-    emit(g, "const fr_par_opts %s = { %" PRId64 ", %s, %s, %s };", name, conc,
-         opt_on_error(&n->opts), where_of(n->span), batch ? "true" : "false");
+    int shard = 0;
+    const char *key = "NULL";
+    for (int i = 0; i < n->opts.len; i++) {
+        Setting *s = n->opts.items[i];
+        if (strcmp(s->key, "shard") == 0 && s->value && s->value->kind == N_BOOL &&
+            s->value->ival && shard == 0)
+            shard = 1;
+        if (strcmp(s->key, "shard_key") == 0 && s->value && s->value->kind == N_NAME) {
+            shard = 2;
+            key = c_lit(shard_wire(n, s->value->name));
+        }
+    }
+    if (shard)
+        cg.shards = true;
+    emit(g, "const fr_par_opts %s = { %" PRId64 ", %s, %s, %s, %d, %s };", name, conc,
+         opt_on_error(&n->opts), where_of(n->span), batch ? "true" : "false", shard, key);
     return name;
 }
 
@@ -1405,6 +1433,8 @@ static const char *gen_inline_for(Gen *g, Node *n)
     const char *v = gen_expr(&in, n->body);
     if (push && v)
         emit(g, "fr_list_push(%s, %s);", res, v);
+    if (push && v && n->sharded_iter)
+        emit(g, "fr_shard_step(cx, %s, i_%d, %s);", xs, id, res);
     else if (v && v[0] == 't')
         emit(g, "(void)%s;", v);
     if (drop_used)
@@ -2345,7 +2375,8 @@ static void write_program(FILE *f)
     fprintf(f, "    .main = wf_main,\n");
     fprintf(f, "    .nops = %d,\n    .ops = %s,\n", cg.ops.len, cg.ops.len ? "ops" : "NULL");
     fprintf(f, "    .flowc_version = \"%s\",\n", FLOWC_VERSION);
-    fprintf(f, "    .flags = %s,\n};\n\n", cg.approves ? "FR_PROG_APPROVE" : "0");
+    fprintf(f, "    .flags = %s,\n};\n\n", cg.approves && cg.shards ? "FR_PROG_APPROVE | FR_PROG_SHARD"
+            : cg.approves ? "FR_PROG_APPROVE" : cg.shards ? "FR_PROG_SHARD" : "0");
     fprintf(f, "int main(int argc, char **argv)\n{\n    return fr_main(&program, argc, argv);\n}\n");
 }
 

@@ -20,7 +20,7 @@
 #define FLOWC_VERSION "0.1.0"
 /* The runtime ABI the generated C is written for: FLOWRT_ABI of the
  * flowrt.h it must be compiled with (runtime/flowrt.h). */
-#define FLOWC_RUNTIME_ABI 6
+#define FLOWC_RUNTIME_ABI 7
 
 /* ---- arena.c: one arena per compilation ---------------------------------- */
 
@@ -215,7 +215,9 @@ void src_reset(void);                            /* forget all sources (fuzz har
     /* data files (flowc check --data) */                                          \
     X(E1301, "bad row in a data file")                                             \
     X(E1302, "CSV header that does not fit its schema")                            \
-    X(E1303, "data file that cannot be read")
+    X(E1303, "data file that cannot be read")                                      \
+    /* sharding */                                                                 \
+    X(E1401, "workflow that cannot be sharded")
 
 /* Warnings: code, -W name, what it flags.  All are on by default. */
 #define DIAG_WARNINGS(X)                                                            \
@@ -518,6 +520,9 @@ struct Node {
     bool can_wait;                               /* cg: N_FOR (sequential): an item's body
                                                     can wait for approval */
     bool paren;                                  /* written in parentheses (for fmt) */
+    bool sharded_iter;                           /* shard.c: N_FOR/N_PIPELINE whose value
+                                                    holds a shard's share (the sharded
+                                                    fan-out, a loop over its result) */
 };
 
 typedef struct Program {
@@ -693,6 +698,16 @@ const char *sema_builtin_signature(int b);       /* "len(xs: list<T> | string) -
  * can receive a value that has not passed through approve() (sema_check
  * runs it once the program type-checks). */
 void approval_check(Program *p);
+
+/* ---- shard.c: can the workflow run as shards ---------------------------- */
+
+/* Holds a workflow whose first fan-out says `shard: true` or `shard_key:
+ * FIELD` to the rules that let N shards' parts merge into one process's
+ * output (E1401, each with its reason); marks the loops over sharded lists
+ * (Node.sharded_iter).  sema_check runs it once the program type-checks. */
+void shard_check(Program *p);
+/* The sharded fan-out of the last shard_check, or NULL. */
+Node *shard_fanout(void);
 
 /* ---- caps.c: model capabilities, retirement and provider limits ---------- */
 

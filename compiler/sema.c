@@ -2971,8 +2971,9 @@ static Type *iter_elem(Node *e, Type *t)
     return ty_error;
 }
 
-static const char *const for_keys[] = { "concurrency", "on_error", NULL };
-static const char *const pfor_keys[] = { "concurrency", "on_error", "batch", NULL };
+static const char *const for_keys[] = { "concurrency", "on_error", "shard", "shard_key", NULL };
+static const char *const pfor_keys[] = { "concurrency", "on_error", "batch", "shard", "shard_key",
+                                         NULL };
 static const char *const stage_keys[] = { "concurrency", NULL };
 static const char *const on_error_words[] = { "skip", "halt", NULL };
 
@@ -2987,12 +2988,16 @@ static void check_opts(Vec *opts, const char *const *keys, const char *kind, con
             continue;
         if (strcmp(s->key, "concurrency") == 0)
             setting_num(s, 1, 100000, false, true, &v);
-        else if (strcmp(s->key, "batch") == 0) {
+        else if (strcmp(s->key, "batch") == 0 || strcmp(s->key, "shard") == 0) {
             if (s->value->kind != N_BOOL)
-                diag_error(s->value->span, E0903, "batch must be true or false, got %s",
+                diag_error(s->value->span, E0903, "%s must be true or false, got %s", s->key,
                            what(s->value));
             else
                 s->value->type = ty_bool;
+        } else if (strcmp(s->key, "shard_key") == 0) {
+            if (s->value->kind != N_NAME)       /* the field itself: shard.c */
+                diag_error(s->value->span, E0903, "shard_key must name a field of the items, "
+                           "got %s", what(s->value));
         } else
             setting_word(s, on_error_words);
     }
@@ -3711,6 +3716,8 @@ bool sema_check(Program *p)
     check_decls_of(p, D_WORKFLOW);
     if (diag_error_count() == before)           /* writes that need approval get it */
         approval_check(p);
+    if (diag_error_count() == before)           /* a sharded workflow can be */
+        shard_check(p);
     return diag_error_count() == before;
 }
 
