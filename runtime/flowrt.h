@@ -35,7 +35,7 @@
  * struct below or a function's meaning changes.  Generated C refuses to
  * compile against a header of another ABI, and fr_main refuses to run when
  * the library was built for another one. */
-#define FLOWRT_ABI 6
+#define FLOWRT_ABI 7
 
 /* ---- types: descriptors generated per schema, enum and used type --------- */
 
@@ -400,6 +400,7 @@ typedef struct fr_program {
 } fr_program;
 
 #define FR_PROG_APPROVE 1u         /* calls approve(): --no-journal is refused */
+#define FR_PROG_SHARD 2u           /* its first fan-out is sharded: --shard I/N runs a share */
 
 /* Parses the command line, runs the workflow, prints the result and summary,
  * and returns the process exit status (0 done, 1 failed, 2 usage or input,
@@ -418,7 +419,15 @@ typedef struct fr_par_opts {
     fr_on_error on_error;          /* what a failed item does */
     const char *where;             /* "file.flow:line:col" of the construct */
     bool batch;                    /* batch: true, through the providers' batch APIs */
+    int shard;                     /* 0; 1 shard: true (by position); 2 shard_key (by key) */
+    const char *shard_key;         /* shard_key's field, as the data names it, or NULL */
 } fr_par_opts;
+
+/* A loop over a sharded list (a shard's share, or what a loop made of one)
+ * in a sharded run: the element res's last push came from xs[i], so res's
+ * rows keep their positions in the sharded fan-out's input, which `merge`
+ * orders by.  Nothing outside a sharded run. */
+void fr_shard_step(fr_ctx *cx, json_t *xs, size_t i, json_t *res);
 
 /* One item of a for body: the item's value, or NULL with sig (SKIP drops it). */
 typedef json_t *(*fr_body_fn)(fr_ctx *cx, json_t *item, size_t index, void *env);

@@ -138,6 +138,19 @@ const char *fr_cap_text(const fr_budget *b, int k, char *buf, size_t cap)
     return buf;
 }
 
+/* A shard without a shared budget takes its share of each money and token
+ * cap (time is each shard's own). */
+static void share(fr_budget *b)
+{
+    double s = fr_shard_share();
+    if (s >= 1)
+        return;
+    if (b->usd >= 0)
+        b->usd *= s;
+    if (b->tokens >= 0)
+        b->tokens = (int64_t)((double)b->tokens * s);
+}
+
 int fr_budget_setup(fr_run *run, const fr_budget *cli, json_t *const *args)
 {
     const fr_program *p = run->prog;
@@ -149,9 +162,11 @@ int fr_budget_setup(fr_run *run, const fr_budget *cli, json_t *const *args)
         run->budget.tokens = cli->tokens, run->cli_caps |= 2;
     if (cli->time_ms >= 0)
         run->budget.time_ms = cli->time_ms, run->cli_caps |= 4;
+    share(&run->budget);
     for (int i = 0; i < p->nphases; i++) {
         if (!resolve(p, args, &p->phases[i].budget, &run->phase_budget[i]))
             return 2;
+        share(&run->phase_budget[i]);
         run->phase_declared[i] = run->phase_budget[i];
         run->clipped[i] = (unsigned char)clip(&run->phase_budget[i], &run->budget);
     }

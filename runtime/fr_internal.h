@@ -889,6 +889,10 @@ bool fr_journal_begin(fr_journal *j, const char *workflow, const char *source_ha
  * FR_RESUME_SKIPPED (--retry-skipped) and the run skipped items (run_id
  * NULL then also finds the last finished run that skipped some); loads the
  * run's finished calls for fr_journal_lookup. */
+/* Whether the workflow's last unfinished run has this source and these
+ * arguments (a shard started again resumes it by itself). */
+bool fr_journal_pending(fr_journal *j, const char *workflow, const char *source_hash,
+                        const char *args);
 #define FR_RESUME_FORCE 1          /* --force */
 #define FR_RESUME_SKIPPED 2        /* --retry-skipped */
 bool fr_journal_resume(fr_journal *j, const char *workflow, const char *run_id,
@@ -1227,5 +1231,43 @@ typedef struct fr_top {
 } fr_top;
 
 void fr_trace_op(fr_trace *t, const fr_top *c);
+
+/* ---- fr_shard.c: N shards of one run, and merge ---------------------------- */
+
+#define FR_MAX_SHARDS 10000
+
+/* From --shard I/N, --shards N and the schedulers' variables: -1 to go on
+ * (sharded or not), else the exit status (said why). */
+int fr_shard_setup(const fr_program *p, const char *shard, const char *shards);
+bool fr_shard_on(void);                     /* this process is one shard of several */
+int fr_shard_index(void);
+int fr_shard_count(void);
+/* Budgets and limits are shared through Redis (else each shard takes 1/N). */
+void fr_shard_set_shared(bool shared);
+/* The share of each budget cap and rate limit this process takes. */
+double fr_shard_share(void);
+/* path as this shard's part ("out.jsonl" -> "out.part-0003-of-0016.jsonl"),
+ * or a copy of path when not sharded; malloc'd. */
+char *fr_shard_part_path(const char *path);
+/* Likewise, consuming path (fr_malloc'd). */
+char *fr_shard_part_of(char *path);
+/* The journal of this shard (".flow/w.db" -> ".flow/w.shard-0003-of-0016.db"),
+ * consuming path. */
+char *fr_shard_of_journal(char *path);
+/* The sharded fan-out's share of list (borrowed from cx's pool), with each
+ * item's position; NULL with cx's signal set on failure. */
+json_t *fr_shard_take(fr_ctx *cx, json_t *list, const fr_par_opts *o);
+/* A part was written: path as the workflow named it, part where it went. */
+void fr_shard_output(const char *path, const char *part, const char *format, json_t *list);
+void fr_shard_begin(fr_run *run);           /* the run starts: the old summary goes */
+int fr_shard_result(fr_run *run, json_t *v); /* the returned list to its part: 0 or 1 */
+/* The run ended with status: its summary for merge (args: the run's
+ * arguments as text, or NULL). */
+void fr_shard_end(fr_run *run, int status, const char *args, const char *id);
+void fr_shard_free(void);
+/* BINARY merge ...: the exit status. */
+int fr_shard_merge(const fr_program *p, int argc, char **argv);
+/* The run summary on stderr (fr_run.c), for merge too. */
+void fr_run_print_summary(fr_run *run);
 
 #endif

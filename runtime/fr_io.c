@@ -590,14 +590,43 @@ static void keep_fuller(fr_ctx *cx, const char *p, const char *tmp, const char *
     free(prev);
 }
 
-/* Writes list to path through a temporary file, or to stdout for "-". */
+static bool write_path(fr_ctx *cx, json_t *list, const char *p, const fr_type *elem,
+                       const char *where, const char *what, fill_fn fill);
+
+/* Writes list to path through a temporary file, or to stdout for "-"; a
+ * shard writes its part. */
 static bool write_file(fr_ctx *cx, json_t *list, json_t *path, const fr_type *elem,
                        const char *where, const char *what, fill_fn fill)
 {
     const char *p = json_string_value(path);
-    fr_buf err = { 0 };
     if (!p)
         return fr_fail(cx, where, "%s: the path is not a string", what);
+    if (!fr_shard_on())
+        return write_path(cx, list, p, elem, where, what, fill);
+    /* a shard writes its part; merge joins them (stdout's too) */
+    bool csv = fill == fill_csv;
+    char *part = NULL;
+    if (strcmp(p, "-") == 0) {
+        char base[512];
+        snprintf(base, sizeof base, "%s.stdout.%s", cx->run->prog->name, csv ? "csv" : "jsonl");
+        part = fr_shard_part_path(base);
+    } else {
+        part = fr_shard_part_path(p);
+    }
+    if (!part)
+        return fr_oom(cx);
+    bool ok = write_path(cx, list, part, elem, where, what, fill);
+    if (ok)
+        fr_shard_output(p, part, csv ? "csv" : "jsonl", list);
+    fr_free(part);
+    return ok;
+}
+
+/* Writes list to p through a temporary file, or to stdout for "-". */
+static bool write_path(fr_ctx *cx, json_t *list, const char *p, const fr_type *elem,
+                       const char *where, const char *what, fill_fn fill)
+{
+    fr_buf err = { 0 };
     /* the answers in it are durable first: a kill then never leaves a file
      * whose answers a resume would ask for again */
     fr_journal_flush_run(cx->run);

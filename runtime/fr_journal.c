@@ -1229,6 +1229,20 @@ static bool resume_locked(fr_journal *j, const char *workflow, const char *run_i
     return ok;
 }
 
+bool fr_journal_pending(fr_journal *j, const char *workflow, const char *source_hash,
+                        const char *args)
+{
+    jrun r = { "", NULL, NULL, NULL, 0, 0 };
+    fr_buf e = { 0 };
+    db_acquire(j);
+    bool ok = find_run(j, workflow, NULL, &r, false, &e) &&
+              check_same(&r, source_hash, args, false, &e);
+    db_release(j);
+    jrun_free(&r);
+    fr_buf_free(&e);
+    return ok;
+}
+
 bool fr_journal_resume(fr_journal *j, const char *workflow, const char *run_id,
                        const char *source_hash, const char *args, int flags,
                        fr_buf *err)

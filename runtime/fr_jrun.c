@@ -117,18 +117,29 @@ static int open_run(jstate *s, const fr_run *run, const fr_jopts *o, json_t *con
     const fr_program *p = run->prog;
     fr_buf err = { 0 };
     char *path = o->journal ? fr_strdup(o->journal) : fr_journal_default_path(p->name);
+    if (path && fr_shard_on())           /* each shard its own journal */
+        path = fr_shard_of_journal(path);
     char *a = args_text(p, args, run->mock_all, run->dry_run);
     const char *src = p->source_hash ? p->source_hash : "";
     int st = -1;
+    bool resume = o->resume;
     if (!path || !a || !(s->j = fr_journal_open(path, &err)))
         st = 1;
-    else if (o->resume)
+    else if (!resume && fr_shard_on() && fr_journal_pending(s->j, p->name, src, a)) {
+        /* a shard started again (a lost node, a retried job) finishes its
+         * unfinished run: nothing it journaled is paid for twice */
+        resume = true;
+        st = fr_journal_resume(s->j, p->name, NULL, src, a, 0, &err) ? -1 : 2;
+        if (st < 0 && !run->quiet)
+            fprintf(stderr, "shard %d of %d: resuming its unfinished run %s from %s\n",
+                    fr_shard_index(), fr_shard_count(), fr_journal_run_id(s->j), path);
+    } else if (resume)
         st = fr_journal_resume(s->j, p->name, o->resume_id, src, a,
                                (o->force ? FR_RESUME_FORCE : 0) |
                                (o->retry_skipped ? FR_RESUME_SKIPPED : 0), &err) ? -1 : 2;
     else
         st = fr_journal_begin(s->j, p->name, src, a, &err) ? -1 : 1;
-    s->resumed = o->resume && st < 0;
+    s->resumed = resume && st < 0;
     if (st < 0 && !load_prior(s, p))
         st = 1;
     if (st >= 0)

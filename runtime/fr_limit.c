@@ -95,6 +95,8 @@ struct fr_limiter {
     int64_t (*now)(void);          /* the clock (monotonic ns) */
     dim d[ND];                     /* requests, tokens, input tokens, output tokens */
     double cap;                    /* an operation's rps:, 0 none */
+    double share;                  /* of every stated and declared limit this process takes
+                                      (a shard without a shared limiter: 1/N) */
     double learned;                /* the request rate set by the last 429, 0 none */
     double rate_429;               /* the rate that 429 came at */
     bool measured;                 /* a pacing rate (else a guess from unpaced sends) */
@@ -136,16 +138,16 @@ static double lowest(double a, double b)
 }
 
 /* A dimension's stated and declared limits, or 0 when it has none. */
-static double dim_limit(const dim *d)
+static double dim_limit(const fr_limiter *l, const dim *d)
 {
-    return lowest(d->decl, d->stated);
+    return lowest(d->decl, d->stated) * l->share;
 }
 
 /* Dimension i's pacing rate at t (per second), 0: not paced. */
 static double dim_rate(const fr_limiter *l, int i, int64_t t)
 {
     const dim *d = &l->d[i];
-    double r = dim_limit(d) * SAFETY;
+    double r = dim_limit(l, d) * SAFETY;
     if (r <= 0)
         r = d->spread;
     if (i == D_REQ)
@@ -157,7 +159,7 @@ static double dim_rate(const fr_limiter *l, int i, int64_t t)
 static bool known(const fr_limiter *l)
 {
     for (int i = 0; i < ND; i++)
-        if (dim_limit(&l->d[i]) > 0)
+        if (dim_limit(l, &l->d[i]) > 0)
             return true;
     return l->cap > 0;
 }
@@ -219,7 +221,7 @@ static void take(fr_limiter *l, int64_t t, int64_t in, int64_t out)
         /* sends a little late (a slow wake-up) are made up for by the next
          * ones, up to CATCH_UP behind the schedule, but two sends are never
          * closer than the stated limit allows */
-        double lim = dim_limit(d);
+        double lim = dim_limit(l, d);
         d->tat = (t - d->tat <= CATCH_UP_NS ? d->tat : t) + iv;
         d->floor = t + (lim > r ? (int64_t)(cost[i] / ((lim + r) / 2) * NS) : iv);
     }
@@ -316,7 +318,7 @@ static void dim_headers(fr_limiter *l, int i, const fr_rl_dim *h, int64_t sent, 
     }
     if (h->remaining < 0 || h->reset_ns < 0)
         return;
-    double lim = dim_limit(d);
+    double lim = dim_limit(l, d);
     if (h->remaining == 0) {
         /* nothing left: hold until the reset, or, when a limit is known, no
          * longer than the last request takes to refill after its send (the
@@ -327,8 +329,8 @@ static void dim_headers(fr_limiter *l, int i, const fr_rl_dim *h, int64_t sent, 
             until = sent + (int64_t)(refill / lim * NS);
         if (until > d->tat)
             d->tat = until;
-    } else if (dim_limit(d) <= 0 && h->reset_ns > t) {
-        d->spread = h->remaining / ((double)(h->reset_ns - t) / NS);
+    } else if (dim_limit(l, d) <= 0 && h->reset_ns > t) {
+        d->spread = h->remaining / ((double)(h->reset_ns - t) / NS) * l->share;
     }
 }
 
@@ -346,6 +348,7 @@ void fr_limit_headers(fr_limiter *l, int64_t sent_ns, const fr_rl *h)
 void fr_limit_cap(fr_limiter *l, double rps)
 {
     pthread_mutex_lock(&l->mu);
+    rps *= l->share;
     if (rps > 0 && (l->cap <= 0 || rps < l->cap))
         l->cap = rps;
     pthread_mutex_unlock(&l->mu);
@@ -370,6 +373,7 @@ fr_limiter *fr_limit_new(double rpm, double tpm)
     if (!l)
         return NULL;
     l->now = mono_ns;
+    l->share = fr_shard_share();
     l->d[D_REQ].decl = rpm > 0 ? rpm / 60 : 0;
     l->d[D_TOK].decl = tpm > 0 ? tpm / 60 : 0;
     pthread_mutex_init(&l->mu, NULL);

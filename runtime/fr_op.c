@@ -240,7 +240,8 @@ static char *dry_path(const fr_program *prog)
 {
     fr_buf b = { 0 };
     fr_buf_printf(&b, "%s.dry-run.jsonl", prog->name);
-    return fr_http_buf_take(&b);
+    char *p = fr_http_buf_take(&b);
+    return p && fr_shard_on() ? fr_shard_part_of(p) : p;
 }
 
 /* One JSON line for the reviewer: what would have been sent, masked. */

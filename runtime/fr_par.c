@@ -213,9 +213,12 @@ static json_t *collect(fan *f)
 {
     json_t *out = json_array();
     bool ok = out != NULL;
+    bool shard = fr_shard_on();
     for (size_t i = 0; i < f->n; i++) {
         if (f->slots[i] && json_array_append_new(out, f->slots[i]) != 0)
             ok = false;                 /* jansson dropped the value */
+        else if (f->slots[i] && shard)  /* a row keeps its position for merge */
+            fr_shard_step(f->parent, f->list, i, out);
         f->slots[i] = NULL;
     }
     if (!ok)
@@ -324,6 +327,8 @@ static void pfor_worker(void *arg)
 json_t *fr_parallel_for(fr_ctx *cx, json_t *list, const fr_par_opts *opts,
                         fr_body_fn body, void *env)
 {
+    if (opts->shard && fr_shard_on() && !(list = fr_shard_take(cx, list, opts)))
+        return NULL;                       /* this shard's share of the items */
     if (opts->batch && !fr_batch_prepass(cx, list, opts, body, env))
         return NULL;                       /* a budget refused a batch: cx says which */
     pfor p = { .list = list, .body = body, .env = env };
@@ -538,6 +543,8 @@ static void pipe_start(pline *p, pworker *w, fr_join *j)
 json_t *fr_pipeline(fr_ctx *cx, json_t *list, const fr_par_opts *opts, int nstages,
                     const fr_stage *stages, void *env)
 {
+    if (opts->shard && fr_shard_on() && !(list = fr_shard_take(cx, list, opts)))
+        return NULL;                       /* this shard's share of the items */
     pline p = { .list = list, .nstages = nstages, .stages = stages, .env = env };
     size_t n = json_array_size(list);
     if (!fan_init(&p.f, cx, opts, list))

@@ -30,7 +30,7 @@ char *fr_review_path(const fr_program *prog)
     char *p = fr_malloc(n);
     if (p)
         snprintf(p, n, "%s.review.jsonl", prog->name);
-    return p;
+    return fr_shard_on() ? fr_shard_part_of(p) : p;
 }
 
 char *fr_skipped_path(const fr_program *prog)
@@ -39,7 +39,7 @@ char *fr_skipped_path(const fr_program *prog)
     char *p = fr_malloc(n);
     if (p)
         snprintf(p, n, "%s.skipped.jsonl", prog->name);
-    return p;
+    return fr_shard_on() ? fr_shard_part_of(p) : p;
 }
 
 static bool reset_file(char *path)

@@ -42,6 +42,8 @@ typedef struct opts {
     int64_t batch_timeout_ms;      /* --batch-timeout, 0 none */
     int grace_s;                   /* --grace, -1: the default */
     fr_jopts jo;                   /* --journal, --no-journal, --resume, --force, --trace */
+    const char *shard;             /* --shard I/N, or NULL */
+    const char *shards;            /* --shards N, or NULL */
     json_t **args;                 /* one value per parameter (owned), NULL until given */
     bool rt_seen[64];              /* which runtime flags were given (rt_flags' order) */
 } opts;
@@ -73,6 +75,10 @@ static const rt_flag rt_flags[] = {
     { "quiet", NULL, "no progress line and no run summary" },
     { "dry-run", NULL, "send no write: write each one, secrets masked, to"
       " <workflow>.dry-run.jsonl" },
+    { "shard", "I/N", "run as shard I (from 0) of N: the first fan-out's share of the items;"
+      " `merge` joins the shards' parts" },
+    { "shards", "N", "run as one of N shards, its index from JOB_COMPLETION_INDEX,"
+      " AWS_BATCH_JOB_ARRAY_INDEX or SLURM_ARRAY_TASK_ID" },
     /* the journal's flags (--journal PATH, --resume [RUN_ID], --trace FILE) go here */
     { "journal", "PATH", "the run journal (SQLite; default .flow/<workflow>.db)" },
     { "no-journal", NULL, "do not journal this run (it cannot be resumed)" },
@@ -335,6 +341,11 @@ static int set_rt_flag(const fr_program *p, opts *o, argp *a)
         if ((o->batch_timeout_ms = fr_parse_duration(s)) <= 0)
             return usage_error("--%s: expected a duration such as 90s, 30m or 2h, got '%s'",
                                f, s);
+    } else if (strcmp(f, "shard") == 0 || strcmp(f, "shards") == 0) {
+        const char *s = flag_value(a);
+        if (!s)
+            return 2;
+        *(f[5] ? &o->shards : &o->shard) = s;
     } else if (strncmp(f, "budget-", 7) == 0 && (strcmp(f + 7, "usd") == 0 ||
              strcmp(f + 7, "tokens") == 0 || strcmp(f + 7, "time") == 0))
         return budget_flag(o, a);
@@ -717,7 +728,7 @@ static void print_skipped(fr_run *run, int64_t n, int64_t transient, int st)
     fr_free(path);
 }
 
-static void print_summary(fr_run *run)
+void fr_run_print_summary(fr_run *run)
 {
     const fr_program *p = run->prog;
     int64_t now = fr_now_ms();
@@ -811,7 +822,7 @@ static char *partial_path(const fr_program *p)
     char *path = fr_malloc(n);
     if (path)
         snprintf(path, n, "%s.partial.jsonl", p->name);
-    return path;
+    return fr_shard_on() ? fr_shard_part_of(path) : path;
 }
 
 /* Writes run->partial to <workflow>.partial.jsonl through a temporary file
@@ -993,11 +1004,13 @@ static int finish(fr_run *run, fr_ctx *root, json_t *v)
     case FR_OK:
         if (fr_journal_broken(run) && fr_journal_stopped(root)) {
             /* its results are whole, but not its journal (a phase's time...) */
-            int st = print_value(run->prog, v);
+            int st = fr_shard_on() ? fr_shard_result(run, v) : print_value(run->prog, v);
             print_error(root);
             fr_journal_stop_help(run);
             return st ? st : 1;
         }
+        if (fr_shard_on() && run->prog->ret)
+            return fr_shard_result(run, v);
         return print_value(run->prog, v);
     case FR_SIG_STOP:                      /* the journal cannot be written */
         print_error(root);
@@ -1082,11 +1095,30 @@ static void run_free(fr_run *run)
     fr_free(run->rejected);
     fr_review_close(run);
     fr_origins_free(run);
+    fr_shard_free();
     fr_budget_free(run);
     fr_batch_free(run);
     fr_http_free(run->http);
     pthread_mutex_destroy(&run->mu);
     pthread_mutex_destroy(&run->review_mu);
+}
+
+/* A shard's summary for merge, with its arguments (what a resume compares). */
+static void shard_end(fr_run *run, const opts *o, int st, const char *id)
+{
+    const fr_program *p = run->prog;
+    if (!fr_shard_on())
+        return;
+    json_t *a = json_object();
+    for (int k = 0; a && k < p->nparams; k++)
+        if (!p->params[k].budget_only)
+            json_object_set(a, p->params[k].name, o->args[k] ? o->args[k] : json_null());
+    if (a && o->mock)
+        json_object_set_new(a, "--mock", json_true());
+    char *s = a ? json_dumps(a, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(17)) : NULL;
+    fr_shard_end(run, st, s, id);
+    free(s);
+    json_decref(a);
 }
 
 /* The workflow's body, as the root fiber runs it. */
@@ -1108,6 +1140,7 @@ static int run_body(fr_run *run, opts *o)
 {
     const fr_program *p = run->prog;
     fr_ctx root = { .run = run, .phase = -1 };
+    fr_shard_begin(run);
     /* [journal hook] open the journal (--journal, default .flow/<workflow>.db),
      * begin the run or resume one (--resume), count its prior spend, and at the
      * end record its status ("done", "failed", "waiting", "budget"). */
@@ -1138,10 +1171,14 @@ static int run_body(fr_run *run, opts *o)
                 run->dry_writes ? dry : "");
     fr_free(dry);
     if (!run->quiet)
-        print_summary(run), print_caps(run), fr_journal_summary(run);
+        fr_run_print_summary(run), print_caps(run), fr_journal_summary(run);
     if (st == 0 || st == 5)
         remove_partial(run);
+    char id[FR_RUN_ID_MAX] = "";
+    if (fr_journal_bound_id(run))
+        snprintf(id, sizeof id, "%s", fr_journal_bound_id(run));
     fr_journal_run_end(run, st);
+    shard_end(run, o, st, id[0] ? id : NULL);
     fr_pool_free(&root);
     fr_sig_clear(&root);
     return st;
@@ -1171,6 +1208,8 @@ int fr_main_abi(int abi, const fr_program *prog, int argc, char **argv)
                 " rebuild it with the flowc of this runtime\n", prog->name, abi, FLOWRT_ABI);
         return 2;
     }
+    if (argc > 1 && strcmp(argv[1], "merge") == 0)
+        return fr_shard_merge(prog, argc, argv);
     int sub = fr_journal_command(prog, argc, argv);    /* runs, review, approve */
     if (sub >= 0)
         return sub;
@@ -1182,6 +1221,8 @@ int fr_main_abi(int abi, const fr_program *prog, int argc, char **argv)
         print_help(prog, argc > 0 ? argv[0] : prog->name), st = 0;
     else if (st < 0 && o.version)
         print_version(prog), st = 0;
+    if (st < 0)
+        st = fr_shard_setup(prog, o.shard, o.shards);
     if (st >= 0) {
         opts_free(prog, &o);
         return st;

@@ -210,7 +210,7 @@ static json_t *numbers(fr_ctx *cx, int64_t from, int64_t n)
 /* nested: each outer item fans out again; paths are "i.j" */
 static json_t *outer_body(fr_ctx *cx, json_t *item, size_t index, void *envp)
 {
-    fr_par_opts o = { 4, FR_ON_ERROR_HALT, "rt_exec.flow:30:5", false };
+    fr_par_opts o = { 4, FR_ON_ERROR_HALT, "rt_exec.flow:30:5", false, 0, NULL };
     json_t *inner = fr_parallel_for(cx, numbers(cx, (int64_t)index * 100, 5), &o,
                                     inner_body, envp);
     if (!inner)
@@ -298,7 +298,7 @@ static int cap_of(fr_ctx *cx, int conc)
 
 static json_t *run_for(fr_ctx *cx, env *e, int64_t n, fr_on_error oe, fr_body_fn body)
 {
-    fr_par_opts o = { e->conc, oe, "rt_exec.flow:5:3", false };
+    fr_par_opts o = { e->conc, oe, "rt_exec.flow:5:3", false, 0, NULL };
     json_t *rows = fr_parallel_for(cx, numbers(cx, 0, n), &o, body, e);
     rows = check_gauge(cx, rows, &e->g, cap_of(cx, e->conc), "parallel for");
     return check_order(cx, rows, "parallel for");
@@ -308,7 +308,7 @@ static json_t *run_pipeline(fr_ctx *cx, env *e, json_t *xs)
 {
     size_t n = fr_count(xs);
     static const fr_stage st[] = { { "a", 4, stage_a }, { "b", 2, stage_b }, { "c", 3, stage_c } };
-    fr_par_opts o = { e->conc, FR_ON_ERROR_HALT, "rt_exec.flow:40:3", false };
+    fr_par_opts o = { e->conc, FR_ON_ERROR_HALT, "rt_exec.flow:40:3", false, 0, NULL };
     json_t *rows = fr_pipeline(cx, xs, &o, 3, st, e);
     for (int k = 0; k < 3; k++)
         rows = check_gauge(cx, rows, &e->stage[k], cap_of(cx, st[k].concurrency), st[k].name);
@@ -357,7 +357,7 @@ static bool oom_round(fr_ctx *cx, env *e, long n, int *hit)
         e->conc = 3, e->fail_at = -1;
         fr_alloc_fail_after(n);
         if (kind == 0)
-            v = fr_parallel_for(cx, xs, &(fr_par_opts){ 3, FR_ON_ERROR_HALT, "oom", false }, for_body, e);
+            v = fr_parallel_for(cx, xs, &(fr_par_opts){ 3, FR_ON_ERROR_HALT, "oom", false, 0, NULL }, for_body, e);
         else if (kind == 1)
             v = run_pipeline(cx, e, xs);
         else
@@ -400,7 +400,7 @@ static json_t *scenario(fr_ctx *cx, const char *s, env *e, int64_t n)
     if (strcmp(s, "halt") == 0)
         return run_for(cx, e, n, FR_ON_ERROR_HALT, skip_body);
     if (strcmp(s, "nested") == 0 || strcmp(s, "nestbudget") == 0) {
-        fr_par_opts o = { e->conc, FR_ON_ERROR_HALT, "rt_exec.flow:29:3", false };
+        fr_par_opts o = { e->conc, FR_ON_ERROR_HALT, "rt_exec.flow:29:3", false, 0, NULL };
         json_t *outer = fr_parallel_for(cx, numbers(cx, 0, n), &o, outer_body, e);
         json_t *flat = outer ? fr_list(cx) : NULL;
         for (size_t i = 0; flat && i < fr_count(outer); i++)

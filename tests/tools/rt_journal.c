@@ -559,7 +559,7 @@ static json_t *wf_main(fr_ctx *cx, json_t *const *args)
     fr_phase_end(cx, 0);
     if (!fr_phase_begin(cx, 1))
         return NULL;
-    fr_par_opts po = { (int)json_integer_value(args[1]), FR_ON_ERROR_HALT, "jwf.flow:8:14", false };
+    fr_par_opts po = { (int)json_integer_value(args[1]), FR_ON_ERROR_HALT, "jwf.flow:8:14", false, 0, NULL };
     json_t *rs = fr_parallel_for(cx, xs, &po, rate_item, &env);
     fr_phase_end(cx, 1);
     if (!rs || !fr_phase_begin(cx, 2))
