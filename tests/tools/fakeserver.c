@@ -86,10 +86,15 @@
  *   A history the providers refuse gets their 400: a tool_use (tool_calls
  *   id) without its tool_result (tool message) right after, a result for
  *   none of the previous turn's calls, tool_result blocks after text in a
- *   turn, a call of a tool not declared, tool_use/tool_result without tools;
- *   and bad tool definitions (names outside ^[a-zA-Z0-9_-]{1,64}$, twice
- *   the same name, a schema not an object, a strict function outside the
- *   strict subset, tool_choice naming no tool).  The log adds tool_calls
+ *   turn, a call of a tool not declared, tool_use/tool_result without tools,
+ *   a tool_use without its id or with an input that is no object, a result
+ *   (tool_result, tool message) whose content is neither text nor blocks, a
+ *   tool call without its id or not of type function; and bad tool
+ *   definitions (names outside ^[a-zA-Z0-9_-]{1,64}$, twice the same name, a
+ *   schema not an object, a strict function outside the strict subset or
+ *   with a property not required (response_format's strict schema too),
+ *   tool_choice naming no tool or none of the wire's values,
+ *   parallel_tool_calls without tools).  The log adds tool_calls
  *   (the names the answer calls), tool_results and tool_errors (the results
  *   the request ends with, and those flagged as errors), tool_choice and
  *   tools (how many are declared).
@@ -998,6 +1003,7 @@ static void set_usage(json_t *out, json_t *rq, bool anthropic)
 static bool schema_in_system(json_t *request, bool anthropic);
 static json_t *schema_in_text(json_t *request, bool anthropic);
 static const char *strict_bad(json_t *s, bool anthropic, int depth);
+static const char *strict_unrequired(json_t *s, int depth);
 
 /* The tool that carries the answer (Anthropic's tool mode: the forced
  * tool, else the last of a request without output_config), or NULL. */
@@ -1143,12 +1149,33 @@ static const char *tools_bad(json_t *rq, bool anthropic, char *buf, size_t cap)
                      "permitted.", name, bad);
             return buf;
         }
+        bad = !anthropic && json_is_true(json_object_get(fn, "strict"))
+              ? strict_unrequired(schema, 0) : NULL;
+        if (bad) {
+            snprintf(buf, cap, "Invalid schema for function '%s': In context=(), 'required' is "
+                     "required to be supplied and to be an array including every key in "
+                     "properties. Missing '%s'.", name, bad);
+            return buf;
+        }
     }
     json_t *tc = json_object_get(rq, "tool_choice");
     const char *forced = anthropic
         ? (strcmp(json_string_value(json_object_get(tc, "type")) ?: "", "tool") == 0
            ? json_string_value(json_object_get(tc, "name")) : NULL)
         : json_string_value(json_object_get(json_object_get(tc, "function"), "name"));
+    const char *tct = anthropic ? json_string_value(json_object_get(tc, "type"))
+                                : json_string_value(tc);
+    if (tc && anthropic && (!tct || (strcmp(tct, "auto") && strcmp(tct, "any") &&
+                                     strcmp(tct, "tool") && strcmp(tct, "none"))))
+        return "tool_choice: Input tag does not match any of the expected tags: 'auto', 'any', "
+               "'tool', 'none'";
+    if (tc && !anthropic && json_is_string(tc) && strcmp(tct, "none") && strcmp(tct, "auto") &&
+        strcmp(tct, "required"))
+        return "Invalid value for 'tool_choice': expected one of 'none', 'auto', 'required', or "
+               "an object naming a function.";
+    if (!anthropic && json_object_get(rq, "parallel_tool_calls") && !json_object_get(rq, "tools"))
+        return "Invalid value for 'parallel_tool_calls': 'parallel_tool_calls' is only allowed "
+               "when 'tools' are specified.";
     if (tc && !json_object_get(rq, "tools") && !(json_is_string(tc) &&
                                                  strcmp(json_string_value(tc), "none") == 0))
         return anthropic ? "tool_choice may only be specified while providing tools"
@@ -1185,6 +1212,21 @@ static const char *anthropic_history_bad(json_t *rq, char *buf, size_t cap)
             if ((use || res) && !tools)
                 return "Requests which include `tool_use` or `tool_result` blocks must define "
                        "tools.";
+            if (use && !json_is_string(json_object_get(b, "id"))) {
+                snprintf(buf, cap, "messages.%zu.content.%zu.tool_use.id: Field required", i, j);
+                return buf;
+            }
+            if (use && !json_is_object(json_object_get(b, "input"))) {
+                snprintf(buf, cap, "messages.%zu.content.%zu.tool_use.input: Input should be a "
+                         "valid dictionary", i, j);
+                return buf;
+            }
+            json_t *rc = res ? json_object_get(b, "content") : NULL;
+            if (rc && !json_is_string(rc) && !json_is_array(rc)) {
+                snprintf(buf, cap, "messages.%zu.content.%zu.tool_result.content: Input should be "
+                         "a valid string or a list of content blocks", i, j);
+                return buf;
+            }
             if (use && strcmp(role, "assistant") == 0 &&
                 !declared(rq, json_string_value(json_object_get(b, "name")))) {
                 snprintf(buf, cap, "messages.%zu.content.%zu: tool_use name '%s' is not one of "
@@ -1254,6 +1296,13 @@ static const char *openai_history_bad(json_t *rq, char *buf, size_t cap)
         json_t *m = json_array_get(msgs, i);
         const char *role = json_string_value(json_object_get(m, "role")) ?: "";
         if (strcmp(role, "tool") == 0) {
+            json_t *tcn = json_object_get(m, "content");
+            if (!json_is_string(tcn) && !json_is_array(tcn)) {
+                json_decref(open);
+                snprintf(buf, cap, "Invalid type for 'messages[%zu].content': expected one of a "
+                         "string or array of objects.", i);
+                return buf;
+            }
             const char *id = json_string_value(json_object_get(m, "tool_call_id")) ?: "";
             bool found = false;
             size_t k;
@@ -1290,6 +1339,13 @@ static const char *openai_history_bad(json_t *rq, char *buf, size_t cap)
         open = json_array();
         json_array_foreach(calls, k, c) {
             json_t *fn = json_object_get(c, "function");
+            if (strcmp(json_string_value(json_object_get(c, "type")) ?: "", "function") != 0 ||
+                !json_is_string(json_object_get(c, "id"))) {
+                json_decref(open);
+                snprintf(buf, cap, "Missing required parameter: 'messages[%zu].tool_calls[%zu].%s'.",
+                         i, k, json_is_string(json_object_get(c, "id")) ? "type" : "id");
+                return buf;
+            }
             if (!json_is_string(json_object_get(fn, "arguments"))) {
                 json_decref(open);
                 snprintf(buf, cap, "Invalid type for 'messages[%zu].tool_calls[%zu].function."
@@ -1481,6 +1537,35 @@ static const char *strict_bad(json_t *s, bool anthropic, int depth)
     return b;
 }
 
+/* OpenAI's strict mode: every object lists all its properties in required
+ * (an optional one is a union with null).  The first property left out, at
+ * any depth, or NULL. */
+static const char *strict_unrequired(json_t *s, int depth)
+{
+    if (!json_is_object(s) || depth > 64)
+        return NULL;
+    const char *key, *b = NULL;
+    json_t *v, *listed_keys = json_object_get(s, "required");
+    json_object_foreach(json_object_get(s, "properties"), key, v) {
+        bool listed = false;
+        size_t i;
+        json_t *r;
+        json_array_foreach(listed_keys, i, r)
+            listed |= json_is_string(r) && strcmp(json_string_value(r), key) == 0;
+        if (!listed)
+            return key;
+        if (!b)
+            b = strict_unrequired(v, depth + 1);
+    }
+    if (!b)
+        b = strict_unrequired(json_object_get(s, "items"), depth + 1);
+    size_t i;
+    json_array_foreach(json_object_get(s, "anyOf"), i, v)
+        if (!b)
+            b = strict_unrequired(v, depth + 1);
+    return b;
+}
+
 /* Whether any message has an empty or white-space-only text. */
 static bool blank_turn(json_t *request)
 {
@@ -1597,6 +1682,14 @@ static const char *rejected(json_t *request, bool anthropic, char *buf, size_t c
             snprintf(buf, cap, "Invalid schema for response_format '%s': '%s' is not "
                      "permitted.", json_string_value(json_object_get(js, "name")) ?: "",
                      bad);
+            return buf;
+        }
+        bad = strict_unrequired(json_object_get(js, "schema"), 0);
+        if (bad) {
+            snprintf(buf, cap, "Invalid schema for response_format '%s': In context=(), "
+                     "'required' is required to be supplied and to be an array including "
+                     "every key in properties. Missing '%s'.",
+                     json_string_value(json_object_get(js, "name")) ?: "", bad);
             return buf;
         }
     }
