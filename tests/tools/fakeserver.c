@@ -1491,7 +1491,12 @@ static json_t *openai_calls(json_t *request, json_t *calls)
 static bool claude_current(json_t *request)
 {
     const char *m = json_string_value(json_object_get(request, "model"));
-    return m && strncmp(m, "claude-", 7) == 0 && strstr(m, "-5") && !strstr(m, "-4-");
+    if (!m || strncmp(m, "claude-", 7) != 0)
+        return false;
+    /* the major version: the first number of the name, whichever scheme
+     * (claude-3-5-haiku-20241022 is a 3, claude-sonnet-4-5 a 4) */
+    m += strcspn(m, "0123456789");
+    return atoi(m) >= 5;
 }
 
 /* OpenAI reasoning models: no temperature, max_completion_tokens only. */
