@@ -1113,8 +1113,17 @@ const char *fr_http_schema_name(const fr_agent *a)
 {
     const fr_type *t = a->output;
     if (t && t->kind == FR_RECORD && t->schema && t->schema->name)
-        return t->schema->name;
-    return "answer";
+        return t->schema->name;      /* no tool has it: schemas, operations and agents
+                                      * share one namespace */
+    /* an answer that is no record is "answer", unless one of the agent's
+     * tools has that name (in tool mode both go in tools[], and the
+     * providers refuse two tools of one name) */
+    static const char *const names[] = { "answer", "final_answer", "answer_2", "answer_3",
+                                         "answer_4", "answer_5", "answer_6", "answer_7" };
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if (!fr_tool_find(a, names[i]))
+            return names[i];
+    return names[0];
 }
 
 static char *feedback_text(const fr_request *req, const char *how)

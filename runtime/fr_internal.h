@@ -426,7 +426,8 @@ void fr_http_cut(char *s, size_t max);
 /* Wraps a non-object answer schema as {"answer": S} (both providers need an
  * object at the top); sets *wrapped.  Returns a new reference or NULL. */
 json_t *fr_http_schema(const char *text, bool *wrapped);
-/* The forced tool / response_format name: the output schema's, else "answer". */
+/* The forced tool / response_format name: the output schema's, else
+ * "answer" (or "final_answer", ..., when a tool of the agent is so named). */
 const char *fr_http_schema_name(const fr_agent *a);
 /* Appends one attempt's turns to msgs: the user prompt and, on a retry, the
  * previous answer as the assistant's turn and "Your previous answer was

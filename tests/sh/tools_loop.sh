@@ -7,7 +7,8 @@
 # same way, nothing sent); a call of a tool that does not exist (the turn is
 # asked again with the problem, never echoed back: the providers refuse
 # it); the bound reached (the tools stay declared and tool_choice is none:
-# the model answers).  The fake server answers 400 to any history whose
+# the model answers); the same on Anthropic's tool mode, where the answer is
+# a tool.  The fake server answers 400 to any history whose
 # results do not answer the turn before; none is refused here.  The trace
 # has a turn span per model turn and an execute_tool span per tool call
 # with the GenAI tool attributes, the operation's and the agent's own lines
@@ -109,6 +110,72 @@ for wire in anthropic openai; do
     grep -q '^tool loops:' err && grep -qE '^  go +6 +13 +9 +0 +2 +2$' err ||
         die "$wire: the summary: $(cat err)"
 done
+
+# Anthropic's tool mode (structured_output: tool): the answer tool goes last
+# among the tools with tool_choice any, and at the bound tool_choice names it;
+# the same six loops, none refused
+rm -rf bodies && mkdir bodies
+: >crm.log
+start_server --key "$KEY" --dump bodies
+./tl --tool-mode --no-journal >out 2>err || die "tool mode: $(cat err)"
+[ "$(wc -l <out)" -eq 6 ] || die "tool mode: $(wc -l <out) answers: $(cat out err)"
+want_requests 15 '"status":200'
+[ "$(jq -c '[.tools[].name, .tool_choice.type]' "$(body 1)")" = '["get_contact","helper","Brief","any"]' ] ||
+    die "tool mode: the first request: $(cat "$(body 1)")"
+[ "$(jq -c '.tool_choice' "$(body 13)")" = '{"type":"tool","name":"Brief"}' ] ||
+    die "tool mode: at the bound: $(cat "$(body 13)")"
+hasnt '"output_config"' "$(body 1)"
+grep -qE '^  go +6 +13 +9 +0 +2 +2$' err || die "tool mode: the summary: $(cat err)"
+
+# in tool mode an answer that is no record goes in a tool named "answer",
+# unless a tool has that name: then "final_answer" (two tools of one name
+# are refused)
+cat >names.flow <<EOF
+import "models"
+
+schema Props (extra: drop) {
+  email: string
+}
+
+schema Contact (extra: drop) {
+  id: string
+  properties: Props
+}
+
+model claude_tool_mode {
+  provider: anthropic
+  name: "claude-3-5-haiku-20241022"
+  usd_per_mtok_in: 0.80
+  usd_per_mtok_out: 4.00
+  structured_output: tool
+}
+
+/// Reads one contact of the CRM by its id.
+http answer(id: string) -> Contact {
+  method: GET
+  url: "http://127.0.0.1:$(cat crmport)/crm/v3/objects/contacts/{{ id }}"
+}
+
+agent emails(task: string) -> list<string> {
+  model: claude_tool_mode
+  prompt: "{{ task }}"
+  tools: [answer]
+  max_tool_calls: 1
+}
+
+workflow names(task: string) -> list<string> {
+  return emails(task)
+}
+EOF
+"$FLOWC" build names.flow -o names >build.err 2>&1 || die "build names.flow: $(cat build.err)"
+rm -rf bodies && mkdir bodies
+start_server --key "$KEY" --dump bodies
+./names --no-journal --task 'emails [[fake:tools calls=1 tool=answer args={"id":"2"}]]' >out 2>err ||
+    die "a tool named answer: $(cat err)"
+want_requests 2 '"status":200'
+[ "$(jq -c '[.tools[].name]' "$(body 1)")" = '["answer","final_answer"]' ] ||
+    die "a tool named answer: $(cat "$(body 1)")"
+[ "$(cat out)" = '"fake"' ] || die "a tool named answer: the answer $(cat out)"
 
 # the trace: a span per turn and per tool call under the call's span, each
 # tool's own line under its tool span, the GenAI tool attributes
