@@ -4,8 +4,9 @@
  * Memory is handed out from large chunks by bumping a pointer; nothing is
  * freed piecemeal.  arena_free_all() returns every chunk at once, which is
  * how the fuzz harness runs thousands of compilations in one process.
- * Vec, the growable pointer array, lives here too because it grows by
- * copying into fresh arena memory.
+ * Vec, the growable pointer array, and KeyMap, a hash map from pointers or
+ * strings, live here too because they grow by copying into fresh arena
+ * memory.
  */
 #include "flowc.h"
 
@@ -110,4 +111,50 @@ FILE *arena_memstream(char **buf, size_t *len)
         abort();
     }
     return f;
+}
+
+static size_t key_hash(const KeyMap *m, const void *k)
+{
+    size_t h;
+    if (m->str) {
+        h = 2166136261u;
+        for (const unsigned char *p = k; *p; p++)
+            h = (h ^ *p) * 16777619u;
+    } else {
+        uintptr_t x = (uintptr_t)k;
+        h = (size_t)((x ^ (x >> 17)) * 0x9e3779b97f4a7c15u >> 7);
+    }
+    return h & (m->cap - 1);
+}
+
+static size_t key_slot(const KeyMap *m, const void *k)
+{
+    size_t i = key_hash(m, k);
+    while (m->keys[i] && (m->str ? strcmp(m->keys[i], k) != 0 : m->keys[i] != k))
+        i = (i + 1) & (m->cap - 1);
+    return i;
+}
+
+void *km_get(const KeyMap *m, const void *k)
+{
+    return m->cap ? m->vals[key_slot(m, k)] : NULL;
+}
+
+void km_put(KeyMap *m, const void *k, void *v)
+{
+    if ((m->len + 1) * 2 > m->cap) {
+        KeyMap n = { NULL, NULL, m->cap ? m->cap * 2 : 16, 0, m->str };
+        n.keys = arena_alloc(n.cap * sizeof *n.keys);
+        n.vals = arena_alloc(n.cap * sizeof *n.vals);
+        for (size_t i = 0; i < m->cap; i++)
+            if (m->keys[i])
+                km_put(&n, m->keys[i], m->vals[i]);
+        *m = n;
+    }
+    size_t i = key_slot(m, k);
+    if (!m->keys[i]) {
+        m->keys[i] = k;
+        m->len++;
+    }
+    m->vals[i] = v;
 }

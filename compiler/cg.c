@@ -19,6 +19,13 @@
  *      compiles without warnings.
  * Type descriptors are created on first use and written, with the schemas
  * and enums they need, ahead of all code.
+ *
+ * C names made from the program's names never meet the libraries' names or
+ * each other: a declaration's tables are flow_<Name>_<what> (flow_Lead_type,
+ * flow_Lead_fields, flow_score_agent; jansson has json_type, flowrt.h
+ * fr_type), functions and models agent_<name>, http_<name>, model_<name>,
+ * locals v_<name> (v_<name>_<id> when taken), descriptors of list and
+ * optional types t_<spelling> or t_<n>.
  */
 #include "flowc.h"
 
@@ -33,6 +40,7 @@ static const bool cg_journal_ready = true;
 
 typedef enum FnKind { FN_MAIN, FN_BODY, FN_STAGE, FN_TASK, FN_RENDER } FnKind;
 typedef enum InitKind { INIT_NONE, INIT_ARG, INIT_ITEM, INIT_PREV } InitKind;
+
 
 typedef struct Fn Fn;
 
@@ -55,8 +63,12 @@ struct Fn {
     const char *name;                            /* its C name */
     bool has_closures;                           /* creates closures: needs a frame */
     Vec locals;                                  /* SymInfo*: its locals */
-    Vec overrides;                               /* SymInfo*: pipeline names bound in a stage */
-    Vec cnames;                                  /* const char*: C names taken */
+    KeyMap overrides;                            /* Sym* -> SymInfo*: pipeline names bound here */
+    KeyMap stage_names;                          /* name -> SymInfo* of the stage values bound here */
+    KeyMap cnames;                               /* C names taken (strings) */
+    Node *pipe;                                  /* FN_STAGE: its pipeline */
+    int stage;                                   /* FN_STAGE: its index in the pipeline */
+    int frame;                                   /* fn_has_frame(): -1 not yet known */
     FILE *f;                                     /* body being written */
     char *buf;                                   /* the memory stream's buffer */
     size_t len;                                  /* its length */
@@ -69,7 +81,10 @@ struct Fn {
 /* A type descriptor the C needs. */
 typedef struct TypeEntry {
     Type *t;                                     /* the type */
-    const char *cname;                           /* Lead_type, t_list_Lead */
+    const char *key;                             /* what it is: "L3" list of entry 3, "S:Lead"... */
+    const char *cname;                           /* flow_Lead_type, t_list_Lead */
+    const char *spell;                           /* list_Lead: the readable part of cname */
+    int index;                                   /* its place in cg.types */
 } TypeEntry;
 
 /* Where generation is, inside one function. */
@@ -99,10 +114,22 @@ static struct {
     Vec ops;                                     /* Decl*: http operations called, or tools */
     Vec called;                                  /* Decl*: agents and operations the
                                                     workflow calls (typed wrappers) */
-    Vec written;                                 /* Decl*: agent descriptors written */
+    KeyMap called_seen;                          /* the Decls in called */
+    KeyMap written;                              /* Decl*: agent descriptors written */
     Vec models;                                  /* Decl*: models that can be called */
     Vec types;                                   /* TypeEntry*: descriptors used */
     Vec enums;                                   /* Decl*: enum descriptors used */
+    KeyMap seen;                                 /* the Decls in agents, ops, models, enums */
+    KeyMap type_keys;                            /* TypeEntry.key -> TypeEntry* */
+    KeyMap type_names;                           /* C names of descriptors taken */
+    Vec pending;                                 /* TypeEntry*: schemas whose fields are not yet seen */
+    KeyMap decls;                                /* "kind:name" -> Decl* */
+    KeyMap params;                               /* Decl* -> KeyMap* of parameter name -> index + 1 */
+    KeyMap stage_index;                          /* a stage's Sym* -> its index + 1 */
+    KeyMap schema_texts;                         /* "dialect:type" -> C name of the JSON text */
+    FILE *texts;                                 /* those texts, ahead of the agents */
+    char *texts_buf;                             /* its buffer */
+    size_t texts_len;                            /* its length */
     SymInfo **tab;                               /* Sym* -> SymInfo, open addressing */
     size_t tabcap;                               /* slots in tab */
     size_t tablen;                               /* used slots */
@@ -115,6 +142,15 @@ static struct {
 } cg;
 
 static const char *gen_expr(Gen *g, Node *n);
+
+/* Appends item to v unless seen (a KeyMap of v's items) has it. */
+static void add_unique(Vec *v, KeyMap *seen, void *item)
+{
+    if (km_get(seen, item))
+        return;
+    km_put(seen, item, item);
+    vec_push(v, item);
+}
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -374,79 +410,111 @@ static bool is_value_type(Type *t)
     return t && t->kind != TY_VOID && t->kind != TY_NEVER && t->kind != TY_ERROR;
 }
 
+/* The first declaration of a kind and name (cg.decls, made once). */
 static Decl *find_decl(DeclKind kind, const char *name)
 {
-    for (int i = 0; i < cg.p->decls.len; i++) {
-        Decl *d = cg.p->decls.items[i];
-        if (d->kind == kind && d->name && name && strcmp(d->name, name) == 0)
-            return d;
+    if (!cg.decls.cap) {
+        cg.decls.str = true;
+        for (int i = 0; i < cg.p->decls.len; i++) {
+            Decl *d = cg.p->decls.items[i];
+            const char *key = d->name ? fmt("%d:%s", (int)d->kind, d->name) : NULL;
+            if (key && !km_get(&cg.decls, key))
+                km_put(&cg.decls, key, d);
+        }
     }
-    return NULL;
-}
-
-static void vec_add_unique(Vec *v, void *item)
-{
-    for (int i = 0; i < v->len; i++)
-        if (v->items[i] == item)
-            return;
-    vec_push(v, item);
+    return name ? km_get(&cg.decls, fmt("%d:%s", (int)kind, name)) : NULL;
 }
 
 /* ---- types -------------------------------------------------------------- */
 
-/* The part of a descriptor's name that spells the type: list_Lead, opt_string. */
-static const char *type_key(Type *t)
+/* The readable name of a primitive (and of the element of an empty list),
+ * or NULL for a type that needs a descriptor of its own. */
+static const char *prim_spell(Type *t)
 {
-    if (!t)
+    if (!t || t->kind == TY_NULL || t->kind == TY_ERROR || t->kind == TY_STRING)
         return "string";
     switch (t->kind) {
-    case TY_STRING: return "string";
     case TY_INT: case TY_DURATION: return "int";
     case TY_FLOAT: return "float";
     case TY_BOOL: return "bool";
-    case TY_OPT: return fmt("opt_%s", type_key(t->elem));
-    case TY_LIST: return fmt("list_%s", type_key(t->elem));
-    case TY_SCHEMA: case TY_ENUM: return t->decl->name;
+    case TY_OPT: case TY_LIST: case TY_SCHEMA: case TY_ENUM: return NULL;
     default: return "string";
     }
 }
 
 static void enum_use(Decl *d)
 {
-    vec_add_unique(&cg.enums, d);
+    add_unique(&cg.enums, &cg.seen, d);
 }
 
-/* "&Lead_type": the descriptor of t, created on first use. */
-static const char *type_ref(Type *t)
+#define SPELL_MAX 40                             /* a longer descriptor name gets a number */
+
+/* The descriptor of a list, optional, schema or enum type, made on first use
+ * (a schema's fields later: types_flush()).  Types are told apart by key,
+ * which names the element's descriptor, so list<list_X> and list<list<X>>
+ * never share one; a C name that is taken (or would be long) gets a number
+ * instead. */
+static TypeEntry *type_entry(Type *t)
 {
-    if (!t || t->kind == TY_NULL || t->kind == TY_ERROR)
-        return "&fr_type_string";
-    switch (t->kind) {
-    case TY_STRING: return "&fr_type_string";
-    case TY_INT: case TY_DURATION: return "&fr_type_int";
-    case TY_FLOAT: return "&fr_type_float";
-    case TY_BOOL: return "&fr_type_bool";
-    default: break;
+    const char *key, *spell = NULL;
+    if (t->kind == TY_SCHEMA || t->kind == TY_ENUM) {
+        key = fmt("%c:%s", t->kind == TY_SCHEMA ? 'S' : 'E', t->decl->name);
+    } else {
+        const char *es = prim_spell(t->elem), *ek = es;
+        if (!es) {
+            TypeEntry *ee = type_entry(t->elem);
+            es = ee->spell;
+            ek = fmt("#%d", ee->index);
+        }
+        key = fmt("%c%s", t->kind == TY_LIST ? 'L' : 'O', ek);
+        if (es && strlen(es) <= SPELL_MAX)
+            spell = fmt("%s_%s", t->kind == TY_LIST ? "list" : "opt", es);
     }
-    const char *name = t->kind == TY_SCHEMA || t->kind == TY_ENUM
-                       ? fmt("%s_type", t->decl->name) : fmt("t_%s", type_key(t));
-    for (int i = 0; i < cg.types.len; i++) {
-        TypeEntry *e = cg.types.items[i];
-        if (strcmp(e->cname, name) == 0)
-            return fmt("&%s", name);
-    }
-    TypeEntry *e = arena_alloc(sizeof *e);
+    TypeEntry *e = km_get(&cg.type_keys, key);
+    if (e)
+        return e;
+    e = arena_alloc(sizeof *e);
     e->t = t;
-    e->cname = name;
+    e->key = key;
+    e->index = cg.types.len;
+    if (t->kind == TY_SCHEMA || t->kind == TY_ENUM) {
+        e->spell = t->decl->name;
+        e->cname = fmt("flow_%s_type", t->decl->name);
+    } else {
+        e->spell = spell;
+        e->cname = spell ? fmt("t_%s", spell) : NULL;
+        if (!e->cname || km_get(&cg.type_names, e->cname))
+            e->cname = fmt("t_%d", e->index);
+    }
+    km_put(&cg.type_keys, key, e);
+    km_put(&cg.type_names, e->cname, e);
     vec_push(&cg.types, e);
-    if (t->kind == TY_OPT || t->kind == TY_LIST)
-        type_ref(t->elem);
     if (t->kind == TY_ENUM)
         enum_use(t->decl);
     if (t->kind == TY_SCHEMA)
-        for (int i = 0; i < t->decl->fields.len; i++)
-            type_ref(((Field *)t->decl->fields.items[i])->type);
-    return fmt("&%s", name);
+        vec_push(&cg.pending, e);
+    return e;
+}
+
+/* "&flow_Lead_type": the descriptor of t. */
+static const char *type_ref(Type *t)
+{
+    const char *p = prim_spell(t);
+    if (p)
+        return fmt("&fr_type_%s", p);
+    return fmt("&%s", type_entry(t)->cname);
+}
+
+/* The descriptors of the fields of every schema that has one, without
+ * recursion (a chain of thousands of schemas is a long queue, not a deep
+ * stack). */
+static void types_flush(void)
+{
+    while (cg.pending.len) {
+        TypeEntry *e = cg.pending.items[--cg.pending.len];
+        for (int i = 0; i < e->t->decl->fields.len; i++)
+            type_ref(((Field *)e->t->decl->fields.items[i])->type);
+    }
 }
 
 /* A constraint bound as a number. */
@@ -494,10 +562,10 @@ static const char *field_wire(Type *t, const char *name)
 /* enum E -> E_values[] (as on the wire) and E_enum */
 static void write_enum(FILE *f, Decl *d)
 {
-    fprintf(f, "static const char *const %s_values[] = {", d->name);
+    fprintf(f, "static const char *const flow_%s_values[] = {", d->name);
     for (int i = 0; i < d->values.len; i++)
         fprintf(f, "%s%s", i ? ", " : " ", c_lit(wire_of(d->values.items[i])));
-    fprintf(f, " };\nstatic const fr_enum %s_enum = { %s, %s, %d, %s_values };\n\n", d->name,
+    fprintf(f, " };\nstatic const fr_enum flow_%s_enum = { %s, %s, %d, flow_%s_values };\n\n", d->name,
             c_lit(d->name), c_lit(d->doc), d->values.len, d->name);
 }
 
@@ -505,7 +573,7 @@ static void write_enum(FILE *f, Decl *d)
 static void write_schema(FILE *f, Decl *d)
 {
     if (d->fields.len) {
-        fprintf(f, "static const fr_field %s_fields[] = {\n", d->name);
+        fprintf(f, "static const fr_field flow_%s_fields[] = {\n", d->name);
         for (int i = 0; i < d->fields.len; i++) {
             Field *fl = d->fields.items[i];
             Constraint *c = &fl->cons;
@@ -520,9 +588,9 @@ static void write_schema(FILE *f, Decl *d)
         fprintf(f, "};\n");
     }
     static const char *const extra[] = { "FR_EXTRA_REJECT", "FR_EXTRA_DROP", "FR_EXTRA_KEEP" };
-    fprintf(f, "static const fr_schema %s_schema = { %s, %s, %d, %s, %s };\n\n", d->name,
+    fprintf(f, "static const fr_schema flow_%s_schema = { %s, %s, %d, %s, %s };\n\n", d->name,
             c_lit(d->name), c_lit(d->doc), d->fields.len,
-            d->fields.len ? fmt("%s_fields", d->name) : "NULL", extra[d->extra]);
+            d->fields.len ? fmt("flow_%s_fields", d->name) : "NULL", extra[d->extra]);
 }
 
 /* The fr_type definition of one entry. */
@@ -536,11 +604,11 @@ static void write_type(FILE *f, TypeEntry *e)
                 t->kind == TY_OPT ? "FR_OPTIONAL" : "FR_LIST", type_ref(t->elem));
         break;
     case TY_SCHEMA:
-        fprintf(f, "static const fr_type %s = { FR_RECORD, NULL, &%s_schema, NULL };\n",
+        fprintf(f, "static const fr_type %s = { FR_RECORD, NULL, &flow_%s_schema, NULL };\n",
                 e->cname, t->decl->name);
         break;
     case TY_ENUM:
-        fprintf(f, "static const fr_type %s = { FR_ENUM, NULL, NULL, &%s_enum };\n", e->cname,
+        fprintf(f, "static const fr_type %s = { FR_ENUM, NULL, NULL, &flow_%s_enum };\n", e->cname,
                 t->decl->name);
         break;
     default:
@@ -551,6 +619,7 @@ static void write_type(FILE *f, TypeEntry *e)
 /* Every descriptor used: enums, forward declarations, schemas, types. */
 static void write_types(FILE *f)
 {
+    types_flush();
     if (cg.enums.len)
         fprintf(f, "/* ---- enums ---- */\n\n");
     for (int i = 0; i < cg.enums.len; i++)
@@ -611,16 +680,14 @@ static SymInfo *tab_get(Sym *s)
     return cg.tab[h];
 }
 
-/* A C name for a flow name, unique within fn: v_lead, else v_lead_<id>. */
+/* A C name for a flow name, unique within fn: v_lead, else v_lead_<id>, and
+ * a number more in the rare case that even that is taken (a name 'lead_7'). */
 static const char *unique_cname(Fn *fn, Sym *s)
 {
     const char *name = fmt("v_%s", s->name);
-    for (int i = 0; i < fn->cnames.len; i++)
-        if (strcmp(fn->cnames.items[i], name) == 0) {
-            name = fmt("v_%s_%d", s->name, s->id);
-            break;
-        }
-    vec_push(&fn->cnames, (void *)name);
+    for (int k = 0; km_get(&fn->cnames, name); k++)
+        name = k ? fmt("v_%s_%d_%d", s->name, s->id, k) : fmt("v_%s_%d", s->name, s->id);
+    km_put(&fn->cnames, name, (void *)name);
     return name;
 }
 
@@ -635,38 +702,54 @@ static SymInfo *declare(Fn *fn, Sym *s, InitKind init, int idx, bool override)
     si->init = init;
     si->init_index = idx;
     vec_push(&fn->locals, si);
-    if (override)
-        vec_push(&fn->overrides, si);
-    else
+    if (override) {
+        km_put(&fn->overrides, s, si);
+        if (s->kind == SYM_STAGE && !km_get(&fn->stage_names, s->name))
+            km_put(&fn->stage_names, s->name, si);
+    } else {
         tab_put(si);
+    }
     return si;
 }
 
-/* The SymInfo a name means inside fn: stage bindings first, then the table. */
+/* The SymInfo a name means inside fn: stage bindings first (an earlier
+ * stage's value is bound in a stage's function the first time it is used
+ * there: prev[j] of stage k), then the table. */
 static SymInfo *lookup(Fn *fn, Sym *s)
 {
-    for (Fn *f = fn; f; f = f->parent)
-        for (int i = 0; i < f->overrides.len; i++) {
-            SymInfo *si = f->overrides.items[i];
-            if (si->sym == s)
+    for (Fn *f = fn; f; f = f->parent) {
+        SymInfo *si = km_get(&f->overrides, s);
+        if (si)
+            return si;
+        intptr_t j = s->kind == SYM_STAGE && f->kind == FN_STAGE
+                     ? (intptr_t)km_get(&cg.stage_index, s) - 1 : -1;
+        if (j >= 0 && j < f->stage && ((Node *)f->pipe->stmts.items[j])->sym == s)
+            return declare(f, s, INIT_PREV, (int)j, true);
+    }
+    if (s->kind == SYM_STAGE)                    /* stage names matched by name */
+        for (Fn *f = fn; f; f = f->parent) {
+            SymInfo *si = km_get(&f->stage_names, s->name);
+            if (si)
                 return si;
         }
-    if (s->kind == SYM_STAGE)                    /* stage names matched by name */
-        for (Fn *f = fn; f; f = f->parent)
-            for (int i = 0; i < f->overrides.len; i++) {
-                SymInfo *si = f->overrides.items[i];
-                if (si->sym->kind == SYM_STAGE && strcmp(si->sym->name, s->name) == 0)
-                    return si;
-            }
     return tab_get(s);
 }
 
+/* The index of d's parameter name, or -1 (a map per declaration, made once). */
 static int param_index(Decl *d, const char *name)
 {
-    for (int i = 0; i < d->fields.len; i++)
-        if (strcmp(((Field *)d->fields.items[i])->name, name) == 0)
-            return i;
-    return -1;
+    KeyMap *m = km_get(&cg.params, d);
+    if (!m) {
+        m = arena_alloc(sizeof *m);
+        m->str = true;
+        for (int i = 0; i < d->fields.len; i++) {
+            const char *p = ((Field *)d->fields.items[i])->name;
+            if (!km_get(m, p))
+                km_put(m, p, (void *)(intptr_t)(i + 1));
+        }
+        km_put(&cg.params, d, m);
+    }
+    return (int)(intptr_t)km_get(m, name) - 1;
 }
 
 /* A name is used from fn: it is read, and captured if fn is not its owner. */
@@ -684,17 +767,21 @@ static void use_sym(Fn *fn, Sym *s)
         si->captured = true;
 }
 
-/* The C lvalue of a variable, seen from fn. */
+/* The C lvalue of a variable, seen from fn: up->up->v_x through the frames. */
 static const char *var_ref(Fn *fn, SymInfo *si)
 {
     if (!si->captured)
         return si->cname;
     if (si->owner == fn)
         return fmt("fr.%s", si->cname);
-    const char *path = "up->";
+    size_t ups = 1, n = strlen(si->cname);
     for (Fn *f = fn->parent; f && f != si->owner; f = f->parent)
-        path = fmt("%sup->", path);
-    return fmt("%s%s", path, si->cname);
+        ups++;
+    char *r = arena_alloc(ups * 4 + n + 1);
+    for (size_t i = 0; i < ups; i++)
+        memcpy(r + i * 4, "up->", 4);
+    memcpy(r + ups * 4, si->cname, n + 1);
+    return r;
 }
 
 /* ---- the prepass -------------------------------------------------------- */
@@ -720,6 +807,8 @@ static Fn *new_fn(FnKind kind, Fn *parent, const char *name)
     fn->kind = kind;
     fn->parent = parent;
     fn->name = name;
+    fn->cnames.str = fn->stage_names.str = true;
+    fn->frame = -1;
     if (parent)
         parent->has_closures = true;
     vec_push(&cg.fns, fn);
@@ -736,17 +825,16 @@ static void pre_vec(Pre *pc, Vec *v)
  * agents with theirs: sema proved they form a tree). */
 static void use_agent(Decl *a)
 {
-    for (int i = 0; i < cg.agents.len; i++)
-        if (cg.agents.items[i] == a)
-            return;
-    vec_push(&cg.agents, a);
+    if (km_get(&cg.seen, a))
+        return;
+    add_unique(&cg.agents, &cg.seen, a);
     AgentInfo *ai = a->sema;
     if (ai && ai->model)
-        vec_add_unique(&cg.models, ai->model);
+        add_unique(&cg.models, &cg.seen, ai->model);
     for (int i = 0; ai && i < ai->tools.len; i++) {
         Decl *t = ai->tools.items[i];
         if (t->kind == D_HTTP)
-            vec_add_unique(&cg.ops, t);
+            add_unique(&cg.ops, &cg.seen, t);
         else
             use_agent(t);
     }
@@ -766,17 +854,17 @@ static void pre_call(Pre *pc, Node *n)
         for (ForLink *l = pc->fors; l; l = l->up)
             l->loop->can_wait = true;
     if (n->builtin == B_NONE && n->decl && n->decl->kind == D_HTTP) {
-        vec_add_unique(&cg.ops, n->decl);
-        vec_add_unique(&cg.called, n->decl);
+        add_unique(&cg.ops, &cg.seen, n->decl);
+        add_unique(&cg.called, &cg.called_seen, n->decl);
     }
     if (n->builtin != B_NONE || !n->decl || n->decl->kind != D_AGENT)
         return;
     use_agent(n->decl);
-    vec_add_unique(&cg.called, n->decl);
+    add_unique(&cg.called, &cg.called_seen, n->decl);
     if (n->using_model) {
         Decl *m = find_decl(D_MODEL, n->using_model);
         if (m)
-            vec_add_unique(&cg.models, m);
+            add_unique(&cg.models, &cg.seen, m);
     }
 }
 
@@ -811,14 +899,13 @@ static void pre_pipeline(Pre *pc, Node *n)
         Node *st = n->stmts.items[k];
         Pre in = *pc;
         in.fn = new_fn(FN_STAGE, pc->fn, fmt("stage_%d_%s", id, st->name));
+        in.fn->pipe = n;
+        in.fn->stage = k;
         st->cg = in.fn;
+        if (st->sym)                             /* the earlier stages are bound as used */
+            km_put(&cg.stage_index, st->sym, (void *)(intptr_t)(k + 1));
         if (n->sym)
             declare(in.fn, n->sym, INIT_ITEM, 0, true);
-        for (int j = 0; j < k; j++) {
-            Node *prev = n->stmts.items[j];
-            if (prev->sym)
-                declare(in.fn, prev->sym, INIT_PREV, j, true);
-        }
         pre(&in, st->body);
     }
 }
@@ -1127,12 +1214,19 @@ static const char *gen_call(Gen *g, Node *n)
         a[i] = value_of(g, n->args.items[i]);
     if (n->builtin != B_NONE)
         return gen_builtin(g, n, a);
-    char *call = n->decl && n->decl->kind == D_HTTP ? fmt("http_%s(cx, %d", n->name, n->site)
-                 : fmt("agent_%s(cx, %d, %s", n->name, n->site, using_ref(n));
+    char *buf = NULL;                            /* one pass, however many arguments */
+    size_t len = 0;
+    FILE *m = arena_memstream(&buf, &len);
+    if (n->decl && n->decl->kind == D_HTTP)
+        fprintf(m, "http_%s(cx, %d", n->name, n->site);
+    else
+        fprintf(m, "agent_%s(cx, %d, %s", n->name, n->site, using_ref(n));
     for (int i = 0; i < n->args.len; i++)
-        call = fmt("%s, %s", call, a[i]);
-    call = fmt("%s, %s)", call, where_of(n->span));
-    const char *t = tmp_of(g, call);
+        fprintf(m, ", %s", a[i]);
+    fprintf(m, ", %s)", where_of(n->span));
+    fclose(m);
+    const char *t = tmp_of(g, arena_strndup(buf, len));
+    free(buf);
     check(g, t);
     return t;
 }
@@ -1190,7 +1284,7 @@ static const char *gen_record(Gen *g, Node *n)
         if (!f || f->cons.kind == CONS_NONE || checked_literal(fi->value))
             continue;
         type_ref(n->type);                       /* the schema's fields are written out */
-        emit(g, "if (!fr_check_field(cx, %s, &%s_fields[%d], %s, %s))", a[i], d->name, k,
+        emit(g, "if (!fr_check_field(cx, %s, &flow_%s_fields[%d], %s, %s))", a[i], d->name, k,
              c_lit(d->name), where_of(fi->span));
         g->fn->indent++;
         emit(g, "%s", fail_stmt(g));
@@ -1263,8 +1357,38 @@ static void gen_branch(Gen *g, Node *body, const char *res)
 }
 
 /* if -> if c { } else { } */
+/* if c1 { } else if c2 { } ... else { }: each test after the one before
+ * failed, at one indentation (nested, a chain of n else-ifs would indent its
+ * last lines n levels, n^2 bytes of spaces); a branch that is taken jumps
+ * past the others. */
+static const char *gen_if_chain(Gen *g, Node *n)
+{
+    const char *res = NULL;
+    int id = ++cg.label;
+    if (is_value_type(n->type)) {
+        res = new_tmp();
+        emit(g, "json_t *%s = fr_null();", res);
+    }
+    for (; n; n = n->els && n->els->kind == N_IF ? n->els : NULL) {
+        const char *c = value_of(g, n->cond);
+        emit(g, "if (fr_truthy(%s)) {", c);
+        gen_branch(g, n->then, res);
+        emit(g, "    goto endif_%d;", id);
+        emit(g, "}");
+        if (n->els && n->els->kind != N_IF) {
+            emit(g, "{");
+            gen_branch(g, n->els, res);
+            emit(g, "}");
+        }
+    }
+    emit(g, "endif_%d:;", id);
+    return res;
+}
+
 static const char *gen_if(Gen *g, Node *n)
 {
+    if (n->els && n->els->kind == N_IF)
+        return gen_if_chain(g, n);
     const char *c = value_of(g, n->cond);
     const char *res = NULL;
     if (is_value_type(n->type) && n->els) {
@@ -1281,13 +1405,6 @@ static const char *gen_if(Gen *g, Node *n)
     return res;
 }
 
-static int enum_value_index(Decl *e, const char *name)
-{
-    for (int i = 0; e && i < e->values.len; i++)
-        if (strcmp(((Field *)e->values.items[i])->name, name) == 0)
-            return i;
-    return -1;
-}
 
 /* match -> match e { a, b => e ... _ => e }: a switch on the value's index */
 static const char *gen_match(Gen *g, Node *n)
@@ -1306,7 +1423,7 @@ static const char *gen_match(Gen *g, Node *n)
         emit(g, "json_t *%s = fr_null();", res);
     }
     bool wild = false;
-    emit(g, "switch (fr_enum_index(&%s_enum, %s)) {", e->name, subj);
+    emit(g, "switch (fr_enum_index(&flow_%s_enum, %s)) {", e->name, subj);
     for (int i = 0; i < n->arms.len; i++) {
         MatchArm *arm = n->arms.items[i];
         if (arm->wildcard) {
@@ -1315,7 +1432,7 @@ static const char *gen_match(Gen *g, Node *n)
         }
         for (int k = 0; k < arm->pats.len; k++) {
             Node *pat = arm->pats.items[k];
-            emit(g, "case %d: /* %s */%s", enum_value_index(e, pat->name), pat->name,
+            emit(g, "case %d: /* %s */%s", (int)pat->ival, pat->name,
                  k == arm->pats.len - 1 && !arm->wildcard ? " {" : "");
         }
         gen_branch(g, arm->body, res);
@@ -1681,16 +1798,17 @@ static const char *gen_expr(Gen *g, Node *n)
 
 /* ---- functions ---------------------------------------------------------- */
 
+/* Whether closures made in fn get a frame (known once the prepass is done,
+ * which decides what is captured; kept, as it is asked per closure). */
 static bool fn_has_frame(Fn *fn)
 {
-    if (!fn->has_closures)
-        return false;
-    if (fn->kind != FN_MAIN)
-        return true;
-    for (int i = 0; i < fn->locals.len; i++)
-        if (((SymInfo *)fn->locals.items[i])->captured)
-            return true;
-    return false;
+    if (fn->frame >= 0)
+        return fn->frame;
+    bool frame = fn->has_closures && fn->kind != FN_MAIN;
+    for (int i = 0; fn->has_closures && !frame && i < fn->locals.len; i++)
+        frame = ((SymInfo *)fn->locals.items[i])->captured;
+    fn->frame = frame;
+    return frame;
 }
 
 static const char *frame_name(Fn *fn)
@@ -1963,7 +2081,7 @@ static void gen_template(Gen *g, Node *s, const char *buf)
 /* static bool A_render(cx, args, system, prompt) */
 static void write_render(FILE *f, Decl *a, AgentInfo *ai)
 {
-    Fn *fn = new_fn(FN_RENDER, NULL, fmt("%s_render", a->name));
+    Fn *fn = new_fn(FN_RENDER, NULL, fmt("flow_%s_render", a->name));
     fn_open(fn);
     Gen g = { fn, NULL, NULL, 0, false, NULL, a, -1 };
     gen_template(&g, ai->system, "system");
@@ -1986,12 +2104,12 @@ static void write_tools(FILE *f, Decl *a, AgentInfo *ai)
         Decl *t = ai->tools.items[i];
         if (!t->fields.len)
             continue;
-        fprintf(f, "static const fr_type *const %s_tool%d_types[] = {", a->name, i);
+        fprintf(f, "static const fr_type *const flow_%s_tool%d_types[] = {", a->name, i);
         for (int k = 0; k < t->fields.len; k++)
             fprintf(f, "%s%s", k ? ", " : " ", type_ref(((Field *)t->fields.items[k])->type));
         fprintf(f, " };\n");
     }
-    fprintf(f, "static const fr_tool %s_tools[] = {\n", a->name);
+    fprintf(f, "static const fr_tool flow_%s_tools[] = {\n", a->name);
     for (int i = 0; i < ai->tools.len; i++) {
         Decl *t = ai->tools.items[i];
         const char *sa = schema_params_json(&t->fields, SD_ANTHROPIC);
@@ -1999,13 +2117,13 @@ static void write_tools(FILE *f, Decl *a, AgentInfo *ai)
         fprintf(f, "    {\n        .name = %s,\n        .description = %s,\n", c_lit(t->name),
                 c_lit(t->doc));
         if (t->kind == D_HTTP)
-            fprintf(f, "        .op = &%s_op,\n", t->name);
+            fprintf(f, "        .op = &flow_%s_op,\n", t->name);
         else
-            fprintf(f, "        .agent = &%s_agent,\n", t->name);
+            fprintf(f, "        .agent = &flow_%s_agent,\n", t->name);
         fprintf(f, "        .nparams = %d,\n        .param_names = %s,\n", t->fields.len,
-                t->fields.len ? fmt("%s_params", t->name) : "NULL");
+                t->fields.len ? fmt("flow_%s_params", t->name) : "NULL");
         fprintf(f, "        .param_types = %s,\n", t->fields.len
-                ? fmt("%s_tool%d_types", a->name, i) : "NULL");
+                ? fmt("flow_%s_tool%d_types", a->name, i) : "NULL");
         fprintf(f, "        .schema =\n            %s,\n", c_lit_wrapped(sa, strlen(sa), 12));
         fprintf(f, "        .schema_strict =\n            %s,\n    },\n",
                 c_lit_wrapped(so, strlen(so), 12));
@@ -2014,21 +2132,40 @@ static void write_tools(FILE *f, Decl *a, AgentInfo *ai)
 }
 
 /* The descriptor A_agent. */
+/* The C name of the JSON Schema text of t in a dialect, written once
+ * (cg.texts) however many agents answer with t. */
+static const char *schema_text(Type *t, SchemaDialect d)
+{
+    const char *p = prim_spell(t);
+    const char *key = fmt("%d:%s", (int)d, p ? p : type_entry(t)->key);
+    const char *name = km_get(&cg.schema_texts, key);
+    if (name)
+        return name;
+    static const char *const dialects[] = { "plain", "anthropic", "output_config", "openai" };
+    name = fmt("schema_%d", (int)cg.schema_texts.len + 1);
+    const char *text = schema_json(t, d);
+    fprintf(cg.texts, "/* %s: %s */\nstatic const char %s[] =\n    %s;\n\n",
+            (unsigned)d < 4 ? dialects[d] : "?", ty_str(t), name,
+            c_lit_wrapped(text, strlen(text), 4));
+    km_put(&cg.schema_texts, key, (void *)name);
+    return name;
+}
+
 static void write_agent_desc(FILE *f, Decl *a, AgentInfo *ai)
 {
-    const char *sa = schema_json(a->ret_type, SD_ANTHROPIC);
-    const char *sc = schema_json(a->ret_type, SD_ANTHROPIC_STRICT);
+    const char *sa = schema_text(a->ret_type, SD_ANTHROPIC);
+    const char *sc = schema_text(a->ret_type, SD_ANTHROPIC_STRICT);
     bool sys_whole, prompt_whole;
     size_t sys_head = caps_template_head(ai->system, &sys_whole);
     size_t prompt_head = caps_template_head(ai->prompt, &prompt_whole);
-    const char *so = schema_json(a->ret_type, SD_OPENAI_STRICT);
-    fprintf(f, "static const fr_agent %s_agent = {\n", a->name);
+    const char *so = schema_text(a->ret_type, SD_OPENAI_STRICT);
+    fprintf(f, "static const fr_agent flow_%s_agent = {\n", a->name);
     fprintf(f, "    .name = %s,\n    .doc = %s,\n    .model = &model_%s,\n    .output = %s,\n",
             c_lit(a->name), c_lit(a->doc), ai->model ? ai->model->name : "none",
             type_ref(a->ret_type));
-    fprintf(f, "    .schema_anthropic =\n        %s,\n", c_lit_wrapped(sa, strlen(sa), 8));
-    fprintf(f, "    .schema_output_config =\n        %s,\n", c_lit_wrapped(sc, strlen(sc), 8));
-    fprintf(f, "    .schema_openai =\n        %s,\n", c_lit_wrapped(so, strlen(so), 8));
+    fprintf(f, "    .schema_anthropic = %s,\n", sa);
+    fprintf(f, "    .schema_output_config = %s,\n", sc);
+    fprintf(f, "    .schema_openai = %s,\n", so);
     fprintf(f, "    .cache = %s,\n    .system_head = %lld,\n    .prompt_head = %lld,\n",
             ai->no_cache ? "false" : "true", sys_whole ? -1LL : (long long)sys_head,
             prompt_whole ? -1LL : (long long)prompt_head);
@@ -2036,10 +2173,10 @@ static void write_agent_desc(FILE *f, Decl *a, AgentInfo *ai)
             ai->max_tokens > 0 ? ai->max_tokens : 1024);
     fprintf(f, "    .retries = %" PRId64 ",\n    .timeout_ms = %" PRId64 ",\n", ai->retries,
             ai->timeout_ms > 0 ? ai->timeout_ms : 60000);
-    fprintf(f, "    .render = %s_render,\n    .nparams = %d,\n    .param_names = %s,\n",
-            a->name, a->fields.len, a->fields.len ? fmt("%s_params", a->name) : "NULL");
+    fprintf(f, "    .render = flow_%s_render,\n    .nparams = %d,\n    .param_names = %s,\n",
+            a->name, a->fields.len, a->fields.len ? fmt("flow_%s_params", a->name) : "NULL");
     if (ai->tools.len)
-        fprintf(f, "    .ntools = %d,\n    .tools = %s_tools,\n    .max_tool_calls = %" PRId64
+        fprintf(f, "    .ntools = %d,\n    .tools = flow_%s_tools,\n    .max_tool_calls = %" PRId64
                 ",\n    .max_tool_result_tokens = %" PRId64 ",\n", ai->tools.len, a->name,
                 ai->max_tool_calls, ai->max_tool_result_tokens);
     fprintf(f, "};\n\n");
@@ -2066,26 +2203,22 @@ static void write_agent_call(FILE *f, Decl *a)
             fprintf(f, "%sp_%s", i ? ", " : " ", ((Field *)a->fields.items[i])->name);
         fprintf(f, " };\n");
     }
-    fprintf(f, "    return fr_call(cx, &%s_agent, site, using, %s, where);\n}\n\n", a->name,
+    fprintf(f, "    return fr_call(cx, &flow_%s_agent, site, using, %s, where);\n}\n\n", a->name,
             a->fields.len ? "args" : "NULL");
 }
 
 static bool is_called(Decl *d)
 {
-    for (int i = 0; i < cg.called.len; i++)
-        if (cg.called.items[i] == d)
-            return true;
-    return false;
+    return km_get(&cg.called_seen, d) != NULL;
 }
 
 /* Agent a after the agents among its tools, whose descriptors it names. */
 static void write_agent(FILE *f, Decl *a)
 {
     AgentInfo *ai = a->sema;
-    for (int i = 0; i < cg.written.len; i++)
-        if (cg.written.items[i] == a)
-            return;
-    vec_push(&cg.written, a);
+    if (km_get(&cg.written, a))
+        return;
+    km_put(&cg.written, a, a);
     if (!ai)
         return;
     for (int i = 0; i < ai->tools.len; i++)
@@ -2094,7 +2227,7 @@ static void write_agent(FILE *f, Decl *a)
     fprintf(f, "/* ---- agent %s ---- */\n\n", a->name);
     write_render(f, a, ai);
     if (a->fields.len) {
-        fprintf(f, "static const char *const %s_params[] = {", a->name);
+        fprintf(f, "static const char *const flow_%s_params[] = {", a->name);
         for (int i = 0; i < a->fields.len; i++)
             fprintf(f, "%s%s", i ? ", " : " ", c_lit(((Field *)a->fields.items[i])->name));
         fprintf(f, " };\n");
@@ -2132,7 +2265,7 @@ static void gen_op_template(Gen *g, Node *s, const char *buf, bool url)
 /* static bool OP_render(cx, args, rq) */
 static void write_op_render(FILE *f, Decl *d, HttpInfo *hi)
 {
-    Fn *fn = new_fn(FN_RENDER, NULL, fmt("%s_render", d->name));
+    Fn *fn = new_fn(FN_RENDER, NULL, fmt("flow_%s_render", d->name));
     fn_open(fn);
     Gen g = { fn, NULL, NULL, 0, false, NULL, d, -1 };
     if (hi->url)
@@ -2161,18 +2294,18 @@ static const char *const paging_names[] = {
 static void write_op_desc(FILE *f, Decl *d, HttpInfo *hi)
 {
     if (d->fields.len) {
-        fprintf(f, "static const char *const %s_params[] = {", d->name);
+        fprintf(f, "static const char *const flow_%s_params[] = {", d->name);
         for (int i = 0; i < d->fields.len; i++)
             fprintf(f, "%s%s", i ? ", " : " ", c_lit(((Field *)d->fields.items[i])->name));
         fprintf(f, " };\n");
     }
     if (hi->secrets.len) {
-        fprintf(f, "static const char *const %s_secrets[] = {", d->name);
+        fprintf(f, "static const char *const flow_%s_secrets[] = {", d->name);
         for (int i = 0; i < hi->secrets.len; i++)
             fprintf(f, "%s%s", i ? ", " : " ", c_lit(hi->secrets.items[i]));
         fprintf(f, " };\n");
     }
-    fprintf(f, "static const fr_op %s_op = {\n", d->name);
+    fprintf(f, "static const fr_op flow_%s_op = {\n", d->name);
     fprintf(f, "    .name = %s,\n    .doc = %s,\n    .method = %s,\n", c_lit(d->name),
             c_lit(d->doc), c_lit(hi->method));
     fprintf(f, "    .write = %s,\n    .approval = %s,\n", hi->write ? "true" : "false",
@@ -2186,10 +2319,10 @@ static void write_op_desc(FILE *f, Decl *d, HttpInfo *hi)
             paging_names[hi->paging], c_lit(hi->page_field), c_lit(hi->page_param));
     fprintf(f, "    .items = %s,\n    .max_pages = %" PRId64 ",\n", c_lit(hi->items),
             hi->max_pages);
-    fprintf(f, "    .render = %s_render,\n    .nparams = %d,\n    .param_names = %s,\n",
-            d->name, d->fields.len, d->fields.len ? fmt("%s_params", d->name) : "NULL");
+    fprintf(f, "    .render = flow_%s_render,\n    .nparams = %d,\n    .param_names = %s,\n",
+            d->name, d->fields.len, d->fields.len ? fmt("flow_%s_params", d->name) : "NULL");
     fprintf(f, "    .nsecrets = %d,\n    .secrets = %s,\n};\n\n", hi->secrets.len,
-            hi->secrets.len ? fmt("%s_secrets", d->name) : "NULL");
+            hi->secrets.len ? fmt("flow_%s_secrets", d->name) : "NULL");
 }
 
 /* The typed wrapper http_OP(cx, site, params..., where). */
@@ -2205,7 +2338,7 @@ static void write_op_call(FILE *f, Decl *d)
             fprintf(f, "%sp_%s", i ? ", " : " ", ((Field *)d->fields.items[i])->name);
         fprintf(f, " };\n");
     }
-    fprintf(f, "    return fr_op_call(cx, &%s_op, site, %s, where);\n}\n\n", d->name,
+    fprintf(f, "    return fr_op_call(cx, &flow_%s_op, site, %s, where);\n}\n\n", d->name,
             d->fields.len ? "args" : "NULL");
 }
 
@@ -2348,13 +2481,13 @@ static void write_program(FILE *f)
     if (cg.agents.len) {
         fprintf(f, "static const fr_agent *const agents[] = {");
         for (int i = 0; i < cg.agents.len; i++)
-            fprintf(f, "%s&%s_agent", i ? ", " : " ", ((Decl *)cg.agents.items[i])->name);
+            fprintf(f, "%s&flow_%s_agent", i ? ", " : " ", ((Decl *)cg.agents.items[i])->name);
         fprintf(f, " };\n\n");
     }
     if (cg.ops.len) {
         fprintf(f, "static const fr_op *const ops[] = {");
         for (int i = 0; i < cg.ops.len; i++)
-            fprintf(f, "%s&%s_op", i ? ", " : " ", ((Decl *)cg.ops.items[i])->name);
+            fprintf(f, "%s&flow_%s_op", i ? ", " : " ", ((Decl *)cg.ops.items[i])->name);
         fprintf(f, " };\n\n");
     }
     Source *src = src_get(w->file);
@@ -2392,8 +2525,19 @@ static char *gen_sections(void)
         fprintf(f, "/* ---- models (API keys come from the environment only) ---- */\n\n");
     for (int i = 0; i < cg.models.len; i++)
         write_model(f, cg.models.items[i]);
+    char *ab = NULL;                             /* the agents, after the schemas they use */
+    size_t an = 0;
+    FILE *af = arena_memstream(&ab, &an);
+    write_agents(af);
+    fclose(af);
+    fclose(cg.texts);
+    if (cg.texts_len)
+        fprintf(f, "/* ---- JSON Schemas of the answers, one per type and dialect ---- */\n\n%s",
+                cg.texts_buf);
+    free(cg.texts_buf);
     write_ops(f);                                /* agents name them as tools */
-    write_agents(f);
+    fwrite(ab, 1, an, f);
+    free(ab);
     bool frames = false;
     for (int i = 0; i < cg.fns.len; i++)
         frames |= fn_has_frame(cg.fns.items[i]);
@@ -2421,13 +2565,17 @@ bool cg_program(FILE *out, Program *p, Decl *w)
     cg.p = p;
     cg.w = w;
     cg.ok = true;
+    cg.type_keys.str = cg.type_names.str = cg.schema_texts.str = true;
     cg.main = new_fn(FN_MAIN, NULL, "wf_main");
     cg.closures = arena_memstream(&cg.closures_buf, &cg.closures_len);
+    cg.texts = arena_memstream(&cg.texts_buf, &cg.texts_len);
     Pre pc = { cg.main, -1, NULL };
     pre(&pc, w->body);
     if (!cg.ok) {
         fclose(cg.closures);
         free(cg.closures_buf);
+        fclose(cg.texts);
+        free(cg.texts_buf);
         return false;
     }
     char *body = gen_sections();

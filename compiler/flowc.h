@@ -42,6 +42,20 @@ typedef struct Vec {
 
 void vec_push(Vec *v, void *item);
 
+/* A hash map from pointers (or, with str set, from strings) to pointers,
+ * arena-backed: a lookup instead of a walk over a list, so that n names cost
+ * n steps and not n^2.  Zeroed, it is empty; a NULL value reads as absent. */
+typedef struct KeyMap {
+    const void **keys;                           /* NULL: an empty slot */
+    void **vals;                                 /* what each key maps to */
+    size_t cap;                                  /* slots, a power of two */
+    size_t len;                                  /* used slots */
+    bool str;                                    /* keys are strings */
+} KeyMap;
+
+void *km_get(const KeyMap *m, const void *key);
+void km_put(KeyMap *m, const void *key, void *val);
+
 /* ---- src.c: source files and their line maps ----------------------------- */
 
 typedef struct Source {
@@ -468,7 +482,8 @@ struct Node {
     Type *type;                                  /* sema: the expression's type */
 
     /* literals */
-    int64_t ival;                                /* N_INT; N_BOOL (0/1); N_DURATION (milliseconds) */
+    int64_t ival;                                /* N_INT; N_BOOL (0/1); N_DURATION (milliseconds);
+                                                    a match arm's N_NAME: the value's index */
     double fval;                                 /* N_FLOAT */
     Vec parts;                                   /* N_STRING: StrPart*; one part if no {{ }} */
     bool triple;                                 /* N_STRING written with """ */

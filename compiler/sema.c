@@ -2896,6 +2896,7 @@ static bool match_arm_cases(MatchArm *arm, Decl *e, Type *et, Node **seen)
         }
         p->decl = e;
         p->type = et;
+        p->ival = k;                             /* the value's index, for the generated switch */
         if (seen[k]) {
             diag_error(p->span, E0802, "case '%s' is handled twice", p->name);
             diag_note(seen[k]->span, "first handled here");
