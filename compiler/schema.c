@@ -3,7 +3,15 @@
  *
  * The schema is written by hand into a memory stream, in one recursive walk
  * over the semantic type.  A record's fields carry their own constraints and
- * doc comments, so the walk passes the Field along with its type.  What a
+ * doc comments, so the walk passes the Field along with its type.
+ *
+ * A record is written in place where it is used once.  One used in two or
+ * more places (or that contains itself, or sits deeper than INLINE_MAX
+ * records) is written once, under "$defs" at the end of the root object,
+ * and referred to as {"$ref":"#/$defs/Name"}, as the providers' SDKs do:
+ * so the text is as long as the declarations it comes from, never one copy
+ * per path through them (2^n for n schemas each holding the next twice),
+ * and the walk is never deeper than INLINE_MAX records.  What a
  * dialect cannot express as keywords is dropped from the keywords and
  * written into the description instead; the runtime validates it on every
  * answer.
@@ -29,13 +37,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SCHEMA_MAX_DEPTH 32                      /* guards against recursive schemas */
+#define INLINE_MAX 16                            /* records written one inside another, at most */
+
+/* What one schema_json call knows of a record it reaches. */
+typedef struct RecInfo {
+    Decl *decl;                                  /* the schema */
+    int uses;                                    /* fields (and the root) of its type */
+    bool shared;                                 /* written under $defs and referred to */
+} RecInfo;
 
 /* The state of one schema_json call. */
 typedef struct SchemaOut {
     FILE *f;                                     /* the memory stream written to */
     SchemaDialect d;                             /* the dialect being written */
-    int depth;                                   /* records open, for the recursion guard */
+    KeyMap recs;                                 /* Decl* -> RecInfo*: the records reached */
+    Vec order;                                   /* RecInfo*: in the order they were reached */
 } SchemaOut;
 
 static void put_type(SchemaOut *o, Type *t, Field *fld);
@@ -193,16 +209,118 @@ static const char *prop_name(Field *f)
     return f->model_key ? f->model_key : f->name;
 }
 
+/* ---- which records are shared ------------------------------------------------ */
+
+/* The record info of schema d, made (and queued on o->order) on first use. */
+static RecInfo *rec_of(SchemaOut *o, Decl *d)
+{
+    RecInfo *r = km_get(&o->recs, d);
+    if (!r) {
+        r = arena_alloc(sizeof *r);
+        r->decl = d;
+        km_put(&o->recs, d, r);
+        vec_push(&o->order, r);
+    }
+    return r;
+}
+
+/* The record a type is made of, under its lists and optionals, or NULL. */
+static Decl *record_under(Type *t)
+{
+    while (t && (t->kind == TY_LIST || t->kind == TY_OPT))
+        t = t->elem;
+    return t && t->kind == TY_SCHEMA ? t->decl : NULL;
+}
+
+/* Counts the uses of every record reached from the records already on
+ * o->order (one pass over each schema's fields), then marks shared those
+ * used more than once and those that would sit deeper than INLINE_MAX
+ * records in the one that holds them.  root: the record written in place as
+ * the root object, or NULL; the records on o->order when called are written
+ * where the root uses them (depth 1). */
+static void mark_shared(SchemaOut *o, Decl *root)
+{
+    int ntop = o->order.len;
+    for (int k = 0; k < o->order.len; k++) {     /* order grows as records are reached */
+        Decl *d = ((RecInfo *)o->order.items[k])->decl;
+        for (int i = 0; i < d->fields.len; i++) {
+            Decl *c = record_under(((Field *)d->fields.items[i])->type);
+            if (c)
+                rec_of(o, c)->uses++;
+        }
+    }
+    for (int k = 0; k < o->order.len; k++) {
+        RecInfo *r = o->order.items[k];
+        r->shared = r->uses > 1;
+    }
+    /* depths: each record not shared is written inside the one record that
+     * uses it; walk down from the top records and from every definition */
+    Vec stack = { 0 };                           /* (Decl*, depth) pairs */
+    for (int k = 0; k < o->order.len; k++) {
+        RecInfo *r = o->order.items[k];
+        if (k >= ntop && !r->shared)
+            continue;
+        vec_push(&stack, r->decl);
+        vec_push(&stack, (void *)(intptr_t)1);
+        while (stack.len) {
+            intptr_t depth = (intptr_t)stack.items[--stack.len];
+            Decl *d = stack.items[--stack.len];
+            for (int i = 0; i < d->fields.len; i++) {
+                Decl *c = record_under(((Field *)d->fields.items[i])->type);
+                RecInfo *ci = c ? rec_of(o, c) : NULL;
+                if (!ci || ci->shared || c == root)
+                    continue;
+                if (depth + 1 > INLINE_MAX) {
+                    ci->shared = true;           /* a definition of its own, walked in turn */
+                    continue;
+                }
+                vec_push(&stack, c);
+                vec_push(&stack, (void *)(depth + 1));
+            }
+        }
+    }
+}
+
+/* The records under answer type t, shared or written in place. */
+static void find_shared(SchemaOut *o, Type *t)
+{
+    Decl *root = record_under(t);
+    if (!root)
+        return;
+    rec_of(o, root)->uses++;
+    mark_shared(o, root);
+}
+
+/* ---- writing ---------------------------------------------------------------- */
+
+/* {"$ref":"#/$defs/Name"}, with the field's doc around it if it has one. */
+static void put_ref(SchemaOut *o, Decl *d, Field *fld)
+{
+    if (fld && fld->doc && *fld->doc) {
+        fputc('{', o->f);
+        put_description(o, fld->doc, NULL, NULL);
+        fprintf(o->f, "\"anyOf\":[{\"$ref\":\"#/$defs/%s\"}]}", d->name);
+    } else {
+        fprintf(o->f, "{\"$ref\":\"#/$defs/%s\"}", d->name);
+    }
+}
+
+/* A record where its type is used: a reference if it is shared. */
+static void put_record(SchemaOut *o, Type *t, Field *fld);
+
+static void put_record_use(SchemaOut *o, Type *t, Field *fld)
+{
+    if (rec_of(o, t->decl)->shared)
+        put_ref(o, t->decl, fld);
+    else
+        put_record(o, t, fld);
+}
+
 /* record -> {"type":"object","description":...,"properties":{...},"required":[...],
  *            "additionalProperties":false} */
 static void put_record(SchemaOut *o, Type *t, Field *fld)
 {
     Decl *d = t->decl;
-    if (o->depth >= SCHEMA_MAX_DEPTH) {
-        fputs("{\"type\":\"object\"}", o->f);
-        return;
-    }
-    o->depth++;
     fputs("{\"type\":\"object\",", o->f);
     put_description(o, fld && fld->doc ? fld->doc : d->doc, NULL, NULL);
     fputs("\"properties\":{", o->f);
@@ -229,7 +347,6 @@ static void put_record(SchemaOut *o, Type *t, Field *fld)
         fputs("]}", o->f);
     else
         fputs("],\"additionalProperties\":false}", o->f);
-    o->depth--;
 }
 
 /* primitive or list: {"description":...,"type":T,...keywords} (nullable: ["T","null"]) */
@@ -270,7 +387,7 @@ static void put_optional(SchemaOut *o, Type *inner, Field *fld)
         if (inner->kind == TY_ENUM)
             put_enum(o, inner, NULL);
         else
-            put_record(o, inner, NULL);
+            put_record_use(o, inner, NULL);
         fputs(",{\"type\":\"null\"}]}", o->f);
     } else {
         put_plain(o, inner, fld, true);
@@ -282,18 +399,48 @@ static void put_type(SchemaOut *o, Type *t, Field *fld)
 {
     switch (t->kind) {
     case TY_OPT: put_optional(o, t->elem, fld); break;
-    case TY_SCHEMA: put_record(o, t, fld); break;
+    case TY_SCHEMA: put_record_use(o, t, fld); break;
     case TY_ENUM: put_enum(o, t, fld); break;
     default: put_plain(o, t, fld, false); break;
     }
 }
 
+/* The definitions of the shared records, as "$defs" inside the root
+ * object's last '}', which was just written. */
+static void put_defs(SchemaOut *o)
+{
+    bool any = false;
+    for (int k = 0; k < o->order.len; k++) {
+        RecInfo *r = o->order.items[k];
+        if (!r->shared)
+            continue;
+        if (!any) {
+            fflush(o->f);
+            fseek(o->f, -1, SEEK_CUR);           /* back over the root's '}' */
+            fputs(",\"$defs\":{", o->f);
+        }
+        fprintf(o->f, "%s\"%s\":", any ? "," : "", r->decl->name);
+        put_record(o, ty_decl(r->decl), NULL);
+        any = true;
+    }
+    if (any)
+        fputs("}}", o->f);
+}
+
+/* The root (a record at the root is written in place even when shared, so
+ * that the root stays an object), then the definitions of the shared
+ * records, inside the root's last '}'. */
 char *schema_json(Type *t, SchemaDialect dialect)
 {
     char *s = NULL;
     size_t n = 0;
-    SchemaOut o = { arena_memstream(&s, &n), dialect, 0 };
-    put_type(&o, t, NULL);
+    SchemaOut o = { arena_memstream(&s, &n), dialect, { 0 }, { 0 } };
+    find_shared(&o, t);
+    if (t->kind == TY_SCHEMA)
+        put_record(&o, t, NULL);
+    else
+        put_type(&o, t, NULL);
+    put_defs(&o);
     fclose(o.f);
     char *r = arena_strndup(s, n);
     free(s);
@@ -302,12 +449,18 @@ char *schema_json(Type *t, SchemaDialect dialect)
 
 /* The object a tool's parameters make: {"type":"object","properties":{p: ...},
  * "required":[...],"additionalProperties":false}, each parameter's doc
- * comment its description. */
+ * comment its description; records shared as in schema_json. */
 char *schema_params_json(Vec *params, SchemaDialect dialect)
 {
     char *s = NULL;
     size_t n = 0;
-    SchemaOut o = { arena_memstream(&s, &n), dialect, 0 };
+    SchemaOut o = { arena_memstream(&s, &n), dialect, { 0 }, { 0 } };
+    for (int i = 0; i < params->len; i++) {
+        Decl *c = record_under(((Field *)params->items[i])->type);
+        if (c)
+            rec_of(&o, c)->uses++;
+    }
+    mark_shared(&o, NULL);
     fputs("{\"type\":\"object\",\"properties\":{", o.f);
     for (int i = 0; i < params->len; i++) {
         Field *f = params->items[i];
@@ -329,6 +482,7 @@ char *schema_params_json(Vec *params, SchemaDialect dialect)
         put_str(o.f, f->name);
     }
     fputs("],\"additionalProperties\":false}", o.f);
+    put_defs(&o);
     fclose(o.f);
     char *r = arena_strndup(s, n);
     free(s);
