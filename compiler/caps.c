@@ -98,10 +98,13 @@ static int nwarned, capwarned;
 /* Forgets the models warned about: their Decls die with the compilation's
  * arena (the fuzz harness and the language server check many programs in
  * one process). */
+static void aggs_reset(void);
+
 void caps_reset(void)
 {
     warned = NULL;
     nwarned = capwarned = 0;
+    aggs_reset();
 }
 
 /* Whether d was already warned about (each model warns once). */
@@ -165,135 +168,358 @@ const char *caps_output_mode(const ModelInfo *mi)
     return "prompt";
 }
 
-/* What one walk over an answer type counts. */
-typedef struct Walk {
-    int depth_max;                 /* deepest record nesting */
-    const char *depth_path;        /* where it is */
-    int properties;                /* record properties in all */
-    int enum_values;               /* enum values in all */
-    int optional;                  /* fields that are not required (output_config) */
-    const char *optional_path;     /* the field that passed the limit */
-    int unions;                    /* nullable types outside a field (anyOf / type arrays) */
-    const char *union_path;
-    const char *recursive;         /* the path where a record contains itself */
-    Decl *stack[64];               /* records being walked */
-    int nstack;
-} Walk;
+/* What an answer type holds, counted as if every record were written out
+ * where it is used (the providers count that way).  The records under an
+ * answer form a graph; when it has no cycle, each record's counts are the
+ * sums of its fields', computed once per record for the whole check
+ * (RecAgg) however many paths lead to it: n schemas that each hold the next
+ * twice make 2^n paths but n sums.  Where a limit is passed ("at a.b[].c")
+ * is found by walking down the sums in the order a depth-first walk over
+ * the written-out answer meets things, without recursion. */
+typedef struct Counts {
+    long properties;               /* record properties in all */
+    long enum_values;              /* enum values in all */
+    long optional;                 /* fields that are not required (output_config) */
+    long unions;                   /* nullable types outside a field (anyOf / type arrays) */
+} Counts;
 
-static void walk(Walk *w, Type *t, const char *path, bool in_field, int depth);
+/* One record's sums. */
+typedef struct RecAgg {
+    Decl *decl;                    /* the record */
+    int state;                     /* 0 not reached, 1 being summed, 2 summed */
+    bool cyclic;                   /* a record that contains itself is under it */
+    int height;                    /* records on the longest way down, itself included */
+    Counts c;                      /* everything under it, its own fields included */
+    int mark;                      /* recursion_path(): 1 open, 2 done, in walk mark_gen */
+    int mark_gen;                  /* ... which walk set mark */
+} RecAgg;
 
-static void walk_record(Walk *w, Type *t, const char *path, int depth)
+static KeyMap aggs;                /* Decl* -> RecAgg*; forgotten by caps_reset() */
+static int walk_gen;               /* recursion_path() walks so far */
+
+#define COUNT_MAX 1000000000L      /* counts saturate: the limits are small */
+
+static long sat(long a, long b)
 {
-    Decl *d = t->decl;
-    for (int i = 0; i < w->nstack; i++)
-        if (w->stack[i] == d) {
-            if (!w->recursive)
-                w->recursive = path;
-            return;
-        }
-    if (w->nstack == 64)
-        return;
-    if (depth > w->depth_max) {
-        w->depth_max = depth;
-        w->depth_path = path;
-    }
-    w->stack[w->nstack++] = d;
-    for (int i = 0; i < d->fields.len; i++) {
-        Field *f = d->fields.items[i];
-        if (!f->type)
-            continue;
-        const char *fp = *path ? arena_printf("%s.%s", path, f->name) : f->name;
-        w->properties++;
-        if (f->type->kind == TY_OPT) {
-            if (++w->optional == ANTHROPIC_MAX_OPTIONAL + 1)
-                w->optional_path = fp;
-            walk(w, f->type->elem, fp, true, depth);
-        } else {
-            walk(w, f->type, fp, true, depth);
-        }
-    }
-    w->nstack--;
+    return a + b > COUNT_MAX ? COUNT_MAX : a + b;
 }
 
-static void walk(Walk *w, Type *t, const char *path, bool in_field, int depth)
+static void aggs_reset(void)
 {
-    switch (t->kind) {
-    case TY_SCHEMA:
-        walk_record(w, t, path, depth + 1);
-        break;
-    case TY_ENUM:
-        w->enum_values += t->decl->values.len;
-        break;
-    case TY_LIST:
-        if (t->elem)
-            walk(w, t->elem, arena_printf("%s[]", path), false, depth);
-        break;
-    case TY_OPT:
-        if (!in_field && ++w->unions == ANTHROPIC_MAX_UNIONS + 1)
-            w->union_path = *path ? path : "the answer";
-        walk(w, t->elem, path, false, depth);
-        break;
-    default:
-        break;
+    memset(&aggs, 0, sizeof aggs);
+}
+
+static RecAgg *agg_of(Decl *d)
+{
+    RecAgg *r = km_get(&aggs, d);
+    if (!r) {
+        r = arena_alloc(sizeof *r);
+        r->decl = d;
+        km_put(&aggs, d, r);
     }
+    return r;
+}
+
+/* The record under a type's lists and optionals, or NULL. */
+static Decl *record_under(Type *t)
+{
+    while (t && (t->kind == TY_LIST || t->kind == TY_OPT))
+        t = t->elem;
+    return t && t->kind == TY_SCHEMA ? t->decl : NULL;
+}
+
+/* Adds what a value of type t holds; in_field: t is a field's own type
+ * (its optional was counted as a field that is not required). */
+static void add_type(Counts *c, Type *t, bool in_field)
+{
+    for (; t; t = t->elem, in_field = false) {
+        if (t->kind == TY_SCHEMA) {
+            Counts *r = &agg_of(t->decl)->c;
+            c->properties = sat(c->properties, r->properties);
+            c->enum_values = sat(c->enum_values, r->enum_values);
+            c->optional = sat(c->optional, r->optional);
+            c->unions = sat(c->unions, r->unions);
+            return;
+        }
+        if (t->kind == TY_ENUM)
+            c->enum_values = sat(c->enum_values, t->decl->values.len);
+        if (t->kind == TY_OPT && !in_field)
+            c->unions = sat(c->unions, 1);
+        if (t->kind != TY_OPT && t->kind != TY_LIST)
+            return;
+    }
+}
+
+/* What one field holds: itself as a property, and its type. */
+static void add_field(Counts *c, Field *f)
+{
+    c->properties = sat(c->properties, 1);
+    if (f->type->kind == TY_OPT)
+        c->optional = sat(c->optional, 1);
+    add_type(c, f->type->kind == TY_OPT ? f->type->elem : f->type, true);
+}
+
+/* Sums every record under root, depth first without recursion (a chain of
+ * thousands of schemas is a long path, not a deep stack). */
+static void sum_records(Decl *root)
+{
+    if (agg_of(root)->state == 2)
+        return;
+    Vec stack = { 0 };                           /* (Decl*, next field) pairs */
+    agg_of(root)->state = 1;
+    vec_push(&stack, root);
+    vec_push(&stack, (void *)0);
+    while (stack.len) {
+        Decl *d = stack.items[stack.len - 2];
+        intptr_t i = (intptr_t)stack.items[stack.len - 1];
+        if (i < d->fields.len) {
+            stack.items[stack.len - 1] = (void *)(i + 1);
+            Field *f = d->fields.items[i];
+            Decl *k = f->type ? record_under(f->type) : NULL;
+            RecAgg *kr = k ? agg_of(k) : NULL;
+            if (kr && kr->state == 1) {
+                agg_of(d)->cyclic = true;        /* k is open around d: a cycle */
+            } else if (kr && kr->state == 0) {
+                kr->state = 1;
+                vec_push(&stack, k);
+                vec_push(&stack, (void *)0);
+            }
+            continue;
+        }
+        stack.len -= 2;
+        RecAgg *r = agg_of(d);
+        Counts c = { 0 };
+        int height = 0;
+        for (int j = 0; j < d->fields.len; j++) {
+            Field *f = d->fields.items[j];
+            if (!f->type)
+                continue;
+            add_field(&c, f);
+            Decl *k = record_under(f->type);
+            RecAgg *kr = k ? agg_of(k) : NULL;
+            if (kr && kr->height > height)
+                height = kr->height;
+            if (kr && kr->cyclic)
+                r->cyclic = true;
+        }
+        r->c = c;
+        r->height = height + 1;
+        r->state = 2;
+    }
+}
+
+/* The path of f in a record at path: "path.name", and "[]" for each list
+ * around the record under it when lists is set. */
+static const char *field_path(const char *path, Field *f, bool lists)
+{
+    const char *fp = *path ? arena_printf("%s.%s", path, f->name) : f->name;
+    for (Type *t = f->type; lists && t && (t->kind == TY_LIST || t->kind == TY_OPT); t = t->elem)
+        if (t->kind == TY_LIST && t->elem)
+            fp = arena_printf("%s[]", fp);
+    return fp;
+}
+
+/* "[]" for each list around the record under the answer type. */
+static const char *root_path(Type *t)
+{
+    const char *p = "";
+    for (; t && (t->kind == TY_LIST || t->kind == TY_OPT); t = t->elem)
+        if (t->kind == TY_LIST && t->elem)
+            p = arena_printf("%s[]", p);
+    return p;
+}
+
+/* Where a depth-first walk over the answer, fields in order, first meets a
+ * record that is already open around it (a record that contains itself),
+ * or NULL.  Records with no cycle under them, and records whose walk ended,
+ * are not walked (again): neither can lead to the first such meeting. */
+static const char *recursion_path(Type *root)
+{
+    Decl *rd = record_under(root);
+    if (!rd || !agg_of(rd)->cyclic)
+        return NULL;
+    walk_gen++;
+    Vec stack = { 0 };                           /* (Decl*, next field) pairs */
+    vec_push(&stack, rd);
+    vec_push(&stack, (void *)0);
+    agg_of(rd)->mark = 1, agg_of(rd)->mark_gen = walk_gen;
+    while (stack.len) {
+        Decl *d = stack.items[stack.len - 2];
+        intptr_t i = (intptr_t)stack.items[stack.len - 1];
+        if (i >= d->fields.len) {
+            agg_of(d)->mark = 2;
+            stack.len -= 2;
+            continue;
+        }
+        stack.items[stack.len - 1] = (void *)(i + 1);
+        Field *f = d->fields.items[i];
+        Decl *k = f->type ? record_under(f->type) : NULL;
+        RecAgg *kr = k ? agg_of(k) : NULL;
+        int mark = kr && kr->mark_gen == walk_gen ? kr->mark : 0;
+        if (mark == 1) {                         /* the path: the fields from the root */
+            const char *path = root_path(root);
+            for (int j = 0; j + 2 < stack.len; j += 2) {
+                Decl *pd = stack.items[j];
+                path = field_path(path, pd->fields.items[(intptr_t)stack.items[j + 1] - 1], true);
+            }
+            return field_path(path, f, true);
+        }
+        if (!kr || mark == 2 || !kr->cyclic)
+            continue;
+        kr->mark = 1, kr->mark_gen = walk_gen;
+        vec_push(&stack, k);
+        vec_push(&stack, (void *)0);
+    }
+    return NULL;
+}
+
+typedef enum Counter { C_OPTIONAL, C_UNIONS } Counter;
+
+static long counter(Counts *c, Counter which)
+{
+    return which == C_OPTIONAL ? c->optional : c->unions;
+}
+
+/* The path where the written-out answer's counter `which` reaches left:
+ * walk down, skipping every field whose sum stays below what is left. */
+static const char *locate(Type *t, Counter which, long left)
+{
+    const char *path = "";
+    bool in_field = false;
+    for (;;) {
+        for (; t->kind == TY_LIST || t->kind == TY_OPT; t = t->elem, in_field = false) {
+            if (t->kind == TY_OPT && !in_field && which == C_UNIONS && --left == 0)
+                return *path ? path : "the answer";
+            if (t->kind == TY_LIST && !t->elem)
+                return NULL;
+            if (t->kind == TY_LIST)
+                path = arena_printf("%s[]", path);
+        }
+        if (t->kind != TY_SCHEMA)
+            return NULL;
+        Decl *d = t->decl;
+        Field *next = NULL;
+        for (int i = 0; i < d->fields.len && !next; i++) {
+            Field *f = d->fields.items[i];
+            if (!f->type)
+                continue;
+            Counts c = { 0 };
+            add_field(&c, f);
+            if (counter(&c, which) < left)
+                left -= counter(&c, which);
+            else
+                next = f;
+        }
+        if (!next)
+            return NULL;
+        path = field_path(path, next, false);
+        t = next->type;
+        if (t->kind == TY_OPT) {
+            if (which == C_OPTIONAL && --left == 0)
+                return path;
+            t = t->elem;
+        }
+        in_field = true;
+    }
+}
+
+/* The path of the first record, depth first, at the answer's greatest depth. */
+static const char *deepest_path(Type *root)
+{
+    Decl *d = record_under(root);
+    const char *path = root_path(root);
+    while (d && agg_of(d)->height > 1) {
+        int want = agg_of(d)->height - 1;
+        Field *next = NULL;
+        for (int i = 0; i < d->fields.len && !next; i++) {
+            Field *f = d->fields.items[i];
+            Decl *k = f->type ? record_under(f->type) : NULL;
+            if (k && agg_of(k)->height == want)
+                next = f;
+        }
+        if (!next)
+            break;
+        path = field_path(path, next, true);
+        d = record_under(next->type);
+    }
+    return path;
 }
 
 /* Where a limit error points, and the model's words for it. */
-static void limit_error(Decl *a, Decl *m, Span sp, const char *what, int n, int limit,
+static void limit_error(Decl *a, Decl *m, Span sp, const char *what, long n, int limit,
                         const char *path, const char *mode)
 {
-    diag_error(sp, E0911, "agent '%s' answers with %d %s, more than the %d that %s structured "
+    diag_error(sp, E0911, "agent '%s' answers with %ld %s, more than the %d that %s structured "
                "outputs (model '%s') accept%s%s", a->name, n, what, limit,
                strcmp(mode, "json_schema") == 0 ? "OpenAI strict" : "Anthropic", m->name,
                path ? " (at " : "", path ? arena_printf("%s)", path) : "");
 }
 
+/* The limits of a structured-output mode, over the answer's sums.  An
+ * answer that contains itself gets that one error: written out it would
+ * never end, so there is nothing to count. */
 static void check_limits(Decl *a, Decl *m, Span sp, const char *mode)
 {
-    Walk w = {0};
     Type *t = a->ret_type;
-    if (!t || t->kind == TY_ERROR)
+    bool json = strcmp(mode, "json_schema") == 0, config = strcmp(mode, "output_config") == 0;
+    if (!t || t->kind == TY_ERROR || (!json && !config))
         return;
-    walk(&w, t, "", false, 0);
-    if (strcmp(mode, "json_schema") == 0) {
-        if (w.depth_max > OPENAI_MAX_DEPTH || w.recursive) {
-            if (w.recursive)
-                diag_error(sp, E0911, "agent '%s' answers with a record that contains itself (at %s); "
-                           "OpenAI strict structured outputs nest %d levels at most", a->name,
-                           w.recursive, OPENAI_MAX_DEPTH);
-            else
-                limit_error(a, m, sp, "levels of nesting", w.depth_max, OPENAI_MAX_DEPTH,
-                            w.depth_path, mode);
-            diag_help("flatten the schema, or give the model 'structured_output: json_object'");
-        }
-        if (w.properties > OPENAI_MAX_PROPERTIES)
-            limit_error(a, m, sp, "properties", w.properties, OPENAI_MAX_PROPERTIES, NULL,
-                        mode);
-        if (w.enum_values > OPENAI_MAX_ENUM_VALUES)
-            limit_error(a, m, sp, "enum values", w.enum_values, OPENAI_MAX_ENUM_VALUES, NULL,
-                        mode);
-    } else if (strcmp(mode, "output_config") == 0) {
-        if (w.recursive) {
+    Decl *rd = record_under(t);
+    if (rd)
+        sum_records(rd);
+    const char *recursive = recursion_path(t);
+    if (recursive) {
+        if (json)
+            diag_error(sp, E0911, "agent '%s' answers with a record that contains itself (at %s); "
+                       "OpenAI strict structured outputs nest %d levels at most", a->name,
+                       recursive, OPENAI_MAX_DEPTH);
+        else
             diag_error(sp, E0911, "agent '%s' answers with a record that contains itself (at %s); "
                        "Anthropic structured outputs take no recursive schema", a->name,
-                       w.recursive);
-            diag_help("give the model 'structured_output: tool' for a recursive answer");
+                       recursive);
+        diag_help(json ? "flatten the schema, or give the model 'structured_output: json_object'"
+                       : "give the model 'structured_output: tool' for a recursive answer");
+        return;
+    }
+    Counts c = { 0 };
+    add_type(&c, t, false);
+    int depth = rd ? agg_of(rd)->height : 0;
+    if (json) {
+        if (depth > OPENAI_MAX_DEPTH) {
+            limit_error(a, m, sp, "levels of nesting", depth, OPENAI_MAX_DEPTH, deepest_path(t),
+                        mode);
+            diag_help("flatten the schema, or give the model 'structured_output: json_object'");
         }
-        if (w.optional > ANTHROPIC_MAX_OPTIONAL) {
-            limit_error(a, m, sp, "optional fields", w.optional, ANTHROPIC_MAX_OPTIONAL,
-                        w.optional_path, mode);
-            diag_help("make some fields required, or give the model 'structured_output: tool'");
-        }
-        if (w.unions > ANTHROPIC_MAX_UNIONS) {
-            limit_error(a, m, sp, "nullable values outside a field (unions)", w.unions,
-                        ANTHROPIC_MAX_UNIONS, w.union_path, mode);
-            diag_help("give the model 'structured_output: tool'");
-        }
+        if (c.properties > OPENAI_MAX_PROPERTIES)
+            limit_error(a, m, sp, "properties", c.properties, OPENAI_MAX_PROPERTIES, NULL, mode);
+        if (c.enum_values > OPENAI_MAX_ENUM_VALUES)
+            limit_error(a, m, sp, "enum values", c.enum_values, OPENAI_MAX_ENUM_VALUES, NULL,
+                        mode);
+        return;
+    }
+    if (c.optional > ANTHROPIC_MAX_OPTIONAL) {
+        limit_error(a, m, sp, "optional fields", c.optional, ANTHROPIC_MAX_OPTIONAL,
+                    locate(t, C_OPTIONAL, ANTHROPIC_MAX_OPTIONAL + 1), mode);
+        diag_help("make some fields required, or give the model 'structured_output: tool'");
+    }
+    if (c.unions > ANTHROPIC_MAX_UNIONS) {
+        limit_error(a, m, sp, "nullable values outside a field (unions)", c.unions,
+                    ANTHROPIC_MAX_UNIONS, locate(t, C_UNIONS, ANTHROPIC_MAX_UNIONS + 1), mode);
+        diag_help("give the model 'structured_output: tool'");
     }
 }
 
+/* "name" and a path under a parameter's type ("[].x", "x"): "name[].x", "name.x". */
+static const char *param_path(Field *f, const char *under)
+{
+    if (!under || !*under)
+        return f->name;
+    return arena_printf(under[0] == '[' ? "%s%s" : "%s.%s", f->name, under);
+}
+
 /* The tools of agent a sent to model m as strict OpenAI functions: each
- * one's parameters (an object of them: one level) within the same limits. */
+ * one's parameters (an object of them: one level, records under it more)
+ * within the same limits, over the same sums as an answer's. */
 void caps_check_tools(Decl *a, Decl *m, Span sp)
 {
     AgentInfo *ai = a->sema;
@@ -302,22 +528,35 @@ void caps_check_tools(Decl *a, Decl *m, Span sp)
         return;
     for (int i = 0; i < ai->tools.len; i++) {
         Decl *t = ai->tools.items[i];
-        Walk w = {0};
+        Counts c = { 0 };
+        int height = 0;
+        Field *deep = NULL;
+        const char *recursive = NULL;
         for (int k = 0; k < t->fields.len; k++) {
             Field *f = t->fields.items[k];
-            w.properties++;
-            if (f->type)
-                walk(&w, f->type, f->name, true, 1);
+            if (!f->type)
+                continue;
+            add_field(&c, f);
+            Decl *rd = record_under(f->type);
+            if (!rd)
+                continue;
+            sum_records(rd);
+            if (!recursive && agg_of(rd)->cyclic)
+                recursive = param_path(f, recursion_path(f->type));
+            if (agg_of(rd)->height > height) {
+                height = agg_of(rd)->height;
+                deep = f;
+            }
         }
-        const char *why = w.recursive ? arena_printf("a record that contains itself (at %s)",
-                                                     w.recursive)
-                          : w.depth_max > OPENAI_MAX_DEPTH
-                          ? arena_printf("%d levels of nesting (at %s)", w.depth_max,
-                                         w.depth_path)
-                          : w.properties > OPENAI_MAX_PROPERTIES
-                          ? arena_printf("%d properties", w.properties)
-                          : w.enum_values > OPENAI_MAX_ENUM_VALUES
-                          ? arena_printf("%d enum values", w.enum_values) : NULL;
+        const char *why = recursive ? arena_printf("a record that contains itself (at %s)",
+                                                   recursive)
+                          : height + 1 > OPENAI_MAX_DEPTH
+                          ? arena_printf("%d levels of nesting (at %s)", height + 1,
+                                         param_path(deep, deepest_path(deep->type)))
+                          : c.properties > OPENAI_MAX_PROPERTIES
+                          ? arena_printf("%ld properties", c.properties)
+                          : c.enum_values > OPENAI_MAX_ENUM_VALUES
+                          ? arena_printf("%ld enum values", c.enum_values) : NULL;
         if (!why)
             continue;
         diag_error(sp, E0911, "tool '%s' of agent '%s' takes %s, more than OpenAI strict "
