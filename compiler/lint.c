@@ -27,7 +27,9 @@
 static struct {
     Program *prog;                               /* what is linted */
     int root;                                    /* the file whose declarations count */
-    Vec marked;                                  /* Decl*: reached from the workflow */
+    KeyMap marked;                               /* Decl* -> itself: reached from the workflow */
+    Vec queue;                                   /* Decl*: marked, their uses not yet walked */
+    KeyMap models;                               /* model name -> Decl* */
 } L;
 
 /* ---- helpers ----------------------------------------------------------------- */
@@ -435,10 +437,7 @@ static void unused_params(Decl *d)
 
 static bool marked(Decl *d)
 {
-    for (int i = 0; i < L.marked.len; i++)
-        if (L.marked.items[i] == d)
-            return true;
-    return false;
+    return km_get(&L.marked, d) != NULL;
 }
 
 static void mark_decl(Decl *d);
@@ -451,14 +450,18 @@ static void mark_type(Type *t)
         mark_decl(t->decl);
 }
 
-static Decl *decl_named(const char *name, DeclKind k)
+/* The first model of that name (a map made on first use). */
+static Decl *model_named(const char *name)
 {
-    for (int i = 0; name && i < L.prog->decls.len; i++) {
-        Decl *d = L.prog->decls.items[i];
-        if (d->kind == k && d->name && strcmp(d->name, name) == 0)
-            return d;
+    if (!L.models.str) {
+        L.models.str = true;
+        for (int i = 0; i < L.prog->decls.len; i++) {
+            Decl *d = L.prog->decls.items[i];
+            if (d->kind == D_MODEL && d->name && !km_get(&L.models, d->name))
+                km_put(&L.models, d->name, d);
+        }
     }
-    return NULL;
+    return name ? km_get(&L.models, name) : NULL;
 }
 
 static void mark_node(Node *n)
@@ -469,7 +472,7 @@ static void mark_node(Node *n)
     if (n->decl)
         mark_decl(n->decl);
     if (n->using_model)
-        mark_decl(decl_named(n->using_model, D_MODEL));
+        mark_decl(model_named(n->using_model));
     mark_node(n->lhs);
     mark_node(n->rhs);
     mark_node(n->operand);
@@ -495,11 +498,18 @@ static void mark_node(Node *n)
         mark_node(((StrPart *)n->parts.items[i])->expr);
 }
 
+/* Marks d reached; what it uses is walked from the queue (walk_marked), so
+ * that a chain of thousands of schemas is a long queue, not a deep stack. */
 static void mark_decl(Decl *d)
 {
     if (!d || marked(d))
         return;
-    vec_push(&L.marked, d);
+    km_put(&L.marked, d, d);
+    vec_push(&L.queue, d);
+}
+
+static void mark_uses(Decl *d)
+{
     for (int i = 0; i < d->fields.len; i++)
         mark_type(((Field *)d->fields.items[i])->type);
     mark_type(d->ret_type);
@@ -513,6 +523,8 @@ static void mark_decl(Decl *d)
 static void unused_decls(Decl *w)
 {
     mark_decl(w);
+    while (L.queue.len)
+        mark_uses(L.queue.items[--L.queue.len]);
     for (int i = 0; i < L.prog->decls.len; i++) {
         Decl *d = L.prog->decls.items[i];
         if (d->file != L.root || marked(d) || !d->name || quiet_name(d->name))
