@@ -19,7 +19,12 @@
  *
  * Bindings are solved to a fixed point: every variable starts approved and
  * becomes unapproved, for good, when any value bound to it is; so loops and
- * later assignments are covered.  Each unapproved variable remembers the
+ * later assignments are covered.  The fixed point is the one of passes over
+ * the bindings in source order, but each binding is looked at again only
+ * when a variable its value reads becomes unapproved, at the moment such a
+ * pass would have looked (a queue ordered by pass and place): linear in the
+ * program, where passes were quadratic for a chain of assignments written
+ * backwards.  Each unapproved variable remembers the
  * binding that made it so, which gives the notes of the error: the path
  * from the call's argument back to the value's source.
  *
@@ -35,26 +40,43 @@ typedef struct Bind {
     Sym *sym;                                    /* the variable bound */
     Node *value;                                 /* the value, or the list of an item */
     Node *at;                                    /* the let, assignment, loop or stage */
+    int index;                                   /* its place in binds */
 } Bind;
 
 static Vec binds;                                /* Bind*, in source order */
 static Vec writes;                               /* Node*: calls that need approval */
+static KeyMap readers;                           /* Sym* -> Vec* of the Binds whose value reads it */
 
-static Node *taint(Node *n);
+static Node *taint_at(Node *n, Bind *dep);
 
-static Node *taint_vec(Vec *v)
+/* The first of taint_at() over a list (with dep: all of them). */
+static Node *taint_vec(Vec *v, Bind *dep)
 {
     for (int i = 0; i < v->len; i++) {
-        Node *t = taint(v->items[i]);
-        if (t)
+        Node *t = taint_at(v->items[i], dep);
+        if (t && !dep)
             return t;
     }
     return NULL;
 }
 
+/* A variable whose taint dep's value would carry. */
+static void reads(Sym *s, Bind *dep)
+{
+    Vec *v = km_get(&readers, s);
+    if (!v) {
+        v = arena_alloc(sizeof *v);
+        km_put(&readers, s, v);
+    }
+    if (!v->len || v->items[v->len - 1] != dep)
+        vec_push(v, dep);
+}
+
 /* The node that makes n's value unapproved (a source, or a name of an
- * unapproved variable), or NULL when n's value is approved. */
-static Node *taint(Node *n)
+ * unapproved variable), or NULL when n's value is approved.  With dep, the
+ * same walk records every variable it would look at as one dep's value
+ * reads (readers), and goes on past the first. */
+static Node *taint_at(Node *n, Bind *dep)
 {
     Node *t;
     if (!n)
@@ -62,48 +84,57 @@ static Node *taint(Node *n)
     switch (n->kind) {
     case N_STRING:
         for (int i = 0; i < n->parts.len; i++)
-            if ((t = taint(((StrPart *)n->parts.items[i])->expr)))
+            if ((t = taint_at(((StrPart *)n->parts.items[i])->expr, dep)) && !dep)
                 return t;
         return NULL;
     case N_NAME:
+        if (dep && n->sym && ((Sym *)n->sym)->kind != SYM_PARAM)
+            reads(n->sym, dep);
         return n->sym && ((Sym *)n->sym)->kind != SYM_PARAM && ((Sym *)n->sym)->taint ? n : NULL;
     case N_FIELD:
-        return n->builtin == B_ENV ? n : taint(n->lhs);
+        return n->builtin == B_ENV ? n : taint_at(n->lhs, dep);
     case N_CALL:
         switch (n->builtin) {
         case B_NONE: return n->decl ? n : NULL;       /* an agent's or an operation's answer */
         case B_APPROVE: return NULL;
         case B_READ_JSONL: case B_READ_CSV: case B_ENV: return n;
-        case B_LEN: return taint_vec(&n->args);
+        case B_LEN: return taint_vec(&n->args, dep);
         default: return NULL;                         /* no value */
         }
     case N_LIST:
-        return taint_vec(&n->args);
+        return taint_vec(&n->args, dep);
     case N_RECORD:
         for (int i = 0; i < n->inits.len; i++)
-            if ((t = taint(((FieldInit *)n->inits.items[i])->value)))
+            if ((t = taint_at(((FieldInit *)n->inits.items[i])->value, dep)) && !dep)
                 return t;
         return NULL;
     case N_BINARY:
-        return (t = taint(n->lhs)) ? t : taint(n->rhs);
+        return (t = taint_at(n->lhs, dep)) && !dep ? t : taint_at(n->rhs, dep);
     case N_UNARY:
-        return taint(n->operand);
+        return taint_at(n->operand, dep);
     case N_BLOCK:
-        return n->stmts.len ? taint(n->stmts.items[n->stmts.len - 1]) : NULL;
+        return n->stmts.len ? taint_at(n->stmts.items[n->stmts.len - 1], dep) : NULL;
     case N_IF:
-        return (t = taint(n->then)) ? t : taint(n->els);
+        return (t = taint_at(n->then, dep)) && !dep ? t : taint_at(n->els, dep);
     case N_MATCH:
         for (int i = 0; i < n->arms.len; i++)
-            if ((t = taint(((MatchArm *)n->arms.items[i])->body)))
+            if ((t = taint_at(((MatchArm *)n->arms.items[i])->body, dep)) && !dep)
                 return t;
         return NULL;
     case N_FOR:
-        return taint(n->body);
+        return taint_at(n->body, dep);
     case N_PIPELINE:
-        return n->stmts.len ? taint(((Node *)n->stmts.items[n->stmts.len - 1])->body) : NULL;
+        return n->stmts.len ? taint_at(((Node *)n->stmts.items[n->stmts.len - 1])->body, dep)
+                            : NULL;
     default:
         return NULL;                                  /* literals and statements */
     }
+}
+
+/* The node that makes n's value unapproved, or NULL. */
+static Node *taint(Node *n)
+{
+    return taint_at(n, NULL);
 }
 
 static void bind(Sym *s, Node *value, Node *at)
@@ -111,7 +142,7 @@ static void bind(Sym *s, Node *value, Node *at)
     if (!s || !value)
         return;
     Bind *b = arena_alloc(sizeof *b);
-    b->sym = s, b->value = value, b->at = at;
+    b->sym = s, b->value = value, b->at = at, b->index = binds.len;
     s->taint = NULL;
     s->taint_via = NULL;
     vec_push(&binds, b);
@@ -160,22 +191,87 @@ static void collect(Node *n)
         collect(((MatchArm *)n->arms.items[i])->body);
 }
 
-/* Bindings to a fixed point: a variable, once unapproved, stays so. */
+/* A look at a binding, due in a pass, at the binding's place. */
+typedef struct Visit {
+    long pass;                                   /* 1, 2, ... */
+    int index;                                   /* the binding */
+} Visit;
+
+static bool visit_before(Visit a, Visit b)
+{
+    return a.pass < b.pass || (a.pass == b.pass && a.index < b.index);
+}
+
+/* A binary heap of Visits, earliest first. */
+typedef struct Heap {
+    Visit *v;                                    /* the heap */
+    int len;                                     /* entries used */
+    int cap;                                     /* entries allocated */
+} Heap;
+
+static void heap_push(Heap *h, Visit x)
+{
+    if (h->len == h->cap) {
+        int cap = h->cap ? h->cap * 2 : 64;
+        Visit *v = arena_alloc(sizeof *v * (size_t)cap);
+        if (h->len)
+            memcpy(v, h->v, sizeof *v * (size_t)h->len);
+        h->v = v, h->cap = cap;
+    }
+    int i = h->len++;
+    for (; i > 0 && visit_before(x, h->v[(i - 1) / 2]); i = (i - 1) / 2)
+        h->v[i] = h->v[(i - 1) / 2];
+    h->v[i] = x;
+}
+
+static Visit heap_pop(Heap *h)
+{
+    Visit top = h->v[0], last = h->v[--h->len];
+    int i = 0;
+    for (;;) {
+        int c = 2 * i + 1;
+        if (c >= h->len)
+            break;
+        if (c + 1 < h->len && visit_before(h->v[c + 1], h->v[c]))
+            c++;
+        if (!visit_before(h->v[c], last))
+            break;
+        h->v[i] = h->v[c];
+        i = c;
+    }
+    if (h->len)
+        h->v[i] = last;
+    return top;
+}
+
+/* Bindings to a fixed point: a variable, once unapproved, stays so.  The
+ * result is that of passes over every binding in order until nothing
+ * changes; here a binding is looked at in pass 1 and then only when a
+ * variable its value reads becomes unapproved (in the same pass if that
+ * binding comes later, else in the next), which is when such a pass would
+ * first see it change: the same variables, with the same causes. */
 static void solve(void)
 {
-    bool changed = true;
-    while (changed) {
-        changed = false;
-        for (int i = 0; i < binds.len; i++) {
-            Bind *b = binds.items[i];
-            if (b->sym->taint)
-                continue;
-            Node *t = taint(b->value);
-            if (t) {
-                b->sym->taint = t;
-                b->sym->taint_via = b->at;
-                changed = true;
-            }
+    Heap h = { 0 };
+    for (int i = 0; i < binds.len; i++) {
+        taint_at(((Bind *)binds.items[i])->value, binds.items[i]);
+        heap_push(&h, (Visit){ 1, i });
+    }
+    while (h.len) {
+        Visit at = heap_pop(&h);
+        Bind *b = binds.items[at.index];
+        if (b->sym->taint)
+            continue;
+        Node *t = taint(b->value);
+        if (!t)
+            continue;
+        b->sym->taint = t;
+        b->sym->taint_via = b->at;
+        Vec *rs = km_get(&readers, b->sym);
+        for (int k = 0; rs && k < rs->len; k++) {
+            Bind *r = rs->items[k];
+            if (!r->sym->taint)
+                heap_push(&h, (Visit){ r->index > at.index ? at.pass : at.pass + 1, r->index });
         }
     }
 }
@@ -252,6 +348,7 @@ void approval_check(Program *p)
 {
     binds = (Vec){ 0 };
     writes = (Vec){ 0 };
+    readers = (KeyMap){ 0 };
     for (int i = 0; i < p->decls.len; i++) {
         Decl *d = p->decls.items[i];
         if (d->kind == D_WORKFLOW)
