@@ -121,6 +121,7 @@ static struct {
     Vec enums;                                   /* Decl*: enum descriptors used */
     KeyMap seen;                                 /* the Decls in agents, ops, models, enums */
     KeyMap type_keys;                            /* TypeEntry.key -> TypeEntry* */
+    KeyMap type_of;                              /* Type* -> TypeEntry* (each Type asked once) */
     KeyMap type_names;                           /* C names of descriptors taken */
     Vec pending;                                 /* TypeEntry*: schemas whose fields are not yet seen */
     KeyMap decls;                                /* "kind:name" -> Decl* */
@@ -456,6 +457,9 @@ static void enum_use(Decl *d)
  * instead. */
 static TypeEntry *type_entry(Type *t)
 {
+    TypeEntry *known = km_get(&cg.type_of, t);
+    if (known)
+        return known;
     const char *key, *spell = NULL;
     if (t->kind == TY_SCHEMA || t->kind == TY_ENUM) {
         key = fmt("%c:%s", t->kind == TY_SCHEMA ? 'S' : 'E', t->decl->name);
@@ -471,8 +475,10 @@ static TypeEntry *type_entry(Type *t)
             spell = fmt("%s_%s", t->kind == TY_LIST ? "list" : "opt", es);
     }
     TypeEntry *e = km_get(&cg.type_keys, key);
-    if (e)
+    if (e) {
+        km_put(&cg.type_of, t, e);
         return e;
+    }
     e = arena_alloc(sizeof *e);
     e->t = t;
     e->key = key;
@@ -487,6 +493,7 @@ static TypeEntry *type_entry(Type *t)
             e->cname = fmt("t_%d", e->index);
     }
     km_put(&cg.type_keys, key, e);
+    km_put(&cg.type_of, t, e);
     km_put(&cg.type_names, e->cname, e);
     vec_push(&cg.types, e);
     if (t->kind == TY_ENUM)
