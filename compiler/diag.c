@@ -616,6 +616,20 @@ static int osa_distance(const char *a, const char *b, int limit)
     int n = (int)strlen(a), m = (int)strlen(b);
     if (abs(n - m) > limit || n > 64 || m > 64)
         return limit + 1;
+    /* each edit changes the count of at most two letters by one (a
+     * transposition none): a cheap bound that spares most of the table */
+    static int count[256];                       /* all 0 between calls: reset below */
+    int diff = 0;
+    for (int i = 0; i < n; i++)
+        count[(unsigned char)a[i]]++;
+    for (int j = 0; j < m; j++)
+        count[(unsigned char)b[j]]--;
+    for (int i = 0; i < n; i++)
+        diff += abs(count[(unsigned char)a[i]]), count[(unsigned char)a[i]] = 0;
+    for (int j = 0; j < m; j++)
+        diff += abs(count[(unsigned char)b[j]]), count[(unsigned char)b[j]] = 0;
+    if ((diff + 1) / 2 > limit)
+        return limit + 1;
     int d[65][65];
     for (int i = 0; i <= n; i++)
         d[i][0] = i;
