@@ -877,6 +877,8 @@ typedef enum SchemaDialect {
 char *schema_json(Type *t, SchemaDialect dialect);
 /* The JSON Schema of a tool's input: an object of its parameters (Field*). */
 char *schema_params_json(Vec *params, SchemaDialect dialect);
+/* Writes JSON text (schema_json's) indented, arrays of scalars on one line. */
+void schema_write_pretty(FILE *f, const char *json);
 
 /* ---- cg.c: C generation --------------------------------------------------- */
 

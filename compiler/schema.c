@@ -488,3 +488,61 @@ char *schema_params_json(Vec *params, SchemaDialect dialect)
     free(s);
     return r;
 }
+
+/* ---- the pretty form ---------------------------------------------------------- */
+
+/* Does the array at p hold only strings without commas and other scalars? */
+static bool flat_array(const char *p)
+{
+    bool in_str = false;
+    for (p++; *p; p++) {
+        if (*p == '\\' || (!in_str && (*p == '{' || *p == '[')) || (in_str && *p == ','))
+            return false;
+        if (*p == '"')
+            in_str = !in_str;
+        else if (!in_str && *p == ']')
+            return true;
+    }
+    return false;
+}
+
+/* Writes JSON text indented by two spaces per level (strings left alone),
+ * arrays of scalars on one line (--emit-schemas). */
+void schema_write_pretty(FILE *f, const char *s)
+{
+    int depth = 0;
+    bool in_str = false;
+    for (const char *p = s; *p; p++) {
+        char c = *p;
+        if (in_str) {
+            fputc(c, f);
+            if (c == '\\' && p[1])
+                fputc(*++p, f);
+            else if (c == '"')
+                in_str = false;
+            continue;
+        }
+        if (c == '"') {
+            in_str = true;
+            fputc(c, f);
+        } else if (c == '[' && flat_array(p)) {
+            for (; *p != ']'; p++)
+                fputs(*p == ',' ? ", " : (char[2]){ *p, 0 }, f);
+            fputc(']', f);
+        } else if ((c == '{' || c == '[') && (p[1] == '}' || p[1] == ']')) {
+            fputc(c, f);
+            fputc(*++p, f);
+        } else if (c == '{' || c == '[') {
+            fprintf(f, "%c\n%*s", c, ++depth * 2, "");
+        } else if (c == '}' || c == ']') {
+            fprintf(f, "\n%*s%c", --depth * 2, "", c);
+        } else if (c == ',') {
+            fprintf(f, ",\n%*s", depth * 2, "");
+        } else if (c == ':') {
+            fputs(": ", f);
+        } else {
+            fputc(c, f);
+        }
+    }
+    fputc('\n', f);
+}
