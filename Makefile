@@ -102,6 +102,15 @@ $(BUILD)/tools/fuzz_frontend: tests/fuzz/fuzz_frontend.c $(FRONTEND_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Icompiler -Igrammar -I$(BUILD)/gen $(LDFLAGS) -o $@ $^ -lm
 
+# The whole compiler's fuzz harness: every object but the driver, linked
+# as flowc is (jansson also reads back the JSON Schemas) (tests/sh/fuzz_pipeline.sh runs it,
+# make fuzz at length through tests/fuzz/campaign.sh).
+PIPELINE_OBJ := $(filter-out $(BUILD)/compiler/main.o,$(COMPILER_OBJ))
+$(BUILD)/tools/fuzz_pipeline: tests/fuzz/fuzz_pipeline.c $(PIPELINE_OBJ) $(BUILD)/libflowrt.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Icompiler -Igrammar -I$(BUILD)/gen $(LDFLAGS) -o $@ $^ \
+	  -ljansson -lcsv -lsqlite3 -lpthread -lm
+
 # The same compiler and runtime under AddressSanitizer and UBSan, for the tests.
 asan:
 	$(MAKE) --no-print-directory BUILD=build/asan CFLAGS="-O1 -g -fno-omit-frame-pointer" \
@@ -109,8 +118,8 @@ asan:
 	  build/asan/flowc build/asan/libflowrt.a build/asan/tools/rt_values build/asan/tools/rt_exec \
 	  build/asan/tools/rt_http build/asan/tools/fakeserver build/asan/tools/fuzz_runtime \
 	  build/asan/tools/fakecrm \
-	  build/asan/tools/rt_journal build/asan/tools/rt_limit build/asan/tools/rt_cost build/asan/tools/fuzz_frontend \
-	  build/asan/tools/rt_sched
+	  build/asan/tools/rt_journal build/asan/tools/rt_limit build/asan/tools/rt_cost \
+	  build/asan/tools/fuzz_frontend build/asan/tools/fuzz_pipeline build/asan/tools/rt_sched
 
 demo: deps all
 	@sh tests/demo.sh
@@ -124,7 +133,8 @@ test: deps
 	@sh tests/run
 
 # The long campaigns: the front end on 200,000 mutants, the runtime's
-# parsers on 200,000 (make test runs 2,000 of each).
+# parsers on 200,000 (make test runs 2,000 of each), the whole compiler on
+# 100,000 with their C compiled (make test runs 1,000).
 fuzz: deps
 	@$(MAKE) --no-print-directory $(PAR) all asan
 	@mkdir -p build/fuzz
@@ -132,6 +142,7 @@ fuzz: deps
 	  FUZZ_ITERATIONS=$${FUZZ_ITERATIONS:-200000} sh $(CURDIR)/tests/sh/fuzz_frontend.sh
 	@cd build/fuzz && TOP=$(CURDIR) FLOWC=$(CURDIR)/build/asan/flowc \
 	  FUZZ_RUNTIME_ARGS="$${FUZZ_RUNTIME_ARGS:--n 200000}" sh $(CURDIR)/tests/sh/fuzz_runtime.sh
+	@TOP=$(CURDIR) sh tests/fuzz/campaign.sh
 
 test-quick: all
 	@FLOWC_NO_ASAN=1 sh tests/run
