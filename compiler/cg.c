@@ -126,6 +126,7 @@ static struct {
     Vec pending;                                 /* TypeEntry*: schemas whose fields are not yet seen */
     KeyMap decls;                                /* "kind:name" -> Decl* */
     KeyMap params;                               /* Decl* -> KeyMap* of parameter name -> index + 1 */
+    KeyMap members;                              /* &Decl.fields or .values -> KeyMap* by name */
     KeyMap stage_index;                          /* a stage's Sym* -> its index + 1 */
     KeyMap schema_texts;                         /* "dialect:type" -> C name of the JSON text */
     FILE *texts;                                 /* those texts, ahead of the agents */
@@ -540,15 +541,29 @@ static const char *wire_of(Field *f)
     return f->wire ? f->wire : f->name;
 }
 
+/* The field (or enum value) `name` of a declaration's list of them: a map
+ * per list, made once. */
+static Field *member(Vec *list, const char *name)
+{
+    KeyMap *m = km_get(&cg.members, list);
+    if (!m) {
+        m = arena_alloc(sizeof *m);
+        m->str = true;
+        for (int i = 0; i < list->len; i++) {
+            Field *f = list->items[i];
+            if (!km_get(m, f->name))
+                km_put(m, f->name, f);
+        }
+        km_put(&cg.members, list, m);
+    }
+    return km_get(m, name);
+}
+
 /* The wire spelling of value `name` of enum e. */
 static const char *enum_wire(Decl *e, const char *name)
 {
-    for (int i = 0; e && i < e->values.len; i++) {
-        Field *v = e->values.items[i];
-        if (strcmp(v->name, name) == 0)
-            return wire_of(v);
-    }
-    return name;
+    Field *v = e ? member(&e->values, name) : NULL;
+    return v ? wire_of(v) : name;
 }
 
 /* The wire key of field `name` of the schema type t (the name if t is no schema). */
@@ -558,12 +573,8 @@ static const char *field_wire(Type *t, const char *name)
         t = t->elem;
     if (!t || t->kind != TY_SCHEMA)
         return name;
-    for (int i = 0; i < t->decl->fields.len; i++) {
-        Field *f = t->decl->fields.items[i];
-        if (strcmp(f->name, name) == 0)
-            return wire_of(f);
-    }
-    return name;
+    Field *f = member(&t->decl->fields, name);
+    return f ? wire_of(f) : name;
 }
 
 /* enum E -> E_values[] (as on the wire) and E_enum */
