@@ -2421,9 +2421,9 @@ static const char *default_json(Field *p)
     Node *d = p->deflt;
     if (!d)
         return "NULL";
-    bool neg = false;
-    if (d->kind == N_UNARY && d->op == OP_NEG) {
-        neg = true;
+    bool neg = false;                            /* sema takes any run of '-' */
+    while (d->kind == N_UNARY && d->op == OP_NEG) {
+        neg = !neg;
         d = d->operand;
     }
     Type *t = p->type && p->type->kind == TY_OPT ? p->type->elem : p->type;
