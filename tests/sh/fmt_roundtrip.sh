@@ -10,7 +10,7 @@
 : "${TOP:?}" "${FLOWC:?}"
 bad=0
 mkdir -p orig
-(cd "$TOP" && find examples stdlib tests bench -name '*.flow' -not -path '*/build/*' | sort) >list
+(cd "$TOP" && find examples stdlib tests bench -name '*.flow' -not -path '*/build/*' -not -path 'bench/out/*' | sort) >list
 while read -r f; do
     mkdir -p "orig/$(dirname "$f")" && cp "$TOP/$f" "orig/$f"
 done <list
