@@ -3,8 +3,12 @@
 # every construct of bench/gen_hostile.sh.  For each, a file with N of it and
 # one with 10N are checked (`flowc check`) and, when they check clean, built
 # (`flowc build --emit-c`, so code generation and the schema writer run too);
-# the goal is that the 10x file costs at most 12x: PASS or FAIL per
-# construct, and the exit status is the number of FAILs.
+# the goal is that the 10x file costs at most 12x, in time and in memory
+# (peak resident set, one run each, without valgrind; a build's C compiler
+# is FLOWC_CC=true there, so the figure is flowc's own): PASS or FAIL per
+# construct and measure, and the exit status is the number of FAILs.
+# Last, the peak memory of checking and building tests/ok/nesting_at_limits.flow
+# (every nesting limit at once), against a goal of SCALE_LIMITS_KB (64 MB).
 #
 # What is measured (SCALE_MODE):
 #   callgrind  instructions executed, counted by valgrind --tool=callgrind:
@@ -79,6 +83,30 @@ ratio() {
     awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (a > 0 ? b / a : 0) }'
 }
 
+# Peak resident memory of "$@" in KB, one run (a build runs no C compiler).
+peak_kb() {
+    command -v /usr/bin/time >/dev/null 2>&1 || { echo -; return; }
+    (ulimit -v "$MEM_KB"; exec timeout "$TIMEOUT" env FLOWC_CC=true /usr/bin/time -f '%M' \
+        -o "$out/rss" "$@") >/dev/null 2>&1
+    st=$?
+    [ $st = 124 ] && { echo timeout; return; }
+    [ $st -gt 1 ] && { echo crash; return; }
+    tail -n 1 "$out/rss"
+}
+
+# PASS, or FAIL when a ratio is over 12 or a run did not end well
+verdict() {
+    result=PASS
+    for r in "$@"; do
+        case $r in
+            -) ;;
+            timeout|crash) result="FAIL ($r)" ;;
+            *) awk -v r="$r" 'BEGIN { exit !(r > 12) }' && result=FAIL ;;
+        esac
+    done
+    echo "$result"
+}
+
 human() {
     case $1 in *[!0-9]*|"") echo "$1"; return ;; esac
     awk -v x="$1" 'BEGIN { if (x >= 1e9) printf "%.2fG", x / 1e9; else if (x >= 1e6) printf "%.1fM", x / 1e6;
@@ -91,6 +119,7 @@ printf '%-17s %6s %7s  %9s %9s %6s  %9s %9s %6s  %s\n' construct N 10N "check N"
     "build N" "10N" ratio result
 constructs=${*:-$(sh bench/gen_hostile.sh list | cut -f1)}
 fails=0
+mem=""
 for c in $constructs; do
     n=$(size_of "$c")
     big=$((n * 10))
@@ -106,17 +135,45 @@ for c in $constructs; do
         bb=$(median "$FLOWC" build "$out/$c.big.flow" --emit-c "$out/$c.c" --emit-schemas "$out/schemas")
         br=$(ratio "$bs" "$bb")
     fi
-    result=PASS
-    for r in "$cr" "$br"; do
-        case $r in
-            -) ;;
-            timeout|crash) result="FAIL ($r)" ;;
-            *) awk -v r="$r" 'BEGIN { exit !(r > 12) }' && result=FAIL ;;
-        esac
-    done
+    result=$(verdict "$cr" "$br")
     case $result in FAIL*) fails=$((fails + 1)) ;; esac
     printf '%-17s %6d %7d  %9s %9s %6s  %9s %9s %6s  %s\n' "$c" "$n" "$big" "$(human "$cs")" \
         "$(human "$cb")" "$cr" "$(human "$bs")" "$(human "$bb")" "$br" "$result"
+    # memory: the same files, one run each
+    ms=$(peak_kb "$FLOWC" check "$out/$c.small.flow")
+    mb=$(peak_kb "$FLOWC" check "$out/$c.big.flow")
+    mr=$(ratio "$ms" "$mb")
+    ns=- nb=- nr=-
+    if [ "$bs" != - ]; then
+        ns=$(peak_kb "$FLOWC" build "$out/$c.small.flow" -o "$out/$c.exe")
+        nb=$(peak_kb "$FLOWC" build "$out/$c.big.flow" -o "$out/$c.exe")
+        nr=$(ratio "$ns" "$nb")
+    fi
+    result=$(verdict "$mr" "$nr")
+    case $result in FAIL*) fails=$((fails + 1)) ;; esac
+    mem="$mem$(printf '%-17s %6d %7d  %9s %9s %6s  %9s %9s %6s  %s' "$c" "$n" "$big" "$ms" "$mb" \
+        "$mr" "$ns" "$nb" "$nr" "$result")
+"
 done
+echo
+echo "flowc scaling: peak memory (KB, one run; builds without the C compiler); goal: 10N <= 12x N"
+printf '%-17s %6s %7s  %9s %9s %6s  %9s %9s %6s  %s\n' construct N 10N "check N" "10N" ratio \
+    "build N" "10N" ratio result
+printf '%s' "$mem"
+limits=tests/ok/nesting_at_limits.flow
+goal=${SCALE_LIMITS_KB:-65536}
+lc=$(peak_kb "$FLOWC" check "$limits")
+lb=$(peak_kb "$FLOWC" build "$limits" -o "$out/limits.exe")
+result=PASS
+for v in "$lc" "$lb"; do
+    case $v in
+        -) ;;
+        *[!0-9]*) result="FAIL ($v)" ;;
+        *) [ "$v" -gt "$goal" ] && result=FAIL ;;
+    esac
+done
+case $result in FAIL*) fails=$((fails + 1)) ;; esac
+echo
+echo "$limits: check $lc KB, build $lb KB (goal: <= $goal KB each): $result"
 echo "$fails FAIL"
 exit "$fails"
