@@ -1,7 +1,7 @@
 #!/bin/sh
 # campaign.sh: the long fuzz campaign of the whole compiler (`make fuzz`).
 #
-# Runs build/asan/tools/fuzz_pipeline (tests/fuzz/fuzz_pipeline.c) over
+# Runs build/asan/tools/fuzz_pipeline (tests/fuzz/fuzz_pipeline.c; FUZZ_BIN) over
 # mutants of every .flow in the repository, in chunks of FUZZ_CHUNK (default
 # 10,000) mutants with seeds 1, 2, ..., niced, until FUZZ_PIPELINE_MUTANTS
 # (default 100,000) have run; after each chunk, the C it generated that
@@ -15,7 +15,7 @@
 # tests/fuzz/pipeline/<what>.flow, which `make test` replays.  Prints the
 # totals; exits 1 if there was any finding.
 TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
-bin=$TOP/build/asan/tools/fuzz_pipeline
+bin=${FUZZ_BIN:-$TOP/build/asan/tools/fuzz_pipeline}   # a copy, to rebuild meanwhile
 [ -x "$bin" ] || { echo "campaign.sh: $bin is not built (make asan)"; exit 2; }
 work=${FUZZ_WORK:-$TOP/build/fuzz/pipeline}
 total=${FUZZ_PIPELINE_MUTANTS:-100000}
