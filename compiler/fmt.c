@@ -240,9 +240,9 @@ static void pr_type(TypeExpr *t)
         pr_type(t->elem);
         put(">");
         break;
-    case TE_OPT:
+    case TE_OPT:                                 /* T? ?: "??" would be the operator */
         pr_type(t->elem);
-        put("?");
+        put(t->elem && t->elem->kind == TE_OPT ? " ?" : "?");
         break;
     default:
         fail("type expression");
