@@ -230,9 +230,9 @@ json_t *fr_anthropic_body(const fr_request *req, bool *wrapped)
     return b;
 }
 
-static int64_t usage_of(json_t *u, const char *k)
+static int64_t usage_of(json_t *u, const char *k, fr_response *r)
 {
-    return fr_http_tokens(json_object_get(u, k));
+    return fr_http_tokens(json_object_get(u, k), r);
 }
 
 /* The text blocks of content, joined. */
@@ -274,14 +274,14 @@ static void read_usage(json_t *body, fr_response *r)
     json_t *u = json_object_get(body, "usage");
     r->usage = json_is_integer(json_object_get(u, "input_tokens")) ||
                json_is_integer(json_object_get(u, "output_tokens"));
-    r->input_tokens = usage_of(u, "input_tokens");
-    r->output_tokens = usage_of(u, "output_tokens");
-    r->cache_read_tokens = usage_of(u, "cache_read_input_tokens");
+    r->input_tokens = usage_of(u, "input_tokens", r);
+    r->output_tokens = usage_of(u, "output_tokens", r);
+    r->cache_read_tokens = usage_of(u, "cache_read_input_tokens", r);
     /* the TTL split when given (usage.cache_creation), else all 5-minute */
     json_t *cc = json_object_get(u, "cache_creation");
-    int64_t w5 = usage_of(cc, "ephemeral_5m_input_tokens");
-    int64_t w1 = usage_of(cc, "ephemeral_1h_input_tokens");
-    int64_t w = usage_of(u, "cache_creation_input_tokens");
+    int64_t w5 = usage_of(cc, "ephemeral_5m_input_tokens", r);
+    int64_t w1 = usage_of(cc, "ephemeral_1h_input_tokens", r);
+    int64_t w = usage_of(u, "cache_creation_input_tokens", r);
     if (json_is_object(cc) && w5 + w1 > 0)
         r->cache_write_tokens = w5, r->cache_write_1h_tokens = w1;
     else

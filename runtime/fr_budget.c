@@ -12,7 +12,9 @@
  * stops the work.  When the attempt returns,
  * the hold is replaced by the usage the provider reported, each token class
  * (input, output, cache writes, cache reads) at its own price, or, for an
- * answer that came without usage, by the hold itself: never by $0.  Time caps are
+ * answer that came without usage, by the hold itself: never by $0.  Usage above
+ * the hold is charged as reported, and stops the run where a usd or tokens cap
+ * applies (fr_budget_over): the ledger cannot promise a cap past it.  Time caps are
  * deadlines: no attempt starts after one, and an attempt's timeout is cut to
  * the time left.  A cap < 0 is no cap.
  */
@@ -201,6 +203,8 @@ void fr_budget_free(fr_run *run)
     fr_free(run->phase_budget);
     fr_free(run->phase_declared);
     fr_free(run->clipped);
+    fr_free(run->over_desc);
+    run->over_desc = NULL;
     run->phase_declared = NULL;
     run->phase_budget = NULL;
     run->clipped = NULL;
@@ -232,7 +236,9 @@ static void note_stop(fr_run *run, int phase, const char *what, double spent,
 /* Sets cx's signal to FR_SIG_BUDGET with a short message; returns NULL. */
 static void *budget_sig(fr_ctx *cx, int phase, const char *what)
 {
-    if (phase >= 0)
+    if (strcmp(what, "usage") == 0)
+        fr_fail(cx, NULL, "stopped: a call reported more usage than it held");
+    else if (phase >= 0)
         fr_fail(cx, NULL, "phase '%s' %s budget spent", phase_name(cx->run, phase), what);
     else
         fr_fail(cx, NULL, "workflow %s budget spent", what);
@@ -291,13 +297,16 @@ void fr_charge_of(const fr_model *m, const fr_resv *r, const fr_response *resp, 
 {
     memset(c, 0, sizeof *c);
     if (!resp->usage) {
-        /* a provider that answered without usage still billed it: charge the hold */
-        c->held = resp->http_status == 200 || resp->outcome == FR_ANSWER ||
-                  resp->outcome == FR_BAD_ANSWER;
-        if (c->held) {
+        /* a provider that answered without usage (or with usage no request
+         * could cost: FR_BAD_USAGE, counted as such) still billed it: charge
+         * the hold */
+        bool billed = resp->http_status == 200 || resp->outcome == FR_ANSWER ||
+                      resp->outcome == FR_BAD_ANSWER;
+        if (billed) {
             c->usd = r->usd;
             c->in = r->tokens;
         }
+        c->held = billed && resp->bad != FR_BAD_USAGE;
         return;
     }
     int64_t w = resp->cache_write_tokens + resp->cache_write_1h_tokens;
@@ -403,6 +412,44 @@ void fr_budget_charge(fr_run *run, int phase, const fr_charge *c)
     st->cache_read += c->cache_read, st->cache_write += c->cache_write;
     st->usd_saved += c->saved;
     pthread_mutex_unlock(&run->mu);
+}
+
+bool fr_budget_above(const fr_resv *r, const fr_charge *c)
+{
+    return c->in + c->out > r->tokens || c->usd > r->usd * (1 + 1e-9) + 1e-12;
+}
+
+static bool usage_capped(const fr_budget *b)
+{
+    return b->usd >= 0 || b->tokens >= 0;
+}
+
+void fr_budget_over(fr_ctx *cx, const fr_resv *r, const fr_charge *c, const char *desc)
+{
+    fr_run *run = cx->run;
+    int phase = r->phase >= 0 && r->phase < run->prog->nphases ? r->phase : -1;
+    pthread_mutex_lock(&run->mu);
+    fr_stats_of(run, phase)->over_hold++;
+    /* the cap it could pass: the workflow's, else its phase's */
+    int whose = usage_capped(&run->budget) ? -1
+                : phase >= 0 && usage_capped(&run->phase_budget[phase]) ? phase : -2;
+    bool first = !run->over_desc;
+    if (first)
+        run->over_desc = fr_strdup(desc);
+    if (whose != -2) {
+        const fr_budget *b = whose < 0 ? &run->budget : &run->phase_budget[whose];
+        const fr_spend *s = whose < 0 ? &run->wf : &run->ph[whose];
+        bool usd = b->usd >= 0;
+        note_stop(run, whose, "usage", usd ? s->usd_spent : (double)s->tok_spent,
+                  usd ? b->usd : (double)b->tokens, 0);
+    }
+    bool progress = run->progress;
+    pthread_mutex_unlock(&run->mu);
+    if (first)
+        fprintf(stderr, "%s%s: %s; %s\n", progress ? "\r\033[K" : "",
+                whose != -2 ? "error" : "warning", desc,
+                whose != -2 ? "the run stops: no budget can be kept against usage above what "
+                "was held" : "charged as reported");
 }
 
 /* The deadline nearest now of the workflow's and cx's phase's, and whose. */

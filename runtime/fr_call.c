@@ -50,6 +50,10 @@
 /* Tokens a tool call's result costs beyond its text: the ids, the name, the
  * block around it and a cut result's note. */
 #define TOOL_RESULT_FRAME_TOKENS 80
+/* Input tokens a provider may count beyond a token a byte of the request's
+ * text (its tool-use system prompt, message framing), at most: usage past
+ * it is impossible (check_usage). */
+#define USAGE_FRAMING_MAX 4096
 
 /* One call's state across its attempts. */
 typedef struct call {
@@ -206,15 +210,86 @@ static void set_str(char **slot, const char *s)
     *slot = s ? fr_strdup(s) : NULL;
 }
 
-/* ceil(bytes / 3) + overhead: a conservative token count for the input. */
-static int64_t input_estimate(const call *c)
+/* The request's text in bytes: its system, prompt, schema, tools and turns. */
+static size_t input_bytes(const call *c)
 {
     size_t bytes = c->system.len + c->prompt.len + c->schema_bytes + c->history_bytes;
     if (c->feedback)
         bytes += strlen(c->feedback);
     if (c->prev_answer)
         bytes += strlen(c->prev_answer);
-    return (int64_t)((bytes + 2) / 3) + REQUEST_OVERHEAD_TOKENS;
+    return bytes;
+}
+
+/* ceil(bytes / 3) + overhead: the input's token count as held.  Not a
+ * bound (text of one byte a token, as some numbers and scripts are, counts
+ * more): usage above the hold stops a run with a budget (fr_budget_over). */
+static int64_t input_estimate(const call *c)
+{
+    return (int64_t)((input_bytes(c) + 2) / 3) + REQUEST_OVERHEAD_TOKENS;
+}
+
+/* Usage no request could cost is the server's fault, not a bill: counts
+ * that are no counts (a string, a negative number), more input tokens than
+ * a token a byte of the request's text plus USAGE_FRAMING_MAX, more output
+ * than twice the max_tokens asked for (which caps the output, reasoning
+ * included, on both wires).  The attempt becomes a bad answer
+ * (FR_BAD_USAGE): its answer is not used, it is charged its hold, and the
+ * call retries it (the model is told nothing: its answer was not wrong). */
+static void check_usage(const call *c, fr_response *r)
+{
+    if (r->outcome != FR_ANSWER && r->outcome != FR_BAD_ANSWER && r->outcome != FR_TOOL_CALLS)
+        return;
+    if (!r->usage && !r->usage_bad)
+        return;
+    size_t bytes = input_bytes(c);
+    int64_t in = r->input_tokens + r->cache_read_tokens + r->cache_write_tokens +
+                 r->cache_write_1h_tokens;
+    char why[160];
+    if (r->usage_bad)
+        snprintf(why, sizeof why, "counts that are not counts");
+    else if (in > (int64_t)bytes + USAGE_FRAMING_MAX)
+        snprintf(why, sizeof why, "%lld input tokens for a request of %zu bytes", (long long)in,
+                 bytes);
+    else if (r->output_tokens > 2 * (int64_t)c->max_tokens)
+        snprintf(why, sizeof why, "%lld output tokens with max_tokens %d",
+                 (long long)r->output_tokens, c->max_tokens);
+    else
+        return;
+    fr_buf b = { 0 };
+    fr_buf_printf(&b, "the answer from %s reported usage no request could cost (%s): not "
+                  "used, charged what the attempt held", c->model->provider, why);
+    json_decref(r->output), r->output = NULL;
+    json_decref(r->turn), r->turn = NULL;
+    fr_free(r->raw), r->raw = NULL;
+    fr_free(r->error);
+    r->error = fr_http_buf_take(&b);
+    r->outcome = FR_BAD_ANSWER;
+    r->bad = FR_BAD_USAGE;
+    r->usage = false;
+    r->input_tokens = r->output_tokens = r->cache_read_tokens = 0;
+    r->cache_write_tokens = r->cache_write_1h_tokens = 0;
+}
+
+/* An attempt charged above its hold: said, naming the call, and counted;
+ * it stops a run with a usd or tokens budget (fr_budget_over). */
+static void check_over(const call *c, const fr_resv *held, const fr_charge *ch)
+{
+    if (!fr_budget_above(held, ch))
+        return;
+    fr_ctx *cx = c->cx;
+    fr_buf b = { 0 };
+    if (c->where)
+        fr_buf_printf(&b, "%s: ", c->where);
+    if (cx->path_len)
+        fr_buf_printf(&b, "item %.*s: ", (int)cx->path_len, cx->path);
+    fr_buf_printf(&b, "agent '%s' (model %s) reported %lld input and %lld output tokens "
+                  "($%.4f), more than its attempt held (%lld tokens, $%.4f)", c->agent->name,
+                  c->model->name, (long long)ch->in, (long long)ch->out, ch->usd,
+                  (long long)held->tokens, held->usd);
+    fr_budget_over(cx, held, ch, b.s && !fr_buf_failed(&b) ? b.s : "a call reported more "
+                   "usage than its attempt held");
+    fr_buf_free(&b);
 }
 
 /* A finished call's counts, with its attempts' tally, into its phase's stats. */
@@ -227,7 +302,7 @@ static void count(fr_run *run, int phase, int64_t calls, int64_t retries, int64_
     st->repaired += t->repaired, st->invalid += t->invalid, st->refused += t->refused;
     st->cut_off += t->cut_off, st->unparsable += t->unparsable;
     st->transient += t->transient, st->rate_limited += t->rate_limited;
-    st->raised += t->raised;
+    st->raised += t->raised, st->bad_usage += t->bad_usage;
     pthread_mutex_unlock(&run->mu);
 }
 
@@ -258,6 +333,7 @@ static void tally(fr_stats *t, const fr_response *r, bool valid)
         switch (bad_kind(r)) {
         case FR_BAD_REFUSAL: t->refused++; break;
         case FR_BAD_CUT_OFF: t->cut_off++; break;
+        case FR_BAD_USAGE: t->bad_usage++; break;
         case FR_BAD_NONE:
         case FR_BAD_UNPARSABLE: t->unparsable++; break;
         }
@@ -493,6 +569,7 @@ static json_t *attempt(call *c, int *stop)
     fr_response r;
     fr_provider_call(run, &req, &r);
     fr_slot_give(run);
+    check_usage(c, &r);
     fr_charge ch;
     fr_charge_of(c->model, &turn, &r, &ch);
     /* [journal hook] per call/phase trace line: attempt, outcome, usage, latency */
@@ -507,6 +584,8 @@ static json_t *attempt(call *c, int *stop)
         break;
     case FR_BAD_ANSWER:
         set_str(&c->last_error, r.error ? r.error : "unusable answer");
+        if (r.bad == FR_BAD_USAGE)
+            break;                               /* the server's fault: nothing to tell */
         set_str(&c->feedback, c->last_error);
         set_str(&c->prev_answer, r.raw);
         if (bad_kind(&r) == FR_BAD_CUT_OFF)
@@ -527,6 +606,7 @@ static json_t *attempt(call *c, int *stop)
     if (!v)
         fr_journal_call_settle(&c->jh, cx);
     fr_budget_settle(run, &resv, &ch);
+    check_over(c, &turn, &ch);
     if (r.outcome == FR_TRANSIENT && c->attempts - c->turn_first <= c->agent->retries)
         fr_backoff(cx, c->attempts - 1, r.retry_after_ms, r.retry_after_asked_ms, r.error);
     /* an answer that ran out of memory after validating is not invalid */
@@ -581,20 +661,26 @@ static json_t *batch_answer(call *c, const char *key, int *stop)
         bm.usd_per_mtok_out = bm.usd_per_mtok_batch_out;
     if (bm.usd_per_mtok_cache_read >= 0 && c->model->usd_per_mtok_batch_in >= 0)
         bm.usd_per_mtok_cache_read /= 2;
-    fr_resv none = { c->cx->phase, 0, 0 };
+    /* what the batch held for it, at the batch price */
+    int64_t in = input_estimate(c);
+    fr_resv held = { c->cx->phase, fr_hold_usd(&bm, in, c->max_tokens), in + c->max_tokens };
+    check_usage(c, &r);
     fr_charge ch;
-    fr_charge_of(&bm, &none, &r, &ch);
+    fr_charge_of(&bm, &held, &r, &ch);
     c->jh.jc.tier = "batch";
     fr_journal_call_attempt(&c->jh, &r, &ch);
     fr_budget_charge(c->cx->run, c->cx->phase, &ch);
+    check_over(c, &held, &ch);
     c->attempts++;
     json_t *v = NULL;
     if (r.outcome == FR_ANSWER)
         v = take_answer(c, &r, stop);
     else {
         set_str(&c->last_error, r.error ? r.error : "unusable answer");
-        set_str(&c->feedback, c->last_error);
-        set_str(&c->prev_answer, r.raw);
+        if (r.bad != FR_BAD_USAGE) {
+            set_str(&c->feedback, c->last_error);
+            set_str(&c->prev_answer, r.raw);
+        }
     }
     if (!v)
         fr_journal_call_settle(&c->jh, c->cx);

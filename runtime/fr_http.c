@@ -148,11 +148,17 @@ char *fr_http_buf_take(fr_buf *b)
     return b->s;
 }
 
-int64_t fr_http_tokens(json_t *v)
+int64_t fr_http_tokens(json_t *v, fr_response *r)
 {
+    if (!v || json_is_null(v))
+        return 0;
     json_int_t n = json_integer_value(v);
     const json_int_t cap = (json_int_t)1 << 40;
-    return n < 0 ? 0 : n > cap ? cap : n;
+    if (!json_is_integer(v) || n < 0) {    /* "100", -5, 1.5: a count that is no count */
+        r->usage_bad = true;
+        return 0;
+    }
+    return n > cap ? cap : n;
 }
 
 /* A piece of a key this long is scrubbed even where the key is not whole: a

@@ -225,6 +225,8 @@ typedef enum fr_bad_kind {
     FR_BAD_UNPARSABLE,             /* no JSON could be taken out of the answer */
     FR_BAD_REFUSAL,                /* the model refused */
     FR_BAD_CUT_OFF,                /* the answer was cut off at max_tokens */
+    FR_BAD_USAGE,                  /* usage no request could cost, or counts that are no
+                                      counts: the answer is not used, the hold is charged */
 } fr_bad_kind;
 
 typedef struct fr_response {
@@ -238,6 +240,8 @@ typedef struct fr_response {
     int64_t retry_after_asked_ms;  /* what the server asked before the cap, -1 if nothing */
     char *finish_reason;           /* provider's stop/finish reason (malloc'd or NULL) */
     bool usage;                    /* the provider reported usage (else it is charged the hold) */
+    bool usage_bad;                /* a usage count was no count (a string, negative): the
+                                      attempt is a bad answer (FR_BAD_USAGE) */
     int64_t input_tokens;          /* input tokens neither read from nor written to the cache */
     int64_t output_tokens;         /* output tokens, reasoning included */
     int64_t cache_read_tokens;     /* input tokens read from the cache */
@@ -474,8 +478,10 @@ void fr_http_set_error(fr_response *r, fr_outcome o, const char *fmt, ...)
 char *fr_http_excerpt(const fr_response *r, const char *text, size_t max);
 /* Takes b's text (fr_free it), or NULL when b ran out of memory. */
 char *fr_http_buf_take(fr_buf *b);
-/* A usage count from the wire: an integer in 0..2^40, else 0 or the cap. */
-int64_t fr_http_tokens(json_t *v);
+/* A usage count from the wire: an integer in 0..2^40 (more is the cap), 0
+ * when absent or null; anything else (a string, a negative or fractional
+ * number) is 0 and sets r->usage_bad. */
+int64_t fr_http_tokens(json_t *v, fr_response *r);
 
 /* fr_anthropic.c: POST {base}/v1/messages.  The body is the head (model,
  * messages, system, ...) and the schema part (output_config, or tools and
@@ -523,6 +529,9 @@ typedef struct fr_stats {
     double usd;                    /* the actual usage, priced per token class */
     double usd_saved;              /* what cache reads saved, less the write premium */
     int64_t no_usage;              /* answers without usage, charged their hold */
+    int64_t over_hold;             /* attempts that reported more usage than they held */
+    int64_t bad_usage;             /* attempts whose usage no request could cost (charged
+                                      their hold, retried as bad answers) */
     int64_t raised;                /* cut-off answers retried with the model's max output */
     int64_t repaired;              /* attempts whose answer's JSON was repaired */
     int64_t invalid;               /* attempts whose answer failed validation */
@@ -578,7 +587,8 @@ typedef struct fr_resv {
 typedef struct fr_stop {
     bool hit;                      /* a budget stopped something */
     int phase;                     /* -1: the workflow's budget, else that phase's */
-    const char *what;              /* "usd", "tokens" or "time" */
+    const char *what;              /* "usd", "tokens", "time", or "usage" (a call reported
+                                      more usage than it held, with a usd or tokens cap) */
     double spent;                  /* settled + held when it stopped */
     double cap;                    /* the cap */
     double need;                   /* what the refused call would have held */
@@ -624,6 +634,8 @@ struct fr_run {
     fr_spend *ph;                  /* each phase's budget [prog->nphases] */
     fr_stats *stats;               /* [prog->nphases + 1]: 0 is before the first phase */
     fr_stop stop;                  /* which budget stopped the run */
+    char *over_desc;               /* the first attempt charged above its hold, said (under
+                                      mu; fr_malloc'd) */
     json_t *partial;               /* finished items of the fan-out a budget stopped */
     size_t partial_total;          /* that fan-out's item count */
     size_t partial_done;           /* its items processed (finished or dropped) */
@@ -712,6 +724,16 @@ bool fr_budget_phase_open(fr_ctx *cx, int phase, double prior_usd, int64_t prior
                           int64_t prior_active_ms);
 /* Charges c, already paid (a batch's answer), without a hold. */
 void fr_budget_charge(fr_run *run, int phase, const fr_charge *c);
+/* Whether attempt charge c is more than its hold r: more tokens, or more
+ * dollars (more output at its dearer price). */
+bool fr_budget_above(const fr_resv *r, const fr_charge *c);
+/* An attempt of cx's was charged more than it held (fr_budget_above; the
+ * settle charged it as reported): counted for the summary, said at once
+ * (the first time) with desc, which names the call, and, when a usd or
+ * tokens cap applies to the call, the run stops: no request starts after
+ * it (run->stop, what "usage"), since no cap can be kept against usage
+ * above the hold. */
+void fr_budget_over(fr_ctx *cx, const fr_resv *r, const fr_charge *c, const char *desc);
 /* cx's nearest time deadline (monotonic ms), -1 for none. */
 int64_t fr_budget_deadline(fr_ctx *cx);
 /* Milliseconds left before cx's nearest deadline, INT64_MAX for none. */

@@ -195,9 +195,9 @@ static json_t *plain_format(const fr_agent *a, fr_output_mode mode, bool *wrappe
 static void usage(json_t *u, fr_response *r)
 {
     json_t *d = json_object_get(u, "prompt_tokens_details");
-    int64_t prompt = fr_http_tokens(json_object_get(u, "prompt_tokens"));
-    int64_t cached = fr_http_tokens(json_object_get(d, "cached_tokens"));
-    int64_t written = fr_http_tokens(json_object_get(d, "cache_write_tokens"));
+    int64_t prompt = fr_http_tokens(json_object_get(u, "prompt_tokens"), r);
+    int64_t cached = fr_http_tokens(json_object_get(d, "cached_tokens"), r);
+    int64_t written = fr_http_tokens(json_object_get(d, "cache_write_tokens"), r);
     r->usage = json_is_integer(json_object_get(u, "prompt_tokens")) ||
                json_is_integer(json_object_get(u, "completion_tokens"));
     if (cached > prompt)
@@ -207,7 +207,7 @@ static void usage(json_t *u, fr_response *r)
     r->input_tokens = prompt - cached - written;
     r->cache_read_tokens = cached;
     r->cache_write_tokens = written;
-    r->output_tokens = fr_http_tokens(json_object_get(u, "completion_tokens"));
+    r->output_tokens = fr_http_tokens(json_object_get(u, "completion_tokens"), r);
 }
 
 /* The model's turn: its calls with their input parsed from the arguments

@@ -592,6 +592,7 @@ static void add_stats(fr_stats *t, const fr_stats *s)
     t->tokens_in += s->tokens_in, t->tokens_out += s->tokens_out, t->usd += s->usd;
     t->cache_read += s->cache_read, t->cache_write += s->cache_write;
     t->usd_saved += s->usd_saved, t->no_usage += s->no_usage, t->raised += s->raised;
+    t->over_hold += s->over_hold, t->bad_usage += s->bad_usage;
     t->repaired += s->repaired, t->invalid += s->invalid, t->refused += s->refused;
     t->cut_off += s->cut_off, t->unparsable += s->unparsable;
     t->transient += s->transient, t->rate_limited += s->rate_limited;
@@ -753,6 +754,18 @@ void fr_run_print_summary(fr_run *run)
         fprintf(stderr, "%lld answer%s came without usage: charged what %s held\n",
                 (long long)tot.no_usage, tot.no_usage == 1 ? "" : "s",
                 tot.no_usage == 1 ? "its attempt" : "their attempts");
+    if (tot.over_hold) {
+        fprintf(stderr, "%lld answer%s reported more usage than %s held, charged as reported",
+                (long long)tot.over_hold, tot.over_hold == 1 ? "" : "s",
+                tot.over_hold == 1 ? "its attempt" : "their attempts");
+        if (run->over_desc && !(run->stop.hit && strcmp(run->stop.what, "usage") == 0))
+            fprintf(stderr, " (the first: %s)", run->over_desc);  /* else the stop said it */
+        fprintf(stderr, "\n");
+    }
+    if (tot.bad_usage)
+        fprintf(stderr, "%lld answer%s reported usage no request could cost: not used, "
+                "charged what %s held, retried\n", (long long)tot.bad_usage,
+                tot.bad_usage == 1 ? "" : "s", tot.bad_usage == 1 ? "its attempt" : "their attempts");
     if (tot.raised)
         fprintf(stderr, "%lld cut-off answer%s retried with the model's max_output_tokens "
                 "(the hold grew with it)\n", (long long)tot.raised, tot.raised == 1 ? "" : "s");
@@ -941,7 +954,17 @@ static void budget_phases(fr_run *run)
 static int budget_stopped(fr_run *run)
 {
     char buf[160];
-    if (run->stop.hit) {
+    if (run->stop.hit && strcmp(run->stop.what, "usage") == 0) {
+        /* usage above a hold: the cap it threatens, and the call, said again */
+        const fr_budget *b = run->stop.phase < 0 ? &run->budget
+                             : &run->phase_budget[run->stop.phase];
+        fprintf(stderr, "error: stopped to keep %s budget (spent ", budget_owner(run, buf,
+                sizeof buf));
+        fprintf(stderr, b->usd >= 0 ? "$%.4f of $%.4f" : "%.0f of %.0f tokens", run->stop.spent,
+                run->stop.cap);
+        fprintf(stderr, " when it stopped): %s\n", run->over_desc ? run->over_desc
+                : "a call reported more usage than it held");
+    } else if (run->stop.hit) {
         fprintf(stderr, "error: stopped by %s %s budget: ", budget_owner(run, buf, sizeof buf),
                 run->stop.what);
         budget_amounts(&run->stop);
