@@ -777,6 +777,37 @@ static const char *error_message(json_t *body)
     return m;
 }
 
+/* What a body that is not the provider's error JSON says, for a message
+ * (malloc'd, NULL for none): an HTML page's title (a proxy's "502 Bad
+ * Gateway"), else its first bytes on one line; the key scrubbed out before
+ * the cut, as every message's is. */
+static char *body_hint(const xfer *x, const fr_response *r)
+{
+    if (!x->body || !x->len)
+        return NULL;
+    size_t n = x->len < 4096 ? x->len : 4096;
+    char *t = fr_malloc(n + 1);
+    if (!t)
+        return NULL;
+    memcpy(t, x->body, n);
+    t[n] = '\0';
+    char *title = strstr(t, "<title>"), *end = title ? strstr(title, "</title>") : NULL;
+    if (title && end) {
+        memmove(t, title + 7, (size_t)(end - title - 7));
+        t[end - title - 7] = '\0';
+    }
+    for (char *p = t; *p; p++)
+        if ((unsigned char)*p < ' ')
+            *p = ' ';
+    char *h = fr_http_excerpt(r, t, 120);
+    fr_free(t);
+    if (h && !*h) {
+        fr_free(h);
+        h = NULL;
+    }
+    return h;
+}
+
 /* An HTTP status other than 200 as an outcome. */
 static void map_status(const endpoint *e, long status, const xfer *x, fr_response *r)
 {
@@ -785,8 +816,19 @@ static void map_status(const endpoint *e, long status, const xfer *x, fr_respons
     bool transient = status == 408 || status == 409 || status == 429 || status >= 500;
     if (x->should_retry >= 0)      /* the provider's own word (Anthropic, OpenAI send it) */
         transient = x->should_retry;
-    fr_http_set_error(r, transient ? FR_TRANSIENT : FR_FATAL, "HTTP %ld from %s: %s",
-                      status, e->provider, msg ? msg : "(no message)");
+    char *hint = msg ? NULL : body_hint(x, r);
+    if (status >= 300 && status < 400)     /* never followed: the key would go along */
+        fr_http_set_error(r, FR_FATAL, "HTTP %ld from %s: a redirect, not followed (the key "
+                          "goes to no other address): set the model's base_url to the address "
+                          "the API answers at", status, e->provider);
+    else if (msg || hint)
+        fr_http_set_error(r, transient ? FR_TRANSIENT : FR_FATAL, "HTTP %ld from %s: %s%s",
+                          status, e->provider, msg ? "" : body ? "" : "not the API's error "
+                          "JSON: ", msg ? msg : hint);
+    else
+        fr_http_set_error(r, transient ? FR_TRANSIENT : FR_FATAL, "HTTP %ld from %s: (no "
+                          "message)", status, e->provider);
+    fr_free(hint);
     r->retry_after_ms = x->retry_after_ms;
     r->retry_after_asked_ms = x->asked_ms;
     json_decref(body);
@@ -800,7 +842,8 @@ static void take_answer(const endpoint *e, const xfer *x, const fr_agent *a, boo
     json_t *body = x->body ? fr_json_loadb(x->body, x->len, 0, &je) : NULL;
     if (!body) {
         fr_http_set_error(r, FR_TRANSIENT, "unreadable answer from %s: %s", e->provider,
-                          x->body ? je.text : "empty body");
+                          !x->body ? "empty body" : strstr(je.text, "JSON_ALLOW_NUL")
+                          ? "a string holds a NUL character (\\u0000)" : je.text);
         return;
     }
     /* a 200 whose body is the provider's error object: the server failed */
@@ -809,6 +852,15 @@ static void take_answer(const endpoint *e, const xfer *x, const fr_agent *a, boo
         const char *msg = error_message(body);
         fr_http_set_error(r, FR_TRANSIENT, "HTTP 200 from %s with an error instead of an "
                           "answer: %s", e->provider, msg ? msg : "(no message)");
+        json_decref(body);
+        return;
+    }
+    /* JSON of another shape (a proxy's, a misconfigured server's): no answer
+     * the model gave, so nothing to tell it; the next attempt may reach the API */
+    const char *list = strcmp(e->provider, "anthropic") == 0 ? "content" : "choices";
+    if (!json_is_array(json_object_get(body, list))) {
+        fr_http_set_error(r, FR_TRANSIENT, "answer from %s is not the API's: its JSON has no "
+                          "'%s' list", e->provider, list);
         json_decref(body);
         return;
     }
