@@ -1,16 +1,18 @@
 # The fault matrix: every way the fake server can misbehave, on both wires
 # (Anthropic's Messages, OpenAI's chat completions), against a compiled
-# workflow.  Each mode is played twice:
-#   once:   the first request of the call misbehaves, the next is answered:
-#           the call succeeds with a valid answer, after the number of
-#           requests the mode's class calls for, and the summary counts the
-#           attempt in that class's column (transient, 429, unparsable,
-#           invalid, refused, cut off, repaired);
-#   always: every request misbehaves (an agent without retries): the run
-#           fails with exit 1 and an error that names the call and says what
-#           the server did, or, for what is no failure, succeeds.
-# After every run neither stdout nor stderr holds the key or a piece of it,
-# and (under the ASan flavour) nothing leaked or overflowed.
+# workflow: one fan-out (on_error: skip) of a call per mode, run twice.
+#   once:   each call's first request misbehaves, the next is answered: every
+#           call but those that fail at once (fatal) gets a valid answer, the
+#           summary counts each mode's attempt in its class's column
+#           (transient, 429, unparsable, invalid, refused, cut off,
+#           repaired), and the server saw just the requests the classes call
+#           for;
+#   always: every request misbehaves (an agent without retries): each failed
+#           item's error, in the skipped file, names the call and says what
+#           the server did; what is no failure is answered.
+# Neither stdout, stderr nor the skipped file holds the key or a piece of
+# it, and (the ASan flavour) nothing leaks or overflows on any of these paths.
+# flavour: asan
 . "$TOP/tests/fake/lib.sh"
 FLOWC=${FLOWC:-$TOP/build/flowc}
 cat >fm.flow <<'FLOW'
@@ -18,15 +20,15 @@ model anth { provider: anthropic  name: "claude-compat-1"  usd_per_mtok_in: 1  u
 model oai { provider: openai  name: "gpt-compat-1"  usd_per_mtok_in: 1  usd_per_mtok_out: 5  max_output_tokens: 400 }
 enum Mood { calm, wild }
 schema Note { title: string  mood: Mood  stars: int in 1..5 }
+schema Rule { rule: string }
 agent a(rule: string) -> Note { model: anth  max_tokens: 200  retries: 2  timeout: 1s  prompt: "[[{{ rule }}]] a note" }
 agent o(rule: string) -> Note { model: oai  max_tokens: 200  retries: 2  timeout: 1s  prompt: "[[{{ rule }}]] o note" }
 agent a0(rule: string) -> Note { model: anth  max_tokens: 200  retries: 0  timeout: 1s  prompt: "[[{{ rule }}]] a0 note" }
 agent o0(rule: string) -> Note { model: oai  max_tokens: 200  retries: 0  timeout: 1s  prompt: "[[{{ rule }}]] o0 note" }
-workflow fm(wire: string, rule: string) -> Note {
-  if wire == "a" { return a(rule) }
-  if wire == "o" { return o(rule) }
-  if wire == "a0" { return a0(rule) }
-  return o0(rule)
+workflow fm(wire: string, rules: string) -> list<Note> {
+  return parallel for r in read_jsonl<Rule>(rules) (on_error: skip) {
+    if wire == "a" { a(r.rule) } else if wire == "o" { o(r.rule) } else if wire == "a0" { a0(r.rule) } else { o0(r.rule) }
+  }
 }
 FLOW
 "$FLOWC" build fm.flow -o fm >build.err 2>&1 || die "build: $(cat build.err)"
@@ -98,13 +100,17 @@ start_server --key "$KEY"
 piece=$(printf '%s' "$KEY" | cut -c1-8)
 F="--no-journal --retry-base-ms 1 --max-retry-after 0"
 
-# run WIRE RULE: ./fm into out and err, $st its status, $n its requests
+# run WIRE HOW (fake-once or fake): the fan-out over every mode; $st, $n
 run() {
+    sed "s/|.*//; s/.*/{\"rule\": \"$2:&\"}/" matrix >rules.jsonl
+    rm -f fm.skipped.jsonl
     _n0=$(wc -l <log)
-    timeout 60 ./fm $F --wire "$1" --rule "$2" >out 2>err
+    timeout 120 ./fm $F --wire "$1" --rules rules.jsonl >out 2>err
     st=$?
     n=$(($(wc -l <log) - _n0))
-    ! grep -qF -- "$piece" out err || die "$1 $2: a piece of the key in: $(cat out err)"
+    touch fm.skipped.jsonl
+    ! grep -qF -- "$piece" out err fm.skipped.jsonl ||
+        die "$1 $2: a piece of the key in: $(grep -F -- "$piece" out err fm.skipped.jsonl)"
     ! grep -q "ERROR: AddressSanitizer\|runtime error:\|LeakSanitizer" err ||
         die "$1 $2: sanitizer: $(cat err)"
 }
@@ -115,70 +121,58 @@ col() {
                    END { if (!f) print 0 }' err
 }
 
-# the column of a class (repaired 2, invalid 3, refused 4, cut off 5,
-# unparsable 6, transient 7, 429 8)
-column() {
-    case $1 in
-        repaired) echo 2 ;; invalid) echo 3 ;; refused) echo 4 ;; cutoff) echo 5 ;;
-        unparsable) echo 6 ;; transient | 429) echo 7 ;; *) echo 0 ;;
-    esac
-}
+# modes of a class
+count() { awk -F'|' -v c="$1" '$2 == c { n++ } END { print n + 0 }' matrix; }
 
-# says_it AGENT HOW: the run failed with exit 1 and an error naming the call
-# and saying $says
+# says_it MODE TEXT: the skipped item of MODE failed naming its call and
+# saying TEXT (or one of its ' || ' alternatives)
 says_it() {
-    [ $st = 1 ] || die "$what $2: exit $st: $(cat err)"
-    grep -q "^error: fm.flow:[0-9]*:[0-9]*: agent '$1' (model [a-z]*): " err ||
-        die "$what $2: the error names no call: $(cat err)"
-    found=
-    rest=$says
+    line=$(grep -F -- "\"rule\":\"fake:$1\"}" fm.skipped.jsonl) ||
+        die "$p always $1: not skipped: $(cat err)"
+    case $line in
+        *"\"error\":\"agent '${w}0' (model "*) ;;
+        *) die "$p always $1: the error names no call: $line" ;;
+    esac
+    rest=$2
     while [ -n "$rest" ]; do
         alt=${rest%% || *}
         [ "$alt" = "$rest" ] && rest= || rest=${rest#* || }
-        alt=$(printf '%s' "$alt" | sed "s/\\bP\\b/$p/g; s/'L'/'$l'/g")
-        grep -qF -- "$alt" err && found=1
+        alt=$(printf '%s' "$alt" | sed "s/\\bP\\b/$p/g; s/'L'/'$l'/g; s/\\\\/\\\\\\\\/g")
+        case $line in *"$alt"*) return 0 ;; esac
     done
-    [ -n "$found" ] || die "$what $2: the error does not say '$says': $(cat err)"
+    die "$p always $1: the error does not say '$2': $line"
 }
 
-modes=0
-while IFS='|' read -r mode class says; do
-    modes=$((modes + 1))
-    for w in a o; do
-        case $w in a) p=anthropic l=content ;; *) p=openai l=choices ;; esac
-        what="$p $mode"
-        # once: the call gets its answer
-        run $w "fake-once:$mode"
-        case $class in
-            fatal)                  # no retry: once is always
-                says_it $w once
-                [ $n = 1 ] || die "$what once: $n requests for a fatal error"
-                continue ;;
-            *)
-                [ $st = 0 ] || die "$what once: exit $st: $(cat err)"
-                grep -q '"title":' out || die "$what once: no answer: $(cat out)"
-                want=2
-                case $class in repaired | ok | over) want=1 ;; esac
-                [ $n = $want ] || die "$what once: $n requests, expected $want: $(cat err)"
-                c=$(column $class)
-                [ $c = 0 ] || [ "$(col $c)" = 1 ] ||
-                    die "$what once: not counted as $class: $(cat err)"
-                [ $class != 429 ] || [ "$(col 8)" = 1 ] || die "$what once: no 429 counted"
-                [ $class != badusage ] ||
-                    has "1 answer reported usage no request could cost" err
-                [ $class != over ] || has "more than its attempt held" err
-                [ "$mode" != no-usage ] ||
-                    has "1 answer came without usage: charged what its attempt held" err ;;
-        esac
-        # always: the call fails, saying why (or, for no failure, succeeds)
-        run ${w}0 "fake:$mode"
-        case $class in
-            repaired | ok | over)
-                [ $st = 0 ] || die "$what always: exit $st: $(cat err)"
-                continue ;;
-        esac
-        says_it "${w}0" always
+modes=$(wc -l <matrix)
+[ "$modes" -ge 50 ] || die "only $modes modes in the matrix"
+fatal=$(count fatal)
+# requests: two for a retried class, one for the others
+retried=$(($(count transient) + $(count 429) + $(count unparsable) + $(count invalid) +
+           $(count refused) + $(count cutoff) + $(count badusage)))
+for w in a o; do
+    case $w in a) p=anthropic l=content ;; *) p=openai l=choices ;; esac
+    run $w fake-once
+    [ $st = 0 ] || die "$p once: exit $st: $(cat err)"
+    [ "$(wc -l <out)" = $((modes - fatal)) ] ||
+        die "$p once: $(wc -l <out) answers of $((modes - fatal)): $(cat err)"
+    [ "$(wc -l <fm.skipped.jsonl)" = "$fatal" ] || die "$p once: skipped $(cat fm.skipped.jsonl)"
+    [ $n = $((modes + retried)) ] || die "$p once: $n requests, expected $((modes + retried))"
+    for c in "2 repaired" "3 invalid" "4 refused" "5 cutoff" "6 unparsable" "8 429"; do
+        set -- $c
+        [ "$(col $1)" = "$(count $2)" ] || die "$p once: $(col $1) $2, expected $(count $2): $(cat err)"
     done
-done <matrix
-[ $modes -ge 50 ] || die "only $modes modes in the matrix"
+    [ "$(col 7)" = $(($(count transient) + $(count 429))) ] ||
+        die "$p once: $(col 7) transient, expected $(($(count transient) + $(count 429))): $(cat err)"
+    has "$(count badusage) answers reported usage no request could cost" err
+    has "$(count over) answer reported more usage than its attempt held" err
+
+    run ${w}0 fake
+    [ $st = 5 ] || die "$p always: exit $st (not 5: items skipped after transient errors): $(cat err)"
+    answered=$(($(count repaired) + $(count ok) + $(count over)))
+    [ "$(wc -l <out)" = $answered ] || die "$p always: $(wc -l <out) answers of $answered"
+    while IFS='|' read -r mode class says; do
+        case $class in repaired | ok | over) continue ;; esac
+        says_it "$mode" "$says"
+    done <matrix
+done
 finish
