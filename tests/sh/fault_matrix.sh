@@ -161,8 +161,12 @@ for w in a o; do
         set -- $c
         [ "$(col $1)" = "$(count $2)" ] || die "$p once: $(col $1) $2, expected $(count $2): $(cat err)"
     done
-    [ "$(col 7)" = $(($(count transient) + $(count 429))) ] ||
-        die "$p once: $(col 7) transient, expected $(($(count transient) + $(count 429))): $(cat err)"
+    # libcurl itself resends a request once when a connection it reused dies
+    # before a byte of the answer (reset, drop): the resend is that prompt's
+    # second request, answered, so those two may count no transient attempt
+    t=$(col 7) want=$(($(count transient) + $(count 429)))
+    [ "$t" -le $want ] && [ "$t" -ge $((want - 2)) ] ||
+        die "$p once: $t transient, expected $want: $(cat err)"
     has "$(count badusage) answers reported usage no request could cost" err
     has "$(count over) answer reported more usage than its attempt held" err
 
