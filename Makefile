@@ -34,7 +34,8 @@ TOOLS        := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(wildcard tests/too
 # Debian packages the build and the tests need, and a header or binary that
 # shows each is there.
 DEB_PKGS := gcc make flex bison pkg-config libjansson-dev libcurl4-openssl-dev \
-            libsqlite3-dev sqlite3 clang libcsv-dev git pre-commit
+            libsqlite3-dev sqlite3 clang libcsv-dev libhiredis-dev redis-server git \
+            pre-commit
 BENCH_PKGS := time wrk
 DOC_PKGS := graphviz
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -169,7 +170,7 @@ install: all
 	install -m 644 stdlib/*.flow $(DESTDIR)$(PREFIX)/share/flowc/stdlib/
 	install -m 644 doc/flowc.1 doc/flowc-*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -d $(DESTDIR)$(PREFIX)/share/doc/flowc
-	install -m 644 doc/language.md doc/diagnostics.md doc/crm_hygiene.svg \
+	install -m 644 doc/language.md doc/diagnostics.md doc/deploy.md doc/crm_hygiene.svg \
 	  $(DESTDIR)$(PREFIX)/share/doc/flowc/
 	install -m 644 .github/flowc-problem-matcher.json $(DESTDIR)$(PREFIX)/share/flowc/
 	for d in $$(cd editors && find . -type d); do \

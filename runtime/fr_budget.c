@@ -20,10 +20,220 @@
  */
 #include "fr_internal.h"
 
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+
+/* ---- the budgets the shards share (FLOWRT_REDIS_URL) ----------------------
+ *
+ * Each attempt's hold is taken here first, as always, then in Redis against
+ * every shard's spent and held (fr_redis.c), and settled in both.  When
+ * Redis goes, the caps become this shard's: what it spent and holds, plus
+ * its share (1/N) of what was left when it last reached Redis. */
+
+static const char RESERVE[] =
+    "local usd, tok = tonumber(ARGV[2]), tonumber(ARGV[3])\n"
+    "local out = {1}\n"
+    "for i = 1, #KEYS do\n"
+    "  local f = redis.call('HGETALL', KEYS[i])\n"
+    "  local u, t, h = 0, 0, 0\n"
+    "  for k = 1, #f, 2 do\n"
+    "    local p, v = string.sub(f[k], 1, 2), tonumber(f[k + 1])\n"
+    "    if p == 'su' or p == 'hu' then u = u + v end\n"
+    "    if p == 'st' or p == 'ht' then t = t + v end\n"
+    "    if (p == 'hu' or p == 'ht') and v > 0 then h = h + 1 end\n"
+    "  end\n"
+    "  local cu, ct = tonumber(ARGV[2 + 2 * i]), tonumber(ARGV[3 + 2 * i])\n"
+    "  if cu >= 0 and u + usd > cu then return {0, i, 1, u, h} end\n"
+    "  if ct >= 0 and t + tok > ct then return {0, i, 2, t, h} end\n"
+    "  out[#out + 1] = u\n"
+    "  out[#out + 1] = t\n"
+    "end\n"
+    "for i = 1, #KEYS do\n"
+    "  redis.call('HINCRBY', KEYS[i], 'hu:' .. ARGV[1], usd)\n"
+    "  redis.call('HINCRBY', KEYS[i], 'ht:' .. ARGV[1], tok)\n"
+    "  redis.call('PEXPIRE', KEYS[i], 604800000)\n"
+    "end\n"
+    "return out\n";
+
+static const char SETTLE[] =
+    "for i = 1, #KEYS do\n"
+    "  redis.call('HINCRBY', KEYS[i], 'hu:' .. ARGV[1], 0 - tonumber(ARGV[2]))\n"
+    "  redis.call('HINCRBY', KEYS[i], 'ht:' .. ARGV[1], 0 - tonumber(ARGV[3]))\n"
+    "  redis.call('HINCRBY', KEYS[i], 'su:' .. ARGV[1], ARGV[4])\n"
+    "  redis.call('HINCRBY', KEYS[i], 'st:' .. ARGV[1], ARGV[5])\n"
+    "end\n"
+    "return 1\n";
+
+static const char SET[] =
+    "redis.call('HSET', KEYS[1], 'su:' .. ARGV[1], ARGV[2], 'st:' .. ARGV[1], ARGV[3],"
+    " 'hu:' .. ARGV[1], 0, 'ht:' .. ARGV[1], 0)\n"
+    "redis.call('PEXPIRE', KEYS[1], 604800000)\n"
+    "return 1\n";
+
+static struct {
+    bool on;                       /* the budgets are shared */
+    fr_run *run;                   /* the run (for the fallback) */
+    pthread_mutex_t mu;            /* guards seen */
+    double seen_usd[2];            /* the last totals Redis gave: [0] the workflow's, */
+    int64_t seen_tok[2];           /* [1] the last phase's (seen_phase) */
+    int seen_phase;
+} SB = { .mu = PTHREAD_MUTEX_INITIALIZER, .seen_phase = -1 };
+
+static long long nano(double usd)
+{
+    return llround(usd * 1e9);
+}
+
+static void key_of(char *buf, size_t cap, int phase)
+{
+    if (phase < 0)
+        snprintf(buf, cap, "flowrt:%s:budget", fr_redis_group());
+    else
+        snprintf(buf, cap, "flowrt:%s:budget:phase%d", fr_redis_group(), phase);
+}
+
+/* Redis went: each cap becomes this shard's spent and held plus 1/N of
+ * what was left of it when it last reached Redis. */
+static void shared_lost(void)
+{
+    fr_run *run = SB.run;
+    if (!run || !SB.on)
+        return;
+    double n = fr_shard_count() > 0 ? fr_shard_count() : 1;
+    pthread_mutex_lock(&SB.mu);
+    double su = SB.seen_usd[0];
+    int64_t st = SB.seen_tok[0];
+    pthread_mutex_unlock(&SB.mu);
+    pthread_mutex_lock(&run->mu);
+    SB.on = false;
+    fr_budget *b = &run->budget;
+    fr_spend *s = &run->wf;
+    if (b->usd >= 0) {
+        double left = b->usd - su;
+        b->usd = s->usd_spent + s->usd_held + (left > 0 ? left / n : 0);
+    }
+    if (b->tokens >= 0) {
+        int64_t left = b->tokens - st;
+        b->tokens = s->tok_spent + s->tok_held + (left > 0 ? (int64_t)((double)left / n) : 0);
+    }
+    for (int i = 0; i < run->prog->nphases; i++) {
+        fr_budget *pb = &run->phase_budget[i];
+        if (pb->usd >= 0 && pb->usd > b->usd)
+            pb->usd = b->usd;
+        if (pb->tokens >= 0 && pb->tokens > b->tokens)
+            pb->tokens = b->tokens;
+    }
+    fr_cond_broadcast(&run->budget_cv);
+    pthread_mutex_unlock(&run->mu);
+}
+
+void fr_budget_shared_start(fr_run *run)
+{
+    bool cap = run->budget.usd >= 0 || run->budget.tokens >= 0;
+    for (int i = 0; i < run->prog->nphases; i++)
+        cap = cap || run->phase_budget[i].usd >= 0 || run->phase_budget[i].tokens >= 0;
+    if (!fr_shard_on() || !fr_redis_on() || !cap)
+        return;                            /* nothing to share */
+    SB.run = run;
+    SB.on = true;
+    fr_redis_on_lost(shared_lost);
+    char key[300], shard[16], usd[32], tok[32];
+    key_of(key, sizeof key, -1);
+    snprintf(shard, sizeof shard, "%d", fr_shard_index());
+    pthread_mutex_lock(&run->mu);
+    snprintf(usd, sizeof usd, "%lld", nano(run->wf.usd_spent));   /* what the journal counts */
+    snprintf(tok, sizeof tok, "%lld", (long long)run->wf.tok_spent);
+    pthread_mutex_unlock(&run->mu);
+    const char *keys[1] = { key }, *args[3] = { shard, usd, tok };
+    long long out;
+    int got;
+    fr_redis_eval(SET, 1, keys, 3, args, &out, 1, &got);
+}
+
+/* A phase opens: its key holds what earlier processes spent in it. */
+static void shared_phase(int phase, double usd, int64_t tokens)
+{
+    if (!SB.on)
+        return;
+    char key[300], shard[16], u[32], t[32];
+    key_of(key, sizeof key, phase);
+    snprintf(shard, sizeof shard, "%d", fr_shard_index());
+    snprintf(u, sizeof u, "%lld", nano(usd));
+    snprintf(t, sizeof t, "%lld", (long long)tokens);
+    const char *keys[1] = { key }, *args[3] = { shard, u, t };
+    long long out;
+    int got;
+    fr_redis_eval(SET, 1, keys, 3, args, &out, 1, &got);
+}
+
+/* The hold in Redis: 1 taken, 0 refused (stop_at, what, v say why), -1 Redis
+ * is gone (the caps are now this shard's). */
+static int shared_reserve(fr_ctx *cx, int phase, double usd, int64_t tok, int *stop_at,
+                          const char **what, double v[3])
+{
+    fr_run *run = cx->run;
+    char k0[300], k1[300], shard[16], u[32], t[32], c[4][32];
+    const char *keys[2] = { k0, k1 }, *args[7] = { shard, u, t, c[0], c[1], c[2], c[3] };
+    int nk = phase >= 0 ? 2 : 1;
+    key_of(k0, sizeof k0, -1);
+    key_of(k1, sizeof k1, phase);
+    snprintf(shard, sizeof shard, "%d", fr_shard_index());
+    snprintf(u, sizeof u, "%lld", nano(usd));
+    snprintf(t, sizeof t, "%lld", (long long)tok);
+    for (int i = 0; i < nk; i++) {
+        const fr_budget *b = i == 0 ? &run->budget : &run->phase_budget[phase];
+        snprintf(c[2 * i], sizeof c[0], "%lld", b->usd >= 0 ? nano(b->usd) : -1LL);
+        snprintf(c[2 * i + 1], sizeof c[0], "%lld", (long long)b->tokens);
+    }
+    for (;;) {
+        long long out[5];
+        int got;
+        if (!SB.on || !fr_redis_eval(RESERVE, nk, keys, 1 + 2 + 2 * nk, args, out, 5, &got))
+            return -1;
+        if (got >= 1 && out[0] == 1) {
+            pthread_mutex_lock(&SB.mu);
+            if (got >= 3)
+                SB.seen_usd[0] = (double)out[1] / 1e9, SB.seen_tok[0] = out[2];
+            pthread_mutex_unlock(&SB.mu);
+            return 1;
+        }
+        if (got < 5)
+            return -1;
+        int k = (int)out[1] - 1;
+        const fr_budget *b = k == 0 ? &run->budget : &run->phase_budget[phase];
+        if (out[4] > 0 && !run->stop.hit) {   /* holds anywhere may settle for less */
+            fr_sleep_ms(10);
+            continue;
+        }
+        *stop_at = k == 0 ? -1 : phase;
+        *what = out[2] == 1 ? "usd" : "tokens";
+        v[0] = out[2] == 1 ? (double)out[3] / 1e9 : (double)out[3];
+        v[1] = out[2] == 1 ? b->usd : (double)b->tokens;
+        v[2] = out[2] == 1 ? usd : (double)tok;
+        return 0;
+    }
+}
+
+static void shared_settle(const fr_resv *r, double usd, int64_t tok)
+{
+    if (!SB.on)
+        return;
+    char k0[300], k1[300], shard[16], hu[32], ht[32], su[32], st[32];
+    const char *keys[2] = { k0, k1 }, *args[5] = { shard, hu, ht, su, st };
+    key_of(k0, sizeof k0, -1);
+    key_of(k1, sizeof k1, r->phase);
+    snprintf(shard, sizeof shard, "%d", fr_shard_index());
+    snprintf(hu, sizeof hu, "%lld", nano(r->usd));
+    snprintf(ht, sizeof ht, "%lld", (long long)r->tokens);
+    snprintf(su, sizeof su, "%lld", nano(usd));
+    snprintf(st, sizeof st, "%lld", (long long)tok);
+    long long out;
+    int got;
+    fr_redis_eval(SETTLE, r->phase >= 0 ? 2 : 1, keys, 5, args, &out, 1, &got);
+}
 
 static void spend_init(fr_spend *s, const fr_budget *b, int64_t from_ms)
 {
@@ -379,6 +589,22 @@ bool fr_budget_reserve(fr_ctx *cx, const fr_model *m, int64_t in_tokens,
     if (stop_at != -2)
         return budget_sig(cx, stop_at, what) != NULL;
     *r = (fr_resv){ phase, usd, tok };
+    if (SB.on) {
+        int sr = shared_reserve(cx, phase, usd, tok, &stop_at, &what, v);
+        if (sr == 1)
+            return true;
+        pthread_mutex_lock(&run->mu);        /* the local hold goes */
+        settle_one(&run->wf, r, 0, 0);
+        if (phase >= 0)
+            settle_one(&run->ph[phase], r, 0, 0);
+        if (sr == 0)
+            note_stop(run, stop_at, what, v[0], v[1], v[2]);
+        fr_cond_broadcast(&run->budget_cv);
+        pthread_mutex_unlock(&run->mu);
+        if (sr == 0)
+            return budget_sig(cx, stop_at, what) != NULL;
+        return fr_budget_reserve(cx, m, in_tokens, out_tokens, r); /* on this shard's caps */
+    }
     return true;
 }
 
@@ -396,6 +622,7 @@ void fr_budget_settle(fr_run *run, const fr_resv *r, const fr_charge *c)
     st->no_usage += c->held;
     fr_cond_broadcast(&run->budget_cv);
     pthread_mutex_unlock(&run->mu);
+    shared_settle(r, c->usd, tok);
 }
 
 void fr_budget_charge(fr_run *run, int phase, const fr_charge *c)
@@ -407,6 +634,12 @@ void fr_budget_charge(fr_run *run, int phase, const fr_charge *c)
     run->wf.usd_spent += c->usd, run->wf.tok_spent += tok;
     if (phase >= 0)
         run->ph[phase].usd_spent += c->usd, run->ph[phase].tok_spent += tok;
+    if (SB.on) {                             /* paid already (a batch's answer) */
+        fr_resv none = { phase, 0, 0 };
+        pthread_mutex_unlock(&run->mu);
+        shared_settle(&none, c->usd, tok);
+        pthread_mutex_lock(&run->mu);
+    }
     fr_stats *st = fr_stats_of(run, phase);
     st->tokens_in += c->in, st->tokens_out += c->out, st->usd += c->usd;
     st->cache_read += c->cache_read, st->cache_write += c->cache_write;
@@ -511,6 +744,9 @@ bool fr_budget_phase_open(fr_ctx *cx, int phase, double prior_usd, int64_t prior
         spend_init(s, &run->phase_budget[phase], now);
         s->usd_spent += prior_usd;
         s->tok_spent += prior_tokens;
+        pthread_mutex_unlock(&run->mu);
+        shared_phase(phase, prior_usd, prior_tokens);
+        pthread_mutex_lock(&run->mu);
         if (s->deadline_ms >= 0)       /* its time cap counts earlier processes */
             s->deadline_ms -= prior_active_ms;
     }

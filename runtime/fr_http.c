@@ -317,6 +317,11 @@ static endpoint *ep_add(fr_http *h, const fr_model *m, fr_buf *err)
     if (!e->lim) {
         e->lim = fr_limit_new(m->rpm, m->tpm);
         e->owns_lim = true;
+        if (e->lim) {                  /* its schedule in Redis, shared by every process */
+            char name[512];
+            snprintf(name, sizeof name, "%s|%s", e->url, e->key_env);
+            fr_limit_name(e->lim, name);
+        }
     }
     if (!e->lim) {
         fr_buf_puts(err, "out of memory");
@@ -1355,6 +1360,7 @@ fr_limiter *fr_http_host_limiter(fr_http *h, const char *url, double rps)
         } else {
             memcpy(l->origin, url, n);
             l->origin[n] = '\0';
+            fr_limit_name(l->lim, l->origin);
             l->next = h->hosts;
             h->hosts = l;
         }

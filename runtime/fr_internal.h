@@ -297,6 +297,9 @@ typedef struct fr_rl {
 /* A limiter with known limits per minute (a model's rpm: and tpm:, 0 none);
  * NULL when out of memory. */
 fr_limiter *fr_limit_new(double rpm, double tpm);
+/* Names l's schedule in Redis: with FLOWRT_REDIS_URL, every process pacing
+ * the same endpoint shares it (fr_redis.c). */
+void fr_limit_name(fr_limiter *l, const char *name);
 void fr_limit_free(fr_limiter *l);
 /* Waits for a send slot for a request of about in_tokens of input and
  * out_tokens of output (its max_tokens); returns the send time (the
@@ -1292,5 +1295,24 @@ void fr_shard_free(void);
 int fr_shard_merge(const fr_program *p, int argc, char **argv);
 /* The run summary on stderr (fr_run.c), for merge too. */
 void fr_run_print_summary(fr_run *run);
+
+/* ---- fr_redis.c: limits and budgets shared through Redis ------------------ */
+
+/* Connects to FLOWRT_REDIS_URL (false, said why, when it is unset or cannot
+ * be reached); group names the run's budget keys. */
+bool fr_redis_setup(const char *group);
+bool fr_redis_on(void);                     /* Redis is there and answers */
+const char *fr_redis_group(void);
+/* fn is called once, outside any lock, when Redis stops answering. */
+void fr_redis_on_lost(void (*fn)(void));
+/* EVAL script: the integers of its reply into out; false when Redis is gone. */
+bool fr_redis_eval(const char *script, int nkeys, const char *const *keys, int nargs,
+                   const char *const *args, long long *out, int nout, int *got);
+/* The shared schedule name's next slot for a request of cost[d] at rate[d]
+ * (per second; 0: not paced) in the four dimensions: the wait in
+ * microseconds, -1 when Redis is gone. */
+int64_t fr_redis_slot(const char *name, const double rate[4], const double cost[4]);
+/* fr_budget.c: with Redis and shards, budgets are shared from the run's start. */
+void fr_budget_shared_start(fr_run *run);
 
 #endif

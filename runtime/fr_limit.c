@@ -66,6 +66,7 @@
 
 #define NS 1000000000LL
 #define SAFETY 0.95                /* pace at this share of a stated limit */
+#define SHARED 0.90                /* ... and the schedule shared through Redis at this */
 #define CATCH_UP_NS (50 * 1000000LL) /* sends behind the schedule by up to this catch up */
 #define LEARN 0.95                 /* after a 429: this share of the rate it came at */
 #define HOLD_NS NS                 /* the learned rate holds this long (the 429's retry-after) */
@@ -95,8 +96,7 @@ struct fr_limiter {
     int64_t (*now)(void);          /* the clock (monotonic ns) */
     dim d[ND];                     /* requests, tokens, input tokens, output tokens */
     double cap;                    /* an operation's rps:, 0 none */
-    double share;                  /* of every stated and declared limit this process takes
-                                      (a shard without a shared limiter: 1/N) */
+    char *name;                    /* its schedule's name in Redis (FLOWRT_REDIS_URL), or NULL */
     double learned;                /* the request rate set by the last 429, 0 none */
     double rate_429;               /* the rate that 429 came at */
     bool measured;                 /* a pacing rate (else a guess from unpaced sends) */
@@ -140,7 +140,7 @@ static double lowest(double a, double b)
 /* A dimension's stated and declared limits, or 0 when it has none. */
 static double dim_limit(const fr_limiter *l, const dim *d)
 {
-    return lowest(d->decl, d->stated) * l->share;
+    return lowest(d->decl, d->stated) * fr_shard_share();
 }
 
 /* Dimension i's pacing rate at t (per second), 0: not paced. */
@@ -151,7 +151,7 @@ static double dim_rate(const fr_limiter *l, int i, int64_t t)
     if (r <= 0)
         r = d->spread;
     if (i == D_REQ)
-        r = lowest(lowest(r, learned_at(l, t)), l->cap);
+        r = lowest(lowest(r, learned_at(l, t)), l->cap * fr_shard_share());
     return r;
 }
 
@@ -249,9 +249,26 @@ int64_t fr_limit_acquire(fr_limiter *l, int64_t in_tokens, int64_t out_tokens)
         int64_t now = l->now(), t = slot(l, now);
         if (now >= t) {
             take(l, now, in_tokens, out_tokens);
+            double rate[ND], cost[ND] = { 1, (double)(in_tokens + out_tokens),
+                                          (double)in_tokens, (double)out_tokens };
+            /* the shared schedule runs at SHARED of the limits stated or
+             * declared (sends from other machines cannot be kept apart by
+             * this one's floor), not at a rate this process learned from
+             * 429s: those come of the other processes' jitter as much as
+             * of its own; without a limit, at what this one paces */
+            for (int i = 0; i < ND; i++)
+                rate[i] = dim_limit(l, &l->d[i]) > 0 ? dim_limit(l, &l->d[i]) * SHARED
+                          : dim_rate(l, i, now);
+            if (rate[D_REQ] <= 0 && !l->answered && !known(l))
+                rate[D_REQ] = START_RATE;  /* the slow start, for all processes at once */
             fr_cond_signal(&l->cv);
             pthread_mutex_unlock(&l->mu);
-            return now;
+            /* with a shared schedule, the slot every process agrees on */
+            int64_t wait_us = l->name && fr_redis_on() ? fr_redis_slot(l->name, rate, cost) : 0;
+            if (wait_us <= 0)
+                return now;
+            fr_sleep_ms((wait_us + 999) / 1000);
+            return l->now();
         }
         if (l->sleeper) {
             fr_cond_wait(&l->cv, &l->mu);
@@ -330,7 +347,7 @@ static void dim_headers(fr_limiter *l, int i, const fr_rl_dim *h, int64_t sent, 
         if (until > d->tat)
             d->tat = until;
     } else if (dim_limit(l, d) <= 0 && h->reset_ns > t) {
-        d->spread = h->remaining / ((double)(h->reset_ns - t) / NS) * l->share;
+        d->spread = h->remaining / ((double)(h->reset_ns - t) / NS) * fr_shard_share();
     }
 }
 
@@ -348,7 +365,6 @@ void fr_limit_headers(fr_limiter *l, int64_t sent_ns, const fr_rl *h)
 void fr_limit_cap(fr_limiter *l, double rps)
 {
     pthread_mutex_lock(&l->mu);
-    rps *= l->share;
     if (rps > 0 && (l->cap <= 0 || rps < l->cap))
         l->cap = rps;
     pthread_mutex_unlock(&l->mu);
@@ -373,17 +389,23 @@ fr_limiter *fr_limit_new(double rpm, double tpm)
     if (!l)
         return NULL;
     l->now = mono_ns;
-    l->share = fr_shard_share();
     l->d[D_REQ].decl = rpm > 0 ? rpm / 60 : 0;
     l->d[D_TOK].decl = tpm > 0 ? tpm / 60 : 0;
     pthread_mutex_init(&l->mu, NULL);
     return l;
 }
 
+void fr_limit_name(fr_limiter *l, const char *name)
+{
+    fr_free(l->name);
+    l->name = fr_strdup(name);
+}
+
 void fr_limit_free(fr_limiter *l)
 {
     if (!l)
         return;
+    fr_free(l->name);
     pthread_mutex_destroy(&l->mu);
     fr_free(l);
 }

@@ -1172,6 +1172,7 @@ static int run_body(fr_run *run, opts *o)
         fr_journal_run_end(run, jst);
         return jst;
     }
+    fr_budget_shared_start(run);              /* its spent so far, none held */
     if (!fr_intr_start(run, o->grace_s))            /* Ctrl-C, SIGTERM: fr_intr.c */
         fprintf(stderr, "warning: cannot start the signal thread: Ctrl-C ends the run at once\n");
     ticker tk;
@@ -1214,6 +1215,41 @@ static void opts_free(const fr_program *p, opts *o)
     fr_free(o->args);
 }
 
+/* FLOWRT_REDIS_URL: the limits (and a sharded run's budgets) shared by
+ * every process.  The budgets' keys are the run's group: FLOWRT_RUN_GROUP,
+ * else the scheduler's job (SLURM_ARRAY_JOB_ID, AWS Batch's parent job
+ * id), else the workflow, its build, arguments and shard count. */
+static void shared_setup(const fr_program *p, const opts *o)
+{
+    if (!getenv("FLOWRT_REDIS_URL"))
+        return;
+    char group[160], hex[65];
+    const char *g = getenv("FLOWRT_RUN_GROUP"), *aws = getenv("AWS_BATCH_JOB_ID");
+    if (g && *g)
+        snprintf(group, sizeof group, "%s", g);
+    else if ((g = getenv("SLURM_ARRAY_JOB_ID")) && *g)
+        snprintf(group, sizeof group, "slurm-%s", g);
+    else if (aws && *aws && fr_shard_on())
+        snprintf(group, sizeof group, "aws-%.*s", (int)strcspn(aws, ":"), aws);
+    else {
+        fr_sha256 h;
+        fr_sha256_init(&h);
+        fr_sha256_update(&h, p->source_hash ? p->source_hash : "", p->source_hash ?
+                         strlen(p->source_hash) : 0);
+        for (int k = 0; k < p->nparams; k++) {
+            char *s = o->args[k] && !p->params[k].budget_only ?
+                      json_dumps(o->args[k], JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+            if (s)
+                fr_sha256_update(&h, s, strlen(s) + 1);
+            free(s);
+        }
+        fr_sha256_final_hex(&h, hex);
+        snprintf(group, sizeof group, "%s-%.16s-%d", p->name, hex, fr_shard_count());
+    }
+    if (fr_redis_setup(group))
+        fr_shard_set_shared(true);
+}
+
 /* --version: which workflow this is, which flowc made it from which
  * source, and the runtime it runs on. */
 static void print_version(const fr_program *p)
@@ -1246,6 +1282,8 @@ int fr_main_abi(int abi, const fr_program *prog, int argc, char **argv)
         print_version(prog), st = 0;
     if (st < 0)
         st = fr_shard_setup(prog, o.shard, o.shards);
+    if (st < 0)
+        shared_setup(prog, &o);
     if (st >= 0) {
         opts_free(prog, &o);
         return st;
