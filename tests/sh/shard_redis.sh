@@ -44,7 +44,7 @@ cat >r.flow <<'FLOW'
 schema Lead { id: string  name: string }
 schema Scored { lead_id: string  score: int in 1..5 }
 model m { provider: anthropic  name: "fake-model"  usd_per_mtok_in: 100  usd_per_mtok_out: 100 }
-agent score(l: Lead) -> Scored { model: m  max_tokens: 100  retries: 3  prompt: "Score {{ l }}" }
+agent score(l: Lead) -> Scored { model: m  max_tokens: 100  retries: 10  prompt: "Score {{ l }}" }
 workflow r(leads_file: string = "../leads.jsonl", usd: float = 100.0) -> list<Scored> {
   budget { usd: usd }
   phase load { let leads = read_jsonl<Lead>(leads_file) }
@@ -116,7 +116,7 @@ wait_shards
 for s in 0 1 2 3; do
     grep -q "Redis at 127.0.0.1:$RPORT stopped answering" err$s || die "shard $s did not say Redis went: $(cat err$s)"
 done
-../r merge --quiet >out 2>err || die "merge after Redis died: $(cat err)"
+../r merge --quiet >out 2>err || die "merge after Redis died: $(cat err) $(cat err0)"
 cmp -s out ../one/out || die "merged output after Redis died differs"
 cd .. || exit 1
 
