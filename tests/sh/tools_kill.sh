@@ -4,7 +4,8 @@
 # the loop goes on from there, and the answer is what an uninterrupted run
 # gives.  On both wires: the model asks for three contacts at once; the fake
 # CRM answers the third read to arrive only after 20 s; the run is killed
-# once all three reads arrived and two were answered.
+# once all three reads arrived and two were answered.  Then the same with
+# Ctrl-C (SIGINT) instead of a kill, on the Anthropic wire.
 . "$TOP/tests/fake/lib.sh"
 case "$FLOWC" in
     */build/asan/flowc) CT="$TOP/build/asan/tools" ;;
@@ -80,4 +81,33 @@ for wire in anthropic openai; do
         >/dev/null || die "$wire: reads: $(grep '"http"' t2.jsonl)"
     stop_server
 done
+
+# Ctrl-C in the middle of the loop (--grace 1: the slow read is abandoned):
+# exit 130, then the resume as after the kill: the turn and the two finished
+# reads from the journal, the third read again
+rm -f int.db* crm.log
+start_crm --script crm.script
+sed "s/CRMPORT/$(cat crmport)/" "$TOP/tests/data/tools_loop.flow" >tl.flow
+"$FLOWC" build tl.flow -o tl >build.err 2>&1 || die "build: $(cat build.err)"
+start_server --key "$KEY"
+./tl --journal int.db --grace 1 >out1 2>err1 &
+run=$!
+i=0
+while { [ "$(reads)" != 3 ] || [ "$(wc -l <crm.log)" -lt 2 ]; } && [ $i -lt 400 ]; do
+    sleep 0.05
+    i=$((i + 1))
+done
+[ "$(reads)" = 3 ] || die "Ctrl-C: the three reads did not arrive: $(cat err1)"
+kill -INT $run
+wait $run
+st=$?
+run=
+[ $st = 130 ] || die "Ctrl-C: exit $st: $(cat err1)"
+grep -q '1 call in flight abandoned' err1 || die "Ctrl-C: $(cat err1)"
+./tl --journal int.db --resume >out2 2>err2 || die "Ctrl-C: resume: $(cat err2)"
+cmp -s out2 ref.out || die "Ctrl-C: the resumed answer differs: $(cat out2) vs $(cat ref.out)"
+want_requests 2
+[ "$(reads)" = 4 ] || die "Ctrl-C: $(reads) reads: the finished ones were made again"
+grep -qE '^  go +1 +1 +3 +0 +0 +1$' err2 || die "Ctrl-C: the resumed summary: $(cat err2)"
+stop_server
 finish
