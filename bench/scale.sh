@@ -15,7 +15,8 @@
 #              exact and the same on a busy machine (the default when
 #              valgrind is installed; about 50x slower to run)
 #   wall       wall-clock time (noisy on a shared machine)
-# Each figure is the median of SCALE_RUNS runs (default 3).  SCALE_N=NAME=N,...
+# Each figure is the median of SCALE_RUNS runs (default 3 for wall time, 1
+# for callgrind, whose counts do not change from run to run).  SCALE_N=NAME=N,...
 # overrides a construct's N.  A run that takes longer than SCALE_TIMEOUT
 # seconds (default 120) or more than SCALE_MEM_KB of memory (6 GB) counts
 # as a FAIL (timeout, crash).
@@ -24,7 +25,7 @@ FLOWC=${FLOWC:-build/flowc}
 [ -x "$FLOWC" ] || { echo "no $FLOWC: run make first"; exit 2; }
 MODE=${SCALE_MODE:-}
 [ -n "$MODE" ] || { command -v valgrind >/dev/null 2>&1 && MODE=callgrind || MODE=wall; }
-RUNS=${SCALE_RUNS:-3}
+RUNS=${SCALE_RUNS:-$([ "$MODE" = callgrind ] && echo 1 || echo 3)}
 TIMEOUT=${SCALE_TIMEOUT:-120}
 MEM_KB=${SCALE_MEM_KB:-6000000}                  # a run past this much memory fails too
 out=bench/out/scale
