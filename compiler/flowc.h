@@ -104,6 +104,7 @@ void src_reset(void);                            /* forget all sources (fuzz har
     X(E0110, "bad number suffix")                                                  \
     X(E0111, "unknown escape sequence")                                            \
     X(E0112, "keyword of another language")                                        \
+    X(E0113, "text that is not UTF-8")                                             \
     /* syntax */                                                                   \
     X(E0201, "unexpected token")                                                   \
     X(E0202, "unclosed bracket")                                                   \
