@@ -191,6 +191,14 @@ static void emit(Gen *g, const char *f, ...)
     fprintf(g->fn->f, "%*s%s\n", ind * 4, "", line);
 }
 
+/* A value computed and not used: "(void)v;", so that the C compiler sees a
+ * temporary or a variable read (a variable only ever set is a warning). */
+static void discard(Gen *g, const char *v)
+{
+    if (v && strncmp(v, "fr_", 3) != 0)          /* fr_null(), fr_bool(true): nothing to read */
+        emit(g, "(void)%s;", v);
+}
+
 static const char *new_tmp(void)
 {
     return fmt("t%d", ++cg.tmp);
@@ -1371,6 +1379,8 @@ static void gen_branch(Gen *g, Node *body, const char *res)
     const char *v = gen_expr(g, body);
     if (res && v)
         emit(g, "%s = %s;", res, v);
+    else
+        discard(g, v);
     g->fn->indent--;
 }
 
@@ -1570,8 +1580,8 @@ static const char *gen_inline_for(Gen *g, Node *n)
         emit(g, "fr_list_push(%s, %s);", res, v);
     if (push && v && n->sharded_iter)
         emit(g, "fr_shard_step(cx, %s, i_%d, %s);", xs, id, res);
-    else if (v && v[0] == 't')
-        emit(g, "(void)%s;", v);
+    else
+        discard(g, v);
     if (drop_used)
         emit(g, "drop_%d:", id);
     emit(g, "fr_item_leave(cx, saved_%d);", id);
@@ -1680,9 +1690,7 @@ static const char *gen_loop(Gen *g, Node *n)
     in.loop = id;
     in.loop_direct = true;
     in.brk_used = &brk;
-    const char *v = gen_expr(&in, n->body);
-    if (v && v[0] == 't')
-        emit(g, "(void)%s;", v);
+    discard(g, gen_expr(&in, n->body));
     emit(g, "fr_release(cx, mark_%d);", id);
     if (brk) {
         emit(g, "continue;");
@@ -1722,8 +1730,7 @@ static const char *gen_bind(Gen *g, Node *n)
     SymInfo *si = n->sym ? lookup(g->fn, n->sym) : NULL;
     const char *v = value_of(g, n->value);
     if (!si || !si->read) {
-        if (v[0] == 't')
-            emit(g, "(void)%s;", v);
+        discard(g, v);
         return NULL;
     }
     if (si->owned)
@@ -1744,9 +1751,7 @@ static const char *gen_phase(Gen *g, Node *n)
     emit(g, "    %s", fail_stmt(g));
     Gen in = *g;
     in.phase = idx;
-    const char *v = gen_expr(&in, n->body);
-    if (v && v[0] == 't')
-        emit(g, "(void)%s;", v);
+    discard(g, gen_expr(&in, n->body));
     if (!n->body->type || n->body->type->kind != TY_NEVER)
         emit(g, "fr_phase_end(cx, %d);", idx);
     return NULL;
@@ -1769,8 +1774,7 @@ static const char *gen_block(Gen *g, Node *n)
 {
     const char *v = NULL;
     for (int i = 0; i < n->stmts.len; i++) {
-        if (v && v[0] == 't')
-            emit(g, "(void)%s;", v);
+        discard(g, v);
         v = gen_expr(g, n->stmts.items[i]);
     }
     return v;
@@ -1962,9 +1966,7 @@ static void gen_closure(Fn *fn, Node *body, Node *where)
             emit(&g, "%s = %s;", var_ref(fn, si), v);
         emit(&g, "ok = true;");
     } else if (task) {
-        const char *v = gen_expr(&g, body);
-        if (v && v[0] == 't')
-            emit(&g, "(void)%s;", v);
+        discard(&g, gen_expr(&g, body));
         emit(&g, "ok = true;");
     } else {
         const char *v = value_of(&g, body);
