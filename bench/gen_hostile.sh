@@ -49,9 +49,10 @@ case $c in
         printf 'workflow w() -> int {\n  let v0 = 1\n'
         awk_prog 'for (i = 1; i <= n; i++) printf "  let v%d = v%d + %d\n", i, i - 1, i'
         printf '  return v%d\n}\n' "$n" ;;
-    many_errors)        # n lets of unknown names ("did you mean" each)
+    many_errors)        # n lets of unknown names ("did you mean" each; the names are
+                        # 7 digits wide at every n, as the work per name grows with its length)
         printf 'workflow w() {\n'
-        awk_prog 'for (i = 0; i < n; i++) printf "  let v%d = vv%d\n", i, i'
+        awk_prog 'for (i = 0; i < n; i++) printf "  let v%07d = vv%07d\n", i, i'
         printf '}\n' ;;
     errors_one_line)    # n errors on one line
         printf 'workflow w() {\n  let xs = ['
