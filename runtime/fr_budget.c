@@ -681,8 +681,8 @@ void fr_budget_over(fr_ctx *cx, const fr_resv *r, const fr_charge *c, const char
     if (first)
         fprintf(stderr, "%s%s: %s; %s\n", progress ? "\r\033[K" : "",
                 whose != -2 ? "error" : "warning", desc,
-                whose != -2 ? "the run stops: no budget can be kept against usage above what "
-                "was held" : "charged as reported");
+                whose != -2 ? "no request starts after it, since no budget can be kept "
+                "against usage above what was held" : "charged as reported");
 }
 
 /* The deadline nearest now of the workflow's and cx's phase's, and whose. */

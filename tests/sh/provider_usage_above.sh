@@ -36,7 +36,7 @@ for w in a o; do
     ./ov --wire $w --mode fake:usage-above --budget-usd 1 --retry-base-ms 1 --concurrency 1 \
         >out 2>err; st=$?
     [ $st = 4 ] || die "$w: above the hold with a budget: exit $st: $(cat err)"
-    grep -q "^error: ov.flow:[0-9:]*: item 1: agent '$agent' (model [a-z]*) reported [0-9]* input and 20 output tokens (\$0\.[0-9]*), more than its attempt held ([0-9]* tokens, \$0\.[0-9]*); the run stops: no budget can be kept against usage above what was held$" err ||
+    grep -q "^error: ov.flow:[0-9:]*: item 1: agent '$agent' (model [a-z]*) reported [0-9]* input and 20 output tokens (\$0\.[0-9]*), more than its attempt held ([0-9]* tokens, \$0\.[0-9]*); no request starts after it, since no budget can be kept against usage above what was held$" err ||
         die "$w: no message naming the call: $(cat err)"
     has "error: stopped to keep the workflow's budget (spent \$0.00" err
     has "1 answer reported more usage than its attempt held, charged as reported" err
@@ -86,5 +86,37 @@ for w in a o; do
     [ $st = 1 ] || die "$w: huge usage always: exit $st: $(cat err)"
     grep -q "item 1: agent '$agent' (model [a-z]*): the answer from $p reported usage no request could cost ([0-9]* input tokens for a request of [0-9]* bytes): not used, charged what the attempt held after 3 attempts" err ||
         die "$w: no reason: $(cat err)"
+done
+
+# a batch fan-out's answers (at the batch price) are checked alike: one above
+# its request's hold is charged and said, the batch's other answers are
+# taken (paid for already); one with usage no request could cost is not
+# used, and its normal call (its retry) is checked too
+export FLOWRT_BATCH_POLL_MS=50
+cat >bu.flow <<'FLOW'
+import "models"
+schema R { x: string }
+agent a(s: string) -> R { model: claude_haiku  max_tokens: 100  retries: 1  prompt: "say {{ s }}" }
+agent o(s: string) -> R { model: gpt_luna  max_tokens: 100  retries: 1  prompt: "say {{ s }}" }
+workflow bu(mode: string, openai: bool = false) -> list<R> {
+  let ids = for i in [1, 2, 3, 4] { if i == 2 { "[[fake:{{ mode }}]] item {{ i }}" } else { "item {{ i }}" } }
+  return parallel for s in ids (batch: true, on_error: skip) { if openai { o(s) } else { a(s) } }
+}
+FLOW
+"$FLOWC" build bu.flow -o bu >build.err 2>&1 || die "build: $(cat build.err)"
+for flag in "" --openai; do
+    start_server --key "$KEY" --batch-delay 100
+    ./bu $flag --mode usage-above --budget-usd 1 --no-journal >out 2>err ||
+        die "batch$flag: above the hold: exit $?: $(cat err)"
+    [ "$(wc -l <out)" = 4 ] || die "batch$flag: $(wc -l <out) answers"
+    grep -q "^error: bu.flow:[0-9:]*: item 1: agent '[ao]' (model [a-z_]*) reported [0-9]* input and 20 output tokens (\$0\.[0-9]*), more than its attempt held" err ||
+        die "batch$flag: no message naming the call: $(cat err)"
+    has "1 answer reported more usage than its attempt held" err
+    want_requests 0 '"action":"ok"'
+    ./bu $flag --mode usage-huge --no-journal --retry-base-ms 1 >out 2>err ||
+        die "batch$flag: huge usage: exit $?: $(cat err)"
+    [ "$(wc -l <out)" = 3 ] || die "batch$flag: $(wc -l <out) answers"
+    has "2 answers reported usage no request could cost: not used, charged what their attempts held, retried" err
+    has "reported usage no request could cost (" bu.skipped.jsonl
 done
 finish

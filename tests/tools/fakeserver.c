@@ -125,7 +125,8 @@
  *
  * A prompt may ask for its own rule: "[[fake:ACTION ARGS]]" in the first
  * user message applies to every request of that prompt, "[[fake-once:ACTION
- * ARGS]]" to its first request only (its retries are answered).  The rule
+ * ARGS]]" to its first request only (its retries are answered); in a batch,
+ * only the usage-* actions, on the request's result.  The rule
  * wins over the script: one workflow run sends each item to its own mode.
  *
  * One thread per connection, keep-alive, so it sustains high request rates.
@@ -2222,6 +2223,12 @@ static json_t *batch_answer(json_t *params, bool anthropic)
                             : openai_answer("ok", params, value, "");
     json_decref(value);
     set_usage(out, params, anthropic);
+    rule r;                        /* a prompt's [[fake:usage-...]] spoils its usage here too */
+    if (out && prompt_rule(params, true, &r) && strncmp(r.action, "usage-", 6) == 0) {
+        char *b = json_dumps(params, JSON_COMPACT);
+        spoil_usage(r.action, out, anthropic, b ? strlen(b) : 0);
+        free(b);
+    }
     return out;
 }
 
