@@ -272,8 +272,8 @@ static void from_text(json_t *content, bool wrapped, fr_response *r)
 static void read_usage(json_t *body, fr_response *r)
 {
     json_t *u = json_object_get(body, "usage");
-    r->usage = json_is_integer(json_object_get(u, "input_tokens")) ||
-               json_is_integer(json_object_get(u, "output_tokens"));
+    r->usage = json_is_number(json_object_get(u, "input_tokens")) ||
+               json_is_number(json_object_get(u, "output_tokens"));
     r->input_tokens = usage_of(u, "input_tokens", r);
     r->output_tokens = usage_of(u, "output_tokens", r);
     r->cache_read_tokens = usage_of(u, "cache_read_input_tokens", r);

@@ -152,8 +152,17 @@ int64_t fr_http_tokens(json_t *v, fr_response *r)
 {
     if (!v || json_is_null(v))
         return 0;
-    json_int_t n = json_integer_value(v);
     const json_int_t cap = (json_int_t)1 << 40;
+    if (json_is_real(v)) {                 /* 12.0 from a lax server is a count; 1.5 not */
+        double d = json_real_value(v);
+        if (d >= (double)cap)
+            return cap;
+        if (d >= 0 && d == (double)(int64_t)d)
+            return (int64_t)d;
+        r->usage_bad = true;
+        return 0;
+    }
+    json_int_t n = json_integer_value(v);
     if (!json_is_integer(v) || n < 0) {    /* "100", -5, 1.5: a count that is no count */
         r->usage_bad = true;
         return 0;

@@ -481,9 +481,10 @@ void fr_http_set_error(fr_response *r, fr_outcome o, const char *fmt, ...)
 char *fr_http_excerpt(const fr_response *r, const char *text, size_t max);
 /* Takes b's text (fr_free it), or NULL when b ran out of memory. */
 char *fr_http_buf_take(fr_buf *b);
-/* A usage count from the wire: an integer in 0..2^40 (more is the cap), 0
- * when absent or null; anything else (a string, a negative or fractional
- * number) is 0 and sets r->usage_bad. */
+/* A usage count from the wire: an integer in 0..2^40 (more is the cap; a
+ * whole number written as a real, 12.0, counts), 0 when absent or null;
+ * anything else (a string, a negative or fractional number) is 0 and sets
+ * r->usage_bad. */
 int64_t fr_http_tokens(json_t *v, fr_response *r);
 
 /* fr_anthropic.c: POST {base}/v1/messages.  The body is the head (model,

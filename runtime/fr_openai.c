@@ -198,8 +198,8 @@ static void usage(json_t *u, fr_response *r)
     int64_t prompt = fr_http_tokens(json_object_get(u, "prompt_tokens"), r);
     int64_t cached = fr_http_tokens(json_object_get(d, "cached_tokens"), r);
     int64_t written = fr_http_tokens(json_object_get(d, "cache_write_tokens"), r);
-    r->usage = json_is_integer(json_object_get(u, "prompt_tokens")) ||
-               json_is_integer(json_object_get(u, "completion_tokens"));
+    r->usage = json_is_number(json_object_get(u, "prompt_tokens")) ||
+               json_is_number(json_object_get(u, "completion_tokens"));
     if (cached > prompt)
         cached = prompt;
     if (written > prompt - cached)

@@ -91,6 +91,7 @@ truncate|cutoff|answer cut off at max_tokens (400), the model's own maximum: ask
 text-plain|ok|
 slow 100|ok|
 no-usage|ok|
+usage-real|ok|
 usage-wrong|badusage|the answer from P reported usage no request could cost (counts that are not counts)
 usage-huge|badusage|the answer from P reported usage no request could cost (
 usage-above|over|

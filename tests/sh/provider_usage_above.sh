@@ -80,6 +80,12 @@ for w in a o; do
         >out 2>err || die "$w: wrong usage once: exit $?: $(cat err)"
     has "1 answer reported usage no request could cost" err
     want_requests 5
+    # whole counts written as reals (130.0) are counts: charged, nothing said
+    ./ov --wire $w --mode fake:usage-real --no-journal --concurrency 1 >out 2>err ||
+        die "$w: real counts: exit $?: $(cat err)"
+    hasnt "no request could cost" err
+    hasnt "without usage" err
+    [ "$(awk '$1 == "total" { print $6; exit }' err)" -gt 100 ] || die "$w: real counts not counted: $(cat err)"
     # every attempt absurd: the call fails, naming why
     ./ov --wire $w --mode fake:usage-huge --no-journal --retry-base-ms 1 --concurrency 1 \
         >out 2>err; st=$?

@@ -115,6 +115,7 @@
  *     of another shape), empty-content (no content blocks / choices);
  *   statuses: html-502 (a proxy's HTML page), redirect (302);
  *   usage: no-usage (above), usage-wrong (a string and a negative count),
+ *     usage-real (the counts written as reals, 130.0),
  *     usage-huge (10^15 tokens), usage-above (more input tokens than the
  *     request's bytes, but not absurdly many);
  *   the key: 500-straddle-key N and refusal-straddle-key N (N bytes of
@@ -2011,6 +2012,9 @@ static void spoil_usage(const char *action, json_t *out, bool anthropic, size_t 
     if (strcmp(action, "usage-wrong") == 0) {
         json_object_set_new(u, in, json_string("100"));
         json_object_set_new(u, outk, json_integer(-5));
+    } else if (strcmp(action, "usage-real") == 0) {     /* 130.0: a lax server's counts */
+        json_object_set_new(u, in, json_real((double)json_integer_value(json_object_get(u, in))));
+        json_object_set_new(u, outk, json_real((double)json_integer_value(json_object_get(u, outk))));
     } else if (strcmp(action, "usage-huge") == 0) {
         json_object_set_new(u, in, json_integer(1000000000000000LL));
         json_object_set_new(u, outk, json_integer(1000000000000000LL));
