@@ -388,6 +388,7 @@ static json_t *take_answer(call *c, fr_response *r, int *stop)
     }
     set_str(&c->feedback, err.s ? err.s : "the answer does not match the schema");
     set_str(&c->last_error, c->feedback);
+    fr_journal_call_outcome(&c->jh, "invalid", c->feedback);
     char *raw = r->raw ? NULL : json_dumps(r->output, JSON_COMPACT | JSON_ENCODE_ANY);
     set_str(&c->prev_answer, r->raw ? r->raw : raw);
     fr_free(raw);
@@ -567,13 +568,14 @@ static json_t *attempt(call *c, int *stop)
         c->history, c->tools_off,
     };
     fr_response r;
+    int64_t t0 = fr_wall_ms();
     fr_provider_call(run, &req, &r);
     fr_slot_give(run);
     check_usage(c, &r);
     fr_charge ch;
     fr_charge_of(c->model, &turn, &r, &ch);
     /* [journal hook] per call/phase trace line: attempt, outcome, usage, latency */
-    fr_journal_call_attempt(&c->jh, &r, &ch);
+    fr_journal_call_attempt(&c->jh, cx, &req, &r, &ch, t0);
     c->attempts++;
     c->last = r.outcome;
     *stop = GO_ON;
@@ -588,6 +590,9 @@ static json_t *attempt(call *c, int *stop)
             break;                               /* the server's fault: nothing to tell */
         set_str(&c->feedback, c->last_error);
         set_str(&c->prev_answer, r.raw);
+        fr_journal_call_outcome(&c->jh, bad_kind(&r) == FR_BAD_REFUSAL ? "refused"
+                                : bad_kind(&r) == FR_BAD_CUT_OFF ? "cut_off" : "unparsable",
+                                c->last_error);
         if (bad_kind(&r) == FR_BAD_CUT_OFF)
             *stop = cut_off(c);
         break;
@@ -630,6 +635,8 @@ static void call_free(call *c)
     fr_free(c->feedback);
     fr_free(c->prev_answer);
     fr_free(c->last_error);
+    json_decref(c->jh.detail);     /* a call that ended before fr_journal_call_end */
+    c->jh.detail = NULL;
 }
 
 static size_t schema_bytes(const fr_agent *a, const fr_model *m)
@@ -668,7 +675,10 @@ static json_t *batch_answer(call *c, const char *key, int *stop)
     fr_charge ch;
     fr_charge_of(&bm, &held, &r, &ch);
     c->jh.jc.tier = "batch";
-    fr_journal_call_attempt(&c->jh, &r, &ch);
+    fr_request req = { c->agent, c->model, c->system.s ? c->system.s : "",
+                       c->prompt.s ? c->prompt.s : "", NULL, NULL, 0, 0, c->max_tokens,
+                       c->agent->cache, FR_OUT_DEFAULT, NULL, false };
+    fr_journal_call_attempt(&c->jh, c->cx, &req, &r, &ch, fr_wall_ms());
     fr_budget_charge(c->cx->run, c->cx->phase, &ch);
     check_over(c, &held, &ch);
     c->attempts++;

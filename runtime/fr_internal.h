@@ -888,6 +888,7 @@ typedef struct fr_jcall {
     int64_t row;                   /* its row in the journal, 0 until it has one (set by
                                       fr_journal_lookup for an earlier process's row, by
                                       the first fr_journal_reserve otherwise) */
+    const char *detail;            /* its attempts as JSON text (fr_jrun.c), or NULL */
 } fr_jcall;
 
 /* ".flow/<workflow>.db" (malloc'd). */
@@ -1020,6 +1021,7 @@ typedef struct fr_jopts {
     bool force;                    /* --force: resume a changed program or arguments */
     bool retry_skipped;            /* --retry-skipped: a finished run's skipped items */
     const char *trace;             /* --trace FILE */
+    bool content;                  /* --trace-content: prompts and replies kept */
 } fr_jopts;
 
 /* One of the journal's flags (flag without dashes, eq its =value or NULL;
@@ -1078,6 +1080,8 @@ typedef struct fr_jhook {
         int64_t tokens_in, tokens_out, cache_read, cache_write;
         double usd, saved_usd;
     } put;
+    json_t *detail;                /* {"system","prompt","attempts":[...]}: what each attempt
+                                      sent and got (content with --trace-content), or NULL */
 } fr_jhook;
 
 /* A journal write failed (a full disk, an I/O error): the run stops at
@@ -1115,8 +1119,13 @@ struct fr_trace *fr_run_trace(fr_run *run);
  * (FR_SIG_STOP set) when the journal cannot be written, and the request
  * must not go. */
 bool fr_journal_call_hold(fr_jhook *h, fr_ctx *cx, const fr_resv *r);
-/* After each attempt: its charge, finish reason and outcome. */
-void fr_journal_call_attempt(fr_jhook *h, const fr_response *r, const fr_charge *c);
+/* After each attempt (req sent at wall clock start_ms): its charge, finish
+ * reason, outcome and, with --trace-content, what it sent and got back. */
+void fr_journal_call_attempt(fr_jhook *h, fr_ctx *cx, const fr_request *req,
+                             const fr_response *r, const fr_charge *c, int64_t start_ms);
+/* The last attempt's outcome as fr_call judged it ("answer", "invalid", "refused",
+ * "cut_off", "unparsable", "transient", "fatal") and its problem, or NULL. */
+void fr_journal_call_outcome(fr_jhook *h, const char *outcome, const char *error);
 /* An attempt whose answer is not recorded: its hold is durably replaced by
  * its usage before the ledger lets another request use the difference. */
 void fr_journal_call_settle(fr_jhook *h, fr_ctx *cx);
@@ -1172,6 +1181,8 @@ typedef struct fr_tcall {
     bool loop;                     /* the agent ran a tool loop: */
     int turns;                     /* its model turns */
     int tool_calls;                /* and its tool calls */
+    json_t *detail;                /* its attempts (fr_jhook's detail, borrowed), or NULL */
+    bool content;                  /* --trace-content: the line carries detail */
 } fr_tcall;
 
 /* Opens (appends to) path; the trace id derives from run_id. */

@@ -61,7 +61,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SCHEMA_VERSION 6           /* PRAGMA user_version of the current schema */
+#define SCHEMA_VERSION 7           /* PRAGMA user_version of the current schema */
 #define WINDOW_MS 2                /* results gather this long before a sync (default) */
 #define BATCH_MAX 4096             /* ops in one transaction at most */
 #define BOOKKEEP_MS 1000           /* the active and phase times: written this often */
@@ -419,6 +419,16 @@ static const char schema_v6[] =
     "CREATE INDEX calls_by_run ON calls(run_id);"
     "PRAGMA user_version = 6;";
 
+/* v7: what happened in each attempt of a call (its outcome, error, timing
+ * and usage, and with --trace-content the rendered prompts and the raw
+ * replies), as one JSON text per call for `show` and `report`; and when a
+ * run's answers were pruned (`runs --prune DAYS`), after which it cannot
+ * be resumed. */
+static const char schema_v7[] =
+    "ALTER TABLE calls ADD COLUMN detail TEXT;"
+    "ALTER TABLE runs ADD COLUMN pruned_ms INTEGER;"
+    "PRAGMA user_version = 7;";
+
 static const char sql_phase[] =
     "INSERT INTO phase_time(run_id, phase, active_ms) VALUES(?1, ?2, ?3)"
     " ON CONFLICT(run_id, phase) DO UPDATE SET active_ms = excluded.active_ms";
@@ -438,7 +448,8 @@ static bool migrate(fr_journal *j, int v, fr_buf *err)
 {
     return (v >= 1 || db_exec(j, schema_v1, err)) && (v >= 2 || db_exec(j, schema_v2, err)) &&
            (v >= 3 || db_exec(j, schema_v3, err)) && (v >= 4 || db_exec(j, schema_v4, err)) &&
-           (v >= 5 || db_exec(j, schema_v5, err)) && (v >= 6 || db_exec(j, schema_v6, err));
+           (v >= 5 || db_exec(j, schema_v5, err)) && (v >= 6 || db_exec(j, schema_v6, err)) &&
+           (v >= 7 || db_exec(j, schema_v7, err));
 }
 
 /* The schema, created in a fresh file; an unknown version is refused. */
@@ -480,14 +491,15 @@ static const char sql_hold[] =
 /* A result, in a new row or added to the call's row (earlier attempts). */
 static const char sql_rec_new[] =
     "INSERT INTO calls(run_id, key, agent, item, phase, output, status, tokens_in, tokens_out,"
-    " usd, attempts, latency_ms, finished_ms, tier, cache_read, cache_write, saved_usd)"
-    " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)";
+    " usd, attempts, latency_ms, finished_ms, tier, cache_read, cache_write, saved_usd, detail)"
+    " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?19)";
 static const char sql_rec[] =
     "UPDATE calls SET output = ?6, status = ?7,"
     " tokens_in = tokens_in + ?8, tokens_out = tokens_out + ?9, usd = usd + ?10,"
     " attempts = attempts + ?11, latency_ms = ?12, finished_ms = ?13, held_usd = 0,"
     " held_tokens = 0, tier = ?14, cache_read = cache_read + ?15,"
-    " cache_write = cache_write + ?16, saved_usd = saved_usd + ?17 WHERE id = ?18";
+    " cache_write = cache_write + ?16, saved_usd = saved_usd + ?17,"
+    " detail = coalesce(?19, detail) WHERE id = ?18";
 
 /* ---- a damaged journal ----------------------------------------------------
  * A journal whose pages were damaged (a disk error, a copy cut short, bytes
@@ -734,11 +746,30 @@ static const char *journal_vfs(void)
 /* Opens j->path (read-write, created if missing; or read only), refusing a
  * damaged file.  A read-only open of a journal in WAL mode whose directory
  * cannot be written (no -shm can be made) reads the file as it is. */
+/* A journal holds what models answered about the data (and, with
+ * --trace-content, the prompts): it is created readable by its owner only,
+ * and one an older flowc left readable by others is made so when it is
+ * opened for writing.  SQLite gives its -wal and -shm files the same mode. */
+static void private_file(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+        close(fd);
+        return;
+    }
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_uid == geteuid() &&
+        (sb.st_mode & 077))
+        chmod(path, sb.st_mode & 0700);
+}
+
 static bool open_conn(fr_journal *j, bool ro, fr_buf *err)
 {
     int flags = (ro ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
                 SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI;
     char why[256];
+    if (!ro)
+        private_file(j->path);
     for (int immutable = 0; immutable < 2; immutable++) {
         fr_buf uri = { 0 };
         fr_buf_puts(&uri, "file:");
@@ -1005,6 +1036,7 @@ typedef struct jrun {
     char *status;                  /* its status (malloc'd) */
     int64_t active_ms;             /* the time processes spent running it */
     int64_t skipped;               /* items its fan-outs skipped after errors */
+    int64_t pruned_ms;             /* when runs --prune removed its answers, 0 never */
 } jrun;
 
 static void jrun_free(jrun *r)
@@ -1020,13 +1052,15 @@ static bool find_run(fr_journal *j, const char *workflow, const char *run_id, jr
 {
     sqlite3_stmt *st;
     const char *sql = run_id
-        ? "SELECT id, source_hash, args, status, active_ms, skipped FROM runs"
+        ? "SELECT id, source_hash, args, status, active_ms, skipped, pruned_ms FROM runs"
           " WHERE id = ?2 AND workflow = ?1"
         : skipped
-        ? "SELECT id, source_hash, args, status, active_ms, skipped FROM runs WHERE workflow = ?1"
-          " AND (status <> 'done' OR skipped > 0) ORDER BY started_ms DESC, rowid DESC LIMIT 1"
-        : "SELECT id, source_hash, args, status, active_ms, skipped FROM runs WHERE workflow = ?1"
-          " AND status <> 'done' ORDER BY started_ms DESC, rowid DESC LIMIT 1";
+        ? "SELECT id, source_hash, args, status, active_ms, skipped, pruned_ms FROM runs"
+          " WHERE workflow = ?1 AND (status <> 'done' OR skipped > 0) AND pruned_ms IS NULL"
+          " ORDER BY started_ms DESC, rowid DESC LIMIT 1"
+        : "SELECT id, source_hash, args, status, active_ms, skipped, pruned_ms FROM runs"
+          " WHERE workflow = ?1 AND status <> 'done' AND pruned_ms IS NULL"
+          " ORDER BY started_ms DESC, rowid DESC LIMIT 1";
     if (sqlite3_prepare_v2(j->db, sql, -1, &st, NULL) != SQLITE_OK) {
         db_error(j, err, "finding the run");
         return false;
@@ -1042,6 +1076,7 @@ static bool find_run(fr_journal *j, const char *workflow, const char *run_id, jr
         r->status = fr_strdup((const char *)sqlite3_column_text(st, 3));
         r->active_ms = sqlite3_column_int64(st, 4);
         r->skipped = sqlite3_column_int64(st, 5);
+        r->pruned_ms = sqlite3_column_int64(st, 6);
     } else if (run_id) {
         fr_buf_puts(err, "no run '");
         fr_buf_puts(err, run_id);
@@ -1197,6 +1232,11 @@ static bool mark_resumed(fr_journal *j, const char *source_hash, const char *arg
 /* A finished run is resumed only to retry its skipped items. */
 static bool resumable(const jrun *r, int flags, fr_buf *err)
 {
+    if (r->pruned_ms > 0) {
+        fr_buf_printf(err, "run %s cannot be resumed: its answers were removed by `runs --prune`"
+                      " (start a new run)", r->id);
+        return false;
+    }
     if (strcmp(r->status, "done") != 0 || ((flags & FR_RESUME_SKIPPED) && r->skipped > 0))
         return true;
     fr_buf_puts(err, "run ");
@@ -1212,7 +1252,7 @@ static bool resume_locked(fr_journal *j, const char *workflow, const char *run_i
                           const char *source_hash, const char *args, int flags,
                           fr_buf *err)
 {
-    jrun r = { "", NULL, NULL, NULL, 0, 0 };
+    jrun r = { "", NULL, NULL, NULL, 0, 0, 0 };
     bool ok = find_run(j, workflow, run_id, &r, flags & FR_RESUME_SKIPPED, err) &&
               resumable(&r, flags, err);
     ok = ok && check_same(&r, source_hash, args, flags & FR_RESUME_FORCE, err) &&
@@ -1232,7 +1272,7 @@ static bool resume_locked(fr_journal *j, const char *workflow, const char *run_i
 bool fr_journal_pending(fr_journal *j, const char *workflow, const char *source_hash,
                         const char *args)
 {
-    jrun r = { "", NULL, NULL, NULL, 0, 0 };
+    jrun r = { "", NULL, NULL, NULL, 0, 0, 0 };
     fr_buf e = { 0 };
     db_acquire(j);
     bool ok = find_run(j, workflow, NULL, &r, false, &e) &&
@@ -1434,6 +1474,7 @@ static bool write_record(fr_journal *j, jop *op)
     sqlite3_bind_int64(st, 15, c->cache_read);
     sqlite3_bind_int64(st, 16, c->cache_write);
     sqlite3_bind_double(st, 17, c->saved_usd);
+    sqlite3_bind_text(st, 19, c->detail, -1, SQLITE_STATIC);
     if (!new_row)
         sqlite3_bind_int64(st, 18, c->row);
     return step_row(j, st, c, new_row);
@@ -1697,7 +1738,7 @@ bool fr_journal_record_async(fr_journal *j, const fr_jcall *c)
         return false;
     }
     size_t n = 0;
-    const char *strs[] = { c->agent, c->item, c->model, c->output, c->tier };
+    const char *strs[] = { c->agent, c->item, c->model, c->output, c->tier, c->detail };
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
         n += strs[i] ? strlen(strs[i]) + 1 : 0;
     jop *op = fr_malloc(sizeof *op + n);
@@ -1712,6 +1753,7 @@ bool fr_journal_record_async(fr_journal *j, const fr_jcall *c)
     op->copy.model = copy_str(&p, c->model);
     op->copy.output = copy_str(&p, c->output);
     op->copy.tier = copy_str(&p, c->tier);
+    op->copy.detail = copy_str(&p, c->detail);
     op->call = &op->copy;
     pthread_mutex_lock(&j->mu);
     enqueue_op(j, op);

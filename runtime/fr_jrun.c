@@ -19,6 +19,7 @@
 typedef struct jstate {
     fr_journal *j;                 /* the journal, NULL with --no-journal */
     fr_trace *trace;               /* --trace, or NULL */
+    bool content;                  /* --trace-content: prompts and replies kept */
     bool resumed;                  /* this process resumed the run */
     double prior_usd;              /* what the run spent before this process */
     int64_t prior_tokens;          /* the same in tokens */
@@ -49,7 +50,7 @@ int fr_jopts_flag(fr_jopts *o, const char *flag, const char *eq, int argc, char 
                   int *i)
 {
     bool sw = strcmp(flag, "no-journal") == 0 || strcmp(flag, "force") == 0 ||
-              strcmp(flag, "retry-skipped") == 0;
+              strcmp(flag, "retry-skipped") == 0 || strcmp(flag, "trace-content") == 0;
     if (sw && eq) {
         fprintf(stderr, "error: --%s takes no value\n", flag);
         return 2;
@@ -60,6 +61,8 @@ int fr_jopts_flag(fr_jopts *o, const char *flag, const char *eq, int argc, char 
         o->force = true;
     else if (strcmp(flag, "retry-skipped") == 0)
         o->retry_skipped = true;
+    else if (strcmp(flag, "trace-content") == 0)
+        o->content = true;
     else if (strcmp(flag, "resume") == 0) {
         o->resume = true;
         if (eq)
@@ -185,6 +188,7 @@ int fr_journal_run_start(fr_run *run, const fr_jopts *o, json_t *const *args)
     }
     run->journal = s;
     s->holds = has_cap(run);
+    s->content = o->content;
     if (o->no_journal && o->resume) {
         fprintf(stderr, "error: --resume needs the journal; drop --no-journal\n");
         return 2;
@@ -414,6 +418,109 @@ fr_trace *fr_run_trace(fr_run *run)
     return s ? s->trace : NULL;
 }
 
+/* ---- what each attempt of a call did ---------------------------------------
+ * Every call journaled or traced keeps a detail: its attempts' outcomes,
+ * errors, timing and usage, for `show` and `report`; with --trace-content
+ * also the rendered system prompt and prompt (once: every attempt sends
+ * them), and per attempt what was told the model on a retry and the raw
+ * text it answered, failed and repaired attempts included. */
+
+static void set_text(json_t *o, const char *k, const char *v)
+{
+    json_t *t = v ? json_string(v) : json_null();
+    if (v && !t) {                             /* not UTF-8: kept with '?' for bad bytes */
+        char *copy = fr_strdup(v);
+        if (copy)
+            fr_repair_utf8(copy);
+        t = copy ? json_string(copy) : NULL;
+        fr_free(copy);
+    }
+    if (t)
+        json_object_set_new(o, k, t);
+}
+
+static json_t *call_detail(jstate *s, const fr_model *m, const char *system,
+                           const char *prompt)
+{
+    json_t *d = json_object();
+    if (d)
+        set_text(d, "model", m->api_name);
+    if (d && s->content) {
+        set_text(d, "system", system ? system : "");
+        set_text(d, "prompt", prompt ? prompt : "");
+    }
+    if (d)
+        json_object_set_new(d, "attempts", json_array());
+    return d;
+}
+
+/* "answer" until fr_call says otherwise, or what the provider said. */
+static const char *outcome_word(const fr_response *r)
+{
+    switch (r->outcome) {
+    case FR_ANSWER: return "answer";
+    case FR_TRANSIENT: return "transient";
+    case FR_FATAL: return "fatal";
+    case FR_TOOL_CALLS: return "tool_calls";
+    case FR_BAD_ANSWER: break;
+    }
+    switch (r->bad) {
+    case FR_BAD_REFUSAL: return "refused";
+    case FR_BAD_CUT_OFF: return "cut_off";
+    default: return "bad_answer";
+    }
+}
+
+static void detail_attempt(fr_jhook *h, jstate *s, const fr_request *req,
+                           const fr_response *r, const fr_charge *c, int64_t start_ms)
+{
+    json_t *list = json_object_get(h->detail, "attempts");
+    json_t *a = json_object();
+    if (!list || !a) {
+        json_decref(a);
+        return;
+    }
+    json_object_set_new(a, "n", json_integer(h->jc.attempts));
+    json_object_set_new(a, "start_ms", json_integer(start_ms));
+    json_object_set_new(a, "ms", json_integer(fr_wall_ms() - start_ms));
+    json_object_set_new(a, "outcome", json_string(outcome_word(r)));
+    if (r->http_status)
+        json_object_set_new(a, "status", json_integer(r->http_status));
+    set_text(a, "finish", r->finish_reason);
+    set_text(a, "error", r->outcome == FR_ANSWER ? NULL : r->error);
+    json_object_set_new(a, "tokens_in", json_integer(c->in));
+    json_object_set_new(a, "tokens_out", json_integer(c->out));
+    json_object_set_new(a, "usd", json_real(c->usd));
+    if (r->repaired)
+        json_object_set_new(a, "repaired", json_true());
+    if (s->content) {
+        set_text(a, "feedback", req->feedback);
+        set_text(a, "reply", r->raw);
+    }
+    json_array_append_new(list, a);
+}
+
+void fr_journal_call_outcome(fr_jhook *h, const char *outcome, const char *error)
+{
+    json_t *list = json_object_get(h->detail, "attempts");
+    json_t *a = json_array_get(list, json_array_size(list) - 1);
+    if (!a)
+        return;
+    json_object_set_new(a, "outcome", json_string(outcome));
+    set_text(a, "error", error);
+}
+
+/* The detail as JSON text for the journal (malloc'd), with the call's
+ * final error when it failed. */
+static char *detail_text(fr_jhook *h, fr_ctx *cx, json_t *v)
+{
+    if (!h->detail)
+        return NULL;
+    if (!v && cx->err)
+        set_text(h->detail, "error", cx->err);
+    return json_dumps(h->detail, JSON_COMPACT | JSON_PRESERVE_ORDER);
+}
+
 /* Keys c by system and prompt, with the salt of a tool's call hashed in. */
 static void salted_key(fr_jcall *c, const char *system, const char *req, const fr_under *u)
 {
@@ -442,6 +549,8 @@ json_t *fr_journal_call_begin(fr_jhook *h, fr_ctx *cx, const fr_agent *a, int si
     salted_key(&h->jc, system, prompt ? prompt : "", u);
     if (s && s->trace && a->ntools)
         fr_trace_span(s->trace, h->span);
+    if (s && (s->j || s->trace))
+        h->detail = call_detail(s, m, system, prompt);
     if (!s || !s->j)
         return NULL;
     json_t *v = fr_journal_lookup(s->j, &h->jc);
@@ -508,9 +617,12 @@ static void error_type(fr_jhook *h, const fr_response *r)
         snprintf(h->error_type, sizeof h->error_type, "%s", kind);
 }
 
-void fr_journal_call_attempt(fr_jhook *h, const fr_response *r, const fr_charge *c)
+void fr_journal_call_attempt(fr_jhook *h, fr_ctx *cx, const fr_request *req,
+                             const fr_response *r, const fr_charge *c, int64_t start_ms)
 {
     h->jc.attempts++;
+    if (h->detail)
+        detail_attempt(h, cx->run->journal, req, r, c, start_ms);
     h->jc.tokens_in += c->in;
     h->jc.tokens_out += c->out;
     h->jc.usd += c->usd;
@@ -536,9 +648,12 @@ void fr_journal_call_record(fr_jhook *h, fr_ctx *cx, json_t *v, const fr_type *t
     if (!h->output)
         return;                    /* out of memory: the call is made again on resume */
     fr_jcall own = own_row(h);
+    char *detail = detail_text(h, cx, v);
+    own.detail = detail;
     /* queued: the item goes on; what must follow it on disk is queued after */
     if (!fr_journal_record_async(s->j, &own))
         write_failed(s);
+    fr_free(detail);
 }
 
 /* A call's trace line, written once its record is durable (a trace never
@@ -567,6 +682,7 @@ static void trace_call(jstate *s, fr_jhook *h, fr_ctx *cx, json_t *v)
         h->start_us, fr_now_ms() - h->start_ms, h->finish[0] ? h->finish : NULL,
         v ? NULL : h->error_type, h->cached, h->jc.key[0] ? h->jc.key : NULL,
         h->span[0] ? h->span : NULL, h->parent_span, h->loop, h->turns, h->tool_calls,
+        h->detail, s->content,
     };
     if (!s->j) {
         fr_trace_call(s->trace, &t);
@@ -590,13 +706,21 @@ void fr_journal_call_end(fr_jhook *h, fr_ctx *cx, json_t *v)
         h->jc.output = NULL;
         h->jc.latency_ms = fr_now_ms() - h->start_ms;
         fr_jcall own = own_row(h);
+        char *detail = detail_text(h, cx, v);
+        own.detail = detail;
         if (!fr_journal_record_async(s->j, &own))
             write_failed(s);
+        fr_free(detail);
     }
-    if (s && s->trace)
+    if (s && s->trace) {
+        if (!v && cx->err && h->detail)
+            set_text(h->detail, "error", cx->err);
         trace_call(s, h, cx, v);
+    }
     fr_free(h->output);
     h->output = NULL;
+    json_decref(h->detail);
+    h->detail = NULL;
 }
 
 /* ---- a tool loop's turns ---------------------------------------------------- */

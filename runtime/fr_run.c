@@ -87,6 +87,8 @@ static const rt_flag rt_flags[] = {
     { "retry-skipped", NULL, "with --resume: run a run again, also a finished one, for the"
       " items it skipped after errors (the rest is answered from the journal)" },
     { "trace", "FILE", "append one JSON line per phase and per agent call to FILE" },
+    { "trace-content", NULL, "keep the rendered prompts and the raw replies of every attempt"
+      " in the journal and the trace (see: show)" },
     { "help", NULL, "show this help" },
     { "version", NULL, "show the version" },
 };
@@ -482,9 +484,10 @@ static void print_help(const fr_program *p, const char *argv0)
         printf("  %-28s %s\n", left, rt_flags[i].help);
     }
     printf("\ncommands (each with --help):\n"
-           "  %-28s one line per run in the journal\n"
+           "  %-28s one line per run in the journal (--cost, --audit, --prune DAYS)\n"
+           "  %-28s what each call of a run sent and got back\n"
            "  %-28s the items waiting for a person\n"
-           "  %-28s decide them, then --resume\n", "runs", "review",
+           "  %-28s decide them, then --resume\n", "runs", "show RUN", "review",
            "approve RUN_ID ...");
     printf("\nThe result goes to stdout as JSON (a list as JSON Lines), the run summary to"
            " stderr.\nexit status: 0 done, 1 failed, 2 bad usage or input, 3 waiting for"

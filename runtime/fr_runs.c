@@ -3,6 +3,9 @@
  *
  *   BINARY runs [--journal PATH]                 one line per run of this workflow
  *   BINARY runs --cost [--last N] [--journal PATH]  what each run paid, by tier and phase
+ *   BINARY runs --audit [RUN_ID] [--journal PATH]  who decided what, and when
+ *   BINARY runs --prune DAYS [--journal PATH]    removes the answers of older runs
+ *   BINARY show RUN [--agent A] [--item N] [--journal PATH]  what each call sent and got
  *   BINARY review [--journal PATH]               the items waiting for a person
  *   BINARY approve RUN_ID --all|--item N|--reject N [--by NAME] [--journal PATH]
  *   BINARY CMD --help                            what CMD does
@@ -171,6 +174,296 @@ static int cmd_cost(fr_journal *j, const fr_program *prog, int64_t last)
     return 0;
 }
 
+/* runs --audit [RUN_ID] -> every decision a person made on a run's items:
+ * what was decided, by whom and when, and the items still open. */
+static int cmd_audit(fr_journal *j, const char *workflow, const char *run_id)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(fr_journal_db(j),
+        "SELECT a.run_id, a.n, a.kind, coalesce(a.decision, 'open'), a.decided_by,"
+        " a.decided_ms, a.title, a.created_ms FROM approvals a JOIN runs r ON r.id = a.run_id"
+        " WHERE r.workflow = ?1 AND (?2 IS NULL OR a.run_id = ?2)"
+        " ORDER BY r.started_ms, a.run_id, a.n", -1, &st, NULL) != SQLITE_OK) {
+        fprintf(stderr, "error: journal %s: %s\n", fr_journal_path(j), fr_journal_errmsg(j));
+        return 1;
+    }
+    sqlite3_bind_text(st, 1, workflow, -1, SQLITE_STATIC);
+    if (run_id)
+        sqlite3_bind_text(st, 2, run_id, -1, SQLITE_STATIC);
+    printf("%-22s %5s %-9s %-9s %-16s %-19s %s\n", "RUN", "ITEM", "KIND", "DECISION", "BY",
+           "WHEN (UTC)", "TITLE");
+    int rc, n = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        bool open = sqlite3_column_type(st, 5) == SQLITE_NULL;
+        printf("%-22s %5lld %-9s %-9s %-16s ", col_text(st, 0),
+               (long long)sqlite3_column_int64(st, 1),
+               strcmp(col_text(st, 2), "approve") == 0 ? "approve" : "escalated",
+               col_text(st, 3), open ? "-" : col_text(st, 4));
+        if (open)
+            printf("%-19s", "-");
+        else
+            put_time(stdout, sqlite3_column_int64(st, 5));
+        printf(" %s\n", col_text(st, 6));
+        n++;
+    }
+    sqlite3_finalize(st);
+    if (read_done(j, rc) != 0)
+        return 1;
+    if (n == 0)
+        printf(run_id ? "run %s has no approval or escalation\n"
+                      : "no approval or escalation journaled%s\n", run_id ? run_id : "");
+    return 0;
+}
+
+/* runs --prune DAYS -> the answers, prompts and replies, and review items of
+ * every run that started more than DAYS days ago (and no process runs now)
+ * are removed; the runs keep their line (status, cost, time, who decided)
+ * and can no longer be resumed.  Removed bytes are overwritten
+ * (secure_delete) and the file is compacted, so they are not left in free
+ * pages or the write-ahead log. */
+static int cmd_prune(fr_journal *j, const char *workflow, int64_t days)
+{
+    sqlite3 *db = fr_journal_db(j);
+    int64_t cut = fr_wall_ms() - days * 86400000;
+    sqlite3_stmt *sel, *calls, *items, *mark;
+    if (sqlite3_exec(db, "PRAGMA secure_delete = ON", NULL, NULL, NULL) != SQLITE_OK ||
+        !fr_journal_exec(j, "BEGIN IMMEDIATE")) {
+        fprintf(stderr, "error: journal %s: %s\n", fr_journal_path(j), fr_journal_errmsg(j));
+        return 1;
+    }
+    bool ok = sqlite3_prepare_v2(db, "SELECT id FROM runs WHERE workflow = ?1 AND"
+                                 " started_ms < ?2 AND pruned_ms IS NULL", -1, &sel,
+                                 NULL) == SQLITE_OK;
+    ok = ok && sqlite3_prepare_v2(db, "UPDATE calls SET output = NULL, detail = NULL"
+                                  " WHERE run_id = ?1", -1, &calls, NULL) == SQLITE_OK;
+    ok = ok && sqlite3_prepare_v2(db, "UPDATE approvals SET item_json = 'null'"
+                                  " WHERE run_id = ?1", -1, &items, NULL) == SQLITE_OK;
+    ok = ok && sqlite3_prepare_v2(db, "UPDATE runs SET pruned_ms = ?2 WHERE id = ?1", -1,
+                                  &mark, NULL) == SQLITE_OK;
+    int64_t runs = 0, answers = 0, review = 0, live = 0;
+    if (ok) {
+        sqlite3_bind_text(sel, 1, workflow, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(sel, 2, cut);
+    }
+    while (ok && sqlite3_step(sel) == SQLITE_ROW) {
+        const char *id = col_text(sel, 0);
+        if (fr_journal_run_live(j, id)) {            /* a process runs it: leave it be */
+            live++;
+            continue;
+        }
+        sqlite3_stmt *each[] = { calls, items, mark };
+        for (int k = 0; ok && k < 3; k++) {
+            sqlite3_reset(each[k]);
+            sqlite3_bind_text(each[k], 1, id, -1, SQLITE_TRANSIENT);
+            if (k == 2)
+                sqlite3_bind_int64(each[k], 2, fr_wall_ms());
+            ok = sqlite3_step(each[k]) == SQLITE_DONE;
+            if (k == 0)
+                answers += sqlite3_changes(db);
+            else if (k == 1)
+                review += sqlite3_changes(db);
+        }
+        runs++;
+    }
+    sqlite3_finalize(sel);
+    sqlite3_finalize(calls);
+    sqlite3_finalize(items);
+    sqlite3_finalize(mark);
+    if (!ok || !fr_journal_exec(j, "COMMIT")) {
+        fprintf(stderr, "error: journal %s: pruning failed: %s\n", fr_journal_path(j),
+                fr_journal_errmsg(j));
+        fr_journal_exec(j, "ROLLBACK");
+        return 1;
+    }
+    if (runs > 0 && (!fr_journal_exec(j, "VACUUM") ||
+                     !fr_journal_exec(j, "PRAGMA wal_checkpoint(TRUNCATE)")))
+        fprintf(stderr, "warning: journal %s: pruned, but not compacted: %s\n",
+                fr_journal_path(j), fr_journal_errmsg(j));
+    char day[16];
+    time_t t = (time_t)(cut / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(day, sizeof day, "%Y-%m-%d", &tm);
+    if (runs == 0)
+        printf("no run of %s started before %s (%lld day%s ago) is left to prune\n", workflow,
+               day, (long long)days, days == 1 ? "" : "s");
+    else
+        printf("pruned %lld run%s of %s started before %s: %lld call%s and %lld review item%s"
+               " removed; they can no longer be resumed\n", (long long)runs,
+               runs == 1 ? "" : "s", workflow, day, (long long)answers, answers == 1 ? "" : "s",
+               (long long)review, review == 1 ? "" : "s");
+    if (live)
+        printf("%lld run%s left alone: a process is running it\n", (long long)live,
+               live == 1 ? "" : "s");
+    return 0;
+}
+
+/* ---- show: what each call of a run sent and got back ------------------- */
+
+/* Text indented by four spaces, as it was (a prompt keeps its lines). */
+static void put_block(const char *label, const char *text)
+{
+    printf("  %s:\n", label);
+    if (!text || !*text) {
+        printf("    (empty)\n");
+        return;
+    }
+    printf("    ");
+    for (const char *p = text; *p; p++) {
+        putchar(*p);
+        if (*p == '\n' && p[1])
+            printf("    ");
+    }
+    if (text[strlen(text) - 1] != '\n')
+        putchar('\n');
+}
+
+static const char *jstr(json_t *o, const char *k)
+{
+    return json_string_value(json_object_get(o, k));
+}
+
+/* One attempt of a call's detail. */
+static void show_attempt(json_t *a, bool content)
+{
+    printf("  attempt %lld: %s", (long long)json_integer_value(json_object_get(a, "n")),
+           jstr(a, "outcome") ? jstr(a, "outcome") : "?");
+    if (json_object_get(a, "status"))
+        printf(", HTTP %lld", (long long)json_integer_value(json_object_get(a, "status")));
+    if (jstr(a, "finish"))
+        printf(", finish %s", jstr(a, "finish"));
+    if (json_is_true(json_object_get(a, "repaired")))
+        printf(", repaired");
+    printf(", %.2fs, %lld in / %lld out, $%.4f\n",
+           (double)json_integer_value(json_object_get(a, "ms")) / 1000,
+           (long long)json_integer_value(json_object_get(a, "tokens_in")),
+           (long long)json_integer_value(json_object_get(a, "tokens_out")),
+           json_real_value(json_object_get(a, "usd")));
+    if (jstr(a, "error"))
+        printf("    problem: %s\n", jstr(a, "error"));
+    if (content && jstr(a, "feedback"))
+        put_block("told the model", jstr(a, "feedback"));
+    if (content)
+        put_block("reply", jstr(a, "reply"));
+}
+
+/* name is one of prog's http operations (not an agent). */
+static bool is_op(const fr_program *prog, const char *name)
+{
+    for (int i = 0; i < prog->nops; i++)
+        if (strcmp(prog->ops[i]->name, name) == 0)
+            return true;
+    return false;
+}
+
+/* One call: its line, then (with its detail) the prompts and the attempts. */
+static void show_call(const fr_program *prog, sqlite3_stmt *st)
+{
+    const char *agent = col_text(st, 0), *item = col_text(st, 1), *status = col_text(st, 4);
+    const char *dt = (const char *)sqlite3_column_text(st, 12);
+    json_t *d = dt ? fr_json_loadb(dt, strlen(dt), 0, NULL) : NULL;
+    bool http = is_op(prog, agent);
+    const char *model = jstr(d, "model") ? jstr(d, "model") : "?";
+    int ph = sqlite3_column_int(st, 2);
+    printf("%s %s", http ? "http" : "call", agent);
+    printf(*item ? " item %s" : " (the workflow's own call)", item);
+    if (ph >= 0 && ph < prog->nphases)
+        printf(", phase %s", prog->phases[ph].name);
+    printf(", %s%s, %s after %lld attempt%s, %lld in / %lld out, $%.4f, %.2fs\n",
+           http ? "an http request" : "model ", http ? "" : model, status, (long long)sqlite3_column_int64(st, 5),
+           sqlite3_column_int64(st, 5) == 1 ? "" : "s", (long long)sqlite3_column_int64(st, 6),
+           (long long)sqlite3_column_int64(st, 7), sqlite3_column_double(st, 8),
+           (double)sqlite3_column_int64(st, 9) / 1000);
+    printf("  key: %s\n", col_text(st, 10));
+    bool content = d && json_object_get(d, "prompt");
+    if (content) {
+        put_block("system", jstr(d, "system"));
+        put_block("prompt", jstr(d, "prompt"));
+    }
+    size_t i;
+    json_t *a;
+    json_array_foreach(json_object_get(d, "attempts"), i, a)
+        show_attempt(a, content);
+    if (jstr(d, "error"))
+        printf("  error: %s\n", jstr(d, "error"));
+    if (sqlite3_column_type(st, 11) != SQLITE_NULL)
+        put_block("answer", col_text(st, 11));
+    else if (strcmp(status, "ok") == 0)
+        printf("  answer: (removed by runs --prune)\n");
+    if (!http && !content && sqlite3_column_type(st, 4) != SQLITE_NULL)
+        printf("  (prompts and replies were not kept: run with --trace-content)\n");
+    json_decref(d);
+    printf("\n");
+}
+
+/* The run's id: RUN, or its latest run for "last". */
+static bool find_show_run(fr_journal *j, const char *workflow, const char *run, char *id)
+{
+    sqlite3_stmt *st;
+    const char *sql = strcmp(run, "last") == 0
+        ? "SELECT id FROM runs WHERE workflow = ?1 ORDER BY started_ms DESC, rowid DESC LIMIT 1"
+        : "SELECT id FROM runs WHERE workflow = ?1 AND id = ?2";
+    if (sqlite3_prepare_v2(fr_journal_db(j), sql, -1, &st, NULL) != SQLITE_OK)
+        return false;
+    sqlite3_bind_text(st, 1, workflow, -1, SQLITE_STATIC);
+    if (strcmp(run, "last") != 0)
+        sqlite3_bind_text(st, 2, run, -1, SQLITE_STATIC);
+    bool found = sqlite3_step(st) == SQLITE_ROW;
+    if (found)
+        snprintf(id, FR_RUN_ID_MAX, "%s", col_text(st, 0));
+    sqlite3_finalize(st);
+    return found;
+}
+
+/* show RUN [--agent A] [--item N] -> every call of the run (or those of
+ * agent A, of item N) with what it sent and got back. */
+static int cmd_show(fr_journal *j, const fr_program *prog, const char *run, const char *agent,
+                    const char *item)
+{
+    const char *workflow = prog->name;
+    char id[FR_RUN_ID_MAX];
+    sqlite3_stmt *st = NULL;
+    if (!find_show_run(j, workflow, run, id)) {
+        fprintf(stderr, "error: no run '%s' of %s in the journal %s (see: runs)\n", run,
+                workflow, fr_journal_path(j));
+        return 2;
+    }
+    char sql[512];
+    for (int old = 0; old < 2; old++) {     /* a journal of an older flowc has no detail */
+        snprintf(sql, sizeof sql, "SELECT agent, item, phase, NULL, status, attempts,"
+                 " tokens_in, tokens_out, usd, latency_ms, key, output, %s FROM calls"
+                 " WHERE run_id = ?1 AND instr(key, '#') = 0 AND (?2 IS NULL OR agent = ?2) AND (?3 IS NULL OR"
+                 " item = ?3) ORDER BY coalesce(finished_ms, 0) - latency_ms, id",
+                 old ? "NULL" : "detail");
+        if (sqlite3_prepare_v2(fr_journal_db(j), sql, -1, &st, NULL) == SQLITE_OK)
+            break;
+    }
+    if (!st) {
+        fprintf(stderr, "error: journal %s: %s\n", fr_journal_path(j), fr_journal_errmsg(j));
+        return 1;
+    }
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    if (agent)
+        sqlite3_bind_text(st, 2, agent, -1, SQLITE_STATIC);
+    if (item)
+        sqlite3_bind_text(st, 3, item, -1, SQLITE_STATIC);
+    printf("run %s\n\n", id);
+    int rc, n = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        show_call(prog, st);
+        n++;
+    }
+    sqlite3_finalize(st);
+    if (read_done(j, rc) != 0)
+        return 1;
+    if (n == 0) {
+        fprintf(stderr, "error: run %s has no call%s%s%s%s%s\n", id, agent ? " of agent '" : "",
+                agent ? agent : "", agent ? "'" : "", item ? " for item " : "", item ? item : "");
+        return 2;
+    }
+    return 0;
+}
+
 /* review -> each run with undecided items, and the items, numbered. */
 static int cmd_review(fr_journal *j, const char *workflow)
 {
@@ -309,10 +602,12 @@ static int cmd_approve(fr_journal *j, const char *workflow, const char *run_id,
 
 static int usage(const char *prog)
 {
-    fprintf(stderr, "usage: %s runs [--cost [--last N]] [--journal PATH]\n"
+    fprintf(stderr, "usage: %s runs [--cost [--last N] | --audit [RUN_ID] | --prune DAYS]"
+                    " [--journal PATH]\n"
+                    "       %s show RUN|last [--agent NAME] [--item N] [--journal PATH]\n"
                     "       %s review [--journal PATH]\n"
                     "       %s approve RUN_ID [--all | --item N ... | --reject N ...]"
-                    " [--by NAME] [--journal PATH]\n", prog, prog, prog);
+                    " [--by NAME] [--journal PATH]\n", prog, prog, prog, prog);
     return 2;
 }
 
@@ -320,17 +615,35 @@ static int usage(const char *prog)
 static int help(const fr_program *prog, const char *cmd, const char *self)
 {
     if (strcmp(cmd, "runs") == 0)
-        printf("usage: %s runs [--cost [--last N]] [--journal PATH]\n\n"
+        printf("usage: %s runs [--cost [--last N] | --audit [RUN_ID] | --prune DAYS]"
+               " [--journal PATH]\n\n"
                "One line per run of %s in the journal: its id, its status (running; stopped:\n"
                "its process died, finish it with --resume; waiting for approval; budget;\n"
                "failed; done), when it started (UTC), the time processes spent on it, the\n"
                "dollars and tokens it spent, the calls journaled and the approvals pending.\n"
                "With --cost: what each run paid, at the standard price and at the batch\n"
                "price, what the prompt cache saved, and its dollars in each phase, with the\n"
-               "mean of each column (--last N: the N latest runs).\n\n"
+               "mean of each column (--last N: the N latest runs).\n"
+               "With --audit: every approval and escalation, what was decided, by whom and\n"
+               "when (UTC), and those still open (RUN_ID: one run's).\n"
+               "With --prune DAYS: removes the answers, prompts, replies and review items of\n"
+               "the runs that started more than DAYS days ago (their lines, costs and\n"
+               "decisions stay; they can no longer be resumed), and compacts the file.\n\n"
                "  --cost         the cost table\n"
-               "  --last N       with --cost, only the N latest runs\n",
+               "  --last N       with --cost, only the N latest runs\n"
+               "  --audit        who decided what, and when\n"
+               "  --prune DAYS   remove older runs' answers\n",
                self, prog->name);
+    else if (strcmp(cmd, "show") == 0)
+        printf("usage: %s show RUN|last [--agent NAME] [--item N] [--journal PATH]\n\n"
+               "What each call of run RUN (last: the latest run) sent and got back: its\n"
+               "agent, item, model, outcome, tokens, cost and time, each attempt's outcome\n"
+               "and problem, and the validated answer; for a run made with --trace-content,\n"
+               "also the rendered system prompt and prompt, what a retry told the model,\n"
+               "and the raw reply of every attempt (failed and repaired ones included).\n\n"
+               "  --agent NAME   only the calls of this agent (or http operation)\n"
+               "  --item N       only the calls of this item (its path: 3, or 2.1)\n",
+               self);
     else if (strcmp(cmd, "review") == 0)
         printf("usage: %s review [--journal PATH]\n\n"
                "The items of every run of %s that wait for a person, numbered per run: the\n"
@@ -341,7 +654,8 @@ static int help(const fr_program *prog, const char *cmd, const char *self)
         printf("usage: %s approve RUN_ID (--all | --item N ... | --reject N ...) [--by NAME]\n"
                "       [--journal PATH]\n\n"
                "Decides items of run RUN_ID that `%s review` lists, in one transaction;\n"
-               "once none waits, `%s --resume RUN_ID` goes on with the approved ones.\n\n"
+               "once none waits, `%s --resume RUN_ID` goes on with the approved ones.\n"
+               "Each decision records who made it and when (see: runs --audit).\n\n"
                "  --all          approve every undecided item (an escalation: handled)\n"
                "  --item N       approve item N (repeatable)\n"
                "  --reject N     reject item N (repeatable)\n"
@@ -370,31 +684,84 @@ static bool parse_number(const char *s, int64_t *n)
     return *s && !*end && v > 0;
 }
 
-/* Parses the flags after the subcommand (and RUN_ID); false on a bad one. */
-static bool parse_flags(int argc, char **argv, const char **journal, jdecide *d, bool decide,
-                        bool runs, int64_t *cost_last)
+/* What the subcommand's flags asked. */
+typedef struct jflags {
+    const char *journal;           /* --journal PATH */
+    int64_t cost_last;             /* runs --cost: its --last N (0: all), -1 not asked */
+    bool audit;                    /* runs --audit */
+    const char *audit_run;         /* runs --audit RUN_ID */
+    int64_t prune_days;            /* runs --prune DAYS, -1 not asked */
+    const char *agent;             /* show --agent */
+    const char *item;              /* show --item */
+} jflags;
+
+/* A flag's value (the next argument), or an error naming the flag. */
+static const char *next_value(int argc, char **argv, int *i, const char *what)
 {
-    bool by = false;
+    if (*i + 1 < argc && argv[*i + 1][0] != '-')
+        return argv[++*i];
+    fprintf(stderr, "error: %s needs %s\n", argv[*i], what);
+    return NULL;
+}
+
+/* One flag of runs or show; false on a bad one (said why). */
+static bool parse_runs_flag(const char *cmd, int argc, char **argv, int *i, jflags *f)
+{
+    const char *a = argv[*i];
+    bool runs = strcmp(cmd, "runs") == 0, show = strcmp(cmd, "show") == 0;
+    if (runs && strcmp(a, "--cost") == 0) {
+        if (f->cost_last < 0)
+            f->cost_last = 0;
+    } else if (runs && strcmp(a, "--last") == 0) {
+        if (!parse_number(*i + 1 < argc ? argv[*i + 1] : NULL, &f->cost_last)) {
+            fprintf(stderr, "error: --last needs a number of runs\n");
+            return false;
+        }
+        ++*i;
+    } else if (runs && strcmp(a, "--audit") == 0) {
+        f->audit = true;
+        if (*i + 1 < argc && argv[*i + 1][0] != '-')
+            f->audit_run = argv[++*i];
+    } else if (runs && strcmp(a, "--prune") == 0) {
+        const char *v = next_value(argc, argv, i, "a number of days (0: every run)");
+        char *end;
+        long long d = v ? strtoll(v, &end, 10) : -1;
+        if (!v || !*v || *end || d < 0 || d > 1000000) {
+            if (v)
+                fprintf(stderr, "error: --prune needs a number of days (0: every run), got"
+                        " '%s'\n", v);
+            return false;
+        }
+        f->prune_days = d;
+    } else if (show && strcmp(a, "--agent") == 0) {
+        return (f->agent = next_value(argc, argv, i, "an agent's name")) != NULL;
+    } else if (show && strcmp(a, "--item") == 0) {
+        return (f->item = next_value(argc, argv, i, "an item's path (3, or 2.1)")) != NULL;
+    } else {
+        fprintf(stderr, "error: unknown argument '%s'\n", a);
+        return false;
+    }
+    return true;
+}
+
+/* Parses the flags after the subcommand (and RUN_ID); false on a bad one. */
+static bool parse_flags(const char *cmd, int argc, char **argv, jflags *f, jdecide *d)
+{
+    bool decide = strcmp(cmd, "approve") == 0, by = false;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
-        bool twice = (strcmp(a, "--journal") == 0 && *journal) ||
+        bool twice = (strcmp(a, "--journal") == 0 && f->journal) ||
                      (decide && strcmp(a, "--all") == 0 && d->all) ||
-                     (decide && strcmp(a, "--by") == 0 && by);
+                     (decide && strcmp(a, "--by") == 0 && by) ||
+                     (strcmp(a, "--agent") == 0 && f->agent) ||
+                     (strcmp(a, "--item") == 0 && f->item) ||
+                     (strcmp(a, "--prune") == 0 && f->prune_days >= 0);
         if (twice) {                         /* a second value would silently win */
             fprintf(stderr, "error: %s is given twice\n", a);
             return false;
         }
         if (strcmp(a, "--journal") == 0 && i + 1 < argc) {
-            *journal = argv[++i];
-        } else if (runs && strcmp(a, "--cost") == 0) {
-            if (*cost_last < 0)
-                *cost_last = 0;
-        } else if (runs && strcmp(a, "--last") == 0) {
-            if (!parse_number(i + 1 < argc ? argv[i + 1] : NULL, cost_last)) {
-                fprintf(stderr, "error: --last needs a number of runs\n");
-                return false;
-            }
-            i++;
+            f->journal = argv[++i];
         } else if (decide && strcmp(a, "--all") == 0) {
             d->all = true;
         } else if (decide && strcmp(a, "--by") == 0 && i + 1 < argc) {
@@ -407,8 +774,9 @@ static bool parse_flags(int argc, char **argv, const char **journal, jdecide *d,
             }
             d->approve[d->count++] = a[2] == 'i';
             i++;
-        } else {
-            fprintf(stderr, "error: unknown argument '%s'\n", a);
+        } else if (decide || !parse_runs_flag(cmd, argc, argv, &i, f)) {
+            if (decide)
+                fprintf(stderr, "error: unknown argument '%s'\n", a);
             return false;
         }
     }
@@ -416,16 +784,40 @@ static bool parse_flags(int argc, char **argv, const char **journal, jdecide *d,
         fprintf(stderr, "error: approve needs --all, --item N or --reject N\n");
         return false;
     }
+    if ((f->audit ? 1 : 0) + (f->prune_days >= 0) + (f->cost_last >= 0) > 1) {
+        fprintf(stderr, "error: runs takes one of --cost, --audit and --prune\n");
+        return false;
+    }
     return true;
+}
+
+/* The subcommand on an open journal. */
+static int dispatch(fr_journal *j, const fr_program *prog, const char *cmd, const char *run_id,
+                    const jflags *f, const jdecide *d)
+{
+    if (strcmp(cmd, "approve") == 0)
+        return cmd_approve(j, prog->name, run_id, d);
+    if (strcmp(cmd, "show") == 0)
+        return cmd_show(j, prog, run_id, f->agent, f->item);
+    if (strcmp(cmd, "review") == 0)
+        return cmd_review(j, prog->name);
+    if (f->cost_last >= 0)
+        return cmd_cost(j, prog, f->cost_last);
+    if (f->audit)
+        return cmd_audit(j, prog->name, f->audit_run);
+    if (f->prune_days >= 0)
+        return cmd_prune(j, prog->name, f->prune_days);
+    return cmd_runs(j, prog->name);
 }
 
 static int run_command(const fr_program *prog, const char *cmd, int argc, char **argv,
                        const char *self)
 {
-    bool decide = strcmp(cmd, "approve") == 0;
-    const char *run_id = NULL, *journal = NULL;
+    bool decide = strcmp(cmd, "approve") == 0, show = strcmp(cmd, "show") == 0;
+    const char *run_id = NULL;
     jdecide d = { false, NULL, NULL, 0, getenv("USER") ? getenv("USER") : "unknown" };
-    if (decide) {
+    jflags f = { .cost_last = -1, .prune_days = -1 };
+    if (decide || show) {
         if (argc < 1 || argv[0][0] == '-')
             return usage(self);
         run_id = argv[0];
@@ -434,26 +826,23 @@ static int run_command(const fr_program *prog, const char *cmd, int argc, char *
     d.ns = fr_calloc((size_t)argc + 1, sizeof *d.ns);
     d.approve = fr_calloc((size_t)argc + 1, sizeof *d.approve);
     int rc = 2;
-    int64_t cost = -1;                 /* runs --cost: its --last N (0: all) */
-    if (d.ns && d.approve && parse_flags(argc, argv, &journal, &d, decide,
-                                         strcmp(cmd, "runs") == 0, &cost)) {
-        char *path = journal ? fr_strdup(journal) : fr_journal_default_path(prog->name);
+    if (d.ns && d.approve && parse_flags(cmd, argc, argv, &f, &d)) {
+        bool writes = decide || f.prune_days >= 0;
+        char *path = f.journal ? fr_strdup(f.journal) : fr_journal_default_path(prog->name);
         fr_buf err = { 0 };
         bool exists = path && access(path, F_OK) == 0;
-        fr_journal *j = !exists ? NULL : decide ? fr_journal_open(path, &err)
-                                               : fr_journal_open_ro(path, &err);
+        fr_journal *j = !exists ? NULL : writes ? fr_journal_open(path, &err)
+                                                : fr_journal_open_ro(path, &err);
         if (path && !exists) {
-            fprintf(decide ? stderr : stdout, "%sno journal at %s: no run journaled here yet\n",
-                    decide ? "error: " : "", path);
-            rc = decide ? 2 : 0;
+            bool bad = decide || show;
+            fprintf(bad ? stderr : stdout, "%sno journal at %s: no run journaled here yet\n",
+                    bad ? "error: " : "", path);
+            rc = bad ? 2 : 0;
         } else if (!j) {
             fprintf(stderr, "error: %s\n", err.s ? err.s : "out of memory");
             rc = 1;
         } else {
-            rc = decide ? cmd_approve(j, prog->name, run_id, &d)
-                 : strcmp(cmd, "runs") == 0 ? (cost >= 0 ? cmd_cost(j, prog, cost)
-                                                         : cmd_runs(j, prog->name))
-                                            : cmd_review(j, prog->name);
+            rc = dispatch(j, prog, cmd, run_id, &f, &d);
         }
         fr_journal_close(j);
         fr_buf_free(&err);
@@ -470,7 +859,8 @@ int fr_journal_command(const fr_program *prog, int argc, char **argv)
     if (argc < 2)
         return -1;
     const char *cmd = argv[1];
-    if (strcmp(cmd, "runs") != 0 && strcmp(cmd, "review") != 0 && strcmp(cmd, "approve") != 0)
+    if (strcmp(cmd, "runs") != 0 && strcmp(cmd, "review") != 0 && strcmp(cmd, "approve") != 0 &&
+        strcmp(cmd, "show") != 0)
         return -1;
     if (wants_help(argc - 2, argv + 2))
         return help(prog, cmd, argv[0]);

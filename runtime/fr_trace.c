@@ -95,7 +95,7 @@ fr_trace *fr_trace_open(const char *path, const char *run_id, const fr_program *
         fr_free(ph);
         return NULL;
     }
-    t->fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
+    t->fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (t->fd < 0) {
         fr_buf_puts(err, "cannot open trace file ");
         fr_buf_puts(err, path);
@@ -287,6 +287,8 @@ char *fr_trace_call_line(fr_trace *t, const fr_tcall *c)
         set_int(o, "turns", c->turns);
         set_int(o, "tool_calls", c->tool_calls);
     }
+    if (c->content && c->detail)
+        json_object_set(o, "content", c->detail);
     char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(o);
     return line;

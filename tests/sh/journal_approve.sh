@@ -65,4 +65,13 @@ grep -q "escalations: 2 handled, 0 open" ap4 || fail "handling the escalations s
 [ "$(sqlite3 j.db "SELECT group_concat(DISTINCT decision) FROM approvals WHERE kind <> 'approve'")" = handled ] ||
     fail "an escalation was recorded as approved or rejected"
 "$B" review --journal j.db | grep -q "nothing waiting" || fail "review not empty"
+# runs --audit: every decision with who made it; escalations handled by carol
+"$B" runs --audit --journal j.db >audit || fail "runs --audit failed"
+grep -q "^RUN .* DECISION  BY " audit || fail "audit header: $(cat audit)"
+[ "$(grep -c " approve   approved  alice " audit)" -eq 2 ] || fail "audit alice: $(cat audit)"
+[ "$(grep -c " approve   rejected  bob " audit)" -eq 2 ] || fail "audit bob: $(cat audit)"
+[ "$(grep -c " escalated handled   carol " audit)" -eq 2 ] || fail "audit carol: $(cat audit)"
+grep -q " open " audit && fail "audit shows an open item: $(cat audit)"
+"$B" runs --audit "$run" --journal j.db | grep -c "^$run " | grep -qx 8 || fail "audit of one run"
+"$B" runs --audit nosuchrun --journal j.db | grep -q "run nosuchrun has no approval" || fail "audit of no run"
 echo ok
