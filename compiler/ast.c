@@ -379,6 +379,8 @@ static void dump_field(FILE *out, const char *what, Field *f, int depth)
     }
     if (f->cons.kind != CONS_NONE)
         fputs(f->cons.kind == CONS_RANGE ? " in" : " len", out);
+    if (f->sensitive)
+        fputs(" sensitive", out);
     put_span(out, f->span);
     if (f->doc) {
         fputs(" doc=", out);

@@ -604,12 +604,13 @@ static void write_schema(FILE *f, Decl *d)
             Field *fl = d->fields.items[i];
             Constraint *c = &fl->cons;
             bool rng = c->kind == CONS_RANGE, len = c->kind == CONS_LEN;
-            fprintf(f, "    { %s, %s, %s, %s, %s, %s, %" PRId64 ", %" PRId64 ", %s, %s, %s },\n",
+            fprintf(f, "    { %s, %s, %s, %s, %s, %s, %" PRId64 ", %" PRId64 ", %s, %s, %s, %s },\n",
                     c_lit(fl->name), type_ref(fl->type), rng ? "true" : "false",
                     c_double(rng ? bound_value(c->lo) : 0), c_double(rng ? bound_value(c->hi) : 0),
                     len ? "true" : "false", len ? (int64_t)bound_value(c->lo) : 0,
                     len ? (int64_t)bound_value(c->hi) : 0, c_lit(fl->doc), c_lit(wire_of(fl)),
-                    c_lit(fl->model_key ? fl->model_key : wire_of(fl)));
+                    c_lit(fl->model_key ? fl->model_key : wire_of(fl)),
+                    fl->sensitive ? "true" : "false");
         }
         fprintf(f, "};\n");
     }
@@ -2179,6 +2180,12 @@ static void write_agent_desc(FILE *f, Decl *a, AgentInfo *ai)
     size_t sys_head = caps_template_head(ai->system, &sys_whole);
     size_t prompt_head = caps_template_head(ai->prompt, &prompt_whole);
     const char *so = schema_text(a->ret_type, SD_OPENAI_STRICT);
+    if (a->fields.len) {
+        fprintf(f, "static const fr_type *const flow_%s_param_types[] = {", a->name);
+        for (int k = 0; k < a->fields.len; k++)
+            fprintf(f, "%s%s", k ? ", " : " ", type_ref(((Field *)a->fields.items[k])->type));
+        fprintf(f, " };\n");
+    }
     fprintf(f, "static const fr_agent flow_%s_agent = {\n", a->name);
     fprintf(f, "    .name = %s,\n    .doc = %s,\n    .model = &model_%s,\n    .output = %s,\n",
             c_lit(a->name), c_lit(a->doc), ai->model ? ai->model->name : "none",
@@ -2195,6 +2202,8 @@ static void write_agent_desc(FILE *f, Decl *a, AgentInfo *ai)
             ai->timeout_ms > 0 ? ai->timeout_ms : 60000);
     fprintf(f, "    .render = flow_%s_render,\n    .nparams = %d,\n    .param_names = %s,\n",
             a->name, a->fields.len, a->fields.len ? fmt("flow_%s_params", a->name) : "NULL");
+    if (a->fields.len)
+        fprintf(f, "    .param_types = flow_%s_param_types,\n", a->name);
     if (ai->tools.len)
         fprintf(f, "    .ntools = %d,\n    .tools = flow_%s_tools,\n    .max_tool_calls = %" PRId64
                 ",\n    .max_tool_result_tokens = %" PRId64 ",\n", ai->tools.len, a->name,

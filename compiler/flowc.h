@@ -20,7 +20,7 @@
 #define FLOWC_VERSION "0.1.0"
 /* The runtime ABI the generated C is written for: FLOWRT_ABI of the
  * flowrt.h it must be compiled with (runtime/flowrt.h). */
-#define FLOWC_RUNTIME_ABI 7
+#define FLOWC_RUNTIME_ABI 8
 
 /* ---- arena.c: one arena per compilation ---------------------------------- */
 
@@ -210,6 +210,7 @@ void src_reset(void);                            /* forget all sources (fuzz har
     X(E0915, "agent that reaches itself through its tools")                        \
     X(E0916, "tool listed twice")                                                  \
     X(E0917, "tool that would let the model choose where credentials go")          \
+    X(E0918, "sensitive field sent to a model not declared to accept it")          \
     /* workflows */                                                                \
     X(E1001, "return that does not fit the workflow")                              \
     X(E1002, "path that ends without returning")                                   \
@@ -377,6 +378,8 @@ typedef struct Field {
     TypeExpr *texpr;
     Constraint cons;                             /* schema fields only */
     Node *alias;                                 /* @alias("...") string (fields, enum values) or NULL */
+    bool sensitive;                              /* @sensitive (schema fields): personal data */
+    Span sensitive_span;                         /* the @sensitive */
     Node *deflt;                                 /* workflow parameters only, may be NULL */
     const char *doc;                             /* `///` lines joined by '\n', or NULL */
     Type *type;                                  /* sema: resolved */
@@ -653,6 +656,8 @@ typedef struct ModelInfo {
     Decl *replaced_by;                           /* what to use instead, once retired */
     Decl *alias_of;                              /* an old name: every setting is that model's */
     Setting *retires_setting;                    /* for the warning's note */
+    bool sensitive_ok;                           /* accepts_sensitive: true (self-hosted, or
+                                                    covered by an agreement) */
 } ModelInfo;
 
 /* Resolved settings of an agent declaration (Decl.sema). */
@@ -738,6 +743,15 @@ void caps_model_used(Decl *d, Span use);
 /* Agent a sent to model m (its own, or `using`): temperature and the strict
  * limits of the provider's structured-output mode; the cache-prefix note. */
 void caps_check_agent(Decl *a, Decl *m, Span use);
+
+/* ---- sensitive.c: personal data and the models that may see it ------------- */
+
+/* Agent a's prompts and tool results, sent to model m (chosen at use), hold
+ * no @sensitive field unless m accepts sensitive data: else error E0918
+ * naming the field, its path and the model. */
+void sens_check_agent(Decl *a, Decl *m, Span use);
+/* t holds a @sensitive field (records, lists and options of them). */
+bool sens_type_has(Type *t);
 /* The tools of agent a sent to model m: their parameters within the limits
  * of strict function calling (OpenAI json_schema mode). */
 void caps_check_tools(Decl *a, Decl *m, Span use);

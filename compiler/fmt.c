@@ -417,16 +417,21 @@ static void pr_bound(Node *b)
     put_src(b->span);
 }
 
-/* @alias("Name In The Data") after a field or an enum value */
+/* @alias("Name In The Data") after a field or an enum value, then @sensitive */
 static void pr_alias(Field *f)
 {
-    if (!f->alias)
-        return;
-    put(" @alias(");
-    pr_node(f->alias);
-    put(")");
-    if (f->alias->span.hi + 1 > P.pos)
-        P.pos = f->alias->span.hi + 1;           /* past the ')' */
+    if (f->alias) {
+        put(" @alias(");
+        pr_node(f->alias);
+        put(")");
+        if (f->alias->span.hi + 1 > P.pos)
+            P.pos = f->alias->span.hi + 1;       /* past the ')' */
+    }
+    if (f->sensitive) {
+        put(" @sensitive");
+        if (f->sensitive_span.hi > P.pos)
+            P.pos = f->sensitive_span.hi;
+    }
 }
 
 /* name: type [in lo..hi | len lo..hi] [@alias("...")] [= default] */

@@ -753,7 +753,8 @@ static const char *field_line(Field *f)
 {
     const char *alias = f->wire && strcmp(f->wire, f->name) != 0
                         ? arena_printf(" @alias(\"%s\")", f->wire) : "";
-    return arena_printf("%s: %s%s%s", f->name, type_text(f->texpr), cons_text(&f->cons), alias);
+    return arena_printf("%s: %s%s%s%s", f->name, type_text(f->texpr), cons_text(&f->cons), alias,
+                        f->sensitive ? " @sensitive" : "");
 }
 
 /* A schema or enum with its fields or values and every doc comment. */
@@ -818,7 +819,7 @@ static const char *decl_hover(Decl *d)
     case D_MODEL: {
         code = arena_printf("model %s", d->name);
         static const char *const keys[] = { "provider", "name", "alias_of", "usd_per_mtok_in",
-                                            "usd_per_mtok_out", "retires", NULL };
+                                            "usd_per_mtok_out", "retires", "accepts_sensitive", NULL };
         for (int i = 0; keys[i]; i++) {
             const char *v = setting_text(d, keys[i]);
             if (v)

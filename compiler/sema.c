@@ -1175,7 +1175,8 @@ static const char *const model_keys[] = {
     "structured_output", "temperature", "max_tokens_param", "max_output_tokens",
     "context_window", "usd_per_mtok_cache_write", "usd_per_mtok_cache_write_1h",
     "usd_per_mtok_cache_read", "usd_per_mtok_batch_in", "usd_per_mtok_batch_out",
-    "min_cache_tokens", "rpm", "tpm", "retires", "replaced_by", "alias_of", NULL,
+    "min_cache_tokens", "rpm", "tpm", "retires", "replaced_by", "alias_of", "accepts_sensitive",
+    NULL,
 };
 static const char *const providers[] = { "anthropic", "openai", "mock", NULL };
 static const char *const output_modes[] = {
@@ -1312,6 +1313,8 @@ static void model_setting(Setting *s, ModelInfo *mi, Decl *d)
         mi->replaced_by = setting_model(s, d);
     else if (strcmp(k, "alias_of") == 0)
         mi->alias_of = setting_model(s, d);
+    else if (strcmp(k, "accepts_sensitive") == 0)
+        mi->sensitive_ok = setting_bool(s) == 1;
 }
 
 /* Settings that only one provider understands. */
@@ -1918,8 +1921,12 @@ static void check_tools(Program *p)
     Vec stack = { 0 };
     for (int i = 0; i < p->decls.len; i++) {
         Decl *d = p->decls.items[i];
-        if (d->kind == D_AGENT && d->sema && lookup_decl(d->name) == d)
+        if (d->kind == D_AGENT && d->sema && lookup_decl(d->name) == d) {
             agent_tools(d);
+            AgentInfo *ai = d->sema;             /* prompts and tool results: personal data */
+            if (ai->model && ai->model->sema)
+                sens_check_agent(d, ai->model, ai->model_span);
+        }
     }
     for (int i = 0; i < p->decls.len; i++) {
         Decl *d = p->decls.items[i];
@@ -2344,8 +2351,10 @@ static void check_using(Node *n)
         return;
     caps_model_used(m, n->using_span);
     Decl *a = lookup_decl(n->name);
-    if (a && a->kind == D_AGENT && a->sema)
+    if (a && a->kind == D_AGENT && a->sema) {
         caps_check_agent(a, m, n->using_span);
+        sens_check_agent(a, m, n->using_span);
+    }
 }
 
 /* An argument of a builtin against the type it needs. */

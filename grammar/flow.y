@@ -165,6 +165,7 @@ static Node *mk_for(Tok var, Span var_sp, Node *iter, Node *where, Node *body, S
 static Node *plain(Node *n);
 static Setting *mk_setting(Tok key, Span key_sp, Node *value, Span sp);
 static Field *mk_field(Tok name, Span sp, TypeExpr *te);
+static void set_attrs(LexState *st, Field *f, Vec *attrs, bool field);
 static TypeExpr *mk_type_name(Tok t, Span sp);
 static Node *mk_num(Node *n, bool neg, Span sp);
 static void add_decl(yyscan_t scanner, Decl *d);
@@ -241,11 +242,11 @@ static void add_decl(yyscan_t scanner, Decl *d);
 
 %type <decl> decl import schema enum model agent workflow http
 %type <vec> fields values settings params plist stmts arms pats inits targs stages
-%type <vec> exprlist parts paren_settings schema_opts
+%type <vec> exprlist parts paren_settings schema_opts attrs
 %type <field> field param value
 %type <tok> fname key
 %type <cons> constraint range
-%type <node> bound string block stmt expr hexpr postfix hpostfix primary atom literal alias
+%type <node> bound string block stmt expr hexpr postfix hpostfix primary atom literal attr
 %type <node> if_expr match_expr for_expr pipeline_expr par_expr loop_expr where_opt stage
 %type <set> setting
 %type <te> type ret
@@ -312,12 +313,12 @@ fields
 
 sep: NEWLINE | ',' ;
 
-/* field -> NAME ':' type [ ('in' | 'len') range ] [ alias ] */
+/* field -> NAME ':' type [ ('in' | 'len') range ] { attr } */
 field
-    : fname ':' type constraint alias {
+    : fname ':' type constraint attrs {
         $$ = mk_field($1, @1, $3);
         $$->cons = $4;
-        $$->alias = $5;
+        set_attrs(STATE, $$, &$5, true);
     }
     ;
 
@@ -843,24 +844,47 @@ schema_opts
     | paren_settings
     ;
 
-/* alias -> '@' 'alias' '(' string ')': the name in the data, when it is not
- * the field's (a CSV column with spaces, a JSON key with a dash) */
-alias
-    : %empty                        { $$ = NULL; }
-    | '@' IDENT '(' string ')' {
+/* attrs -> { attr } */
+attrs
+    : %empty                        { memset(&$$, 0, sizeof $$); }
+    | attrs attr                    { $$ = $1; if ($2) vec_push(&$$, $2); }
+    ;
+
+/* attr -> '@' 'alias' '(' string ')' | '@' 'sensitive'
+ * @alias: the name in the data, when it is not the field's (a CSV column
+ * with spaces, a JSON key with a dash); @sensitive: personal data, kept
+ * out of traces and logs and from models not declared to accept it.  An
+ * N_STRING (the alias) or an N_NAME "sensitive"; NULL after an error. */
+attr
+    : '@' IDENT '(' string ')' {
         $$ = $4;
         if (strcmp($2.s, "alias") != 0) {
-            diag_error(@2, E0212, "unknown attribute '@%s'", $2.s);
-            diag_help("the one attribute is @alias(\"name in the data\")");
+            bool sens = strcmp($2.s, "sensitive") == 0;
+            diag_error(@2, E0212, sens ? "@sensitive takes no argument"
+                       : "unknown attribute '@%s'", $2.s);
+            diag_help(sens ? "write '@sensitive' after the field's type"
+                      : "the attributes are @alias(\"name in the data\") and @sensitive");
             lex_error_span(STATE, @2);
             $$ = NULL;
         }
     }
+    | '@' IDENT {
+        $$ = NULL;
+        if (strcmp($2.s, "sensitive") == 0) {
+            $$ = mk_name($2, @$);
+        } else {
+            diag_error(@2, E0212, strcmp($2.s, "alias") == 0
+                       ? "@alias needs the name in the data: @alias(\"Name\")"
+                       : "unknown attribute '@%s'", $2.s);
+            diag_help("the attributes are @alias(\"name in the data\") and @sensitive");
+            lex_error_span(STATE, @2);
+        }
+    }
     ;
 
-/* value -> NAME [ alias ] */
+/* value -> NAME { attr }   (@alias only) */
 value
-    : IDENT alias                   { $$ = mk_field($1, @1, NULL); $$->alias = $2; }
+    : IDENT attrs                   { $$ = mk_field($1, @1, NULL); set_attrs(STATE, $$, &$2, false); }
     ;
 
 %%
@@ -1005,6 +1029,27 @@ static Field *mk_field(Tok name, Span sp, TypeExpr *te)
     f->texpr = te;
     f->doc = name.doc;
     return f;
+}
+
+/* A field's attributes: one @alias at most, @sensitive on a schema field only. */
+static void set_attrs(LexState *st, Field *f, Vec *attrs, bool field)
+{
+    for (int i = 0; i < attrs->len; i++) {
+        Node *a = attrs->items[i];
+        bool sens = a->kind == N_NAME;
+        if (sens && field && !f->sensitive) {
+            f->sensitive = true;
+            f->sensitive_span = a->span;
+        } else if (!sens && !f->alias) {
+            f->alias = a;
+        } else {
+            diag_error(a->span, E0212, sens && !field ? "an enum value cannot be @sensitive"
+                       : "'%s' has @%s twice", f->name, sens ? "sensitive" : "alias");
+            diag_help(sens && !field ? "mark the field that holds the enum @sensitive"
+                      : "keep one");
+            lex_error_span(st, a->span);
+        }
+    }
 }
 
 static TypeExpr *mk_type_name(Tok t, Span sp)

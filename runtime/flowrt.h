@@ -35,7 +35,7 @@
  * struct below or a function's meaning changes.  Generated C refuses to
  * compile against a header of another ABI, and fr_main refuses to run when
  * the library was built for another one. */
-#define FLOWRT_ABI 7
+#define FLOWRT_ABI 8
 
 /* ---- types: descriptors generated per schema, enum and used type --------- */
 
@@ -80,6 +80,8 @@ typedef struct fr_field {
     const char *model_key;         /* its property name in the JSON Schema models
                                       answer (wire when every provider takes it as
                                       a key, else name); NULL: wire */
+    bool sensitive;                /* @sensitive: personal data, redacted in traces, errors
+                                      and reports, hashed in the journal */
 } fr_field;
 
 /* What a record does with keys its schema does not declare (`schema S
@@ -275,6 +277,7 @@ struct fr_agent {
     const fr_tool *tools;          /* them */
     int max_tool_calls;            /* the loop's bound: tool calls at most, then the answer */
     int max_tool_result_tokens;    /* a tool's result is cut to about this many tokens */
+    const fr_type *const *param_types; /* the parameters' types (what holds personal data) */
 };
 
 /* Calls agent a (with model `using` if not NULL) at call site `site` with

@@ -57,6 +57,7 @@
 
 /* One call's state across its attempts. */
 typedef struct call {
+    json_t *const *args;           /* the call's arguments (borrowed) */
     fr_ctx *cx;                    /* the calling context */
     const fr_agent *agent;         /* who is called */
     const fr_model *model;         /* with which model */
@@ -565,7 +566,7 @@ static json_t *attempt(call *c, int *stop)
         c->agent, c->model, c->system.s ? c->system.s : "", c->prompt.s ? c->prompt.s : "",
         c->feedback, c->prev_answer, c->attempts, timeout, c->max_tokens, c->agent->cache,
         FR_OUT_DEFAULT,
-        c->history, c->tools_off,
+        c->history, c->tools_off, c->args,
     };
     fr_response r;
     int64_t t0 = fr_wall_ms();
@@ -677,7 +678,7 @@ static json_t *batch_answer(call *c, const char *key, int *stop)
     c->jh.jc.tier = "batch";
     fr_request req = { c->agent, c->model, c->system.s ? c->system.s : "",
                        c->prompt.s ? c->prompt.s : "", NULL, NULL, 0, 0, c->max_tokens,
-                       c->agent->cache, FR_OUT_DEFAULT, NULL, false };
+                       c->agent->cache, FR_OUT_DEFAULT, NULL, false, c->args };
     fr_journal_call_attempt(&c->jh, c->cx, &req, &r, &ch, fr_wall_ms());
     fr_budget_charge(c->cx->run, c->cx->phase, &ch);
     check_over(c, &held, &ch);
@@ -902,13 +903,15 @@ json_t *fr_call(fr_ctx *cx, const fr_agent *a, int site, const fr_model *using,
 json_t *fr_call_under(fr_ctx *cx, const fr_agent *a, int site, const fr_model *using,
                       json_t *const *args, const char *where, const fr_under *u)
 {
-    call c = { .cx = cx, .agent = a, .model = using ? using : a->model, .where = where,
+    call c = { .args = args, .cx = cx, .agent = a, .model = using ? using : a->model, .where = where,
                .max_tokens = a->max_tokens > 0 ? a->max_tokens : 1024, .under = u };
     if (!a->render(cx, args, &c.system, &c.prompt)) {
         call_free(&c);
         return NULL;
     }
     c.schema_bytes = schema_bytes(a, c.model);
+    for (int i = 0; a->param_types && i < a->nparams; i++)   /* what must not be shown */
+        fr_redact_note(cx->run->redact, args[i], a->param_types[i]);
     cx->seq++;
     /* [journal hook] before any request, ask the journal: a journaled answer
      * for (agent, site, cx->path, cx->seq, hash of system+prompt) is kept in
@@ -940,10 +943,12 @@ json_t *fr_call_under(fr_ctx *cx, const fr_agent *a, int site, const fr_model *u
               v || stopped ? 0 : 1, &c.tally);
     if (c.jh.loop)
         count_loop(&c);
-    if (!v && !stopped)
+    if (!v && !stopped) {
+        char *why = fr_redact_text(cx->run->redact, c.last_error ? c.last_error : "no answer");
         fr_fail(cx, where, "agent '%s' (model %s): %s after %d attempt%s", a->name,
-                c.model->name, c.last_error ? c.last_error : "no answer", c.attempts,
-                c.attempts == 1 ? "" : "s");
+                c.model->name, why ? why : "no answer", c.attempts, c.attempts == 1 ? "" : "s");
+        fr_free(why);
+    }
     if (!v && stop != STOP_BUDGET && c.attempts > 0 && c.last == FR_TRANSIENT)
         fr_count_transient(cx);
     fr_journal_call_end(&c.jh, cx, v);

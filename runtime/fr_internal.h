@@ -168,6 +168,31 @@ int fr_validate_fields(json_t *v, const fr_schema *sc, fr_problem_fn fn, void *c
  * number for names over 64 bytes: the "did you mean" of fields and flags. */
 size_t fr_edit_distance(const char *a, const char *b);
 
+/* ---- fr_redact.c: @sensitive values kept out of traces, messages, journal - */
+
+typedef struct fr_redact fr_redact;
+fr_redact *fr_redact_new(void);                 /* NULL: out of memory */
+void fr_redact_free(fr_redact *r);
+/* The run id the journal's hashes are salted with. */
+void fr_redact_salt(fr_redact *r, const char *run_id);
+/* t holds a @sensitive field (records, lists, options of them). */
+bool fr_type_sensitive(const fr_type *t);
+/* Notes the values of v's sensitive fields (v of type t). */
+void fr_redact_note(fr_redact *r, json_t *v, const fr_type *t);
+/* text with every noted value replaced by "[redacted]" (malloc'd; NULL
+ * only for a NULL text). */
+char *fr_redact_text(fr_redact *r, const char *text);
+/* The same for the string o[key], in place. */
+void fr_redact_json_text(fr_redact *r, json_t *o, const char *key);
+/* A copy of v whose string leaves that are noted values are "[redacted]". */
+json_t *fr_redact_json(fr_redact *r, json_t *v);
+/* A copy of v (of type t) with its sensitive fields hashed for the journal,
+ * or NULL when t has none. */
+json_t *fr_redact_hashed(fr_redact *r, json_t *v, const fr_type *t);
+/* Puts back in v the hashed values it can from the noted ones; false when
+ * one could not be (the answer must be asked again). */
+bool fr_redact_restore(fr_redact *r, json_t *v, const fr_type *t);
+
 /* ---- fr_sha256.c: SHA-256 (FIPS 180-4) ------------------------------------ */
 
 typedef struct fr_sha256 {
@@ -201,6 +226,7 @@ typedef struct fr_request {
                                       request goes in (fr_http.c's fallback) */
     json_t *history;               /* a tool loop's turns after the prompt, or NULL (below) */
     bool tools_off;                /* the loop reached its bound: answer now, no tool call */
+    json_t *const *args;           /* the call's arguments (the mock copies from them), or NULL */
 } fr_request;
 
 /* A tool loop's history, the same for every wire format (each renders it):
@@ -625,6 +651,7 @@ struct fr_run {
     bool quiet;                    /* --quiet: no summary, no progress */
     fr_http *http;                 /* the providers' shared state */
     void *journal;                 /* the run journal (fr_journal.c), NULL when none */
+    struct fr_redact *redact;      /* the sensitive values seen (fr_redact.c), or NULL */
     int inflight;                  /* attempts in flight now (atomic) */
     int64_t start_ms;              /* run start (monotonic) */
     fr_budget budget;              /* the workflow's cap in force: declared, its parameters',
@@ -1082,6 +1109,7 @@ typedef struct fr_jhook {
     } put;
     json_t *detail;                /* {"system","prompt","attempts":[...]}: what each attempt
                                       sent and got (content with --trace-content), or NULL */
+    bool redacted;                 /* detail's texts had the sensitive values taken out */
 } fr_jhook;
 
 /* A journal write failed (a full disk, an I/O error): the run stops at

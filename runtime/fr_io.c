@@ -430,6 +430,8 @@ json_t *fr_read(fr_ctx *cx, json_t *path, const fr_type *elem, const fr_read_opt
         fr_free(rd.lines);
         return NULL;
     }
+    for (size_t i = 0; cx->run && i < json_array_size(rd.out); i++)   /* its personal data */
+        fr_redact_note(cx->run->redact, json_array_get(rd.out, i), elem);
     remember_origin(cx->run, rd.out, rd.path, rd.lines);
     return fr_keep(cx, rd.out);
 }

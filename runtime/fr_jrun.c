@@ -204,6 +204,8 @@ int fr_journal_run_start(fr_run *run, const fr_jopts *o, json_t *const *args)
         return 2;
     }
     int st = o->no_journal ? -1 : open_run(s, run, o, args);
+    if (st < 0 && s->j)
+        fr_redact_salt(run->redact, fr_journal_run_id(s->j));
     if (st < 0 && o->trace)
         st = open_trace(s, run, o->trace);
     if (st < 0 && s->resumed) {
@@ -510,6 +512,25 @@ void fr_journal_call_outcome(fr_jhook *h, const char *outcome, const char *error
     set_text(a, "error", error);
 }
 
+/* The detail's texts with the run's sensitive values redacted (once: the
+ * journal's copy and the trace's are the same). */
+static void redact_detail(fr_jhook *h, fr_run *run)
+{
+    if (!h->detail || h->redacted)
+        return;
+    h->redacted = true;
+    fr_redact_json_text(run->redact, h->detail, "system");
+    fr_redact_json_text(run->redact, h->detail, "prompt");
+    fr_redact_json_text(run->redact, h->detail, "error");
+    size_t i;
+    json_t *a;
+    json_array_foreach(json_object_get(h->detail, "attempts"), i, a) {
+        fr_redact_json_text(run->redact, a, "error");
+        fr_redact_json_text(run->redact, a, "feedback");
+        fr_redact_json_text(run->redact, a, "reply");
+    }
+}
+
 /* The detail as JSON text for the journal (malloc'd), with the call's
  * final error when it failed. */
 static char *detail_text(fr_jhook *h, fr_ctx *cx, json_t *v)
@@ -518,6 +539,7 @@ static char *detail_text(fr_jhook *h, fr_ctx *cx, json_t *v)
         return NULL;
     if (!v && cx->err)
         set_text(h->detail, "error", cx->err);
+    redact_detail(h, cx->run);
     return json_dumps(h->detail, JSON_COMPACT | JSON_PRESERVE_ORDER);
 }
 
@@ -554,6 +576,10 @@ json_t *fr_journal_call_begin(fr_jhook *h, fr_ctx *cx, const fr_agent *a, int si
     if (!s || !s->j)
         return NULL;
     json_t *v = fr_journal_lookup(s->j, &h->jc);
+    if (v && !fr_redact_restore(cx->run->redact, v, a->output)) {
+        json_decref(v);            /* a hashed value the run cannot put back: ask again */
+        v = NULL;
+    }
     if (!v)
         return NULL;
     h->cached = true;
@@ -642,7 +668,10 @@ void fr_journal_call_record(fr_jhook *h, fr_ctx *cx, json_t *v, const fr_type *t
     if (!s || !s->j || !v)
         return;
     fr_free(h->output);
-    h->output = fr_to_json(v, t);
+    fr_redact_note(cx->run->redact, v, t);
+    json_t *hashed = fr_redact_hashed(cx->run->redact, v, t);   /* never in clear */
+    h->output = fr_to_json(hashed ? hashed : v, t);
+    json_decref(hashed);
     h->jc.output = h->output;
     h->jc.latency_ms = fr_now_ms() - h->start_ms;
     if (!h->output)
@@ -713,8 +742,9 @@ void fr_journal_call_end(fr_jhook *h, fr_ctx *cx, json_t *v)
         fr_free(detail);
     }
     if (s && s->trace) {
-        if (!v && cx->err && h->detail)
+        if (!v && cx->err && h->detail && !h->redacted)
             set_text(h->detail, "error", cx->err);
+        redact_detail(h, cx->run);
         trace_call(s, h, cx, v);
     }
     fr_free(h->output);
@@ -821,8 +851,11 @@ json_t *fr_journal_approve(fr_ctx *cx, json_t *list, json_t *title, int site,
     char **items = fr_calloc(n + 1, sizeof *items);
     int *d = fr_calloc(n + 1, sizeof *d);
     bool ok = items && d;
-    for (size_t i = 0; ok && i < n; i++)
-        ok = (items[i] = item_text(json_array_get(list, i))) != NULL;
+    for (size_t i = 0; ok && i < n; i++) {
+        json_t *shown = fr_redact_json(cx->run->redact, json_array_get(list, i));
+        ok = (items[i] = item_text(shown)) != NULL;
+        json_decref(shown);
+    }
     fr_buf err = { 0 };
     if (ok && !fr_journal_approvals(s->j, site, cx->path, t, n, items, d, &err))
         ok = fr_fail(cx, where, "approve(): %s", err.s ? err.s : "journal error") != NULL;
@@ -841,10 +874,14 @@ void fr_journal_escalated(fr_ctx *cx, json_t *item, const char *why, const char 
     jstate *s = cx->run->journal;
     if (!s || !s->j)
         return;
-    char *text = item_text(item ? item : cx->item);
-    if (!text || !fr_journal_escalate(s->j, where, cx->path, text, why))
+    json_t *shown = fr_redact_json(cx->run->redact, item ? item : cx->item);
+    char *text = item_text(shown);
+    char *reason = fr_redact_text(cx->run->redact, why);
+    json_decref(shown);
+    if (!text || !fr_journal_escalate(s->j, where, cx->path, text, reason ? reason : why))
         write_failed(s);
     fr_free(text);
+    fr_free(reason);
 }
 
 /* ---- http operations ----------------------------------------------------- */

@@ -17,6 +17,11 @@
  * length range; lists have their length range's first few sizes (default
  * 0..3 items); an optional is null (left out) about a quarter of the time.
  *
+ * So that demo output looks like its input, a scalar field of the answer
+ * takes the call's argument of the same name, or the field of the same name
+ * of a record argument, or for `lead_id` the `id` of an argument of schema
+ * Lead, when that value fits the field (type and constraints).
+ *
  * Usage is simulated: input = ceil(bytes(system + prompt) / 4) + 50 tokens,
  * output = ceil(bytes(answer JSON) / 4).
  *
@@ -33,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #define MAX_DEPTH 24               /* nested records deeper than this give up */
@@ -286,12 +292,56 @@ static void cut_off(fr_response *resp, int cap)
     resp->error = fr_strdup(msg);
 }
 
+/* The value of arg (of type t) for the answer's field named name, or NULL. */
+static json_t *input_for(json_t *arg, const fr_type *t, const char *pname, const char *name)
+{
+    while (t && t->kind == FR_OPTIONAL)
+        t = t->elem;
+    if (!t || !arg)
+        return NULL;
+    if (t->kind != FR_RECORD)
+        return strcmp(pname, name) == 0 ? arg : NULL;
+    const fr_schema *sc = t->schema;
+    size_t sl = strlen(sc->name);
+    for (int i = 0; i < sc->nfields; i++) {
+        const fr_field *f = &sc->fields[i];
+        bool same = strcmp(f->name, name) == 0;
+        bool prefixed = strncasecmp(name, sc->name, sl) == 0 && name[sl] == '_' &&
+                        strcmp(name + sl + 1, f->name) == 0;
+        if (same || prefixed)
+            return json_object_get(arg, fr_field_wire(f));
+    }
+    return NULL;
+}
+
+/* Copies into answer v (a record keyed by model keys) the scalar values of
+ * the call's arguments that fit its fields. */
+static void copy_inputs(const fr_request *req, json_t *v, const fr_type *t)
+{
+    const fr_agent *a = req->agent;
+    if (!req->args || !a->param_types || !json_is_object(v) || t->kind != FR_RECORD)
+        return;
+    const fr_schema *sc = t->schema;
+    for (int i = 0; i < sc->nfields; i++) {
+        const fr_field *f = &sc->fields[i];
+        for (int k = 0; k < a->nparams; k++) {
+            json_t *in = input_for(req->args[k], a->param_types[k], a->param_names[k], f->name);
+            if (in && !json_is_object(in) && !json_is_array(in) && !json_is_null(in) &&
+                fr_validate_field(in, f, NULL)) {
+                json_object_set(v, fr_field_key(f, FR_KEYS_MODEL), in);
+                break;
+            }
+        }
+    }
+}
+
 /* Fills resp with the answer for seed, its raw text and usage. */
 static void answer(const fr_request *req, uint64_t seed, fr_response *resp)
 {
     rng r = { seed, FR_KEYS_MODEL };
     const fr_type *t = req->agent->output;
     json_t *v = gen(&r, t, NULL, req->agent->name, 0);
+    copy_inputs(req, v, t);
     double bad = bad_rate();
     if (v && bad > 0 && attempt_draw(seed, req->attempt, "bad") < bad)
         v = spoil(v, t);

@@ -83,8 +83,9 @@ static char *skipped_line(fr_ctx *c, const char *fanout, json_t *list, size_t in
         json_object_set_new(o, "file", json_string(file));
         json_object_set_new(o, "line", json_integer(line));
     }
-    json_object_set(o, "input", c->item ? c->item : json_null());
+    json_object_set_new(o, "input", fr_redact_json(c->run->redact, c->item ? c->item : json_null()));
     json_object_set_new(o, "error", json_string(c->err ? c->err : "failed"));
+    fr_redact_json_text(c->run->redact, o, "error");
     json_object_set_new(o, "where", c->err_where ? json_string(c->err_where) : json_null());
     char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
     json_decref(o);
@@ -118,8 +119,9 @@ static char *review_line(fr_ctx *cx, json_t *item, const char *why, const char *
 {
     const fr_program *p = cx->run->prog;
     json_t *o = json_object();
-    json_object_set(o, "item", item ? item : json_null());
+    json_object_set_new(o, "item", fr_redact_json(cx->run->redact, item ? item : json_null()));
     json_object_set_new(o, "why", json_string(why ? why : ""));
+    fr_redact_json_text(cx->run->redact, o, "why");
     json_object_set_new(o, "where", where ? json_string(where) : json_null());
     json_object_set_new(o, "phase", cx->phase >= 0 && cx->phase < p->nphases
                         ? json_string(p->phases[cx->phase].name) : json_null());

@@ -1072,6 +1072,7 @@ static bool run_init(fr_run *run, const fr_program *p, const opts *o, fr_http *h
     run->prog = p;
     pthread_mutex_init(&run->mu, NULL);
     pthread_mutex_init(&run->review_mu, NULL);
+    run->redact = fr_redact_new();
     run->mock_all = o->mock;
     run->mock = o->mock_opts;
     run->concurrency = o->concurrency;
@@ -1125,6 +1126,7 @@ static void run_free(fr_run *run)
     fr_budget_free(run);
     fr_batch_free(run);
     fr_http_free(run->http);
+    fr_redact_free(run->redact);
     pthread_mutex_destroy(&run->mu);
     pthread_mutex_destroy(&run->review_mu);
 }

@@ -365,7 +365,26 @@ static bool check_record(vwalk *w, json_t *v, const fr_type *t)
 }
 
 /* One value against t; f is the schema field it sits in (its constraints). */
+static bool check_value(vwalk *w, json_t *v, const fr_type *t, const fr_field *f);
+
+/* A @sensitive field's problem is said without its value: messages reach
+ * the terminal, the trace and the model's retry prompt. */
 static bool check(vwalk *w, json_t *v, const fr_type *t, const fr_field *f)
+{
+    if (!f || !f->sensitive || !w->err)
+        return check_value(w, v, t, f);
+    fr_buf *err = w->err;
+    w->err = NULL;
+    bool ok = check_value(w, v, t, f);
+    w->err = err;
+    if (ok)
+        return true;
+    char want[256];
+    type_name(want, sizeof want, t);
+    return fail(w, "the value is not a valid %s (not shown: the field is @sensitive)", want);
+}
+
+static bool check_value(vwalk *w, json_t *v, const fr_type *t, const fr_field *f)
 {
     switch (t->kind) {
     case FR_OPTIONAL:

@@ -104,68 +104,68 @@ static const fr_type t_list_string = { FR_LIST, &fr_type_string, NULL, NULL };
 
 /* Lead: ranges, lengths, an enum, optionals. */
 static const fr_field lead_f[] = {
-    { "name", &fr_type_string, false, 0, 0, true, 1, 80, NULL, NULL, NULL },
-    { "email", &fr_type_string, false, 0, 0, false, 0, 0, NULL, NULL, NULL },
-    { "seniority", &t_seniority, false, 0, 0, false, 0, 0, NULL, NULL, NULL },
-    { "intent_score", &fr_type_float, true, 0, 1, false, 0, 0, NULL, NULL, NULL },
-    { "employees", &t_opt_int, true, 1, 1000000, false, 0, 0, NULL, NULL, NULL },
-    { "tags", &t_list_string, false, 0, 0, true, 0, 5, NULL, NULL, NULL },
-    { "notes", &t_opt_string, false, 0, 0, true, 0, 500, NULL, NULL, NULL },
+    { "name", &fr_type_string, false, 0, 0, true, 1, 80, NULL, NULL, NULL, false },
+    { "email", &fr_type_string, false, 0, 0, false, 0, 0, NULL, NULL, NULL, false },
+    { "seniority", &t_seniority, false, 0, 0, false, 0, 0, NULL, NULL, NULL, false },
+    { "intent_score", &fr_type_float, true, 0, 1, false, 0, 0, NULL, NULL, NULL, false },
+    { "employees", &t_opt_int, true, 1, 1000000, false, 0, 0, NULL, NULL, NULL, false },
+    { "tags", &t_list_string, false, 0, 0, true, 0, 5, NULL, NULL, NULL, false },
+    { "notes", &t_opt_string, false, 0, 0, true, 0, 500, NULL, NULL, NULL, false },
 };
 static const fr_schema s_lead = { "Lead", NULL, 7, lead_f, FR_EXTRA_REJECT };
 static const fr_type t_lead = { FR_RECORD, NULL, &s_lead, NULL };
 
 /* Triage: a list of records with an optional float in a range. */
 static const fr_field label_f[] = {
-    { "name", &fr_type_string, false, 0, 0, true, 1, 30, NULL, NULL, NULL },
-    { "weight", &t_opt_float, true, -1, 1, false, 0, 0, NULL, NULL, NULL },
+    { "name", &fr_type_string, false, 0, 0, true, 1, 30, NULL, NULL, NULL, false },
+    { "weight", &t_opt_float, true, -1, 1, false, 0, 0, NULL, NULL, NULL, false },
 };
 static const fr_schema s_label = { "Label", NULL, 2, label_f, FR_EXTRA_REJECT };
 static const fr_type t_label = { FR_RECORD, NULL, &s_label, NULL };
 static const fr_type t_list_label = { FR_LIST, &t_label, NULL, NULL };
 static const fr_field triage_f[] = {
-    { "category", &t_category, false, 0, 0, false, 0, 0, NULL, NULL, NULL },
-    { "priority", &fr_type_int, true, 1, 5, false, 0, 0, NULL, NULL, NULL },
-    { "confidence", &fr_type_float, true, 0, 1, false, 0, 0, NULL, NULL, NULL },
-    { "summary", &fr_type_string, false, 0, 0, true, 0, 200, NULL, NULL, NULL },
-    { "labels", &t_list_label, false, 0, 0, true, 0, 8, NULL, NULL, NULL },
-    { "duplicate_of", &t_opt_int, false, 0, 0, false, 0, 0, NULL, NULL, NULL },
+    { "category", &t_category, false, 0, 0, false, 0, 0, NULL, NULL, NULL, false },
+    { "priority", &fr_type_int, true, 1, 5, false, 0, 0, NULL, NULL, NULL, false },
+    { "confidence", &fr_type_float, true, 0, 1, false, 0, 0, NULL, NULL, NULL, false },
+    { "summary", &fr_type_string, false, 0, 0, true, 0, 200, NULL, NULL, NULL, false },
+    { "labels", &t_list_label, false, 0, 0, true, 0, 8, NULL, NULL, NULL, false },
+    { "duplicate_of", &t_opt_int, false, 0, 0, false, 0, 0, NULL, NULL, NULL, false },
 };
 static const fr_schema s_triage = { "Triage", NULL, 6, triage_f, FR_EXTRA_REJECT };
 static const fr_type t_triage = { FR_RECORD, NULL, &s_triage, NULL };
 
 /* Invoice: records three deep, a list of records, a unicode enum value. */
 static const fr_field address_f[] = {
-    { "street", &fr_type_string, false, 0, 0, false, 0, 0, NULL, NULL, NULL },
-    { "city", &fr_type_string, false, 0, 0, true, 1, 60, NULL, NULL, NULL },
-    { "zip", &fr_type_string, false, 0, 0, true, 5, 10, NULL, NULL, NULL },
+    { "street", &fr_type_string, false, 0, 0, false, 0, 0, NULL, NULL, NULL, false },
+    { "city", &fr_type_string, false, 0, 0, true, 1, 60, NULL, NULL, NULL, false },
+    { "zip", &fr_type_string, false, 0, 0, true, 5, 10, NULL, NULL, NULL, false },
 };
 static const fr_schema s_address = { "Address", NULL, 3, address_f, FR_EXTRA_REJECT };
 static const fr_type t_address = { FR_RECORD, NULL, &s_address, NULL };
 static const fr_type t_opt_address = { FR_OPTIONAL, &t_address, NULL, NULL };
 static const fr_field customer_f[] = {
-    { "name", &fr_type_string, false, 0, 0, false, 0, 0, NULL, NULL, NULL },
-    { "vip", &fr_type_bool, false, 0, 0, false, 0, 0, NULL, NULL, NULL },
-    { "address", &t_opt_address, false, 0, 0, false, 0, 0, NULL, NULL, NULL },
+    { "name", &fr_type_string, false, 0, 0, false, 0, 0, NULL, NULL, NULL, false },
+    { "vip", &fr_type_bool, false, 0, 0, false, 0, 0, NULL, NULL, NULL, false },
+    { "address", &t_opt_address, false, 0, 0, false, 0, 0, NULL, NULL, NULL, false },
 };
 static const fr_schema s_customer = { "Customer", NULL, 3, customer_f, FR_EXTRA_REJECT };
 static const fr_type t_customer = { FR_RECORD, NULL, &s_customer, NULL };
 static const fr_field line_f[] = {
-    { "sku", &fr_type_string, false, 0, 0, false, 0, 0, NULL, NULL, NULL },
-    { "qty", &fr_type_int, true, 1, 10000, false, 0, 0, NULL, NULL, NULL },
-    { "unit_price", &fr_type_float, false, 0, 0, false, 0, 0, NULL, NULL, NULL },
-    { "discount", &t_opt_float, true, 0, 1, false, 0, 0, NULL, NULL, NULL },
+    { "sku", &fr_type_string, false, 0, 0, false, 0, 0, NULL, NULL, NULL, false },
+    { "qty", &fr_type_int, true, 1, 10000, false, 0, 0, NULL, NULL, NULL, false },
+    { "unit_price", &fr_type_float, false, 0, 0, false, 0, 0, NULL, NULL, NULL, false },
+    { "discount", &t_opt_float, true, 0, 1, false, 0, 0, NULL, NULL, NULL, false },
 };
 static const fr_schema s_line = { "LineItem", NULL, 4, line_f, FR_EXTRA_REJECT };
 static const fr_type t_line = { FR_RECORD, NULL, &s_line, NULL };
 static const fr_type t_list_line = { FR_LIST, &t_line, NULL, NULL };
 static const fr_field invoice_f[] = {
-    { "id", &fr_type_string, false, 0, 0, true, 1, 20, NULL, NULL, NULL },
-    { "total", &fr_type_float, true, 0, 1e9, false, 0, 0, NULL, NULL, NULL },
-    { "currency", &t_currency, false, 0, 0, false, 0, 0, NULL, NULL, NULL },
-    { "lines", &t_list_line, false, 0, 0, true, 1, 50, NULL, NULL, NULL },
-    { "customer", &t_customer, false, 0, 0, false, 0, 0, NULL, NULL, NULL },
-    { "approved", &fr_type_bool, false, 0, 0, false, 0, 0, NULL, NULL, NULL },
+    { "id", &fr_type_string, false, 0, 0, true, 1, 20, NULL, NULL, NULL, false },
+    { "total", &fr_type_float, true, 0, 1e9, false, 0, 0, NULL, NULL, NULL, false },
+    { "currency", &t_currency, false, 0, 0, false, 0, 0, NULL, NULL, NULL, false },
+    { "lines", &t_list_line, false, 0, 0, true, 1, 50, NULL, NULL, NULL, false },
+    { "customer", &t_customer, false, 0, 0, false, 0, 0, NULL, NULL, NULL, false },
+    { "approved", &fr_type_bool, false, 0, 0, false, 0, 0, NULL, NULL, NULL, false },
 };
 static const fr_schema s_invoice = { "Invoice", NULL, 6, invoice_f, FR_EXTRA_REJECT };
 static const fr_type t_invoice = { FR_RECORD, NULL, &s_invoice, NULL };
@@ -190,14 +190,14 @@ static const fr_enum e_stage = { "Stage", NULL, 3, stage_v };
 static const fr_type t_stage = { FR_ENUM, NULL, NULL, &e_stage };
 static const fr_type t_opt_bool = { FR_OPTIONAL, &fr_type_bool, NULL, NULL };
 static const fr_field contact_f[] = {
-    { "id", &fr_type_int, false, 0, 0, false, 0, 0, NULL, "Record ID", "id" },
-    { "first_name", &t_opt_string, false, 0, 0, true, 0, 40, NULL, "First Name", "first_name" },
-    { "last_name", &fr_type_string, false, 0, 0, false, 0, 0, NULL, "Last Name", "last_name" },
-    { "email", &fr_type_string, false, 0, 0, true, 3, 254, NULL, "Email", "Email" },
-    { "stage", &t_stage, false, 0, 0, false, 0, 0, NULL, "Lifecycle Stage", "stage" },
-    { "revenue", &t_opt_float, true, 0, 1e12, false, 0, 0, NULL, "Annual Revenue", "revenue" },
-    { "opted_out", &t_opt_bool, false, 0, 0, false, 0, 0, NULL, "Opted out", "opted_out" },
-    { "tags", &t_list_string, false, 0, 0, true, 0, 5, NULL, "Tags", "Tags" },
+    { "id", &fr_type_int, false, 0, 0, false, 0, 0, NULL, "Record ID", "id", false },
+    { "first_name", &t_opt_string, false, 0, 0, true, 0, 40, NULL, "First Name", "first_name", false },
+    { "last_name", &fr_type_string, false, 0, 0, false, 0, 0, NULL, "Last Name", "last_name", false },
+    { "email", &fr_type_string, false, 0, 0, true, 3, 254, NULL, "Email", "Email", false },
+    { "stage", &t_stage, false, 0, 0, false, 0, 0, NULL, "Lifecycle Stage", "stage", false },
+    { "revenue", &t_opt_float, true, 0, 1e12, false, 0, 0, NULL, "Annual Revenue", "revenue", false },
+    { "opted_out", &t_opt_bool, false, 0, 0, false, 0, 0, NULL, "Opted out", "opted_out", false },
+    { "tags", &t_list_string, false, 0, 0, true, 0, 5, NULL, "Tags", "Tags", false },
 };
 static const fr_schema s_contact = { "Contact", NULL, 8, contact_f, FR_EXTRA_REJECT };
 static const fr_schema s_contact_drop = { "Contact", NULL, 8, contact_f, FR_EXTRA_DROP };

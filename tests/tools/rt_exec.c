@@ -19,17 +19,17 @@
 /* ---- types --------------------------------------------------------------- */
 
 static const fr_field answer_fields[] = {
-    { "word", &fr_type_string, false, 0, 0, true, 1, 20, NULL, NULL, NULL },
-    { "score", &fr_type_int, true, 0, 10, false, 0, 0, "how good", NULL, NULL },
+    { "word", &fr_type_string, false, 0, 0, true, 1, 20, NULL, NULL, NULL, false },
+    { "score", &fr_type_int, true, 0, 10, false, 0, 0, "how good", NULL, NULL, false },
 };
 static const fr_schema answer_schema = { "Answer", NULL, 2, answer_fields, FR_EXTRA_REJECT };
 static const fr_type answer_type = { FR_RECORD, NULL, &answer_schema, NULL };
 
 static const fr_type opt_int = { FR_OPTIONAL, &fr_type_int, NULL, NULL };
 static const fr_field row_fields[] = {
-    { "idx", &fr_type_int, false, 0, 0, false, 0, 0, NULL, NULL, NULL },
-    { "path", &fr_type_string, false, 0, 0, false, 0, 0, NULL, NULL, NULL },
-    { "score", &opt_int, false, 0, 0, false, 0, 0, NULL, NULL, NULL },
+    { "idx", &fr_type_int, false, 0, 0, false, 0, 0, NULL, NULL, NULL, false },
+    { "path", &fr_type_string, false, 0, 0, false, 0, 0, NULL, NULL, NULL, false },
+    { "score", &opt_int, false, 0, 0, false, 0, 0, NULL, NULL, NULL, false },
 };
 static const fr_schema row_schema = { "Row", NULL, 3, row_fields, FR_EXTRA_REJECT };
 static const fr_type row_type = { FR_RECORD, NULL, &row_schema, NULL };

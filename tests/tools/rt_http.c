@@ -44,11 +44,11 @@ static const fr_type t_seniority = { FR_ENUM, NULL, NULL, &seniority };
 static const fr_type t_tags = { FR_LIST, &fr_type_string, NULL, NULL };
 static const fr_type t_note = { FR_OPTIONAL, &fr_type_string, NULL, NULL };
 static const fr_field lead_fields[] = {
-    { "id", &fr_type_string, false, 0, 0, false, 0, 0, NULL, NULL, NULL },
-    { "score", &fr_type_float, true, 0, 1, false, 0, 0, "How likely.", NULL, NULL },
-    { "seniority", &t_seniority, false, 0, 0, false, 0, 0, NULL, NULL, NULL },
-    { "tags", &t_tags, false, 0, 0, true, 0, 5, NULL, NULL, NULL },
-    { "note", &t_note, false, 0, 0, false, 0, 0, NULL, NULL, NULL },
+    { "id", &fr_type_string, false, 0, 0, false, 0, 0, NULL, NULL, NULL, false },
+    { "score", &fr_type_float, true, 0, 1, false, 0, 0, "How likely.", NULL, NULL, false },
+    { "seniority", &t_seniority, false, 0, 0, false, 0, 0, NULL, NULL, NULL, false },
+    { "tags", &t_tags, false, 0, 0, true, 0, 5, NULL, NULL, NULL, false },
+    { "note", &t_note, false, 0, 0, false, 0, 0, NULL, NULL, NULL, false },
 };
 static const fr_schema lead = { "Lead", "A lead.", 5, lead_fields, FR_EXTRA_REJECT };
 static const fr_type t_lead = { FR_RECORD, NULL, &lead, NULL };
@@ -148,7 +148,7 @@ static bool attempt(call *c, int k, bool *ok)
 {
     fr_request req = { &G.agent, &G.model, "You are a test.", c->prompt, c->feedback,
                        c->prev, k, G.agent.timeout_ms, G.agent.max_tokens, false,
-                       FR_OUT_DEFAULT, NULL, false };
+                       FR_OUT_DEFAULT, NULL, false, NULL };
     fr_response r;
     fr_http_call(G.http, &req, &r);
     atomic_fetch_add(&G.attempts, 1);
@@ -349,7 +349,7 @@ static int oom_loop(void)
         fr_request req = { &G.agent, &G.model, "You are a test.", "Lead number 1.",
                            k % 2 ? "seniority: 'x' is not one of ic, manager, vp" : NULL,
                            k % 2 ? "{\"id\":\"a\"}" : NULL, k % 2, G.agent.timeout_ms,
-                           G.agent.max_tokens, false, FR_OUT_DEFAULT, NULL, false };
+                           G.agent.max_tokens, false, FR_OUT_DEFAULT, NULL, false, NULL };
         fr_response r;
         fr_alloc_fail_after(k);
         fr_http_call(G.http, &req, &r);

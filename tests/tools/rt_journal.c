@@ -446,16 +446,16 @@ static void test_oom(void)
 
 
 static const fr_field out_fields[] = {
-    { "word", &fr_type_string, false, 0, 0, true, 1, 20, NULL, NULL, NULL },
-    { "score", &fr_type_int, true, 0, 10, false, 0, 0, NULL, NULL, NULL },
+    { "word", &fr_type_string, false, 0, 0, true, 1, 20, NULL, NULL, NULL, false },
+    { "score", &fr_type_int, true, 0, 10, false, 0, 0, NULL, NULL, NULL, false },
 };
 static const fr_schema out_schema = { "Out", NULL, 2, out_fields, FR_EXTRA_REJECT };
 static const fr_type out_type = { FR_RECORD, NULL, &out_schema, NULL };
 
 static const fr_field row_fields[] = {
-    { "id", &fr_type_int, false, 0, 0, false, 0, 0, NULL, NULL, NULL },
-    { "word", &fr_type_string, false, 0, 0, false, 0, 0, NULL, NULL, NULL },
-    { "score", &fr_type_int, false, 0, 0, false, 0, 0, NULL, NULL, NULL },
+    { "id", &fr_type_int, false, 0, 0, false, 0, 0, NULL, NULL, NULL, false },
+    { "word", &fr_type_string, false, 0, 0, false, 0, 0, NULL, NULL, NULL, false },
+    { "score", &fr_type_int, false, 0, 0, false, 0, 0, NULL, NULL, NULL, false },
 };
 static const fr_schema row_schema = { "Row", NULL, 3, row_fields, FR_EXTRA_REJECT };
 static const fr_type row_type = { FR_RECORD, NULL, &row_schema, NULL };

@@ -58,22 +58,22 @@ static const fr_type t_list_string = { FR_LIST, &fr_type_string, NULL, NULL };
 static const fr_type t_opt_int = { FR_OPTIONAL, &fr_type_int, NULL, NULL };
 
 static const fr_field lead_fields[] = {
-    { "id", &fr_type_string, false, 0, 0, false, 0, 0, NULL, NULL, NULL },
-    { "email", &fr_type_string, false, 0, 0, false, 0, 0, NULL, NULL, NULL },
-    { "company_domain", &t_opt_string, false, 0, 0, false, 0, 0, NULL, NULL, NULL },
-    { "job_title", &t_opt_string, false, 0, 0, false, 0, 0, NULL, NULL, NULL },
+    { "id", &fr_type_string, false, 0, 0, false, 0, 0, NULL, NULL, NULL, false },
+    { "email", &fr_type_string, false, 0, 0, false, 0, 0, NULL, NULL, NULL, false },
+    { "company_domain", &t_opt_string, false, 0, 0, false, 0, 0, NULL, NULL, NULL, false },
+    { "job_title", &t_opt_string, false, 0, 0, false, 0, 0, NULL, NULL, NULL, false },
 };
 static const fr_schema lead_schema = { "Lead", NULL, 4, lead_fields, FR_EXTRA_REJECT };
 static const fr_type t_lead = { FR_RECORD, NULL, &lead_schema, NULL };
 
 static const fr_field enriched_fields[] = {
-    { "lead_id", &fr_type_string, false, 0, 0, false, 0, 0, NULL, NULL, NULL },
-    { "first_name", &fr_type_string, false, 0, 0, true, 1, 12, NULL, NULL, NULL },
-    { "seniority", &t_seniority, false, 0, 0, false, 0, 0, NULL, NULL, NULL },
-    { "intent_score", &fr_type_float, true, 0, 1, false, 0, 0, NULL, NULL, NULL },
-    { "tags", &t_list_string, false, 0, 0, true, 0, 5, NULL, NULL, NULL },
-    { "employees", &t_opt_int, true, 1, 5, false, 0, 0, NULL, NULL, NULL },
-    { "active", &fr_type_bool, false, 0, 0, false, 0, 0, NULL, NULL, NULL },
+    { "lead_id", &fr_type_string, false, 0, 0, false, 0, 0, NULL, NULL, NULL, false },
+    { "first_name", &fr_type_string, false, 0, 0, true, 1, 12, NULL, NULL, NULL, false },
+    { "seniority", &t_seniority, false, 0, 0, false, 0, 0, NULL, NULL, NULL, false },
+    { "intent_score", &fr_type_float, true, 0, 1, false, 0, 0, NULL, NULL, NULL, false },
+    { "tags", &t_list_string, false, 0, 0, true, 0, 5, NULL, NULL, NULL, false },
+    { "employees", &t_opt_int, true, 1, 5, false, 0, 0, NULL, NULL, NULL, false },
+    { "active", &fr_type_bool, false, 0, 0, false, 0, 0, NULL, NULL, NULL, false },
 };
 static const fr_schema enriched_schema = { "EnrichedLead", NULL, 7, enriched_fields, FR_EXTRA_REJECT };
 static const fr_type t_enriched = { FR_RECORD, NULL, &enriched_schema, NULL };
@@ -81,9 +81,9 @@ static const fr_type t_enriched = { FR_RECORD, NULL, &enriched_schema, NULL };
 /* A record holding a list of records, for nested paths. */
 static const fr_type t_list_lead = { FR_LIST, &t_lead, NULL, NULL };
 static const fr_field account_fields[] = {
-    { "name", &fr_type_string, false, 0, 0, false, 0, 0, NULL, NULL, NULL },
-    { "contacts", &t_list_lead, false, 0, 0, true, 2, 4, NULL, NULL, NULL },
-    { "score", &fr_type_float, false, 0, 0, false, 0, 0, NULL, NULL, NULL },
+    { "name", &fr_type_string, false, 0, 0, false, 0, 0, NULL, NULL, NULL, false },
+    { "contacts", &t_list_lead, false, 0, 0, true, 2, 4, NULL, NULL, NULL, false },
+    { "score", &fr_type_float, false, 0, 0, false, 0, 0, NULL, NULL, NULL, false },
 };
 static const fr_schema account_schema = { "Account", NULL, 3, account_fields, FR_EXTRA_REJECT };
 static const fr_type t_account = { FR_RECORD, NULL, &account_schema, NULL };

@@ -1,0 +1,396 @@
+/*
+ * fr_redact.c: personal data (@sensitive schema fields) kept out of what a
+ * run leaves behind.
+ *
+ * The types say which values are sensitive: a value that crosses a typed
+ * boundary (an agent's arguments, its validated answer) is walked with its
+ * type, and the strings of its sensitive fields are noted in the run's
+ * registry.  Three uses follow:
+ *   - texts (rendered prompts, raw replies, a retry's feedback, an error
+ *     message) have every noted value of the call in them replaced by
+ *     "[redacted]" before a trace, the journal or a message gets them;
+ *   - a JSON value without a type (an approval's item) has each string leaf
+ *     that is a noted value replaced the same way;
+ *   - an answer journaled for resume has its sensitive fields replaced by
+ *     "[sensitive sha256:<16 hex>]", a SHA-256 of the run id and the value:
+ *     the journal never holds the value in clear, two equal values stay
+ *     equal, and a resume puts back a value the run has noted again (one it
+ *     read from its input and passed on) by its hash.  An answer one of whose
+ *     values cannot be put back is asked again.  A hash is not encryption:
+ *     whoever has the journal can test a guessed value (an email address);
+ *     the journal is private to its owner (0600) and `runs --prune` removes
+ *     the answers.
+ * Strings shorter than 3 bytes are not noted: they would redact half of
+ * every text.
+ */
+#include "fr_internal.h"
+
+#include <string.h>
+
+#define MIN_NOTED 3                /* shorter values are not redacted in texts */
+#define MARK "[sensitive sha256:"
+#define REDACTED "[redacted]"
+
+typedef struct rentry {
+    char *value;                   /* the noted value (malloc'd), NULL: empty slot */
+    char tag[17];                  /* its hash under the run id, 16 hex digits */
+} rentry;
+
+struct fr_redact {
+    pthread_mutex_t mu;            /* guards the table */
+    char salt[64];                 /* the run id the hashes are salted with */
+    rentry *slots;                 /* open addressing, power of two */
+    size_t cap, len;               /* slots, and those used */
+};
+
+fr_redact *fr_redact_new(void)
+{
+    fr_redact *r = fr_calloc(1, sizeof *r);
+    if (r)
+        pthread_mutex_init(&r->mu, NULL);
+    return r;
+}
+
+void fr_redact_free(fr_redact *r)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; i < r->cap; i++)
+        fr_free(r->slots[i].value);
+    fr_free(r->slots);
+    pthread_mutex_destroy(&r->mu);
+    fr_free(r);
+}
+
+void fr_redact_salt(fr_redact *r, const char *run_id)
+{
+    if (r) {
+        pthread_mutex_lock(&r->mu);
+        snprintf(r->salt, sizeof r->salt, "%s", run_id ? run_id : "");
+        pthread_mutex_unlock(&r->mu);
+    }
+}
+
+static size_t hash_str(const char *s)
+{
+    size_t h = 1469598103934665603u;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211u;
+    return h;
+}
+
+static void tag_of(const char *salt, const char *v, char tag[17])
+{
+    fr_sha256 s;
+    char hex[65];
+    fr_sha256_init(&s);
+    fr_sha256_update(&s, salt, strlen(salt) + 1);
+    fr_sha256_update(&s, v, strlen(v));
+    fr_sha256_final_hex(&s, hex);
+    memcpy(tag, hex, 16);
+    tag[16] = '\0';
+}
+
+static bool grow(fr_redact *r)
+{
+    size_t cap = r->cap ? r->cap * 2 : 64;
+    rentry *s = fr_calloc(cap, sizeof *s);
+    if (!s)
+        return false;
+    for (size_t i = 0; i < r->cap; i++) {
+        if (!r->slots[i].value)
+            continue;
+        size_t k = hash_str(r->slots[i].value) & (cap - 1);
+        while (s[k].value)
+            k = (k + 1) & (cap - 1);
+        s[k] = r->slots[i];
+    }
+    fr_free(r->slots);
+    r->slots = s;
+    r->cap = cap;
+    return true;
+}
+
+/* The slot of v, or NULL (under mu). */
+static rentry *find(fr_redact *r, const char *v)
+{
+    if (!r->cap)
+        return NULL;
+    for (size_t k = hash_str(v) & (r->cap - 1); r->slots[k].value; k = (k + 1) & (r->cap - 1))
+        if (strcmp(r->slots[k].value, v) == 0)
+            return &r->slots[k];
+    return NULL;
+}
+
+static void note_str(fr_redact *r, const char *v)
+{
+    if (!v || strlen(v) < MIN_NOTED)
+        return;
+    pthread_mutex_lock(&r->mu);
+    if (!find(r, v) && (r->len + 1 < r->cap / 2 || grow(r))) {
+        char *copy = fr_strdup(v);
+        if (copy) {
+            size_t k = hash_str(v) & (r->cap - 1);
+            while (r->slots[k].value)
+                k = (k + 1) & (r->cap - 1);
+            r->slots[k].value = copy;
+            tag_of(r->salt, v, r->slots[k].tag);
+            r->len++;
+        }
+    }
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* Every string (and number, as written) in v, which is sensitive. */
+static void note_all(fr_redact *r, json_t *v)
+{
+    const char *k;
+    json_t *e;
+    size_t i;
+    char num[64];
+    switch (json_typeof(v)) {
+    case JSON_STRING:
+        note_str(r, json_string_value(v));
+        break;
+    case JSON_INTEGER:
+        snprintf(num, sizeof num, "%lld", (long long)json_integer_value(v));
+        note_str(r, num);
+        break;
+    case JSON_OBJECT:
+        json_object_foreach(v, k, e)
+            note_all(r, e);
+        break;
+    case JSON_ARRAY:
+        json_array_foreach(v, i, e)
+            note_all(r, e);
+        break;
+    default:
+        break;
+    }
+}
+
+/* Calls fn on each sensitive field's value of v (of type t). */
+typedef void (*field_fn)(void *ctx, json_t *rec, const char *key, json_t *v,
+                         const fr_field *fd);
+
+static void each_sensitive(json_t *v, const fr_type *t, field_fn fn, void *ctx, int depth)
+{
+    if (!v || !t || depth > 32)
+        return;
+    size_t i;
+    json_t *e;
+    switch (t->kind) {
+    case FR_OPTIONAL:
+        each_sensitive(v, t->elem, fn, ctx, depth + 1);
+        break;
+    case FR_LIST:
+        json_array_foreach(v, i, e)
+            each_sensitive(e, t->elem, fn, ctx, depth + 1);
+        break;
+    case FR_RECORD:
+        if (!json_is_object(v))
+            break;
+        for (int f = 0; f < t->schema->nfields; f++) {
+            const fr_field *fd = &t->schema->fields[f];
+            const char *key = fr_field_wire(fd);
+            json_t *fv = json_object_get(v, key);
+            if (!fv)
+                continue;
+            if (fd->sensitive)
+                fn(ctx, v, key, fv, fd);
+            else
+                each_sensitive(fv, fd->type, fn, ctx, depth + 1);
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+bool fr_type_sensitive(const fr_type *t)
+{
+    for (int depth = 0; t && depth < 32; depth++) {
+        if (t->kind == FR_OPTIONAL || t->kind == FR_LIST) {
+            t = t->elem;
+            continue;
+        }
+        if (t->kind != FR_RECORD)
+            return false;
+        for (int f = 0; f < t->schema->nfields; f++)
+            if (t->schema->fields[f].sensitive || fr_type_sensitive(t->schema->fields[f].type))
+                return true;
+        return false;
+    }
+    return false;
+}
+
+static void note_field(void *ctx, json_t *rec, const char *key, json_t *v, const fr_field *fd)
+{
+    (void)rec, (void)key, (void)fd;
+    note_all(ctx, v);
+}
+
+void fr_redact_note(fr_redact *r, json_t *v, const fr_type *t)
+{
+    if (r && fr_type_sensitive(t))
+        each_sensitive(v, t, note_field, r, 0);
+}
+
+/* ---- texts and untyped values ---------------------------------------------- */
+
+/* text with every noted value in it replaced (malloc'd), or NULL when
+ * none is in it (or memory ran out: then the caller drops the text). */
+static char *scrub(fr_redact *r, const char *text, bool *failed)
+{
+    char *out = NULL;
+    *failed = false;
+    pthread_mutex_lock(&r->mu);
+    for (size_t i = 0; i < r->cap; i++) {
+        const char *v = r->slots[i].value;
+        const char *cur = out ? out : text;
+        if (!v || !strstr(cur, v))
+            continue;
+        fr_buf b = { 0 };
+        size_t n = strlen(v);
+        for (const char *p = cur, *q; ; p = q + n) {
+            q = strstr(p, v);
+            fr_buf_put(&b, p, q ? (size_t)(q - p) : strlen(p));
+            if (!q)
+                break;
+            fr_buf_puts(&b, REDACTED);
+        }
+        fr_free(out);
+        out = fr_buf_failed(&b) ? NULL : b.s;
+        if (!out) {
+            fr_buf_free(&b);
+            *failed = true;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&r->mu);
+    return out;
+}
+
+char *fr_redact_text(fr_redact *r, const char *text)
+{
+    if (!text)
+        return NULL;
+    bool failed = false;
+    char *out = r && r->len ? scrub(r, text, &failed) : NULL;
+    if (out || failed)
+        return out ? out : fr_strdup(REDACTED);
+    return fr_strdup(text);
+}
+
+void fr_redact_json_text(fr_redact *r, json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    if (!r || !s || !r->len)
+        return;
+    bool failed;
+    char *out = scrub(r, s, &failed);
+    if (out || failed)
+        json_object_set_new(o, key, json_string(out ? out : REDACTED));
+    fr_free(out);
+}
+
+json_t *fr_redact_json(fr_redact *r, json_t *v)
+{
+    const char *k;
+    json_t *e, *c;
+    size_t i;
+    switch (json_typeof(v)) {
+    case JSON_STRING:
+        if (r && r->len) {
+            pthread_mutex_lock(&r->mu);
+            bool hit = find(r, json_string_value(v)) != NULL;
+            pthread_mutex_unlock(&r->mu);
+            if (hit)
+                return json_string(REDACTED);
+        }
+        return json_incref(v);
+    case JSON_OBJECT:
+        c = json_object();
+        json_object_foreach(v, k, e)
+            json_object_set_new(c, k, fr_redact_json(r, e));
+        return c;
+    case JSON_ARRAY:
+        c = json_array();
+        json_array_foreach(v, i, e)
+            json_array_append_new(c, fr_redact_json(r, e));
+        return c;
+    default:
+        return json_incref(v);
+    }
+}
+
+/* ---- the journal's answers -------------------------------------------------- */
+
+typedef struct hctx {
+    fr_redact *r;                  /* the registry */
+    bool lost;                     /* restore: a value could not be put back */
+} hctx;
+
+static void hash_field(void *ctx, json_t *rec, const char *key, json_t *v, const fr_field *fd)
+{
+    (void)fd;
+    hctx *h = ctx;
+    if (json_is_null(v))
+        return;
+    char *text = json_is_string(v) ? fr_strdup(json_string_value(v))
+                                   : json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    char tag[17], mark[64];
+    pthread_mutex_lock(&h->r->mu);
+    tag_of(h->r->salt, text ? text : "", tag);
+    pthread_mutex_unlock(&h->r->mu);
+    snprintf(mark, sizeof mark, MARK "%s]", tag);
+    fr_free(text);
+    json_object_set_new(rec, key, json_string(mark));
+}
+
+json_t *fr_redact_hashed(fr_redact *r, json_t *v, const fr_type *t)
+{
+    if (!r || !fr_type_sensitive(t))
+        return NULL;
+    json_t *c = json_deep_copy(v);
+    hctx h = { r, false };
+    if (c)
+        each_sensitive(c, t, hash_field, &h, 0);
+    return c;
+}
+
+static void restore_field(void *ctx, json_t *rec, const char *key, json_t *v,
+                          const fr_field *fd)
+{
+    hctx *h = ctx;
+    const char *s = json_string_value(v);
+    size_t ml = strlen(MARK);
+    if (!s || strncmp(s, MARK, ml) != 0)
+        return;                    /* journaled by a flowc that did not hash it */
+    const char *found = NULL;
+    pthread_mutex_lock(&h->r->mu);
+    for (size_t i = 0; i < h->r->cap && !found; i++)
+        if (h->r->slots[i].value && strncmp(h->r->slots[i].tag, s + ml, 16) == 0)
+            found = h->r->slots[i].value;
+    const fr_type *t = fd->type;
+    while (t->kind == FR_OPTIONAL)
+        t = t->elem;
+    json_t *put = !found ? NULL : t->kind == FR_STRING || t->kind == FR_ENUM
+                  ? json_string(found) : json_loads(found, JSON_DECODE_ANY, NULL);
+    pthread_mutex_unlock(&h->r->mu);
+    if (put)
+        json_object_set_new(rec, key, put);
+    else
+        h->lost = true;
+}
+
+bool fr_redact_restore(fr_redact *r, json_t *v, const fr_type *t)
+{
+    if (!fr_type_sensitive(t))
+        return true;
+    if (!r)
+        return false;
+    hctx h = { r, false };
+    each_sensitive(v, t, restore_field, &h, 0);
+    return !h.lost;
+}
