@@ -1006,6 +1006,7 @@ char *fmt_program(Program *p, int file, size_t *out_len, const char **failed)
     P.at_start = true;
     P.blank_before = true;
     Decl *prev = NULL;
+    bool prev_multi = false;                     /* prev printed on more than one line */
     for (int i = 0; i < p->decls.len; i++) {
         Decl *d = p->decls.items[i];
         if (d->file != file)
@@ -1017,8 +1018,8 @@ char *fmt_program(Program *p, int file, size_t *out_len, const char **failed)
             c = comment_at(P.ci);
             first = c && c->lo < d->span.lo ? c->lo : d->span.lo;
         }
-        if (prev && (blank_between(P.pos, first) || multiline(prev->span) || multiline(d->span)
-                     || prev->kind != d->kind)) {
+        if (prev && (blank_between(P.pos, first) || multiline(prev->span) || prev_multi ||
+                     multiline(d->span) || prev->kind != d->kind)) {
             line_brk(0);
             if (!P.blank_before)
                 nl(0);
@@ -1030,7 +1031,11 @@ char *fmt_program(Program *p, int file, size_t *out_len, const char **failed)
             nl(0);
         P.item_ind = 0;
         P.pos = d->span.lo;
+        fflush(P.out);
+        size_t from = len;
         pr_decl(d);
+        fflush(P.out);                           /* as printed, not as written: idempotent */
+        prev_multi = len > from && memchr(buf + from, '\n', len - from) != NULL;
         P.pos = d->span.hi;
         prev = d;
     }
