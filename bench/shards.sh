@@ -7,7 +7,9 @@
 #   shared   FLOWRT_REDIS_URL names a redis-server started here: the four
 #            take their send slots from one schedule in Redis (GCRA, a Lua
 #            script);
-#   alone    no Redis: each shard paces at 1/4 of the limit it is told.
+#   alone    no Redis: each shard paces at 1/4 of the limit it is told;
+#   one      for reference, the 400 calls in one process (no shards), which
+#            the machine's load holds back as much.
 # For each: the combined rate (the requests the server answered 200 over the
 # time from the first request to the last, in the server's own clock), its
 # share of the limit, the 429s (each one a request sent over the limit), and
@@ -69,16 +71,20 @@ one() {     # $1: shared or alone
         unset FLOWRT_REDIS_URL
     fi
     pids=
-    for s in 0 1 2 3; do ./b --quiet --no-journal --shard $s/4 >/dev/null 2>err$s & pids="$pids $!"; done
-    for p in $pids; do wait $p; done
-    ./b merge --quiet | wc -l >rows
+    if [ "$1" = one ]; then
+        ./b --quiet --no-journal | wc -l >rows
+    else
+        for s in 0 1 2 3; do ./b --quiet --no-journal --shard $s/4 >/dev/null 2>err$s & pids="$pids $!"; done
+        for p in $pids; do wait $p; done
+        ./b merge --quiet | wc -l >rows
+    fi
     awk -F'"t":' '/"status":200/ { split($2, a, /[,}]/); t = a[1] + 0; if (n == 0 || t < lo) lo = t; if (t > hi) hi = t; n++ }
                   /"status":429/ { r++ }
                   END { rate = (n - 1) / (hi - lo); printf "%.1f %.0f %d %d\n", rate, rate / 50 * 100, r + 0, n }' log
 }
 
 echo "4 shards, 400 calls, fake server at 50 req/s (no burst); load average: $(cut -d' ' -f1-3 /proc/loadavg)"
-for mode in shared alone; do
+for mode in shared alone one; do
     k=0
     : >runs
     while [ $k -lt "$RUNS" ]; do one $mode $k >>runs; k=$((k + 1)); done

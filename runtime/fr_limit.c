@@ -259,8 +259,6 @@ int64_t fr_limit_acquire(fr_limiter *l, int64_t in_tokens, int64_t out_tokens)
             for (int i = 0; i < ND; i++)
                 rate[i] = dim_limit(l, &l->d[i]) > 0 ? dim_limit(l, &l->d[i]) * SHARED
                           : dim_rate(l, i, now);
-            if (rate[D_REQ] <= 0 && !l->answered && !known(l))
-                rate[D_REQ] = START_RATE;  /* the slow start, for all processes at once */
             fr_cond_signal(&l->cv);
             pthread_mutex_unlock(&l->mu);
             /* with a shared schedule, the slot every process agrees on */

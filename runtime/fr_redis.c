@@ -12,9 +12,12 @@
  *            clock, TIME, so the machines' clocks do not matter) and each
  *            dimension's theoretical arrival time; each is then pushed on by
  *            the request's cost over the dimension's rate.  No burst: the
- *            caller waits until its slot.  The rates are the caller's local
- *            limiter's (declared, stated by the provider, learned from
- *            429s), at 95% of the limit;
+ *            caller waits until its slot.  The rates are 90% of the limits
+ *            the caller's local limiter knows (declared, or stated by the
+ *            provider; a rate learned from 429s only without one); with
+ *            nothing known the shared schedule is not used and each
+ *            process keeps its own slow start, so that one late process's
+ *            guess does not hold back the others;
  *   reserve  a hash per budget (the workflow's, each phase's) holds, per
  *            shard, what it spent and what it holds; a hold fits when every
  *            shard's spent and held plus it stays within the cap, and is
