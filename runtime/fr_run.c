@@ -961,8 +961,11 @@ static int budget_stopped(fr_run *run)
         /* usage above a hold: the cap it threatens, and the call, said again */
         const fr_budget *b = run->stop.phase < 0 ? &run->budget
                              : &run->phase_budget[run->stop.phase];
-        fprintf(stderr, "error: stopped to keep %s budget (spent ", budget_owner(run, buf,
-                sizeof buf));
+        if (run->stop.phase < 0)
+            fprintf(stderr, "error: stopped to keep the workflow's budget (spent ");
+        else
+            fprintf(stderr, "error: stopped to keep the budget of phase '%s' (spent ",
+                    run->prog->phases[run->stop.phase].name);
         fprintf(stderr, b->usd >= 0 ? "$%.4f of $%.4f" : "%.0f of %.0f tokens", run->stop.spent,
                 run->stop.cap);
         fprintf(stderr, " when it stopped): %s\n", run->over_desc ? run->over_desc

@@ -94,6 +94,27 @@ for w in a o; do
         die "$w: no reason: $(cat err)"
 done
 
+# a phase's cap alone stops it too, and the phases after it do not run
+cat >ph.flow <<'FLOW'
+model anth { provider: anthropic  name: "claude-compat-1"  usd_per_mtok_in: 1  usd_per_mtok_out: 5 }
+schema Note { title: string }
+agent a(mode: string, n: int) -> Note { model: anth  max_tokens: 100  retries: 2  prompt: "[[{{ mode }}]] phase note {{ n }}" }
+workflow ph() -> list<Note> {
+  phase first {
+    budget { usd: 0.5 }
+    let _xs = parallel for n in [1, 2, 3, 4] (concurrency: 1) { a(if n == 2 { "fake:usage-above" } else { "fake:ok" }, n) }
+  }
+  phase second { return parallel for n in [5, 6] { a("fake:ok", n) } }
+}
+FLOW
+"$FLOWC" build ph.flow -o ph >build.err 2>&1 || die "build: $(cat build.err)"
+start_server --key "$KEY"
+./ph --no-journal >out 2>err; st=$?
+[ $st = 4 ] || die "phase cap: exit $st: $(cat err)"
+has "error: stopped to keep the budget of phase 'first' (spent \$0.00" err
+has "not run: phase 'second'" err
+want_requests 2
+
 # a batch fan-out's answers (at the batch price) are checked alike: one above
 # its request's hold is charged and said, the batch's other answers are
 # taken (paid for already); one with usage no request could cost is not
