@@ -1237,7 +1237,8 @@ static const char *gen_builtin(Gen *g, Node *n, const char **a)
 static const char *gen_call(Gen *g, Node *n)
 {
     const char **a = arena_alloc(sizeof *a * (size_t)(n->args.len + 1));
-    for (int i = 0; i < n->args.len; i++)
+    bool secret = n->builtin == B_ENV && g->agent && g->agent->kind == D_HTTP;
+    for (int i = 0; i < n->args.len && !secret; i++)   /* a secret's name is read below */
         a[i] = value_of(g, n->args.items[i]);
     if (n->builtin != B_NONE)
         return gen_builtin(g, n, a);
