@@ -29,6 +29,7 @@ MODE=${SCALE_MODE:-}
 [ -n "$MODE" ] || { command -v valgrind >/dev/null 2>&1 && MODE=callgrind || MODE=wall; }
 RUNS=${SCALE_RUNS:-$([ "$MODE" = callgrind ] && echo 1 || echo 3)}
 TIMEOUT=${SCALE_TIMEOUT:-$([ "$MODE" = callgrind ] && echo 900 || echo 120)}
+export FLOWC_CC=true                             # builds: flowc's work, no C compiler
 MEM_KB=${SCALE_MEM_KB:-6000000}                  # a run past this much memory fails too
 out=bench/out/scale
 mkdir -p "$out"
@@ -89,7 +90,7 @@ ratio() {
 # Peak resident memory of "$@" in KB, one run (a build runs no C compiler).
 peak_kb() {
     command -v /usr/bin/time >/dev/null 2>&1 || { echo -; return; }
-    (ulimit -v "$MEM_KB"; exec timeout "$TIMEOUT" env FLOWC_CC=true /usr/bin/time -f '%M' \
+    (ulimit -v "$MEM_KB"; exec timeout "$TIMEOUT" /usr/bin/time -f '%M' \
         -o "$out/rss" "$@") >/dev/null 2>&1
     st=$?
     [ $st = 124 ] && { echo timeout; return; }
@@ -134,8 +135,8 @@ for c in $constructs; do
     bs=- bb=- br=-
     if "$FLOWC" check "$out/$c.small.flow" >/dev/null 2>&1 \
        && grep -q '^workflow' "$out/$c.small.flow"; then
-        bs=$(median env FLOWC_CC=true "$FLOWC" build "$out/$c.small.flow" --emit-c "$out/$c.c" --emit-schemas "$out/schemas")
-        bb=$(median env FLOWC_CC=true "$FLOWC" build "$out/$c.big.flow" --emit-c "$out/$c.c" --emit-schemas "$out/schemas")
+        bs=$(median "$FLOWC" build "$out/$c.small.flow" --emit-c "$out/$c.c" --emit-schemas "$out/schemas")
+        bb=$(median "$FLOWC" build "$out/$c.big.flow" --emit-c "$out/$c.c" --emit-schemas "$out/schemas")
         br=$(ratio "$bs" "$bb")
     fi
     result=$(verdict "$cr" "$br")
