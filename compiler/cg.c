@@ -2014,8 +2014,10 @@ static char *gen_main(void)
     fn_open(fn);
     Gen g = { fn, "out", &fn->used_out, 0, false, NULL, NULL, -1 };
     const char *v = gen_expr(&g, cg.w->body);
-    if (!is_value_type(cg.w->ret_type) || !v)
+    if (!is_value_type(cg.w->ret_type) || !v) {
+        discard(&g, v);                          /* a workflow without a result */
         v = "fr_null()";
+    }
     if (!cg.w->body || !cg.w->body->type || cg.w->body->type->kind != TY_NEVER)
         emit(&g, "result = fr_keep(cx, json_incref(%s));", v);
     fn_close(fn);
