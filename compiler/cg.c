@@ -1631,12 +1631,10 @@ static const char *gen_parallel_for(Gen *g, Node *n)
     return t;
 }
 
-/* pipeline for x in xs (opts) { stage a (concurrency: N) { e } ... } */
-static const char *gen_pipeline(Gen *g, Node *n)
+/* A pipeline's stage closures and their table stages_<id>; returns id. */
+static int gen_stages(Node *n, int64_t conc)
 {
-    const char *xs = value_of(g, n->iter);
     int id = (int)(intptr_t)n->cg;
-    int64_t conc = opt_int(&n->opts, "concurrency", 16);
     for (int k = 0; k < n->stmts.len; k++) {
         Node *st = n->stmts.items[k];
         gen_closure(st->cg, st->body, NULL);
@@ -1648,6 +1646,77 @@ static const char *gen_pipeline(Gen *g, Node *n)
                 opt_int(&st->opts, "concurrency", conc), ((Fn *)st->cg)->name);
     }
     fprintf(cg.closures, "};\n\n");
+    return id;
+}
+
+/* A value that is the same before and after a pipeline: a string without
+ * {{ }}, or a workflow parameter (never assigned). */
+static bool steady(Node *n)
+{
+    if (n->kind == N_NAME)
+        return n->sym && ((Sym *)n->sym)->kind == SYM_PARAM;
+    if (n->kind != N_STRING)
+        return false;
+    for (int i = 0; i < n->parts.len; i++)
+        if (((StrPart *)n->parts.items[i])->expr)
+            return false;
+    return true;
+}
+
+/* Whether st[0..2] is `let xs = read_jsonl<T>(p)` (or read_csv), `let ys =
+ * pipeline for x in xs (...) { ... }`, `write_jsonl(ys, q)` with xs and ys
+ * read nowhere else and q steady: then the file streams through the
+ * pipeline into the output (fr_stream_file), never held whole. */
+static bool is_stream(Node **st, int left)
+{
+    if (left < 3)
+        return false;
+    Node *a = st[0], *b = st[1], *c = st[2];
+    if (a->kind != N_LET || !a->sym || !a->value || a->value->kind != N_CALL ||
+        (a->value->builtin != B_READ_JSONL && a->value->builtin != B_READ_CSV))
+        return false;
+    if (b->kind != N_LET || !b->sym || !b->value || b->value->kind != N_PIPELINE ||
+        !b->value->iter || b->value->iter->kind != N_NAME || b->value->iter->sym != a->sym)
+        return false;
+    if (c->kind != N_CALL || c->builtin != B_WRITE_JSONL || c->args.len != 2)
+        return false;
+    Node *ys = c->args.items[0];
+    if (ys->kind != N_NAME || ys->sym != b->sym || !steady(c->args.items[1]))
+        return false;
+    Sym *xs = a->sym, *ys_sym = b->sym;
+    return xs->reads == 1 && ys_sym->reads == 1 && !xs->assigned && !ys_sym->assigned;
+}
+
+/* The three statements is_stream found, as one fr_stream_file. */
+static void gen_stream(Gen *g, Node **st)
+{
+    Node *rd = st[0]->value, *pl = st[1]->value, *wr = st[2];
+    const char *in = value_of(g, rd->args.items[0]);
+    Type *lt = rd->type && rd->type->kind == TY_LIST ? rd->type->elem : NULL;
+    Type *ot = pl->type && pl->type->kind == TY_LIST ? pl->type->elem : NULL;
+    int64_t conc = opt_int(&pl->opts, "concurrency", 16);
+    int id = gen_stages(pl, conc);
+    const char *opts = par_opts(g, pl, conc);
+    const char *out = value_of(g, wr->args.items[1]);
+    for (int k = 0; k < 2; k++) {  /* the lists are never made */
+        SymInfo *si = lookup(g->fn, st[k]->sym);
+        if (si)
+            emit(g, "(void)%s;", var_ref(g->fn, si));
+    }
+    emit(g, "if (!fr_stream_file(cx, %s, %s, %s, %s, &%s, %d, stages_%d, %s, %s, %s, false, %s))",
+         in, type_ref(lt), read_opts(g, rd), where_of(rd->span), opts, pl->stmts.len, id,
+         env_arg(g), out, type_ref(ot), where_of(wr->span));
+    g->fn->indent++;
+    emit(g, "%s", fail_stmt(g));
+    g->fn->indent--;
+}
+
+/* pipeline for x in xs (opts) { stage a (concurrency: N) { e } ... } */
+static const char *gen_pipeline(Gen *g, Node *n)
+{
+    const char *xs = value_of(g, n->iter);
+    int64_t conc = opt_int(&n->opts, "concurrency", 16);
+    int id = gen_stages(n, conc);
     const char *opts = par_opts(g, n, conc);
     const char *t = tmp_of(g, fmt("fr_pipeline(cx, %s, &%s, %d, stages_%d, %s)", xs, opts,
                                   n->stmts.len, id, env_arg(g)));
@@ -1777,6 +1846,11 @@ static const char *gen_block(Gen *g, Node *n)
     const char *v = NULL;
     for (int i = 0; i < n->stmts.len; i++) {
         discard(g, v);
+        if (is_stream((Node **)n->stmts.items + i, n->stmts.len - i)) {
+            gen_stream(g, (Node **)n->stmts.items + i);
+            i += 2, v = NULL;
+            continue;
+        }
         v = gen_expr(g, n->stmts.items[i]);
     }
     return v;

@@ -493,6 +493,21 @@ bool fr_write_jsonl(fr_ctx *cx, json_t *list, json_t *path, const fr_type *elem,
                     const char *where);
 bool fr_write_csv(fr_ctx *cx, json_t *list, json_t *path, const fr_type *elem,
                   const char *where);
+
+/* `let xs = read_jsonl<T>(in)` (or read_csv), `let ys = pipeline for x in
+ * xs (...) { ... }`, `write_jsonl(ys, out)`, when xs and ys are used nowhere
+ * else: the file is checked whole first (bad rows reported or set aside as
+ * by fr_read), then its rows stream through the pipeline and its values, in
+ * input order, into the temporary file renamed over out, a window of items
+ * in memory at a time.  The three statements' effects, in bounded memory.
+ * When the input is stdin, the output stdout or a CSV, a budget is in
+ * force (its stop keeps the finished items whole), the process is one
+ * shard of several, or FLOWRT_NO_STREAM is set: read, pipeline and write
+ * as written. */
+bool fr_stream_file(fr_ctx *cx, json_t *in, const fr_type *in_elem, const fr_read_opts *ro,
+                    const char *read_where, const fr_par_opts *opts, int nstages,
+                    const fr_stage *stages, void *env, json_t *out, const fr_type *out_elem,
+                    bool out_csv, const char *write_where);
 json_t *fr_env(fr_ctx *cx, json_t *name);            /* string or null */
 /* approve(xs, title): the approved items, or NULL with FR_SIG_WAIT. */
 json_t *fr_approve(fr_ctx *cx, json_t *list, json_t *title, int site, const char *where);

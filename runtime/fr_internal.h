@@ -706,6 +706,22 @@ typedef struct fr_charge {
     bool held;                     /* no usage: charged the hold */
 } fr_charge;
 
+/* fr_par.c: a pipeline whose items stream from a reader and whose values
+ * stream to a writer (fr_stream_file), holding a window of them at most */
+typedef struct fr_stream {
+    json_t *(*next)(void *arg, long *line);  /* the next item (a new reference) and its
+                                                line; NULL: the source failed (why says) */
+    bool (*put)(void *arg, json_t *v);       /* the next value in input order (borrowed) */
+    const char *(*why)(void *arg);           /* why next failed, NULL: out of memory */
+    void *arg;                               /* theirs */
+    size_t n;                                /* items in all */
+    const char *file;                        /* where they come from (the skipped file) */
+} fr_stream;
+/* The pipeline over st's items: an empty list when done (the values went
+ * to st->put), or NULL with cx's signal set, as fr_pipeline. */
+json_t *fr_pipeline_stream(fr_ctx *cx, const fr_stream *st, const fr_par_opts *opts,
+                           int nstages, const fr_stage *stages, void *env);
+
 /* fr_intr.c: SIGINT and SIGTERM stop a run without losing what it paid for */
 void fr_intr_block(void);          /* blocks both in the calling thread (before any thread) */
 /* Starts the thread that takes them for run; grace_s < 0: the default. */
@@ -862,6 +878,8 @@ char *fr_skipped_path(const fr_program *prog);   /* "<workflow>.skipped.jsonl" (
  * run, the item's path and value, the file and line it was read from when
  * known (list and index: the fan-out's input), and the error. */
 void fr_skipped(fr_ctx *c, const char *fanout, json_t *list, size_t index);
+/* The same for a streamed item, from line of file. */
+void fr_skipped_at(fr_ctx *c, const char *fanout, const char *file, long line);
 
 /* fr_io.c: where the items of a list read by read_jsonl came from.  The run
  * keeps the list alive (a reference) until it ends, so its address is not

@@ -80,6 +80,8 @@ typedef struct reading {
     long *lines;                   /* each good record's line (fr_malloc'd), for the skipped file */
     size_t cap;                    /* slots of lines */
     long bad;                      /* bad rows */
+    bool count_only;               /* rows are checked and counted, not kept (streaming) */
+    long good;                     /* then, the good rows */
     char *first;                   /* "file:line: problems" of the first bad row */
     rejects rj;                    /* on_bad: skip */
 } reading;
@@ -341,6 +343,10 @@ static bool read_rows(reading *rd)
                 return false;
             continue;
         }
+        if (rd->count_only) {
+            rd->good++;
+            continue;
+        }
         size_t k = json_array_size(rd->out);
         if (k == rd->cap) {
             size_t cap = rd->cap ? rd->cap * 2 : 64;
@@ -393,12 +399,15 @@ static bool read_end(reading *rd)
     return true;
 }
 
-json_t *fr_read(fr_ctx *cx, json_t *path, const fr_type *elem, const fr_read_opts *o,
-                const char *where)
+/* A read: the list, or (count_only) the number of good rows as a JSON
+ * integer; NULL with cx's signal set. */
+static json_t *read_file(fr_ctx *cx, json_t *path, const fr_type *elem, const fr_read_opts *o,
+                         const char *where, bool count_only)
 {
     fr_read_opts def = { 0 };
     reading rd = { .cx = cx, .path = json_string_value(path), .o = o ? o : &def,
-                   .where = where, .sc = elem->kind == FR_RECORD ? elem->schema : NULL };
+                   .where = where, .sc = elem->kind == FR_RECORD ? elem->schema : NULL,
+                   .count_only = count_only };
     const char *what = rd.o->csv ? "read_csv" : "read_jsonl";
     if (!rd.path)
         return fr_usage(cx, where, "%s: the path is not a string", what);
@@ -413,6 +422,8 @@ json_t *fr_read(fr_ctx *cx, json_t *path, const fr_type *elem, const fr_read_opt
         fr_buf_free(&err);
         return NULL;
     }
+    if (count_only)
+        fr_reader_check_only(rd.r);
     rd.out = json_array();
     bool ok = rd.out != NULL;
     if (!ok)
@@ -430,10 +441,21 @@ json_t *fr_read(fr_ctx *cx, json_t *path, const fr_type *elem, const fr_read_opt
         fr_free(rd.lines);
         return NULL;
     }
+    if (count_only) {
+        json_decref(rd.out);
+        fr_free(rd.lines);
+        return fr_keep(cx, json_integer(rd.good));
+    }
     for (size_t i = 0; cx->run && i < json_array_size(rd.out); i++)   /* its personal data */
         fr_redact_note(cx->run->redact, json_array_get(rd.out, i), elem);
     remember_origin(cx->run, rd.out, rd.path, rd.lines);
     return fr_keep(cx, rd.out);
+}
+
+json_t *fr_read(fr_ctx *cx, json_t *path, const fr_type *elem, const fr_read_opts *o,
+                const char *where)
+{
+    return read_file(cx, path, elem, o, where, false);
 }
 
 json_t *fr_read_jsonl(fr_ctx *cx, json_t *path, const fr_type *elem, const char *where)
@@ -679,4 +701,158 @@ json_t *fr_env(fr_ctx *cx, json_t *name)
     if (!fr_utf8_valid(v, strlen(v)))
         return fr_fail(cx, NULL, "environment variable '%s' is not valid UTF-8", n);
     return fr_str(cx, v);
+}
+
+/* ---- streaming: a file through a pipeline into a file --------------------- */
+
+/* The state of one streamed pipeline: its second reading of the input and
+ * its output, a temporary file beside the target. */
+typedef struct streamer {
+    fr_reader *r;                  /* the input, read again (the first read checked it) */
+    fr_run *run;                   /* the run (its personal data is noted as rows come) */
+    const fr_type *in_elem;        /* the rows' type */
+    const char *in;                /* its path */
+    char why[256];                 /* why the reader failed */
+    const fr_type *elem;           /* the values' type */
+    FILE *f;                       /* the temporary output */
+    int err;                       /* errno of a failed write, 0 */
+    bool oom;                      /* a value could not be made JSON */
+} streamer;
+
+static json_t *stream_next(void *arg, long *line)
+{
+    streamer *s = arg;
+    for (;;) {
+        json_t *row = NULL;
+        switch (fr_reader_next(s->r, &row)) {
+        case FR_ROW_GOOD:
+            *line = fr_reader_line(s->r);
+            fr_redact_note(s->run->redact, row, s->in_elem);   /* as a whole read does */
+            return row;
+        case FR_ROW_BAD:
+            continue;              /* reported and set aside by the first read */
+        default:
+            if (fr_reader_oom(s->r))
+                return NULL;
+            snprintf(s->why, sizeof s->why, "%s: the file changed while it was read (fewer "
+                     "good rows than a moment before)", s->in);
+            return NULL;
+        }
+    }
+}
+
+static const char *stream_why(void *arg)
+{
+    streamer *s = arg;
+    return s->why[0] ? s->why : NULL;
+}
+
+static bool stream_put(void *arg, json_t *v)
+{
+    streamer *s = arg;
+    char *text = fr_to_json(v, s->elem);
+    if (!text) {
+        s->oom = true;
+        return false;
+    }
+    bool ok = fputs(text, s->f) != EOF && putc('\n', s->f) != EOF;
+    fr_free(text);
+    if (!ok && !s->err)
+        s->err = errno ? errno : EIO;
+    return ok;
+}
+
+/* Whether a budget is in force: its stop writes the finished items to the
+ * partial file, which needs them whole. */
+static bool any_budget(fr_run *run)
+{
+    const fr_budget *b = &run->budget;
+    if (b->usd >= 0 || b->tokens >= 0 || b->time_ms >= 0)
+        return true;
+    for (int i = 0; i < run->prog->nphases; i++) {
+        b = &run->phase_budget[i];
+        if (b->usd >= 0 || b->tokens >= 0 || b->time_ms >= 0)
+            return true;
+    }
+    return false;
+}
+
+/* Read, run and write whole, as the statements say. */
+static bool unstreamed(fr_ctx *cx, json_t *in, const fr_type *in_elem, const fr_read_opts *ro,
+                       const char *read_where, const fr_par_opts *opts, int nstages,
+                       const fr_stage *stages, void *env, json_t *out, const fr_type *out_elem,
+                       bool out_csv, const char *write_where)
+{
+    json_t *xs = fr_read(cx, in, in_elem, ro, read_where);
+    json_t *ys = xs ? fr_pipeline(cx, xs, opts, nstages, stages, env) : NULL;
+    if (!ys)
+        return false;
+    return out_csv ? fr_write_csv(cx, ys, out, out_elem, write_where)
+                   : fr_write_jsonl(cx, ys, out, out_elem, write_where);
+}
+
+bool fr_stream_file(fr_ctx *cx, json_t *in, const fr_type *in_elem, const fr_read_opts *ro,
+                    const char *read_where, const fr_par_opts *opts, int nstages,
+                    const fr_stage *stages, void *env, json_t *out, const fr_type *out_elem,
+                    bool out_csv, const char *write_where)
+{
+    const char *ip = json_string_value(in), *op = json_string_value(out);
+    const char *no = getenv("FLOWRT_NO_STREAM");
+    if (!ip || !op || strcmp(ip, "-") == 0 || strcmp(op, "-") == 0 || out_csv || !cx->run ||
+        any_budget(cx->run) || fr_shard_on() || (no && *no && strcmp(no, "0") != 0))
+        return unstreamed(cx, in, in_elem, ro, read_where, opts, nstages, stages, env, out,
+                          out_elem, out_csv, write_where);
+    /* the first read checks every row (and sets bad ones aside) before any
+     * call, as a whole read does; the second feeds the pipeline */
+    json_t *count = read_file(cx, in, in_elem, ro, read_where, true);
+    if (!count)
+        return false;
+    fr_buf err = { 0 };
+    streamer s = { .in = ip, .elem = out_elem, .run = cx->run, .in_elem = in_elem };
+    s.r = fr_reader_open(ip, ro && ro->csv ? FR_FMT_CSV : FR_FMT_JSONL, in_elem,
+                         ro ? ro->delimiter : 0, &err);
+    if (!s.r) {
+        if (fr_buf_failed(&err) || !err.s)
+            fr_oom(cx);
+        else
+            fr_usage(cx, read_where, "%s", err.s);
+        fr_buf_free(&err);
+        return false;
+    }
+    int fd = -1;
+    char *tmp = tmp_beside(op, &fd);
+    s.f = tmp && fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (!s.f) {
+        int saved = errno;
+        if (fd >= 0)
+            close(fd), unlink(tmp);
+        fr_reader_close(s.r);
+        fr_free(tmp);
+        return tmp ? write_failed(cx, write_where, op, &err, saved) : fr_oom(cx) != NULL;
+    }
+    fr_stream st = { stream_next, stream_put, stream_why, &s,
+                     (size_t)json_integer_value(count), ip };
+    json_t *v = fr_pipeline_stream(cx, &st, opts, nstages, stages, env);
+    fr_reader_close(s.r);
+    bool ok = v && !s.err && !s.oom && fflush(s.f) == 0 && fsync(fd) == 0;
+    int saved = s.err ? s.err : errno;
+    if (fclose(s.f) != 0 && ok)
+        ok = false, saved = errno;
+    if (ok) {
+        /* the answers in it are durable first, as for any write */
+        fr_journal_flush_run(cx->run);
+        keep_fuller(cx, op, tmp, "write_jsonl");
+        ok = rename(tmp, op) == 0;
+        saved = errno;
+    }
+    if (!ok)
+        unlink(tmp);
+    fr_free(tmp);
+    if (ok || (!v && !s.err && !s.oom)) {  /* done, or the pipeline failed and said why */
+        fr_buf_free(&err);
+        return ok;
+    }
+    if (s.oom)
+        fr_buf_puts(&err, "out of memory");
+    return write_failed(cx, write_where, op, &err, saved);
 }

@@ -85,9 +85,11 @@ void fr_item_leave(fr_ctx *cx, size_t saved)
 typedef struct fan {
     fr_ctx *parent;                /* the context that fanned out */
     const fr_par_opts *opts;       /* concurrency, on_error, where */
-    json_t *list;                  /* the items */
+    json_t *list;                  /* the items, NULL when they stream from a reader */
     size_t n;                      /* items */
     json_t **slots;                /* each item's value (a reference), NULL if dropped */
+    size_t nslots;                 /* n, or a streaming pipeline's window */
+    const char *file;              /* a streamed pipeline's input file (the skipped file) */
     bool top;                      /* the root's fan-out: it drives the progress line */
     size_t done;                   /* atomic: items processed (finished or dropped) */
     int stop;                      /* atomic: take no new item */
@@ -113,13 +115,15 @@ static int limit_workers(fr_ctx *cx, int conc, size_t n)
     return conc < 1 ? 1 : conc;
 }
 
-static bool fan_init(fan *f, fr_ctx *parent, const fr_par_opts *opts, json_t *list)
+/* nslots: n, or fewer for a streaming pipeline (its window) */
+static bool fan_init(fan *f, fr_ctx *parent, const fr_par_opts *opts, json_t *list, size_t n,
+                     size_t nslots)
 {
-    size_t n = json_array_size(list);
     memset(f, 0, sizeof *f);
     f->parent = parent, f->opts = opts, f->list = list, f->n = n;
     f->top = parent->parent == NULL;
-    f->slots = fr_calloc(n ? n : 1, sizeof *f->slots);
+    f->nslots = nslots;
+    f->slots = fr_calloc(nslots ? nslots : 1, sizeof *f->slots);
     pthread_mutex_init(&f->mu, NULL);
     if (f->top) {
         __atomic_store_n(&parent->run->prog_done, 0, __ATOMIC_RELAXED);
@@ -156,7 +160,7 @@ static void item_waits(fan *f, fr_ctx *c)
 /* Item index came back without a value: drop it (true), warning when it
  * failed (and writing it to the skipped file), note it when it waits, or
  * stop the fan-out (false: the item is not done). */
-static bool item_failed(fan *f, fr_ctx *c, size_t index)
+static bool item_failed(fan *f, fr_ctx *c, size_t index, long line)
 {
     fr_sig s = c->sig;
     if (s == FR_SIG_SKIP || s == FR_SIG_ESCALATE || s == FR_OK)
@@ -175,7 +179,10 @@ static bool item_failed(fan *f, fr_ctx *c, size_t index)
         pthread_mutex_lock(&run->mu);
         fr_stats_of(run, c->phase)->items_failed++;
         pthread_mutex_unlock(&run->mu);
-        fr_skipped(c, f->opts->where, f->list, index);
+        if (f->file)
+            fr_skipped_at(c, f->opts->where, f->file, line);
+        else
+            fr_skipped(c, f->opts->where, f->list, index);
         return true;
     }
     pthread_mutex_lock(&f->mu);
@@ -207,17 +214,36 @@ static void fan_oom(fan *f)
     __atomic_store_n(&f->stop, 1, __ATOMIC_RELEASE);
 }
 
+static char dropped;               /* a streaming pipeline's slot of a dropped item */
+#define DROPPED ((json_t *)&dropped)
+
+/* A streaming pipeline's reader failed (its file changed while read): the
+ * fan-out fails with its message and takes no new item. */
+static void fan_source_failed_f(fan *f, const char *why)
+{
+    pthread_mutex_lock(&f->mu);
+    if (f->sig == FR_OK) {
+        f->sig = FR_SIG_FAIL;
+        f->msg = fr_strdup(why);
+    }
+    pthread_mutex_unlock(&f->mu);
+    __atomic_store_n(&f->stop, 1, __ATOMIC_RELEASE);
+}
+
 /* The finished items in input order, as a new list (NULL when out of
- * memory); the slots are emptied. */
+ * memory); the slots are emptied.  (A streaming pipeline's values went to
+ * its writer: an empty list, what is left in the window let go.) */
 static json_t *collect(fan *f)
 {
     json_t *out = json_array();
     bool ok = out != NULL;
     bool shard = fr_shard_on();
-    for (size_t i = 0; i < f->n; i++) {
-        if (f->slots[i] && json_array_append_new(out, f->slots[i]) != 0)
+    for (size_t i = 0; i < f->nslots; i++) {
+        if (!f->list && f->slots[i] != DROPPED)
+            json_decref(f->slots[i]);
+        else if (f->list && f->slots[i] && json_array_append_new(out, f->slots[i]) != 0)
             ok = false;                 /* jansson dropped the value */
-        else if (f->slots[i] && shard)  /* a row keeps its position for merge */
+        else if (f->list && f->slots[i] && shard)  /* a row keeps its position for merge */
             fr_shard_step(f->parent, f->list, i, out);
         f->slots[i] = NULL;
     }
@@ -315,7 +341,7 @@ static void pfor_worker(void *arg)
         json_t *v = p->body(&c, c.item, i, p->env);
         if (v)
             p->f.slots[i] = json_incref(v);
-        if (v || item_failed(&p->f, &c, i))
+        if (v || item_failed(&p->f, &c, i, -1))
             item_done(&p->f);
         fr_release(&c, 0);
         fr_sig_clear(&c);
@@ -333,7 +359,7 @@ json_t *fr_parallel_for(fr_ctx *cx, json_t *list, const fr_par_opts *opts,
         return NULL;                       /* a budget refused a batch: cx says which */
     pfor p = { .list = list, .body = body, .env = env };
     size_t n = json_array_size(list);
-    if (!fan_init(&p.f, cx, opts, list))
+    if (!fan_init(&p.f, cx, opts, list, n, n))
         return fr_fail(cx, opts->where, "out of memory");
     int nw = limit_workers(cx, opts->concurrency, n);
     fr_join j;
@@ -352,6 +378,8 @@ json_t *fr_parallel_for(fr_ctx *cx, json_t *list, const fr_par_opts *opts,
 typedef struct pitem {
     struct pitem *next;            /* queue link */
     size_t index;                  /* its input position */
+    json_t *own;                   /* a streamed item (a reference), else NULL */
+    long line;                     /* a streamed item's line in its file */
     fr_ctx cx;                     /* its context: prev[] values live in its pool */
     json_t *prev[];                /* the values of the stages it has passed */
 } pitem;
@@ -375,6 +403,8 @@ typedef struct pline {
     size_t next;                   /* the next index to admit */
     size_t live;                   /* items admitted and not finished */
     size_t max_live;               /* admission bound */
+    const fr_stream *st;           /* streaming: where items come from and values go */
+    size_t out_next;               /* streaming: the next index to hand to st->put */
 } pline;
 
 /* A stage worker's argument. */
@@ -389,14 +419,19 @@ static pitem *pitem_new(pline *p, size_t index)
     if (!it)
         return NULL;
     it->index = index;
+    if (p->st && !(it->own = p->st->next(p->st->arg, &it->line))) {
+        fr_free(it);
+        return NULL;
+    }
     fr_ctx_init_child(p->f.parent, &it->cx);
     fr_ctx_set_item(&it->cx, p->f.parent, index);
-    it->cx.item = json_array_get(p->list, index);
+    it->cx.item = p->st ? it->own : json_array_get(p->list, index);
     return it;
 }
 
 static void pitem_free(pitem *it)
 {
+    json_decref(it->own);
     fr_ctx_fini(&it->cx);
     fr_free(it);
 }
@@ -407,18 +442,23 @@ static void wake_all(pline *p)
         fr_cond_broadcast(&p->q[k].cv);
 }
 
+static void fan_source_failed(pline *p);
+
 /* Waits (p->mu held) for an item for stage k: NULL when there is none to come. */
 static pitem *take(pline *p, int k)
 {
     pqueue *q = &p->q[k];
     if (k == 0) {
-        while (!fan_stopped(&p->f) && p->next < p->f.n && p->live >= p->max_live)
+        while (!fan_stopped(&p->f) && p->next < p->f.n &&
+               (p->live >= p->max_live || (p->st && p->next - p->out_next >= p->f.nslots)))
             fr_cond_wait(&q->cv, &p->mu);
         if (fan_stopped(&p->f) || p->next >= p->f.n)
             return NULL;
         pitem *it = pitem_new(p, p->next++);
         if (it)
             p->live++;
+        else if (p->st)
+            fan_source_failed(p), wake_all(p);
         else
             fan_oom(&p->f), wake_all(p);
         return it;
@@ -442,6 +482,35 @@ static void push(pqueue *q, pitem *it)
     fr_cond_signal(&q->cv);
 }
 
+static void fan_source_failed(pline *p)
+{
+    const char *why = p->st->why ? p->st->why(p->st->arg) : NULL;
+    fan_source_failed_f(&p->f, why ? why : "out of memory");
+}
+
+/* Streaming (p->mu held): the values now in input order go to the writer,
+ * dropped items skipped; the window moves on. */
+static void hand_on(pline *p)
+{
+    fan *f = &p->f;
+    json_t **slot;
+    while (*(slot = &f->slots[p->out_next % f->nslots]) != NULL) {
+        json_t *v = *slot;
+        *slot = NULL;
+        p->out_next++;
+        if (v != DROPPED) {
+            bool ok = p->st->put(p->st->arg, v);
+            json_decref(v);
+            if (!ok && f->sig == FR_OK) {        /* the writer says why */
+                f->sig = FR_SIG_FAIL;
+                f->msg = fr_strdup("the output cannot be written");
+                __atomic_store_n(&f->stop, 1, __ATOMIC_RELEASE);
+                wake_all(p);
+            }
+        }
+    }
+}
+
 /* An item leaves the pipeline (p->mu held): admission may go on. */
 static void leave(pline *p, pitem *it, bool done)
 {
@@ -449,6 +518,12 @@ static void leave(pline *p, pitem *it, bool done)
     fr_cond_signal(&p->q[0].cv);
     if (done)
         item_done(&p->f);
+    if (done && p->st) {
+        json_t **slot = &p->f.slots[it->index % p->f.nslots];
+        if (!*slot)
+            *slot = DROPPED;
+        hand_on(p);
+    }
     pitem_free(it);
 }
 
@@ -459,7 +534,7 @@ static void run_stage(pline *p, int k, pitem *it)
     fr_ctx *c = &it->cx;
     c->sig = FR_OK;
     json_t *v = p->stages[k].fn(c, c->item, it->prev, it->index, p->env);
-    bool done = v || item_failed(&p->f, c, it->index);
+    bool done = v || item_failed(&p->f, c, it->index, it->line);
     pthread_mutex_lock(&p->mu);
     if (v && k + 1 < p->nstages) {
         it->prev[k] = v;
@@ -467,7 +542,7 @@ static void run_stage(pline *p, int k, pitem *it)
         return;
     }
     if (v)
-        p->f.slots[it->index] = json_incref(v);
+        p->f.slots[p->st ? it->index % p->f.nslots : it->index] = json_incref(v);
     leave(p, it, done);
     if (fan_stopped(&p->f))
         wake_all(p);
@@ -539,16 +614,25 @@ static void pipe_start(pline *p, pworker *w, fr_join *j)
     }
 }
 
-/* pipeline for x in xs (...) { stage a (concurrency: N) { } ... } */
-json_t *fr_pipeline(fr_ctx *cx, json_t *list, const fr_par_opts *opts, int nstages,
-                    const fr_stage *stages, void *env)
+/* pipeline for x in xs (...) { stage a (concurrency: N) { } ... }, its
+ * items from list or, streaming, from st */
+static json_t *pipeline(fr_ctx *cx, json_t *list, const fr_stream *st,
+                        const fr_par_opts *opts, int nstages, const fr_stage *stages, void *env)
 {
-    if (opts->shard && fr_shard_on() && !(list = fr_shard_take(cx, list, opts)))
+    if (!st && opts->shard && fr_shard_on() && !(list = fr_shard_take(cx, list, opts)))
         return NULL;                       /* this shard's share of the items */
-    pline p = { .list = list, .nstages = nstages, .stages = stages, .env = env };
-    size_t n = json_array_size(list);
-    if (!fan_init(&p.f, cx, opts, list))
+    pline p = { .list = list, .nstages = nstages, .stages = stages, .env = env, .st = st };
+    size_t n = st ? st->n : json_array_size(list), window = n;
+    if (st) {                      /* values waiting for an earlier one, at most */
+        window = 64;
+        for (int k = 0; k < nstages; k++)
+            window += 8 * (size_t)limit_workers(cx, stages[k].concurrency > 0
+                                                ? stages[k].concurrency : opts->concurrency, n);
+        window = window < n ? window : n;
+    }
+    if (!fan_init(&p.f, cx, opts, list, n, window))
         return fr_fail(cx, opts->where, "out of memory");
+    p.f.file = st ? st->file : NULL;
     p.q = fr_calloc((size_t)nstages, sizeof *p.q);
     pworker *w = fr_calloc((size_t)nstages, sizeof *w);
     pthread_mutex_init(&p.mu, NULL);
@@ -564,6 +648,18 @@ json_t *fr_pipeline(fr_ctx *cx, json_t *list, const fr_par_opts *opts, int nstag
     pthread_mutex_destroy(&p.mu);
     fr_free(p.q), fr_free(w);
     return fan_finish(&p.f);
+}
+
+json_t *fr_pipeline(fr_ctx *cx, json_t *list, const fr_par_opts *opts, int nstages,
+                    const fr_stage *stages, void *env)
+{
+    return pipeline(cx, list, NULL, opts, nstages, stages, env);
+}
+
+json_t *fr_pipeline_stream(fr_ctx *cx, const fr_stream *st, const fr_par_opts *opts,
+                           int nstages, const fr_stage *stages, void *env)
+{
+    return pipeline(cx, NULL, st, opts, nstages, stages, env);
 }
 
 /* ---- parallel { } -------------------------------------------------------- */

@@ -70,11 +70,9 @@ void fr_review_close(fr_run *run)
 /* ---- the skipped file ---------------------------------------------------- */
 
 /* The skipped item as one compact JSON line (malloc'd), or NULL. */
-static char *skipped_line(fr_ctx *c, const char *fanout, json_t *list, size_t index)
+static char *skipped_line(fr_ctx *c, const char *fanout, const char *file, long line)
 {
-    const char *file = NULL;
-    long line = 0;
-    bool known = list && fr_origin_of(c->run, list, index, &file, &line);
+    bool known = file != NULL;
     json_t *o = json_object();
     json_object_set_new(o, "run", json_string(fr_journal_run_tag(c->run)));
     json_object_set_new(o, "item", json_string(c->path));
@@ -94,8 +92,17 @@ static char *skipped_line(fr_ctx *c, const char *fanout, json_t *list, size_t in
 
 void fr_skipped(fr_ctx *c, const char *fanout, json_t *list, size_t index)
 {
+    const char *file = NULL;
+    long line = 0;
+    if (!list || !fr_origin_of(c->run, list, index, &file, &line))
+        file = NULL;
+    fr_skipped_at(c, fanout, file, line);
+}
+
+void fr_skipped_at(fr_ctx *c, const char *fanout, const char *file, long lineno)
+{
     fr_run *run = c->run;
-    char *line = skipped_line(c, fanout, list, index);
+    char *line = skipped_line(c, fanout, file, lineno);
     pthread_mutex_lock(&run->review_mu);
     if (!run->skipped && run->nskipped >= 0) {       /* < 0: it cannot be opened */
         char *path = fr_skipped_path(run->prog);
