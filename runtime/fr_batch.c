@@ -242,7 +242,7 @@ static void custom_id(char *out, size_t cap, size_t i)
 static json_t *req_body(const breq *r, bool *wrapped)
 {
     fr_request q = { r->agent, r->model, r->system, r->prompt, NULL, NULL, 0, 60000,
-                     r->max_tokens, false, FR_OUT_DEFAULT, NULL, false, NULL };
+                     r->max_tokens, false, FR_OUT_DEFAULT, NULL, false, NULL, NULL };
     return strcmp(r->model->provider, "anthropic") == 0 ? fr_anthropic_body(&q, wrapped)
                                                          : fr_openai_body(&q, wrapped);
 }

@@ -566,7 +566,7 @@ static json_t *attempt(call *c, int *stop)
         c->agent, c->model, c->system.s ? c->system.s : "", c->prompt.s ? c->prompt.s : "",
         c->feedback, c->prev_answer, c->attempts, timeout, c->max_tokens, c->agent->cache,
         FR_OUT_DEFAULT,
-        c->history, c->tools_off, c->args,
+        c->history, c->tools_off, c->args, cx->path,
     };
     fr_response r;
     int64_t t0 = fr_wall_ms();
@@ -678,7 +678,7 @@ static json_t *batch_answer(call *c, const char *key, int *stop)
     c->jh.jc.tier = "batch";
     fr_request req = { c->agent, c->model, c->system.s ? c->system.s : "",
                        c->prompt.s ? c->prompt.s : "", NULL, NULL, 0, 0, c->max_tokens,
-                       c->agent->cache, FR_OUT_DEFAULT, NULL, false, c->args };
+                       c->agent->cache, FR_OUT_DEFAULT, NULL, false, c->args, c->cx->path };
     fr_journal_call_attempt(&c->jh, c->cx, &req, &r, &ch, fr_wall_ms());
     fr_budget_charge(c->cx->run, c->cx->phase, &ch);
     check_over(c, &held, &ch);

@@ -227,6 +227,7 @@ typedef struct fr_request {
     json_t *history;               /* a tool loop's turns after the prompt, or NULL (below) */
     bool tools_off;                /* the loop reached its bound: answer now, no tool call */
     json_t *const *args;           /* the call's arguments (the mock copies from them), or NULL */
+    const char *item;              /* the item's path ("3", "2.1"; "" none), or NULL */
 } fr_request;
 
 /* A tool loop's history, the same for every wire format (each renders it):
@@ -286,10 +287,23 @@ void fr_response_free(fr_response *r);
 
 /* ---- fr_mock.c ------------------------------------------------------------ */
 
+/* --mock-fixtures FILE: canned answers per agent (fr_fixture.c). */
+typedef struct fr_fixtures fr_fixtures;
+/* Reads FILE for program p; NULL with err (file:line: why) when it is bad. */
+fr_fixtures *fr_fixtures_load(const char *path, const fr_program *p, fr_buf *err);
+void fr_fixtures_free(fr_fixtures *f);
+/* The answer of the first fixture that holds for req (borrowed), or NULL
+ * (the call is noted for the report). */
+json_t *fr_fixtures_answer(fr_fixtures *f, const fr_request *req);
+/* Prints the calls no fixture held for and the fixtures no call used
+ * (stderr, "fixtures: ..." lines); returns how many. */
+int fr_fixtures_report(fr_fixtures *f);
+
 /* Mock settings from the command line (--mock-latency, --mock-fail-rate). */
 typedef struct fr_mock_opts {
     int latency_ms;                /* sleep per attempt */
     double fail_rate;              /* probability an attempt fails transiently */
+    fr_fixtures *fixtures;         /* --mock-fixtures, or NULL */
 } fr_mock_opts;
 
 /* A deterministic answer synthesized from the agent's output type, seeded

@@ -335,6 +335,23 @@ static void copy_inputs(const fr_request *req, json_t *v, const fr_type *t)
     }
 }
 
+/* Fills resp with a fixture's answer fx, as a model would give it. */
+static void canned(const fr_request *req, json_t *fx, fr_response *resp)
+{
+    resp->output = json_deep_copy(fx);
+    resp->raw = json_dumps(fx, JSON_COMPACT | JSON_ENCODE_ANY);
+    resp->finish_reason = fr_strdup("end_turn");
+    if (!resp->output || !resp->raw || !resp->finish_reason) {
+        out_of_memory(resp);
+        return;
+    }
+    size_t in = strlen(req->system ? req->system : "") + strlen(req->prompt ? req->prompt : "");
+    resp->outcome = FR_ANSWER;
+    resp->usage = true;
+    resp->input_tokens = (int64_t)((in + 3) / 4) + 50;
+    resp->output_tokens = (int64_t)((strlen(resp->raw) + 3) / 4);
+}
+
 /* Fills resp with the answer for seed, its raw text and usage. */
 static void answer(const fr_request *req, uint64_t seed, fr_response *resp)
 {
@@ -439,7 +456,11 @@ void fr_mock_call(const fr_mock_opts *o, const fr_request *req, fr_response *res
         tool_turn(req, seed, resp);
         return;
     }
-    answer(req, seed, resp);
+    json_t *fx = o && o->fixtures ? fr_fixtures_answer(o->fixtures, req) : NULL;
+    if (fx)
+        canned(req, fx, resp);
+    else
+        answer(req, seed, resp);
     if (resp->usage)
         resp->input_tokens += (int64_t)((history_bytes(req) + 3) / 4);
 }

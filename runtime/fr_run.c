@@ -59,6 +59,9 @@ static const rt_flag rt_flags[] = {
     { "mock", NULL, "answer every model with the offline mock provider" },
     { "mock-latency", "MS", "the mock's latency per attempt, in milliseconds (default 0)" },
     { "mock-fail-rate", "P", "probability in 0..1 that a mock attempt fails transiently" },
+    { "mock-fixtures", "FILE", "with --mock (implied): canned answers per agent, chosen by the"
+      " call's arguments (JSON Lines: agent, when, answer); calls and fixtures that did not"
+      " match are reported" },
     { "concurrency", "N", "agent and http calls in flight at most, across the whole run" },
     { "retry-base-ms", "N", "retry backoff base: the k-th retry (k from 0) waits a random"
       " 0..base*2^k ms, at most 30 s (default 500)" },
@@ -351,7 +354,19 @@ static int set_rt_flag(const fr_program *p, opts *o, argp *a)
     } else if (strncmp(f, "budget-", 7) == 0 && (strcmp(f + 7, "usd") == 0 ||
              strcmp(f + 7, "tokens") == 0 || strcmp(f + 7, "time") == 0))
         return budget_flag(o, a);
-    else if (strcmp(f, "mock-fail-rate") == 0) {
+    else if (strcmp(f, "mock-fixtures") == 0) {
+        const char *s = flag_value(a);
+        if (!s)
+            return 2;
+        fr_buf err = { 0 };
+        o->mock_opts.fixtures = fr_fixtures_load(s, p, &err);
+        if (!o->mock_opts.fixtures) {
+            fprintf(stderr, "error: %s\n", err.s ? err.s : "out of memory");
+            fr_buf_free(&err);
+            return 2;
+        }
+        o->mock = true;
+    } else if (strcmp(f, "mock-fail-rate") == 0) {
         const char *s = flag_value(a);
         if (!s)
             return 2;
@@ -1204,6 +1219,7 @@ static int run_body(fr_run *run, opts *o)
     fr_free(dry);
     if (!run->quiet)
         fr_run_print_summary(run), print_caps(run), fr_journal_summary(run);
+    fr_fixtures_report(run->mock.fixtures);         /* also when --quiet: a test reads it */
     if (st == 0 || st == 5)
         remove_partial(run);
     char id[FR_RUN_ID_MAX] = "";
@@ -1218,6 +1234,7 @@ static int run_body(fr_run *run, opts *o)
 
 static void opts_free(const fr_program *p, opts *o)
 {
+    fr_fixtures_free(o->mock_opts.fixtures);
     for (int k = 0; o->args && k < p->nparams; k++)
         json_decref(o->args[k]);
     fr_free(o->args);

@@ -148,7 +148,7 @@ static bool attempt(call *c, int k, bool *ok)
 {
     fr_request req = { &G.agent, &G.model, "You are a test.", c->prompt, c->feedback,
                        c->prev, k, G.agent.timeout_ms, G.agent.max_tokens, false,
-                       FR_OUT_DEFAULT, NULL, false, NULL };
+                       FR_OUT_DEFAULT, NULL, false, NULL, NULL };
     fr_response r;
     fr_http_call(G.http, &req, &r);
     atomic_fetch_add(&G.attempts, 1);
@@ -349,7 +349,7 @@ static int oom_loop(void)
         fr_request req = { &G.agent, &G.model, "You are a test.", "Lead number 1.",
                            k % 2 ? "seniority: 'x' is not one of ic, manager, vp" : NULL,
                            k % 2 ? "{\"id\":\"a\"}" : NULL, k % 2, G.agent.timeout_ms,
-                           G.agent.max_tokens, false, FR_OUT_DEFAULT, NULL, false, NULL };
+                           G.agent.max_tokens, false, FR_OUT_DEFAULT, NULL, false, NULL, NULL };
         fr_response r;
         fr_alloc_fail_after(k);
         fr_http_call(G.http, &req, &r);

@@ -654,7 +654,7 @@ static fr_request mock_req(const fr_agent *a, const char *prompt, int attempt)
 
 static void test_mock_answers(void)
 {
-    fr_mock_opts o = { 0, 0 };
+    fr_mock_opts o = { 0, 0, NULL };
     int nulls = 0, seen[5] = { 0 }, bools = 0, ntags[6] = { 0 };
     char prompt[64];
     for (int i = 0; i < 10000; i++) {
@@ -687,7 +687,7 @@ static void test_mock_answers(void)
 
 static void test_mock_determinism(void)
 {
-    fr_mock_opts o = { 0, 0 };
+    fr_mock_opts o = { 0, 0, NULL };
     fr_request q = mock_req(&list_agent, "the same prompt", 0);
     fr_response a, b, c;
     fr_mock_call(&o, &q, &a);
@@ -714,7 +714,7 @@ static void test_mock_determinism(void)
 
 static void test_mock_failures(void)
 {
-    fr_mock_opts o = { 0, 1.0 };
+    fr_mock_opts o = { 0, 1.0, NULL };
     fr_request q = mock_req(&enrich_agent, "p", 0);
     fr_response r;
     fr_mock_call(&o, &q, &r);
@@ -739,7 +739,7 @@ static void test_mock_failures(void)
     CHECK(failed > 1600 && failed < 2400, "fail rate 0.5: %d of 4000 failed", failed);
     CHECK(succeeded_after_failure > 100, "a retry can succeed: %d", succeeded_after_failure);
 
-    o = (fr_mock_opts){ 30, 0 };
+    o = (fr_mock_opts){ 30, 0, NULL };
     q = mock_req(&enrich_agent, "p", 0);
     q.timeout_ms = 5;
     fr_mock_call(&o, &q, &r);
@@ -842,7 +842,7 @@ static bool op_normalize(fr_ctx *cx, void *arg)
 
 static bool op_mock(fr_ctx *cx, void *arg)
 {
-    fr_mock_opts o = { 0, 0 };
+    fr_mock_opts o = { 0, 0, NULL };
     fr_request q = mock_req(&list_agent, "oom", 0);
     fr_response r;
     fr_mock_call(&o, &q, &r);
