@@ -646,12 +646,11 @@ static size_t schema_bytes(const fr_agent *a, const fr_model *m)
     return (s ? strlen(s) : 0) + fr_tools_bytes(a);
 }
 
-/* Whether a call of a on m can go in a batch: Anthropic's and OpenAI's own
- * batch APIs, not a local server; and one request (no tool loop). */
+/* Whether a call of a on m can go in a batch: on a model with a batch API
+ * (fr_batch_api), and one request (no tool loop). */
 static bool batchable(const fr_agent *a, const fr_model *m)
 {
-    return a->ntools == 0 &&
-           (strcmp(m->provider, "anthropic") == 0 || strcmp(m->provider, "openai") == 0);
+    return a->ntools == 0 && fr_batch_api(m);
 }
 
 /* A batch fan-out's answer to this call, taken as its first attempt at the
@@ -662,13 +661,8 @@ static json_t *batch_answer(call *c, const char *key, int *stop)
     fr_response r;
     if (!fr_batch_take(c->cx->run, c->model, key, &r))
         return NULL;
-    fr_model bm = *c->model;
-    if (bm.usd_per_mtok_batch_in >= 0)
-        bm.usd_per_mtok_in = bm.usd_per_mtok_batch_in;
-    if (bm.usd_per_mtok_batch_out >= 0)
-        bm.usd_per_mtok_out = bm.usd_per_mtok_batch_out;
-    if (bm.usd_per_mtok_cache_read >= 0 && c->model->usd_per_mtok_batch_in >= 0)
-        bm.usd_per_mtok_cache_read /= 2;
+    fr_model bm;
+    fr_batch_prices(c->model, &bm);
     /* what the batch held for it, at the batch price */
     int64_t in = input_estimate(c);
     fr_resv held = { c->cx->phase, fr_hold_usd(&bm, in, c->max_tokens), in + c->max_tokens };

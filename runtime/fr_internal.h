@@ -706,6 +706,7 @@ struct fr_run {
     int interrupted;               /* SIGINT or SIGTERM once one came, else 0 (atomic) */
     fr_cond intr_cv;               /* broadcast when it comes (under mu) */
     int64_t intr_inflight;         /* calls in flight when it came */
+    char batch_line[192];          /* a batch fan-out's progress, "" none (under mu) */
 };
 
 /* What one attempt costs: its usage priced per token class (input, output,
@@ -811,6 +812,10 @@ bool fr_batch_prepass(fr_ctx *cx, json_t *list, const fr_par_opts *opts, fr_body
 bool fr_batch_collecting(void);
 bool fr_batch_collect(const fr_agent *a, const fr_model *m, const char *system,
                       const char *prompt, const char *key, int max_tokens);
+/* Whether m has a batch API (anthropic or openai, not on this machine). */
+bool fr_batch_api(const fr_model *m);
+/* m at its batch prices, the prompt cache's classes scaled as input is. */
+void fr_batch_prices(const fr_model *m, fr_model *out);
 /* The batch answer of call key, as a parsed response; false when none. */
 bool fr_batch_take(fr_run *run, const fr_model *m, const char *key, fr_response *r);
 void fr_batch_free(fr_run *run);
@@ -1044,14 +1049,30 @@ bool fr_journal_phase_clock_stop(fr_journal *j);
 /* For the subcommands (fr_runs.c: an unbound handle, one thread) and messages. */
 typedef struct sqlite3 sqlite3;
 sqlite3 *fr_journal_db(fr_journal *j);
-/* The provider batch journaled for part `part` of fan-out `fanout` of the
- * bound run: its id and last status; false when none was submitted. */
-bool fr_journal_batch_get(fr_journal *j, const char *fanout, int part, char *id, size_t idcap,
-                          char *status, size_t stcap);
-/* Durably records (or updates) that batch, before it is polled. */
-bool fr_journal_batch_put(fr_journal *j, const char *fanout, int part, const char *provider,
-                          const char *batch_id, const char *file_id, const char *status,
-                          int64_t requests, double held_usd);
+/* A provider batch of a batch fan-out, as journaled (fr_batch.c). */
+typedef struct fr_jbatch {
+    int part;                      /* its number in the fan-out */
+    char provider[32];             /* anthropic or openai */
+    char token[32];                /* the token in its custom_ids (and OpenAI metadata) */
+    char batch_id[160];            /* the provider's id, "" until it is known */
+    char file_id[160];             /* OpenAI: its input file, "" until uploaded */
+    char status[32];               /* submitting, then the provider's last status */
+    char *ids;                     /* its members' request hashes, one a line (fr_malloc'd) */
+    int64_t requests;              /* how many requests it has */
+    int64_t created_ms;            /* when its intent was journaled (wall clock) */
+} fr_jbatch;
+/* The batches journaled for fan-out `fanout` of the bound run, by part. */
+fr_jbatch *fr_journal_batches(fr_journal *j, const char *fanout, size_t *n);
+void fr_jbatches_free(fr_jbatch *v, size_t n);
+/* Durably records a batch about to be submitted (its token and members),
+ * before the request that creates it leaves. */
+bool fr_journal_batch_intent(fr_journal *j, const char *fanout, int part, const char *provider,
+                             const char *token, const char *ids, int64_t requests,
+                             double held_usd, int64_t created_ms);
+/* Its id (or file id) once known, and each status it reports; NULL keeps a
+ * field as it is. */
+bool fr_journal_batch_put(fr_journal *j, const char *fanout, int part, const char *batch_id,
+                          const char *file_id, const char *status);
 const char *fr_journal_path(const fr_journal *j);
 const char *fr_journal_errmsg(fr_journal *j);          /* the last SQLite error */
 bool fr_journal_exec(fr_journal *j, const char *sql);  /* one statement, no rows */

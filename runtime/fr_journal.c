@@ -61,7 +61,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SCHEMA_VERSION 7           /* PRAGMA user_version of the current schema */
+#define SCHEMA_VERSION 8           /* PRAGMA user_version of the current schema */
 #define WINDOW_MS 2                /* results gather this long before a sync (default) */
 #define BATCH_MAX 4096             /* ops in one transaction at most */
 #define BOOKKEEP_MS 1000           /* the active and phase times: written this often */
@@ -429,6 +429,15 @@ static const char schema_v7[] =
     "ALTER TABLE runs ADD COLUMN pruned_ms INTEGER;"
     "PRAGMA user_version = 7;";
 
+/* v8: a batch's intent, journaled before it is submitted: the token in its
+ * custom_ids (and OpenAI metadata) by which a resume finds a batch the
+ * provider accepted before its id was journaled, and its members (their
+ * custom_ids' request hashes, one a line). */
+static const char schema_v8[] =
+    "ALTER TABLE batches ADD COLUMN token TEXT;"
+    "ALTER TABLE batches ADD COLUMN ids TEXT;"
+    "PRAGMA user_version = 8;";
+
 static const char sql_phase[] =
     "INSERT INTO phase_time(run_id, phase, active_ms) VALUES(?1, ?2, ?3)"
     " ON CONFLICT(run_id, phase) DO UPDATE SET active_ms = excluded.active_ms";
@@ -449,7 +458,7 @@ static bool migrate(fr_journal *j, int v, fr_buf *err)
     return (v >= 1 || db_exec(j, schema_v1, err)) && (v >= 2 || db_exec(j, schema_v2, err)) &&
            (v >= 3 || db_exec(j, schema_v3, err)) && (v >= 4 || db_exec(j, schema_v4, err)) &&
            (v >= 5 || db_exec(j, schema_v5, err)) && (v >= 6 || db_exec(j, schema_v6, err)) &&
-           (v >= 7 || db_exec(j, schema_v7, err));
+           (v >= 7 || db_exec(j, schema_v7, err)) && (v >= 8 || db_exec(j, schema_v8, err));
 }
 
 /* The schema, created in a fresh file; an unknown version is refused. */
@@ -1914,59 +1923,116 @@ bool fr_journal_escalate(fr_journal *j, const char *where, const char *item,
 
 /* ---- provider batches ------------------------------------------------------ */
 
-bool fr_journal_batch_get(fr_journal *j, const char *fanout, int part, char *id, size_t idcap,
-                          char *status, size_t stcap)
+static void copy_col(sqlite3_stmt *st, int col, char *out, size_t cap)
+{
+    const unsigned char *t = sqlite3_column_text(st, col);
+    snprintf(out, cap, "%s", t ? (const char *)t : "");
+}
+
+fr_jbatch *fr_journal_batches(fr_journal *j, const char *fanout, size_t *n)
 {
     sqlite3_stmt *st;
-    bool found = false;
+    fr_jbatch *v = NULL;
+    size_t cap = 0;
+    *n = 0;
     if (!j || !j->run_id[0])
-        return false;
+        return NULL;
     db_acquire(j);
-    if (sqlite3_prepare_v2(j->db, "SELECT batch_id, status FROM batches WHERE run_id = ?1"
-                           " AND fanout = ?2 AND part = ?3 AND batch_id IS NOT NULL", -1, &st,
-                           NULL) == SQLITE_OK) {
+    if (sqlite3_prepare_v2(j->db, "SELECT part, provider, token, batch_id, file_id, status,"
+                           " ids, requests, created_ms FROM batches WHERE run_id = ?1 AND"
+                           " fanout = ?2 ORDER BY part", -1, &st, NULL) == SQLITE_OK) {
         sqlite3_bind_text(st, 1, j->run_id, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, fanout, -1, SQLITE_STATIC);
-        sqlite3_bind_int(st, 3, part);
-        if (sqlite3_step(st) == SQLITE_ROW) {
-            snprintf(id, idcap, "%s", (const char *)sqlite3_column_text(st, 0));
-            const unsigned char *t = sqlite3_column_text(st, 1);
-            snprintf(status, stcap, "%s", t ? (const char *)t : "");
-            found = true;
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            if (*n == cap) {
+                size_t c2 = cap ? cap * 2 : 8;
+                fr_jbatch *w = fr_realloc(v, c2 * sizeof *w);
+                if (!w)
+                    break;
+                v = w, cap = c2;
+            }
+            fr_jbatch *b = &v[*n];
+            memset(b, 0, sizeof *b);
+            b->part = sqlite3_column_int(st, 0);
+            copy_col(st, 1, b->provider, sizeof b->provider);
+            copy_col(st, 2, b->token, sizeof b->token);
+            copy_col(st, 3, b->batch_id, sizeof b->batch_id);
+            copy_col(st, 4, b->file_id, sizeof b->file_id);
+            copy_col(st, 5, b->status, sizeof b->status);
+            const unsigned char *ids = sqlite3_column_text(st, 6);
+            b->ids = fr_strdup(ids ? (const char *)ids : "");
+            b->requests = sqlite3_column_int64(st, 7);
+            b->created_ms = sqlite3_column_int64(st, 8);
+            if (!b->ids)
+                break;
+            (*n)++;
         }
         sqlite3_finalize(st);
     }
     db_release(j);
-    return found;
+    return v;
 }
 
-bool fr_journal_batch_put(fr_journal *j, const char *fanout, int part, const char *provider,
-                          const char *batch_id, const char *file_id, const char *status,
-                          int64_t requests, double held_usd)
+void fr_jbatches_free(fr_jbatch *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        fr_free(v[i].ids);
+    fr_free(v);
+}
+
+bool fr_journal_batch_intent(fr_journal *j, const char *fanout, int part, const char *provider,
+                             const char *token, const char *ids, int64_t requests,
+                             double held_usd, int64_t created_ms)
 {
     sqlite3_stmt *st;
     if (!j || !j->run_id[0])
         return true;
     db_acquire(j);
     bool ok = sqlite3_prepare_v2(j->db,
-        "INSERT INTO batches(run_id, fanout, part, provider, batch_id, file_id, status,"
-        " requests, held_usd, created_ms) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)"
-        " ON CONFLICT(run_id, fanout, part) DO UPDATE SET batch_id = excluded.batch_id,"
-        " file_id = coalesce(excluded.file_id, file_id), status = excluded.status,"
-        " ended_ms = CASE WHEN excluded.status IN ('ended', 'completed', 'canceled',"
-        " 'cancelled', 'expired', 'failed') THEN ?10 END", -1, &st, NULL) == SQLITE_OK;
+        "INSERT INTO batches(run_id, fanout, part, provider, token, ids, status, requests,"
+        " held_usd, created_ms) VALUES(?1,?2,?3,?4,?5,?6,'submitting',?7,?8,?9)"
+        " ON CONFLICT(run_id, fanout, part) DO UPDATE SET provider = excluded.provider,"
+        " token = excluded.token, ids = excluded.ids, requests = excluded.requests,"
+        " held_usd = excluded.held_usd, created_ms = excluded.created_ms,"
+        " status = 'submitting', batch_id = NULL", -1, &st, NULL) == SQLITE_OK;
     if (ok) {
         sqlite3_bind_text(st, 1, j->run_id, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, fanout, -1, SQLITE_STATIC);
         sqlite3_bind_int(st, 3, part);
         sqlite3_bind_text(st, 4, provider, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 5, batch_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 6, file_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 7, status, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 8, requests);
-        sqlite3_bind_double(st, 9, held_usd);
-        sqlite3_bind_int64(st, 10, fr_wall_ms());
+        sqlite3_bind_text(st, 5, token, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 6, ids, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 7, requests);
+        sqlite3_bind_double(st, 8, held_usd);
+        sqlite3_bind_int64(st, 9, created_ms);
         ok = sqlite3_step(st) == SQLITE_DONE;
+        sqlite3_finalize(st);
+    }
+    db_release(j);
+    return ok;
+}
+
+bool fr_journal_batch_put(fr_journal *j, const char *fanout, int part, const char *batch_id,
+                          const char *file_id, const char *status)
+{
+    sqlite3_stmt *st;
+    if (!j || !j->run_id[0])
+        return true;
+    db_acquire(j);
+    bool ok = sqlite3_prepare_v2(j->db,
+        "UPDATE batches SET batch_id = coalesce(?4, batch_id), file_id = coalesce(?5, file_id),"
+        " status = ?6, ended_ms = CASE WHEN ?6 IN ('ended', 'completed', 'cancelled',"
+        " 'expired', 'failed') THEN coalesce(ended_ms, ?7) END"
+        " WHERE run_id = ?1 AND fanout = ?2 AND part = ?3", -1, &st, NULL) == SQLITE_OK;
+    if (ok) {
+        sqlite3_bind_text(st, 1, j->run_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, fanout, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 3, part);
+        sqlite3_bind_text(st, 4, batch_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 5, file_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 6, status, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 7, fr_wall_ms());
+        ok = sqlite3_step(st) == SQLITE_DONE && sqlite3_changes(j->db) == 1;
         sqlite3_finalize(st);
     }
     db_release(j);

@@ -353,6 +353,10 @@ static void pfor_worker(void *arg)
 json_t *fr_parallel_for(fr_ctx *cx, json_t *list, const fr_par_opts *opts,
                         fr_body_fn body, void *env)
 {
+    if (fr_batch_collecting()) {           /* a batch fan-out's first pass stops here */
+        cx->sig = FR_SIG_SKIP;
+        return NULL;
+    }
     if (opts->shard && fr_shard_on() && !(list = fr_shard_take(cx, list, opts)))
         return NULL;                       /* this shard's share of the items */
     if (opts->batch && !fr_batch_prepass(cx, list, opts, body, env))
@@ -619,6 +623,10 @@ static void pipe_start(pline *p, pworker *w, fr_join *j)
 static json_t *pipeline(fr_ctx *cx, json_t *list, const fr_stream *st,
                         const fr_par_opts *opts, int nstages, const fr_stage *stages, void *env)
 {
+    if (fr_batch_collecting()) {           /* a batch fan-out's first pass stops here */
+        cx->sig = FR_SIG_SKIP;
+        return NULL;
+    }
     if (!st && opts->shard && fr_shard_on() && !(list = fr_shard_take(cx, list, opts)))
         return NULL;                       /* this shard's share of the items */
     pline p = { .list = list, .nstages = nstages, .stages = stages, .env = env, .st = st };
@@ -714,6 +722,10 @@ static void task_merge(fr_ctx *cx, ptask *pt, bool room, bool *failed)
 /* parallel { let a = f(x)  let b = g(x) } */
 bool fr_parallel_block(fr_ctx *cx, int ntasks, const fr_task_fn *tasks, void *env)
 {
+    if (fr_batch_collecting()) {           /* a batch fan-out's first pass stops here */
+        cx->sig = FR_SIG_SKIP;
+        return false;
+    }
     ptask *pt = fr_calloc((size_t)(ntasks > 0 ? ntasks : 1), sizeof *pt);
     if (!pt)
         return fr_fail(cx, NULL, "out of memory") != NULL;

@@ -531,10 +531,15 @@ static void draw(fr_run *run)
     pthread_mutex_lock(&run->mu);
     double usd = run->wf.usd_spent;
     int ph = run->cur_phase;
+    char batch[sizeof run->batch_line];
+    snprintf(batch, sizeof batch, "%s", run->batch_line);
     pthread_mutex_unlock(&run->mu);
-    fprintf(stderr, "\r[%s] %zu/%zu items  %d in flight  $%.2f\033[K",
-            ph >= 0 && ph < p->nphases ? p->phases[ph].name : p->name, done, total,
-            inflight, usd);
+    const char *name = ph >= 0 && ph < p->nphases ? p->phases[ph].name : p->name;
+    if (batch[0])
+        fprintf(stderr, "\r[%s] %s  $%.2f\033[K", name, batch, usd);
+    else
+        fprintf(stderr, "\r[%s] %zu/%zu items  %d in flight  $%.2f\033[K", name, done, total,
+                inflight, usd);
     fflush(stderr);
 }
 

@@ -3,7 +3,11 @@
 # errored items (every 4th) made as normal calls, the batch answers journaled
 # at tier 'batch'; a SIGKILL while polling, then --resume: the server sees
 # exactly one batch created; a budget too small for the batch's worst case
-# stops the run before anything is submitted.
+# stops the run before anything is submitted; --batch-timeout cancels a
+# batch and keeps what finished (the fake server lets 4 of 10 finish), the
+# rest made as normal calls; a time budget cancels it too and stops the run,
+# and the resume reads the cancelled batch's answers again (no second batch,
+# nothing paid twice).
 . "$TOP/tests/fake/lib.sh"
 FLOWC=${FLOWC:-$TOP/build/flowc}
 "$FLOWC" build "$TOP/tests/data/batch_fanout.flow" -o bt >build.err 2>&1 || die "build: $(cat build.err)"
@@ -41,5 +45,30 @@ for prov in anthropic openai; do
     [ $? -eq 4 ] || die "$prov: the budget did not stop the batch: $(tail -3 err)"
     [ "$(count batch-create)" -eq 0 ] && [ "$(count file-upload)" -eq 0 ] ||
         die "$prov: a batch was submitted over the budget"
+    # --batch-timeout: cancelled, 4 answers kept, 6 normal calls
+    start_server --key "$KEY" --batch-delay 600000 --batch-cancel-done 4
+    rm -rf .flow
+    ./bt $flag --batch-timeout 1s >out 2>err || die "$prov: timeout: exit $?: $(tail -5 err)"
+    [ "$(wc -l <out)" -eq 10 ] || die "$prov: timeout: $(wc -l <out) answers"
+    [ "$(count batch-cancel)" -eq 1 ] || die "$prov: timeout: $(count batch-cancel) cancels"
+    has "cancelled at the time limit" err
+    has "cancelled: 4 answers, 6 errored or unfinished: made as normal calls" err
+    [ "$(count ok)" -eq 6 ] || die "$prov: timeout: $(count ok) normal calls, not 6"
+    [ "$(sqlite3 .flow/bt.db "SELECT count(*) FROM calls WHERE tier = 'batch'")" -eq 4 ] ||
+        die "$prov: timeout: not 4 calls at the batch price"
+    # a time budget: cancelled, the run stops (exit 4); resumed with more time,
+    # the cancelled batch's 4 answers are read again, 6 normal calls made
+    start_server --key "$KEY" --batch-delay 600000 --batch-cancel-done 4
+    rm -rf .flow
+    ./bt $flag --budget-time 2s >out 2>err
+    st=$?
+    [ $st -eq 4 ] || die "$prov: time budget: exit $st: $(tail -5 err)"
+    [ "$(count batch-cancel)" -eq 1 ] || die "$prov: time budget: no cancel"
+    ./bt $flag --resume --budget-time 10m >out 2>err || die "$prov: time budget: resume: $(tail -5 err)"
+    [ "$(wc -l <out)" -eq 10 ] || die "$prov: time budget: resumed run answered $(wc -l <out)"
+    [ "$(count batch-create)" -eq 1 ] || die "$prov: time budget: $(count batch-create) batches"
+    [ "$(count ok)" -eq 6 ] || die "$prov: time budget: $(count ok) normal calls, not 6"
+    [ "$(sqlite3 .flow/bt.db "SELECT count(*) FROM calls WHERE tier = 'batch' AND status = 'ok'")" -eq 4 ] ||
+        die "$prov: time budget: the 4 batch answers are not journaled once"
 done
 finish

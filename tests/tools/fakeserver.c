@@ -44,7 +44,10 @@
  * token approximation (the request's system, turns at 4 tokens a message
  * and the answer's schema; the answer's text); --usage max: the same input,
  * and the output at the request's max_tokens (a server whose every answer
- * is as long as it may be); by default fixed counts.
+ * is as long as it may be); by default fixed counts.  --bad-attempts N: a
+ * prompt's first N requests (its retries counted, batch requests too) are
+ * answered invalid (invalid-missing-field), so every call spends N retries.
+ * The batch endpoints and their flags are described at "batch APIs" below.
  * --latency MS: every answer waits MS first.  --log F: one JSON line per
  * request: n, conn (the connection's number), path, model, feedback (the
  * request carries a retry's feedback turn), auth (the key matched; the key
@@ -1843,6 +1846,7 @@ static const char *reason(int status)
     case 400: return "Bad Request";
     case 401: return "Unauthorized";
     case 404: return "Not Found";
+    case 413: return "Payload Too Large";
     case 429: return "Too Many Requests";
     case 500: return "Internal Server Error";
     case 503: return "Service Unavailable";
@@ -1864,7 +1868,8 @@ static bool respond(int fd, int status, const char *extra, json_t *body)
 
 static json_t *error_body(bool anthropic, int status, const char *msg)
 {
-    const char *type = status == 401 ? "authentication_error" : status == 429
+    const char *type = status == 401 ? "authentication_error" : status == 413
+                       ? "request_too_large" : status == 429
                        ? "rate_limit_error" : status >= 500 ? "api_error" : "invalid_request_error";
     if (anthropic)
         return json_pack("{s:s, s:{s:s, s:s}}", "type", "error", "error", "type", type,
@@ -2151,28 +2156,52 @@ static bool odd_answer(int fd, const rule *ru, bool anthropic, json_t *good, boo
 
 /* ---- batch APIs -------------------------------------------------------------
  * Anthropic Message Batches (POST /v1/messages/batches, GET .../{id},
- * GET .../{id}/results, POST .../{id}/cancel) and OpenAI Batch (POST
- * /v1/files multipart with purpose "batch", POST /v1/batches, GET
- * /v1/batches/{id}, GET /v1/files/{id}/content, POST /v1/batches/{id}/cancel).
+ * GET .../{id}/results, POST .../{id}/cancel, GET /v1/messages/batches to
+ * list them, newest first, after_id and limit 1-1000) and OpenAI Batch (POST
+ * /v1/files multipart with purpose "batch", GET /v1/files to list them,
+ * purpose, order, limit 1-10000, after; POST /v1/batches with metadata of at
+ * most 16 string pairs, keys 64 and values 512 characters; GET
+ * /v1/batches/{id}; GET /v1/batches to list them, newest first, after and
+ * limit 1-100; GET /v1/files/{id}/content; POST /v1/batches/{id}/cancel).
  * A batch is in progress for --batch-delay MS after its creation, then ended
  * (Anthropic "ended"; OpenAI "completed"); results exist only once it ended.
- * --batch-errors N: every Nth request of a batch is errored.  What the docs
- * reject gets a 400: no requests or more than 100,000 (OpenAI 50,000), a
- * custom_id outside [A-Za-z0-9_-]{1,64} or given twice, a line whose url is
- * not the endpoint, a file whose purpose is not "batch", a window not "24h". */
+ * Anthropic's request_counts stay in `processing` until the whole batch
+ * ends, as documented; OpenAI's completed count grows as time passes.  A
+ * cancelled batch ends at once with the share of its requests the delay had
+ * got through (--batch-cancel-done K: its first K): Anthropic's others are
+ * `canceled` results, OpenAI's go to the error file with batch_cancelled.  created_at is the wall clock (RFC 3339
+ * for Anthropic, Unix seconds for OpenAI); Anthropic's results_url is
+ * absolute.  --batch-errors N: every Nth request of a batch is errored.
+ * What the docs reject gets a 400: no requests or more than 100,000 (OpenAI
+ * 50,000; --batch-max-requests N lowers both), a body over 256 MB (a 413) or
+ * an input file over 200 MB (--batch-max-bytes N lowers both), a custom_id
+ * outside [A-Za-z0-9_-]{1,64} or given twice, a line whose url is not the
+ * endpoint, a file whose purpose is not "batch", a window not "24h", bad
+ * metadata, a list limit out of range.  --hold ACTION (batch-create or
+ * file-upload): that request is done and logged, but not answered before
+ * GET /_release, so a test can kill the client in between. */
 #define MAX_BATCHES 256
 typedef struct fbatch {
     char id[48];
     bool anthropic;
     long n;                        /* requests */
     double created, ended;         /* monotonic s; ended 0 until it ends */
+    time_t wall;                   /* created, wall clock */
     bool canceled;
-    char *results;                 /* Anthropic results JSONL, or OpenAI output JSONL */
-    char *errors;                  /* OpenAI error JSONL */
-    long ok, bad;
+    double canceled_at;            /* monotonic s */
+    char **cids;                   /* each request's custom_id */
+    char **lines;                  /* each request's result line as if it ran */
+    bool *bad;                     /* ... and whether that line is an error */
+    char *results;                 /* Anthropic results JSONL, or OpenAI output JSONL, once ended */
+    char *errors;                  /* OpenAI error JSONL, once ended */
+    long ok, err;                  /* counts once ended */
+    char input_file[48];           /* OpenAI */
+    json_t *metadata;              /* OpenAI, or NULL */
 } fbatch;
 typedef struct ffile {
     char id[48];
+    char name[128];                /* the filename it was uploaded as */
+    time_t wall;                   /* when */
     char *text;
 } ffile;
 static struct {
@@ -2183,7 +2212,16 @@ static struct {
     int nf;
     long delay_ms;                 /* --batch-delay */
     long errors_every;             /* --batch-errors */
-} B = { .mu = PTHREAD_MUTEX_INITIALIZER };
+    long max_requests;             /* --batch-max-requests, 0: the providers' */
+    long max_bytes;                /* --batch-max-bytes, 0: the providers' */
+    long cancel_done;              /* --batch-cancel-done: requests a cancel lets finish, -1 by time */
+    char hold[32];                 /* --hold: the action answered only after /_release */
+    bool released;                 /* /_release came */
+    pthread_cond_t release_cv;     /* signalled by /_release */
+} B = { .mu = PTHREAD_MUTEX_INITIALIZER, .release_cv = PTHREAD_COND_INITIALIZER,
+        .cancel_done = -1 };
+
+static int server_port;            /* for absolute URLs */
 
 static bool good_custom_id(const char *s)
 {
@@ -2196,21 +2234,74 @@ static bool good_custom_id(const char *s)
     return true;
 }
 
-static char *dup_text(const char *s)
+/* A growing text of lines. */
+typedef struct tbuf {
+    char *s;
+    size_t len, cap;
+} tbuf;
+
+static void tbuf_line(tbuf *t, const char *line)
 {
-    return strdup(s ? s : "");
+    size_t k = strlen(line);
+    if (t->len + k + 2 > t->cap) {
+        size_t cap = (t->cap + k + 2) * 2;
+        char *n = realloc(t->s, cap);
+        if (!n)
+            return;
+        t->s = n, t->cap = cap;
+    }
+    memcpy(t->s + t->len, line, k);
+    t->len += k;
+    t->s[t->len++] = '\n';
+    t->s[t->len] = '\0';
 }
 
-static void appendf(char **buf, const char *s)
+/* --bad-attempts N: a prompt's first N requests (batch or not) are answered
+ * invalid, so every call spends its retries. */
+static long bad_attempts;
+static struct {
+    pthread_mutex_t mu;
+    uint64_t *h;
+    long *count;
+    size_t cap, n;
+} tally = { PTHREAD_MUTEX_INITIALIZER, NULL, NULL, 0, 0 };
+
+/* How many requests prompt (its first user message, retry feedback aside)
+ * has had, this one included. */
+static long prompt_count(json_t *request)
 {
-    size_t a = *buf ? strlen(*buf) : 0, b = strlen(s);
-    char *n = realloc(*buf, a + b + 2);
-    if (!n)
-        return;
-    memcpy(n + a, s, b);
-    n[a + b] = '\n';
-    n[a + b + 1] = '\0';
-    *buf = n;
+    char *text = first_prompt(request);
+    const char *end = text ? strstr(text, "\n\nYour previous answer was invalid") : NULL;
+    size_t n = text ? (end ? (size_t)(end - text) : strlen(text)) : 0;
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t k = 0; k < n; k++)
+        h = (h ^ (unsigned char)text[k]) * 1099511628211ULL;
+    free(text);
+    h |= 1;
+    pthread_mutex_lock(&tally.mu);
+    if (2 * (tally.n + 1) > tally.cap) {
+        size_t cap = tally.cap ? tally.cap * 2 : 1024;
+        uint64_t *nh = calloc(cap, sizeof *nh);
+        long *nc = calloc(cap, sizeof *nc);
+        for (size_t i = 0; nh && nc && i < tally.cap; i++) {
+            if (!tally.h[i])
+                continue;
+            size_t j = tally.h[i] & (cap - 1);
+            while (nh[j])
+                j = (j + 1) & (cap - 1);
+            nh[j] = tally.h[i], nc[j] = tally.count[i];
+        }
+        free(tally.h), free(tally.count);
+        tally.h = nh, tally.count = nc, tally.cap = cap;
+    }
+    size_t i = h & (tally.cap - 1);
+    while (tally.h[i] && tally.h[i] != h)
+        i = (i + 1) & (tally.cap - 1);
+    if (!tally.h[i])
+        tally.h[i] = h, tally.n++;
+    long c = ++tally.count[i];
+    pthread_mutex_unlock(&tally.mu);
+    return c;
 }
 
 /* The answer to one request of a batch, as the normal endpoint gives it. */
@@ -2220,9 +2311,10 @@ static json_t *batch_answer(json_t *params, bool anthropic)
     if (!schema)
         schema = own = schema_in_text(params, anthropic);
     json_t *value = synth(schema, schema, 0);
+    if (bad_attempts > 0 && prompt_count(params) <= bad_attempts)
+        spoil("invalid-missing-field", value, schema, schema);
     json_decref(own);
-    cache_use cu;
-    memset(&cu, 0, sizeof cu);
+    cache_use cu = { 0, 0, 100 };          /* as the normal endpoint counts a prompt */
     json_t *out = anthropic ? anthropic_answer("ok", params, value, "", &cu)
                             : openai_answer("ok", params, value, "");
     json_decref(value);
@@ -2244,52 +2336,127 @@ static fbatch *batch_find(const char *id)
     return NULL;
 }
 
-static json_t *batch_json(fbatch *b)
+static void rfc3339(time_t t, char *out, size_t cap)
+{
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* How many of b's requests have run by now (all once it ended uncancelled). */
+static long batch_done(const fbatch *b, double now)
+{
+    if (b->canceled && B.cancel_done >= 0)
+        return B.cancel_done < b->n ? B.cancel_done : b->n;
+    double until = b->canceled ? b->canceled_at : now;
+    double frac = B.delay_ms > 0 ? (until - b->created) / (B.delay_ms / 1000.0) : 1;
+    if (frac >= 1 && !b->canceled)
+        return b->n;
+    long k = frac <= 0 ? 0 : (long)(frac * (double)b->n);
+    return k > b->n ? b->n : k;
+}
+
+/* Ends b if its time came: its results written as they stand. */
+static void batch_update(fbatch *b)
 {
     double now = now_s();
-    if (!b->ended && (b->canceled || now >= b->created + B.delay_ms / 1000.0))
-        b->ended = now;
+    if (b->ended || !(b->canceled || now >= b->created + B.delay_ms / 1000.0))
+        return;
+    b->ended = now;
+    long done = batch_done(b, now);
+    tbuf res = { 0 }, err = { 0 };
+    for (long i = 0; i < b->n; i++) {
+        if (i < done) {
+            tbuf_line(b->bad[i] && !b->anthropic ? &err : &res, b->lines[i]);
+            *(b->bad[i] ? &b->err : &b->ok) += 1;
+            continue;
+        }
+        json_t *l = b->anthropic
+            ? json_pack("{s:s, s:{s:s}}", "custom_id", b->cids[i], "result", "type", "canceled")
+            : json_pack("{s:s, s:s, s:n, s:{s:s, s:s}}", "id", "batch_req", "custom_id",
+                        b->cids[i], "response", "error", "code", "batch_cancelled", "message",
+                        "The batch was cancelled before this request ran.");
+        char *t = json_dumps(l, JSON_COMPACT);
+        json_decref(l);
+        if (t)
+            tbuf_line(b->anthropic ? &res : &err, t);
+        free(t);
+        b->err++;
+    }
+    b->results = res.s ? res.s : strdup("");
+    b->errors = err.s;
+}
+
+static json_t *batch_json(fbatch *b)
+{
+    batch_update(b);
     bool done = b->ended > 0;
-    long okc = done && !b->canceled ? b->ok : 0, badc = done && !b->canceled ? b->bad : 0;
-    char url[128];
+    char created[40], expires[40], ended[40];
+    rfc3339(b->wall, created, sizeof created);
+    rfc3339(b->wall + 86400, expires, sizeof expires);
+    rfc3339(b->wall + (time_t)(b->ended - b->created), ended, sizeof ended);
     if (b->anthropic) {
-        snprintf(url, sizeof url, "/v1/messages/batches/%s/results", b->id);
+        char url[160];
+        snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/messages/batches/%s/results",
+                 server_port, b->id);
+        long canceled = done && b->canceled ? b->n - batch_done(b, 0) : 0;
         return json_pack("{s:s, s:s, s:s, s:{s:i, s:i, s:i, s:i, s:i}, s:o, s:s, s:s, s:o,"
-                         " s:o}", "id", b->id, "type", "message_batch", "processing_status",
+                         " s:o, s:n}", "id", b->id, "type", "message_batch", "processing_status",
                          done ? "ended" : b->canceled ? "canceling" : "in_progress",
-                         "request_counts", "processing", done ? 0 : b->n, "succeeded", okc,
-                         "errored", badc, "canceled", done && b->canceled ? b->n : 0,
-                         "expired", 0, "ended_at",
-                         done ? json_string("2026-12-07T00:00:00Z") : json_null(),
-                         "created_at", "2026-12-07T00:00:00Z", "expires_at",
-                         "2026-12-08T00:00:00Z", "results_url",
+                         "request_counts", "processing", (int)(done ? 0 : b->n), "succeeded",
+                         (int)(done ? b->ok : 0), "errored", (int)(done ? b->err - canceled : 0),
+                         "canceled", (int)canceled, "expired", 0,
+                         "ended_at", done ? json_string(ended) : json_null(),
+                         "created_at", created, "expires_at", expires, "results_url",
                          done ? json_string(url) : json_null(), "cancel_initiated_at",
-                         b->canceled ? json_string("2026-12-07T00:00:00Z") : json_null());
+                         b->canceled ? json_string(ended) : json_null(), "archived_at");
     }
     char of[64], ef[64];
     snprintf(of, sizeof of, "file-out-%s", b->id + 6);
     snprintf(ef, sizeof ef, "file-err-%s", b->id + 6);
     const char *st = done ? (b->canceled ? "cancelled" : "completed")
                      : b->canceled ? "cancelling" : "in_progress";
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:{s:i, s:i, s:i}, s:o, s:o}",
-                     "id", b->id, "object", "batch", "endpoint", "/v1/chat/completions",
-                     "completion_window", "24h", "status", st, "request_counts", "total", b->n,
-                     "completed", okc, "failed", badc, "output_file_id",
-                     done && !b->canceled && b->results ? json_string(of) : json_null(),
-                     "error_file_id", done && !b->canceled && b->errors ? json_string(ef)
-                                                                        : json_null());
+    long ran = done ? b->n : batch_done(b, now_s()), okc = 0, badc = 0;
+    for (long i = 0; i < ran && !done; i++)
+        *(b->bad[i] ? &badc : &okc) += 1;
+    if (done)
+        okc = b->ok, badc = b->err;
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:{s:i, s:i, s:i}, s:o, s:o,"
+                     " s:O?}", "id", b->id, "object", "batch", "endpoint", "/v1/chat/completions",
+                     "completion_window", "24h", "status", st, "input_file_id", b->input_file,
+                     "created_at", (json_int_t)b->wall, "expires_at",
+                     (json_int_t)(b->wall + 86400), "request_counts", "total", (int)b->n,
+                     "completed", (int)okc, "failed", (int)badc, "output_file_id",
+                     done && b->results && *b->results ? json_string(of) : json_null(),
+                     "error_file_id", done && b->errors && *b->errors ? json_string(ef)
+                                                                      : json_null(),
+                     "metadata", b->metadata);
+}
+
+static long max_requests(bool anthropic)
+{
+    long lim = anthropic ? 100000 : 50000;
+    return B.max_requests > 0 && B.max_requests < lim ? B.max_requests : lim;
+}
+
+static long max_bytes(bool anthropic)
+{
+    long lim = anthropic ? 256000000L : 200000000L;
+    return B.max_bytes > 0 && B.max_bytes < lim ? B.max_bytes : lim;
 }
 
 /* Creates a batch from requests [{custom_id, params}] (both providers). */
-static const char *batch_create(json_t *reqs, bool anthropic, fbatch **out)
+static const char *batch_create(json_t *reqs, bool anthropic, fbatch **out, char *why, size_t cap)
 {
-    static const char *const too_many_a = "requests: at most 100000 items";
-    static const char *const too_many_o = "the input file has more than 50000 requests";
     size_t n = json_array_size(reqs);
     if (n == 0)
         return "requests: at least 1 item";
-    if (n > (anthropic ? 100000u : 50000u))
-        return anthropic ? too_many_a : too_many_o;
+    if ((long)n > max_requests(anthropic)) {
+        snprintf(why, cap, anthropic ? "requests: at most %ld items"
+                                     : "the input file has more than %ld requests",
+                 max_requests(anthropic));
+        return why;
+    }
     json_t *ids = json_object();
     for (size_t i = 0; i < n; i++) {
         const char *cid = json_string_value(json_object_get(json_array_get(reqs, i),
@@ -2309,7 +2476,11 @@ static const char *batch_create(json_t *reqs, bool anthropic, fbatch **out)
     b->anthropic = anthropic;
     b->n = (long)n;
     b->created = now_s();
-    for (size_t i = 0; i < n; i++) {
+    b->wall = time(NULL);
+    b->cids = calloc(n, sizeof *b->cids);
+    b->lines = calloc(n, sizeof *b->lines);
+    b->bad = calloc(n, sizeof *b->bad);
+    for (size_t i = 0; i < n && b->cids && b->lines && b->bad; i++) {
         json_t *r = json_array_get(reqs, i);
         const char *cid = json_string_value(json_object_get(r, "custom_id"));
         bool err = B.errors_every > 0 && (long)(i + 1) % B.errors_every == 0;
@@ -2332,22 +2503,17 @@ static const char *batch_create(json_t *reqs, bool anthropic, fbatch **out)
                              "custom_id", cid, "response", "status_code", 200, "request_id",
                              "req_fake", "body",
                              batch_answer(json_object_get(r, "params"), false), "error");
-        char *t = json_dumps(line, JSON_COMPACT);
+        b->cids[i] = strdup(cid);
+        b->lines[i] = json_dumps(line, JSON_COMPACT);
+        b->bad[i] = err;
         json_decref(line);
-        if (t)
-            appendf(err && !anthropic ? &b->errors : &b->results, t);
-        free(t);
-        if (err)
-            b->bad++;
-        else
-            b->ok++;
     }
     *out = b;
     return NULL;
 }
 
-/* The file part of a multipart body and its purpose. */
-static char *multipart_file(const char *body, char *purpose, size_t pcap)
+/* The file part of a multipart body, its purpose and its filename. */
+static char *multipart_file(const char *body, char *purpose, size_t pcap, char *name, size_t ncap)
 {
     const char *eol = strstr(body, "\r\n");
     if (strncmp(body, "--", 2) != 0 || !eol)
@@ -2355,13 +2521,19 @@ static char *multipart_file(const char *body, char *purpose, size_t pcap)
     char bd[128];
     snprintf(bd, sizeof bd, "\r\n%.*s", (int)(eol - body), body);
     const char *p = strstr(body, "name=\"purpose\"");
-    purpose[0] = '\0';
+    purpose[0] = name[0] = '\0';
     if (p && (p = strstr(p, "\r\n\r\n"))) {
         p += 4;
         const char *e = strstr(p, "\r\n");
         snprintf(purpose, pcap, "%.*s", e ? (int)(e - p) : 0, p);
     }
     const char *f = strstr(body, "name=\"file\"");
+    const char *fn = f ? strstr(f, "filename=\"") : NULL;
+    if (fn) {
+        fn += 10;
+        const char *e = strchr(fn, '"');
+        snprintf(name, ncap, "%.*s", e ? (int)(e - fn) : 0, fn);
+    }
     if (!f || !(f = strstr(f, "\r\n\r\n")))
         return NULL;
     f += 4;
@@ -2403,33 +2575,131 @@ static json_t *openai_lines(const char *text, const char **why)
     return reqs;
 }
 
+/* metadata: at most 16 pairs of strings, keys up to 64 and values up to 512. */
+static const char *bad_metadata(json_t *m)
+{
+    if (!m || json_is_null(m))
+        return NULL;
+    if (!json_is_object(m) || json_object_size(m) > 16)
+        return "metadata: at most 16 key-value pairs";
+    const char *k;
+    json_t *v;
+    json_object_foreach(m, k, v) {
+        if (strlen(k) > 64 || !json_is_string(v) || strlen(json_string_value(v)) > 512)
+            return "metadata: keys are strings of at most 64 characters, values of at most 512";
+    }
+    return NULL;
+}
+
+/* The query parameter name of q ("a=1&b=2"), or NULL. */
+static const char *query_get(const char *q, const char *name, char *out, size_t cap)
+{
+    size_t n = strlen(name);
+    for (const char *p = q; p && *p;) {
+        if (strncmp(p, name, n) == 0 && p[n] == '=') {
+            size_t k = strcspn(p + n + 1, "&");
+            snprintf(out, cap, "%.*s", (int)k, p + n + 1);
+            return out;
+        }
+        p = strchr(p, '&');
+        p = p ? p + 1 : NULL;
+    }
+    return NULL;
+}
+
+/* A page of a list, newest first: the objects after `after`, `limit` of them. */
+static json_t *list_page(bool anthropic, bool files, const char *query, const char **why)
+{
+    char v[128];
+    long lim = query_get(query, "limit", v, sizeof v) ? atol(v) : files ? 10000 : 20;
+    long maxlim = files ? 10000 : anthropic ? 1000 : 100;
+    if (lim < 1 || lim > maxlim) {
+        *why = anthropic ? "limit: must be between 1 and 1000"
+               : files ? "limit: must be between 1 and 10000" : "limit: must be between 1 and 100";
+        return NULL;
+    }
+    char after[64] = "", purpose[64] = "";
+    query_get(query, anthropic ? "after_id" : "after", after, sizeof after);
+    query_get(query, "purpose", purpose, sizeof purpose);
+    json_t *data = json_array();
+    bool started = !after[0], more = false;
+    int total = files ? B.nf : B.nb;
+    for (int i = total - 1; i >= 0; i--) {
+        const char *id = files ? B.f[i].id : B.b[i].id;
+        if (!files && B.b[i].anthropic != anthropic)
+            continue;
+        if (!started) {
+            started = strcmp(id, after) == 0;
+            continue;
+        }
+        if ((long)json_array_size(data) == lim) {
+            more = true;
+            break;
+        }
+        if (files)
+            json_array_append_new(data, json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "id", id,
+                                                  "object", "file", "purpose", "batch",
+                                                  "filename", B.f[i].name, "created_at",
+                                                  (json_int_t)B.f[i].wall, "bytes",
+                                                  (json_int_t)strlen(B.f[i].text)));
+        else
+            json_array_append_new(data, batch_json(&B.b[i]));
+    }
+    size_t k = json_array_size(data);
+    json_t *first = k ? json_object_get(json_array_get(data, 0), "id") : NULL;
+    json_t *last = k ? json_object_get(json_array_get(data, k - 1), "id") : NULL;
+    json_t *o = json_pack("{s:o, s:b, s:O?, s:O?}", "data", data, "has_more", more, "first_id",
+                          first, "last_id", last);
+    if (!anthropic)
+        json_object_set_new(o, "object", json_string("list"));
+    return o;
+}
+
 /* A batch endpoint's request: true when path was one (answered). */
 static bool batch_handle(int fd, req *r, long n, bool *keep)
 {
-    bool anth = strncmp(r->path, "/v1/messages/batches", 20) == 0;
-    bool oai = strncmp(r->path, "/v1/batches", 11) == 0 || strncmp(r->path, "/v1/files", 9) == 0;
+    char path[256];
+    snprintf(path, sizeof path, "%s", r->path);
+    char *qm = strchr(path, '?');
+    const char *query = qm ? qm + 1 : "";
+    if (qm)
+        *qm = '\0';
+    bool anth = strncmp(path, "/v1/messages/batches", 20) == 0;
+    bool oai = strncmp(path, "/v1/batches", 11) == 0 || strncmp(path, "/v1/files", 9) == 0;
     if (!anth && !oai)
         return false;
     json_t *out = NULL;
     int status = 200;
     const char *action = "batch", *why = NULL;
-    char *raw = NULL, id[64] = "";
+    char *raw = NULL, id[64] = "", whybuf[160];
     json_t *request = r->body && *r->body == '{' ? json_loads(r->body, 0, NULL) : NULL;
+    bool get = strcmp(r->method, "GET") == 0, post = strcmp(r->method, "POST") == 0;
     pthread_mutex_lock(&B.mu);
     if (!auth_ok(r, anth)) {
         status = 401, out = error_body(anth, 401, "invalid key");
-    } else if (anth && strcmp(r->method, "POST") == 0 && strcmp(r->path, "/v1/messages/batches") == 0) {
+    } else if (anth && post && strcmp(path, "/v1/messages/batches") == 0) {
         fbatch *b = NULL;
         action = "batch-create";
         json_t *reqs = json_object_get(request, "requests");
-        if (!json_is_array(reqs) || (why = batch_create(reqs, true, &b)))
+        if ((long)strlen(r->body) > max_bytes(true))
+            status = 413, out = error_body(true, 413, "request_too_large: the batch is over the"
+                                                      " size limit");
+        else if (!json_is_array(reqs) ||
+                 (why = batch_create(reqs, true, &b, whybuf, sizeof whybuf)))
             status = 400, out = error_body(true, 400, why ? why : "requests: Field required");
         else
             out = batch_json(b);
-    } else if (oai && strcmp(r->method, "POST") == 0 && strcmp(r->path, "/v1/files") == 0) {
-        char purpose[64];
+    } else if ((anth && get && strcmp(path, "/v1/messages/batches") == 0) ||
+               (oai && get && (strcmp(path, "/v1/batches") == 0 ||
+                               strcmp(path, "/v1/files") == 0))) {
+        action = strcmp(path, "/v1/files") == 0 ? "file-list" : "batch-list";
+        out = list_page(anth, strcmp(path, "/v1/files") == 0, query, &why);
+        if (!out)
+            status = 400, out = error_body(anth, 400, why);
+    } else if (oai && post && strcmp(path, "/v1/files") == 0) {
+        char purpose[64], name[128];
         action = "file-upload";
-        raw = multipart_file(r->body ? r->body : "", purpose, sizeof purpose);
+        raw = multipart_file(r->body ? r->body : "", purpose, sizeof purpose, name, sizeof name);
         if (!raw)
             status = 400, out = error_body(false, 400, "a multipart body with a file is required");
         else if (strcmp(purpose, "batch") != 0)
@@ -2439,11 +2709,16 @@ static bool batch_handle(int fd, req *r, long n, bool *keep)
         else {
             ffile *f = &B.f[B.nf++];
             snprintf(f->id, sizeof f->id, "file-fake%04d", B.nf);
+            snprintf(f->name, sizeof f->name, "%s", name);
+            f->wall = time(NULL);
             f->text = raw, raw = NULL;
-            out = json_pack("{s:s, s:s, s:s, s:i}", "id", f->id, "object", "file", "purpose",
-                            "batch", "bytes", (json_int_t)strlen(f->text));
+            out = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "id", f->id, "object", "file",
+                            "purpose", "batch", "filename", f->name, "created_at",
+                            (json_int_t)f->wall, "bytes", (json_int_t)strlen(f->text));
         }
-    } else if (oai && strcmp(r->method, "POST") == 0 && strcmp(r->path, "/v1/batches") == 0) {
+        free(raw);
+        raw = NULL;
+    } else if (oai && post && strcmp(path, "/v1/batches") == 0) {
         action = "batch-create";
         const char *fid = json_string_value(json_object_get(request, "input_file_id"));
         ffile *f = NULL;
@@ -2460,19 +2735,27 @@ static bool batch_handle(int fd, req *r, long n, bool *keep)
         else if (strcmp(json_string_value(json_object_get(request, "completion_window")) ?: "",
                         "24h") != 0)
             why = "completion_window: only 24h is supported";
+        else if ((why = bad_metadata(json_object_get(request, "metadata"))))
+            ;
+        else if ((long)strlen(f->text) > max_bytes(false))
+            why = "the input file is over the size limit";
         else if ((reqs = openai_lines(f->text, &why)) != NULL)
-            why = batch_create(reqs, false, &b);
+            why = batch_create(reqs, false, &b, whybuf, sizeof whybuf);
         json_decref(reqs);
-        if (why)
+        if (why) {
             status = 400, out = error_body(false, 400, why);
-        else
+        } else {
+            snprintf(b->input_file, sizeof b->input_file, "%s", f->id);
+            json_t *m = json_object_get(request, "metadata");
+            b->metadata = json_is_object(m) ? json_incref(m) : NULL;
             out = batch_json(b);
+        }
     } else {
         /* GET .../{id}, GET .../{id}/results, POST .../{id}/cancel, GET /v1/files/{id}/content */
-        const char *rest = r->path + (anth ? 21 : strncmp(r->path, "/v1/files/", 10) == 0 ? 10 : 12);
+        const char *rest = path + (anth ? 21 : strncmp(path, "/v1/files/", 10) == 0 ? 10 : 12);
         const char *slash = strchr(rest, '/');
         snprintf(id, sizeof id, "%.*s", slash ? (int)(slash - rest) : (int)strlen(rest), rest);
-        if (strncmp(r->path, "/v1/files/", 10) == 0) {
+        if (strncmp(path, "/v1/files/", 10) == 0) {
             action = "file-content";
             fbatch *b = NULL;
             bool err = strncmp(id, "file-err-", 9) == 0;
@@ -2480,39 +2763,48 @@ static bool batch_handle(int fd, req *r, long n, bool *keep)
             snprintf(bid, sizeof bid, "batch_%s", id + 9);
             b = strncmp(id, "file-out-", 9) == 0 || err ? batch_find(bid) : NULL;
             if (b)
-                batch_json(b);
-            if (!b || !b->ended || b->canceled)
+                batch_update(b);
+            const char *t = b && b->ended ? (err ? b->errors : b->results) : NULL;
+            if (!t || !*t)
                 status = 404, out = error_body(false, 404, "No such File object");
-            else {
-                const char *t = err ? b->errors : b->results;
-                raw = dup_text(t);
-            }
+            else
+                raw = strdup(t);
         } else {
             fbatch *b = batch_find(id);
             if (!b || b->anthropic != anth) {
                 status = 404, out = error_body(anth, 404, "batch not found");
-            } else if (slash && strcmp(slash, "/cancel") == 0 && strcmp(r->method, "POST") == 0) {
+            } else if (slash && strcmp(slash, "/cancel") == 0 && post) {
                 action = "batch-cancel";
-                if (!b->ended)
-                    b->canceled = true;
+                batch_update(b);
+                if (!b->ended && !b->canceled)
+                    b->canceled = true, b->canceled_at = now_s();
                 out = batch_json(b);
-            } else if (slash && strcmp(slash, "/results") == 0) {
+            } else if (slash && strcmp(slash, "/results") == 0 && get) {
                 action = "batch-results";
-                batch_json(b);
+                batch_update(b);
                 if (!b->ended)
                     status = 400, out = error_body(true, 400, "batch is still in progress: no results yet");
                 else
-                    raw = dup_text(b->canceled ? "" : b->results);
-            } else {
+                    raw = strdup(b->results);
+            } else if (!slash && get) {
                 action = "batch-get";
                 out = batch_json(b);
+            } else {
+                status = 404, out = error_body(anth, 404, "no such endpoint");
             }
         }
     }
+    bool hold = B.hold[0] && strcmp(action, B.hold) == 0 && status == 200;
     pthread_mutex_unlock(&B.mu);
     cache_use cu;
     memset(&cu, 0, sizeof cu);
     log_request(n, r, request, true, status, action, &cu, NULL, anth);
+    if (hold) {                        /* done and logged: answered after /_release */
+        pthread_mutex_lock(&B.mu);
+        while (!B.released)
+            pthread_cond_wait(&B.release_cv, &B.mu);
+        pthread_mutex_unlock(&B.mu);
+    }
     if (raw)
         *keep = respond_raw(fd, 200, anth ? "application/binary" : "application/jsonl", NULL,
                             raw, strlen(raw));
@@ -2528,6 +2820,13 @@ static bool handle(int fd, req *r)
 {
     long n = atomic_fetch_add(&S.count, 1) + 1;
     bool bkeep = true;
+    if (strcmp(r->path, "/_release") == 0) {
+        pthread_mutex_lock(&B.mu);
+        B.released = true;
+        pthread_cond_broadcast(&B.release_cv);
+        pthread_mutex_unlock(&B.mu);
+        return respond(fd, 200, NULL, json_object()) && !r->close;
+    }
     if (batch_handle(fd, r, n, &bkeep))
         return bkeep && !r->close;
     bool anthropic = strcmp(r->path, "/v1/messages") == 0;
@@ -2539,6 +2838,9 @@ static bool handle(int fd, req *r)
     rule asked;
     const rule *ru = request && prompt_rule(request, fresh, &asked) ? &asked : rule_for(n, fresh);
     const char *action = ru->action;
+    if (bad_attempts > 0 && request && (anthropic || openai) && strcmp(action, "ok") == 0 &&
+        prompt_count(request) <= bad_attempts)
+        action = "invalid-missing-field";
     int status = 200;
     double wait;
     bool keep = true;
@@ -2802,7 +3104,11 @@ static void usage(void)
     fprintf(stderr, "usage: fakeserver [--port N] [--port-file F] [--script F] [--key K]\n"
                     "                  [--rate N] [--tpm N] [--cache-min T] [--latency MS]\n"
                     "                  [--no-json-schema] [--no-response-format]\n"
-                    "                  [--log F] [--dump DIR] [--usage count|max]\n");
+                    "                  [--log F] [--dump DIR] [--usage count|max]\n"
+                    "                  [--bad-attempts N] [--batch-delay MS] [--batch-errors N]\n"
+                    "                  [--batch-max-requests N] [--batch-max-bytes N]\n"
+                    "                  [--batch-cancel-done K]\n"
+                    "                  [--hold batch-create|file-upload]\n");
     exit(2);
 }
 
@@ -2828,6 +3134,11 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--cache-min") == 0) S.cache_min = atol(v);
         else if (strcmp(a, "--batch-delay") == 0) B.delay_ms = atol(v);
         else if (strcmp(a, "--batch-errors") == 0) B.errors_every = atol(v);
+        else if (strcmp(a, "--batch-max-requests") == 0) B.max_requests = atol(v);
+        else if (strcmp(a, "--batch-max-bytes") == 0) B.max_bytes = atol(v);
+        else if (strcmp(a, "--batch-cancel-done") == 0) B.cancel_done = atol(v);
+        else if (strcmp(a, "--bad-attempts") == 0) bad_attempts = atol(v);
+        else if (strcmp(a, "--hold") == 0) snprintf(B.hold, sizeof B.hold, "%s", v);
         else if (strcmp(a, "--usage") == 0) S.usage_mode = strcmp(v, "max") == 0 ? 2 : strcmp(v, "count") == 0 ? 1 : 0;
         else if (strcmp(a, "--latency") == 0) S.latency_ms = atol(v);
         else if (strcmp(a, "--dump") == 0) S.dump = v;
@@ -2841,6 +3152,7 @@ int main(int argc, char **argv)
     if (fd < 0)
         return 1;
     port = bound_port(fd);
+    server_port = port;
     printf("%d\n", port);
     fflush(stdout);
     if (port_file && !write_port_file(port_file, port)) {

@@ -358,7 +358,7 @@ static void test_migrate(void)
     int v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
     sqlite3_finalize(st);
     sqlite3_close(db);
-    check(v == 7, "migrated to version 7", "version %d", v);
+    check(v == 8, "migrated to version 8", "version %d", v);
     fr_buf_free(&err);
 }
 
