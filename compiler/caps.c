@@ -636,3 +636,13 @@ void caps_check_agent(Decl *a, Decl *m, Span use)
     if (own)
         check_cache_prefix(a, ai, mi, mode);
 }
+
+bool caps_batch_api(const ModelInfo *mi)
+{
+    if (!mi || !mi->provider ||
+        (strcmp(mi->provider, "anthropic") != 0 && strcmp(mi->provider, "openai") != 0))
+        return false;
+    const char *b = mi->base_url;
+    return !(b && (strstr(b, "://localhost") || strstr(b, "://127.") || strstr(b, "://[::1]") ||
+                   strstr(b, "://0.0.0.0")));
+}

@@ -94,7 +94,8 @@ static struct {
     Vec binds;                     /* Bind* */
     int phase;                     /* index into e->phases */
     bool min_input;                /* the cheapest input: data lists empty, cheapest arm */
-    bool batch;                    /* inside a batch fan-out */
+    bool batch;                    /* inside a batch fan-out's body */
+    bool first;                    /* ... and no agent call walked before in its item */
     Decl *w;
     EstUnknown *pending[32];       /* fan-outs of unknown length around the walk */
     int npending;
@@ -414,15 +415,15 @@ static double typical_answer(Decl *a)
     return t;
 }
 
-static EstAgent *agent_row(EstPhase *ph, Decl *a, Decl *m)
+static EstAgent *agent_row(EstPhase *ph, Decl *a, Decl *m, bool batch)
 {
     for (int i = 0; i < ph->agents.len; i++) {
         EstAgent *r = ph->agents.items[i];
-        if (r->agent == a && r->model == m && r->batch == E.batch)
+        if (r->agent == a && r->model == m && r->batch == batch)
             return r;
     }
     EstAgent *r = arena_alloc(sizeof *r);
-    r->agent = a, r->model = m, r->batch = E.batch;
+    r->agent = a, r->model = m, r->batch = batch;
     vec_push(&ph->agents, r);
     return r;
 }
@@ -438,7 +439,9 @@ static double usd(Decl *m, bool batch, double in, double out)
         pi = mi->batch_in;
     if (batch && mi->batch_out >= 0)
         po = mi->batch_out;
-    double w = mi->cache_write > pi ? mi->cache_write : pi;     /* the dearest input class */
+    /* the dearest input class: a cache write, where a normal call may make one
+     * (a batch's requests mark no cache prefix) */
+    double w = !batch && mi->cache_write > pi ? mi->cache_write : pi;
     return (in * (w > pi ? w : pi) + out * po) / 1e6;
 }
 
@@ -559,7 +562,13 @@ static void add_agent_call(Decl *a, Decl *m, Val *vals, double mw, double me)
     double r = ai->retries >= 0 ? (double)ai->retries : 2;
     int64_t c = ai->tools.len ? ai->max_tool_calls : 0;
     double result = (double)ai->max_tool_result_tokens + TOOL_RESULT_FRAME;
-    EstAgent *row = agent_row(E.e->phases.items[E.phase], a, m);
+    /* a batch fan-out sends an item's first agent call through the batch API
+     * when its model has one and the agent no tools (a tool loop is several
+     * requests); the rest, and an item its batch does not answer, go as
+     * normal calls */
+    bool batch = E.batch && E.first && caps_batch_api(mi) && ai->tools.len == 0;
+    E.first = false;
+    EstAgent *row = agent_row(E.e->phases.items[E.phase], a, m, batch);
     row->max_tokens = (int64_t)mt;
     row->retries = (int64_t)r;
     row->max_tool_calls = c;
@@ -606,9 +615,12 @@ static void add_agent_call(Decl *a, Decl *m, Val *vals, double mw, double me)
     call_tokens(in_w, mt, 0, c, result, &once_in, &once_out, &t1);
     row->in_once += mw * once_in;
     row->out_once += mw * once_out;
-    row->usd_once = usd(m, E.batch, row->in_once, row->out_once);
-    row->usd_worst = usd(m, E.batch, row->in_worst, row->out_worst);
-    row->usd_exp = usd(m, E.batch, row->in_exp, row->out_exp);
+    /* worst: at the normal price even in a batch (an errored or expired item
+     * is made again with all its attempts, at the normal price); one attempt
+     * and expected: answered by the batch, at its price */
+    row->usd_once = usd(m, batch, row->in_once, row->out_once);
+    row->usd_worst = usd(m, false, row->in_worst, row->out_worst);
+    row->usd_exp = usd(m, batch, row->in_exp, row->out_exp);
     if (mi && mi->max_output_tokens > (int64_t)mt)
         row->raise_to = mi->max_output_tokens;
     if (ai->tools.len)
@@ -683,16 +695,22 @@ static void walk_arms(Node **arms, int narms, double mw, double me)
     Snap base = snap();
     Snap best = base;
     double best_usd = -1;
+    bool first = E.first, after = first;         /* each arm may make an item's first call */
     for (int i = 0; i < narms; i++) {
         restore(&base);
+        E.first = first;
         walk(arms[i], mw, 0);
+        after = after && E.first;
         double u = phase_usd();
         if (best_usd < 0 || (E.min_input ? u < best_usd : u > best_usd))
             best = snap(), best_usd = u;
     }
     restore(&best);
-    for (int i = 0; me > 0 && i < narms; i++)
+    for (int i = 0; me > 0 && i < narms; i++) {
+        E.first = first;
         walk(arms[i], 0, me / narms);
+    }
+    E.first = after;
 }
 
 /* A fan-out of unknown length counts as one item; it is listed once a call
@@ -755,9 +773,11 @@ static void walk_for(Node *n, double mw, double me)
     Val item = it;
     item.n = -1;
     bind(n->sym, item);
-    bool was = E.batch;
+    bool was = E.batch, was_first = E.first;
     if (n->kind == N_FOR && n->parallel && opt_batch(n))
-        E.batch = true;
+        E.batch = true, E.first = true;      /* each item's first call is the batch's */
+    else
+        E.first = false;                     /* a nested loop or fan-out: normal calls */
     if (n->cond)
         walk(n->cond, mw * k, me * k);
     if (n->kind == N_PIPELINE) {
@@ -770,6 +790,7 @@ static void walk_for(Node *n, double mw, double me)
         walk(n->body, mw * k, me * k);
     }
     E.batch = was;
+    E.first = was_first && !was;             /* after a nested construct: not first */
     if (pushed)
         E.npending--;
 }
@@ -828,6 +849,7 @@ static void walk(Node *n, double mw, double me)
         break;
     case N_LOOP: {
         double k = n->cond ? (double)n->cond->ival : 1;
+        E.first = false;                         /* its rounds after the first: normal */
         walk(n->body, mw * k, me * ceil((k + 1) / 2));
         walk(n->els, mw, 0);
         break;
@@ -956,8 +978,7 @@ int64_t est_fit_max_tokens(const EstPhase *ph, const EstAgent *r, double cap_usd
     ModelInfo *mi = r->model ? r->model->sema : NULL;
     if (!mi)
         return 0;
-    double po = r->batch && mi->batch_out >= 0 ? mi->batch_out : mi->usd_out;
-    double pi = r->batch && mi->batch_in >= 0 ? mi->batch_in : mi->usd_in;
+    double po = mi->usd_out, pi = mi->usd_in;       /* the worst case is at the normal price */
     if (mi->cache_write > pi)
         pi = mi->cache_write;
     double rr = (double)r->retries;

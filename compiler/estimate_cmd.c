@@ -305,6 +305,16 @@ static void print_text(Cmd *c, Estimate *e, const char *file)
         printf("tool loops: worst every turn up to max_tool_calls, each answer at max_tokens and "
                "each tool result at max_tool_result_tokens, every call to the dearest agent "
                "tool; expected half the cap, one call a turn\n");
+    bool batch = false;
+    for (int i = 0; i < e->phases.len; i++) {
+        EstPhase *ph = e->phases.items[i];
+        for (int k = 0; k < ph->agents.len; k++)
+            batch |= ((EstAgent *)ph->agents.items[k])->batch;
+    }
+    if (batch)
+        printf("batch: an item's first call in a batch fan-out is expected at the batch price;"
+               " its worst case is at the normal price (an item its batch does not answer is"
+               " made as a normal call)\n");
     printf("\n");
     printf("  %-22s %-16s %8s %9s %12s %12s %11s %11s\n", "phase / agent", "model", "calls",
            "attempts", "tokens in", "tokens out", "worst usd", "expect usd");
@@ -325,7 +335,12 @@ static void print_text(Cmd *c, Estimate *e, const char *file)
         EstPhase *ph = e->phases.items[i];
         for (int k = 0; k < ph->agents.len; k++) {
             EstAgent *r = ph->agents.items[k];
-            if (r->raise_to)
+            bool again = false;                  /* its batch row and its normal row: once */
+            for (int q = 0; q < k; q++) {
+                EstAgent *o = ph->agents.items[q];
+                again |= o->agent == r->agent && o->model == r->model;
+            }
+            if (r->raise_to && !again)
                 printf("not counted: a cut-off answer of '%s' is retried once at its model's "
                        "max_output_tokens %lld (up to $%.4f more for that call)\n",
                        r->agent->name, (long long)r->raise_to,

@@ -759,6 +759,9 @@ void caps_check_tools(Decl *a, Decl *m, Span use);
 const char *caps_output_mode(const ModelInfo *mi);
 /* Bytes of a template (N_STRING) before its first {{ }}; *whole when it has none. */
 size_t caps_template_head(Node *s, bool *whole);
+/* Whether a model has a batch API: Anthropic's or OpenAI's own, not a server
+ * on this machine (the runtime's fr_batch_api is the same rule). */
+bool caps_batch_api(const ModelInfo *mi);
 
 /* ---- lint.c: warnings ---------------------------------------------------- */
 

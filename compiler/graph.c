@@ -47,7 +47,7 @@ typedef struct GNode {
 typedef struct GCluster {
     int parent;                                  /* enclosing cluster, 0: none */
     const char *label;                           /* its text */
-    const char *style;                           /* "phase", "fanout", "loop", "stage" */
+    const char *style;                           /* "phase", "fanout", "batch", "loop", "stage" */
 } GCluster;
 
 typedef struct GEdge {
@@ -359,9 +359,22 @@ static Set *walk_call(Node *n, int cl)
     return out;
 }
 
+/* parallel for ... (batch: true): its calls go through the providers' batch APIs */
+static bool is_batch(Node *n)
+{
+    for (int i = 0; n->kind == N_FOR && n->parallel && i < n->opts.len; i++) {
+        Setting *st = n->opts.items[i];
+        if (strcmp(st->key, "batch") == 0 && st->value && st->value->kind == N_BOOL)
+            return st->value->ival != 0;
+    }
+    return false;
+}
+
 static const char *for_label(Node *n)
 {
-    const char *what = n->kind == N_PIPELINE ? "pipeline for" : n->parallel ? "parallel for" : "for";
+    const char *what = n->kind == N_PIPELINE ? "pipeline for"
+                       : is_batch(n) ? "batch fan-out: parallel for"
+                       : n->parallel ? "parallel for" : "for";
     const char *iter = text_of(n->iter);
     const char *s = arena_printf("%s %s in %s", what, n->name, iter ? iter : "...");
     if (n->opts.len)
@@ -376,7 +389,8 @@ static const char *for_label(Node *n)
 static Set *walk_for(Node *n, int cl)
 {
     Set *items = walk(n->iter, cl);
-    int inner = cluster_new(cl, n->parallel ? "fanout" : "loop", for_label(n));
+    int inner = cluster_new(cl, is_batch(n) ? "batch" : n->parallel ? "fanout" : "loop",
+                            for_label(n));
     set_union(sym_set(n->sym), items);
     if (n->cond)
         walk(n->cond, inner);
@@ -535,6 +549,8 @@ static const char *dot_cluster_style(const char *style)
         return "style=\"rounded,filled\"; fillcolor=\"#f5f5f5\"; color=\"#9e9e9e\";";
     if (strcmp(style, "fanout") == 0)
         return "style=\"dashed,rounded\"; color=\"#1a73e8\";";
+    if (strcmp(style, "batch") == 0)
+        return "style=\"bold,dashed,rounded\"; color=\"#9334e6\";";
     if (strcmp(style, "stage") == 0)
         return "style=\"rounded\"; color=\"#1a73e8\";";
     return "style=\"dotted,rounded\"; color=\"#e37400\";";

@@ -3039,24 +3039,21 @@ static void batch_body(Node *n, Node *opt)
     }
     if (n->kind == N_CALL && n->decl && n->decl->kind == D_AGENT && n->decl->sema) {
         AgentInfo *ai = n->decl->sema;
-        Decl *m = ai->model;
-        if (n->using_model && lookup_decl(n->using_model))
-            m = lookup_decl(n->using_model);
-        ModelInfo *mi = m ? m->sema : NULL;
-        if (mi && mi->alias_of)
+        Decl *m = ai->model, *u = n->using_model ? lookup_decl(n->using_model) : NULL;
+        if (n->using_model)                      /* the model it is sent to: `using`'s */
+            m = u && u->kind == D_MODEL ? u : NULL;
+        ModelInfo *mi = m && m->kind == D_MODEL ? m->sema : NULL;
+        if (mi && mi->alias_of && mi->alias_of->sema)
             mi = mi->alias_of->sema;
-        const char *b = mi ? mi->base_url : NULL;
-        bool local = b && (strstr(b, "://localhost") || strstr(b, "://127.") ||
-                           strstr(b, "://[::1]") || strstr(b, "://0.0.0.0"));
         if (ai->tools.len) {
             diag_warning(nspan(n), W0016, "agent '%s' has tools: this fan-out's calls of it are "
                          "made one by one (a tool loop is no single request), at the normal "
                          "price", n->name);
             diag_note(opt->span, "batch: true is set here");
-        } else if (mi && (!mi->provider || (strcmp(mi->provider, "anthropic") != 0 &&
-                                            strcmp(mi->provider, "openai") != 0) || local)) {
-            diag_warning(nspan(n), W0016, "model '%s' has no batch API: this fan-out's calls "
-                         "of '%s' are made one by one, at the normal price", m->name, n->name);
+        } else if (mi && !caps_batch_api(mi)) {
+            diag_warning(n->using_model ? n->using_span : nspan(n), W0016, "model '%s' has no "
+                         "batch API: this fan-out's calls of '%s' are made one by one, at the "
+                         "normal price", m->name, n->name);
             diag_note(opt->span, "batch: true is set here");
         }
     }
