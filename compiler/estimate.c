@@ -74,14 +74,25 @@ static int64_t str_tokens(const char *s)
 
 /* ---- what a value is: where it comes from, how many items -------------- */
 
+typedef struct VRec VRec;
+
 typedef struct Val {
     Decl *agent;                   /* an agent's answer (or a list of them) */
     Field *data;                   /* a record of this input file parameter (or a list) */
     double n;                      /* a list's items; < 0 unknown */
     const char *nsrc;              /* where n came from */
+    VRec *rec;                     /* a record literal (or a list of them): its fields' values */
 } Val;
 
-static const Val unknown = { NULL, NULL, -1, NULL };
+/* The values of a record literal's fields, so that r.research is still
+ * known as an agent's answer after it travelled in a record. */
+struct VRec {
+    int n;                         /* fields */
+    const char **names;            /* their names */
+    Val *vals;                     /* their values */
+};
+
+static const Val unknown = { NULL, NULL, -1, NULL, NULL };
 
 typedef struct Bind {
     void *sym;
@@ -144,6 +155,40 @@ static double items_of(const char *name, const char **src)
 
 static Val val_expr(Node *n);
 
+static Decl *dearer_agent(Decl *a, Decl *b)
+{
+    AgentInfo *x = a ? a->sema : NULL, *y = b ? b->sema : NULL;
+    int64_t mx = x && x->max_tokens > 0 ? x->max_tokens : 1024;
+    int64_t my = y && y->max_tokens > 0 ? y->max_tokens : 1024;
+    return my > mx ? b : a;
+}
+
+/* A value that is a or b (the arms of a branch): an agent's answer when
+ * either arm is one (the dearer of two), else the input record either is;
+ * a record literal's fields only when both arms are record literals, each
+ * field the join of both (a field seen in one arm only is bounded by its
+ * type). */
+static Val join(Val a, Val b, int depth)
+{
+    Val v = unknown;
+    v.agent = a.agent && b.agent ? dearer_agent(a.agent, b.agent) : a.agent ? a.agent : b.agent;
+    v.data = a.data ? a.data : b.data;
+    if (a.rec && b.rec && depth < 8) {
+        VRec *r = arena_alloc(sizeof *r);
+        r->names = arena_alloc(sizeof(char *) * (size_t)(a.rec->n + 1));
+        r->vals = arena_alloc(sizeof(Val) * (size_t)(a.rec->n + 1));
+        r->n = 0;
+        for (int i = 0; i < a.rec->n; i++)
+            for (int k = 0; k < b.rec->n; k++)
+                if (strcmp(a.rec->names[i], b.rec->names[k]) == 0) {
+                    r->names[r->n] = a.rec->names[i];
+                    r->vals[r->n++] = join(a.rec->vals[i], b.rec->vals[k], depth + 1);
+                }
+        v.rec = r;
+    }
+    return v;
+}
+
 static Node *last_expr(Node *b)
 {
     while (b && b->kind == N_BLOCK)
@@ -183,10 +228,31 @@ static Val val_expr(Node *n)
     case N_NAME:
         v = val_of_sym(n->sym);
         break;
-    case N_FIELD:
-        v = val_expr(n->lhs);
+    case N_FIELD: {
+        Val r = val_expr(n->lhs);
+        if (r.rec) {                       /* a field of a record literal: its own value */
+            for (int i = 0; i < r.rec->n; i++)
+                if (strcmp(r.rec->names[i], n->name) == 0)
+                    return r.rec->vals[i];
+            break;
+        }
+        v = r;
         v.n = -1;
         break;
+    }
+    case N_RECORD: {
+        VRec *r = arena_alloc(sizeof *r);
+        r->names = arena_alloc(sizeof(char *) * (size_t)(n->inits.len + 1));
+        r->vals = arena_alloc(sizeof(Val) * (size_t)(n->inits.len + 1));
+        r->n = n->inits.len;
+        for (int i = 0; i < n->inits.len; i++) {
+            FieldInit *fi = n->inits.items[i];
+            r->names[i] = fi->name;
+            r->vals[i] = val_expr(fi->value);
+        }
+        v.rec = r;
+        break;
+    }
     case N_LIST:
         v.n = n->args.len;
         v.nsrc = "a list literal";
@@ -209,11 +275,13 @@ static Val val_expr(Node *n)
         break;
     case N_IF: {
         Val a = val_expr(n->then), b = val_expr(n->els);
-        v = a.n >= b.n ? a : b;            /* the arm whose length is known, or the longer */
-        if (!v.agent)
-            v.agent = a.agent ? a.agent : b.agent;
-        if (!v.data)
-            v.data = a.data ? a.data : b.data;
+        if (!n->els) {                     /* no else: the then arm or nothing */
+            v = a;
+            break;
+        }
+        v = join(a, b, 0);
+        v.n = a.n >= b.n ? a.n : b.n;      /* the arm whose length is known, or the longer */
+        v.nsrc = a.n >= b.n ? a.nsrc : b.nsrc;
         break;
     }
     case N_FOR:

@@ -434,6 +434,9 @@ static void print_json(Cmd *c, Estimate *e, const char *file)
             json_t *a = row_json(r);
             json_object_set_new(a, "agent", json_string(r->agent->name));
             json_object_set_new(a, "model", json_string(model_name(r)));
+            ModelInfo *mi = r->model ? r->model->sema : NULL;
+            json_object_set_new(a, "model_name", mi && mi->api_name ? json_string(mi->api_name)
+                                                                    : json_null());
             json_object_set_new(a, "batch", json_boolean(r->batch));
             json_object_set_new(a, "max_tokens", json_integer(r->max_tokens));
             json_object_set_new(a, "retries", json_integer(r->retries));

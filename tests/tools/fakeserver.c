@@ -7,7 +7,7 @@
  *   POST /chat/completions     (the same, for a base URL without /v1)
  * The answer is synthesized from the request's own schema (the forced tool's
  * input_schema, or response_format's json_schema): every property present,
- * enums take their first value, numbers and lengths respect the minimum /
+ * enums take their first value (--enum last: their last), numbers and lengths respect the minimum /
  * maximum / minItems ... keywords or, in OpenAI strict mode where those are
  * not allowed, the "Must be between A and B." sentences of the description.
  * So any example runs against it.
@@ -44,9 +44,11 @@
  * token approximation (the request's system, turns at 4 tokens a message
  * and the answer's schema; the answer's text); --usage max: the same input,
  * and the output at the request's max_tokens (a server whose every answer
- * is as long as it may be); by default fixed counts.  --bad-attempts N: a
- * prompt's first N requests (its retries counted, batch requests too) are
- * answered invalid (invalid-missing-field), so every call spends N retries.
+ * is as long as it may be: its first string free of constraints is padded
+ * with words to about that length, so what a workflow passes on from it is
+ * as long too); by default fixed counts.  --bad-attempts N: every call's
+ * first N attempts (a batch request is a first attempt) are answered
+ * invalid (invalid-missing-field), so every call spends N retries.
  * The batch endpoints and their flags are described at "batch APIs" below.
  * --latency MS: every answer waits MS first.  --log F: one JSON line per
  * request: n, conn (the connection's number), path, model, feedback (the
@@ -196,6 +198,7 @@ static struct {
     int usage_mode;                /* --usage: 0 fixed counts, 1 count, 2 max */
     bool no_json_schema;           /* --no-json-schema: a compatible server without strict mode */
     bool no_response_format;       /* --no-response-format: ... without response_format at all */
+    bool enum_last;                /* --enum last: an enum takes its last value, not its first */
 } S = { .log_mu = PTHREAD_MUTEX_INITIALIZER, .rate_mu = PTHREAD_MUTEX_INITIALIZER };
 
 /* One parsed request. */
@@ -575,9 +578,30 @@ static json_t *resolve_ref(const char *ref, json_t *root)
     return cur;
 }
 
+/* --usage max: the output tokens an answer still owes, written into its
+ * first string free of constraints, so that what a workflow passes on from
+ * it is as long as the answer (set by synth_padded, per thread). */
+static __thread long pad_tokens;
+
 static json_t *synth_string(json_t *s)
 {
     bounds b = bounds_of(s, "minLength", "maxLength");
+    if (pad_tokens > 0 && !b.has_hi && !json_object_get(s, "enum") &&
+        !json_object_get(s, "const") && !json_object_get(s, "pattern") &&
+        !json_object_get(s, "format")) {
+        size_t words = (size_t)(pad_tokens + 1) / 2, n = 4 + words * 8;
+        char *t = malloc(n + 1);
+        if (t) {                             /* "fake" and a two-token word per two tokens */
+            memcpy(t, "fake", 4);
+            for (size_t i = 0; i < words; i++)
+                memcpy(t + 4 + i * 8, " padding", 8);
+            t[n] = '\0';
+            pad_tokens = 0;
+            json_t *v = json_string(t);
+            free(t);
+            return v;
+        }
+    }
     char buf[4096] = "fake";
     size_t n = 4;
     if (b.has_lo && b.lo > n)
@@ -645,7 +669,8 @@ static json_t *synth(json_t *s, json_t *root, int depth)
     }
     if (json_object_get(s, "const"))
         return json_deep_copy(json_object_get(s, "const"));
-    json_t *e = json_array_get(json_object_get(s, "enum"), 0);
+    json_t *ev = json_object_get(s, "enum");
+    json_t *e = json_array_get(ev, S.enum_last && json_array_size(ev) ? json_array_size(ev) - 1 : 0);
     if (e)
         return json_deep_copy(e);
     const char *t = type_of(s);
@@ -2154,6 +2179,29 @@ static bool odd_answer(int fd, const rule *ru, bool anthropic, json_t *good, boo
 
 /* Answers one request; false when the connection must close. */
 
+static long count_tokens(const char *s);
+
+/* The answer's value for schema; with --usage max, as long as max_tokens. */
+static json_t *synth_padded(json_t *schema, json_t *request)
+{
+    json_t *v = synth(schema, schema, 0);
+    if (S.usage_mode != 2)
+        return v;
+    json_t *mt = json_object_get(request, "max_tokens");
+    if (!mt)
+        mt = json_object_get(request, "max_completion_tokens");
+    char *text = json_dumps(v, JSON_COMPACT);
+    long owed = (long)json_integer_value(mt) - count_tokens(text) - 8;
+    free(text);
+    if (owed <= 0)
+        return v;
+    json_decref(v);
+    pad_tokens = owed;
+    v = synth(schema, schema, 0);
+    pad_tokens = 0;
+    return v;
+}
+
 /* ---- batch APIs -------------------------------------------------------------
  * Anthropic Message Batches (POST /v1/messages/batches, GET .../{id},
  * GET .../{id}/results, POST .../{id}/cancel, GET /v1/messages/batches to
@@ -2256,52 +2304,30 @@ static void tbuf_line(tbuf *t, const char *line)
     t->s[t->len] = '\0';
 }
 
-/* --bad-attempts N: a prompt's first N requests (batch or not) are answered
- * invalid, so every call spends its retries. */
+/* --bad-attempts N: a call's first N attempts are answered invalid, so every
+ * call spends N retries.  An invalid answer carries "_fake_attempt": K (its
+ * attempt), which the retry sends back as the previous answer: so the
+ * attempt a request is counts from the request alone, whatever other calls
+ * share its prompt.  A batch request is a first attempt. */
 static long bad_attempts;
-static struct {
-    pthread_mutex_t mu;
-    uint64_t *h;
-    long *count;
-    size_t cap, n;
-} tally = { PTHREAD_MUTEX_INITIALIZER, NULL, NULL, 0, 0 };
 
-/* How many requests prompt (its first user message, retry feedback aside)
- * has had, this one included. */
-static long prompt_count(json_t *request)
+static long attempt_of(const char *body)
 {
-    char *text = first_prompt(request);
-    const char *end = text ? strstr(text, "\n\nYour previous answer was invalid") : NULL;
-    size_t n = text ? (end ? (size_t)(end - text) : strlen(text)) : 0;
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t k = 0; k < n; k++)
-        h = (h ^ (unsigned char)text[k]) * 1099511628211ULL;
-    free(text);
-    h |= 1;
-    pthread_mutex_lock(&tally.mu);
-    if (2 * (tally.n + 1) > tally.cap) {
-        size_t cap = tally.cap ? tally.cap * 2 : 1024;
-        uint64_t *nh = calloc(cap, sizeof *nh);
-        long *nc = calloc(cap, sizeof *nc);
-        for (size_t i = 0; nh && nc && i < tally.cap; i++) {
-            if (!tally.h[i])
-                continue;
-            size_t j = tally.h[i] & (cap - 1);
-            while (nh[j])
-                j = (j + 1) & (cap - 1);
-            nh[j] = tally.h[i], nc[j] = tally.count[i];
-        }
-        free(tally.h), free(tally.count);
-        tally.h = nh, tally.count = nc, tally.cap = cap;
-    }
-    size_t i = h & (tally.cap - 1);
-    while (tally.h[i] && tally.h[i] != h)
-        i = (i + 1) & (tally.cap - 1);
-    if (!tally.h[i])
-        tally.h[i] = h, tally.n++;
-    long c = ++tally.count[i];
-    pthread_mutex_unlock(&tally.mu);
-    return c;
+    const char *p = body ? strstr(body, "_fake_attempt") : NULL;
+    if (!p)
+        return 1;
+    p += 13;
+    for (int k = 0; k < 8 && *p && !isdigit((unsigned char)*p); k++)
+        p++;
+    return atol(p) + 1;
+}
+
+/* Spoils value as attempt k's invalid answer, marked with k. */
+static void bad_answer(json_t *value, json_t *schema, long k)
+{
+    spoil("invalid-missing-field", value, schema, schema);
+    if (json_is_object(value))
+        json_object_set_new(value, "_fake_attempt", json_integer(k));
 }
 
 /* The answer to one request of a batch, as the normal endpoint gives it. */
@@ -2310,9 +2336,9 @@ static json_t *batch_answer(json_t *params, bool anthropic)
     json_t *schema = schema_of(params, anthropic), *own = NULL;
     if (!schema)
         schema = own = schema_in_text(params, anthropic);
-    json_t *value = synth(schema, schema, 0);
-    if (bad_attempts > 0 && prompt_count(params) <= bad_attempts)
-        spoil("invalid-missing-field", value, schema, schema);
+    json_t *value = synth_padded(schema, params);
+    if (bad_attempts > 0)
+        bad_answer(value, schema, 1);
     json_decref(own);
     cache_use cu = { 0, 0, 100 };          /* as the normal endpoint counts a prompt */
     json_t *out = anthropic ? anthropic_answer("ok", params, value, "", &cu)
@@ -2838,9 +2864,12 @@ static bool handle(int fd, req *r)
     rule asked;
     const rule *ru = request && prompt_rule(request, fresh, &asked) ? &asked : rule_for(n, fresh);
     const char *action = ru->action;
+    long bad_k = 0;                          /* --bad-attempts: this invalid attempt */
     if (bad_attempts > 0 && request && (anthropic || openai) && strcmp(action, "ok") == 0 &&
-        prompt_count(request) <= bad_attempts)
+        (bad_k = attempt_of(r->body)) <= bad_attempts)
         action = "invalid-missing-field";
+    else
+        bad_k = 0;
     int status = 200;
     double wait;
     bool keep = true;
@@ -2898,10 +2927,12 @@ static bool handle(int fd, req *r)
         json_t *schema = schema_of(request, anthropic), *own = NULL;
         if (!schema)
             schema = own = schema_in_text(request, anthropic);
-        json_t *value = synth(schema, schema, 0);
-        json_decref(own);
-        if (strncmp(action, "invalid-", 8) == 0 || strcmp(action, "out-of-range") == 0)
+        json_t *value = synth_padded(schema, request);
+        if (bad_k)
+            bad_answer(value, schema, bad_k);
+        else if (strncmp(action, "invalid-", 8) == 0 || strcmp(action, "out-of-range") == 0)
             spoil(action, value, schema, schema);
+        json_decref(own);
         /* refusal-straddle-key ARG: ARG bytes of padding, then the key */
         char refusal[2048] = "I can't help with that.";
         if (strcmp(action, "refusal-straddle-key") == 0) {
@@ -3108,7 +3139,7 @@ static void usage(void)
                     "                  [--bad-attempts N] [--batch-delay MS] [--batch-errors N]\n"
                     "                  [--batch-max-requests N] [--batch-max-bytes N]\n"
                     "                  [--batch-cancel-done K]\n"
-                    "                  [--hold batch-create|file-upload]\n");
+                    "                  [--hold batch-create|file-upload] [--enum first|last]\n");
     exit(2);
 }
 
@@ -3138,6 +3169,7 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--batch-max-bytes") == 0) B.max_bytes = atol(v);
         else if (strcmp(a, "--batch-cancel-done") == 0) B.cancel_done = atol(v);
         else if (strcmp(a, "--bad-attempts") == 0) bad_attempts = atol(v);
+        else if (strcmp(a, "--enum") == 0) S.enum_last = strcmp(v, "last") == 0;
         else if (strcmp(a, "--hold") == 0) snprintf(B.hold, sizeof B.hold, "%s", v);
         else if (strcmp(a, "--usage") == 0) S.usage_mode = strcmp(v, "max") == 0 ? 2 : strcmp(v, "count") == 0 ? 1 : 0;
         else if (strcmp(a, "--latency") == 0) S.latency_ms = atol(v);
