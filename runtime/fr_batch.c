@@ -1153,7 +1153,8 @@ static int64_t poll_ms(void)
 static bool drive(bfan *f)
 {
     char why[600] = "";
-    int64_t deadline = fr_budget_deadline(f->cx);
+    int64_t budget = fr_budget_deadline(f->cx), deadline = budget;
+    int64_t grace = poll_ms() < 60000 ? poll_ms() : 60000;
     if (f->run->batch_timeout_ms > 0) {
         int64_t t = fr_now_ms() + f->run->batch_timeout_ms;
         deadline = deadline < 0 || t < deadline ? t : deadline;
@@ -1182,6 +1183,18 @@ static bool drive(bfan *f)
         show(f);
         if (!pending)
             return true;
+        if (canceled && budget >= 0 && fr_now_ms() >= budget + grace) {
+            /* a time budget is a hard cap: what a slow cancellation finishes is
+             * read by the resume, not waited for */
+            for (int i = 0; i < f->np; i++)
+                if (f->p[i].state != P_DONE) {
+                    fprintf(stderr, "%sbatch %s: still cancelling at the time budget; --resume "
+                            "reads what finished\n", f->run->progress ? "\r\033[K" : "",
+                            f->p[i].id[0] ? f->p[i].id : "(not found)");
+                    f->p[i].state = P_DONE;
+                }
+            return true;
+        }
         if (!canceled && deadline >= 0 && fr_now_ms() >= deadline) {
             cancel_all(f);
             canceled = true;

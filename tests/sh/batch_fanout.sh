@@ -7,7 +7,7 @@
 # batch and keeps what finished (the fake server lets 4 of 10 finish), the
 # rest made as normal calls; a time budget cancels it too and stops the run,
 # and the resume reads the cancelled batch's answers again (no second batch,
-# nothing paid twice).
+# nothing paid twice), without waiting for a slow cancellation past it.
 . "$TOP/tests/fake/lib.sh"
 FLOWC=${FLOWC:-$TOP/build/flowc}
 "$FLOWC" build "$TOP/tests/data/batch_fanout.flow" -o bt >build.err 2>&1 || die "build: $(cat build.err)"
@@ -71,4 +71,18 @@ for prov in anthropic openai; do
     [ "$(sqlite3 .flow/bt.db "SELECT count(*) FROM calls WHERE tier = 'batch' AND status = 'ok'")" -eq 4 ] ||
         die "$prov: time budget: the 4 batch answers are not journaled once"
 done
+# a time budget is a hard cap: a cancellation that takes long is not waited
+# for (the batch stays cancelling 5 s here); the resume reads what finished
+start_server --key "$KEY" --batch-delay 600000 --batch-cancel-done 4 --batch-cancel-delay 5000
+rm -rf .flow
+./bt --budget-time 2s >out 2>err
+st=$?
+[ $st -eq 4 ] || die "slow cancel: exit $st: $(tail -5 err)"
+has "still cancelling at the time budget; --resume reads what finished" err
+[ "$(count batch-results)" -eq 0 ] || die "slow cancel: results read before the batch ended"
+./bt --resume --budget-time 10m >out 2>err || die "slow cancel: resume: $(tail -5 err)"
+[ "$(wc -l <out)" -eq 10 ] || die "slow cancel: resumed run answered $(wc -l <out)"
+[ "$(count batch-create)" -eq 1 ] || die "slow cancel: $(count batch-create) batches"
+[ "$(sqlite3 .flow/bt.db "SELECT count(*) FROM calls WHERE tier = 'batch' AND status = 'ok'")" -eq 4 ] ||
+    die "slow cancel: the 4 answers that finished are not journaled"
 finish

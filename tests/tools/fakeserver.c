@@ -2215,8 +2215,9 @@ static json_t *synth_padded(json_t *schema, json_t *request)
  * (Anthropic "ended"; OpenAI "completed"); results exist only once it ended.
  * Anthropic's request_counts stay in `processing` until the whole batch
  * ends, as documented; OpenAI's completed count grows as time passes.  A
- * cancelled batch ends at once with the share of its requests the delay had
- * got through (--batch-cancel-done K: its first K): Anthropic's others are
+ * cancelled batch ends at once (--batch-cancel-delay MS: that much later)
+ * with the share of its requests the delay had got through
+ * (--batch-cancel-done K: its first K): Anthropic's others are
  * `canceled` results, OpenAI's go to the error file with batch_cancelled.  created_at is the wall clock (RFC 3339
  * for Anthropic, Unix seconds for OpenAI); Anthropic's results_url is
  * absolute.  --batch-errors N: every Nth request of a batch is errored.
@@ -2263,6 +2264,7 @@ static struct {
     long max_requests;             /* --batch-max-requests, 0: the providers' */
     long max_bytes;                /* --batch-max-bytes, 0: the providers' */
     long cancel_done;              /* --batch-cancel-done: requests a cancel lets finish, -1 by time */
+    long cancel_delay_ms;          /* --batch-cancel-delay: how long a batch stays cancelling */
     char hold[32];                 /* --hold: the action answered only after /_release */
     bool released;                 /* /_release came */
     pthread_cond_t release_cv;     /* signalled by /_release */
@@ -2386,7 +2388,8 @@ static long batch_done(const fbatch *b, double now)
 static void batch_update(fbatch *b)
 {
     double now = now_s();
-    if (b->ended || !(b->canceled || now >= b->created + B.delay_ms / 1000.0))
+    if (b->ended || !(b->canceled ? now >= b->canceled_at + B.cancel_delay_ms / 1000.0
+                                  : now >= b->created + B.delay_ms / 1000.0))
         return;
     b->ended = now;
     long done = batch_done(b, now);
@@ -3138,7 +3141,7 @@ static void usage(void)
                     "                  [--log F] [--dump DIR] [--usage count|max]\n"
                     "                  [--bad-attempts N] [--batch-delay MS] [--batch-errors N]\n"
                     "                  [--batch-max-requests N] [--batch-max-bytes N]\n"
-                    "                  [--batch-cancel-done K]\n"
+                    "                  [--batch-cancel-done K] [--batch-cancel-delay MS]\n"
                     "                  [--hold batch-create|file-upload] [--enum first|last]\n");
     exit(2);
 }
@@ -3168,6 +3171,7 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--batch-max-requests") == 0) B.max_requests = atol(v);
         else if (strcmp(a, "--batch-max-bytes") == 0) B.max_bytes = atol(v);
         else if (strcmp(a, "--batch-cancel-done") == 0) B.cancel_done = atol(v);
+        else if (strcmp(a, "--batch-cancel-delay") == 0) B.cancel_delay_ms = atol(v);
         else if (strcmp(a, "--bad-attempts") == 0) bad_attempts = atol(v);
         else if (strcmp(a, "--enum") == 0) S.enum_last = strcmp(v, "last") == 0;
         else if (strcmp(a, "--hold") == 0) snprintf(B.hold, sizeof B.hold, "%s", v);
