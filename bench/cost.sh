@@ -83,19 +83,25 @@ judge() { if [ "$1" = 1 ]; then echo PASS; else echo x >>$out/failed; echo FAIL;
 ge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a >= b - 1e-9) }' && echo 1 || echo 0; }
 
 # ---- 1. estimate against actual ----------------------------------------------
+# made NAME: the calls the run made and what they cost, by agent and model,
+# from its trace (one line a call; the journal keeps no model a call)
+made() {
+    jq -s '[.[] | select(.type == "call")] | group_by([.agent, ."gen_ai.request.model"])
+        | map({agent: .[0].agent, model: .[0]."gen_ai.request.model", calls: length,
+               usd: (map(.cost_usd) | add)})' "$1.trace" >"$1.made" 2>/dev/null
+    [ -s "$1.made" ] || echo '[]' >"$1.made"
+}
 # run NAME MODE...: the example in $out against a fresh server; sets st and spent
 run() {
     n=$1
     shift
     start_server --key "$ANTHROPIC_API_KEY" "$@"
-    rm -f $n.db
+    rm -f $n.db $n.trace
     # shellcheck disable=SC2086
-    ./$n $args --journal $n.db --quiet --retry-base-ms 10 >$n.out 2>$n.err
+    ./$n $args --journal $n.db --quiet --retry-base-ms 10 --trace $n.trace >$n.out 2>$n.err
     st=$?
     spent=$(sqlite3 $n.db "SELECT printf('%.6f', coalesce(sum(usd), 0)) FROM calls")
-    sqlite3 -json $n.db "SELECT agent, model, count(*) AS calls, sum(usd) AS usd FROM calls
-        GROUP BY agent, model" >$n.made
-    [ -s $n.made ] || echo '[]' >$n.made
+    made $n
 }
 # scaled EST FIELD: the estimate per call of each agent (FIELD: once, worst or
 # expected) times the calls the run made

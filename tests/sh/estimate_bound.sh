@@ -51,9 +51,11 @@ for f in "$TOP"/examples/*.flow; do
     awk -v s="$spent" -v w="$worst" 'BEGIN { exit !(s <= w + 1e-9) }' ||
         die "$n: spent \$$spent at max_tokens, above the worst case \$$worst"
     # per call: the worst case for one attempt, scaled to the calls made
-    sqlite3 -json "$n.db" "SELECT agent, model, count(*) AS calls, sum(usd) AS usd FROM calls
-        GROUP BY agent, model" >"$n.made"
-    [ -s "$n.made" ] || echo '[]' >"$n.made"
+    # the calls made by agent and model, from the trace (one line a call;
+    # the journal keeps no model a call)
+    jq -s '[.[] | select(.type == "call")] | group_by([.agent, ."gen_ai.request.model"])
+        | map({agent: .[0].agent, model: .[0]."gen_ai.request.model", calls: length})' \
+        "$n.trace" >"$n.made"
     once=$(jq -n --slurpfile e "$n.est" --slurpfile m "$n.made" '
         [$e[0].phases[].agents[] | {key: "\(.agent)/\(.model_name)", calls: .worst.calls,
                                     usd: .worst.usd_one_attempt}]
