@@ -1148,6 +1148,19 @@ static int64_t poll_ms(void)
     return v > 0 ? v : 60000;
 }
 
+/* Ctrl-C while a fan-out's batches run: the submitted ones go on at the
+ * provider (their ids are journaled), and --resume polls them again. */
+static void interrupted(bfan *f)
+{
+    int n = 0;
+    for (int i = 0; i < f->np; i++)
+        n += f->p[i].state == P_POLL || f->p[i].state == P_FIND;
+    fprintf(stderr, "%sbatch fan-out %s: interrupted; %d submitted batch%s run%s on at the "
+            "provider, and --resume polls %s again (nothing is submitted twice)\n",
+            f->run->progress ? "\r\033[K" : "", f->where, n, n == 1 ? "" : "es",
+            n == 1 ? "s" : "", n == 1 ? "it" : "them");
+}
+
 /* Submits what must be, then polls every part round-robin until all ended;
  * false (cx's signal set) when the run must stop. */
 static bool drive(bfan *f)
@@ -1161,10 +1174,17 @@ static bool drive(bfan *f)
     }
     bool canceled = false;
     for (;;) {
+        if (fr_interrupted(f->run)) {          /* Ctrl-C: nothing more is submitted */
+            interrupted(f);
+            fr_intr_stopped(f->cx);
+            return false;
+        }
         bool pending = false;
         for (int i = 0; i < f->np; i++) {
             bpart *p = &f->p[i];
             bool ok = true;
+            if (p->state == P_SUBMIT && !canceled && fr_interrupted(f->run))
+                continue;                      /* said at the top of the next round */
             if (p->state == P_SUBMIT && !canceled)
                 ok = submit(f, p, why, sizeof why);
             else if (p->state == P_SUBMIT)
@@ -1203,7 +1223,7 @@ static bool drive(bfan *f)
         int64_t wait = poll_ms();
         if (deadline >= 0 && !canceled && deadline - fr_now_ms() < wait)
             wait = deadline - fr_now_ms() > 0 ? deadline - fr_now_ms() : 0;
-        fr_sleep_ms(wait);
+        fr_intr_sleep_ms(f->run, wait);        /* a fiber parks; Ctrl-C wakes it */
     }
 }
 
