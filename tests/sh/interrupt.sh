@@ -7,7 +7,9 @@
 # stops at once, saying how many calls in flight it abandoned.
 #
 # No assertion depends on timing: each signal is sent once the run is in
-# the journal (the signals are taken from then on; one sent earlier waits),
+# the journal (the signals are taken from then on; one sent earlier waits)
+# and a call of it is in flight (a token budget makes each call's hold a
+# journal row before the call takes its slot),
 # the second one once the first was acknowledged on stderr, and every
 # count is checked against the journal, not against a clock.
 : "${TOP:?}" "${FLOWC:?}"
@@ -45,12 +47,20 @@ wait_line() {
         n=$((n + 1)); [ $n -lt 200 ] || fail "no '$2' in $1 after 10 s: $(cat "$1")"; sleep 0.05
     done
 }
+# waits (10 s at most) until journal $1 holds a call in flight
+wait_held() {
+    n=0
+    while [ "$(sqlite3 "$1" "SELECT count(*) FROM calls WHERE status = 'held'" 2>/dev/null || echo 0)" -lt 1 ]; do
+        n=$((n + 1)); [ $n -lt 200 ] || fail "no call in flight in $1 after 10 s"; sleep 0.05
+    done
+}
 ok_calls() { sqlite3 "$1" "SELECT count(*) FROM calls WHERE status = 'ok'"; }
 
 # 1. SIGINT: the calls in flight finish; exit 130; resume pays for none again
-./ir --input in.jsonl --mock --mock-latency 600 --journal a.db >out1 2>err1 &
+./ir --input in.jsonl --mock --mock-latency 600 --journal a.db --budget-tokens 1000000 >out1 2>err1 &
 pid=$!
 wait_run a.db
+wait_held a.db
 kill -INT $pid
 wait $pid; st=$?
 [ $st -eq 130 ] || fail "SIGINT: exit $st: $(cat err1)"
@@ -68,9 +78,10 @@ grep -q "$k calls\{0,1\} answered from the journal" err2 || fail "$k answers jou
 [ "$(ok_calls a.db)" -eq 12 ] || fail "$(ok_calls a.db) answers after the resume"
 
 # 2. SIGTERM twice: the second stops at once, the run stays resumable
-./ir --input in.jsonl --mock --mock-latency 60000 --journal b.db >out1 2>err1 &
+./ir --input in.jsonl --mock --mock-latency 60000 --journal b.db --budget-tokens 1000000 >out1 2>err1 &
 pid=$!
 wait_run b.db
+wait_held b.db
 kill -TERM $pid
 wait_line err1 "^interrupted by SIGTERM: no new item or call starts"
 kill -TERM $pid
