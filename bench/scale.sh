@@ -83,11 +83,15 @@ median() {
 
 # "12.3" = b / a, or the word that stopped it
 ratio() {
-    case "$1$2" in *timeout*) echo timeout; return ;; *crash*) echo crash; return ;; esac
+    case "$1$2" in
+        *timeout*) echo timeout; return ;; *crash*) echo crash; return ;; *failed*) echo failed; return ;;
+    esac
     awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (a > 0 ? b / a : 0) }'
 }
 
 # Peak resident memory of "$@" in KB, one run (a build runs no C compiler).
+# A check may exit 1 (a construct whose large form is an error on purpose);
+# a build must succeed, or its memory is that of a build that stopped early.
 peak_kb() {
     command -v /usr/bin/time >/dev/null 2>&1 || { echo -; return; }
     (ulimit -v "$MEM_KB"; exec timeout "$TIMEOUT" /usr/bin/time -f '%M' \
@@ -95,6 +99,7 @@ peak_kb() {
     st=$?
     [ $st = 124 ] && { echo timeout; return; }
     [ $st -gt 1 ] && { echo crash; return; }
+    [ $st = 1 ] && [ "$2" = build ] && { echo failed; return; }
     tail -n 1 "$out/rss"
 }
 
@@ -104,7 +109,7 @@ verdict() {
     for r in "$@"; do
         case $r in
             -) ;;
-            timeout|crash) result="FAIL ($r)" ;;
+            timeout|crash|failed) result="FAIL ($r)" ;;
             *) awk -v r="$r" 'BEGIN { exit !(r > 12) }' && result=FAIL ;;
         esac
     done
