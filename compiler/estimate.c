@@ -757,26 +757,33 @@ static double phase_usd(void)
 }
 
 /* Arms of a branch: the worst case takes the dearest arm (or, for the
- * cheapest input, the cheapest), the expected one their mean. */
+ * cheapest input, the cheapest), the expected one their mean.  Each pass
+ * walks an arm only for the weight it carries: a walk for the expected
+ * case alone (mw 0) picks no arm, so a chain of n else-ifs is walked in
+ * O(n), not once more per level (O(n^2)). */
 static void walk_arms(Node **arms, int narms, double mw, double me)
 {
-    Snap base = snap();
-    Snap best = base;
-    double best_usd = -1;
     bool first = E.first, after = first;         /* each arm may make an item's first call */
-    for (int i = 0; i < narms; i++) {
-        restore(&base);
-        E.first = first;
-        walk(arms[i], mw, 0);
-        after = after && E.first;
-        double u = phase_usd();
-        if (best_usd < 0 || (E.min_input ? u < best_usd : u > best_usd))
-            best = snap(), best_usd = u;
+    if (mw > 0) {
+        Snap base = snap();
+        Snap best = base;
+        double best_usd = -1;
+        for (int i = 0; i < narms; i++) {
+            restore(&base);
+            E.first = first;
+            walk(arms[i], mw, 0);
+            after = after && E.first;
+            double u = phase_usd();
+            if (best_usd < 0 || (E.min_input ? u < best_usd : u > best_usd))
+                best = snap(), best_usd = u;
+        }
+        restore(&best);
     }
-    restore(&best);
-    for (int i = 0; me > 0 && i < narms; i++) {
+    for (int i = 0; i < narms && (me > 0 || mw <= 0); i++) {
         E.first = first;
         walk(arms[i], 0, me / narms);
+        if (mw <= 0)
+            after = after && E.first;
     }
     E.first = after;
 }
