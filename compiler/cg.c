@@ -127,6 +127,7 @@ static struct {
     KeyMap decls;                                /* "kind:name" -> Decl* */
     KeyMap params;                               /* Decl* -> KeyMap* of parameter name -> index + 1 */
     KeyMap members;                              /* &Decl.fields or .values -> KeyMap* by name */
+    KeyMap field_pos;                            /* Field* -> its index + 1 in its list */
     KeyMap stage_index;                          /* a stage's Sym* -> its index + 1 */
     KeyMap schema_texts;                         /* "dialect:type" -> C name of the JSON text */
     FILE *texts;                                 /* those texts, ahead of the agents */
@@ -1287,13 +1288,18 @@ static bool checked_literal(Node *v)
     return true;
 }
 
-/* The index of field `name` in schema d, or -1. */
+/* The index of field `name` in schema d, or -1: found by map, as member()
+ * finds the field, so a record of n fields costs O(n), not O(n^2). */
 static int field_index(Decl *d, const char *name)
 {
-    for (int i = 0; d && i < d->fields.len; i++)
-        if (strcmp(((Field *)d->fields.items[i])->name, name) == 0)
-            return i;
-    return -1;
+    Field *f = d ? member(&d->fields, name) : NULL;
+    if (!f)
+        return -1;
+    if (!km_get(&cg.field_pos, f))
+        for (int i = 0; i < d->fields.len; i++)
+            if (!km_get(&cg.field_pos, d->fields.items[i]))
+                km_put(&cg.field_pos, d->fields.items[i], (void *)(intptr_t)(i + 1));
+    return (int)(intptr_t)km_get(&cg.field_pos, f) - 1;
 }
 
 /* record -> Schema { f: e, ... }: built, then each value the checker could
