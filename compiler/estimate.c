@@ -1088,6 +1088,20 @@ void est_warn_budgets(Program *p)
     Decl *w = sema_workflow(p);
     if (!w || !w->body || diag_error_count())
         return;
+    /* without a usd or tokens budget there is nothing to warn of: no walk
+     * (it writes every call's schema to measure it) */
+    EstBudget bud;
+    budget_of(first_budget(w->body), &bud);
+    bool any = bud.usd > 0 || bud.tokens > 0;
+    for (int i = 0; !any && i < w->body->stmts.len; i++) {
+        Node *s = w->body->stmts.items[i];
+        if (s->kind == N_PHASE) {
+            budget_of(first_budget(s->body), &bud);
+            any = bud.usd > 0 || bud.tokens > 0;
+        }
+    }
+    if (!any)
+        return;
     Estimate *e = arena_alloc(sizeof *e);
     run_walk(e, p, w, NULL, true);
     for (int i = 0; i < e->phases.len; i++) {

@@ -87,6 +87,8 @@ static void put_num(FILE *f, double v)
 /* The sentence that tells the model about a constraint, or "" if none. */
 static char *constraint_text(Field *fld, Type *t)
 {
+    if (fld->cons.kind == CONS_NONE)
+        return "";                 /* the common case: no stream opened per field */
     char *s = NULL;
     size_t n = 0;
     FILE *f = arena_memstream(&s, &n);
