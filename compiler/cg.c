@@ -178,6 +178,8 @@ static char *fmt(const char *f, ...)
 }
 
 /* One line of the current function's body, indented. */
+enum { MAX_INDENT = 24 };                         /* steps of four spaces */
+
 static void emit(Gen *g, const char *f, ...) __attribute__((format(printf, 2, 3)));
 static void emit(Gen *g, const char *f, ...)
 {
@@ -189,6 +191,9 @@ static void emit(Gen *g, const char *f, ...)
     if (line[0] && line[strlen(line) - 1] == ':' && !strchr(line, ' ') &&
         strcmp(line, "default:") != 0)
         ind--;                                   /* labels sit one step out */
+    if (ind > MAX_INDENT)
+        ind = MAX_INDENT;                        /* deeper blocks keep the margin: n nested
+                                                    blocks stay O(n) bytes of C, not O(n^2) */
     fprintf(g->fn->f, "%*s%s\n", ind * 4, "", line);
 }
 
