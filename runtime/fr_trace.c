@@ -259,21 +259,34 @@ static void genai_attrs(json_t *o, const fr_tcall *c)
     set_str(o, "error.type", c->error_type);
 }
 
+/* The head every call-like span shares: its own id (span_id, else a new
+ * one), its parent (the given span, else its phase's, else the run's), its
+ * name and its start and end times. */
+static json_t *span_head(fr_trace *t, const char *kind, const char *span_id, int phase,
+                         const char *parent_span_id, const char *name, int64_t start_us,
+                         int64_t latency_ms)
+{
+    char span[17], parent[17];
+    if (span_id && *span_id)
+        snprintf(span, sizeof span, "%s", span_id);
+    else
+        new_span_id(t, span);
+    parent_of(t, phase, parent_span_id, parent);
+    json_t *o = line_head(t, kind, span, parent);
+    set_str(o, "name", name);
+    set_time(o, "start_time", start_us);
+    set_time(o, "end_time", start_us + latency_ms * 1000);
+    return o;
+}
+
 char *fr_trace_call_line(fr_trace *t, const fr_tcall *c)
 {
     if (!t)
         return NULL;
-    char span[17], parent[17], name[160];
-    if (c->span_id && *c->span_id)
-        snprintf(span, sizeof span, "%s", c->span_id);
-    else
-        new_span_id(t, span);
-    parent_of(t, c->phase, c->parent_span_id, parent);
-    json_t *o = line_head(t, "call", span, parent);
+    char name[160];
     snprintf(name, sizeof name, "chat %s", c->model ? c->model : "");
-    set_str(o, "name", name);
-    set_time(o, "start_time", c->start_us);
-    set_time(o, "end_time", c->start_us + c->latency_ms * 1000);
+    json_t *o = span_head(t, "call", c->span_id, c->phase, c->parent_span_id, name, c->start_us,
+                          c->latency_ms);
     genai_attrs(o, c);
     set_str(o, "agent", c->agent);
     set_str(o, "phase", phase_name(t, c->phase));
@@ -304,14 +317,10 @@ void fr_trace_turn(fr_trace *t, const fr_tturn *c)
 {
     if (!t)
         return;
-    char span[17], parent[17], name[160];
-    new_span_id(t, span);
-    parent_of(t, c->phase, c->parent_span_id, parent);
-    json_t *o = line_head(t, "turn", span, parent);
+    char name[160];
     snprintf(name, sizeof name, "chat %s", c->model ? c->model : "");
-    set_str(o, "name", name);
-    set_time(o, "start_time", c->start_us);
-    set_time(o, "end_time", c->start_us + c->latency_ms * 1000);
+    json_t *o = span_head(t, "turn", NULL, c->phase, c->parent_span_id, name, c->start_us,
+                          c->latency_ms);
     set_str(o, "gen_ai.operation.name", "chat");
     set_str(o, "gen_ai.provider.name", c->provider);
     set_str(o, "gen_ai.request.model", c->model);
@@ -338,17 +347,10 @@ void fr_trace_tool(fr_trace *t, const fr_ttool *c)
 {
     if (!t)
         return;
-    char span[17], parent[17], name[160];
-    if (c->span_id && *c->span_id)
-        snprintf(span, sizeof span, "%s", c->span_id);
-    else
-        new_span_id(t, span);
-    parent_of(t, c->phase, c->parent_span_id, parent);
-    json_t *o = line_head(t, "tool", span, parent);
+    char name[160];
     snprintf(name, sizeof name, "execute_tool %s", c->tool ? c->tool : "");
-    set_str(o, "name", name);
-    set_time(o, "start_time", c->start_us);
-    set_time(o, "end_time", c->start_us + c->latency_ms * 1000);
+    json_t *o = span_head(t, "tool", c->span_id, c->phase, c->parent_span_id, name, c->start_us,
+                          c->latency_ms);
     set_str(o, "gen_ai.operation.name", "execute_tool");
     set_str(o, "gen_ai.tool.name", c->tool);
     set_str(o, "gen_ai.tool.call.id", c->call_id);
@@ -372,17 +374,12 @@ void fr_trace_op(fr_trace *t, const fr_top *c)
 {
     if (!t)
         return;
-    char span[17], parent[17], name[160], host[256] = "";
-    new_span_id(t, span);
-    parent_of(t, c->phase, c->parent_span_id, parent);
+    char host[256] = "";
     const char *h = c->url ? strstr(c->url, "://") : NULL;
     if (h)
         snprintf(host, sizeof host, "%.*s", (int)strcspn(h + 3, "/?#:"), h + 3);
-    json_t *o = line_head(t, "http", span, parent);
-    snprintf(name, sizeof name, "%s", c->method ? c->method : "HTTP");
-    set_str(o, "name", name);
-    set_time(o, "start_time", c->start_us);
-    set_time(o, "end_time", c->start_us + c->latency_ms * 1000);
+    json_t *o = span_head(t, "http", NULL, c->phase, c->parent_span_id,
+                          c->method ? c->method : "HTTP", c->start_us, c->latency_ms);
     set_str(o, "http.request.method", c->method);
     set_str(o, "url.full", c->url);
     set_str(o, "server.address", host[0] ? host : NULL);
