@@ -1675,9 +1675,9 @@ static bool steady(Node *n)
 }
 
 /* Whether st[0..2] is `let xs = read_jsonl<T>(p)` (or read_csv), `let ys =
- * pipeline for x in xs (...) { ... }`, `write_jsonl(ys, q)` with xs and ys
- * read nowhere else and q steady: then the file streams through the
- * pipeline into the output (fr_stream_file), never held whole. */
+ * pipeline for x in xs (...) { ... }`, `write_jsonl(ys, q)` (or write_csv)
+ * with xs and ys read nowhere else and q steady: then the file streams
+ * through the pipeline into the output (fr_stream_file), never held whole. */
 static bool is_stream(Node **st, int left)
 {
     if (left < 3)
@@ -1689,7 +1689,8 @@ static bool is_stream(Node **st, int left)
     if (b->kind != N_LET || !b->sym || !b->value || b->value->kind != N_PIPELINE ||
         !b->value->iter || b->value->iter->kind != N_NAME || b->value->iter->sym != a->sym)
         return false;
-    if (c->kind != N_CALL || c->builtin != B_WRITE_JSONL || c->args.len != 2)
+    if (c->kind != N_CALL || (c->builtin != B_WRITE_JSONL && c->builtin != B_WRITE_CSV) ||
+        c->args.len != 2)
         return false;
     Node *ys = c->args.items[0];
     if (ys->kind != N_NAME || ys->sym != b->sym || !steady(c->args.items[1]))
@@ -1714,9 +1715,10 @@ static void gen_stream(Gen *g, Node **st)
         if (si)
             emit(g, "(void)%s;", var_ref(g->fn, si));
     }
-    emit(g, "if (!fr_stream_file(cx, %s, %s, %s, %s, &%s, %d, stages_%d, %s, %s, %s, false, %s))",
+    emit(g, "if (!fr_stream_file(cx, %s, %s, %s, %s, &%s, %d, stages_%d, %s, %s, %s, %s, %s))",
          in, type_ref(lt), read_opts(g, rd), where_of(rd->span), opts, pl->stmts.len, id,
-         env_arg(g), out, type_ref(ot), where_of(wr->span));
+         env_arg(g), out, type_ref(ot), wr->builtin == B_WRITE_CSV ? "true" : "false",
+         where_of(wr->span));
     g->fn->indent++;
     emit(g, "%s", fail_stmt(g));
     g->fn->indent--;

@@ -1162,81 +1162,112 @@ static void put_cell(fr_buf *b, const char *s, size_t n, char delim)
     fr_buf_put(b, "\"", 1);
 }
 
+bool fr_csv_note_keys(json_t *cols, json_t *rec)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(rec, k, v) {
+        if (!json_object_get(cols, k) && json_object_set_new(cols, k, json_true()))
+            return false;
+    }
+    return true;
+}
+
+bool fr_csv_add_fields(json_t *cols, const fr_schema *sc)
+{
+    for (int i = 0; i < sc->nfields; i++) {
+        const char *w = fr_field_wire(&sc->fields[i]);
+        if (!json_object_get(cols, w) && json_object_set_new(cols, w, json_true()))
+            return false;
+    }
+    return true;
+}
+
 /* The columns: the wire names, and for a kept schema every key of the
  * records in the order it first comes (then the fields no record has). */
 static json_t *csv_columns(json_t *list, const fr_schema *sc)
 {
     json_t *cols = json_object();      /* name -> true, in order */
-    for (size_t i = 0; cols && sc->extra == FR_EXTRA_KEEP && i < json_array_size(list); i++) {
-        const char *k;
-        json_t *v;
-        json_object_foreach(json_array_get(list, i), k, v) {
-            if (!json_object_get(cols, k) && json_object_set_new(cols, k, json_true())) {
-                json_decref(cols);
-                return NULL;
-            }
-        }
-    }
-    for (int i = 0; cols && i < sc->nfields; i++) {
-        const char *w = fr_field_wire(&sc->fields[i]);
-        if (!json_object_get(cols, w) && json_object_set_new(cols, w, json_true())) {
-            json_decref(cols);
-            return NULL;
-        }
-    }
-    return cols;
+    bool ok = cols != NULL;
+    for (size_t i = 0; ok && sc->extra == FR_EXTRA_KEEP && i < json_array_size(list); i++)
+        ok = fr_csv_note_keys(cols, json_array_get(list, i));
+    if (ok && fr_csv_add_fields(cols, sc))
+        return cols;
+    json_decref(cols);
+    return NULL;
 }
 
-bool fr_csv_write(FILE *f, json_t *list, const fr_type *elem, char delim, fr_buf *err)
+const fr_schema *fr_csv_schema(const fr_type *elem, fr_buf *err)
 {
     while (elem && elem->kind == FR_OPTIONAL)
         elem = elem->elem;
     if (!elem || elem->kind != FR_RECORD) {
         fr_buf_puts(err, "write_csv writes records");
-        return false;
+        return NULL;
     }
-    delim = delim ? delim : ',';
-    json_t *cols = csv_columns(list, elem->schema);
-    fr_buf line = { 0 }, text = { 0 };
-    bool ok = cols != NULL;
+    return elem->schema;
+}
+
+bool fr_csv_head(fr_buf *line, json_t *cols, char delim)
+{
     const char *k;
     json_t *v;
     size_t c = 0;
+    delim = delim ? delim : ',';
+    line->len = 0;
     json_object_foreach(cols, k, v) {
         if (c++)
-            fr_buf_put(&line, &delim, 1);
-        put_cell(&line, k, strlen(k), delim);
+            fr_buf_put(line, &delim, 1);
+        put_cell(line, k, strlen(k), delim);
     }
-    fr_buf_puts(&line, "\r\n");
-    ok = ok && !fr_buf_failed(&line) && fwrite(line.s, 1, line.len, f) == line.len;
-    for (size_t i = 0; ok && i < json_array_size(list); i++) {
-        json_t *rec = json_array_get(list, i);
-        line.len = 0;
-        c = 0;
-        json_object_foreach(cols, k, v) {
-            if (c++)
-                fr_buf_put(&line, &delim, 1);
-            json_t *fv = json_object_get(rec, k);
-            text.len = 0;
-            if (fv && !cell_text_of(&text, fv, false, err)) {
-                char *msg = fr_strdup(err->s ? err->s : "");
-                err->len = 0;
-                fr_buf_printf(err, "row %zu, column '%s': %s", i + 1, k, msg ? msg : "");
-                fr_free(msg);
-                ok = false;
-                break;
-            }
-            put_cell(&line, text.s ? text.s : "", text.len, delim);
+    fr_buf_puts(line, "\r\n");
+    return !fr_buf_failed(line);
+}
+
+bool fr_csv_row(fr_buf *line, fr_buf *text, json_t *rec, json_t *cols, char delim, size_t row,
+                fr_buf *err)
+{
+    const char *k;
+    json_t *v;
+    size_t c = 0;
+    delim = delim ? delim : ',';
+    line->len = 0;
+    json_object_foreach(cols, k, v) {
+        if (c++)
+            fr_buf_put(line, &delim, 1);
+        json_t *fv = json_object_get(rec, k);
+        text->len = 0;
+        if (fv && !cell_text_of(text, fv, false, err)) {
+            char *msg = fr_strdup(err->s ? err->s : "");
+            err->len = 0;
+            fr_buf_printf(err, "row %zu, column '%s': %s", row, k, msg ? msg : "");
+            fr_free(msg);
+            return false;
         }
-        fr_buf_puts(&line, "\r\n");
-        if (fr_buf_failed(&line) || fr_buf_failed(&text)) {
-            fr_buf_puts(err, "out of memory");
-            ok = false;
-        }
-        ok = ok && fwrite(line.s, 1, line.len, f) == line.len;
+        put_cell(line, text->s ? text->s : "", text->len, delim);
     }
-    if (!cols)
+    fr_buf_puts(line, "\r\n");
+    if (fr_buf_failed(line) || fr_buf_failed(text)) {
         fr_buf_puts(err, "out of memory");
+        return false;
+    }
+    return true;
+}
+
+bool fr_csv_write(FILE *f, json_t *list, const fr_type *elem, char delim, fr_buf *err)
+{
+    const fr_schema *sc = fr_csv_schema(elem, err);
+    if (!sc)
+        return false;
+    json_t *cols = csv_columns(list, sc);
+    fr_buf line = { 0 }, text = { 0 };
+    bool ok = cols && fr_csv_head(&line, cols, delim);
+    if (!ok)
+        fr_buf_puts(err, "out of memory");
+    ok = ok && fwrite(line.s, 1, line.len, f) == line.len;
+    for (size_t i = 0; ok && i < json_array_size(list); i++)
+        ok = fr_csv_row(&line, &text, json_array_get(list, i), cols, delim, i + 1, err) &&
+             fwrite(line.s, 1, line.len, f) == line.len;
     json_decref(cols);
     fr_buf_free(&line);
     fr_buf_free(&text);

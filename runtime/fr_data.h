@@ -85,4 +85,19 @@ void fr_reader_describe(const fr_reader *r, fr_buf *out);
  * written (an item holding ';'), f fails or memory runs out. */
 bool fr_csv_write(FILE *f, json_t *list, const fr_type *elem, char delim, fr_buf *err);
 
+/* The same a row at a time, for a file written as its rows come
+ * (fr_stream_file).  fr_csv_schema: elem's schema, NULL with err set when
+ * elem is not a record.  The columns are a JSON object whose keys, in
+ * order, are the header: fr_csv_note_keys adds a kept schema's record's
+ * keys (in the order they first come), fr_csv_add_fields then the fields
+ * no record had.  fr_csv_head and fr_csv_row set line to the header line
+ * and to record number row's line (text is scratch); false with err set
+ * (fr_csv_head: out of memory only). */
+const fr_schema *fr_csv_schema(const fr_type *elem, fr_buf *err);
+bool fr_csv_note_keys(json_t *cols, json_t *rec);
+bool fr_csv_add_fields(json_t *cols, const fr_schema *sc);
+bool fr_csv_head(fr_buf *line, json_t *cols, char delim);
+bool fr_csv_row(fr_buf *line, fr_buf *text, json_t *rec, json_t *cols, char delim, size_t row,
+                fr_buf *err);
+
 #endif

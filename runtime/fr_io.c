@@ -717,6 +717,17 @@ typedef struct streamer {
     FILE *f;                       /* the temporary output */
     int err;                       /* errno of a failed write, 0 */
     bool oom;                      /* a value could not be made JSON */
+    /* write_csv: the header is the schema's fields, written first, or for
+     * a schema that keeps other keys every key of the values in the order
+     * it first comes: then the values wait in a spool (an unlinked file
+     * beside the output, as JSON lines) until the last one is known */
+    bool csv;                      /* the output is CSV */
+    const fr_schema *sc;           /* its records' schema */
+    json_t *cols;                  /* its columns, in order */
+    FILE *spool;                   /* a kept schema's values, or NULL */
+    fr_buf line, text;             /* a CSV row, and a cell's text */
+    size_t rows;                   /* values put */
+    fr_buf bad;                    /* why a value cannot be written as CSV */
 } streamer;
 
 static json_t *stream_next(void *arg, long *line)
@@ -747,9 +758,73 @@ static const char *stream_why(void *arg)
     return s->why[0] ? s->why : NULL;
 }
 
+/* A CSV row of v into s->f, or v into the spool; false with s->bad,
+ * s->err or s->oom set. */
+static bool stream_put_csv(streamer *s, json_t *v)
+{
+    s->rows++;
+    if (s->spool) {
+        char *text = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
+        if (!text || !fr_csv_note_keys(s->cols, v)) {
+            free(text);
+            s->oom = true;
+            return false;
+        }
+        bool ok = fputs(text, s->spool) != EOF && putc('\n', s->spool) != EOF;
+        free(text);
+        if (!ok && !s->err)
+            s->err = errno ? errno : EIO;
+        return ok;
+    }
+    if (!fr_csv_row(&s->line, &s->text, v, s->cols, 0, s->rows, &s->bad))
+        return false;
+    if (fwrite(s->line.s, 1, s->line.len, s->f) == s->line.len)
+        return true;
+    if (!s->err)
+        s->err = errno ? errno : EIO;
+    return false;
+}
+
+/* A kept schema's spool into s->f, after the header its values made. */
+static bool unspool(streamer *s)
+{
+    if (fflush(s->spool) != 0 || fseek(s->spool, 0, SEEK_SET) != 0) {
+        s->err = errno ? errno : EIO;
+        return false;
+    }
+    if (!fr_csv_add_fields(s->cols, s->sc) || !fr_csv_head(&s->line, s->cols, 0)) {
+        s->oom = true;
+        return false;
+    }
+    bool ok = fwrite(s->line.s, 1, s->line.len, s->f) == s->line.len;
+    char *text = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    for (size_t row = 1; ok && (n = getline(&text, &cap, s->spool)) > 0; row++) {
+        json_t *v = json_loadb(text, (size_t)n, JSON_DECODE_ANY, NULL);
+        if (!v) {
+            s->oom = true;         /* our own JSON: only memory can fail it */
+            break;
+        }
+        ok = fr_csv_row(&s->line, &s->text, v, s->cols, 0, row, &s->bad);
+        json_decref(v);
+        if (!ok)
+            break;
+        ok = fwrite(s->line.s, 1, s->line.len, s->f) == s->line.len;
+    }
+    free(text);
+    if (ok && ferror(s->spool))
+        ok = false;
+    if (!ok && !s->err && !s->oom && !s->bad.len)
+        s->err = errno ? errno : EIO;
+    return ok && !s->oom;
+}
+
 static bool stream_put(void *arg, json_t *v)
 {
     streamer *s = arg;
+    if (s->csv)
+        return stream_put_csv(s, v);
     char *text = fr_to_json(v, s->elem);
     if (!text) {
         s->oom = true;
@@ -760,6 +835,57 @@ static bool stream_put(void *arg, json_t *v)
     if (!ok && !s->err)
         s->err = errno ? errno : EIO;
     return ok;
+}
+
+/* A CSV output's start: its header when the schema's fields are all of
+ * it, else a spool beside op (unlinked at once: a kill leaves nothing). */
+static bool csv_begin(streamer *s, const char *op)
+{
+    s->cols = json_object();
+    if (!s->cols) {
+        s->oom = true;
+        return false;
+    }
+    if (s->sc->extra != FR_EXTRA_KEEP) {
+        if (!fr_csv_add_fields(s->cols, s->sc) || !fr_csv_head(&s->line, s->cols, 0)) {
+            s->oom = true;
+            return false;
+        }
+        if (fwrite(s->line.s, 1, s->line.len, s->f) == s->line.len)
+            return true;
+        s->err = errno ? errno : EIO;
+        return false;
+    }
+    size_t cap = strlen(op) + 64;
+    char *tmp = fr_malloc(cap);
+    if (!tmp) {
+        s->oom = true;
+        return false;
+    }
+    snprintf(tmp, cap, "%s.spool.%ld.%lu", op, (long)getpid(),
+             atomic_fetch_add(&tmp_counter, 1));
+    int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0)
+        unlink(tmp);
+    fr_free(tmp);
+    s->spool = fd >= 0 ? fdopen(fd, "w+") : NULL;
+    if (!s->spool) {
+        s->err = errno ? errno : EIO;
+        if (fd >= 0)
+            close(fd);
+    }
+    return s->spool != NULL;
+}
+
+static void csv_end(streamer *s)
+{
+    if (s->spool)
+        fclose(s->spool);
+    s->spool = NULL;
+    json_decref(s->cols);
+    s->cols = NULL;
+    fr_buf_free(&s->line);
+    fr_buf_free(&s->text);
 }
 
 /* Whether a budget is in force: its stop writes the finished items to the
@@ -798,7 +924,7 @@ bool fr_stream_file(fr_ctx *cx, json_t *in, const fr_type *in_elem, const fr_rea
 {
     const char *ip = json_string_value(in), *op = json_string_value(out);
     const char *no = getenv("FLOWRT_NO_STREAM");
-    if (!ip || !op || strcmp(ip, "-") == 0 || strcmp(op, "-") == 0 || out_csv || !cx->run ||
+    if (!ip || !op || strcmp(ip, "-") == 0 || strcmp(op, "-") == 0 || !cx->run ||
         any_budget(cx->run) || fr_shard_on() || (no && *no && strcmp(no, "0") != 0))
         return unstreamed(cx, in, in_elem, ro, read_where, opts, nstages, stages, env, out,
                           out_elem, out_csv, write_where);
@@ -808,7 +934,10 @@ bool fr_stream_file(fr_ctx *cx, json_t *in, const fr_type *in_elem, const fr_rea
     if (!count)
         return false;
     fr_buf err = { 0 };
-    streamer s = { .in = ip, .elem = out_elem, .run = cx->run, .in_elem = in_elem };
+    streamer s = { .in = ip, .elem = out_elem, .run = cx->run, .in_elem = in_elem,
+                   .csv = out_csv };
+    if (out_csv && !(s.sc = fr_csv_schema(out_elem, &err)))
+        return write_failed(cx, write_where, op, &err, 0);
     s.r = fr_reader_open(ip, ro && ro->csv ? FR_FMT_CSV : FR_FMT_JSONL, in_elem,
                          ro ? ro->delimiter : 0, &err);
     if (!s.r) {
@@ -830,11 +959,21 @@ bool fr_stream_file(fr_ctx *cx, json_t *in, const fr_type *in_elem, const fr_rea
         fr_free(tmp);
         return tmp ? write_failed(cx, write_where, op, &err, saved) : fr_oom(cx) != NULL;
     }
+    if (out_csv && !csv_begin(&s, op)) {
+        csv_end(&s);
+        fr_reader_close(s.r);
+        fclose(s.f);
+        unlink(tmp);
+        fr_free(tmp);
+        return s.oom ? fr_oom(cx) != NULL : write_failed(cx, write_where, op, &err, s.err);
+    }
     fr_stream st = { stream_next, stream_put, stream_why, &s,
                      (size_t)json_integer_value(count), ip };
     json_t *v = fr_pipeline_stream(cx, &st, opts, nstages, stages, env);
     fr_reader_close(s.r);
-    bool ok = v && !s.err && !s.oom && fflush(s.f) == 0 && fsync(fd) == 0;
+    bool ok = v && !s.err && !s.oom && !s.bad.len && (!s.spool || unspool(&s)) &&
+              fflush(s.f) == 0 && fsync(fd) == 0;
+    csv_end(&s);
     int saved = s.err ? s.err : errno;
     if (fclose(s.f) != 0 && ok)
         ok = false, saved = errno;
@@ -848,11 +987,15 @@ bool fr_stream_file(fr_ctx *cx, json_t *in, const fr_type *in_elem, const fr_rea
     if (!ok)
         unlink(tmp);
     fr_free(tmp);
-    if (ok || (!v && !s.err && !s.oom)) {  /* done, or the pipeline failed and said why */
+    if (ok || (!v && !s.err && !s.oom && !s.bad.len)) {  /* done, or the pipeline said why */
+        fr_buf_free(&s.bad);
         fr_buf_free(&err);
         return ok;
     }
     if (s.oom)
         fr_buf_puts(&err, "out of memory");
+    else if (s.bad.len)
+        fr_buf_put(&err, s.bad.s, s.bad.len);
+    fr_buf_free(&s.bad);
     return write_failed(cx, write_where, op, &err, saved);
 }
