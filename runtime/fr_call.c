@@ -33,7 +33,10 @@
  * tools run ("#t<n>" after the call's key) and their results after ("#r<n>"),
  * so a resumed run replays the finished turns and tool calls instead of
  * making them again; the answer is journaled under the call's own key as
- * any answer is, so a finished loop is answered whole.
+ * any answer is, so a finished loop is answered whole.  For `show`, a
+ * turn's row keeps that turn's attempts and the results' row each call's
+ * own journal key, time and error kind; both rows hold sensitive values
+ * as their hash marks (fr_redact.c), put back when they are replayed.
  */
 #include "fr_internal.h"
 
@@ -724,8 +727,10 @@ static void trace_turn(call *c, int turn, const fr_jcall *before, int attempts, 
 }
 
 /* Runs the calls of turn `turn` (the model's turn made): their results in
- * the history's form, or NULL when the run must stop (cx's signal set). */
-static json_t *run_tools(call *c, json_t *made, int turn)
+ * the history's form, or NULL when the run must stop (cx's signal set);
+ * *detail gets what the journal's row keeps for show beside them: each
+ * call's own journal key, time and error type. */
+static json_t *run_tools(call *c, json_t *made, int turn, json_t **detail)
 {
     json_t *calls = json_object_get(made, "calls");
     int n = (int)json_array_size(calls), left = c->agent->max_tool_calls - c->calls_made;
@@ -739,8 +744,14 @@ static json_t *run_tools(call *c, json_t *made, int turn)
                                 .index = c->calls_made + i, .over = i >= left };
     fr_toolloop l = { c->agent, c->jh.jc.site, c->jh.jc.key, c->jh.span, c->where, turn };
     bool ok = fr_tools_run(c->cx, &l, runs, n);
-    json_t *res = ok ? json_array() : NULL;
+    json_t *res = ok ? json_array() : NULL, *info = ok ? json_array() : NULL;
     for (int i = 0; i < n; i++) {
+        json_t *one_info = json_pack("{s:s, s:I, s:s?}", "key", runs[i].key, "ms",
+                                     (json_int_t)runs[i].ms, "error_type",
+                                     runs[i].error ? runs[i].error_type : NULL);
+        if (info && one_info)
+            json_array_append(info, one_info);
+        json_decref(one_info);
         json_t *tc = runs[i].call;
         json_t *one = res ? json_pack("{s:O, s:O, s:s, s:b}", "id", json_object_get(tc, "id")
                                       ?: json_null(), "name", json_object_get(tc, "name")
@@ -759,6 +770,9 @@ static json_t *run_tools(call *c, json_t *made, int turn)
     json_t *turn_res = res ? json_pack("{s:o}", "results", res) : NULL;
     if (res && !turn_res)
         fr_oom(c->cx);
+    *detail = turn_res && info ? json_pack("{s:o}", "calls", info) : NULL;
+    if (!*detail)
+        json_decref(info);
     return turn_res;
 }
 
@@ -812,7 +826,7 @@ static json_t *one_turn(call *c, int turn, json_t **v, int *stop)
     made = c->turn_out;
     c->turn_out = NULL;
     if (made)
-        fr_journal_turn_put(&c->jh, cx, turn, 't', made);
+        fr_journal_turn_put(&c->jh, cx, turn, 't', made, NULL);
     if (made && fr_journal_stopped(cx)) {        /* not journaled: its tools do not run */
         json_decref(made);
         made = NULL;
@@ -835,18 +849,19 @@ static json_t *tool_loop(call *c, int *stop)
         return NULL;
     }
     for (int turn = 0; !v && *stop == GO_ON; turn++) {
-        c->tools_off = c->calls_made >= c->agent->max_tool_calls;
+        c->tools_off = c->jh.tools_off = c->calls_made >= c->agent->max_tool_calls;
         json_t *made = one_turn(c, turn, &v, stop);
         c->jh.turns++;
         if (!made)
             break;
         int n = (int)json_array_size(json_object_get(made, "calls"));
-        json_t *res = fr_journal_turn_get(&c->jh, cx, turn, 'r');
+        json_t *res = fr_journal_turn_get(&c->jh, cx, turn, 'r'), *info = NULL;
         if (res) {
             c->tools_cached += n;
             trace_replayed(c, made, res, turn);
-        } else if ((res = run_tools(c, made, turn))) {
-            fr_journal_turn_put(&c->jh, cx, turn, 'r', res);
+        } else if ((res = run_tools(c, made, turn, &info))) {
+            fr_journal_turn_put(&c->jh, cx, turn, 'r', res, info);
+            json_decref(info);
             if (fr_journal_stopped(cx)) {
                 json_decref(made);
                 json_decref(res);

@@ -192,6 +192,13 @@ json_t *fr_redact_hashed(fr_redact *r, json_t *v, const fr_type *t);
 /* Puts back in v the hashed values it can from the noted ones; false when
  * one could not be (the answer must be asked again). */
 bool fr_redact_restore(fr_redact *r, json_t *v, const fr_type *t);
+/* A copy of v (any JSON, keys too) with every noted value inside its
+ * strings replaced by its "[sensitive sha256:...]" mark; NULL only when
+ * memory ran out (then nothing may be kept). */
+json_t *fr_redact_marked(fr_redact *r, json_t *v);
+/* A copy of v with each mark whose value is noted put back; *lost when one
+ * is not (it stays as it is); NULL only when memory ran out. */
+json_t *fr_redact_unmarked(fr_redact *r, json_t *v, bool *lost);
 
 /* ---- fr_sha256.c: SHA-256 (FIPS 180-4) ------------------------------------ */
 
@@ -866,6 +873,9 @@ typedef struct fr_toolrun {
     bool error;                    /* content is an error */
     const char *error_type;        /* for the trace: "unknown_tool", "invalid_arguments",
                                       "limit", "failed", ... (static) */
+    char key[256];                 /* the journal key of the call it made, or ""
+                                      (FR_JKEY_MAX bytes) */
+    int64_t ms;                    /* its wall time */
 } fr_toolrun;
 
 /* The tool loop's part the tools need: the call it belongs to. */
@@ -928,6 +938,7 @@ typedef struct fr_journal fr_journal;
 
 #define FR_RUN_ID_MAX 32           /* bytes of a run id, with its NUL */
 #define FR_JKEY_MAX 256            /* bytes of a call key, with its NUL */
+_Static_assert(sizeof ((fr_toolrun *)0)->key == FR_JKEY_MAX, "fr_toolrun.key");
 
 /* One agent call as the journal keys and records it. */
 typedef struct fr_jcall {
@@ -1135,6 +1146,7 @@ void fr_journal_phase_end(fr_ctx *cx, int phase);
 typedef struct fr_under {
     const char *salt;              /* "tool/<loop call key>/<n>" */
     const char *span;              /* the execute_tool span, or "" without a trace */
+    char *key_out;                 /* [FR_JKEY_MAX]: gets the call's journal key, or NULL */
 } fr_under;
 
 /* The journal's part of one agent call, kept in fr_call's call state. */
@@ -1154,6 +1166,7 @@ typedef struct fr_jhook {
     bool loop;                     /* a tool loop ran: */
     int turns;                     /* its model turns */
     int tool_calls;                /* and its tool calls */
+    bool tools_off;                /* the turn asked now must answer without tools */
     struct {                       /* of jc's totals, what the loop's turn rows record (the
                                       call's own row records the rest) */
         int attempts;
@@ -1193,7 +1206,10 @@ json_t *fr_journal_call_begin(fr_jhook *h, fr_ctx *cx, const fr_agent *a, int si
  * call's attempts no row records yet (so a killed loop's finished turns
  * count as spent; the call's own row records the rest). */
 json_t *fr_journal_turn_get(fr_jhook *h, fr_ctx *cx, int turn, char what);
-void fr_journal_turn_put(fr_jhook *h, fr_ctx *cx, int turn, char what, json_t *v);
+/* detail: what the row's detail keeps beside the turn ('t': NULL, the
+ * turn's attempts are taken from h; 'r': {"calls":[{key, ms, error_type}]}) */
+void fr_journal_turn_put(fr_jhook *h, fr_ctx *cx, int turn, char what, json_t *v,
+                         json_t *detail);
 /* The run's trace, or NULL without --trace. */
 struct fr_trace *fr_run_trace(fr_run *run);
 /* Before each attempt's request, after fr_budget_reserve held r: false

@@ -495,6 +495,10 @@ static void detail_attempt(fr_jhook *h, jstate *s, const fr_request *req,
     json_object_set_new(a, "usd", json_real(c->usd));
     if (r->repaired)
         json_object_set_new(a, "repaired", json_true());
+    if (h->loop)                               /* which turn of the tool loop */
+        json_object_set_new(a, "turn", json_integer(h->turns));
+    if (h->loop && h->tools_off)               /* asked for the answer without tools */
+        json_object_set_new(a, "tools_off", json_true());
     if (s->content) {
         set_text(a, "feedback", req->feedback);
         set_text(a, "reply", r->raw);
@@ -512,6 +516,13 @@ void fr_journal_call_outcome(fr_jhook *h, const char *outcome, const char *error
     set_text(a, "error", error);
 }
 
+static void redact_attempt(fr_run *run, json_t *a)
+{
+    fr_redact_json_text(run->redact, a, "error");
+    fr_redact_json_text(run->redact, a, "feedback");
+    fr_redact_json_text(run->redact, a, "reply");
+}
+
 /* The detail's texts with the run's sensitive values redacted (once: the
  * journal's copy and the trace's are the same). */
 static void redact_detail(fr_jhook *h, fr_run *run)
@@ -524,11 +535,32 @@ static void redact_detail(fr_jhook *h, fr_run *run)
     fr_redact_json_text(run->redact, h->detail, "error");
     size_t i;
     json_t *a;
+    json_array_foreach(json_object_get(h->detail, "attempts"), i, a)
+        redact_attempt(run, a);
+}
+
+/* A loop turn's row detail: copies of the call's attempts of that turn,
+ * redacted (NULL: none, or out of memory). */
+static json_t *turn_attempts(fr_jhook *h, fr_run *run, int turn)
+{
+    json_t *list = json_array(), *a;
+    size_t i;
     json_array_foreach(json_object_get(h->detail, "attempts"), i, a) {
-        fr_redact_json_text(run->redact, a, "error");
-        fr_redact_json_text(run->redact, a, "feedback");
-        fr_redact_json_text(run->redact, a, "reply");
+        if (json_integer_value(json_object_get(a, "turn")) != turn)
+            continue;
+        json_t *c = json_deep_copy(a);
+        if (c)
+            redact_attempt(run, c);
+        if (!c || json_array_append_new(list, c) != 0) {
+            json_decref(list);
+            return NULL;
+        }
     }
+    json_t *d = list && json_array_size(list)
+                ? json_pack("{s:s, s:o}", "model", h->model->api_name, "attempts", list) : NULL;
+    if (!d)
+        json_decref(list);
+    return d;
 }
 
 /* The detail as JSON text for the journal (malloc'd), with the call's
@@ -541,6 +573,23 @@ static char *detail_text(fr_jhook *h, fr_ctx *cx, json_t *v)
         set_text(h->detail, "error", cx->err);
     redact_detail(h, cx->run);
     return json_dumps(h->detail, JSON_COMPACT | JSON_PRESERVE_ORDER);
+}
+
+/* A journaled answer v (of type t) with its hashed values put back from
+ * the noted ones (consumed); NULL when one cannot be: the answer is asked
+ * again, unless keep (a write, never sent twice: it keeps the marks). */
+static json_t *put_back(fr_redact *r, json_t *v, const fr_type *t, bool keep)
+{
+    bool lost = false;
+    json_t *u = v ? fr_redact_unmarked(r, v, &lost) : NULL;
+    json_decref(v);
+    if (u && !fr_redact_restore(r, u, t))
+        lost = true;
+    if (lost && !keep) {
+        json_decref(u);
+        return NULL;
+    }
+    return u;
 }
 
 /* Keys c by system and prompt, with the salt of a tool's call hashed in. */
@@ -569,17 +618,15 @@ json_t *fr_journal_call_begin(fr_jhook *h, fr_ctx *cx, const fr_agent *a, int si
     h->start_ms = fr_now_ms();
     h->parent_span = u && u->span && *u->span ? u->span : NULL;
     salted_key(&h->jc, system, prompt ? prompt : "", u);
+    if (u && u->key_out)
+        snprintf(u->key_out, FR_JKEY_MAX, "%s", h->jc.key);
     if (s && s->trace && a->ntools)
         fr_trace_span(s->trace, h->span);
     if (s && (s->j || s->trace))
         h->detail = call_detail(s, m, system, prompt);
     if (!s || !s->j)
         return NULL;
-    json_t *v = fr_journal_lookup(s->j, &h->jc);
-    if (v && !fr_redact_restore(cx->run->redact, v, a->output)) {
-        json_decref(v);            /* a hashed value the run cannot put back: ask again */
-        v = NULL;
-    }
+    json_t *v = put_back(cx->run->redact, fr_journal_lookup(s->j, &h->jc), a->output, false);
     if (!v)
         return NULL;
     h->cached = true;
@@ -670,8 +717,10 @@ void fr_journal_call_record(fr_jhook *h, fr_ctx *cx, json_t *v, const fr_type *t
     fr_free(h->output);
     fr_redact_note(cx->run->redact, v, t);
     json_t *hashed = fr_redact_hashed(cx->run->redact, v, t);   /* never in clear */
-    h->output = fr_to_json(hashed ? hashed : v, t);
+    json_t *marked = fr_redact_marked(cx->run->redact, hashed ? hashed : v);
+    h->output = marked ? fr_to_json(marked, t) : NULL;
     json_decref(hashed);
+    json_decref(marked);
     h->jc.output = h->output;
     h->jc.latency_ms = fr_now_ms() - h->start_ms;
     if (!h->output)
@@ -777,10 +826,15 @@ json_t *fr_journal_turn_get(fr_jhook *h, fr_ctx *cx, int turn, char what)
         return NULL;
     fr_jcall r;
     turn_row(&r, h, turn, what);
-    return fr_journal_lookup(s->j, &r);
+    json_t *v = fr_journal_lookup(s->j, &r);
+    bool lost;
+    json_t *u = fr_redact_unmarked(cx->run->redact, v, &lost);
+    json_decref(v);
+    return u;                      /* a mark not put back stays: see doc/language.md */
 }
 
-void fr_journal_turn_put(fr_jhook *h, fr_ctx *cx, int turn, char what, json_t *v)
+void fr_journal_turn_put(fr_jhook *h, fr_ctx *cx, int turn, char what, json_t *v,
+                         json_t *detail)
 {
     jstate *s = cx->run->journal;
     if (!s || !s->j || !v)
@@ -795,8 +849,15 @@ void fr_journal_turn_put(fr_jhook *h, fr_ctx *cx, int turn, char what, json_t *v
         r.cache_read = own.cache_read, r.cache_write = own.cache_write;
         r.usd = own.usd, r.saved_usd = own.saved_usd;
     }
-    char *text = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_t *marked = fr_redact_marked(cx->run->redact, v);    /* never in clear */
+    char *text = marked ? json_dumps(marked, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(marked);
+    json_t *own_detail = what == 't' ? turn_attempts(h, cx->run, turn) : NULL;
+    json_t *d = own_detail ? own_detail : detail;
+    char *dtext = d ? json_dumps(d, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(own_detail);
     r.output = text;
+    r.detail = dtext;              /* for show: NULL only loses what show prints */
     r.latency_ms = fr_now_ms() - h->start_ms;
     if (!text || !fr_journal_record(s->j, &r)) {
         write_failed(s);
@@ -807,6 +868,7 @@ void fr_journal_turn_put(fr_jhook *h, fr_ctx *cx, int turn, char what, json_t *v
         h->put.usd += r.usd, h->put.saved_usd += r.saved_usd;
     }
     fr_free(text);
+    fr_free(dtext);
 }
 
 /* ---- approve() and escalate() -------------------------------------------- */
@@ -911,9 +973,12 @@ json_t *fr_journal_op_begin(fr_jhook *h, fr_ctx *cx, const fr_op *op, int site,
     h->parent_span = u && u->span && *u->span ? u->span : NULL;
     /* the key is made without a journal too: idempotency keys derive from it */
     salted_key(&h->jc, op->method, request, u);
+    if (u && u->key_out)
+        snprintf(u->key_out, FR_JKEY_MAX, "%s", h->jc.key);
     if (!s || !s->j)
         return NULL;
-    json_t *v = fr_journal_lookup(s->j, &h->jc);
+    json_t *v = put_back(cx->run->redact, fr_journal_lookup(s->j, &h->jc),
+                         op->output ? op->output : &fr_type_string, op->write);
     if (!v) {
         *in_flight = op->write && fr_journal_was_in_flight(s->j, &h->jc);
         return NULL;
@@ -948,7 +1013,12 @@ void fr_journal_op_end(fr_jhook *h, fr_ctx *cx, json_t *v, fr_top *t)
         t->latency_ms = fr_now_ms() - h->start_ms;
         t->key = h->jc.key[0] ? h->jc.key : NULL;
         t->parent_span_id = h->parent_span;
+        const char *url = t->url;              /* a tool's argument may be in its path */
+        char *shown = url ? fr_redact_text(cx->run->redact, url) : NULL;
+        t->url = shown ? shown : url;
         fr_trace_op(s->trace, t);
+        t->url = url;
+        fr_free(shown);
     }
     fr_free(h->output);
     h->output = NULL;

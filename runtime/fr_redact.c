@@ -20,6 +20,13 @@
  *     whoever has the journal can test a guessed value (an email address);
  *     the journal is private to its owner (0600) and `runs --prune` removes
  *     the answers.
+ * A value without a type that is kept for resume (a tool loop's turns and
+ * its tools' results, an answer's fields that are not sensitive but hold a
+ * sensitive value, a tool's result) has every noted value inside its
+ * strings replaced by that value's "[sensitive sha256:<16 hex>]" mark, the
+ * same hash; a resume puts back each mark whose value it has noted again
+ * (fr_redact_unmark).
+ * A value is noted as it is and as a URL writes it (percent-encoded).
  * Strings shorter than 3 bytes are not noted: they would redact half of
  * every text.
  */
@@ -122,10 +129,8 @@ static rentry *find(fr_redact *r, const char *v)
     return NULL;
 }
 
-static void note_str(fr_redact *r, const char *v)
+static void note_one(fr_redact *r, const char *v)
 {
-    if (!v || strlen(v) < MIN_NOTED)
-        return;
     pthread_mutex_lock(&r->mu);
     if (!find(r, v) && (r->len + 1 < r->cap / 2 || grow(r))) {
         char *copy = fr_strdup(v);
@@ -139,6 +144,23 @@ static void note_str(fr_redact *r, const char *v)
         }
     }
     pthread_mutex_unlock(&r->mu);
+}
+
+/* v, and v as a URL writes it (percent-encoded: a tool's argument in an
+ * operation's path, quoted back by its error) when that differs. */
+static void note_str(fr_redact *r, const char *v)
+{
+    if (!v || strlen(v) < MIN_NOTED)
+        return;
+    note_one(r, v);
+    json_t *s = json_string(v);
+    fr_buf b = { 0 };
+    if (s)
+        fr_buf_url_value(&b, s);
+    json_decref(s);
+    if (!fr_buf_failed(&b) && b.s && strcmp(b.s, v) != 0)
+        note_one(r, b.s);
+    fr_buf_free(&b);
 }
 
 /* Every string (and number, as written) in v, which is sensitive. */
@@ -393,4 +415,224 @@ bool fr_redact_restore(fr_redact *r, json_t *v, const fr_type *t)
     hctx h = { r, false };
     each_sensitive(v, t, restore_field, &h, 0);
     return !h.lost;
+}
+
+/* ---- marks inside untyped values -------------------------------------------- */
+
+/* The noted values found in text, longest first (under mu; malloc'd, n
+ * set; NULL with n 0 when none). */
+static const rentry **found_in(fr_redact *r, const char *text, size_t *n, bool *failed)
+{
+    const rentry **c = NULL;
+    size_t cap = 0;
+    *n = 0;
+    for (size_t i = 0; i < r->cap; i++) {
+        if (!r->slots[i].value || !strstr(text, r->slots[i].value))
+            continue;
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 8;
+            const rentry **g = fr_realloc(c, cap * sizeof *g);
+            if (!g) {
+                *failed = true;
+                break;
+            }
+            c = g;
+        }
+        size_t k = (*n)++;                       /* insertion: longest first */
+        size_t len = strlen(r->slots[i].value);
+        while (k > 0 && strlen(c[k - 1]->value) < len) {
+            c[k] = c[k - 1];
+            k--;
+        }
+        c[k] = &r->slots[i];
+    }
+    return c;
+}
+
+/* text with each noted value in it replaced by its mark, the longest value
+ * at each place first, in one pass (malloc'd); NULL when none is in it, or
+ * memory ran out (*failed). */
+static char *mark_text(fr_redact *r, const char *text, bool *failed)
+{
+    size_t n;
+    pthread_mutex_lock(&r->mu);
+    const rentry **c = found_in(r, text, &n, failed);
+    fr_buf b = { 0 };
+    size_t ml = strlen(MARK);
+    for (const char *p = text; n > 0 && *p; ) {
+        if (strncmp(p, MARK, ml) == 0 && strlen(p + ml) >= 17 && p[ml + 16] == ']') {
+            fr_buf_put(&b, p, ml + 17);          /* a mark already: kept whole */
+            p += ml + 17;
+            continue;
+        }
+        size_t k = 0;
+        while (k < n && strncmp(p, c[k]->value, strlen(c[k]->value)) != 0)
+            k++;
+        if (k == n) {
+            fr_buf_put(&b, p, 1);
+            p++;
+            continue;
+        }
+        fr_buf_printf(&b, MARK "%s]", c[k]->tag);
+        p += strlen(c[k]->value);
+    }
+    pthread_mutex_unlock(&r->mu);
+    fr_free(c);
+    if (n == 0)
+        return NULL;
+    if (fr_buf_failed(&b)) {
+        fr_buf_free(&b);
+        *failed = true;
+        return NULL;
+    }
+    return b.s ? b.s : fr_strdup("");
+}
+
+static json_t *marked_str(fr_redact *r, const char *s, bool *failed)
+{
+    char *m = mark_text(r, s, failed);
+    json_t *v = m ? json_string(m) : json_string(s);
+    fr_free(m);
+    if (!v)
+        *failed = true;
+    return v;
+}
+
+static json_t *mark_value(fr_redact *r, json_t *v, bool *failed, int depth)
+{
+    const char *k;
+    json_t *e, *c;
+    size_t i;
+    if (depth > 64) {
+        *failed = true;
+        return NULL;
+    }
+    switch (json_typeof(v)) {
+    case JSON_STRING:
+        return marked_str(r, json_string_value(v), failed);
+    case JSON_OBJECT:
+        c = json_object();
+        json_object_foreach(v, k, e) {
+            char *mk = mark_text(r, k, failed);
+            json_t *ce = mark_value(r, e, failed, depth + 1);
+            if (!c || !ce || json_object_set_new(c, mk ? mk : k, ce) != 0)
+                *failed = true;
+            fr_free(mk);
+        }
+        return c;
+    case JSON_ARRAY:
+        c = json_array();
+        json_array_foreach(v, i, e)
+            if (!c || json_array_append_new(c, mark_value(r, e, failed, depth + 1)) != 0)
+                *failed = true;
+        return c;
+    default:
+        return json_incref(v);
+    }
+}
+
+json_t *fr_redact_marked(fr_redact *r, json_t *v)
+{
+    if (!v)
+        return NULL;
+    if (!r || !r->len)
+        return json_incref(v);
+    bool failed = false;
+    json_t *c = mark_value(r, v, &failed, 0);
+    if (failed) {                  /* never in clear: nothing rather than the value */
+        json_decref(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* s with each mark whose value is noted put back (malloc'd), NULL when it
+ * has no mark; *lost when a mark's value is not noted (it stays). */
+static char *unmark_text(fr_redact *r, const char *s, bool *lost, bool *failed)
+{
+    if (!strstr(s, MARK))
+        return NULL;
+    size_t ml = strlen(MARK);
+    fr_buf b = { 0 };
+    pthread_mutex_lock(&r->mu);
+    for (const char *p = s; *p; ) {
+        const char *q = strstr(p, MARK);
+        if (!q) {
+            fr_buf_puts(&b, p);
+            break;
+        }
+        fr_buf_put(&b, p, (size_t)(q - p));
+        const char *found = NULL;
+        if (strlen(q + ml) >= 17 && q[ml + 16] == ']')
+            for (size_t i = 0; i < r->cap && !found; i++)
+                if (r->slots[i].value && strncmp(r->slots[i].tag, q + ml, 16) == 0)
+                    found = r->slots[i].value;
+        if (found) {
+            fr_buf_puts(&b, found);
+            p = q + ml + 17;
+        } else {
+            *lost = true;
+            fr_buf_put(&b, q, ml);
+            p = q + ml;
+        }
+    }
+    pthread_mutex_unlock(&r->mu);
+    if (fr_buf_failed(&b)) {
+        fr_buf_free(&b);
+        *failed = true;
+        return NULL;
+    }
+    return b.s ? b.s : fr_strdup("");
+}
+
+static json_t *unmark_value(fr_redact *r, json_t *v, bool *lost, bool *failed, int depth)
+{
+    const char *k;
+    json_t *e, *c;
+    size_t i;
+    char *t;
+    if (depth > 64)
+        return json_incref(v);
+    switch (json_typeof(v)) {
+    case JSON_STRING:
+        t = unmark_text(r, json_string_value(v), lost, failed);
+        c = t ? json_string(t) : json_incref(v);
+        fr_free(t);
+        return c;
+    case JSON_OBJECT:
+        c = json_object();
+        json_object_foreach(v, k, e) {
+            char *uk = unmark_text(r, k, lost, failed);
+            json_t *ce = unmark_value(r, e, lost, failed, depth + 1);
+            if (!c || !ce || json_object_set_new(c, uk ? uk : k, ce) != 0)
+                *failed = true;
+            fr_free(uk);
+        }
+        return c;
+    case JSON_ARRAY:
+        c = json_array();
+        json_array_foreach(v, i, e)
+            if (!c || json_array_append_new(c, unmark_value(r, e, lost, failed,
+                                                            depth + 1)) != 0)
+                *failed = true;
+        return c;
+    default:
+        return json_incref(v);
+    }
+}
+
+json_t *fr_redact_unmarked(fr_redact *r, json_t *v, bool *lost)
+{
+    *lost = false;
+    if (!v)
+        return NULL;
+    if (!r)
+        return json_incref(v);
+    bool failed = false;
+    json_t *c = unmark_value(r, v, lost, &failed, 0);
+    if (failed) {
+        json_decref(c);
+        return NULL;
+    }
+    return c;
 }

@@ -300,22 +300,29 @@ static int cmd_prune(fr_journal *j, const char *workflow, int64_t days)
 
 /* ---- show: what each call of a run sent and got back ------------------- */
 
-/* Text indented by four spaces, as it was (a prompt keeps its lines). */
-static void put_block(const char *label, const char *text)
+/* Text under its label, indented by ind + 4 spaces, as it was (a prompt
+ * keeps its lines); no label: the text alone. */
+static void put_block_at(int ind, const char *label, const char *text)
 {
-    printf("  %s:\n", label);
+    if (label)
+        printf("%*s  %s:\n", ind, "", label);
     if (!text || !*text) {
-        printf("    (empty)\n");
+        printf("%*s    (empty)\n", ind, "");
         return;
     }
-    printf("    ");
+    printf("%*s    ", ind, "");
     for (const char *p = text; *p; p++) {
         putchar(*p);
         if (*p == '\n' && p[1])
-            printf("    ");
+            printf("%*s    ", ind, "");
     }
     if (text[strlen(text) - 1] != '\n')
         putchar('\n');
+}
+
+static void put_block(const char *label, const char *text)
+{
+    put_block_at(0, label, text);
 }
 
 static const char *jstr(json_t *o, const char *k)
@@ -323,10 +330,10 @@ static const char *jstr(json_t *o, const char *k)
     return json_string_value(json_object_get(o, k));
 }
 
-/* One attempt of a call's detail. */
-static void show_attempt(json_t *a, bool content)
+/* One attempt of a call's detail, indented by ind more spaces. */
+static void show_attempt(json_t *a, bool content, int ind, long long n)
 {
-    printf("  attempt %lld: %s", (long long)json_integer_value(json_object_get(a, "n")),
+    printf("%*s  attempt %lld: %s", ind, "", n > 0 ? n : (long long)json_integer_value(json_object_get(a, "n")),
            jstr(a, "outcome") ? jstr(a, "outcome") : "?");
     if (json_object_get(a, "status"))
         printf(", HTTP %lld", (long long)json_integer_value(json_object_get(a, "status")));
@@ -340,11 +347,12 @@ static void show_attempt(json_t *a, bool content)
            (long long)json_integer_value(json_object_get(a, "tokens_out")),
            json_real_value(json_object_get(a, "usd")));
     if (jstr(a, "error"))
-        printf("    problem: %s\n", jstr(a, "error"));
+        printf("%*s    problem: %s\n", ind, "", jstr(a, "error"));
     if (content && jstr(a, "feedback"))
-        put_block("told the model", jstr(a, "feedback"));
-    if (content)
-        put_block("reply", jstr(a, "reply"));
+        put_block_at(ind, "told the model", jstr(a, "feedback"));
+    if (content && (jstr(a, "reply") || strcmp(jstr(a, "outcome") ? jstr(a, "outcome") : "",
+                                                "tool_calls") != 0))
+        put_block_at(ind, "reply", jstr(a, "reply"));
 }
 
 /* name is one of prog's http operations (not an agent). */
@@ -356,25 +364,246 @@ static bool is_op(const fr_program *prog, const char *name)
     return false;
 }
 
-/* One call: its line, then (with its detail) the prompts and the attempts. */
-static void show_call(const fr_program *prog, sqlite3_stmt *st)
+/* ---- a tool loop's turns ---- */
+
+/* A loop's rows beside its call's own: turn n's model turn ('t') and its
+ * tools' results ('r'), each {output, detail} and its usage. */
+typedef struct loop {
+    json_t *t, *r;                 /* [turn] -> {"out","detail"}, arrays (null: no row) */
+    int attempts;                  /* of the 't' rows */
+    int64_t in, out;               /* their tokens */
+    double usd;                    /* their cost */
+} loop;
+
+static void put_at(json_t *arr, size_t n, json_t *v)
+{
+    while (json_array_size(arr) <= n)
+        json_array_append_new(arr, json_null());
+    json_array_set_new(arr, n, v);
+}
+
+static json_t *load_col(sqlite3_stmt *st, int i)
+{
+    const char *t = (const char *)sqlite3_column_text(st, i);
+    return t ? fr_json_loadb(t, strlen(t), 0, NULL) : NULL;
+}
+
+/* The rows of the loop of the call keyed `key` in run `id` (none: empty). */
+static bool load_loop(fr_journal *j, const char *id, const char *key, loop *l)
+{
+    sqlite3_stmt *st;
+    *l = (loop){ json_array(), json_array(), 0, 0, 0, 0 };
+    const char *sql = "SELECT key, attempts, tokens_in, tokens_out, usd, output, detail FROM calls"
+                      " WHERE run_id = ?1 AND substr(key, 1, length(?2) + 1) = ?2 || '#'"
+                      " ORDER BY id";
+    if (!l->t || !l->r || sqlite3_prepare_v2(fr_journal_db(j), sql, -1, &st, NULL) != SQLITE_OK)
+        return false;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+    size_t kn = strlen(key);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *k = col_text(st, 0) + kn;   /* "#t<n>" or "#r<n>" */
+        char what = k[1];
+        int n = atoi(k + 2);
+        if ((what != 't' && what != 'r') || n < 0 || n > 100000)
+            continue;
+        json_t *row = json_pack("{s:o*, s:o*}", "out", load_col(st, 5), "detail", load_col(st, 6));
+        if (!row)
+            continue;
+        put_at(what == 't' ? l->t : l->r, (size_t)n, row);
+        if (what == 't') {
+            l->attempts += sqlite3_column_int(st, 1);
+            l->in += sqlite3_column_int64(st, 2);
+            l->out += sqlite3_column_int64(st, 3);
+            l->usd += sqlite3_column_double(st, 4);
+        }
+    }
+    sqlite3_finalize(st);
+    return true;
+}
+
+static void free_loop(loop *l)
+{
+    json_decref(l->t);
+    json_decref(l->r);
+}
+
+/* A value as compact JSON on one line (a string as itself). */
+static void put_json_line(json_t *v)
+{
+    if (json_is_string(v)) {
+        printf("%s", json_string_value(v));
+        return;
+    }
+    char *s = v ? json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY) : NULL;
+    printf("%s", s ? s : "(none)");
+    free(s);
+}
+
+/* Turn n's calls and their results. */
+static void show_tool_calls(json_t *made, json_t *res, json_t *info)
+{
+    json_t *calls = json_object_get(made, "calls");
+    json_t *results = json_object_get(res, "results");
+    size_t i;
+    json_t *tc;
+    if (jstr(made, "text") && *jstr(made, "text"))
+        put_block_at(2, "the model said", jstr(made, "text"));
+    json_array_foreach(calls, i, tc) {
+        json_t *r = json_array_get(results, i), *ri = json_array_get(info, i);
+        printf("    tool call %zu: %s", i + 1, jstr(tc, "name") ? jstr(tc, "name") : "?");
+        if (jstr(tc, "id"))
+            printf(" (id %s)", jstr(tc, "id"));
+        printf("\n      arguments: ");
+        put_json_line(json_object_get(tc, "input"));
+        printf("\n");
+        if (!r) {
+            printf("      result: (none journaled: the run stopped before the tools ended)\n");
+            continue;
+        }
+        bool err = json_is_true(json_object_get(r, "error"));
+        const char *et = jstr(ri, "error_type");
+        printf("      %s", err ? "tool error" : "result");
+        if (err && et)
+            printf(" (%s)", et);
+        if (json_object_get(ri, "ms"))
+            printf(", %.2fs", (double)json_integer_value(json_object_get(ri, "ms")) / 1000);
+        if (jstr(ri, "key") && *jstr(ri, "key"))
+            printf(", its call %s", jstr(ri, "key"));
+        printf(":\n");
+        put_block_at(4, NULL, jstr(r, "content"));
+    }
+}
+
+/* The turns of a loop: each turn's attempts (from its row, else from the
+ * call's own detail: the last turn, or one no row was written for), the
+ * model's tool calls with their arguments, and each call's result or
+ * tool error. */
+static void show_turns(loop *l, json_t *d, bool content)
+{
+    size_t nt = json_array_size(l->t), max = nt;
+    long long seen = 0;
+    size_t i;
+    json_t *a;
+    json_array_foreach(json_object_get(d, "attempts"), i, a) {
+        json_int_t t = json_integer_value(json_object_get(a, "turn"));
+        if (t >= 0 && (size_t)t + 1 > max)
+            max = (size_t)t + 1;
+    }
+    for (size_t n = 0; n < max; n++) {
+        json_t *trow = json_array_get(l->t, n), *rrow = json_array_get(l->r, n);
+        json_t *made = json_object_get(trow, "out");
+        json_t *att = json_object_get(json_object_get(trow, "detail"), "attempts");
+        bool off = false;
+        printf("  turn %zu:", n);
+        if (n == 0)
+            printf(" the prompt");
+        else
+            printf(" the prompt, the model's %zu turn%s and %s tools' results", n,
+                   n == 1 ? "" : "s", n == 1 ? "its" : "their");
+        json_array_foreach(att ? att : json_object_get(d, "attempts"), i, a)
+            off |= json_is_true(json_object_get(a, "tools_off")) &&
+                   json_integer_value(json_object_get(a, "turn")) == (json_int_t)n;
+        printf("%s\n", off ? ", tools off (the bound is reached: answer now)" : " sent");
+        if (att) {                 /* numbered across the turns (a process counts its own) */
+            json_array_foreach(att, i, a)
+                show_attempt(a, content, 2, ++seen);
+        } else {
+            json_array_foreach(json_object_get(d, "attempts"), i, a)
+                if (json_integer_value(json_object_get(a, "turn")) == (json_int_t)n)
+                    show_attempt(a, content, 2, ++seen);
+        }
+        if (!made && trow)
+            continue;
+        if (made && !att && n < nt)
+            printf("    (its attempts are not in the journal: a flowc before show of turns)\n");
+        if (made)
+            show_tool_calls(made, json_object_get(rrow, "out"),
+                            json_object_get(json_object_get(rrow, "detail"), "calls"));
+    }
+}
+
+/* The tool calls of the run's loops, by their own journal key: "tool call N
+ * of AGENT's turn T (key K)", for the calls' own entries. */
+static json_t *tool_call_owners(fr_journal *j, const char *id)
+{
+    json_t *m = json_object();
+    sqlite3_stmt *st;
+    const char *sql = "SELECT key, agent, detail FROM calls WHERE run_id = ?1"
+                      " AND key GLOB '*#r[0-9]*' AND detail IS NOT NULL";
+    if (!m || sqlite3_prepare_v2(fr_journal_db(j), sql, -1, &st, NULL) != SQLITE_OK)
+        return m;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *key = col_text(st, 0), *hash = strrchr(key, '#');
+        json_t *d = load_col(st, 2), *c;
+        size_t i;
+        json_array_foreach(json_object_get(d, "calls"), i, c) {
+            if (!jstr(c, "key") || !*jstr(c, "key"))
+                continue;
+            char what[FR_JKEY_MAX + 128];
+            snprintf(what, sizeof what, "tool call %zu of %s's turn %s (its loop's call %.*s)",
+                     i + 1, col_text(st, 1), hash + 2, (int)(hash - key), key);
+            json_object_set_new(m, jstr(c, "key"), json_string(what));
+        }
+        json_decref(d);
+    }
+    sqlite3_finalize(st);
+    return m;
+}
+
+/* One call: its line, then (with its detail) the prompts and the attempts,
+ * a tool loop's turn by turn. */
+static void show_call(fr_journal *j, const fr_program *prog, const char *id, sqlite3_stmt *st,
+                      json_t *owners)
 {
     const char *agent = col_text(st, 0), *item = col_text(st, 1), *status = col_text(st, 4);
-    const char *dt = (const char *)sqlite3_column_text(st, 12);
-    json_t *d = dt ? fr_json_loadb(dt, strlen(dt), 0, NULL) : NULL;
+    json_t *d = load_col(st, 12);
     bool http = is_op(prog, agent);
-    const char *model = jstr(d, "model") ? jstr(d, "model") : "?";
+    char key[FR_JKEY_MAX];
+    snprintf(key, sizeof key, "%s", col_text(st, 10));
+    size_t kn = strlen(key);
+    bool unfinished = kn > 3 && strcmp(key + kn - 3, "#t0") == 0;   /* no row of its own */
+    if (unfinished) {
+        key[kn - 3] = '\0';
+        status = "unfinished";
+        json_decref(d);
+        d = NULL;
+    }
+    loop l;
+    bool has_loop = !http && load_loop(j, id, key, &l) &&
+                    (json_array_size(l.t) > 0 || json_array_size(l.r) > 0);
+    if (!has_loop && !http)
+        free_loop(&l);
+    int attempts = (unfinished ? 0 : sqlite3_column_int(st, 5)) + (has_loop ? l.attempts : 0);
+    int64_t in = (unfinished ? 0 : sqlite3_column_int64(st, 6)) + (has_loop ? l.in : 0);
+    int64_t out = (unfinished ? 0 : sqlite3_column_int64(st, 7)) + (has_loop ? l.out : 0);
+    double usd = (unfinished ? 0 : sqlite3_column_double(st, 8)) + (has_loop ? l.usd : 0);
+    const char *model = jstr(d, "model");
+    if (!model && has_loop)        /* a killed loop: its first turn's row says */
+        model = jstr(json_object_get(json_array_get(l.t, 0), "detail"), "model");
+    if (!model)
+        model = "?";
     int ph = sqlite3_column_int(st, 2);
     printf("%s %s", http ? "http" : "call", agent);
     printf(*item ? " item %s" : " (the workflow's own call)", item);
     if (ph >= 0 && ph < prog->nphases)
         printf(", phase %s", prog->phases[ph].name);
-    printf(", %s%s, %s after %lld attempt%s, %lld in / %lld out, $%.4f, %.2fs\n",
-           http ? "an http request" : "model ", http ? "" : model, status, (long long)sqlite3_column_int64(st, 5),
-           sqlite3_column_int64(st, 5) == 1 ? "" : "s", (long long)sqlite3_column_int64(st, 6),
-           (long long)sqlite3_column_int64(st, 7), sqlite3_column_double(st, 8),
-           (double)sqlite3_column_int64(st, 9) / 1000);
-    printf("  key: %s\n", col_text(st, 10));
+    printf(", %s%s, %s after %d attempt%s", http ? "an http request" : "model ", http ? "" : model,
+           status, attempts, attempts == 1 ? "" : "s");
+    if (has_loop) {
+        size_t nt = json_array_size(l.t), calls = 0;
+        for (size_t i = 0; i < nt; i++)
+            calls += json_array_size(json_object_get(json_object_get(json_array_get(l.t, i), "out"),
+                                                     "calls"));
+        printf(" in a tool loop of %zu tool call%s", calls, calls == 1 ? "" : "s");
+    }
+    printf(", %lld in / %lld out, $%.4f", (long long)in, (long long)out, usd);
+    if (!unfinished)
+        printf(", %.2fs", (double)sqlite3_column_int64(st, 9) / 1000);
+    printf("\n  key: %s\n", key);
+    if (jstr(owners, key))
+        printf("  made as %s\n", jstr(owners, key));
     bool content = d && json_object_get(d, "prompt");
     if (content) {
         put_block("system", jstr(d, "system"));
@@ -382,15 +611,28 @@ static void show_call(const fr_program *prog, sqlite3_stmt *st)
     }
     size_t i;
     json_t *a;
-    json_array_foreach(json_object_get(d, "attempts"), i, a)
-        show_attempt(a, content);
+    if (has_loop) {
+        if (!content && json_array_size(l.t) > 0) {   /* a killed loop: its first turn's */
+            json_t *a0 = json_array_get(json_object_get(json_object_get(json_array_get(l.t, 0),
+                                                                        "detail"), "attempts"), 0);
+            content = a0 && json_object_get(a0, "reply") != NULL;
+        }
+        show_turns(&l, d, content);
+        free_loop(&l);
+    } else {
+        json_array_foreach(json_object_get(d, "attempts"), i, a)
+            show_attempt(a, content, 0, 0);
+    }
     if (jstr(d, "error"))
         printf("  error: %s\n", jstr(d, "error"));
-    if (sqlite3_column_type(st, 11) != SQLITE_NULL)
+    if (unfinished)
+        printf("  answer: (none journaled: the run stopped in the loop; --resume goes on from"
+               " its last journaled turn)\n");
+    else if (sqlite3_column_type(st, 11) != SQLITE_NULL)
         put_block("answer", col_text(st, 11));
     else if (strcmp(status, "ok") == 0)
         printf("  answer: (removed by runs --prune)\n");
-    if (!http && !content && sqlite3_column_type(st, 4) != SQLITE_NULL)
+    if (!http && !content && (unfinished || sqlite3_column_type(st, 4) != SQLITE_NULL))
         printf("  (prompts and replies were not kept: run with --trace-content)\n");
     json_decref(d);
     printf("\n");
@@ -428,11 +670,13 @@ static int cmd_show(fr_journal *j, const fr_program *prog, const char *run, cons
                 workflow, fr_journal_path(j));
         return 2;
     }
-    char sql[512];
+    char sql[1024];
     for (int old = 0; old < 2; old++) {     /* a journal of an older flowc has no detail */
         snprintf(sql, sizeof sql, "SELECT agent, item, phase, NULL, status, attempts,"
                  " tokens_in, tokens_out, usd, latency_ms, key, output, %s FROM calls"
-                 " WHERE run_id = ?1 AND instr(key, '#') = 0 AND (?2 IS NULL OR agent = ?2) AND (?3 IS NULL OR"
+                 " WHERE run_id = ?1 AND (instr(key, '#') = 0 OR (key GLOB '*#t0' AND NOT EXISTS"
+                 " (SELECT 1 FROM calls o WHERE o.run_id = ?1 AND o.key = substr(calls.key, 1,"
+                 " length(calls.key) - 3)))) AND (?2 IS NULL OR agent = ?2) AND (?3 IS NULL OR"
                  " item = ?3) ORDER BY coalesce(finished_ms, 0) - latency_ms, id",
                  old ? "NULL" : "detail");
         if (sqlite3_prepare_v2(fr_journal_db(j), sql, -1, &st, NULL) == SQLITE_OK)
@@ -448,12 +692,14 @@ static int cmd_show(fr_journal *j, const fr_program *prog, const char *run, cons
     if (item)
         sqlite3_bind_text(st, 3, item, -1, SQLITE_STATIC);
     printf("run %s\n\n", id);
+    json_t *owners = tool_call_owners(j, id);
     int rc, n = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        show_call(prog, st);
+        show_call(j, prog, id, st, owners);
         n++;
     }
     sqlite3_finalize(st);
+    json_decref(owners);
     if (read_done(j, rc) != 0)
         return 1;
     if (n == 0) {

@@ -199,7 +199,7 @@ static bool run_one(fr_ctx *c, const fr_toolloop *l, fr_toolrun *r)
                       why.s ? why.s : "out of memory");
         } else {
             snprintf(salt, sizeof salt, "tool/%s/%d", l->key, r->index);
-            fr_under u = { salt, span };
+            fr_under u = { salt, span, r->key };
             const struct fr_op *op = t->op;
             json_t *v = op ? fr_op_call_under(c, op, l->site, args, l->where, &u)
                            : fr_call_under(c, t->agent, l->site, NULL, args, l->where, &u);
@@ -222,6 +222,7 @@ static bool run_one(fr_ctx *c, const fr_toolloop *l, fr_toolrun *r)
     }
     if (!r->content)
         set_error(r, "oom", "out of memory");
+    r->ms = fr_now_ms() - m0;
     fr_ttool tl = {
         t ? t->name : name, json_string_value(json_object_get(r->call, "id")),
         t ? t->description : NULL, t ? (t->op ? "http" : "agent") : NULL, a->name, c->phase,
