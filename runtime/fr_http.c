@@ -884,6 +884,10 @@ static void take_answer(const endpoint *e, const xfer *x, const fr_agent *a, boo
         fr_anthropic_parse(body, wrapped, r);
     else
         fr_openai_parse(body, wrapped, r);
+    /* the answer's id ("msg_...", "chatcmpl-..."): gen_ai.response.id in the trace */
+    const char *id = json_string_value(json_object_get(body, "id"));
+    if (id && !r->response_id)
+        r->response_id = fr_strdup(id);
     json_decref(body);
 }
 

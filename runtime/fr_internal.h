@@ -281,6 +281,7 @@ typedef struct fr_response {
     int64_t cache_read_tokens;     /* input tokens read from the cache */
     int64_t cache_write_tokens;    /* input tokens written to the cache (5-minute TTL) */
     int64_t cache_write_1h_tokens; /* input tokens written to the cache (1-hour TTL) */
+    char *response_id;             /* the provider's id of the answer (malloc'd or NULL) */
     bool repaired;                 /* the answer's JSON had to be repaired (fences, text
                                       around it, trailing commas): for the summary */
     fr_bad_kind bad;               /* FR_BAD_ANSWER: what was wrong, for the summary */
@@ -385,6 +386,7 @@ typedef struct fr_curl_api {
     CURLcode (*easy_getinfo)(CURL *c, CURLINFO i, ...);
     void (*easy_cleanup)(CURL *c);
     const char *(*easy_strerror)(CURLcode rc);
+    CURLcode (*easy_perform)(CURL *c);   /* fr_otlp.c's own thread only */
     struct curl_slist *(*slist_append)(struct curl_slist *l, const char *s);
     void (*slist_free_all)(struct curl_slist *l);
     time_t (*getdate)(const char *s, const time_t *unused);
@@ -1163,6 +1165,9 @@ typedef struct fr_jhook {
     char error_type[32];           /* the last attempt's error type, or "" */
     char span[17];                 /* a tool loop's call: its span id, given beforehand */
     const char *parent_span;       /* a tool's call: the tool call's span, else NULL */
+    int max_tokens;                /* the last attempt's max_tokens, for the trace */
+    double temperature;            /* its temperature, < 0 none sent */
+    char response_id[128];         /* the last answer's id from the provider, or "" */
     bool loop;                     /* a tool loop ran: */
     int turns;                     /* its model turns */
     int tool_calls;                /* and its tool calls */
@@ -1280,9 +1285,14 @@ typedef struct fr_tcall {
     int tool_calls;                /* and its tool calls */
     json_t *detail;                /* its attempts (fr_jhook's detail, borrowed), or NULL */
     bool content;                  /* --trace-content: the line carries detail */
+    int max_tokens;                /* gen_ai.request.max_tokens of the last attempt, 0 none */
+    double temperature;            /* gen_ai.request.temperature sent, < 0 none */
+    const char *response_id;       /* gen_ai.response.id of the last answer, or NULL */
 } fr_tcall;
 
-/* Opens (appends to) path; the trace id derives from run_id. */
+/* Opens (appends to) path, or no file when path is NULL (the spans go
+ * only to the collector fr_otlp_wanted names); the trace id derives from
+ * run_id. */
 fr_trace *fr_trace_open(const char *path, const char *run_id, const fr_program *prog,
                         fr_buf *err);
 void fr_trace_close(fr_trace *t);
@@ -1292,6 +1302,11 @@ void fr_trace_phase_end(fr_trace *t, int phase, const char *status);
 /* Ends the phases still open when the run stops (a wait, a budget, an error). */
 void fr_trace_end_open(fr_trace *t, const char *status);
 void fr_trace_call(fr_trace *t, const fr_tcall *c);
+/* The run's own span, for the collector (fr_otlp.c): outcome is the
+ * journal's word ("done", "failed", ...), error_type NULL unless it failed. */
+void fr_trace_run_end(fr_trace *t, const char *outcome, const char *error_type);
+/* The trace writes a file (--trace FILE), not only to a collector. */
+bool fr_trace_file(const fr_trace *t);
 /* A fresh span id (16 hex digits and a NUL), for a span whose children are
  * written before it. */
 void fr_trace_span(fr_trace *t, char out[17]);
@@ -1366,6 +1381,28 @@ typedef struct fr_top {
 } fr_top;
 
 void fr_trace_op(fr_trace *t, const fr_top *c);
+
+/* ---- fr_otlp.c: spans to an OpenTelemetry collector (OTLP/HTTP JSON) ------
+ * fr_trace.c calls these; a NULL exporter does nothing. */
+
+typedef struct fr_otlp fr_otlp;
+
+/* The environment names a collector (OTEL_EXPORTER_OTLP_ENDPOINT or
+ * OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) and does not disable export; read once,
+ * a bad setting said once on stderr. */
+bool fr_otlp_wanted(void);
+/* Starts the export thread for one run's trace (NULL: no export). */
+fr_otlp *fr_otlp_start(const char *workflow, const char *trace_id);
+/* Queues the span of a trace line (borrowed; read now, on the caller's
+ * thread): kind is OTLP's SpanKind (1 internal, 3 client), times in
+ * microseconds since the epoch, detail a call's attempts (their retries
+ * become events) or NULL, parent the span's parent when the line names
+ * none (NULL: a root).  Never blocks: a full queue drops the span. */
+void fr_otlp_span(fr_otlp *x, json_t *line, int kind, int64_t start_us, int64_t end_us,
+                  json_t *detail, const char *parent);
+/* Sends what is queued within a short deadline, says on stderr how many
+ * spans were dropped and why (when any were), and frees x. */
+void fr_otlp_stop(fr_otlp *x);
 
 /* ---- fr_shard.c: N shards of one run, and merge ---------------------------- */
 

@@ -206,7 +206,7 @@ int fr_journal_run_start(fr_run *run, const fr_jopts *o, json_t *const *args)
     int st = o->no_journal ? -1 : open_run(s, run, o, args);
     if (st < 0 && s->j)
         fr_redact_salt(run->redact, fr_journal_run_id(s->j));
-    if (st < 0 && o->trace)
+    if (st < 0 && (o->trace || fr_otlp_wanted()))   /* a file, a collector or both */
         st = open_trace(s, run, o->trace);
     if (st < 0 && s->resumed) {
         pthread_mutex_lock(&run->mu);
@@ -273,6 +273,8 @@ void fr_journal_run_end(fr_run *run, int status)
     fr_trace_end_open(s->trace, status == 0 || status == 5 ? "ok" : status == 3 ? "waiting"
                       : status == 4 ? "budget" : "error");
     fr_journal_close(s->j);
+    fr_trace_run_end(s->trace, status_word(status), status == 0 || status == 3 || status == 5
+                     ? NULL : status_word(status));
     fr_trace_close(s->trace);
     fr_free(s->ph_usd);
     fr_free(s->ph_tokens);
@@ -705,6 +707,9 @@ void fr_journal_call_attempt(fr_jhook *h, fr_ctx *cx, const fr_request *req,
     h->jc.cache_write += c->cache_write;
     h->jc.saved_usd += c->saved;
     snprintf(h->finish, sizeof h->finish, "%s", r->finish_reason ? r->finish_reason : "");
+    snprintf(h->response_id, sizeof h->response_id, "%s", r->response_id ? r->response_id : "");
+    h->max_tokens = req->max_tokens;
+    h->temperature = req->model->no_temperature ? -1 : req->agent->temperature;
     error_type(h, r);
 }
 
@@ -760,9 +765,9 @@ static void trace_call(jstate *s, fr_jhook *h, fr_ctx *cx, json_t *v)
         h->start_us, fr_now_ms() - h->start_ms, h->finish[0] ? h->finish : NULL,
         v ? NULL : h->error_type, h->cached, h->jc.key[0] ? h->jc.key : NULL,
         h->span[0] ? h->span : NULL, h->parent_span, h->loop, h->turns, h->tool_calls,
-        h->detail, s->content,
+        h->detail, s->content, h->max_tokens, h->temperature, h->response_id,
     };
-    if (!s->j) {
+    if (!s->j || !fr_trace_file(s->trace)) {
         fr_trace_call(s->trace, &t);
         return;
     }

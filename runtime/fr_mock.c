@@ -472,6 +472,7 @@ void fr_response_free(fr_response *r)
     fr_free(r->raw);
     fr_free(r->error);
     fr_free(r->finish_reason);
+    fr_free(r->response_id);
     memset(r, 0, sizeof *r);
     r->retry_after_ms = -1;
 }

@@ -132,6 +132,7 @@ static void load(void)
     SYM(easy_getinfo, "curl_easy_getinfo");
     SYM(easy_cleanup, "curl_easy_cleanup");
     SYM(easy_strerror, "curl_easy_strerror");
+    SYM(easy_perform, "curl_easy_perform");
     SYM(slist_append, "curl_slist_append");
     SYM(slist_free_all, "curl_slist_free_all");
     SYM(getdate, "curl_getdate");

@@ -11,6 +11,13 @@
  * call line is in turn its child.
  * Lines are built whole with jansson and written with one write(2) under a
  * mutex onto an O_APPEND descriptor, so lines from many threads never mix.
+ *
+ * When the environment names an OpenTelemetry collector (fr_otlp.c), every
+ * span also goes there as it is made, with or without a file: the run is
+ * then a span of its own (invoke_workflow, the root), the parent of the
+ * phases and of the calls made outside them.  A span's end is the time its
+ * line is made (its latency_ms is whole milliseconds), so a child, whose line
+ * is made first, never ends after its parent.
  */
 #include "fr_internal.h"
 
@@ -30,7 +37,10 @@ typedef struct tphase {
 } tphase;
 
 struct fr_trace {
-    int fd;                        /* the file, O_APPEND */
+    int fd;                        /* the file, O_APPEND; -1: none (spans only exported) */
+    fr_otlp *otlp;                 /* the collector's exporter, or NULL */
+    char run_span[17];             /* the run's span (exported only) */
+    int64_t run_start_us;          /* when the trace opened */
     pthread_mutex_t mu;            /* one line at a time */
     char run_id[FR_RUN_ID_MAX];    /* the run */
     char trace_id[33];             /* 32 hex digits, from the run id */
@@ -95,8 +105,8 @@ fr_trace *fr_trace_open(const char *path, const char *run_id, const fr_program *
         fr_free(ph);
         return NULL;
     }
-    t->fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    if (t->fd < 0) {
+    t->fd = path ? open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600) : -1;
+    if (path && t->fd < 0) {
         fr_buf_puts(err, "cannot open trace file ");
         fr_buf_puts(err, path);
         fr_buf_puts(err, ": ");
@@ -113,6 +123,9 @@ fr_trace *fr_trace_open(const char *path, const char *run_id, const fr_program *
     t->prog = prog;
     t->phases = ph;
     t->seed = mix((uint64_t)now_us() ^ ((uint64_t)getpid() << 32));
+    t->run_start_us = now_us();
+    new_span_id(t, t->run_span);
+    t->otlp = fr_otlp_start(prog->name, t->trace_id);
     return t;
 }
 
@@ -120,7 +133,9 @@ void fr_trace_close(fr_trace *t)
 {
     if (!t)
         return;
-    close(t->fd);
+    fr_otlp_stop(t->otlp);
+    if (t->fd >= 0)
+        close(t->fd);
     pthread_mutex_destroy(&t->mu);
     fr_free(t->phases);
     fr_free(t);
@@ -165,6 +180,10 @@ void fr_trace_write(fr_trace *t, char *s)
 {
     if (!s)
         return;
+    if (t->fd < 0) {
+        fr_free(s);
+        return;
+    }
     size_t n = strlen(s);
     s[n] = '\n';                   /* replaces the NUL: written by length */
     pthread_mutex_lock(&t->mu);
@@ -180,9 +199,20 @@ void fr_trace_write(fr_trace *t, char *s)
     fr_free(s);
 }
 
+/* o's span to the collector, when there is one: kind 1 internal, 3 client. */
+static void export(fr_trace *t, json_t *o, int kind, int64_t start_us, int64_t end_us,
+                   json_t *detail)
+{
+    fr_otlp_span(t->otlp, o, kind, start_us, end_us, detail, t->run_span);
+}
+
 /* Writes o as one line and drops it. */
 static void emit(fr_trace *t, json_t *o)
 {
+    if (t->fd < 0) {
+        json_decref(o);
+        return;
+    }
     char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(o);
     fr_trace_write(t, s);
@@ -233,6 +263,7 @@ void fr_trace_phase_end(fr_trace *t, int phase, const char *status)
     set_int(o, "latency_ms", (end - p->start_us) / 1000);
     set_str(o, "status", is_error(status) ? "error" : status);
     set_str(o, "error.type", is_error(status) ? status : NULL);
+    export(t, o, 1, p->start_us, end, NULL);
     emit(t, o);
 }
 
@@ -242,12 +273,35 @@ void fr_trace_end_open(fr_trace *t, const char *status)
         fr_trace_phase_end(t, i, status);
 }
 
+void fr_trace_run_end(fr_trace *t, const char *outcome, const char *error_type)
+{
+    if (!t || !t->otlp)
+        return;
+    char name[160];
+    snprintf(name, sizeof name, "invoke_workflow %s", t->prog->name);
+    json_t *o = line_head(t, "run", t->run_span, NULL);
+    set_str(o, "name", name);
+    set_str(o, "gen_ai.operation.name", "invoke_workflow");
+    set_str(o, "gen_ai.workflow.name", t->prog->name);
+    set_str(o, "flowc.run_id", t->run_id);
+    set_str(o, "status", outcome);
+    set_str(o, "error.type", error_type);
+    fr_otlp_span(t->otlp, o, 1, t->run_start_us, now_us(), NULL, NULL);
+    json_decref(o);
+}
+
 /* The OpenTelemetry GenAI attributes of one call. */
 static void genai_attrs(json_t *o, const fr_tcall *c)
 {
     set_str(o, "gen_ai.operation.name", "chat");
     set_str(o, "gen_ai.provider.name", c->provider);
     set_str(o, "gen_ai.request.model", c->model);
+    if (c->max_tokens > 0)
+        set_int(o, "gen_ai.request.max_tokens", c->max_tokens);
+    if (c->temperature >= 0)
+        json_object_set_new(o, "gen_ai.request.temperature", json_real(c->temperature));
+    if (c->response_id && *c->response_id)
+        set_str(o, "gen_ai.response.id", c->response_id);
     set_int(o, "gen_ai.usage.input_tokens", c->tokens_in);
     set_int(o, "gen_ai.usage.cache_read.input_tokens", c->cache_read);
     set_int(o, "gen_ai.usage.cache_creation.input_tokens", c->cache_write);
@@ -300,11 +354,21 @@ char *fr_trace_call_line(fr_trace *t, const fr_tcall *c)
         set_int(o, "turns", c->turns);
         set_int(o, "tool_calls", c->tool_calls);
     }
+    export(t, o, 3, c->start_us, now_us(), c->detail);
+    if (t->fd < 0) {
+        json_decref(o);
+        return NULL;
+    }
     if (c->content && c->detail)
         json_object_set(o, "content", c->detail);
     char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(o);
     return line;
+}
+
+bool fr_trace_file(const fr_trace *t)
+{
+    return t && t->fd >= 0;
 }
 
 void fr_trace_call(fr_trace *t, const fr_tcall *c)
@@ -340,6 +404,7 @@ void fr_trace_turn(fr_trace *t, const fr_tturn *c)
     json_object_set_new(o, "cost_usd", json_real(c->usd));
     set_int(o, "latency_ms", c->latency_ms);
     json_object_set_new(o, "cached", json_boolean(c->cached));
+    export(t, o, 3, c->start_us, now_us(), NULL);
     emit(t, o);
 }
 
@@ -364,6 +429,7 @@ void fr_trace_tool(fr_trace *t, const fr_ttool *c)
     set_int(o, "turn", c->turn);
     set_int(o, "latency_ms", c->latency_ms);
     json_object_set_new(o, "cached", json_boolean(c->cached));
+    export(t, o, 1, c->start_us, now_us(), NULL);
     emit(t, o);
 }
 
@@ -400,5 +466,6 @@ void fr_trace_op(fr_trace *t, const fr_top *c)
     json_object_set_new(o, "dry_run", json_boolean(c->dry_run));
     set_str(o, "idempotency_key", c->idempotency_key);
     set_str(o, "call_key", c->key);
+    export(t, o, 3, c->start_us, now_us(), NULL);
     emit(t, o);
 }
