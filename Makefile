@@ -72,8 +72,9 @@ $(BUILD)/compiler/%.o: compiler/%.c compiler/flowc.h $(BUILD)/gen/flow.tab.h $(B
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Icompiler -Igrammar -I$(BUILD)/gen -c -o $@ $<
 
-# check --data reads data files with the runtime's own readers.
-$(BUILD)/compiler/datacheck.o: compiler/datacheck.c compiler/flowc.h runtime/fr_data.h \
+# check --data reads data files with the runtime's own readers; flow test
+# checks fixtures with its validator.
+$(BUILD)/compiler/datacheck.o $(BUILD)/compiler/flowtest.o: $(BUILD)/compiler/%.o: compiler/%.c compiler/flowc.h runtime/fr_data.h \
     runtime/flowrt.h $(BUILD)/gen/flow.tab.h $(BUILD)/gen/lex.yy.h
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Icompiler -Igrammar -Iruntime -I$(BUILD)/gen -c -o $@ $<
@@ -97,7 +98,7 @@ $(BUILD)/tools/%: tests/tools/%.c $(wildcard tests/tools/*.h) $(BUILD)/libflowrt
 
 # The front end's fuzz harness: the compiler's objects but the driver and
 # the back end (tests/sh/fuzz_frontend.sh runs it, make fuzz at length).
-FRONTEND_OBJ := $(filter-out $(addprefix $(BUILD)/compiler/,main.o build.o cg.o estimate_cmd.o datacheck.o lsp.o), \
+FRONTEND_OBJ := $(filter-out $(addprefix $(BUILD)/compiler/,main.o build.o cg.o estimate_cmd.o datacheck.o flowtest.o lsp.o), \
                   $(COMPILER_OBJ))
 $(BUILD)/tools/fuzz_frontend: tests/fuzz/fuzz_frontend.c $(FRONTEND_OBJ)
 	@mkdir -p $(dir $@)

@@ -426,3 +426,76 @@ int cmd_build(int argc, char **argv)
         unlink(cpath);
     return st;
 }
+
+/* ---- flowc test's binaries ------------------------------------------------ */
+
+/* FNV-1a over n bytes, on from h. */
+static uint64_t fnv(uint64_t h, const void *data, size_t n)
+{
+    const unsigned char *p = data;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+}
+
+/* The cache key of a build: the C, the compiler's words and the runtime
+ * library (its path, size and time), so a rebuilt runtime or other
+ * FLOWC_CFLAGS build again. */
+static uint64_t build_key(const char *cpath, Runtime *rt, Vec *words, bool *ok)
+{
+    uint64_t h = 14695981039346656037ull;
+    FILE *f = fopen(cpath, "rb");
+    char buf[8192];
+    size_t n;
+    *ok = f != NULL;
+    while (f && (n = fread(buf, 1, sizeof buf, f)) > 0)
+        h = fnv(h, buf, n);
+    if (f)
+        fclose(f);
+    for (int i = 0; i < words->len; i++)
+        h = fnv(h, words->items[i], strlen(words->items[i]) + 1);
+    struct stat st;
+    h = fnv(h, rt->lib, strlen(rt->lib) + 1);
+    if (stat(rt->lib, &st) == 0) {
+        h = fnv(h, &st.st_size, sizeof st.st_size);
+        h = fnv(h, &st.st_mtim, sizeof st.st_mtim);
+    }
+    return h;
+}
+
+int build_cached(Program *p, Decl *w, const char *dir, const char **exe)
+{
+    Runtime rt = { 0 };
+    if (!find_runtime(&rt)) {
+        fprintf(stderr, "flowc: cannot find the runtime (libflowrt.a and flowrt.h) from %s; "
+                "set FLOWC_RUNTIME_DIR\n", flowc_exe_dir());
+        return 1;
+    }
+    Vec words = { 0 };
+    if (!cc_words(&words))
+        return 2;
+    const char *cpath = NULL;
+    if (!write_c(p, w, &cpath)) {
+        if (cpath)
+            unlink(cpath);
+        return 1;
+    }
+    bool ok;
+    uint64_t key = build_key(cpath, &rt, &words, &ok);
+    *exe = arena_printf("%s/%s-%016llx", dir, w->name, (unsigned long long)key);
+    if (ok && access(*exe, X_OK) == 0) {
+        unlink(cpath);
+        return 0;
+    }
+    char *tmp = arena_printf("%s.%ld.tmp", *exe, (long)getpid());
+    int st = compile_c(cpath, tmp, &rt);
+    if (st == 0) {
+        unlink(cpath);
+        if (rename(tmp, *exe) < 0) {
+            fprintf(stderr, "flowc: cannot write %s: %s\n", *exe, strerror(errno));
+            unlink(tmp);
+            return 1;
+        }
+    }
+    return st;
+}

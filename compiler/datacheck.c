@@ -60,6 +60,11 @@ static double bound(Node *n)
 
 static const fr_type *rt_type(Type *t);
 
+const fr_type *data_rt_type(Type *t)
+{
+    return rt_type(t);
+}
+
 static fr_enum *rt_enum(Decl *d)
 {
     fr_enum *e = arena_alloc(sizeof *e);

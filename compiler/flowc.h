@@ -233,7 +233,11 @@ void src_reset(void);                            /* forget all sources (fuzz har
     X(E1302, "CSV header that does not fit its schema")                            \
     X(E1303, "data file that cannot be read")                                      \
     /* sharding */                                                                 \
-    X(E1401, "workflow that cannot be sharded")
+    X(E1401, "workflow that cannot be sharded")                                    \
+    /* flowc test */                                                               \
+    X(E1501, "malformed test file")                                                \
+    X(E1502, "test that does not fit its workflow")                                \
+    X(E1503, "failed test")
 
 /* Warnings: code, -W name, what it flags.  All are on by default. */
 #define DIAG_WARNINGS(X)                                                            \
@@ -924,11 +928,23 @@ int data_check(Program *p, DataSpec *specs, int n, long max_errors);
  * header): a new reference (jansson's json_t), or NULL with *why (flowc
  * estimate measures a read_csv's rows with it). */
 struct json_t *data_csv_records(const char *path, const char **why);
+/* The runtime's descriptor of t (fr_type), as cg.c writes it into the C:
+ * what fr_validate checks a value against (flowc test's fixtures). */
+const struct fr_type *data_rt_type(Type *t);
 
 /* ---- build.c: `flowc build` ----------------------------------------------- */
 
 /* flowc build FILE -o OUT [--emit-c FILE] [--emit-schemas DIR]: exit status. */
 int cmd_build(int argc, char **argv);
+/* Builds w of p (checked clean) into dir (which exists), named
+ * <workflow>-<hash of the C, the compiler's flags and the runtime>, unless
+ * that file is there already: *exe is its path.  The exit status of a build. */
+int build_cached(Program *p, Decl *w, const char *dir, const char **exe);
+
+/* ---- flowtest.c: `flowc test` --------------------------------------------- */
+
+/* flowc test [-v] [--keep] FILE|DIR...: exit 0 all passed, 1 a failure, 2 bad usage. */
+int cmd_test(int argc, char **argv);
 
 /* ---- load.c: finding and loading files ------------------------------------ */
 

@@ -8,6 +8,7 @@
  *   flowc estimate ...      estimate_cmd.c's cmd_estimate
  *   flowc compat ...        compat.c's cmd_compat
  *   flowc lsp               lsp.c's cmd_lsp
+ *   flowc test ...          flowtest.c's cmd_test
  *
  * Global options (--color=, --diagnostics-format=, -W...) may stand anywhere
  * and are taken out before the command sees its arguments.  Loading files is
@@ -28,6 +29,7 @@ static const char usage[] =
     "       flowc estimate FILE [--items NAME=N ...] [--data PARAM=FILE ...] [--journal DB]\n"
     "                      [--format=text|json]\n"
     "       flowc compat [--format=text|json] OLD.flow NEW.flow | --against GIT_REV FILE...\n"
+    "       flowc test [--keep] FILE.flowtest|FILE.flow|DIR...\n"
     "       flowc lsp\n"
     "\n"
     "commands:\n"
@@ -38,6 +40,7 @@ static const char usage[] =
     "  graph     draw the workflow: phases, agents, the schemas between them (dot or mermaid)\n"
     "  estimate  what a workflow can spend (worst case) and will likely spend, per phase and agent\n"
     "  compat    the breaking changes to schemas, enums and the workflow between two versions\n"
+    "  test      run a workflow's tests (.flowtest files) offline, with canned answers per agent\n"
     "  lsp       a language server on stdin and stdout, for editors\n"
     "\n"
     "options:\n"
@@ -273,5 +276,7 @@ int main(int argc, char **argv)
         return cmd_compat(argc - 1, argv + 1);
     if (strcmp(cmd, "lsp") == 0)
         return cmd_lsp(argc - 1, argv + 1);
+    if (strcmp(cmd, "test") == 0)
+        return cmd_test(argc - 1, argv + 1);
     return usage_error("unknown command '%s'", cmd);
 }
