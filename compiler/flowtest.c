@@ -54,6 +54,7 @@ typedef enum ExKind {
     EX_CALLS,                      /* expect calls AGENT [item I] CMP N */
     EX_ESCALATED,                  /* expect escalated [item I] [why contains S] | CMP N */
     EX_SKIPPED,                    /* expect skipped [item I] [error contains S] | CMP N */
+    EX_ERROR,                      /* expect error contains S (the run's stderr) */
 } ExKind;
 
 enum { CMP_EQ, CMP_NE, CMP_LT, CMP_LE, CMP_GT, CMP_GE, CMP_CONTAINS };
@@ -106,6 +107,7 @@ typedef struct Test {
     Vec fixtures;                  /* Fixture*, the test's own */
     Vec expects;                   /* Expect* */
     bool allow_mock;               /* calls without a fixture get the mock's answer */
+    bool approve_all;              /* approve what waits for a person, and resume */
     bool has_exit;                 /* an `expect exit` */
 } Test;
 
@@ -245,10 +247,12 @@ static size_t value_end(const char *s, size_t n, size_t i, size_t *open)
                 return 0;
             stack[depth++] = j;
         } else if (s[j] == '}' || s[j] == ']') {
+            if (depth == 0 || s[stack[depth - 1]] != (s[j] == '}' ? '{' : '[')) {
+                *open = depth ? stack[depth - 1] : i;    /* a '}' for a '[': that one is open */
+                return 0;
+            }
             if (--depth == 0)
                 return j + 1;
-            if (depth < 0)
-                return 0;
         }
     }
     *open = depth > 0 ? stack[depth - 1] : i;
@@ -263,7 +267,7 @@ static json_t *json_value(Lx *l, Span *sp, const char *what)
     size_t hi = value_end(l->s, l->n, lo, &open);
     if (!hi) {
         if (lo < l->n && (l->s[lo] == '{' || l->s[lo] == '[' || l->s[lo] == '"'))
-            syntax(l, span_at(l, open, open + 1), "'%c' is not closed", l->s[open] == '"' ? "\"" :
+            syntax(l, span_at(l, open, open + 1), "'%s' is not closed", l->s[open] == '"' ? "\"" :
                    l->s[open] == '{' ? "{" : "[");
         else
             syntax(l, here(l), "expected %s (a JSON value)", what);
@@ -382,6 +386,7 @@ static bool out_path(Lx *l, Expect *e)
  * expect calls AGENT [item I] CMP N
  * expect (escalated | skipped) [item I] [(why | error) contains "S"]
  * expect (escalated | skipped) CMP N
+ * expect error contains "S"
  */
 static Expect *parse_expect(Lx *l, size_t lo)
 {
@@ -442,9 +447,16 @@ static Expect *parse_expect(Lx *l, size_t lo)
                 ok = ok && (e->contains = string_lit(l, &e->vspan, "the text")) != NULL;
             }
         }
+    } else if (k && strcmp(k, "error") == 0) {
+        e->kind = EX_ERROR;
+        if (!take_word(l, "contains")) {
+            syntax(l, here(l), "expected 'contains' after '%s'", "error");
+            ok = false;
+        }
+        ok = ok && (e->contains = string_lit(l, &e->vspan, "the text")) != NULL;
     } else {
-        syntax(l, sp.hi > sp.lo ? sp : here(l), "expected exit, output, count, calls, escalated "
-               "or skipped after 'expect'%s", "");
+        syntax(l, sp.hi > sp.lo ? sp : here(l), "expected exit, output, count, calls, escalated, "
+               "skipped or error after 'expect'%s", "");
         ok = false;
     }
     e->span = span_at(l, lo, l->pos);
@@ -547,6 +559,11 @@ static Test *parse_test(Lx *l, TestFile *tf)
             int before = l->errors;
             parse_fixtures_file(l, tf, &t->fixtures, false);
             ok = l->errors == before;
+        } else if (k && strcmp(k, "approve") == 0) {
+            if ((ok = take_word(l, "all")))
+                t->approve_all = true;
+            else
+                syntax(l, here(l), "expected 'all' after 'approve'%s", "");
         } else if (k && strcmp(k, "allow") == 0) {
             if ((ok = take_word(l, "mock")))
                 t->allow_mock = true;
@@ -559,8 +576,8 @@ static Test *parse_test(Lx *l, TestFile *tf)
                 t->has_exit |= e->kind == EX_EXIT;
             }
         } else {
-            syntax(l, k ? ksp : here(l), "expected arg, fixture, fixtures, allow mock, expect or "
-                   "'}' in a test%s", "");
+            syntax(l, k ? ksp : here(l), "expected arg, fixture, fixtures, allow mock, approve all, "
+                   "expect or '}' in a test%s", "");
         }
         if (!ok)
             recover(l);
@@ -1063,8 +1080,9 @@ static bool write_args(Test *t, const char *dir, Vec *argv, const char **err)
     return true;
 }
 
-/* A parameter the test does not give whose default is a relative path that
- * exists from here: given as an absolute path, since the run is elsewhere. */
+/* A parameter the test does not give, which the workflow reads with
+ * read_jsonl or read_csv, whose default is a relative path that exists from
+ * here: given as an absolute path, since the run is elsewhere. */
 static void default_paths(TestFile *tf, Test *t, Vec *argv)
 {
     char cwd[PATH_MAX];
@@ -1077,6 +1095,10 @@ static void default_paths(TestFile *tf, Test *t, Vec *argv)
             given |= ((Arg *)t->args.items[k])->param == p;
         Node *d = p->deflt;
         if (given || !d || d->kind != N_STRING || d->parts.len != 1)
+            continue;
+        Reading r = { p->name, NULL };           /* an input file only, never an output */
+        ast_children(tf->w->body, find_reading, &r);
+        if (!r.call)
             continue;
         StrPart *sp = d->parts.items[0];
         if (!sp->text || !sp->len || sp->text[0] == '/')
@@ -1170,6 +1192,8 @@ static long count_rows(json_t *rows, const char *ikey, const char *item, const c
         const char *it = json_string_value(json_object_get(r, ikey));
         const char *tx = tkey ? json_string_value(json_object_get(r, tkey)) : NULL;
         const char *ag = json_string_value(json_object_get(r, "agent"));
+        if (json_is_true(json_object_get(r, "cached")))
+            continue;                            /* answered from the journal on a resume */
         if ((!item || (it && strcmp(it, item) == 0)) &&
             (!contains || (tx && strstr(tx, contains))) &&
             (!agent || (ag && strcmp(ag, agent) == 0)))
@@ -1249,6 +1273,18 @@ static bool judge(Expect *e, Outcome *o)
                    cmp_names[e->cmp], e->n);
         return false;
     }
+    case EX_ERROR:
+        if (o->err && strstr(o->err, e->contains))
+            return true;
+        diag_error(e->span, E1503, "the run's messages (stderr) do not contain \"%s\"", e->contains);
+        for (const char *p = o->err; p && *p;) {
+            const char *nl = strchr(p, '\n');
+            int n = nl ? (int)(nl - p) : (int)strlen(p);
+            if (strncmp(p, "fixtures: ", 10) != 0)
+                diag_note(no_span, "stderr: %.*s", n, p);
+            p = nl ? nl + 1 : p + n;
+        }
+        return false;
     case EX_ESCALATED:
     case EX_SKIPPED: {
         bool esc = e->kind == EX_ESCALATED;
@@ -1287,10 +1323,20 @@ static Fixture *fixture_at(Test *t, TestFile *tf, long k)
 }
 
 /* Reads the fixtures' report on stderr; false (said) for what fails the test. */
-static bool judge_fixtures(Test *t, TestFile *tf, Outcome *o, bool *used)
+/* The fixtures' report of each run (lines "fixtures: ..." on stderr): a
+ * call no fixture answered, a fixture no call used.  A fixture is unused
+ * when no run of the test used it (a resumed run answers the first run's
+ * calls from its journal). */
+typedef struct FxReport {
+    Vec missed;                    /* char*: "call of agent 'x' (item 2) matched no fixture" */
+    int *unused;                   /* per line of fixtures.jsonl: runs that did not use it */
+    int runs;                      /* runs read */
+} FxReport;
+
+static void read_report(FxReport *r, const char *err)
 {
-    bool ok = true;
-    for (char *line = o->err, *next; line && *line; line = next) {
+    r->runs++;
+    for (const char *line = err, *next; line && *line; line = next) {
         next = strchr(line, '\n');
         size_t n = next ? (size_t)(next - line) : strlen(line);
         next = next ? next + 1 : line + n;
@@ -1300,21 +1346,36 @@ static bool judge_fixtures(Test *t, TestFile *tf, Outcome *o, bool *used)
         const char *at = strstr(l, "fixtures.jsonl:");
         if (strncmp(l + 10, "fixture at ", 11) == 0 && at) {
             long k = strtol(at + 15, NULL, 10);
-            Fixture *fx = fixture_at(t, tf, k);
-            if (fx && !fx->shared) {
-                diag_error(fx->span, E1503, "this fixture matched no call in the test \"%s\"", t->name);
-                ok = false;
-            }
-            if (fx && fx->shared && k - t->fixtures.len >= 1)
-                used[k - t->fixtures.len - 1] = false;
-        } else if (strncmp(l + 10, "call of agent ", 14) == 0 && !t->allow_mock) {
+            if (k >= 1)
+                r->unused[k - 1]++;
+        } else if (strncmp(l + 10, "call of agent ", 14) == 0) {
             char *semi = strstr(l, "; the mock answered it");
             if (semi)
                 *semi = '\0';
-            diag_error(t->span, E1503, "%s", l + 10);
-            diag_help("add a fixture for it, or `allow mock` to let the mock answer what no fixture does");
-            ok = false;
+            vec_push(&r->missed, l + 10);
         }
+    }
+}
+
+/* What fails the test in the report (said); used[k]: the file's shared fixture k was used. */
+static bool judge_fixtures(Test *t, TestFile *tf, FxReport *r, bool *used)
+{
+    bool ok = true;
+    for (int k = 0; k < t->fixtures.len + tf->fixtures.len; k++) {
+        if (r->unused[k] < r->runs)
+            continue;
+        Fixture *fx = fixture_at(t, tf, k + 1);
+        if (fx->shared) {
+            used[k - t->fixtures.len] = false;
+            continue;
+        }
+        diag_error(fx->span, E1503, "this fixture matched no call in the test \"%s\"", t->name);
+        ok = false;
+    }
+    for (int i = 0; i < r->missed.len && !t->allow_mock; i++) {
+        diag_error(t->span, E1503, "%s", (char *)r->missed.items[i]);
+        diag_help("add a fixture for it, or `allow mock` to let the mock answer what no fixture does");
+        ok = false;
     }
     return ok;
 }
@@ -1342,11 +1403,68 @@ static void rm_dir(const char *dir)
     DIR *d = opendir(dir);
     struct dirent *de;
     while (d && (de = readdir(d)))
-        if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-            unlink(arena_printf("%s/%s", dir, de->d_name));
+        if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
+            const char *p = arena_printf("%s/%s", dir, de->d_name);
+            if (unlink(p) < 0 && (errno == EISDIR || errno == EPERM))
+                rm_dir(p);
+        }
     if (d)
         closedir(d);
     rmdir(dir);
+}
+
+/* The run's id, from the trace. */
+static const char *run_id(const char *dir)
+{
+    json_t *rows = read_lines(arena_printf("%s/trace.jsonl", dir), NULL);
+    const char *id = NULL;
+    size_t i;
+    json_t *r;
+    json_array_foreach(rows, i, r)
+        if (json_is_string(json_object_get(r, "run_id")))
+            id = arena_strdup(json_string_value(json_object_get(r, "run_id")));
+    json_decref(rows);
+    return id;
+}
+
+/* The flags of every run of a test: the fixtures, a journal, the trace. */
+static void common_flags(Vec *argv, const char *exe)
+{
+    static const char *const flags[] = { "--mock-fixtures", "fixtures.jsonl", "--journal",
+        "run.db", "--quiet", "--trace", "trace.jsonl" };
+    vec_push(argv, (void *)exe);
+    for (size_t i = 0; i < sizeof flags / sizeof *flags; i++)
+        vec_push(argv, (void *)flags[i]);
+}
+
+/* Runs the workflow (and, with `approve all`, approves what waits and
+ * resumes, until nothing waits); the outcome of its last run into o. */
+static bool run_rounds(Test *t, const char *dir, Vec *argv, const char *exe, Outcome *o, FxReport *r)
+{
+    o->status = run_in(dir, (char **)argv->items, 300);
+    o->err = slurp(arena_printf("%s/stderr", dir));
+    read_report(r, o->err);
+    for (int round = 0; t->approve_all && o->status == 3 && round < 20; round++) {
+        const char *id = run_id(dir);
+        char *ap[] = { (char *)exe, "approve", (char *)(id ? id : "?"), "--all", "--by",
+                       "flowc-test", "--journal", "run.db", NULL };
+        int st = run_in(dir, ap, 60);
+        if (st != 0) {
+            diag_error(t->span, E1503, "`approve %s --all` failed (status %d): %s", id ? id : "?",
+                       st, slurp(arena_printf("%s/stderr", dir)));
+            return false;
+        }
+        Vec resume = { 0 };                      /* the same arguments, or it is refused */
+        for (int i = 0; i + 1 < argv->len; i++)
+            vec_push(&resume, argv->items[i]);
+        vec_push(&resume, "--resume");
+        vec_push(&resume, (void *)id);
+        vec_push(&resume, NULL);
+        o->status = run_in(dir, (char **)resume.items, 300);
+        o->err = slurp(arena_printf("%s/stderr", dir));
+        read_report(r, o->err);
+    }
+    return true;
 }
 
 static bool run_test(Session *s, TestFile *tf, Test *t, const char *exe, bool *used)
@@ -1367,13 +1485,7 @@ static bool run_test(Session *s, TestFile *tf, Test *t, const char *exe, bool *u
     }
     const char *why = NULL;
     Vec argv = { 0 };
-    vec_push(&argv, (void *)exe);
-    vec_push(&argv, "--mock-fixtures");
-    vec_push(&argv, "fixtures.jsonl");
-    vec_push(&argv, "--no-journal");
-    vec_push(&argv, "--quiet");
-    vec_push(&argv, "--trace");
-    vec_push(&argv, "trace.jsonl");
+    common_flags(&argv, exe);
     bool ok = f && fclose(f) == 0 && write_args(t, dir, &argv, &why);
     if (!ok) {
         diag_error(t->span, E1503, "cannot set the test up: %s", why ? why : strerror(errno));
@@ -1382,29 +1494,28 @@ static bool run_test(Session *s, TestFile *tf, Test *t, const char *exe, bool *u
     default_paths(tf, t, &argv);
     vec_push(&argv, NULL);
     Outcome o = { 0 };
-    o.status = run_in(dir, (char **)argv.items, 300);
+    FxReport rep = { .unused = arena_alloc(sizeof(int) * (size_t)(t->fixtures.len + tf->fixtures.len + 1)) };
+    ok = run_rounds(t, dir, &argv, exe, &o, &rep);
     const char *name = tf->w->name;
     char *out = slurp(arena_printf("%s/stdout", dir));
     Type *rt = tf->w->ret_type;
-    if (rt && rt->kind == TY_LIST) {
+    if (rt && rt->kind == TY_LIST)
         o.output = read_lines(arena_printf("%s/stdout", dir), NULL);
-    } else if (out && out[strspn(out, " \t\r\n")]) {
+    else if (out && out[strspn(out, " \t\r\n")])
         o.output = json_loads(out, JSON_DECODE_ANY, NULL);
-    } else {
+    else
         o.output = json_null();
-    }
     o.calls = read_lines(arena_printf("%s/trace.jsonl", dir), "call");
     o.escalated = read_lines(arena_printf("%s/%s.review.jsonl", dir, name), NULL);
     o.skipped = read_lines(arena_printf("%s/%s.skipped.jsonl", dir, name), NULL);
-    o.err = slurp(arena_printf("%s/stderr", dir));
-    ok = true;
     if (o.status < 0) {
         diag_error(t->span, E1503, o.status == -2 ? "the run took more than %d s: killed"
                    : "the run could not be started (%d)", 300);
         ok = false;
     } else if (!t->has_exit && o.status != 0) {
         diag_error(t->span, E1503, "the run exited with status %d, expected 0", o.status);
-        diag_help("`expect exit %d` if that is what this test wants", o.status);
+        diag_help(o.status == 3 ? "`approve all` approves what waits and resumes the run; or "
+                  "`expect exit 3`" : "`expect exit %d` if that is what this test wants", o.status);
         ok = false;
     }
     if (!o.output || !o.calls || !o.escalated || !o.skipped) {
@@ -1415,7 +1526,7 @@ static bool run_test(Session *s, TestFile *tf, Test *t, const char *exe, bool *u
         for (int i = 0; i < t->expects.len; i++)
             ok &= judge(t->expects.items[i], &o);
     }
-    ok &= judge_fixtures(t, tf, &o, used);
+    ok &= judge_fixtures(t, tf, &rep, used);
     diag_flush();
     if (!ok && o.status != 0 && o.err && *o.err) {
         fprintf(stderr, "  the run's stderr:\n");
@@ -1441,6 +1552,11 @@ static void run_file(Session *s, const char *path)
     tf->dir = slash ? arena_strndup(path, (size_t)(slash - path)) : ".";
     if (slash && slash == path)
         tf->dir = "/";
+    char *abs = realpath(tf->dir, NULL);         /* a file argument is given from elsewhere */
+    if (abs) {
+        tf->dir = arena_strdup(abs);
+        free(abs);
+    }
     tf->src = src_load(path);
     if (tf->src < 0) {
         fprintf(stderr, "flowc test: cannot read %s: %s\n", path, strerror(errno));
@@ -1498,6 +1614,10 @@ static void run_file(Session *s, const char *path)
  * in name order), a NAME.flow's NAME.flowtest. */
 static void expand(const char *arg, Vec *files, bool top)
 {
+    size_t len = strlen(arg);
+    while (len > 1 && arg[len - 1] == '/')
+        len--;
+    arg = arena_strndup(arg, len);
     struct stat st;
     if (stat(arg, &st) == 0 && S_ISDIR(st.st_mode)) {
         struct dirent **names;

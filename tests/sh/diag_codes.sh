@@ -2,7 +2,8 @@
 # diag_codes.sh: the diagnostic codes of compiler/flowc.h, doc/diagnostics.md
 # and the sources agree: every code is documented, used and (but for the
 # few no program can reach from a test file) pinned by a tests/check case
-# (a warning that depends on the date may be pinned by a tests/sh script);
+# (a warning that depends on the date may be pinned by a tests/sh script;
+# flowc test's codes, of .flowtest files, by tests/sh/flowtest_*.sh);
 # the doc names no code that does not exist.
 : "${TOP:?}"
 bad=0
@@ -16,6 +17,8 @@ for c in $codes; do
         { echo "FAIL: $c is never reported"; bad=1; }
     case $c in
         E0302|E1101) continue ;;                 # a missing file; a code generator limit
+        E15*) grep -q "\[$c\]" "$TOP"/tests/sh/flowtest_*.sh ||  # flowc test's, of .flowtest files
+                { echo "FAIL: no tests/sh/flowtest_*.sh case shows $c"; bad=1; } ;;
         W*) name=$(sed -n "s/^ *X($c, \"\([a-z-]*\)\".*/\1/p" "$h")
             grep -q "\[-W\(error=\)\{0,1\}$name\]" "$TOP"/tests/check/*.err "$TOP"/tests/sh/*.sh ||
                 { echo "FAIL: no tests/check case shows $c (-W$name)"; bad=1; }
