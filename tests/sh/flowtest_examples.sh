@@ -2,7 +2,10 @@
 # flowtest_examples.sh: every example has its tests (examples/NAME.flowtest
 # beside NAME.flow), and `flowc test examples/` passes them all: a router's
 # arms, a critic loop's rounds and its escalation, a pipeline's skips, an
-# approval resumed.  Each example is compiled once.
+# approval resumed.  Each example is compiled once.  Plain only: what the
+# examples' tests test is the workflows' logic (flowtest_cli runs flowc test
+# itself under ASan, provider_examples the examples' binaries).
+# flavour: plain
 [ -n "$FLOWC" ] || FLOWC="$TOP/build/flowc"
 fail() { echo "FAIL: $*"; exit 1; }
 for f in "$TOP"/examples/*.flow; do
