@@ -32,10 +32,10 @@ RUNTIME_OBJ  := $(RUNTIME_SRC:%.c=$(BUILD)/%.o)
 TOOLS        := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(wildcard tests/tools/*.c))
 
 # Debian packages the build and the tests need, and a header or binary that
-# shows each is there.
+# shows each is there (chromium: tests/sh/report.sh renders a run report in it).
 DEB_PKGS := gcc make flex bison pkg-config libjansson-dev libcurl4-openssl-dev \
             libsqlite3-dev sqlite3 clang libcsv-dev libhiredis-dev redis-server git \
-            pre-commit
+            pre-commit chromium
 BENCH_PKGS := time wrk
 DOC_PKGS := graphviz
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

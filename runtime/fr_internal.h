@@ -1100,6 +1100,10 @@ int fr_journal_command(const fr_program *prog, int argc, char **argv);
  * else the workflow's, for the commands a message suggests. */
 const char *fr_self_name(const fr_program *prog);
 
+/* ---- fr_report.c: `BINARY report RUN`, an HTML page about one run ---------- */
+/* argv[1] is "report"; returns the exit status. */
+int fr_report_command(const fr_program *prog, int argc, char **argv);
+
 /* ---- fr_jrun.c: the run's side of the journal and trace -------------------
  * fr_run.c, fr_call.c and fr_review.c call these; run->journal points at the
  * run's journal state; all of them do nothing without one (--no-journal and

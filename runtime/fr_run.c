@@ -502,8 +502,9 @@ static void print_help(const fr_program *p, const char *argv0)
            "  %-28s one line per run in the journal (--cost, --audit, --prune DAYS)\n"
            "  %-28s what each call of a run sent and got back\n"
            "  %-28s the items waiting for a person\n"
-           "  %-28s decide them, then --resume\n", "runs", "show RUN", "review",
-           "approve RUN_ID ...");
+           "  %-28s decide them, then --resume\n"
+           "  %-28s an HTML page about a run: cost, timeline, failures\n", "runs",
+           "show RUN", "review", "approve RUN_ID ...", "report RUN -o FILE");
     printf("\nThe result goes to stdout as JSON (a list as JSON Lines), the run summary to"
            " stderr.\nexit status: 0 done, 1 failed, 2 bad usage or input, 3 waiting for"
            " approval,\n4 stopped by a budget, 5 done but items were skipped after transient"

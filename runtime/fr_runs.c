@@ -8,6 +8,7 @@
  *   BINARY show RUN [--agent A] [--item N] [--journal PATH]  what each call sent and got
  *   BINARY review [--journal PATH]               the items waiting for a person
  *   BINARY approve RUN_ID --all|--item N|--reject N [--by NAME] [--journal PATH]
+ *   BINARY report RUN [-o FILE] [--estimate FILE]  an HTML page about a run (fr_report.c)
  *   BINARY CMD --help                            what CMD does
  *
  * They read and write the journal file (fr_journal.c) through an unbound
@@ -1105,6 +1106,8 @@ int fr_journal_command(const fr_program *prog, int argc, char **argv)
     if (argc < 2)
         return -1;
     const char *cmd = argv[1];
+    if (strcmp(cmd, "report") == 0)
+        return fr_report_command(prog, argc, argv);     /* fr_report.c */
     if (strcmp(cmd, "runs") != 0 && strcmp(cmd, "review") != 0 && strcmp(cmd, "approve") != 0 &&
         strcmp(cmd, "show") != 0)
         return -1;
