@@ -21,7 +21,8 @@
  *
  * A page stays small whatever the run's size: the timeline and histograms
  * are binned (a fixed number of bins), per agent only the first PROBLEMS_MAX
- * failed calls and problem attempts are listed with a count of the rest, and
+ * failed calls and EXAMPLES_MAX attempts of each outcome (refused, invalid,
+ * transient...) are listed with a count of the rest, and
  * at most ITEMS_MAX approval items.  The calls are read once; what a chart
  * needs is kept in one array of small records.
  */
@@ -36,7 +37,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PROBLEMS_MAX 5             /* failed calls, and problem attempts, listed per agent */
+#define PROBLEMS_MAX 5             /* failed calls listed per agent */
+#define EXAMPLES_MAX 3             /* attempts listed per agent and outcome */
 #define ITEMS_MAX 200              /* approval and escalation items listed */
 #define MESSAGE_MAX 600            /* bytes of a message shown */
 #define BINS 200                   /* the concurrency chart's bins */
@@ -68,8 +70,8 @@ typedef struct ragent {
     double usd, saved;             /* dollars paid (holds and losses counted), cache savings */
     fr_buf failures;               /* the first PROBLEMS_MAX failed calls, as HTML */
     int64_t nfailures;
-    fr_buf problems;               /* the first PROBLEMS_MAX problem attempts, as HTML */
-    int64_t nproblems;
+    fr_buf problems;               /* the first EXAMPLES_MAX attempts of each outcome, as HTML */
+    int64_t nproblems, listed;     /* attempts that did not answer, and those listed */
     int64_t p50, p95, pmax;        /* latency percentiles, ms */
 } ragent;
 
@@ -279,9 +281,10 @@ static void note_attempts(ragent *a, const char *item, json_t *d)
         const char *o = jstr(at, "outcome");
         if (!o || strcmp(o, "answer") == 0 || strcmp(o, "tool_calls") == 0)
             continue;
-        a->outcomes[outcome_index(o)]++;
-        if (a->nproblems++ >= PROBLEMS_MAX)
+        a->nproblems++;
+        if (a->outcomes[outcome_index(o)]++ >= EXAMPLES_MAX)
             continue;
+        a->listed++;
         fr_buf *b = &a->problems;
         fr_buf_puts(b, "<tr><td>");
         esc_buf(b, *item ? item : "-", 64);
@@ -481,7 +484,7 @@ static const char css[] =
     "td.n,th.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}"
     "td.msg{font-family:'DejaVu Sans Mono',monospace;font-size:12px;white-space:pre-wrap;"
     "word-break:break-word;max-width:640px}"
-    "tr.total td{font-weight:600;border-top:2px solid #d8dce3}"
+    "tr.total td{font-weight:600;border-top:2px solid #d8dce3}td.nw{white-space:nowrap}"
     ".status{display:inline-block;padding:1px 9px;border-radius:10px;font-weight:600;"
     "font-size:13px;color:#fff;background:#6b7280}"
     ".status.done{background:#1f9d55}.status.failed,.status.stopped{background:#d64545}"
@@ -987,13 +990,12 @@ static void put_agents(FILE *o, report *r)
                 if (x->outcomes[i])
                     fprintf(o, "<span class=\"tag %s\">%s %s</span> ", outcome_names[i],
                             outcome_names[i], num(a, x->outcomes[i]));
-            fprintf(o, "</p><details%s><summary>the first %d</summary><table class=attempts>"
-                    "<tr><th>item</th><th class=n>attempt</th><th>outcome</th><th>message</th>"
-                    "</tr>\n%s</table></details>\n", x->nfailures ? "" : " open",
-                    (int)(x->nproblems < PROBLEMS_MAX ? x->nproblems : PROBLEMS_MAX),
-                    x->problems.s ? x->problems.s : "");
-            if (x->nproblems > PROBLEMS_MAX)
-                fprintf(o, "<p class=sub>and %s more</p>\n", num(a, x->nproblems - PROBLEMS_MAX));
+            fprintf(o, "</p><details open><summary>the first %d of each kind</summary>"
+                    "<table class=attempts><tr><th>item</th><th class=n>attempt</th>"
+                    "<th>outcome</th><th>message</th></tr>\n%s</table></details>\n",
+                    EXAMPLES_MAX, x->problems.s ? x->problems.s : "");
+            if (x->nproblems > x->listed)
+                fprintf(o, "<p class=sub>and %s more</p>\n", num(a, x->nproblems - x->listed));
         }
     }
     if (!any)
@@ -1001,48 +1003,102 @@ static void put_agents(FILE *o, report *r)
     fputs("</section>\n", o);
 }
 
-/* Approvals and escalations, with who decided them and when. */
-static bool put_approvals(FILE *o, report *r, sqlite3 *db)
+/* A time in a table: the header says UTC. */
+static const char *when_short(char *s, int64_t ms)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(s, 32, "%Y-%m-%d %H:%M:%S", &tm);
+    return s;
+}
+
+static const char *decision_class(const char *d)
+{
+    return !*d ? "open" : strcmp(d, "approved") == 0 ? "approved"
+         : strcmp(d, "rejected") == 0 ? "rejected" : "handled";
+}
+
+/* approve() items, grouped by title, decision and who decided: a gate of
+ * 100,000 items approved at once is one line. */
+static bool put_decisions(FILE *o, report *r, sqlite3 *db)
 {
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db, "SELECT n, kind, title, origin, item, created_ms, decision,"
-                           " decided_by, decided_ms FROM approvals WHERE run_id = ?1 ORDER BY n",
+    if (sqlite3_prepare_v2(db, "SELECT title, coalesce(decision, ''), coalesce(decided_by, ''),"
+                           " count(*), min(created_ms), min(decided_ms), max(decided_ms),"
+                           " CASE WHEN count(*) <= 20 THEN group_concat(n, ', ') END"
+                           " FROM approvals WHERE run_id = ?1 AND kind = 'approve'"
+                           " GROUP BY title, decision, decided_by ORDER BY min(n)",
                            -1, &st, NULL) != SQLITE_OK)
         return false;
     sqlite3_bind_text(st, 1, r->id, -1, SQLITE_STATIC);
-    fputs("<section id=approvals><h2>Approvals and escalations</h2>\n", o);
-    int64_t n = 0, counts[6] = { 0 };  /* approved, rejected, waiting, handled, open */
+    char a[32], b[32], c[32];
+    int rc, n = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *d = col_text(st, 1);
+        if (n++ == 0)
+            fputs("<h3>Approvals</h3><table><tr><th>gate</th><th class=n>items</th>"
+                  "<th>decision</th><th>by</th><th>when (UTC)</th><th>queued (UTC)</th></tr>\n",
+                  o);
+        fputs("<tr class=decision><td>", o);
+        esc(o, col_text(st, 0));
+        fprintf(o, "</td><td class=n>%s", num(a, sqlite3_column_int64(st, 3)));
+        if (sqlite3_column_type(st, 7) != SQLITE_NULL)
+            fputs("<br><span class=sub>#", o), esc(o, col_text(st, 7)), fputs("</span>", o);
+        fprintf(o, "</td><td><span class=\"tag %s\">%s</span></td><td>", decision_class(d),
+                *d ? d : "waiting");
+        esc(o, *d ? col_text(st, 2) : "-");
+        fputs("</td><td class=nw>", o);
+        if (!*d)
+            fputs("-", o);
+        else if (sqlite3_column_int64(st, 5) / 1000 == sqlite3_column_int64(st, 6) / 1000)
+            fputs(when_short(a, sqlite3_column_int64(st, 5)), o);
+        else
+            fprintf(o, "%s to %s", when_short(a, sqlite3_column_int64(st, 5)),
+                    when_short(b, sqlite3_column_int64(st, 6)));
+        fprintf(o, "</td><td class=nw>%s</td></tr>\n", when_short(c, sqlite3_column_int64(st, 4)));
+    }
+    sqlite3_finalize(st);
+    if (n)
+        fputs("</table>\n", o);
+    return rc == SQLITE_DONE;
+}
+
+/* escalate() items, each with its reason, the first ITEMS_MAX. */
+static bool put_escalations(FILE *o, report *r, sqlite3 *db)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, "SELECT n, title, origin, item, created_ms, coalesce(decision, ''),"
+                           " decided_by, decided_ms FROM approvals WHERE run_id = ?1"
+                           " AND kind <> 'approve' ORDER BY n", -1, &st, NULL) != SQLITE_OK)
+        return false;
+    sqlite3_bind_text(st, 1, r->id, -1, SQLITE_STATIC);
     char a[32], b[32];
+    int64_t n = 0;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        bool approve = strcmp(col_text(st, 1), "approve") == 0;
-        bool open = sqlite3_column_type(st, 6) == SQLITE_NULL;
-        const char *decision = open ? (approve ? "waiting" : "open") : col_text(st, 6);
-        counts[open ? (approve ? 2 : 4) : strcmp(decision, "approved") == 0 ? 0
-               : strcmp(decision, "rejected") == 0 ? 1 : 3]++;
         if (n++ == 0)
-            fputs("<table><tr><th class=n>#</th><th>kind</th><th>title or reason</th>"
-                  "<th>where</th><th>item</th><th>queued</th><th>decision</th><th>by</th>"
-                  "<th>when</th></tr>\n", o);
+            fputs("<h3>Escalations</h3><table><tr><th class=n>#</th><th>reason</th>"
+                  "<th>where</th><th>item</th><th>escalated (UTC)</th><th>decision</th>"
+                  "<th>by</th><th>when (UTC)</th></tr>\n", o);
         if (n > ITEMS_MAX)
             continue;
-        fprintf(o, "<tr class=approval><td class=n>%lld</td><td>%s</td><td class=msg>",
-                (long long)sqlite3_column_int64(st, 0), approve ? "approve" : "escalated");
+        const char *d = col_text(st, 5);
+        fprintf(o, "<tr class=escalation><td class=n>%lld</td><td class=msg>",
+                (long long)sqlite3_column_int64(st, 0));
         fr_buf t = { 0 };
-        esc_buf(&t, col_text(st, 2), MESSAGE_MAX);
+        esc_buf(&t, col_text(st, 1), MESSAGE_MAX);
         fputs(t.s ? t.s : "", o);
         fr_buf_free(&t);
         fputs("</td><td class=mono>", o);
-        esc(o, col_text(st, 3));
+        esc(o, col_text(st, 2));
         fputs("</td><td>", o);
-        esc(o, col_text(st, 4));
-        fprintf(o, "</td><td>%s</td><td><span class=\"tag %s\">", when(a, sqlite3_column_int64(st, 5)),
-                open ? "open" : strcmp(decision, "approved") == 0 ? "approved"
-                : strcmp(decision, "rejected") == 0 ? "rejected" : "handled");
-        esc(o, decision);
-        fputs("</span></td><td>", o);
-        esc(o, open ? "-" : col_text(st, 7));
-        fprintf(o, "</td><td>%s</td></tr>\n", open ? "-" : when(b, sqlite3_column_int64(st, 8)));
+        esc(o, col_text(st, 3));
+        fprintf(o, "</td><td class=nw>%s</td><td><span class=\"tag %s\">%s</span></td><td>",
+                when_short(a, sqlite3_column_int64(st, 4)), decision_class(d), *d ? d : "open");
+        esc(o, *d ? col_text(st, 6) : "-");
+        fprintf(o, "</td><td class=nw>%s</td></tr>\n",
+                *d ? when_short(b, sqlite3_column_int64(st, 7)) : "-");
     }
     sqlite3_finalize(st);
     if (n)
@@ -1050,15 +1106,35 @@ static bool put_approvals(FILE *o, report *r, sqlite3 *db)
     if (n > ITEMS_MAX)
         fprintf(o, "<p class=sub>and %s more (see <code>runs --audit %s</code>)</p>\n",
                 num(a, n - ITEMS_MAX), r->id);
-    if (!n)
-        fputs("<p>This run queued no item for approval and escalated none.</p>\n", o);
-    else
-        fprintf(o, "<p id=approval-counts>approvals: %lld approved, %lld rejected, %lld waiting;"
-                " escalations: %lld handled, %lld open</p>\n", (long long)counts[0],
-                (long long)counts[1], (long long)counts[2], (long long)counts[3],
-                (long long)counts[4]);
-    fputs("</section>\n", o);
     return rc == SQLITE_DONE;
+}
+
+/* Approvals and escalations, with who decided them and when. */
+static bool put_approvals(FILE *o, report *r, sqlite3 *db)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, "SELECT count(*) FILTER (WHERE decision = 'approved'),"
+                           " count(*) FILTER (WHERE decision = 'rejected'),"
+                           " count(*) FILTER (WHERE kind = 'approve' AND decision IS NULL),"
+                           " count(*) FILTER (WHERE kind <> 'approve' AND decision IS NOT NULL),"
+                           " count(*) FILTER (WHERE kind <> 'approve' AND decision IS NULL),"
+                           " count(*) FROM approvals WHERE run_id = ?1", -1, &st, NULL) != SQLITE_OK)
+        return false;
+    sqlite3_bind_text(st, 1, r->id, -1, SQLITE_STATIC);
+    fputs("<section id=approvals><h2>Approvals and escalations</h2>\n", o);
+    bool ok = sqlite3_step(st) == SQLITE_ROW;
+    if (ok && sqlite3_column_int64(st, 5) == 0)
+        fputs("<p>This run queued no item for approval and escalated none.</p>\n", o);
+    else if (ok)
+        fprintf(o, "<p id=approval-counts>approvals: %lld approved, %lld rejected, %lld waiting;"
+                " escalations: %lld handled, %lld open</p>\n",
+                (long long)sqlite3_column_int64(st, 0), (long long)sqlite3_column_int64(st, 1),
+                (long long)sqlite3_column_int64(st, 2), (long long)sqlite3_column_int64(st, 3),
+                (long long)sqlite3_column_int64(st, 4));
+    sqlite3_finalize(st);
+    ok = ok && put_decisions(o, r, db) && put_escalations(o, r, db);
+    fputs("</section>\n", o);
+    return ok;
 }
 
 /* ---- the estimate against the actual ---------------------------------------- */
@@ -1070,10 +1146,11 @@ static double jnum(json_t *o, const char *a, const char *b)
 
 /* One row: what was estimated (expected, worst) and what it cost. */
 static void estimate_row(FILE *o, const char *name, json_t *e, double usd_act, int64_t calls,
-                         double scale, const char *cls)
+                         const char *cls)
 {
     char a[32], b[32], c[32], d[32];
     double exp = jnum(e, "expected", "usd"), worst = jnum(e, "worst", "usd");
+    double scale = fmax(worst, usd_act);
     const char *verdict = usd_act <= exp * 1.000001 ? "within the expected"
                         : usd_act <= worst * 1.000001 ? "above the expected, within the worst case"
                         : "ABOVE THE WORST CASE";
@@ -1084,7 +1161,8 @@ static void estimate_row(FILE *o, const char *name, json_t *e, double usd_act, i
             usd(b, worst), usd(c, usd_act), exp > 0 ? (snprintf(d, sizeof d, "%.2fx",
             usd_act / exp), d) : "-", jnum(e, "expected", "calls"), jnum(e, "worst", "calls"),
             verdict);
-    /* a bullet bar: the worst case's length, the expected marked, the actual filled */
+    /* a bullet bar: the worst case's length (or the actual's, above it), the
+     * expected marked, the actual filled */
     fprintf(o, "<svg viewBox=\"0 0 200 14\" width=200 height=14 class=bullet>"
             "<rect x=\"0\" y=\"2\" width=\"%.1f\" height=\"10\" fill=\"#e5e7eb\"/>"
             "<rect x=\"0\" y=\"4\" width=\"%.1f\" height=\"6\" fill=\"%s\"/>"
@@ -1108,12 +1186,11 @@ static void put_estimate(FILE *o, report *r)
     fputs("<p class=sub>From <code>", o);
     esc(o, r->estimate_path);
     fputs("</code> (<code>flowc estimate --format=json</code>). The bar is the worst case, the"
-          " mark the expected, the filling what the run paid.</p>\n<table><tr><th>phase</th>"
+          " mark the expected, the filling what the run paid (red: above the worst case).</p>\n<table><tr><th>phase</th>"
           "<th class=n>expected</th><th class=n>worst case</th><th class=n>actual</th>"
           "<th class=n>actual / expected</th><th class=n>calls expected / worst</th>"
           "<th>verdict</th><th></th><th class=n>calls made</th></tr>\n", o);
     json_t *total = json_object_get(r->estimate, "total");
-    double scale = fmax(jnum(total, "worst", "usd"), r->total_usd);
     size_t i;
     json_t *p;
     json_array_foreach(json_object_get(r->estimate, "phases"), i, p) {
@@ -1124,10 +1201,9 @@ static void put_estimate(FILE *o, report *r)
                 k = q;
         if (name && !k)
             continue;                               /* a phase this program does not have */
-        estimate_row(o, phase_name(r, k), p, r->phases[k].usd, r->phases[k].calls, scale,
-                     "est-phase");
+        estimate_row(o, phase_name(r, k), p, r->phases[k].usd, r->phases[k].calls, "est-phase");
     }
-    estimate_row(o, "run", total, r->total_usd, r->total_calls, scale, "total");
+    estimate_row(o, "run", total, r->total_usd, r->total_calls, "total");
     fputs("</table>\n", o);
     json_t *items = json_object_get(r->estimate, "items");
     const char *key;
