@@ -44,6 +44,7 @@
 #define BINS 200                   /* the concurrency chart's bins */
 #define LANE_BINS 150              /* an agent lane's bins */
 #define LEVELS 8                   /* shades of an agent lane */
+#define MODELS_MAX 4               /* models named per agent */
 
 /* ---- what the report reads -------------------------------------------------- */
 
@@ -61,13 +62,16 @@ static const char *const outcome_names[N_OUTCOMES] = {
 
 typedef struct ragent {
     char *name;                    /* agent or http operation (malloc'd) */
-    char *model;                   /* the model of its first call with one (malloc'd), or NULL */
+    fr_buf models;                 /* the models its calls used, ", " between (a call's
+                                      `using` may pick another), MODELS_MAX at most */
+    int nmodels;
     bool http;                     /* an http operation */
     int64_t calls, ok, failed, held; /* calls, by status (held: in flight when it stopped) */
-    int64_t attempts, turns;       /* attempts of its calls; tool-loop turns (not calls) */
+    int64_t retries, turns;        /* attempts after a call's first; tool-loop turns (not calls) */
     int64_t outcomes[N_OUTCOMES];  /* attempts that did not answer, by outcome */
     int64_t tin, tout, cache_read, cache_write;
     double usd, saved;             /* dollars paid (holds and losses counted), cache savings */
+    double batch_usd;              /* of usd, paid at the batch price */
     fr_buf failures;               /* the first PROBLEMS_MAX failed calls, as HTML */
     int64_t nfailures;
     fr_buf problems;               /* the first EXAMPLES_MAX attempts of each outcome, as HTML */
@@ -96,9 +100,9 @@ typedef struct report {
     int nphases;                   /* 1 + the program's phases */
     rcall *calls;
     size_t ncalls, capcalls;
-    int64_t total_calls, total_failed, total_attempts, total_tin, total_tout;
+    int64_t total_calls, total_failed, total_retries, total_tin, total_tout;
     int64_t total_cache_read, total_cache_write;
-    double total_usd, total_saved;
+    double total_usd, total_saved, total_batch;
     int64_t t0, t1;                /* the timeline's span, ms */
     json_t *estimate;              /* --estimate FILE, or NULL */
     const char *estimate_path;
@@ -333,6 +337,27 @@ static bool push_call(report *r, rcall c)
     return true;
 }
 
+/* The model a call's detail names, added to its agent's when new: the
+ * detail starts {"model":"NAME", (fr_jrun.c writes it first). */
+static void note_model(ragent *a, const char *dt)
+{
+    static const char head[] = "{\"model\":\"";
+    if (!dt || strncmp(dt, head, sizeof head - 1) != 0 || a->nmodels > MODELS_MAX)
+        return;
+    const char *name = dt + sizeof head - 1, *end = strchr(name, '"');
+    size_t n = end ? (size_t)(end - name) : 0;
+    for (const char *p = a->models.s; p && n; p = strstr(p, ", ") ? strstr(p, ", ") + 2 : NULL)
+        if (strncmp(p, name, n) == 0 && (p[n] == ',' || !p[n]))
+            return;
+    if (!n || memchr(name, '\\', n))
+        return;                                  /* an escaped name: left out */
+    if (a->nmodels++ == MODELS_MAX) {
+        fr_buf_puts(&a->models, ", ...");
+        return;
+    }
+    fr_buf_printf(&a->models, "%s%.*s", a->models.s ? ", " : "", (int)n, name);
+}
+
 /* One row of calls into the agent's, the phase's and the run's sums. */
 static bool read_call(report *r, sqlite3_stmt *st)
 {
@@ -353,22 +378,25 @@ static bool read_call(report *r, sqlite3_stmt *st)
     r->total_cache_read += sqlite3_column_int64(st, 10);
     r->total_cache_write += sqlite3_column_int64(st, 11);
     a->saved += sqlite3_column_double(st, 12), r->total_saved += sqlite3_column_double(st, 12);
+    if (sqlite3_column_int(st, 15))
+        a->batch_usd += paid, r->total_batch += paid;
     if (turn) {
         a->turns++;
         return true;
     }
     int64_t attempts = sqlite3_column_int64(st, 4);
     a->calls++, p->calls++, r->total_calls++;
-    a->attempts += attempts, r->total_attempts += attempts;
+    if (attempts > 1)                            /* an http operation answered by --mock: 0 */
+        a->retries += attempts - 1, r->total_retries += attempts - 1;
     bool ok = strcmp(status, "ok") == 0, held = strcmp(status, "held") == 0;
     ok ? a->ok++ : held ? a->held++ : (a->failed++, r->total_failed++);
     const char *dt = (const char *)sqlite3_column_text(st, 13);
-    /* the detail is parsed only where it says more than the row */
+    /* the detail is parsed only where it says more than the row: the model
+     * is found without parsing it */
     json_t *d = NULL;
-    if (dt && (!a->model || attempts > 1 || (!ok && !held)))
+    if (dt && (attempts > 1 || (!ok && !held)))
         d = fr_json_loadb(dt, strlen(dt), 0, NULL);
-    if (!a->model && jstr(d, "model"))
-        a->model = fr_strdup(jstr(d, "model"));
+    note_model(a, dt);
     if (!ok && !held)
         note_failure(a, item, attempts, d);
     note_attempts(a, item, d);
@@ -393,7 +421,7 @@ static bool read_calls(report *r, sqlite3 *db)
     for (int old = 0; old < 2 && !st; old++) {  /* a journal of an older flowc has no detail */
         snprintf(sql, sizeof sql, "SELECT agent, item, phase, status, attempts, tokens_in,"
                  " tokens_out, usd + held_usd + lost_usd, latency_ms, finished_ms, cache_read,"
-                 " cache_write, saved_usd, %s, instr(key, '#') > 0 FROM calls"
+                 " cache_write, saved_usd, %s, instr(key, '#') > 0, tier = 'batch' FROM calls"
                  " WHERE run_id = ?1 ORDER BY id", old ? "NULL" : "detail");
         if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
             st = NULL;
@@ -416,7 +444,7 @@ static bool read_phase_time(report *r, sqlite3 *db)
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db, "SELECT phase, active_ms FROM phase_time WHERE run_id = ?1",
                            -1, &st, NULL) != SQLITE_OK)
-        return false;
+        return true;                             /* a journal of an older flowc: no times */
     sqlite3_bind_text(st, 1, r->id, -1, SQLITE_STATIC);
     while (sqlite3_step(st) == SQLITE_ROW) {
         int ph = sqlite3_column_int(st, 0);
@@ -577,12 +605,16 @@ static void put_header(FILE *o, report *r)
     fprintf(o, "<div class=card><b>%s</b><span>failed calls</span></div>",
             num(a, r->total_failed));
     fprintf(o, "<div class=card><b>%s</b><span>retries</span></div>",
-            num(a, r->total_attempts - r->total_calls));
+            num(a, r->total_retries));
     fprintf(o, "<div class=card><b>%s / %s</b><span>tokens in / out</span></div>",
             num(a, r->total_tin), num(b, r->total_tout));
-    if (r->total_cache_read || r->total_saved)
-        fprintf(o, "<div class=card><b>%s</b><span>saved by the prompt cache</span></div>",
-                usd(a, r->total_saved));
+    if (r->total_cache_read || r->total_cache_write)
+        fprintf(o, "<div class=card><b>%s / %s</b><span>tokens read from / written to the"
+                " prompt cache, saving %s</span></div>", num(a, r->total_cache_read),
+                num(b, r->total_cache_write), usd(c, r->total_saved));
+    if (r->total_batch > 0)
+        fprintf(o, "<div class=card><b>%s</b><span>of it at the batch price</span></div>",
+                usd(a, r->total_batch));
     if (r->skipped)
         fprintf(o, "<div class=card><b>%s</b><span>items skipped</span></div>",
                 num(a, r->skipped));
@@ -944,15 +976,21 @@ static void put_agents(FILE *o, report *r)
     fputs("<section id=agents><h2>Agents</h2>\n<table><tr><th>agent</th><th>model</th>"
           "<th class=n>calls</th><th class=n>failed</th><th class=n>retries</th>"
           "<th class=n>refused</th><th class=n>invalid</th><th class=n>transient</th>"
-          "<th class=n>tokens in / out</th><th class=n>cost</th>"
-          "<th class=n>latency p50 / p95 / max</th></tr>\n", o);
+          "<th class=n>tokens in / out</th>", o);
+    bool cache = r->total_cache_read || r->total_cache_write, batch = r->total_batch > 0;
+    if (cache)
+        fputs("<th class=n>cache read / written</th>", o);
+    fputs("<th class=n>cost</th>", o);
+    if (batch)
+        fputs("<th class=n>at batch price</th>", o);
+    fputs("<th class=n>latency p50 / p95 / max</th></tr>\n", o);
     for (int k = 0; k < r->nagents; k++) {
         ragent *x = &r->agents[k];
         fprintf(o, "<tr class=agent><td><i style=\"display:inline-block;width:9px;height:9px;"
                 "border-radius:2px;background:%s\"></i> ", palette[(size_t)k % NPALETTE]);
         esc(o, x->name);
         fputs("</td><td class=mono>", o);
-        esc(o, x->http ? "(http)" : x->model ? x->model : "?");
+        esc(o, x->http ? "(http)" : x->models.s ? x->models.s : "?");
         fprintf(o, "</td><td class=n>%s", num(a, x->calls));
         if (x->turns)
             fprintf(o, " <span class=sub>(%s turns)</span>", num(b, x->turns));
@@ -960,11 +998,16 @@ static void put_agents(FILE *o, report *r)
         if (x->held)
             fprintf(o, " <span class=sub>+%s in flight</span>", num(b, x->held));
         fprintf(o, "</td><td class=n>%s</td><td class=n>%s</td><td class=n>%s</td>"
-                "<td class=n>%s</td><td class=n>%s / %s</td><td class=n>%s</td>"
-                "<td class=n>%s / %s / %s</td></tr>\n", num(a, x->attempts - x->calls),
+                "<td class=n>%s</td><td class=n>%s / %s</td>", num(a, x->retries),
                 num(b, x->outcomes[O_REFUSED]), num(c, x->outcomes[O_INVALID]),
-                num(d, x->outcomes[O_TRANSIENT]), num(e, x->tin), num(f, x->tout),
-                usd(g, x->usd), dur(l1, x->p50), dur(l2, x->p95), dur(l3, x->pmax));
+                num(d, x->outcomes[O_TRANSIENT]), num(e, x->tin), num(f, x->tout));
+        if (cache)
+            fprintf(o, "<td class=n>%s / %s</td>", num(a, x->cache_read), num(b, x->cache_write));
+        fprintf(o, "<td class=n>%s</td>", usd(g, x->usd));
+        if (batch)
+            fprintf(o, "<td class=n>%s</td>", usd(a, x->batch_usd));
+        fprintf(o, "<td class=n>%s / %s / %s</td></tr>\n", dur(l1, x->p50), dur(l2, x->p95),
+                dur(l3, x->pmax));
     }
     fputs("</table>\n", o);
     bool any = false;
@@ -1273,7 +1316,7 @@ static void report_free(report *r)
 {
     for (int k = 0; k < r->nagents; k++) {
         fr_free(r->agents[k].name);
-        fr_free(r->agents[k].model);
+        fr_buf_free(&r->agents[k].models);
         fr_buf_free(&r->agents[k].failures);
         fr_buf_free(&r->agents[k].problems);
     }

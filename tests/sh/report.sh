@@ -115,6 +115,24 @@ grep -q "is the estimate of workflow 'other', not of 'triage'" err || fail "othe
 [ ! -e x.html ] && [ ! -e y.html ] || fail "a page written after an error"
 ./triage report --help | grep -q "^usage: ./triage report RUN|last" || fail "--help"
 ./triage --help | grep -q "report RUN -o FILE" || fail "the binary's --help lists report"
+# a run stopped by its budget: the page says how to resume it
+./triage --file leads.jsonl --mock --budget-usd 0.001 --quiet >/dev/null 2>err; [ $? = 4 ] || fail "budget run: $(cat err)"
+run2=$(sqlite3 .flow/triage.db "SELECT id FROM runs WHERE status = 'budget'")
+./triage report last -o stopped.html 2>err || fail "report of the stopped run: $(cat err)"
+grep -q "<span class=\"status budget\">budget</span>" stopped.html || fail "status budget"
+grep -q "<code class=resume>./triage --resume $run2</code>" stopped.html || fail "resume command: $(grep -o 'class=resume>[^<]*' stopped.html)"
+! grep -q "class=resume" report.html || fail "a resume command for a finished run"
+
+# an example with tool loops and http operations (their calls, not retries), waiting for approval
+"$FLOWC" build "$TOP/examples/abm_personalization.flow" -o abm 2>err || fail "build abm: $(cat err)"
+./abm --mock --accounts-file "$TOP/examples/data/accounts.jsonl" --journal abm.db --quiet >/dev/null 2>err
+[ $? = 3 ] || fail "abm: $(cat err)"
+./abm report last --journal abm.db -o abm.html 2>err || fail "abm report: $(cat err)"
+grep -q '<tr class=agent>.*find_signals</td><td class=mono>claude-haiku-[^<]*, claude-opus-[^<]*</td><td class=n>[0-9]* <span class=sub>([0-9]* turns)' abm.html ||
+    fail "abm: find_signals row: $(grep -o '<tr class=agent>.*find_signals.*' abm.html)"
+grep -q '<tr class=agent>.*fetch_page</td><td class=mono>(http)</td><td class=n>[0-9]*</td><td class=n>0</td><td class=n>0</td>' abm.html ||
+    fail "abm: fetch_page row: $(grep -o '<tr class=agent>.*fetch_page.*' abm.html)"
+grep -q "decide its items (see <code>review</code>), then resume it:" abm.html || fail "abm: waiting"
 
 [ "$FLOWC_FLAVOUR" = asan ] && { echo ok; exit 0; }
 
