@@ -2,7 +2,7 @@
 # sensitive_redaction.sh: the values of @sensitive fields appear in no output
 # of a run but its result: not in the trace (--trace-content included), the
 # journal and its -wal (answers keep a salted hash), the summary, `show`,
-# `review`, `runs --audit`, the review file; an escalation's reason has them
+# `review`, `runs --audit`, `report`, the review file; an escalation's reason has them
 # redacted.  A resume puts the hashed values back from the input's and
 # answers from the journal.  The mock copies input fields into answers.
 [ -n "$FLOWC" ] || FLOWC="$TOP/build/flowc"
@@ -51,11 +51,12 @@ run=$(sqlite3 .flow/outreach.db "SELECT id FROM runs")
 FLOWRT_MOCK_BAD_RATE=0.3 ./outreach --file contacts.jsonl --resume --trace-content --trace t.jsonl >out2 2>err2 ||
     fail "resume: $(cat err2)"
 ./outreach show last --item 2 >show2 || fail "show 2"
+./outreach report last -o report.html 2>/dev/null || fail "report"
 # the result is the workflow's: it holds the values, copied by the mock from the input
 grep -q '"contact_id":"c1","email":"ada.lovelace@example.org"' out2 || fail "result: $(cat out2)"
 grep -q "2 calls answered from the journal" err2 || fail "resume asked again: $(cat err2)"
 for v in ada.lovelace@example.org bob.babbage@example.net cy.zuse@example.com "7700 900123" "30 1234567"; do
-    for f in t.jsonl err1 err2 out1 review show show2 approve audit runs outreach.review.jsonl \
+    for f in t.jsonl err1 err2 out1 review show show2 approve audit runs report.html outreach.review.jsonl \
              .flow/outreach.db .flow/outreach.db-wal; do
         [ -e "$f" ] || continue
         ! grep -qaF "$v" "$f" || fail "'$v' is in $f"
@@ -64,6 +65,7 @@ done
 grep -q 'You write for Ada <\[redacted\]>' show || fail "show: $(head -c 1500 show)"
 grep -q '"why":"no phone for \[redacted\]"' outreach.review.jsonl || fail "review file: $(cat outreach.review.jsonl)"
 grep -q 'escalated: no phone for \[redacted\]' review || fail "review: $(cat review)"
+grep -q 'no phone for \[redacted\]' report.html || fail "report: $(grep -o 'no phone[^<]*' report.html)"
 [ "$(sqlite3 .flow/outreach.db "SELECT count(*) FROM calls WHERE output LIKE '%[sensitive sha256:%'")" = 2 ] ||
     fail "answers not hashed: $(sqlite3 .flow/outreach.db "SELECT output FROM calls")"
 grep -q "tester" audit || fail "audit: $(cat audit)"
