@@ -1841,6 +1841,27 @@ static Decl *tool_entry(Decl *a, AgentInfo *ai, Node *n)
     return t;
 }
 
+/* The answer's own name beside the tools (the runtime's fr_http_schema_name:
+ * its schema's name, else the first of these no tool has) must be free:
+ * the providers refuse two tools of one name. */
+static void answer_name_left(Decl *a, AgentInfo *ai, Setting *s)
+{
+    static const char *const names[] = { "answer", "final_answer", "answer_2", "answer_3",
+                                         "answer_4", "answer_5", "answer_6", "answer_7" };
+    size_t taken = 0;
+    for (size_t k = 0; k < sizeof names / sizeof *names; k++)
+        for (int i = 0; i < ai->tools.len; i++)
+            if (strcmp(((Decl *)ai->tools.items[i])->name, names[k]) == 0) {
+                taken++;
+                break;
+            }
+    if (s && taken == sizeof names / sizeof *names) {
+        diag_error(s->value->span, E0912, "agent '%s' has tools named answer, final_answer and "
+                   "answer_2 to answer_7, the names its answer may need", a->name);
+        diag_help("rename one of them");
+    }
+}
+
 /* tools: [op, agent, ...] with max_tool_calls: N, the loop's bound */
 static void agent_tools(Decl *a)
 {
@@ -1859,6 +1880,7 @@ static void agent_tools(Decl *a)
         if (t)
             vec_push(&ai->tools, t);
     }
+    answer_name_left(a, ai, s);
     if (s && s->value->args.len == 0) {
         diag_error(s->value->span, E0912, "tools lists no tool");
         diag_help("name the http operations and agents the model may call, or remove 'tools'");

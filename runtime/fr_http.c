@@ -1188,12 +1188,15 @@ json_t *fr_http_schema(const char *text, bool *wrapped)
 const char *fr_http_schema_name(const fr_agent *a)
 {
     const fr_type *t = a->output;
-    if (t && t->kind == FR_RECORD && t->schema && t->schema->name)
+    if (t && t->kind == FR_RECORD && t->schema && t->schema->name &&
+        strlen(t->schema->name) <= 64)
         return t->schema->name;      /* no tool has it: schemas, operations and agents
                                       * share one namespace */
-    /* an answer that is no record is "answer", unless one of the agent's
-     * tools has that name (in tool mode both go in tools[], and the
-     * providers refuse two tools of one name) */
+    /* an answer that is no record, or whose schema's name is longer than
+     * the names the providers take (a tool's and OpenAI's response_format
+     * name: letters, digits, '_' and '-', at most 64), is "answer", unless
+     * one of the agent's tools has that name (in tool mode both go in
+     * tools[], and the providers refuse two tools of one name) */
     static const char *const names[] = { "answer", "final_answer", "answer_2", "answer_3",
                                          "answer_4", "answer_5", "answer_6", "answer_7" };
     for (size_t i = 0; i < sizeof names / sizeof *names; i++)

@@ -163,7 +163,26 @@ agent emails(task: string) -> list<string> {
   max_tool_calls: 1
 }
 
-workflow names(task: string) -> list<string> {
+/// An answer whose schema's name is longer than the 64 characters a tool's
+/// name may have: its answer tool is named as an answer that is no record's.
+schema ContactsFoundInTheCustomerRelationshipManagementSystemWithTheirEmails {
+  emails: list<string>
+}
+
+agent long_named(task: string) -> ContactsFoundInTheCustomerRelationshipManagementSystemWithTheirEmails {
+  model: claude_tool_mode
+  prompt: "{{ task }}"
+  tools: [answer]
+  max_tool_calls: 1
+}
+
+workflow names(task: string, long: bool = false, long_openai: bool = false) -> list<string> {
+  if long {
+    return long_named(task).emails
+  }
+  if long_openai {
+    return (long_named(task) using gpt_luna).emails
+  }
   return emails(task)
 }
 EOF
@@ -176,6 +195,23 @@ want_requests 2 '"status":200'
 [ "$(jq -c '[.tools[].name]' "$(body 1)")" = '["answer","final_answer"]' ] ||
     die "a tool named answer: $(cat "$(body 1)")"
 [ "$(cat out)" = '"fake"' ] || die "a tool named answer: the answer $(cat out)"
+rm -rf bodies && mkdir bodies
+start_server --key "$KEY" --dump bodies
+./names --no-journal --long --task 'long [[fake:tools calls=1 tool=answer args={"id":"2"}]]' >out 2>err ||
+    die "a schema's long name: $(cat err)"
+want_requests 2 '"status":200'
+[ "$(jq -c '[.tools[].name, .tool_choice.type]' "$(body 1)")" = '["answer","final_answer","any"]' ] ||
+    die "a schema's long name: $(cat "$(body 1)")"
+[ "$(jq -c '.tool_choice' "$(body 2)")" = '{"type":"tool","name":"final_answer"}' ] ||
+    die "a schema's long name: at the bound: $(cat "$(body 2)")"
+# on OpenAI the schema's name is response_format's, which takes the same names
+rm -rf bodies && mkdir bodies
+start_server --key "$KEY" --dump bodies
+./names --no-journal --long-openai --task 'long [[fake:tools calls=1 tool=answer args={"id":"2"}]]' \
+    >out 2>err || die "a schema's long name on OpenAI: $(cat err)"
+want_requests 2 '"status":200'
+[ "$(jq -c '[.tools[].function.name, .response_format.json_schema.name]' "$(body 1)")" = \
+  '["answer","final_answer"]' ] || die "a schema's long name on OpenAI: $(cat "$(body 1)")"
 
 # the trace: a span per turn and per tool call under the call's span, each
 # tool's own line under its tool span, the GenAI tool attributes

@@ -97,7 +97,8 @@
  *   tool call without its id or not of type function; and bad tool
  *   definitions (names outside ^[a-zA-Z0-9_-]{1,64}$, twice the same name, a
  *   schema not an object, a strict function outside the strict subset or
- *   with a property not required (response_format's strict schema too),
+ *   with a property not required (response_format's strict schema too,
+ *   and its json_schema name outside ^[a-zA-Z0-9_-]{1,64}$),
  *   tool_choice naming no tool or none of the wire's values,
  *   parallel_tool_calls without tools).  The log adds tool_calls
  *   (the names the answer calls), tool_results and tool_errors (the results
@@ -1711,6 +1712,11 @@ static const char *rejected(json_t *request, bool anthropic, char *buf, size_t c
         return tb;
     json_t *rf = json_object_get(request, "response_format");
     json_t *js = json_object_get(rf, "json_schema");
+    if (js && !good_tool_name(json_string_value(json_object_get(js, "name")))) {
+        /* openai-python's JSONSchema.name: a-z, A-Z, 0-9, '_' and '-', at most 64 */
+        return "Invalid 'response_format.json_schema.name': string does not match pattern. "
+               "Expected a string that matches the pattern '^[a-zA-Z0-9_-]+$'.";
+    }
     if (json_is_true(json_object_get(js, "strict"))) {
         const char *bad = strict_bad(json_object_get(js, "schema"), false, 0);
         if (bad) {
