@@ -639,8 +639,7 @@ static void call_free(call *c)
     fr_free(c->feedback);
     fr_free(c->prev_answer);
     fr_free(c->last_error);
-    json_decref(c->jh.detail);     /* a call that ended before fr_journal_call_end */
-    c->jh.detail = NULL;
+    fr_journal_call_drop(&c->jh);  /* a call that ended before fr_journal_call_end */
 }
 
 static size_t schema_bytes(const fr_agent *a, const fr_model *m)

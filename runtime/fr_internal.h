@@ -63,6 +63,11 @@ json_t *fr_normalize_keys(json_t *v, const fr_type *t, fr_keys keys);
  * string), ignores further writes, and says so here. */
 bool fr_buf_failed(const fr_buf *b);
 void fr_buf_printf(fr_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* JSON of a string's n bytes (quoted, escaped), a float (the shortest of
+ * %.15g..%.17g that reads back, always with a '.' or an exponent), an int. */
+void fr_buf_json_string(fr_buf *b, const char *s, size_t n);
+void fr_buf_json_real(fr_buf *b, double d);
+void fr_buf_json_int(fr_buf *b, int64_t i);
 bool fr_utf8_valid(const char *s, size_t n);
 size_t fr_utf8_count(const char *s, size_t n);   /* code points of valid UTF-8 */
 
@@ -184,6 +189,8 @@ void fr_redact_note(fr_redact *r, json_t *v, const fr_type *t);
 char *fr_redact_text(fr_redact *r, const char *text);
 /* The same for the string o[key], in place. */
 void fr_redact_json_text(fr_redact *r, json_t *o, const char *key);
+/* Whether any value was noted (else fr_redact_text only copies). */
+bool fr_redact_active(fr_redact *r);
 /* A copy of v whose string leaves that are noted values are "[redacted]". */
 json_t *fr_redact_json(fr_redact *r, json_t *v);
 /* A copy of v (of type t) with its sensitive fields hashed for the journal,
@@ -1155,6 +1162,9 @@ typedef struct fr_under {
     char *key_out;                 /* [FR_JKEY_MAX]: gets the call's journal key, or NULL */
 } fr_under;
 
+/* A call's attempts as the journal and the trace keep them (fr_jrun.c). */
+typedef struct fr_jdetail fr_jdetail;
+
 /* The journal's part of one agent call, kept in fr_call's call state. */
 typedef struct fr_jhook {
     fr_jcall jc;                   /* key, and the totals of all attempts */
@@ -1182,9 +1192,8 @@ typedef struct fr_jhook {
         int64_t tokens_in, tokens_out, cache_read, cache_write;
         double usd, saved_usd;
     } put;
-    json_t *detail;                /* {"system","prompt","attempts":[...]}: what each attempt
-                                      sent and got (content with --trace-content), or NULL */
-    bool redacted;                 /* detail's texts had the sensitive values taken out */
+    fr_jdetail *detail;            /* what each attempt sent and got (content with
+                                      --trace-content), or NULL (fr_jrun.c) */
 } fr_jhook;
 
 /* A journal write failed (a full disk, an I/O error): the run stops at
@@ -1232,6 +1241,8 @@ void fr_journal_call_attempt(fr_jhook *h, fr_ctx *cx, const fr_request *req,
 /* The last attempt's outcome as fr_call judged it ("answer", "invalid", "refused",
  * "cut_off", "unparsable", "transient", "fatal") and its problem, or NULL. */
 void fr_journal_call_outcome(fr_jhook *h, const char *outcome, const char *error);
+/* Frees what h keeps of a call's attempts (fr_journal_call_end does it too). */
+void fr_journal_call_drop(fr_jhook *h);
 /* An attempt whose answer is not recorded: its hold is durably replaced by
  * its usage before the ledger lets another request use the difference. */
 void fr_journal_call_settle(fr_jhook *h, fr_ctx *cx);

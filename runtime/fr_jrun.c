@@ -429,33 +429,81 @@ fr_trace *fr_run_trace(fr_run *run)
  * them), and per attempt what was told the model on a retry and the raw
  * text it answered, failed and repaired attempts included. */
 
-static void set_text(json_t *o, const char *k, const char *v)
+/* One attempt of a call's detail.  Strings are malloc'd (NULL: null). */
+typedef struct jattempt {
+    int n;                         /* 1, 2, ... */
+    int64_t start_ms;              /* when it began (wall clock) */
+    int64_t ms;                    /* how long it took */
+    char outcome[24];              /* "answer", "transient", "invalid", ... */
+    int status;                    /* the HTTP status, 0 if none */
+    char *finish;                  /* the finish reason */
+    char *error;                   /* what went wrong */
+    int64_t tokens_in, tokens_out; /* its usage */
+    double usd;                    /* and price */
+    bool repaired;                 /* its JSON was repaired */
+    bool loop;                     /* a tool loop's attempt: */
+    int turn;                      /* of which turn */
+    bool tools_off;                /* asked for the answer without tools */
+    char *feedback;                /* --trace-content: what the model was told on a retry */
+    char *reply;                   /* --trace-content: the raw text it answered */
+} jattempt;
+
+/* What fr_jhook's detail points at: plain fields, written as JSON text once
+ * (for the journal, and parsed again only for a --trace-content line), so a
+ * call pays for no JSON objects and no printf of its own. */
+struct fr_jdetail {
+    const char *model;             /* the model's name (the program's) */
+    bool content;                  /* --trace-content: system and prompt kept */
+    char *system, *prompt;         /* with content (malloc'd) */
+    char *error;                   /* the call's final error, or NULL (no key) */
+    bool redacted;                 /* the texts had the sensitive values taken out */
+    int n, cap;                    /* attempts */
+    jattempt *a;                   /* [cap] */
+};
+
+static void set_str(char **slot, const char *v)
 {
-    json_t *t = v ? json_string(v) : json_null();
-    if (v && !t) {                             /* not UTF-8: kept with '?' for bad bytes */
-        char *copy = fr_strdup(v);
-        if (copy)
-            fr_repair_utf8(copy);
-        t = copy ? json_string(copy) : NULL;
-        fr_free(copy);
-    }
-    if (t)
-        json_object_set_new(o, k, t);
+    fr_free(*slot);
+    *slot = v ? fr_strdup(v) : NULL;
 }
 
-static json_t *call_detail(jstate *s, const fr_model *m, const char *system,
-                           const char *prompt)
+static fr_jdetail *call_detail(jstate *s, const fr_model *m, const char *system,
+                               const char *prompt)
 {
-    json_t *d = json_object();
-    if (d)
-        set_text(d, "model", m->api_name);
-    if (d && s->content) {
-        set_text(d, "system", system ? system : "");
-        set_text(d, "prompt", prompt ? prompt : "");
+    fr_jdetail *d = fr_calloc(1, sizeof *d);
+    if (!d)
+        return NULL;
+    d->model = m->api_name;
+    d->content = s->content;
+    if (s->content) {
+        set_str(&d->system, system ? system : "");
+        set_str(&d->prompt, prompt ? prompt : "");
     }
-    if (d)
-        json_object_set_new(d, "attempts", json_array());
     return d;
+}
+
+static void detail_free(fr_jdetail *d)
+{
+    if (!d)
+        return;
+    for (int i = 0; i < d->n; i++) {
+        jattempt *a = &d->a[i];
+        fr_free(a->finish);
+        fr_free(a->error);
+        fr_free(a->feedback);
+        fr_free(a->reply);
+    }
+    fr_free(d->a);
+    fr_free(d->system);
+    fr_free(d->prompt);
+    fr_free(d->error);
+    fr_free(d);
+}
+
+void fr_journal_call_drop(fr_jhook *h)
+{
+    detail_free(h->detail);
+    h->detail = NULL;
 }
 
 /* "answer" until fr_call says otherwise, or what the provider said. */
@@ -475,94 +523,200 @@ static const char *outcome_word(const fr_response *r)
     }
 }
 
+static void set_outcome(jattempt *a, const char *outcome)
+{
+    size_t n = strlen(outcome);
+    if (n >= sizeof a->outcome)
+        n = sizeof a->outcome - 1;
+    memcpy(a->outcome, outcome, n);
+    a->outcome[n] = '\0';
+}
+
 static void detail_attempt(fr_jhook *h, jstate *s, const fr_request *req,
                            const fr_response *r, const fr_charge *c, int64_t start_ms)
 {
-    json_t *list = json_object_get(h->detail, "attempts");
-    json_t *a = json_object();
-    if (!list || !a) {
-        json_decref(a);
-        return;
+    fr_jdetail *d = h->detail;
+    if (d->n == d->cap) {
+        int cap = d->cap ? d->cap * 2 : 2;
+        jattempt *a = fr_realloc(d->a, (size_t)cap * sizeof *a);
+        if (!a)
+            return;
+        d->a = a, d->cap = cap;
     }
-    json_object_set_new(a, "n", json_integer(h->jc.attempts));
-    json_object_set_new(a, "start_ms", json_integer(start_ms));
-    json_object_set_new(a, "ms", json_integer(fr_wall_ms() - start_ms));
-    json_object_set_new(a, "outcome", json_string(outcome_word(r)));
-    if (r->http_status)
-        json_object_set_new(a, "status", json_integer(r->http_status));
-    set_text(a, "finish", r->finish_reason);
-    set_text(a, "error", r->outcome == FR_ANSWER ? NULL : r->error);
-    json_object_set_new(a, "tokens_in", json_integer(c->in));
-    json_object_set_new(a, "tokens_out", json_integer(c->out));
-    json_object_set_new(a, "usd", json_real(c->usd));
-    if (r->repaired)
-        json_object_set_new(a, "repaired", json_true());
-    if (h->loop)                               /* which turn of the tool loop */
-        json_object_set_new(a, "turn", json_integer(h->turns));
-    if (h->loop && h->tools_off)               /* asked for the answer without tools */
-        json_object_set_new(a, "tools_off", json_true());
+    jattempt *a = &d->a[d->n++];
+    memset(a, 0, sizeof *a);
+    a->n = h->jc.attempts;
+    a->start_ms = start_ms;
+    a->ms = fr_wall_ms() - start_ms;
+    set_outcome(a, outcome_word(r));
+    a->status = r->http_status;
+    set_str(&a->finish, r->finish_reason);
+    set_str(&a->error, r->outcome == FR_ANSWER ? NULL : r->error);
+    a->tokens_in = c->in;
+    a->tokens_out = c->out;
+    a->usd = c->usd;
+    a->repaired = r->repaired;
+    a->loop = h->loop;
+    a->turn = h->turns;
+    a->tools_off = h->loop && h->tools_off;
     if (s->content) {
-        set_text(a, "feedback", req->feedback);
-        set_text(a, "reply", r->raw);
+        set_str(&a->feedback, req->feedback);
+        set_str(&a->reply, r->raw);
     }
-    json_array_append_new(list, a);
 }
 
 void fr_journal_call_outcome(fr_jhook *h, const char *outcome, const char *error)
 {
-    json_t *list = json_object_get(h->detail, "attempts");
-    json_t *a = json_array_get(list, json_array_size(list) - 1);
-    if (!a)
+    fr_jdetail *d = h->detail;
+    if (!d || d->n == 0)
         return;
-    json_object_set_new(a, "outcome", json_string(outcome));
-    set_text(a, "error", error);
+    set_outcome(&d->a[d->n - 1], outcome);
+    set_str(&d->a[d->n - 1].error, error);
 }
 
-static void redact_attempt(fr_run *run, json_t *a)
+/* *slot with the run's sensitive values redacted. */
+static void redact_str(fr_run *run, char **slot)
 {
-    fr_redact_json_text(run->redact, a, "error");
-    fr_redact_json_text(run->redact, a, "feedback");
-    fr_redact_json_text(run->redact, a, "reply");
+    if (!*slot || !fr_redact_active(run->redact))
+        return;
+    char *out = fr_redact_text(run->redact, *slot);
+    if (!out)
+        return;
+    fr_free(*slot);
+    *slot = out;
 }
 
 /* The detail's texts with the run's sensitive values redacted (once: the
  * journal's copy and the trace's are the same). */
 static void redact_detail(fr_jhook *h, fr_run *run)
 {
-    if (!h->detail || h->redacted)
+    fr_jdetail *d = h->detail;
+    if (!d || d->redacted)
         return;
-    h->redacted = true;
-    fr_redact_json_text(run->redact, h->detail, "system");
-    fr_redact_json_text(run->redact, h->detail, "prompt");
-    fr_redact_json_text(run->redact, h->detail, "error");
-    size_t i;
-    json_t *a;
-    json_array_foreach(json_object_get(h->detail, "attempts"), i, a)
-        redact_attempt(run, a);
+    d->redacted = true;
+    redact_str(run, &d->system);
+    redact_str(run, &d->prompt);
+    redact_str(run, &d->error);
+    for (int i = 0; i < d->n; i++) {
+        redact_str(run, &d->a[i].error);
+        redact_str(run, &d->a[i].feedback);
+        redact_str(run, &d->a[i].reply);
+    }
 }
 
-/* A loop turn's row detail: copies of the call's attempts of that turn,
- * redacted (NULL: none, or out of memory). */
-static json_t *turn_attempts(fr_jhook *h, fr_run *run, int turn)
+/* "key": then s as a JSON string (null for NULL), bytes that are not
+ * UTF-8 written as '?' (as a jansson string cannot hold them). */
+static void put_text(fr_buf *b, const char *key, const char *s)
 {
-    json_t *list = json_array(), *a;
-    size_t i;
-    json_array_foreach(json_object_get(h->detail, "attempts"), i, a) {
-        if (json_integer_value(json_object_get(a, "turn")) != turn)
-            continue;
-        json_t *c = json_deep_copy(a);
-        if (c)
-            redact_attempt(run, c);
-        if (!c || json_array_append_new(list, c) != 0) {
-            json_decref(list);
-            return NULL;
-        }
+    fr_buf_puts(b, key);
+    if (!s) {
+        fr_buf_put(b, "null", 4);
+        return;
     }
-    json_t *d = list && json_array_size(list)
-                ? json_pack("{s:s, s:o}", "model", h->model->api_name, "attempts", list) : NULL;
-    if (!d)
-        json_decref(list);
-    return d;
+    size_t n = strlen(s);
+    if (fr_utf8_valid(s, n)) {
+        fr_buf_json_string(b, s, n);
+        return;
+    }
+    char *copy = fr_strdup(s);
+    if (copy) {
+        fr_repair_utf8(copy);
+        fr_buf_json_string(b, copy, n);
+    }
+    fr_free(copy);
+}
+
+static void put_num(fr_buf *b, const char *key, int64_t v)
+{
+    fr_buf_puts(b, key);
+    fr_buf_json_int(b, v);
+}
+
+/* s as put_text does, with the run's sensitive values redacted when run
+ * is not NULL. */
+static void put_redacted(fr_buf *b, const char *key, const char *s, fr_run *run)
+{
+    char *r = run && s && fr_redact_active(run->redact) ? fr_redact_text(run->redact, s) : NULL;
+    put_text(b, key, r ? r : s);
+    fr_free(r);
+}
+
+/* One attempt: {"n", "start_ms", "ms", "outcome", ["status",] "finish",
+ * "error", "tokens_in", "tokens_out", "usd", ["repaired",] ["turn",]
+ * ["tools_off",] ["feedback", "reply"]}; its texts redacted when run is
+ * not NULL. */
+static void put_attempt(fr_buf *b, const jattempt *a, bool first, bool content, fr_run *run)
+{
+    put_num(b, first ? "{\"n\":" : ",{\"n\":", a->n);
+    put_num(b, ",\"start_ms\":", a->start_ms);
+    put_num(b, ",\"ms\":", a->ms);
+    put_text(b, ",\"outcome\":", a->outcome);
+    if (a->status)
+        put_num(b, ",\"status\":", a->status);
+    put_text(b, ",\"finish\":", a->finish);
+    put_redacted(b, ",\"error\":", a->error, run);
+    put_num(b, ",\"tokens_in\":", a->tokens_in);
+    put_num(b, ",\"tokens_out\":", a->tokens_out);
+    fr_buf_puts(b, ",\"usd\":");
+    fr_buf_json_real(b, a->usd);
+    if (a->repaired)
+        fr_buf_puts(b, ",\"repaired\":true");
+    if (a->loop)
+        put_num(b, ",\"turn\":", a->turn);
+    if (a->tools_off)
+        fr_buf_puts(b, ",\"tools_off\":true");
+    if (content) {
+        put_redacted(b, ",\"feedback\":", a->feedback, run);
+        put_redacted(b, ",\"reply\":", a->reply, run);
+    }
+    fr_buf_puts(b, "}");
+}
+
+/* The detail as JSON text (malloc'd): {"model", ["system", "prompt",]
+ * "attempts": [...], ["error"]}. */
+static char *detail_json(const fr_jdetail *d)
+{
+    fr_buf b = { 0 };
+    put_text(&b, "{\"model\":", d->model);
+    if (d->content) {
+        put_text(&b, ",\"system\":", d->system);
+        put_text(&b, ",\"prompt\":", d->prompt);
+    }
+    fr_buf_puts(&b, ",\"attempts\":[");
+    for (int i = 0; i < d->n; i++)
+        put_attempt(&b, &d->a[i], i == 0, d->content, NULL);
+    fr_buf_puts(&b, "]");
+    if (d->error)
+        put_text(&b, ",\"error\":", d->error);
+    fr_buf_puts(&b, "}");
+    if (fr_buf_failed(&b)) {
+        fr_buf_free(&b);
+        return NULL;
+    }
+    return b.s;
+}
+
+/* A loop turn's row detail: {"model", "attempts"} with the call's attempts
+ * of that turn, redacted (malloc'd; NULL: none, or out of memory). */
+static char *turn_text(fr_jhook *h, fr_run *run, int turn)
+{
+    const fr_jdetail *d = h->detail;
+    fr_buf b = { 0 };
+    int n = 0;
+    for (int i = 0; d && i < d->n; i++) {
+        if (!d->a[i].loop || d->a[i].turn != turn)
+            continue;
+        if (n == 0) {
+            put_text(&b, "{\"model\":", h->model->api_name);
+            fr_buf_puts(&b, ",\"attempts\":[");
+        }
+        put_attempt(&b, &d->a[i], n++ == 0, d->content, run);
+    }
+    if (n == 0 || (fr_buf_puts(&b, "]}"), fr_buf_failed(&b))) {
+        fr_buf_free(&b);
+        return NULL;
+    }
+    return b.s;
 }
 
 /* The detail as JSON text for the journal (malloc'd), with the call's
@@ -572,9 +726,9 @@ static char *detail_text(fr_jhook *h, fr_ctx *cx, json_t *v)
     if (!h->detail)
         return NULL;
     if (!v && cx->err)
-        set_text(h->detail, "error", cx->err);
+        set_str(&h->detail->error, cx->err);
     redact_detail(h, cx->run);
-    return json_dumps(h->detail, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    return detail_json(h->detail);
 }
 
 /* A journaled answer v (of type t) with its hashed values put back from
@@ -758,6 +912,12 @@ static void trace_call(jstate *s, fr_jhook *h, fr_ctx *cx, json_t *v)
     if (!v && !h->error_type[0])
         snprintf(h->error_type, sizeof h->error_type, "%s",
                  cx->sig == FR_SIG_BUDGET ? "budget" : "error");
+    json_t *content = NULL;        /* --trace-content: the detail, on the line */
+    if (s->content && h->detail) {
+        char *text = detail_json(h->detail);
+        content = text ? fr_json_loadb(text, strlen(text), 0, NULL) : NULL;
+        fr_free(text);
+    }
     fr_tcall t = {
         h->jc.agent, cx->run->mock_all ? "mock" : h->model->provider, h->model->api_name,
         cx->phase, cx->path, h->jc.attempts, h->jc.tokens_in, h->cache_read, h->cache_write,
@@ -765,21 +925,25 @@ static void trace_call(jstate *s, fr_jhook *h, fr_ctx *cx, json_t *v)
         h->start_us, fr_now_ms() - h->start_ms, h->finish[0] ? h->finish : NULL,
         v ? NULL : h->error_type, h->cached, h->jc.key[0] ? h->jc.key : NULL,
         h->span[0] ? h->span : NULL, h->parent_span, h->loop, h->turns, h->tool_calls,
-        h->detail, s->content, h->max_tokens, h->temperature, h->response_id,
+        content, s->content, h->max_tokens, h->temperature, h->response_id,
     };
     if (!s->j || !fr_trace_file(s->trace)) {
         fr_trace_call(s->trace, &t);
+        json_decref(content);
         return;
     }
     tline *tl = fr_malloc(sizeof *tl);
     if (tl && (tl->line = fr_trace_call_line(s->trace, &t)) != NULL) {
         tl->trace = s->trace;
-        if (fr_journal_after(s->j, write_tline, tl))
+        if (fr_journal_after(s->j, write_tline, tl)) {
+            json_decref(content);
             return;
+        }
         fr_free(tl->line);
     }
     fr_free(tl);
     fr_trace_call(s->trace, &t);   /* no memory to wait for the commit: now */
+    json_decref(content);
 }
 
 void fr_journal_call_end(fr_jhook *h, fr_ctx *cx, json_t *v)
@@ -796,15 +960,14 @@ void fr_journal_call_end(fr_jhook *h, fr_ctx *cx, json_t *v)
         fr_free(detail);
     }
     if (s && s->trace) {
-        if (!v && cx->err && h->detail && !h->redacted)
-            set_text(h->detail, "error", cx->err);
+        if (!v && cx->err && h->detail && !h->detail->redacted)
+            set_str(&h->detail->error, cx->err);
         redact_detail(h, cx->run);
         trace_call(s, h, cx, v);
     }
     fr_free(h->output);
     h->output = NULL;
-    json_decref(h->detail);
-    h->detail = NULL;
+    fr_journal_call_drop(h);
 }
 
 /* ---- a tool loop's turns ---------------------------------------------------- */
@@ -857,10 +1020,9 @@ void fr_journal_turn_put(fr_jhook *h, fr_ctx *cx, int turn, char what, json_t *v
     json_t *marked = fr_redact_marked(cx->run->redact, v);    /* never in clear */
     char *text = marked ? json_dumps(marked, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(marked);
-    json_t *own_detail = what == 't' ? turn_attempts(h, cx->run, turn) : NULL;
-    json_t *d = own_detail ? own_detail : detail;
-    char *dtext = d ? json_dumps(d, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-    json_decref(own_detail);
+    char *dtext = what == 't' ? turn_text(h, cx->run, turn) : NULL;
+    if (!dtext && detail)
+        dtext = json_dumps(detail, JSON_COMPACT | JSON_PRESERVE_ORDER);
     r.output = text;
     r.detail = dtext;              /* for show: NULL only loses what show prints */
     r.latency_ms = fr_now_ms() - h->start_ms;

@@ -304,6 +304,11 @@ char *fr_redact_text(fr_redact *r, const char *text)
     return fr_strdup(text);
 }
 
+bool fr_redact_active(fr_redact *r)
+{
+    return r && r->len;
+}
+
 void fr_redact_json_text(fr_redact *r, json_t *o, const char *key)
 {
     const char *s = json_string_value(json_object_get(o, key));

@@ -597,8 +597,107 @@ static void put_string(fr_buf *b, const char *s, size_t n)
     fr_buf_put(b, "\"", 1);
 }
 
+/* Powers of ten, exact in a long double up to 10^27 (5^27 < 2^64). */
+static const long double p10[] = {
+    1e0L, 1e1L, 1e2L, 1e3L, 1e4L, 1e5L, 1e6L, 1e7L, 1e8L, 1e9L, 1e10L, 1e11L, 1e12L, 1e13L,
+    1e14L, 1e15L, 1e16L, 1e17L, 1e18L, 1e19L, 1e20L, 1e21L, 1e22L, 1e23L, 1e24L, 1e25L,
+    1e26L, 1e27L,
+};
+
+/* The prec significant digits that %.<prec>g prints for d, as the integer
+ * *n, and d's decimal exponent *x, for 15 <= prec <= 17 and 1e-10 <= |d|
+ * < 1e10, without printf; false when it cannot tell (printf decides).
+ * |d| times 10^k (k <= 26: the power is exact) is rounded once, to within
+ * 2^-64 of its value, below 0.006 for 17 digits: the integer nearest it
+ * is printf's correctly rounded one unless it lies near a tie. */
+static bool fast_digits(double d, int prec, unsigned long long *n, int *x)
+{
+    long double a = fabs(d);
+    if (!(a >= 1e-10L && a < 1e10L))
+        return false;
+    int e = 0;                     /* 10^e <= a < 10^(e+1), or off by one */
+    while (e < 10 && a >= p10[e + 1])
+        e++;
+    if (a < 1.0L)
+        for (e = -1; e > -10 && a * p10[-e] < 1.0L; e--)
+            ;
+    long double y = a * p10[prec - 1 - e];
+    long double fl = floorl(y), fr = y - fl;
+    if (fr > 0.49L && fr < 0.51L)
+        return false;              /* near a tie */
+    *n = (unsigned long long)fl + (fr > 0.5L);
+    *x = e;
+    /* the exponent was off by one, or the digits rounded up to 10^prec */
+    return (long double)*n >= p10[prec - 1] && (long double)*n < p10[prec];
+}
+
+/* Whether n * 10^(x - prec + 1) reads back as d: 1 yes, 0 no, -1 cannot
+ * tell (strtod decides).  The quotient is off by at most 2^-64 of it; the
+ * double nearest it is d when it lies clearly within half an ulp of d. */
+static int reads_back(double d, unsigned long long n, int x, int prec)
+{
+    long double q = (long double)n / p10[prec - 1 - x];
+    long double off = fabsl(q - fabsl((long double)d));
+    int ex;
+    double m = frexp(fabs(d), &ex);
+    long double half = ldexpl(1.0L, ex - 54);   /* half an ulp of d */
+    if (m == 0.5 && q < fabsl((long double)d))
+        half /= 2;                 /* below a power of two the ulp is half as wide */
+    if (off < half * 0.999L)
+        return 1;
+    if (off > half * 1.001L)
+        return 0;
+    return -1;
+}
+
+/* The text %.<prec>g makes of the digits n and exponent x (d's sign). */
+static void g_text(char *s, double d, unsigned long long n, int x, int prec)
+{
+    char dig[24];
+    for (int i = prec - 1; i >= 0; i--, n /= 10)
+        dig[i] = (char)('0' + n % 10);
+    int nd = prec;
+    while (nd > 1 && dig[nd - 1] == '0')
+        nd--;                      /* %g drops trailing zeros */
+    char *p = s;
+    if (d < 0)
+        *p++ = '-';
+    if (x < -4 || x >= prec) {     /* d.ddde-XX */
+        *p++ = dig[0];
+        if (nd > 1) {
+            *p++ = '.';
+            memcpy(p, dig + 1, (size_t)nd - 1);
+            p += nd - 1;
+        }
+        int e = x < 0 ? -x : x;
+        *p++ = 'e';
+        *p++ = x < 0 ? '-' : '+';
+        *p++ = (char)('0' + e / 10);
+        *p++ = (char)('0' + e % 10);
+    } else if (x < 0) {            /* 0.000ddd */
+        *p++ = '0';
+        *p++ = '.';
+        for (int i = -1; i > x; i--)
+            *p++ = '0';
+        memcpy(p, dig, (size_t)nd);
+        p += nd;
+    } else {                       /* ddd.ddd */
+        for (int i = 0; i <= x; i++)
+            *p++ = i < nd ? dig[i] : '0';
+        if (nd > x + 1) {
+            *p++ = '.';
+            memcpy(p, dig + x + 1, (size_t)(nd - x - 1));
+            p += nd - x - 1;
+        }
+    }
+    *p = '\0';
+}
+
 /* The shortest of %.15g..%.17g that reads back as d, always with a '.' or
- * an exponent so that it reads back as a float. */
+ * an exponent so that it reads back as a float.  Digits and the read-back
+ * test come without printf and strtod where they can be told for sure
+ * (printf's digits are correctly rounded, and cost ten times as much):
+ * the same text either way. */
 static void put_real(fr_buf *b, double d)
 {
     char s[40];
@@ -607,8 +706,18 @@ static void put_real(fr_buf *b, double d)
         return;
     }
     for (int prec = 15; prec <= 17; prec++) {
-        snprintf(s, sizeof s, "%.*g", prec, d);
-        if (strtod(s, NULL) == d)
+        unsigned long long n;
+        int x, back = -1;
+        if (fast_digits(d, prec, &n, &x)) {
+            back = prec == 17 ? 1 : reads_back(d, n, x, prec);
+            if (back != 0)
+                g_text(s, d, n, x, prec);
+        } else {
+            snprintf(s, sizeof s, "%.*g", prec, d);
+        }
+        if (back < 0)
+            back = strtod(s, NULL) == d;
+        if (back)
             break;
     }
     if (!strpbrk(s, ".eE"))
@@ -744,6 +853,21 @@ static void put_value(fr_buf *b, json_t *v, const fr_type *t)
     case JSON_FALSE: fr_buf_put(b, "false", 5); break;
     default: fr_buf_put(b, "null", 4); break;
     }
+}
+
+void fr_buf_json_string(fr_buf *b, const char *s, size_t n)
+{
+    put_string(b, s, n);
+}
+
+void fr_buf_json_real(fr_buf *b, double d)
+{
+    put_real(b, d);
+}
+
+void fr_buf_json_int(fr_buf *b, int64_t i)
+{
+    put_int(b, i);
 }
 
 void fr_buf_value(fr_buf *b, json_t *v)

@@ -915,6 +915,69 @@ static void test_oom(void)
     CHECK(!fr_buf_failed(&b) && b.s == NULL, "freed buffer is fresh");
 }
 
+/* put_real as it was: the shortest of %.15g..%.17g that reads back. */
+static void ref_real(char *s, size_t cap, double d)
+{
+    if (!isfinite(d)) {
+        snprintf(s, cap, "null");
+        return;
+    }
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(s, cap, "%.*g", prec, d);
+        if (strtod(s, NULL) == d)
+            break;
+    }
+    if (!strpbrk(s, ".eE"))
+        strcat(s, ".0");
+}
+
+/* Floats are written without printf where that can be told apart: the
+ * text must be printf's, byte for byte, over every kind of value (fixed
+ * seed). */
+static void test_real_text(void)
+{
+    unsigned long long st = 0x9e3779b97f4a7c15ull;
+    int bad = 0;
+    for (int i = 0; i < 120000; i++) {
+        st ^= st << 13, st ^= st >> 7, st ^= st << 17;
+        double d;
+        switch (i % 7) {
+        case 0: {                  /* any bits (NaN, inf, subnormal included) */
+            memcpy(&d, &st, sizeof d);
+            break;
+        }
+        case 1: d = (double)(st % 10000) / 100; break;         /* two decimals */
+        case 2: d = (double)(st % 5000) * 0.1 / 1e6 + (double)(st >> 40 & 1023) * 0.4 / 1e6;
+            break;                                             /* prices */
+        case 3: d = ldexp((double)(st >> 11), -53) * pow(10, (int)(st % 25) - 12); break;
+        case 4: d = (double)(st % 100000) / pow(10, (int)(st >> 50 & 15)); break;
+        case 5: d = -ldexp((double)(st >> 11), (int)(st % 80) - 90); break;
+        default: d = ldexp(st & 1 ? 1.0 : 1.0 - 0x1p-53, (int)(st % 70) - 35) *
+                     (st & 2 ? 1 : -1);          /* at and below powers of two */
+            break;
+        }
+        char want[64];
+        ref_real(want, sizeof want, d);
+        fr_buf b = { 0 };
+        fr_buf_json_real(&b, d);
+        if (strcmp(b.s ? b.s : "", want) != 0 && bad++ < 5)
+            CHECK(false, "%.17g: %s, printf: %s", d, b.s ? b.s : "", want);
+        fr_buf_free(&b);
+    }
+    double edge[] = { 0.0, -0.0, 1.0, 10.0, 1e10, 9999999999.5, 1e-10, 0.0001, 0.00009999,
+                      0.1, 0.5, 123456789012345.0, 1e15, 0.30000000000000004, 5e-324 };
+    for (size_t i = 0; i < sizeof edge / sizeof edge[0]; i++) {
+        char want[64];
+        ref_real(want, sizeof want, edge[i]);
+        fr_buf b = { 0 };
+        fr_buf_json_real(&b, edge[i]);
+        CHECK(strcmp(b.s ? b.s : "", want) == 0, "%.17g: %s, printf: %s", edge[i],
+              b.s ? b.s : "", want);
+        fr_buf_free(&b);
+    }
+    CHECK(bad == 0, "%d of 120000 floats written unlike printf", bad);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2 || chdir(argv[1]) != 0) {
@@ -928,6 +991,7 @@ int main(int argc, char **argv)
     test_equal_compare(&cx);
     test_arith(&cx);
     test_to_json(&cx);
+    test_real_text();
     test_normalize(&cx);
     test_validate();
     test_read_jsonl(&cx);
