@@ -45,6 +45,8 @@
 #define LANE_BINS 150              /* an agent lane's bins */
 #define LEVELS 8                   /* shades of an agent lane */
 #define MODELS_MAX 4               /* models named per agent */
+#define CUTS_MAX 8                 /* idle stretches cut out of the timeline */
+#define CUT_MIN_MS 60000           /* a stretch is cut when this long and a tenth of the run */
 
 /* ---- what the report reads -------------------------------------------------- */
 
@@ -721,54 +723,154 @@ static int cmp_event(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Each call as two events (time * 2 + 0 for an end, + 1 for a start: ends
- * sort first, so back-to-back calls do not overlap), swept into the peak
- * concurrency of each bin; the overlap of each call with each bin summed
- * into its average concurrency. */
-static bool concurrency(report *r, double *peak, double *avg, double *lanes)
+/* The timeline's time axis: ms after the run's start, with its long idle
+ * stretches (no call in flight: a run waiting for approval, resumed hours
+ * later) cut down to a narrow band each, so the work is not squeezed into
+ * the edges of a day. */
+typedef struct taxis {
+    int64_t t0;                    /* the run's start */
+    double span;                   /* the axis's length, ms, cuts narrowed */
+    int n;                         /* cuts */
+    double from[CUTS_MAX];         /* each cut's start, ms after t0 */
+    double len[CUTS_MAX];          /* and its length */
+    double g;                      /* the length a cut keeps on the axis */
+} taxis;
+
+/* A wall-clock time on the axis. */
+static double ax_map(const taxis *x, double t)
 {
-    double span = (double)(r->t1 - r->t0), w = span / BINS, lw = span / LANE_BINS;
+    double v = t - (double)x->t0, out = v;
+    for (int i = 0; i < x->n && v > x->from[i]; i++)
+        out -= v >= x->from[i] + x->len[i] ? x->len[i] - x->g
+                                           : (v - x->from[i]) * (1 - x->g / x->len[i]);
+    return out;
+}
+
+/* A point of the axis as ms after t0, or -1 inside a cut. */
+static double ax_unmap(const taxis *x, double c)
+{
+    double shift = 0;                            /* wall time less axis time, so far */
+    for (int i = 0; i < x->n; i++) {
+        double at = x->from[i] - shift;          /* the cut's start on the axis */
+        if (c < at)
+            break;
+        if (c < at + x->g)
+            return -1;
+        shift += x->len[i] - x->g;
+    }
+    return c + shift;
+}
+
+/* The calls as sorted events (ms after t0, times 2, plus 1 for a start:
+ * ends sort first, so back-to-back calls do not overlap); NULL when out of
+ * memory. */
+static int64_t *sorted_events(const report *r)
+{
     int64_t *ev = fr_malloc((2 * r->ncalls + 1) * sizeof *ev);
     if (!ev)
-        return false;
+        return NULL;
+    for (size_t i = 0; i < r->ncalls; i++) {
+        ev[2 * i] = (r->calls[i].start - r->t0) * 2 + 1;
+        ev[2 * i + 1] = (r->calls[i].end - r->t0) * 2;
+    }
+    qsort(ev, 2 * r->ncalls, sizeof *ev, cmp_event);
+    return ev;
+}
+
+/* The axis: the idle stretches (the first CUTS_MAX) at least CUT_MIN_MS and
+ * a tenth of the run long, each narrowed to a band. */
+static void make_axis(const report *r, const int64_t *ev, taxis *x)
+{
+    double span = (double)(r->t1 - r->t0), idle_from = 0, cut = 0;
+    memset(x, 0, sizeof *x);
+    x->t0 = r->t0;
+    int64_t level = 0;
+    for (size_t i = 0; i <= 2 * r->ncalls; i++) {
+        bool end = i == 2 * r->ncalls;
+        double t = end ? span : (double)(ev[i] / 2);
+        if (level == 0 && (end || (ev[i] & 1)) && t - idle_from >= CUT_MIN_MS &&
+            t - idle_from >= span / 10 && x->n < CUTS_MAX) {
+            x->from[x->n] = idle_from, x->len[x->n] = t - idle_from;
+            cut += x->len[x->n++];
+        }
+        if (end)
+            break;
+        level += (ev[i] & 1) ? 1 : -1;
+        if (level == 0)
+            idle_from = t;
+    }
+    double rest = span - cut;
+    x->g = x->n ? fmax(1, rest * fmin(0.06, 0.25 / x->n)) : 0;
+    x->span = rest + x->n * x->g;
+}
+
+/* The peak concurrency of each bin, swept from the events; the overlap of
+ * each call with each bin summed into its average concurrency, and into its
+ * agent's lane. */
+static void concurrency(report *r, const int64_t *ev, const taxis *x, double *peak,
+                        double *avg, double *lanes)
+{
+    double w = x->span / BINS, lw = x->span / LANE_BINS;
     for (size_t i = 0; i < r->ncalls; i++) {
         rcall *c = &r->calls[i];
-        ev[2 * i] = (c->start - r->t0) * 2 + 1;
-        ev[2 * i + 1] = (c->end - r->t0) * 2;
-        double s = (double)(c->start - r->t0), e = (double)(c->end - r->t0);
+        double s = ax_map(x, (double)c->start), e = ax_map(x, (double)c->end);
         for (int b = (int)(s / w); b < BINS && b * w < e; b++)
             avg[b] += (fmin(e, (b + 1) * w) - fmax(s, b * w)) / w;
         for (int b = (int)(s / lw); b < LANE_BINS && b * lw < e; b++)
             lanes[(size_t)c->agent * LANE_BINS + (size_t)b] +=
                 (fmin(e, (b + 1) * lw) - fmax(s, b * lw)) / lw;
     }
-    qsort(ev, 2 * r->ncalls, sizeof *ev, cmp_event);
     size_t i = 0;
     int64_t level = 0;
     for (int b = 0; b < BINS; b++) {
         double top = (b + 1) * w;
         int64_t pk = level;
-        while (i < 2 * r->ncalls && (double)(ev[i] / 2) < top) {
+        while (i < 2 * r->ncalls && ax_map(x, (double)(r->t0 + ev[i] / 2)) < top) {
             level += (ev[i] & 1) ? 1 : -1;
             pk = level > pk ? level : pk;
             i++;
         }
         peak[b] = (double)pk;
     }
-    fr_free(ev);
-    return true;
 }
 
-static void put_axis_x(FILE *o, double x0, double x1, double y, double span)
+/* The time axis under a chart from x0 to x1 at y: ticks after the run's
+ * start, or with cuts, wall-clock ticks (UTC) beside grey bands, each with
+ * how long its cut was (as a label when label, else as a tooltip); a cut's
+ * band spans the chart up to top. */
+static void put_axis_x(FILE *o, double x0, double x1, double y, double top, bool label,
+                       const taxis *x)
 {
-    double step = nice_step(span, 8);
+    double step = nice_step(x->span, 8), k = (x1 - x0) / x->span;
     char s[32];
+    for (int i = 0; i < x->n; i++) {
+        double at = x0 + k * ax_map(x, (double)x->t0 + x->from[i]), w = k * x->g;
+        fprintf(o, "<g class=cut><rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\""
+                " fill=\"#e3e6eb\"><title>idle for %s: no call in flight (cut short here)"
+                "</title></rect>", at, top, w, y - top, dur(s, (int64_t)x->len[i]));
+        if (label)
+            fprintf(o, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"10\">"
+                    "idle %s</text>", fmin(fmax(at + w / 2, x0 + 40), x1 - 40), top + 10, s);
+        fputs("</g>", o);
+    }
     fprintf(o, "<line class=axis x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>", x0, y, x1, y);
-    for (double t = 0; t <= span * 1.0001; t += step) {
-        double x = x0 + (x1 - x0) * t / span;
+    for (double t = 0; t <= x->span * 1.0001; t += step) {
+        double px = x0 + k * t, wall = ax_unmap(x, t);
+        if (wall < 0)
+            continue;                            /* inside a cut */
+        if (x->n) {
+            time_t sec = (time_t)((x->t0 + (int64_t)wall) / 1000);
+            struct tm tm;
+            gmtime_r(&sec, &tm);
+            size_t n = strftime(s, sizeof s, "%H:%M:%S", &tm);
+            if (step < 1000)
+                snprintf(s + n, sizeof s - n, ".%03d", (int)((x->t0 + (int64_t)wall) % 1000));
+        } else {
+            tick_label(s, t, step);
+        }
         fprintf(o, "<line class=axis x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>"
-                "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s</text>", x, y, x, y + 4,
-                x, y + 16, tick_label(s, t, step));
+                "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s</text>", px, y, px, y + 4,
+                px, y + 16, s);
     }
 }
 
@@ -781,17 +883,22 @@ static void put_timeline(FILE *o, report *r)
     }
     double *peak = fr_calloc(BINS, sizeof *peak), *avg = fr_calloc(BINS, sizeof *avg);
     double *lanes = fr_calloc((size_t)r->nagents * LANE_BINS + 1, sizeof *lanes);
-    if (!peak || !avg || !lanes || !concurrency(r, peak, avg, lanes)) {
+    int64_t *ev = sorted_events(r);
+    if (!peak || !avg || !lanes || !ev) {
         fputs("<p>(out of memory drawing the timeline)</p></section>\n", o);
-        fr_free(peak), fr_free(avg), fr_free(lanes);
+        fr_free(peak), fr_free(avg), fr_free(lanes), fr_free(ev);
         return;
     }
+    taxis ax;
+    make_axis(r, ev, &ax);
+    concurrency(r, ev, &ax, peak, avg, lanes);
+    fr_free(ev);
     double top = 1;
     for (int b = 0; b < BINS; b++)
         top = peak[b] > top ? peak[b] : top;
     double ystep = nice_step(top, 4);
     top = ceil(top / ystep) * ystep;
-    const double X0 = 50, X1 = 985, Y0 = 10, Y1 = 190, span = (double)(r->t1 - r->t0);
+    const double X0 = 50, X1 = 985, Y0 = 10, Y1 = 190, span = ax.span;
     char s[32], s2[32];
     fprintf(o, "<div class=legend><span><i style=\"background:%s;opacity:.35\"></i>calls in "
             "flight, on average</span><span><i style=\"background:%s\"></i>at the peak</span>"
@@ -805,6 +912,7 @@ static void put_timeline(FILE *o, report *r)
                 "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%g</text>", X0, y, X1, y,
                 X0 - 6, y + 4, v);
     }
+    put_axis_x(o, X0, X1, Y1, Y0, true, &ax);
     double bw = (X1 - X0) / BINS;
     fprintf(o, "\n<path fill=\"%s\" fill-opacity=\".35\" d=\"M%.1f %.1f", palette[0], X0, Y1);
     for (int b = 0; b < BINS; b++) {
@@ -817,9 +925,7 @@ static void put_timeline(FILE *o, report *r)
         double y = Y1 - (Y1 - Y0) * peak[b] / top;
         fprintf(o, "%c%.1f %.1fL%.1f %.1f", b ? 'L' : 'M', X0 + b * bw, y, X0 + (b + 1) * bw, y);
     }
-    fputs("\"/>\n", o);
-    put_axis_x(o, X0, X1, Y1, span);
-    fputs("</svg>\n", o);
+    fputs("\"/>\n</svg>\n", o);
     /* a lane per agent: its calls in flight, shaded against its own peak */
     int lh = 18, h = r->nagents * lh + 28;
     fprintf(o, "<h3>Per agent</h3><p class=sub>The darker, the more of its calls in flight;"
@@ -836,8 +942,8 @@ static void put_timeline(FILE *o, report *r)
         int y = 4 + k * lh;
         fprintf(o, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"end\">", lx0 - 8, y + 12);
         esc(o, r->agents[k].name);
-        fprintf(o, "</text><rect x=\"%.1f\" y=\"%d\" width=\"%.1f\" height=\"%d\" fill=\"#f1f3f6\"/>",
-                lx0, y, LX1 - lx0, lh - 4);
+        fprintf(o, "</text><rect x=\"%.1f\" y=\"%d\" width=\"%.1f\" height=\"%d\" fill=\"#f1f3f6\""
+                "/>", lx0, y, LX1 - lx0, lh - 4);
         for (int b = 0; b < LANE_BINS;) {
             int lv = m > 0 ? (int)ceil(LEVELS * row[b] / m) : 0, e = b + 1;
             while (e < LANE_BINS && (m > 0 ? (int)ceil(LEVELS * row[e] / m) : 0) == lv)
@@ -850,9 +956,14 @@ static void put_timeline(FILE *o, report *r)
         }
         fprintf(o, "<text x=\"%.1f\" y=\"%d\">top %.1f</text>\n", LX1 + 8, y + 11, m);
     }
-    put_axis_x(o, lx0, LX1, 4 + r->nagents * lh, span);
-    fprintf(o, "</svg><p class=sub>From %s to %s (UTC). A run resumed later shows the pause"
-            " as a gap.</p></section>\n", when(s, r->t0), when(s2, r->t1));
+    put_axis_x(o, lx0, LX1, 4 + r->nagents * lh, 2, false, &ax);
+    fprintf(o, "</svg><p class=sub>From %s to %s (UTC).", when(s, r->t0), when(s2, r->t1));
+    if (ax.n)
+        fprintf(o, " The grey band%s: %s when no call was in flight for at least %s and a"
+                " tenth of the run (waiting for approval, or stopped and resumed later), cut"
+                " short; the times are UTC.", ax.n == 1 ? "" : "s", ax.n == 1 ? "a stretch"
+                : "stretches", dur(s2, CUT_MIN_MS));
+    fputs("</p></section>\n", o);
     fr_free(peak), fr_free(avg), fr_free(lanes);
 }
 

@@ -122,6 +122,15 @@ run2=$(sqlite3 .flow/triage.db "SELECT id FROM runs WHERE status = 'budget'")
 grep -q "<span class=\"status budget\">budget</span>" stopped.html || fail "status budget"
 grep -q "<code class=resume>./triage --resume $run2</code>" stopped.html || fail "resume command: $(grep -o 'class=resume>[^<]*' stopped.html)"
 ! grep -q "class=resume" report.html || fail "a resume command for a finished run"
+# resumed three hours later (its later calls moved): the idle stretch is cut short, as a band
+maxid=$(sqlite3 .flow/triage.db "SELECT max(id) FROM calls")
+./triage --file leads.jsonl --mock --resume "$run2" --budget-usd 1 --quiet >/dev/null 2>err || fail "resume: $(cat err)"
+sqlite3 .flow/triage.db "UPDATE calls SET finished_ms = finished_ms + 10800000 WHERE id > $maxid;
+    UPDATE runs SET ended_ms = ended_ms + 10800000 WHERE id = '$run2'" || fail "sqlite3"
+./triage report "$run2" -o resumed.html 2>err || fail "report of the resumed run: $(cat err)"
+[ "$(grep -o '<g class=cut>' resumed.html | wc -l)" = 2 ] || fail "no cut (or not in both charts)"
+grep -q "<text [^>]*>idle 3 h 00 min</text>" resumed.html || fail "cut: $(grep -o 'idle [^<]*' resumed.html | head -2)"
+! grep -q '<g class=cut>' report.html || fail "a cut in a run without a pause"
 
 # an example with tool loops and http operations (their calls, not retries), waiting for approval
 "$FLOWC" build "$TOP/examples/abm_personalization.flow" -o abm 2>err || fail "build abm: $(cat err)"
