@@ -1,7 +1,8 @@
 #!/bin/sh
 # flowtest_cli.sh: flowc test on a small triage workflow: a passing suite
 # (router arm, escalation, skip with its error, exit status, --no-flag
-# arguments, a file argument, a fixtures file), then each way a test fails
+# arguments, a file argument, a fixtures file, prompts, one agent called
+# alone), then each way a test fails
 # (an expectation, with file:line:col and expected and actual; a fixture no
 # call used; a call no fixture answers, and `allow mock`; a shared fixture
 # no test used) and each way a test file is refused before anything runs (a
@@ -85,6 +86,9 @@ test "a bug is answered, spam dropped, an unsure label escalated" {
   expect escalated == 1
   expect escalated item 2 why contains "unsure"
   expect skipped == 0
+  expect prompt label item 1 contains "buy links"
+  expect prompt answer contains "Answer this bug: it crashes"
+  expect prompt answer not contains "buy links"
 }
 
 test "with --strict, spam is an error that skips the item" {
@@ -95,6 +99,20 @@ test "with --strict, spam is an error that skips the item" {
   expect count output >= 1
 }
 
+test "one agent: the label's prompt" {
+  call label {"t": {"id": "t-1", "text": "it crashes"}}
+  allow mock
+  expect prompt label contains "Label this ticket: it crashes"
+  expect calls label == 1
+}
+
+test "one agent: the answer" {
+  call answer {"t": {"id": "t-1", "text": "it crashes"}, "l": {"kind": "question", "confidence": 0.5}}
+  fixture {"agent": "answer", "when": {"l.kind": "question"}, "answer": {"ticket_id": "t-1", "reply": "Yes."}}
+  expect output.reply == "Yes."
+  expect prompt answer contains "Answer this question: it crashes"
+}
+
 test "a file argument, and the mock for what has no fixture" {
   arg tickets_file = file "tickets.jsonl"
   allow mock
@@ -103,16 +121,19 @@ test "a file argument, and the mock for what has no fixture" {
 }
 E
 "$FLOWC" test triage.flowtest >out 2>err || fail "the passing suite failed: $(cat out err)"
-[ "$(tail -1 out)" = "3 passed, 0 failed" ] || fail "totals: $(cat out)"
+[ "$(tail -1 out)" = "5 passed, 0 failed" ] || fail "totals: $(cat out)"
 grep -q '^pass triage.flowtest:7: a bug is answered' out || fail "a pass line: $(cat out)"
 [ ! -s err ] || fail "stderr of a passing suite: $(cat err)"
-[ "$(ls .flow/test | wc -l)" = 1 ] || fail "binaries: $(ls .flow/test)"
+# the workflow and a wrapper for each agent tested alone
+[ "$(ls .flow/test | wc -l)" = 3 ] || fail "binaries: $(ls .flow/test)"
 bin=$(ls .flow/test)
 # the same workflow named by a .flow (its .flowtest beside it): not compiled again
-touch -d '2000-01-01' ".flow/test/$bin"
+for b in $bin; do touch -d '2000-01-01' ".flow/test/$b"; done
 "$FLOWC" test triage.flow >out2 2>&1 || fail "second run: $(cat out2)"
 [ "$(ls .flow/test)" = "$bin" ] || fail "rebuilt: $(ls .flow/test)"
-[ "$(stat -c %Y ".flow/test/$bin")" = "$(date -d 2000-01-01 +%s)" ] || fail "the binary was rewritten"
+for b in $bin; do
+    [ "$(stat -c %Y ".flow/test/$b")" = "$(date -d 2000-01-01 +%s)" ] || fail "$b was rewritten"
+done
 
 # ---- failing tests: exit 1, each failure at its place, expected and actual
 cat >fails.flowtest <<'E'
@@ -128,6 +149,8 @@ test "wrong expectations" {
   expect count output > 1
   expect exit 4
   expect error contains "no such message"
+  expect prompt label contains "it works"
+  expect prompt label not contains "crashes"
 }
 test "an unused fixture" {
   arg tickets_file = [{"id": "t-1", "text": "it crashes"}]
@@ -155,8 +178,11 @@ for want in \
   'fails.flowtest:10:3: error: output has 1 item, expected > 1 [E1503]' \
   'fails.flowtest:11:3: error: expected exit status 4, got 0 [E1503]' \
   'fails.flowtest:12:3: error: the run'"'"'s messages (stderr) do not contain "no such message" [E1503]' \
-  'fails.flowtest:17:11: error: this fixture matched no call in the test "an unused fixture" [E1503]' \
-  "fails.flowtest:19:6: error: call of agent 'answer' (item 0) matched no fixture [E1503]" \
+  "fails.flowtest:13:3: error: none of the 1 prompt of agent 'label' contains \"it works\" [E1503]" \
+  'note: the prompt of item 0: Label this ticket: it crashes' \
+  "fails.flowtest:14:3: error: 1 of the 1 prompts of agent 'label' contain \"crashes\" [E1503]" \
+  'fails.flowtest:19:11: error: this fixture matched no call in the test "an unused fixture" [E1503]' \
+  "fails.flowtest:21:6: error: call of agent 'answer' (item 0) matched no fixture [E1503]" \
   'help: add a fixture for it, or `allow mock` to let the mock answer what no fixture does'
 do
     grep -qF -- "$want" err || fail "missing: $want
@@ -191,8 +217,8 @@ E
 for want in \
   "bad.flowtest:3:22: error: '[' is not closed [E1501]" \
   "bad.flowtest:4:22: error: expected a comparison (== != < <= > >=) after the calls [E1501]" \
-  "bad.flowtest:5:10: error: expected exit, output, count, calls, escalated, skipped or error after 'expect' [E1501]" \
-  "bad.flowtest:6:3: error: expected arg, fixture, fixtures, allow mock, approve all, expect or '}' in a test [E1501]"
+  "bad.flowtest:5:10: error: expected exit, output, count, calls, prompt, escalated, skipped or error after 'expect' [E1501]" \
+  "bad.flowtest:6:3: error: expected arg, call, fixture, fixtures, allow mock, approve all, expect or '}' in a test [E1501]"
 do
     grep -qF -- "$want" err || fail "missing: $want
 $(cat err)"
@@ -212,6 +238,10 @@ test "does not fit" {
   expect output[0].reply == 3
   expect calls anwser == 1
 }
+test "one agent, badly" {
+  arg strict = true
+  call answer {"t": {"id": "t-1", "text": "x"}, "kind": "bug"}
+}
 E
 "$FLOWC" test types.flowtest >out 2>err && fail "a test that does not fit passed"
 for want in \
@@ -225,12 +255,15 @@ for want in \
   "types.flowtest:8:21: error: triage has no agent 'labl' [E1502]" \
   "types.flowtest:9:3: error: output path: Answer has no field 'replies' [E1502]" \
   "types.flowtest:10:29: error: the output there is string: expected string, got number [E1502]" \
-  "types.flowtest:11:16: error: triage has no agent 'anwser' [E1502]"
+  "types.flowtest:11:16: error: triage has no agent 'anwser' [E1502]" \
+  "types.flowtest:14:7: error: a test that calls one agent gives its arguments in the call, not the workflow's [E1502]" \
+  "types.flowtest:15:57: error: agent 'answer' has no parameter 'kind' [E1502]" \
+  "types.flowtest:15:15: error: no value for agent 'answer''s parameter 'l' (Label) [E1502]"
 do
     grep -qF -- "$want" err || fail "missing: $want
 $(cat err)"
 done
-[ "$(tail -1 out)" = "0 passed, 1 failed" ] || fail "types totals: $(cat out)"
+[ "$(tail -1 out)" = "0 passed, 2 failed" ] || fail "types totals: $(cat out)"
 
 # a test file whose workflow is missing; usage
 printf 'test "x" {\n}\n' >orphan.flowtest
