@@ -20,9 +20,13 @@
  * of flowc's.  Then the workflow is built once per `flowc test` (cached in
  * .flow/test/ by the hash of its C, so a second run compiles nothing) and
  * each test runs it in a scratch directory: --mock-fixtures (the mock
- * provider: nothing leaves the machine), --no-journal, --trace.  stdout,
- * the trace, <workflow>.review.jsonl, <workflow>.skipped.jsonl, the exit
- * status and the fixtures' report on stderr are what the expectations read.
+ * provider: nothing leaves the machine), --trace --trace-content, and a
+ * journal only when the workflow calls approve().  stdout, the trace,
+ * <workflow>.review.jsonl, <workflow>.skipped.jsonl, the exit status and
+ * the fixtures' report on stderr are what the expectations read.  A test of
+ * one agent (`call AGENT {...}`) runs a wrapper instead: the .flow's text
+ * with its workflow replaced by one that reads the arguments from a file
+ * and calls the agent, loaded through a FlowcReader and cached alike.
  *
  * Strict by default: a call that no fixture answers fails the test (`allow
  * mock` lets the mock answer it), as does a test's fixture that no call used
@@ -1284,8 +1288,17 @@ static void default_paths(TestFile *tf, Test *t, Vec *argv)
     }
 }
 
-/* Runs argv in dir, stdout and stderr into files there; the exit status. */
-static int run_in(const char *dir, char **argv, double limit_s)
+static volatile sig_atomic_t timed_out;          /* run_in's alarm went off */
+
+static void on_alarm(int sig)
+{
+    (void)sig;
+    timed_out = 1;
+}
+
+/* Runs argv in dir, stdout and stderr into files there; the exit status,
+ * -2 when it ran longer than limit_s (killed), -1 when it could not run. */
+static int run_in(const char *dir, char **argv, int limit_s)
 {
     pid_t pid = fork();
     if (pid < 0)
@@ -1303,23 +1316,22 @@ static int run_in(const char *dir, char **argv, double limit_s)
         fprintf(stderr, "cannot run %s: %s\n", argv[0], strerror(errno));
         _exit(127);
     }
-    int st;
-    long waited_ms = 0, nap = 1;
-    for (;;) {
-        pid_t r = waitpid(pid, &st, WNOHANG);
-        if (r == pid)
-            break;
-        if (r < 0 && errno != EINTR)
-            return -1;
-        if (waited_ms > (long)(limit_s * 1000)) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &st, 0);
-            return -2;
-        }
-        struct timespec ts = { 0, nap * 1000000L };
-        nanosleep(&ts, NULL);
-        waited_ms += nap;
-        nap = nap < 50 ? nap * 2 : 50;
+    /* wait for it, at most limit_s: an alarm interrupts the wait */
+    struct sigaction sa = { .sa_handler = on_alarm }, old;
+    sigemptyset(&sa.sa_mask);
+    timed_out = 0;
+    sigaction(SIGALRM, &sa, &old);
+    alarm((unsigned)limit_s);
+    int st = 0;
+    pid_t r;
+    while ((r = waitpid(pid, &st, 0)) < 0 && errno == EINTR && !timed_out)
+        ;
+    alarm(0);
+    sigaction(SIGALRM, &old, NULL);
+    if (r != pid) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &st, 0);
+        return timed_out ? -2 : -1;
     }
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
@@ -1628,14 +1640,35 @@ static const char *run_id(const char *dir)
     return id;
 }
 
-/* The flags of every run of a test: the fixtures, a journal, the trace. */
-static void common_flags(Vec *argv, const char *exe)
+static void find_approve(void *ctx, Node *n, TypeExpr *te)
 {
-    static const char *const flags[] = { "--mock-fixtures", "fixtures.jsonl", "--journal",
-        "run.db", "--quiet", "--trace", "trace.jsonl", "--trace-content" };
+    (void)te;
+    if (!n || *(bool *)ctx)
+        return;
+    if (n->kind == N_CALL && n->builtin == B_APPROVE)
+        *(bool *)ctx = true;
+    else
+        ast_children(n, find_approve, ctx);
+}
+
+/* The flags of every run of a test: the fixtures, the trace with the
+ * prompts, a journal when the workflow calls approve() (its decisions live
+ * there; else none: a journal's writes cost a run more than all the rest). */
+static void common_flags(Vec *argv, const char *exe, Decl *w)
+{
+    static const char *const flags[] = { "--mock-fixtures", "fixtures.jsonl", "--quiet",
+        "--trace", "trace.jsonl", "--trace-content" };
     vec_push(argv, (void *)exe);
     for (size_t i = 0; i < sizeof flags / sizeof *flags; i++)
         vec_push(argv, (void *)flags[i]);
+    bool approves = false;
+    ast_children(w->body, find_approve, &approves);
+    if (approves) {
+        vec_push(argv, "--journal");
+        vec_push(argv, "run.db");
+    } else {
+        vec_push(argv, "--no-journal");
+    }
 }
 
 /* Runs the workflow (and, with `approve all`, approves what waits and
@@ -1691,7 +1724,7 @@ static bool run_test(Session *s, TestFile *tf, Test *t, const char *exe, bool *u
     }
     const char *why = NULL;
     Vec argv = { 0 };
-    common_flags(&argv, exe);
+    common_flags(&argv, exe, t->call ? t->wrapper : tf->w);
     bool ok = f && fclose(f) == 0 && write_args(t, dir, &argv, &why);
     if (ok && t->call) {                         /* the one row of the agent's arguments */
         const char *in = arena_printf("%s/call.jsonl", dir);
