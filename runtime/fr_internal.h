@@ -949,6 +949,12 @@ typedef struct fr_journal fr_journal;
 #define FR_JKEY_MAX 256            /* bytes of a call key, with its NUL */
 _Static_assert(sizeof ((fr_toolrun *)0)->key == FR_JKEY_MAX, "fr_toolrun.key");
 
+/* A call's attempts as the journal and the trace keep them (fr_jrun.c). */
+typedef struct fr_jdetail fr_jdetail;
+/* Its JSON text (malloc'd; NULL when out of memory), and freeing it. */
+char *fr_jdetail_text(const fr_jdetail *d);
+void fr_jdetail_free(fr_jdetail *d);
+
 /* One agent call as the journal keys and records it. */
 typedef struct fr_jcall {
     const char *agent;             /* the agent's name */
@@ -973,6 +979,8 @@ typedef struct fr_jcall {
                                       fr_journal_lookup for an earlier process's row, by
                                       the first fr_journal_reserve otherwise) */
     const char *detail;            /* its attempts as JSON text (fr_jrun.c), or NULL */
+    fr_jdetail *detail_own;        /* or its attempts, for fr_journal_record_async to write
+                                      as text on the writer's thread and free, or NULL */
 } fr_jcall;
 
 /* ".flow/<workflow>.db" (malloc'd). */
@@ -1037,7 +1045,8 @@ bool fr_journal_was_in_flight(fr_journal *j, fr_jcall *c);
  * settling its reservation; returns once synced. */
 bool fr_journal_record(fr_journal *j, const fr_jcall *c);
 /* The same, queued (c is copied) without waiting for it: it commits before
- * anything queued after it.  False when the journal cannot take it. */
+ * anything queued after it.  False when the journal cannot take it.  It
+ * takes c->detail_own in any case. */
 bool fr_journal_record_async(fr_journal *j, const fr_jcall *c);
 /* Runs fn(arg) on the writer thread once everything queued before is
  * durable (at once without a writer); false when out of memory (then not
@@ -1161,9 +1170,6 @@ typedef struct fr_under {
     const char *span;              /* the execute_tool span, or "" without a trace */
     char *key_out;                 /* [FR_JKEY_MAX]: gets the call's journal key, or NULL */
 } fr_under;
-
-/* A call's attempts as the journal and the trace keep them (fr_jrun.c). */
-typedef struct fr_jdetail fr_jdetail;
 
 /* The journal's part of one agent call, kept in fr_call's call state. */
 typedef struct fr_jhook {

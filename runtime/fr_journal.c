@@ -1519,8 +1519,10 @@ static bool insert_results(fr_journal *j, jop **ops, int n)
     if (!st)
         return false;
     int64_t now = fr_wall_ms();
+    char *text[ROWS_MAX];          /* the details handed over as structs, as text */
     for (int r = 0; r < n; r++) {
         const fr_jcall *c = ops[r]->call;
+        text[r] = c->detail_own ? fr_jdetail_text(c->detail_own) : NULL;
         int at = r * REC_COLS;
         sqlite3_bind_text(st, at + 1, j->run_id, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, at + 2, c->key, -1, SQLITE_STATIC);
@@ -1528,9 +1530,12 @@ static bool insert_results(fr_journal *j, jop **ops, int n)
         sqlite3_bind_text(st, at + 4, c->item ? c->item : "", -1, SQLITE_STATIC);
         sqlite3_bind_int(st, at + 5, c->phase);
         bind_result(st, at, c, now);
-        sqlite3_bind_text(st, at + 18, c->detail, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, at + 18, text[r] ? text[r] : c->detail, -1, SQLITE_STATIC);
     }
-    return step_once(st);
+    bool ok = step_once(st);
+    for (int r = 0; r < n; r++)
+        fr_free(text[r]);
+    return ok;
 }
 
 /* A result for a call that has a row (its hold, or an earlier process's). */
@@ -1538,10 +1543,13 @@ static bool update_result(fr_journal *j, jop *op)
 {
     const fr_jcall *c = op->call;
     sqlite3_stmt *st = j->st_rec;
+    char *text = c->detail_own ? fr_jdetail_text(c->detail_own) : NULL;
     bind_result(st, 0, c, fr_wall_ms());
     sqlite3_bind_int64(st, 18, c->row);
-    sqlite3_bind_text(st, 19, c->detail, -1, SQLITE_STATIC);
-    return step_once(st);
+    sqlite3_bind_text(st, 19, text ? text : c->detail, -1, SQLITE_STATIC);
+    bool ok = step_once(st);
+    fr_free(text);
+    return ok;
 }
 
 /* Writes the current phase's active time (none: true); the caller holds
@@ -1651,6 +1659,7 @@ static void batch_done(fr_journal *j, jop *batch, bool ok)
         } else if (op->kind == OP_AFTER) {
             *at = op, at = &op->next, op->next = NULL;
         } else {
+            fr_jdetail_free(op->copy.detail_own);
             fr_free(op);
         }
     }
@@ -1791,19 +1800,31 @@ static const char *copy_str(char **p, const char *s)
     return r;
 }
 
+/* fr_journal_record, then c's detail freed (a result that cannot wait in
+ * the queue). */
+static bool record_now(fr_journal *j, const fr_jcall *c)
+{
+    bool ok = fr_journal_record(j, c);
+    fr_jdetail_free(c->detail_own);
+    return ok;
+}
+
 bool fr_journal_record_async(fr_journal *j, const fr_jcall *c)
 {
-    if (!j || !j->run_id[0])
+    if (!j || !j->run_id[0]) {
+        fr_jdetail_free(c->detail_own);
         return true;
+    }
     pthread_mutex_lock(&j->mu);
     bool on = j->writer_on, failed = j->failed;
     pthread_mutex_unlock(&j->mu);
     if (!on)
-        return fr_journal_record(j, c);
+        return record_now(j, c);
     if (failed) {
         pthread_mutex_lock(&j->mu);
         j->answers_lost += c->output != NULL;
         pthread_mutex_unlock(&j->mu);
+        fr_jdetail_free(c->detail_own);
         return false;
     }
     size_t n = 0;
@@ -1812,10 +1833,10 @@ bool fr_journal_record_async(fr_journal *j, const fr_jcall *c)
         n += strs[i] ? strlen(strs[i]) + 1 : 0;
     jop *op = fr_malloc(sizeof *op + n);
     if (!op)
-        return fr_journal_record(j, c);          /* no memory to queue it: wait for it */
+        return record_now(j, c);                 /* no memory to queue it: wait for it */
     memset(op, 0, sizeof *op);
     op->kind = OP_RECORD;
-    op->copy = *c;
+    op->copy = *c;                 /* the detail handed over with it */
     char *p = op->strings;
     op->copy.agent = copy_str(&p, c->agent);
     op->copy.item = copy_str(&p, c->item);

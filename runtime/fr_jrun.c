@@ -482,7 +482,7 @@ static fr_jdetail *call_detail(jstate *s, const fr_model *m, const char *system,
     return d;
 }
 
-static void detail_free(fr_jdetail *d)
+void fr_jdetail_free(fr_jdetail *d)
 {
     if (!d)
         return;
@@ -502,7 +502,7 @@ static void detail_free(fr_jdetail *d)
 
 void fr_journal_call_drop(fr_jhook *h)
 {
-    detail_free(h->detail);
+    fr_jdetail_free(h->detail);
     h->detail = NULL;
 }
 
@@ -674,7 +674,7 @@ static void put_attempt(fr_buf *b, const jattempt *a, bool first, bool content, 
 
 /* The detail as JSON text (malloc'd): {"model", ["system", "prompt",]
  * "attempts": [...], ["error"]}. */
-static char *detail_json(const fr_jdetail *d)
+char *fr_jdetail_text(const fr_jdetail *d)
 {
     fr_buf b = { 0 };
     put_text(&b, "{\"model\":", d->model);
@@ -719,16 +719,24 @@ static char *turn_text(fr_jhook *h, fr_run *run, int turn)
     return b.s;
 }
 
-/* The detail as JSON text for the journal (malloc'd), with the call's
- * final error when it failed. */
-static char *detail_text(fr_jhook *h, fr_ctx *cx, json_t *v)
+/* The detail for the journal's row of the call, with the call's final
+ * error when it failed: its text in r->detail (malloc'd, the caller frees
+ * it) while the trace or a tool loop still needs it, else itself in
+ * r->detail_own (the journal writes it on the writer's thread: off the
+ * items' thread). */
+static char *detail_text(fr_jhook *h, fr_ctx *cx, json_t *v, fr_jcall *r)
 {
+    jstate *s = cx->run->journal;
     if (!h->detail)
         return NULL;
     if (!v && cx->err)
         set_str(&h->detail->error, cx->err);
     redact_detail(h, cx->run);
-    return detail_json(h->detail);
+    if (s->trace || h->loop)       /* the trace, a loop's turn rows: still needed */
+        return (char *)(r->detail = fr_jdetail_text(h->detail));
+    r->detail_own = h->detail;
+    h->detail = NULL;
+    return NULL;
 }
 
 /* A journaled answer v (of type t) with its hashed values put back from
@@ -885,8 +893,7 @@ void fr_journal_call_record(fr_jhook *h, fr_ctx *cx, json_t *v, const fr_type *t
     if (!h->output)
         return;                    /* out of memory: the call is made again on resume */
     fr_jcall own = own_row(h);
-    char *detail = detail_text(h, cx, v);
-    own.detail = detail;
+    char *detail = detail_text(h, cx, v, &own);
     /* queued: the item goes on; what must follow it on disk is queued after */
     if (!fr_journal_record_async(s->j, &own))
         write_failed(s);
@@ -914,7 +921,7 @@ static void trace_call(jstate *s, fr_jhook *h, fr_ctx *cx, json_t *v)
                  cx->sig == FR_SIG_BUDGET ? "budget" : "error");
     json_t *content = NULL;        /* --trace-content: the detail, on the line */
     if (s->content && h->detail) {
-        char *text = detail_json(h->detail);
+        char *text = fr_jdetail_text(h->detail);
         content = text ? fr_json_loadb(text, strlen(text), 0, NULL) : NULL;
         fr_free(text);
     }
@@ -953,8 +960,7 @@ void fr_journal_call_end(fr_jhook *h, fr_ctx *cx, json_t *v)
         h->jc.output = NULL;
         h->jc.latency_ms = fr_now_ms() - h->start_ms;
         fr_jcall own = own_row(h);
-        char *detail = detail_text(h, cx, v);
-        own.detail = detail;
+        char *detail = detail_text(h, cx, v, &own);
         if (!fr_journal_record_async(s->j, &own))
             write_failed(s);
         fr_free(detail);
