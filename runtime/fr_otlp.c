@@ -71,15 +71,18 @@ struct fr_otlp {
     bool started;                  /* it runs */
     pthread_mutex_t mu;            /* guards what follows */
     pthread_cond_t wake;           /* a batch is full, or stop */
-    json_t **q;                    /* the queue, a ring of [C.queue_max] spans */
+    pthread_cond_t idle;           /* the sender ended */
+    char **q;                      /* the queue, a ring of [C.queue_max] spans' JSON texts */
     int head, n;                   /* its first span and how many */
-    bool stop;                     /* the run ended: flush and go */
-    int64_t deadline_ms;           /* the flush's end (monotonic), once stop */
+    int64_t inflight;              /* spans the sender is sending */
+    bool stop;                     /* the run ended: flush and go (also read atomically) */
+    bool done;                     /* the sender ended */
+    int64_t deadline_ms;           /* the flush's end (monotonic), once stop (atomic) */
     int64_t dropped;               /* spans lost */
     int64_t sent;                  /* spans the collector took */
     char why[256];                 /* the last reason spans were lost */
     bool failing;                  /* the last export failed */
-    json_t *resource;              /* the Resource, built at start */
+    char *head_json;               /* a request's text before its spans */
     char trace_id[33];             /* the run's trace */
 };
 
@@ -314,64 +317,111 @@ bool fr_otlp_wanted(void)
     return C.on;
 }
 
-/* ---- spans ------------------------------------------------------------------------ */
+/* ---- spans ------------------------------------------------------------------------
+ * A span is written as OTLP JSON text on the caller's thread, straight into
+ * a buffer (no tree of objects: the queue holds about a kilobyte a span,
+ * and the sender only joins the texts). */
 
-/* Microseconds since the epoch as OTLP's fixed64 nanoseconds: a decimal string. */
-static json_t *nanos(int64_t us)
+/* s as a JSON string (s is UTF-8: it comes from a jansson string or ours). */
+static void put_str(fr_buf *b, const char *s, size_t n)
 {
-    char buf[32];
-    snprintf(buf, sizeof buf, "%lld", (long long)(us < 0 ? 0 : us) * 1000);
-    return json_string(buf);
+    static const char hex[] = "0123456789abcdef";
+    fr_buf_put(b, "\"", 1);
+    size_t run = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        fr_buf_put(b, s + run, i - run);
+        run = i + 1;
+        char e[6] = { '\\', (char)c, 0 };
+        if (c == '"' || c == '\\') {
+            fr_buf_put(b, e, 2);
+        } else if (c == '\n') {
+            fr_buf_puts(b, "\\n");
+        } else {
+            e[1] = 'u', e[2] = '0', e[3] = '0', e[4] = hex[c >> 4], e[5] = hex[c & 15];
+            fr_buf_put(b, e, 6);
+        }
+    }
+    fr_buf_put(b, s + run, n - run);
+    fr_buf_put(b, "\"", 1);
 }
 
-/* A copy of scalar v as an AnyValue, or NULL for what has none (null, an object). */
-static json_t *any_value(json_t *v)
+static void put_cstr(fr_buf *b, const char *s)
 {
-    char buf[32];
-    json_t *a = NULL;
+    put_str(b, s, strlen(s));
+}
+
+/* Microseconds since the epoch as OTLP's fixed64 nanoseconds: a decimal string. */
+static void put_nanos(fr_buf *b, int64_t us)
+{
+    fr_buf_printf(b, "\"%lld\"", (long long)(us < 0 ? 0 : us) * 1000);
+}
+
+/* Scalar or array v as an AnyValue; false (nothing written) for what has none. */
+static bool put_any(fr_buf *b, json_t *v)
+{
     switch (json_typeof(v)) {
     case JSON_STRING:
-        return json_pack("{s:s%}", "stringValue", json_string_value(v), json_string_length(v));
+        fr_buf_puts(b, "{\"stringValue\":");
+        put_str(b, json_string_value(v), json_string_length(v));
+        fr_buf_puts(b, "}");
+        return true;
     case JSON_INTEGER:
-        snprintf(buf, sizeof buf, "%lld", (long long)json_integer_value(v));
-        return json_pack("{s:s}", "intValue", buf);
+        fr_buf_printf(b, "{\"intValue\":\"%lld\"}", (long long)json_integer_value(v));
+        return true;
     case JSON_REAL:
-        return isfinite(json_real_value(v)) ? json_pack("{s:f}", "doubleValue", json_real_value(v))
-                                            : NULL;
+        if (!isfinite(json_real_value(v)))
+            return false;
+        fr_buf_printf(b, "{\"doubleValue\":%.15g}", json_real_value(v));
+        return true;
     case JSON_TRUE:
     case JSON_FALSE:
-        return json_pack("{s:b}", "boolValue", json_is_true(v));
-    case JSON_ARRAY:
-        a = json_array();
-        for (size_t i = 0; a && i < json_array_size(v); i++) {
-            json_t *e = json_is_array(json_array_get(v, i)) ? NULL : any_value(json_array_get(v, i));
-            if (e)
-                json_array_append_new(a, e);
+        fr_buf_printf(b, "{\"boolValue\":%s}", json_is_true(v) ? "true" : "false");
+        return true;
+    case JSON_ARRAY: {
+        fr_buf_puts(b, "{\"arrayValue\":{\"values\":[");
+        bool first = true;
+        for (size_t i = 0; i < json_array_size(v); i++) {
+            json_t *e = json_array_get(v, i);
+            if (json_is_array(e) || json_is_object(e) || json_is_null(e))
+                continue;
+            if (!first)
+                fr_buf_puts(b, ",");
+            first = !put_any(b, e) && first;
         }
-        return a ? json_pack("{s:{s:o}}", "arrayValue", "values", a) : NULL;
+        fr_buf_puts(b, "]}}");
+        return true;
+    }
     default:
-        return NULL;
+        return false;
     }
 }
 
-static void add_attr(json_t *attrs, const char *key, json_t *value)
+/* One KeyValue (after a comma unless it is the list's first). */
+static void put_key(fr_buf *b, bool *first, const char *key)
 {
-    json_t *kv = value ? json_pack("{s:s, s:o}", "key", key, "value", value) : NULL;
-    if (kv)
-        json_array_append_new(attrs, kv);
+    fr_buf_puts(b, *first ? "{\"key\":" : ",{\"key\":");
+    *first = false;
+    put_cstr(b, key);
+    fr_buf_puts(b, ",\"value\":");
 }
 
-static void add_str(json_t *attrs, const char *key, const char *s)
+static void attr_str(fr_buf *b, bool *first, const char *key, const char *v)
 {
-    if (s)
-        add_attr(attrs, key, json_pack("{s:s}", "stringValue", s));
+    if (!v)
+        return;
+    put_key(b, first, key);
+    fr_buf_puts(b, "{\"stringValue\":");
+    put_cstr(b, v);
+    fr_buf_puts(b, "}}");
 }
 
-static void add_int(json_t *attrs, const char *key, int64_t n)
+static void attr_int(fr_buf *b, bool *first, const char *key, int64_t n)
 {
-    char buf[32];
-    snprintf(buf, sizeof buf, "%lld", (long long)n);
-    add_attr(attrs, key, json_pack("{s:s}", "intValue", buf));
+    put_key(b, first, key);
+    fr_buf_printf(b, "{\"intValue\":\"%lld\"}}", (long long)n);
 }
 
 /* The trace line's fields that are the span's own, not attributes. */
@@ -436,34 +486,10 @@ static char *clean_url(const char *url)
     return b.s;
 }
 
-/* The line's fields as attributes: OpenTelemetry's names (they have a dot)
- * as they are, flowc's own under "flowc.". */
-static json_t *line_attrs(json_t *line)
-{
-    json_t *attrs = json_array();
-    const char *k;
-    json_t *v;
-    char key[160];
-    json_object_foreach(line, k, v) {
-        if (!attrs || not_attr(k) || json_is_null(v))
-            continue;
-        if (strcmp(k, "url.full") == 0 && json_is_string(v)) {
-            char *u = clean_url(json_string_value(v));
-            add_str(attrs, k, u);
-            fr_free(u);
-            continue;
-        }
-        snprintf(key, sizeof key, "%s%s", strchr(k, '.') ? "" : "flowc.", k);
-        add_attr(attrs, key, any_value(v));
-    }
-    return attrs;
-}
-
 /* server.port from url.full (HTTP client spans want it beside server.address). */
-static void add_port(json_t *attrs, json_t *line)
+static void attr_port(fr_buf *b, bool *first, const char *u)
 {
-    const char *u = json_string_value(json_object_get(line, "url.full"));
-    const char *p = u ? strstr(u, "://") : NULL;
+    const char *p = strstr(u, "://");
     if (!p)
         return;
     const char *host = p + 3;
@@ -479,73 +505,104 @@ static void add_port(json_t *attrs, json_t *line)
             colon = NULL;
     long port = colon ? strtol(colon + 1, NULL, 10) : strncasecmp(u, "https", 5) == 0 ? 443 : 80;
     if (port > 0 && port < 65536)
-        add_int(attrs, "server.port", port);
+        attr_int(b, first, "server.port", port);
+}
+
+/* The line's fields as attributes: OpenTelemetry's names (they have a dot)
+ * as they are, flowc's own under "flowc.". */
+static void put_attrs(fr_buf *b, json_t *line, bool client)
+{
+    bool first = true;
+    const char *k;
+    json_t *v;
+    char key[160];
+    fr_buf_puts(b, "\"attributes\":[");
+    json_object_foreach(line, k, v) {
+        if (not_attr(k) || json_is_null(v) || json_is_object(v))
+            continue;
+        if (strcmp(k, "url.full") == 0 && json_is_string(v)) {
+            char *u = clean_url(json_string_value(v));
+            attr_str(b, &first, k, u);
+            if (u && client)
+                attr_port(b, &first, u);
+            fr_free(u);
+            continue;
+        }
+        if (json_is_real(v) && !isfinite(json_real_value(v)))
+            continue;
+        snprintf(key, sizeof key, "%s%s", strchr(k, '.') ? "" : "flowc.", k);
+        put_key(b, &first, key);
+        put_any(b, v);
+        fr_buf_puts(b, "}");
+    }
+    fr_buf_puts(b, "]");
 }
 
 /* A call's retries as events, from its detail's attempts: an attempt after
  * one that failed (not an answer, not a tool loop's turn) is an event at its
  * start, saying why the one before failed. */
-static json_t *retry_events(json_t *detail, int64_t start_us, int64_t end_us)
+static void put_events(fr_buf *b, json_t *detail, int64_t start_us, int64_t end_us)
 {
     json_t *list = json_object_get(detail, "attempts");
-    if (json_array_size(list) < 2)
-        return NULL;
-    json_t *evs = json_array();
-    for (size_t i = 1; evs && i < json_array_size(list); i++) {
+    bool any = false;
+    for (size_t i = 1; i < json_array_size(list); i++) {
         json_t *prev = json_array_get(list, i - 1), *a = json_array_get(list, i);
         const char *was = json_string_value(json_object_get(prev, "outcome"));
         if (!was || strcmp(was, "answer") == 0 || strcmp(was, "tool_calls") == 0)
             continue;
         int64_t t = json_integer_value(json_object_get(a, "start_ms")) * 1000;
         t = t < start_us ? start_us : t > end_us ? end_us : t;
-        json_t *attrs = json_array();
-        if (!attrs)
-            continue;
-        add_int(attrs, "flowc.attempt", (int64_t)i + 1);
-        add_str(attrs, "flowc.retry.reason", was);
-        if (json_integer_value(json_object_get(prev, "status")))
-            add_int(attrs, "http.response.status_code",
-                    json_integer_value(json_object_get(prev, "status")));
-        add_str(attrs, "flowc.retry.error", json_string_value(json_object_get(prev, "error")));
-        json_t *e = json_pack("{s:o, s:s, s:o}", "timeUnixNano", nanos(t), "name", "retry",
-                              "attributes", attrs);
-        if (e)
-            json_array_append_new(evs, e);
+        fr_buf_puts(b, any ? ",{\"timeUnixNano\":" : ",\"events\":[{\"timeUnixNano\":");
+        any = true;
+        put_nanos(b, t);
+        fr_buf_puts(b, ",\"name\":\"retry\",\"attributes\":[");
+        bool first = true;
+        attr_int(b, &first, "flowc.attempt", (int64_t)i + 1);
+        attr_str(b, &first, "flowc.retry.reason", was);
+        int64_t st = json_integer_value(json_object_get(prev, "status"));
+        if (st)
+            attr_int(b, &first, "http.response.status_code", st);
+        attr_str(b, &first, "flowc.retry.error", json_string_value(json_object_get(prev, "error")));
+        fr_buf_puts(b, "]}");
     }
-    if (evs && json_array_size(evs) == 0) {
-        json_decref(evs);
-        return NULL;
-    }
-    return evs;
+    if (any)
+        fr_buf_puts(b, "]");
 }
 
-/* The line as an OTLP Span (new), or NULL when out of memory. */
-static json_t *to_span(fr_otlp *x, json_t *line, int kind, int64_t start_us, int64_t end_us,
-                       json_t *detail, const char *parent)
+/* The line as an OTLP Span's JSON text (malloc'd), or NULL when out of memory. */
+static char *to_span(fr_otlp *x, json_t *line, int kind, int64_t start_us, int64_t end_us,
+                     json_t *detail, const char *parent)
 {
     const char *span = json_string_value(json_object_get(line, "span_id"));
     const char *given = json_string_value(json_object_get(line, "parent_span_id"));
     const char *name = json_string_value(json_object_get(line, "name"));
     const char *err = json_string_value(json_object_get(line, "error.type"));
-    json_t *attrs = line_attrs(line);
-    if (attrs && kind == 3 && json_object_get(line, "url.full"))
-        add_port(attrs, line);
-    json_t *s = json_pack("{s:s, s:s, s:s, s:i, s:o, s:o, s:o}", "traceId", x->trace_id,
-                          "spanId", span ? span : "", "name", name ? name : "", "kind", kind,
-                          "startTimeUnixNano", nanos(start_us), "endTimeUnixNano",
-                          nanos(end_us < start_us ? start_us : end_us),
-                          "attributes", attrs ? attrs : json_array());
     const char *up = given && *given ? given : parent;
-    if (s && up && *up)             /* a root has none */
-        json_object_set_new(s, "parentSpanId", json_string(up));
-    json_t *evs = detail ? retry_events(detail, start_us, end_us) : NULL;
-    if (s && evs)
-        json_object_set_new(s, "events", evs);
-    else
-        json_decref(evs);
-    if (s && err)
-        json_object_set_new(s, "status", json_pack("{s:i, s:s}", "code", 2, "message", err));
-    return s;
+    fr_buf b = { 0 };
+    fr_buf_printf(&b, "{\"traceId\":\"%s\",\"spanId\":\"%s\",", x->trace_id, span ? span : "");
+    if (up && *up)                  /* a root has none */
+        fr_buf_printf(&b, "\"parentSpanId\":\"%s\",", up);
+    fr_buf_puts(&b, "\"name\":");
+    put_cstr(&b, name ? name : "");
+    fr_buf_printf(&b, ",\"kind\":%d,\"startTimeUnixNano\":", kind);
+    put_nanos(&b, start_us);
+    fr_buf_puts(&b, ",\"endTimeUnixNano\":");
+    put_nanos(&b, end_us < start_us ? start_us : end_us);
+    fr_buf_puts(&b, ",");
+    put_attrs(&b, line, kind == 3);
+    if (detail)
+        put_events(&b, detail, start_us, end_us);
+    if (err) {                      /* STATUS_CODE_ERROR */
+        fr_buf_puts(&b, ",\"status\":{\"code\":2,\"message\":");
+        put_cstr(&b, err);
+        fr_buf_puts(&b, "}");
+    }
+    fr_buf_puts(&b, "}");
+    if (fr_buf_failed(&b)) {
+        fr_buf_free(&b);
+        return NULL;
+    }
+    return b.s;
 }
 
 /* ---- the queue ---------------------------------------------------------------------- */
@@ -562,13 +619,12 @@ void fr_otlp_span(fr_otlp *x, json_t *line, int kind, int64_t start_us, int64_t 
 {
     if (!x || !line)
         return;
-    json_t *s = to_span(x, line, kind, start_us, end_us, detail, parent);
+    char *s = to_span(x, line, kind, start_us, end_us, detail, parent);
     pthread_mutex_lock(&x->mu);
     if (!s) {
         lost(x, 1, "out of memory");
     } else if (x->n == C.queue_max || x->stop) {
         lost(x, 1, x->failing ? NULL : "the queue was full");
-        json_decref(s);
     } else {
         x->q[(x->head + x->n) % C.queue_max] = s;
         if (++x->n == C.batch_max)
@@ -576,6 +632,7 @@ void fr_otlp_span(fr_otlp *x, json_t *line, int kind, int64_t start_us, int64_t 
         s = NULL;
     }
     pthread_mutex_unlock(&x->mu);
+    fr_free(s);
 }
 
 /* ---- sending ------------------------------------------------------------------------- */
@@ -628,22 +685,41 @@ static int64_t rejected(const reply *r)
     return k > 0 ? k : 0;
 }
 
+static int64_t mono_ms(void)
+{
+    return fr_now_ms();
+}
+
+/* libcurl's progress callback: a request still going at the end's deadline
+ * is given up (libcurl calls this about once a second while it waits). */
+static int on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+    fr_otlp *x = arg;
+    (void)dt, (void)dn, (void)ut, (void)un;
+    return __atomic_load_n(&x->stop, __ATOMIC_ACQUIRE)
+           && mono_ms() >= __atomic_load_n(&x->deadline_ms, __ATOMIC_ACQUIRE);
+}
+
 typedef enum { SENT, RETRY, FAILED } outcome;
 
 /* One POST of body; why says what went wrong. */
-static outcome post(CURL *c, struct curl_slist *hdrs, const char *body, long timeout_ms,
-                    int64_t nspans, int64_t *refused, char *why, size_t n, long *retry_after)
+static outcome post(fr_otlp *x, CURL *c, struct curl_slist *hdrs, const char *body, size_t len,
+                    long timeout_ms, int64_t nspans, int64_t *refused, char *why, size_t n,
+                    long *retry_after)
 {
     reply r = { 0 };
     fr_curl.easy_setopt(c, CURLOPT_URL, C.url);
     fr_curl.easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
     fr_curl.easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    fr_curl.easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
+    fr_curl.easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
     fr_curl.easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
     fr_curl.easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
     fr_curl.easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     fr_curl.easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     fr_curl.easy_setopt(c, CURLOPT_WRITEDATA, &r);
+    fr_curl.easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+    fr_curl.easy_setopt(c, CURLOPT_XFERINFODATA, x);
+    fr_curl.easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
     fr_curl.easy_setopt(c, CURLOPT_USERAGENT, "flowc/" FLOWRT_VERSION);
     if (C.cafile)
         fr_curl.easy_setopt(c, CURLOPT_CAINFO, C.cafile);
@@ -658,46 +734,68 @@ static outcome post(CURL *c, struct curl_slist *hdrs, const char *body, long tim
     outcome o;
     char msg[200];
     if (rc != CURLE_OK) {
-        snprintf(why, n, "%s", rc == CURLE_OPERATION_TIMEDOUT ? "no answer in time"
-                 : rc == CURLE_COULDNT_CONNECT ? "cannot connect" : fr_curl.easy_strerror(rc));
+        snprintf(why, n, "%s", rc == CURLE_OPERATION_TIMEDOUT || rc == CURLE_ABORTED_BY_CALLBACK
+                 ? "no answer in time" : rc == CURLE_COULDNT_CONNECT ? "cannot connect"
+                 : fr_curl.easy_strerror(rc));
         o = rc == CURLE_OPERATION_TIMEDOUT || rc == CURLE_COULDNT_CONNECT || rc == CURLE_SEND_ERROR
             || rc == CURLE_RECV_ERROR || rc == CURLE_GOT_NOTHING || rc == CURLE_COULDNT_RESOLVE_HOST
             ? RETRY : FAILED;
     } else if (status >= 200 && status < 300) {
         *refused = rejected(&r);
         body_message(&r, "errorMessage", msg, sizeof msg);
-        snprintf(why, n, "the collector rejected %lld of %lld spans%s", (long long)*refused,
+        snprintf(why, n, "the collector rejected %lld of %lld spans%.180s", (long long)*refused,
                  (long long)nspans, msg);
         o = SENT;
     } else {
         body_message(&r, "message", msg, sizeof msg);
-        snprintf(why, n, "HTTP %ld%s", status, msg);
+        snprintf(why, n, "HTTP %ld%.180s", status, msg);
         o = status == 429 || status == 502 || status == 503 || status == 504 ? RETRY : FAILED;
     }
     fr_free(r.body);
     return o;
 }
 
-static int64_t mono_ms(void)
+/* Waits ms (x->mu held), or less when the run ends. */
+static void backoff(fr_otlp *x, long ms)
 {
-    return fr_now_ms();
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += ms / 1000;
+    until.tv_nsec += (ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L)
+        until.tv_sec++, until.tv_nsec -= 1000000000L;
+    while (!x->stop)
+        if (pthread_cond_timedwait(&x->wake, &x->mu, &until) == ETIMEDOUT)
+            break;
 }
 
-static void sleep_ms(long ms)
+/* The request of spans[0..n) (their texts, joined), or NULL when out of memory. */
+static char *request(fr_otlp *x, char **spans, int64_t n, size_t *len)
 {
-    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
+    static const char mid[] = "\"spans\":[", tail[] = "]}]}]}";
+    size_t total = strlen(x->head_json) + sizeof mid + sizeof tail + (size_t)n;
+    for (int64_t i = 0; i < n; i++)
+        total += strlen(spans[i]);
+    char *body = fr_malloc(total), *p = body;
+    if (!body)
+        return NULL;
+    p = stpcpy(p, x->head_json);
+    p = stpcpy(p, mid);
+    for (int64_t i = 0; i < n; i++) {
+        if (i)
+            *p++ = ',';
+        p = stpcpy(p, spans[i]);
+    }
+    p = stpcpy(p, tail);
+    *len = (size_t)(p - body);
+    return body;
 }
 
 /* Sends spans[0..n) (taken from the queue): counts them sent or dropped. */
-static void export(fr_otlp *x, CURL *c, struct curl_slist *hdrs, json_t *spans, int64_t n)
+static void export(fr_otlp *x, CURL *c, struct curl_slist *hdrs, char **spans, int64_t n)
 {
-    json_t *req = json_pack("{s:[{s:O, s:[{s:{s:s, s:s}, s:o}]}]}", "resourceSpans", "resource",
-                            x->resource, "scopeSpans", "scope", "name", "flowc", "version",
-                            FLOWRT_VERSION, "spans", spans);
-    char *body = req ? json_dumps(req, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
-    json_decref(req);
+    size_t len = 0;
+    char *body = request(x, spans, n, &len);
     char why[256] = "out of memory";
     outcome o = FAILED;
     int64_t refused = 0;
@@ -714,19 +812,23 @@ static void export(fr_otlp *x, CURL *c, struct curl_slist *hdrs, json_t *spans, 
             }
             timeout = timeout < left ? timeout : (long)left;
         }
-        o = post(c, hdrs, body, timeout, n, &refused, why, sizeof why, &after);
-        if (o != RETRY || t + 1 == TRIES || (stopping && after == 0))
-            break;                  /* at the end, only a collector that asked to wait */
+        o = post(x, c, hdrs, body, len, timeout, n, &refused, why, sizeof why, &after);
+        if (o != RETRY || t + 1 == TRIES)
+            break;
         long wait = after > 0 ? (after < 5000 ? after : 5000) : 250L << t;
         pthread_mutex_lock(&x->mu);
         stopping = x->stop;
+        /* at the end, only a collector that asked to wait, within the deadline */
+        bool go_on = !stopping || (after > 0 && mono_ms() + wait < x->deadline_ms);
+        if (go_on)
+            backoff(x, wait);
         pthread_mutex_unlock(&x->mu);
-        if (stopping && mono_ms() + wait >= x->deadline_ms)
+        if (!go_on)
             break;
-        sleep_ms(wait);
     }
     fr_free(body);
     pthread_mutex_lock(&x->mu);
+    x->inflight = 0;
     if (o == SENT) {
         x->sent += n - refused;
         if (refused)
@@ -748,14 +850,15 @@ static struct curl_slist *header_list(void)
     return l;
 }
 
-/* Drops what is queued (libcurl could not be had). */
+/* Drops what is queued (x->mu held). */
 static void drop_queue(fr_otlp *x, const char *why)
 {
+    if (x->n)
+        lost(x, x->n, why);
     while (x->n) {
-        json_decref(x->q[x->head]);
+        fr_free(x->q[x->head]);
         x->head = (x->head + 1) % C.queue_max;
         x->n--;
-        lost(x, 1, why);
     }
 }
 
@@ -765,6 +868,7 @@ static void *sender(void *arg)
     fr_buf err = { 0 };
     CURL *c = NULL;
     struct curl_slist *hdrs = NULL;
+    char **batch = fr_calloc((size_t)C.batch_max, sizeof *batch);
     if (fr_curl_load(&err) && (c = fr_curl.easy_init()) != NULL)
         hdrs = header_list();
     pthread_mutex_lock(&x->mu);
@@ -778,7 +882,7 @@ static void *sender(void *arg)
         while (!x->stop && x->n < C.batch_max)
             if (pthread_cond_timedwait(&x->wake, &x->mu, &until) == ETIMEDOUT)
                 break;
-        if (!c || !hdrs) {
+        if (!c || !hdrs || !batch) {
             drop_queue(x, err.s ? err.s : "out of memory");
             if (x->stop)
                 break;
@@ -790,45 +894,57 @@ static void *sender(void *arg)
             continue;
         }
         int64_t k = x->n < C.batch_max ? x->n : C.batch_max;
-        json_t *spans = json_array();
         for (int64_t i = 0; i < k; i++) {
-            json_t *s = x->q[x->head];
+            batch[i] = x->q[x->head];
             x->head = (x->head + 1) % C.queue_max;
             x->n--;
-            if (!spans || json_array_append_new(spans, s) != 0)
-                lost(x, 1, "out of memory");
         }
+        x->inflight = k;
         pthread_mutex_unlock(&x->mu);
-        if (spans)
-            export(x, c, hdrs, spans, (int64_t)json_array_size(spans));
+        export(x, c, hdrs, batch, k);
+        for (int64_t i = 0; i < k; i++)
+            fr_free(batch[i]);
         pthread_mutex_lock(&x->mu);
     }
+    x->done = true;
+    pthread_cond_broadcast(&x->idle);
     pthread_mutex_unlock(&x->mu);
     if (hdrs)
         fr_curl.slist_free_all(hdrs);
     if (c)
         fr_curl.easy_cleanup(c);
+    fr_free(batch);
     fr_buf_free(&err);
     return NULL;
 }
 
 /* ---- start and stop ---------------------------------------------------------------- */
 
-static json_t *resource(const char *workflow)
+/* The request's head up to its spans: the Resource (from the environment,
+ * service.name the workflow's unless it says another) and the scope. */
+static char *request_head(const char *workflow)
 {
-    json_t *attrs = json_array();
     const char *svc = C.service;
     for (int i = 0; !svc && i < C.nres; i++)
         if (strcmp(C.res_keys[i], "service.name") == 0)
             svc = C.res_vals[i];
-    add_str(attrs, "service.name", svc ? svc : workflow);
+    fr_buf b = { 0 };
+    bool first = true;
+    fr_buf_puts(&b, "{\"resourceSpans\":[{\"resource\":{\"attributes\":[");
+    attr_str(&b, &first, "service.name", svc ? svc : workflow);
     for (int i = 0; i < C.nres; i++)
         if (strcmp(C.res_keys[i], "service.name") != 0)
-            add_str(attrs, C.res_keys[i], C.res_vals[i]);
-    add_str(attrs, "telemetry.sdk.name", "flowc");
-    add_str(attrs, "telemetry.sdk.language", "c");
-    add_str(attrs, "telemetry.sdk.version", FLOWRT_VERSION);
-    return attrs ? json_pack("{s:o}", "attributes", attrs) : NULL;
+            attr_str(&b, &first, C.res_keys[i], C.res_vals[i]);
+    attr_str(&b, &first, "telemetry.sdk.name", "flowc");
+    attr_str(&b, &first, "telemetry.sdk.language", "c");
+    attr_str(&b, &first, "telemetry.sdk.version", FLOWRT_VERSION);
+    fr_buf_puts(&b, "]},\"scopeSpans\":[{\"scope\":{\"name\":\"flowc\",\"version\":\""
+                FLOWRT_VERSION "\"},");
+    if (fr_buf_failed(&b)) {
+        fr_buf_free(&b);
+        return NULL;
+    }
+    return b.s;
 }
 
 fr_otlp *fr_otlp_start(const char *workflow, const char *trace_id)
@@ -836,49 +952,74 @@ fr_otlp *fr_otlp_start(const char *workflow, const char *trace_id)
     if (!fr_otlp_wanted())
         return NULL;
     fr_otlp *x = fr_calloc(1, sizeof *x);
-    json_t **q = fr_calloc((size_t)C.queue_max, sizeof *q);
-    json_t *res = resource(workflow);
-    if (!x || !q || !res) {
+    char **q = fr_calloc((size_t)C.queue_max, sizeof *q);
+    char *head = request_head(workflow);
+    if (!x || !q || !head) {
         fprintf(stderr, "warning: otlp: out of memory: spans are not exported\n");
         fr_free(x);
         fr_free(q);
-        json_decref(res);
+        fr_free(head);
         return NULL;
     }
     x->q = q;
-    x->resource = res;
+    x->head_json = head;
     snprintf(x->trace_id, sizeof x->trace_id, "%s", trace_id);
     pthread_mutex_init(&x->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_cond_init(&x->wake, &ca);
-    pthread_condattr_destroy(&ca);
+    pthread_cond_init(&x->wake, NULL);
+    pthread_cond_init(&x->idle, NULL);
     x->started = pthread_create(&x->thread, NULL, sender, x) == 0;
     if (!x->started)
         snprintf(x->why, sizeof x->why, "cannot start the export thread");
     return x;
 }
 
+/* An exporter whose thread is still in a request at the end's deadline: it
+ * is left to it (the process is ending), and kept here, not freed. */
+static fr_otlp *abandoned;
+
 void fr_otlp_stop(fr_otlp *x)
 {
     if (!x)
         return;
-    pthread_mutex_lock(&x->mu);
     long budget = C.timeout_ms < EXIT_BUDGET_MS ? C.timeout_ms : EXIT_BUDGET_MS;
-    x->deadline_ms = mono_ms() + budget;
-    x->stop = true;
-    pthread_cond_signal(&x->wake);
+    pthread_mutex_lock(&x->mu);
+    __atomic_store_n(&x->deadline_ms, mono_ms() + budget, __ATOMIC_RELEASE);
+    __atomic_store_n(&x->stop, true, __ATOMIC_RELEASE);
+    pthread_cond_broadcast(&x->wake);
+    /* the thread ends by the deadline, but for a request libcurl gives up
+     * a little later (its progress calls come about once a second) */
+    while (x->started && !x->done && mono_ms() < x->deadline_ms + 100) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 20 * 1000000L;
+        if (until.tv_nsec >= 1000000000L)
+            until.tv_sec++, until.tv_nsec -= 1000000000L;
+        pthread_cond_timedwait(&x->idle, &x->mu, &until);
+    }
+    bool done = !x->started || x->done;
+    if (!done) {
+        lost(x, x->inflight, "no answer in time");
+        x->inflight = 0;
+    }
+    drop_queue(x, x->why[0] ? NULL : "cannot start the export thread");
+    int64_t dropped = x->dropped;
+    char why[256];
+    snprintf(why, sizeof why, "%s", x->why[0] ? x->why : "unknown");
     pthread_mutex_unlock(&x->mu);
+    if (dropped)
+        fprintf(stderr, "otlp: %lld span%s dropped (collector at %s: %s)\n",
+                (long long)dropped, dropped == 1 ? "" : "s", C.shown, why);
+    if (!done) {
+        pthread_detach(x->thread);
+        abandoned = x;
+        return;
+    }
     if (x->started)
         pthread_join(x->thread, NULL);
-    drop_queue(x, x->why[0] ? NULL : "cannot start the export thread");
-    if (x->dropped)
-        fprintf(stderr, "otlp: %lld span%s dropped (collector at %s: %s)\n",
-                (long long)x->dropped, x->dropped == 1 ? "" : "s", C.shown,
-                x->why[0] ? x->why : "unknown");
     pthread_mutex_destroy(&x->mu);
     pthread_cond_destroy(&x->wake);
-    json_decref(x->resource);
+    pthread_cond_destroy(&x->idle);
+    fr_free(x->head_json);
     fr_free(x->q);
     fr_free(x);
 }

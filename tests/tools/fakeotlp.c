@@ -4,7 +4,7 @@
  * it gets as strictly as a collector parses it, and dumps it.
  *
  *   fakeotlp [--port-file F] [--dump F] [--path P] [--status N] [--delay MS]
- *            [--partial N]
+ *            [--partial N] [--count-only]
  *   fakeotlp --verify DUMP
  *
  * It listens on a free port of 127.0.0.1 (written into --port-file whole, by
@@ -29,7 +29,8 @@
  * "attrs":{key: AnyValue},"events":[{"name","time","attrs"}],"status"}.
  * --status N answers every request N (a JSON Status body) after checking
  * it, --delay MS waits MS before answering, --partial N answers 200 with a
- * partial success rejecting N spans.
+ * partial success rejecting N spans.  --count-only is a sink for benches: it
+ * checks nothing and dumps {"count": N} per request (its spans).
  *
  * --verify DUMP checks what a whole run sent: span ids unique in their
  * trace, every span's parent in the same trace (a span without one is a
@@ -60,6 +61,7 @@ static int answer_status = 200;
 static long delay_ms;
 static long partial;
 static long nrequests;
+static bool count_only;
 
 /* ---- checking a request ------------------------------------------------------------ */
 
@@ -451,6 +453,13 @@ static void serve(int fd)
             reply_status(fd, 404, "no such endpoint");
         } else if (!ct || strncasecmp(ct, "application/json", 16) != 0) {
             reply_status(fd, 415, "Content-Type must be application/json");
+        } else if (count_only) {           /* a sink for benches: spans counted, no check */
+            long spans = 0;
+            for (const char *p = b + head_len; (p = strstr(p, "\"spanId\":")) != NULL; p++)
+                spans++;
+            fprintf(dump, "{\"count\":%ld}\n", spans);
+            fflush(dump);
+            reply(fd, 200, "{}");
         } else if (!(req = json_loadb(b + head_len, body_len, JSON_REJECT_DUPLICATES, &je))) {
             snprintf(problem, sizeof problem, "the body is not JSON: %s", je.text);
             put_line(json_pack("{s:s}", "rejected", problem));
@@ -567,6 +576,10 @@ int main(int argc, char **argv)
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--verify") == 0 && v)
             return verify(v);
+        if (strcmp(a, "--count-only") == 0) {
+            count_only = true;
+            continue;
+        }
         if (!v) {
             fprintf(stderr, "fakeotlp: %s needs a value\n", a);
             return 2;
@@ -579,7 +592,7 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--partial") == 0) partial = atol(v);
         else {
             fprintf(stderr, "usage: fakeotlp [--port-file F] [--dump F] [--path P] [--status N]"
-                    " [--delay MS] [--partial N] | --verify DUMP\n");
+                    " [--delay MS] [--partial N] [--count-only] | --verify DUMP\n");
             return 2;
         }
         i++;
