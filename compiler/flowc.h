@@ -938,7 +938,8 @@ const struct fr_type *data_rt_type(Type *t);
 int cmd_build(int argc, char **argv);
 /* Builds w of p (checked clean) into dir (which exists), named
  * <workflow>-<hash of the C, the compiler's flags and the runtime>, unless
- * that file is there already: *exe is its path.  The exit status of a build. */
+ * that file is there already (then its time is set to now: the time of a
+ * cached binary is its last use): *exe is its path.  The exit status of a build. */
 int build_cached(Program *p, Decl *w, const char *dir, const char **exe);
 
 /* ---- flowtest.c: `flowc test` --------------------------------------------- */

@@ -1907,6 +1907,26 @@ static void expand(const char *arg, Vec *files, bool top)
     vec_push(files, (void *)arg);
 }
 
+/* Drops the cached binaries no run used for 7 days (a build touches the
+ * one it uses), and what a killed build left (.tmp) a day on. */
+static void prune_cache(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    time_t now = time(NULL);
+    while (d && (de = readdir(d))) {
+        const char *p = arena_printf("%s/%s", dir, de->d_name);
+        struct stat st;
+        size_t n = strlen(de->d_name);
+        bool tmp = n > 4 && strcmp(de->d_name + n - 4, ".tmp") == 0;
+        if (de->d_name[0] != '.' && stat(p, &st) == 0 && S_ISREG(st.st_mode) &&
+            now - st.st_mtime > (tmp ? 86400 : 7 * 86400))
+            unlink(p);
+    }
+    if (d)
+        closedir(d);
+}
+
 static const char test_usage[] =
     "usage: flowc test [--keep] FILE.flowtest|FILE.flow|DIR...\n"
     "  runs each test of the files offline (the mock provider with the tests' fixtures),\n"
@@ -1942,6 +1962,7 @@ int cmd_test(int argc, char **argv)
     }
     for (int i = 0; i < files.len; i++)
         run_file(&s, files.items[i]);
+    prune_cache(s.cache);
     printf("%d passed, %d failed\n", s.passed, s.failed);
     return s.failed ? 1 : 0;
 }

@@ -127,13 +127,20 @@ grep -q '^pass triage.flowtest:7: a bug is answered' out || fail "a pass line: $
 # the workflow and a wrapper for each agent tested alone
 [ "$(ls .flow/test | wc -l)" = 3 ] || fail "binaries: $(ls .flow/test)"
 bin=$(ls .flow/test)
-# the same workflow named by a .flow (its .flowtest beside it): not compiled again
+# the same workflow named by a .flow (its .flowtest beside it): not compiled
+# again, each binary marked used; one no run used for a week is dropped
+inodes=$(cd .flow/test && stat -c %i $bin)
 for b in $bin; do touch -d '2000-01-01' ".flow/test/$b"; done
+touch -d '2000-01-01' .flow/test/gone-0123456789abcdef
+touch -d "$(date -d '-2 days')" .flow/test/kept-0123456789abcdef
 "$FLOWC" test triage.flow >out2 2>&1 || fail "second run: $(cat out2)"
-[ "$(ls .flow/test)" = "$bin" ] || fail "rebuilt: $(ls .flow/test)"
+[ "$(ls .flow/test | grep -v kept-)" = "$bin" ] || fail "rebuilt or not pruned: $(ls .flow/test)"
+[ -f .flow/test/kept-0123456789abcdef ] || fail "a binary used 2 days ago was pruned"
+[ "$(cd .flow/test && stat -c %i $bin)" = "$inodes" ] || fail "rewritten"
 for b in $bin; do
-    [ "$(stat -c %Y ".flow/test/$b")" = "$(date -d 2000-01-01 +%s)" ] || fail "$b was rewritten"
+    [ "$(stat -c %Y ".flow/test/$b")" -gt "$(date -d 2000-01-02 +%s)" ] || fail "$b not marked used"
 done
+rm .flow/test/kept-0123456789abcdef
 
 # ---- failing tests: exit 1, each failure at its place, expected and actual
 cat >fails.flowtest <<'E'
