@@ -19,12 +19,12 @@ TIME=/usr/bin/time
 [ -x $TIME ] || { echo "no $TIME (make bench installs the time package)"; exit 1; }
 
 cat >r.flow <<'E'
-schema Lead { id: string  name: string  email: string @sensitive }
+schema Lead { id: string  name: string  email: string }
 enum Tier { hot, warm, cold }
 schema Score { lead_id: string  score: int in 0..100  tier: Tier }
 schema Pair { lead: Lead  s: Score }
 schema Note { lead_id: string  text: string len 5..200 }
-model local { provider: mock  name: "llama-local"  usd_per_mtok_in: 3  usd_per_mtok_out: 15  accepts_sensitive: true }
+model local { provider: mock  name: "llama-local"  usd_per_mtok_in: 3  usd_per_mtok_out: 15 }
 agent score(lead: Lead) -> Score { model: local  retries: 2  prompt: "Score {{ lead }}" }
 agent write(lead: Lead, s: Score) -> Note { model: local  retries: 2  prompt: "Write to {{ lead.name }} about {{ s.tier }}" }
 workflow big(file: string) -> list<Note> {
