@@ -20,9 +20,10 @@
  * spans and the tool turns' own lines, which the report does not draw.
  *
  * A page stays small whatever the run's size: the timeline and histograms
- * are binned (a fixed number of bins), per agent only the first PROBLEMS_MAX
- * failed calls and EXAMPLES_MAX attempts of each outcome (refused, invalid,
- * transient...) are listed with a count of the rest, and
+ * are binned (a fixed number of bins), lanes are drawn for the LANES_MAX
+ * busiest agents, per agent only the first PROBLEMS_MAX failed calls and
+ * EXAMPLES_MAX attempts of each outcome (refused, invalid, transient...) are
+ * listed with a count of the rest (for PROBLEM_AGENTS_MAX agents), and
  * at most ITEMS_MAX approval items.  The calls are read once; what a chart
  * needs is kept in one array of small records.
  */
@@ -45,6 +46,9 @@
 #define LANE_BINS 150              /* an agent lane's bins */
 #define LEVELS 8                   /* shades of an agent lane */
 #define MODELS_MAX 4               /* models named per agent */
+#define LANES_MAX 24               /* agents drawn as lanes: the busiest */
+#define PROBLEM_AGENTS_MAX 40      /* agents whose problems are listed */
+#define NAME_MAX_SHOWN 28          /* bytes of a name in a chart's label */
 #define CUTS_MAX 8                 /* idle stretches cut out of the timeline */
 #define CUT_MIN_MS 60000           /* a stretch is cut when this long and a tenth of the run */
 
@@ -165,6 +169,32 @@ static void esc_buf(fr_buf *b, const char *s, size_t max)
     }
     if (cut)
         fr_buf_printf(b, "&hellip; (%zu bytes more)", n - max);
+}
+
+/* A name in a chart's label: one longer than NAME_MAX_SHOWN bytes keeps
+ * its start and its end (where names differ: score_v1, score_v2), cut on
+ * characters, with its whole self as a tooltip. */
+static void esc_short(FILE *o, const char *s)
+{
+    size_t n = strlen(s), head = NAME_MAX_SHOWN / 2 - 1, tail = NAME_MAX_SHOWN / 2 - 1;
+    if (n <= NAME_MAX_SHOWN) {
+        esc(o, s);
+        return;
+    }
+    while (head > 0 && ((unsigned char)s[head] & 0xC0) == 0x80)
+        head--;
+    while (tail > 0 && ((unsigned char)s[n - tail] & 0xC0) == 0x80)
+        tail--;
+    fputs("<title>", o);
+    esc(o, s);
+    fputs("</title>", o);
+    char *h = fr_strdup(s);
+    if (h)
+        h[head] = 0;
+    esc(o, h ? h : "");
+    fputs("&hellip;", o);
+    esc(o, s + n - tail);
+    fr_free(h);
 }
 
 /* 1234567 -> "1,234,567". */
@@ -676,7 +706,7 @@ static void put_phases(FILE *o, report *r)
         if (k == 0 && !p->calls && p->usd == 0)
             continue;
         fprintf(o, "<text x=\"190\" y=\"%d\" text-anchor=\"end\">", y + 19);
-        esc(o, phase_name(r, k));
+        esc_short(o, phase_name(r, k));
         fputs("</text>", o);
         char tip[96];
         snprintf(tip, sizeof tip, "%s: %s", phase_name(r, k), usd(a, p->usd));
@@ -715,6 +745,22 @@ static const char *tick_label(char *s, double ms, double step)
     else
         snprintf(s, 32, "%.0f h", ms / 3600000);
     return s;
+}
+
+/* Marks the LANES_MAX agents with the most calls (all when fewer); returns
+ * how many. */
+static int busiest(const report *r, bool *drawn)
+{
+    int n = 0;
+    for (int want = 0; drawn && want < LANES_MAX && want < r->nagents; want++) {
+        int best = -1;
+        for (int k = 0; k < r->nagents; k++)
+            if (!drawn[k] && (best < 0 || r->agents[k].calls > r->agents[best].calls))
+                best = k;
+        drawn[best] = true;
+        n++;
+    }
+    return n;
 }
 
 static int cmp_event(const void *a, const void *b)
@@ -869,8 +915,8 @@ static void put_axis_x(FILE *o, double x0, double x1, double y, double top, bool
             tick_label(s, t, step);
         }
         fprintf(o, "<line class=axis x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>"
-                "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s</text>", px, y, px, y + 4,
-                px, y + 16, s);
+                "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"%s\">%s</text>", px, y, px, y + 4,
+                px, y + 16, px > x1 - 25 ? "end" : "middle", s);   /* the last: inside */
     }
 }
 
@@ -927,7 +973,8 @@ static void put_timeline(FILE *o, report *r)
     }
     fputs("\"/>\n</svg>\n", o);
     /* a lane per agent: its calls in flight, shaded against its own peak */
-    int lh = 18, h = r->nagents * lh + 28;
+    bool *drawn = fr_calloc((size_t)r->nagents + 1, sizeof *drawn);
+    int nl = busiest(r, drawn), lh = 18, h = nl * lh + 28;
     fprintf(o, "<h3>Per agent</h3><p class=sub>The darker, the more of its calls in flight;"
             " each lane is shaded against its own top (its most calls in flight on average in"
             " a bin of %s).</p><svg id=lanes viewBox=\"0 0 1000 %d\" width=1000 height=%d"
@@ -935,13 +982,14 @@ static void put_timeline(FILE *o, report *r)
             dur(s, (int64_t)ceil(span / LANE_BINS)), h, h);
     const double LX1 = 900;
     double lx0 = 190, lbw = (LX1 - lx0) / LANE_BINS;
-    for (int k = 0; k < r->nagents; k++) {
+    for (int k = 0, y = 4; k < r->nagents; k++) {
+        if (!drawn || !drawn[k])
+            continue;
         double *row = &lanes[(size_t)k * LANE_BINS], m = 0;
         for (int b = 0; b < LANE_BINS; b++)
             m = row[b] > m ? row[b] : m;
-        int y = 4 + k * lh;
         fprintf(o, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"end\">", lx0 - 8, y + 12);
-        esc(o, r->agents[k].name);
+        esc_short(o, r->agents[k].name);
         fprintf(o, "</text><rect x=\"%.1f\" y=\"%d\" width=\"%.1f\" height=\"%d\" fill=\"#f1f3f6\""
                 "/>", lx0, y, LX1 - lx0, lh - 4);
         for (int b = 0; b < LANE_BINS;) {
@@ -955,9 +1003,14 @@ static void put_timeline(FILE *o, report *r)
             b = e;
         }
         fprintf(o, "<text x=\"%.1f\" y=\"%d\">top %.1f</text>\n", LX1 + 8, y + 11, m);
+        y += lh;
     }
-    put_axis_x(o, lx0, LX1, 4 + r->nagents * lh, 2, false, &ax);
+    put_axis_x(o, lx0, LX1, 4 + nl * lh, 2, false, &ax);
     fprintf(o, "</svg><p class=sub>From %s to %s (UTC).", when(s, r->t0), when(s2, r->t1));
+    if (nl < r->nagents)
+        fprintf(o, " The %d agents with the most calls are drawn, not the %d others.", nl,
+                r->nagents - nl);
+    fr_free(drawn);
     if (ax.n)
         fprintf(o, " The grey band%s: %s when no call was in flight for at least %s and a"
                 " tenth of the run (waiting for approval, or stopped and resumed later), cut"
@@ -1121,12 +1174,19 @@ static void put_agents(FILE *o, report *r)
                 dur(l3, x->pmax));
     }
     fputs("</table>\n", o);
-    bool any = false;
+    int any = 0;
+    fr_buf rest = { 0 };                         /* the agents past PROBLEM_AGENTS_MAX */
     for (int k = 0; k < r->nagents; k++) {
         ragent *x = &r->agents[k];
         if (!x->nfailures && !x->nproblems)
             continue;
-        any = true;
+        if (any++ >= PROBLEM_AGENTS_MAX) {
+            fr_buf_puts(&rest, rest.s ? ", " : "");
+            esc_buf(&rest, x->name, 200);
+            fr_buf_printf(&rest, " (%lld failed, %lld attempts)", (long long)x->nfailures,
+                          (long long)x->nproblems);
+            continue;
+        }
         fputs("<h3 class=agent-problems>", o);
         esc(o, x->name);
         fputs("</h3>\n", o);
@@ -1154,6 +1214,10 @@ static void put_agents(FILE *o, report *r)
     }
     if (!any)
         fputs("<p>Every call answered at its first attempt.</p>\n", o);
+    if (rest.s)
+        fprintf(o, "<p class=sub>And the problems of %d more agents, not listed: %s</p>\n",
+                any - PROBLEM_AGENTS_MAX, rest.s);
+    fr_buf_free(&rest);
     fputs("</section>\n", o);
 }
 

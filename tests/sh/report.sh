@@ -143,6 +143,37 @@ grep -q '<tr class=agent>.*fetch_page</td><td class=mono>(http)</td><td class=n>
     fail "abm: fetch_page row: $(grep -o '<tr class=agent>.*fetch_page.*' abm.html)"
 grep -q "decide its items (see <code>review</code>), then resume it:" abm.html || fail "abm: waiting"
 
+# 45 agents with long names: 24 lanes (the busiest), labels cut, problems listed for 40 agents
+{
+    echo 'schema In { id: string }'
+    echo 'schema Out { id: string  n: int in 1..5 }'
+    echo 'model m { provider: mock  name: "m1"  usd_per_mtok_in: 1  usd_per_mtok_out: 1 }'
+    i=1
+    while [ $i -le 45 ]; do
+        echo "agent an_agent_with_a_rather_long_name_$i(x: In) -> Out { model: m  retries: 1  prompt: \"{{ x }}\" }"
+        i=$((i + 1))
+    done
+    echo 'workflow many(file: string) -> list<Out> {'
+    echo '  let xs = read_jsonl<In>(file)'
+    i=1
+    while [ $i -le 45 ]; do
+        echo "  let y$i = parallel for x in xs (on_error: skip) { an_agent_with_a_rather_long_name_$i(x) }"
+        i=$((i + 1))
+    done
+    echo '  return y45'
+    echo '}'
+} >many.flow
+printf '{"id":"a"}\n{"id":"b"}\n' >two.jsonl
+"$FLOWC" build many.flow -o many 2>err || fail "build many: $(cat err)"
+FLOWRT_MOCK_BAD_RATE=0.9 ./many --file two.jsonl --quiet >/dev/null 2>&1
+./many report last -o many.html 2>err || fail "many: $(cat err)"
+[ "$(grep -o '>top [0-9.]*</text>' many.html | wc -l)" = 24 ] || fail "many: lanes $(grep -c '>top ' many.html)"
+grep -q "The 24 agents with the most calls are drawn, not the 21 others." many.html || fail "many: lanes note"
+grep -q '<title>an_agent_with_a_rather_long_name_24</title>an_agent_with&hellip;_long_name_24</text>' many.html || fail "many: a label not cut"
+[ "$(grep -c '<h3 class=agent-problems>' many.html)" = 40 ] || fail "many: problem sections $(grep -c '<h3 class=agent-problems>' many.html)"
+grep -q "And the problems of [0-9]* more agents, not listed: an_agent_with_a_rather_long_name_4[0-9] (" many.html ||
+    fail "many: the rest $(grep -o 'And the problems[^<]*' many.html)"
+
 [ "$FLOWC_FLAVOUR" = asan ] && { echo ok; exit 0; }
 
 # a real browser
