@@ -293,6 +293,10 @@ static void configure(void)
     if (proto && strcmp(proto, "http/json") != 0)
         fprintf(stderr, "warning: otlp: only the http/json protocol is supported: spans go to %s"
                 " as JSON, not %s\n", C.shown, proto);
+    const char *gz = env2("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "OTEL_EXPORTER_OTLP_COMPRESSION");
+    if (gz && strcmp(gz, "none") != 0)
+        fprintf(stderr, "warning: otlp: compression %s is not supported: spans go to %s"
+                " uncompressed\n", gz, C.shown);
     each_pair("OTEL_EXPORTER_OTLP_HEADERS", add_header);
     each_pair("OTEL_EXPORTER_OTLP_TRACES_HEADERS", add_header);
     each_pair("OTEL_RESOURCE_ATTRIBUTES", add_resource);

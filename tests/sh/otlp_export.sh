@@ -10,8 +10,9 @@
 # and the service name of OTEL_SERVICE_NAME arrive; the provider's key and
 # @sensitive values never do.  A collector down, failing (500) or too slow
 # changes neither the run's result nor its exit status: the spans are
-# dropped with one line saying how many and why, and a slow one holds the
-# run's end for the short flush deadline only.  OTEL_SDK_DISABLED=true sends
+# dropped with one line saying how many and why (one that asks to wait gets
+# the batch again, and a partial success's rejected spans are counted), and a
+# slow one holds the run's end for the short flush deadline only.  OTEL_SDK_DISABLED=true sends
 # nothing; OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is used as it is.
 . "$TOP/tests/fake/lib.sh"
 [ -n "$FLOWC" ] || FLOWC="$TOP/build/flowc"
@@ -212,6 +213,18 @@ OTEL_EXPORTER_OTLP_ENDPOINT="http://user:pw@127.0.0.1:$OPORT" ./outreach --file 
 cmp -s out want || die "collector 500: another result"
 has "otlp: 5 spans dropped (collector at http://127.0.0.1:$OPORT/v1/traces: HTTP 500: scripted failure)" err
 hasnt "user:pw" err
+# a collector that asks to wait (503, Retry-After) gets the batch again: nothing lost
+start_collector --fail-first 1
+OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$OPORT" ./outreach --file contacts.jsonl --no-journal \
+    >out 2>err || die "collector 503: the run failed: $(cat err)"
+hasnt "otlp:" err
+"$OT" --verify dump.jsonl >verify || die "$(cat verify)"
+has "5 spans, 1 traces, 1 roots" verify
+# a partial success: the spans it rejected are counted dropped, with its message
+start_collector --partial 2
+OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$OPORT" ./outreach --file contacts.jsonl --no-journal \
+    >out 2>err || die "partial success: the run failed: $(cat err)"
+has "otlp: 2 spans dropped (collector at http://127.0.0.1:$OPORT/v1/traces: the collector rejected 2 of 5 spans: scripted partial success)" err
 # a collector that never answers in time: the run ends after the flush
 # deadline (1 s here), not the collector's 60 s
 start_collector --delay 60000

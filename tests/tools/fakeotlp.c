@@ -4,7 +4,7 @@
  * it gets as strictly as a collector parses it, and dumps it.
  *
  *   fakeotlp [--port-file F] [--dump F] [--path P] [--status N] [--delay MS]
- *            [--partial N] [--count-only]
+ *            [--partial N] [--fail-first N] [--count-only]
  *   fakeotlp --verify DUMP
  *
  * It listens on a free port of 127.0.0.1 (written into --port-file whole, by
@@ -29,7 +29,9 @@
  * "attrs":{key: AnyValue},"events":[{"name","time","attrs"}],"status"}.
  * --status N answers every request N (a JSON Status body) after checking
  * it, --delay MS waits MS before answering, --partial N answers 200 with a
- * partial success rejecting N spans.  --count-only is a sink for benches: it
+ * partial success rejecting N spans, --fail-first N answers the first N
+ * requests 503 with Retry-After: 1 (after checking them; they are not
+ * dumped: a client must send them again).  --count-only is a sink for benches: it
  * checks nothing and dumps {"count": N} per request (its spans).
  *
  * --verify DUMP checks what a whole run sent: span ids unique in their
@@ -62,6 +64,7 @@ static long delay_ms;
 static long partial;
 static long nrequests;
 static bool count_only;
+static long fail_first;            /* the first N requests get 503 and Retry-After: 1 */
 
 /* ---- checking a request ------------------------------------------------------------ */
 
@@ -470,6 +473,20 @@ static void serve(int fd)
             fflush(dump);
             reply_status(fd, 400, problem);
         } else {
+            static long seen;
+            if (++seen <= fail_first) {         /* not kept: the client must send it again */
+                const char *m = "{\"message\":\"scripted overload\"}";
+                char head[200];
+                int n = snprintf(head, sizeof head, "HTTP/1.1 503 Service Unavailable\r\n"
+                                 "Content-Type: application/json\r\nRetry-After: 1\r\n"
+                                 "Content-Length: %zu\r\n\r\n", strlen(m));
+                if (write(fd, head, (size_t)n) < 0 || write(fd, m, strlen(m)) < 0)
+                    break;
+                json_decref(req);
+                json_decref(headers);
+                free(b);
+                continue;
+            }
             dump_request(req, headers);
             if (answer_status != 200) {
                 reply_status(fd, answer_status, "scripted failure");
@@ -590,9 +607,10 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--status") == 0) answer_status = atoi(v);
         else if (strcmp(a, "--delay") == 0) delay_ms = atol(v);
         else if (strcmp(a, "--partial") == 0) partial = atol(v);
+        else if (strcmp(a, "--fail-first") == 0) fail_first = atol(v);
         else {
             fprintf(stderr, "usage: fakeotlp [--port-file F] [--dump F] [--path P] [--status N]"
-                    " [--delay MS] [--partial N] [--count-only] | --verify DUMP\n");
+                    " [--delay MS] [--partial N] [--fail-first N] [--count-only] | --verify DUMP\n");
             return 2;
         }
         i++;
