@@ -35,19 +35,32 @@
 #include <string.h>
 
 #define MIN_NOTED 3                /* shorter values are not redacted in texts */
+#define SHORT_MAX 128              /* values up to this long are found in a text by
+                                      hashing its substrings of their lengths */
 #define MARK "[sensitive sha256:"
 #define REDACTED "[redacted]"
 
 typedef struct rentry {
     char *value;                   /* the noted value (malloc'd), NULL: empty slot */
+    size_t len;                    /* its length */
     char tag[17];                  /* its hash under the run id, 16 hex digits */
 } rentry;
 
+/* Finding the noted values in a text costs O(text x the longest short
+ * value), not O(text x values): at each place of the text the substrings of
+ * the lengths noted are hashed (one FNV-1a pass, the table's own hash) and
+ * looked up; the few values longer than SHORT_MAX are looked for one by
+ * one.  A mark's value is found by its tag through a second index. */
 struct fr_redact {
     pthread_mutex_t mu;            /* guards the table */
     char salt[64];                 /* the run id the hashes are salted with */
-    rentry *slots;                 /* open addressing, power of two */
+    rentry *slots;                 /* open addressing by value, power of two */
+    size_t *bytag;                 /* [cap] slot index + 1, open addressing by tag, 0 empty */
     size_t cap, len;               /* slots, and those used */
+    unsigned char haslen[SHORT_MAX + 1];  /* a value of that length is noted */
+    size_t maxshort;               /* the longest noted value up to SHORT_MAX */
+    char **longs;                  /* the values longer than SHORT_MAX (the slots' strings) */
+    size_t nlong, caplong;         /* used and allocated */
 };
 
 fr_redact *fr_redact_new(void)
@@ -65,6 +78,8 @@ void fr_redact_free(fr_redact *r)
     for (size_t i = 0; i < r->cap; i++)
         fr_free(r->slots[i].value);
     fr_free(r->slots);
+    fr_free(r->bytag);
+    fr_free(r->longs);
     pthread_mutex_destroy(&r->mu);
     fr_free(r);
 }
@@ -98,12 +113,33 @@ static void tag_of(const char *salt, const char *v, char tag[17])
     tag[16] = '\0';
 }
 
+/* The tag index's slot for a tag (16 hex digits). */
+static size_t tag_hash(const char *tag)
+{
+    size_t h = 0;
+    for (int i = 0; i < 16 && tag[i]; i++)
+        h = h * 16 + (size_t)(tag[i] <= '9' ? tag[i] - '0' : (tag[i] | 32) - 'a' + 10);
+    return h;
+}
+
+static void put_tag(size_t *bytag, size_t cap, const rentry *slots, size_t i)
+{
+    size_t k = tag_hash(slots[i].tag) & (cap - 1);
+    while (bytag[k])
+        k = (k + 1) & (cap - 1);
+    bytag[k] = i + 1;
+}
+
 static bool grow(fr_redact *r)
 {
     size_t cap = r->cap ? r->cap * 2 : 64;
     rentry *s = fr_calloc(cap, sizeof *s);
-    if (!s)
+    size_t *t = fr_calloc(cap, sizeof *t);
+    if (!s || !t) {
+        fr_free(s);
+        fr_free(t);
         return false;
+    }
     for (size_t i = 0; i < r->cap; i++) {
         if (!r->slots[i].value)
             continue;
@@ -111,9 +147,12 @@ static bool grow(fr_redact *r)
         while (s[k].value)
             k = (k + 1) & (cap - 1);
         s[k] = r->slots[i];
+        put_tag(t, cap, s, k);
     }
     fr_free(r->slots);
+    fr_free(r->bytag);
     r->slots = s;
+    r->bytag = t;
     r->cap = cap;
     return true;
 }
@@ -129,18 +168,49 @@ static rentry *find(fr_redact *r, const char *v)
     return NULL;
 }
 
+/* The slot whose tag is the 16 hex digits at tag, or NULL (under mu). */
+static rentry *find_tag(fr_redact *r, const char *tag)
+{
+    if (!r->cap)
+        return NULL;
+    for (size_t k = tag_hash(tag) & (r->cap - 1); r->bytag[k]; k = (k + 1) & (r->cap - 1)) {
+        rentry *e = &r->slots[r->bytag[k] - 1];
+        if (strncmp(e->tag, tag, 16) == 0)
+            return e;
+    }
+    return NULL;
+}
+
 static void note_one(fr_redact *r, const char *v)
 {
+    size_t n = strlen(v);
     pthread_mutex_lock(&r->mu);
     if (!find(r, v) && (r->len + 1 < r->cap / 2 || grow(r))) {
         char *copy = fr_strdup(v);
-        if (copy) {
+        bool room = n <= SHORT_MAX || r->nlong < r->caplong;
+        if (copy && !room) {
+            size_t c = r->caplong ? r->caplong * 2 : 8;
+            char **l = fr_realloc(r->longs, c * sizeof *l);
+            if (l)
+                r->longs = l, r->caplong = c, room = true;
+        }
+        if (copy && room) {
             size_t k = hash_str(v) & (r->cap - 1);
             while (r->slots[k].value)
                 k = (k + 1) & (r->cap - 1);
             r->slots[k].value = copy;
+            r->slots[k].len = n;
             tag_of(r->salt, v, r->slots[k].tag);
+            put_tag(r->bytag, r->cap, r->slots, k);
             r->len++;
+            if (n > SHORT_MAX)
+                r->longs[r->nlong++] = copy;
+            else
+                r->haslen[n] = 1;
+            if (n <= SHORT_MAX && n > r->maxshort)
+                r->maxshort = n;
+        } else {
+            fr_free(copy);
         }
     }
     pthread_mutex_unlock(&r->mu);
@@ -260,37 +330,86 @@ void fr_redact_note(fr_redact *r, json_t *v, const fr_type *t)
 
 /* ---- texts and untyped values ---------------------------------------------- */
 
+/* The longest noted value that starts at p (under mu), or NULL; longs
+ * are the long values found in the whole text, n of them. */
+static const rentry *longest_at(fr_redact *r, const char *p, char *const *longs, size_t n)
+{
+    const rentry *best = NULL;
+    size_t h = 1469598103934665603u;             /* hash_str's, a byte at a time */
+    for (size_t l = 1; l <= r->maxshort && p[l - 1]; l++) {
+        h = (h ^ (unsigned char)p[l - 1]) * 1099511628211u;
+        if (!r->haslen[l])
+            continue;
+        for (size_t k = h & (r->cap - 1); r->slots[k].value; k = (k + 1) & (r->cap - 1))
+            if (r->slots[k].len == l && memcmp(r->slots[k].value, p, l) == 0) {
+                best = &r->slots[k];
+                break;
+            }
+    }
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(p, longs[i], strlen(longs[i])) == 0 &&
+            (!best || strlen(longs[i]) > best->len))
+            best = find(r, longs[i]);
+    return best;
+}
+
+/* text with each noted value in it replaced by its mark (marks) or by
+ * "[redacted]", the longest value at each place first, in one pass, a
+ * mark already there kept whole (malloc'd); NULL when none is in it, or
+ * memory ran out (*failed). */
+static char *replace_in(fr_redact *r, const char *text, bool marks, bool *failed)
+{
+    size_t ml = strlen(MARK), n = 0;
+    bool any = false;
+    fr_buf b = { 0 };
+    pthread_mutex_lock(&r->mu);
+    char **longs = r->nlong ? fr_calloc(r->nlong, sizeof *longs) : NULL;
+    for (size_t i = 0; longs && i < r->nlong; i++)
+        if (strstr(text, r->longs[i]))
+            longs[n++] = r->longs[i];
+    if (r->nlong && !longs)
+        *failed = true;
+    const char *from = text;                     /* not yet copied */
+    for (const char *p = text; r->cap && !*failed && *p; ) {
+        if (*p == '[' && strncmp(p, MARK, ml) == 0 && strlen(p + ml) >= 17 && p[ml + 16] == ']') {
+            p += ml + 17;                        /* a mark already: kept whole */
+            continue;
+        }
+        const rentry *e = longest_at(r, p, longs, n);
+        if (!e) {
+            p++;
+            continue;
+        }
+        any = true;
+        fr_buf_put(&b, from, (size_t)(p - from));
+        if (marks)
+            fr_buf_printf(&b, MARK "%s]", e->tag);
+        else
+            fr_buf_puts(&b, REDACTED);
+        p += e->len;
+        from = p;
+    }
+    pthread_mutex_unlock(&r->mu);
+    fr_free(longs);
+    if (!any || *failed) {
+        fr_buf_free(&b);
+        return NULL;
+    }
+    fr_buf_puts(&b, from);
+    if (fr_buf_failed(&b)) {
+        fr_buf_free(&b);
+        *failed = true;
+        return NULL;
+    }
+    return b.s;
+}
+
 /* text with every noted value in it replaced (malloc'd), or NULL when
  * none is in it (or memory ran out: then the caller drops the text). */
 static char *scrub(fr_redact *r, const char *text, bool *failed)
 {
-    char *out = NULL;
     *failed = false;
-    pthread_mutex_lock(&r->mu);
-    for (size_t i = 0; i < r->cap; i++) {
-        const char *v = r->slots[i].value;
-        const char *cur = out ? out : text;
-        if (!v || !strstr(cur, v))
-            continue;
-        fr_buf b = { 0 };
-        size_t n = strlen(v);
-        for (const char *p = cur, *q; ; p = q + n) {
-            q = strstr(p, v);
-            fr_buf_put(&b, p, q ? (size_t)(q - p) : strlen(p));
-            if (!q)
-                break;
-            fr_buf_puts(&b, REDACTED);
-        }
-        fr_free(out);
-        out = fr_buf_failed(&b) ? NULL : b.s;
-        if (!out) {
-            fr_buf_free(&b);
-            *failed = true;
-            break;
-        }
-    }
-    pthread_mutex_unlock(&r->mu);
-    return out;
+    return replace_in(r, text, false, failed);
 }
 
 char *fr_redact_text(fr_redact *r, const char *text)
@@ -394,11 +513,9 @@ static void restore_field(void *ctx, json_t *rec, const char *key, json_t *v,
     size_t ml = strlen(MARK);
     if (!s || strncmp(s, MARK, ml) != 0)
         return;                    /* journaled by a flowc that did not hash it */
-    const char *found = NULL;
     pthread_mutex_lock(&h->r->mu);
-    for (size_t i = 0; i < h->r->cap && !found; i++)
-        if (h->r->slots[i].value && strncmp(h->r->slots[i].tag, s + ml, 16) == 0)
-            found = h->r->slots[i].value;
+    const rentry *e = strlen(s + ml) >= 16 ? find_tag(h->r, s + ml) : NULL;
+    const char *found = e ? e->value : NULL;
     const fr_type *t = fd->type;
     while (t->kind == FR_OPTIONAL)
         t = t->elem;
@@ -424,73 +541,9 @@ bool fr_redact_restore(fr_redact *r, json_t *v, const fr_type *t)
 
 /* ---- marks inside untyped values -------------------------------------------- */
 
-/* The noted values found in text, longest first (under mu; malloc'd, n
- * set; NULL with n 0 when none). */
-static const rentry **found_in(fr_redact *r, const char *text, size_t *n, bool *failed)
-{
-    const rentry **c = NULL;
-    size_t cap = 0;
-    *n = 0;
-    for (size_t i = 0; i < r->cap; i++) {
-        if (!r->slots[i].value || !strstr(text, r->slots[i].value))
-            continue;
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 8;
-            const rentry **g = fr_realloc(c, cap * sizeof *g);
-            if (!g) {
-                *failed = true;
-                break;
-            }
-            c = g;
-        }
-        size_t k = (*n)++;                       /* insertion: longest first */
-        size_t len = strlen(r->slots[i].value);
-        while (k > 0 && strlen(c[k - 1]->value) < len) {
-            c[k] = c[k - 1];
-            k--;
-        }
-        c[k] = &r->slots[i];
-    }
-    return c;
-}
-
-/* text with each noted value in it replaced by its mark, the longest value
- * at each place first, in one pass (malloc'd); NULL when none is in it, or
- * memory ran out (*failed). */
 static char *mark_text(fr_redact *r, const char *text, bool *failed)
 {
-    size_t n;
-    pthread_mutex_lock(&r->mu);
-    const rentry **c = found_in(r, text, &n, failed);
-    fr_buf b = { 0 };
-    size_t ml = strlen(MARK);
-    for (const char *p = text; n > 0 && *p; ) {
-        if (strncmp(p, MARK, ml) == 0 && strlen(p + ml) >= 17 && p[ml + 16] == ']') {
-            fr_buf_put(&b, p, ml + 17);          /* a mark already: kept whole */
-            p += ml + 17;
-            continue;
-        }
-        size_t k = 0;
-        while (k < n && strncmp(p, c[k]->value, strlen(c[k]->value)) != 0)
-            k++;
-        if (k == n) {
-            fr_buf_put(&b, p, 1);
-            p++;
-            continue;
-        }
-        fr_buf_printf(&b, MARK "%s]", c[k]->tag);
-        p += strlen(c[k]->value);
-    }
-    pthread_mutex_unlock(&r->mu);
-    fr_free(c);
-    if (n == 0)
-        return NULL;
-    if (fr_buf_failed(&b)) {
-        fr_buf_free(&b);
-        *failed = true;
-        return NULL;
-    }
-    return b.s ? b.s : fr_strdup("");
+    return replace_in(r, text, true, failed);
 }
 
 static json_t *marked_str(fr_redact *r, const char *s, bool *failed)
@@ -567,11 +620,8 @@ static char *unmark_text(fr_redact *r, const char *s, bool *lost, bool *failed)
             break;
         }
         fr_buf_put(&b, p, (size_t)(q - p));
-        const char *found = NULL;
-        if (strlen(q + ml) >= 17 && q[ml + 16] == ']')
-            for (size_t i = 0; i < r->cap && !found; i++)
-                if (r->slots[i].value && strncmp(r->slots[i].tag, q + ml, 16) == 0)
-                    found = r->slots[i].value;
+        const rentry *e = strlen(q + ml) >= 17 && q[ml + 16] == ']' ? find_tag(r, q + ml) : NULL;
+        const char *found = e ? e->value : NULL;
         if (found) {
             fr_buf_puts(&b, found);
             p = q + ml + 17;

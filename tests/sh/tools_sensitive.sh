@@ -44,11 +44,12 @@ A_MAIL=ada.secret@example.org
 A_TEL=+1-555-0100-77
 B_MAIL=bob.hidden@example.net
 B_TEL=+44-20-7946-0958
-VALUES="$A_MAIL ada.secret%40example.org $A_TEL %2B1-555-0100-77 $B_MAIL bob.hidden%40example.net $B_TEL"
+NOTES=met-at-the-2026-trade-fair-in-lyon-prefers-calls-after-six-pm-her-assistant-handles-the-calendar-and-the-budget-is-signed-off-by-the-cfo-in-march
+VALUES="$A_MAIL ada.secret%40example.org $A_TEL %2B1-555-0100-77 $B_MAIL bob.hidden%40example.net $B_TEL $NOTES"
 # lead NAME MAIL TEL: one lead whose model calls get_contact("1"),
 # set_email("2", MAIL), get_contact(MAIL) (a 404), set_email("3", TEL) at once
 lead() {
-    printf '{"name":"%s","email":"%s","phone":"%s","rule":"[[fake:tools calls=4 args={\\"id\\":\\"1\\"}{\\"id\\":\\"2\\",\\"email\\":\\"%s\\"}{\\"id\\":\\"%s\\"}{\\"id\\":\\"3\\",\\"email\\":\\"%s\\"}]]"}\n' \
+    printf '{"name":"%s","email":"%s","phone":"%s","notes":"'$NOTES'","rule":"[[fake:tools calls=4 args={\\"id\\":\\"1\\"}{\\"id\\":\\"2\\",\\"email\\":\\"%s\\"}{\\"id\\":\\"%s\\"}{\\"id\\":\\"3\\",\\"email\\":\\"%s\\"}]]"}\n' \
         "$1" "$2" "$3" "$2" "$2" "$3"
 }
 { lead Ada $A_MAIL $A_TEL; lead Bob $B_MAIL $B_TEL; } >leads.jsonl
@@ -92,7 +93,7 @@ for wire in anthropic openai; do
     has "call research item 0, phase go, model " show0
     has "after 2 attempts in a tool loop of 4 tool calls" show0
     has "  prompt:
-    Research Ada <[redacted]>, [redacted]." show0
+    Research Ada <[redacted]>, [redacted] ([redacted])." show0
     has "  turn 0: the prompt sent
     attempt 1: tool_calls, HTTP 200, finish tool" show0
     has "    tool call 1: get_contact (id ${id1}" show0
@@ -123,7 +124,7 @@ done
 # killed in the second turn of a loop whose first turn's two reads had the
 # email as an argument (one by id "1", one by the email: a 404); the
 # second turn's two reads, the fourth read of the run made slow
-printf '{"name":"Ada","email":"%s","phone":"%s","rule":"[[fake:tools calls=2 rounds=2 tool=get_contact args={\\"id\\":\\"%s\\"}{\\"id\\":\\"1\\"}{\\"id\\":\\"2\\"}{\\"id\\":\\"3\\"}]]"}\n' \
+printf '{"name":"Ada","email":"%s","phone":"%s","notes":"'$NOTES'","rule":"[[fake:tools calls=2 rounds=2 tool=get_contact args={\\"id\\":\\"%s\\"}{\\"id\\":\\"1\\"}{\\"id\\":\\"2\\"}{\\"id\\":\\"3\\"}]]"}\n' \
     "$A_MAIL" "$A_TEL" "$A_MAIL" >leads.jsonl
 for wire in anthropic openai; do
     flag=$([ $wire = openai ] && echo --openai)
