@@ -608,7 +608,14 @@ static void put_header(FILE *o, report *r)
     if (r->prog->source_hash && strcmp(r->prog->source_hash, r->source_hash) != 0)
         fputs(" (<b>not this binary's source</b>: it was changed since the run)", o);
     fputs(" &middot; arguments <span class=mono>", o);
-    esc(o, r->args);
+    /* kept with 17 digits, for a resume to compare them exactly; shown as
+     * written (0.2, not 0.20000000000000001) */
+    json_t *given = r->args ? json_loads(r->args, 0, NULL) : NULL;
+    char *shown = given ? json_dumps(given, JSON_COMPACT | JSON_PRESERVE_ORDER |
+                                 JSON_REAL_PRECISION(15)) : NULL;
+    esc(o, shown ? shown : r->args);
+    free(shown);
+    json_decref(given);
     fputs("</span></div>\n", o);
     const char *self = r->self;
     if (strcmp(status, "done") != 0 && strcmp(status, "running") != 0) {

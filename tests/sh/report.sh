@@ -142,6 +142,9 @@ grep -q '<tr class=agent>.*find_signals</td><td class=mono>claude-haiku-[^<]*, c
 grep -q '<tr class=agent>.*fetch_page</td><td class=mono>(http)</td><td class=n>[0-9]*</td><td class=n>0</td><td class=n>0</td>' abm.html ||
     fail "abm: fetch_page row: $(grep -o '<tr class=agent>.*fetch_page.*' abm.html)"
 grep -q "decide its items (see <code>review</code>), then resume it:" abm.html || fail "abm: waiting"
+# its arguments as written: min_signal 0.2, not the 17 digits a resume compares
+grep -q '&quot;min_signal&quot;:0.2,' abm.html ||
+    fail "abm: arguments $(grep -o 'arguments <span[^<]*' abm.html)"
 
 # 45 agents with long names: 24 lanes (the busiest), labels cut, problems listed for 40 agents
 {
