@@ -1210,20 +1210,13 @@ const fr_schema *fr_csv_schema(const fr_type *elem, fr_buf *err)
 
 bool fr_csv_head(fr_buf *line, json_t *cols, char delim)
 {
-    const char *k;
-    json_t *v;
-    size_t c = 0;
-    delim = delim ? delim : ',';
-    line->len = 0;
-    json_object_foreach(cols, k, v) {
-        if (c++)
-            fr_buf_put(line, &delim, 1);
-        put_cell(line, k, strlen(k), delim);
-    }
-    fr_buf_puts(line, "\r\n");
-    return !fr_buf_failed(line);
+    fr_buf none = { 0 };
+    bool ok = fr_csv_row(line, &none, NULL, cols, delim, 0, &none);
+    fr_buf_free(&none);
+    return ok;
 }
 
+/* rec NULL: the header, the columns' names. */
 bool fr_csv_row(fr_buf *line, fr_buf *text, json_t *rec, json_t *cols, char delim, size_t row,
                 fr_buf *err)
 {
@@ -1235,6 +1228,10 @@ bool fr_csv_row(fr_buf *line, fr_buf *text, json_t *rec, json_t *cols, char deli
     json_object_foreach(cols, k, v) {
         if (c++)
             fr_buf_put(line, &delim, 1);
+        if (!rec) {
+            put_cell(line, k, strlen(k), delim);
+            continue;
+        }
         json_t *fv = json_object_get(rec, k);
         text->len = 0;
         if (fv && !cell_text_of(text, fv, false, err)) {

@@ -326,35 +326,9 @@ bool fr_otlp_wanted(void)
  * a buffer (no tree of objects: the queue holds about a kilobyte a span,
  * and the sender only joins the texts). */
 
-/* s as a JSON string (s is UTF-8: it comes from a jansson string or ours). */
-static void put_str(fr_buf *b, const char *s, size_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    fr_buf_put(b, "\"", 1);
-    size_t run = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\')
-            continue;
-        fr_buf_put(b, s + run, i - run);
-        run = i + 1;
-        char e[6] = { '\\', (char)c, 0 };
-        if (c == '"' || c == '\\') {
-            fr_buf_put(b, e, 2);
-        } else if (c == '\n') {
-            fr_buf_puts(b, "\\n");
-        } else {
-            e[1] = 'u', e[2] = '0', e[3] = '0', e[4] = hex[c >> 4], e[5] = hex[c & 15];
-            fr_buf_put(b, e, 6);
-        }
-    }
-    fr_buf_put(b, s + run, n - run);
-    fr_buf_put(b, "\"", 1);
-}
-
 static void put_cstr(fr_buf *b, const char *s)
 {
-    put_str(b, s, strlen(s));
+    fr_buf_json_string(b, s, strlen(s));
 }
 
 /* Microseconds since the epoch as OTLP's fixed64 nanoseconds: a decimal string. */
@@ -369,7 +343,7 @@ static bool put_any(fr_buf *b, json_t *v)
     switch (json_typeof(v)) {
     case JSON_STRING:
         fr_buf_puts(b, "{\"stringValue\":");
-        put_str(b, json_string_value(v), json_string_length(v));
+        fr_buf_json_string(b, json_string_value(v), json_string_length(v));
         fr_buf_puts(b, "}");
         return true;
     case JSON_INTEGER:
