@@ -700,13 +700,6 @@ static json_t *batch_answer(call *c, const char *key, int *stop)
 
 /* ---- the tool loop ------------------------------------------------------- */
 
-static int64_t wall_us(void)
-{
-    struct timespec ts;          /* microseconds: a span starts after its parent's start */
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* The turn's line in the trace: its usage is what the call's totals grew by. */
 static void trace_turn(call *c, int turn, const fr_jcall *before, int attempts, int64_t t0,
                        int64_t m0, json_t *made, bool ok)
@@ -790,7 +783,7 @@ static void trace_replayed(call *c, json_t *made, json_t *res, int turn)
             json_string_value(json_object_get(one, "name")),
             json_string_value(json_object_get(one, "id")), t ? t->description : NULL,
             t ? (t->op ? "http" : "agent") : NULL, c->agent->name, c->cx->phase, c->cx->path,
-            NULL, c->jh.span, turn, wall_us(), 0,
+            NULL, c->jh.span, turn, fr_wall_us(), 0,
             json_is_true(json_object_get(r, "error")) ? "error" : NULL, true,
         };
         fr_trace_tool(tr, &tl);
@@ -812,7 +805,7 @@ static bool push_turn(call *c, json_t *t)
 static json_t *one_turn(call *c, int turn, json_t **v, int *stop)
 {
     fr_ctx *cx = c->cx;
-    int64_t t0 = wall_us(), m0 = fr_now_ms();
+    int64_t t0 = fr_wall_us(), m0 = fr_now_ms();
     fr_jcall before = c->jh.jc;
     json_t *made = fr_journal_turn_get(&c->jh, cx, turn, 't');
     if (made) {

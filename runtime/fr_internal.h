@@ -38,6 +38,10 @@ json_t *fr_json_loadb(const char *s, size_t n, size_t flags, json_error_t *err);
 
 int64_t fr_now_ms(void);                       /* monotonic milliseconds */
 int64_t fr_wall_ms(void);                      /* milliseconds since the epoch */
+int64_t fr_wall_us(void);                      /* microseconds since the epoch (spans) */
+/* ms from now as pthread_cond_timedwait takes it (a default condition
+ * variable: CLOCK_REALTIME). */
+struct timespec fr_deadline_in(int64_t ms);
 
 /* Which name keys the fields of a record: the wire name (values in the
  * workflow, input data), or the model key (a model's answer, before

@@ -409,13 +409,6 @@ void fr_journal_stop_help(fr_run *run)
             fr_journal_run_id(s->j));
 }
 
-static int64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 fr_trace *fr_run_trace(fr_run *run)
 {
     jstate *s = run->journal;
@@ -778,7 +771,7 @@ json_t *fr_journal_call_begin(fr_jhook *h, fr_ctx *cx, const fr_agent *a, int si
     h->jc = (fr_jcall){ .agent = a->name, .site = site, .item = cx->path, .seq = cx->seq,
                         .phase = cx->phase, .model = m->api_name };
     h->model = m;
-    h->start_us = now_us();
+    h->start_us = fr_wall_us();
     h->start_ms = fr_now_ms();
     h->parent_span = u && u->span && *u->span ? u->span : NULL;
     salted_key(&h->jc, system, prompt ? prompt : "", u);
@@ -1141,7 +1134,7 @@ json_t *fr_journal_op_begin(fr_jhook *h, fr_ctx *cx, const fr_op *op, int site,
     *in_flight = false;
     h->jc = (fr_jcall){ .agent = op->name, .site = site, .item = cx->path, .seq = cx->seq,
                         .phase = cx->phase, .model = "http" };
-    h->start_us = now_us();
+    h->start_us = fr_wall_us();
     h->start_ms = fr_now_ms();
     h->parent_span = u && u->span && *u->span ? u->span : NULL;
     /* the key is made without a journal too: idempotency keys derive from it */

@@ -736,12 +736,7 @@ static outcome post(fr_otlp *x, CURL *c, struct curl_slist *hdrs, const char *bo
 /* Waits ms (x->mu held), or less when the run ends. */
 static void backoff(fr_otlp *x, long ms)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += ms / 1000;
-    until.tv_nsec += (ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L)
-        until.tv_sec++, until.tv_nsec -= 1000000000L;
+    struct timespec until = fr_deadline_in(ms);
     while (!x->stop)
         if (pthread_cond_timedwait(&x->wake, &x->mu, &until) == ETIMEDOUT)
             break;
@@ -851,12 +846,7 @@ static void *sender(void *arg)
         hdrs = header_list();
     pthread_mutex_lock(&x->mu);
     for (;;) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += C.delay_ms / 1000;
-        until.tv_nsec += (C.delay_ms % 1000) * 1000000L;
-        if (until.tv_nsec >= 1000000000L)
-            until.tv_sec++, until.tv_nsec -= 1000000000L;
+        struct timespec until = fr_deadline_in(C.delay_ms);
         while (!x->stop && x->n < C.batch_max)
             if (pthread_cond_timedwait(&x->wake, &x->mu, &until) == ETIMEDOUT)
                 break;
@@ -967,11 +957,7 @@ void fr_otlp_stop(fr_otlp *x)
     /* the thread ends by the deadline, but for a request libcurl gives up
      * a little later (its progress calls come about once a second) */
     while (x->started && !x->done && mono_ms() < x->deadline_ms + 100) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += 20 * 1000000L;
-        if (until.tv_nsec >= 1000000000L)
-            until.tv_sec++, until.tv_nsec -= 1000000000L;
+        struct timespec until = fr_deadline_in(20);
         pthread_cond_timedwait(&x->idle, &x->mu, &until);
     }
     bool done = !x->started || x->done;

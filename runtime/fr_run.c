@@ -549,11 +549,7 @@ static void *tick_main(void *arg)
     ticker *tk = arg;
     pthread_mutex_lock(&tk->mu);
     while (!tk->stop) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 200 * 1000000L;
-        if (ts.tv_nsec >= 1000000000L)
-            ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+        struct timespec ts = fr_deadline_in(200);
         pthread_cond_timedwait(&tk->cv, &tk->mu, &ts);
         if (!tk->stop)
             draw(tk->run);

@@ -165,13 +165,6 @@ static void tool_names(const fr_agent *a, char *buf, size_t cap)
 
 /* ---- one call ---------------------------------------------------------------- */
 
-static int64_t now_us(void)
-{
-    struct timespec ts;          /* microseconds: a span starts after its parent's start */
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* Makes call r on context c; false when its signal must stop the loop
  * (left set on c). */
 static bool run_one(fr_ctx *c, const fr_toolloop *l, fr_toolrun *r)
@@ -181,7 +174,7 @@ static bool run_one(fr_ctx *c, const fr_toolloop *l, fr_toolrun *r)
     const fr_tool *t = fr_tool_find(a, name);
     fr_trace *tr = fr_run_trace(c->run);
     char span[17] = "", salt[FR_JKEY_MAX + 32];
-    int64_t t0 = now_us(), m0 = fr_now_ms();
+    int64_t t0 = fr_wall_us(), m0 = fr_now_ms();
     bool go_on = true;
     if (tr)
         fr_trace_span(tr, span);

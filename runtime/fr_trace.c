@@ -50,13 +50,6 @@ struct fr_trace {
     uint64_t seed;                 /* per process, so a resume's ids differ */
 };
 
-static int64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* splitmix64: distinct counters give well-spread ids. */
 static uint64_t mix(uint64_t x)
 {
@@ -122,8 +115,8 @@ fr_trace *fr_trace_open(const char *path, const char *run_id, const fr_program *
     t->trace_id[32] = '\0';
     t->prog = prog;
     t->phases = ph;
-    t->seed = mix((uint64_t)now_us() ^ ((uint64_t)getpid() << 32));
-    t->run_start_us = now_us();
+    t->seed = mix((uint64_t)fr_wall_us() ^ ((uint64_t)getpid() << 32));
+    t->run_start_us = fr_wall_us();
     new_span_id(t, t->run_span);
     t->otlp = fr_otlp_start(prog->name, t->trace_id);
     return t;
@@ -229,7 +222,7 @@ void fr_trace_phase_begin(fr_trace *t, int phase)
         return;
     pthread_mutex_lock(&t->mu);
     new_span_id(t, t->phases[phase].span_id);
-    t->phases[phase].start_us = now_us();
+    t->phases[phase].start_us = fr_wall_us();
     t->phases[phase].open = true;
     pthread_mutex_unlock(&t->mu);
 }
@@ -252,7 +245,7 @@ void fr_trace_phase_end(fr_trace *t, int phase, const char *status)
     if (!open)
         return;
     status = status ? status : "ok";
-    int64_t end = now_us();
+    int64_t end = fr_wall_us();
     json_t *o = line_head(t, "phase", p->span_id, NULL);
     char name[128];
     snprintf(name, sizeof name, "phase %s", phase_name(t, phase));
@@ -286,7 +279,7 @@ void fr_trace_run_end(fr_trace *t, const char *outcome, const char *error_type)
     set_str(o, "flowc.run_id", t->run_id);
     set_str(o, "status", outcome);
     set_str(o, "error.type", error_type);
-    fr_otlp_span(t->otlp, o, 1, t->run_start_us, now_us(), NULL, NULL);
+    fr_otlp_span(t->otlp, o, 1, t->run_start_us, fr_wall_us(), NULL, NULL);
     json_decref(o);
 }
 
@@ -354,7 +347,7 @@ char *fr_trace_call_line(fr_trace *t, const fr_tcall *c)
         set_int(o, "turns", c->turns);
         set_int(o, "tool_calls", c->tool_calls);
     }
-    export(t, o, 3, c->start_us, now_us(), c->detail);
+    export(t, o, 3, c->start_us, fr_wall_us(), c->detail);
     if (t->fd < 0) {
         json_decref(o);
         return NULL;
@@ -404,7 +397,7 @@ void fr_trace_turn(fr_trace *t, const fr_tturn *c)
     json_object_set_new(o, "cost_usd", json_real(c->usd));
     set_int(o, "latency_ms", c->latency_ms);
     json_object_set_new(o, "cached", json_boolean(c->cached));
-    export(t, o, 3, c->start_us, now_us(), NULL);
+    export(t, o, 3, c->start_us, fr_wall_us(), NULL);
     emit(t, o);
 }
 
@@ -429,7 +422,7 @@ void fr_trace_tool(fr_trace *t, const fr_ttool *c)
     set_int(o, "turn", c->turn);
     set_int(o, "latency_ms", c->latency_ms);
     json_object_set_new(o, "cached", json_boolean(c->cached));
-    export(t, o, 1, c->start_us, now_us(), NULL);
+    export(t, o, 1, c->start_us, fr_wall_us(), NULL);
     emit(t, o);
 }
 
@@ -466,6 +459,6 @@ void fr_trace_op(fr_trace *t, const fr_top *c)
     json_object_set_new(o, "dry_run", json_boolean(c->dry_run));
     set_str(o, "idempotency_key", c->idempotency_key);
     set_str(o, "call_key", c->key);
-    export(t, o, 3, c->start_us, now_us(), NULL);
+    export(t, o, 3, c->start_us, fr_wall_us(), NULL);
     emit(t, o);
 }
