@@ -335,21 +335,31 @@ static void copy_inputs(const fr_request *req, json_t *v, const fr_type *t)
     }
 }
 
+/* A reply of outcome whose text is text (made: false when it could not
+ * be, then resp says out of memory), ended for finish, with the usage a
+ * model would report: about four bytes a token, 50 of overhead. */
+static bool replied(const fr_request *req, fr_response *resp, fr_outcome outcome,
+                    const char *finish, const char *text, bool made)
+{
+    resp->finish_reason = fr_strdup(finish);
+    if (!made || !text || !resp->finish_reason) {
+        out_of_memory(resp);
+        return false;
+    }
+    size_t in = strlen(req->system ? req->system : "") + strlen(req->prompt ? req->prompt : "");
+    resp->outcome = outcome;
+    resp->usage = true;
+    resp->input_tokens = (int64_t)((in + 3) / 4) + 50;
+    resp->output_tokens = (int64_t)((strlen(text) + 3) / 4);
+    return true;
+}
+
 /* Fills resp with a fixture's answer fx, as a model would give it. */
 static void canned(const fr_request *req, json_t *fx, fr_response *resp)
 {
     resp->output = json_deep_copy(fx);
     resp->raw = json_dumps(fx, JSON_COMPACT | JSON_ENCODE_ANY);
-    resp->finish_reason = fr_strdup("end_turn");
-    if (!resp->output || !resp->raw || !resp->finish_reason) {
-        out_of_memory(resp);
-        return;
-    }
-    size_t in = strlen(req->system ? req->system : "") + strlen(req->prompt ? req->prompt : "");
-    resp->outcome = FR_ANSWER;
-    resp->usage = true;
-    resp->input_tokens = (int64_t)((in + 3) / 4) + 50;
-    resp->output_tokens = (int64_t)((strlen(resp->raw) + 3) / 4);
+    replied(req, resp, FR_ANSWER, "end_turn", resp->raw, resp->output != NULL);
 }
 
 /* Fills resp with the answer for seed, its raw text and usage. */
@@ -364,16 +374,8 @@ static void answer(const fr_request *req, uint64_t seed, fr_response *resp)
         v = spoil(v, t);
     resp->output = v;
     resp->raw = v ? fr_to_json(v, t) : NULL;
-    resp->finish_reason = fr_strdup("end_turn");
-    if (!v || !resp->raw || !resp->finish_reason) {
-        out_of_memory(resp);
+    if (!replied(req, resp, FR_ANSWER, "end_turn", resp->raw, v != NULL))
         return;
-    }
-    size_t in = strlen(req->system ? req->system : "") + strlen(req->prompt ? req->prompt : "");
-    resp->outcome = FR_ANSWER;
-    resp->usage = true;
-    resp->input_tokens = (int64_t)((in + 3) / 4) + 50;
-    resp->output_tokens = (int64_t)((strlen(resp->raw) + 3) / 4);
     int cap = req->max_tokens > 0 ? req->max_tokens : req->agent->max_tokens;
     if (cap > 0 && resp->output_tokens > cap)
         cut_off(resp, cap);
@@ -410,17 +412,7 @@ static void tool_turn(const fr_request *req, uint64_t seed, fr_response *resp)
     }
     resp->turn = calls ? json_pack("{s:s, s:o}", "text", "", "calls", calls) : NULL;
     char *text = resp->turn ? json_dumps(resp->turn, JSON_COMPACT) : NULL;
-    resp->finish_reason = fr_strdup("tool_use");
-    if (!resp->turn || !text || !resp->finish_reason) {
-        fr_free(text);
-        out_of_memory(resp);
-        return;
-    }
-    size_t in = strlen(req->system ? req->system : "") + strlen(req->prompt ? req->prompt : "");
-    resp->outcome = FR_TOOL_CALLS;
-    resp->usage = true;
-    resp->input_tokens = (int64_t)((in + 3) / 4) + 50;
-    resp->output_tokens = (int64_t)((strlen(text) + 3) / 4);
+    replied(req, resp, FR_TOOL_CALLS, "tool_use", text, resp->turn != NULL);
     fr_free(text);
 }
 
