@@ -758,22 +758,33 @@ static const char *stream_why(void *arg)
     return s->why[0] ? s->why : NULL;
 }
 
+/* text (NULL: out of memory) and a line break into f; false with s->err
+ * or s->oom set. */
+static bool put_line(streamer *s, FILE *f, const char *text)
+{
+    if (!text) {
+        s->oom = true;
+        return false;
+    }
+    bool ok = fputs(text, f) != EOF && putc('\n', f) != EOF;
+    if (!ok && !s->err)
+        s->err = errno ? errno : EIO;
+    return ok;
+}
+
 /* A CSV row of v into s->f, or v into the spool; false with s->bad,
  * s->err or s->oom set. */
 static bool stream_put_csv(streamer *s, json_t *v)
 {
     s->rows++;
     if (s->spool) {
-        char *text = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
-        if (!text || !fr_csv_note_keys(s->cols, v)) {
-            free(text);
+        if (!fr_csv_note_keys(s->cols, v)) {
             s->oom = true;
             return false;
         }
-        bool ok = fputs(text, s->spool) != EOF && putc('\n', s->spool) != EOF;
+        char *text = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
+        bool ok = put_line(s, s->spool, text);
         free(text);
-        if (!ok && !s->err)
-            s->err = errno ? errno : EIO;
         return ok;
     }
     if (!fr_csv_row(&s->line, &s->text, v, s->cols, 0, s->rows, &s->bad))
@@ -826,14 +837,8 @@ static bool stream_put(void *arg, json_t *v)
     if (s->csv)
         return stream_put_csv(s, v);
     char *text = fr_to_json(v, s->elem);
-    if (!text) {
-        s->oom = true;
-        return false;
-    }
-    bool ok = fputs(text, s->f) != EOF && putc('\n', s->f) != EOF;
+    bool ok = put_line(s, s->f, text);
     fr_free(text);
-    if (!ok && !s->err)
-        s->err = errno ? errno : EIO;
     return ok;
 }
 

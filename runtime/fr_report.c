@@ -234,13 +234,20 @@ static const char *dur(char *s, int64_t ms)
     return s;
 }
 
-static const char *when(char *s, int64_t ms)
+/* A time of day in UTC, as "2026-12-07 22:55:26 UTC", or without the
+ * " UTC" in a table whose header says it (short). */
+static const char *utc_time(char *s, int64_t ms, bool short_form)
 {
     time_t t = (time_t)(ms / 1000);
     struct tm tm;
     gmtime_r(&t, &tm);
-    strftime(s, 32, "%Y-%m-%d %H:%M:%S UTC", &tm);
+    strftime(s, 32, short_form ? "%Y-%m-%d %H:%M:%S" : "%Y-%m-%d %H:%M:%S UTC", &tm);
     return s;
+}
+
+static const char *when(char *s, int64_t ms)
+{
+    return utc_time(s, ms, false);
 }
 
 /* ---- reading the journal --------------------------------------------------- */
@@ -1231,11 +1238,7 @@ static void put_agents(FILE *o, report *r)
 /* A time in a table: the header says UTC. */
 static const char *when_short(char *s, int64_t ms)
 {
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(s, 32, "%Y-%m-%d %H:%M:%S", &tm);
-    return s;
+    return utc_time(s, ms, true);
 }
 
 static const char *decision_class(const char *d)
