@@ -100,7 +100,7 @@ run() {
     # shellcheck disable=SC2086
     ./$n $args --journal $n.db --quiet --retry-base-ms 10 --trace $n.trace >$n.out 2>$n.err
     st=$?
-    spent=$(sqlite3 $n.db "SELECT printf('%.6f', coalesce(sum(usd), 0)) FROM calls")
+    spent=$(sqlite3 $n.db "SELECT printf('%.6f', coalesce(sum(usd), 0)) FROM calls_all")
     made $n
 }
 # scaled EST FIELD: the estimate per call of each agent (FIELD: once, worst or
@@ -195,15 +195,15 @@ for prov in anthropic openai; do
     done
     reqs=$(wc -l <$out/server.log)
     kinds=$(jq -r .action $out/server.log | sort | uniq -c | awk '{ printf "%s%s %s", s, $1, $2; s = ", " }')
-    usd_b=$(sqlite3 $out/bm.db "SELECT printf('%.6f', sum(usd)) FROM calls")
-    batch_calls=$(sqlite3 $out/bm.db "SELECT count(*) FROM calls WHERE tier = 'batch'")
+    usd_b=$(sqlite3 $out/bm.db "SELECT printf('%.6f', sum(usd)) FROM calls_all")
+    batch_calls=$(sqlite3 $out/bm.db "SELECT count(*) FROM calls_all WHERE tier = 'batch'")
     start_server --key "$ANTHROPIC_API_KEY"
     rm -f $out/nb.db
     t0=$(now_ms)
     $out/nb --items-file $out/items.jsonl $flag --journal $out/nb.db >$out/nb.out 2>$out/nb.err
     t1=$(now_ms)
     nreqs=$(wc -l <$out/server.log)
-    usd_n=$(sqlite3 $out/nb.db "SELECT printf('%.6f', sum(usd)) FROM calls")
+    usd_n=$(sqlite3 $out/nb.db "SELECT printf('%.6f', sum(usd)) FROM calls_all")
     wall=$(median <$out/wall)
     echo "-- $prov"
     printf '  %-58s %8s   (goal <= 10: %s)\n' "requests the server received (batch)" "$reqs" \
@@ -214,7 +214,7 @@ for prov in anthropic openai; do
         $((DELAY + 2000)) "$(judge "$(ge $((DELAY + 2000)) "$wall")")"
     printf '  %-58s %6s ms\n' "the normal fan-out's wall time (one run)" $((t1 - t0))
     list=$(sqlite3 $out/bm.db "SELECT printf('%.6f', sum((tokens_in - cache_read - cache_write) * 0.10
-        + cache_read * 0.01 + cache_write * 0.125 + tokens_out * 0.50) / 1e6) FROM calls")
+        + cache_read * 0.01 + cache_write * 0.125 + tokens_out * 0.50) / 1e6) FROM calls_all")
     r=$(ratio "$usd_b" "$list")
     printf '  %-58s $%s against $%s: %s   (goal 0.50 +- 0.01: %s)\n' \
         "the $batch_calls batch calls against their tokens at list price" "$usd_b" "$list" "$r" \

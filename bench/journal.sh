@@ -84,7 +84,7 @@ JWF_BUDGET_USD=1000 $B $F --journal $out/j.db >$out/full.out 2>/dev/null
 size=$(du -b $out/j.db | cut -f1)
 printf '%-56s %6.2f MB          (%d bytes per call)\n' "journal size per 10,000 calls" \
     "$(awk -v s="$size" 'BEGIN { print s / 1048576 }')" $((size / 10000))
-calls=$(sqlite3 $out/j.db "SELECT count(*) FROM calls")
+calls=$(sqlite3 $out/j.db "SELECT count(*) FROM calls_all")
 sqlite3 $out/j.db "UPDATE runs SET status = 'failed'"
 s=$(now_us); JWF_BUDGET_USD=1000 $B $F --journal $out/j.db --resume >$out/resume.out 2>/dev/null; e=$(now_us)
 printf '%-56s %6s s         | %d calls answered, output %s\n' "resume answering every call from the journal" \

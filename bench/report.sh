@@ -52,7 +52,7 @@ echo "mock run of 10,000 items: $(awk -v t=$((e - s)) 'BEGIN { printf "%.1f", t 
 # time on a loaded machine is mostly waiting), its wall time and memory
 measure() {
     label=$1
-    calls=$(sqlite3 .flow/big.db "SELECT count(*) FROM calls")
+    calls=$(sqlite3 .flow/big.db "SELECT count(*) FROM calls_all")
     best=
     for k in $(seq "$ROUNDS"); do
         $TIME -f '%e %U %S %M' -o t ./big report last -o page.html 2>/dev/null ||
@@ -69,7 +69,7 @@ measure() {
 }
 measure "10,000 items"
 sqlite3 .flow/big.db "
-  CREATE TEMP TABLE one AS SELECT * FROM calls;
+  CREATE TEMP TABLE one AS SELECT * FROM calls_all;
   CREATE TEMP TABLE span AS SELECT max(finished_ms) - min(finished_ms - latency_ms) + 1000 AS ms FROM one;
   WITH RECURSIVE k(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM k WHERE n < 9)
   INSERT INTO calls(run_id, key, agent, item, phase, output, status, tokens_in, tokens_out, usd,

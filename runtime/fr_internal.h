@@ -955,7 +955,8 @@ _Static_assert(sizeof ((fr_toolrun *)0)->key == FR_JKEY_MAX, "fr_toolrun.key");
 
 /* A call's attempts as the journal and the trace keep them (fr_jrun.c). */
 typedef struct fr_jdetail fr_jdetail;
-/* Its JSON text (malloc'd; NULL when out of memory), and freeing it. */
+/* Its JSON, to b; as text (malloc'd; NULL when out of memory); freeing it. */
+void fr_jdetail_put(fr_buf *b, const fr_jdetail *d);
 char *fr_jdetail_text(const fr_jdetail *d);
 void fr_jdetail_free(fr_jdetail *d);
 

@@ -68,12 +68,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SCHEMA_VERSION 8           /* PRAGMA user_version of the current schema */
+#define SCHEMA_VERSION 9           /* PRAGMA user_version of the current schema */
 #define WINDOW_MS 2                /* results gather this long before a sync (default) */
 #define BATCH_MAX 4096             /* ops in one transaction at most */
 #define BOOKKEEP_MS 1000           /* the active and phase times: written this often */
-#define ROWS_MAX 16                /* new result rows in one INSERT statement at most */
-#define REC_COLS 18                /* the columns of a new result row */
+#define CHUNK_MAX 256              /* results in one call_chunks row at most */
+#define CHUNK_BYTES 32768          /* ... and about this much text (a damaged page
+                                      loses the answers of one chunk) */
 
 /* ---- the call map: call key -> its row, for resume --------------------------- */
 
@@ -200,8 +201,8 @@ struct fr_journal {
     sqlite3_stmt *st_active;       /* the bound run's active time */
     sqlite3_stmt *st_hold_new;     /* a call's first hold: a new row */
     sqlite3_stmt *st_hold;         /* a later hold, by row */
-    sqlite3_stmt *st_rec_new[ROWS_MAX + 1]; /* [n]: n results without a row yet, in one
-                                      statement (prepared when first needed) */
+    sqlite3_stmt *st_chunk;        /* a chunk of results without a row */
+    sqlite3_stmt *st_next;         /* the next free call id */
     sqlite3_stmt *st_rec;          /* a result, by row */
     sqlite3_stmt *st_phase;        /* upserts a phase's active time */
     int ph_cur;                    /* the root's current phase, timed, or -1 (under mu) */
@@ -448,6 +449,37 @@ static const char schema_v8[] =
     "ALTER TABLE batches ADD COLUMN ids TEXT;"
     "PRAGMA user_version = 8;";
 
+/* v9: a result without a row (no hold: no budget cap) goes with the others
+ * of its transaction into one call_chunks row, a JSON array of entries
+ * [key, agent, item, phase, status, tokens_in, tokens_out, usd, attempts,
+ * latency_ms, finished_ms, tier, cache_read, cache_write, saved_usd,
+ * output, detail] (output and detail as JSON, not as strings): a row per
+ * call cost more than everything else the journal does for it.  Entry i of
+ * a chunk is call id first + i; calls and chunks share one id space, in the
+ * order they were written.  The view calls_all is every call of both, with
+ * the columns of calls and in_chunk (1 for an entry of a chunk): readers
+ * (resume, runs, show, report, estimate, the budgets' sums, and anyone with
+ * the sqlite3 shell) read it, never calls alone. */
+static const char schema_v9[] =
+    "CREATE TABLE call_chunks(first INTEGER PRIMARY KEY, run_id TEXT NOT NULL,"
+    " n INTEGER NOT NULL, body TEXT NOT NULL);"
+    "CREATE INDEX call_chunks_by_run ON call_chunks(run_id);"
+    "CREATE VIEW calls_all AS"
+    " SELECT id, run_id, key, agent, item, phase, output, status, tokens_in, tokens_out, usd,"
+    " attempts, latency_ms, finished_ms, held_usd, held_tokens, lost_usd, lost_tokens, owner,"
+    " tier, cache_read, cache_write, saved_usd, detail, 0 AS in_chunk FROM calls"
+    " UNION ALL"
+    " SELECT c.first + e.key, c.run_id, e.value ->> 0, e.value ->> 1, e.value ->> 2,"
+    " e.value ->> 3, nullif(e.value -> 15, 'null'), e.value ->> 4, e.value ->> 5,"
+    " e.value ->> 6, e.value ->> 7, e.value ->> 8, e.value ->> 9, e.value ->> 10, 0.0, 0,"
+    " 0.0, 0, 0, e.value ->> 11, e.value ->> 12, e.value ->> 13, e.value ->> 14,"
+    " nullif(e.value -> 16, 'null'), 1 FROM call_chunks c, json_each(c.body) e;"
+    "PRAGMA user_version = 9;";
+
+/* What a read-only connection to an older journal reads as calls_all. */
+static const char sql_old_view[] =
+    "CREATE TEMP VIEW calls_all AS SELECT *, 0 AS in_chunk FROM main.calls";
+
 static const char sql_phase[] =
     "INSERT INTO phase_time(run_id, phase, active_ms) VALUES(?1, ?2, ?3)"
     " ON CONFLICT(run_id, phase) DO UPDATE SET active_ms = excluded.active_ms";
@@ -468,7 +500,8 @@ static bool migrate(fr_journal *j, int v, fr_buf *err)
     return (v >= 1 || db_exec(j, schema_v1, err)) && (v >= 2 || db_exec(j, schema_v2, err)) &&
            (v >= 3 || db_exec(j, schema_v3, err)) && (v >= 4 || db_exec(j, schema_v4, err)) &&
            (v >= 5 || db_exec(j, schema_v5, err)) && (v >= 6 || db_exec(j, schema_v6, err)) &&
-           (v >= 7 || db_exec(j, schema_v7, err)) && (v >= 8 || db_exec(j, schema_v8, err));
+           (v >= 7 || db_exec(j, schema_v7, err)) && (v >= 8 || db_exec(j, schema_v8, err)) &&
+           (v >= 9 || db_exec(j, schema_v9, err));
 }
 
 /* The schema, created in a fresh file; an unknown version is refused. */
@@ -499,20 +532,22 @@ static bool ensure_schema(fr_journal *j, fr_buf *err)
 /* A call's first hold, and a later one (after a crash: the dead process's
  * hold is lost money, counted apart). */
 static const char sql_hold_new[] =
-    "INSERT INTO calls(run_id, key, agent, item, phase, status, held_usd, held_tokens, owner)"
-    " VALUES(?1,?2,?3,?4,?5,'held',?6,?7,?8)";
+    "INSERT INTO calls(run_id, key, agent, item, phase, status, held_usd, held_tokens, owner,"
+    " id) VALUES(?1,?2,?3,?4,?5,'held',?6,?7,?8,?9)";
 static const char sql_hold[] =
     "UPDATE calls SET"
     " lost_usd = lost_usd + CASE WHEN owner = ?3 THEN 0 ELSE held_usd END,"
     " lost_tokens = lost_tokens + CASE WHEN owner = ?3 THEN 0 ELSE held_tokens END,"
     " held_usd = ?1, held_tokens = ?2, owner = ?3 WHERE id = ?4";
 
-/* A result, in a new row (REC_COLS columns: n rows are one statement) or
- * added to the call's row (earlier attempts). */
-static const char sql_rec_new[] =
-    "INSERT INTO calls(run_id, key, agent, item, phase, output, status, tokens_in, tokens_out,"
-    " usd, attempts, latency_ms, finished_ms, tier, cache_read, cache_write, saved_usd, detail)"
-    " VALUES";
+/* Results in a chunk; the next call id of either table. */
+static const char sql_chunk[] =
+    "INSERT INTO call_chunks(first, run_id, n, body) VALUES(?1, ?2, ?3, ?4)";
+static const char sql_next[] =
+    "SELECT max(coalesce((SELECT max(id) FROM calls), 0),"
+    " coalesce((SELECT first + n - 1 FROM call_chunks ORDER BY first DESC LIMIT 1), 0)) + 1";
+
+/* A result added to the call's row (its hold, or an earlier process's). */
 static const char sql_rec[] =
     "UPDATE calls SET output = ?6, status = ?7,"
     " tokens_in = tokens_in + ?8, tokens_out = tokens_out + ?9, usd = usd + ?10,"
@@ -554,23 +589,79 @@ static bool is_damaged(sqlite3 *db, char *why, size_t cap, int *code)
     return bad;
 }
 
-/* One answer a damaged journal still gives, as a JSON line to f. */
-static void export_row(FILE *f, sqlite3_stmt *st)
+/* One answer a damaged journal still gives, as a JSON line to f (output
+ * is taken). */
+static void export_line(FILE *f, const char *run, const char *key, const char *agent,
+                        const char *item, json_int_t phase, json_t *output)
 {
-    const char *out = (const char *)sqlite3_column_text(st, 5);
-    json_t *o = out ? fr_json_loadb(out, strlen(out), JSON_DECODE_ANY, NULL) : NULL;
-    json_t *line = json_pack("{s:s?, s:s?, s:s?, s:s?, s:I, s:o}",
-                             "run", (const char *)sqlite3_column_text(st, 0),
-                             "key", (const char *)sqlite3_column_text(st, 1),
-                             "agent", (const char *)sqlite3_column_text(st, 2),
-                             "item", (const char *)sqlite3_column_text(st, 3),
-                             "phase", (json_int_t)sqlite3_column_int64(st, 4),
-                             "output", o ? o : json_string(out ? out : ""));
+    json_t *line = json_pack("{s:s?, s:s?, s:s?, s:s?, s:I, s:o}", "run", run, "key", key,
+                             "agent", agent, "item", item, "phase", phase, "output", output);
     char *text = line ? json_dumps(line, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
     if (text)
         fprintf(f, "%s\n", text);
     fr_free(text);
     json_decref(line);
+}
+
+static void export_row(FILE *f, sqlite3_stmt *st)
+{
+    const char *out = (const char *)sqlite3_column_text(st, 5);
+    json_t *o = out ? fr_json_loadb(out, strlen(out), JSON_DECODE_ANY, NULL) : NULL;
+    export_line(f, (const char *)sqlite3_column_text(st, 0),
+                (const char *)sqlite3_column_text(st, 1), (const char *)sqlite3_column_text(st, 2),
+                (const char *)sqlite3_column_text(st, 3), (json_int_t)sqlite3_column_int64(st, 4),
+                o ? o : json_string(out ? out : ""));
+}
+
+/* The answers of one chunk's body (schema_v9) that parses. */
+static long export_body(FILE *f, const char *run, const char *body)
+{
+    json_t *v = body ? fr_json_loadb(body, strlen(body), 0, NULL) : NULL;
+    size_t i;
+    json_t *e;
+    long n = 0;
+    json_array_foreach(v, i, e) {
+        const char *status = json_string_value(json_array_get(e, 4));
+        if (!status || strcmp(status, "ok") != 0)
+            continue;
+        export_line(f, run, json_string_value(json_array_get(e, 0)),
+                    json_string_value(json_array_get(e, 1)),
+                    json_string_value(json_array_get(e, 2)),
+                    json_integer_value(json_array_get(e, 3)), json_incref(json_array_get(e, 15)));
+        n++;
+    }
+    json_decref(v);
+    return n;
+}
+
+/* The answers in the chunks of a damaged version 9 journal, chunk by chunk,
+ * past damage the way export_by_row goes. */
+static long export_chunks(sqlite3 *db, FILE *f)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, "SELECT run_id, body, first FROM call_chunks WHERE first > ?1"
+                           " ORDER BY first", -1, &st, NULL) != SQLITE_OK)
+        return 0;
+    int64_t last = 0;
+    long n = 0;
+    for (int stuck = 0; stuck < 3;) {
+        sqlite3_reset(st);
+        sqlite3_bind_int64(st, 1, last);
+        int rc, got = 0;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            n += export_body(f, (const char *)sqlite3_column_text(st, 0),
+                             (const char *)sqlite3_column_text(st, 1));
+            last = sqlite3_column_int64(st, 2);
+            got++;
+        }
+        if (rc == SQLITE_DONE)
+            break;
+        stuck = got ? 0 : stuck + 1;
+        if (!got)
+            last += CHUNK_MAX;
+    }
+    sqlite3_finalize(st);
+    return n;
 }
 
 /* Exports the readable answers of a damaged version 6 journal by row: a
@@ -611,7 +702,7 @@ static long export_answers(sqlite3 *db, FILE *f)
 {
     long by_row = export_by_row(db, f);
     if (by_row >= 0)
-        return by_row;
+        return by_row + export_chunks(db, f);
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db, "SELECT run_id, key, agent, item, phase, output FROM calls"
                            " WHERE status = 'ok' AND (run_id, key) > (?1, ?2)"
@@ -783,6 +874,21 @@ static void private_file(const char *path)
         chmod(path, sb.st_mode & 0700);
 }
 
+/* A read-only connection to a journal older than version 9 reads its calls
+ * as calls_all too (a temporary view: the file is not written). */
+static void old_view(sqlite3 *db)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM main.sqlite_master WHERE name = 'calls'"
+                           " AND NOT EXISTS (SELECT 1 FROM main.sqlite_master"
+                           " WHERE name = 'calls_all')", -1, &st, NULL) != SQLITE_OK)
+        return;
+    bool need = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) > 0;
+    sqlite3_finalize(st);
+    if (need)
+        sqlite3_exec(db, sql_old_view, NULL, NULL, NULL);
+}
+
 static bool open_conn(fr_journal *j, bool ro, fr_buf *err)
 {
     int flags = (ro ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
@@ -816,8 +922,10 @@ static bool open_conn(fr_journal *j, bool ro, fr_buf *err)
         }
         /* a read-only WAL journal needs its -shm file, or the file read as is */
         if (!ro || (ec != SQLITE_CANTOPEN && ec != SQLITE_READONLY))
-            return true;
+            break;
     }
+    if (ro)
+        old_view(j->db);
     return true;
 }
 
@@ -843,7 +951,11 @@ static bool open_db(fr_journal *j, fr_buf *err)
            sqlite3_prepare_v3(j->db, sql_hold, -1, SQLITE_PREPARE_PERSISTENT,
                               &j->st_hold, NULL) == SQLITE_OK &&
            sqlite3_prepare_v3(j->db, sql_rec, -1, SQLITE_PREPARE_PERSISTENT,
-                              &j->st_rec, NULL) == SQLITE_OK;
+                              &j->st_rec, NULL) == SQLITE_OK &&
+           sqlite3_prepare_v3(j->db, sql_chunk, -1, SQLITE_PREPARE_PERSISTENT,
+                              &j->st_chunk, NULL) == SQLITE_OK &&
+           sqlite3_prepare_v3(j->db, sql_next, -1, SQLITE_PREPARE_PERSISTENT,
+                              &j->st_next, NULL) == SQLITE_OK;
 }
 
 /* The handle around a connection, not yet opened. */
@@ -903,8 +1015,8 @@ void fr_journal_close(fr_journal *j)
     sqlite3_finalize(j->st_phase);
     sqlite3_finalize(j->st_hold_new);
     sqlite3_finalize(j->st_hold);
-    for (int n = 0; n <= ROWS_MAX; n++)
-        sqlite3_finalize(j->st_rec_new[n]);
+    sqlite3_finalize(j->st_chunk);
+    sqlite3_finalize(j->st_next);
     sqlite3_finalize(j->st_rec);
     sqlite3_close(j->db);
     if (j->lock_fd >= 0)
@@ -1199,8 +1311,8 @@ static bool check_same(const jrun *r, const char *source_hash, const char *args,
 static bool load_answers(fr_journal *j, fr_buf *err)
 {
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(j->db, "SELECT key, output, status, id FROM calls WHERE run_id = ?1"
-                           " ORDER BY id", -1, &st, NULL) != SQLITE_OK) {
+    if (sqlite3_prepare_v2(j->db, "SELECT key, output, status, id, in_chunk FROM calls_all"
+                           " WHERE run_id = ?1 ORDER BY id", -1, &st, NULL) != SQLITE_OK) {
         db_error(j, err, "loading the run's calls");
         return false;
     }
@@ -1212,7 +1324,9 @@ static bool load_answers(fr_journal *j, fr_buf *err)
         const unsigned char *out = sqlite3_column_text(st, 1);
         char *k = fr_strdup((const char *)sqlite3_column_text(st, 0));
         char *o = c == 'o' ? fr_strdup(out ? (const char *)out : "null") : NULL;
-        ok = k && (c != 'o' || o) && map_put(&j->calls, k, o, sqlite3_column_int64(st, 3), c);
+        /* an entry of a chunk has no row to write to again */
+        int64_t row = sqlite3_column_int(st, 4) ? 0 : sqlite3_column_int64(st, 3);
+        ok = k && (c != 'o' || o) && map_put(&j->calls, k, o, row, c);
         if (!ok) {
             fr_free(k);
             fr_free(o);
@@ -1321,7 +1435,8 @@ bool fr_journal_prior_spend(fr_journal *j, int phase, double *usd, int64_t *toke
     bool ok = sqlite3_prepare_v2(j->db,
         "SELECT total(usd + held_usd + lost_usd),"
         " total(tokens_in + tokens_out + held_tokens + lost_tokens)"
-        " FROM calls WHERE run_id = ?1 AND (?2 < 0 OR phase = ?2)", -1, &st, NULL) == SQLITE_OK;
+        " FROM calls_all WHERE run_id = ?1 AND (?2 < 0 OR phase = ?2)", -1, &st,
+        NULL) == SQLITE_OK;
     if (ok) {
         sqlite3_bind_text(st, 1, j->run_id, -1, SQLITE_STATIC);
         sqlite3_bind_int(st, 2, phase);
@@ -1452,56 +1567,44 @@ static bool step_once(sqlite3_stmt *st)
     return ok;
 }
 
-/* Runs st once; a new row's id goes to c->row. */
-static bool step_row(fr_journal *j, sqlite3_stmt *st, fr_jcall *c, bool new_row)
+/* The next free call id of this transaction (ids of calls and chunks are
+ * one sequence: other processes may have written since the last one). */
+static bool next_id(fr_journal *j, int64_t *next)
 {
-    bool ok = sqlite3_step(st) == SQLITE_DONE;
-    if (ok && new_row)
-        c->row = sqlite3_last_insert_rowid(j->db);
-    sqlite3_reset(st);
-    return ok;
+    if (*next > 0)
+        return true;
+    bool ok = sqlite3_step(j->st_next) == SQLITE_ROW;
+    *next = ok ? sqlite3_column_int64(j->st_next, 0) : 0;
+    sqlite3_reset(j->st_next);
+    return ok && *next > 0;
 }
 
-static bool write_hold(fr_journal *j, jop *op)
+static bool write_hold(fr_journal *j, jop *op, int64_t *next)
 {
     fr_jcall *c = op->call;
     bool new_row = c->row == 0;
     sqlite3_stmt *st = new_row ? j->st_hold_new : j->st_hold;
     if (new_row) {
+        if (!next_id(j, next))
+            return false;
         bind_call(st, j->run_id, c);
         sqlite3_bind_double(st, 6, op->usd);
         sqlite3_bind_int64(st, 7, op->tokens);
         sqlite3_bind_int64(st, 8, j->owner);
+        sqlite3_bind_int64(st, 9, *next);
     } else {
         sqlite3_bind_double(st, 1, op->usd);
         sqlite3_bind_int64(st, 2, op->tokens);
         sqlite3_bind_int64(st, 3, j->owner);
         sqlite3_bind_int64(st, 4, c->row);
     }
-    return step_row(j, st, c, new_row);
+    bool ok = step_once(st);
+    if (ok && new_row)
+        c->row = (*next)++;
+    return ok;
 }
 
-/* The statement that inserts n new result rows (1 <= n <= ROWS_MAX): one
- * statement for many rows saves each row the statement's own steps (a
- * third of what SQLite spends on a row). */
-static sqlite3_stmt *rec_insert(fr_journal *j, int n)
-{
-    if (j->st_rec_new[n])
-        return j->st_rec_new[n];
-    fr_buf sql = { 0 };
-    fr_buf_puts(&sql, sql_rec_new);
-    for (int r = 0; r < n; r++)
-        fr_buf_puts(&sql, r ? ",(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-                            : "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
-    if (!fr_buf_failed(&sql) &&
-        sqlite3_prepare_v3(j->db, sql.s, -1, SQLITE_PREPARE_PERSISTENT, &j->st_rec_new[n],
-                           NULL) != SQLITE_OK)
-        j->st_rec_new[n] = NULL;
-    fr_buf_free(&sql);
-    return j->st_rec_new[n];
-}
-
-/* A result's values, from parameter at + 1 on (the order of sql_rec_new). */
+/* A result's values, from parameter at + 1 on (the order of sql_rec). */
 static void bind_result(sqlite3_stmt *st, int at, const fr_jcall *c, int64_t now)
 {
     sqlite3_bind_text(st, at + 6, c->output, -1, SQLITE_STATIC);
@@ -1518,30 +1621,84 @@ static void bind_result(sqlite3_stmt *st, int at, const fr_jcall *c, int64_t now
     sqlite3_bind_double(st, at + 17, c->saved_usd);
 }
 
-/* n results without a row (their rows' ids are not needed: nothing writes
- * to a finished call's row again), in one statement. */
-static bool insert_results(fr_journal *j, jop **ops, int n)
+/* Results without a row (nothing writes to a finished call again), as the
+ * entries of one chunk (schema_v9). */
+typedef struct jchunk {
+    fr_buf body;                   /* "[[...],[...]" so far */
+    int n;                         /* entries */
+} jchunk;
+
+static void put_str(fr_buf *b, const char *s)
 {
-    sqlite3_stmt *st = rec_insert(j, n);
-    if (!st)
-        return false;
-    int64_t now = fr_wall_ms();
-    char *text[ROWS_MAX];          /* the details handed over as structs, as text */
-    for (int r = 0; r < n; r++) {
-        const fr_jcall *c = ops[r]->call;
-        text[r] = c->detail_own ? fr_jdetail_text(c->detail_own) : NULL;
-        int at = r * REC_COLS;
-        sqlite3_bind_text(st, at + 1, j->run_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, at + 2, c->key, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, at + 3, c->agent, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, at + 4, c->item ? c->item : "", -1, SQLITE_STATIC);
-        sqlite3_bind_int(st, at + 5, c->phase);
-        bind_result(st, at, c, now);
-        sqlite3_bind_text(st, at + 18, text[r] ? text[r] : c->detail, -1, SQLITE_STATIC);
+    fr_buf_json_string(b, s ? s : "", s ? strlen(s) : 0);
+    fr_buf_put(b, ",", 1);
+}
+
+static void put_i64(fr_buf *b, int64_t v)
+{
+    fr_buf_json_int(b, v);
+    fr_buf_put(b, ",", 1);
+}
+
+static void put_usd(fr_buf *b, double v)
+{
+    if (v == 0)
+        fr_buf_put(b, "0.0", 3);
+    else
+        fr_buf_json_real(b, v);
+    fr_buf_put(b, ",", 1);
+}
+
+static void chunk_put(jchunk *k, const fr_jcall *c, int64_t now)
+{
+    fr_buf *b = &k->body;
+    fr_buf_puts(b, k->n++ ? ",[" : "[[");
+    put_str(b, c->key);
+    put_str(b, c->agent);
+    put_str(b, c->item);
+    put_i64(b, c->phase);
+    put_str(b, c->output ? "ok" : "failed");
+    put_i64(b, c->tokens_in);
+    put_i64(b, c->tokens_out);
+    put_usd(b, c->usd);
+    put_i64(b, c->attempts);
+    put_i64(b, c->latency_ms);
+    put_i64(b, now);
+    put_str(b, c->tier ? c->tier : "standard");
+    put_i64(b, c->cache_read);
+    put_i64(b, c->cache_write);
+    put_usd(b, c->saved_usd);
+    if (c->output)
+        fr_buf_puts(b, c->output);
+    else
+        fr_buf_put(b, "null", 4);
+    fr_buf_put(b, ",", 1);
+    if (c->detail_own)
+        fr_jdetail_put(b, c->detail_own);
+    else if (c->detail)
+        fr_buf_puts(b, c->detail);
+    else
+        fr_buf_put(b, "null", 4);
+    fr_buf_put(b, "]", 1);
+}
+
+/* Writes the chunk gathered so far (none: true) under the next ids. */
+static bool chunk_flush(fr_journal *j, jchunk *k, int64_t *next)
+{
+    if (k->n == 0)
+        return true;
+    fr_buf_put(&k->body, "]", 1);
+    bool ok = !fr_buf_failed(&k->body) && next_id(j, next);
+    if (ok) {
+        sqlite3_bind_int64(j->st_chunk, 1, *next);
+        sqlite3_bind_text(j->st_chunk, 2, j->run_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int(j->st_chunk, 3, k->n);
+        sqlite3_bind_text(j->st_chunk, 4, k->body.s, (int)k->body.len, SQLITE_STATIC);
+        ok = step_once(j->st_chunk);
+        *next += k->n;
     }
-    bool ok = step_once(st);
-    for (int r = 0; r < n; r++)
-        fr_free(text[r]);
+    k->n = 0;
+    k->body.len = 0;
     return ok;
 }
 
@@ -1593,24 +1750,27 @@ static bool times_step(fr_journal *j, bool now)
 }
 
 /* One transaction for the ops of batch (none is OP_ACQUIRE), in their
- * order; results without a row go ROWS_MAX to a statement. */
+ * order; results without a row go into chunks, a chunk ending before any
+ * other write (ids stay in the order of the ops). */
 static bool commit_batch(fr_journal *j, jop *batch)
 {
-    jop *run[ROWS_MAX];            /* results without a row, not yet written */
-    int n = 0;
+    jchunk k = { { 0 }, 0 };
+    int64_t next = 0, now = fr_wall_ms();
     bool ok = step_once(j->st_begin);
     for (jop *op = batch; ok && op; op = op->next) {
         bool fresh = op->kind == OP_RECORD && op->call->row == 0;
-        if (fresh)
-            run[n++] = op;
-        if (n && (n == ROWS_MAX || !fresh || !op->next)) {
-            ok = insert_results(j, run, n);
-            n = 0;
+        if (fresh) {
+            chunk_put(&k, op->call, now);
+            if (k.n == CHUNK_MAX || k.body.len >= CHUNK_BYTES)
+                ok = chunk_flush(j, &k, &next);
+            continue;
         }
-        if (ok && !fresh)
-            ok = op->kind == OP_RESERVE ? write_hold(j, op)
-                 : op->kind == OP_RECORD ? update_result(j, op) : true;
+        ok = chunk_flush(j, &k, &next) &&
+             (op->kind == OP_RESERVE ? write_hold(j, op, &next)
+              : op->kind == OP_RECORD ? update_result(j, op) : true);
     }
+    ok = ok && chunk_flush(j, &k, &next);
+    fr_buf_free(&k.body);
     ok = ok && times_step(j, false) && step_once(j->st_commit);
     if (!ok && !sqlite3_get_autocommit(j->db))
         sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);

@@ -665,23 +665,29 @@ static void put_attempt(fr_buf *b, const jattempt *a, bool first, bool content, 
     fr_buf_puts(b, "}");
 }
 
-/* The detail as JSON text (malloc'd): {"model", ["system", "prompt",]
- * "attempts": [...], ["error"]}. */
+/* The detail as JSON: {"model", ["system", "prompt",] "attempts": [...],
+ * ["error"]}, to b. */
+void fr_jdetail_put(fr_buf *b, const fr_jdetail *d)
+{
+    put_text(b, "{\"model\":", d->model);
+    if (d->content) {
+        put_text(b, ",\"system\":", d->system);
+        put_text(b, ",\"prompt\":", d->prompt);
+    }
+    fr_buf_puts(b, ",\"attempts\":[");
+    for (int i = 0; i < d->n; i++)
+        put_attempt(b, &d->a[i], i == 0, d->content, NULL);
+    fr_buf_puts(b, "]");
+    if (d->error)
+        put_text(b, ",\"error\":", d->error);
+    fr_buf_puts(b, "}");
+}
+
+/* The same as text (malloc'd). */
 char *fr_jdetail_text(const fr_jdetail *d)
 {
     fr_buf b = { 0 };
-    put_text(&b, "{\"model\":", d->model);
-    if (d->content) {
-        put_text(&b, ",\"system\":", d->system);
-        put_text(&b, ",\"prompt\":", d->prompt);
-    }
-    fr_buf_puts(&b, ",\"attempts\":[");
-    for (int i = 0; i < d->n; i++)
-        put_attempt(&b, &d->a[i], i == 0, d->content, NULL);
-    fr_buf_puts(&b, "]");
-    if (d->error)
-        put_text(&b, ",\"error\":", d->error);
-    fr_buf_puts(&b, "}");
+    fr_jdetail_put(&b, d);
     if (fr_buf_failed(&b)) {
         fr_buf_free(&b);
         return NULL;

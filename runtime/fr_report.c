@@ -460,7 +460,7 @@ static bool read_calls(report *r, sqlite3 *db)
     for (int old = 0; old < 2 && !st; old++) {  /* a journal of an older flowc has no detail */
         snprintf(sql, sizeof sql, "SELECT agent, item, phase, status, attempts, tokens_in,"
                  " tokens_out, usd + held_usd + lost_usd, latency_ms, finished_ms, cache_read,"
-                 " cache_write, saved_usd, %s, instr(key, '#') > 0, tier = 'batch' FROM calls"
+                 " cache_write, saved_usd, %s, instr(key, '#') > 0, tier = 'batch' FROM calls_all"
                  " WHERE run_id = ?1 ORDER BY id", old ? "NULL" : "detail");
         if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
             st = NULL;

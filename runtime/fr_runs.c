@@ -64,10 +64,10 @@ static int cmd_runs(fr_journal *j, const char *workflow)
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(fr_journal_db(j),
         "SELECT r.id, r.status, r.started_ms, r.active_ms, r.resumes,"
-        " (SELECT total(usd + held_usd + lost_usd) FROM calls c WHERE c.run_id = r.id),"
-        " (SELECT total(tokens_in + tokens_out + held_tokens + lost_tokens) FROM calls c"
+        " (SELECT total(usd + held_usd + lost_usd) FROM calls_all c WHERE c.run_id = r.id),"
+        " (SELECT total(tokens_in + tokens_out + held_tokens + lost_tokens) FROM calls_all c"
         "  WHERE c.run_id = r.id),"
-        " (SELECT count(*) FROM calls c WHERE c.run_id = r.id AND c.status = 'ok'"
+        " (SELECT count(*) FROM calls_all c WHERE c.run_id = r.id AND c.status = 'ok'"
         "  AND c.key NOT LIKE '%#%'),"          /* a tool loop's turns are not calls */
         " (SELECT count(*) FROM approvals a WHERE a.run_id = r.id AND a.kind = 'approve'"
         " AND a.decision IS NULL)"
@@ -115,14 +115,14 @@ static int cmd_cost(fr_journal *j, const fr_program *prog, int64_t last)
     sqlite3 *db = fr_journal_db(j);
     if (sqlite3_prepare_v2(db,
         "SELECT id, status, started_ms,"
-        " (SELECT total(usd + held_usd + lost_usd) FROM calls c WHERE c.run_id = r.id),"
-        " (SELECT total(usd) FROM calls c WHERE c.run_id = r.id AND c.tier = 'batch'),"
-        " (SELECT total(saved_usd) FROM calls c WHERE c.run_id = r.id),"
-        " (SELECT count(*) FROM calls c WHERE c.run_id = r.id AND c.status = 'ok'"
+        " (SELECT total(usd + held_usd + lost_usd) FROM calls_all c WHERE c.run_id = r.id),"
+        " (SELECT total(usd) FROM calls_all c WHERE c.run_id = r.id AND c.tier = 'batch'),"
+        " (SELECT total(saved_usd) FROM calls_all c WHERE c.run_id = r.id),"
+        " (SELECT count(*) FROM calls_all c WHERE c.run_id = r.id AND c.status = 'ok'"
         "  AND c.key NOT LIKE '%#%')"
         " FROM (SELECT * FROM runs WHERE workflow = ?1 ORDER BY started_ms DESC, rowid DESC"
         " LIMIT ?2) r ORDER BY started_ms, rowid", -1, &st, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(db, "SELECT total(usd + held_usd + lost_usd) FROM calls"
+        sqlite3_prepare_v2(db, "SELECT total(usd + held_usd + lost_usd) FROM calls_all"
         " WHERE run_id = ?1 AND phase = ?2", -1, &ph, NULL) != SQLITE_OK) {
         fprintf(stderr, "error: journal %s: %s\n", fr_journal_path(j), fr_journal_errmsg(j));
         return 1;
@@ -226,7 +226,8 @@ static int cmd_prune(fr_journal *j, const char *workflow, int64_t days)
 {
     sqlite3 *db = fr_journal_db(j);
     int64_t cut = fr_wall_ms() - days * 86400000;
-    sqlite3_stmt *sel, *calls, *items, *mark;
+    sqlite3_stmt *sel = NULL, *calls = NULL, *count = NULL, *chunks = NULL, *items = NULL,
+                 *mark = NULL;
     if (sqlite3_exec(db, "PRAGMA secure_delete = ON", NULL, NULL, NULL) != SQLITE_OK ||
         !fr_journal_exec(j, "BEGIN IMMEDIATE")) {
         fprintf(stderr, "error: journal %s: %s\n", fr_journal_path(j), fr_journal_errmsg(j));
@@ -237,6 +238,13 @@ static int cmd_prune(fr_journal *j, const char *workflow, int64_t days)
                                  NULL) == SQLITE_OK;
     ok = ok && sqlite3_prepare_v2(db, "UPDATE calls SET output = NULL, detail = NULL"
                                   " WHERE run_id = ?1", -1, &calls, NULL) == SQLITE_OK;
+    /* the entries of its chunks: output and detail (15, 16) become null */
+    ok = ok && sqlite3_prepare_v2(db, "SELECT coalesce(sum(n), 0) FROM call_chunks"
+                                  " WHERE run_id = ?1", -1, &count, NULL) == SQLITE_OK;
+    ok = ok && sqlite3_prepare_v2(db, "UPDATE call_chunks SET body = (SELECT json_group_array("
+                                  "json(json_replace(e.value, '$[15]', json('null'), '$[16]',"
+                                  " json('null')))) FROM json_each(call_chunks.body) e)"
+                                  " WHERE run_id = ?1", -1, &chunks, NULL) == SQLITE_OK;
     ok = ok && sqlite3_prepare_v2(db, "UPDATE approvals SET item_json = 'null'"
                                   " WHERE run_id = ?1", -1, &items, NULL) == SQLITE_OK;
     ok = ok && sqlite3_prepare_v2(db, "UPDATE runs SET pruned_ms = ?2 WHERE id = ?1", -1,
@@ -252,22 +260,27 @@ static int cmd_prune(fr_journal *j, const char *workflow, int64_t days)
             live++;
             continue;
         }
-        sqlite3_stmt *each[] = { calls, items, mark };
-        for (int k = 0; ok && k < 3; k++) {
+        sqlite3_stmt *each[] = { calls, count, chunks, items, mark };
+        for (int k = 0; ok && k < 5; k++) {
             sqlite3_reset(each[k]);
             sqlite3_bind_text(each[k], 1, id, -1, SQLITE_TRANSIENT);
-            if (k == 2)
+            if (each[k] == mark)
                 sqlite3_bind_int64(each[k], 2, fr_wall_ms());
-            ok = sqlite3_step(each[k]) == SQLITE_DONE;
-            if (k == 0)
+            int rc = sqlite3_step(each[k]);
+            ok = rc == SQLITE_DONE || (each[k] == count && rc == SQLITE_ROW);
+            if (each[k] == calls)
                 answers += sqlite3_changes(db);
-            else if (k == 1)
+            else if (each[k] == count)
+                answers += sqlite3_column_int64(count, 0);
+            else if (each[k] == items)
                 review += sqlite3_changes(db);
         }
         runs++;
     }
     sqlite3_finalize(sel);
     sqlite3_finalize(calls);
+    sqlite3_finalize(count);
+    sqlite3_finalize(chunks);
     sqlite3_finalize(items);
     sqlite3_finalize(mark);
     if (!ok || !fr_journal_exec(j, "COMMIT")) {
@@ -394,7 +407,7 @@ static bool load_loop(fr_journal *j, const char *id, const char *key, loop *l)
 {
     sqlite3_stmt *st;
     *l = (loop){ json_array(), json_array(), 0, 0, 0, 0 };
-    const char *sql = "SELECT key, attempts, tokens_in, tokens_out, usd, output, detail FROM calls"
+    const char *sql = "SELECT key, attempts, tokens_in, tokens_out, usd, output, detail FROM calls_all"
                       " WHERE run_id = ?1 AND substr(key, 1, length(?2) + 1) = ?2 || '#'"
                       " ORDER BY id";
     if (!l->t || !l->r || sqlite3_prepare_v2(fr_journal_db(j), sql, -1, &st, NULL) != SQLITE_OK)
@@ -530,7 +543,7 @@ static json_t *tool_call_owners(fr_journal *j, const char *id)
 {
     json_t *m = json_object();
     sqlite3_stmt *st;
-    const char *sql = "SELECT key, agent, detail FROM calls WHERE run_id = ?1"
+    const char *sql = "SELECT key, agent, detail FROM calls_all WHERE run_id = ?1"
                       " AND key GLOB '*#r[0-9]*' AND detail IS NOT NULL";
     if (!m || sqlite3_prepare_v2(fr_journal_db(j), sql, -1, &st, NULL) != SQLITE_OK)
         return m;
@@ -674,10 +687,10 @@ static int cmd_show(fr_journal *j, const fr_program *prog, const char *run, cons
     char sql[1024];
     for (int old = 0; old < 2; old++) {     /* a journal of an older flowc has no detail */
         snprintf(sql, sizeof sql, "SELECT agent, item, phase, NULL, status, attempts,"
-                 " tokens_in, tokens_out, usd, latency_ms, key, output, %s FROM calls"
+                 " tokens_in, tokens_out, usd, latency_ms, key, output, %s FROM calls_all"
                  " WHERE run_id = ?1 AND (instr(key, '#') = 0 OR (key GLOB '*#t0' AND NOT EXISTS"
-                 " (SELECT 1 FROM calls o WHERE o.run_id = ?1 AND o.key = substr(calls.key, 1,"
-                 " length(calls.key) - 3)))) AND (?2 IS NULL OR agent = ?2) AND (?3 IS NULL OR"
+                 " (SELECT 1 FROM calls_all o WHERE o.run_id = ?1 AND o.key = substr(calls_all.key, 1,"
+                 " length(calls_all.key) - 3)))) AND (?2 IS NULL OR agent = ?2) AND (?3 IS NULL OR"
                  " item = ?3) ORDER BY coalesce(finished_ms, 0) - latency_ms, id",
                  old ? "NULL" : "detail");
         if (sqlite3_prepare_v2(fr_journal_db(j), sql, -1, &st, NULL) == SQLITE_OK)

@@ -58,14 +58,14 @@ check() {
         fail "$1: waiting message: $(cat err1)"
     q=$(sqlite3 j.db "SELECT count(*) FROM approvals WHERE kind = 'approve' AND decision IS NULL")
     [ "$q" -eq 5 ] || fail "$1: $q of 5 approvals queued by the first run"
-    c=$(sqlite3 j.db "SELECT count(*) FROM calls WHERE output IS NOT NULL")
+    c=$(sqlite3 j.db "SELECT count(*) FROM calls_all WHERE output IS NOT NULL")
     [ "$c" -eq 5 ] || fail "$1: $c of 5 calls made by the first run"
     run=$(sqlite3 j.db "SELECT id FROM runs")
     ./gate approve "$run" --all --journal j.db >/dev/null || fail "$1: approve --all"
     ./gate --people "$P" --mock --journal j.db $1 --resume >out2 2>err2 ||
         fail "$1: the resume after one round of decisions exited $?: $(cat err2)"
     [ "$(tr '\n' ' ' <out2)" = "$2" ] || fail "$1: output '$(tr '\n' ' ' <out2)', expected '$2'"
-    c=$(sqlite3 j.db "SELECT count(*) FROM calls")
+    c=$(sqlite3 j.db "SELECT count(*) FROM calls_all")
     [ "$c" -eq 5 ] || fail "$1: the resume made calls again ($c journaled)"
 }
 check "" '"Ada" "Bob" "Cy" "Di" "Ed" '

@@ -22,7 +22,7 @@ for prov in anthropic openai; do
     [ "$(count batch-create)" -eq 1 ] || die "$prov: $(count batch-create) batches created"
     [ "$(count ok)" -eq 2 ] || die "$prov: $(count ok) normal calls for the 2 errored items"
     has "10 submitted" err
-    [ "$(sqlite3 .flow/bt.db "SELECT count(*) FROM calls WHERE tier = 'batch'")" -eq 8 ] ||
+    [ "$(sqlite3 .flow/bt.db "SELECT count(*) FROM calls_all WHERE tier = 'batch'")" -eq 8 ] ||
         die "$prov: not 8 calls at the batch price"
     # killed while polling, then resumed: the same batch, polled again
     start_server --key "$KEY" --batch-delay 1500
@@ -54,7 +54,7 @@ for prov in anthropic openai; do
     has "cancelled at the time limit" err
     has "cancelled: 4 answers, 6 errored or unfinished: made as normal calls" err
     [ "$(count ok)" -eq 6 ] || die "$prov: timeout: $(count ok) normal calls, not 6"
-    [ "$(sqlite3 .flow/bt.db "SELECT count(*) FROM calls WHERE tier = 'batch'")" -eq 4 ] ||
+    [ "$(sqlite3 .flow/bt.db "SELECT count(*) FROM calls_all WHERE tier = 'batch'")" -eq 4 ] ||
         die "$prov: timeout: not 4 calls at the batch price"
     # a time budget: cancelled, the run stops (exit 4); resumed with more time,
     # the cancelled batch's 4 answers are read again, 6 normal calls made
@@ -68,7 +68,7 @@ for prov in anthropic openai; do
     [ "$(wc -l <out)" -eq 10 ] || die "$prov: time budget: resumed run answered $(wc -l <out)"
     [ "$(count batch-create)" -eq 1 ] || die "$prov: time budget: $(count batch-create) batches"
     [ "$(count ok)" -eq 6 ] || die "$prov: time budget: $(count ok) normal calls, not 6"
-    [ "$(sqlite3 .flow/bt.db "SELECT count(*) FROM calls WHERE tier = 'batch' AND status = 'ok'")" -eq 4 ] ||
+    [ "$(sqlite3 .flow/bt.db "SELECT count(*) FROM calls_all WHERE tier = 'batch' AND status = 'ok'")" -eq 4 ] ||
         die "$prov: time budget: the 4 batch answers are not journaled once"
 done
 # a time budget is a hard cap: a cancellation that takes long is not waited
@@ -83,6 +83,6 @@ has "still cancelling at the time budget; --resume reads what finished" err
 ./bt --resume --budget-time 10m >out 2>err || die "slow cancel: resume: $(tail -5 err)"
 [ "$(wc -l <out)" -eq 10 ] || die "slow cancel: resumed run answered $(wc -l <out)"
 [ "$(count batch-create)" -eq 1 ] || die "slow cancel: $(count batch-create) batches"
-[ "$(sqlite3 .flow/bt.db "SELECT count(*) FROM calls WHERE tier = 'batch' AND status = 'ok'")" -eq 4 ] ||
+[ "$(sqlite3 .flow/bt.db "SELECT count(*) FROM calls_all WHERE tier = 'batch' AND status = 'ok'")" -eq 4 ] ||
     die "slow cancel: the 4 answers that finished are not journaled"
 finish

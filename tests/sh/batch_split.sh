@@ -43,7 +43,7 @@ for prov in anthropic openai; do
         nf=$(grep -n "$first" gets | tail -1 | cut -d: -f1)
         [ "$nl" -lt "$nf" ] || die "$prov: the batches were polled one after another"
     fi
-    [ "$(sqlite3 .flow/bm.db "SELECT count(*) FROM calls WHERE tier = 'batch'")" -eq 600 ] ||
+    [ "$(sqlite3 .flow/bm.db "SELECT count(*) FROM calls_all WHERE tier = 'batch'")" -eq 600 ] ||
         die "$prov: not 600 calls at the batch price"
     # by size: the limit in bytes, no count limit below the providers'
     start_server --key "$KEY" --batch-max-bytes 150000

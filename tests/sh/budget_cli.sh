@@ -57,12 +57,12 @@ grep -q 'tokens cap is 5000 (--budget-tokens)' err && grep -q 'time cap is 90.0 
 # stopped by a budget, resumed with a higher one: no --force needed, no call paid twice
 ./bc --mock --max-usd 0.001 >out 2>err
 [ $? -eq 4 ] || fail "0.001 did not stop: $(cat err)"
-made=$(sqlite3 .flow/bc.db "SELECT count(*) FROM calls")
+made=$(sqlite3 .flow/bc.db "SELECT count(*) FROM calls_all")
 [ "$made" -gt 0 ] && [ "$made" -lt 10 ] || fail "the stopped run made $made calls"
 ./bc --mock --resume --budget-usd 0.05 >out 2>err || fail "resume: $(cat err)"
 [ "$(wc -l <out)" -eq 10 ] || fail "resumed run answered $(wc -l <out) items"
 grep -q "$made calls answered from the journal" err || fail "not $made cached: $(cat err)"
-[ "$(sqlite3 .flow/bc.db "SELECT count(*) FROM calls")" -eq 10 ] || fail "calls made twice"
+[ "$(sqlite3 .flow/bc.db "SELECT count(*) FROM calls_all")" -eq 10 ] || fail "calls made twice"
 # a parameter read elsewhere than budgets is an argument: changing it needs --force
 ./bc --mock --max-usd 0.001 --items 12 >out 2>err
 ./bc --mock --resume --items 11 >out 2>err
@@ -72,16 +72,16 @@ grep -q "$made calls answered from the journal" err || fail "not $made cached: $
 ./bc runs --cost >cost || fail "runs --cost"
 head -1 cost | grep -q 'RUN .*USD .*STANDARD .*BATCH .*CACHE SAVED .*work' || fail "cost header: $(cat cost)"
 [ "$(grep -c '^20' cost)" -eq 2 ] && grep -q '^mean ' cost || fail "cost rows: $(cat cost)"
-want=$(sqlite3 .flow/bc.db "SELECT printf('%.4f', total(usd)) FROM calls WHERE run_id = (SELECT id FROM runs ORDER BY started_ms LIMIT 1)")
+want=$(sqlite3 .flow/bc.db "SELECT printf('%.4f', total(usd)) FROM calls_all WHERE run_id = (SELECT id FROM runs ORDER BY started_ms LIMIT 1)")
 head -2 cost | tail -1 | awk -v w="$want" '$4 != w || $5 != w || $6 != "0.0000" || $8 != w { exit 1 }' ||
     fail "first run's cost is not $want at the standard price: $(cat cost)"
-[ "$(sqlite3 .flow/bc.db "SELECT count(*) FROM calls WHERE tier <> 'standard'")" -eq 0 ] || fail "tier"
+[ "$(sqlite3 .flow/bc.db "SELECT count(*) FROM calls_all WHERE tier <> 'standard'")" -eq 0 ] || fail "tier"
 ./bc runs --cost --last 1 >cost1 && [ "$(grep -c '^20' cost1)" -eq 1 ] || fail "--last 1: $(cat cost1)"
 
 # flowc estimate --journal: the expected sizes are the journal's averages
 command -v jq >/dev/null || exit 0
 "$FLOWC" estimate bc.flow --journal .flow/bc.db --format=json >est.json || fail "estimate --journal"
-want=$(sqlite3 .flow/bc.db "SELECT avg(tokens_out) FROM calls WHERE status = 'ok'")
+want=$(sqlite3 .flow/bc.db "SELECT avg(tokens_out) FROM calls_all WHERE status = 'ok'")
 jq -e --argjson w "$want" '.phases[] | select(.phase == "work") | .agents[0]
     | .from_journal and ((.expected.tokens_out / .expected.calls) - $w | fabs) < 0.01' est.json \
     >/dev/null || fail "estimate does not take the journal's averages ($want): $(cat est.json)"

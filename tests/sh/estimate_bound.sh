@@ -62,7 +62,7 @@ for f in "$TOP"/examples/*.flow; do
         | group_by(.key) | map({key: .[0].key, value:
             ((map(.usd) | add) / ([(map(.calls) | add), 1e-9] | max))}) | from_entries as $per
         | [$m[0][] | .calls * ($per["\(.agent)/\(.model)"] // 0)] | add // 0')
-    jspent=$(sqlite3 "$n.db" "SELECT coalesce(sum(usd), 0) FROM calls")
+    jspent=$(sqlite3 "$n.db" "SELECT coalesce(sum(usd), 0) FROM calls_all")
     awk -v s="$jspent" -v o="$once" 'BEGIN { exit !(o >= s - 1e-9 && o <= 2 * s + 1e-9) }' ||
         die "$n: one attempt a call, scaled to the calls made: \$$once against \$$jspent spent"
     echo "$n: spent $spent at max_tokens, worst case $worst, one attempt a call scaled $once"

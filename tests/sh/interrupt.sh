@@ -50,11 +50,11 @@ wait_line() {
 # waits (10 s at most) until journal $1 holds a call in flight
 wait_held() {
     n=0
-    while [ "$(sqlite3 "$1" "SELECT count(*) FROM calls WHERE status = 'held'" 2>/dev/null || echo 0)" -lt 1 ]; do
+    while [ "$(sqlite3 "$1" "SELECT count(*) FROM calls_all WHERE status = 'held'" 2>/dev/null || echo 0)" -lt 1 ]; do
         n=$((n + 1)); [ $n -lt 200 ] || fail "no call in flight in $1 after 10 s"; sleep 0.05
     done
 }
-ok_calls() { sqlite3 "$1" "SELECT count(*) FROM calls WHERE status = 'ok'"; }
+ok_calls() { sqlite3 "$1" "SELECT count(*) FROM calls_all WHERE status = 'ok'"; }
 
 # 1. SIGINT: the calls in flight finish; exit 130; resume pays for none again
 ./ir --input in.jsonl --mock --mock-latency 600 --journal a.db --budget-tokens 1000000 >out1 2>err1 &

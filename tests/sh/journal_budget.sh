@@ -53,7 +53,7 @@ start_server ref.log
 kill $spid; wait $spid 2>/dev/null
 [ "$(wc -l <ref.out)" -eq $N ] || fail "reference output has $(wc -l <ref.out) lines"
 [ "$(grep -c '"status":200' ref.log)" -eq $N ] || fail "reference run made $(wc -l <ref.log) requests"
-per=$(sqlite3 ref.db "SELECT total(usd) / $N FROM calls")
+per=$(sqlite3 ref.db "SELECT total(usd) / $N FROM calls_all")
 awk -v p="$per" -v n=$N -v c=$CAP 'BEGIN { exit !(p * n < c) }' || fail "the cap $CAP is below one run's cost"
 
 start_server req.log
@@ -102,7 +102,7 @@ case $st in
 esac
 
 billed=$(grep -c '"status":200' req.log)
-counted=$(sqlite3 kill.db "SELECT total(usd + held_usd + lost_usd) FROM calls")
+counted=$(sqlite3 kill.db "SELECT total(usd + held_usd + lost_usd) FROM calls_all")
 echo "server answered $billed requests; journal counts \$$counted of \$$CAP"
 awk -v b="$billed" -v p="$per" -v c=$CAP 'BEGIN { exit !(b * p <= c + 1e-9) }' ||
     fail "the server billed $billed x $per, over the cap $CAP"

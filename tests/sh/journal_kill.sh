@@ -41,7 +41,7 @@ integrity() {
 # the uninterrupted run
 "$B" $FLAGS --journal ref.db >ref.out 2>ref.err || fail "reference run: $(cat ref.err)"
 [ "$(wc -l <ref.out)" -eq 400 ] || fail "reference run: $(wc -l <ref.out) lines"
-ref_usd=$(sqlite3 ref.db "SELECT printf('%.9f', total(usd)) FROM calls WHERE status='ok'")
+ref_usd=$(sqlite3 ref.db "SELECT printf('%.9f', total(usd)) FROM calls_all WHERE status='ok'")
 
 # kill at random moments in 20..250 ms, resuming when a run is in the journal
 awk -v s="$SEED" -v n="$KILLS" 'BEGIN { srand(s); for (i = 0; i < n; i++) printf "%.3f\n", 0.02 + rand() * 0.23 }' >moments
@@ -88,9 +88,9 @@ dups=$(uniq -d fresh | wc -l)
 [ "$(wc -l <fresh)" -le 400 ] || fail "$(wc -l <fresh) fresh calls for 400 items"
 
 # what the finished calls cost, they cost once
-usd=$(sqlite3 kill.db "SELECT printf('%.9f', total(usd)) FROM calls WHERE status='ok'")
+usd=$(sqlite3 kill.db "SELECT printf('%.9f', total(usd)) FROM calls_all WHERE status='ok'")
 [ "$usd" = "$ref_usd" ] || fail "the finished calls cost $usd, uninterrupted $ref_usd"
-n=$(sqlite3 kill.db "SELECT count(*) FROM calls WHERE status='ok'")
+n=$(sqlite3 kill.db "SELECT count(*) FROM calls_all WHERE status='ok'")
 [ "$n" -eq 400 ] || fail "$n calls journaled, expected 400"
 st=$(sqlite3 kill.db "SELECT status FROM runs")
 [ "$st" = done ] || fail "run status '$st'"

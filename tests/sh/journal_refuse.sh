@@ -59,7 +59,7 @@ grep -q "already finished" err || fail "message: $(cat err)"
 "$B" --mock --n 2000 --conc 2 --mock-latency 20 --quiet --journal k.db >/dev/null 2>&1 &
 pid=$!
 i=0
-while [ "$(sqlite3 k.db 'SELECT count(*) FROM calls' 2>/dev/null || echo 0)" -lt 2 ] && [ $i -lt 100 ]; do
+while [ "$(sqlite3 k.db 'SELECT count(*) FROM calls_all' 2>/dev/null || echo 0)" -lt 2 ] && [ $i -lt 100 ]; do
     sleep 0.05; i=$((i + 1))
 done
 "$B" --mock --n 2000 --conc 2 --mock-latency 20 --quiet --journal k.db --resume >/dev/null 2>err

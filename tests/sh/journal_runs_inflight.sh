@@ -19,8 +19,8 @@ FLOW
 sqlite3 .flow/inf.db "UPDATE calls SET held_tokens = 1000, held_usd = 0.25 WHERE key =
   (SELECT min(key) FROM calls); UPDATE calls SET lost_tokens = 500, lost_usd = 0.125 WHERE key =
   (SELECT max(key) FROM calls)" || fail "sqlite3"
-want_tok=$(sqlite3 .flow/inf.db "SELECT CAST(total(tokens_in + tokens_out + held_tokens + lost_tokens) AS INT) FROM calls")
-want_usd=$(sqlite3 .flow/inf.db "SELECT printf('%.4f', total(usd + held_usd + lost_usd)) FROM calls")
+want_tok=$(sqlite3 .flow/inf.db "SELECT CAST(total(tokens_in + tokens_out + held_tokens + lost_tokens) AS INT) FROM calls_all")
+want_usd=$(sqlite3 .flow/inf.db "SELECT printf('%.4f', total(usd + held_usd + lost_usd)) FROM calls_all")
 ./inf runs >runs 2>&1 || fail "runs: $(cat runs)"
 got=$(awk 'NR == 2 { print $6, $7 }' runs)
 [ "$got" = "$want_usd $want_tok" ] || fail "runs shows USD TOKENS '$got', the journal holds '$want_usd $want_tok': $(cat runs)"

@@ -28,7 +28,7 @@ OPENAI_BASE_URL="http://127.0.0.1:$(cat pf)/v1" OPENAI_API_KEY=test-key JWF_BUDG
 pid=$!
 # the second call's row appears with its journaled hold, just before its
 # request leaves, and it may be held only once the first request was refused
-rows() { sqlite3 j.db "SELECT count(*) FROM calls" 2>/dev/null || echo 0; }
+rows() { sqlite3 j.db "SELECT count(*) FROM calls_all" 2>/dev/null || echo 0; }
 i=0
 while [ "$(rows)" -lt 2 ] && [ $i -lt 400 ]; do
     sleep 0.05
@@ -41,8 +41,8 @@ kill $spid
 wait $spid 2>/dev/null
 grep -q '"status":429' req.log || fail "the first request was not refused: $(cat req.log)"
 
-held=$(sqlite3 j.db "SELECT max(held_usd) FROM calls")
-counted=$(sqlite3 j.db "SELECT total(usd + held_usd + lost_usd) FROM calls")
+held=$(sqlite3 j.db "SELECT max(held_usd) FROM calls_all")
+counted=$(sqlite3 j.db "SELECT total(usd + held_usd + lost_usd) FROM calls_all")
 awk -v h="$held" -v c=$CAP 'BEGIN { exit !(h > 0 && 2 * h > c && h <= c) }' ||
     fail "a hold of $held does not make the test: one must fit $CAP, two not"
 awk -v j="$counted" -v c=$CAP 'BEGIN { exit !(j <= c + 1e-9) }' ||

@@ -96,9 +96,9 @@ for k in 1 2 3 4 5 6 7 8 9 10 11 12; do
 done
 
 # the numbers are the journal's
-cost=$(sqlite3 .flow/triage.db "SELECT printf('\$%.6f', total(usd + held_usd + lost_usd)) FROM calls")
+cost=$(sqlite3 .flow/triage.db "SELECT printf('\$%.6f', total(usd + held_usd + lost_usd)) FROM calls_all")
 grep -q "<div class=card id=total-cost><b>$cost</b>" report.html || fail "total cost $cost: $(grep -o 'id=total-cost><b>[^<]*' report.html)"
-calls=$(sqlite3 .flow/triage.db "SELECT count(*) FROM calls WHERE instr(key, '#') = 0")
+calls=$(sqlite3 .flow/triage.db "SELECT count(*) FROM calls_all WHERE instr(key, '#') = 0")
 [ "$calls" -ge 20 ] || fail "only $calls calls"
 grep -q "<b>$calls</b><span>calls</span>" report.html || fail "calls $calls"
 
@@ -123,7 +123,7 @@ grep -q "<span class=\"status budget\">budget</span>" stopped.html || fail "stat
 grep -q "<code class=resume>./triage --resume $run2</code>" stopped.html || fail "resume command: $(grep -o 'class=resume>[^<]*' stopped.html)"
 ! grep -q "class=resume" report.html || fail "a resume command for a finished run"
 # resumed three hours later (its later calls moved): the idle stretch is cut short, as a band
-maxid=$(sqlite3 .flow/triage.db "SELECT max(id) FROM calls")
+maxid=$(sqlite3 .flow/triage.db "SELECT max(id) FROM calls_all")
 ./triage --file leads.jsonl --mock --resume "$run2" --budget-usd 1 --quiet >/dev/null 2>err || fail "resume: $(cat err)"
 sqlite3 .flow/triage.db "UPDATE calls SET finished_ms = finished_ms + 10800000 WHERE id > $maxid;
     UPDATE runs SET ended_ms = ended_ms + 10800000 WHERE id = '$run2'" || fail "sqlite3"

@@ -66,7 +66,7 @@ grep -q 'You write for Ada <\[redacted\]>' show || fail "show: $(head -c 1500 sh
 grep -q '"why":"no phone for \[redacted\]"' outreach.review.jsonl || fail "review file: $(cat outreach.review.jsonl)"
 grep -q 'escalated: no phone for \[redacted\]' review || fail "review: $(cat review)"
 grep -q 'no phone for \[redacted\]' report.html || fail "report: $(grep -o 'no phone[^<]*' report.html)"
-[ "$(sqlite3 .flow/outreach.db "SELECT count(*) FROM calls WHERE output LIKE '%[sensitive sha256:%'")" = 2 ] ||
-    fail "answers not hashed: $(sqlite3 .flow/outreach.db "SELECT output FROM calls")"
+[ "$(sqlite3 .flow/outreach.db "SELECT count(*) FROM calls_all WHERE output LIKE '%[sensitive sha256:%'")" = 2 ] ||
+    fail "answers not hashed: $(sqlite3 .flow/outreach.db "SELECT output FROM calls_all")"
 grep -q "tester" audit || fail "audit: $(cat audit)"
 echo ok

@@ -98,7 +98,7 @@ cd fault || exit 1
 shards fault --usd 0.8
 wait_shards
 spent=$(for s in 0 1 2 3; do
-    sqlite3 .flow/r.shard-000$s-of-0004.db "SELECT printf('%.9f', total(usd + held_usd + lost_usd)) FROM calls"
+    sqlite3 .flow/r.shard-000$s-of-0004.db "SELECT printf('%.9f', total(usd + held_usd + lost_usd)) FROM calls_all"
 done | awk '{ s += $1 } END { printf "%.9f", s }')
 awk -v s="$spent" 'BEGIN { exit !(s <= 0.8) }' || die "the shards spent \$$spent of a \$0.8 budget"
 awk -v s="$spent" 'BEGIN { exit !(s > 0.5) }' || die "the shards spent only \$$spent of \$0.8: the budget was hardly used"

@@ -67,7 +67,7 @@ ls | grep -q 'spool\|\.tmp\.' && fail "a temporary file was left: $(ls)"
     --journal j.db --quiet >/dev/null 2>err &
 pid=$!
 n=0
-while [ "$(sqlite3 j.db 'SELECT count(*) FROM calls' 2>/dev/null || echo 0)" -lt 3 ]; do
+while [ "$(sqlite3 j.db 'SELECT count(*) FROM calls_all' 2>/dev/null || echo 0)" -lt 3 ]; do
     n=$((n + 1)); [ $n -lt 300 ] || fail "no call journaled after 15 s"; sleep 0.05
 done
 kill -INT $pid; wait $pid; st=$?

@@ -67,7 +67,7 @@ kill -INT $pid; wait $pid; st=$?
 [ $st -eq 130 ] || fail "interrupted: exit $st: $(cat err)"
 [ -e out.r ] && fail "an interrupted stream left its output"
 ls | grep -q '^out\.r\.' && fail "an interrupted stream left its temporary file: $(ls)"
-k=$(sqlite3 j.db "SELECT count(*) FROM calls WHERE status = 'ok'")
+k=$(sqlite3 j.db "SELECT count(*) FROM calls_all WHERE status = 'ok'")
 ./sp --input in.jsonl --output out.r --mock --journal j.db --resume >/dev/null 2>err ||
     fail "resume: $(cat err)"
 grep -q "$k calls\{0,1\} answered from the journal" err || fail "$k journaled; resume: $(cat err)"

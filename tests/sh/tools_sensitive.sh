@@ -85,7 +85,7 @@ for wire in anthropic openai; do
     # the journal keeps marks where the values were: in the turns' arguments,
     # the results (the write's echo, the 404's URL) and the write's own answer
     for k in '#t0' '#r0'; do
-        [ "$(sqlite3 .flow/tools_sensitive.db "SELECT count(*) FROM calls WHERE key LIKE '%$k'
+        [ "$(sqlite3 .flow/tools_sensitive.db "SELECT count(*) FROM calls_all WHERE key LIKE '%$k'
              AND output LIKE '%[sensitive sha256:%'")" = 2 ] || die "$wire: $k rows: $(grep "$k" dump.sql)"
     done
     # show: the loop of item 0, turn by turn

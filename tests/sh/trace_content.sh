@@ -41,7 +41,7 @@ start_server --script script --key "$KEY"
 has "attempt 1: answer, HTTP 200" show0
 has "(prompts and replies were not kept: run with --trace-content)" show0
 hasnt "Zanzibar" show0
-[ "$(sqlite3 plain.db "SELECT count(*) FROM calls WHERE detail LIKE '%Zanzibar%'")" = 0 ] ||
+[ "$(sqlite3 plain.db "SELECT count(*) FROM calls_all WHERE detail LIKE '%Zanzibar%'")" = 0 ] ||
     die "the journal kept a prompt without --trace-content"
 
 # with it: the first attempt's answer misses a field, the retry is told so
@@ -85,7 +85,7 @@ has "no run of tc started before" p1
 ./tc runs --prune 0 >p0 || die "prune 0: $(cat p0)"
 has "pruned 1 run of tc" p0
 has "2 calls and 0 review items removed" p0
-[ "$(sqlite3 .flow/tc.db "SELECT count(*) FROM calls WHERE output IS NOT NULL OR detail IS NOT NULL")" = 0 ] ||
+[ "$(sqlite3 .flow/tc.db "SELECT count(*) FROM calls_all WHERE output IS NOT NULL OR detail IS NOT NULL")" = 0 ] ||
     die "answers left after prune"
 ! grep -qa "Zanzibar" .flow/tc.db* || die "the prompt is still in the journal's bytes"
 ./tc runs | grep -q "^$run" || die "the pruned run is not listed"

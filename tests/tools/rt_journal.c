@@ -358,7 +358,100 @@ static void test_migrate(void)
     int v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
     sqlite3_finalize(st);
     sqlite3_close(db);
-    check(v == 8, "migrated to version 8", "version %d", v);
+    check(v == 9, "migrated to version 9", "version %d", v);
+    fr_buf_free(&err);
+}
+
+/* One call of the old run: recorded (output NULL: failed), after a hold
+ * when held. */
+static void chunk_call(fr_journal *j, const char *prompt, const char *output, bool held)
+{
+    fr_jcall c;
+    char item[32];
+    fill_call(&c, item, sizeof item, 7, 0);
+    fr_journal_key(&c, "sys", prompt);
+    if (held)
+        fr_journal_reserve(j, &c, 0.5, 1000);
+    c.output = output;
+    c.usd = 0.125;
+    c.tokens_in = 10;
+    c.attempts = 1;
+    fr_journal_record(j, &c);
+}
+
+/* The answer to prompt, as the journal gives it (NULL: none). */
+static char *chunk_answer(fr_journal *j, const char *prompt)
+{
+    fr_jcall c;
+    char item[32];
+    fill_call(&c, item, sizeof item, 7, 0);
+    fr_journal_key(&c, "sys", prompt);
+    json_t *v = fr_journal_lookup(j, &c);
+    char *s = v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    json_decref(v);
+    return s;
+}
+
+/* Version 9: results without a hold go into chunks, held ones into calls
+ * rows, one id sequence for both; a resume reads both, the last entry of
+ * a key wins (a failed call made again), and the sums count every one. */
+static void test_chunks(void)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/v1.db", dir);   /* test_migrate's run, migrated */
+    fr_buf err = { 0 };
+    fr_journal *j = fr_journal_open(path, &err);
+    bool ok = j && fr_journal_resume(j, "wf", "old-run", "aaaa", "{}", false, &err);
+    check(ok, "the migrated journal resumes", "%s", err.s ? err.s : "");
+    if (!ok) {
+        fr_journal_close(j);
+        fr_buf_free(&err);
+        return;
+    }
+    chunk_call(j, "a", "{\"a\":\"x\\\"y\"}", false);
+    chunk_call(j, "b", "[1,2.5]", true);
+    chunk_call(j, "c", NULL, false);
+    fr_journal_close(j);
+
+    j = fr_journal_open(path, &err);
+    ok = j && fr_journal_resume(j, "wf", "old-run", "aaaa", "{}", false, &err);
+    char *a = ok ? chunk_answer(j, "a") : NULL, *b = ok ? chunk_answer(j, "b") : NULL;
+    char *c = ok ? chunk_answer(j, "c") : NULL;
+    check(a && strcmp(a, "{\"a\":\"x\\\"y\"}") == 0 && b && strcmp(b, "[1,2.5]") == 0 && !c,
+          "answers from a chunk and from a row; a failed call is no answer", "%s %s %s",
+          a ? a : "-", b ? b : "-", c ? c : "-");
+    free(a), free(b), free(c);
+    double usd = 0;
+    int64_t tok = 0;
+    fr_journal_prior_spend(j, -1, &usd, &tok);
+    check(usd == 0.375 && tok == 30, "prior spend counts chunks and rows", "%f %lld", usd,
+          (long long)tok);
+    chunk_call(j, "c", "\"now\"", false);
+    fr_journal_close(j);
+
+    j = fr_journal_open(path, &err);
+    ok = j && fr_journal_resume(j, "wf", "old-run", "aaaa", "{}", false, &err);
+    c = ok ? chunk_answer(j, "c") : NULL;
+    check(c && strcmp(c, "\"now\"") == 0, "a call made again after a resume: its answer wins",
+          "%s", c ? c : "-");
+    free(c);
+    fr_journal_close(j);
+
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    sqlite3_open(path, &db);
+    sqlite3_prepare_v2(db, "SELECT group_concat(in_chunk, ''), count(DISTINCT id), min(id),"
+                       " max(id), (SELECT count(*) FROM call_chunks)"
+                       " FROM (SELECT * FROM calls_all ORDER BY id)", -1, &st, NULL);
+    ok = sqlite3_step(st) == SQLITE_ROW;
+    const char *order = ok ? (const char *)sqlite3_column_text(st, 0) : NULL;
+    check(order && strcmp(order, "1011") == 0 && sqlite3_column_int(st, 1) == 4 &&
+          sqlite3_column_int(st, 2) == 1 && sqlite3_column_int(st, 3) == 4 &&
+          sqlite3_column_int(st, 4) == 3, "chunks and rows share one id sequence, in order",
+          "%s, %d ids %d..%d, %d chunks", order ? order : "-", sqlite3_column_int(st, 1),
+          sqlite3_column_int(st, 2), sqlite3_column_int(st, 3), sqlite3_column_int(st, 4));
+    sqlite3_finalize(st);
+    sqlite3_close(db);
     fr_buf_free(&err);
 }
 
@@ -603,6 +696,7 @@ int main(int argc, char **argv)
     test_approvals();
     test_integrity();
     test_migrate();
+    test_chunks();
     test_trace();
     test_oom();
     printf("%d failed\n", failures);
