@@ -1083,6 +1083,15 @@ bool fr_journal_phase_clock_stop(fr_journal *j);
 /* For the subcommands (fr_runs.c: an unbound handle, one thread) and messages. */
 typedef struct sqlite3 sqlite3;
 sqlite3 *fr_journal_db(fr_journal *j);
+
+/* ---- fr_chunk.c: the journal's chunks of results ---------------------------- */
+
+/* A result as an entry of a chunk's body, to b (first: the body's first). */
+void fr_chunk_put(fr_buf *b, bool first, const fr_jcall *c, int64_t now);
+/* Gives a connection the table-valued function fr_chunk(body) and the
+ * temporary view calls_all over it (over calls alone for a journal older
+ * than version 9); false on error. */
+bool fr_chunk_attach(sqlite3 *db);
 /* A provider batch of a batch fan-out, as journaled (fr_batch.c). */
 typedef struct fr_jbatch {
     int part;                      /* its number in the fan-out */

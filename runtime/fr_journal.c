@@ -476,10 +476,6 @@ static const char schema_v9[] =
     " nullif(e.value -> 16, 'null'), 1 FROM call_chunks c, json_each(c.body) e;"
     "PRAGMA user_version = 9;";
 
-/* What a read-only connection to an older journal reads as calls_all. */
-static const char sql_old_view[] =
-    "CREATE TEMP VIEW calls_all AS SELECT *, 0 AS in_chunk FROM main.calls";
-
 static const char sql_phase[] =
     "INSERT INTO phase_time(run_id, phase, active_ms) VALUES(?1, ?2, ?3)"
     " ON CONFLICT(run_id, phase) DO UPDATE SET active_ms = excluded.active_ms";
@@ -874,21 +870,6 @@ static void private_file(const char *path)
         chmod(path, sb.st_mode & 0700);
 }
 
-/* A read-only connection to a journal older than version 9 reads its calls
- * as calls_all too (a temporary view: the file is not written). */
-static void old_view(sqlite3 *db)
-{
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM main.sqlite_master WHERE name = 'calls'"
-                           " AND NOT EXISTS (SELECT 1 FROM main.sqlite_master"
-                           " WHERE name = 'calls_all')", -1, &st, NULL) != SQLITE_OK)
-        return;
-    bool need = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) > 0;
-    sqlite3_finalize(st);
-    if (need)
-        sqlite3_exec(db, sql_old_view, NULL, NULL, NULL);
-}
-
 static bool open_conn(fr_journal *j, bool ro, fr_buf *err)
 {
     int flags = (ro ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
@@ -924,8 +905,10 @@ static bool open_conn(fr_journal *j, bool ro, fr_buf *err)
         if (!ro || (ec != SQLITE_CANTOPEN && ec != SQLITE_READONLY))
             break;
     }
-    if (ro)
-        old_view(j->db);
+    if (ro && !fr_chunk_attach(j->db)) {
+        db_error(j, err, "cannot read its calls");
+        return false;
+    }
     return true;
 }
 
@@ -938,6 +921,7 @@ static bool open_db(fr_journal *j, fr_buf *err)
     return db_exec(j, "PRAGMA journal_mode=WAL", err) &&
            db_exec(j, normal ? "PRAGMA synchronous=NORMAL" : "PRAGMA synchronous=FULL", err) &&
            db_exec(j, "PRAGMA foreign_keys=OFF", err) && ensure_schema(j, err) &&
+           (fr_chunk_attach(j->db) || (db_error(j, err, "cannot read its calls"), false)) &&
            sqlite3_prepare_v3(j->db, "BEGIN IMMEDIATE", -1, SQLITE_PREPARE_PERSISTENT,
                               &j->st_begin, NULL) == SQLITE_OK &&
            sqlite3_prepare_v3(j->db, "COMMIT", -1, SQLITE_PREPARE_PERSISTENT,
@@ -1622,65 +1606,11 @@ static void bind_result(sqlite3_stmt *st, int at, const fr_jcall *c, int64_t now
 }
 
 /* Results without a row (nothing writes to a finished call again), as the
- * entries of one chunk (schema_v9). */
+ * entries of one chunk (schema_v9, fr_chunk.c). */
 typedef struct jchunk {
     fr_buf body;                   /* "[[...],[...]" so far */
     int n;                         /* entries */
 } jchunk;
-
-static void put_str(fr_buf *b, const char *s)
-{
-    fr_buf_json_string(b, s ? s : "", s ? strlen(s) : 0);
-    fr_buf_put(b, ",", 1);
-}
-
-static void put_i64(fr_buf *b, int64_t v)
-{
-    fr_buf_json_int(b, v);
-    fr_buf_put(b, ",", 1);
-}
-
-static void put_usd(fr_buf *b, double v)
-{
-    if (v == 0)
-        fr_buf_put(b, "0.0", 3);
-    else
-        fr_buf_json_real(b, v);
-    fr_buf_put(b, ",", 1);
-}
-
-static void chunk_put(jchunk *k, const fr_jcall *c, int64_t now)
-{
-    fr_buf *b = &k->body;
-    fr_buf_puts(b, k->n++ ? ",[" : "[[");
-    put_str(b, c->key);
-    put_str(b, c->agent);
-    put_str(b, c->item);
-    put_i64(b, c->phase);
-    put_str(b, c->output ? "ok" : "failed");
-    put_i64(b, c->tokens_in);
-    put_i64(b, c->tokens_out);
-    put_usd(b, c->usd);
-    put_i64(b, c->attempts);
-    put_i64(b, c->latency_ms);
-    put_i64(b, now);
-    put_str(b, c->tier ? c->tier : "standard");
-    put_i64(b, c->cache_read);
-    put_i64(b, c->cache_write);
-    put_usd(b, c->saved_usd);
-    if (c->output)
-        fr_buf_puts(b, c->output);
-    else
-        fr_buf_put(b, "null", 4);
-    fr_buf_put(b, ",", 1);
-    if (c->detail_own)
-        fr_jdetail_put(b, c->detail_own);
-    else if (c->detail)
-        fr_buf_puts(b, c->detail);
-    else
-        fr_buf_put(b, "null", 4);
-    fr_buf_put(b, "]", 1);
-}
 
 /* Writes the chunk gathered so far (none: true) under the next ids. */
 static bool chunk_flush(fr_journal *j, jchunk *k, int64_t *next)
@@ -1760,7 +1690,7 @@ static bool commit_batch(fr_journal *j, jop *batch)
     for (jop *op = batch; ok && op; op = op->next) {
         bool fresh = op->kind == OP_RECORD && op->call->row == 0;
         if (fresh) {
-            chunk_put(&k, op->call, now);
+            fr_chunk_put(&k.body, k.n++ == 0, op->call, now);
             if (k.n == CHUNK_MAX || k.body.len >= CHUNK_BYTES)
                 ok = chunk_flush(j, &k, &next);
             continue;

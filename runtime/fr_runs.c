@@ -63,15 +63,18 @@ static int cmd_runs(fr_journal *j, const char *workflow)
 {
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(fr_journal_db(j),
+        /* the calls read once, grouped by run (a subquery a column would
+         * read them once each) */
         "SELECT r.id, r.status, r.started_ms, r.active_ms, r.resumes,"
-        " (SELECT total(usd + held_usd + lost_usd) FROM calls_all c WHERE c.run_id = r.id),"
-        " (SELECT total(tokens_in + tokens_out + held_tokens + lost_tokens) FROM calls_all c"
-        "  WHERE c.run_id = r.id),"
-        " (SELECT count(*) FROM calls_all c WHERE c.run_id = r.id AND c.status = 'ok'"
-        "  AND c.key NOT LIKE '%#%'),"          /* a tool loop's turns are not calls */
+        " coalesce(s.usd, 0.0), coalesce(s.tokens, 0.0), coalesce(s.answers, 0),"
         " (SELECT count(*) FROM approvals a WHERE a.run_id = r.id AND a.kind = 'approve'"
         " AND a.decision IS NULL)"
-        " FROM runs r WHERE r.workflow = ?1 ORDER BY r.started_ms, r.rowid",
+        " FROM runs r LEFT JOIN (SELECT run_id, total(usd + held_usd + lost_usd) AS usd,"
+        " total(tokens_in + tokens_out + held_tokens + lost_tokens) AS tokens,"
+        " total(status = 'ok' AND key NOT LIKE '%#%') AS answers"  /* a loop's turns are not calls */
+        " FROM calls_all WHERE run_id IN (SELECT id FROM runs WHERE workflow = ?1)"
+        " GROUP BY run_id) s ON s.run_id = r.id"
+        " WHERE r.workflow = ?1 ORDER BY r.started_ms, r.rowid",
         -1, &st, NULL) != SQLITE_OK) {
         fprintf(stderr, "error: journal %s: %s\n", fr_journal_path(j), fr_journal_errmsg(j));
         return 1;
@@ -114,14 +117,14 @@ static int cmd_cost(fr_journal *j, const fr_program *prog, int64_t last)
     sqlite3_stmt *st, *ph;
     sqlite3 *db = fr_journal_db(j);
     if (sqlite3_prepare_v2(db,
-        "SELECT id, status, started_ms,"
-        " (SELECT total(usd + held_usd + lost_usd) FROM calls_all c WHERE c.run_id = r.id),"
-        " (SELECT total(usd) FROM calls_all c WHERE c.run_id = r.id AND c.tier = 'batch'),"
-        " (SELECT total(saved_usd) FROM calls_all c WHERE c.run_id = r.id),"
-        " (SELECT count(*) FROM calls_all c WHERE c.run_id = r.id AND c.status = 'ok'"
-        "  AND c.key NOT LIKE '%#%')"
+        "SELECT r.id, r.status, r.started_ms, coalesce(s.usd, 0.0), coalesce(s.batch, 0.0),"
+        " coalesce(s.saved, 0.0), coalesce(s.answers, 0)"
         " FROM (SELECT * FROM runs WHERE workflow = ?1 ORDER BY started_ms DESC, rowid DESC"
-        " LIMIT ?2) r ORDER BY started_ms, rowid", -1, &st, NULL) != SQLITE_OK ||
+        " LIMIT ?2) r LEFT JOIN (SELECT run_id, total(usd + held_usd + lost_usd) AS usd,"
+        " total(iif(tier = 'batch', usd, 0)) AS batch, total(saved_usd) AS saved,"
+        " total(status = 'ok' AND key NOT LIKE '%#%') AS answers FROM calls_all"
+        " WHERE run_id IN (SELECT id FROM runs WHERE workflow = ?1) GROUP BY run_id) s"
+        " ON s.run_id = r.id ORDER BY r.started_ms, r.rowid", -1, &st, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(db, "SELECT total(usd + held_usd + lost_usd) FROM calls_all"
         " WHERE run_id = ?1 AND phase = ?2", -1, &ph, NULL) != SQLITE_OK) {
         fprintf(stderr, "error: journal %s: %s\n", fr_journal_path(j), fr_journal_errmsg(j));
@@ -569,7 +572,7 @@ static json_t *tool_call_owners(fr_journal *j, const char *id)
 /* One call: its line, then (with its detail) the prompts and the attempts,
  * a tool loop's turn by turn. */
 static void show_call(fr_journal *j, const fr_program *prog, const char *id, sqlite3_stmt *st,
-                      json_t *owners)
+                      json_t *owners, json_t *looped)
 {
     const char *agent = col_text(st, 0), *item = col_text(st, 1), *status = col_text(st, 4);
     json_t *d = load_col(st, 12);
@@ -584,11 +587,14 @@ static void show_call(fr_journal *j, const fr_program *prog, const char *id, sql
         json_decref(d);
         d = NULL;
     }
-    loop l;
-    bool has_loop = !http && load_loop(j, id, key, &l) &&
-                    (json_array_size(l.t) > 0 || json_array_size(l.r) > 0);
-    if (!has_loop && !http)
-        free_loop(&l);
+    loop l = { 0 };
+    bool has_loop = false;
+    if (!http && json_object_get(looped, key)) {
+        has_loop = load_loop(j, id, key, &l) &&
+                   (json_array_size(l.t) > 0 || json_array_size(l.r) > 0);
+        if (!has_loop)
+            free_loop(&l);
+    }
     int attempts = (unfinished ? 0 : sqlite3_column_int(st, 5)) + (has_loop ? l.attempts : 0);
     int64_t in = (unfinished ? 0 : sqlite3_column_int64(st, 6)) + (has_loop ? l.in : 0);
     int64_t out = (unfinished ? 0 : sqlite3_column_int64(st, 7)) + (has_loop ? l.out : 0);
@@ -652,6 +658,24 @@ static void show_call(fr_journal *j, const fr_program *prog, const char *id, sql
     printf("\n");
 }
 
+/* The keys of the run's calls that have rows of their own turns or tool
+ * results ("#t<n>", "#r<n>" after the key), as a set: the others need no
+ * look for them (one query for the run, not one a call). */
+static json_t *looped_calls(fr_journal *j, const char *id)
+{
+    json_t *m = json_object();
+    sqlite3_stmt *st;
+    if (!m || sqlite3_prepare_v2(fr_journal_db(j), "SELECT DISTINCT substr(key, 1,"
+                                 " instr(key, '#') - 1) FROM calls_all WHERE run_id = ?1"
+                                 " AND instr(key, '#') > 0", -1, &st, NULL) != SQLITE_OK)
+        return m;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    while (sqlite3_step(st) == SQLITE_ROW)
+        json_object_set_new(m, col_text(st, 0), json_true());
+    sqlite3_finalize(st);
+    return m;
+}
+
 /* The run's id: RUN, or its latest run for "last". */
 static bool find_show_run(fr_journal *j, const char *workflow, const char *run, char *id)
 {
@@ -688,9 +712,9 @@ static int cmd_show(fr_journal *j, const fr_program *prog, const char *run, cons
     for (int old = 0; old < 2; old++) {     /* a journal of an older flowc has no detail */
         snprintf(sql, sizeof sql, "SELECT agent, item, phase, NULL, status, attempts,"
                  " tokens_in, tokens_out, usd, latency_ms, key, output, %s FROM calls_all"
-                 " WHERE run_id = ?1 AND (instr(key, '#') = 0 OR (key GLOB '*#t0' AND NOT EXISTS"
-                 " (SELECT 1 FROM calls_all o WHERE o.run_id = ?1 AND o.key = substr(calls_all.key, 1,"
-                 " length(calls_all.key) - 3)))) AND (?2 IS NULL OR agent = ?2) AND (?3 IS NULL OR"
+                 " WHERE run_id = ?1 AND (instr(key, '#') = 0 OR (key GLOB '*#t0' AND"
+                 " substr(key, 1, length(key) - 3) NOT IN (SELECT key FROM calls_all"
+                 " WHERE run_id = ?1))) AND (?2 IS NULL OR agent = ?2) AND (?3 IS NULL OR"
                  " item = ?3) ORDER BY coalesce(finished_ms, 0) - latency_ms, id",
                  old ? "NULL" : "detail");
         if (sqlite3_prepare_v2(fr_journal_db(j), sql, -1, &st, NULL) == SQLITE_OK)
@@ -706,14 +730,15 @@ static int cmd_show(fr_journal *j, const fr_program *prog, const char *run, cons
     if (item)
         sqlite3_bind_text(st, 3, item, -1, SQLITE_STATIC);
     printf("run %s\n\n", id);
-    json_t *owners = tool_call_owners(j, id);
+    json_t *owners = tool_call_owners(j, id), *looped = looped_calls(j, id);
     int rc, n = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        show_call(j, prog, id, st, owners);
+        show_call(j, prog, id, st, owners, looped);
         n++;
     }
     sqlite3_finalize(st);
     json_decref(owners);
+    json_decref(looped);
     if (read_done(j, rc) != 0)
         return 1;
     if (n == 0) {

@@ -369,6 +369,7 @@ static void chunk_call(fr_journal *j, const char *prompt, const char *output, bo
     fr_jcall c;
     char item[32];
     fill_call(&c, item, sizeof item, 7, 0);
+    c.item = "7 \"q\" \xc3\xa9\t\x01\\";    /* escaped in a chunk's JSON */
     fr_journal_key(&c, "sys", prompt);
     if (held)
         fr_journal_reserve(j, &c, 0.5, 1000);
@@ -385,6 +386,7 @@ static char *chunk_answer(fr_journal *j, const char *prompt)
     fr_jcall c;
     char item[32];
     fill_call(&c, item, sizeof item, 7, 0);
+    c.item = "7 \"q\" \xc3\xa9\t\x01\\";
     fr_journal_key(&c, "sys", prompt);
     json_t *v = fr_journal_lookup(j, &c);
     char *s = v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
@@ -451,6 +453,28 @@ static void test_chunks(void)
           "%s, %d ids %d..%d, %d chunks", order ? order : "-", sqlite3_column_int(st, 1),
           sqlite3_column_int(st, 2), sqlite3_column_int(st, 3), sqlite3_column_int(st, 4));
     sqlite3_finalize(st);
+    /* fr_chunk (the journal's reading) and the file's own view (SQLite's
+     * JSON functions, for the sqlite3 shell) agree on every column */
+    check(fr_chunk_attach(db), "fr_chunk attaches", "%s", sqlite3_errmsg(db));
+    const char *cols[] = { "run_id", "key", "agent", "item", "phase", "output", "status",
+                           "tokens_in", "tokens_out", "usd", "attempts", "latency_ms",
+                           "finished_ms", "held_usd", "held_tokens", "lost_usd", "lost_tokens",
+                           "owner", "tier", "cache_read", "cache_write", "saved_usd", "detail",
+                           "in_chunk" };
+    fr_buf q = { 0 };
+    fr_buf_puts(&q, "SELECT count(*), sum(t.attempts), sum(t.in_chunk),"
+                    " sum(t.item = '7 \"q\" \xc3\xa9\t\x01\\') FROM main.calls_all m"
+                    " JOIN temp.calls_all t USING (id) WHERE 1");
+    for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++)
+        fr_buf_printf(&q, " AND m.%s IS t.%s AND typeof(m.%s) = typeof(t.%s)", cols[i], cols[i],
+                      cols[i], cols[i]);
+    ok = sqlite3_prepare_v2(db, q.s, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW;
+    check(ok && sqlite3_column_int(st, 0) == 4 && sqlite3_column_int(st, 1) == 4 &&
+          sqlite3_column_int(st, 3) == 4 &&
+          sqlite3_column_int(st, 2) == 3, "fr_chunk reads what the file's view reads",
+          "%s: %d of 4 rows agree", ok ? "" : sqlite3_errmsg(db), ok ? sqlite3_column_int(st, 0) : 0);
+    sqlite3_finalize(st);
+    fr_buf_free(&q);
     sqlite3_close(db);
     fr_buf_free(&err);
 }
