@@ -72,6 +72,7 @@
 #define WINDOW_MS 2                /* results gather this long before a sync (default) */
 #define BATCH_MAX 4096             /* ops in one transaction at most */
 #define BOOKKEEP_MS 1000           /* the active and phase times: written this often */
+#define IDLE_CKPT_MS 50            /* the writer, idle, checkpoints at most this often */
 #define CHUNK_MAX 256              /* results in one call_chunks row at most */
 #define CHUNK_BYTES 32768          /* ... and about this much text (a damaged page
                                       loses the answers of one chunk) */
@@ -209,6 +210,8 @@ struct fr_journal {
     int64_t ph_base;               /* its active time before this process */
     int64_t ph_start_ms;           /* when this process began it (monotonic) */
     int64_t said_ms;               /* when the writer last wrote the times (monotonic) */
+    int64_t ckpt_ms;               /* when the writer last checkpointed (monotonic) */
+    bool dirty;                    /* it committed since (the writer's own) */
     char run_id[FR_RUN_ID_MAX];    /* the bound run, "" if none */
     int lock_fd;                   /* the bound run's lock file, held while it runs, or -1 */
     int64_t active_base;           /* the bound run's active time before this process */
@@ -476,6 +479,45 @@ static const char schema_v9[] =
     " nullif(e.value -> 16, 'null'), 1 FROM call_chunks c, json_each(c.body) e;"
     "PRAGMA user_version = 9;";
 
+/* The current schema in a fresh file, at once (one transaction, one sync:
+ * the migrations one after another cost a new journal ~5 ms); the self-test
+ * checks that it is what the migrations make. */
+static const char schema_fresh[] =
+    "CREATE TABLE runs("
+    " id TEXT PRIMARY KEY, workflow TEXT NOT NULL, source_hash TEXT NOT NULL,"
+    " args TEXT NOT NULL, started_ms INTEGER NOT NULL, ended_ms INTEGER,"
+    " status TEXT NOT NULL, usd REAL NOT NULL DEFAULT 0,"
+    " tokens INTEGER NOT NULL DEFAULT 0, resumes INTEGER NOT NULL DEFAULT 0,"
+    " active_ms INTEGER NOT NULL DEFAULT 0, skipped INTEGER NOT NULL DEFAULT 0,"
+    " pruned_ms INTEGER);"
+    "CREATE INDEX runs_by_workflow ON runs(workflow, started_ms);"
+    "CREATE TABLE approvals("
+    " run_id TEXT NOT NULL, n INTEGER NOT NULL, origin TEXT NOT NULL,"
+    " item TEXT NOT NULL, idx INTEGER NOT NULL, kind TEXT NOT NULL,"
+    " title TEXT NOT NULL, item_json TEXT NOT NULL, created_ms INTEGER NOT NULL,"
+    " decision TEXT, decided_by TEXT, decided_ms INTEGER,"
+    " PRIMARY KEY(run_id, n), UNIQUE(run_id, origin, item, idx));"
+    "CREATE TABLE phase_time(run_id TEXT NOT NULL, phase INTEGER NOT NULL,"
+    " active_ms INTEGER NOT NULL, PRIMARY KEY(run_id, phase)) WITHOUT ROWID;"
+    "CREATE TABLE batches(run_id TEXT NOT NULL, fanout TEXT NOT NULL, part INTEGER NOT NULL,"
+    " provider TEXT NOT NULL, batch_id TEXT, file_id TEXT, status TEXT NOT NULL,"
+    " requests INTEGER NOT NULL, held_usd REAL NOT NULL DEFAULT 0,"
+    " created_ms INTEGER NOT NULL, ended_ms INTEGER, token TEXT, ids TEXT,"
+    " PRIMARY KEY(run_id, fanout, part)) WITHOUT ROWID;"
+    "CREATE TABLE calls("
+    " id INTEGER PRIMARY KEY, run_id TEXT NOT NULL, key TEXT NOT NULL, agent TEXT NOT NULL,"
+    " item TEXT NOT NULL, phase INTEGER NOT NULL, output TEXT, status TEXT NOT NULL,"
+    " tokens_in INTEGER NOT NULL DEFAULT 0, tokens_out INTEGER NOT NULL DEFAULT 0,"
+    " usd REAL NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0,"
+    " latency_ms INTEGER NOT NULL DEFAULT 0, finished_ms INTEGER,"
+    " held_usd REAL NOT NULL DEFAULT 0, held_tokens INTEGER NOT NULL DEFAULT 0,"
+    " lost_usd REAL NOT NULL DEFAULT 0, lost_tokens INTEGER NOT NULL DEFAULT 0,"
+    " owner INTEGER NOT NULL DEFAULT 0,"
+    " tier TEXT NOT NULL DEFAULT 'standard', cache_read INTEGER NOT NULL DEFAULT 0,"
+    " cache_write INTEGER NOT NULL DEFAULT 0, saved_usd REAL NOT NULL DEFAULT 0,"
+    " detail TEXT);"
+    "CREATE INDEX calls_by_run ON calls(run_id);";
+
 static const char sql_phase[] =
     "INSERT INTO phase_time(run_id, phase, active_ms) VALUES(?1, ?2, ?3)"
     " ON CONFLICT(run_id, phase) DO UPDATE SET active_ms = excluded.active_ms";
@@ -490,9 +532,14 @@ static int schema_version(fr_journal *j)
     return v;
 }
 
-/* Brings an older schema up to date, inside the caller's transaction. */
+/* Brings an older schema up to date, inside the caller's transaction (a
+ * fresh file: at once, then version 9's chunks). */
 static bool migrate(fr_journal *j, int v, fr_buf *err)
 {
+    if (v == 0 && !(db_exec(j, schema_fresh, err) && db_exec(j, "PRAGMA user_version = 8", err)))
+        return false;
+    if (v == 0)
+        v = 8;
     return (v >= 1 || db_exec(j, schema_v1, err)) && (v >= 2 || db_exec(j, schema_v2, err)) &&
            (v >= 3 || db_exec(j, schema_v3, err)) && (v >= 4 || db_exec(j, schema_v4, err)) &&
            (v >= 5 || db_exec(j, schema_v5, err)) && (v >= 6 || db_exec(j, schema_v6, err)) &&
@@ -1779,6 +1826,22 @@ static void note_failure(fr_journal *j)
     snprintf(j->failure, sizeof j->failure, "%s", sqlite3_errmsg(j->db));
 }
 
+/* The writer has nothing queued: it copies what the WAL holds into the
+ * database (a passive checkpoint, at most every IDLE_CKPT_MS), so that
+ * closing the journal has only the last commits left to copy.  j->mu is
+ * held on entry and return, not while it works. */
+static void idle_checkpoint(fr_journal *j)
+{
+    int64_t now = fr_now_ms();
+    if (!j->dirty || j->head || j->stop || j->busy || now - j->ckpt_ms < IDLE_CKPT_MS)
+        return;
+    j->dirty = false;
+    j->ckpt_ms = now;
+    pthread_mutex_unlock(&j->mu);
+    sqlite3_wal_checkpoint_v2(j->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    pthread_mutex_lock(&j->mu);
+}
+
 static void *writer_main(void *arg)
 {
     fr_journal *j = arg;
@@ -1813,7 +1876,9 @@ static void *writer_main(void *arg)
         if (!ok)
             note_failure(j);
         j->batches++;
+        j->dirty = true;
         batch_done(j, batch, ok);
+        idle_checkpoint(j);
     }
     pthread_mutex_unlock(&j->mu);
     return NULL;

@@ -525,7 +525,7 @@ static bool buf_reserve(fr_buf *b, size_t n)
 
 void fr_buf_put(fr_buf *b, const char *s, size_t n)
 {
-    if (!buf_reserve(b, n))
+    if (b->len + n >= b->cap && !buf_reserve(b, n))   /* (a failed buffer's cap is 0) */
         return;
     memcpy(b->s + b->len, s, n);
     b->len += n;
@@ -570,14 +570,30 @@ void fr_buf_free(fr_buf *b)
 
 static void put_value(fr_buf *b, json_t *v, const fr_type *t);
 
+static bool must_escape(unsigned char c)
+{
+    return c < 0x20 || c == '"' || c == '\\';
+}
+
 static void put_string(fr_buf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
     size_t run = 0;                /* start of the bytes not yet written */
-    fr_buf_put(b, "\"", 1);
-    for (size_t i = 0; i < n; i++) {
+    while (run < n && !must_escape((unsigned char)s[run]))
+        run++;
+    if (!buf_reserve(b, run + 2))  /* most strings: one copy, no escape */
+        return;
+    b->s[b->len] = '"';
+    memcpy(b->s + b->len + 1, s, run);
+    b->len += run + 1;
+    if (run == n) {
+        b->s[b->len++] = '"';
+        b->s[b->len] = '\0';
+        return;
+    }
+    for (size_t i = run; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\')
+        if (!must_escape(c))
             continue;
         fr_buf_put(b, s + run, i - run);
         run = i + 1;
@@ -1006,7 +1022,10 @@ static size_t utf8_seq(const unsigned char *s, size_t n)
 bool fr_utf8_valid(const char *s, size_t n)
 {
     const unsigned char *p = (const unsigned char *)s;
-    for (size_t i = 0; i < n;) {
+    size_t i = 0;
+    while (i < n && p[i] < 0x80)   /* ASCII first: most text is */
+        i++;
+    while (i < n) {
         size_t k = utf8_seq(p + i, n - i);
         if (!k)
             return false;
