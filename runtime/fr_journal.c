@@ -71,6 +71,7 @@
 #define SCHEMA_VERSION 9           /* PRAGMA user_version of the current schema */
 #define WINDOW_MS 2                /* results gather this long before a sync (default) */
 #define BATCH_MAX 4096             /* ops in one transaction at most */
+#define QUEUE_MAX (2 * BATCH_MAX)  /* results queued at most: more wait for the writer */
 #define BOOKKEEP_MS 1000           /* the active and phase times: written this often */
 #define IDLE_CKPT_MS 50            /* the writer, idle, checkpoints at most this often */
 #define CHUNK_MAX 256              /* results in one call_chunks row at most */
@@ -2008,6 +2009,9 @@ bool fr_journal_record_async(fr_journal *j, const fr_jcall *c)
     op->copy.detail = copy_str(&p, c->detail);
     op->call = &op->copy;
     pthread_mutex_lock(&j->mu);
+    /* a writer that falls behind holds the items back, not their memory */
+    while (j->queued >= QUEUE_MAX && j->writer_on && !j->stop && !j->failed)
+        fr_cond_wait(&j->done_cv, &j->mu);
     enqueue_op(j, op);
     pthread_mutex_unlock(&j->mu);
     return true;
