@@ -56,7 +56,7 @@ void fr_chunk_put(fr_buf *b, bool first, const fr_jcall *c, int64_t now)
     put_str(b, c->agent);
     put_str(b, c->item);
     put_i64(b, c->phase);
-    put_str(b, c->output ? "ok" : "failed");
+    put_str(b, c->output || c->output_json ? "ok" : "failed");
     put_i64(b, c->tokens_in);
     put_i64(b, c->tokens_out);
     put_usd(b, c->usd);
@@ -67,7 +67,9 @@ void fr_chunk_put(fr_buf *b, bool first, const fr_jcall *c, int64_t now)
     put_i64(b, c->cache_read);
     put_i64(b, c->cache_write);
     put_usd(b, c->saved_usd);
-    if (c->output)
+    if (c->output_json)
+        fr_buf_typed(b, c->output_json, c->output_type);
+    else if (c->output)
         fr_buf_puts(b, c->output);
     else
         fr_buf_put(b, "null", 4);

@@ -72,6 +72,8 @@ void fr_buf_printf(fr_buf *b, const char *fmt, ...) __attribute__((format(printf
 void fr_buf_json_string(fr_buf *b, const char *s, size_t n);
 void fr_buf_json_real(fr_buf *b, double d);
 void fr_buf_json_int(fr_buf *b, int64_t i);
+/* v of type t as compact JSON, as fr_to_json writes it, to b. */
+void fr_buf_typed(fr_buf *b, json_t *v, const fr_type *t);
 bool fr_utf8_valid(const char *s, size_t n);
 size_t fr_utf8_count(const char *s, size_t n);   /* code points of valid UTF-8 */
 
@@ -971,6 +973,11 @@ typedef struct fr_jcall {
     char key[FR_JKEY_MAX];         /* agent/site/item/seq/input hash: set by fr_journal_key */
     char input_hash[65];           /* SHA-256 of system, NUL, prompt (hex) */
     const char *output;            /* the validated answer as compact JSON, NULL if it failed */
+    json_t *output_json;           /* or the answer itself (output NULL), of type output_type:
+                                      the journal writes it as text on its writer's thread,
+                                      not the item's (a value is never changed once made,
+                                      and jansson counts references atomically) */
+    const fr_type *output_type;
     int64_t tokens_in;             /* input tokens of all attempts */
     int64_t tokens_out;            /* output tokens of all attempts */
     double usd;                    /* what all attempts cost */
@@ -1194,7 +1201,6 @@ typedef struct fr_jhook {
     bool cached;                   /* answered from the journal */
     int64_t cache_read;            /* input tokens of all attempts read from the cache */
     int64_t cache_write;           /* ... and written to it */
-    char *output;                  /* the recorded answer's JSON (malloc'd) */
     char finish[32];               /* the last attempt's finish reason, or "" */
     char error_type[32];           /* the last attempt's error type, or "" */
     char span[17];                 /* a tool loop's call: its span id, given beforehand */

@@ -1636,21 +1636,27 @@ static bool write_hold(fr_journal *j, jop *op, int64_t *next)
     return ok;
 }
 
-/* A result's values, from parameter at + 1 on (the order of sql_rec). */
-static void bind_result(sqlite3_stmt *st, int at, const fr_jcall *c, int64_t now)
+/* Whether c is an answer (else a failed call). */
+static bool answered(const fr_jcall *c)
 {
-    sqlite3_bind_text(st, at + 6, c->output, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, at + 7, c->output ? "ok" : "failed", -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, at + 8, c->tokens_in);
-    sqlite3_bind_int64(st, at + 9, c->tokens_out);
-    sqlite3_bind_double(st, at + 10, c->usd);
-    sqlite3_bind_int(st, at + 11, c->attempts);
-    sqlite3_bind_int64(st, at + 12, c->latency_ms);
-    sqlite3_bind_int64(st, at + 13, now);
-    sqlite3_bind_text(st, at + 14, c->tier ? c->tier : "standard", -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, at + 15, c->cache_read);
-    sqlite3_bind_int64(st, at + 16, c->cache_write);
-    sqlite3_bind_double(st, at + 17, c->saved_usd);
+    return c->output || c->output_json;
+}
+
+/* A result's values (sql_rec's ?6 to ?17), its output as text given. */
+static void bind_result(sqlite3_stmt *st, const fr_jcall *c, const char *output, int64_t now)
+{
+    sqlite3_bind_text(st, 6, output, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 7, output ? "ok" : "failed", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 8, c->tokens_in);
+    sqlite3_bind_int64(st, 9, c->tokens_out);
+    sqlite3_bind_double(st, 10, c->usd);
+    sqlite3_bind_int(st, 11, c->attempts);
+    sqlite3_bind_int64(st, 12, c->latency_ms);
+    sqlite3_bind_int64(st, 13, now);
+    sqlite3_bind_text(st, 14, c->tier ? c->tier : "standard", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 15, c->cache_read);
+    sqlite3_bind_int64(st, 16, c->cache_write);
+    sqlite3_bind_double(st, 17, c->saved_usd);
 }
 
 /* Results without a row (nothing writes to a finished call again), as the
@@ -1686,11 +1692,17 @@ static bool update_result(fr_journal *j, jop *op)
     const fr_jcall *c = op->call;
     sqlite3_stmt *st = j->st_rec;
     char *text = c->detail_own ? fr_jdetail_text(c->detail_own) : NULL;
-    bind_result(st, 0, c, fr_wall_ms());
+    char *out = c->output_json ? fr_to_json(c->output_json, c->output_type) : NULL;
+    if (c->output_json && !out) {
+        fr_free(text);
+        return false;              /* out of memory: the batch fails, never a lost answer */
+    }
+    bind_result(st, c, out ? out : c->output, fr_wall_ms());
     sqlite3_bind_int64(st, 18, c->row);
     sqlite3_bind_text(st, 19, text ? text : c->detail, -1, SQLITE_STATIC);
     bool ok = step_once(st);
     fr_free(text);
+    fr_free(out);
     return ok;
 }
 
@@ -1794,7 +1806,7 @@ static void batch_done(fr_journal *j, jop *batch, bool ok)
     for (jop *op = batch, *next; op; op = next) {
         next = op->next;
         j->rows++;
-        if (op->kind == OP_RECORD && op->call->output) {
+        if (op->kind == OP_RECORD && answered(op->call)) {
             j->answers_ok += ok;
             j->answers_lost += !ok;
         }
@@ -1805,6 +1817,7 @@ static void batch_done(fr_journal *j, jop *batch, bool ok)
             *at = op, at = &op->next, op->next = NULL;
         } else {
             fr_jdetail_free(op->copy.detail_own);
+            json_decref(op->copy.output_json);
             fr_free(op);
         }
     }
@@ -1985,7 +1998,7 @@ bool fr_journal_record_async(fr_journal *j, const fr_jcall *c)
         return record_now(j, c);
     if (failed) {
         pthread_mutex_lock(&j->mu);
-        j->answers_lost += c->output != NULL;
+        j->answers_lost += answered(c);
         pthread_mutex_unlock(&j->mu);
         fr_jdetail_free(c->detail_own);
         return false;
@@ -2005,6 +2018,7 @@ bool fr_journal_record_async(fr_journal *j, const fr_jcall *c)
     op->copy.item = copy_str(&p, c->item);
     op->copy.model = copy_str(&p, c->model);
     op->copy.output = copy_str(&p, c->output);
+    op->copy.output_json = json_incref(c->output_json);
     op->copy.tier = copy_str(&p, c->tier);
     op->copy.detail = copy_str(&p, c->detail);
     op->call = &op->copy;

@@ -880,22 +880,22 @@ void fr_journal_call_record(fr_jhook *h, fr_ctx *cx, json_t *v, const fr_type *t
     h->error_type[0] = '\0';
     if (!s || !s->j || !v)
         return;
-    fr_free(h->output);
     fr_redact_note(cx->run->redact, v, t);
     json_t *hashed = fr_redact_hashed(cx->run->redact, v, t);   /* never in clear */
     json_t *marked = fr_redact_marked(cx->run->redact, hashed ? hashed : v);
-    h->output = marked ? fr_to_json(marked, t) : NULL;
     json_decref(hashed);
-    json_decref(marked);
-    h->jc.output = h->output;
     h->jc.latency_ms = fr_now_ms() - h->start_ms;
-    if (!h->output)
+    if (!marked)
         return;                    /* out of memory: the call is made again on resume */
     fr_jcall own = own_row(h);
+    own.output = NULL;             /* the writer writes the answer as text */
+    own.output_json = marked;
+    own.output_type = t;
     char *detail = detail_text(h, cx, v, &own);
     /* queued: the item goes on; what must follow it on disk is queued after */
     if (!fr_journal_record_async(s->j, &own))
         write_failed(s);
+    json_decref(marked);
     fr_free(detail);
 }
 
@@ -970,8 +970,6 @@ void fr_journal_call_end(fr_jhook *h, fr_ctx *cx, json_t *v)
         redact_detail(h, cx->run);
         trace_call(s, h, cx, v);
     }
-    fr_free(h->output);
-    h->output = NULL;
     fr_journal_call_drop(h);
 }
 
@@ -1192,6 +1190,4 @@ void fr_journal_op_end(fr_jhook *h, fr_ctx *cx, json_t *v, fr_top *t)
         t->url = url;
         fr_free(shown);
     }
-    fr_free(h->output);
-    h->output = NULL;
 }

@@ -894,6 +894,11 @@ void fr_buf_value(fr_buf *b, json_t *v)
         put_value(b, v, NULL);
 }
 
+void fr_buf_typed(fr_buf *b, json_t *v, const fr_type *t)
+{
+    put_value(b, v, t);
+}
+
 char *fr_to_json(json_t *v, const fr_type *t)
 {
     fr_buf b = { 0 };
