@@ -575,6 +575,14 @@ static json_t *attempt(call *c, int *stop)
     int64_t t0 = fr_wall_ms();
     fr_provider_call(run, &req, &r);
     fr_slot_give(run);
+    if (r.unsent) {                /* a stop came while it waited to be sent: no attempt */
+        fr_response_free(&r);
+        fr_journal_call_settle(&c->jh, cx);
+        fr_charge none = { 0 };
+        fr_budget_settle(run, &resv, &none);
+        fr_intr_stopped(cx);
+        return NULL;
+    }
     check_usage(c, &r);
     fr_charge ch;
     fr_charge_of(c->model, &turn, &r, &ch);

@@ -1076,6 +1076,15 @@ static void call_once(fr_http *h, endpoint *e, const fr_request *req, fr_respons
     /* about four bytes a token, as the providers estimate a request's
      * tokens for their limits when it starts */
     int64_t sent = fr_limit_acquire(e->lim, (int64_t)(strlen(body) / 4), req->max_tokens);
+    if (sent < 0) {                /* stopped while it waited for its slot */
+        if (x.warming)
+            warm_done(h, x.warming);
+        fr_free(body);
+        resp->unsent = true;
+        fr_http_set_error(resp, FR_FATAL, "stopped before the request was sent");
+        finish_texts(resp);
+        return;
+    }
     exchange(h, e, body, req->timeout_ms, &x, &status, resp);
     if (x.warming)                 /* no answer began: the others go anyway */
         warm_done(h, x.warming);

@@ -297,6 +297,8 @@ typedef struct fr_response {
     char *response_id;             /* the provider's id of the answer (malloc'd or NULL) */
     bool repaired;                 /* the answer's JSON had to be repaired (fences, text
                                       around it, trailing commas): for the summary */
+    bool unsent;                   /* the request never left (a stop came while it waited
+                                      for its send slot): no attempt, nothing to pay */
     fr_bad_kind bad;               /* FR_BAD_ANSWER: what was wrong, for the summary */
     const char *secret;            /* while fr_http_call runs: the key, which no message may
                                       hold (borrowed; NULL after) */
@@ -364,8 +366,12 @@ void fr_limit_name(fr_limiter *l, const char *name);
 void fr_limit_free(fr_limiter *l);
 /* Waits for a send slot for a request of about in_tokens of input and
  * out_tokens of output (its max_tokens); returns the send time (the
- * limiter's clock, monotonic ns). */
+ * limiter's clock, monotonic ns), or -1 after fr_limit_stop (the request
+ * must not be sent). */
 int64_t fr_limit_acquire(fr_limiter *l, int64_t in_tokens, int64_t out_tokens);
+/* A stop (Ctrl-C, SIGTERM): every waiter for a send slot, and every later
+ * one, gets -1 at once: a request still waiting was not in flight. */
+void fr_limit_stop(void);
 /* The same without waiting: 0 when the slot was taken, else the ns until
  * it is due (nothing taken). */
 int64_t fr_limit_try(fr_limiter *l, int64_t in_tokens, int64_t out_tokens);

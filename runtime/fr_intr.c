@@ -104,6 +104,7 @@ static void first(int sig)
     __atomic_store_n(&run->interrupted, sig, __ATOMIC_RELEASE);
     int n = __atomic_load_n(&run->inflight, __ATOMIC_RELAXED);
     __atomic_store_n(&run->intr_inflight, n, __ATOMIC_RELEASE);
+    fr_limit_stop();               /* a request waiting for its send slot is not in flight */
     if (I.grace_s > 0)
         say("interrupted by %s: no new item or call starts; the %d call%s in flight may "
             "finish for up to %d s (%s again stops at once)", sig_name(sig), n, n == 1 ? "" : "s",

@@ -90,6 +90,7 @@ typedef struct dim {
 } dim;
 
 struct fr_limiter {
+    struct fr_limiter *next, *prev; /* every limiter, for fr_limit_stop (under reg_mu) */
     pthread_mutex_t mu;            /* guards the fields below */
     fr_cond cv;                    /* waiters for a send slot (fibers park) */
     bool sleeper;                  /* one waiter sleeps until the next slot; the rest wait on cv */
@@ -108,6 +109,11 @@ struct fr_limiter {
     int64_t ring[RING];            /* the last sends' times */
     unsigned nsent;                /* sends so far (ring index) */
 };
+
+/* Every limiter, so that a stop wakes their waiters; and the stop. */
+static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
+static fr_limiter *reg_head;
+static int stopped;                /* atomic: fr_limit_stop was called */
 
 static int64_t mono_ns(void)
 {
@@ -246,6 +252,11 @@ int64_t fr_limit_acquire(fr_limiter *l, int64_t in_tokens, int64_t out_tokens)
 {
     pthread_mutex_lock(&l->mu);
     for (;;) {
+        if (__atomic_load_n(&stopped, __ATOMIC_ACQUIRE)) {
+            fr_cond_broadcast(&l->cv);
+            pthread_mutex_unlock(&l->mu);
+            return -1;             /* a stop: the request never leaves */
+        }
         int64_t now = l->now(), t = slot(l, now);
         if (now >= t) {
             take(l, now, in_tokens, out_tokens);
@@ -390,7 +401,25 @@ fr_limiter *fr_limit_new(double rpm, double tpm)
     l->d[D_REQ].decl = rpm > 0 ? rpm / 60 : 0;
     l->d[D_TOK].decl = tpm > 0 ? tpm / 60 : 0;
     pthread_mutex_init(&l->mu, NULL);
+    pthread_mutex_lock(&reg_mu);
+    l->next = reg_head;
+    if (reg_head)
+        reg_head->prev = l;
+    reg_head = l;
+    pthread_mutex_unlock(&reg_mu);
     return l;
+}
+
+void fr_limit_stop(void)
+{
+    __atomic_store_n(&stopped, 1, __ATOMIC_RELEASE);
+    pthread_mutex_lock(&reg_mu);
+    for (fr_limiter *l = reg_head; l; l = l->next) {
+        pthread_mutex_lock(&l->mu);
+        fr_cond_broadcast(&l->cv);
+        pthread_mutex_unlock(&l->mu);
+    }
+    pthread_mutex_unlock(&reg_mu);
 }
 
 void fr_limit_name(fr_limiter *l, const char *name)
@@ -403,6 +432,14 @@ void fr_limit_free(fr_limiter *l)
 {
     if (!l)
         return;
+    pthread_mutex_lock(&reg_mu);
+    if (l->prev)
+        l->prev->next = l->next;
+    else
+        reg_head = l->next;
+    if (l->next)
+        l->next->prev = l->prev;
+    pthread_mutex_unlock(&reg_mu);
     fr_free(l->name);
     pthread_mutex_destroy(&l->mu);
     fr_free(l);

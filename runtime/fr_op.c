@@ -429,6 +429,12 @@ static int fetch_page(opcall *c, const char *url, json_t **answer, char **link)
         fr_xreq rq = { c->op->method, url, (const char *const *)hdrs, n, c->body, timeout };
         fr_xres res;
         int64_t sent = fr_limit_acquire(lim, 0, 0);
+        if (sent < 0) {                    /* stopped while it waited for its slot */
+            fr_slot_give(run);
+            free_headers(hdrs, n);
+            fr_intr_stopped(cx);
+            return PAGE_BUDGET;
+        }
         fr_http_exchange(run->http, &rq, &res);
         fr_slot_give(run);
         free_headers(hdrs, n);

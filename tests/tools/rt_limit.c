@@ -21,6 +21,7 @@
 #include "fr_internal.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -419,6 +420,38 @@ static void t_sim(void)
     }
 }
 
+/* A stop (fr_limit_stop, as Ctrl-C calls it): a request waiting for its
+ * slot gets -1 (it must not be sent), and so does every later one.  The
+ * real clock: the waiter waits on the limiter until the stop wakes it (or
+ * finds it stopped already), with no assertion on time.  Last: the stop is
+ * for the whole process. */
+typedef struct waiter {
+    fr_limiter *l;
+    int64_t got;
+} waiter;
+
+static void *wait_slot(void *arg)
+{
+    waiter *w = arg;
+    w->got = fr_limit_acquire(w->l, 0, 0);
+    return NULL;
+}
+
+static void t_stop(void)
+{
+    fr_limiter *l = fr_limit_new(1, 0);          /* one request a minute */
+    CHECK(fr_limit_acquire(l, 0, 0) >= 0, "the first request waits");
+    waiter w = { l, 0 };
+    pthread_t t;
+    pthread_create(&t, NULL, wait_slot, &w);
+    fr_limit_stop();
+    pthread_join(t, NULL);
+    CHECK(w.got == -1, "a request waiting for its slot when the stop came: %lld",
+          (long long)w.got);
+    CHECK(fr_limit_acquire(l, 0, 0) == -1, "a request after the stop was given a slot");
+    fr_limit_free(l);
+}
+
 int main(int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "selftest") == 0) {
@@ -429,6 +462,7 @@ int main(int argc, char **argv)
         t_learn();
         t_pause_cap();
         t_sim();
+        t_stop();
         printf("%d failed\n", failures);
         return failures ? 1 : 0;
     }
