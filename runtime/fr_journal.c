@@ -8,13 +8,19 @@
  * agent call of a run: its key agent/site/item/seq/input hash, the validated
  * output, usage, cost, attempts, latency, and the worst-case reservation of
  * a request in flight), approvals (the queue that approve() and escalate()
- * fill and `BINARY approve` decides), batches (provider batches submitted).
+ * fill and `BINARY approve` decides), batches (provider batches submitted),
+ * call_chunks (schema v9: the calls that never held a budget, many to a
+ * row, fr_chunk.c), and the view calls_all (every call, of both), which
+ * is what every reader reads.
  *
  * calls is keyed by an integer in insertion order (schema v6): a new call
  * appends to the table's last page instead of landing at a random point of
  * a tree keyed by text, so a commit writes a few pages, not a dozen.  A
  * call's later writes find its row by that integer: the process keeps it
  * (fr_jcall.row), and a resumed run loads every row's id with its key.
+ * Chunk entries take ids of the same sequence (first + index); they are
+ * never written again (a call made again after a resume is a new entry,
+ * and the last entry of a key wins).
  *
  * Durability: a reservation must be on disk before its request leaves, so
  * a resumed run counts it against its budgets (holds are journaled only
@@ -37,11 +43,16 @@
  * only at checkpoints, so a commit a power cut loses could hold answers
  * whose trace lines or output were already written; and batched, the
  * syncs are few (a 100,000-call mock run spends the same CPU either way).
- * Results without a row go sixteen to an INSERT statement, and a result
- * queued without waiting hands its attempts' detail over as plain fields,
- * written as text on the writer's thread: the items' threads pay for the
- * answer's text and a copy, the writer for the rest.  The run's active time and its phase's are written
- * with a batch at most once a second and when a phase or the run ends.
+ * Results without a row go into the transaction's chunks, and a result
+ * queued without waiting hands its answer over as the value and its
+ * attempts' detail as plain fields, both written as text on the writer's
+ * thread: the items' threads pay for a copy of the scalars, the writer for
+ * the rest.  At most QUEUE_MAX results wait: more wait for the writer (a
+ * writer that falls behind holds the items back, not their memory).  With
+ * nothing queued, the writer copies the WAL into the database (at most
+ * every IDLE_CKPT_MS), so closing has little left to copy.  The run's
+ * active time and its phase's are written with a batch at most once a
+ * second and when a phase or the run ends.
  * Other uses of the connection (approvals, the run's row) take their turn
  * in the same queue (db_acquire), after everything queued before them.
  *
