@@ -908,6 +908,75 @@ static bool any_budget(fr_run *run)
     return false;
 }
 
+/* Where a stream's temporary files go when it writes to stdout (a file
+ * has them beside it): $TMPDIR or /tmp (malloc'd; NULL: no memory). */
+static char *stdout_base(void)
+{
+    const char *d = getenv("TMPDIR");
+    char *p = NULL;
+    return asprintf(&p, "%s/flowc-stdout", d && *d ? d : "/tmp") < 0 ? NULL : p;
+}
+
+/* stdin, to be read twice (once to check, once to run) from *start: a pipe
+ * or a terminal is first copied into an unlinked temporary file that takes
+ * its place (fd 0), so the rows go to disk, not memory.  False with errno. */
+static bool stdin_twice(off_t *start)
+{
+    if ((*start = lseek(STDIN_FILENO, 0, SEEK_CUR)) >= 0)
+        return true;
+    const char *d = getenv("TMPDIR");
+    char *p = NULL;
+    if (asprintf(&p, "%s/flowc-stdin.%ld.%lu", d && *d ? d : "/tmp", (long)getpid(),
+                 atomic_fetch_add(&tmp_counter, 1)) < 0)
+        return errno = ENOMEM, false;
+    int fd = open(p, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0)
+        unlink(p);
+    free(p);
+    if (fd < 0)
+        return false;
+    char buf[65536];
+    ssize_t n;
+    while ((n = read(STDIN_FILENO, buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR))
+        if (n > 0 && write(fd, buf, (size_t)n) != n) {
+            int e = errno ? errno : EIO;
+            close(fd);
+            return errno = e, false;
+        }
+    if (n < 0 || dup2(fd, STDIN_FILENO) < 0) {
+        int e = errno;
+        close(fd);
+        return errno = e, false;
+    }
+    close(fd);
+    *start = 0;
+    return true;
+}
+
+/* stdin from start again, for a read of "-". */
+static void stdin_rewind(off_t start)
+{
+    clearerr(stdin);
+    fseeko(stdin, start, SEEK_SET);
+}
+
+/* The file at fd (the stream's output) to stdout; false with errno. */
+static bool copy_out(int fd)
+{
+    char buf[65536];
+    ssize_t n;
+    if (fflush(stdout) != 0 || lseek(fd, 0, SEEK_SET) < 0)
+        return false;
+    while ((n = read(fd, buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR)) {
+        for (ssize_t w = 0, k; n > 0 && w < n; w += k)
+            if ((k = write(STDOUT_FILENO, buf + w, (size_t)(n - w))) < 0 && errno != EINTR)
+                return false;
+            else if (k < 0)
+                k = 0;
+    }
+    return n == 0;
+}
+
 /* Read, run and write whole, as the statements say. */
 static bool unstreamed(fr_ctx *cx, json_t *in, const fr_type *in_elem, const fr_read_opts *ro,
                        const char *read_where, const fr_par_opts *opts, int nstages,
@@ -929,16 +998,28 @@ bool fr_stream_file(fr_ctx *cx, json_t *in, const fr_type *in_elem, const fr_rea
 {
     const char *ip = json_string_value(in), *op = json_string_value(out);
     const char *no = getenv("FLOWRT_NO_STREAM");
-    if (!ip || !op || strcmp(ip, "-") == 0 || strcmp(op, "-") == 0 || !cx->run ||
-        any_budget(cx->run) || fr_shard_on() || (no && *no && strcmp(no, "0") != 0))
+    if (!ip || !op || !cx->run || any_budget(cx->run) || fr_shard_on() ||
+        (no && *no && strcmp(no, "0") != 0))
         return unstreamed(cx, in, in_elem, ro, read_where, opts, nstages, stages, env, out,
                           out_elem, out_csv, write_where);
+    /* stdin is read twice too (a pipe: through a file); stdout is written
+     * through a file in $TMPDIR, copied out once the run is done */
+    bool from_stdin = strcmp(ip, "-") == 0, to_stdout = strcmp(op, "-") == 0;
+    off_t in_start = 0;
+    fr_buf err = { 0 };
+    if (from_stdin && !stdin_twice(&in_start)) {
+        fr_usage(cx, read_where, "cannot keep stdin to read it twice: %s", strerror(errno));
+        return false;
+    }
     /* the first read checks every row (and sets bad ones aside) before any
      * call, as a whole read does; the second feeds the pipeline */
+    if (from_stdin)
+        stdin_rewind(in_start);
     json_t *count = read_file(cx, in, in_elem, ro, read_where, true);
     if (!count)
         return false;
-    fr_buf err = { 0 };
+    if (from_stdin)
+        stdin_rewind(in_start);
     streamer s = { .in = ip, .elem = out_elem, .run = cx->run, .in_elem = in_elem,
                    .csv = out_csv };
     if (out_csv && !(s.sc = fr_csv_schema(out_elem, &err)))
@@ -954,7 +1035,9 @@ bool fr_stream_file(fr_ctx *cx, json_t *in, const fr_type *in_elem, const fr_rea
         return false;
     }
     int fd = -1;
-    char *tmp = tmp_beside(op, &fd);
+    char *base = to_stdout ? stdout_base() : NULL;  /* (its temporary files' place) */
+    const char *beside = to_stdout ? base : op;
+    char *tmp = beside ? tmp_beside(beside, &fd) : NULL;
     s.f = tmp && fd >= 0 ? fdopen(fd, "w") : NULL;
     if (!s.f) {
         int saved = errno;
@@ -962,14 +1045,21 @@ bool fr_stream_file(fr_ctx *cx, json_t *in, const fr_type *in_elem, const fr_rea
             close(fd), unlink(tmp);
         fr_reader_close(s.r);
         fr_free(tmp);
+        free(base);
         return tmp ? write_failed(cx, write_where, op, &err, saved) : fr_oom(cx) != NULL;
     }
-    if (out_csv && !csv_begin(&s, op)) {
+    int rd = to_stdout ? open(tmp, O_RDONLY | O_CLOEXEC) : -1;   /* to copy it out */
+    if (to_stdout)
+        unlink(tmp);               /* a file nobody else sees, gone with the process */
+    if (out_csv && !csv_begin(&s, beside)) {
         csv_end(&s);
         fr_reader_close(s.r);
         fclose(s.f);
         unlink(tmp);
         fr_free(tmp);
+        free(base);
+        if (rd >= 0)
+            close(rd);
         return s.oom ? fr_oom(cx) != NULL : write_failed(cx, write_where, op, &err, s.err);
     }
     fr_stream st = { stream_next, stream_put, stream_why, &s,
@@ -982,16 +1072,23 @@ bool fr_stream_file(fr_ctx *cx, json_t *in, const fr_type *in_elem, const fr_rea
     int saved = s.err ? s.err : errno;
     if (fclose(s.f) != 0 && ok)
         ok = false, saved = errno;
-    if (ok) {
+    if (ok && to_stdout) {
+        fr_journal_flush_run(cx->run);     /* the answers in it are durable first */
+        ok = rd >= 0 && copy_out(rd);
+        saved = rd >= 0 ? errno : EIO;
+    } else if (ok) {
         /* the answers in it are durable first, as for any write */
         fr_journal_flush_run(cx->run);
         keep_fuller(cx, op, tmp, "write_jsonl");
         ok = rename(tmp, op) == 0;
         saved = errno;
     }
-    if (!ok)
+    if (!ok && !to_stdout)
         unlink(tmp);
+    if (rd >= 0)
+        close(rd);
     fr_free(tmp);
+    free(base);
     if (ok || (!v && !s.err && !s.oom && !s.bad.len)) {  /* done, or the pipeline said why */
         fr_buf_free(&s.bad);
         fr_buf_free(&err);
