@@ -15,6 +15,10 @@
 #include <jansson.h>
 #include <math.h>
 #include <sqlite3.h>
+
+/* The runtime's reader of the journal's chunks (runtime/fr_chunk.c, in
+ * libflowrt, which flowc links): a connection reads calls_all through it. */
+bool fr_chunk_attach(sqlite3 *db);
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -588,6 +592,8 @@ int cmd_estimate(int argc, char **argv)
             fprintf(stderr, "flowc: estimate: cannot open journal %s: %s\n", journal,
                     c.db ? sqlite3_errmsg(c.db) : "out of memory");
             st = 2;
+        } else {
+            fr_chunk_attach(c.db);  /* calls_all read as the runs read it (else the file's) */
         }
     }
     if (!st) {
