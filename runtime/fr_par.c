@@ -459,6 +459,8 @@ static pitem *take(pline *p, int k)
         if (fan_stopped(&p->f) || p->next >= p->f.n)
             return NULL;
         pitem *it = pitem_new(p, p->next++);
+        if (p->next >= p->f.n)     /* the last item: the other admitters end */
+            fr_cond_broadcast(&q->cv);
         if (it)
             p->live++;
         else if (p->st)
@@ -526,7 +528,10 @@ static void leave(pline *p, pitem *it, bool done)
         json_t **slot = &p->f.slots[it->index % p->f.nslots];
         if (!*slot)
             *slot = DROPPED;
+        size_t was = p->out_next;
         hand_on(p);
+        for (; was < p->out_next; was++)       /* each slot the window freed: an item */
+            fr_cond_signal(&p->q[0].cv);
     }
     pitem_free(it);
 }
