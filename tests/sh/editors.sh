@@ -24,8 +24,11 @@ for kw in import schema enum model agent workflow http phase budget let return b
 done
 
 command -v vim >/dev/null 2>&1 || { echo "skip Vim: not installed"; exit $bad; }
+# (-n, noswapfile: both flavours edit the same example at once, and the
+# second Vim found the first one's swap file beside it and failed)
 cat >syn.vim <<VIM
 set nocompatible
+set noswapfile
 let &rtp = '$ed/vim,' . &rtp
 filetype plugin on
 syntax on
@@ -45,7 +48,7 @@ endfor
 call writefile(out, 'syn.out')
 qa!
 VIM
-vim -Nu NONE -i NONE -es -S syn.vim </dev/null >vim.err 2>&1 || fail "vim: $(cat vim.err)"
+vim -Nu NONE -i NONE -n -es -S syn.vim </dev/null >vim.err 2>&1 || fail "vim: $(cat vim.err)"
 cat >want <<'OUT'
 ft=flow sw=2 cms=// %s
 decl=flowDecl
