@@ -82,21 +82,16 @@ static bool measure(EstData *d, const char *param, const char **path, int np, do
 static bool journal_avg(EstData *d, const char *agent, double *in, double *out)
 {
     Cmd *c = d->priv;
-    sqlite3_stmt *st = NULL;
-    /* every call is in calls_all (a journal before version 9: in calls) */
-    for (int old = 0; c->db && !st && old < 2; old++) {
-        char sql[512];
-        /* a call of a tool loop has its turns' usage in rows of its own
-         * ("#t<n>" after its key): a call's is its row's and theirs */
-        snprintf(sql, sizeof sql,
-                 "SELECT sum(key NOT LIKE '%%#%%'), total(tokens_in), total(tokens_out) FROM %s"
-                 " WHERE agent = ?1 AND status = 'ok'"
-                 " AND run_id IN (SELECT id FROM runs WHERE workflow = ?2)",
-                 old ? "calls" : "calls_all");
-        if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK)
-            st = NULL;
-    }
-    if (!st)
+    sqlite3_stmt *st;
+    /* every call is in calls_all (fr_chunk_attach made it, over calls alone
+     * for a journal before version 9); a call of a tool loop has its
+     * turns' usage in rows of its own ("#t<n>" after its key): a call's
+     * is its row's and theirs */
+    if (!c->db || sqlite3_prepare_v2(c->db,
+            "SELECT sum(key NOT LIKE '%#%'), total(tokens_in), total(tokens_out) FROM calls_all"
+            " WHERE agent = ?1 AND status = 'ok'"
+            " AND run_id IN (SELECT id FROM runs WHERE workflow = ?2)",
+            -1, &st, NULL) != SQLITE_OK)
         return false;
     sqlite3_bind_text(st, 1, agent, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, c->workflow, -1, SQLITE_STATIC);
@@ -593,7 +588,8 @@ int cmd_estimate(int argc, char **argv)
                     c.db ? sqlite3_errmsg(c.db) : "out of memory");
             st = 2;
         } else {
-            fr_chunk_attach(c.db);  /* calls_all read as the runs read it (else the file's) */
+            fr_chunk_attach(c.db);  /* calls_all, as the runs read it (over calls alone
+                                       for a journal before version 9) */
         }
     }
     if (!st) {
