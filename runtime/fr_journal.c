@@ -661,7 +661,7 @@ static void export_line(FILE *f, const char *run, const char *key, const char *a
     json_decref(line);
 }
 
-static void export_row(FILE *f, sqlite3_stmt *st)
+static long export_row(FILE *f, sqlite3_stmt *st)
 {
     const char *out = (const char *)sqlite3_column_text(st, 5);
     json_t *o = out ? fr_json_loadb(out, strlen(out), JSON_DECODE_ANY, NULL) : NULL;
@@ -669,6 +669,7 @@ static void export_row(FILE *f, sqlite3_stmt *st)
                 (const char *)sqlite3_column_text(st, 1), (const char *)sqlite3_column_text(st, 2),
                 (const char *)sqlite3_column_text(st, 3), (json_int_t)sqlite3_column_int64(st, 4),
                 o ? o : json_string(out ? out : ""));
+    return 1;
 }
 
 /* The answers of one chunk's body (schema_v9) that parses. */
@@ -692,45 +693,23 @@ static long export_body(FILE *f, const char *run, const char *body)
     return n;
 }
 
-/* The answers in the chunks of a damaged version 9 journal, chunk by chunk,
- * past damage the way export_by_row goes. */
-static long export_chunks(sqlite3 *db, FILE *f)
+/* A chunk's answers (run_id, body). */
+static long export_chunk(FILE *f, sqlite3_stmt *st)
 {
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db, "SELECT run_id, body, first FROM call_chunks WHERE first > ?1"
-                           " ORDER BY first", -1, &st, NULL) != SQLITE_OK)
-        return 0;
-    int64_t last = 0;
-    long n = 0;
-    for (int stuck = 0; stuck < 3;) {
-        sqlite3_reset(st);
-        sqlite3_bind_int64(st, 1, last);
-        int rc, got = 0;
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-            n += export_body(f, (const char *)sqlite3_column_text(st, 0),
-                             (const char *)sqlite3_column_text(st, 1));
-            last = sqlite3_column_int64(st, 2);
-            got++;
-        }
-        if (rc == SQLITE_DONE)
-            break;
-        stuck = got ? 0 : stuck + 1;
-        if (!got)
-            last += CHUNK_MAX;
-    }
-    sqlite3_finalize(st);
-    return n;
+    return export_body(f, (const char *)sqlite3_column_text(st, 0),
+                       (const char *)sqlite3_column_text(st, 1));
 }
 
-/* Exports the readable answers of a damaged version 6 journal by row: a
- * read that hits a damaged page goes on past it, a few rows further each
- * time, until a few tries make no progress.  -1: not a version 6 table. */
-static long export_by_row(sqlite3 *db, FILE *f)
+/* Reads sql (?1: the id to go on after; column idcol: a row's id) from the
+ * start, handing each row to one (which returns the answers it wrote): a
+ * read that hits a damaged page goes on past it, skip ids further each
+ * time, until a few tries make no progress.  -1: sql does not prepare (a
+ * table this journal's version does not have). */
+static long export_past_damage(sqlite3 *db, FILE *f, const char *sql, int idcol, int64_t skip,
+                               long (*one)(FILE *f, sqlite3_stmt *st))
 {
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db, "SELECT run_id, key, agent, item, phase, output, id FROM calls"
-                           " WHERE status = 'ok' AND id > ?1 ORDER BY id", -1, &st,
-                           NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
         return -1;
     int64_t last = 0;
     long n = 0;
@@ -739,15 +718,15 @@ static long export_by_row(sqlite3 *db, FILE *f)
         sqlite3_bind_int64(st, 1, last);
         int rc, got = 0;
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-            export_row(f, st);
-            last = sqlite3_column_int64(st, 6);
-            n++, got++;
+            n += one(f, st);
+            last = sqlite3_column_int64(st, idcol);
+            got++;
         }
         if (rc == SQLITE_DONE)
             break;
         stuck = got ? 0 : stuck + 1;
         if (!got)                            /* past the damage: skip a little further */
-            last += 64;
+            last += skip;
     }
     sqlite3_finalize(st);
     return n;
@@ -758,9 +737,16 @@ static long export_by_row(sqlite3 *db, FILE *f)
  * Returns the answers written. */
 static long export_answers(sqlite3 *db, FILE *f)
 {
-    long by_row = export_by_row(db, f);
-    if (by_row >= 0)
-        return by_row + export_chunks(db, f);
+    /* version 6 on: by id, the rows and then (version 9) the chunks */
+    long by_row = export_past_damage(db, f, "SELECT run_id, key, agent, item, phase, output, id"
+                                     " FROM calls WHERE status = 'ok' AND id > ?1 ORDER BY id",
+                                     6, 64, export_row);
+    if (by_row >= 0) {
+        long chunks = export_past_damage(db, f, "SELECT run_id, body, first FROM call_chunks"
+                                         " WHERE first > ?1 ORDER BY first", 2, CHUNK_MAX,
+                                         export_chunk);
+        return by_row + (chunks > 0 ? chunks : 0);
+    }
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db, "SELECT run_id, key, agent, item, phase, output FROM calls"
                            " WHERE status = 'ok' AND (run_id, key) > (?1, ?2)"
@@ -932,6 +918,16 @@ static void private_file(const char *path)
         chmod(path, sb.st_mode & 0700);
 }
 
+/* The connection reads calls_all through fr_chunk (after the schema is
+ * current: a read-only one reads an older journal as it is). */
+static bool attach_chunks(fr_journal *j, fr_buf *err)
+{
+    if (fr_chunk_attach(j->db))
+        return true;
+    db_error(j, err, "cannot read its calls");
+    return false;
+}
+
 static bool open_conn(fr_journal *j, bool ro, fr_buf *err)
 {
     int flags = (ro ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
@@ -967,11 +963,7 @@ static bool open_conn(fr_journal *j, bool ro, fr_buf *err)
         if (!ro || (ec != SQLITE_CANTOPEN && ec != SQLITE_READONLY))
             break;
     }
-    if (ro && !fr_chunk_attach(j->db)) {
-        db_error(j, err, "cannot read its calls");
-        return false;
-    }
-    return true;
+    return !ro || attach_chunks(j, err);
 }
 
 static bool open_db(fr_journal *j, fr_buf *err)
@@ -983,7 +975,7 @@ static bool open_db(fr_journal *j, fr_buf *err)
     return db_exec(j, "PRAGMA journal_mode=WAL", err) &&
            db_exec(j, normal ? "PRAGMA synchronous=NORMAL" : "PRAGMA synchronous=FULL", err) &&
            db_exec(j, "PRAGMA foreign_keys=OFF", err) && ensure_schema(j, err) &&
-           (fr_chunk_attach(j->db) || (db_error(j, err, "cannot read its calls"), false)) &&
+           attach_chunks(j, err) &&
            sqlite3_prepare_v3(j->db, "BEGIN IMMEDIATE", -1, SQLITE_PREPARE_PERSISTENT,
                               &j->st_begin, NULL) == SQLITE_OK &&
            sqlite3_prepare_v3(j->db, "COMMIT", -1, SQLITE_PREPARE_PERSISTENT,
