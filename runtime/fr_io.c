@@ -58,6 +58,24 @@ static char *tmp_beside(const char *path, int *fd)
     return tmp;
 }
 
+/* A temporary file beside path ("<path>.<what>.<pid>.<n>"), read and
+ * written, removed as it is opened (a crash leaves nothing): its fd, or -1
+ * with errno (ENOMEM: no memory for its name). */
+static int unlinked_beside(const char *path, const char *what)
+{
+    size_t cap = strlen(path) + strlen(what) + 64;
+    char *tmp = fr_malloc(cap);
+    if (!tmp)
+        return errno = ENOMEM, -1;
+    snprintf(tmp, cap, "%s.%s.%ld.%lu", path, what, (long)getpid(),
+             atomic_fetch_add(&tmp_counter, 1));
+    int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0)
+        unlink(tmp);
+    fr_free(tmp);
+    return fd;
+}
+
 /* ---- reads --------------------------------------------------------------- */
 
 /* The rejects file of one read, written as rows come. */
@@ -861,18 +879,11 @@ static bool csv_begin(streamer *s, const char *op)
         s->err = errno ? errno : EIO;
         return false;
     }
-    size_t cap = strlen(op) + 64;
-    char *tmp = fr_malloc(cap);
-    if (!tmp) {
+    int fd = unlinked_beside(op, "spool");
+    if (fd < 0 && errno == ENOMEM) {
         s->oom = true;
         return false;
     }
-    snprintf(tmp, cap, "%s.spool.%ld.%lu", op, (long)getpid(),
-             atomic_fetch_add(&tmp_counter, 1));
-    int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd >= 0)
-        unlink(tmp);
-    fr_free(tmp);
     s->spool = fd >= 0 ? fdopen(fd, "w+") : NULL;
     if (!s->spool) {
         s->err = errno ? errno : EIO;
@@ -908,13 +919,14 @@ static bool any_budget(fr_run *run)
     return false;
 }
 
-/* Where a stream's temporary files go when it writes to stdout (a file
- * has them beside it): $TMPDIR or /tmp (malloc'd; NULL: no memory). */
-static char *stdout_base(void)
+/* What a stream's temporary files of stdin and stdout are named after (a
+ * file's are beside it): $TMPDIR/flowc, or /tmp/flowc (malloc'd; NULL: no
+ * memory). */
+static char *tmp_base(void)
 {
     const char *d = getenv("TMPDIR");
     char *p = NULL;
-    return asprintf(&p, "%s/flowc-stdout", d && *d ? d : "/tmp") < 0 ? NULL : p;
+    return asprintf(&p, "%s/flowc", d && *d ? d : "/tmp") < 0 ? NULL : p;
 }
 
 /* stdin, to be read twice (once to check, once to run) from *start: a pipe
@@ -924,15 +936,11 @@ static bool stdin_twice(off_t *start)
 {
     if ((*start = lseek(STDIN_FILENO, 0, SEEK_CUR)) >= 0)
         return true;
-    const char *d = getenv("TMPDIR");
-    char *p = NULL;
-    if (asprintf(&p, "%s/flowc-stdin.%ld.%lu", d && *d ? d : "/tmp", (long)getpid(),
-                 atomic_fetch_add(&tmp_counter, 1)) < 0)
+    char *base = tmp_base();
+    if (!base)
         return errno = ENOMEM, false;
-    int fd = open(p, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd >= 0)
-        unlink(p);
-    free(p);
+    int fd = unlinked_beside(base, "stdin");
+    free(base);
     if (fd < 0)
         return false;
     char buf[65536];
@@ -1035,7 +1043,7 @@ bool fr_stream_file(fr_ctx *cx, json_t *in, const fr_type *in_elem, const fr_rea
         return false;
     }
     int fd = -1;
-    char *base = to_stdout ? stdout_base() : NULL;  /* (its temporary files' place) */
+    char *base = to_stdout ? tmp_base() : NULL;     /* (its temporary files' place) */
     const char *beside = to_stdout ? base : op;
     char *tmp = beside ? tmp_beside(beside, &fd) : NULL;
     s.f = tmp && fd >= 0 ? fdopen(fd, "w") : NULL;
