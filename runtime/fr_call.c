@@ -453,6 +453,15 @@ static void loop_worst(const call *c, int64_t in_now, int64_t *in, int64_t *out)
     *out = (left + 1) * m;
 }
 
+/* An attempt whose request never left: its hold on the journal and on the
+ * budgets is given back, nothing paid. */
+static void not_sent(call *c, fr_resv *resv)
+{
+    fr_journal_call_settle(&c->jh, c->cx);
+    fr_charge none = { 0 };
+    fr_budget_settle(c->cx->run, resv, &none);
+}
+
 /* Before an attempt: a journal that can be written, time left, the
  * budgets' hold (journaled), a call slot.  Waiting for the hold or the slot
  * takes time, so the deadline is checked again after.  A tool loop holds
@@ -484,9 +493,7 @@ static bool start_attempt(call *c, fr_resv *resv, fr_resv *turn, int *timeout)
     int64_t left = fr_budget_time_left(cx);
     if (left <= 0 || fr_interrupted(cx->run)) {    /* it came while we waited for the slot */
         fr_slot_give(cx->run);
-        fr_journal_call_settle(&c->jh, cx);
-        fr_charge none = { 0 };
-        fr_budget_settle(cx->run, resv, &none);
+        not_sent(c, resv);
         return left <= 0 ? fr_budget_time_stop(cx) != NULL : !fr_intr_stopped(cx);
     }
     *timeout = c->agent->timeout_ms > 0 ? c->agent->timeout_ms : 600000;
@@ -577,9 +584,7 @@ static json_t *attempt(call *c, int *stop)
     fr_slot_give(run);
     if (r.unsent) {                /* a stop came while it waited to be sent: no attempt */
         fr_response_free(&r);
-        fr_journal_call_settle(&c->jh, cx);
-        fr_charge none = { 0 };
-        fr_budget_settle(run, &resv, &none);
+        not_sent(c, &resv);
         fr_intr_stopped(cx);
         return NULL;
     }
